@@ -1,0 +1,67 @@
+"""Shared fixtures: an isolated data dir and keyring, and a real Synapse homeserver.
+
+``synapse`` starts one homeserver for the whole session, lazily: only sessions
+that run a test requesting it (directly or through ``make_user``) pay the ~3 s
+start. Such tests are also marked ``synapse`` automatically, so
+``pytest -m "not synapse"`` runs everything else. If Synapse cannot start, the
+fixture raises and the tests error loudly; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tui_client.devtools.synapse import RegisteredUser, SynapseServer
+
+MakeUser = Callable[..., RegisteredUser]
+
+_user_counter = itertools.count(1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Keep every test away from the developer's real data dir and keyring."""
+    data_dir = tmp_path_factory.mktemp("tui-client-data")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TUI_CLIENT_DATA_DIR", str(data_dir))
+        mp.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+        yield data_dir
+
+
+@pytest.fixture(scope="session")
+def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapseServer]:
+    """One real Synapse (generous rate limits) shared by the whole session."""
+    server = SynapseServer(tmp_path_factory.mktemp("synapse"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def make_user(synapse: SynapseServer) -> MakeUser:
+    """A factory registering fresh users on the session server.
+
+    ``make_user(prefix="user", displayname=None)`` returns a
+    :class:`RegisteredUser` with a unique lowercase localpart
+    (prefix + counter + random suffix) and password ``"password-" + localpart``.
+    """
+
+    def _make_user(prefix: str = "user", displayname: str | None = None) -> RegisteredUser:
+        localpart = f"{prefix}{next(_user_counter)}-{secrets.token_hex(3)}".lower()
+        return synapse.register_user(localpart, f"password-{localpart}", displayname=displayname)
+
+    return _make_user
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses the ``synapse`` fixture (even indirectly) as ``synapse``."""
+    for item in items:
+        if "synapse" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.synapse)

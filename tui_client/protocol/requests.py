@@ -1,0 +1,309 @@
+"""Request builders for the Client-Server API.
+
+Each builder returns a :class:`Request` (method, path, query, body) and does no I/O;
+``net`` runs them. Path parameters are percent-encoded here, once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+__all__ = ["Request"]
+
+CLIENT_V3 = "/_matrix/client/v3"
+CLIENT_V1 = "/_matrix/client/v1"
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A Client-Server API call, ready for the transport.
+
+    ``timeout`` is how long the server may legitimately take to answer (a long-poll
+    ``/sync``), which the transport adds to its own read timeout.
+    """
+
+    method: str
+    path: str
+    query: tuple[tuple[str, str], ...] = ()
+    body: Any = None
+    authenticated: bool = True
+    timeout: float = 0.0
+
+
+def _seg(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _query(**params: object) -> tuple[tuple[str, str], ...]:
+    items: list[tuple[str, str]] = []
+    for key, value in params.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            items.append((key, "true" if value else "false"))
+        elif isinstance(value, list | tuple):
+            items.extend((key, str(v)) for v in value)
+        else:
+            items.append((key, str(value)))
+    return tuple(items)
+
+
+def versions() -> Request:
+    """``GET /_matrix/client/versions``: also how we check a URL is a homeserver."""
+    return Request("GET", "/_matrix/client/versions", authenticated=False)
+
+
+def well_known() -> Request:
+    """``GET /.well-known/matrix/client`` on the server name's host."""
+    return Request("GET", "/.well-known/matrix/client", authenticated=False)
+
+
+def login_password(
+    user_id: str,
+    password: str,
+    *,
+    device_id: str | None = None,
+    device_name: str | None = None,
+) -> Request:
+    """``POST /login`` with ``m.login.password`` and a user identifier."""
+    body: dict[str, Any] = {
+        "type": "m.login.password",
+        "identifier": {"type": "m.id.user", "user": user_id},
+        "password": password,
+    }
+    if device_id:
+        body["device_id"] = device_id
+    if device_name:
+        body["initial_device_display_name"] = device_name
+    return Request("POST", f"{CLIENT_V3}/login", body=body, authenticated=False)
+
+
+def logout() -> Request:
+    """``POST /logout``: invalidate this access token and delete its device."""
+    return Request("POST", f"{CLIENT_V3}/logout", body={})
+
+
+def whoami() -> Request:
+    """``GET /account/whoami``."""
+    return Request("GET", f"{CLIENT_V3}/account/whoami")
+
+
+def sync(
+    *,
+    since: str | None,
+    timeout_ms: int,
+    filter_json: str | None = None,
+    full_state: bool = False,
+    set_presence: str | None = None,
+) -> Request:
+    """``GET /sync`` (long-poll). ``filter_json`` is an inline filter or a filter ID."""
+    return Request(
+        "GET",
+        f"{CLIENT_V3}/sync",
+        query=_query(
+            since=since,
+            timeout=timeout_ms,
+            filter=filter_json,
+            full_state=full_state or None,
+            set_presence=set_presence,
+        ),
+        timeout=timeout_ms / 1000.0,
+    )
+
+
+def sync_filter(timeline_limit: int = 50) -> str:
+    """The inline filter for ``/sync``: lazy-loaded members, a bounded timeline."""
+    return json.dumps(
+        {
+            "room": {
+                "state": {"lazy_load_members": True},
+                "timeline": {"limit": timeline_limit, "lazy_load_members": True},
+            }
+        },
+        separators=(",", ":"),
+    )
+
+
+def messages(
+    room_id: str,
+    *,
+    from_token: str | None,
+    direction: str = "b",
+    limit: int = 100,
+    to_token: str | None = None,
+) -> Request:
+    """``GET /rooms/{roomId}/messages`` with lazy-loaded members."""
+    return Request(
+        "GET",
+        f"{CLIENT_V3}/rooms/{_seg(room_id)}/messages",
+        query=_query(
+            dir=direction,
+            limit=limit,
+            to=to_token,
+            filter=json.dumps({"lazy_load_members": True}, separators=(",", ":")),
+            **{"from": from_token},
+        ),
+    )
+
+
+def send_event(room_id: str, event_type: str, txn_id: str, content: Mapping[str, Any]) -> Request:
+    """``PUT /rooms/{roomId}/send/{eventType}/{txnId}`` (idempotent by transaction ID)."""
+    return Request(
+        "PUT",
+        f"{CLIENT_V3}/rooms/{_seg(room_id)}/send/{_seg(event_type)}/{_seg(txn_id)}",
+        body=dict(content),
+    )
+
+
+def send_state(
+    room_id: str, event_type: str, state_key: str, content: Mapping[str, Any]
+) -> Request:
+    """``PUT /rooms/{roomId}/state/{eventType}/{stateKey}``."""
+    return Request(
+        "PUT",
+        f"{CLIENT_V3}/rooms/{_seg(room_id)}/state/{_seg(event_type)}/{_seg(state_key)}",
+        body=dict(content),
+    )
+
+
+def get_state_event(room_id: str, event_type: str, state_key: str = "") -> Request:
+    """``GET /rooms/{roomId}/state/{eventType}/{stateKey}``."""
+    return Request(
+        "GET",
+        f"{CLIENT_V3}/rooms/{_seg(room_id)}/state/{_seg(event_type)}/{_seg(state_key)}",
+    )
+
+
+def get_event(room_id: str, event_id: str) -> Request:
+    """``GET /rooms/{roomId}/event/{eventId}``."""
+    return Request("GET", f"{CLIENT_V3}/rooms/{_seg(room_id)}/event/{_seg(event_id)}")
+
+
+def members(room_id: str, *, at: str | None = None, not_membership: str | None = "leave") -> Request:
+    """``GET /rooms/{roomId}/members``: the full member list (lazy loading omits it)."""
+    return Request(
+        "GET",
+        f"{CLIENT_V3}/rooms/{_seg(room_id)}/members",
+        query=_query(at=at, not_membership=not_membership),
+    )
+
+
+def redact(room_id: str, event_id: str, txn_id: str, reason: str | None = None) -> Request:
+    """``PUT /rooms/{roomId}/redact/{eventId}/{txnId}``."""
+    body = {"reason": reason} if reason else {}
+    return Request(
+        "PUT",
+        f"{CLIENT_V3}/rooms/{_seg(room_id)}/redact/{_seg(event_id)}/{_seg(txn_id)}",
+        body=body,
+    )
+
+
+def join(room_id_or_alias: str, via: Iterable[str] = (), reason: str | None = None) -> Request:
+    """``POST /join/{roomIdOrAlias}`` with ``via`` (and the older ``server_name``)."""
+    servers = list(via)
+    body = {"reason": reason} if reason else {}
+    return Request(
+        "POST",
+        f"{CLIENT_V3}/join/{_seg(room_id_or_alias)}",
+        query=_query(via=servers, server_name=servers),
+        body=body,
+    )
+
+
+def leave(room_id: str, reason: str | None = None) -> Request:
+    """``POST /rooms/{roomId}/leave`` (also rejects an invite)."""
+    body = {"reason": reason} if reason else {}
+    return Request("POST", f"{CLIENT_V3}/rooms/{_seg(room_id)}/leave", body=body)
+
+
+def forget(room_id: str) -> Request:
+    """``POST /rooms/{roomId}/forget``."""
+    return Request("POST", f"{CLIENT_V3}/rooms/{_seg(room_id)}/forget", body={})
+
+
+def invite(room_id: str, user_id: str, reason: str | None = None) -> Request:
+    """``POST /rooms/{roomId}/invite``."""
+    body: dict[str, Any] = {"user_id": user_id}
+    if reason:
+        body["reason"] = reason
+    return Request("POST", f"{CLIENT_V3}/rooms/{_seg(room_id)}/invite", body=body)
+
+
+def kick(room_id: str, user_id: str, reason: str | None = None) -> Request:
+    """``POST /rooms/{roomId}/kick``."""
+    body: dict[str, Any] = {"user_id": user_id}
+    if reason:
+        body["reason"] = reason
+    return Request("POST", f"{CLIENT_V3}/rooms/{_seg(room_id)}/kick", body=body)
+
+
+def ban(room_id: str, user_id: str, reason: str | None = None) -> Request:
+    """``POST /rooms/{roomId}/ban``."""
+    body: dict[str, Any] = {"user_id": user_id}
+    if reason:
+        body["reason"] = reason
+    return Request("POST", f"{CLIENT_V3}/rooms/{_seg(room_id)}/ban", body=body)
+
+
+def set_displayname(user_id: str, displayname: str) -> Request:
+    """``PUT /profile/{userId}/displayname``."""
+    return Request(
+        "PUT",
+        f"{CLIENT_V3}/profile/{_seg(user_id)}/displayname",
+        body={"displayname": displayname},
+    )
+
+
+def get_profile(user_id: str) -> Request:
+    """``GET /profile/{userId}``."""
+    return Request("GET", f"{CLIENT_V3}/profile/{_seg(user_id)}")
+
+
+def receipt(room_id: str, event_id: str, receipt_type: str = "m.read") -> Request:
+    """``POST /rooms/{roomId}/receipt/{receiptType}/{eventId}`` (unthreaded)."""
+    return Request(
+        "POST",
+        f"{CLIENT_V3}/rooms/{_seg(room_id)}/receipt/{_seg(receipt_type)}/{_seg(event_id)}",
+        body={},
+    )
+
+
+def read_markers(room_id: str, fully_read: str, read: str | None = None) -> Request:
+    """``POST /rooms/{roomId}/read_markers``: the fully-read marker and a read receipt."""
+    body = {"m.fully_read": fully_read}
+    if read:
+        body["m.read"] = read
+    return Request("POST", f"{CLIENT_V3}/rooms/{_seg(room_id)}/read_markers", body=body)
+
+
+def typing(room_id: str, user_id: str, typing_now: bool, timeout_ms: int = 20000) -> Request:
+    """``PUT /rooms/{roomId}/typing/{userId}``."""
+    body: dict[str, Any] = {"typing": typing_now}
+    if typing_now:
+        body["timeout"] = timeout_ms
+    return Request(
+        "PUT", f"{CLIENT_V3}/rooms/{_seg(room_id)}/typing/{_seg(user_id)}", body=body
+    )
+
+
+def create_room(body: Mapping[str, Any]) -> Request:
+    """``POST /createRoom`` with a body built by the caller."""
+    return Request("POST", f"{CLIENT_V3}/createRoom", body=dict(body))
+
+
+def resolve_alias(alias: str) -> Request:
+    """``GET /directory/room/{roomAlias}``."""
+    return Request("GET", f"{CLIENT_V3}/directory/room/{_seg(alias)}")
+
+
+def set_account_data(user_id: str, event_type: str, content: Mapping[str, Any]) -> Request:
+    """``PUT /user/{userId}/account_data/{type}``."""
+    return Request(
+        "PUT",
+        f"{CLIENT_V3}/user/{_seg(user_id)}/account_data/{_seg(event_type)}",
+        body=dict(content),
+    )
