@@ -13,8 +13,8 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 __all__ = [
     "InvalidIdentifier",
     "MatrixLink",
-    "is_room_alias",
     "is_event_id",
+    "is_room_alias",
     "is_room_id",
     "is_user_id",
     "parse_link",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .sanitize import clean_line
@@ -62,6 +62,16 @@ class RoomSummary:
     def is_space(self) -> bool:
         """True for spaces (``m.room.create`` with ``type: m.space``)."""
         return self.room_type == "m.space"
+
+    def copy(self) -> RoomSummary:
+        """An independent copy (lists and dicts copied too)."""
+        return replace(
+            self,
+            heroes=list(self.heroes),
+            hero_names=dict(self.hero_names),
+            creators=list(self.creators),
+            tags=list(self.tags),
+        )
 
     def apply_state(self, event_type: str, state_key: str, content: Mapping[str, Any], sender: str) -> bool:
         """Update from one current state event; True if anything the list shows changed."""

@@ -161,7 +161,7 @@ class Cache:
         with self._db:
             self._db.execute("BEGIN")
             for table in ("rooms", "events", "room_state", "gaps", "receipts", "invite_state"):
-                self._db.execute(f"DELETE FROM {table} WHERE room_id = ?", (room_id,))  # noqa: S608
+                self._db.execute(f"DELETE FROM {table} WHERE room_id = ?", (room_id,))
             self._db.execute("DELETE FROM account_data WHERE room_id = ?", (room_id,))
 
     # -- sync ingest -----------------------------------------------------------------
@@ -175,8 +175,9 @@ class Cache:
     ) -> IngestResult:
         """Store a whole sync batch and its ``next_batch`` in one transaction.
 
-        ``summaries`` is the engine's in-memory room list; it is updated in place only
-        after the transaction commits (a failed batch leaves it untouched).
+        ``summaries`` is the engine's in-memory room list. It is only read: the changed
+        summaries come back as copies in the result, for the caller to adopt once the
+        batch is committed (a failed batch changes nothing).
         """
         result = IngestResult(next_batch=batch.next_batch)
         work = _Ingest(self, summaries, result)
@@ -195,9 +196,6 @@ class Cache:
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        summaries.update(result.changed_rooms)
-        for room_id in result.removed_rooms:
-            summaries.pop(room_id, None)
         return result
 
     # -- timeline windows ----------------------------------------------------------
@@ -268,7 +266,7 @@ class Cache:
         for chunk in _chunks(list(target_ids), 500):
             marks = ",".join("?" * len(chunk))
             rows = self._db.execute(
-                f"SELECT json FROM events WHERE relates_to IN ({marks}) "  # noqa: S608
+                f"SELECT json FROM events WHERE relates_to IN ({marks}) "
                 "AND rel_type IN ('m.replace', 'm.annotation', 'm.thread') ORDER BY ts",
                 chunk,
             )
@@ -281,7 +279,7 @@ class Cache:
         for chunk in _chunks(list(event_ids), 500):
             marks = ",".join("?" * len(chunk))
             rows = self._db.execute(
-                f"SELECT event_id, json FROM events WHERE event_id IN ({marks})", chunk  # noqa: S608
+                f"SELECT event_id, json FROM events WHERE event_id IN ({marks})", chunk
             )
             found.update((e, json.loads(j)) for e, j in rows)
         return found
@@ -404,7 +402,7 @@ class Cache:
         for chunk in _chunks(list(ids), 500):
             marks = ",".join("?" * len(chunk))
             rows = self._db.execute(
-                f"SELECT event_id FROM events WHERE pos IS NOT NULL AND event_id IN ({marks})",  # noqa: S608
+                f"SELECT event_id FROM events WHERE pos IS NOT NULL AND event_id IN ({marks})",
                 chunk,
             )
             known.update(e for (e,) in rows)
@@ -444,7 +442,7 @@ class Cache:
     def outbox(self, room_id: str | None = None, states: Sequence[str] = ("pending", "sent", "failed")) -> list[OutboxEntry]:
         """Queued messages in the order they were written."""
         marks = ",".join("?" * len(states))
-        query = f"SELECT seq, txn_id, room_id, event_type, content, state, event_id, error, attempts, created_ts FROM outbox WHERE state IN ({marks})"  # noqa: S608
+        query = f"SELECT seq, txn_id, room_id, event_type, content, state, event_id, error, attempts, created_ts FROM outbox WHERE state IN ({marks})"
         params: list[Any] = list(states)
         if room_id is not None:
             query += " AND room_id = ?"
@@ -493,7 +491,7 @@ class Cache:
         """Row counts, for diagnostics and tests."""
         counts = {}
         for table in ("rooms", "events", "room_state", "gaps", "receipts", "outbox"):
-            counts[table] = int(self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608
+            counts[table] = int(self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
         return counts
 
     def execute_readonly(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -559,7 +557,7 @@ class _Ingest:
         if existing is not None:
             return existing
         current = self.summaries.get(room_id)
-        copy = RoomSummary(room_id) if current is None else _summary_from_json(room_id, _dumps(_summary_to_json(current)))
+        copy = RoomSummary(room_id) if current is None else current.copy()
         self.result.changed_rooms[room_id] = copy
         return copy
 
@@ -700,7 +698,7 @@ class _Ingest:
         marks = ",".join("?" * len(missing))
         rows = self.db.execute(
             "SELECT s.state_key, e.json FROM room_state s JOIN events e ON e.event_id = s.event_id "
-            f"WHERE s.room_id = ? AND s.type = 'm.room.member' AND s.state_key IN ({marks})",  # noqa: S608
+            f"WHERE s.room_id = ? AND s.type = 'm.room.member' AND s.state_key IN ({marks})",
             (room_id, *missing),
         )
         for user_id, data in rows:

@@ -1,0 +1,599 @@
+"""The engine's facade: one logged-in account, headless.
+
+:class:`MatrixClient` logs in (or restores a saved session), opens the cache,
+runs the sync loop and the send queue as asyncio tasks, and publishes
+:mod:`~tui_client.engine.updates` to its listeners. The UI, the demo bot and the
+tests all drive it the same way; it never imports Textual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import platform
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..net.discovery import DiscoveryError, Homeserver, discover_homeserver, validate_homeserver
+from ..net.http import HomeserverConnection
+from ..protocol import requests as api
+from ..protocol.commands import Command, CommandError, parse_command, unescape_message
+from ..protocol.errors import MatrixError, NetworkError
+from ..protocol.ids import InvalidIdentifier, is_user_id, parse_link
+from ..protocol.room_state import RoomSummary
+from ..store.cache import Cache, IngestResult, OutboxEntry
+from .dbthread import DatabaseThread
+from .paths import profile_dir
+from .room_view import RoomView
+from .secrets import SecretStore
+from .send_queue import SendQueue
+from .sync import SyncLoop, SyncSource, SyncV2Source
+from .updates import (
+    Notice,
+    RoomListChanged,
+    SessionEnded,
+    SyncState,
+    SyncStatus,
+    TypingChanged,
+    Update,
+)
+
+__all__ = ["LoginError", "MatrixClient", "SessionInfo"]
+
+log = logging.getLogger(__name__)
+
+SESSION_FILE = "session.json"
+CACHE_FILE = "cache.sqlite3"
+Listener = Callable[[Update], None]
+
+
+class LoginError(Exception):
+    """Logging in failed; the message is meant for the user."""
+
+
+class EncryptionUnavailable(Exception):
+    """A message for an encrypted room cannot be encrypted (and is never sent in clear)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """The non-secret part of a saved session."""
+
+    user_id: str
+    device_id: str
+    homeserver: str
+
+    def to_json(self) -> dict[str, str]:
+        """As stored in ``session.json``."""
+        return {"user_id": self.user_id, "device_id": self.device_id, "homeserver": self.homeserver}
+
+
+def _write_private_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle)
+    os.replace(tmp, path)
+
+
+class MatrixClient:
+    """A logged-in account: cache, sync, send queue, open rooms."""
+
+    def __init__(
+        self,
+        info: SessionInfo,
+        access_token: str,
+        folder: Path,
+        secrets: SecretStore,
+        *,
+        transport: Any = None,
+        sync_source: Callable[[HomeserverConnection], SyncSource] | None = None,
+        long_poll_ms: int = 30_000,
+    ) -> None:
+        self.info = info
+        self.folder = folder
+        self.secrets = secrets
+        self.connection = HomeserverConnection(info.homeserver, access_token, transport=transport)
+        self.db = DatabaseThread()
+        self.cache: Cache = self.db.call(Cache, folder / CACHE_FILE, own_user_id=info.user_id)
+        self.rooms: dict[str, RoomSummary] = {}
+        self.views: dict[str, RoomView] = {}
+        self.sync_state = SyncState(SyncStatus.STARTING)
+        self._listeners: list[Listener] = []
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._source = (sync_source or SyncV2Source)(self.connection)
+        self._long_poll_ms = long_poll_ms
+        self.sync_loop: SyncLoop | None = None
+        self.send_queue = SendQueue(self.cache, self.db, self.connection, self._on_send_progress, prepare=self._prepare_send)
+        self.ended: SessionEnded | None = None
+        self.connection.on_rate_limited = self._on_rate_limited
+
+    # -- identity -------------------------------------------------------------------
+
+    @property
+    def user_id(self) -> str:
+        """Our user ID."""
+        return self.info.user_id
+
+    @property
+    def device_id(self) -> str:
+        """This device's ID."""
+        return self.info.device_id
+
+    # -- sessions -------------------------------------------------------------------
+
+    @classmethod
+    async def login(
+        cls,
+        user_id: str,
+        password: str,
+        *,
+        homeserver: str | None = None,
+        profile: str = "default",
+        base_dir: Path | None = None,
+        transport: Any = None,
+        device_name: str | None = None,
+        **options: Any,
+    ) -> MatrixClient:
+        """Log in with a password; the homeserver is discovered from the user ID unless given."""
+        user_id = user_id.strip()
+        if not is_user_id(user_id):
+            raise LoginError(f"{user_id!r} is not a full user ID: write it as @name:server.org")
+        try:
+            server: Homeserver = (
+                await validate_homeserver(homeserver, transport=transport)
+                if homeserver
+                else await discover_homeserver(user_id, transport=transport)
+            )
+        except DiscoveryError as error:
+            raise LoginError(str(error)) from error
+        folder = profile_dir(profile, base_dir)
+        session = _load_session(folder)
+        device_id = session.device_id if session and session.user_id == user_id else None
+        name = device_name or f"tui_client on {platform.node() or 'terminal'}"
+        async with HomeserverConnection(server.base_url, transport=transport) as connection:
+            try:
+                data = await connection.send(
+                    api.login_password(user_id, password, device_id=device_id, device_name=name)
+                )
+            except MatrixError as error:
+                if error.errcode == "M_FORBIDDEN":
+                    raise LoginError("Wrong user ID or password.") from error
+                if error.errcode == "M_USER_DEACTIVATED":
+                    raise LoginError("This account has been deactivated.") from error
+                if error.is_rate_limit:
+                    raise LoginError("Too many login attempts; wait a moment and try again.") from error
+                raise LoginError(f"The server refused the login: {error}") from error
+            except NetworkError as error:
+                raise LoginError(f"Cannot reach {server.base_url}: {error}") from error
+        if not isinstance(data, dict) or not all(
+            isinstance(data.get(k), str) for k in ("user_id", "access_token", "device_id")
+        ):
+            raise LoginError("The server's login answer is incomplete.")
+        base_url = server.base_url
+        well_known = data.get("well_known")
+        if isinstance(well_known, dict):
+            hs = well_known.get("m.homeserver")
+            if isinstance(hs, dict) and isinstance(hs.get("base_url"), str):
+                try:
+                    base_url = (await validate_homeserver(hs["base_url"], transport=transport)).base_url
+                except DiscoveryError:
+                    log.warning("ignoring the login answer's unusable well_known base_url")
+        info = SessionInfo(data["user_id"], data["device_id"], base_url)
+        if session is not None and (session.user_id != info.user_id or session.device_id != info.device_id):
+            _wipe_profile(folder)
+        secrets = SecretStore(folder, info.user_id)
+        secrets.set("access_token", data["access_token"])
+        _write_private_json(folder / SESSION_FILE, info.to_json())
+        return cls(info, data["access_token"], folder, secrets, transport=transport, **options)
+
+    @classmethod
+    def restore(
+        cls,
+        *,
+        profile: str = "default",
+        base_dir: Path | None = None,
+        transport: Any = None,
+        **options: Any,
+    ) -> MatrixClient | None:
+        """The saved session of a profile, or None if there is none (or no token)."""
+        folder = profile_dir(profile, base_dir)
+        info = _load_session(folder)
+        if info is None:
+            return None
+        secrets = SecretStore(folder, info.user_id)
+        token = secrets.get("access_token")
+        if not token:
+            return None
+        return cls(info, token, folder, secrets, transport=transport, **options)
+
+    @staticmethod
+    def saved_session(profile: str = "default", base_dir: Path | None = None) -> SessionInfo | None:
+        """The saved session's identity, even if its token is gone (for a soft-logout prompt)."""
+        return _load_session(profile_dir(profile, base_dir))
+
+    # -- listeners ------------------------------------------------------------------
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Receive every update; returns a function that unsubscribes."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def publish(self, update: Update) -> None:
+        """Send an update to every listener (a failing listener is logged, not fatal)."""
+        for listener in list(self._listeners):
+            try:
+                listener(update)
+            except Exception:
+                log.exception("update listener failed")
+
+    def notify(self, level: str, text: str) -> None:
+        """Tell the user something."""
+        self.publish(Notice(level, text))
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Load the room list from the cache and publish it (before any network I/O)."""
+        self.rooms = await self.db.run(self.cache.load_summaries)
+        self.publish(RoomListChanged(tuple(self.rooms.values()), frozenset(self.rooms)))
+        if self.secrets.warning:
+            self.notify("warning", self.secrets.warning)
+
+    def start(self) -> None:
+        """Start the sync loop and the send queue in the running event loop."""
+        if self._tasks:
+            return
+        self.sync_loop = SyncLoop(
+            self._source,
+            self._commit_batch,
+            get_token=lambda: self.cache.get_meta("next_batch"),
+            on_state=self._on_sync_state,
+            on_unknown_token=self._on_unknown_token,
+            long_poll_ms=self._long_poll_ms,
+        )
+        self._tasks = [
+            asyncio.ensure_future(self.sync_loop.run()),
+            asyncio.ensure_future(self.send_queue.run()),
+        ]
+
+    async def stop(self) -> None:
+        """Stop sync and sending (in-flight requests are cancelled; nothing is lost)."""
+        if self.sync_loop is not None:
+            self.sync_loop.stop()
+        self.send_queue.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._tasks = []
+        for view in self.views.values():
+            view.close()
+
+    async def close(self) -> None:
+        """Stop and release everything (the cache stays on disk)."""
+        await self.stop()
+        await self.connection.aclose()
+        await self.db.run(self.cache.close)
+        self.db.shutdown()
+
+    async def wait_synced(self, timeout: float = 30.0) -> None:
+        """Wait until the first sync batch after start is committed."""
+        if self.sync_loop is None:
+            raise RuntimeError("sync is not running")
+        await asyncio.wait_for(self.sync_loop.first_batch_done.wait(), timeout)
+
+    async def logout(self) -> None:
+        """Invalidate the token on the server, then remove local secrets and the cache."""
+        await self.stop()
+        try:
+            await self.connection.send(api.logout(), wait_on_rate_limit=False)
+        except MatrixError as error:
+            if not error.is_unknown_token:
+                log.warning("logout request failed: %s", error)
+        except NetworkError as error:
+            log.warning("logout request failed: %s", error)
+        await self.connection.aclose()
+        await self.db.run(self.cache.close)
+        self.db.shutdown()
+        self.secrets.delete_all(["access_token", "pickle_key"])
+        _wipe_profile(self.folder)
+        self.ended = SessionEnded(False, "Logged out.")
+        self.publish(self.ended)
+
+    # -- sync -----------------------------------------------------------------------
+
+    def _on_sync_state(self, state: SyncState) -> None:
+        previous = self.sync_state.status
+        self.sync_state = state
+        self.publish(state)
+        if state.status is SyncStatus.CONNECTED and previous is not SyncStatus.CONNECTED:
+            self.send_queue.wake()
+
+    async def _on_unknown_token(self, error: MatrixError) -> None:
+        self.send_queue.stop()
+        if not error.soft_logout:
+            self.secrets.delete("access_token")
+        self.ended = SessionEnded(error.soft_logout, self.sync_state.detail)
+        self.publish(self.ended)
+
+    def _on_rate_limited(self, seconds: float) -> None:
+        self.notify("warning", f"Rate limited by the server; retrying in {seconds:.0f}s")
+
+    def _ingest_raw(self, raw: bytes) -> IngestResult:
+        batch = self._source.parse(raw)
+        return self.cache.ingest_sync(batch, self.rooms)
+
+    async def _commit_batch(self, raw: bytes) -> None:
+        result = await self.db.run(self._ingest_raw, raw)
+        self._after_commit(result)
+
+    def _after_commit(self, result: IngestResult) -> None:
+        self.rooms.update(result.changed_rooms)
+        for room_id in result.removed_rooms:
+            self.rooms.pop(room_id, None)
+        if result.changed_rooms or result.removed_rooms:
+            self.publish(
+                RoomListChanged(
+                    tuple(self.rooms.values()), frozenset(result.changed_rooms) | frozenset(result.removed_rooms)
+                )
+            )
+        for room_id, view in list(self.views.items()):
+            if room_id in result.limited_rooms:
+                task = asyncio.ensure_future(view.reload())
+                self._tasks.append(task)
+                task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
+            elif room_id in result.new_events:
+                view.on_sync_events(result.new_events[room_id])
+        for room_id, users in result.typing.items():
+            if room_id in self.views:
+                self.views[room_id].typing = tuple(users)
+            self.publish(TypingChanged(room_id, tuple(users)))
+
+    # -- rooms ----------------------------------------------------------------------
+
+    def room_list(self) -> list[RoomSummary]:
+        """Rooms the user is in or invited to, most recent activity first."""
+        rooms = [r for r in self.rooms.values() if r.membership in ("join", "invite")]
+        return sorted(rooms, key=lambda r: (-r.last_ts, r.display_name.casefold()))
+
+    async def open_room(self, room_id: str) -> RoomView:
+        """Open a room (loads its window from the cache); reuses an open view."""
+        view = self.views.get(room_id)
+        if view is None:
+            view = RoomView(self, room_id)
+            self.views[room_id] = view
+            await view.load()
+        return view
+
+    def close_room(self, room_id: str) -> None:
+        """Forget the open view of a room."""
+        view = self.views.pop(room_id, None)
+        if view is not None:
+            view.close()
+
+    # -- sending --------------------------------------------------------------------
+
+    async def _prepare_send(self, entry: OutboxEntry) -> tuple[str, dict[str, Any]]:
+        summary = self.rooms.get(entry.room_id)
+        if summary is not None and summary.encrypted:
+            # Never send to an encrypted room in clear.
+            raise EncryptionUnavailable("this room is encrypted and end-to-end encryption is not available yet")
+        return entry.event_type, entry.content
+
+    def _on_send_progress(self, entry: OutboxEntry, state: str, event_id: str | None, error: str | None) -> None:
+        view = self.views.get(entry.room_id)
+        if view is not None:
+            view.on_send_state(entry.txn_id, state, event_id, error)
+
+    async def send_message(
+        self,
+        room_id: str,
+        body: str,
+        *,
+        msgtype: str = "m.text",
+        reply_to: str | None = None,
+        event_type: str = "m.room.message",
+        extra: dict[str, Any] | None = None,
+    ) -> OutboxEntry:
+        """Queue a message (shown at once as a local echo); returns its outbox entry."""
+        content: dict[str, Any] = {"msgtype": msgtype, "body": body}
+        if reply_to:
+            content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}
+        if extra:
+            content.update(extra)
+        return await self.send_event(room_id, event_type, content)
+
+    async def send_event(self, room_id: str, event_type: str, content: dict[str, Any]) -> OutboxEntry:
+        """Queue any message-like event."""
+        entry = await self.send_queue.enqueue(room_id, event_type, content)
+        view = self.views.get(room_id)
+        if view is not None:
+            view.add_local_echo(entry)
+        return entry
+
+    async def send_reaction(self, room_id: str, event_id: str, key: str) -> OutboxEntry:
+        """React to a message."""
+        content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}}
+        return await self.send_queue.enqueue(room_id, "m.reaction", content)
+
+    async def send_edit(self, room_id: str, event_id: str, new_body: str) -> OutboxEntry:
+        """Replace the text of one of our messages (``m.replace``)."""
+        new_content = {"msgtype": "m.text", "body": new_body}
+        content = {
+            "msgtype": "m.text",
+            "body": f"* {new_body}",
+            "m.new_content": new_content,
+            "m.relates_to": {"rel_type": "m.replace", "event_id": event_id},
+        }
+        return await self.send_queue.enqueue(room_id, "m.room.message", content)
+
+    async def retry_send(self, txn_id: str) -> None:
+        """Send a failed message again (same transaction ID)."""
+        await self.send_queue.retry(txn_id)
+        for view in self.views.values():
+            view.on_send_state(txn_id, "pending", None, None)
+
+    async def discard_send(self, txn_id: str) -> None:
+        """Drop a failed message."""
+        await self.send_queue.discard(txn_id)
+        for view in self.views.values():
+            view.remove_local_echo(txn_id)
+
+    async def redact(self, room_id: str, event_id: str, reason: str | None = None) -> None:
+        """Delete a message."""
+        from .send_queue import new_transaction_id
+
+        await self.connection.send(api.redact(room_id, event_id, new_transaction_id(), reason))
+
+    async def mark_read(self, room_id: str) -> None:
+        """Send a read receipt and fully-read marker for the newest event we show."""
+        view = self.views.get(room_id)
+        event_id = view.model.last_event_id() if view else None
+        summary = self.rooms.get(room_id)
+        if event_id is None or summary is None:
+            return
+        try:
+            await self.connection.send(api.read_markers(room_id, event_id, event_id), wait_on_rate_limit=False)
+        except (MatrixError, NetworkError) as error:
+            log.info("read marker not sent: %s", error)
+            return
+        if summary.notification_count or summary.highlight_count:
+            updated = summary.copy()
+            updated.notification_count = 0
+            updated.highlight_count = 0
+            self.rooms[room_id] = updated
+            await self.db.run(self.cache.save_summary, updated)
+            self.publish(RoomListChanged(tuple(self.rooms.values()), frozenset({room_id})))
+
+    # -- room membership and settings -----------------------------------------------
+
+    async def join(self, target: str) -> str:
+        """Join by room ID, alias, matrix.to link or matrix: URI; returns the room ID."""
+        try:
+            link = parse_link(target)
+        except InvalidIdentifier as error:
+            raise CommandError(str(error)) from error
+        if link.kind == "user":
+            raise CommandError(f"{link.identifier} is a user, not a room")
+        data = await self.connection.send(api.join(link.identifier, link.via))
+        room_id = data.get("room_id") if isinstance(data, dict) else None
+        if not isinstance(room_id, str):
+            raise MatrixError(500, "M_UNKNOWN", "the join answer has no room ID")
+        return room_id
+
+    async def leave(self, room_id: str, reason: str | None = None) -> None:
+        """Leave a room, or reject an invite."""
+        await self.connection.send(api.leave(room_id, reason))
+
+    async def forget(self, room_id: str) -> None:
+        """Forget a room we left, and drop it from the cache."""
+        await self.connection.send(api.forget(room_id))
+        self.close_room(room_id)
+        await self.db.run(self.cache.forget_room, room_id)
+        self.rooms.pop(room_id, None)
+        self.publish(RoomListChanged(tuple(self.rooms.values()), frozenset({room_id})))
+
+    async def invite(self, room_id: str, user_id: str) -> None:
+        """Invite a user."""
+        if not is_user_id(user_id):
+            raise CommandError(f"{user_id!r} is not a user ID (@name:server)")
+        await self.connection.send(api.invite(room_id, user_id))
+
+    async def set_topic(self, room_id: str, topic: str) -> None:
+        """Set the room topic."""
+        await self.connection.send(api.send_state(room_id, "m.room.topic", "", {"topic": topic}))
+
+    async def set_room_name(self, room_id: str, name: str) -> None:
+        """Rename the room."""
+        await self.connection.send(api.send_state(room_id, "m.room.name", "", {"name": name}))
+
+    async def set_display_name(self, name: str) -> None:
+        """Change our display name (the server updates our member events)."""
+        await self.connection.send(api.set_displayname(self.user_id, name))
+
+    async def create_room(self, body: dict[str, Any]) -> str:
+        """``/createRoom``; returns the new room's ID."""
+        data = await self.connection.send(api.create_room(body))
+        room_id = data.get("room_id") if isinstance(data, dict) else None
+        if not isinstance(room_id, str):
+            raise MatrixError(500, "M_UNKNOWN", "the answer has no room ID")
+        return room_id
+
+    # -- the composer ---------------------------------------------------------------
+
+    async def submit(self, room_id: str | None, text: str, *, reply_to: str | None = None) -> str | None:
+        """Handle a composer line: a command or a message. Returns text to show, if any.
+
+        Raises :class:`CommandError` for commands typed wrong, :class:`MatrixError` and
+        :class:`NetworkError` for server refusals.
+        """
+        command = parse_command(text)
+        if command is None:
+            if room_id is None:
+                raise CommandError("open a room first")
+            await self.send_message(room_id, unescape_message(text), reply_to=reply_to)
+            return None
+        return await self._run_command(room_id, command, reply_to)
+
+    async def _run_command(self, room_id: str | None, command: Command, reply_to: str | None) -> str | None:
+        name, argument = command.name, command.argument
+        if name == "join":
+            joined = await self.join(argument)
+            return f"Joined {joined}"
+        if name == "nick":
+            await self.set_display_name(argument)
+            return f"Display name set to {argument}"
+        if name == "help":
+            return "help"
+        if room_id is None:
+            raise CommandError(f"/{name} needs an open room")
+        if name == "me":
+            await self.send_message(room_id, argument, msgtype="m.emote")
+        elif name == "notice":
+            await self.send_message(room_id, argument, msgtype="m.notice")
+        elif name == "plain":
+            await self.send_message(room_id, argument, reply_to=reply_to)
+        elif name == "leave":
+            await self.leave(room_id, argument or None)
+            return "Left the room"
+        elif name == "invite":
+            await self.invite(room_id, argument)
+            return f"Invited {argument}"
+        elif name == "topic":
+            if not argument:
+                summary = self.rooms.get(room_id)
+                return f"Topic: {summary.topic}" if summary and summary.topic else "This room has no topic"
+            await self.set_topic(room_id, argument)
+        elif name == "name":
+            await self.set_room_name(room_id, argument)
+        return None
+
+
+def _load_session(folder: Path) -> SessionInfo | None:
+    try:
+        data = json.loads((folder / SESSION_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in ("user_id", "device_id", "homeserver")):
+        return None
+    return SessionInfo(data["user_id"], data["device_id"], data["homeserver"])
+
+
+def _wipe_profile(folder: Path) -> None:
+    for name in (SESSION_FILE, CACHE_FILE, CACHE_FILE + "-wal", CACHE_FILE + "-shm"):
+        path = folder / name
+        if path.exists():
+            path.unlink()
+    for child in folder.iterdir():
+        if child.is_dir():
+            shutil.rmtree(child)
+

@@ -1,0 +1,37 @@
+"""One thread that owns the cache: every database call runs there, in order.
+
+The UI's event loop never waits on SQLite or on decoding a large sync response;
+it awaits the result instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+__all__ = ["DatabaseThread"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class DatabaseThread:
+    """A single worker thread; :meth:`run` awaits a function executed on it."""
+
+    def __init__(self, name: str = "tui-client-db") -> None:
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+
+    async def run(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``function(*args, **kwargs)`` on the database thread and await its result."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: function(*args, **kwargs))
+
+    def call(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run synchronously on the database thread (for code outside the event loop)."""
+        return self._executor.submit(function, *args, **kwargs).result()
+
+    def shutdown(self) -> None:
+        """Finish queued work and stop the thread."""
+        self._executor.shutdown(wait=True)

@@ -1,0 +1,366 @@
+"""An open room: its timeline window over the cache, its members, back-fill from the server.
+
+The window holds at most :data:`MAX_ITEMS` items: paging up loads older events
+from the cache (filling gaps from ``/messages`` when it reaches one), and the far
+end of the window is dropped so memory does not grow with history that is not on
+screen. New events from sync are appended while the window is at the live end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..protocol import requests as api
+from ..protocol.errors import MatrixError, NetworkError
+from ..protocol.events import RoomEvent, UnknownEvent, parse_event
+from ..protocol.room_state import PowerLevels, RoomMembers
+from ..protocol.room_versions import rules_for
+from ..protocol.timeline import Diff, SendState, TimelineModel
+from ..store.cache import Gap, OutboxEntry, StoredEvent
+from .updates import MembersChanged, TimelineUpdated
+
+if TYPE_CHECKING:
+    from .client import MatrixClient
+
+__all__ = ["RoomView"]
+
+log = logging.getLogger(__name__)
+
+INITIAL_EVENTS = 80
+PAGE_EVENTS = 80
+SERVER_PAGE = 100
+MAX_ITEMS = 600
+
+
+class RoomView:
+    """One open room. Created by :meth:`MatrixClient.open_room`."""
+
+    def __init__(self, client: MatrixClient, room_id: str) -> None:
+        self.client = client
+        self.room_id = room_id
+        self.members = RoomMembers()
+        self.power_levels = PowerLevels(None)
+        self.model = TimelineModel(client.user_id, self.members.display_name)
+        self.first_pos: int | None = None
+        self.last_pos: int | None = None
+        self.at_live_end = True
+        self.reached_start = False
+        self.paginating = False
+        self.members_complete = False
+        self.typing: tuple[str, ...] = ()
+        self._positions: dict[str, int] = {}
+        self._lock = asyncio.Lock()
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # -- publishing -----------------------------------------------------------------
+
+    def _publish(self, diffs: list[Diff]) -> None:
+        if diffs:
+            self.client.publish(TimelineUpdated(self.room_id, tuple(diffs)))
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def close(self) -> None:
+        """Stop background fetches of this view."""
+        for task in list(self._background):
+            task.cancel()
+
+    # -- loading --------------------------------------------------------------------
+
+    @property
+    def room_version(self) -> str | None:
+        """The room version, from the room's summary."""
+        summary = self.client.rooms.get(self.room_id)
+        return summary.room_version if summary else None
+
+    def _parse(self, stored: list[StoredEvent]) -> list[RoomEvent | UnknownEvent]:
+        events = []
+        for item in stored:
+            event = parse_event(item.event, self.room_id)
+            if event.event_id is not None:
+                self._positions[event.event_id] = item.pos
+            events.append(event)
+        return events
+
+    async def load(self) -> None:
+        """Load the newest window from the cache, with members, relations and local echoes."""
+        async with self._lock:
+            cache = self.client.cache
+            state = await self.client.db.run(cache.load_state, self.room_id)
+            self._apply_state_events(state)
+            stored, gap = await self.client.db.run(cache.load_before, self.room_id, None, INITIAL_EVENTS)
+            self.reached_start = not stored and gap is None
+            await self._reset_to(stored)
+            outbox = await self.client.db.run(cache.outbox, self.room_id)
+            diffs: list[Diff] = []
+            for entry in outbox:
+                diffs.extend(self._echo_for_entry(entry))
+            self._publish(diffs)
+        self._spawn(self._resolve_missing_replies())
+
+    async def _reset_to(self, stored: list[StoredEvent]) -> None:
+        events = self._parse(stored)
+        ids = [e.event_id for e in events if isinstance(e, RoomEvent)]
+        relations = await self.client.db.run(self.client.cache.load_relations, ids)
+        parsed_relations = [r for r in (parse_event(x, self.room_id) for x in relations) if isinstance(r, RoomEvent)]
+        self.first_pos = stored[0].pos if stored else None
+        self.last_pos = stored[-1].pos if stored else None
+        self.at_live_end = True
+        self._publish(self.model.reset(events, parsed_relations))
+        self._forget_dropped_positions()
+        await self._add_reply_context()
+
+    async def reload(self) -> None:
+        """Jump back to the newest events (after a limited sync, or on request)."""
+        async with self._lock:
+            stored, gap = await self.client.db.run(self.client.cache.load_before, self.room_id, None, INITIAL_EVENTS)
+            self.reached_start = not stored and gap is None
+            await self._reset_to(stored)
+        self._spawn(self._resolve_missing_replies())
+
+    def _echo_for_entry(self, entry: OutboxEntry) -> list[Diff]:
+        state = {"pending": SendState.PENDING, "sent": SendState.SENT, "failed": SendState.FAILED}[entry.state]
+        return self.model.add_local_echo(
+            entry.txn_id, entry.event_type, entry.content, entry.created_ts, state, entry.event_id, entry.error
+        )
+
+    async def _add_reply_context(self) -> None:
+        missing = self.model.reply_targets_missing()
+        if not missing:
+            return
+        found = await self.client.db.run(self.client.cache.load_events, missing)
+        events = [e for e in (parse_event(x, self.room_id) for x in found.values()) if isinstance(e, RoomEvent)]
+        self._publish(self.model.add_context(events))
+
+    async def _resolve_missing_replies(self) -> None:
+        # Parents not in the cache are fetched from the server, a few at a time.
+        for event_id in self.model.reply_targets_missing()[:20]:
+            try:
+                data = await self.client.connection.send(api.get_event(self.room_id, event_id))
+            except (MatrixError, NetworkError) as error:
+                log.info("cannot fetch reply parent %s: %s", event_id, error)
+                continue
+            event = parse_event(data, self.room_id)
+            if isinstance(event, RoomEvent):
+                self._publish(self.model.add_context([event]))
+
+    # -- paging ---------------------------------------------------------------------
+
+    async def paginate_back(self, count: int = PAGE_EVENTS) -> int:
+        """Show older events: from the cache, or from the server when a gap is reached.
+
+        Returns how many events were added; 0 at the start of the room.
+        """
+        if self.reached_start:
+            return 0
+        async with self._lock:
+            self.paginating = True
+            try:
+                return await self._paginate_back(count)
+            finally:
+                self.paginating = False
+
+    async def _paginate_back(self, count: int) -> int:
+        cache = self.client.cache
+        for _ in range(10):  # a few server pages at most per call
+            stored, gap = await self.client.db.run(cache.load_before, self.room_id, self.first_pos, count)
+            if stored:
+                events = self._parse(stored)
+                ids = [e.event_id for e in events if isinstance(e, RoomEvent)]
+                relations = await self.client.db.run(cache.load_relations, ids)
+                diffs = self.model.prepend(
+                    [r for r in (parse_event(x, self.room_id) for x in relations) if isinstance(r, RoomEvent)]
+                )
+                diffs += self.model.prepend(events)
+                self.first_pos = stored[0].pos
+                if self.last_pos is None:
+                    self.last_pos = stored[-1].pos
+                diffs += self._trim_newest()
+                self._publish(diffs)
+                await self._add_reply_context()
+                return len(stored)
+            if gap is None:
+                self.reached_start = True
+                return 0
+            if not await self._fill(gap):
+                return 0
+        return 0
+
+    async def _fill(self, gap: Gap) -> bool:
+        try:
+            data = await self.client.connection.send(
+                api.messages(self.room_id, from_token=gap.token, direction="b", limit=SERVER_PAGE)
+            )
+        except (MatrixError, NetworkError) as error:
+            self.client.notify("warning", f"Could not load older messages: {error}")
+            return False
+        chunk = data.get("chunk") if isinstance(data, dict) else None
+        end = data.get("end") if isinstance(data, dict) else None
+        state = data.get("state") if isinstance(data, dict) else None
+        chunk = [e for e in chunk if isinstance(e, dict)] if isinstance(chunk, list) else []
+        if isinstance(state, list):
+            members = [e for e in state if isinstance(e, dict) and e.get("type") == "m.room.member"]
+            await self.client.db.run(self.client.cache.add_member_events, self.room_id, members)
+            for event in members:
+                user = event.get("state_key")
+                content = event.get("content")
+                if isinstance(user, str) and user not in self.members and isinstance(content, dict):
+                    self.members.update(user, content)
+        await self.client.db.run(
+            self.client.cache.fill_gap, gap, chunk, end if isinstance(end, str) else None, self.room_version
+        )
+        return True
+
+    async def paginate_forward(self, count: int = PAGE_EVENTS) -> int:
+        """Show newer events from the cache when the window is not at the live end."""
+        if self.at_live_end or self.last_pos is None:
+            return 0
+        async with self._lock:
+            stored = await self.client.db.run(self.client.cache.load_after, self.room_id, self.last_pos, count)
+            if not stored:
+                self.at_live_end = True
+                return 0
+            diffs = self.model.append(self._parse(stored))
+            self.last_pos = stored[-1].pos
+            if len(stored) < count:
+                latest = await self.client.db.run(self.client.cache.last_pos, self.room_id)
+                self.at_live_end = latest == self.last_pos
+            diffs += self._trim_oldest()
+            self._publish(diffs)
+            return len(stored)
+
+    def _trim_newest(self) -> list[Diff]:
+        excess = len(self.model) - MAX_ITEMS
+        if excess <= 0:
+            return []
+        diffs = self.model.drop_newest(excess)
+        if diffs:
+            self.at_live_end = False
+            self.last_pos = self._pos_of_last()
+        return diffs
+
+    def _trim_oldest(self) -> list[Diff]:
+        excess = len(self.model) - MAX_ITEMS
+        if excess <= 0:
+            return []
+        diffs = self.model.drop_oldest(excess)
+        if diffs:
+            self.reached_start = False
+            self.first_pos = self._pos_of_first()
+        return diffs
+
+    def _pos_of_first(self) -> int | None:
+        self._forget_dropped_positions()
+        first = self.model.first_event_id()
+        return self._positions.get(first) if first else None
+
+    def _pos_of_last(self) -> int | None:
+        self._forget_dropped_positions()
+        last = self.model.last_event_id()
+        return self._positions.get(last) if last else None
+
+    def _forget_dropped_positions(self) -> None:
+        self._positions = {k: v for k, v in self._positions.items() if self.model.item(k) is not None}
+
+    # -- live updates ---------------------------------------------------------------
+
+    def on_sync_events(self, stored: list[StoredEvent]) -> None:
+        """New events for this room were committed by sync."""
+        if not stored:
+            return
+        state_events = [s.event for s in stored if "state_key" in s.event]
+        if state_events:
+            self._apply_state_events(state_events)
+        if not self.at_live_end:
+            return
+        diffs = []
+        for event in self._parse(stored):
+            if isinstance(event, RoomEvent) and event.type == "m.room.redaction":
+                diffs.extend(self.model.apply_redaction(event))
+            else:
+                diffs.extend(self.model.append([event]))
+        self.last_pos = stored[-1].pos
+        if self.first_pos is None:
+            self.first_pos = stored[0].pos
+        diffs += self._trim_oldest()
+        self._publish(diffs)
+        if self.model.reply_targets_missing():
+            self._spawn(self._add_reply_context())
+
+    def _apply_state_events(self, events: list[dict[str, Any]]) -> None:
+        changed = False
+        for raw in events:
+            event = parse_event(raw, self.room_id)
+            if not isinstance(event, RoomEvent) or event.state_key is None:
+                continue
+            if event.type == "m.room.member":
+                self.members.update(event.state_key, event.content)
+                changed = True
+            elif event.type == "m.room.power_levels" and event.state_key == "":
+                self._set_power_levels(event.content)
+                changed = True
+        if changed:
+            self.client.publish(MembersChanged(self.room_id))
+
+    def _set_power_levels(self, content: dict[str, Any]) -> None:
+        summary = self.client.rooms.get(self.room_id)
+        rules = rules_for(summary.room_version if summary else None)
+        self.power_levels = PowerLevels(
+            content,
+            creators=summary.creators if summary else (),
+            creators_have_infinite_power=rules.creators_have_infinite_power,
+        )
+
+    def on_send_state(self, txn_id: str, state: str, event_id: str | None, error: str | None) -> None:
+        """The send queue reports progress on one of our messages."""
+        send_state = {"pending": SendState.PENDING, "sent": SendState.SENT, "failed": SendState.FAILED}[state]
+        self._publish(self.model.update_local_echo(txn_id, send_state, event_id=event_id, error=error))
+
+    def add_local_echo(self, entry: OutboxEntry) -> None:
+        """Show a message the user just queued."""
+        self._publish(self._echo_for_entry(entry))
+
+    def remove_local_echo(self, txn_id: str) -> None:
+        """Remove a discarded message."""
+        self._publish(self.model.remove_local_echo(txn_id))
+
+    async def load_all_members(self) -> None:
+        """Fetch the full member list (lazy loading only gave us those who spoke)."""
+        if self.members_complete:
+            return
+        try:
+            data = await self.client.connection.send(api.members(self.room_id))
+        except (MatrixError, NetworkError) as error:
+            self.client.notify("warning", f"Could not load the member list: {error}")
+            return
+        chunk = data.get("chunk") if isinstance(data, dict) else None
+        events = [e for e in chunk if isinstance(e, dict)] if isinstance(chunk, list) else []
+        await self.client.db.run(self.client.cache.add_member_events, self.room_id, events)
+        for raw in events:
+            user = raw.get("state_key")
+            content = raw.get("content")
+            if isinstance(user, str) and isinstance(content, dict) and user not in self.members:
+                self.members.update(user, content)
+        self.members_complete = True
+        self.client.publish(MembersChanged(self.room_id))
+
+    def display_name(self, user_id: str) -> str:
+        """A member's disambiguated name."""
+        return self.members.display_name(user_id)
+
+    def can(self, action: str) -> bool:
+        """Whether we may ``invite``/``kick``/``ban``/``redact`` here."""
+        return self.power_levels.can(self.client.user_id, action)
+
+    def can_send_state(self, event_type: str) -> bool:
+        """Whether we may set this state (``m.room.topic``, ``m.room.name``...)."""
+        return self.power_levels.can_send(self.client.user_id, event_type, is_state=True)
+
+
+NameOf = Callable[[str], str]

@@ -1,0 +1,174 @@
+"""The background sync loop: fetch a batch, commit it, publish what changed, repeat.
+
+The request side is a :class:`SyncSource`: ``/sync`` v2 today
+(:class:`SyncV2Source`); simplified sliding sync (MSC4186) will be another source
+producing the same :class:`~tui_client.protocol.sync.SyncBatch`. The loop owns the
+status the user sees (``syncing``, ``connected``, ``retrying in Ns``, ``offline``,
+``logged out``) and the error policy: capped exponential backoff, 429 honouring
+``Retry-After``/``retry_after_ms``, and ``M_UNKNOWN_TOKEN`` ending the session
+(softly when the server says ``soft_logout``) without touching the cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from ..net.http import HomeserverConnection, backoff_delay
+from ..protocol import requests as api
+from ..protocol.errors import MatrixError, NetworkError
+from ..protocol.sync import MalformedResponse, SyncBatch, parse_sync
+from .updates import SyncState, SyncStatus
+
+__all__ = ["SyncLoop", "SyncSource", "SyncV2Source"]
+
+log = logging.getLogger(__name__)
+
+LONG_POLL_MS = 30_000
+MAX_BACKOFF = 60.0
+MAX_RATE_LIMIT_WAIT = 300.0
+
+
+class SyncSource(Protocol):
+    """Where sync batches come from."""
+
+    async def fetch(self, since: str | None, timeout_ms: int) -> bytes:
+        """Fetch the next raw response after ``since`` (long-polling up to ``timeout_ms``)."""
+        ...
+
+    def parse(self, raw: bytes) -> SyncBatch:
+        """Decode a raw response (runs on the database thread, off the UI loop)."""
+        ...
+
+
+class SyncV2Source:
+    """``GET /_matrix/client/v3/sync`` with a lazy-loading filter."""
+
+    def __init__(self, connection: HomeserverConnection, *, timeline_limit: int = 50) -> None:
+        self._connection = connection
+        self._filter = api.sync_filter(timeline_limit)
+
+    async def fetch(self, since: str | None, timeout_ms: int) -> bytes:
+        """One ``/sync`` request; errors raise as MatrixError/NetworkError."""
+        request = api.sync(since=since, timeout_ms=timeout_ms, filter_json=self._filter)
+        return await self._connection.send_raw(request)
+
+    def parse(self, raw: bytes) -> SyncBatch:
+        """Decode JSON and normalise; MalformedResponse when unusable."""
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise MalformedResponse("sync response is not JSON") from error
+        return parse_sync(data)
+
+
+# Called with a raw response; parses and commits it (on the database thread), and
+# returns whatever the engine needs to publish afterwards.
+CommitBatch = Callable[[bytes], Awaitable[None]]
+StateListener = Callable[[SyncState], None]
+UnknownTokenHandler = Callable[[MatrixError], Awaitable[None]]
+
+
+class SyncLoop:
+    """Runs sync until stopped or logged out, reporting its state to a listener."""
+
+    def __init__(
+        self,
+        source: SyncSource,
+        commit: CommitBatch,
+        *,
+        get_token: Callable[[], str | None],
+        on_state: StateListener,
+        on_unknown_token: UnknownTokenHandler,
+        long_poll_ms: int = LONG_POLL_MS,
+        max_backoff: float = MAX_BACKOFF,
+    ) -> None:
+        self._source = source
+        self._commit = commit
+        self._get_token = get_token
+        self._on_state = on_state
+        self._on_unknown_token = on_unknown_token
+        self._long_poll_ms = long_poll_ms
+        self._max_backoff = max_backoff
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self.state = SyncState(SyncStatus.STARTING)
+        self.batches = 0
+        self.first_batch_done = asyncio.Event()
+
+    def _set(self, state: SyncState) -> None:
+        self.state = state
+        self._on_state(state)
+
+    def retry_now(self) -> None:
+        """Cut a backoff wait short (the user asked, or connectivity came back)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Ask the loop to end after the current step."""
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        """The loop itself. Returns when stopped or when the token is rejected."""
+        failures = 0
+        last_success: float | None = None
+        while not self._stopping:
+            since = self._get_token()
+            catching_up = since is None or failures > 0 or self.batches == 0
+            if catching_up:
+                self._set(SyncState(SyncStatus.SYNCING, last_success=last_success))
+            timeout = 0 if catching_up else self._long_poll_ms
+            try:
+                raw = await self._source.fetch(since, timeout)
+                await self._commit(raw)
+            except MatrixError as error:
+                if error.is_unknown_token:
+                    message = "Your session was ended by the server" + (
+                        "; log in again to continue (your cache is kept)." if error.soft_logout else "."
+                    )
+                    self._set(SyncState(SyncStatus.LOGGED_OUT, message, last_success=last_success))
+                    await self._on_unknown_token(error)
+                    return
+                failures += 1
+                if error.is_rate_limit:
+                    delay = min(error.retry_after or backoff_delay(failures), MAX_RATE_LIMIT_WAIT)
+                    detail = "rate limited by the server"
+                else:
+                    delay = backoff_delay(failures, cap=self._max_backoff)
+                    detail = f"server error {error.status} {error.errcode}"
+                log.warning("sync failed: %s; retrying in %.1fs", error, delay)
+                await self._back_off(SyncStatus.BACKING_OFF, detail, delay, last_success)
+                continue
+            except NetworkError as error:
+                failures += 1
+                delay = backoff_delay(failures, cap=self._max_backoff)
+                status = SyncStatus.OFFLINE if error.kind in ("connect", "dns") else SyncStatus.BACKING_OFF
+                log.warning("sync failed: %s; retrying in %.1fs", error, delay)
+                await self._back_off(status, str(error), delay, last_success)
+                continue
+            except MalformedResponse as error:
+                failures += 1
+                delay = backoff_delay(failures, cap=self._max_backoff)
+                log.warning("bad sync response: %s; retrying in %.1fs", error, delay)
+                await self._back_off(SyncStatus.BACKING_OFF, f"bad response: {error}", delay, last_success)
+                continue
+            failures = 0
+            self.batches += 1
+            last_success = time.time()
+            self.first_batch_done.set()
+            if self.state.status is not SyncStatus.CONNECTED:
+                self._set(SyncState(SyncStatus.CONNECTED, last_success=last_success))
+        self._set(SyncState(SyncStatus.STOPPED, last_success=last_success))
+
+    async def _back_off(self, status: SyncStatus, detail: str, delay: float, last_success: float | None) -> None:
+        self._set(SyncState(status, detail, retry_at=time.time() + delay, last_success=last_success))
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=delay)
+        except TimeoutError:
+            pass

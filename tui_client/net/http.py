@@ -1,0 +1,186 @@
+"""Running Client-Server requests over HTTP: the only module that imports httpx.
+
+:class:`HomeserverConnection` sends a :class:`~tui_client.protocol.requests.Request`
+to one homeserver, puts the access token in the ``Authorization`` header (never in
+the query string), maps every failure to :class:`MatrixError` or
+:class:`NetworkError`, and waits out rate limits (``Retry-After`` and
+``retry_after_ms``) for ordinary requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+
+from ..protocol.errors import MatrixError, NetworkError
+from ..protocol.requests import Request
+
+__all__ = ["HomeserverConnection", "backoff_delay", "map_transport_error"]
+
+USER_AGENT = "tui_client/0.1 (Matrix terminal client)"
+DEFAULT_TIMEOUT = 30.0
+# How long the server may take beyond a long-poll's own timeout before we give up.
+LONG_POLL_GRACE = 15.0
+
+RateLimitCallback = Callable[[float], Awaitable[None] | None]
+
+
+def backoff_delay(attempt: int, *, base: float = 1.0, cap: float = 60.0) -> float:
+    """Exponential backoff with jitter: about base*2^attempt, never more than ``cap``."""
+    delay = min(cap, base * (2 ** min(attempt, 16)))
+    return float(min(cap, delay * (0.75 + random.random() * 0.5)))
+
+
+def map_transport_error(error: Exception, base_url: str) -> NetworkError:
+    """Turn an httpx (or socket) exception into a :class:`NetworkError` with a plain message."""
+    host = httpx.URL(base_url).host or base_url
+    if isinstance(error, httpx.TimeoutException):
+        return NetworkError("timeout", f"{host} did not answer in time")
+    if isinstance(error, httpx.ConnectError):
+        cause: BaseException | None = error
+        while cause is not None:
+            if isinstance(cause, socket.gaierror):
+                return NetworkError("dns", f"could not find the server {host} (unknown host)")
+            cause = cause.__cause__ or cause.__context__
+        text = str(error).lower()
+        if "name or service not known" in text or "nodename nor servname" in text or "name resolution" in text:
+            return NetworkError("dns", f"could not find the server {host} (unknown host)")
+        return NetworkError("connect", f"could not connect to {host}: the server is down or unreachable")
+    if isinstance(error, httpx.TransportError):
+        return NetworkError("protocol", f"the connection to {host} failed: {type(error).__name__}")
+    return NetworkError("protocol", f"request to {host} failed: {error}")
+
+
+class HomeserverConnection:
+    """An HTTP connection to one homeserver, with its access token.
+
+    ``transport`` replaces httpx's network transport (tests inject faults with
+    ``httpx.MockTransport`` or a proxy). ``max_rate_limit_wait`` caps the total time
+    one request waits on 429 answers before the error is raised to the caller.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        access_token: str | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_rate_limit_wait: float = 300.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.access_token = access_token
+        self.timeout = timeout
+        self.max_rate_limit_wait = max_rate_limit_wait
+        self.on_rate_limited: RateLimitCallback | None = None
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url,
+            transport=transport,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            headers={"User-Agent": USER_AGENT},
+            follow_redirects=False,
+        )
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._client.aclose()
+
+    async def __aenter__(self) -> HomeserverConnection:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def send_raw(self, request: Request) -> bytes:
+        """Run one request once; return the body of a 2xx answer, raise otherwise."""
+        headers = {}
+        if request.authenticated:
+            if not self.access_token:
+                raise MatrixError(401, "M_MISSING_TOKEN", "not logged in")
+            headers["Authorization"] = f"Bearer {self.access_token}"
+        content = None
+        if request.body is not None:
+            content = json.dumps(request.body, ensure_ascii=False).encode()
+            headers["Content-Type"] = "application/json"
+        timeout = httpx.Timeout(
+            self.timeout + (request.timeout + LONG_POLL_GRACE if request.timeout else 0.0),
+            connect=min(self.timeout, 10.0),
+        )
+        try:
+            response = await self._client.request(
+                request.method,
+                request.path,
+                params=list(request.query) or None,
+                content=content,
+                headers=headers,
+                timeout=timeout,
+            )
+            body = await response.aread()
+        except (httpx.HTTPError, OSError) as error:
+            raise map_transport_error(error, self.base_url) from error
+        if 200 <= response.status_code < 300:
+            return body
+        raise _error_from(response.status_code, body, response.headers.get("Retry-After"))
+
+    async def send(self, request: Request, *, wait_on_rate_limit: bool = True) -> Any:
+        """Run a request and decode its JSON answer.
+
+        On 429 the request is retried after the server's ``retry_after`` (or a backoff
+        delay), until ``max_rate_limit_wait`` seconds have been spent waiting.
+        """
+        waited = 0.0
+        attempt = 0
+        while True:
+            try:
+                body = await self.send_raw(request)
+            except MatrixError as error:
+                if not (wait_on_rate_limit and error.is_rate_limit):
+                    raise
+                delay = error.retry_after if error.retry_after is not None else backoff_delay(attempt)
+                if waited + delay > self.max_rate_limit_wait:
+                    raise
+                waited += delay
+                attempt += 1
+                await self._notify_rate_limit(delay)
+                await asyncio.sleep(delay)
+                continue
+            return decode_json(body, self.base_url)
+
+    async def _notify_rate_limit(self, delay: float) -> None:
+        if self.on_rate_limited is None:
+            return
+        result = self.on_rate_limited(delay)
+        if result is not None:
+            await result
+
+    async def get_url(self, url: str) -> tuple[int, bytes]:
+        """GET an absolute URL without authentication (``.well-known`` discovery)."""
+        try:
+            response = await self._client.get(url, follow_redirects=True)
+            return response.status_code, await response.aread()
+        except (httpx.HTTPError, OSError) as error:
+            raise map_transport_error(error, url) from error
+
+
+def decode_json(body: bytes, base_url: str) -> Any:
+    """Decode a JSON body, as a :class:`NetworkError` of kind ``decode`` if it is not JSON."""
+    if not body:
+        return {}
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise NetworkError("decode", f"{base_url} answered with something that is not JSON") from error
+
+
+def _error_from(status: int, body: bytes, retry_after: str | None) -> MatrixError:
+    try:
+        data = json.loads(body) if body else {}
+    except (ValueError, UnicodeDecodeError):
+        data = {}
+    return MatrixError.from_response(status, data, retry_after)
