@@ -51,6 +51,7 @@ class RoomView:
         self.paginating = False
         self.members_complete = False
         self.typing: tuple[str, ...] = ()
+        self.version = 0
         self._positions: dict[str, int] = {}
         self._lock = asyncio.Lock()
         self._background: set[asyncio.Task[Any]] = set()
@@ -59,7 +60,8 @@ class RoomView:
 
     def _publish(self, diffs: list[Diff]) -> None:
         if diffs:
-            self.client.publish(TimelineUpdated(self.room_id, tuple(diffs)))
+            self.version += 1
+            self.client.publish(TimelineUpdated(self.room_id, tuple(diffs), self.version))
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.ensure_future(coroutine)

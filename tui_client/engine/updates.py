@@ -64,10 +64,15 @@ class RoomListChanged:
 
 @dataclass(frozen=True, slots=True)
 class TimelineUpdated:
-    """Diffs to apply to an open room's item list."""
+    """Diffs to apply to an open room's item list.
+
+    ``version`` counts the room view's updates: a listener that copied the item list
+    at version N applies only updates with a higher version.
+    """
 
     room_id: str
     diffs: tuple[Diff, ...]
+    version: int = 0
 
 
 @dataclass(frozen=True, slots=True)

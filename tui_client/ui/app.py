@@ -1,0 +1,240 @@
+"""The Textual application: login or restore, then the chat screen, fed by the engine."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from textual.app import App, SystemCommand
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.content import Content
+from textual.screen import Screen
+
+from ..engine.client import MatrixClient
+from ..engine.updates import SessionEnded, SyncStatus
+from .messages import EngineUpdate
+from .screens.chat import ChatScreen
+from .screens.dialogs import ConfirmDialog, PromptDialog
+from .screens.login import LoginScreen
+from .themes import DEFAULT_THEME, load_themes
+from .widgets.room_list import visible_rooms
+
+log = logging.getLogger(__name__)
+
+
+class RoomsProvider(Provider):
+    """Command palette: jump to any room by name."""
+
+    async def search(self, query: str) -> Hits:
+        app = self.app
+        if not isinstance(app, TuiClientApp) or app.client is None:
+            return
+        matcher = self.matcher(query)
+        for room in visible_rooms(app.client.rooms.values()):
+            name = room.display_name
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), partial(app.open_room, room.room_id), help="Open room")
+
+    async def discover(self) -> Hits:
+        app = self.app
+        if not isinstance(app, TuiClientApp) or app.client is None:
+            return
+        for room in sorted(visible_rooms(app.client.rooms.values()), key=lambda r: -r.last_ts)[:10]:
+            yield DiscoveryHit(Content(room.display_name), partial(app.open_room, room.room_id), help="Open room")
+
+
+class TuiClientApp(App[None]):
+    """tui_client."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "tui_client"
+    COMMANDS = App.COMMANDS | {RoomsProvider}
+
+    def __init__(
+        self,
+        *,
+        profile: str = "default",
+        base_dir: Path | None = None,
+        client: MatrixClient | None = None,
+        transport: Any = None,
+        start_sync: bool = True,
+        homeserver: str = "",
+        user_id: str = "",
+    ) -> None:
+        super().__init__()
+        self.profile = profile
+        self.base_dir = base_dir
+        self.client = client
+        self.transport = transport
+        self.start_sync = start_sync
+        self._homeserver = homeserver
+        self._user_id = user_id
+        self._unsubscribe: Any = None
+        for theme in load_themes():
+            self.register_theme(theme)
+        if DEFAULT_THEME in self.available_themes:
+            self.theme = DEFAULT_THEME
+
+    async def on_mount(self) -> None:
+        if self.client is None:
+            try:
+                self.client = MatrixClient.restore(profile=self.profile, base_dir=self.base_dir, transport=self.transport)
+            except Exception as error:
+                log.exception("could not restore the session")
+                self.notify(f"Could not restore the saved session: {error}", severity="error", markup=False)
+        if self.client is None:
+            self._show_login()
+        else:
+            await self._start(self.client)
+
+    def _show_login(self, message: str = "", user_id: str = "") -> None:
+        saved = MatrixClient.saved_session(self.profile, self.base_dir)
+        self.push_screen(
+            LoginScreen(
+                profile=self.profile,
+                base_dir=self.base_dir,
+                transport=self.transport,
+                user_id=user_id or self._user_id or (saved.user_id if saved else ""),
+                homeserver=self._homeserver or (saved.homeserver if saved else ""),
+                message=message,
+            )
+        )
+
+    async def _start(self, client: MatrixClient) -> None:
+        self.client = client
+        self._unsubscribe = client.subscribe(lambda update: self.post_message(EngineUpdate(update)))
+        await client.open()
+        chat = ChatScreen(client)
+        await self.push_screen(chat)
+        if self.start_sync:
+            client.start()
+
+    async def on_login_screen_logged_in(self, message: LoginScreen.LoggedIn) -> None:
+        await self.pop_screen()
+        await self._start(message.client)
+
+    def on_engine_update(self, message: EngineUpdate) -> None:
+        update = message.update
+        screen = self.chat_screen
+        if screen is not None:
+            screen.handle_update(update)
+        if isinstance(update, SessionEnded) and update.message != "Logged out.":
+            self._session_ended(update)
+
+    @property
+    def chat_screen(self) -> ChatScreen | None:
+        """The chat screen, if it is on the stack."""
+        for screen in self.screen_stack:
+            if isinstance(screen, ChatScreen):
+                return screen
+        return None
+
+    def _session_ended(self, update: SessionEnded) -> None:
+        client = self.client
+        if client is None:
+            return
+        if update.soft:
+            self.push_screen(
+                PromptDialog(f"{update.message} Password for {client.user_id}:", password=True),
+                self._relogin,
+            )
+        else:
+            self.run_worker(self._drop_client(update.message), exit_on_error=False)
+
+    def _relogin(self, password: str | None) -> None:
+        client = self.client
+        if client is None or not password:
+            return
+
+        async def relogin() -> None:
+            await self._drop_client("")
+            try:
+                fresh = await MatrixClient.login(
+                    client.user_id,
+                    password,
+                    homeserver=client.info.homeserver,
+                    profile=self.profile,
+                    base_dir=self.base_dir,
+                    transport=self.transport,
+                )
+            except Exception as error:
+                self._show_login(str(error), client.user_id)
+                return
+            await self._start(fresh)
+
+        self.run_worker(relogin(), exit_on_error=False)
+
+    async def _drop_client(self, message: str) -> None:
+        client = self.client
+        self.client = None
+        if self._unsubscribe:
+            self._unsubscribe()
+        if client is not None:
+            await client.close()
+        while len(self.screen_stack) > 1:
+            await self.pop_screen()
+        if message:
+            self._show_login(message)
+
+    def open_room(self, room_id: str) -> None:
+        """Open a room in the chat screen."""
+        screen = self.chat_screen
+        if screen is not None:
+            screen.open_room(room_id)
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        if self.chat_screen is None:
+            return
+        chat = self.chat_screen
+        yield SystemCommand("Switch room", "Fuzzy-find a room (Ctrl+K)", chat.action_switch_room)
+        yield SystemCommand("Join room", "Join by alias, ID, matrix.to link or matrix: URI", chat.action_join_dialog)
+        yield SystemCommand("Leave room", "Leave the current room", chat.action_leave_room)
+        yield SystemCommand("Toggle member list", "Show or hide the members (F2)", chat.action_toggle_members)
+        yield SystemCommand("Mark room as read", "Send a read receipt for the latest message", chat.action_mark_read)
+        yield SystemCommand("Help", "Keys and commands (F1)", chat.action_help)
+        yield SystemCommand("Retry sync now", "Skip the wait after a connection problem", self.action_retry_sync)
+        yield SystemCommand("Log out", "End this session on the server and remove local data", self.action_logout)
+
+    def action_retry_sync(self) -> None:
+        """Cut a backoff short."""
+        if self.client is not None and self.client.sync_loop is not None:
+            self.client.sync_loop.retry_now()
+
+    def action_logout(self) -> None:
+        """Log out after confirmation."""
+        self.push_screen(
+            ConfirmDialog("Log out? This ends the session on the server and deletes local data.", "Log out", danger=True),
+            lambda yes: self.run_worker(self._logout(), exit_on_error=False) if yes else None,
+        )
+
+    async def _logout(self) -> None:
+        client = self.client
+        if client is None:
+            return
+        self.client = None
+        if self._unsubscribe:
+            self._unsubscribe()
+        user_id = client.user_id
+        await client.logout()
+        while len(self.screen_stack) > 1:
+            await self.pop_screen()
+        self._show_login("Logged out.", user_id)
+
+    async def on_unmount(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+
+    @property
+    def is_connected(self) -> bool:
+        """True when sync is connected (for tests)."""
+        return self.client is not None and self.client.sync_state.status is SyncStatus.CONNECTED
+
+
+def run_app(profile: str = "default", base_dir: Path | None = None, homeserver: str = "", user_id: str = "") -> None:
+    """Run the client (restoring the profile's saved session, or showing the login)."""
+    TuiClientApp(profile=profile, base_dir=base_dir, homeserver=homeserver, user_id=user_id).run()

@@ -1,0 +1,41 @@
+"""Textual messages carrying the engine's updates into the UI loop."""
+
+from __future__ import annotations
+
+from textual.message import Message
+
+from ..engine.room_view import RoomView
+from ..engine.updates import RoomListChanged, SyncState, Update
+
+
+class EngineUpdate(Message):
+    """An update from the engine. Status and room-list updates coalesce (latest wins)."""
+
+    def __init__(self, update: Update) -> None:
+        super().__init__()
+        self.update = update
+
+    def can_replace(self, message: Message) -> bool:
+        """A newer room list or sync status makes an older queued one pointless."""
+        if not isinstance(message, EngineUpdate):
+            return False
+        for kind in (SyncState, RoomListChanged):
+            if isinstance(self.update, kind) and isinstance(message.update, kind):
+                return True
+        return False
+
+
+class RoomOpened(Message):
+    """A room view finished loading from the cache."""
+
+    def __init__(self, view: RoomView) -> None:
+        super().__init__()
+        self.view = view
+
+
+class ActionFailed(Message):
+    """Something the user asked for failed; the text says what."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text

@@ -1,0 +1,505 @@
+"""The main screen: room list, timeline, composer, member list, status."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+from rich.style import Style
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Static
+
+from ...engine.client import MatrixClient
+from ...engine.room_view import RoomView
+from ...engine.updates import (
+    MembersChanged,
+    Notice,
+    RoomListChanged,
+    SessionEnded,
+    SyncState,
+    TimelineUpdated,
+    TypingChanged,
+    Update,
+)
+from ...protocol.commands import CommandError
+from ...protocol.errors import MatrixError, NetworkError
+from ...protocol.sanitize import clean_line
+from ...protocol.timeline import SendState, TimelineItem
+from ..messages import ActionFailed, RoomOpened
+from ..render import Palette
+from ..widgets.composer import Composer
+from ..widgets.member_list import MemberList
+from ..widgets.room_header import RoomHeader
+from ..widgets.room_list import RoomList, ordered, visible_rooms
+from ..widgets.status_bar import StatusBar
+from ..widgets.timeline import TimelineView
+from .dialogs import ConfirmDialog, PromptDialog, ReactionDialog
+from .help import HelpScreen
+from .switcher import RoomSwitcher
+
+if TYPE_CHECKING:
+    pass
+
+
+class ChatScreen(Screen[None]):
+    """Where the user spends their time."""
+
+    BINDINGS = [
+        # Priority: the composer (a TextArea) has its own meaning for some of these keys.
+        Binding("ctrl+k", "switch_room", "Rooms", priority=True),
+        Binding("f1", "help", "Help", priority=True),
+        Binding("f2", "toggle_members", "Members", priority=True),
+        Binding("alt+up", "room_step(-1)", "Prev room", show=False, priority=True),
+        Binding("alt+down", "room_step(1)", "Next room", show=False, priority=True),
+        Binding("ctrl+o", "join_dialog", "Join", show=False, priority=True),
+    ]
+
+    def __init__(self, client: MatrixClient) -> None:
+        super().__init__()
+        self.client = client
+        self.current_room: str | None = None
+        self.view: RoomView | None = None
+        self.mode: tuple[str, TimelineItem] | None = None
+        self._view_version = 0
+        self._read_task: asyncio.TimerHandle | None = None
+
+    def compose(self) -> ComposeResult:
+        yield RoomHeader(id="room-header")
+        with Horizontal(id="body"):
+            yield RoomList(id="rooms")
+            with Vertical(id="center"):
+                yield TimelineView(id="timeline")
+                with Horizontal(id="invite-bar"):
+                    yield Static(id="invite-text")
+                    yield Button("Accept", variant="primary", id="accept-invite")
+                    yield Button("Reject", variant="error", id="reject-invite")
+                yield Static(id="typing")
+                yield Static(id="mode-banner")
+                yield Composer(id="composer")
+            yield MemberList(id="members")
+        yield StatusBar(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        status = self.query_one(StatusBar)
+        status.account = self.client.user_id
+        status.state = self.client.sync_state
+        self.query_one(TimelineView).palette = _palette_from(self.app)
+        self.query_one("#members").display = False
+        self.query_one("#invite-bar").display = False
+        self.query_one("#mode-banner").display = False
+        self._refresh_rooms()
+        rooms = self._ordered_rooms()
+        joined = [r for r in rooms if r.membership == "join"]
+        if joined or rooms:
+            self.open_room((joined or rooms)[0].room_id)
+        self.query_one(Composer).focus()
+
+    # -- engine updates -------------------------------------------------------------
+
+    def handle_update(self, update: Update) -> None:
+        """Apply one engine update (called by the app's message handler)."""
+        if isinstance(update, SyncState):
+            self.query_one(StatusBar).state = update
+        elif isinstance(update, RoomListChanged):
+            self._refresh_rooms()
+            if self.current_room in update.changed:
+                self._refresh_header()
+        elif isinstance(update, TimelineUpdated):
+            if update.room_id == self.current_room and update.version > self._view_version:
+                self._view_version = update.version
+                timeline = self.query_one(TimelineView)
+                timeline.apply_diffs(update.diffs)
+                self._sync_view_flags()
+                self._schedule_read()
+        elif isinstance(update, TypingChanged):
+            if update.room_id == self.current_room:
+                self._show_typing(update.user_ids)
+        elif isinstance(update, MembersChanged):
+            if update.room_id == self.current_room and self.view is not None:
+                self.query_one(TimelineView).refresh_names()
+                if self.query_one("#members").display:
+                    self.query_one(MemberList).show_members(self.view.members, self.view.power_levels)
+                self.query_one(RoomHeader).member_count = len(self.view.members.joined())
+        elif isinstance(update, Notice):
+            severity = {"warning": "warning", "error": "error"}.get(update.level, "information")
+            self.notify(clean_line(update.text), severity=severity, markup=False)  # type: ignore[arg-type]
+            self.query_one(StatusBar).message = clean_line(update.text, 80)
+        elif isinstance(update, SessionEnded):
+            self.query_one(StatusBar).message = clean_line(update.message, 80)
+
+    def _ordered_rooms(self) -> list:
+        return [room for _key, rooms in ordered(visible_rooms(self.client.rooms.values())) for room in rooms]
+
+    def _refresh_rooms(self) -> None:
+        self.query_one(RoomList).show_rooms(visible_rooms(self.client.rooms.values()), self.current_room)
+
+    def _refresh_header(self) -> None:
+        header = self.query_one(RoomHeader)
+        room = self.client.rooms.get(self.current_room) if self.current_room else None
+        header.room = room
+        invite = room is not None and room.membership == "invite"
+        bar = self.query_one("#invite-bar")
+        bar.display = invite
+        if invite and room is not None:
+            inviter = clean_line(room.inviter or "someone")
+            self.query_one("#invite-text", Static).update(Text(f"{inviter} invited you to {clean_line(room.display_name)}"))
+        self.query_one(Composer).disabled = invite
+
+    def _show_typing(self, users: tuple[str, ...]) -> None:
+        others = [u for u in users if u != self.client.user_id]
+        name_of = self.view.display_name if self.view else clean_line
+        if not others:
+            text = Text("")
+        elif len(others) == 1:
+            text = Text(f"{name_of(others[0])} is typing…", style=Style(dim=True, italic=True))
+        else:
+            text = Text(f"{len(others)} people are typing…", style=Style(dim=True, italic=True))
+        self.query_one("#typing", Static).update(text)
+
+    def _sync_view_flags(self) -> None:
+        if self.view is None:
+            return
+        timeline = self.query_one(TimelineView)
+        timeline.at_live_end = self.view.at_live_end
+        timeline.reached_start = self.view.reached_start
+
+    # -- opening rooms --------------------------------------------------------------
+
+    def open_room(self, room_id: str) -> None:
+        """Show a room (loading it from the cache in a worker)."""
+        if room_id == self.current_room and self.view is not None:
+            return
+        if self.current_room is not None:
+            self.client.close_room(self.current_room)
+        self.current_room = room_id
+        self.view = None
+        self.query_one(RoomList).current_room = room_id
+        self._refresh_header()
+        self._set_mode(None)
+        self._show_typing(())
+        timeline = self.query_one(TimelineView)
+        timeline.empty_text = "Loading…"
+        timeline.set_items([])
+        self._load_room(room_id)
+
+    @work(group="open-room", exclusive=True, exit_on_error=False)
+    async def _load_room(self, room_id: str) -> None:
+        view = await self.client.open_room(room_id)
+        self.post_message(RoomOpened(view))
+
+    def on_room_opened(self, message: RoomOpened) -> None:
+        view = message.view
+        if view.room_id != self.current_room:
+            return
+        self.view = view
+        self._view_version = view.version
+        timeline = self.query_one(TimelineView)
+        timeline.name_of = view.display_name
+        timeline.empty_text = "No messages yet. Say hello!"
+        timeline.set_items(view.model.items)
+        self._sync_view_flags()
+        self.query_one(RoomHeader).member_count = len(view.members.joined())
+        if self.query_one("#members").display:
+            self._load_members()
+        self._schedule_read()
+
+    def _schedule_read(self) -> None:
+        room = self.current_room
+        summary = self.client.rooms.get(room) if room else None
+        if summary is None or summary.membership != "join":
+            return
+        if self._read_task is not None:
+            self._read_task.cancel()
+        self._read_task = asyncio.get_running_loop().call_later(1.0, self._send_read, room)
+
+    def _send_read(self, room_id: str | None) -> None:
+        if room_id is not None and room_id == self.current_room and self.app.is_running:
+            self.run_worker(self.client.mark_read(room_id), group="read", exclusive=True, exit_on_error=False)
+
+    @on(RoomList.RoomChosen)
+    def _room_chosen(self, event: RoomList.RoomChosen) -> None:
+        self.open_room(event.room_id)
+        self.query_one(Composer).focus()
+
+    # -- timeline paging ----------------------------------------------------------
+
+    @on(TimelineView.NeedOlder)
+    def _need_older(self) -> None:
+        if self.view is not None:
+            self._paginate(self.view, back=True)
+
+    @on(TimelineView.NeedNewer)
+    def _need_newer(self) -> None:
+        if self.view is not None:
+            self._paginate(self.view, back=False)
+
+    @work(group="paginate", exclusive=True, exit_on_error=False)
+    async def _paginate(self, view: RoomView, back: bool) -> None:
+        if back:
+            await view.paginate_back()
+        else:
+            await view.paginate_forward()
+        if view is self.view:
+            self.post_message(_FlagsChanged())
+
+    def on__flags_changed(self, _message: _FlagsChanged) -> None:
+        self._sync_view_flags()
+
+    # -- composing ------------------------------------------------------------------
+
+    @on(Composer.Submitted)
+    def _submitted(self, event: Composer.Submitted) -> None:
+        text = event.text
+        composer = self.query_one(Composer)
+        mode = self.mode
+        composer.clear()
+        self._set_mode(None)
+        self._send(self.current_room, text, mode)
+
+    @work(group="send", exit_on_error=False)
+    async def _send(self, room_id: str | None, text: str, mode: tuple[str, TimelineItem] | None) -> None:
+        try:
+            if mode is not None and mode[0] == "edit" and room_id and mode[1].event_id:
+                await self.client.send_edit(room_id, mode[1].event_id, text)
+                return
+            reply_to = mode[1].event_id if mode is not None and mode[0] == "reply" else None
+            result = await self.client.submit(room_id, text, reply_to=reply_to)
+        except CommandError as error:
+            self.post_message(ActionFailed(str(error)))
+            self.post_message(_RestoreComposer(text))
+            return
+        except (MatrixError, NetworkError) as error:
+            self.post_message(ActionFailed(f"Failed: {error}"))
+            return
+        if result == "help":
+            self.post_message(_ShowHelp())
+        elif result:
+            self.post_message(_Info(result))
+
+    def on__restore_composer(self, message: _RestoreComposer) -> None:
+        composer = self.query_one(Composer)
+        if not composer.text:
+            composer.text = message.text
+
+    def on__show_help(self, _message: _ShowHelp) -> None:
+        self.action_help()
+
+    def on__info(self, message: _Info) -> None:
+        self.notify(clean_line(message.text), markup=False)
+
+    def on_action_failed(self, message: ActionFailed) -> None:
+        self.notify(clean_line(message.text), severity="error", markup=False)
+
+    @on(Composer.Cancelled)
+    def _cancel_mode(self) -> None:
+        if self.mode is not None:
+            self._set_mode(None)
+            if self.mode is None:
+                self.query_one(Composer).clear()
+        else:
+            self.query_one(TimelineView).focus()
+
+    @on(Composer.EditLast)
+    def _edit_last(self) -> None:
+        timeline = self.query_one(TimelineView)
+        for item in reversed(timeline.items):
+            if item.sender == self.client.user_id and item.kind in ("text", "emote", "notice") and item.event_id and not item.is_local_echo:
+                self._start_edit(item)
+                return
+
+    def _set_mode(self, mode: tuple[str, TimelineItem] | None) -> None:
+        self.mode = mode
+        banner = self.query_one("#mode-banner", Static)
+        if mode is None:
+            banner.display = False
+            return
+        action, item = mode
+        who = self.view.display_name(item.sender) if self.view else item.sender
+        verb = "Replying to" if action == "reply" else "Editing your message"
+        text = Text(f"{verb} ", style=Style(bold=True))
+        if action == "reply":
+            text.append(who + ": ", style=Style(bold=True))
+        text.append(item.body.split("\n", 1)[0][:80], style=Style(italic=True))
+        text.append("   (Esc to cancel)", style=Style(dim=True))
+        banner.update(text)
+        banner.display = True
+
+    def _start_edit(self, item: TimelineItem) -> None:
+        composer = self.query_one(Composer)
+        self._set_mode(("edit", item))
+        composer.text = item.body
+        composer.focus()
+
+    # -- message actions ----------------------------------------------------------
+
+    @on(TimelineView.ItemAction)
+    def _item_action(self, event: TimelineView.ItemAction) -> None:
+        item, action = event.item, event.action
+        room = self.current_room
+        if room is None:
+            return
+        if action == "reply" and item.event_id and not item.is_local_echo:
+            self._set_mode(("reply", item))
+            self.query_one(Composer).focus()
+        elif action == "edit":
+            if item.sender != self.client.user_id or not item.event_id or item.is_local_echo:
+                self.notify("You can only edit your own sent messages.", severity="warning")
+                return
+            self._start_edit(item)
+        elif action == "react" and item.event_id and not item.is_local_echo:
+            self.app.push_screen(ReactionDialog(), lambda key: self._react(room, item, key))
+        elif action == "delete" and item.event_id and not item.is_local_echo:
+            self.app.push_screen(
+                ConfirmDialog("Delete this message for everyone?", "Delete", danger=True),
+                lambda yes: self._delete(room, item) if yes else None,
+            )
+        elif action == "retry" and item.send_state is SendState.FAILED and item.txn_id:
+            self.run_worker(self.client.retry_send(item.txn_id), exit_on_error=False)
+        elif action == "discard" and item.is_local_echo and item.send_state is SendState.FAILED and item.txn_id:
+            self.run_worker(self.client.discard_send(item.txn_id), exit_on_error=False)
+
+    def _react(self, room: str, item: TimelineItem, key: str | None) -> None:
+        if key and item.event_id:
+            self._guarded(self.client.send_reaction(room, item.event_id, key))
+
+    def _delete(self, room: str, item: TimelineItem) -> None:
+        if item.event_id:
+            self._guarded(self.client.redact(room, item.event_id))
+
+    def _guarded(self, coroutine: object) -> None:
+        async def run() -> None:
+            try:
+                await coroutine  # type: ignore[misc]
+            except (MatrixError, NetworkError, CommandError) as error:
+                self.post_message(ActionFailed(f"Failed: {error}"))
+
+        self.run_worker(run(), exit_on_error=False)
+
+    # -- invites --------------------------------------------------------------------
+
+    @on(Button.Pressed, "#accept-invite")
+    def _accept_invite(self) -> None:
+        if self.current_room:
+            self._guarded(self.client.join(self.current_room))
+
+    @on(Button.Pressed, "#reject-invite")
+    def _reject_invite(self) -> None:
+        if self.current_room:
+            self._guarded(self.client.leave(self.current_room))
+
+    # -- actions --------------------------------------------------------------------
+
+    def action_switch_room(self) -> None:
+        """The fuzzy switcher."""
+        rooms = visible_rooms(self.client.rooms.values())
+        self.app.push_screen(RoomSwitcher(rooms), self._switch_to)
+
+    def _switch_to(self, room_id: str | None) -> None:
+        if room_id:
+            self.open_room(room_id)
+            self.query_one(Composer).focus()
+
+    def action_room_step(self, step: int) -> None:
+        """Previous/next room in list order."""
+        rooms = [r.room_id for r in self._ordered_rooms()]
+        if not rooms:
+            return
+        index = rooms.index(self.current_room) if self.current_room in rooms else -1
+        self.open_room(rooms[(index + step) % len(rooms)])
+
+    def action_help(self) -> None:
+        """Key bindings and commands."""
+        self.app.push_screen(HelpScreen())
+
+    def action_toggle_members(self) -> None:
+        """Show or hide the member list."""
+        members = self.query_one("#members")
+        members.display = not members.display
+        if members.display:
+            self._load_members()
+
+    def _load_members(self) -> None:
+        view = self.view
+        if view is None:
+            return
+        self.query_one(MemberList).show_members(view.members, view.power_levels)
+        self.run_worker(view.load_all_members(), group="members", exclusive=True, exit_on_error=False)
+
+    def action_join_dialog(self) -> None:
+        """Ask for a room to join."""
+        self.app.push_screen(
+            PromptDialog("Join a room", "#alias:server, !roomid, matrix.to link or matrix: URI"),
+            lambda target: self._join(target) if target else None,
+        )
+
+    def _join(self, target: str) -> None:
+        self._send(self.current_room, f"/join {target}", None)
+
+    def action_leave_room(self) -> None:
+        """Leave the current room, after confirmation."""
+        room = self.current_room
+        if room is None:
+            return
+        name = self.client.rooms[room].display_name if room in self.client.rooms else room
+        self.app.push_screen(
+            ConfirmDialog(f"Leave {clean_line(name)}?", "Leave", danger=True),
+            lambda yes: self._guarded(self.client.leave(room)) if yes else None,
+        )
+
+    def action_mark_read(self) -> None:
+        """Mark the current room read."""
+        if self.current_room:
+            self.run_worker(self.client.mark_read(self.current_room), exit_on_error=False)
+
+    def now(self) -> float:
+        """The clock (tests freeze it)."""
+        return time.time()
+
+
+def _palette_from(app: object) -> Palette:
+    theme = getattr(app, "current_theme", None)
+    if theme is None:
+        return Palette()
+    def colour(value: object, fallback: str) -> str:
+        return value if isinstance(value, str) and value.startswith("#") else fallback
+    base = Palette()
+    return Palette(
+        foreground=colour(theme.foreground, base.foreground),
+        muted=base.muted,
+        accent=colour(theme.accent, base.accent),
+        warning=colour(theme.warning, base.warning),
+        error=colour(theme.error, base.error),
+        success=colour(theme.success, base.success),
+        selection=colour(theme.panel, base.selection),
+        notice=colour(theme.secondary, base.notice),
+    )
+
+
+from textual.message import Message  # noqa: E402
+
+
+class _FlagsChanged(Message):
+    pass
+
+
+class _RestoreComposer(Message):
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+
+class _ShowHelp(Message):
+    pass
+
+
+class _Info(Message):
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text

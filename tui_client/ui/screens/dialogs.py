@@ -1,0 +1,106 @@
+"""Small modal dialogs: a text prompt, a confirmation, a reaction picker."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label
+
+
+class PromptDialog(ModalScreen[str | None]):
+    """Ask for one line of text; dismisses with it, or None on Escape."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, placeholder: str = "", value: str = "", *, password: bool = False) -> None:
+        super().__init__()
+        self._title = title
+        self._placeholder = placeholder
+        self._value = value
+        self._password = password
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(Text(self._title), classes="dialog-title")
+            yield Input(value=self._value, placeholder=self._placeholder, password=self._password, id="prompt-input")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("OK", variant="primary", id="ok")
+                yield Button("Cancel", id="cancel")
+
+    @on(Input.Submitted)
+    @on(Button.Pressed, "#ok")
+    def _accept(self) -> None:
+        self.dismiss(self.query_one("#prompt-input", Input).value)
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        """Close without an answer."""
+        self.dismiss(None)
+
+
+class ConfirmDialog(ModalScreen[bool]):
+    """Yes or no."""
+
+    BINDINGS = [Binding("escape", "no", "No"), Binding("y", "yes", "Yes")]
+
+    def __init__(self, question: str, yes: str = "Yes", *, danger: bool = False) -> None:
+        super().__init__()
+        self._question = question
+        self._yes = yes
+        self._danger = danger
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(Text(self._question), classes="dialog-title")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button(self._yes, variant="error" if self._danger else "primary", id="yes")
+                yield Button("Cancel", id="no")
+
+    @on(Button.Pressed, "#yes")
+    def action_yes(self) -> None:
+        """Confirm."""
+        self.dismiss(True)
+
+    @on(Button.Pressed, "#no")
+    def action_no(self) -> None:
+        """Decline."""
+        self.dismiss(False)
+
+
+QUICK_REACTIONS = ("👍", "❤️", "😂", "🎉", "😮", "😢", "👀", "🙏")
+
+
+class ReactionDialog(ModalScreen[str | None]):
+    """Pick a reaction: a quick one with 1-8, or type any text."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")] + [
+        Binding(str(n + 1), f"quick({n})", key, show=False) for n, key in enumerate(QUICK_REACTIONS)
+    ]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label("React with (1-8, or type and Enter)", classes="dialog-title")
+            with Horizontal(classes="dialog-buttons"):
+                for n, key in enumerate(QUICK_REACTIONS):
+                    yield Button(f"{n + 1} {key}", id=f"quick-{n}", classes="reaction")
+            yield Input(placeholder="any emoji or text", id="reaction-input")
+
+    def action_quick(self, index: int) -> None:
+        """A quick reaction."""
+        self.dismiss(QUICK_REACTIONS[index])
+
+    @on(Button.Pressed, ".reaction")
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(QUICK_REACTIONS[int((event.button.id or "quick-0").split("-")[1])])
+
+    @on(Input.Submitted)
+    def _typed(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value.strip() or None)
+
+    def action_cancel(self) -> None:
+        """No reaction."""
+        self.dismiss(None)

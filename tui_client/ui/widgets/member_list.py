@@ -1,0 +1,56 @@
+"""The member list of the open room (joined, then invited), with power badges."""
+
+from __future__ import annotations
+
+import math
+
+from rich.style import Style
+from rich.text import Text
+from textual.widgets import OptionList
+from textual.widgets.option_list import Option
+
+from ...protocol.room_state import PowerLevels, RoomMembers
+from ..render import sender_colour
+
+
+def _badge(level: float) -> str:
+    if level == math.inf:
+        return "★"
+    if level >= 100:
+        return "@"
+    if level >= 50:
+        return "+"
+    return " "
+
+
+class MemberList(OptionList):
+    """Members of the current room."""
+
+    DEFAULT_CSS = """
+    MemberList {
+        width: 28;
+        height: 1fr;
+        border-left: solid $panel;
+    }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(markup=False, id=id)
+
+    def show_members(self, members: RoomMembers, power: PowerLevels) -> None:
+        """Rebuild from the room's members."""
+        options: list[Option] = []
+        joined, invited = members.joined(), members.invited()
+        options.append(Option(Text(f"JOINED — {len(joined)}", style=Style(dim=True, bold=True)), disabled=True))
+        for member in joined:
+            options.append(Option(self._line(members, power, member.user_id), id=member.user_id))
+        if invited:
+            options.append(Option(Text(f"INVITED — {len(invited)}", style=Style(dim=True, bold=True)), disabled=True))
+            for member in invited:
+                options.append(Option(self._line(members, power, member.user_id), id="invite:" + member.user_id))
+        self.set_options(options)
+
+    def _line(self, members: RoomMembers, power: PowerLevels, user_id: str) -> Text:
+        text = Text(_badge(power.user_level(user_id)) + " ", style=Style(bold=True))
+        text.append(members.display_name(user_id), style=Style(color=sender_colour(user_id)))
+        return text

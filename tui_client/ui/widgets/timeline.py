@@ -1,0 +1,345 @@
+"""The timeline: a line-API widget (``ScrollView`` + ``render_line``), no widget per message.
+
+It mirrors the engine's item list through diffs, renders each item to strips once
+per width (cached), and keeps a prefix sum of item heights to map a screen row to
+an item. Near the top it asks for older history; when the user is at the bottom,
+new messages keep it there, otherwise the view stays on what the user is reading.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Sequence
+
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from ...protocol.timeline import Diff, TimelineItem
+from ..render import Palette, render_item
+
+LOAD_MORE_THRESHOLD = 8
+
+
+class TimelineView(ScrollView, can_focus=True):
+    """The open room's messages."""
+
+    BINDINGS = [
+        Binding("up", "select_previous", "Previous message", show=False),
+        Binding("down", "select_next", "Next message", show=False),
+        Binding("pageup", "page_up", "Page up", show=False),
+        Binding("pagedown", "page_down", "Page down", show=False),
+        Binding("home", "scroll_home", "Oldest loaded", show=False),
+        Binding("end", "jump_to_latest", "Latest", show=False),
+        Binding("r", "reply", "Reply"),
+        Binding("e", "edit", "Edit"),
+        Binding("plus,equals_sign", "react", "React"),
+        Binding("d,delete", "delete", "Delete"),
+        Binding("R", "retry", "Retry", show=False),
+        Binding("X", "discard", "Discard", show=False),
+        Binding("escape", "clear_selection", "Unselect", show=False),
+    ]
+
+    DEFAULT_CSS = """
+    TimelineView {
+        height: 1fr;
+        overflow-x: hidden;
+        scrollbar-size-vertical: 1;
+    }
+    """
+
+    selected_key: reactive[str | None] = reactive(None, always_update=True)
+
+    class NeedOlder(Message):
+        """The user scrolled to the top of what is loaded."""
+
+    class NeedNewer(Message):
+        """The user scrolled to the bottom of a window that is not at the live end."""
+
+    class ItemAction(Message):
+        """The user asked for something on a message: reply, edit, react, delete, retry, discard."""
+
+        def __init__(self, action: str, item: TimelineItem) -> None:
+            super().__init__()
+            self.action = action
+            self.item = item
+
+    def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.items: list[TimelineItem] = []
+        self.name_of: Callable[[str], str] = lambda user_id: user_id
+        self.palette = Palette()
+        self._cache: dict[str, tuple[int, bool, list[Strip]]] = {}
+        self._offsets: list[int] = [0]
+        self._layout_width = 0
+        self._stick_to_bottom = True
+        self._requested_older = False
+        self._requested_newer = False
+        self.at_live_end = True
+        self.reached_start = False
+        self.empty_text = "No messages yet."
+
+    # -- data -----------------------------------------------------------------------
+
+    def set_items(self, items: Sequence[TimelineItem]) -> None:
+        """Replace everything (a newly opened room)."""
+        self.items = list(items)
+        self._cache.clear()
+        self._stick_to_bottom = True
+        self.selected_key = None
+        self._relayout(anchor=None)
+        self.scroll_end(animate=False, immediate=True)
+
+    def apply_diffs(self, diffs: Sequence[Diff]) -> None:
+        """Apply the engine's diffs, keeping the reader's place."""
+        if not diffs:
+            return
+        anchor = None if self._stick_to_bottom else self._anchor()
+        for diff in diffs:
+            if diff.op == "reset":
+                self.items = list(diff.items)
+                self._cache.clear()
+            elif diff.op == "insert" and diff.item is not None:
+                self.items.insert(diff.index, diff.item)
+                self._invalidate_after(diff.index)
+            elif diff.op == "update" and diff.item is not None:
+                old = self.items[diff.index]
+                self._cache.pop(old.key, None)
+                self.items[diff.index] = diff.item
+                self._invalidate_after(diff.index)
+            elif diff.op == "remove":
+                removed = self.items.pop(diff.index)
+                self._cache.pop(removed.key, None)
+                self._invalidate_after(diff.index - 1)
+        if self.selected_key is not None and not any(i.key == self.selected_key for i in self.items):
+            self.selected_key = None
+        self._requested_older = False
+        self._requested_newer = False
+        self._relayout(anchor)
+
+    def _invalidate_after(self, index: int) -> None:
+        # The item after a change may gain or lose its day separator or sender name.
+        for neighbour in (index, index + 1):
+            if 0 <= neighbour < len(self.items):
+                self._cache.pop(self.items[neighbour].key, None)
+
+    def refresh_names(self) -> None:
+        """Display names changed: re-render everything."""
+        self._cache.clear()
+        self._relayout(None if self._stick_to_bottom else self._anchor())
+
+    # -- layout ---------------------------------------------------------------------
+
+    def _strips_for(self, index: int, width: int) -> list[Strip]:
+        item = self.items[index]
+        selected = item.key == self.selected_key
+        cached = self._cache.get(item.key)
+        if cached is not None and cached[0] == width and cached[1] == selected:
+            return cached[2]
+        previous = self.items[index - 1] if index > 0 else None
+        console = self.app.console
+        lines = render_item(item, previous, self.name_of, width, console, self.palette, selected=selected)
+        strips = []
+        for line in lines:
+            segments = list(line.render(console))
+            strip = Strip(segments).crop_pad(width, 0, 0, Style()) if segments else Strip.blank(width)
+            strips.append(strip.adjust_cell_length(width))
+        self._cache[item.key] = (width, selected, strips)
+        return strips
+
+    def _relayout(self, anchor: tuple[str, int] | None) -> None:
+        width = max(20, self.scrollable_content_region.width or 80)
+        self._layout_width = width
+        offsets = [0]
+        total = 0
+        for index in range(len(self.items)):
+            total += len(self._strips_for(index, width))
+            offsets.append(total)
+        self._offsets = offsets
+        self.virtual_size = Size(width, max(total, 1))
+        target: int | None = None
+        if self._stick_to_bottom:
+            target = max(0, total - self.scrollable_content_region.height)
+        elif anchor is not None:
+            key, delta = anchor
+            for index, item in enumerate(self.items):
+                if item.key == key:
+                    target = max(0, offsets[index] + delta)
+                    break
+        if target is not None:
+            self.scroll_to(y=target, animate=False, immediate=True)
+            # The new virtual size is only in effect after the next refresh; scroll again then.
+            self.call_after_refresh(self._scroll_after_layout, anchor)
+        self.refresh()
+
+    def _scroll_after_layout(self, anchor: tuple[str, int] | None) -> None:
+        if self._stick_to_bottom:
+            self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
+            return
+        if anchor is not None:
+            key, delta = anchor
+            for index, item in enumerate(self.items):
+                if item.key == key:
+                    self.scroll_to(y=max(0, self._offsets[index] + delta), animate=False, immediate=True)
+                    return
+
+    def _anchor(self) -> tuple[str, int] | None:
+        if not self.items:
+            return None
+        top = round(self.scroll_y)
+        index = max(0, min(len(self.items) - 1, bisect.bisect_right(self._offsets, top) - 1))
+        return self.items[index].key, top - self._offsets[index]
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Re-wrap at the new width."""
+        self._relayout(None if self._stick_to_bottom else self._anchor())
+
+    def item_at_line(self, line: int) -> int | None:
+        """The index of the item drawn on a virtual line."""
+        if not self.items or line < 0 or line >= self._offsets[-1]:
+            return None
+        return bisect.bisect_right(self._offsets, line) - 1
+
+    # -- rendering ------------------------------------------------------------------
+
+    def render_line(self, y: int) -> Strip:
+        """One screen row."""
+        width = self._layout_width or self.size.width
+        line = round(self.scroll_y) + y
+        if not self.items:
+            if y == 0:
+                return Strip([Segment(self.empty_text, Style(color=self.palette.muted, italic=True))]).adjust_cell_length(width)
+            return Strip.blank(width)
+        index = self.item_at_line(line)
+        if index is None:
+            return Strip.blank(width)
+        strips = self._strips_for(index, width)
+        within = line - self._offsets[index]
+        if within >= len(strips):
+            return Strip.blank(width)
+        return strips[within]
+
+    # -- scrolling ------------------------------------------------------------------
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        bottom = max(0, self.virtual_size.height - self.scrollable_content_region.height)
+        self._stick_to_bottom = new_value >= bottom - 1 and self.at_live_end
+        if new_value < LOAD_MORE_THRESHOLD and not self._requested_older and not self.reached_start and self.items:
+            self._requested_older = True
+            self.post_message(self.NeedOlder())
+        if not self.at_live_end and new_value >= bottom - LOAD_MORE_THRESHOLD and not self._requested_newer:
+            self._requested_newer = True
+            self.post_message(self.NeedNewer())
+
+    def action_jump_to_latest(self) -> None:
+        """Back to the newest message."""
+        self._stick_to_bottom = True
+        self.scroll_end(animate=False)
+        if not self.at_live_end:
+            self.post_message(self.NeedNewer())
+
+    # -- selection ------------------------------------------------------------------
+
+    def _selected_index(self) -> int | None:
+        for index, item in enumerate(self.items):
+            if item.key == self.selected_key:
+                return index
+        return None
+
+    def watch_selected_key(self, _old: str | None, _new: str | None) -> None:
+        self.refresh()
+
+    def _select(self, index: int) -> None:
+        if not self.items:
+            return
+        index = max(0, min(len(self.items) - 1, index))
+        old = self.selected_key
+        self.selected_key = self.items[index].key
+        if old is not None:
+            self._cache.pop(old, None)
+        self._cache.pop(self.selected_key, None)
+        self._relayout(self._anchor() if not self._stick_to_bottom else None)
+        top, bottom = self._offsets[index], self._offsets[index + 1]
+        view_top = round(self.scroll_y)
+        height = self.scrollable_content_region.height
+        if top < view_top:
+            self.scroll_to(y=top, animate=False)
+        elif bottom > view_top + height:
+            self.scroll_to(y=bottom - height, animate=False)
+
+    def action_select_previous(self) -> None:
+        """Select the message above (the newest when none is selected)."""
+        index = self._selected_index()
+        if index is None:
+            self._select(len(self.items) - 1)
+        elif index == 0:
+            self.post_message(self.NeedOlder())
+        else:
+            self._select(index - 1)
+
+    def action_select_next(self) -> None:
+        """Select the message below."""
+        index = self._selected_index()
+        if index is None:
+            return
+        if index >= len(self.items) - 1:
+            self.action_clear_selection()
+            self.action_jump_to_latest()
+        else:
+            self._select(index + 1)
+
+    def action_clear_selection(self) -> None:
+        """Unselect."""
+        old = self.selected_key
+        self.selected_key = None
+        if old is not None:
+            self._cache.pop(old, None)
+            self._relayout(self._anchor() if not self._stick_to_bottom else None)
+
+    def on_click(self, event: events.Click) -> None:
+        """Select the clicked message."""
+        index = self.item_at_line(round(self.scroll_y) + event.y)
+        if index is not None:
+            self._select(index)
+
+    @property
+    def selected_item(self) -> TimelineItem | None:
+        """The selected message."""
+        index = self._selected_index()
+        return self.items[index] if index is not None else None
+
+    def _item_action(self, action: str) -> None:
+        item = self.selected_item
+        if item is not None:
+            self.post_message(self.ItemAction(action, item))
+
+    def action_reply(self) -> None:
+        """Reply to the selected message."""
+        self._item_action("reply")
+
+    def action_edit(self) -> None:
+        """Edit the selected message (ours)."""
+        self._item_action("edit")
+
+    def action_react(self) -> None:
+        """React to the selected message."""
+        self._item_action("react")
+
+    def action_delete(self) -> None:
+        """Delete the selected message."""
+        self._item_action("delete")
+
+    def action_retry(self) -> None:
+        """Retry a failed message."""
+        self._item_action("retry")
+
+    def action_discard(self) -> None:
+        """Discard a failed message."""
+        self._item_action("discard")
