@@ -26,7 +26,7 @@ __all__ = [
 _IPV4 = r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}"
 _IPV6 = r"\[[0-9A-Fa-f:.]{2,45}\]"
 _DNS = r"[0-9A-Za-z.\-]{1,255}"
-_SERVER_NAME_RE = re.compile(rf"^(?:{_IPV4}|{_IPV6}|{_DNS})(?::(?P<port>[0-9]{{1,5}}))?$")
+_SERVER_NAME_RE = re.compile(rf"^(?:{_IPV4}|{_IPV6}|{_DNS})(?::(?P<port>[0-9]{{1,5}}))?\Z")
 # Historical user IDs: any non-surrogate code point but ':' and NUL in the localpart.
 _USER_ID_RE = re.compile(r"^@([^:\x00]*):(.+)$", re.DOTALL)
 _ALIAS_RE = re.compile(r"^#([^:\x00]*):(.+)$", re.DOTALL)
@@ -35,6 +35,14 @@ _MAX_ID_BYTES = 255
 
 class InvalidIdentifier(ValueError):
     """Raised when a string is not a valid identifier of the expected kind."""
+
+
+def _fits(value: str) -> bool:
+    # At most 255 bytes of UTF-8; lone surrogates (possible in decoded JSON) never fit.
+    try:
+        return len(value.encode()) <= _MAX_ID_BYTES
+    except UnicodeEncodeError:
+        return False
 
 
 def parse_server_name(value: str) -> str:
@@ -47,7 +55,7 @@ def parse_server_name(value: str) -> str:
 
 def is_user_id(value: object) -> bool:
     """True if ``value`` is a user ID (historical localparts allowed, as clients must)."""
-    if not isinstance(value, str) or len(value.encode()) > _MAX_ID_BYTES:
+    if not isinstance(value, str) or not _fits(value):
         return False
     match = _USER_ID_RE.match(value)
     return bool(match and _is_server_name(match.group(2)))
@@ -84,13 +92,13 @@ def is_room_id(value: object) -> bool:
         and len(value) > 1
         and value[0] == "!"
         and "\x00" not in value
-        and len(value.encode()) <= _MAX_ID_BYTES
+        and _fits(value)
     )
 
 
 def is_room_alias(value: object) -> bool:
     """True if ``value`` is a room alias ``#localpart:server``."""
-    if not isinstance(value, str) or len(value.encode()) > _MAX_ID_BYTES:
+    if not isinstance(value, str) or not _fits(value):
         return False
     match = _ALIAS_RE.match(value)
     return bool(match and _is_server_name(match.group(2)))
@@ -103,7 +111,7 @@ def is_event_id(value: object) -> bool:
         and len(value) > 1
         and value[0] == "$"
         and "\x00" not in value
-        and len(value.encode()) <= _MAX_ID_BYTES
+        and _fits(value)
     )
 
 
@@ -147,6 +155,16 @@ def _validate_target(identifier: str) -> str:
     if kind is None or not valid[kind](identifier):
         raise InvalidIdentifier(f"not a room, alias or user: {identifier!r}")
     return kind
+
+
+def _action(values: list[str], kind: str) -> str | None:
+    # "join" only means something for a room, "chat" only for a user; others are ignored.
+    action = values[0] if values else None
+    if action == "join" and kind in ("room_id", "room_alias"):
+        return action
+    if action == "chat" and kind == "user":
+        return action
+    return None
 
 
 def _via_list(values: list[str]) -> tuple[str, ...]:
@@ -199,7 +217,7 @@ def _parse_matrix_to(fragment: str) -> MatrixLink:
         identifier=identifier,
         event_id=event_id,
         via=_via_list(params.get("via", [])),
-        action=(params.get("action") or [None])[0],
+        action=_action(params.get("action", []), kind),
     )
 
 
@@ -214,14 +232,13 @@ def _parse_matrix_uri(uri: str) -> MatrixLink:
     identifier = _URI_TYPES[segments[0]] + segments[1]
     kind = _validate_target(identifier)
     event_id = None
-    if len(segments) >= 4 and segments[2] in ("e", "event"):
+    if len(segments) >= 4 and segments[2] in ("e", "event") and is_event_id("$" + segments[3]):
         event_id = "$" + segments[3]
     params = parse_qs(split.query)
-    action = (params.get("action") or [None])[0]
     return MatrixLink(
         kind=kind,
         identifier=identifier,
         event_id=event_id,
         via=_via_list(params.get("via", [])),
-        action=action if action in ("join", "chat") else None,
+        action=_action(params.get("action", []), kind),
     )

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .ids import is_room_alias
 from .sanitize import clean_line
 
 __all__ = [
@@ -137,7 +138,7 @@ def room_display_name(summary: RoomSummary, own_user_id: str) -> str:
     """The room's name by the spec's algorithm (name, canonical alias, heroes, empty room)."""
     if summary.name and clean_line(summary.name).strip():
         return clean_line(summary.name)
-    if summary.canonical_alias:
+    if summary.canonical_alias and is_room_alias(summary.canonical_alias):
         return clean_line(summary.canonical_alias)
     heroes = [h for h in summary.heroes if h != own_user_id]
     names = _hero_display_names(heroes, summary.hero_names)
@@ -145,10 +146,10 @@ def room_display_name(summary: RoomSummary, own_user_id: str) -> str:
     if total <= 1:
         if not names:
             return "Empty Room"
-        return f"Empty Room (was {_join_names(names, len(names))})"
+        return f"Empty Room (was {_join_names(names, len(heroes))})"
     others = total - 1
     if not names:
-        return f"{others} other members" if others > 1 else "Empty Room"
+        return f"{others} other member{'s' if others > 1 else ''}"
     return _join_names(names, others)
 
 
@@ -159,7 +160,11 @@ def _hero_display_names(heroes: list[str], hero_names: Mapping[str, str | None])
     for name in raw:
         counts[name] = counts.get(name, 0) + 1
     return [
-        clean_line(f"{name} ({hero})" if counts[name] > 1 and name != hero else name)
+        clean_line(
+            f"{name} ({hero})"
+            if name != hero and (counts[name] > 1 or _looks_like_user_id(name))
+            else name
+        )
         for name, hero in zip(raw, shown, strict=True)
     ]
 

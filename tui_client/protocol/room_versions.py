@@ -45,10 +45,10 @@ _CONTENT_V1: dict[str, tuple[str, ...]] = {
     "m.room.history_visibility": ("history_visibility",),
 }
 _CONTENT_V6 = {k: v for k, v in _CONTENT_V1.items() if k != "m.room.aliases"}
+_CONTENT_V8 = {**_CONTENT_V6, "m.room.join_rules": ("join_rule", "allow")}
 _CONTENT_V9 = {
-    **_CONTENT_V6,
+    **_CONTENT_V8,
     "m.room.member": ("membership", "join_authorised_via_users_server"),
-    "m.room.join_rules": ("join_rule", "allow"),
 }
 _CONTENT_V11 = {
     **_CONTENT_V9,
@@ -73,11 +73,13 @@ class RoomVersionRules:
 def rules_for(version: str | None) -> RoomVersionRules:
     """The rules for a room version string (``None`` or ``""`` means version 1)."""
     version = version or "1"
-    number = int(version) if version.isdigit() else None
+    number = int(version) if version.isascii() and version.isdigit() else None
     if number is not None and number <= 5:
         content, generation = _CONTENT_V1, 1
-    elif number is not None and number <= 8:
+    elif number is not None and number <= 7:
         content, generation = _CONTENT_V6, 6
+    elif number == 8:
+        content, generation = _CONTENT_V8, 8
     elif number is not None and number <= 10:
         content, generation = _CONTENT_V9, 9
     elif number == 11:

@@ -139,6 +139,11 @@ def _local_key(txn_id: str) -> str:
     return "~" + txn_id
 
 
+def _unknown_key(event: UnknownEvent) -> str:
+    # Without an event ID, the object itself is what makes a malformed event distinct.
+    return event.event_id or f"?{id(event)}"
+
+
 class TimelineModel:
     """A window of one room's timeline, as display items. Pure: no I/O.
 
@@ -200,7 +205,21 @@ class TimelineModel:
         self._shown.clear()
         for relation in relations:
             self._absorb_relation(relation)
-        keys = [key for key in (self._accept(event) for event in events) if key is not None]
+        events = list(events)
+        for event in events:
+            echo = self._echo_for(event) if isinstance(event, RoomEvent) else None
+            if echo is not None:
+                # The server's copy is in the window: the local echo has done its job.
+                del self._local[echo]
+                self._order.remove(_local_key(echo))
+                self._items.pop(_local_key(echo), None)
+        keys: list[str] = []
+        for event in events:
+            if self._is_known(event):  # the same event twice is shown once
+                continue
+            key = self._accept(event)
+            if key is not None:
+                keys.append(key)
         self._order = keys + self._order
         for key in keys:
             self._items[key] = self._build(key)
@@ -210,6 +229,8 @@ class TimelineModel:
         """Events that are not shown but that shown items refer to (reply parents)."""
         diffs: list[Diff] = []
         for event in events:
+            if event.event_id in self._redacted and event.redacted_because is None:
+                event = replace(event, content={}, unsigned={**event.unsigned, "redacted_because": {}})
             self._context[event.event_id] = event
             diffs.extend(self._refresh_replies_to(event.event_id))
         return diffs
@@ -226,7 +247,7 @@ class TimelineModel:
         diffs: list[Diff] = []
         new_keys: list[str] = []
         for event in events:
-            if isinstance(event, RoomEvent) and (event.event_id in self._shown or event.event_id in self._relation_target):
+            if self._is_known(event):
                 continue
             key = self._accept(event)
             if key is not None:
@@ -237,7 +258,14 @@ class TimelineModel:
             self._order.insert(index, key)
             self._items[key] = self._build(key)
             diffs.append(Diff("insert", index, self._items[key]))
+        for key in new_keys:
+            diffs.extend(self._rebuild_replies_to(key))
         return diffs
+
+    def _is_known(self, event: RoomEvent | UnknownEvent) -> bool:
+        if isinstance(event, UnknownEvent):
+            return _unknown_key(event) in self._shown
+        return event.event_id in self._shown or event.event_id in self._relation_target
 
     def drop_oldest(self, count: int) -> list[Diff]:
         """Forget the ``count`` oldest shown items (keeps memory bounded while scrolling)."""
@@ -330,9 +358,9 @@ class TimelineModel:
 
     def _append_one(self, event: RoomEvent | UnknownEvent) -> list[Diff]:
         diffs: list[Diff] = []
+        if self._is_known(event):
+            return []
         if isinstance(event, RoomEvent):
-            if event.event_id in self._shown or event.event_id in self._relation_target:
-                return []
             echo = self._echo_for(event)
             if echo is not None:
                 diffs.extend(self.remove_local_echo(echo))
@@ -345,12 +373,13 @@ class TimelineModel:
         self._order.insert(index, key)
         self._items[key] = self._build(key)
         diffs.append(Diff("insert", index, self._items[key]))
+        diffs.extend(self._rebuild_replies_to(key))
         return diffs
 
     def _accept(self, event: RoomEvent | UnknownEvent) -> str | None:
         """Record an event; return its key if it is shown as an item of its own."""
         if isinstance(event, UnknownEvent):
-            key = event.event_id or f"?{id(event)}"
+            key = _unknown_key(event)
             self._shown[key] = event
             return key
         if event.type == "m.room.redaction":
@@ -389,10 +418,18 @@ class TimelineModel:
         return True
 
     def _refresh_target_of(self, event: RoomEvent) -> list[Diff]:
-        target = self._relation_target.get(event.event_id)
+        """Rebuild the items an absorbed relation or a redaction changed."""
         if event.type == "m.room.redaction":
             target = event.redacts
-        return self._rebuild(target) if target else []
+            if not target:
+                return []
+            diffs = self._refresh_replies_to(target)
+            related = self._relation_target.get(target)
+            if related:
+                diffs.extend(self._refresh_replies_to(related))
+            return diffs
+        target = self._relation_target.get(event.event_id)
+        return self._refresh_replies_to(target) if target else []
 
     def _apply_redaction(self, redaction: RoomEvent) -> None:
         target = redaction.redacts
@@ -419,14 +456,7 @@ class TimelineModel:
     def apply_redaction(self, redaction: RoomEvent) -> list[Diff]:
         """Apply a redaction to whatever it targets (message, edit, reaction, thread reply)."""
         self._apply_redaction(redaction)
-        diffs = self._refresh_target_of(redaction)
-        target = redaction.redacts
-        if target:
-            related = self._relation_target.get(target)
-            if related:
-                diffs.extend(self._rebuild(related))
-            diffs.extend(self._refresh_replies_to(target))
-        return diffs
+        return self._refresh_target_of(redaction)
 
     # -- building items ------------------------------------------------------------
 
@@ -440,10 +470,13 @@ class TimelineModel:
         return [Diff("update", self._order.index(key), item)]
 
     def _refresh_replies_to(self, parent_id: str) -> list[Diff]:
+        # The parent first: a reply quotes the parent's item as it is now.
+        return self._rebuild(parent_id) + self._rebuild_replies_to(parent_id)
+
+    def _rebuild_replies_to(self, parent_id: str) -> list[Diff]:
         diffs: list[Diff] = []
         for key in sorted(self._replies_to.get(parent_id, ())):
             diffs.extend(self._rebuild(key))
-        diffs.extend(self._rebuild(parent_id))
         return diffs
 
     def _build(self, key: str) -> TimelineItem:

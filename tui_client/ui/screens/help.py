@@ -35,11 +35,11 @@ def help_text() -> Text:
     text = Text()
     text.append("Keys\n", style=Style(bold=True, underline=True))
     for key, what in KEYS:
-        text.append(f"  {key:<32}", style=Style(bold=True))
+        text.append(f"  {key:<34}", style=Style(bold=True))
         text.append(what + "\n")
     text.append("\nCommands (type in the composer)\n", style=Style(bold=True, underline=True))
     for spec in COMMANDS.values():
-        text.append(f"  {spec.usage:<32}", style=Style(bold=True))
+        text.append(f"  {spec.usage:<34}", style=Style(bold=True))
         text.append(spec.help + "\n")
     text.append("\n  //text sends a message that starts with a slash.\n", style=Style(dim=True))
     return text
