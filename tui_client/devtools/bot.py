@@ -34,7 +34,6 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,11 +41,10 @@ from typing import Any, Final
 
 from ..engine.client import LoginError, MatrixClient
 from ..engine.paths import data_dir
-from ..engine.updates import RoomListChanged, SessionEnded, Update
+from ..engine.updates import BatchCommitted, RoomListChanged, SessionEnded, Update
 from ..protocol import requests as api
 from ..protocol.errors import MatrixError, NetworkError
 from ..protocol.events import relation_of
-from ..store.cache import IngestResult
 
 __all__ = [
     "BOT_PROFILE",
@@ -95,25 +93,6 @@ class LiveEvent:
     event: dict[str, Any]
 
 
-class _LiveEventsClient(MatrixClient):
-    """A :class:`MatrixClient` that also reports every committed batch's timeline events.
-
-    The engine publishes timeline changes only as display diffs of open rooms;
-    a bot wants the raw events of every room, in order, as sync commits them.
-    """
-
-    on_batch: Callable[[IngestResult, bool], None] | None = None
-
-    def _after_commit(self, result: IngestResult) -> None:
-        first = self.sync_loop is not None and not self.sync_loop.first_batch_done.is_set()
-        super()._after_commit(result)
-        if self.on_batch is not None:
-            try:
-                self.on_batch(result, first)
-            except Exception:
-                log.exception("batch handler failed")
-
-
 def parse_roll(spec: str) -> tuple[int, int] | None:
     """``"2d6"`` -> ``(2, 6)``; ``""`` -> ``(1, 6)``; ``None`` for anything out of range."""
     spec = spec.strip() or "1d6"
@@ -130,7 +109,7 @@ def parse_roll(spec: str) -> tuple[int, int] | None:
 class HelperBot:
     """Decides what to answer and sends it; driven by a :class:`MatrixClient` subclass."""
 
-    def __init__(self, client: _LiveEventsClient, *, rng: random.Random | None = None) -> None:
+    def __init__(self, client: MatrixClient, *, rng: random.Random | None = None) -> None:
         self.client = client
         self.rng = rng or random.Random()
         self.queue: asyncio.Queue[LiveEvent] = asyncio.Queue()
@@ -139,7 +118,6 @@ class HelperBot:
         self._join_attempted: set[str] = set()
         self._live = False
         self._tasks: set[asyncio.Task[Any]] = set()
-        client.on_batch = self._on_batch
         client.subscribe(self._on_update)
 
     @property
@@ -165,8 +143,10 @@ class HelperBot:
                     self._spawn(self._accept_invite(summary.room_id, summary.inviter))
         elif isinstance(update, SessionEnded):
             log.error("session ended: %s", update.message)
+        elif isinstance(update, BatchCommitted):
+            self._on_batch(update.events, update.first)
 
-    def _on_batch(self, result: IngestResult, first: bool) -> None:
+    def _on_batch(self, new_events: dict[str, tuple[dict[str, Any], ...]], first: bool) -> None:
         joined_before = self._joined
         self._joined = {r.room_id for r in self.client.rooms.values() if r.membership == "join"}
         if first:
@@ -175,8 +155,8 @@ class HelperBot:
             return
         if not self._live:
             return
-        for room_id, stored in result.new_events.items():
-            events = [s.event for s in stored]
+        for room_id, batch in new_events.items():
+            events = list(batch)
             if room_id not in joined_before:
                 events = self._after_own_join(events)
             for event in events:
@@ -368,11 +348,10 @@ class HelperBot:
 
 async def _connect(
     homeserver: str, user_id: str, password: str, base_dir: Path, profile: str, **options: Any
-) -> _LiveEventsClient:
+) -> MatrixClient:
     """The saved session if it still works on this homeserver, else a fresh login."""
-    restored = _LiveEventsClient.restore(profile=profile, base_dir=base_dir, **options)
+    restored = MatrixClient.restore(profile=profile, base_dir=base_dir, **options)
     if restored is not None:
-        assert isinstance(restored, _LiveEventsClient)
         if restored.user_id == user_id and restored.info.homeserver.rstrip(
             "/"
         ) == homeserver.rstrip("/"):
@@ -383,7 +362,7 @@ async def _connect(
             else:
                 return restored
         await restored.close()
-    client = await _LiveEventsClient.login(
+    client = await MatrixClient.login(
         user_id,
         password,
         homeserver=homeserver,
@@ -392,7 +371,6 @@ async def _connect(
         device_name="tui_client demo bot",
         **options,
     )
-    assert isinstance(client, _LiveEventsClient)
     return client
 
 

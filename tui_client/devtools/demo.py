@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
 import os
 import shutil
 import signal
@@ -262,17 +261,12 @@ async def _ensure_session(homeserver: str, user_id: str, password: str, data: Pa
 
 
 def _launch_ui(data: Path) -> bool:
-    """Run the terminal UI until it quits; false if the UI is not installed."""
-    # The one place devtools reaches the UI. It is imported by name, and only
-    # here, so the rest of devtools stays headless and import-linter's
-    # "devtools never imports textual" contract keeps holding.
-    try:
-        app = importlib.import_module("tui_client.ui.app")
-    except ModuleNotFoundError as error:
-        if error.name != "tui_client.ui.app":
-            raise
-        return False
-    app.run_app(profile=DEMO_PROFILE, base_dir=data)
+    """Run the terminal UI until it quits."""
+    # The one place devtools reaches the UI (an explicit exception in pyproject's
+    # import-linter contract); the rest of devtools stays headless.
+    from ..ui.app import run_app
+
+    run_app(profile=DEMO_PROFILE, base_dir=data)
     return True
 
 

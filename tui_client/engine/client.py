@@ -17,7 +17,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from ..net.discovery import DiscoveryError, Homeserver, discover_homeserver, validate_homeserver
 from ..net.http import HomeserverConnection
@@ -34,6 +34,7 @@ from .secrets import SecretStore
 from .send_queue import SendQueue
 from .sync import SyncLoop, SyncSource, SyncV2Source
 from .updates import (
+    BatchCommitted,
     Notice,
     RoomListChanged,
     SessionEnded,
@@ -139,7 +140,7 @@ class MatrixClient:
         transport: Any = None,
         device_name: str | None = None,
         **options: Any,
-    ) -> MatrixClient:
+    ) -> Self:
         """Log in with a password; the homeserver is discovered from the user ID unless given."""
         user_id = user_id.strip()
         if not is_user_id(user_id):
@@ -200,7 +201,7 @@ class MatrixClient:
         base_dir: Path | None = None,
         transport: Any = None,
         **options: Any,
-    ) -> MatrixClient | None:
+    ) -> Self | None:
         """The saved session of a profile, or None if there is none (or no token)."""
         folder = profile_dir(profile, base_dir)
         info = _load_session(folder)
@@ -333,8 +334,12 @@ class MatrixClient:
         return self.cache.ingest_sync(batch, self.rooms)
 
     async def _commit_batch(self, raw: bytes) -> None:
+        first = self.sync_loop is not None and self.sync_loop.batches == 0
         result = await self.db.run(self._ingest_raw, raw)
         self._after_commit(result)
+        self.publish(
+            BatchCommitted({room: tuple(s.event for s in stored) for room, stored in result.new_events.items()}, first)
+        )
 
     def _after_commit(self, result: IngestResult) -> None:
         self.rooms.update(result.changed_rooms)

@@ -38,7 +38,8 @@ class SecretStore:
     """Secrets of one profile, by name (``access_token``, ``pickle_key``, ...)."""
 
     def __init__(self, profile_dir: Path, account: str, *, use_keyring: bool | None = None) -> None:
-        self.account = account
+        # Keyed by profile and account: two profiles of the same user keep separate secrets.
+        self.account = f"{profile_dir.name}/{account}"
         self.fallback_path = profile_dir / "secrets.json"
         if use_keyring is None:
             use_keyring, detail = keyring_status()

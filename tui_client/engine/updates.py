@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..protocol.room_state import RoomSummary
 from ..protocol.timeline import Diff
 
 __all__ = [
+    "BatchCommitted",
     "MembersChanged",
     "Notice",
     "RoomListChanged",
@@ -99,6 +101,18 @@ class SessionEnded:
 
 
 @dataclass(frozen=True, slots=True)
+class BatchCommitted:
+    """A sync batch was committed: every room's new timeline events, raw, in order.
+
+    ``first`` is True for the first batch after the sync loop started; its events
+    happened before this session (bots use that to ignore history).
+    """
+
+    events: dict[str, tuple[dict[str, Any], ...]]
+    first: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Notice:
     """Something to tell the user: ``level`` is ``info``, ``warning`` or ``error``."""
 
@@ -106,4 +120,13 @@ class Notice:
     text: str
 
 
-Update = SyncState | RoomListChanged | TimelineUpdated | TypingChanged | MembersChanged | SessionEnded | Notice
+Update = (
+    SyncState
+    | RoomListChanged
+    | TimelineUpdated
+    | TypingChanged
+    | MembersChanged
+    | SessionEnded
+    | Notice
+    | BatchCommitted
+)
