@@ -89,7 +89,8 @@ class SendQueue:
         self._wake.set()
 
     async def run(self) -> None:
-        """Send pending entries until stopped."""
+        """Send pending entries until stopped (a later run starts the worker again)."""
+        self._stopping = False
         failures = 0
         while not self._stopping:
             pending = await self._db.run(self._cache.outbox, None, ("pending",))

@@ -61,7 +61,7 @@ class SyncV2Source:
         """Decode JSON and normalise; MalformedResponse when unusable."""
         try:
             data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as error:
+        except (ValueError, UnicodeDecodeError, RecursionError) as error:
             raise MalformedResponse("sync response is not JSON") from error
         return parse_sync(data)
 
@@ -156,6 +156,15 @@ class SyncLoop:
                 delay = backoff_delay(failures, cap=self._max_backoff)
                 log.warning("bad sync response: %s; retrying in %.1fs", error, delay)
                 await self._back_off(SyncStatus.BACKING_OFF, f"bad response: {error}", delay, last_success)
+                continue
+            except Exception as error:
+                # A bug (or a batch the cache cannot take) must not end sync silently:
+                # the status says so and the loop keeps trying.
+                failures += 1
+                delay = backoff_delay(failures, cap=self._max_backoff)
+                log.exception("sync batch failed; retrying in %.1fs", delay)
+                detail = f"internal error: {type(error).__name__}"
+                await self._back_off(SyncStatus.BACKING_OFF, detail, delay, last_success)
                 continue
             failures = 0
             self.batches += 1

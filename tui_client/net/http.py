@@ -174,13 +174,13 @@ def decode_json(body: bytes, base_url: str) -> Any:
         return {}
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
         raise NetworkError("decode", f"{base_url} answered with something that is not JSON") from error
 
 
 def _error_from(status: int, body: bytes, retry_after: str | None) -> MatrixError:
     try:
         data = json.loads(body) if body else {}
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         data = {}
     return MatrixError.from_response(status, data, retry_after)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,11 @@ __all__ = ["Cache", "Gap", "IngestResult", "OutboxEntry", "StoredEvent"]
 # back-filled events of the gap take the positions just below the later event.
 GAP_SPACE = 1 << 32
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
+# What valid JSON can carry but SQLite cannot store: a string with a lone surrogate
+# (from a ``\ud800`` escape) is not UTF-8, an integer beyond 64 bits does not fit.
+_UNSTORABLE = (UnicodeEncodeError, OverflowError)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_INT64 = 1 << 63
 
 Event = dict[str, Any]
 # Hook run inside the ingest transaction, after events and before the token (tests
@@ -180,11 +186,18 @@ class Cache:
         batch is committed (a failed batch changes nothing).
         """
         result = IngestResult(next_batch=batch.next_batch)
-        work = _Ingest(self, summaries, result)
         db = self._db
         db.execute("BEGIN")
         try:
-            work.run(batch)
+            try:
+                _Ingest(self, summaries, result).run(batch)
+            except _UNSTORABLE:
+                # Rare: some event holds a lone surrogate or a huge integer. Start the
+                # batch again from a repaired copy rather than refuse it forever.
+                db.execute("ROLLBACK")
+                db.execute("BEGIN")
+                result = IngestResult(next_batch=batch.next_batch)
+                _Ingest(self, summaries, result).run(_storable(batch))
             if hook is not None:
                 hook(db, batch)
             db.execute(
@@ -313,6 +326,13 @@ class Cache:
 
     def add_member_events(self, room_id: str, events: Iterable[Event]) -> int:
         """Store member events from ``/members``; never overwrites a membership we have."""
+        events = list(events)
+        try:
+            return self._add_member_events(room_id, events)
+        except _UNSTORABLE:
+            return self._add_member_events(room_id, _storable(events))
+
+    def _add_member_events(self, room_id: str, events: list[Event]) -> int:
         stored = 0
         with self._db:
             self._db.execute("BEGIN")
@@ -353,6 +373,18 @@ class Cache:
         is closed; otherwise it moves down to below the page, with the new token.
         Returns the stored events, oldest first.
         """
+        try:
+            return self._fill_gap(gap, chunk, end_token, room_version)
+        except _UNSTORABLE:
+            return self._fill_gap(gap, _storable(list(chunk)), end_token, room_version)
+
+    def _fill_gap(
+        self,
+        gap: Gap,
+        chunk: Sequence[Event],
+        end_token: str | None,
+        room_version: str | None,
+    ) -> list[StoredEvent]:
         stored: list[StoredEvent] = []
         db = self._db
         with db:
@@ -393,7 +425,7 @@ class Cache:
                     (gap.room_id, gap.pos_above, end_token),
                 )
             for redaction in redactions:
-                _apply_redaction_row(db, redaction, room_version)
+                _apply_redaction_row(db, gap.room_id, redaction, room_version)
         stored.reverse()
         return stored
 
@@ -501,6 +533,25 @@ class Cache:
         return list(self._db.execute(sql, params))
 
 
+def _storable(value: Any) -> Any:
+    """A copy SQLite can store: lone surrogates become U+FFFD, integers beyond 64 bits 0.
+
+    Only used after a write failed, so the common path never pays for the walk.
+    """
+    kind = type(value)
+    if kind is str:
+        return _SURROGATE.sub("\ufffd", value)
+    if kind is int:
+        return value if -_INT64 <= value < _INT64 else 0
+    if kind is dict:
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if kind is list:
+        return [_storable(v) for v in value]
+    if is_dataclass(value) and not isinstance(value, type):
+        return replace(value, **{f.name: _storable(getattr(value, f.name)) for f in fields(value)})
+    return value
+
+
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -518,14 +569,17 @@ def _summary_from_json(room_id: str, data: str) -> RoomSummary:
     return summary
 
 
-def _apply_redaction_row(db: sqlite3.Connection, redaction: Event, room_version: str | None) -> None:
+def _apply_redaction_row(db: sqlite3.Connection, room_id: str, redaction: Event, room_version: str | None) -> None:
     content = redaction.get("content")
     target = content.get("redacts") if isinstance(content, dict) else None
     if not isinstance(target, str):
         target = redaction.get("redacts")
     if not isinstance(target, str):
         return
-    row = db.execute("SELECT json, redacted_by FROM events WHERE event_id = ?", (target,)).fetchone()
+    # Only within the room: a redaction never reaches an event of another room.
+    row = db.execute(
+        "SELECT json, redacted_by FROM events WHERE event_id = ? AND room_id = ?", (target, room_id)
+    ).fetchone()
     if row is None or row[1] is not None:
         return
     because = {k: redaction[k] for k in ("event_id", "sender", "origin_server_ts", "type") if k in redaction}
@@ -548,7 +602,7 @@ class _Ingest:
         self.result = result
         self.rows: list[tuple[Any, ...]] = []
         self.state_rows: list[tuple[str, str, str, str]] = []
-        self.redactions: list[tuple[Event, str | None]] = []
+        self.redactions: list[tuple[str, Event, str | None]] = []
         self.echoed_txn: list[str] = []
         self.dm_rooms: dict[str, str] | None = None
 
@@ -593,8 +647,8 @@ class _Ingest:
                 "ON CONFLICT(room_id, type, state_key) DO UPDATE SET event_id = excluded.event_id",
                 self.state_rows,
             )
-        for redaction, version in self.redactions:
-            _apply_redaction_row(db, redaction, version)
+        for room_id, redaction, version in self.redactions:
+            _apply_redaction_row(db, room_id, redaction, version)
         if self.echoed_txn:
             db.executemany("DELETE FROM outbox WHERE txn_id = ?", [(t,) for t in self.echoed_txn])
             self.result.echoed_txn_ids.update(self.echoed_txn)
@@ -640,6 +694,11 @@ class _Ingest:
             self.db.execute("DELETE FROM outbox WHERE room_id = ? AND state = 'sent'", (room_id,))
         else:
             start = last + 1
+        # An event already in the timeline (sent again, or twice in one batch) keeps
+        # its place and is not reported as new.
+        seen: set[str] = set()
+        if last is not None and events:
+            seen = self.cache._timeline_ids([e["event_id"] for e in events if type(e.get("event_id")) is str])
         stored: list[StoredEvent] = []
         rows, state_rows = self.rows, self.state_rows
         pos = start
@@ -648,6 +707,9 @@ class _Ingest:
             if index is None:
                 self.result.skipped_events += 1
                 continue
+            if index[0] in seen:
+                continue
+            seen.add(index[0])
             event_id, event_type, sender, ts, state_key = index[0], index[1], index[2], index[3], index[4]
             rows.append((event_id, room_id, pos, *index[1:], _dumps(event)))
             stored.append(StoredEvent(pos, event))
@@ -660,7 +722,7 @@ class _Ingest:
                 if summary.apply_state(event_type, state_key, content if isinstance(content, dict) else {}, sender):
                     self.result.state_changed_rooms.add(room_id)
             elif event_type == "m.room.redaction":
-                self.redactions.append((event, summary.room_version))
+                self.redactions.append((room_id, event, summary.room_version))
             if index[8] is not None and sender == self.own:
                 self.echoed_txn.append(index[8])
         if stored:
