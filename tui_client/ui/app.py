@@ -14,7 +14,7 @@ from textual.content import Content
 from textual.screen import Screen
 
 from ..engine.client import MatrixClient
-from ..engine.updates import SessionEnded, SyncStatus
+from ..engine.updates import SessionEnded, SyncStatus, Update
 from .messages import EngineUpdate
 from .screens.chat import ChatScreen
 from .screens.dialogs import ConfirmDialog, PromptDialog
@@ -106,7 +106,10 @@ class TuiClientApp(App[None]):
 
     async def _start(self, client: MatrixClient) -> None:
         self.client = client
-        self._unsubscribe = client.subscribe(lambda update: self.post_message(EngineUpdate(update)))
+        def forward(update: Update) -> None:
+            self.post_message(EngineUpdate(update))
+
+        self._unsubscribe = client.subscribe(forward)
         await client.open()
         chat = ChatScreen(client)
         await self.push_screen(chat)
@@ -207,9 +210,13 @@ class TuiClientApp(App[None]):
 
     def action_logout(self) -> None:
         """Log out after confirmation."""
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.run_worker(self._logout(), exit_on_error=False)
+
         self.push_screen(
             ConfirmDialog("Log out? This ends the session on the server and deletes local data.", "Log out", danger=True),
-            lambda yes: self.run_worker(self._logout(), exit_on_error=False) if yes else None,
+            confirmed,
         )
 
     async def _logout(self) -> None:

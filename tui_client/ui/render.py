@@ -1,20 +1,24 @@
-"""Timeline items as styled terminal lines.
+"""Timeline items as styled terminal lines (lists of Rich segments).
 
 Every piece of untrusted text reaching here has already been through the
-sanitiser (the protocol layer does that); here it only ever goes into
-``rich.text.Text`` as plain text, never parsed as markup.
+sanitiser (the protocol layer does that); here it only ever becomes the text of a
+``Segment`` with a style we chose, never parsed as markup.
+
+Rendering is on the scroll path, so it avoids Rich's general text layout: a small
+greedy word-wrapper by terminal cells builds the segments directly.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rich.console import Console
+from rich.cells import cell_len, chop_cells
+from rich.segment import Segment
 from rich.style import Style
-from rich.text import Text
 
 from ..protocol.sanitize import clean_line
 from ..protocol.timeline import SendState, TimelineItem
@@ -30,6 +34,11 @@ SENDER_COLOURS = (
     "#ff79c6",
 )
 GROUP_WINDOW_MS = 5 * 60 * 1000
+TIME_WIDTH = 6
+_TOKEN = re.compile(r"\s*\S+")
+
+Line = list[Segment]
+Span = tuple[str, Style]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +55,16 @@ class Palette:
     notice: str = "#56b6c2"
 
 
+_colour_cache: dict[str, str] = {}
+
+
 def sender_colour(user_id: str) -> str:
     """A stable colour per user (the same user always gets the same colour)."""
-    digest = hashlib.blake2s(user_id.encode(), digest_size=2).digest()
-    return SENDER_COLOURS[digest[0] % len(SENDER_COLOURS)]
+    colour = _colour_cache.get(user_id)
+    if colour is None:
+        digest = hashlib.blake2s(user_id.encode(), digest_size=2).digest()
+        colour = _colour_cache[user_id] = SENDER_COLOURS[digest[0] % len(SENDER_COLOURS)]
+    return colour
 
 
 def day_of(ts: int) -> str:
@@ -62,13 +77,6 @@ def clock(ts: int) -> str:
     return time.strftime("%H:%M", time.localtime(ts / 1000)) if ts else "--:--"
 
 
-def _wrap(text: Text, width: int, console: Console) -> list[Text]:
-    if width <= 0:
-        return [text]
-    lines = text.wrap(console, width, overflow="fold")
-    return list(lines) or [Text("")]
-
-
 def name_column_width(total_width: int) -> int:
     """How wide the sender column is for a given terminal width."""
     if total_width < 50:
@@ -78,24 +86,108 @@ def name_column_width(total_width: int) -> int:
     return 16
 
 
+def wrap_offsets(text: str, width: int) -> list[tuple[int, int]]:
+    """Greedy word wrap by terminal cells: ``(start, end)`` offsets of each line in ``text``.
+
+    Newlines always break; spaces at a break are dropped; a word wider than a line
+    is folded.
+    """
+    width = max(1, width)
+    lines: list[tuple[int, int]] = []
+    base = 0
+    for paragraph in text.split("\n"):
+        lines.extend(_wrap_paragraph(paragraph, base, width))
+        base += len(paragraph) + 1
+    return lines
+
+
+def _wrap_paragraph(paragraph: str, base: int, width: int) -> list[tuple[int, int]]:
+    if cell_len(paragraph) <= width:
+        return [(base, base + len(paragraph))]
+    lines: list[tuple[int, int]] = []
+    start = end = cells = 0
+    for match in _TOKEN.finditer(paragraph):
+        token = match.group()
+        token_cells = cell_len(token)
+        if cells + token_cells <= width:
+            end = match.end()
+            cells += token_cells
+            continue
+        word_start = match.end() - len(token.lstrip())
+        word = paragraph[word_start : match.end()]
+        word_cells = cell_len(word)
+        if end > start:
+            lines.append((base + start, base + end))
+        if word_cells <= width:
+            start, end, cells = word_start, match.end(), word_cells
+            continue
+        position = word_start
+        pieces = chop_cells(word, width)
+        for piece in pieces[:-1]:
+            lines.append((base + position, base + position + len(piece)))
+            position += len(piece)
+        start, end, cells = position, match.end(), cell_len(pieces[-1])
+    if end > start or not lines:
+        lines.append((base + start, base + end))
+    return lines
+
+
+def styled_lines(spans: list[Span], width: int) -> list[Line]:
+    """Wrap a run of styled spans to ``width`` cells, keeping each span's style."""
+    plain = "".join(text for text, _ in spans)
+    bounds = []
+    offset = 0
+    for text, style in spans:
+        bounds.append((offset, offset + len(text), style))
+        offset += len(text)
+    lines: list[Line] = []
+    for start, end in wrap_offsets(plain, width):
+        line: Line = []
+        for low, high, style in bounds:
+            lo, hi = max(low, start), min(high, end)
+            if lo < hi:
+                line.append(Segment(plain[lo:hi], style))
+        lines.append(line)
+    return lines
+
+
+def _truncate(spans: list[Span], width: int) -> Line:
+    """One line of spans cut to ``width`` cells with an ellipsis."""
+    line: Line = []
+    used = 0
+    for text, style in spans:
+        cells = cell_len(text)
+        if used + cells <= width:
+            line.append(Segment(text, style))
+            used += cells
+            continue
+        room = width - used - 1
+        if room > 0:
+            line.append(Segment(chop_cells(text, room)[0], style))
+        line.append(Segment("…", style))
+        break
+    return line
+
+
 def render_item(
     item: TimelineItem,
     previous: TimelineItem | None,
     name_of: Callable[[str], str],
     width: int,
-    console: Console,
     palette: Palette,
     *,
     selected: bool = False,
-) -> list[Text]:
+) -> list[Line]:
     """The lines of one item: day separator, reply quote, body, reactions, thread, status."""
-    lines: list[Text] = []
-    if previous is None or day_of(previous.ts) != day_of(item.ts):
-        label = f" {day_of(item.ts)} "
-        rule = max(0, width - len(label))
-        lines.append(Text("─" * (rule // 2) + label + "─" * (rule - rule // 2), style=Style(color=palette.muted)))
+    muted = Style(color=palette.muted)
+    lines: list[Line] = []
+    day = day_of(item.ts)
+    if previous is None or day_of(previous.ts) != day:
+        label = f" {day} "
+        rule = max(0, width - cell_len(label))
+        lines.append([Segment("─" * (rule // 2) + label + "─" * (rule - rule // 2), muted)])
     name_width = name_column_width(width)
-    gutter = 6 + name_width + 1
+    gutter = TIME_WIDTH + name_width + 1
     body_width = max(10, width - gutter)
     grouped = (
         previous is not None
@@ -103,100 +195,94 @@ def render_item(
         and previous.kind in ("text", "emote", "notice", "media")
         and item.kind in ("text", "notice", "media")
         and item.ts - previous.ts < GROUP_WINDOW_MS
-        and day_of(previous.ts) == day_of(item.ts)
+        and day_of(previous.ts) == day
         and item.reply is None
     )
-    muted = Style(color=palette.muted)
-    time_text = Text(clock(item.ts).ljust(6), style=muted)
-    if item.kind in ("state", "unknown", "malformed", "encrypted", "redacted") or item.kind == "emote":
-        name = Text(" " * name_width + " ")
-    elif grouped:
-        name = Text(" " * (name_width + 1))
+    blank_name = Segment(" " * (name_width + 1))
+    first_prefix: Line
+    if item.kind in ("state", "unknown", "malformed", "encrypted", "redacted", "emote") or grouped:
+        name = blank_name
     else:
         display = clean_line(name_of(item.sender))
-        if len(display) > name_width:
-            display = display[: name_width - 1] + "…"
-        name = Text(display.rjust(name_width) + " ", style=Style(color=sender_colour(item.sender), bold=True))
-    body = _body(item, name_of, palette)
-    wrapped = _wrap(body, body_width, console)
-    indent = Text(" " * gutter)
+        if cell_len(display) > name_width:
+            display = chop_cells(display, name_width - 1)[0] + "…"
+        padding = " " * max(0, name_width - cell_len(display))
+        name = Segment(padding + display + " ", Style(color=sender_colour(item.sender), bold=True))
+    first_prefix = [Segment(clock(item.ts).ljust(TIME_WIDTH), muted), name]
+    indent = Segment(" " * gutter)
     if item.reply is not None:
-        quote_who = clean_line(name_of(item.reply.sender)) if item.reply.sender else "a message"
-        quote_body = item.reply.body if item.reply.body is not None else "(not loaded)"
-        quote = Text("↳ ", style=muted)
-        quote.append(quote_who, style=Style(color=sender_colour(item.reply.sender or ""), italic=True))
-        quote.append(": ", style=muted)
-        quote.append(quote_body, style=Style(color=palette.muted, italic=True))
-        quote.truncate(body_width, overflow="ellipsis")
-        lines.append(Text.assemble(time_text if not grouped else Text(" " * 6), name, quote))
-        time_text, name = Text(" " * 6), Text(" " * (name_width + 1))
-    for index, line in enumerate(wrapped):
-        prefix = Text.assemble(time_text, name) if index == 0 else indent.copy()
-        lines.append(Text.assemble(prefix, line))
-    extras = _extras(item, palette)
-    for extra in extras:
-        extra.truncate(body_width, overflow="ellipsis")
-        lines.append(Text.assemble(indent.copy(), extra))
+        quoted_sender = item.reply.sender
+        who = clean_line(name_of(quoted_sender)) if quoted_sender else "a message"
+        quote_spans: list[Span] = [
+            ("↳ ", muted),
+            (who, Style(color=sender_colour(quoted_sender or ""), italic=True)),
+            (": ", muted),
+            (item.reply.body if item.reply.body is not None else "(not loaded)", Style(color=palette.muted, italic=True)),
+        ]
+        lines.append([*first_prefix, *_truncate(quote_spans, body_width)])
+        first_prefix = [Segment(" " * TIME_WIDTH), blank_name]
+    for index, body_line in enumerate(styled_lines(_body(item, name_of, palette), body_width)):
+        lines.append([*(first_prefix if index == 0 else [indent]), *body_line])
+    for extra in _extras(item, palette):
+        lines.append([indent, *_truncate(extra, body_width)])
     if selected:
-        for line in lines:
-            line.stylize(Style(bgcolor=palette.selection))
-            line.pad_right(max(0, width - line.cell_len))
+        highlight = Style(bgcolor=palette.selection)
+        lines = [[Segment(s.text, (s.style or Style()) + highlight) for s in line] for line in lines]
     return lines
 
 
-def _body(item: TimelineItem, name_of: Callable[[str], str], palette: Palette) -> Text:
-    muted = Style(color=palette.muted, italic=True)
+def _body(item: TimelineItem, name_of: Callable[[str], str], palette: Palette) -> list[Span]:
+    muted_italic = Style(color=palette.muted, italic=True)
     kind = item.kind
+    body = item.body.expandtabs(4)
     if kind == "state":
-        return Text("→ " + item.body, style=muted)
+        return [("→ " + body, muted_italic)]
     if kind == "emote":
-        text = Text("* ", style=Style(italic=True))
-        text.append(clean_line(name_of(item.sender)), style=Style(color=sender_colour(item.sender), italic=True))
-        text.append(" " + item.body, style=Style(italic=True))
-        return _with_edit_mark(text, item, palette)
-    if kind == "notice":
-        return _with_edit_mark(Text(item.body, style=Style(color=palette.notice)), item, palette)
-    if kind == "media":
-        return Text(item.body, style=Style(color=palette.accent))
-    if kind == "redacted":
-        return Text(f"{clean_line(name_of(item.sender))}: message deleted", style=muted)
-    if kind == "encrypted":
-        return Text(f"{clean_line(name_of(item.sender))}: 🔒 {item.body}", style=Style(color=palette.warning, italic=True))
-    if kind in ("unknown", "malformed"):
+        spans: list[Span] = [
+            ("* ", Style(italic=True)),
+            (clean_line(name_of(item.sender)), Style(color=sender_colour(item.sender), italic=True)),
+            (" " + body, Style(italic=True)),
+        ]
+    elif kind == "notice":
+        spans = [(body, Style(color=palette.notice))]
+    elif kind == "media":
+        return [(body, Style(color=palette.accent))]
+    elif kind == "redacted":
+        return [(f"{clean_line(name_of(item.sender))}: message deleted", muted_italic)]
+    elif kind == "encrypted":
+        return [(f"{clean_line(name_of(item.sender))}: 🔒 {body}", Style(color=palette.warning, italic=True))]
+    elif kind in ("unknown", "malformed"):
         who = clean_line(name_of(item.sender)) if item.sender else "someone"
-        return Text(f"{who} {item.body}" if kind == "unknown" else item.body, style=muted)
-    return _with_edit_mark(Text(item.body), item, palette)
-
-
-def _with_edit_mark(text: Text, item: TimelineItem, palette: Palette) -> Text:
+        return [(f"{who} {body}" if kind == "unknown" else body, muted_italic)]
+    else:
+        spans = [(body, Style())]
     if item.edited:
-        text.append(" (edited)", style=Style(color=palette.muted))
-    return text
+        spans.append((" (edited)", Style(color=palette.muted)))
+    if item.send_state is SendState.PENDING:
+        spans.append(("  ⏳", Style(color=palette.muted)))
+    return spans
 
 
-def _extras(item: TimelineItem, palette: Palette) -> list[Text]:
-    extras: list[Text] = []
+def _extras(item: TimelineItem, palette: Palette) -> list[list[Span]]:
+    extras: list[list[Span]] = []
     if item.reactions:
-        line = Text()
+        chips: list[Span] = []
         for reaction in item.reactions:
-            chip = f" {reaction.key} {reaction.count} "
-            style = Style(color=palette.accent, bold=True, reverse=True) if reaction.mine else Style(color=palette.foreground, reverse=True, dim=True)
-            line.append(chip, style=style)
-            line.append(" ")
-        extras.append(line)
+            style = (
+                Style(color=palette.accent, bold=True, reverse=True)
+                if reaction.mine
+                else Style(color=palette.foreground, reverse=True, dim=True)
+            )
+            chips.append((f" {reaction.key} {reaction.count} ", style))
+            chips.append((" ", Style()))
+        extras.append(chips)
     if item.thread_count:
         plural = "reply" if item.thread_count == 1 else "replies"
-        extras.append(Text(f"💬 {item.thread_count} {plural} in thread", style=Style(color=palette.accent)))
-    if item.send_state is SendState.PENDING:
-        detail = f" ({item.error})" if item.error else ""
-        extras.append(Text(f"⏳ sending…{detail}", style=Style(color=palette.muted, italic=True)))
+        extras.append([(f"💬 {item.thread_count} {plural} in thread", Style(color=palette.accent))])
+    if item.send_state is SendState.PENDING and item.error:
+        extras.append([(f"sending… ({item.error})", Style(color=palette.muted, italic=True))])
     elif item.send_state is SendState.FAILED:
         extras.append(
-            Text(
-                f"✗ not sent: {item.error or 'failed'} — select and press R to retry, X to discard",
-                style=Style(color=palette.error),
-            )
+            [(f"✗ not sent: {item.error or 'failed'} — select it and press R to retry, X to discard", Style(color=palette.error))]
         )
-    elif item.is_local_echo:
-        extras.append(Text("✓ sent", style=Style(color=palette.muted, italic=True)))
     return extras

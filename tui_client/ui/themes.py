@@ -21,13 +21,11 @@ def load_themes(folder: Path = THEMES_DIR) -> list[Theme]:
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:
             data = json.loads(path.read_text())
-            themes.append(
-                Theme(
-                    name=str(data["name"]),
-                    dark=bool(data.get("dark", True)),
-                    **{key: str(data[key]) for key in _FIELDS if key in data},
-                )
-            )
+            colours = {key: str(data[key]) for key in _FIELDS if key in data}
+            theme = Theme(name=str(data["name"]), primary=colours.pop("primary"), dark=bool(data.get("dark", True)))
+            for key, value in colours.items():
+                setattr(theme, key, value)
+            themes.append(theme)
         except (OSError, ValueError, KeyError, TypeError) as error:
             log.warning("skipping theme %s: %s", path, error)
     return themes

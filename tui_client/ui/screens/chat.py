@@ -29,6 +29,7 @@ from ...engine.updates import (
 )
 from ...protocol.commands import CommandError
 from ...protocol.errors import MatrixError, NetworkError
+from ...protocol.room_state import RoomSummary
 from ...protocol.sanitize import clean_line
 from ...protocol.timeline import SendState, TimelineItem
 from ..messages import ActionFailed, RoomOpened
@@ -134,7 +135,7 @@ class ChatScreen(Screen[None]):
         elif isinstance(update, SessionEnded):
             self.query_one(StatusBar).message = clean_line(update.message, 80)
 
-    def _ordered_rooms(self) -> list:
+    def _ordered_rooms(self) -> list[RoomSummary]:
         return [room for _key, rooms in ordered(visible_rooms(self.client.rooms.values())) for room in rooms]
 
     def _refresh_rooms(self) -> None:

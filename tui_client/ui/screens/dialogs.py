@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label
@@ -77,8 +79,9 @@ QUICK_REACTIONS = ("👍", "❤️", "😂", "🎉", "😮", "😢", "👀", "�
 class ReactionDialog(ModalScreen[str | None]):
     """Pick a reaction: a quick one with 1-8, or type any text."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")] + [
-        Binding(str(n + 1), f"quick({n})", key, show=False) for n, key in enumerate(QUICK_REACTIONS)
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel"),
+        *(Binding(str(n + 1), f"quick({n})", key, show=False) for n, key in enumerate(QUICK_REACTIONS)),
     ]
 
     def compose(self) -> ComposeResult:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Sequence
 
+from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
@@ -143,13 +144,16 @@ class TimelineView(ScrollView, can_focus=True):
         if cached is not None and cached[0] == width and cached[1] == selected:
             return cached[2]
         previous = self.items[index - 1] if index > 0 else None
-        console = self.app.console
-        lines = render_item(item, previous, self.name_of, width, console, self.palette, selected=selected)
+        lines = render_item(item, previous, self.name_of, width, self.palette, selected=selected)
+        pad = Style(bgcolor=self.palette.selection) if selected else None
         strips = []
         for line in lines:
-            segments = list(line.render(console))
-            strip = Strip(segments).crop_pad(width, 0, 0, Style()) if segments else Strip.blank(width)
-            strips.append(strip.adjust_cell_length(width))
+            used = sum(cell_len(segment.text) for segment in line)
+            if used < width:
+                line.append(Segment(" " * (width - used), pad))
+                strips.append(Strip(line, width))
+            else:
+                strips.append(Strip(line, used).crop(0, width))
         self._cache[item.key] = (width, selected, strips)
         return strips
 
@@ -237,6 +241,14 @@ class TimelineView(ScrollView, can_focus=True):
         if not self.at_live_end and new_value >= bottom - LOAD_MORE_THRESHOLD and not self._requested_newer:
             self._requested_newer = True
             self.post_message(self.NeedNewer())
+
+    def action_page_up(self) -> None:
+        """One screen up, at once (no animation frames to draw)."""
+        self.scroll_page_up(animate=False)
+
+    def action_page_down(self) -> None:
+        """One screen down, at once."""
+        self.scroll_page_down(animate=False)
 
     def action_jump_to_latest(self) -> None:
         """Back to the newest message."""

@@ -1,0 +1,232 @@
+"""Timeline: open a 100,000-event room and page up 50 times; worst frame time.
+
+The app runs headless (Textual's test driver) against a profile whose cache holds
+one room of N events, with a fake homeserver that never delivers anything new.
+For each of 50 PageUp presses we time key-to-settled (the press processed, any
+page loaded from the cache, the screen refreshed), and a monitor task on the UI
+event loop records the longest stall: the worst frame, the time during which the
+UI could not draw or take a key.
+
+Baseline, measured in the same run: the same 50 PageUps in a room of 500 events.
+The ratio says whether history size costs anything while scrolling (it should
+not: the window over the cache is bounded, and memory with it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+
+import httpx  # noqa: E402
+
+from tui_client.engine.client import CACHE_FILE, SESSION_FILE, SessionInfo  # noqa: E402
+from tui_client.engine.paths import profile_dir  # noqa: E402
+from tui_client.engine.secrets import SecretStore  # noqa: E402
+from tui_client.protocol.sync import parse_sync  # noqa: E402
+from tui_client.store.cache import Cache  # noqa: E402
+
+ROOM = "!bigroom0000000000000000000000000000000000001"
+ME = "@me:bench.example"
+PAGES = 50
+BIG = 100_000
+SMALL = 500
+CHUNK = 5_000
+
+
+def _events(start: int, count: int, rng: random.Random) -> list[dict[str, Any]]:
+    senders = [f"@user{n}:bench.example" for n in range(12)]
+    words = "the quick brown fox jumps over a lazy dog while matrix rooms sync".split()
+    events = []
+    for n in range(start, start + count):
+        body = " ".join(rng.choice(words) for _ in range(rng.randint(3, 40)))
+        events.append(
+            {
+                "event_id": f"$ev{n:08d}bench",
+                "type": "m.room.message",
+                "sender": senders[n % len(senders)],
+                "origin_server_ts": 1_700_000_000_000 + n * 30_000,
+                "content": {"msgtype": "m.text", "body": f"{n}: {body}"},
+                "unsigned": {},
+            }
+        )
+    return events
+
+
+def build_profile(base_dir: Path, events: int, seed: int = 7) -> Path:
+    """A saved session whose cache holds one room of ``events`` messages."""
+    rng = random.Random(seed)
+    folder = profile_dir("bench", base_dir)
+    info = SessionInfo(ME, "BENCHDEVICE", "https://bench.example")
+    (folder / SESSION_FILE).write_text(json.dumps(info.to_json()))
+    SecretStore(folder, ME, use_keyring=False).set("access_token", "bench-token")
+    cache = Cache(folder / CACHE_FILE, own_user_id=ME)
+    summaries: dict[str, Any] = {}
+    state = [
+        {"event_id": "$create", "type": "m.room.create", "sender": ME, "state_key": "", "origin_server_ts": 1, "content": {"room_version": "12"}},
+        {"event_id": "$name", "type": "m.room.name", "sender": ME, "state_key": "", "origin_server_ts": 2, "content": {"name": "Big room"}},
+    ] + [
+        {
+            "event_id": f"$member{n}",
+            "type": "m.room.member",
+            "sender": f"@user{n}:bench.example",
+            "state_key": f"@user{n}:bench.example",
+            "origin_server_ts": 3,
+            "content": {"membership": "join", "displayname": f"User {n}"},
+        }
+        for n in range(12)
+    ]
+    for start in range(0, events, CHUNK):
+        room = {
+            "timeline": {"events": _events(start, min(CHUNK, events - start), rng), "limited": False},
+            "state": {"events": state if start == 0 else []},
+        }
+        batch = parse_sync({"next_batch": f"s{start}", "rooms": {"join": {ROOM: room}}})
+        result = cache.ingest_sync(batch, summaries)
+        summaries.update(result.changed_rooms)
+    cache.close()
+    return folder
+
+
+async def _fake_homeserver(request: httpx.Request) -> httpx.Response:
+    if request.url.path.endswith("/sync"):
+        if request.url.params.get("timeout", "0") != "0":
+            await asyncio.sleep(3600)
+        return httpx.Response(200, json={"next_batch": "live"})
+    if request.url.path.endswith("/messages"):
+        return httpx.Response(200, json={"chunk": [], "start": "x"})
+    return httpx.Response(200, json={})
+
+
+@dataclass(slots=True)
+class Run:
+    """One measured scroll session."""
+
+    events: int
+    open_ms: float
+    worst_stall_ms: float
+    key_ms: list[float]
+    items_max: int
+    rss_growth_mb: float
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as handle:
+        pages = int(handle.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+async def measure(base_dir: Path, events: int) -> Run:
+    """Open the room, press PageUp :data:`PAGES` times, and time it."""
+    from textual import events
+
+    from tui_client.ui.app import TuiClientApp
+    from tui_client.ui.widgets.timeline import TimelineView
+
+    app = TuiClientApp(profile="bench", base_dir=base_dir, transport=httpx.MockTransport(_fake_homeserver))
+    stalls: list[float] = []
+    keys: list[float] = []
+    items_max = 0
+    async with app.run_test(size=(120, 40)) as pilot:
+        began = time.perf_counter()
+        for _ in range(2000):
+            chat = app.chat_screen
+            if chat is not None and chat.view is not None and chat.query_one(TimelineView).items:
+                break
+            await pilot.pause(0.005)
+        opened = (time.perf_counter() - began) * 1000
+        timeline = app.chat_screen.query_one(TimelineView)  # type: ignore[union-attr]
+        timeline.focus()
+        await app.workers.wait_for_complete()
+        await pilot.pause(0.2)
+        rss_before = _rss_mb()
+        running = True
+
+        async def monitor() -> None:
+            last = time.perf_counter()
+            while running:
+                await asyncio.sleep(0.001)
+                now = time.perf_counter()
+                stalls.append(now - last)
+                last = now
+
+        watcher = asyncio.ensure_future(monitor())
+        pumps = [app, app.screen, timeline]
+
+        def settled() -> bool:
+            return not any(w.is_running for w in app.workers) and all(p._message_queue.empty() for p in pumps)
+
+        for _ in range(PAGES):
+            start = time.perf_counter()
+            # Straight to the driver: Pilot.press would also wait for the whole
+            # process to look idle, which measures the machine, not the app.
+            app._driver.send_message(events.Key("pageup", None))  # type: ignore[union-attr]
+            calm = 0
+            while calm < 2:
+                await asyncio.sleep(0.001)
+                calm = calm + 1 if settled() else 0
+            keys.append((time.perf_counter() - start) * 1000)
+            items_max = max(items_max, len(timeline.items))
+        running = False
+        await watcher
+        rss_growth = _rss_mb() - rss_before
+    return Run(events, opened, max(stalls) * 1000, keys, items_max, rss_growth)
+
+
+def run(rounds: int = 3) -> dict[str, Any]:
+    """Build both rooms, measure each ``rounds`` times alternately, and report."""
+    with tempfile.TemporaryDirectory(prefix="tui-bench-timeline-") as tmp:
+        big_dir, small_dir = Path(tmp) / "big", Path(tmp) / "small"
+        built = time.perf_counter()
+        build_profile(big_dir, BIG)
+        build_profile(small_dir, SMALL)
+        build_s = time.perf_counter() - built
+        results: dict[int, list[Run]] = {BIG: [], SMALL: []}
+        for round_no in range(rounds):
+            order = [(BIG, big_dir), (SMALL, small_dir)] if round_no % 2 == 0 else [(SMALL, small_dir), (BIG, big_dir)]
+            for events, folder in order:
+                results[events].append(asyncio.run(measure(folder, events)))
+    big, small = results[BIG], results[SMALL]
+    worst_big = statistics.median(r.worst_stall_ms for r in big)
+    worst_small = statistics.median(r.worst_stall_ms for r in small)
+    p95 = lambda runs: statistics.median(sorted(r.key_ms)[int(0.95 * (len(r.key_ms) - 1))] for r in runs)  # noqa: E731
+    report = {
+        "build_s": build_s,
+        "open_ms": (statistics.median(r.open_ms for r in big), statistics.median(r.open_ms for r in small)),
+        "worst_frame_ms": (worst_big, worst_small),
+        "worst_frame_ratio": worst_big / worst_small,
+        "key_p95_ms": (p95(big), p95(small)),
+        "key_median_ms": (
+            statistics.median(statistics.median(r.key_ms) for r in big),
+            statistics.median(statistics.median(r.key_ms) for r in small),
+        ),
+        "items_max": (max(r.items_max for r in big), max(r.items_max for r in small)),
+        "rss_growth_mb": (statistics.median(r.rss_growth_mb for r in big), statistics.median(r.rss_growth_mb for r in small)),
+    }
+    return report
+
+
+def main() -> None:
+    """Print the timeline benchmark."""
+    report = run()
+    big, small = report["worst_frame_ms"]
+    print(f"timeline: {BIG:,}-event room vs {SMALL}-event room, {PAGES} PageUps each (built in {report['build_s']:.1f} s)")
+    print(f"  open (cache to first items)   {report['open_ms'][0]:8.1f} ms   vs {report['open_ms'][1]:8.1f} ms")
+    print(f"  worst frame (loop stall)      {big:8.1f} ms   vs {small:8.1f} ms   ratio {report['worst_frame_ratio']:.2f}")
+    print(f"  key to settled, median        {report['key_median_ms'][0]:8.1f} ms   vs {report['key_median_ms'][1]:8.1f} ms")
+    print(f"  key to settled, p95           {report['key_p95_ms'][0]:8.1f} ms   vs {report['key_p95_ms'][1]:8.1f} ms")
+    print(f"  items held at most            {report['items_max'][0]:8d}      vs {report['items_max'][1]:8d}")
+    print(f"  RSS growth while paging       {report['rss_growth_mb'][0]:8.1f} MB   vs {report['rss_growth_mb'][1]:8.1f} MB")
+
+
+if __name__ == "__main__":
+    main()
