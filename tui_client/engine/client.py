@@ -278,6 +278,9 @@ class MatrixClient:
         self._tasks = []
         for view in self.views.values():
             view.close()
+        # The cancelled loop could not say so itself.
+        if self.sync_state.status not in (SyncStatus.STOPPED, SyncStatus.LOGGED_OUT, SyncStatus.STARTING):
+            self._on_sync_state(SyncState(SyncStatus.STOPPED, last_success=self.sync_state.last_success))
 
     async def close(self) -> None:
         """Stop and release everything (the cache stays on disk)."""

@@ -395,7 +395,7 @@ class Cache:
             ).fetchone()
             if not still_open:
                 return []
-            ids = [e.get("event_id") for e in chunk if isinstance(e.get("event_id"), str)]
+            ids: list[str] = [e["event_id"] for e in chunk if isinstance(e.get("event_id"), str)]
             known = self._timeline_ids(ids)
             pos = gap.pos_above
             reached_known = False
@@ -582,7 +582,9 @@ def _apply_redaction_row(db: sqlite3.Connection, room_id: str, redaction: Event,
     ).fetchone()
     if row is None or row[1] is not None:
         return
-    because = {k: redaction[k] for k in ("event_id", "sender", "origin_server_ts", "type") if k in redaction}
+    because: dict[str, Any] = {
+        k: redaction[k] for k in ("event_id", "sender", "origin_server_ts", "type") if k in redaction
+    }
     redacted = redact(json.loads(row[0]), room_version, because)
     db.execute(
         "UPDATE events SET json = ?, redacted_by = ?, rel_type = NULL, relates_to = NULL, rel_key = NULL "
@@ -605,6 +607,10 @@ class _Ingest:
         self.redactions: list[tuple[str, Event, str | None]] = []
         self.echoed_txn: list[str] = []
         self.dm_rooms: dict[str, str] | None = None
+        # Rows are written at the end: a room's timeline seen twice in one batch (a
+        # malformed response) continues from here, not from the database.
+        self.last_pos: dict[str, int] = {}
+        self.timeline_ids: dict[str, set[str]] = {}
 
     def summary(self, room_id: str) -> RoomSummary:
         existing = self.result.changed_rooms.get(room_id)
@@ -674,7 +680,7 @@ class _Ingest:
         limited: bool,
         prev_batch: str | None,
     ) -> None:
-        last = self.cache.last_pos(room_id)
+        last = self.last_pos[room_id] if room_id in self.last_pos else self.cache.last_pos(room_id)
         if last is None:
             start = 0
             if prev_batch:
@@ -696,9 +702,9 @@ class _Ingest:
             start = last + 1
         # An event already in the timeline (sent again, or twice in one batch) keeps
         # its place and is not reported as new.
-        seen: set[str] = set()
+        seen = self.timeline_ids.setdefault(room_id, set())
         if last is not None and events:
-            seen = self.cache._timeline_ids([e["event_id"] for e in events if type(e.get("event_id")) is str])
+            seen.update(self.cache._timeline_ids([e["event_id"] for e in events if type(e.get("event_id")) is str]))
         stored: list[StoredEvent] = []
         rows, state_rows = self.rows, self.state_rows
         pos = start
@@ -727,6 +733,7 @@ class _Ingest:
                 self.echoed_txn.append(index[8])
         if stored:
             self.result.new_events.setdefault(room_id, []).extend(stored)
+            self.last_pos[room_id] = stored[-1].pos
 
     def joined(self, room: JoinedRoom) -> None:
         summary = self.summary(room.room_id)
@@ -757,16 +764,17 @@ class _Ingest:
         missing = [h for h, name in summary.hero_names.items() if name is None]
         if not missing:
             return
-        marks = ",".join("?" * len(missing))
-        rows = self.db.execute(
-            "SELECT s.state_key, e.json FROM room_state s JOIN events e ON e.event_id = s.event_id "
-            f"WHERE s.room_id = ? AND s.type = 'm.room.member' AND s.state_key IN ({marks})",
-            (room_id, *missing),
-        )
-        for user_id, data in rows:
-            content = json.loads(data).get("content", {})
-            name = content.get("displayname") if isinstance(content, dict) else None
-            summary.hero_names[user_id] = name if isinstance(name, str) and name else None
+        for chunk in _chunks(missing, 500):
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(
+                "SELECT s.state_key, e.json FROM room_state s JOIN events e ON e.event_id = s.event_id "
+                f"WHERE s.room_id = ? AND s.type = 'm.room.member' AND s.state_key IN ({marks})",
+                (room_id, *chunk),
+            )
+            for user_id, data in rows:
+                content = json.loads(data).get("content", {})
+                name = content.get("displayname") if isinstance(content, dict) else None
+                summary.hero_names[user_id] = name if isinstance(name, str) and name else None
 
     def invited(self, room: InvitedRoom) -> None:
         summary = self.summary(room.room_id)
