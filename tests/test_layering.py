@@ -39,9 +39,9 @@ def test_import_linter_contracts_hold() -> None:
 @pytest.mark.parametrize("module", _non_ui_modules())
 def test_core_module_does_not_load_textual(module: str) -> None:
     code = (
-        "import sys, importlib; importlib.import_module(%r); "
+        f"import sys, importlib; importlib.import_module({module!r}); "
         "bad = [m for m in ('textual',) if m in sys.modules]; "
-        "print(','.join(bad)); sys.exit(1 if bad else 0)" % module
+        "print(','.join(bad)); sys.exit(1 if bad else 0)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, f"{module} loads {result.stdout.strip()} {result.stderr[-500:]}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -626,3 +627,24 @@ def test_an_absurd_number_of_heroes(account: Account) -> None:
     )
     assert account.cache.sync_token == "s1"
     assert account.rooms[ROOM].display_name.startswith("@user0:example.org, @user1:example.org")
+
+
+@pytest.mark.parametrize(
+    ("redacter", "levels", "applies"),
+    [
+        ("@alice:example.org", {}, True),  # the sender
+        ("@admin:example.org", {}, True),  # same server as the sender
+        ("@mallory:evil.example", {}, False),  # another server, no power
+        ("@mod:other.example", {"users": {"@mod:other.example": 50}}, True),  # redact power
+    ],
+)
+def test_a_redaction_applies_only_as_the_spec_says(
+    account: Account, redacter: str, levels: dict[str, Any], applies: bool
+) -> None:
+    target = message("$t", "keep me unless allowed")
+    power = state("$pl", "m.room.power_levels", "", {"redact": 50, **levels})
+    red = event("$r", "m.room.redaction", redacter, {"redacts": "$t"})
+    account.ingest(batch("s1", join={ROOM: joined_room([create_event("$c", "11"), power, target, red])}))
+    stored = account.stored("$t")
+    assert stored is not None
+    assert (stored["content"] == {}) is applies

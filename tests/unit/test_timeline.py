@@ -703,3 +703,21 @@ def test_random_operations_keep_diffs_consistent(seed: int) -> None:
         # Local echoes always come last.
         flags = [i.is_local_echo for i in m.items]
         assert flags == sorted(flags)
+
+
+@pytest.mark.parametrize(
+    ("redacter", "has_power", "applies"),
+    [
+        (ALICE, False, True),
+        ("@admin:example.org", False, True),
+        ("@mallory:evil.example", False, False),
+        ("@mod:other.example", True, True),
+    ],
+)
+def test_redactions_follow_the_room_power_levels(redacter: str, has_power: bool, applies: bool) -> None:
+    mirror = Mirror(TimelineModel(ME, may_redact_others=lambda user: has_power and user == redacter))
+    mirror.apply(mirror.model.reset([text("$t", "still here?", sender=ALICE)]))
+    mirror.apply(mirror.model.append([redaction("$r", "$t", sender=redacter)]))
+    item = mirror.model.item("$t")
+    assert item is not None
+    assert (item.kind == "redacted") is applies

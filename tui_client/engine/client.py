@@ -103,6 +103,8 @@ class MatrixClient:
         self.db = DatabaseThread()
         self.cache: Cache = self.db.call(Cache, folder / CACHE_FILE, own_user_id=info.user_id)
         self.rooms: dict[str, RoomSummary] = {}
+        # The last committed next_batch, kept here so the loop never reads the database.
+        self.sync_token: str | None = None
         self.views: dict[str, RoomView] = {}
         self.sync_state = SyncState(SyncStatus.STARTING)
         self._listeners: list[Listener] = []
@@ -242,6 +244,7 @@ class MatrixClient:
     async def open(self) -> None:
         """Load the room list from the cache and publish it (before any network I/O)."""
         self.rooms = await self.db.run(self.cache.load_summaries)
+        self.sync_token = await self.db.run(self.cache.get_meta, "next_batch")
         self.publish(RoomListChanged(tuple(self.rooms.values()), frozenset(self.rooms)))
         if self.secrets.warning:
             self.notify("warning", self.secrets.warning)
@@ -253,7 +256,7 @@ class MatrixClient:
         self.sync_loop = SyncLoop(
             self._source,
             self._commit_batch,
-            get_token=lambda: self.cache.get_meta("next_batch"),
+            get_token=lambda: self.sync_token,
             on_state=self._on_sync_state,
             on_unknown_token=self._on_unknown_token,
             long_poll_ms=self._long_poll_ms,
@@ -345,6 +348,9 @@ class MatrixClient:
         )
 
     def _after_commit(self, result: IngestResult) -> None:
+        self.sync_token = result.next_batch
+        if result.skipped_events:
+            log.warning("sync batch %s: skipped %d unusable events", result.next_batch, result.skipped_events)
         self.rooms.update(result.changed_rooms)
         for room_id in result.removed_rooms:
             self.rooms.pop(room_id, None)

@@ -43,7 +43,11 @@ class RoomView:
         self.room_id = room_id
         self.members = RoomMembers()
         self.power_levels = PowerLevels(None)
-        self.model = TimelineModel(client.user_id, self.members.display_name)
+        self.model = TimelineModel(
+            client.user_id,
+            self.members.display_name,
+            may_redact_others=lambda user_id: self.power_levels.can(user_id, "redact"),
+        )
         self.first_pos: int | None = None
         self.last_pos: int | None = None
         self.at_live_end = True
@@ -124,6 +128,14 @@ class RoomView:
             stored, gap = await self.client.db.run(self.client.cache.load_before, self.room_id, None, INITIAL_EVENTS)
             self.reached_start = not stored and gap is None
             await self._reset_to(stored)
+            # A limited sync stops waiting for echoes that fell into the gap: drop their
+            # local echoes too (the messages themselves appear when the gap is filled).
+            waiting = {e.txn_id for e in await self.client.db.run(self.client.cache.outbox, self.room_id)}
+            diffs: list[Diff] = []
+            for item in self.model.items:
+                if item.is_local_echo and item.txn_id is not None and item.txn_id not in waiting:
+                    diffs.extend(self.model.remove_local_echo(item.txn_id))
+            self._publish(diffs)
         self._spawn(self._resolve_missing_replies())
 
     def _echo_for_entry(self, entry: OutboxEntry) -> list[Diff]:

@@ -29,7 +29,7 @@ __all__ = ["SyncLoop", "SyncSource", "SyncV2Source"]
 log = logging.getLogger(__name__)
 
 LONG_POLL_MS = 30_000
-MAX_BACKOFF = 60.0
+MAX_BACKOFF = 30.0
 MAX_RATE_LIMIT_WAIT = 300.0
 
 

@@ -60,6 +60,8 @@ async def validate_homeserver(
         try:
             data = await connection.send(api.versions(), wait_on_rate_limit=False)
         except NetworkError as error:
+            if error.kind == "decode":
+                raise DiscoveryError(f"{base_url} is not a Matrix homeserver (its answer is not JSON)") from error
             raise DiscoveryError(f"cannot reach the homeserver at {base_url}: {error}") from error
         except MatrixError as error:
             raise DiscoveryError(f"{base_url} is not a Matrix homeserver ({error.status} {error.errcode})") from error

@@ -20,7 +20,9 @@ __all__ = [
     "PowerLevels",
     "RoomMembers",
     "RoomSummary",
+    "redaction_applies",
     "room_display_name",
+    "same_server",
 ]
 
 MAX_HEROES_SHOWN = 5
@@ -336,3 +338,16 @@ def _as_int(value: object, default: int) -> int:
         except ValueError:
             return default
     return default
+
+
+def same_server(user_a: str, user_b: object) -> bool:
+    """True if two user IDs belong to the same server (the part after the first colon)."""
+    if not isinstance(user_b, str) or ":" not in user_a or ":" not in user_b:
+        return False
+    return user_a.split(":", 1)[1] == user_b.split(":", 1)[1]
+
+
+def redaction_applies(redacter: str, original_sender: object, may_redact_others: bool) -> bool:
+    """The spec's rule for applying a redaction (room versions 3+, "Handling redactions"):
+    the redacter has the redact power level, or is on the original sender's server."""
+    return may_redact_others or same_server(redacter, original_sender)

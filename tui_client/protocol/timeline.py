@@ -22,6 +22,7 @@ from typing import Any
 
 from .events import RoomEvent, UnknownEvent, relation_of
 from .render import Rendered, describe, message_body
+from .room_state import redaction_applies
 from .sanitize import clean_line
 
 __all__ = [
@@ -151,16 +152,25 @@ class TimelineModel:
     lines (the engine passes the room's disambiguated names).
     """
 
-    def __init__(self, own_user_id: str, name_of: Callable[[str], str] | None = None) -> None:
+    def __init__(
+        self,
+        own_user_id: str,
+        name_of: Callable[[str], str] | None = None,
+        may_redact_others: Callable[[str], bool] | None = None,
+    ) -> None:
         self.own_user_id = own_user_id
         self._name_of = name_of
+        # Whether a user has the room's redact power level; with the sender's server,
+        # that decides whether a redaction applies. None trusts the server.
+        self._may_redact_others = may_redact_others
+        self._sender_of: dict[str, str] = {}  # senders of absorbed relation events
         self._order: list[str] = []  # keys of shown items, remote events then local echoes
         self._items: dict[str, TimelineItem] = {}
         self._shown: dict[str, RoomEvent | UnknownEvent] = {}
         self._context: dict[str, RoomEvent] = {}  # known events not shown (reply parents)
         self._aggregates: dict[str, _Aggregates] = {}
         self._relation_target: dict[str, str] = {}
-        self._redacted: set[str] = set()
+        self._redacted: dict[str, str] = {}  # redacted event -> who redacted it
         self._local: dict[str, _LocalEcho] = {}
         self._replies_to: dict[str, set[str]] = {}  # parent event_id -> keys of replies
 
@@ -229,7 +239,7 @@ class TimelineModel:
         """Events that are not shown but that shown items refer to (reply parents)."""
         diffs: list[Diff] = []
         for event in events:
-            if event.event_id in self._redacted and event.redacted_because is None:
+            if self._is_redacted(event) and event.redacted_because is None:
                 event = replace(event, content={}, unsigned={**event.unsigned, "redacted_because": {}})
             self._context[event.event_id] = event
             diffs.extend(self._refresh_replies_to(event.event_id))
@@ -389,7 +399,7 @@ class TimelineModel:
             return None
         if event.type in _HIDDEN_TYPES:
             return None
-        if event.event_id in self._redacted and event.redacted_because is None:
+        if self._is_redacted(event) and event.redacted_because is None:
             event = replace(event, content={}, unsigned={**event.unsigned, "redacted_because": {}})
         self._shown[event.event_id] = event
         relation = event.relation
@@ -403,7 +413,8 @@ class TimelineModel:
         if relation is None or relation.event_id is None or event.redacted_because is not None:
             return False
         target = relation.event_id
-        if event.event_id in self._redacted:
+        self._sender_of[event.event_id] = event.sender
+        if self._is_redacted(event):
             self._relation_target[event.event_id] = target
             return relation.rel_type in ("m.replace", "m.annotation", "m.thread")
         if relation.rel_type == "m.replace":
@@ -431,11 +442,24 @@ class TimelineModel:
         target = self._relation_target.get(event.event_id)
         return self._refresh_replies_to(target) if target else []
 
+    def _may_redact(self, redacter: str, original_sender: str) -> bool:
+        if self._may_redact_others is None:
+            return True
+        return redaction_applies(redacter, original_sender, self._may_redact_others(redacter))
+
+    def _is_redacted(self, event: RoomEvent) -> bool:
+        redacter = self._redacted.get(event.event_id)
+        return redacter is not None and self._may_redact(redacter, event.sender)
+
     def _apply_redaction(self, redaction: RoomEvent) -> None:
         target = redaction.redacts
         if not target:
             return
-        self._redacted.add(target)
+        known = self._shown.get(target) or self._context.get(target)
+        sender = known.sender if isinstance(known, RoomEvent) else self._sender_of.get(target)
+        if sender is not None and not self._may_redact(redaction.sender, sender):
+            return
+        self._redacted[target] = redaction.sender
         related_to = self._relation_target.get(target)
         if related_to is not None:
             aggregates = self._aggregates.get(related_to)

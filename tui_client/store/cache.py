@@ -10,6 +10,7 @@ neither. SQL is parameterised throughout.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import sqlite3
@@ -20,10 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from ..protocol.events import index_event
-from ..protocol.room_state import RoomSummary
-from ..protocol.room_versions import redact
+from ..protocol.room_state import PowerLevels, RoomSummary, same_server
+from ..protocol.room_versions import redact, rules_for
 from ..protocol.sync import InvitedRoom, JoinedRoom, LeftRoom, SyncBatch
 from .schema import migrate
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Cache", "Gap", "IngestResult", "OutboxEntry", "StoredEvent"]
 
@@ -582,15 +585,51 @@ def _apply_redaction_row(db: sqlite3.Connection, room_id: str, redaction: Event,
     ).fetchone()
     if row is None or row[1] is not None:
         return
+    original = json.loads(row[0])
+    redacter = redaction.get("sender")
+    if not isinstance(redacter, str) or not _may_redact(db, room_id, redacter, original.get("sender"), room_version):
+        log.info("ignoring redaction %s of %s: not allowed", redaction.get("event_id"), target)
+        return
     because: dict[str, Any] = {
         k: redaction[k] for k in ("event_id", "sender", "origin_server_ts", "type") if k in redaction
     }
-    redacted = redact(json.loads(row[0]), room_version, because)
+    redacted = redact(original, room_version, because)
     db.execute(
         "UPDATE events SET json = ?, redacted_by = ?, rel_type = NULL, relates_to = NULL, rel_key = NULL "
         "WHERE event_id = ?",
         (_dumps(redacted), redaction.get("event_id"), target),
     )
+
+
+def _current_state_content(db: sqlite3.Connection, room_id: str, event_type: str) -> tuple[dict[str, Any], str] | None:
+    row = db.execute(
+        "SELECT e.json FROM room_state s JOIN events e ON e.event_id = s.event_id "
+        "WHERE s.room_id = ? AND s.type = ? AND s.state_key = ''",
+        (room_id, event_type),
+    ).fetchone()
+    if row is None:
+        return None
+    event = json.loads(row[0])
+    content = event.get("content")
+    return (content if isinstance(content, dict) else {}), str(event.get("sender", ""))
+
+
+def _may_redact(db: sqlite3.Connection, room_id: str, redacter: str, original_sender: object, room_version: str | None) -> bool:
+    """The spec's rule: the redacter has redact power, or shares the original sender's server."""
+    if same_server(redacter, original_sender):
+        return True
+    create = _current_state_content(db, room_id, "m.room.create")
+    creators: list[str] = []
+    if create is not None:
+        content, creator = create
+        creators = [creator] + [u for u in content.get("additional_creators", []) if isinstance(u, str)]
+    power = _current_state_content(db, room_id, "m.room.power_levels")
+    levels = PowerLevels(
+        power[0] if power is not None else None,
+        creators=creators,
+        creators_have_infinite_power=rules_for(room_version).creators_have_infinite_power,
+    )
+    return levels.can(redacter, "redact")
 
 
 class _Ingest:

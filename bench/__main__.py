@@ -1,0 +1,181 @@
+"""``python -m bench``: run every benchmark and print one compact table of ratios.
+
+Each benchmark also runs alone with more detail (parts, cProfile, SQL breakdown):
+``python -m bench.ingest``, ``python -m bench.cold_start``, ``python -m bench.timeline``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import platform
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+from ._harness import fmt_ms, print_table
+from .synthetic import DEFAULT_SEED, initial_sync, payload_stats
+
+BENCHMARKS = ("ingest", "cold_start", "timeline")
+Row = list[str]
+
+
+def _ingest_rows(rounds: int, nio_rounds: int, with_nio: bool, seed: int) -> list[Row]:
+    from . import ingest
+
+    report = ingest.run(rounds=rounds, nio_rounds=nio_rounds, with_nio=with_nio, seed=seed)
+    ours, floor = report.results[ingest.OURS], report.results[ingest.FLOOR]
+    rows = [
+        [
+            "initial sync ingest",
+            fmt_ms(ours.wall_median),
+            fmt_ms(floor.wall_median),
+            f"{ours.wall_ratio:.2f}",
+            f"{ours.cpu_ratio:.2f}",
+            f"<= {ingest.TARGET_RATIO:.1f}",
+            "json.loads + bare executemany",
+        ]
+    ]
+    nio = report.results.get(ingest.NIO)
+    if nio is not None and report.nio_over_ours is not None:
+        rows.append(
+            [
+                "  matrix-nio, parse only",
+                fmt_ms(nio.wall_median),
+                fmt_ms(floor.wall_median),
+                f"{nio.wall_ratio:.2f}",
+                f"{nio.cpu_ratio:.2f}",
+                "",
+                f"(= {report.nio_over_ours:.1f}x our whole ingest)",
+            ]
+        )
+    return rows
+
+
+def _cold_start_rows(rounds: int, seed: int) -> list[Row]:
+    from . import cold_start
+
+    with tempfile.TemporaryDirectory(prefix="tui-bench-") as tmp:
+        report = cold_start.run(Path(tmp), rounds=max(rounds, 5), seed=seed)
+    pairs = [
+        (
+            cold_start.ENGINE,
+            cold_start.BARE,
+            "cold start to room list",
+            "SELECT rooms + json.loads",
+        ),
+        (
+            cold_start.PROCESS_ENGINE,
+            cold_start.PROCESS_BARE,
+            "  same, new process",
+            "python + that SELECT",
+        ),
+    ]
+    rows = []
+    for name, base, label, base_label in pairs:
+        if name in report.results:
+            result = report.results[name]
+            rows.append(
+                [
+                    label,
+                    fmt_ms(result.wall_median),
+                    fmt_ms(report.results[base].wall_median),
+                    f"{result.wall_ratio:.2f}",
+                    f"{result.cpu_ratio:.2f}",
+                    "",
+                    base_label,
+                ]
+            )
+    return rows
+
+
+def _run_timeline(timeout: float) -> str:
+    """The UI side's benchmark, in its own process: its output, or why there is none.
+
+    It drives the whole Textual app, so it runs apart (its own interpreter, a time
+    limit) and its own report is printed as it is.
+    """
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.timeline"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"bench.timeline did not finish in {timeout:.0f} s") from None
+    if done.returncode != 0:
+        raise RuntimeError(f"bench.timeline failed:\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run all benchmarks (or those named with ``--only``)."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5, help="rounds per benchmark (default 5)")
+    parser.add_argument("--nio-rounds", type=int, default=3, help="ingest rounds with nio")
+    parser.add_argument("--no-nio", action="store_true", help="skip matrix-nio (its share is long)")
+    parser.add_argument("--quick", action="store_true", help="3 rounds, 1 of them with nio")
+    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated subset")
+    parser.add_argument(
+        "--timeline-timeout", type=float, default=900.0, help="seconds (default 900)"
+    )
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    args = parser.parse_args(argv)
+    rounds, nio_rounds = (3, 1) if args.quick else (args.rounds, args.nio_rounds)
+    chosen = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(BENCHMARKS))
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
+
+    began = time.perf_counter()
+    stats = payload_stats(initial_sync(args.seed))
+    print(
+        f"tui_client benchmarks: Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
+        f"{platform.machine()}, seed {args.seed}, {rounds} rounds"
+    )
+    print(
+        f"payload: synthetic initial /sync, {stats.size_bytes:,} bytes, {stats.rooms:,} joined rooms, "
+        f"{stats.room_events:,} room events"
+    )
+    runners = {
+        "ingest": lambda: _ingest_rows(rounds, nio_rounds, not args.no_nio, args.seed),
+        "cold_start": lambda: _cold_start_rows(rounds, args.seed),
+    }
+    rows: list[Row] = []
+    failed = []
+    timeline_report = ""
+    for name in chosen:
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        try:
+            if name != "timeline":
+                rows.extend(runners[name]())
+            elif importlib.util.find_spec("bench.timeline") is None:
+                print("  timeline: not present, skipped", file=sys.stderr)
+            else:
+                timeline_report = _run_timeline(args.timeline_timeout)
+        except Exception:
+            traceback.print_exc()
+            failed.append(name)
+    print()
+    print_table(
+        rows, ["benchmark", "ours", "baseline", "x (wall)", "x (cpu)", "target", "baseline is"]
+    )
+    print()
+    print("x = median over rounds of ours / baseline measured in the same round; lower is better.")
+    if timeline_report:
+        print()
+        print(timeline_report.rstrip())
+    if failed:
+        print(f"FAILED: {', '.join(failed)}")
+    print(f"done in {time.perf_counter() - began:.0f} s")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

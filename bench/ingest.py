@@ -1,0 +1,406 @@
+"""Initial sync ingest: from the raw ``/sync`` bytes to a committed cache and a sorted room list.
+
+Cases, measured in the same run on fresh on-disk databases (WAL, ``synchronous=NORMAL``):
+
+``ours``
+    The client's real path: ``Cache(path)`` on a new file (schema migrations
+    included), then the engine's ``MatrixClient._ingest_raw(raw)``, which is
+    ``SyncV2Source.parse(raw)`` (``json.loads`` and ``parse_sync``) and
+    ``Cache.ingest_sync(batch, rooms)`` (one transaction, committed), then the
+    changed summaries adopted and sorted by ``MatrixClient.room_list``.
+``floor`` (the baseline)
+    ``json.loads(raw)``, then the same state and timeline events written with one
+    ``executemany`` of ``(event_id, room_id, json.dumps(event))`` into a bare table
+    ``(event_id TEXT PRIMARY KEY, room_id TEXT, json TEXT)`` in one transaction, with
+    the same pragmas. No code can store the events and do less.
+``matrix-nio``
+    ``nio.responses.SyncResponse.from_dict(json.loads(raw))``: nio's parsing alone
+    (jsonschema validation of the response and of every event), nothing stored.
+
+Run ``python -m bench.ingest`` (``--rounds N``, ``--nio-rounds N``, ``--no-nio``,
+``--no-profile``, ``--seed S``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import logging
+import pstats
+import sqlite3
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from tui_client.engine.client import CACHE_FILE, MatrixClient
+from tui_client.engine.sync import SyncV2Source
+from tui_client.protocol.room_state import RoomSummary
+from tui_client.store.cache import Cache
+
+from ._harness import Case, CaseResult, Sample, Stopwatch, fmt_ms, print_table, run_rounds
+from .synthetic import DEFAULT_SEED, OWN_USER_ID, initial_sync, payload_stats
+
+__all__ = [
+    "FLOOR",
+    "NIO",
+    "OURS",
+    "TARGET_RATIO",
+    "IngestReport",
+    "floor_case",
+    "main",
+    "nio_case",
+    "ours_case",
+    "run",
+]
+
+OURS = "ours"
+FLOOR = "floor"
+NIO = "matrix-nio"
+TARGET_RATIO = 2.0
+
+
+@dataclass(slots=True)
+class _Engine:
+    """What ``MatrixClient._ingest_raw`` and ``room_list`` read of the client: no network needed."""
+
+    _source: SyncV2Source
+    cache: Cache
+    rooms: dict[str, RoomSummary]
+
+
+def room_list_from(summaries: dict[str, RoomSummary]) -> list[RoomSummary]:
+    """The sorted room list, by the client's own ``MatrixClient.room_list``."""
+    return MatrixClient.room_list(
+        cast(MatrixClient, _Engine(cast(Any, None), cast(Any, None), summaries))
+    )
+
+
+def ours_case(raw: bytes, expected_events: int) -> Case:
+    """Our path: open a new cache, ``MatrixClient._ingest_raw`` (parse + ingest), sort the room list.
+
+    ``_ingest_raw`` is what the sync loop runs on the database thread for every
+    batch: ``SyncV2Source.parse`` then ``Cache.ingest_sync``. Calling the engine's own
+    function (on a stand-in for the client) keeps anything the engine adds around
+    ingest inside the measurement.
+    """
+    source = SyncV2Source(cast(Any, None))  # parse() needs no connection
+
+    def run(folder: Path) -> Sample:
+        watch = Stopwatch()
+        with watch.part("open cache"):
+            cache = Cache(folder / CACHE_FILE, own_user_id=OWN_USER_ID)
+            engine = _Engine(source, cache, {})
+        with watch.part("parse + ingest_sync"):
+            result = MatrixClient._ingest_raw(cast(MatrixClient, engine), raw)
+        with watch.part("room list"):
+            engine.rooms.update(result.changed_rooms)
+            listed = MatrixClient.room_list(cast(MatrixClient, engine))
+        stored = cache.stats()["events"]
+        cache.close()
+        if stored != expected_events or len(listed) != len(result.changed_rooms):
+            raise AssertionError(f"ingest stored {stored} events and listed {len(listed)} rooms")
+        return watch.sample
+
+    return run
+
+
+def floor_case(raw: bytes, expected_events: int) -> Case:
+    """The floor: ``json.loads`` and one bare batched insert of the same events."""
+
+    def run(folder: Path) -> Sample:
+        watch = Stopwatch()
+        with watch.part("json.loads"):
+            data = json.loads(raw)
+        with watch.part("open db"):
+            db = sqlite3.connect(str(folder / "floor.sqlite3"), isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("CREATE TABLE events (event_id TEXT PRIMARY KEY, room_id TEXT, json TEXT)")
+        with watch.part("dumps+insert"):
+            db.execute("BEGIN")
+            db.executemany(
+                "INSERT INTO events (event_id, room_id, json) VALUES (?, ?, ?)",
+                (
+                    (event["event_id"], room_id, json.dumps(event))
+                    for room_id, room in data["rooms"]["join"].items()
+                    for section in ("state", "timeline")
+                    for event in room[section]["events"]
+                ),
+            )
+        with watch.part("commit"):
+            db.execute("COMMIT")
+        (stored,) = db.execute("SELECT COUNT(*) FROM events").fetchone()
+        db.close()
+        if stored != expected_events:
+            raise AssertionError(f"floor stored {stored} events")
+        return watch.sample
+
+    return run
+
+
+def import_nio_sync_response() -> Any:
+    """``nio.responses.SyncResponse``, importable even without nio's e2e extras.
+
+    nio enables its encryption modules when ``vodozemac`` is importable, and those
+    need ``cachetools``, ``atomicwrites`` and ``peewee`` (the ``e2e`` extra), which
+    this project does not install. Parsing needs none of it, so vodozemac is hidden
+    from nio's ``find_spec`` check while nio is imported.
+    """
+    missing = object()
+    saved = sys.modules.get("vodozemac", missing)
+    sys.modules["vodozemac"] = cast(Any, None)  # find_spec() returns None for a None entry
+    try:
+        from nio.responses import SyncResponse  # type: ignore[import-untyped]
+    finally:
+        if saved is missing:
+            del sys.modules["vodozemac"]
+        else:
+            sys.modules["vodozemac"] = cast(Any, saved)
+    # nio logs every event its schemas reject (room v12 create events without
+    # predecessor.event_id, for one); the messages are still built, but not printed.
+    logging.getLogger("nio").setLevel(logging.CRITICAL)
+    return SyncResponse
+
+
+def nio_case(raw: bytes, expected_rooms: int) -> Case:
+    """matrix-nio's parsing of the same payload (nothing stored)."""
+    sync_response = import_nio_sync_response()
+
+    def run(folder: Path) -> Sample:
+        watch = Stopwatch()
+        with watch.part("json.loads"):
+            data = json.loads(raw)
+        with watch.part("SyncResponse.from_dict"):
+            response = sync_response.from_dict(data)
+        if type(response).__name__ != "SyncResponse" or len(response.rooms.join) != expected_rooms:
+            raise AssertionError(f"nio did not parse the payload: {type(response).__name__}")
+        return watch.sample
+
+    return run
+
+
+def nio_bad_events(raw: bytes) -> dict[str, int]:
+    """Room events nio's schemas reject, by event type (reported, not timed)."""
+    sync_response = import_nio_sync_response()
+    response = sync_response.from_dict(json.loads(raw))
+    bad: dict[str, int] = {}
+    for info in response.rooms.join.values():
+        for event in [*info.state, *info.timeline.events]:
+            if type(event).__name__ in ("BadEvent", "UnknownBadEvent"):
+                key = event.type if isinstance(getattr(event, "type", None), str) else "?"
+                bad[key] = bad.get(key, 0) + 1
+    return bad
+
+
+# -- profile -------------------------------------------------------------------------
+
+
+class _TimedConnection:
+    """Stands in for the cache's connection and times each SQL statement."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.spent: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+
+    def _timed(self, kind: str, method: Callable[..., Any], sql: str, *args: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return method(sql, *args)
+        finally:
+            key = f"{kind} {' '.join(sql.split())[:72]}"
+            self.spent[key] += time.perf_counter() - start
+            self.calls[key] += 1
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        return self._timed("execute    ", self.db.execute, sql, *args)
+
+    def executemany(self, sql: str, rows: Any) -> Any:
+        return self._timed("executemany", self.db.executemany, sql, rows)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.db, name)
+
+
+def profile_ingest(raw: bytes, folder: Path, top: int = 18) -> str:
+    """cProfile of one run of our path, and the time spent in each SQL statement."""
+    out = io.StringIO()
+    source = SyncV2Source(cast(Any, None))
+    profiler = cProfile.Profile()
+    cache = Cache(folder / "profiled.sqlite3", own_user_id=OWN_USER_ID)
+    profiler.enable()
+    result = MatrixClient._ingest_raw(cast(MatrixClient, _Engine(source, cache, {})), raw)
+    room_list_from(dict(result.changed_rooms))
+    profiler.disable()
+    cache.close()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("tottime").print_stats(top)
+    text = out.getvalue()
+    lines = [line for line in text.splitlines() if line.strip()]
+    start = next(i for i, line in enumerate(lines) if line.lstrip().startswith("ncalls"))
+    report = [
+        "cProfile of our path (one run; the profiler inflates Python-level costs), by own time:"
+    ]
+    report += [
+        "  " + line.replace(str(Path(sys.prefix)), "<venv>") for line in [lines[0], *lines[start:]]
+    ]
+
+    # SQL breakdown (a separate, unprofiled run).
+    batch = source.parse(raw)
+    cache = Cache(folder / "timed.sqlite3", own_user_id=OWN_USER_ID)
+    timed = _TimedConnection(cache._db)
+    cache._db = cast(sqlite3.Connection, timed)
+    start_time = time.perf_counter()
+    cache.ingest_sync(batch, {})  # the SQL only: parsing is outside this timing
+    total = time.perf_counter() - start_time
+    cache._db = timed.db
+    cache.close()
+    report.append(
+        f"SQL statements of one ingest_sync (unprofiled; ingest_sync took {fmt_ms(total)}):"
+    )
+    for key, spent in sorted(timed.spent.items(), key=lambda item: -item[1])[:10]:
+        report.append(f"  {fmt_ms(spent):>11}  {timed.calls[key]:>6} x {key}")
+    return "\n".join(report)
+
+
+# -- running -------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class IngestReport:
+    """The results of one run of this benchmark."""
+
+    results: dict[str, CaseResult]
+    payload_bytes: int
+    payload_events: int
+
+    @property
+    def ratio(self) -> float:
+        """Ours over the floor (median of paired wall-time ratios)."""
+        return self.results[OURS].wall_ratio
+
+    @property
+    def nio_over_ours(self) -> float | None:
+        """nio's median wall time over ours (None when nio was not run)."""
+        nio = self.results.get(NIO)
+        return nio.wall_median / self.results[OURS].wall_median if nio else None
+
+
+def run(
+    *,
+    rounds: int = 5,
+    nio_rounds: int = 3,
+    with_nio: bool = True,
+    seed: int = DEFAULT_SEED,
+    verbose: bool = False,
+) -> IngestReport:
+    """Measure ours, the floor and (optionally) nio on the synthetic payload."""
+    raw = initial_sync(seed)
+    stats = payload_stats(raw)
+    cases: dict[str, Case] = {
+        FLOOR: floor_case(raw, stats.room_events),
+        OURS: ours_case(raw, stats.room_events),
+    }
+    sparse = {}
+    if with_nio:
+        cases[NIO] = nio_case(raw, stats.rooms)
+        sparse[NIO] = min(nio_rounds, rounds)
+    results = run_rounds(cases, FLOOR, rounds, sparse=sparse, progress=print if verbose else None)
+    return IngestReport(results, stats.size_bytes, stats.room_events)
+
+
+def print_report(report: IngestReport) -> None:
+    """The table of cases, their parts, and the verdict."""
+    rows = []
+    for result in report.results.values():
+        rows.append(
+            [
+                result.name,
+                str(len(result.samples)),
+                fmt_ms(result.wall_median),
+                fmt_ms(result.wall_min),
+                fmt_ms(result.cpu_median),
+                f"{result.wall_ratio:.2f}",
+                f"{result.cpu_ratio:.2f}",
+            ]
+        )
+    print_table(
+        rows,
+        [
+            "case",
+            "runs",
+            "wall median",
+            "wall best",
+            "cpu median",
+            "x floor (wall)",
+            "x floor (cpu)",
+        ],
+    )
+    for result in report.results.values():
+        parts = ", ".join(f"{name} {fmt_ms(t)}" for name, t in result.part_medians().items())
+        print(f"  {result.name}: {parts}")
+    ours = report.results[OURS]
+    mb = report.payload_bytes / 1e6
+    print(
+        f"ours: {report.payload_events / ours.wall_median:,.0f} events/s, {mb / ours.wall_median:.1f} MB/s; "
+        f"ratio to floor {report.ratio:.2f} (target <= {TARGET_RATIO:.1f}: {'met' if report.ratio <= TARGET_RATIO else 'NOT met'})"
+    )
+    if report.nio_over_ours is not None:
+        print(
+            f"matrix-nio parsing alone takes {report.nio_over_ours:.1f}x as long as our whole ingest"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.ingest``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.ingest", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="rounds of ours and the floor (default 5)"
+    )
+    parser.add_argument(
+        "--nio-rounds", type=int, default=3, help="rounds that include matrix-nio (default 3)"
+    )
+    parser.add_argument("--no-nio", action="store_true", help="skip matrix-nio")
+    parser.add_argument(
+        "--no-profile", action="store_true", help="skip the cProfile and SQL breakdown"
+    )
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("-v", "--verbose", action="store_true", help="print every sample")
+    args = parser.parse_args(argv)
+
+    raw = initial_sync(args.seed)
+    stats = payload_stats(raw)
+    print(
+        f"Initial sync ingest: {stats.size_bytes:,} bytes, {stats.rooms:,} joined rooms, "
+        f"{stats.room_events:,} room events (seed {args.seed})"
+    )
+    report = run(
+        rounds=args.rounds,
+        nio_rounds=args.nio_rounds,
+        with_nio=not args.no_nio,
+        seed=args.seed,
+        verbose=args.verbose,
+    )
+    print_report(report)
+    if not args.no_nio:
+        bad = nio_bad_events(raw)
+        if bad:
+            print(f"  (nio rejected {sum(bad.values())} spec-valid events as BadEvent: {bad})")
+    if not args.no_profile:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="tui-bench-") as tmp:
+            print(profile_ingest(raw, Path(tmp)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
