@@ -9,12 +9,14 @@ tests all drive it the same way; it never imports Textual.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
 import platform
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
@@ -336,8 +338,12 @@ class MatrixClient:
         self.notify("warning", f"Rate limited by the server; retrying in {seconds:.0f}s")
 
     def _ingest_raw(self, raw: bytes) -> IngestResult:
-        batch = self._source.parse(raw)
-        return self.cache.ingest_sync(batch, self.rooms)
+        # Decoding and storing a batch allocates hundreds of thousands of objects,
+        # none of them cyclic garbage; letting the collector walk the growing heap
+        # meanwhile costs ~20% of the time. It runs again once the batch is done.
+        with gc_paused():
+            batch = self._source.parse(raw)
+            return self.cache.ingest_sync(batch, self.rooms)
 
     async def _commit_batch(self, raw: bytes) -> None:
         first = self.sync_loop is not None and self.sync_loop.batches == 0
@@ -590,6 +596,18 @@ class MatrixClient:
         elif name == "name":
             await self.set_room_name(room_id, argument)
         return None
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Turn off the cyclic garbage collector for a block (it is process-wide)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _load_session(folder: Path) -> SessionInfo | None:

@@ -79,17 +79,27 @@ class HomeserverConnection:
         self.timeout = timeout
         self.max_rate_limit_wait = max_rate_limit_wait
         self.on_rate_limited: RateLimitCallback | None = None
-        self._client = httpx.AsyncClient(
-            base_url=self.base_url,
-            transport=transport,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            headers={"User-Agent": USER_AGENT},
-            follow_redirects=False,
-        )
+        self._transport = transport
+        self._client_instance: httpx.AsyncClient | None = None
+
+    @property
+    def _client(self) -> httpx.AsyncClient:
+        # Made on first use: its TLS context (loading the CA bundle) costs ~50 ms,
+        # which a cold start should not spend before the room list is painted.
+        if self._client_instance is None:
+            self._client_instance = httpx.AsyncClient(
+                base_url=self.base_url,
+                transport=self._transport,
+                timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
+                headers={"User-Agent": USER_AGENT},
+                follow_redirects=False,
+            )
+        return self._client_instance
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
-        await self._client.aclose()
+        """Close the connection pool (if it was ever opened)."""
+        if self._client_instance is not None:
+            await self._client_instance.aclose()
 
     async def __aenter__(self) -> HomeserverConnection:
         return self

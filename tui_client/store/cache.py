@@ -115,6 +115,10 @@ class Cache:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.execute("PRAGMA temp_store=MEMORY")
+        # A first sync writes tens of MB; with SQLite's default 2 MiB page cache the
+        # event_id index (random keys) keeps being evicted and read back. The cache
+        # only grows to this size if the pages are touched.
+        self._db.execute("PRAGMA cache_size=-65536")
         self.schema_found = migrate(self._db)
         self.own_user_id = own_user_id or (self.get_meta("user_id") or "")
 
