@@ -7,7 +7,6 @@ Each benchmark also runs alone with more detail (parts, cProfile, SQL breakdown)
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import platform
 import sqlite3
 import subprocess
@@ -20,7 +19,9 @@ from pathlib import Path
 from ._harness import fmt_ms, print_table
 from .synthetic import DEFAULT_SEED, initial_sync, payload_stats
 
-BENCHMARKS = ("ingest", "cold_start", "timeline")
+BENCHMARKS = ("ingest", "cold_start", "ui_start", "timeline")
+# These drive the whole Textual app: each runs in its own process and prints its own report.
+UI_BENCHMARKS = ("ui_start", "timeline")
 Row = list[str]
 
 
@@ -93,24 +94,20 @@ def _cold_start_rows(rounds: int, seed: int) -> list[Row]:
     return rows
 
 
-def _run_timeline(timeout: float) -> str:
-    """The UI side's benchmark, in its own process: its output, or why there is none.
-
-    It drives the whole Textual app, so it runs apart (its own interpreter, a time
-    limit) and its own report is printed as it is.
-    """
+def _run_apart(name: str, timeout: float) -> str:
+    """A UI benchmark in its own process (own interpreter, a time limit): its report."""
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "bench.timeline"],
+            [sys.executable, "-m", f"bench.{name}"],
             capture_output=True,
             text=True,
             timeout=timeout,
             check=False,
         )
     except subprocess.TimeoutExpired:
-        raise RuntimeError(f"bench.timeline did not finish in {timeout:.0f} s") from None
+        raise RuntimeError(f"bench.{name} did not finish in {timeout:.0f} s") from None
     if done.returncode != 0:
-        raise RuntimeError(f"bench.timeline failed:\n{done.stderr[-3000:]}")
+        raise RuntimeError(f"bench.{name} failed:\n{done.stderr[-3000:]}")
     return done.stdout
 
 
@@ -149,16 +146,14 @@ def main(argv: list[str] | None = None) -> int:
     }
     rows: list[Row] = []
     failed = []
-    timeline_report = ""
+    reports: list[str] = []
     for name in chosen:
         print(f"running {name} ...", file=sys.stderr, flush=True)
         try:
-            if name != "timeline":
-                rows.extend(runners[name]())
-            elif importlib.util.find_spec("bench.timeline") is None:
-                print("  timeline: not present, skipped", file=sys.stderr)
+            if name in UI_BENCHMARKS:
+                reports.append(_run_apart(name, args.timeline_timeout))
             else:
-                timeline_report = _run_timeline(args.timeline_timeout)
+                rows.extend(runners[name]())
         except Exception:
             traceback.print_exc()
             failed.append(name)
@@ -168,9 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     print()
     print("x = median over rounds of ours / baseline measured in the same round; lower is better.")
-    if timeline_report:
+    for report in reports:
         print()
-        print(timeline_report.rstrip())
+        print(report.rstrip())
     if failed:
         print(f"FAILED: {', '.join(failed)}")
     print(f"done in {time.perf_counter() - began:.0f} s")
