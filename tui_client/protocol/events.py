@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "DECRYPTION_FAILURE",
+    "ENCRYPTION_INFO",
     "EventIndex",
     "Relation",
     "RoomEvent",
@@ -22,6 +24,12 @@ __all__ = [
 ]
 
 MESSAGE_LIKE_WITH_BODY = frozenset({"m.room.message", "m.sticker"})
+
+# Keys the client itself adds to ``unsigned`` of events it decrypted (or could not):
+# how a decrypted event was protected ({"trust": ..., "session_id": ...}), and why an
+# event could not be decrypted ({"code": ..., "reason": ..., "session_id": ...}).
+ENCRYPTION_INFO = "io.tui_client.encryption"
+DECRYPTION_FAILURE = "io.tui_client.utd"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +106,18 @@ class RoomEvent:
         """``unsigned.prev_content`` for state events, or an empty dict."""
         prev = self.unsigned.get("prev_content")
         return prev if isinstance(prev, dict) else {}
+
+    @property
+    def encryption_info(self) -> dict[str, Any] | None:
+        """For a decrypted event: how it was protected (added by our crypto layer)."""
+        info = self.unsigned.get(ENCRYPTION_INFO)
+        return info if isinstance(info, dict) else None
+
+    @property
+    def decryption_failure(self) -> dict[str, Any] | None:
+        """For an event we could not decrypt: the code and reason (added by our crypto layer)."""
+        info = self.unsigned.get(DECRYPTION_FAILURE)
+        return info if isinstance(info, dict) else None
 
     @property
     def redacted_because(self) -> dict[str, Any] | None:

@@ -116,7 +116,11 @@ def _describe(event: RoomEvent, names: NameOf) -> Rendered:
         body = content.get("body")
         return Rendered("media", f"[sticker] {clean_line(body) if isinstance(body, str) else ''}".strip())
     if event_type == "m.room.encrypted":
-        return Rendered("encrypted", "encrypted message (unable to decrypt)")
+        failure = event.decryption_failure
+        reason = failure.get("reason") if failure else None
+        if isinstance(reason, str) and reason:
+            return Rendered("encrypted", f"unable to decrypt: {clean_line(reason, 200)}")
+        return Rendered("encrypted", "encrypted message (waiting for the key)")
     if event_type == "m.room.member":
         return Rendered("state", _membership(event, names))
     if event.state_key is not None:

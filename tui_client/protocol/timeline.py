@@ -95,6 +95,8 @@ class TimelineItem:
     thread_count: int = 0
     send_state: SendState = SendState.SENT
     error: str | None = None
+    encrypted: bool = False
+    trust: str | None = None
 
     @property
     def is_local_echo(self) -> bool:
@@ -482,6 +484,34 @@ class TimelineModel:
         self._apply_redaction(redaction)
         return self._refresh_target_of(redaction)
 
+    def replace_event(self, event: RoomEvent) -> list[Diff]:
+        """Swap in a new copy of a known event (decrypted now that its key arrived).
+
+        Works whether the event is shown, is a relation (an encrypted edit or
+        reaction), or is only context (a reply parent); unknown events are ignored.
+        """
+        event_id = event.event_id
+        if self._is_redacted(event) and event.redacted_because is None:
+            event = replace(event, content={}, unsigned={**event.unsigned, "redacted_because": {}})
+        if event_id in self._shown:
+            self._shown[event_id] = event
+            if self._absorb_relation(event):
+                # A decrypted edit or reaction stops being a line of its own.
+                index = self._order.index(event_id)
+                self._forget(event_id)
+                return [Diff("remove", index), *self._refresh_target_of(event)]
+            return self._refresh_replies_to(event_id)
+        target = self._relation_target.get(event_id)
+        if target is not None:
+            aggregates = self._aggregates.get(target)
+            if aggregates is not None and event_id in aggregates.edits:
+                aggregates.edits[event_id] = event
+            return self._refresh_replies_to(target)
+        if event_id in self._context:
+            self._context[event_id] = event
+            return self._refresh_replies_to(event_id)
+        return []
+
     # -- building items ------------------------------------------------------------
 
     def _rebuild(self, key: str) -> list[Diff]:
@@ -511,6 +541,7 @@ class TimelineModel:
             rendered = describe(event)
             return TimelineItem(key, event.event_id, None, "", 0, rendered.kind, rendered.body, event.type)
         rendered = describe(event, self._name_of)
+        info = event.encryption_info
         edited = False
         reactions: tuple[Reaction, ...] = ()
         thread_count = 0
@@ -538,6 +569,8 @@ class TimelineModel:
             reactions=reactions,
             reply=self._reply_quote(event) if rendered.kind != "redacted" else None,
             thread_count=thread_count,
+            encrypted=event.type == "m.room.encrypted" or info is not None,
+            trust=info.get("trust") if info is not None and isinstance(info.get("trust"), str) else None,
         )
 
     def _build_local(self, echo: _LocalEcho) -> TimelineItem:

@@ -209,6 +209,10 @@ def render_item(
         padding = " " * max(0, name_width - cell_len(display))
         name = Segment(padding + display + " ", Style(color=sender_colour(item.sender), bold=True))
     first_prefix = [Segment(clock(item.ts).ljust(TIME_WIDTH), muted), name]
+    if item.encrypted and item.trust in ("unverified", "unknown device"):
+        # The last cell of the time column flags a message from a device we cannot vouch for.
+        first_prefix[0] = Segment(clock(item.ts).ljust(TIME_WIDTH - 1), muted)
+        first_prefix.insert(1, Segment("!", Style(color=palette.warning, bold=True)))
     indent = Segment(" " * gutter)
     if item.reply is not None:
         quoted_sender = item.reply.sender
