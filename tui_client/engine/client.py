@@ -107,6 +107,8 @@ class MatrixClient:
         self.rooms: dict[str, RoomSummary] = {}
         # The last committed next_batch, kept here so the loop never reads the database.
         self.sync_token: str | None = None
+        # The room the user had open last time (reopened at start).
+        self.last_room: str | None = None
         self.views: dict[str, RoomView] = {}
         self.sync_state = SyncState(SyncStatus.STARTING)
         self._listeners: list[Listener] = []
@@ -247,6 +249,7 @@ class MatrixClient:
         """Load the room list from the cache and publish it (before any network I/O)."""
         self.rooms = await self.db.run(self.cache.load_summaries)
         self.sync_token = await self.db.run(self.cache.get_meta, "next_batch")
+        self.last_room = await self.db.run(self.cache.get_meta, "last_room")
         self.publish(RoomListChanged(tuple(self.rooms.values()), frozenset(self.rooms)))
         if self.secrets.warning:
             self.notify("warning", self.secrets.warning)
@@ -393,6 +396,12 @@ class MatrixClient:
             self.views[room_id] = view
             await view.load()
         return view
+
+    async def remember_room(self, room_id: str) -> None:
+        """Note the room the user is looking at, to reopen it next time."""
+        if room_id != self.last_room:
+            self.last_room = room_id
+            await self.db.run(self.cache.set_meta, "last_room", room_id)
 
     def close_room(self, room_id: str) -> None:
         """Forget the open view of a room."""

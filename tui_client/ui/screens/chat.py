@@ -98,7 +98,10 @@ class ChatScreen(Screen[None]):
         self._refresh_rooms()
         rooms = self._ordered_rooms()
         joined = [r for r in rooms if r.membership == "join"]
-        if joined or rooms:
+        last = self.client.last_room
+        if last is not None and any(r.room_id == last for r in rooms):
+            self.open_room(last)
+        elif joined or rooms:
             self.open_room((joined or rooms)[0].room_id)
         self.query_one(Composer).focus()
 
@@ -194,6 +197,7 @@ class ChatScreen(Screen[None]):
     async def _load_room(self, room_id: str) -> None:
         view = await self.client.open_room(room_id)
         self.post_message(RoomOpened(view))
+        await self.client.remember_room(room_id)
 
     def on_room_opened(self, message: RoomOpened) -> None:
         view = message.view

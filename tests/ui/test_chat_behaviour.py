@@ -1,0 +1,44 @@
+"""Chat screen behaviour that needs no server: which room opens, keys that must win."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tui_client.ui.app import TuiClientApp
+from tui_client.ui.screens.switcher import RoomSwitcher
+from tui_client.ui.widgets.composer import Composer
+
+from .fake_world import FakeHomeserver
+from .test_snapshots import GENERAL, wait_for
+
+RANDOM = "!random00000000000000000000000000000000000004"
+
+
+async def test_the_last_open_room_is_reopened_at_start(fake_profile: Path) -> None:
+    app = TuiClientApp(base_dir=fake_profile, transport=FakeHomeserver().transport())
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: app.chat_screen is not None and app.chat_screen.view is not None, "a room")
+        app.open_room(RANDOM)
+        chat = app.chat_screen
+        assert chat is not None
+        await wait_for(pilot, lambda: chat.view is not None and chat.view.room_id == RANDOM, "Random")
+    again = TuiClientApp(base_dir=fake_profile, transport=FakeHomeserver().transport())
+    async with again.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: again.chat_screen is not None and again.chat_screen.view is not None, "a room")
+        assert again.chat_screen is not None and again.chat_screen.current_room == RANDOM
+
+
+async def test_ctrl_k_opens_the_switcher_even_while_typing(fake_profile: Path) -> None:
+    app = TuiClientApp(base_dir=fake_profile, transport=FakeHomeserver().transport())
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: app.chat_screen is not None and app.chat_screen.view is not None, "a room")
+        composer = app.screen.query_one(Composer)
+        composer.focus()
+        await pilot.press(*"half a sentence")
+        await pilot.press("ctrl+k")
+        await wait_for(pilot, lambda: isinstance(app.screen, RoomSwitcher), "the switcher")
+        await pilot.press(*"general", "enter")
+        chat = app.chat_screen
+        assert chat is not None
+        await wait_for(pilot, lambda: chat.current_room == GENERAL, "General")
+        assert composer.text == "half a sentence"
