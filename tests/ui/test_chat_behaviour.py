@@ -42,3 +42,26 @@ async def test_ctrl_k_opens_the_switcher_even_while_typing(fake_profile: Path) -
         assert chat is not None
         await wait_for(pilot, lambda: chat.current_room == GENERAL, "General")
         assert composer.text == "half a sentence"
+
+
+async def test_room_list_by_keyboard_and_mouse(fake_profile: Path) -> None:
+    from tui_client.ui.widgets.room_list import RoomList
+
+    app = TuiClientApp(base_dir=fake_profile, transport=FakeHomeserver().transport())
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: app.chat_screen is not None and app.chat_screen.view is not None, "a room")
+        chat = app.chat_screen
+        assert chat is not None
+        rooms = chat.query_one(RoomList)
+        order = rooms.room_ids
+        assert order[0] == "!bookclub000000000000000000000000000000000006"  # invites first
+        rooms.focus()
+        await pilot.press("home", "down", "down", "enter")
+        await wait_for(pilot, lambda: chat.current_room == order[2], "the third room by keyboard")
+        # Row 0 is the INVITES heading: a click on a heading opens nothing.
+        await pilot.click(RoomList, offset=(5, 0))
+        await pilot.pause(0.1)
+        assert chat.current_room == order[2]
+        # The row of the first room is 1: click it.
+        await pilot.click(RoomList, offset=(5, 1))
+        await wait_for(pilot, lambda: chat.current_room == order[0], "the first room by mouse")

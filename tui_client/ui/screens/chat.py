@@ -99,10 +99,12 @@ class ChatScreen(Screen[None]):
         rooms = self._ordered_rooms()
         joined = [r for r in rooms if r.membership == "join"]
         last = self.client.last_room
-        if last is not None and any(r.room_id == last for r in rooms):
-            self.open_room(last)
-        elif joined or rooms:
-            self.open_room((joined or rooms)[0].room_id)
+        first = last if last is not None and any(r.room_id == last for r in rooms) else None
+        if first is None and (joined or rooms):
+            first = (joined or rooms)[0].room_id
+        if first is not None:
+            # After the first frame: the room list is painted before the timeline loads.
+            self.call_after_refresh(self.open_room, first)
         self.query_one(Composer).focus()
 
     # -- engine updates -------------------------------------------------------------

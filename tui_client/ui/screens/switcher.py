@@ -13,7 +13,7 @@ from textual.widgets import Input, OptionList
 from textual.widgets.option_list import Option
 
 from ...protocol.room_state import RoomSummary
-from ..widgets.room_list import room_prompt
+from ..widgets.room_list import room_segments
 
 
 class RoomSwitcher(ModalScreen[str | None]):
@@ -49,7 +49,10 @@ class RoomSwitcher(ModalScreen[str | None]):
             matches = [r for score, r in sorted(scored, key=lambda x: -x[0]) if score > 0]
         else:
             matches = sorted(self._rooms, key=lambda r: -r.last_ts)
-        options = [Option(room_prompt(room, 60), id=room.room_id) for room in matches[:200]]
+        options = [
+            Option(Text.assemble(*((s.text, s.style) for s in room_segments(room, 60))), id=room.room_id)
+            for room in matches[:200]
+        ]
         if not options:
             options = [Option(Text("no matching room"), disabled=True)]
         results.set_options(options)

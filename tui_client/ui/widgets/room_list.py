@@ -1,19 +1,26 @@
 """The room list: invites, favourites, people, rooms and low priority, by recent activity.
 
-Built on ``OptionList`` (a line-API widget), so thousands of rooms scroll fine.
-Room names are untrusted: prompts are ``Text`` built from plain strings, and the
-list is created with ``markup=False``.
+A line-API widget (``ScrollView`` + ``render_line``): one row per room or heading,
+and only the rows on screen are rendered, so an account with thousands of rooms
+costs nothing more to show. Room names are untrusted: they become the text of
+segments, never markup.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
+from rich.cells import cell_len, chop_cells
+from rich.segment import Segment
 from rich.style import Style
-from rich.text import Text
+from textual import events
+from textual.binding import Binding
+from textual.geometry import Size
 from textual.message import Message
-from textual.widgets import OptionList
-from textual.widgets.option_list import Option
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
 from ...protocol.room_state import RoomSummary
 from ...protocol.sanitize import clean_line
@@ -42,11 +49,7 @@ def group_of(room: RoomSummary) -> str:
 
 def visible_rooms(rooms: Iterable[RoomSummary], include_spaces: bool = False) -> list[RoomSummary]:
     """Rooms shown in the list (joined or invited; spaces have their own view)."""
-    return [
-        r
-        for r in rooms
-        if r.membership in ("join", "invite") and (include_spaces or not r.is_space)
-    ]
+    return [r for r in rooms if r.membership in ("join", "invite") and (include_spaces or not r.is_space)]
 
 
 def ordered(rooms: Iterable[RoomSummary]) -> list[tuple[str, list[RoomSummary]]]:
@@ -62,43 +65,63 @@ def ordered(rooms: Iterable[RoomSummary]) -> list[tuple[str, list[RoomSummary]]]
     return result
 
 
-def room_prompt(room: RoomSummary, width: int = 28) -> Text:
-    """One room's line: name, padlock, unread and highlight counts."""
-    name = clean_line(room.display_name or room.room_id)
+def room_segments(room: RoomSummary, width: int) -> list[Segment]:
+    """One room's row: name, padlock, unread or highlight count, within ``width`` cells."""
     badge = ""
+    badge_style = Style()
     if room.highlight_count:
-        badge = f" @{room.highlight_count}"
+        badge, badge_style = f" @{room.highlight_count}", Style(color="#e06c75", bold=True)
     elif room.notification_count:
-        badge = f" {room.notification_count}"
-    marks = ""
-    if room.encrypted:
-        marks += "🔒"
-    room_width = max(4, width - len(badge) - len(marks) - 1)
-    if len(name) > room_width:
-        name = name[: room_width - 1] + "…"
-    text = Text()
-    bold = bool(room.notification_count or room.membership == "invite")
-    text.append(name, style=Style(bold=bold, italic=room.membership == "invite"))
+        badge, badge_style = f" {room.notification_count}", Style(color="#61afef", bold=True)
+    marks = " 🔒" if room.encrypted else ""
+    room_width = max(4, width - cell_len(badge) - cell_len(marks))
+    name = clean_line(room.display_name or room.room_id)
+    if cell_len(name) > room_width:
+        name = chop_cells(name, room_width - 1)[0] + "…"
+    bold = bool(room.notification_count or room.highlight_count or room.membership == "invite")
+    segments = [Segment(name, Style(bold=bold, italic=room.membership == "invite"))]
     if marks:
-        text.append(" " + marks)
-    if room.highlight_count:
-        text.append(badge, style=Style(color="#e06c75", bold=True))
-    elif room.notification_count:
-        text.append(badge, style=Style(color="#61afef", bold=True))
-    return text
+        segments.append(Segment(marks))
+    if badge:
+        segments.append(Segment(badge, badge_style))
+    return segments
 
 
-class RoomList(OptionList):
-    """The rooms of the account, grouped."""
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """A heading (``room`` is None) or a room."""
+
+    title: str
+    room: RoomSummary | None = None
+
+    @property
+    def room_id(self) -> str | None:
+        return self.room.room_id if self.room is not None else None
+
+
+class RoomList(ScrollView, can_focus=True):
+    """The rooms of the account, grouped; Up/Down/Enter or the mouse to pick one."""
+
+    BINDINGS = [
+        Binding("up", "cursor(-1)", "Up", show=False),
+        Binding("down", "cursor(1)", "Down", show=False),
+        Binding("pageup", "cursor(-10)", "Page up", show=False),
+        Binding("pagedown", "cursor(10)", "Page down", show=False),
+        Binding("home", "first", "First", show=False),
+        Binding("end", "last", "Last", show=False),
+        Binding("enter", "choose", "Open", show=False),
+    ]
 
     DEFAULT_CSS = """
     RoomList {
         width: 32;
         height: 1fr;
-        border: none;
-        padding: 0;
+        overflow-x: hidden;
+        scrollbar-size-vertical: 1;
     }
     """
+
+    highlighted: reactive[int | None] = reactive(None)
 
     class RoomChosen(Message):
         """The user picked a room."""
@@ -108,39 +131,132 @@ class RoomList(OptionList):
             self.room_id = room_id
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(markup=False, id=id)
+        super().__init__(id=id)
         self.current_room: str | None = None
+        self._rows: list[_Row] = []
         self._signature: tuple[object, ...] = ()
 
+    @property
+    def option_count(self) -> int:
+        """How many rows (headings and rooms) the list has."""
+        return len(self._rows)
+
+    @property
+    def room_ids(self) -> list[str]:
+        """The listed rooms, top to bottom."""
+        return [row.room.room_id for row in self._rows if row.room is not None]
+
     def show_rooms(self, rooms: Iterable[RoomSummary], current: str | None = None) -> None:
-        """Rebuild the list (keeps the highlighted room)."""
+        """Rebuild the rows (keeps the highlighted room where it was)."""
         if current is not None:
             self.current_room = current
         groups = ordered(rooms)
         signature = tuple(
-            (key, tuple((r.room_id, r.display_name, r.notification_count, r.highlight_count, r.encrypted, r.membership) for r in members))
+            (
+                key,
+                tuple(
+                    (r.room_id, r.display_name, r.notification_count, r.highlight_count, r.encrypted, r.membership)
+                    for r in members
+                ),
+            )
             for key, members in groups
         )
         if signature == self._signature:
             return
         self._signature = signature
-        highlighted = self.highlighted_option.id if self.highlighted_option else self.current_room
-        options: list[Option] = []
+        keep = self._rows[self.highlighted].room_id if self.highlighted is not None and self.highlighted < len(self._rows) else None
         titles = dict(GROUPS)
+        rows: list[_Row] = []
         for key, members in groups:
-            heading = Text(titles[key].upper(), style=Style(dim=True, bold=True))
-            options.append(Option(heading, id=f"group:{key}", disabled=True))
-            options.extend(Option(room_prompt(room), id=room.room_id) for room in members)
-        self.set_options(options)
-        if highlighted is not None:
-            try:
-                self.highlighted = self.get_option_index(highlighted)
-            except Exception:
-                self.highlighted = None
+            rows.append(_Row(titles[key].upper()))
+            rows.extend(_Row(room.display_name, room) for room in members)
+        self._rows = rows
+        self.virtual_size = Size(self.size.width, len(rows))
+        target = keep or self.current_room
+        self.highlighted = self._index_of(target) if target is not None else None
+        self.refresh()
 
-    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        """A room was chosen with Enter or a click."""
-        event.stop()
-        if event.option.id and not event.option.id.startswith("group:"):
-            self.current_room = event.option.id
-            self.post_message(self.RoomChosen(event.option.id))
+    def _index_of(self, room_id: str) -> int | None:
+        for index, row in enumerate(self._rows):
+            if row.room_id == room_id:
+                return index
+        return None
+
+    def render_line(self, y: int) -> Strip:
+        """One row of the list."""
+        width = self.scrollable_content_region.width or self.size.width
+        index = round(self.scroll_y) + y
+        if index >= len(self._rows):
+            return Strip.blank(width)
+        row = self._rows[index]
+        if row.room is None:
+            segments = [Segment(" " + row.title, Style(dim=True, bold=True))]
+            return Strip(segments).adjust_cell_length(width)
+        current = row.room.room_id == self.current_room
+        marker = Segment("▌" if current else " ", Style(color="#61afef", bold=True))
+        segments = [marker, *room_segments(row.room, width - 1)]
+        style = None
+        if index == self.highlighted:
+            style = Style(reverse=True) if self.has_focus else Style(bgcolor="#2c313a")
+        elif current:
+            style = Style(bgcolor="#2c313a")
+        strip = Strip(segments).adjust_cell_length(width)
+        return strip.apply_style(style) if style is not None else strip
+
+    def watch_highlighted(self, _old: int | None, new: int | None) -> None:
+        if new is not None:
+            top = round(self.scroll_y)
+            height = self.scrollable_content_region.height or 1
+            if new < top:
+                self.scroll_to(y=new, animate=False)
+            elif new >= top + height:
+                self.scroll_to(y=new - height + 1, animate=False)
+        self.refresh()
+
+    def on_focus(self) -> None:
+        if self.highlighted is None and self.current_room is not None:
+            self.highlighted = self._index_of(self.current_room)
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self.refresh()
+
+    def action_cursor(self, step: int) -> None:
+        """Move the highlight by ``step`` rooms, skipping headings."""
+        rooms = [i for i, row in enumerate(self._rows) if row.room is not None]
+        if not rooms:
+            return
+        if self.highlighted is None or self.highlighted not in rooms:
+            self.highlighted = rooms[0] if step > 0 else rooms[-1]
+            return
+        position = rooms.index(self.highlighted)
+        self.highlighted = rooms[max(0, min(len(rooms) - 1, position + step))]
+
+    def action_first(self) -> None:
+        """Highlight the first room."""
+        self.highlighted = None
+        self.action_cursor(1)
+
+    def action_last(self) -> None:
+        """Highlight the last room."""
+        self.highlighted = None
+        self.action_cursor(-1)
+
+    def action_choose(self) -> None:
+        """Open the highlighted room."""
+        if self.highlighted is not None and self.highlighted < len(self._rows):
+            room_id = self._rows[self.highlighted].room_id
+            if room_id is not None:
+                self.current_room = room_id
+                self.refresh()
+                self.post_message(self.RoomChosen(room_id))
+
+    def on_click(self, event: events.Click) -> None:
+        """Open the clicked room."""
+        index = round(self.scroll_y) + event.y
+        if 0 <= index < len(self._rows) and self._rows[index].room is not None:
+            self.highlighted = index
+            self.action_choose()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.virtual_size = Size(self.size.width, len(self._rows))
