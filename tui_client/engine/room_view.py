@@ -57,6 +57,9 @@ class RoomView:
         self.typing: tuple[str, ...] = ()
         self.version = 0
         self._positions: dict[str, int] = {}
+        # Events synced while the window is being (re)loaded wait here, then follow it.
+        self._loading = False
+        self._held: list[StoredEvent] = []
         self._lock = asyncio.Lock()
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -96,6 +99,13 @@ class RoomView:
 
     async def load(self) -> None:
         """Load the newest window from the cache, with members, relations and local echoes."""
+        self._loading = True
+        try:
+            await self._load()
+        finally:
+            self._loading = False
+
+    async def _load(self) -> None:
         async with self._lock:
             cache = self.client.cache
             state = await self.client.db.run(cache.load_state, self.room_id)
@@ -111,6 +121,17 @@ class RoomView:
         self._spawn(self._resolve_missing_replies())
 
     async def _reset_to(self, stored: list[StoredEvent]) -> None:
+        self._loading = True
+        try:
+            await self._reset_window(stored)
+        finally:
+            self._loading = False
+        held, self._held = self._held, []
+        newer = [s for s in held if not stored or s.pos > stored[-1].pos]
+        if newer:
+            self.on_sync_events(newer)
+
+    async def _reset_window(self, stored: list[StoredEvent]) -> None:
         events = self._parse(stored)
         ids = [e.event_id for e in events if isinstance(e, RoomEvent)]
         relations = await self.client.db.run(self.client.cache.load_relations, ids)
@@ -124,6 +145,13 @@ class RoomView:
 
     async def reload(self) -> None:
         """Jump back to the newest events (after a limited sync, or on request)."""
+        self._loading = True
+        try:
+            await self._reload()
+        finally:
+            self._loading = False
+
+    async def _reload(self) -> None:
         async with self._lock:
             stored, gap = await self.client.db.run(self.client.cache.load_before, self.room_id, None, INITIAL_EVENTS)
             self.reached_start = not stored and gap is None
@@ -287,6 +315,9 @@ class RoomView:
     def on_sync_events(self, stored: list[StoredEvent]) -> None:
         """New events for this room were committed by sync."""
         if not stored:
+            return
+        if self._loading:
+            self._held.extend(stored)
             return
         state_events = [s.event for s in stored if "state_key" in s.event]
         if state_events:

@@ -1,0 +1,75 @@
+"""An open room's window and sync commits that interleave with loading it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import keyring
+import pytest
+
+from tests.ui.fake_world import ME, FakeHomeserver, make_profile, use_memory_keyring
+from tui_client.engine.client import MatrixClient
+from tui_client.engine.room_view import RoomView
+from tui_client.store.cache import StoredEvent
+
+GENERAL = "!general0000000000000000000000000000000000001"
+
+
+@pytest.fixture
+def client_folder(tmp_path: Path) -> Any:
+    previous = keyring.get_keyring()
+    use_memory_keyring()
+    make_profile(tmp_path)
+    yield tmp_path
+    keyring.set_keyring(previous)
+
+
+async def test_events_synced_while_the_window_loads_are_not_lost(client_folder: Path) -> None:
+    client = MatrixClient.restore(base_dir=client_folder, transport=FakeHomeserver().transport())
+    assert client is not None
+    await client.open()
+    late = {
+        "event_id": "$late",
+        "type": "m.room.message",
+        "sender": "@bob:example.org",
+        "origin_server_ts": 1795780000000,
+        "content": {"msgtype": "m.text", "body": "arrived during the load"},
+    }
+    view = RoomView(client, GENERAL)
+    client.views[GENERAL] = view
+    original = view._reset_window
+
+    async def with_a_sync_commit_in_between(stored: list[StoredEvent]) -> None:
+        # The window was read from the cache; a sync batch commits before it is shown.
+        view.on_sync_events([StoredEvent(stored[-1].pos + 1, late)])
+        await original(stored)
+
+    view._reset_window = with_a_sync_commit_in_between  # type: ignore[method-assign]
+    try:
+        await view.load()
+        bodies = [item.body for item in view.model.items]
+        assert bodies[-1] == "arrived during the load"
+        assert bodies.count("arrived during the load") == 1
+    finally:
+        await client.close()
+
+
+async def test_a_failed_load_does_not_hold_later_events_forever(client_folder: Path) -> None:
+    client = MatrixClient.restore(base_dir=client_folder, transport=FakeHomeserver().transport())
+    assert client is not None
+    await client.open()
+    view = RoomView(client, GENERAL)
+
+    async def broken(stored: list[StoredEvent]) -> None:
+        raise RuntimeError("disk on fire")
+
+    view._reset_window = broken  # type: ignore[method-assign]
+    try:
+        with pytest.raises(RuntimeError):
+            await view.load()
+        event = {"event_id": "$after", "type": "m.room.message", "sender": ME, "origin_server_ts": 1, "content": {"msgtype": "m.text", "body": "after"}}
+        view.on_sync_events([StoredEvent(10**9, event)])
+        assert [item.body for item in view.model.items][-1] == "after"
+    finally:
+        await client.close()
