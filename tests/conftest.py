@@ -18,6 +18,12 @@ import pytest
 
 from tui_client.devtools.synapse import RegisteredUser, SynapseServer
 
+# The directory tests' 155 public rooms are seeded from the start of the session, in
+# the background, while the tests before them run (see tests/integration/directory_world.py).
+from .integration.directory_world import _seed_directory_early, directory_world
+
+__all__ = ["_seed_directory_early", "directory_world"]
+
 MakeUser = Callable[..., RegisteredUser]
 
 _user_counter = itertools.count(1)

@@ -1,5 +1,6 @@
 """Fixtures of the integration tests: the engine tests' wire and client pool, and the
-long room (see :mod:`.long_room`)."""
+long room (see :mod:`.long_room`). The seeded directory (:mod:`.directory_world`) is a
+session fixture of the top-level conftest, so that its seeding starts with the session."""
 
 from __future__ import annotations
 

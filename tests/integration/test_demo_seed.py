@@ -64,10 +64,24 @@ def _state(
     as_user: str = "alice",
 ) -> dict[str, Any]:
     path = f"/_matrix/client/v3/rooms/{_seg(room)}/state/{_seg(event_type)}/{_seg(key)}"
-    # Alice has not joined Dev (she can join it from the space); bob created it.
-    if room == world.rooms["Dev"]:
-        as_user = "bob"
+    # Alice has not joined Dev (she can join it from the space) nor the directory's rooms:
+    # ask their creators.
+    for name, creator in NOT_JOINED_BY_ALICE.items():
+        if room == world.rooms.get(name):
+            as_user = creator
     return _get(server, world.users[as_user].access_token, path)
+
+
+NOT_JOINED_BY_ALICE = {
+    "Dev": "bob",
+    "Rust": "dave",
+    "Python": "bob",
+    "Terminal clients": "dave",
+    "Board games": "carol",
+    "Community": "carol",
+    "Announcements": "carol",
+    "Community lounge": "carol",
+}
 
 
 def _history(server: SynapseServer, world: DemoWorld, room: str) -> list[dict[str, Any]]:
@@ -101,6 +115,13 @@ def test_rooms_have_names_topics_and_aliases(demo_server: SynapseServer, world: 
         "Team Space",
         "Standup",
         "Book club",
+        "Rust",
+        "Python",
+        "Terminal clients",
+        "Board games",
+        "Community",
+        "Announcements",
+        "Community lounge",
     }
     assert set(world.rooms) == expected
     for name in expected - {"Book club"}:
@@ -123,6 +144,19 @@ def test_rooms_have_names_topics_and_aliases(demo_server: SynapseServer, world: 
     assert world.rooms["General"] in listed
     assert listed[world.rooms["General"]]["topic"] == GENERAL_TOPIC
     assert world.rooms["Random"] in listed
+    for name in ("Rust", "Python", "Terminal clients", "Board games", "Community", "Project Space"):
+        assert world.rooms[name] in listed
+    assert listed[world.rooms["Community"]]["room_type"] == "m.space"
+
+
+def test_community_space_has_a_restricted_room(demo_server: SynapseServer, world: DemoWorld) -> None:
+    space = world.rooms["Community"]
+    rules = _state(demo_server, world, world.rooms["Community lounge"], "m.room.join_rules")
+    assert rules == {"join_rule": "restricted", "allow": [{"type": "m.room_membership", "room_id": space}]}
+    hierarchy = _get(demo_server, world.users["carol"].access_token, f"/_matrix/client/v1/rooms/{_seg(space)}/hierarchy")
+    children = {c["state_key"]: c["content"] for r in hierarchy["rooms"] if r["room_id"] == space for c in r["children_state"]}
+    assert set(children) == {world.rooms["Announcements"], world.rooms["Community lounge"]}
+    assert children[world.rooms["Announcements"]].get("suggested") is True
 
 
 def test_general_has_varied_history(demo_server: SynapseServer, world: DemoWorld) -> None:
@@ -256,9 +290,8 @@ def test_alice_has_a_pending_invite_from_carol(
             "joined_rooms"
         ]
     )
-    assert joined == (set(world.rooms.values()) - {book_club, world.rooms["Dev"]}) | set(
-        world.dms.values()
-    )
+    not_joined = {world.rooms[name] for name in NOT_JOINED_BY_ALICE}
+    assert joined == (set(world.rooms.values()) - {book_club} - not_joined) | set(world.dms.values())
 
 
 def test_seeding_twice_returns_the_same_world(demo_server: SynapseServer, world: DemoWorld) -> None:

@@ -12,6 +12,7 @@ import asyncio
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import keyring
@@ -24,6 +25,13 @@ from tui_client.protocol.sync import parse_sync
 
 ME = "@alice:example.org"
 BASE_TS = 1795770000000  # 2026-11-27 08:20:00 UTC
+PROJECT_SPACE = "!space0000000000000000000000000000000000000005"
+TEAM_SPACE = "!teamspace00000000000000000000000000000000007"
+DESIGN = "!design0000000000000000000000000000000000008"
+STANDUP = "!standup000000000000000000000000000000000009"
+HIDDEN = "!hidden0000000000000000000000000000000000010"
+OTHER_SPACE = "!otherspace00000000000000000000000000000011"
+MEMBERS_ONLY = "!membersonly0000000000000000000000000000012"
 
 
 class MemoryKeyring(KeyringBackend):
@@ -159,6 +167,21 @@ def build_sync(extra_rooms: dict[str, dict[str, Any]] | None = None) -> dict[str
     random_state = state(random_room, ME, "Random") + [_member(clock, random_room, ME, "Alice")]
     random_timeline = [_text(clock, random_room, "@carol:example.org", "Anyone seen my cat?")]
     space_state = state(space, ME, "Project Space", space_type=True) + [_member(clock, space, ME, "Alice")]
+    team = TEAM_SPACE
+
+    def child(parent: str, room: str, order: str, suggested: bool = False) -> dict[str, Any]:
+        content: dict[str, Any] = {"via": ["example.org"], "order": order}
+        if suggested:
+            content["suggested"] = True
+        return clock.event(parent, ME, "m.space.child", content, state_key=room)
+
+    space_state += [
+        child(space, general, "10", suggested=True),
+        child(space, random_room, "20"),
+        child(space, DESIGN, "25", suggested=True),
+        child(space, team, "30"),
+    ]
+    team_state = state(team, ME, "Team Space", space_type=True) + [_member(clock, team, ME, "Alice"), child(team, STANDUP, "10")]
 
     rooms: dict[str, Any] = {
         general: {
@@ -185,6 +208,7 @@ def build_sync(extra_rooms: dict[str, dict[str, Any]] | None = None) -> dict[str
             "summary": {"m.joined_member_count": 3},
         },
         space: {"state": {"events": space_state}, "timeline": {"events": [], "limited": False}},
+        team: {"state": {"events": team_state}, "timeline": {"events": [], "limited": False}},
     }
     rooms.update(extra_rooms or {})
     invite = {
@@ -219,21 +243,118 @@ def make_profile(base_dir: Path, sync: dict[str, Any] | None = None, profile: st
     return folder
 
 
+GENERAL_ID = "!general0000000000000000000000000000000000001"
+RANDOM_ID = "!random00000000000000000000000000000000000004"
+
+
+def _chunk(room_id: str, name: str | None, members: int, topic: str | None = None, **extra: Any) -> dict[str, Any]:
+    chunk: dict[str, Any] = {"room_id": room_id, "num_joined_members": members, "world_readable": False, "guest_can_join": False}
+    if name is not None:
+        chunk["name"] = name
+    if topic is not None:
+        chunk["topic"] = topic
+    chunk.update(extra)
+    return chunk
+
+
+# The public directory of example.org, as the snapshots show it. Names and topics are
+# as hostile as anyone may make them: markup, escape sequences, bidi overrides.
+DIRECTORY: list[dict[str, Any]] = [
+    _chunk(
+        "!matrixhq0000000000000000000000000000000001a",
+        "Matrix HQ",
+        24816,
+        "The Official Matrix HQ: chat about Matrix, the protocol, clients and servers. "
+        "Please keep the room friendly and on topic; see the code of conduct at matrix.org/legal before posting.",
+        canonical_alias="#matrix:example.org",
+        world_readable=True,
+        join_rule="public",
+    ),
+    _chunk(GENERAL_ID, "General", 5, "Everything and nothing — be kind", canonical_alias="#general:example.org", join_rule="public"),
+    _chunk(PROJECT_SPACE, "Project Space", 3, "Everything about building the terminal client", room_type="m.space", canonical_alias="#project:example.org"),
+    _chunk("!rust00000000000000000000000000000000000001b", "Rust", 3120, "Rust programming: questions, news, crabs", canonical_alias="#rust:example.org", world_readable=True),
+    _chunk(
+        "!hostile0000000000000000000000000000000001c",
+        "[bold]Not bold[/bold] \x1b[31mred\x1b[0m [@click=app.quit]",
+        7,
+        "markup [i]stays[/i] literal\nand \u202eRTL override is removed",
+    ),
+    _chunk("!lounge000000000000000000000000000000000001d", "Encrypted lounge", 41, "Knock to come in", join_rule="knock", encryption="m.megolm.v1.aes-sha2"),
+    _chunk("!python00000000000000000000000000000000001e", "Python", 2210, "The Python language and its ecosystem", canonical_alias="#python:example.org"),
+    _chunk("!terminal000000000000000000000000000000001f", "Terminal clients", 389, "TUIs for Matrix: iamb, gomuks, tui_client and friends", canonical_alias="#tui:example.org"),
+    _chunk("!offtopic000000000000000000000000000000001g", None, 96, "Unnamed: shown by its alias", canonical_alias="#offtopic:example.org"),
+    _chunk("!noname0000000000000000000000000000000001h", None, 2),
+    _chunk(MEMBERS_ONLY, "Members only", 8, "For the members of Other Space", join_rule="restricted", allowed_room_ids=[OTHER_SPACE]),
+]
+# Rooms the server describes (room summaries) without listing them in the directory.
+UNLISTED: list[dict[str, Any]] = [
+    _chunk(OTHER_SPACE, "Other Space", 30, "A space the user has not joined", room_type="m.space", join_rule="public"),
+]
+
+# GET /hierarchy of the Project Space: a subspace, a suggested room not joined yet, a
+# restricted room, and a child the server does not describe to this user.
+HIERARCHY: list[dict[str, Any]] = [
+    _chunk(
+        PROJECT_SPACE,
+        "Project Space",
+        3,
+        "Everything about building the terminal client",
+        room_type="m.space",
+        children_state=[
+            {"type": "m.space.child", "state_key": GENERAL_ID, "content": {"via": ["example.org"], "order": "10", "suggested": True}, "sender": ME, "origin_server_ts": BASE_TS},
+            {"type": "m.space.child", "state_key": RANDOM_ID, "content": {"via": ["example.org"], "order": "20"}, "sender": ME, "origin_server_ts": BASE_TS},
+            {"type": "m.space.child", "state_key": DESIGN, "content": {"via": ["example.org"], "order": "25", "suggested": True}, "sender": ME, "origin_server_ts": BASE_TS},
+            {"type": "m.space.child", "state_key": TEAM_SPACE, "content": {"via": ["example.org"], "order": "30"}, "sender": ME, "origin_server_ts": BASE_TS},
+            {"type": "m.space.child", "state_key": HIDDEN, "content": {"via": ["example.org"], "order": "40"}, "sender": ME, "origin_server_ts": BASE_TS},
+        ],
+    ),
+    _chunk(GENERAL_ID, "General", 5, "Everything and nothing — be kind", join_rule="public", children_state=[]),
+    _chunk(RANDOM_ID, "Random", 3, join_rule="public", children_state=[]),
+    _chunk(DESIGN, "Design", 12, "Mockups, themes and key bindings", join_rule="public", world_readable=True, children_state=[]),
+    _chunk(
+        TEAM_SPACE,
+        "Team Space",
+        4,
+        room_type="m.space",
+        join_rule="public",
+        children_state=[
+            {"type": "m.space.child", "state_key": STANDUP, "content": {"via": ["example.org"], "order": "10"}, "sender": ME, "origin_server_ts": BASE_TS},
+        ],
+    ),
+    _chunk(STANDUP, "Standup", 4, "Daily standup at 10:00", join_rule="restricted", allowed_room_ids=[TEAM_SPACE], encryption="m.megolm.v1.aes-sha2", children_state=[]),
+]
+
+
+def synthetic_directory(count: int) -> list[dict[str, Any]]:
+    """``count`` plain public rooms (for paging through a long directory)."""
+    return [
+        _chunk(f"!bulk{n:06d}:big.example", f"Room {n:05d}", count - n, f"Topic of room {n}", canonical_alias=f"#room{n}:big.example")
+        for n in range(count)
+    ]
+
+
 class FakeHomeserver:
-    """Answers the UI's requests: sync long-polls, reads, sends, members."""
+    """Answers the UI's requests: sync long-polls, reads, sends, members, the room
+    directory (``big.example`` lists :data:`BIG_DIRECTORY` rooms, ``slow.example``
+    never answers, ``down.example`` fails), space hierarchies, summaries and joins."""
+
+    BIG_DIRECTORY = 300
 
     def __init__(self) -> None:
         self.requests: list[httpx.Request] = []
         self.sent: list[dict[str, Any]] = []
         self.counter = 0
+        self.joined: list[str] = []
+        self._big: list[dict[str, Any]] | None = None
+        self._undelivered: list[str] = []
+        self._wake: asyncio.Event | None = None
+        self._batch = 1
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
         path = request.url.path
         if path.endswith("/sync"):
-            if request.url.params.get("timeout", "0") != "0":
-                await asyncio.sleep(3600)
-            return httpx.Response(200, json={"next_batch": "s1"})
+            return await self._sync(request)
         if "/send/" in path:
             self.counter += 1
             self.sent.append(json.loads(request.content))
@@ -242,7 +363,97 @@ class FakeHomeserver:
             return httpx.Response(200, json={"chunk": []})
         if path.endswith("/messages"):
             return httpx.Response(200, json={"chunk": [], "start": "p1"})
+        if path.endswith("/publicRooms"):
+            return await self._public_rooms(request)
+        if path.endswith("/hierarchy"):
+            return self._hierarchy(request)
+        if "/room_summary/" in path:
+            target = unquote(path.rsplit("/", 1)[1])
+            for room in DIRECTORY + HIERARCHY + UNLISTED:
+                if target in (room["room_id"], room.get("canonical_alias")):
+                    summary = {k: v for k, v in room.items() if k != "children_state"}
+                    return httpx.Response(200, json=summary)
+            return httpx.Response(404, json={"errcode": "M_NOT_FOUND", "error": "Room not found"})
+        if "/join/" in path:
+            target = unquote(path.rsplit("/", 1)[1])
+            if target == MEMBERS_ONLY and OTHER_SPACE not in self.joined:
+                error = "You do not belong to any of the required rooms/spaces to join this room."
+                return httpx.Response(403, json={"errcode": "M_FORBIDDEN", "error": error})
+            self.joined.append(target)
+            self._undelivered.append(target)
+            if self._wake is not None:
+                self._wake.set()
+            return httpx.Response(200, json={"room_id": target})
         return httpx.Response(200, json={})
+
+    async def _sync(self, request: httpx.Request) -> httpx.Response:
+        # Long polls wait until a join gives them something to deliver: the joined room.
+        if request.url.params.get("timeout", "0") != "0" and not self._undelivered:
+            self._wake = self._wake or asyncio.Event()
+            self._wake.clear()
+            await asyncio.wait_for(self._wake.wait(), 3600)
+        if not self._undelivered:
+            return httpx.Response(200, json={"next_batch": "s1"})
+        self._batch += 1
+        rooms = {room_id: self._joined_room(room_id) for room_id in self._undelivered}
+        self._undelivered.clear()
+        return httpx.Response(200, json={"next_batch": f"s{self._batch}", "rooms": {"join": rooms}})
+
+    def _joined_room(self, room_id: str) -> dict[str, Any]:
+        known = next((r for r in DIRECTORY + HIERARCHY + UNLISTED if r["room_id"] == room_id), {"room_id": room_id})
+        create: dict[str, Any] = {"room_version": "12"}
+        if known.get("room_type"):
+            create["type"] = known["room_type"]
+
+        def state(event_type: str, content: dict[str, Any], key: str = "") -> dict[str, Any]:
+            return {
+                "event_id": f"${event_type}-{room_id[1:12]}",
+                "type": event_type,
+                "state_key": key,
+                "sender": ME,
+                "origin_server_ts": BASE_TS + 3_600_000,
+                "content": content,
+            }
+
+        events = [state("m.room.create", create), state("m.room.member", {"membership": "join", "displayname": "Alice"}, ME)]
+        if known.get("name"):
+            events.append(state("m.room.name", {"name": known["name"]}))
+        events.append(state("m.room.join_rules", {"join_rule": known.get("join_rule", "public")}))
+        return {"state": {"events": events}, "timeline": {"events": [], "limited": False}, "summary": {"m.joined_member_count": 1}}
+
+    async def _public_rooms(self, request: httpx.Request) -> httpx.Response:
+        server = request.url.params.get("server")
+        if server == "slow.example":
+            await asyncio.sleep(3600)
+        if server == "down.example":
+            return httpx.Response(502, json={"errcode": "M_UNKNOWN", "error": "Failed to fetch room list"})
+        if server == "big.example":
+            if self._big is None:
+                self._big = synthetic_directory(self.BIG_DIRECTORY)
+            rooms = self._big
+        else:
+            rooms = DIRECTORY
+        body = json.loads(request.content or b"{}")
+        term = str(body.get("filter", {}).get("generic_search_term", "")).casefold()
+        if term:
+            rooms = [
+                r for r in rooms if any(term in str(r.get(k, "")).casefold() for k in ("name", "topic", "canonical_alias"))
+            ]
+        limit = int(body.get("limit", 100))
+        start = int(body.get("since", "0") or 0)
+        page = rooms[start : start + limit]
+        answer: dict[str, Any] = {"chunk": page, "total_room_count_estimate": len(rooms)}
+        if start + limit < len(rooms):
+            answer["next_batch"] = str(start + limit)
+        return httpx.Response(200, json=answer)
+
+    def _hierarchy(self, request: httpx.Request) -> httpx.Response:
+        space = unquote(request.url.path.rsplit("/", 2)[1])
+        if space != PROJECT_SPACE:
+            return httpx.Response(403, json={"errcode": "M_FORBIDDEN", "error": "You are not allowed to view this room."})
+        depth = request.url.params.get("max_depth")
+        rooms = HIERARCHY if depth is None or int(depth) > 1 else [r for r in HIERARCHY if r["room_id"] != STANDUP]
+        return httpx.Response(200, json={"rooms": rooms})
 
     def transport(self) -> httpx.MockTransport:
         """An httpx transport backed by this fake."""

@@ -32,6 +32,10 @@ from tui_client.protocol.commands import (
         ("/nick Alice", Command("nick", "Alice")),
         ("/plain /shrug", Command("plain", "/shrug")),
         ("/help", Command("help", "")),
+        ("/directory", Command("directory", "")),
+        ("/directory matrix.org", Command("directory", "matrix.org")),
+        ("/kick @bob:x.org spamming links", Command("kick", "@bob:x.org spamming links")),
+        ("/ban @bob:x.org", Command("ban", "@bob:x.org")),
         ("/ME waves", Command("me", "waves")),
         ("/help   ", Command("help", "")),
     ],
@@ -59,6 +63,11 @@ def test_every_command_is_parsed() -> None:
         "nick",
         "plain",
         "help",
+        "directory",
+        "forget",
+        "kick",
+        "ban",
+        "unban",
     }
 
 

@@ -1,0 +1,67 @@
+"""End-to-end encryption: a sans-I/O Olm/Megolm machine over swappable primitives.
+
+- :mod:`.machine`: :class:`OlmMachine`, the push/pull state machine.
+- :mod:`.store_api`: the :class:`CryptoStore` Protocol it keeps all state in
+  (:mod:`.memory_store` implements it in memory; ``store/`` in SQLite).
+- :mod:`.backend`: the primitive interface; :mod:`.olm_backend` (python-olm, the
+  default) and :mod:`.vodozemac_backend` implement it. Only those two modules
+  import ``olm``/``vodozemac`` (an import-linter contract).
+- :mod:`.key_export`: the room key export file format.
+"""
+
+from __future__ import annotations
+
+from .backend import CryptoBackend
+from .machine import CryptoStoreMismatch, EncryptionError, OlmMachine
+from .requests import (
+    KeysClaimRequest,
+    KeysQueryRequest,
+    KeysUploadRequest,
+    OutgoingRequest,
+    ToDeviceRequest,
+)
+from .store_api import CryptoStore
+from .types import (
+    DecryptedEvent,
+    DecryptionFailure,
+    EncryptionSettings,
+    FailureReason,
+    MachineConfig,
+    SyncChanges,
+)
+
+__all__ = [
+    "BACKENDS",
+    "CryptoBackend",
+    "CryptoStore",
+    "CryptoStoreMismatch",
+    "DecryptedEvent",
+    "DecryptionFailure",
+    "EncryptionError",
+    "EncryptionSettings",
+    "FailureReason",
+    "KeysClaimRequest",
+    "KeysQueryRequest",
+    "KeysUploadRequest",
+    "MachineConfig",
+    "OlmMachine",
+    "OutgoingRequest",
+    "SyncChanges",
+    "ToDeviceRequest",
+    "load_backend",
+]
+
+BACKENDS = ("olm", "vodozemac")
+
+
+def load_backend(name: str = "olm") -> CryptoBackend:
+    """The backend called ``name`` (``olm``, the default, or ``vodozemac``), imported on demand."""
+    if name == "olm":
+        from .olm_backend import OlmBackend
+
+        return OlmBackend()
+    if name == "vodozemac":
+        from .vodozemac_backend import VodozemacBackend
+
+        return VodozemacBackend()
+    raise ValueError(f"unknown crypto backend {name!r} (choose from {', '.join(BACKENDS)})")

@@ -16,7 +16,11 @@ and builds, through the Client-Server API with each user's own token:
   not joined Dev: she can join it from the space) and the subspace
   **Team Space** holding **Standup**; every child points back with
   ``m.space.parent``;
-* a pending invite for alice, from carol, to **Book club**.
+* a pending invite for alice, from carol, to **Book club**;
+* for the room directory, public rooms alice has not joined (**Rust**, **Python**,
+  **Terminal clients**, **Board games**) and carol's public space **Community**
+  with **Announcements** (suggested) and **Community lounge**, open to the
+  space's members only (alice is offered to join Community first).
 
 Seeding is idempotent: the resulting :class:`DemoWorld` is saved as
 :data:`MARKER_FILE` in the server's directory, and later calls return it without
@@ -55,6 +59,13 @@ GENERAL_TOPIC: Final = (
     "Welcome to the tui_client demo! Try replies, reactions, threads, /me and !help."
 )
 RANDOM_TOPIC: Final = "Off-topic chatter, lunch plans and everything else"
+# (creator, name, alias, topic) of public rooms that alice has not joined.
+DIRECTORY_ROOMS: Final = (
+    ("dave", "Rust", "rust", "Rust programming: questions, news and crabs"),
+    ("bob", "Python", "python", "The Python language and its ecosystem"),
+    ("dave", "Terminal clients", "terminal", "TUIs for Matrix: share screenshots and key bindings"),
+    ("carol", "Board games", "boardgames", "Friday nights: Settlers, Carcassonne, anything but Monopoly"),
+)
 SPACE_TOPIC: Final = "Everything about building the terminal client"
 BOOK_CLUB_TOPIC: Final = "This month: The Mythical Man-Month"
 
@@ -101,7 +112,9 @@ class DemoWorld:
     """What :func:`seed` built.
 
     ``rooms`` maps room names (``General``, ``Random``, ``Project Space``,
-    ``Design``, ``Dev``, ``Team Space``, ``Standup``, ``Book club``) to room IDs;
+    ``Design``, ``Dev``, ``Team Space``, ``Standup``, ``Book club``, and the directory's
+    ``Rust``, ``Python``, ``Terminal clients``, ``Board games``, ``Community``,
+    ``Announcements``, ``Community lounge``) to room IDs;
     ``dms`` maps the other party's localpart (``bob``, ``helper``) to the room ID
     of alice's direct chat with them; ``events`` names a few notable event IDs
     (``thread_root``, ``edited``, ``redacted``, ``replied_to``...).
@@ -340,6 +353,7 @@ class _Seeder:
         self.direct_chats()
         self.spaces()
         self.book_club()
+        self.directory()
         return DemoWorld(
             server_name=self.hs,
             users=dict(self.users),
@@ -632,3 +646,47 @@ class _Seeder:
         self.rooms["Book club"] = room
         self.say("carol", room, "Welcome to the book club! First meeting next Thursday.")
         self.invite("carol", room, "alice")
+
+    def directory(self) -> None:
+        public = {"preset": "public_chat", "visibility": "public"}
+        for who, name, alias, topic in DIRECTORY_ROOMS:
+            room = self.create(who, {**public, "name": name, "room_alias_name": alias, "topic": topic})
+            self.rooms[name] = room
+            self.say(who, room, f"Welcome to {name}!")
+        space = self.create(
+            "carol",
+            {
+                **public,
+                "name": "Community",
+                "topic": "Everyone who uses the demo server",
+                "room_alias_name": "community",
+                "creation_content": {"type": "m.space"},
+                "power_level_content_override": {"events_default": 100, "invite": 0},
+            },
+        )
+        self.rooms["Community"] = space
+        announcements = self._child_room(
+            "carol", space, {"name": "Announcements", "topic": "News about the server", "preset": "public_chat"}
+        )
+        restricted = {
+            "type": "m.room.join_rules",
+            "state_key": "",
+            "content": {"join_rule": "restricted", "allow": [{"type": "m.room_membership", "room_id": space}]},
+        }
+        lounge = self.create(
+            "carol",
+            {
+                "name": "Community lounge",
+                "topic": "For members of the Community space",
+                "preset": "private_chat",
+                "initial_state": [
+                    restricted,
+                    {"type": "m.space.parent", "state_key": space, "content": {"via": [self.hs], "canonical": True}},
+                ],
+            },
+        )
+        self.rooms.update({"Announcements": announcements, "Community lounge": lounge})
+        self._add_child("carol", space, announcements, "10", suggested=True)
+        self._add_child("carol", space, lounge, "20", suggested=False)
+        self.say("carol", announcements, "The demo server is up. Have fun!")
+        self.say("carol", lounge, "Only Community members can get in here.")

@@ -15,9 +15,10 @@ import logging
 import os
 import platform
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Self
 
@@ -28,12 +29,17 @@ from ..protocol.commands import Command, CommandError, parse_command, unescape_m
 from ..protocol.errors import MatrixError, NetworkError
 from ..protocol.ids import InvalidIdentifier, is_user_id, parse_link
 from ..protocol.room_state import RoomSummary
-from ..store.cache import Cache, IngestResult, OutboxEntry
+from ..store.cache import Cache, IngestResult, OutboxEntry, StoredEvent
 from .dbthread import DatabaseThread
+from .directory import DirectoryBrowser
+from .encryption import CryptoResult, Encryption
+from .joins import JoinQueue
 from .paths import profile_dir
+from .room_admin import RoomAdmin, split_user_and_reason
 from .room_view import RoomView
 from .secrets import SecretStore
 from .send_queue import SendQueue
+from .spaces import SpaceService
 from .sync import SyncLoop, SyncSource, SyncV2Source
 from .updates import (
     BatchCommitted,
@@ -97,6 +103,7 @@ class MatrixClient:
         transport: Any = None,
         sync_source: Callable[[HomeserverConnection], SyncSource] | None = None,
         long_poll_ms: int = 30_000,
+        crypto_backend: str = "olm",
     ) -> None:
         self.info = info
         self.folder = folder
@@ -117,6 +124,7 @@ class MatrixClient:
         self._long_poll_ms = long_poll_ms
         self.sync_loop: SyncLoop | None = None
         self.send_queue = SendQueue(self.cache, self.db, self.connection, self._on_send_progress, prepare=self._prepare_send)
+        self.encryption = Encryption(self, backend=crypto_backend)
         self.ended: SessionEnded | None = None
         self.connection.on_rate_limited = self._on_rate_limited
 
@@ -253,6 +261,7 @@ class MatrixClient:
         self.publish(RoomListChanged(tuple(self.rooms.values()), frozenset(self.rooms)))
         if self.secrets.warning:
             self.notify("warning", self.secrets.warning)
+        await self.encryption.open()
 
     def start(self) -> None:
         """Start the sync loop and the send queue in the running event loop."""
@@ -269,6 +278,7 @@ class MatrixClient:
         self._tasks = [
             asyncio.ensure_future(self.sync_loop.run()),
             asyncio.ensure_future(self.send_queue.run()),
+            asyncio.ensure_future(self.encryption.run()),
         ]
 
     async def stop(self) -> None:
@@ -276,6 +286,7 @@ class MatrixClient:
         if self.sync_loop is not None:
             self.sync_loop.stop()
         self.send_queue.stop()
+        self.encryption.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -293,6 +304,7 @@ class MatrixClient:
     async def close(self) -> None:
         """Stop and release everything (the cache stays on disk)."""
         await self.stop()
+        await self._stop_services()
         await self.connection.aclose()
         await self.db.run(self.cache.close)
         self.db.shutdown()
@@ -306,6 +318,7 @@ class MatrixClient:
     async def logout(self) -> None:
         """Invalidate the token on the server, then remove local secrets and the cache."""
         await self.stop()
+        await self._stop_services()
         try:
             await self.connection.send(api.logout(), wait_on_rate_limit=False)
         except MatrixError as error:
@@ -346,7 +359,7 @@ class MatrixClient:
         # meanwhile costs ~20% of the time. It runs again once the batch is done.
         with gc_paused():
             batch = self._source.parse(raw)
-            return self.cache.ingest_sync(batch, self.rooms)
+            return self.cache.ingest_sync(batch, self.rooms, hook=self.encryption.ingest_hook)
 
     async def _commit_batch(self, raw: bytes) -> None:
         first = self.sync_loop is not None and self.sync_loop.batches == 0
@@ -358,6 +371,14 @@ class MatrixClient:
 
     def _after_commit(self, result: IngestResult) -> None:
         self.sync_token = result.next_batch
+        crypto = result.hook_result if isinstance(result.hook_result, CryptoResult) else CryptoResult()
+        for room_id, shown in crypto.clear.items():
+            # Views get the decrypted (or explained) form of encrypted events.
+            stored = result.new_events.get(room_id, [])
+            result.new_events[room_id] = [
+                StoredEvent(s.pos, shown.get(s.event.get("event_id", ""), s.event)) for s in stored
+            ]
+        self.encryption.wake()
         if result.skipped_events:
             log.warning("sync batch %s: skipped %d unusable events", result.next_batch, result.skipped_events)
         self.rooms.update(result.changed_rooms)
@@ -380,6 +401,13 @@ class MatrixClient:
             if room_id in self.views:
                 self.views[room_id].typing = tuple(users)
             self.publish(TypingChanged(room_id, tuple(users)))
+        self._show_decrypted(crypto.redecrypted)
+
+    def _show_decrypted(self, redecrypted: dict[str, dict[str, dict[str, Any]]]) -> None:
+        for room_id, events in redecrypted.items():
+            view = self.views.get(room_id)
+            if view is not None:
+                view.on_decrypted(events)
 
     # -- rooms ----------------------------------------------------------------------
 
@@ -414,9 +442,34 @@ class MatrixClient:
     async def _prepare_send(self, entry: OutboxEntry) -> tuple[str, dict[str, Any]]:
         summary = self.rooms.get(entry.room_id)
         if summary is not None and summary.encrypted:
-            # Never send to an encrypted room in clear.
-            raise EncryptionUnavailable("this room is encrypted and end-to-end encryption is not available yet")
+            # Never send to an encrypted room in clear: encrypt, or fail visibly.
+            if not self.encryption.available:
+                raise EncryptionUnavailable(self.encryption.error or "end-to-end encryption is not available")
+            content = await self.encryption.encrypt(entry.room_id, entry.event_type, entry.content)
+            return "m.room.encrypted", content
         return entry.event_type, entry.content
+
+    async def fetch_members(self, room_id: str) -> list[dict[str, Any]]:
+        """The room's full member list from the server (lazy loading gives only those who spoke)."""
+        data = await self.connection.send(api.members(room_id))
+        chunk = data.get("chunk") if isinstance(data, dict) else None
+        events = [e for e in chunk if isinstance(e, dict)] if isinstance(chunk, list) else []
+        await self.db.run(self.cache.add_member_events, room_id, events)
+        return events
+
+    async def enable_encryption(self, room_id: str) -> None:
+        """Turn on end-to-end encryption in a room (it cannot be turned off)."""
+        await self.connection.send(api.send_state(room_id, "m.room.encryption", "", {"algorithm": "m.megolm.v1.aes-sha2"}))
+
+    async def export_room_keys(self, path: Path, passphrase: str) -> int:
+        """Export every room key to ``path`` (standard format, encrypted with ``passphrase``)."""
+        return await self.encryption.export_keys(path, passphrase)
+
+    async def import_room_keys(self, path: Path, passphrase: str) -> tuple[int, int]:
+        """Import room keys from an export file; returns (keys in the file, keys new to us)."""
+        total, imported, redecrypted = await self.encryption.import_keys(path, passphrase)
+        self._show_decrypted(redecrypted)
+        return total, imported
 
     def _on_send_progress(self, entry: OutboxEntry, state: str, event_id: str | None, error: str | None) -> None:
         view = self.views.get(entry.room_id)
@@ -557,6 +610,33 @@ class MatrixClient:
             raise MatrixError(500, "M_UNKNOWN", "the answer has no room ID")
         return room_id
 
+    # -- spaces, the directory, joins, room administration ---------------------------
+
+    @cached_property
+    def spaces(self) -> SpaceService:
+        """The space graph and hierarchies (engine/spaces.py), created on first use."""
+        return SpaceService(self)
+
+    @cached_property
+    def joins(self) -> JoinQueue:
+        """The join queue (engine/joins.py), created on first use."""
+        return JoinQueue(self)
+
+    @cached_property
+    def admin(self) -> RoomAdmin:
+        """Creating rooms, permissions, moderation (engine/room_admin.py)."""
+        return RoomAdmin(self)
+
+    def browse_directory(self, servers: Sequence[str | None] = (), search: str = "", **options: Any) -> DirectoryBrowser:
+        """A browser over the published room directories of ``servers`` (``None``: ours, the default)."""
+        return DirectoryBrowser(self, servers, search=search, **options)
+
+    async def _stop_services(self) -> None:
+        if "joins" in self.__dict__:
+            await self.joins.stop()
+        if "spaces" in self.__dict__:
+            self.spaces.stop()
+
     # -- the composer ---------------------------------------------------------------
 
     async def submit(self, room_id: str | None, text: str, *, reply_to: str | None = None) -> str | None:
@@ -576,8 +656,11 @@ class MatrixClient:
     async def _run_command(self, room_id: str | None, command: Command, reply_to: str | None) -> str | None:
         name, argument = command.name, command.argument
         if name == "join":
-            joined = await self.join(argument)
-            return f"Joined {joined}"
+            job = self.joins.enqueue(argument)
+            await job.wait()
+            return f"Joined {job.label}"
+        if name == "directory":
+            raise CommandError("/directory opens the room directory (in the client's UI)")
         if name == "nick":
             await self.set_display_name(argument)
             return f"Display name set to {argument}"
@@ -604,6 +687,18 @@ class MatrixClient:
             await self.set_topic(room_id, argument)
         elif name == "name":
             await self.set_room_name(room_id, argument)
+        elif name in ("kick", "ban", "unban"):
+            user, reason = split_user_and_reason(argument)
+            if name == "kick":
+                await self.admin.kick(room_id, user, reason)
+            elif name == "ban":
+                await self.admin.ban(room_id, user, reason)
+            else:
+                await self.admin.unban(room_id, user)
+            return {"kick": "Removed", "ban": "Banned", "unban": "Unbanned"}[name] + f" {user}"
+        elif name == "forget":
+            await self.admin.leave_and_forget(room_id)
+            return "Left and forgot the room"
         return None
 
 

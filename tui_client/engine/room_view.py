@@ -88,6 +88,44 @@ class RoomView:
         summary = self.client.rooms.get(self.room_id)
         return summary.room_version if summary else None
 
+    # -- reading the cache (database thread): encrypted events in their shown form --
+
+    def _clear(self, events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        encryption = self.client.encryption
+        return encryption.shown_forms(events) if encryption.available else {}
+
+    def _read_before(self, before: int | None, count: int) -> tuple[list[StoredEvent], Gap | None]:
+        stored, gap = self.client.cache.load_before(self.room_id, before, count)
+        return self._clear_stored(stored), gap
+
+    def _read_after(self, after: int, count: int) -> list[StoredEvent]:
+        return self._clear_stored(self.client.cache.load_after(self.room_id, after, count))
+
+    def _clear_stored(self, stored: list[StoredEvent]) -> list[StoredEvent]:
+        forms = self._clear([s.event for s in stored])
+        if not forms:
+            return stored
+        return [StoredEvent(s.pos, forms.get(s.event.get("event_id", ""), s.event)) for s in stored]
+
+    def _read_relations(self, ids: list[str]) -> list[dict[str, Any]]:
+        relations = self.client.cache.load_relations(ids)
+        forms = self._clear(relations)
+        return [forms.get(e.get("event_id", ""), e) for e in relations]
+
+    def _read_events(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        found = self.client.cache.load_events(ids)
+        forms = self._clear(list(found.values()))
+        return {event_id: forms.get(event_id, event) for event_id, event in found.items()}
+
+    def on_decrypted(self, events: dict[str, dict[str, Any]]) -> None:
+        """Events of this room were decrypted after they were shown (their key arrived)."""
+        diffs: list[Diff] = []
+        for raw in events.values():
+            event = parse_event(raw, self.room_id)
+            if isinstance(event, RoomEvent):
+                diffs.extend(self.model.replace_event(event))
+        self._publish(diffs)
+
     def _parse(self, stored: list[StoredEvent]) -> list[RoomEvent | UnknownEvent]:
         events = []
         for item in stored:
@@ -110,7 +148,7 @@ class RoomView:
             cache = self.client.cache
             state = await self.client.db.run(cache.load_state, self.room_id)
             self._apply_state_events(state)
-            stored, gap = await self.client.db.run(cache.load_before, self.room_id, None, INITIAL_EVENTS)
+            stored, gap = await self.client.db.run(self._read_before, None, INITIAL_EVENTS)
             self.reached_start = not stored and gap is None
             await self._reset_to(stored)
             outbox = await self.client.db.run(cache.outbox, self.room_id)
@@ -134,7 +172,7 @@ class RoomView:
     async def _reset_window(self, stored: list[StoredEvent]) -> None:
         events = self._parse(stored)
         ids = [e.event_id for e in events if isinstance(e, RoomEvent)]
-        relations = await self.client.db.run(self.client.cache.load_relations, ids)
+        relations = await self.client.db.run(self._read_relations, ids)
         parsed_relations = [r for r in (parse_event(x, self.room_id) for x in relations) if isinstance(r, RoomEvent)]
         self.first_pos = stored[0].pos if stored else None
         self.last_pos = stored[-1].pos if stored else None
@@ -153,7 +191,7 @@ class RoomView:
 
     async def _reload(self) -> None:
         async with self._lock:
-            stored, gap = await self.client.db.run(self.client.cache.load_before, self.room_id, None, INITIAL_EVENTS)
+            stored, gap = await self.client.db.run(self._read_before, None, INITIAL_EVENTS)
             self.reached_start = not stored and gap is None
             await self._reset_to(stored)
             # A limited sync stops waiting for echoes that fell into the gap: drop their
@@ -176,7 +214,7 @@ class RoomView:
         missing = self.model.reply_targets_missing()
         if not missing:
             return
-        found = await self.client.db.run(self.client.cache.load_events, missing)
+        found = await self.client.db.run(self._read_events, missing)
         events = [e for e in (parse_event(x, self.room_id) for x in found.values()) if isinstance(e, RoomEvent)]
         self._publish(self.model.add_context(events))
 
@@ -209,13 +247,12 @@ class RoomView:
                 self.paginating = False
 
     async def _paginate_back(self, count: int) -> int:
-        cache = self.client.cache
         for _ in range(10):  # a few server pages at most per call
-            stored, gap = await self.client.db.run(cache.load_before, self.room_id, self.first_pos, count)
+            stored, gap = await self.client.db.run(self._read_before, self.first_pos, count)
             if stored:
                 events = self._parse(stored)
                 ids = [e.event_id for e in events if isinstance(e, RoomEvent)]
-                relations = await self.client.db.run(cache.load_relations, ids)
+                relations = await self.client.db.run(self._read_relations, ids)
                 diffs = self.model.prepend(
                     [r for r in (parse_event(x, self.room_id) for x in relations) if isinstance(r, RoomEvent)]
                 )
@@ -264,7 +301,7 @@ class RoomView:
         if self.at_live_end or self.last_pos is None:
             return 0
         async with self._lock:
-            stored = await self.client.db.run(self.client.cache.load_after, self.room_id, self.last_pos, count)
+            stored = await self.client.db.run(self._read_after, self.last_pos, count)
             if not stored:
                 self.at_live_end = True
                 return 0
@@ -380,13 +417,10 @@ class RoomView:
         if self.members_complete:
             return
         try:
-            data = await self.client.connection.send(api.members(self.room_id))
+            events = await self.client.fetch_members(self.room_id)
         except (MatrixError, NetworkError) as error:
             self.client.notify("warning", f"Could not load the member list: {error}")
             return
-        chunk = data.get("chunk") if isinstance(data, dict) else None
-        events = [e for e in chunk if isinstance(e, dict)] if isinstance(chunk, list) else []
-        await self.client.db.run(self.client.cache.add_member_events, self.room_id, events)
         for raw in events:
             user = raw.get("state_key")
             content = raw.get("content")

@@ -10,14 +10,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..protocol.room_state import RoomSummary
+from ..protocol.spaces import SpaceGraph
 from ..protocol.timeline import Diff
 
 __all__ = [
     "BatchCommitted",
+    "JoinProgress",
+    "JoinStatus",
     "MembersChanged",
     "Notice",
     "RoomListChanged",
     "SessionEnded",
+    "SpacesChanged",
     "SyncState",
     "SyncStatus",
     "TimelineUpdated",
@@ -120,6 +124,85 @@ class Notice:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class SpacesChanged:
+    """The space graph was rebuilt (a space's children or a room's parents changed).
+
+    The graph is shared and must be treated as read-only.
+    """
+
+    graph: SpaceGraph
+
+
+@dataclass(frozen=True, slots=True)
+class JoinStatus:
+    """Where one queued join is.
+
+    ``state`` is ``queued``, ``joining``, ``waiting`` (rate limited or retrying after
+    a fault, until ``retry_at``, a ``time.time()``; ``error`` says why), ``joined``
+    or ``failed`` (``error`` says why).
+    ``required_spaces`` names the spaces to join first when a restricted room
+    refused the user.
+    """
+
+    job_id: int
+    target: str
+    label: str
+    state: str
+    room_id: str | None = None
+    error: str | None = None
+    retry_at: float | None = None
+    required_spaces: tuple[str, ...] = ()
+
+    @property
+    def finished(self) -> bool:
+        """Joined or failed: nothing more will happen to it."""
+        return self.state in ("joined", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class JoinProgress:
+    """The join queue's current batch: every join since the queue was last idle."""
+
+    jobs: tuple[JoinStatus, ...]
+
+    @property
+    def total(self) -> int:
+        """Joins in the batch."""
+        return len(self.jobs)
+
+    @property
+    def joined(self) -> int:
+        """Joins that succeeded."""
+        return sum(1 for j in self.jobs if j.state == "joined")
+
+    @property
+    def failed(self) -> int:
+        """Joins that failed for good."""
+        return sum(1 for j in self.jobs if j.state == "failed")
+
+    @property
+    def busy(self) -> bool:
+        """True while some join is not finished."""
+        return any(not j.finished for j in self.jobs)
+
+    def describe(self, now: float) -> str:
+        """A short line for a status bar: ``Joining 3/10 · rate limited, next try in 4s``."""
+        if not self.jobs:
+            return ""
+        done = self.joined + self.failed
+        if not self.busy:
+            text = f"Joined {self.joined} of {self.total} room{'s' if self.total != 1 else ''}"
+            return text + (f", {self.failed} failed" if self.failed else "")
+        text = f"Joining {done + 1}/{self.total}"
+        waiting = sorted((j for j in self.jobs if j.state == "waiting" and j.retry_at is not None), key=lambda j: j.retry_at or 0)
+        if waiting:
+            first = waiting[0]
+            seconds = max(0, round((first.retry_at or now) - now))
+            text += f" · {first.error or 'waiting'}, next try in {seconds}s"
+        return text
+
+
 Update = (
     SyncState
     | RoomListChanged
@@ -129,4 +212,6 @@ Update = (
     | SessionEnded
     | Notice
     | BatchCommitted
+    | SpacesChanged
+    | JoinProgress
 )

@@ -307,3 +307,100 @@ def set_account_data(user_id: str, event_type: str, content: Mapping[str, Any]) 
         f"{CLIENT_V3}/user/{_seg(user_id)}/account_data/{_seg(event_type)}",
         body=dict(content),
     )
+
+
+def public_rooms(
+    *,
+    server: str | None = None,
+    limit: int | None = None,
+    since: str | None = None,
+    search_term: str | None = None,
+    room_types: Iterable[str | None] | None = None,
+    include_all_networks: bool = False,
+    third_party_instance_id: str | None = None,
+) -> Request:
+    """``POST /publicRooms``: a page of a server's published room directory.
+
+    ``server`` asks our homeserver for another server's directory (over federation);
+    ``search_term`` is the ``generic_search_term`` filter (name, topic, alias).
+    """
+    body: dict[str, Any] = {}
+    if limit is not None:
+        body["limit"] = limit
+    if since:
+        body["since"] = since
+    search_filter: dict[str, Any] = {}
+    if search_term:
+        search_filter["generic_search_term"] = search_term
+    if room_types is not None:
+        search_filter["room_types"] = list(room_types)
+    if search_filter:
+        body["filter"] = search_filter
+    if include_all_networks:
+        body["include_all_networks"] = True
+    elif third_party_instance_id:
+        body["third_party_instance_id"] = third_party_instance_id
+    return Request("POST", f"{CLIENT_V3}/publicRooms", query=_query(server=server or None), body=body)
+
+
+def space_hierarchy(
+    room_id: str,
+    *,
+    from_token: str | None = None,
+    limit: int | None = None,
+    max_depth: int | None = None,
+    suggested_only: bool = False,
+) -> Request:
+    """``GET /rooms/{roomId}/hierarchy`` (v1): a page of a space's tree, depth first.
+
+    ``max_depth`` and ``suggested_only`` must stay the same on every page of one walk.
+    """
+    return Request(
+        "GET",
+        f"{CLIENT_V1}/rooms/{_seg(room_id)}/hierarchy",
+        query=_query(
+            suggested_only=True if suggested_only else None,
+            limit=limit,
+            max_depth=max_depth,
+            **{"from": from_token},
+        ),
+    )
+
+
+def room_summary(room_id_or_alias: str, via: Iterable[str] = ()) -> Request:
+    """``GET /room_summary/{roomIdOrAlias}`` (v1): a room's summary, joined or not."""
+    return Request(
+        "GET",
+        f"{CLIENT_V1}/room_summary/{_seg(room_id_or_alias)}",
+        query=_query(via=list(via) or None),
+    )
+
+
+def knock(room_id_or_alias: str, via: Iterable[str] = (), reason: str | None = None) -> Request:
+    """``POST /knock/{roomIdOrAlias}``: ask to be let into a room."""
+    servers = list(via)
+    body = {"reason": reason} if reason else {}
+    return Request(
+        "POST",
+        f"{CLIENT_V3}/knock/{_seg(room_id_or_alias)}",
+        query=_query(via=servers, server_name=servers),
+        body=body,
+    )
+
+
+def unban(room_id: str, user_id: str, reason: str | None = None) -> Request:
+    """``POST /rooms/{roomId}/unban``."""
+    body: dict[str, Any] = {"user_id": user_id}
+    if reason:
+        body["reason"] = reason
+    return Request("POST", f"{CLIENT_V3}/rooms/{_seg(room_id)}/unban", body=body)
+
+
+def joined_rooms() -> Request:
+    """``GET /joined_rooms``: the IDs of every room the user is in."""
+    return Request("GET", f"{CLIENT_V3}/joined_rooms")
+
+
+def get_account_data(user_id: str, event_type: str) -> Request:
+    """``GET /user/{userId}/account_data/{type}``."""
+    return Request("GET", f"{CLIENT_V3}/user/{_seg(user_id)}/account_data/{_seg(event_type)}")

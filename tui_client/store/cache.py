@@ -24,6 +24,7 @@ from ..protocol.events import index_event
 from ..protocol.room_state import PowerLevels, RoomSummary, same_server
 from ..protocol.room_versions import redact, rules_for
 from ..protocol.sync import InvitedRoom, JoinedRoom, LeftRoom, SyncBatch
+from .crypto_store import SqliteCryptoStore
 from .schema import migrate
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ _INT64 = 1 << 63
 Event = dict[str, Any]
 # Hook run inside the ingest transaction, after events and before the token (tests
 # use it to kill the writer there; the crypto layer will write its state there).
-IngestHook = Callable[[sqlite3.Connection, SyncBatch], None]
+IngestHook = Callable[[sqlite3.Connection, SyncBatch], Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,8 @@ class IngestResult:
     echoed_txn_ids: set[str] = field(default_factory=set)
     state_changed_rooms: set[str] = field(default_factory=set)
     skipped_events: int = 0
+    # What the ingest hook returned (the crypto layer's decryptions, for example).
+    hook_result: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +124,22 @@ class Cache:
         self._db.execute("PRAGMA cache_size=-65536")
         self.schema_found = migrate(self._db)
         self.own_user_id = own_user_id or (self.get_meta("user_id") or "")
+
+    def crypto_store(self) -> SqliteCryptoStore:
+        """The crypto machine's store, on this cache's connection (same transactions)."""
+        return SqliteCryptoStore(self._db)
+
+    def begin(self) -> None:
+        """Start a write transaction (for work outside :meth:`ingest_sync`)."""
+        self._db.execute("BEGIN")
+
+    def commit(self) -> None:
+        """Commit the current transaction."""
+        self._db.execute("COMMIT")
+
+    def rollback(self) -> None:
+        """Abandon the current transaction."""
+        self._db.execute("ROLLBACK")
 
     def close(self) -> None:
         """Close the connection (checkpointing the WAL)."""
@@ -206,7 +225,7 @@ class Cache:
                 result = IngestResult(next_batch=batch.next_batch)
                 _Ingest(self, summaries, result).run(_storable(batch))
             if hook is not None:
-                hook(db, batch)
+                result.hook_result = hook(db, batch)
             db.execute(
                 "INSERT INTO meta (key, value) VALUES ('next_batch', ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -325,6 +344,22 @@ class Cache:
                 (room_id, event_type),
             )
         return [json.loads(j) for (j,) in rows]
+
+    def load_state_of_types(self, event_types: Sequence[str]) -> list[tuple[str, Event]]:
+        """Current state events of the given types in every room, as ``(room_id, event)``.
+
+        The space graph reads all ``m.space.child``/``m.space.parent`` links with it in
+        one query instead of one per room.
+        """
+        if not event_types:
+            return []
+        marks = ",".join("?" * len(event_types))
+        rows = self._db.execute(
+            "SELECT s.room_id, e.json FROM room_state s JOIN events e ON e.event_id = s.event_id "
+            f"WHERE s.type IN ({marks})",
+            list(event_types),
+        )
+        return [(room_id, json.loads(j)) for room_id, j in rows]
 
     def load_invite_state(self, room_id: str) -> list[Event]:
         """The stripped state of a room we are invited to."""

@@ -97,6 +97,132 @@ MIGRATIONS: tuple[str, ...] = (
         created_ts INTEGER NOT NULL
     );
     """,
+    # 2: end-to-end encryption: the crypto machine's state (pickles are encrypted by
+    # the backend under the pickle key), and what we decrypted or could not.
+    """
+    CREATE TABLE crypto_account (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        data TEXT NOT NULL
+    );
+
+    CREATE TABLE crypto_olm_sessions (
+        sender_key TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (sender_key, session_id)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE crypto_inbound_sessions (
+        room_id TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        backed_up INTEGER NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (room_id, session_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX crypto_inbound_not_backed_up ON crypto_inbound_sessions (backed_up) WHERE backed_up = 0;
+
+    CREATE TABLE crypto_outbound_sessions (
+        room_id TEXT PRIMARY KEY,
+        data TEXT NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE crypto_room_key_shares (
+        room_id TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        device_id TEXT NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (room_id, session_id, user_id, device_id)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE crypto_devices (
+        user_id TEXT NOT NULL,
+        device_id TEXT NOT NULL,
+        curve25519 TEXT NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (user_id, device_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX crypto_devices_by_curve ON crypto_devices (curve25519);
+
+    CREATE TABLE crypto_tracked_users (
+        user_id TEXT PRIMARY KEY,
+        data TEXT NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE crypto_cross_signing_keys (
+        user_id TEXT PRIMARY KEY,
+        data TEXT NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE crypto_key_requests (
+        request_id TEXT PRIMARY KEY,
+        room_id TEXT,
+        session_id TEXT,
+        data TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX crypto_key_requests_by_session ON crypto_key_requests (room_id, session_id);
+
+    CREATE TABLE crypto_pending_to_device (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        request_id TEXT NOT NULL UNIQUE,
+        data TEXT NOT NULL
+    );
+
+    CREATE TABLE crypto_megolm_replay (
+        session_id TEXT NOT NULL,
+        message_index INTEGER NOT NULL,
+        event_id TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        PRIMARY KEY (session_id, message_index)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE crypto_withheld (
+        room_id TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (room_id, session_id)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE crypto_olm_peers (
+        curve25519 TEXT PRIMARY KEY,
+        unwedge_pending INTEGER NOT NULL,
+        data TEXT NOT NULL
+    ) WITHOUT ROWID;
+
+    -- The clear form of encrypted events we decrypted (their stored JSON stays the
+    -- ciphertext the server sent), and why the others could not be decrypted: they are
+    -- tried again the moment a key for their session arrives.
+    CREATE TABLE decrypted_events (
+        event_id TEXT PRIMARY KEY,
+        room_id TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        clear TEXT NOT NULL,
+        info TEXT NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE undecrypted_events (
+        event_id TEXT PRIMARY KEY,
+        room_id TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        code TEXT NOT NULL,
+        reason TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX undecrypted_by_session ON undecrypted_events (session_id);
+    """,
+    # 3: cross-signing: the local judgement on each user's identity (pinned and verified
+    # master keys), and secrets this device keeps (cross-signing private keys, the backup
+    # key), sealed under the pickle key by the crypto machine.
+    """
+    CREATE TABLE crypto_user_identities (
+        user_id TEXT PRIMARY KEY,
+        data TEXT NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE crypto_secrets (
+        name TEXT PRIMARY KEY,
+        data TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -14,11 +14,18 @@ from textual.content import Content
 from textual.screen import Screen
 
 from ..engine.client import MatrixClient
+from ..engine.directory import parse_server_list
 from ..engine.updates import SessionEnded, SyncStatus, Update
+from ..protocol.directory import PublicRoom
+from ..protocol.ids import InvalidIdentifier
+from .join_flow import JoinFlow
 from .messages import EngineUpdate
 from .screens.chat import ChatScreen
 from .screens.dialogs import ConfirmDialog, PromptDialog
+from .screens.directory import DirectoryScreen
 from .screens.login import LoginScreen
+from .screens.room_preview import RoomPreviewScreen
+from .screens.space import SpaceScreen
 from .themes import DEFAULT_THEME, load_themes
 from .widgets.room_list import visible_rooms
 
@@ -74,6 +81,7 @@ class TuiClientApp(App[None]):
         self._homeserver = homeserver
         self._user_id = user_id
         self._unsubscribe: Any = None
+        self.join_flow = JoinFlow(self)
         for theme in load_themes():
             self.register_theme(theme)
         if DEFAULT_THEME in self.available_themes:
@@ -125,6 +133,10 @@ class TuiClientApp(App[None]):
         screen = self.chat_screen
         if screen is not None:
             screen.handle_update(update)
+        # The directory and space views follow memberships and join progress too.
+        for other in self.screen_stack:
+            if isinstance(other, DirectoryScreen | SpaceScreen) and other.is_mounted:
+                other.handle_update(update)
         if isinstance(update, SessionEnded) and update.message != "Logged out.":
             self._session_ended(update)
 
@@ -189,6 +201,63 @@ class TuiClientApp(App[None]):
         if screen is not None:
             screen.open_room(room_id)
 
+    # -- the directory, spaces, previews (screens pushed over the chat) ------------------
+
+    def show_room(self, room_id: str) -> None:
+        """Back to the chat screen, showing ``room_id``."""
+        chat = self.chat_screen
+        if chat is None:
+            return
+        while self.screen is not chat and len(self.screen_stack) > 1:
+            self.pop_screen()
+        chat.open_room(room_id)
+
+    def open_directory(self, servers: str = "") -> None:
+        """The room directory (of ``servers``, comma-separated; ours by default)."""
+        if self.client is None:
+            return
+        try:
+            parse_server_list(servers)
+        except InvalidIdentifier as error:
+            self.notify(str(error), severity="error", markup=False)
+            return
+        self.push_screen(DirectoryScreen(self.client, servers=servers))
+
+    def show_space(self, space_id: str, via: Sequence[str] = ()) -> None:
+        """The space view of ``space_id`` (joined or not)."""
+        if self.client is not None:
+            self.push_screen(SpaceScreen(self.client, space_id, via=via))
+
+    def preview_room(self, target: str, via: Sequence[str] = (), known: PublicRoom | None = None) -> None:
+        """Preview a room, then join, open or explore it as the user chooses."""
+        client = self.client
+        if client is None:
+            return
+
+        def chosen(choice: str | None) -> None:
+            room_id = known.room_id if known is not None else target
+            if choice == "join":
+                label = known.display_name if known is not None else ""
+                self.join_flow.join(target, via, label=label, open_after=not (known is not None and known.is_space))
+            elif choice == "open":
+                self.show_room(room_id)
+            elif choice == "space":
+                self.show_space(room_id, via)
+            elif choice == "knock":
+                self.run_worker(self._knock(target, tuple(via)), exit_on_error=False)
+
+        self.push_screen(RoomPreviewScreen(client, target, via, known), chosen)
+
+    async def _knock(self, target: str, via: tuple[str, ...]) -> None:
+        if self.client is None:
+            return
+        try:
+            await self.client.admin.knock(target, via)
+        except Exception as error:
+            self.notify(f"Could not ask to join: {error}", severity="error", markup=False)
+            return
+        self.notify("Asked to join; you will be invited if someone lets you in.", markup=False)
+
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         if self.chat_screen is None:
@@ -196,7 +265,19 @@ class TuiClientApp(App[None]):
         chat = self.chat_screen
         yield SystemCommand("Switch room", "Fuzzy-find a room (Ctrl+K)", chat.action_switch_room)
         yield SystemCommand("Join room", "Join by alias, ID, matrix.to link or matrix: URI", chat.action_join_dialog)
+        yield SystemCommand("Explore public rooms", "The room directory: search, preview, join (F3)", chat.action_directory)
+        yield SystemCommand("Space view", "All rooms of the selected space, joined or not (F4)", chat.action_space_view)
+        yield SystemCommand("Create room", "A new room, public or private (Ctrl+N)", chat.action_create_room)
+        yield SystemCommand("Create space", "A new space to group rooms", chat.action_create_space)
+        yield SystemCommand("Start direct chat", "A private, encrypted chat with one person", chat.action_create_dm)
+        if chat.may("invite"):
+            yield SystemCommand("Invite to room", "Invite someone to the current room", chat.action_invite)
+        if chat.may("topic"):
+            yield SystemCommand("Set room topic", "Change the current room's topic", chat.action_set_topic)
+        if chat.may("name"):
+            yield SystemCommand("Rename room", "Change the current room's name", chat.action_rename_room)
         yield SystemCommand("Leave room", "Leave the current room", chat.action_leave_room)
+        yield SystemCommand("Leave and forget room", "Leave the current room and remove it from this device", chat.action_leave_and_forget)
         yield SystemCommand("Toggle member list", "Show or hide the members (F2)", chat.action_toggle_members)
         yield SystemCommand("Mark room as read", "Send a read receipt for the latest message", chat.action_mark_read)
         yield SystemCommand("Help", "Keys and commands (F1)", chat.action_help)

@@ -12,7 +12,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.widgets import Button, Footer, Static
 
 from ...engine.client import MatrixClient
@@ -38,8 +37,10 @@ from ..widgets.composer import Composer
 from ..widgets.member_list import MemberList
 from ..widgets.room_header import RoomHeader
 from ..widgets.room_list import RoomList, ordered, visible_rooms
+from ..widgets.space_bar import SpaceBar
 from ..widgets.status_bar import StatusBar
 from ..widgets.timeline import TimelineView
+from .chat_rooms import RoomActions
 from .dialogs import ConfirmDialog, PromptDialog, ReactionDialog
 from .help import HelpScreen
 from .switcher import RoomSwitcher
@@ -48,8 +49,8 @@ if TYPE_CHECKING:
     pass
 
 
-class ChatScreen(Screen[None]):
-    """Where the user spends their time."""
+class ChatScreen(RoomActions):
+    """Where the user spends their time (spaces, joining, creating: :class:`RoomActions`)."""
 
     BINDINGS = [
         # Priority: the composer (a TextArea) has its own meaning for some of these keys.
@@ -73,6 +74,7 @@ class ChatScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield RoomHeader(id="room-header")
         with Horizontal(id="body"):
+            yield SpaceBar(id="spaces")
             yield RoomList(id="rooms")
             with Vertical(id="center"):
                 yield TimelineView(id="timeline")
@@ -95,6 +97,7 @@ class ChatScreen(Screen[None]):
         self.query_one("#members").display = False
         self.query_one("#invite-bar").display = False
         self.query_one("#mode-banner").display = False
+        self.mount_spaces()
         self._refresh_rooms()
         rooms = self._ordered_rooms()
         joined = [r for r in rooms if r.membership == "join"]
@@ -139,12 +142,13 @@ class ChatScreen(Screen[None]):
             self.query_one(StatusBar).message = clean_line(update.text, 80)
         elif isinstance(update, SessionEnded):
             self.query_one(StatusBar).message = clean_line(update.message, 80)
+        self.handle_room_update(update)
 
     def _ordered_rooms(self) -> list[RoomSummary]:
-        return [room for _key, rooms in ordered(visible_rooms(self.client.rooms.values())) for room in rooms]
+        return [room for _key, rooms in ordered(self.filtered_rooms()) for room in rooms]
 
     def _refresh_rooms(self) -> None:
-        self.query_one(RoomList).show_rooms(visible_rooms(self.client.rooms.values()), self.current_room)
+        self.query_one(RoomList).show_rooms(self.filtered_rooms(), self.current_room, self.unjoined_rows())
 
     def _refresh_header(self) -> None:
         header = self.query_one(RoomHeader)
@@ -268,6 +272,8 @@ class ChatScreen(Screen[None]):
         mode = self.mode
         composer.clear()
         self._set_mode(None)
+        if mode is None and self.intercept_command(text):
+            return
         self._send(self.current_room, text, mode)
 
     @work(group="send", exit_on_error=False)
@@ -371,6 +377,8 @@ class ChatScreen(Screen[None]):
             self.run_worker(self.client.retry_send(item.txn_id), exit_on_error=False)
         elif action == "discard" and item.is_local_echo and item.send_state is SendState.FAILED and item.txn_id:
             self.run_worker(self.client.discard_send(item.txn_id), exit_on_error=False)
+        elif action == "open_link":
+            self.open_link(item)
 
     def _react(self, room: str, item: TimelineItem, key: str | None) -> None:
         if key and item.event_id:
@@ -447,7 +455,7 @@ class ChatScreen(Screen[None]):
         )
 
     def _join(self, target: str) -> None:
-        self._send(self.current_room, f"/join {target}", None)
+        self.app.join_flow.join(target, open_after=True)  # type: ignore[attr-defined]
 
     def action_leave_room(self) -> None:
         """Leave the current room, after confirmation."""

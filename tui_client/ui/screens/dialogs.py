@@ -1,4 +1,4 @@
-"""Small modal dialogs: a text prompt, a confirmation, a reaction picker."""
+"""Small modal dialogs: a text prompt, a confirmation, a choice, a reaction picker."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label
+from textual.widgets import Button, Input, Label, OptionList
+from textual.widgets.option_list import Option
 
 
 class PromptDialog(ModalScreen[str | None]):
@@ -71,6 +72,30 @@ class ConfirmDialog(ModalScreen[bool]):
     def action_no(self) -> None:
         """Decline."""
         self.dismiss(False)
+
+
+class ChoiceDialog(ModalScreen[str | None]):
+    """Pick one of a few choices (``(key, label)``); dismisses with the key, or None."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, question: str, choices: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self._question = question
+        self._choices = choices
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(Text(self._question), classes="dialog-title")
+            yield OptionList(*(Option(Text(label), id=key) for key, label in self._choices), markup=False, id="choices")
+
+    @on(OptionList.OptionSelected)
+    def _chosen(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(event.option.id)
+
+    def action_cancel(self) -> None:
+        """No choice."""
+        self.dismiss(None)
 
 
 QUICK_REACTIONS = ("👍", "❤️", "😂", "🎉", "😮", "😢", "👀", "🙏")

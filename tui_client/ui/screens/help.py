@@ -18,7 +18,11 @@ KEYS = (
     ("Alt+Up / Alt+Down", "previous / next room"),
     ("Tab / Shift+Tab", "move focus: rooms, timeline, composer"),
     ("F1", "this help"),
-    ("F2", "show or hide the member list"),
+    ("F2", "show or hide the member list (Enter on a member: DM, remove, ban)"),
+    ("F3", "explore public rooms (search, other servers, preview, join)"),
+    ("F4", "the selected space: every room in it, joined or not"),
+    ("Ctrl+N", "create a room (Ctrl+P for a space or a direct chat)"),
+    ("Ctrl+O", "join by alias, room ID, matrix.to link or matrix: URI"),
     ("Enter", "send (in the composer)"),
     ("Shift+Enter, Ctrl+J, Alt+Enter", "new line in the composer"),
     ("Up (empty composer)", "edit your last message"),
@@ -26,6 +30,10 @@ KEYS = (
     ("In the timeline", "Up/Down select a message, PgUp/PgDn scroll, End latest"),
     ("  r / e / + / d", "reply / edit / react / delete the selected message"),
     ("  R / X", "retry / discard a message that failed to send"),
+    ("  o", "open or join the room the selected message links to"),
+    ("Spaces sidebar", "Home: all rooms, People: direct chats, a space: its rooms"),
+    ("In the directory", "j join, p preview, t whole topic, Ctrl+F search, Ctrl+S servers"),
+    ("In a space", "j join, a join all suggested, s join the space, d depth"),
     ("Ctrl+Q", "quit"),
 )
 

@@ -8,7 +8,7 @@ segments, never markup.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from rich.cells import cell_len, chop_cells
@@ -89,14 +89,20 @@ def room_segments(room: RoomSummary, width: int) -> list[Segment]:
 
 @dataclass(frozen=True, slots=True)
 class _Row:
-    """A heading (``room`` is None) or a room."""
+    """A heading (``room`` and ``unjoined`` are None), a room, or a room of the selected
+    space that the user has not joined (``unjoined`` is its ID)."""
 
     title: str
     room: RoomSummary | None = None
+    unjoined: str | None = None
 
     @property
     def room_id(self) -> str | None:
         return self.room.room_id if self.room is not None else None
+
+    @property
+    def selectable(self) -> bool:
+        return self.room is not None or self.unjoined is not None
 
 
 class RoomList(ScrollView, can_focus=True):
@@ -130,6 +136,13 @@ class RoomList(ScrollView, can_focus=True):
             super().__init__()
             self.room_id = room_id
 
+    class UnjoinedChosen(Message):
+        """The user picked a room of the selected space that they have not joined."""
+
+        def __init__(self, room_id: str) -> None:
+            super().__init__()
+            self.room_id = room_id
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.current_room: str | None = None
@@ -146,8 +159,14 @@ class RoomList(ScrollView, can_focus=True):
         """The listed rooms, top to bottom."""
         return [row.room.room_id for row in self._rows if row.room is not None]
 
-    def show_rooms(self, rooms: Iterable[RoomSummary], current: str | None = None) -> None:
-        """Rebuild the rows (keeps the highlighted room where it was)."""
+    def show_rooms(
+        self, rooms: Iterable[RoomSummary], current: str | None = None, unjoined: Sequence[tuple[str, str]] = ()
+    ) -> None:
+        """Rebuild the rows (keeps the highlighted room where it was).
+
+        ``unjoined`` lists ``(room ID, name)`` of rooms in the selected space that the
+        user has not joined; they are shown last, under their own heading.
+        """
         if current is not None:
             self.current_room = current
         groups = ordered(rooms)
@@ -160,7 +179,7 @@ class RoomList(ScrollView, can_focus=True):
                 ),
             )
             for key, members in groups
-        )
+        ) + (tuple(unjoined),)
         if signature == self._signature:
             return
         self._signature = signature
@@ -170,6 +189,9 @@ class RoomList(ScrollView, can_focus=True):
         for key, members in groups:
             rows.append(_Row(titles[key].upper()))
             rows.extend(_Row(room.display_name, room) for room in members)
+        if unjoined:
+            rows.append(_Row("IN THIS SPACE, NOT JOINED"))
+            rows.extend(_Row(name, None, room_id) for room_id, name in unjoined)
         self._rows = rows
         self.virtual_size = Size(self.size.width, len(rows))
         target = keep or self.current_room
@@ -178,7 +200,7 @@ class RoomList(ScrollView, can_focus=True):
 
     def _index_of(self, room_id: str) -> int | None:
         for index, row in enumerate(self._rows):
-            if row.room_id == room_id:
+            if row.room_id == room_id or row.unjoined == room_id:
                 return index
         return None
 
@@ -189,6 +211,15 @@ class RoomList(ScrollView, can_focus=True):
         if index >= len(self._rows):
             return Strip.blank(width)
         row = self._rows[index]
+        if row.unjoined is not None:
+            name = clean_line(row.title)
+            if cell_len(name) > width - 3:
+                name = chop_cells(name, max(1, width - 4))[0] + "…"
+            segments = [Segment(" + ", Style(dim=True)), Segment(name, Style(dim=True, italic=True))]
+            strip = Strip(segments).adjust_cell_length(width)
+            if index == self.highlighted:
+                strip = strip.apply_style(Style(reverse=True) if self.has_focus else Style(bgcolor="#2c313a"))
+            return strip
         if row.room is None:
             segments = [Segment(" " + row.title, Style(dim=True, bold=True))]
             return Strip(segments).adjust_cell_length(width)
@@ -223,7 +254,7 @@ class RoomList(ScrollView, can_focus=True):
 
     def action_cursor(self, step: int) -> None:
         """Move the highlight by ``step`` rooms, skipping headings."""
-        rooms = [i for i, row in enumerate(self._rows) if row.room is not None]
+        rooms = [i for i, row in enumerate(self._rows) if row.selectable]
         if not rooms:
             return
         if self.highlighted is None or self.highlighted not in rooms:
@@ -245,6 +276,10 @@ class RoomList(ScrollView, can_focus=True):
     def action_choose(self) -> None:
         """Open the highlighted room."""
         if self.highlighted is not None and self.highlighted < len(self._rows):
+            unjoined = self._rows[self.highlighted].unjoined
+            if unjoined is not None:
+                self.post_message(self.UnjoinedChosen(unjoined))
+                return
             room_id = self._rows[self.highlighted].room_id
             if room_id is not None:
                 self.current_room = room_id
@@ -254,7 +289,7 @@ class RoomList(ScrollView, can_focus=True):
     def on_click(self, event: events.Click) -> None:
         """Open the clicked room."""
         index = round(self.scroll_y) + event.y
-        if 0 <= index < len(self._rows) and self._rows[index].room is not None:
+        if 0 <= index < len(self._rows) and self._rows[index].selectable:
             self.highlighted = index
             self.action_choose()
 

@@ -44,6 +44,7 @@ class TimelineView(ScrollView, can_focus=True):
         Binding("d,delete", "delete", "Delete"),
         Binding("R", "retry", "Retry", show=False),
         Binding("X", "discard", "Discard", show=False),
+        Binding("o", "open_link", "Open link", show=False),
         Binding("escape", "clear_selection", "Unselect", show=False),
     ]
 
@@ -351,6 +352,10 @@ class TimelineView(ScrollView, can_focus=True):
     def action_retry(self) -> None:
         """Retry a failed message."""
         self._item_action("retry")
+
+    def action_open_link(self) -> None:
+        """Open (or join) the room the selected message links to."""
+        self._item_action("open_link")
 
     def action_discard(self) -> None:
         """Discard a failed message."""

@@ -1,0 +1,246 @@
+"""End-to-end encryption against a real Synapse: our clients, and matrix-nio's crypto."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+from tui_client.devtools.synapse import RegisteredUser, SynapseServer
+
+from .e2ee_support import bodies, client_for, encrypted_room, join, restore, server_event_types, shown, until
+
+MakeUser = Callable[..., RegisteredUser]
+
+
+async def test_two_clients_exchange_encrypted_messages(synapse: SynapseServer, make_user: MakeUser, tmp_path: Path) -> None:
+    alice_user, bob_user = make_user("alice"), make_user("bob")
+    alice = await client_for(synapse, alice_user, tmp_path / "alice")
+    bob = await client_for(synapse, bob_user, tmp_path / "bob")
+    try:
+        room = await encrypted_room(alice, "secret", [bob_user.user_id])
+        await join(bob, room)
+        alice_view, bob_view = await alice.open_room(room), await bob.open_room(room)
+        await alice.send_message(room, "hello bob, only you can read this")
+        await shown(bob_view, "hello bob, only you can read this")
+        await bob.send_message(room, "hello alice, likewise")
+        await shown(alice_view, "hello alice, likewise")
+        # The server only ever saw ciphertext.
+        types = server_event_types(synapse, bob_user.access_token, room)
+        assert types.count("m.room.encrypted") >= 2 and "m.room.message" not in types
+        item = next(i for i in bob_view.model.items if i.body == "hello bob, only you can read this")
+        assert item.encrypted and item.trust == "unverified"
+        assert alice.rooms[room].encrypted and bob.rooms[room].encrypted
+    finally:
+        await alice.close()
+        await bob.close()
+
+
+async def test_a_late_joiner_reads_new_messages_but_not_old_ones(
+    synapse: SynapseServer, make_user: MakeUser, tmp_path: Path
+) -> None:
+    alice_user, bob_user, carol_user = make_user("alice"), make_user("bob"), make_user("carol")
+    alice = await client_for(synapse, alice_user, tmp_path / "alice")
+    bob = await client_for(synapse, bob_user, tmp_path / "bob")
+    carol = await client_for(synapse, carol_user, tmp_path / "carol")
+    try:
+        room = await encrypted_room(alice, "late", [bob_user.user_id])
+        await join(bob, room)
+        bob_view = await bob.open_room(room)
+        await alice.send_message(room, "before carol")
+        await shown(bob_view, "before carol")
+        await alice.invite(room, carol_user.user_id)
+        await join(carol, room)
+        await until(lambda: alice.rooms[room].joined_count == 3, "carol's join at alice")
+        await alice.send_message(room, "after carol joined")
+        carol_view = await carol.open_room(room)
+        await shown(carol_view, "after carol joined")
+        while not carol_view.reached_start:
+            await carol_view.paginate_back()
+        old = [i for i in carol_view.model.items if i.kind == "encrypted"]
+        assert old, bodies(carol_view)
+        assert "before carol" not in bodies(carol_view)
+        assert all(i.body.startswith("unable to decrypt") for i in old)
+    finally:
+        for client in (alice, bob, carol):
+            await client.close()
+
+
+async def test_a_member_who_left_cannot_read_what_follows(synapse: SynapseServer, make_user: MakeUser, tmp_path: Path) -> None:
+    alice_user, carol_user = make_user("alice"), make_user("carol")
+    alice = await client_for(synapse, alice_user, tmp_path / "alice")
+    carol = await client_for(synapse, carol_user, tmp_path / "carol")
+    try:
+        room = await encrypted_room(alice, "leavers", [carol_user.user_id])
+        await join(carol, room)
+        carol_view = await carol.open_room(room)
+        await alice.send_message(room, "while carol is here")
+        await shown(carol_view, "while carol is here")
+        await carol.leave(room)
+        await until(lambda: alice.rooms[room].joined_count == 1, "carol's leave at alice")
+        await alice.send_message(room, "after carol left")
+        await until(lambda: not any(s.state == "pending" for s in alice.cache.outbox(room)), "the message sent")
+        await alice.invite(room, carol_user.user_id)
+        await join(carol, room)
+        await until(lambda: alice.rooms[room].joined_count == 2, "carol back at alice")
+        await alice.send_message(room, "carol is back")
+        carol.close_room(room)
+        view = await carol.open_room(room)
+        await shown(view, "carol is back")
+        while not view.reached_start:
+            await view.paginate_back()
+        assert "while carol is here" in bodies(view)
+        assert "after carol left" not in bodies(view)
+        assert any(i.kind == "encrypted" for i in view.model.items)
+    finally:
+        await alice.close()
+        await carol.close()
+
+
+CHILD = textwrap.dedent(
+    """
+    import asyncio, os, sys
+    from pathlib import Path
+    from tui_client.engine.client import MatrixClient
+
+    async def main(folder, room):
+        client = MatrixClient.restore(base_dir=Path(folder), long_poll_ms=500)
+        await client.open()
+        client.start()
+        await client.wait_synced()
+        print("READY", flush=True)
+        query = "SELECT COUNT(*) FROM crypto_inbound_sessions WHERE room_id = ?"
+        while True:
+            rows = await client.db.run(client.cache.execute_readonly, query, (room,))
+            if rows[0][0] >= 1:
+                os._exit(9)  # killed the moment a room key is committed
+            await asyncio.sleep(0.01)
+
+    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    """
+)
+
+
+async def test_a_client_killed_right_after_a_room_key_arrives_still_decrypts(
+    synapse: SynapseServer, make_user: MakeUser, tmp_path: Path
+) -> None:
+    alice_user, bob_user = make_user("alice"), make_user("bob")
+    alice = await client_for(synapse, alice_user, tmp_path / "alice")
+    bob = await client_for(synapse, bob_user, tmp_path / "bob")
+    try:
+        room = await encrypted_room(alice, "crash", [bob_user.user_id])
+        await join(bob, room)
+        await until(lambda: alice.rooms[room].joined_count == 2, "bob's join at alice")
+        await bob.close()
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(tmp_path / "bob"), room], stdout=subprocess.PIPE, text=True
+        )
+        assert child.stdout is not None
+        ready = await asyncio.to_thread(child.stdout.readline)
+        assert ready.strip() == "READY"
+        await alice.send_message(room, "the key travels with this")
+        code = await asyncio.to_thread(child.wait, 60)
+        assert code == 9
+        bob = await restore(tmp_path / "bob")
+        view = await bob.open_room(room)
+        await shown(view, "the key travels with this")
+    finally:
+        await alice.close()
+        await bob.close()
+
+
+async def test_exported_keys_decrypt_old_messages_on_a_fresh_login(
+    synapse: SynapseServer, make_user: MakeUser, tmp_path: Path
+) -> None:
+    alice_user, bob_user = make_user("alice"), make_user("bob")
+    alice = await client_for(synapse, alice_user, tmp_path / "alice")
+    bob = await client_for(synapse, bob_user, tmp_path / "bob")
+    fresh = None
+    try:
+        room = await encrypted_room(alice, "history", [bob_user.user_id])
+        await join(bob, room)
+        bob_view = await bob.open_room(room)
+        await bob.send_message(room, "a message from the past")
+        await shown(bob_view, "a message from the past")
+        alice_view = await alice.open_room(room)
+        await shown(alice_view, "a message from the past")
+        export = tmp_path / "keys.txt"
+        count = await alice.export_room_keys(export, "correct horse battery staple")
+        assert count >= 1 and export.read_text().startswith("-----BEGIN MEGOLM SESSION DATA-----")
+        assert export.stat().st_mode & 0o777 == 0o600
+
+        fresh = await client_for(synapse, alice_user, tmp_path / "alice-new-device")
+        view = await fresh.open_room(room)
+        while not view.reached_start:
+            await view.paginate_back()
+        await until(lambda: any(i.kind == "encrypted" for i in view.model.items), "the undecryptable history")
+        assert "a message from the past" not in bodies(view)
+        total, imported = await fresh.import_room_keys(export, "correct horse battery staple")
+        assert total >= 1 and imported >= 1
+        await shown(view, "a message from the past")
+    finally:
+        await alice.close()
+        await bob.close()
+        if fresh is not None:
+            await fresh.close()
+
+
+async def test_matrix_nio_and_we_read_each_other(synapse: SynapseServer, make_user: MakeUser, tmp_path: Path) -> None:
+    from nio import AsyncClient, AsyncClientConfig, MegolmEvent, RoomMessageText
+
+    alice_user, nio_user = make_user("alice"), make_user("niouser")
+    alice = await client_for(synapse, alice_user, tmp_path / "alice")
+    store = tmp_path / "nio-store"
+    store.mkdir()
+    nio = AsyncClient(
+        synapse.base_url,
+        nio_user.user_id,
+        store_path=str(store),
+        config=AsyncClientConfig(encryption_enabled=True, store_sync_tokens=True),
+    )
+    received: list[str] = []
+    undecrypted: list[str] = []
+    stop = asyncio.Event()
+
+    async def nio_sync() -> None:
+        while not stop.is_set():
+            response = await nio.sync(timeout=500)
+            for room in getattr(getattr(response, "rooms", None), "join", {}).values():
+                for event in room.timeline.events:
+                    if isinstance(event, RoomMessageText):
+                        received.append(event.body)
+                    elif isinstance(event, MegolmEvent):
+                        undecrypted.append(event.event_id)
+            if nio.should_upload_keys:
+                await nio.keys_upload()
+            if nio.should_query_keys:
+                await nio.keys_query()
+            if nio.should_claim_keys:
+                await nio.keys_claim(nio.get_users_for_key_claiming())
+
+    try:
+        await nio.login(nio_user.password, device_name="nio test peer")
+        task = asyncio.ensure_future(nio_sync())
+        room = await encrypted_room(alice, "interop", [nio_user.user_id])
+        await until(lambda: room in nio.invited_rooms, "nio's invite")
+        await nio.join(room)
+        await until(lambda: alice.rooms[room].joined_count == 2, "nio's join at alice")
+        await until(lambda: not nio.should_upload_keys, "nio's keys uploaded")
+        alice_view = await alice.open_room(room)
+        await alice.send_message(room, "hello nio, from tui_client")
+        await until(lambda: "hello nio, from tui_client" in received, f"nio decrypting ours (undecrypted: {undecrypted})")
+        await until(lambda: room in nio.rooms and nio.rooms[room].encrypted, "nio knows the room is encrypted")
+        answer = await nio.room_send(
+            room, "m.room.message", {"msgtype": "m.text", "body": "hello tui_client, from nio"}, ignore_unverified_devices=True
+        )
+        assert getattr(answer, "event_id", None), answer
+        await shown(alice_view, "hello tui_client, from nio")
+        stop.set()
+        await task
+    finally:
+        stop.set()
+        await nio.close()
+        await alice.close()

@@ -1,0 +1,108 @@
+"""Joining many rooms on a server that rate-limits joins: queued, Retry-After honoured,
+progress shown, no join lost. Runs its own Synapse with join limits tightened."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tui_client.devtools.synapse import RegisteredUser, SynapseServer
+from tui_client.engine.updates import JoinProgress
+
+from ..engine.support import ClientPool, Recorder, Wire, create_room, login, room_path, wait_until
+
+ROOMS = 5
+_EASY = {"per_second": 1000, "burst_count": 1000}
+
+
+@pytest.fixture(scope="module")
+def strict_synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapseServer]:
+    """A Synapse with rate limits on; joins limited to a burst of 2, then two a second."""
+    server = SynapseServer(
+        tmp_path_factory.mktemp("strict-synapse"),
+        rate_limits=True,
+        extra_config={
+            "rc_joins": {"local": {"per_second": 2, "burst_count": 2}, "remote": {"per_second": 2, "burst_count": 2}},
+            "rc_room_creation": _EASY,
+            "rc_login": {"address": _EASY, "account": _EASY, "failed_attempts": _EASY},
+        },
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _unlimited(server: SynapseServer, user: RegisteredUser) -> RegisteredUser:
+    """Exempt a user from every rate limit (Synapse's admin override), for seeding."""
+    path = f"/_synapse/admin/v1/users/{room_path(user.user_id)}/override_ratelimit"
+    status, body = server.request_json("POST", path, {"messages_per_second": 0, "burst_count": 0}, server.admin_token)
+    assert status == 200, body
+    return user
+
+
+async def test_rate_limited_joins_are_queued_and_none_is_lost(
+    strict_synapse: SynapseServer, wire: Wire, pool: ClientPool, tmp_path: Path
+) -> None:
+    owner = _unlimited(strict_synapse, strict_synapse.register_user("owner", "password-owner"))
+    joiner = strict_synapse.register_user("joiner", "password-joiner")
+    rooms = [create_room(strict_synapse, owner, preset="public_chat", name=f"Busy {n}") for n in range(ROOMS)]
+    client = pool.add(await login(strict_synapse, joiner, tmp_path, wire=wire))
+    updates = Recorder(client)
+
+    began = time.monotonic()
+    jobs = client.joins.enqueue_many((room, [strict_synapse.server_name]) for room in rooms)
+    assert client.joins.progress().total == ROOMS and client.joins.progress().busy
+    joined = [await job.wait() for job in jobs]
+    elapsed = time.monotonic() - began
+    assert joined == rooms  # every one, in the order asked
+
+    status, body = strict_synapse.request_json("GET", "/_matrix/client/v3/joined_rooms", token=joiner.access_token)
+    assert status == 200 and set(rooms) <= set(body["joined_rooms"])
+    join_answers = [r for r in wire.requests if r.method == "POST" and "/join/" in r.path]
+    # The server did refuse some (429), and each refused join was tried again later.
+    assert len(join_answers) > ROOMS
+    assert elapsed >= 1.5  # burst of 2, then 2 a second: the waits were real
+
+    progress: list[JoinProgress] = updates.of(JoinProgress)
+    waiting = [s for p in progress for s in p.jobs if s.state == "waiting"]
+    assert waiting and all(s.error == "rate limited" and s.retry_at is not None for s in waiting)
+    described = [p.describe(time.time()) for p in progress if any(s.state == "waiting" for s in p.jobs)]
+    assert any("rate limited, next try in" in text for text in described)
+    final = progress[-1]
+    assert (final.total, final.joined, final.failed, final.busy) == (ROOMS, ROOMS, 0, False)
+    assert final.describe(time.time()) == f"Joined {ROOMS} of {ROOMS} rooms"
+    await wait_until(lambda: all(client.rooms.get(r) is not None and client.rooms[r].membership == "join" for r in rooms), what="sync")
+
+
+async def test_joins_survive_server_errors_and_a_cut_connection(
+    strict_synapse: SynapseServer, wire: Wire, pool: ClientPool, tmp_path: Path
+) -> None:
+    import httpx
+
+    from ..engine.support import json_response
+
+    owner = _unlimited(strict_synapse, strict_synapse.register_user("owner2", "password-owner"))
+    user = strict_synapse.register_user("unlucky", "password-unlucky")
+    room = create_room(strict_synapse, owner, preset="public_chat", name="Flaky")
+    client = pool.add(await login(strict_synapse, user, tmp_path, wire=wire, start=False))
+    client.joins.backoff_base = 0.05
+
+    def is_join(request: httpx.Request) -> bool:
+        return request.method == "POST" and "/join/" in request.url.path
+
+    def cut(request: httpx.Request) -> Any:
+        raise httpx.RemoteProtocolError("connection cut", request=request)
+
+    wire.inject(is_join, lambda r: json_response(502, {"errcode": "M_UNKNOWN", "error": "bad gateway"}), times=1)
+    wire.inject(is_join, cut, times=1)
+    updates = Recorder(client)
+    assert await client.joins.join(room) == room
+    assert len([r for r in wire.requests if r.method == "POST" and "/join/" in r.path]) == 3
+    waits = [s.error for p in updates.of(JoinProgress) for s in p.jobs if s.state == "waiting"]
+    assert waits == ["server error 502", "connection problem"]

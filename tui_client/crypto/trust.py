@@ -1,0 +1,36 @@
+"""Who is trusted: the hook the cross-signing work (issue 5) plugs into.
+
+The machine asks a :class:`TrustPolicy` whenever trust matters: sharing room keys
+with ``only_verified``, accepting forwarded keys and secrets (own verified devices
+only), answering key requests, and labelling decrypted events. The default policy
+uses only what the user decided on this client (:class:`LocalTrust`); a
+cross-signing policy replaces it without touching the machine.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from .types import Device, DeviceTrust, LocalTrust
+
+__all__ = ["LocalTrustPolicy", "TrustPolicy"]
+
+
+class TrustPolicy(Protocol):
+    """Decides a device's trust. Must be fast and free of I/O beyond the crypto store."""
+
+    def device_trust(self, device: Device) -> DeviceTrust:
+        """The trust of ``device`` (the machine's own device never reaches this)."""
+        ...
+
+
+class LocalTrustPolicy:
+    """Trust is what the user set on this client: verified, blocked, or neither."""
+
+    def device_trust(self, device: Device) -> DeviceTrust:
+        """Verified or blocked by the user's choice; unverified otherwise."""
+        if device.local_trust is LocalTrust.BLOCKED:
+            return DeviceTrust.BLOCKED
+        if device.local_trust is LocalTrust.VERIFIED:
+            return DeviceTrust.VERIFIED
+        return DeviceTrust.UNVERIFIED

@@ -1,0 +1,460 @@
+"""End-to-end encryption for one client: drives the crypto machine, the engine's side.
+
+The :class:`~tui_client.crypto.machine.OlmMachine` is sans-I/O and keeps all its
+state in the cache's crypto tables. This module runs it the way it must be run:
+
+- every machine call happens on the database thread inside a transaction; during
+  sync, inside the very transaction that stores the batch and its ``next_batch``
+  (:meth:`Encryption.ingest_hook`), so a crash never loses a room key;
+- the requests it wants sent (key upload, device queries, one-time key claims,
+  to-device messages) are sent by :meth:`Encryption.run` after each commit, and
+  marked sent in a new transaction;
+- encrypted events are decrypted as they are stored; those that cannot be are kept
+  with their reason and retried the moment a key for their session arrives;
+- sending to an encrypted room shares the room key with every device of every
+  member who may read the message, then encrypts (:meth:`Encryption.encrypt`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import os
+import secrets
+import sqlite3
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from ..crypto import (
+    CryptoStore,
+    CryptoStoreMismatch,
+    DecryptedEvent,
+    DecryptionFailure,
+    EncryptionError,
+    EncryptionSettings,
+    FailureReason,
+    OlmMachine,
+    OutgoingRequest,
+    ToDeviceRequest,
+    load_backend,
+)
+from ..crypto.types import SenderTrust
+from ..protocol.errors import MatrixError, NetworkError
+from ..protocol.events import DECRYPTION_FAILURE, ENCRYPTION_INFO
+from ..protocol.sync import SyncBatch
+from ..store.crypto_store import SqliteCryptoStore
+from .updates import Notice
+
+if TYPE_CHECKING:
+    from .client import MatrixClient
+
+__all__ = ["CryptoResult", "Encryption", "failure_text"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Event = dict[str, Any]
+
+MEGOLM = "m.megolm.v1.aes-sha2"
+_WITHHELD = {
+    "m.unverified": "the sender does not share keys with unverified devices like this one",
+    "m.blacklisted": "the sender has blocked this device",
+    "m.unauthorised": "you were not allowed to read this message",
+    "m.unavailable": "the key is not available",
+    "m.no_olm": "the sender could not set up a secure channel to this device",
+}
+TRUST_LABELS = {
+    SenderTrust.VERIFIED: "verified",
+    SenderTrust.UNVERIFIED: "unverified",
+    SenderTrust.BLOCKED: "blocked",
+    SenderTrust.UNKNOWN_DEVICE: "unknown device",
+    SenderTrust.UNAUTHENTICATED: "unauthenticated",
+}
+
+
+def failure_text(failure: DecryptionFailure) -> str:
+    """What to tell the user about a message that cannot be decrypted."""
+    reason = failure.reason
+    if reason is FailureReason.MISSING_ROOM_KEY:
+        return "the key for this message has not arrived yet (it may still come, or be in a key backup)"
+    if reason is FailureReason.UNKNOWN_MESSAGE_INDEX:
+        return "sent before you joined, or before this device could receive the key"
+    if reason is FailureReason.WITHHELD:
+        code = failure.withheld_code or ""
+        text = _WITHHELD.get(code, f"the sender withheld the key ({code or 'no reason given'})")
+        return text + (f": {failure.withheld_reason}" if failure.withheld_reason and code not in _WITHHELD else "")
+    if reason is FailureReason.DECRYPTION_ERROR:
+        return "the message is damaged or was not encrypted for this key"
+    if reason in (FailureReason.MISMATCHED_ROOM, FailureReason.MISMATCHED_SENDER):
+        return "the message failed a security check and is not shown"
+    if reason is FailureReason.REPLAY:
+        return "this message repeats an earlier one (a replay) and is not shown"
+    if reason is FailureReason.UNKNOWN_DEVICE:
+        return "sent from a device that is not in the sender's device list"
+    if reason is FailureReason.UNSUPPORTED_ALGORITHM:
+        return "encrypted with an algorithm this client does not support"
+    return "the encrypted message is malformed"
+
+
+@dataclass(slots=True)
+class CryptoResult:
+    """What the crypto step of a committed sync batch changed, for the engine to show."""
+
+    clear: dict[str, dict[str, Event]] = field(default_factory=dict)  # room -> event_id -> shown form
+    redecrypted: dict[str, dict[str, Event]] = field(default_factory=dict)
+    to_device: list[Any] = field(default_factory=list)
+    secrets: list[Any] = field(default_factory=list)
+
+
+class Encryption:
+    """The crypto machine of one logged-in client, run on the client's database thread."""
+
+    def __init__(self, client: MatrixClient, *, backend: str = "olm") -> None:
+        self.client = client
+        self.backend_name = backend
+        self.machine: OlmMachine | None = None
+        self.store: SqliteCryptoStore = client.cache.crypto_store()
+        self.error: str | None = None
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._in_flight: set[str] = set()
+        self._room_locks: dict[str, asyncio.Lock] = {}
+        self._members_fetched: set[str] = set()
+
+    # -- transactions on the database thread ------------------------------------------
+
+    def _transaction(self, work: Callable[[], T]) -> T:
+        cache = self.client.cache
+        cache.begin()
+        try:
+            result = work()
+        except BaseException:
+            cache.rollback()
+            raise
+        cache.commit()
+        return result
+
+    async def _run(self, work: Callable[[], T]) -> T:
+        return await self.client.db.run(self._transaction, work)
+
+    @property
+    def available(self) -> bool:
+        """True when the machine is running (the pickle key unlocked its state)."""
+        return self.machine is not None
+
+    def _machine(self) -> OlmMachine:
+        if self.machine is None:
+            raise EncryptionError(self.error or "end-to-end encryption is not available")
+        return self.machine
+
+    # -- start --------------------------------------------------------------------------
+
+    def _pickle_key(self) -> bytes:
+        secrets_store = self.client.secrets
+        stored = secrets_store.get("pickle_key")
+        if stored:
+            return base64.b64decode(stored)
+        if self.store.load_account() is not None:
+            raise CryptoStoreMismatch("the key that unlocks this device's encryption keys is missing")
+        key = secrets.token_bytes(32)
+        secrets_store.set("pickle_key", base64.b64encode(key).decode())
+        return key
+
+    async def open(self) -> None:
+        """Create or unlock the machine; track the members of encrypted rooms."""
+        try:
+            key = self._pickle_key()
+            backend = load_backend(self.backend_name)
+            client = self.client
+            # The SQLite store returns plain dicts of the records' shape; the store
+            # conformance suite (tests/store/test_crypto_store.py) is what holds it to that.
+            store = cast(CryptoStore, self.store)
+            self.machine = await self._run(
+                lambda: OlmMachine(client.user_id, client.device_id, store, backend, pickle_key=key)
+            )
+        except (CryptoStoreMismatch, ValueError) as error:
+            self.error = f"End-to-end encryption is off: {error}."
+            log.error("encryption unavailable: %s", error)
+            self.client.publish(Notice("error", self.error + " Log out and in again to start afresh."))
+            return
+        encrypted = [room_id for room_id, summary in self.client.rooms.items() if summary.encrypted and summary.membership == "join"]
+        await self._run(lambda: self._track_rooms(encrypted))
+        self.wake()
+
+    def _track_rooms(self, room_ids: Iterable[str]) -> None:
+        machine = self._machine()
+        for room_id in room_ids:
+            machine.update_tracked_users(self._member_ids(room_id))
+
+    def _member_ids(self, room_id: str, *, invited: bool = True) -> list[str]:
+        users = []
+        for event in self.client.cache.load_state(room_id, "m.room.member"):
+            content = event.get("content")
+            membership = content.get("membership") if isinstance(content, dict) else None
+            if membership == "join" or (invited and membership == "invite"):
+                user = event.get("state_key")
+                if isinstance(user, str):
+                    users.append(user)
+        return users
+
+    # -- the sync hook (database thread, inside the batch's transaction) ---------------
+
+    def ingest_hook(self, db: sqlite3.Connection, batch: SyncBatch) -> CryptoResult:
+        """Feed a sync batch to the machine and decrypt its events (same transaction)."""
+        machine = self.machine
+        result = CryptoResult()
+        if machine is None:
+            return result
+        changes = machine.receive_sync_changes(
+            batch.to_device,
+            batch.device_lists_changed,
+            batch.device_lists_left,
+            batch.one_time_keys_count or None,
+            batch.unused_fallback_key_types,
+        )
+        result.to_device = list(changes.to_device_events)
+        result.secrets = list(changes.secrets)
+        for room in batch.joined:
+            self._room_membership(machine, room.room_id, [*room.state, *room.timeline], room.limited)
+            for event in room.timeline:
+                if event.get("type") == "m.room.encrypted":
+                    shown = self._decrypt_and_store(machine, event, room.room_id)
+                    if shown is not None:
+                        result.clear.setdefault(room.room_id, {})[event["event_id"]] = shown
+        sessions = [(key.room_id, key.session_id) for key in changes.room_keys]
+        sessions += [(w.room_id, w.session_id) for w in changes.withheld if w.room_id and w.session_id]
+        for event_id, room_id, data in self.store.undecrypted_for_sessions(sessions):
+            shown = self._decrypt_and_store(machine, json.loads(data), room_id)
+            if shown is not None:
+                result.redecrypted.setdefault(room_id, {})[event_id] = shown
+        return result
+
+    def _room_membership(self, machine: OlmMachine, room_id: str, events: list[Event], limited: bool) -> None:
+        summary = self.client.rooms.get(room_id)
+        became_encrypted = any(e.get("type") == "m.room.encryption" for e in events)
+        if not became_encrypted and (summary is None or not summary.encrypted):
+            return
+        if became_encrypted:
+            machine.update_tracked_users(self._member_ids(room_id))
+        joined: list[str] = []
+        for event in events:
+            if event.get("type") != "m.room.member" or not isinstance(event.get("state_key"), str):
+                continue
+            content = event.get("content")
+            membership = content.get("membership") if isinstance(content, dict) else None
+            if membership in ("join", "invite"):
+                joined.append(event["state_key"])
+            elif event["state_key"] != self.client.user_id:
+                # Someone left or was removed: what follows must use a new key.
+                machine.invalidate_group_session(room_id)
+        if limited:
+            machine.invalidate_group_session(room_id)
+        if joined:
+            machine.update_tracked_users(joined)
+
+    def _decrypt_and_store(self, machine: OlmMachine, event: Event, room_id: str) -> Event | None:
+        event_id = event.get("event_id")
+        if not isinstance(event_id, str):
+            return None
+        unsigned = event.get("unsigned")
+        if isinstance(unsigned, dict) and "redacted_because" in unsigned:
+            return None
+        outcome = machine.decrypt_room_event(event, room_id)
+        session_id = outcome.session_id or ""
+        if isinstance(outcome, DecryptedEvent):
+            shown = self._shown_form(event, outcome)
+            self.store.save_decrypted(event_id, room_id, session_id, shown, shown["unsigned"][ENCRYPTION_INFO])
+            return shown
+        text = failure_text(outcome)
+        self.store.save_undecrypted(event_id, room_id, session_id, outcome.reason.value, text)
+        return with_failure(event, outcome.reason.value, text)
+
+    @staticmethod
+    def _shown_form(event: Event, decrypted: DecryptedEvent) -> Event:
+        shown = decrypted.as_event(event)
+        unsigned = dict(event.get("unsigned") or {})
+        unsigned[ENCRYPTION_INFO] = {
+            "trust": TRUST_LABELS.get(decrypted.trust, str(decrypted.trust)),
+            "session_id": decrypted.session_id,
+            "device_id": decrypted.sender_device_id,
+        }
+        shown["unsigned"] = unsigned
+        return shown
+
+    # -- reading: the shown form of stored events (database thread) --------------------
+
+    def shown_forms(self, events: list[Event]) -> dict[str, Event]:
+        """For stored ``m.room.encrypted`` events: their decrypted or explained form."""
+        ids = [e["event_id"] for e in events if e.get("type") == "m.room.encrypted" and isinstance(e.get("event_id"), str)]
+        if not ids:
+            return {}
+        clear = self.store.decrypted(ids)
+        failed = self.store.undecrypted(ids)
+        shown: dict[str, Event] = {}
+        for event in events:
+            event_id = event.get("event_id")
+            if event_id in clear:
+                shown[event_id] = clear[event_id][0]
+            elif event_id in failed:
+                code, reason = failed[event_id]
+                shown[event_id] = with_failure(event, code, reason)
+        return shown
+
+    # -- the request loop --------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Send what the machine has queued (after a commit)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """End :meth:`run`."""
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Send the machine's requests whenever woken, until stopped."""
+        failures = 0
+        while not self._stopping:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._stopping or self.machine is None:
+                continue
+            try:
+                await self.flush()
+                failures = 0
+            except (MatrixError, NetworkError) as error:
+                failures += 1
+                log.warning("encryption requests failed: %s", error)
+                await asyncio.sleep(min(30.0, 2.0**failures))
+                self._wake.set()
+            except Exception:
+                log.exception("encryption request loop error")
+                await asyncio.sleep(5.0)
+
+    async def flush(self, rounds: int = 5) -> None:
+        """Send every queued request (a few rounds: answers can queue more)."""
+        machine = self._machine()
+        for _ in range(rounds):
+            requests = [r for r in await self._run(machine.outgoing_requests) if r.request_id not in self._in_flight]
+            if not requests:
+                return
+            for request in requests:
+                await self._send(request)
+
+    async def _send(self, request: OutgoingRequest) -> None:
+        machine = self._machine()
+        self._in_flight.add(request.request_id)
+        try:
+            try:
+                answer = await self.client.connection.send(request.to_http())
+            except MatrixError as error:
+                permanent = not error.is_transient and isinstance(request, ToDeviceRequest)
+                await self._run(lambda: machine.mark_request_as_failed(request.request_id, permanent=permanent))
+                if error.is_transient:
+                    raise
+                log.warning("request %s refused: %s", type(request).__name__, error)
+                return
+            except NetworkError:
+                await self._run(lambda: machine.mark_request_as_failed(request.request_id))
+                raise
+            outcome = await self._run(lambda: machine.mark_request_as_sent(request.request_id, answer if isinstance(answer, dict) else {}))
+        finally:
+            self._in_flight.discard(request.request_id)
+        for warning in outcome.warnings:
+            self.client.publish(Notice("warning", f"Encryption: {warning.message}"))
+
+    # -- sending -----------------------------------------------------------------------
+
+    def _lock(self, room_id: str) -> asyncio.Lock:
+        return self._room_locks.setdefault(room_id, asyncio.Lock())
+
+    async def _recipients(self, room_id: str) -> tuple[list[str], EncryptionSettings]:
+        if room_id not in self._members_fetched:
+            await self.client.fetch_members(room_id)
+            self._members_fetched.add(room_id)
+
+        def read() -> tuple[list[str], EncryptionSettings]:
+            cache = self.client.cache
+            state = {e.get("type"): e.get("content") for e in cache.load_state(room_id) if e.get("state_key") == ""}
+            visibility = state.get("m.room.history_visibility") or {}
+            history = visibility.get("history_visibility") if isinstance(visibility, dict) else None
+            encryption = state.get("m.room.encryption")
+            settings = EncryptionSettings.from_state(
+                encryption if isinstance(encryption, dict) else {"algorithm": MEGOLM},
+                history_visibility=history if isinstance(history, str) else None,
+            )
+            # Invited members may read from their invitation unless history is "joined" only.
+            users = self._member_ids(room_id, invited=history != "joined")
+            return users, settings
+
+        return await self.client.db.run(read)
+
+    async def encrypt(self, room_id: str, event_type: str, content: dict[str, Any]) -> dict[str, Any]:
+        """Share the room key as needed and encrypt one event for ``room_id``."""
+        machine = self._machine()
+        async with self._lock(room_id):
+            users, settings = await self._recipients(room_id)
+            await self._run(lambda: machine.update_tracked_users(users))
+            for _ in range(5):
+                if not await self._run(lambda: machine.outdated_users(users)):
+                    break
+                await self.flush()
+            claim = await self._run(lambda: machine.get_missing_sessions(users))
+            if claim is not None:
+                await self._send(claim)
+            last_error: EncryptionError | None = None
+            for _ in range(3):
+                shares = await self._run(lambda: machine.share_room_key(room_id, users, settings))
+                for share in shares:
+                    await self._send(share)
+                try:
+                    return await self._run(lambda: machine.encrypt_room_event(room_id, event_type, content))
+                except EncryptionError as error:
+                    last_error = error
+            raise last_error or EncryptionError("could not share the room key")
+
+    # -- key export and import ---------------------------------------------------------
+
+    async def export_keys(self, path: Path, passphrase: str, room_id: str | None = None) -> int:
+        """Write the room keys to a file in the standard export format; returns how many."""
+        machine = self._machine()
+        text = await self._run(lambda: machine.export_room_keys(passphrase, room_id=room_id))
+        count = len(await self._run(lambda: machine.export_sessions(room_id)))
+        await asyncio.to_thread(_write_private, path, text)
+        return count
+
+    async def import_keys(self, path: Path, passphrase: str) -> tuple[int, int, dict[str, dict[str, Event]]]:
+        """Import a key export file; returns (total, imported, events decrypted thanks to it)."""
+        machine = self._machine()
+        text = await asyncio.to_thread(path.read_text)
+
+        def work() -> tuple[int, int, dict[str, dict[str, Event]]]:
+            result = machine.import_room_keys(text, passphrase)
+            sessions = [(k.room_id, k.session_id) for k in result.room_keys]
+            redecrypted: dict[str, dict[str, Event]] = {}
+            for event_id, room_id, data in self.store.undecrypted_for_sessions(sessions):
+                shown = self._decrypt_and_store(machine, json.loads(data), room_id)
+                if shown is not None:
+                    redecrypted.setdefault(room_id, {})[event_id] = shown
+            return result.total, result.imported, redecrypted
+
+        return await self._run(work)
+
+
+def with_failure(event: Event, code: str, reason: str) -> Event:
+    """The event as shown when it cannot be decrypted: why, in ``unsigned``."""
+    shown = dict(event)
+    unsigned = dict(event.get("unsigned") or {})
+    unsigned[DECRYPTION_FAILURE] = {"code": code, "reason": reason}
+    shown["unsigned"] = unsigned
+    return shown
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+

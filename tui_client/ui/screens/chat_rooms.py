@@ -1,0 +1,377 @@
+"""The chat screen's room actions: the space sidebar and its filter, the directory and
+space views, joining (also from links in messages), creating rooms and DMs, room
+settings and moderation, each offered only where the user's power level allows.
+
+:class:`RoomActions` is the base class of :class:`~tui_client.ui.screens.chat.ChatScreen`;
+it keeps these concerns out of the screen's message and timeline handling.
+"""
+
+from __future__ import annotations
+
+import time
+
+from textual import on, work
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import OptionList
+
+from ...engine.client import MatrixClient
+from ...engine.room_view import RoomView
+from ...engine.updates import JoinProgress, RoomListChanged, SpacesChanged, Update
+from ...protocol.commands import CommandError, parse_command
+from ...protocol.errors import MatrixError, NetworkError
+from ...protocol.ids import server_name_of
+from ...protocol.links import find_room_links
+from ...protocol.room_create import RoomCreateOptions
+from ...protocol.room_state import RoomSummary
+from ...protocol.sanitize import clean_line
+from ...protocol.timeline import TimelineItem
+from ..messages import ActionFailed
+from ..widgets.room_list import RoomList, visible_rooms
+from ..widgets.space_bar import HOME, PEOPLE, SpaceBar
+from ..widgets.status_bar import StatusBar
+from .create_room import CreateRoomDialog
+from .dialogs import ChoiceDialog, ConfirmDialog, PromptDialog
+
+
+class RoomActions(Screen[None]):
+    """Spaces, the directory, joins, room creation and moderation for the chat screen."""
+
+    BINDINGS = [
+        Binding("f3", "directory", "Explore", priority=True),
+        Binding("f4", "space_view", "Space", priority=True),
+        Binding("ctrl+n", "create_room", "New room", show=False, priority=True),
+    ]
+
+    client: MatrixClient
+    current_room: str | None
+    view: RoomView | None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.space_filter = HOME
+        self._described: set[str] = set()
+
+    # Provided by the chat screen.
+    def open_room(self, room_id: str) -> None:
+        """Show a room."""
+        raise NotImplementedError
+
+    def _refresh_rooms(self) -> None:
+        raise NotImplementedError
+
+    # -- the space sidebar and the room list's filter -------------------------------------
+
+    def mount_spaces(self) -> None:
+        """Start keeping the space graph (the sidebar fills in when it is built)."""
+        self.client.spaces.start()
+        self.refresh_spaces()
+
+    def handle_room_update(self, update: Update) -> None:
+        """The updates this part of the screen cares about."""
+        if isinstance(update, SpacesChanged):
+            self.refresh_spaces()
+            self._refresh_rooms()
+        elif isinstance(update, RoomListChanged):
+            self.refresh_spaces()
+        elif isinstance(update, JoinProgress):
+            self.query_one(StatusBar).message = update.describe(time.time())
+
+    def refresh_spaces(self) -> None:
+        """Rebuild the sidebar (nothing is redrawn when nothing changed)."""
+        spaces = self.client.spaces
+        rooms = self.client.rooms
+        nodes = spaces.sidebar()
+        if self.space_filter not in (HOME, PEOPLE) and self.space_filter not in {n.room_id for n in nodes}:
+            # The selected space was left: back to all rooms.
+            self.space_filter = HOME
+            self._refresh_rooms()
+        names = {n.room_id: rooms[n.room_id].display_name for n in nodes if n.room_id in rooms}
+        badges: dict[str, int] = {}
+        for node in nodes:
+            inside = spaces.rooms_in(node.room_id)
+            badges[node.room_id] = sum(rooms[r].notification_count for r in inside if r in rooms and rooms[r].membership == "join")
+        badges[PEOPLE] = sum(r.notification_count for r in rooms.values() if r.is_dm and r.membership == "join")
+        self.query_one(SpaceBar).show(nodes, names, badges, self.space_filter)
+
+    def filtered_rooms(self) -> list[RoomSummary]:
+        """The rooms the room list shows under the selected sidebar entry."""
+        rooms = visible_rooms(self.client.rooms.values())
+        if self.space_filter == HOME:
+            return rooms
+        if self.space_filter == PEOPLE:
+            return [r for r in rooms if r.is_dm]
+        inside = self.client.spaces.rooms_in(self.space_filter)
+        return [r for r in rooms if r.room_id in inside]
+
+    def unjoined_rows(self) -> list[tuple[str, str]]:
+        """Rooms of the selected space the user has not joined: ``(room ID, name)``."""
+        if self.space_filter in (HOME, PEOPLE):
+            return []
+        spaces = self.client.spaces
+        rows = []
+        for link in spaces.unjoined_in(self.space_filter):
+            described = spaces.describe(link.room_id)
+            name = described.display_name if described is not None else clean_line(link.room_id)
+            if (described is not None and described.is_space) or spaces.graph.is_space(link.room_id):
+                name = "◆ " + name
+            rows.append((link.room_id, name))
+        return rows
+
+    @on(SpaceBar.SpaceChosen)
+    def _space_chosen(self, event: SpaceBar.SpaceChosen) -> None:
+        self.space_filter = event.key
+        self.refresh_spaces()
+        self._refresh_rooms()
+        if event.key not in (HOME, PEOPLE) and event.key not in self._described:
+            self._described.add(event.key)
+            self._learn(event.key)
+
+    @work(group="learn-space", exit_on_error=False)
+    async def _learn(self, space_id: str) -> None:
+        await self.client.spaces.learn_children(space_id)
+
+    @on(RoomList.UnjoinedChosen)
+    def _unjoined_chosen(self, event: RoomList.UnjoinedChosen) -> None:
+        spaces = self.client.spaces
+        via = spaces.via_for(event.room_id)
+        described = spaces.describe(event.room_id)
+        if (described is not None and described.is_space) or spaces.graph.is_space(event.room_id):
+            self.app.show_space(event.room_id, via=via)  # type: ignore[attr-defined]
+        else:
+            self.app.preview_room(event.room_id, via=via, known=described)  # type: ignore[attr-defined]
+
+    # -- the directory and the space view -------------------------------------------------
+
+    def action_directory(self, servers: str = "") -> None:
+        """Explore public rooms (F3)."""
+        self.app.open_directory(servers)  # type: ignore[attr-defined]
+
+    def action_space_view(self) -> None:
+        """The selected space's hierarchy, or that of the current room's space (F4)."""
+        space = self.space_filter if self.space_filter not in (HOME, PEOPLE) else None
+        if space is None and self.current_room is not None:
+            summary = self.client.rooms.get(self.current_room)
+            if summary is not None and summary.is_space:
+                space = summary.room_id
+            else:
+                parents = sorted(self.client.spaces.graph.parents_of(self.current_room))
+                canonical = self.client.spaces.graph.canonical_parent(self.current_room)
+                space = canonical or (parents[0] if parents else None)
+        if space is None:
+            self.notify("Choose a space in the sidebar first (or explore the directory with F3).", markup=False)
+            return
+        self.app.show_space(space)  # type: ignore[attr-defined]
+
+    # -- joining ------------------------------------------------------------------------
+
+    def intercept_command(self, text: str) -> bool:
+        """Handle the composer commands that belong to this part of the UI.
+
+        ``/join`` goes through the join queue and opens the room once joined (or
+        explains a refusal); ``/directory`` opens the directory. True if handled.
+        """
+        try:
+            command = parse_command(text)
+        except CommandError:
+            return False
+        if command is None:
+            return False
+        if command.name == "join":
+            self.app.join_flow.join(command.argument, open_after=True)  # type: ignore[attr-defined]
+            return True
+        if command.name == "directory":
+            self.action_directory(command.argument)
+            return True
+        return False
+
+    def open_link(self, item: TimelineItem) -> None:
+        """Open (or offer to join) a room that a message links to."""
+        links = find_room_links(item.body)
+        if not links:
+            self.notify("This message links to no room.", markup=False)
+            return
+        if len(links) == 1:
+            self._follow_link(links[0].identifier, links[0].via)
+            return
+        choices = [(str(n), clean_line(link.identifier, 80)) for n, link in enumerate(links)]
+
+        def chosen(key: str | None) -> None:
+            if key is not None:
+                link = links[int(key)]
+                self._follow_link(link.identifier, link.via)
+
+        self.app.push_screen(ChoiceDialog("Which room?", choices), chosen)
+
+    def _follow_link(self, identifier: str, via: tuple[str, ...]) -> None:
+        for summary in self.client.rooms.values():
+            if summary.membership == "join" and identifier in (summary.room_id, summary.canonical_alias):
+                if summary.is_space:
+                    self.app.show_space(summary.room_id)  # type: ignore[attr-defined]
+                else:
+                    self.open_room(summary.room_id)
+                return
+        self.app.preview_room(identifier, via=via)  # type: ignore[attr-defined]
+
+    # -- creating -------------------------------------------------------------------------
+
+    def _parent_choice(self) -> tuple[str, str] | None:
+        if self.space_filter in (HOME, PEOPLE):
+            return None
+        summary = self.client.rooms.get(self.space_filter)
+        return (self.space_filter, summary.display_name if summary else self.space_filter)
+
+    def action_create_room(self) -> None:
+        """Create a room (Ctrl+N); in the selected space if the user wants."""
+        self._create(space=False)
+
+    def action_create_space(self) -> None:
+        """Create a space."""
+        self._create(space=True)
+
+    def _create(self, *, space: bool) -> None:
+        dialog = CreateRoomDialog(server_name=server_name_of(self.client.user_id), space=space, parent=self._parent_choice())
+        self.app.push_screen(dialog, self._create_chosen)
+
+    def _create_chosen(self, options: RoomCreateOptions | None) -> None:
+        if options is not None:
+            self._run_create(options)
+
+    @work(group="create-room", exit_on_error=False)
+    async def _run_create(self, options: RoomCreateOptions) -> None:
+        try:
+            room_id = await self.client.admin.create_room(options)
+        except (MatrixError, NetworkError, CommandError) as error:
+            self.post_message(ActionFailed(f"Could not create it: {error}"))
+            return
+        self.notify(f"Created {clean_line(options.name)}", markup=False)
+        if await self.client.joins.wait_for_room(room_id, timeout=20):
+            if options.space:
+                self.app.show_space(room_id)  # type: ignore[attr-defined]
+            else:
+                self.open_room(room_id)
+
+    def action_create_dm(self) -> None:
+        """Start a direct chat (the existing one with that person, if any)."""
+        self.app.push_screen(PromptDialog("Start a direct chat with", "@name:server"), self._dm_chosen)
+
+    def _dm_chosen(self, user_id: str | None) -> None:
+        if user_id:
+            self._run_dm(user_id.strip())
+
+    @work(group="create-room", exit_on_error=False)
+    async def _run_dm(self, user_id: str) -> None:
+        try:
+            room_id = await self.client.admin.create_dm(user_id)
+        except (MatrixError, NetworkError, CommandError) as error:
+            self.post_message(ActionFailed(f"Could not start the chat: {error}"))
+            return
+        if await self.client.joins.wait_for_room(room_id, timeout=20):
+            self.open_room(room_id)
+
+    # -- room settings and moderation (offered where power levels allow) -------------------
+
+    def may(self, action: str) -> bool:
+        """Whether the user may do ``action`` in the open room: ``invite``, ``kick``,
+        ``ban``, ``topic``, ``name``."""
+        view = self.view
+        if view is None or self.current_room is None:
+            return False
+        summary = self.client.rooms.get(self.current_room)
+        if summary is None or summary.membership != "join":
+            return False
+        if action in ("topic", "name"):
+            return view.can_send_state(f"m.room.{action}")
+        return view.can(action)
+
+    def action_set_topic(self) -> None:
+        """Change the topic of the open room."""
+        room = self.current_room
+        if room is None or not self.may("topic"):
+            return
+        summary = self.client.rooms.get(room)
+        self.app.push_screen(
+            PromptDialog("Room topic", "", summary.topic or "" if summary else ""),
+            lambda topic: self._guard(self.client.set_topic(room, topic)) if topic is not None else None,
+        )
+
+    def action_rename_room(self) -> None:
+        """Rename the open room."""
+        room = self.current_room
+        if room is None or not self.may("name"):
+            return
+        summary = self.client.rooms.get(room)
+        self.app.push_screen(
+            PromptDialog("Room name", "", summary.name or "" if summary else ""),
+            lambda name: self._guard(self.client.set_room_name(room, name)) if name else None,
+        )
+
+    def action_invite(self) -> None:
+        """Invite someone to the open room."""
+        room = self.current_room
+        if room is None or not self.may("invite"):
+            return
+        self.app.push_screen(
+            PromptDialog("Invite to this room", "@name:server"),
+            lambda user: self._guard(self.client.invite(room, user.strip())) if user else None,
+        )
+
+    def action_leave_and_forget(self) -> None:
+        """Leave the open room and forget it (its history leaves this device too)."""
+        room = self.current_room
+        if room is None:
+            return
+        name = self.client.rooms[room].display_name if room in self.client.rooms else room
+        self.app.push_screen(
+            ConfirmDialog(f"Leave {clean_line(name)} and forget it?", "Leave and forget", danger=True),
+            lambda yes: self._guard(self.client.admin.leave_and_forget(room)) if yes else None,
+        )
+
+    @on(OptionList.OptionSelected, "#members")
+    def _member_chosen(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        room, view = self.current_room, self.view
+        user_id = (event.option.id or "").removeprefix("invite:")
+        if room is None or view is None or not user_id:
+            return
+        me = self.client.user_id
+        power = view.power_levels
+        member = view.members.get(user_id)
+        choices: list[tuple[str, str]] = []
+        if user_id != me:
+            choices.append(("dm", "Direct message"))
+            if power.can_act_on(me, user_id, "kick") and member is not None and member.membership in ("join", "invite"):
+                choices.append(("kick", "Remove from the room…"))
+            if power.can_act_on(me, user_id, "ban") and (member is None or member.membership != "ban"):
+                choices.append(("ban", "Ban…"))
+        if not choices:
+            return
+        name = view.display_name(user_id)
+
+        def chosen(action: str | None) -> None:
+            if action == "dm":
+                self._run_dm(user_id)
+            elif action in ("kick", "ban"):
+                verb = "Remove" if action == "kick" else "Ban"
+                self.app.push_screen(
+                    PromptDialog(f"{verb} {name}? Reason (optional):"),
+                    lambda reason: self._moderate(action, room, user_id, reason) if reason is not None else None,
+                )
+
+        self.app.push_screen(ChoiceDialog(f"{name} ({clean_line(user_id)})", choices), chosen)
+
+    def _moderate(self, action: str, room: str, user_id: str, reason: str) -> None:
+        if action == "kick":
+            self._guard(self.client.admin.kick(room, user_id, reason or None))
+        else:
+            self._guard(self.client.admin.ban(room, user_id, reason or None))
+
+    def _guard(self, coroutine: object) -> None:
+        async def run() -> None:
+            try:
+                await coroutine  # type: ignore[misc]
+            except (MatrixError, NetworkError, CommandError) as error:
+                self.post_message(ActionFailed(f"Failed: {error}"))
+
+        self.run_worker(run(), exit_on_error=False)
+
