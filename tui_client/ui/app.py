@@ -20,6 +20,7 @@ from ..protocol.directory import PublicRoom
 from ..protocol.ids import InvalidIdentifier
 from .join_flow import JoinFlow
 from .messages import EngineUpdate
+from .screens import security
 from .screens.chat import ChatScreen
 from .screens.dialogs import ConfirmDialog, PromptDialog
 from .screens.directory import DirectoryScreen
@@ -278,6 +279,13 @@ class TuiClientApp(App[None]):
             yield SystemCommand("Rename room", "Change the current room's name", chat.action_rename_room)
         yield SystemCommand("Leave room", "Leave the current room", chat.action_leave_room)
         yield SystemCommand("Leave and forget room", "Leave the current room and remove it from this device", chat.action_leave_and_forget)
+        if security.can_enable_encryption(chat):
+            yield SystemCommand(
+                "Enable encryption", "Turn on end-to-end encryption in this room (cannot be undone)",
+                partial(security.enable_encryption, chat),
+            )
+        yield SystemCommand("Export room keys", "Save your room keys to a passphrase-protected file", partial(security.export_keys, chat))
+        yield SystemCommand("Import room keys", "Read room keys from an export file (e.g. from Element)", partial(security.import_keys, chat))
         yield SystemCommand("Toggle member list", "Show or hide the members (F2)", chat.action_toggle_members)
         yield SystemCommand("Mark room as read", "Send a read receipt for the latest message", chat.action_mark_read)
         yield SystemCommand("Help", "Keys and commands (F1)", chat.action_help)
