@@ -244,3 +244,25 @@ async def test_matrix_nio_and_we_read_each_other(synapse: SynapseServer, make_us
         stop.set()
         await nio.close()
         await alice.close()
+
+
+async def test_a_message_sent_the_moment_a_room_is_created_is_never_plaintext(
+    synapse: SynapseServer, make_user: MakeUser, tmp_path: Path
+) -> None:
+    alice_user, bob_user = make_user("alice"), make_user("bob")
+    alice = await client_for(synapse, alice_user, tmp_path / "alice")
+    bob = await client_for(synapse, bob_user, tmp_path / "bob")
+    try:
+        room = await encrypted_room(alice, "instant", [bob_user.user_id])
+        # Before any sync has told this client the room exists (let alone that it is
+        # encrypted): the message waits for the room's state instead of going out in clear.
+        assert room not in alice.rooms
+        await alice.send_message(room, "sent at once")
+        await join(bob, room)
+        bob_view = await bob.open_room(room)
+        await shown(bob_view, "sent at once")
+        types = server_event_types(synapse, bob_user.access_token, room)
+        assert "m.room.message" not in types and "m.room.encrypted" in types
+    finally:
+        await alice.close()
+        await bob.close()

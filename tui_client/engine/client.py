@@ -38,7 +38,7 @@ from .paths import profile_dir
 from .room_admin import RoomAdmin, split_user_and_reason
 from .room_view import RoomView
 from .secrets import SecretStore
-from .send_queue import SendQueue
+from .send_queue import NotReady, Refused, SendQueue
 from .spaces import SpaceService
 from .sync import SyncLoop, SyncSource, SyncV2Source
 from .updates import (
@@ -65,7 +65,11 @@ class LoginError(Exception):
     """Logging in failed; the message is meant for the user."""
 
 
-class EncryptionUnavailable(Exception):
+class NotJoined(Refused):
+    """A message for a room we are not joined to (never sent)."""
+
+
+class EncryptionUnavailable(Refused):
     """A message for an encrypted room cannot be encrypted (and is never sent in clear)."""
 
 
@@ -379,6 +383,8 @@ class MatrixClient:
                 StoredEvent(s.pos, shown.get(s.event.get("event_id", ""), s.event)) for s in stored
             ]
         self.encryption.wake()
+        if result.changed_rooms:
+            self.send_queue.wake()  # messages may be waiting for a room to sync
         if result.skipped_events:
             log.warning("sync batch %s: skipped %d unusable events", result.next_batch, result.skipped_events)
         self.rooms.update(result.changed_rooms)
@@ -441,7 +447,13 @@ class MatrixClient:
 
     async def _prepare_send(self, entry: OutboxEntry) -> tuple[str, dict[str, Any]]:
         summary = self.rooms.get(entry.room_id)
-        if summary is not None and summary.encrypted:
+        if summary is None:
+            # A room we have not synced yet (just created or joined) may be encrypted:
+            # wait for its state rather than risk sending in clear.
+            raise NotReady("waiting for the room to sync")
+        if summary.membership != "join":
+            raise NotJoined(f"you are not in this room ({summary.membership})")
+        if summary.encrypted:
             # Never send to an encrypted room in clear: encrypt, or fail visibly.
             if not self.encryption.available:
                 raise EncryptionUnavailable(self.encryption.error or "end-to-end encryption is not available")

@@ -23,9 +23,17 @@ from ..protocol.errors import MatrixError, NetworkError
 from ..store.cache import Cache, OutboxEntry
 from .dbthread import DatabaseThread
 
-__all__ = ["SendQueue", "new_transaction_id"]
+__all__ = ["NotReady", "Refused", "SendQueue", "new_transaction_id"]
 
 log = logging.getLogger(__name__)
+
+
+class Refused(Exception):
+    """Preparing refuses to send this message; the text says why (shown to the user)."""
+
+
+class NotReady(Exception):
+    """The message cannot be prepared yet (e.g. its room has not synced); try again later."""
 
 
 def new_transaction_id() -> str:
@@ -99,9 +107,18 @@ class SendQueue:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            entry = pending[0]
-            outcome = await self._send(entry)
-            if outcome == "retry":
+            # Order is kept within a room; a room still waiting (not synced yet) does
+            # not hold up the others.
+            waiting: set[str] = set()
+            outcome = "next"
+            for entry in pending:
+                if entry.room_id in waiting:
+                    continue
+                outcome = await self._send(entry)
+                if outcome != "not ready":
+                    break
+                waiting.add(entry.room_id)
+            if outcome in ("retry", "not ready"):
                 failures += 1
                 delay = backoff_delay(failures, cap=self._max_backoff)
                 self._wake.clear()
@@ -135,6 +152,13 @@ class SendQueue:
         except NetworkError as error:
             self._listener(entry, "pending", None, f"retrying: {error}")
             return "retry"
+        except NotReady as error:
+            self._listener(entry, "pending", None, str(error))
+            return "not ready"
+        except Refused as error:
+            await self._db.run(self._cache.outbox_set_state, entry.txn_id, "failed", str(error))
+            self._listener(entry, "failed", None, str(error))
+            return "next"
         except Exception as error:
             # A bug in preparing (or encrypting) must not lose the message: fail it visibly.
             log.exception("could not prepare message %s", entry.txn_id)
