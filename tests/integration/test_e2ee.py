@@ -9,9 +9,21 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
+
 from tui_client.devtools.synapse import RegisteredUser, SynapseServer
 
-from .e2ee_support import bodies, client_for, encrypted_room, join, restore, server_event_types, shown, until
+from ..engine.support import Wire, is_sync
+from .e2ee_support import (
+    bodies,
+    client_for,
+    encrypted_room,
+    join,
+    restore,
+    server_event_types,
+    shown,
+    until,
+)
 
 MakeUser = Callable[..., RegisteredUser]
 
@@ -247,22 +259,33 @@ async def test_matrix_nio_and_we_read_each_other(synapse: SynapseServer, make_us
 
 
 async def test_a_message_sent_the_moment_a_room_is_created_is_never_plaintext(
-    synapse: SynapseServer, make_user: MakeUser, tmp_path: Path
+    synapse: SynapseServer, make_user: MakeUser, tmp_path: Path, wire: Wire
 ) -> None:
     alice_user, bob_user = make_user("alice"), make_user("bob")
-    alice = await client_for(synapse, alice_user, tmp_path / "alice")
+    gate = asyncio.Event()
+
+    async def held(request: httpx.Request) -> httpx.Response:
+        await gate.wait()
+        return await wire.forward(request)
+
+    # After her first sync, Alice's syncs are held: her client cannot learn of the new
+    # room (nor that it is encrypted) until they are let through.
+    wire.inject(is_sync, held, times=None)
+    alice = await client_for(synapse, alice_user, tmp_path / "alice", transport=wire.transport())
     bob = await client_for(synapse, bob_user, tmp_path / "bob")
     try:
         room = await encrypted_room(alice, "instant", [bob_user.user_id])
-        # Before any sync has told this client the room exists (let alone that it is
-        # encrypted): the message waits for the room's state instead of going out in clear.
+        entry = await alice.send_message(room, "sent at once")
+        await asyncio.sleep(1.0)
         assert room not in alice.rooms
-        await alice.send_message(room, "sent at once")
+        assert not wire.requests_to(f"/send/m.room.message/{entry.txn_id}")
+        gate.set()
         await join(bob, room)
         bob_view = await bob.open_room(room)
         await shown(bob_view, "sent at once")
         types = server_event_types(synapse, bob_user.access_token, room)
         assert "m.room.message" not in types and "m.room.encrypted" in types
     finally:
+        gate.set()
         await alice.close()
         await bob.close()
