@@ -65,3 +65,35 @@ async def test_room_list_by_keyboard_and_mouse(fake_profile: Path) -> None:
         # The row of the first room is 1: click it.
         await pilot.click(RoomList, offset=(5, 1))
         await wait_for(pilot, lambda: chat.current_room == order[0], "the first room by mouse")
+
+
+async def test_a_first_start_opens_a_room_once_the_first_sync_brings_them(tmp_path: Path, memory_keyring: None) -> None:
+    import asyncio
+    import json
+
+    import httpx
+
+    from tui_client.engine.client import SESSION_FILE, SessionInfo
+    from tui_client.engine.paths import profile_dir
+    from tui_client.engine.secrets import SecretStore
+
+    from .fake_world import ME, build_sync
+
+    folder = profile_dir("default", tmp_path)
+    (folder / SESSION_FILE).write_text(json.dumps(SessionInfo(ME, "DEV", "https://matrix.example.org").to_json()))
+    SecretStore(folder, ME).set("access_token", "token")
+    first_sync = build_sync()
+
+    async def server(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/sync"):
+            if "since" in request.url.params:
+                await asyncio.sleep(3600)
+            return httpx.Response(200, json=first_sync)
+        return httpx.Response(200, json={})
+
+    app = TuiClientApp(base_dir=tmp_path, transport=httpx.MockTransport(server))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: app.chat_screen is not None and app.chat_screen.view is not None, "a room to open")
+        chat = app.chat_screen
+        assert chat is not None and chat.current_room is not None
+        assert app.client is not None and app.client.rooms[chat.current_room].membership == "join"

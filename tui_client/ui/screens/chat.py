@@ -99,6 +99,14 @@ class ChatScreen(RoomActions):
         self.query_one("#mode-banner").display = False
         self.mount_spaces()
         self._refresh_rooms()
+        # After the first frame: the room list is painted before the timeline loads.
+        self.call_after_refresh(self._open_initial_room)
+        self.query_one(Composer).focus()
+
+    def _open_initial_room(self) -> None:
+        """Open the room used last, else the first joined one (once there is any)."""
+        if self.current_room is not None:
+            return
         rooms = self._ordered_rooms()
         joined = [r for r in rooms if r.membership == "join"]
         last = self.client.last_room
@@ -106,9 +114,7 @@ class ChatScreen(RoomActions):
         if first is None and (joined or rooms):
             first = (joined or rooms)[0].room_id
         if first is not None:
-            # After the first frame: the room list is painted before the timeline loads.
-            self.call_after_refresh(self.open_room, first)
-        self.query_one(Composer).focus()
+            self.open_room(first)
 
     # -- engine updates -------------------------------------------------------------
 
@@ -120,6 +126,8 @@ class ChatScreen(RoomActions):
             self._refresh_rooms()
             if self.current_room in update.changed:
                 self._refresh_header()
+            if self.current_room is None:
+                self._open_initial_room()  # a first start: the rooms arrive with the first sync
         elif isinstance(update, TimelineUpdated):
             if update.room_id == self.current_room and update.version > self._view_version:
                 self._view_version = update.version
