@@ -19,9 +19,9 @@ from pathlib import Path
 from ._harness import fmt_ms, print_table
 from .synthetic import DEFAULT_SEED, initial_sync, payload_stats
 
-BENCHMARKS = ("ingest", "cold_start", "crypto", "ui_start", "timeline", "directory")
+BENCHMARKS = ("ingest", "cold_start", "crypto", "backup", "ui_start", "timeline", "directory")
 # These run in their own process and print their own report (the UI ones drive the whole app).
-UI_BENCHMARKS = ("crypto", "ui_start", "timeline", "directory")
+UI_BENCHMARKS = ("crypto", "backup", "ui_start", "timeline", "directory")
 Row = list[str]
 
 

@@ -7,15 +7,19 @@ baseline measured in the same round (see ``_harness.py``):
     ``ours``: :func:`tui_client.crypto.backup.decrypt_backup` over the whole answer
     (walking rooms and sessions, PK decryption, JSON, validation) and
     ``OlmMachine.import_sessions(batch, origin=KeyOrigin.BACKUP)`` for every batch
-    of 1,000 (session import, pickling, the in-memory store, merge checks): what a
-    new login does, on a fresh machine each round. ``bare`` (the baseline): the
-    backend's ``PkDecryption.decrypt`` of the same 10,000 ``session_data`` entries in
-    a loop, nothing else.
+    of 1,000 (session import, pickling, the store, merge checks): what a new login
+    does, on a fresh machine each round. Twice: into the client's SQLite cache
+    (one transaction per batch: what the client does) and into the in-memory
+    store (the crypto layer alone). ``bare`` (the baseline): the backend's
+    ``PkDecryption.decrypt`` of the same 10,000 ``session_data`` entries in a
+    loop, nothing else.
 ``upload``: backing up 10,000 room keys
     ``ours``: :class:`~tui_client.crypto.backup.BackupUploader` batches of 200 from a
     store holding 10,000 sessions (reading the store, unpickling, exporting, PK
-    encryption, the request body, marking the batch backed up). ``bare`` (the
-    baseline): ``PkEncryption.encrypt`` of the same 10,000 plaintexts.
+    encryption, the request body, marking the batch backed up), from SQLite (a
+    transaction to build each batch and one to mark it) and from the in-memory
+    store. ``bare`` (the baseline): ``PkEncryption.encrypt`` of the same 10,000
+    plaintexts.
 
 The answers are built once per backend (10,000 fresh Megolm sessions spread over
 100 rooms). Run ``python -m bench.backup`` (``--rounds N``, ``--keys N``,
@@ -28,11 +32,13 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from tui_client.crypto import BACKENDS, load_backend
 from tui_client.crypto.backend import PkMessage
@@ -46,13 +52,16 @@ from tui_client.crypto.backup import (
 )
 from tui_client.crypto.machine import OlmMachine
 from tui_client.crypto.memory_store import MemoryCryptoStore
+from tui_client.crypto.store_api import CryptoStore
 from tui_client.crypto.types import KeyOrigin
+from tui_client.store.cache import Cache
 
 from ._harness import Case, CaseResult, Sample, Stopwatch, fmt_ms, print_table, run_rounds
 
-__all__ = ["BARE", "OURS", "run_restore", "run_upload"]
+__all__ = ["BARE", "OURS", "OURS_SQLITE", "run_restore", "run_upload"]
 
-OURS = "ours"
+OURS = "ours (memory store)"
+OURS_SQLITE = "ours (SQLite)"
 BARE = "bare"
 ROOMS = 100
 USER = "@alice:example.org"
@@ -67,7 +76,7 @@ class _Clock:
         return self.now
 
 
-def _machine(backend: str, store: MemoryCryptoStore, key: bytes, device: str) -> OlmMachine:
+def _machine(backend: str, store: CryptoStore, key: bytes, device: str) -> OlmMachine:
     return OlmMachine(USER, device, store, load_backend(backend), pickle_key=key, clock=_Clock())
 
 
@@ -159,6 +168,39 @@ def ours_restore_case(setup: RestoreSetup) -> Case:
     return run
 
 
+def sqlite_restore_case(setup: RestoreSetup) -> Case:
+    """The same into the client's SQLite cache, one transaction per imported batch."""
+
+    def run(scratch: Path) -> Sample:
+        cache = Cache(scratch / "cache.db")
+        store = cast(CryptoStore, cache.crypto_store())
+        cache.begin()
+        machine = _machine(setup.backend, store, setup.pickle_key, "NEWLOGIN")
+        cache.commit()
+        key = BackupKey.from_secret(machine.backend, setup.backup_secret)
+        watch = Stopwatch()
+        imported = failed = 0
+        batches = decrypt_backup(key, setup.response)
+        while True:
+            with watch.part("decrypt_backup"):
+                batch = next(batches, None)
+            if batch is None:
+                break
+            failed += len(batch.failures)
+            with watch.part("import_sessions + commit"):
+                cache.begin()
+                imported += machine.import_sessions(
+                    batch.sessions, origin=KeyOrigin.BACKUP
+                ).imported
+                cache.commit()
+        cache.close()
+        if imported != setup.count or failed:
+            raise AssertionError(f"restored {imported} of {setup.count}, {failed} failed")
+        return watch.sample
+
+    return run
+
+
 def bare_restore_case(setup: RestoreSetup) -> Case:
     """The backend's PK decryption of the same ``session_data`` entries, in a loop."""
     messages = [
@@ -196,9 +238,11 @@ class UploadSetup:
     version: dict[str, Any]
     plaintexts: list[str]
     count: int
+    #: The same sessions in a SQLite cache (copied afresh for each round).
+    database: Path
 
 
-def prepare_upload(backend: str, count: int) -> UploadSetup:
+def prepare_upload(backend: str, count: int, folder: Path) -> UploadSetup:
     """Import ``count`` sessions into a machine (as if received) and create a backup version."""
     store = MemoryCryptoStore()
     pickle_key = secrets.token_bytes(32)
@@ -219,7 +263,18 @@ def prepare_upload(backend: str, count: int) -> UploadSetup:
         )
         for s in sessions
     ]
-    return UploadSetup(backend, store.snapshot(), pickle_key, version, plaintexts, count)
+    database = folder / "template.db"
+    cache = Cache(database)
+    sqlite_store = cast(CryptoStore, cache.crypto_store())
+    cache.begin()
+    for record in store.list_inbound_group_sessions():
+        sqlite_store.save_inbound_group_session(record)
+    account = store.load_account()
+    assert account is not None
+    sqlite_store.save_account(account)
+    cache.commit()
+    cache.close()
+    return UploadSetup(backend, store.snapshot(), pickle_key, version, plaintexts, count, database)
 
 
 def ours_upload_case(setup: UploadSetup) -> Case:
@@ -241,6 +296,39 @@ def ours_upload_case(setup: UploadSetup) -> Case:
             with watch.part("mark_sent"):
                 uploader.mark_sent(upload, {"count": sent + upload.count, "etag": "x"})
             sent += upload.count
+        if sent != setup.count:
+            raise AssertionError(f"uploaded {sent} of {setup.count}")
+        return watch.sample
+
+    return run
+
+
+def sqlite_upload_case(setup: UploadSetup) -> Case:
+    """The same from the client's SQLite cache, each batch built and marked in a transaction."""
+
+    def run(scratch: Path) -> Sample:
+        path = scratch / "cache.db"
+        shutil.copyfile(setup.database, path)
+        cache = Cache(path)
+        store = cast(CryptoStore, cache.crypto_store())
+        backend = load_backend(setup.backend)
+        version = BackupVersion.from_response(setup.version)
+        uploader = BackupUploader(store, backend, setup.pickle_key, version)
+        watch = Stopwatch()
+        sent = 0
+        while True:
+            with watch.part("next_upload"):
+                cache.begin()
+                upload = uploader.next_upload()
+                cache.commit()
+            if upload is None:
+                break
+            with watch.part("mark_sent + commit"):
+                cache.begin()
+                uploader.mark_sent(upload, {"count": sent + upload.count, "etag": "x"})
+                cache.commit()
+            sent += upload.count
+        cache.close()
         if sent != setup.count:
             raise AssertionError(f"uploaded {sent} of {setup.count}")
         return watch.sample
@@ -270,7 +358,11 @@ def run_restore(
 ) -> dict[str, CaseResult]:
     """The restore benchmark for one backend."""
     setup = prepare_restore(backend, keys)
-    cases = {BARE: bare_restore_case(setup), OURS: ours_restore_case(setup)}
+    cases = {
+        BARE: bare_restore_case(setup),
+        OURS: ours_restore_case(setup),
+        OURS_SQLITE: sqlite_restore_case(setup),
+    }
     return run_rounds(cases, BARE, rounds, progress=progress)
 
 
@@ -278,9 +370,14 @@ def run_upload(
     backend: str, rounds: int, keys: int, progress: Callable[[str], None] | None = None
 ) -> dict[str, CaseResult]:
     """The upload benchmark for one backend."""
-    setup = prepare_upload(backend, keys)
-    cases = {BARE: bare_upload_case(setup), OURS: ours_upload_case(setup)}
-    return run_rounds(cases, BARE, rounds, progress=progress)
+    with tempfile.TemporaryDirectory(prefix="tui-bench-") as tmp:
+        setup = prepare_upload(backend, keys, Path(tmp))
+        cases = {
+            BARE: bare_upload_case(setup),
+            OURS: ours_upload_case(setup),
+            OURS_SQLITE: sqlite_upload_case(setup),
+        }
+        return run_rounds(cases, BARE, rounds, progress=progress)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -306,22 +403,24 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             label = f"{name} {args.keys:,} keys ({backend})"
             results = run(backend, args.rounds, args.keys)
-            ours, bare = results[OURS], results[BARE]
-            rows.append(
-                [
-                    label,
-                    fmt_ms(ours.wall_median),
-                    fmt_ms(bare.wall_median),
-                    f"{ours.wall_ratio:.2f}",
-                    f"{ours.cpu_ratio:.2f}",
-                    f"{ours.wall_median / args.keys * 1e6:.1f} us",
-                    f"{bare.wall_median / args.keys * 1e6:.1f} us",
-                ]
-            )
-            parts.append(
-                f"{label}: "
-                + ", ".join(f"{part} {fmt_ms(t)}" for part, t in ours.part_medians().items())
-            )
+            bare = results[BARE]
+            for case in (OURS_SQLITE, OURS):
+                ours = results[case]
+                rows.append(
+                    [
+                        f"{label}, {case}",
+                        fmt_ms(ours.wall_median),
+                        fmt_ms(bare.wall_median),
+                        f"{ours.wall_ratio:.2f}",
+                        f"{ours.cpu_ratio:.2f}",
+                        f"{ours.wall_median / args.keys * 1e6:.1f} us",
+                        f"{bare.wall_median / args.keys * 1e6:.1f} us",
+                    ]
+                )
+                parts.append(
+                    f"{label}, {case}: "
+                    + ", ".join(f"{part} {fmt_ms(t)}" for part, t in ours.part_medians().items())
+                )
     print_table(
         rows,
         ["benchmark", "ours", "bare", "x (wall)", "x (cpu)", "ours/key", "bare/key"],

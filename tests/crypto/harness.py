@@ -4,9 +4,12 @@
 ``/keys/claim``, ``/sendToDevice`` and the E2EE parts of ``/sync`` for the
 machine's requests, with the semantics the spec gives them (one-time keys handed
 out once, fallback keys reused and flagged used, to-device inboxes per device,
-``device_lists.changed`` for everyone who shares a room with... everyone).
-:class:`Peer` is one device: a machine on a :class:`MemoryCryptoStore`, with the
-request loop an engine would run.
+``device_lists.changed`` for everyone who shares a room with... everyone), plus
+``/keys/device_signing/upload`` and ``/keys/signatures/upload`` with Synapse's
+checks and the spec's visibility rules for signatures in ``/keys/query``.
+:class:`FakeRoom` is a room timeline every device reads (echoes included) for
+in-room verification. :class:`Peer` is one device: a machine on a
+:class:`MemoryCryptoStore`, with the request loop an engine would run.
 """
 
 from __future__ import annotations
@@ -22,12 +25,16 @@ from tui_client.crypto import load_backend
 from tui_client.crypto.machine import OlmMachine
 from tui_client.crypto.memory_store import MemoryCryptoStore
 from tui_client.crypto.requests import (
+    DeviceSigningUploadRequest,
     KeysClaimRequest,
     KeysQueryRequest,
     KeysUploadRequest,
     OutgoingRequest,
+    RoomMessageRequest,
+    SignatureUploadRequest,
     ToDeviceRequest,
 )
+from tui_client.crypto.signing import verify_signed_json
 from tui_client.crypto.trust import TrustPolicy
 from tui_client.crypto.types import (
     DecryptedEvent,
@@ -38,7 +45,7 @@ from tui_client.crypto.types import (
     SyncChanges,
 )
 
-__all__ = ["FakeClock", "FakeHomeserver", "Peer", "RawDevice", "ServerError"]
+__all__ = ["FakeClock", "FakeHomeserver", "FakeRoom", "Peer", "RawDevice", "ServerError"]
 
 _event_ids = itertools.count(1)
 
@@ -93,7 +100,9 @@ class FakeHomeserver:
     devices: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     deliveries: list[Delivery] = field(default_factory=list)
     seen_txns: set[tuple[str, str, str]] = field(default_factory=set)
-    cross_signing: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: ``{user_id: {"master" | "self_signing" | "user_signing": key object}}``.
+    cross_signing: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    signature_uploads: list[dict[str, Any]] = field(default_factory=list)
 
     def register(self, user_id: str, device_id: str) -> None:
         """A login: the device exists (without keys until it uploads them)."""
@@ -121,16 +130,120 @@ class FakeHomeserver:
         """Put a raw event in a device's to-device inbox (forgeries)."""
         self.inbox[(user_id, device_id)].append(event)
 
-    def handle(self, user_id: str, device_id: str, request: OutgoingRequest) -> dict[str, Any]:
+    def handle(
+        self,
+        user_id: str,
+        device_id: str,
+        request: OutgoingRequest | DeviceSigningUploadRequest,
+    ) -> dict[str, Any]:
         """Answer a request made by ``user_id``/``device_id``."""
         if isinstance(request, KeysUploadRequest):
             return self._upload(user_id, device_id, request.body)
         if isinstance(request, KeysQueryRequest):
-            return self._query(request.body)
+            return self._query(request.body, user_id)
         if isinstance(request, KeysClaimRequest):
             return self._claim(request.body)
+        if isinstance(request, DeviceSigningUploadRequest):
+            return self.device_signing_upload(user_id, request.body)
+        if isinstance(request, SignatureUploadRequest):
+            return self.signatures_upload(user_id, request.body)
         assert isinstance(request, ToDeviceRequest)
         return self._send_to_device(user_id, device_id, request)
+
+    # -- cross-signing, with Synapse's checks and the spec's visibility rules ----------
+
+    @staticmethod
+    def _public(obj: Mapping[str, Any]) -> str:
+        [key] = obj["keys"].values()
+        return str(key)
+
+    def device_signing_upload(self, user_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``/keys/device_signing/upload`` (authentication is not modelled)."""
+        backend = load_backend("olm")
+        keys = dict(self.cross_signing.get(user_id, {}))
+        if "master_key" in body:
+            keys["master"] = json_copy(body["master_key"])
+        master = keys.get("master")
+        if master is None:
+            raise ServerError("M_MISSING_PARAM: no master key")
+        master_public = self._public(master)
+        for field_name, usage in (
+            ("self_signing_key", "self_signing"),
+            ("user_signing_key", "user_signing"),
+        ):
+            if field_name not in body:
+                continue
+            key = json_copy(body[field_name])
+            if not verify_signed_json(
+                backend, key, user_id, f"ed25519:{master_public}", master_public
+            ):
+                raise ServerError("M_INVALID_SIGNATURE")
+            keys[usage] = key
+        for key in keys.values():
+            if self._public(key) in self.devices[user_id]:
+                raise ServerError("M_FORBIDDEN: key ID in use")
+        self.cross_signing[user_id] = keys
+        self.notify_changed(user_id)
+        return {}
+
+    def signatures_upload(self, user_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``/keys/signatures/upload``: each signature checked, as Synapse does.
+
+        A user may sign their own devices with their self-signing key, their own master
+        key with one of their devices, and other users' master keys with their
+        user-signing key; anything else, or a bad signature, is a failure.
+        """
+        backend = load_backend("olm")
+        self.signature_uploads.append(json_copy(dict(body)))
+        failures: dict[str, dict[str, Any]] = {}
+        own = self.cross_signing.get(user_id, {})
+        own_devices = self.device_keys.get(user_id, {})
+        for target, by_key in body.items():
+            for key_id, signed in by_key.items():
+                stored = self.device_keys.get(target, {}).get(key_id)
+                is_master = False
+                if stored is None:
+                    master = self.cross_signing.get(target, {}).get("master")
+                    if master is not None and self._public(master) == key_id:
+                        stored, is_master = master, True
+                if stored is None:
+                    failures.setdefault(target, {})[key_id] = {"errcode": "M_NOT_FOUND"}
+                    continue
+                strip = ("signatures", "unsigned")
+                if {k: v for k, v in signed.items() if k not in strip} != {
+                    k: v for k, v in stored.items() if k not in strip
+                }:
+                    failures.setdefault(target, {})[key_id] = {"errcode": "M_INVALID_SIGNATURE"}
+                    continue
+                for signer_key_id, signature in (
+                    signed.get("signatures", {}).get(user_id, {}).items()
+                ):
+                    name = signer_key_id.partition(":")[2]
+                    public: str | None = None
+                    if name in own_devices and target == user_id and is_master:
+                        public = own_devices[name]["keys"][f"ed25519:{name}"]
+                    elif (
+                        "self_signing" in own
+                        and name == self._public(own["self_signing"])
+                        and target == user_id
+                        and not is_master
+                    ) or (
+                        "user_signing" in own
+                        and name == self._public(own["user_signing"])
+                        and target != user_id
+                        and is_master
+                    ):
+                        public = name
+                    if public is None or not verify_signed_json(
+                        backend, signed, user_id, signer_key_id, public
+                    ):
+                        failures.setdefault(target, {})[key_id] = {"errcode": "M_INVALID_SIGNATURE"}
+                        continue
+                    stored.setdefault("signatures", {}).setdefault(user_id, {})[signer_key_id] = (
+                        signature
+                    )
+                self.notify_changed(target)
+        return {"failures": failures} if failures else {}
 
     def _upload(self, user_id: str, device_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
         key = (user_id, device_id)
@@ -138,7 +251,7 @@ class FakeHomeserver:
             keys = body["device_keys"]
             if keys["user_id"] != user_id or keys["device_id"] != device_id:
                 raise ServerError("device keys for another device")
-            self.device_keys[user_id][device_id] = dict(keys)
+            self.device_keys[user_id][device_id] = json_copy(keys)
             self.notify_changed(user_id)
         for key_id, obj in body.get("one_time_keys", {}).items():
             existing = self.one_time_keys[key].get(key_id)
@@ -158,19 +271,34 @@ class FakeHomeserver:
         entry = self.fallback_keys.get((user_id, device_id))
         return ["signed_curve25519"] if entry is not None and not entry[2] else []
 
-    def _query(self, body: Mapping[str, Any]) -> dict[str, Any]:
+    def _query(self, body: Mapping[str, Any], requester: str | None = None) -> dict[str, Any]:
         result: dict[str, Any] = {}
-        master: dict[str, Any] = {}
+        sections: dict[str, dict[str, Any]] = {
+            "master_keys": {},
+            "self_signing_keys": {},
+            "user_signing_keys": {},
+        }
         for user_id in body["device_keys"]:
             result[user_id] = {
-                d: {**keys, "unsigned": {"device_display_name": f"{d} name"}}
+                d: {**json_copy(keys), "unsigned": {"device_display_name": f"{d} name"}}
                 for d, keys in self.device_keys.get(user_id, {}).items()
             }
-            if user_id in self.cross_signing:
-                master[user_id] = self.cross_signing[user_id]
+            keys = self.cross_signing.get(user_id, {})
+            if "master" in keys:
+                master = json_copy(keys["master"])
+                # Signatures by other users (their user-signing keys) only show to them.
+                master["signatures"] = {
+                    signer: sigs
+                    for signer, sigs in master.get("signatures", {}).items()
+                    if signer in (user_id, requester)
+                }
+                sections["master_keys"][user_id] = master
+            if "self_signing" in keys:
+                sections["self_signing_keys"][user_id] = json_copy(keys["self_signing"])
+            if "user_signing" in keys and user_id == requester:
+                sections["user_signing_keys"][user_id] = json_copy(keys["user_signing"])
         answer: dict[str, Any] = {"device_keys": result, "failures": {}}
-        if master:
-            answer["master_keys"] = master
+        answer.update({name: value for name, value in sections.items() if value})
         return answer
 
     def _claim(self, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -226,6 +354,61 @@ class FakeHomeserver:
         }
 
 
+def json_copy(value: Any) -> Any:
+    """A deep copy through JSON (what a server stores is never the client's object)."""
+    import json
+
+    return json.loads(json.dumps(value))
+
+
+class FakeRoom:
+    """A room's timeline in memory: every member device sees every event, echoes included."""
+
+    def __init__(self, room_id: str, clock: FakeClock) -> None:
+        self.room_id = room_id
+        self.clock = clock
+        self.timeline: list[dict[str, Any]] = []
+        self._read: dict[tuple[str, str], int] = {}
+
+    def send(self, sender: str, request: RoomMessageRequest) -> dict[str, Any]:
+        """``PUT /rooms/{room}/send/...``: store the event, return its ID (idempotent per txn)."""
+        for event in self.timeline:
+            if event["sender"] == sender and event["unsigned"].get("transaction_id") == (
+                request.request_id
+            ):
+                return {"event_id": event["event_id"]}
+        event = {
+            "type": request.event_type,
+            "sender": sender,
+            "event_id": f"$room{next(_event_ids)}",
+            "origin_server_ts": self.clock(),
+            "room_id": self.room_id,
+            "content": json_copy(request.content),
+            "unsigned": {"transaction_id": request.request_id},
+        }
+        self.timeline.append(event)
+        return {"event_id": event["event_id"]}
+
+    def inject(self, event: dict[str, Any]) -> None:
+        """Put a raw event in the timeline (forgeries, other clients)."""
+        event.setdefault("event_id", f"$room{next(_event_ids)}")
+        event.setdefault("origin_server_ts", self.clock())
+        event.setdefault("unsigned", {})
+        self.timeline.append(event)
+
+    def new_events(self, user_id: str, device_id: str) -> list[dict[str, Any]]:
+        """What a device has not seen yet (the transaction ID only on the sender's echo)."""
+        start = self._read.get((user_id, device_id), 0)
+        self._read[(user_id, device_id)] = len(self.timeline)
+        events = []
+        for event in self.timeline[start:]:
+            copy = json_copy(event)
+            if copy["sender"] != user_id:
+                copy["unsigned"].pop("transaction_id", None)
+            events.append(copy)
+        return events
+
+
 class Peer:
     """One device: a machine plus the request loop an engine runs."""
 
@@ -253,6 +436,8 @@ class Peer:
         self.config = config
         server.register(user_id, device_id)
         self.machine = self._new_machine()
+        #: Every ``SyncChanges`` this device got.
+        self.history: list[SyncChanges] = []
 
     def _new_machine(self) -> OlmMachine:
         return OlmMachine(
@@ -286,6 +471,23 @@ class Peer:
                 outcomes.append(self.send(request))
         return outcomes
 
+    def send_room_messages(self, room: FakeRoom) -> list[RequestOutcome]:
+        """Send the machine's room messages for ``room`` (the engine would encrypt them)."""
+        outcomes = []
+        for request in self.machine.outgoing_room_messages():
+            if request.room_id != room.room_id:
+                continue
+            answer = room.send(self.user_id, request)
+            outcomes.append(self.machine.mark_request_as_sent(request.request_id, answer))
+        return outcomes
+
+    def read_room(self, room: FakeRoom) -> list[Any]:
+        """Feed the room's new events to the machine; the verification flows they changed."""
+        changed = []
+        for event in room.new_events(self.user_id, self.device_id):
+            changed.extend(self.machine.receive_room_verification_event(room.room_id, event))
+        return changed
+
     def sync(self) -> SyncChanges:
         """Receive what the server has for us, then send what that caused."""
         data = self.server.sync(self.user_id, self.device_id)
@@ -296,6 +498,7 @@ class Peer:
             data["counts"],
             data["unused_fallback"],
         )
+        self.history.append(changes)
         return changes
 
     def login(self) -> None:

@@ -32,6 +32,8 @@ from tui_client.crypto.store_api import (
     OutboundGroupSessionRecord,
     PendingToDeviceRecord,
     RoomKeyShareRecord,
+    SecretRecord,
+    UserIdentityRecord,
     WithheldRecord,
 )
 
@@ -379,6 +381,53 @@ def check_peer_state(factory: StoreFactory) -> None:
     assert store.get_olm_peer_state("L") == {**state, "curve25519": "L", "no_olm_sent": True}
 
 
+def check_user_identities(factory: StoreFactory) -> None:
+    """The local judgement on identities: upsert by user, listed, copies."""
+    store = factory()
+    assert store.get_user_identity("@b:y") is None and store.list_user_identities() == []
+    record = UserIdentityRecord(
+        user_id="@b:y",
+        pinned_master_key="M1",
+        verified_master_key=None,
+        previously_verified=False,
+        device_id_collision=False,
+    )
+    store.save_user_identity(record)
+    assert store.get_user_identity("@b:y") == record
+    store.save_user_identity({**record, "verified_master_key": "M1", "previously_verified": True})
+    other = {**record, "user_id": "@c:z"}
+    store.save_user_identity(other)  # type: ignore[arg-type]
+    found = {r["user_id"]: r for r in store.list_user_identities()}
+    assert set(found) == {"@b:y", "@c:z"}
+    assert found["@b:y"]["verified_master_key"] == "M1" and found["@b:y"]["previously_verified"]
+    copy = store.get_user_identity("@b:y")
+    assert copy is not None
+    copy["pinned_master_key"] = "changed"
+    assert store.get_user_identity("@b:y") == {
+        **record,
+        "verified_master_key": "M1",
+        "previously_verified": True,
+    }
+
+
+def check_secrets(factory: StoreFactory) -> None:
+    """Sealed secrets by name: upsert, names listed, deletion."""
+    store = factory()
+    assert store.get_secret("m.cross_signing.master") is None and store.list_secret_names() == []
+    store.save_secret(SecretRecord(name="m.cross_signing.master", sealed="AAAA"))
+    store.save_secret(SecretRecord(name="m.megolm_backup.v1", sealed="BBBB"))
+    store.save_secret(SecretRecord(name="m.cross_signing.master", sealed="CCCC"))
+    assert store.get_secret("m.cross_signing.master") == {
+        "name": "m.cross_signing.master",
+        "sealed": "CCCC",
+    }
+    assert sorted(store.list_secret_names()) == ["m.cross_signing.master", "m.megolm_backup.v1"]
+    store.delete_secret("m.cross_signing.master")
+    store.delete_secret("m.cross_signing.master")
+    assert store.get_secret("m.cross_signing.master") is None
+    assert store.list_secret_names() == ["m.megolm_backup.v1"]
+
+
 def check_machine_conversation(factory: StoreFactory) -> None:
     """Two machines on this store type exchange messages, survive a restart, and detect replays."""
     from tui_client.crypto.types import DecryptedEvent, FailureReason
@@ -421,5 +470,7 @@ CONFORMANCE_CHECKS: list[Callable[[StoreFactory], None]] = [
     check_replay_table,
     check_withheld,
     check_peer_state,
+    check_user_identities,
+    check_secrets,
     check_machine_conversation,
 ]

@@ -245,6 +245,9 @@ def test_wrong_passphrase_is_rejected() -> None:
     # A recovery key that is valid but another one is a wrong key, not a passphrase.
     with pytest.raises(WrongKeyError):
         SecretStorageKey.unlock(RUST_RECOVERY_KEY, description)
+    with pytest.raises(RecoveryKeyError) as empty:
+        SecretStorageKey.unlock("  ", description)
+    assert empty.value.problem is RecoveryKeyProblem.EMPTY
     with pytest.raises(SecretStorageError, match="not made from a passphrase"):
         SecretStorageKey.from_passphrase(RUST_PASSPHRASE, rust_description())
 

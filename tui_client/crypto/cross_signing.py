@@ -49,8 +49,11 @@ __all__ = [
     "PublishedIdentity",
     "UserIdentity",
     "cross_signing_key_object",
+    "identity_upload_body",
+    "new_identity_record",
     "parse_cross_signing_key",
     "published_public_keys",
+    "signed_key_object",
 ]
 
 MASTER = "master"
@@ -198,11 +201,18 @@ class UserIdentity:
     #: user acknowledges (``acknowledge_identity_change``) or verifies again.
     verification_violation: bool
     is_own: bool
+    #: The server lists a device named like one of this user's cross-signing keys: the
+    #: user cannot be verified, and cross-signing does not count for them, until it goes.
+    device_id_collision: bool = False
 
     @property
     def needs_attention(self) -> bool:
         """A change to show the user before they keep talking."""
-        return self.verification_violation or (self.changed and not self.verified)
+        return (
+            self.verification_violation
+            or self.device_id_collision
+            or (self.changed and not self.verified)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +229,8 @@ class CrossSigningStatus:
     has_user_signing: bool
     #: This device's keys carry a valid signature of our self-signing key.
     this_device_signed: bool
-    #: Keys were generated here and are not (yet) the published ones: an upload is pending.
+    #: A bootstrap's upload is under way (or keys were made here and the account has no
+    #: identity yet): send or retry it.
     pending_upload: bool
 
     @property
@@ -363,7 +374,11 @@ class CrossSigningTrustPolicy:
         if own is None:
             return False
         record = self._store.get_user_identity(self._own_user_id)
-        return record is not None and record["verified_master_key"] == own.master.public_key
+        return (
+            record is not None
+            and not record["device_id_collision"]
+            and record["verified_master_key"] == own.master.public_key
+        )
 
     def master_trust(self, user_id: str, identity: PublishedIdentity | None = None) -> str | None:
         """How ``user_id``'s master key is trusted (``own``, ``user_signing_key``, ``local``) or ``None``."""
@@ -373,6 +388,8 @@ class CrossSigningTrustPolicy:
         if user_id == self._own_user_id:
             return "own" if self.own_master_trusted(identity) else None
         record = self._store.get_user_identity(user_id)
+        if record is not None and record["device_id_collision"]:
+            return None
         own = self.published(self._own_user_id)
         if (
             own is not None
@@ -464,13 +481,18 @@ class CrossSigningTrustPolicy:
             changed=master is not None and pinned is not None and pinned != master,
             verification_violation=previously and how is None,
             is_own=user_id == self._own_user_id,
+            device_id_collision=record is not None and record["device_id_collision"],
         )
 
 
 def new_identity_record(user_id: str) -> UserIdentityRecord:
     """An identity record with nothing decided yet."""
     return UserIdentityRecord(
-        user_id=user_id, pinned_master_key=None, verified_master_key=None, previously_verified=False
+        user_id=user_id,
+        pinned_master_key=None,
+        verified_master_key=None,
+        previously_verified=False,
+        device_id_collision=False,
     )
 
 

@@ -19,6 +19,18 @@ Contract with the caller (the engine):
 - Requests are stable: ``outgoing_requests()`` returns the same request IDs until
   each is marked sent or failed, so it can be called on every sync iteration;
   do not start a second copy of a request ID already in flight.
+
+Beyond Olm and Megolm: cross-signing (:meth:`OlmMachine.bootstrap_cross_signing`,
+:meth:`~OlmMachine.cross_signing_status`, :meth:`~OlmMachine.user_identity`; trust
+by :class:`~tui_client.crypto.cross_signing.CrossSigningTrustPolicy`), interactive
+verification (:meth:`~OlmMachine.request_verification`,
+:meth:`~OlmMachine.request_verification_in_room`, :meth:`~OlmMachine.accept_verification`,
+:meth:`~OlmMachine.start_sas`, :meth:`~OlmMachine.confirm_sas`; to-device events are
+handled by :meth:`~OlmMachine.receive_sync_changes`, room events are fed with
+:meth:`~OlmMachine.receive_room_verification_event`; room events to send come from
+:meth:`~OlmMachine.outgoing_room_messages`), and secrets kept on this device, sealed
+under the pickle key (:meth:`~OlmMachine.save_secret`), given to and taken from our
+own verified devices (``m.secret.request`` / ``m.secret.send``).
 """
 
 from __future__ import annotations
@@ -158,6 +170,9 @@ _BACKUP_SECRET = "m.megolm_backup.v1"
 #: Secrets we give to our own verified devices that ask (``m.secret.request``).
 _SHAREABLE_SECRETS = frozenset({*CROSS_SIGNING_SECRET_NAMES.values(), _BACKUP_SECRET})
 _USAGE_BY_SECRET = {name: usage for usage, name in CROSS_SIGNING_SECRET_NAMES.items()}
+#: How long a secret request from an own device not (yet) verified is kept for an answer.
+_SECRET_REQUEST_HOLD_MS = 600_000
+_MAX_HELD_SECRET_REQUESTS = 64
 
 
 class EncryptionError(RuntimeError):
@@ -252,6 +267,10 @@ class _VerificationHost:
             published_public_keys(record, user_id),
         )
 
+    def device_id_collision(self, user_id: str) -> bool:
+        record = self._machine._store.get_user_identity(user_id)
+        return record is not None and record["device_id_collision"]
+
     def own_trusted_master_key(self) -> str | None:
         policy = self._machine._cross_signing
         own = policy.published(self._machine.user_id)
@@ -329,7 +348,7 @@ class OlmMachine:
         self._signatures_dirty = True
         self._signatures_retry_at = 0
         self._signatures_sent: set[tuple[str, str, str]] = set()
-        self._incoming_secret_requests: dict[tuple[str, str], str] = {}
+        self._incoming_secret_requests: dict[tuple[str, str], tuple[str, int]] = {}
         self._secret_claim: KeysClaimRequest | None = None
 
         record = store.load_account()
@@ -1140,6 +1159,9 @@ class OlmMachine:
         Only to a known, current, verified own device, and only secrets we hold (a
         cross-signing key only if it matches our published one). The answer goes
         Olm-encrypted to the device's identity key, so only that device reads it.
+        A request from a device not verified (or not known) yet is held for a while:
+        a device that just finished verifying with us may ask before we processed
+        its ``done``.
         """
         requesting = content.get("requesting_device_id")
         request_id = content.get("request_id")
@@ -1154,13 +1176,10 @@ class OlmMachine:
         name = content.get("name")
         if action != "request" or not isinstance(name, str) or name not in _SHAREABLE_SECRETS:
             return
-        requester = self._store.get_device(self._user_id, requesting)
-        if requester is None or requester["deleted"]:
+        if len(self._incoming_secret_requests) >= _MAX_HELD_SECRET_REQUESTS:
+            log.info("too many secret requests held: %s from %s ignored", name, requesting)
             return
-        if self._trust(requester) is not DeviceTrust.VERIFIED:
-            log.info("secret request from unverified own device %s ignored", requesting)
-            return
-        self._incoming_secret_requests[(requesting, request_id)] = name
+        self._incoming_secret_requests[(requesting, request_id)] = (name, self._clock())
         self._answer_secret_requests()
 
     def _shareable_secret(self, name: str) -> str | None:
@@ -1176,17 +1195,18 @@ class OlmMachine:
     def _answer_secret_requests(self) -> list[tuple[str, str]]:
         """Answer the secret requests we can; the devices still needing an Olm session."""
         waiting: list[tuple[str, str]] = []
-        for key, name in list(self._incoming_secret_requests.items()):
+        now = self._clock()
+        for key, (name, received_ms) in list(self._incoming_secret_requests.items()):
             device_id, request_id = key
             requester = self._store.get_device(self._user_id, device_id)
             secret = self._shareable_secret(name)
-            if (
-                requester is None
-                or requester["deleted"]
-                or self._trust(requester) is not DeviceTrust.VERIFIED
-                or secret is None
-            ):
+            if secret is None or (requester is not None and requester["deleted"]):
                 del self._incoming_secret_requests[key]
+                continue
+            if requester is None or self._trust(requester) is not DeviceTrust.VERIFIED:
+                if now - received_ms >= _SECRET_REQUEST_HOLD_MS:
+                    log.info("secret request from unverified own device %s dropped", device_id)
+                    del self._incoming_secret_requests[key]
                 continue
             encrypted = self._olm_encrypt(
                 requester, "m.secret.send", {"request_id": request_id, "secret": secret}
@@ -1275,10 +1295,10 @@ class OlmMachine:
         """Every request the machine wants sent now (stable IDs until marked sent or failed).
 
         Key uploads, device-list queries, key claims for wedged sessions and for
-        answering secret requests, cross-signing signature uploads, every pending
-        to-device request (room key shares included) in the order made, then the
-        verification messages (plain to-device events). In-room verification events
-        are not here: see :meth:`outgoing_room_messages`.
+        answering secret requests, cross-signing signature uploads, the verification
+        messages (plain to-device events), then every pending to-device request (room
+        key shares included) in the order made: send them in this order. In-room
+        verification events are not here: see :meth:`outgoing_room_messages`.
         """
         requests: list[OutgoingRequest] = []
         upload = self._keys_upload_request()
@@ -1298,8 +1318,10 @@ class OlmMachine:
         signatures = self._signature_upload_request()
         if signatures is not None:
             requests.append(signatures)
-        requests.extend(self._to_device_request(r) for r in self._store.list_pending_to_device())
+        # Verification messages first: a ``done`` must reach the other device before the
+        # secret requests that follow it.
         requests.extend(self._verification_requests.values())
+        requests.extend(self._to_device_request(r) for r in self._store.list_pending_to_device())
         return requests
 
     def _keys_upload_request(self) -> KeysUploadRequest | None:
@@ -1569,6 +1591,7 @@ class OlmMachine:
                 devices = {}
             forbidden = self._cross_signing_ids_in(user_id, response)
             self._update_user_devices(user_id, devices, added, removed, warnings, forbidden)
+            self._note_collision(user_id, any(d in forbidden for d in devices))
             change = self._update_cross_signing(user_id, response)
             if change is not None:
                 identity_changes.append(change)
@@ -1587,6 +1610,14 @@ class OlmMachine:
             warnings=tuple(warnings),
             identity_changes=tuple(identity_changes),
         )
+
+    def _note_collision(self, user_id: str, collision: bool) -> None:
+        record = self._store.get_user_identity(user_id)
+        if record is None and not collision:
+            return
+        record = record or new_identity_record(user_id)
+        if record["device_id_collision"] != collision:
+            self._store.save_user_identity({**record, "device_id_collision": collision})
 
     def _cross_signing_ids_in(self, user_id: str, response: Mapping[str, Any]) -> frozenset[str]:
         """The cross-signing public keys of ``user_id`` in a query answer (else as stored)."""
@@ -2894,13 +2925,17 @@ class OlmMachine:
         return self.cross_signing_status()
 
     def export_cross_signing_keys(self) -> dict[str, str]:
-        """Our cross-signing private keys held here, by secret name (for secret storage).
+        """Our cross-signing private keys, by secret name (for secret storage). Secrets!
 
-        Secrets: never log them. Includes keys generated by a bootstrap whose upload
-        has not been confirmed yet; check :meth:`cross_signing_status` first.
+        Only keys of the published identity (keys of a replaced identity are never
+        given out); when the account has no identity yet, the keys of the bootstrap
+        under way. Call it after the bootstrap's upload was confirmed.
         """
+        own = self._cross_signing.published(self._user_id)
         exported: dict[str, str] = {}
-        for name in CROSS_SIGNING_SECRET_NAMES.values():
+        for usage, name in CROSS_SIGNING_SECRET_NAMES.items():
+            if own is not None and self._matching_private_key(usage, own) is None:
+                continue
             secret = self.get_secret(name)
             if secret is not None:
                 exported[name] = secret
@@ -2921,8 +2956,10 @@ class OlmMachine:
                 device["keys_json"], None, self._user_id, own.self_signing
             )
         )
-        unpublished = [self._private_key(u) for u in CROSS_SIGNING_SECRET_NAMES]
-        pending = all(k is not None for k in unpublished) and held[MASTER] is None
+        pending = bool(self._device_signing_in_flight) or (
+            own is None
+            and all(self._private_key(u) is not None for u in CROSS_SIGNING_SECRET_NAMES)
+        )
         return CrossSigningStatus(
             published=own is not None,
             master_trusted=self._cross_signing.own_master_trusted(own),
@@ -3206,6 +3243,8 @@ class OlmMachine:
         self._signatures_dirty = True
         if user_id == self._user_id and device_verified:
             self._request_missing_secrets()
+            if self._incoming_secret_requests:
+                self._answer_secret_requests()
 
     def _request_missing_secrets(self) -> list[str]:
         """Ask our other devices for the cross-signing keys and the backup key we lack."""

@@ -20,11 +20,16 @@ from .backend import SasMacMethod
 from .encoding import b64encode
 
 __all__ = [
+    "DECIMAL_BYTES",
     "EMOJI",
+    "EMOJI_BYTES",
+    "HASH",
     "KEY_AGREEMENT_PROTOCOL",
     "MAC_METHODS",
     "SAS_METHOD",
+    "SHORT_AUTHENTICATION_STRINGS",
     "SasEmoji",
+    "choose_mac_method",
     "commitment",
     "decimals_from_bytes",
     "emoji_from_bytes",

@@ -405,7 +405,7 @@ class SecretStorageKey:
         try:
             key = decode_recovery_key(text)
         except RecoveryKeyError as exc:
-            if description.passphrase is None:
+            if description.passphrase is None or exc.problem is RecoveryKeyProblem.EMPTY:
                 raise
             try:
                 return cls.from_passphrase(text, description)

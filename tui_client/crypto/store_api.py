@@ -184,6 +184,9 @@ class UserIdentityRecord(TypedDict):
     #: The identity was verified at some point: if it stops being verified (a new master
     #: key), warn until the user acknowledges the change or verifies again.
     previously_verified: bool
+    #: The server lists a device of this user whose ID equals one of the user's
+    #: cross-signing keys: the user is neither verified nor trusted through cross-signing.
+    device_id_collision: bool
 
 
 class SecretRecord(TypedDict):

@@ -1,10 +1,11 @@
-"""Who is trusted: the hook the cross-signing work (issue 5) plugs into.
+"""Who is trusted: the policy the machine asks.
 
 The machine asks a :class:`TrustPolicy` whenever trust matters: sharing room keys
 with ``only_verified``, accepting forwarded keys and secrets (own verified devices
-only), answering key requests, and labelling decrypted events. The default policy
-uses only what the user decided on this client (:class:`LocalTrust`); a
-cross-signing policy replaces it without touching the machine.
+only), answering key and secret requests, and labelling decrypted events. The
+machine's default is :class:`~tui_client.crypto.cross_signing.CrossSigningTrustPolicy`
+(the user's decisions, then cross-signing signatures); :class:`LocalTrustPolicy`
+uses only what the user decided on this client (:class:`LocalTrust`).
 """
 
 from __future__ import annotations

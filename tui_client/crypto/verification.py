@@ -339,6 +339,10 @@ class VerificationHost(Protocol):
         """Our master key, if this device trusts it (then it is MAC-ed for the other side)."""
         ...
 
+    def device_id_collision(self, user_id: str) -> bool:
+        """The server listed a device of ``user_id`` named like one of their cross-signing keys."""
+        ...
+
     def refresh_user(self, user_id: str) -> None:
         """Track ``user_id`` and query their keys again (a device we do not know yet)."""
         ...
@@ -375,6 +379,8 @@ class _Flow:
     last_activity_ms: int
     state: VerificationState
     request_txn: str | None = None
+    #: Begun by a request (``False``: a bare to-device start, which has no ``done``).
+    from_request: bool = True
     request_targets: tuple[str, ...] = ()
     other_device: str | None = None
     prompt_deadline_ms: int | None = None
@@ -404,6 +410,9 @@ class _Flow:
     cancellation: Cancellation | None = None
     ended_ms: int | None = None
     seen: set[str] = field(default_factory=set)
+    #: The event that completed the flow, and what it proved (see ``_dispatch``).
+    final_digest: str | None = None
+    result: VerificationResult | None = None
 
     @property
     def in_room(self) -> bool:
@@ -648,7 +657,7 @@ class VerificationMachine:
         host = self._host
         master, cross_signing = host.cross_signing_keys(flow.other_user)
         colliding = cross_signing.intersection({device_id, *host.device_ids(flow.other_user)})
-        if colliding:
+        if colliding or host.device_id_collision(flow.other_user):
             raise _Cancel(
                 CancelCode.KEY_MISMATCH, "a device ID of this user equals a cross-signing key"
             )
@@ -748,6 +757,10 @@ class VerificationMachine:
                 self._index[self._key(flow)] = flow.id
                 if flow.state is VerificationState.CREATED:
                     flow.state = VerificationState.REQUESTED
+                elif flow.cancellation is not None and flow.cancellation.by_us:
+                    # Cancelled while the request was on its way: tell the room now.
+                    cancelled = flow.cancellation
+                    self._send(flow, CANCEL, {"code": cancelled.code, "reason": cancelled.reason})
                 self._touch(flow)
                 return self._snapshot(flow)
         return None
@@ -1091,6 +1104,7 @@ class VerificationMachine:
         )
         flow.other_device = from_device
         flow.methods = _SUPPORTED_METHODS
+        flow.from_request = False
         self._dispatch(flow, START, content)
 
     def _unknown_transaction(
@@ -1124,9 +1138,13 @@ class VerificationMachine:
     # ------------------------------------------------------------------ events of a flow
 
     def _dispatch(self, flow: _Flow, event_type: str, content: Mapping[str, Any]) -> None:
-        if flow.final:
-            return
         digest = _digest(event_type, content)
+        if flow.final:
+            if digest == flow.final_digest and flow.result is not None:
+                # The event that completed the flow, again: the caller's transaction that
+                # applied the result was rolled back and the sync is being replayed.
+                self._results.append(flow.result)
+            return
         if digest in flow.seen:
             return
         flow.seen.add(digest)
@@ -1152,6 +1170,8 @@ class VerificationMachine:
                 self._on_done(flow)
             else:
                 raise _Cancel(CancelCode.UNEXPECTED_MESSAGE, f"unexpected {event_type}")
+            if flow.state is VerificationState.DONE:
+                flow.final_digest = digest
         except _Cancel as cancel:
             log.info("verification %s: %s", flow.id, cancel.reason)
             self._cancel(flow, cancel.code, cancel.reason)
@@ -1180,11 +1200,16 @@ class VerificationMachine:
 
     def _on_ready(self, flow: _Flow, content: Mapping[str, Any]) -> None:
         if flow.state is not VerificationState.REQUESTED:
+            if flow.we_requested and content.get("from_device") != flow.other_device:
+                # Another of their devices accepted too late: it gets (or got) m.accepted.
+                log.info("ready from a second device of %s ignored", flow.other_user)
+                return
             raise _Cancel(CancelCode.UNEXPECTED_MESSAGE, "unexpected ready")
         from_device = _str(content, "from_device")
         methods = _str_list(content, "methods")
         if not flow.in_room and from_device not in flow.request_targets:
-            raise _Cancel(CancelCode.UNEXPECTED_MESSAGE, "ready from a device we did not ask")
+            log.info("ready from a device of %s we did not ask: ignored", flow.other_user)
+            return
         flow.other_device = from_device
         flow.methods = tuple(m for m in _SUPPORTED_METHODS if m in methods)
         flow.state = VerificationState.READY
@@ -1212,7 +1237,9 @@ class VerificationMachine:
         from_device = _str(content, "from_device")
         method = _str(content, "method")
         if flow.other_device is not None and from_device != flow.other_device:
-            raise _Cancel(CancelCode.UNEXPECTED_MESSAGE, "start from another device")
+            # Not the device this flow is with: ignored (a cancel would reach the right one).
+            log.info("start from another device of %s ignored", flow.other_user)
+            return
         if flow.state is VerificationState.STARTED and flow.we_started_sas:
             if flow.mac_method is not None:
                 raise _Cancel(CancelCode.UNEXPECTED_MESSAGE, "start after accept")
@@ -1375,8 +1402,17 @@ class VerificationMachine:
         )
         if not flow.sas.verify_mac(key_ids_text(macs), info + "KEY_IDS", keys_mac, flow.mac_method):
             raise _Cancel(CancelCode.KEY_MISMATCH, "the MAC of the key list does not match")
+        ours = set()
+        if flow.other_user != self._host.user_id:
+            own_master, _ = self._host.cross_signing_keys(self._host.user_id)
+            ours = {f"ed25519:{self._host.device_id}"}
+            if own_master is not None:
+                ours.add(f"ed25519:{own_master}")
         for key_id, key_mac in macs.items():
             expected_key = flow.their_keys.get(key_id)
+            if expected_key is None and key_id in ours:
+                # An authenticated MAC of *our* keys as theirs: a reflection, or a confused peer.
+                raise _Cancel(CancelCode.USER_MISMATCH, "the MAC names our own keys as theirs")
             if expected_key is None:
                 raise _Cancel(CancelCode.KEY_MISMATCH, "the MAC covers a key that is not shown")
             if not flow.sas.verify_mac(expected_key, info + key_id, key_mac, flow.mac_method):
@@ -1427,6 +1463,10 @@ class VerificationMachine:
         flow.our_mac_sent = True
 
     def _send_done(self, flow: _Flow) -> None:
+        if not flow.from_request:
+            # A bare start (the protocol before the request framework): no done either way.
+            self._finish(flow)
+            return
         self._send(flow, DONE, {})
         flow.done_sent = True
         flow.state = VerificationState.WAITING_FOR_DONE
@@ -1446,15 +1486,14 @@ class VerificationMachine:
             and flow.their_master_key_id in flow.verified_keys
             else None
         )
-        self._results.append(
-            VerificationResult(
-                verification_id=flow.id,
-                other_user_id=flow.other_user,
-                other_device_id=flow.other_device,
-                device_key=device_key,
-                master_key=master_key,
-                in_room=flow.in_room,
-            )
+        flow.result = VerificationResult(
+            verification_id=flow.id,
+            other_user_id=flow.other_user,
+            other_device_id=flow.other_device,
+            device_key=device_key,
+            master_key=master_key,
+            in_room=flow.in_room,
         )
+        self._results.append(flow.result)
         log.info("verification %s done", flow.id)
         self._end(flow, VerificationState.DONE)

@@ -582,7 +582,24 @@ class MatrixClient:
         room_id = data.get("room_id") if isinstance(data, dict) else None
         if not isinstance(room_id, str):
             raise MatrixError(500, "M_UNKNOWN", "the join answer has no room ID")
+        await self.note_joined(room_id)
         return room_id
+
+    async def note_joined(self, room_id: str) -> None:
+        """The server accepted our join: show the room as joined before sync says so.
+
+        (A room we were invited to would otherwise refuse messages until the next sync.)
+        """
+        summary = self.rooms.get(room_id)
+        if summary is None or summary.membership == "join":
+            return
+        joined = summary.copy()
+        joined.membership = "join"
+        joined.inviter = None
+        self.rooms[room_id] = joined
+        await self.db.run(self.cache.save_summary, joined)
+        self.publish(RoomListChanged(tuple(self.rooms.values()), frozenset({room_id})))
+        self.send_queue.wake()
 
     async def leave(self, room_id: str, reason: str | None = None) -> None:
         """Leave a room, or reject an invite."""

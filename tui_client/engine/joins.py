@@ -295,6 +295,7 @@ class JoinQueue:
                     continue
                 self._finish(job, None, "the server's answer has no room ID")
                 return
+            await self._client.note_joined(room_id)
             self._finish(job, room_id, None)
             return
 
