@@ -495,3 +495,49 @@ async def test_bot_joins_invites_and_greets(
     finally:
         stop.set()
         await asyncio.wait_for(bot_task, 30)
+
+
+async def test_bot_answers_in_an_encrypted_direct_chat(
+    demo_server: SynapseServer, world: DemoWorld, tmp_path: Path
+) -> None:
+    bot_id = world.bot.user_id
+    stop = asyncio.Event()
+    ready = asyncio.Event()
+    bot_task = asyncio.ensure_future(
+        run_bot(demo_server.base_url, bot_id, world.bot.password, tmp_path / "bot", stop, ready=ready, long_poll_ms=1000)
+    )
+    dave = await MatrixClient.login(
+        world.users["dave"].user_id,
+        world.users["dave"].password,
+        homeserver=demo_server.base_url,
+        base_dir=tmp_path / "dave",
+        long_poll_ms=1000,
+    )
+    try:
+        await asyncio.wait_for(asyncio.shield(ready.wait()), 30)
+        await dave.open()
+        dave.start()
+        await dave.wait_synced()
+        room = await dave.create_room(
+            {
+                "preset": "trusted_private_chat",
+                "is_direct": True,
+                "invite": [bot_id],
+                "initial_state": [
+                    {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}
+                ],
+            }
+        )
+        dm = await dave.open_room(room)
+        greeting = await _wait_for(dm, lambda i: i.sender == bot_id and i.kind == "notice", timeout=60)
+        assert greeting.encrypted and "!help" in greeting.body
+        await dave.send_message(room, "!ping")
+        ping = await _sent(dm, "!ping")
+        pong = await _wait_for(
+            dm, lambda i: i.sender == bot_id and i.reply is not None and i.reply.event_id == ping, timeout=60
+        )
+        assert pong.encrypted and pong.kind == "notice" and pong.body.startswith("pong")
+    finally:
+        stop.set()
+        await asyncio.wait_for(bot_task, 30)
+        await dave.close()

@@ -255,7 +255,7 @@ class HelperBot:
         if relation is not None and relation.rel_type == "m.replace":
             return False
         summary = self.client.rooms.get(room_id)
-        if summary is None or summary.membership != "join" or summary.encrypted:
+        if summary is None or summary.membership != "join":
             return False
         text = body.strip()
         direct = self._is_direct(room_id)
