@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -71,5 +72,36 @@ async def test_a_failed_load_does_not_hold_later_events_forever(client_folder: P
         event = {"event_id": "$after", "type": "m.room.message", "sender": ME, "origin_server_ts": 1, "content": {"msgtype": "m.text", "body": "after"}}
         view.on_sync_events([StoredEvent(10**9, event)])
         assert [item.body for item in view.model.items][-1] == "after"
+    finally:
+        await client.close()
+
+
+async def test_members_from_a_state_block_reach_an_open_view(client_folder: Path) -> None:
+    from tui_client.protocol.sync import parse_sync
+
+    client = MatrixClient.restore(base_dir=client_folder, transport=FakeHomeserver().transport())
+    assert client is not None
+    await client.open()
+    try:
+        view = await client.open_room(GENERAL)
+        assert view.display_name("@erin:example.org") == "@erin:example.org"
+        member = {
+            "event_id": "$erin",
+            "type": "m.room.member",
+            "state_key": "@erin:example.org",
+            "sender": "@erin:example.org",
+            "origin_server_ts": 1795780000000,
+            "content": {"membership": "join", "displayname": "Erin"},
+        }
+        # A batch whose state block (not its timeline) brings a member: a limited sync,
+        # or the first batch of a room joined a moment ago.
+        batch = parse_sync({"next_batch": "s9", "rooms": {"join": {GENERAL: {"state": {"events": [member]}}}}})
+        result = await client.db.run(client.cache.ingest_sync, batch, client.rooms)
+        client._after_commit(result)
+        for _ in range(100):
+            if view.display_name("@erin:example.org") == "Erin":
+                break
+            await asyncio.sleep(0.01)
+        assert view.display_name("@erin:example.org") == "Erin"
     finally:
         await client.close()

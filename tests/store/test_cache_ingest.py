@@ -648,3 +648,16 @@ def test_a_redaction_applies_only_as_the_spec_says(
     stored = account.stored("$t")
     assert stored is not None
     assert (stored["content"] == {}) is applies
+
+
+def test_a_forgotten_room_stays_forgotten_until_joined_again(account: Account) -> None:
+    account.ingest(batch("s1", join={ROOM: joined_room([create_event("$c", "11"), message("$m1", "hi")])}))
+    account.cache.forget_room(ROOM)
+    assert account.cache.count_timeline(ROOM) == 0
+    # The server reports the leave once more after we forgot: nothing comes back.
+    account.ingest(batch("s2", leave={ROOM: {"timeline": {"events": [message("$m2", "late")]}}}))
+    assert account.cache.count_timeline(ROOM) == 0
+    assert ROOM not in account.cache.load_summaries()
+    # Joining again makes it a room like any other.
+    account.ingest(batch("s3", join={ROOM: joined_room([message("$m3", "back")])}))
+    assert account.cache.count_timeline(ROOM) == 1

@@ -397,10 +397,10 @@ class MatrixClient:
                 )
             )
         for room_id, view in list(self.views.items()):
+            if room_id in result.state_rooms:
+                self._spawn(view.reload_state())
             if room_id in result.limited_rooms:
-                task = asyncio.ensure_future(view.reload())
-                self._tasks.append(task)
-                task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
+                self._spawn(view.reload())
             elif room_id in result.new_events:
                 view.on_sync_events(result.new_events[room_id])
         for room_id, users in result.typing.items():
@@ -408,6 +408,11 @@ class MatrixClient:
                 self.views[room_id].typing = tuple(users)
             self.publish(TypingChanged(room_id, tuple(users)))
         self._show_decrypted(crypto.redecrypted)
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.append(task)
+        task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
 
     def _show_decrypted(self, redecrypted: dict[str, dict[str, dict[str, Any]]]) -> None:
         for room_id, events in redecrypted.items():

@@ -117,6 +117,11 @@ class RoomView:
         forms = self._clear(list(found.values()))
         return {event_id: forms.get(event_id, event) for event_id, event in found.items()}
 
+    async def reload_state(self) -> None:
+        """Re-read the room's current state (a sync brought a ``state`` block)."""
+        state = await self.client.db.run(self.client.cache.load_state, self.room_id)
+        self._apply_state_events(state)
+
     def on_decrypted(self, events: dict[str, dict[str, Any]]) -> None:
         """Events of this room were decrypted after they were shown (their key arrived)."""
         diffs: list[Diff] = []

@@ -77,6 +77,8 @@ class IngestResult:
     receipts: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     echoed_txn_ids: set[str] = field(default_factory=set)
     state_changed_rooms: set[str] = field(default_factory=set)
+    # Rooms whose batch had a ``state`` block (members an open view does not know yet).
+    state_rooms: set[str] = field(default_factory=set)
     skipped_events: int = 0
     # What the ingest hook returned (the crypto layer's decryptions, for example).
     hook_result: Any = None
@@ -189,9 +191,12 @@ class Cache:
         )
 
     def forget_room(self, room_id: str) -> None:
-        """Remove everything cached about a room."""
+        """Remove everything cached about a room; later syncs of it as left are ignored."""
         with self._db:
             self._db.execute("BEGIN")
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, '1')", (f"forgotten:{room_id}",)
+            )
             for table in ("rooms", "events", "room_state", "gaps", "receipts", "invite_state"):
                 self._db.execute(f"DELETE FROM {table} WHERE room_id = ?", (room_id,))
             self._db.execute("DELETE FROM account_data WHERE room_id = ?", (room_id,))
@@ -738,6 +743,8 @@ class _Ingest:
             self.result.echoed_txn_ids.update(self.echoed_txn)
 
     def add_state(self, room_id: str, summary: RoomSummary, events: list[Event]) -> None:
+        if events:
+            self.result.state_rooms.add(room_id)
         rows, state_rows = self.rows, self.state_rows
         for event in events:
             index = index_event(event)
@@ -814,6 +821,7 @@ class _Ingest:
             self.last_pos[room_id] = stored[-1].pos
 
     def joined(self, room: JoinedRoom) -> None:
+        self.db.execute("DELETE FROM meta WHERE key = ?", (f"forgotten:{room.room_id}",))
         summary = self.summary(room.room_id)
         if summary.membership != "join":
             summary.membership = "join"
@@ -855,6 +863,7 @@ class _Ingest:
                 summary.hero_names[user_id] = name if isinstance(name, str) and name else None
 
     def invited(self, room: InvitedRoom) -> None:
+        self.db.execute("DELETE FROM meta WHERE key = ?", (f"forgotten:{room.room_id}",))
         summary = self.summary(room.room_id)
         summary.membership = "invite"
         members = 0
@@ -891,6 +900,9 @@ class _Ingest:
         )
 
     def left(self, room: LeftRoom) -> None:
+        # A room the user forgot: the server may still report the leave once.
+        if self.db.execute("SELECT 1 FROM meta WHERE key = ?", (f"forgotten:{room.room_id}",)).fetchone():
+            return
         summary = self.summary(room.room_id)
         self.add_state(room.room_id, summary, room.state)
         self.add_timeline(room.room_id, summary, room.timeline, room.limited, room.prev_batch)
