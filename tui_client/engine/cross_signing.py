@@ -1,0 +1,187 @@
+"""This session's cross-signing: set up the account's identity, or ask to be verified.
+
+Once sync runs and our own keys have been fetched (:meth:`CrossSigningService.start`):
+
+- an account without a cross-signing identity gets one (:meth:`~CrossSigningService.bootstrap`):
+  master, self-signing and user-signing keys made here, uploaded to
+  ``/keys/device_signing/upload`` (with the password if the server asks: the user-
+  interactive auth of :mod:`.uia`), this device signed;
+- an account that has one that this session cannot vouch for publishes
+  :class:`~tui_client.engine.updates.CrossSigningChanged` with ``needs_verification``:
+  the UI offers to verify this session from another of the account's sessions
+  (:meth:`~CrossSigningService.verify_this_session`).
+
+The state is published again whenever it changes: after a verification, after the
+secrets arrive from our other device, after our keys are fetched again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ..crypto import OlmMachine
+from ..crypto.cross_signing import CrossSigningError, CrossSigningStatus
+from ..crypto.verification import Verification
+from ..protocol.errors import MatrixError, NetworkError
+from .uia import AuthCancelled, AuthFailed, AuthUnsupported, UserInteractiveAuth
+from .updates import CrossSigningChanged
+
+if TYPE_CHECKING:
+    from .client import MatrixClient
+
+__all__ = ["CrossSigningService"]
+
+log = logging.getLogger(__name__)
+
+#: Failures of a bootstrap that are reported (and leave the account as it was).
+BOOTSTRAP_FAILURES = (
+    CrossSigningError,
+    AuthCancelled,
+    AuthFailed,
+    AuthUnsupported,
+    MatrixError,
+    NetworkError,
+)
+
+
+class CrossSigningService:
+    """See the module documentation."""
+
+    #: Set up an identity by itself when the account has none (bots and tests may turn it off).
+    auto_bootstrap = True
+
+    def __init__(self, client: MatrixClient) -> None:
+        self.client = client
+        self.state: CrossSigningChanged | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._refresh_queued = False
+        self._lock = asyncio.Lock()
+        self._error: str | None = None
+        self._auto_error = False
+
+    def _machine(self) -> OlmMachine:
+        return self.client.encryption.require_machine(CrossSigningError)
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("cross-signing work failed", exc_info=task.exception())
+
+    def start(self) -> None:
+        """Check (and if need be set up) cross-signing once our own keys are fetched."""
+        if self.client.encryption.available:
+            self._spawn(self._startup())
+
+    def stop(self) -> None:
+        """Stop background work."""
+        for task in list(self._tasks):
+            task.cancel()
+        self._tasks.clear()
+
+    async def _startup(self) -> None:
+        if not await self.client.devices.await_queried([self.client.user_id], timeout=120):
+            log.warning("our own keys could not be fetched: cross-signing not checked")
+            return
+        await self.check(bootstrap=self.auto_bootstrap)
+
+    async def status(self) -> CrossSigningStatus:
+        """Our cross-signing state on this device, now."""
+        machine = self._machine()
+        return await self.client.encryption.call(machine.cross_signing_status)
+
+    async def check(self, *, bootstrap: bool = False) -> CrossSigningChanged:
+        """Read the state (setting up an identity first if ``bootstrap`` and there is none);
+        publish it if it changed."""
+        async with self._lock:
+            status = await self.status()
+            if bootstrap and not status.published:
+                try:
+                    status = await self._bootstrap(reset=False)
+                    self._error = None
+                except BOOTSTRAP_FAILURES as error:
+                    self._error = f"Cross-signing could not be set up: {error}"
+                    self._auto_error = True
+                    log.warning("cross-signing bootstrap failed: %s", error)
+            elif status.published and self._auto_error:
+                # Another session set up the identity meanwhile (two first logins raced):
+                # this one now asks to be verified instead.
+                self._error, self._auto_error = None, False
+            return self._publish(status)
+
+    def _publish(self, status: CrossSigningStatus) -> CrossSigningChanged:
+        # Not trusting the identity, or trusting it without a signature on this device and
+        # without the key to make one: another of our sessions must vouch for this one.
+        needs = status.published and (
+            not status.master_trusted or not (status.this_device_signed or status.has_self_signing)
+        )
+        state = CrossSigningChanged(status, needs, self._error)
+        if state != self.state:
+            self.state = state
+            self.client.publish(state)
+        return state
+
+    def refresh_soon(self) -> None:
+        """Read the state again shortly (after our keys, a verification or secrets changed it)."""
+        if self._refresh_queued or not self.client.encryption.available:
+            return
+        self._refresh_queued = True
+
+        async def refresh() -> None:
+            await asyncio.sleep(0.05)
+            self._refresh_queued = False
+            await self.check()
+
+        try:
+            self._spawn(refresh())
+        except RuntimeError:
+            self._refresh_queued = False
+
+    async def bootstrap(self, *, reset: bool = False) -> CrossSigningStatus:
+        """Create the account's cross-signing identity (``reset``: replace the existing one).
+
+        Asks for the password through ``client.ask_password`` if the server wants it (it
+        always does for a reset). Raises :class:`CrossSigningError` when the account
+        already has an identity and ``reset`` is not set, and the errors of :mod:`.uia`.
+        """
+        async with self._lock:
+            try:
+                status = await self._bootstrap(reset=reset)
+            except BOOTSTRAP_FAILURES as error:
+                self._error = f"Cross-signing could not be set up: {error}"
+                self._publish(await self.status())
+                raise
+            self._error = None
+            self._publish(status)
+            return status
+
+    async def _bootstrap(self, *, reset: bool) -> CrossSigningStatus:
+        machine = self._machine()
+        encryption = self.client.encryption
+        request = await encryption.call(lambda: machine.bootstrap_cross_signing(reset=reset))
+        if request is None:
+            return await self.status()
+        auth = UserInteractiveAuth(
+            self.client.connection, self.client.user_id, self.client.ask_password
+        )
+        purpose = "Replace your cross-signing identity" if reset else "Set up cross-signing"
+        try:
+            await auth.send(lambda auth_dict: request.to_http(auth=auth_dict), purpose=purpose)
+        except BaseException:
+            await encryption.call(lambda: machine.mark_request_as_failed(request.request_id))
+            raise
+        await encryption.call(lambda: machine.mark_request_as_sent(request.request_id, {}))
+        log.info("cross-signing identity %s", "replaced" if reset else "created")
+        # The signature of this device by the new self-signing key, and a fresh key query.
+        encryption.wake()
+        return await self.status()
+
+    async def verify_this_session(self) -> Verification:
+        """Ask our other sessions to verify this one (the UI then shows the flow)."""
+        return await self.client.verification.verify_own_devices()

@@ -1,0 +1,380 @@
+"""Interactive verification (SAS: emoji and decimals), the engine's side.
+
+The crypto machine runs the flows (``tui_client.crypto.verification``); this service
+drives it for one client and tells the listeners what changed:
+
+- starting flows: our other devices (to-device), another user in our DM with them
+  (in-room), or one device of another user (to-device); accepting, starting SAS,
+  confirming, reporting a mismatch, cancelling;
+- events from sync reach the machine inside the batch's transaction
+  (:meth:`~tui_client.engine.encryption.Encryption.ingest_hook`); the flows they
+  changed come here (:meth:`VerificationService.on_sync`);
+- to-device messages go out with the machine's other requests (the encryption
+  request loop); room messages are sent here, encrypted in encrypted rooms (to every
+  device of the room, verified or not: the device being verified is not yet);
+- a timer expires flows while any is active;
+- every change is published as :class:`~tui_client.engine.updates.VerificationChanged`
+  with the flow's snapshot. A flow that ends verified refreshes the trust the UI shows,
+  and the machine's follow-ups (signature uploads, secret requests) are sent.
+
+When we asked and the other side accepted, SAS is started by itself
+(:attr:`VerificationService.auto_start`), waiting for the other device's keys if
+they are still being fetched. Flows live in memory: they do not survive a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from ..crypto import EncryptionError, OlmMachine
+from ..crypto.requests import RoomMessageRequest
+from ..crypto.verification import CancelCode, Verification, VerificationError, VerificationState
+from ..protocol import requests as api
+from ..protocol.commands import CommandError
+from ..protocol.errors import MatrixError, NetworkError
+from ..protocol.ids import is_user_id
+from .updates import VerificationChanged
+
+if TYPE_CHECKING:
+    from .client import MatrixClient
+
+__all__ = ["VerificationService"]
+
+log = logging.getLogger(__name__)
+
+_ACTIVE_STATES = frozenset(
+    s for s in VerificationState if s not in (VerificationState.DONE, VerificationState.CANCELLED)
+)
+
+
+class VerificationService:
+    """See the module documentation."""
+
+    #: Start SAS as soon as the other side accepted our request.
+    auto_start = True
+    #: Seconds between expiry checks while a flow is active.
+    tick_seconds = 1.0
+    #: Seconds to wait for the other device's keys before SAS can start.
+    keys_timeout = 20.0
+
+    def __init__(self, client: MatrixClient) -> None:
+        self.client = client
+        self.flows: dict[str, Verification] = {}
+        self._ticker: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._send_lock = asyncio.Lock()
+        self._retry_at: dict[str, float] = {}
+        self._auto_started: set[str] = set()
+        self._stopped = False
+
+    # -- reading ----------------------------------------------------------------------
+
+    def get(self, verification_id: str) -> Verification | None:
+        """The latest snapshot of a flow."""
+        return self.flows.get(verification_id)
+
+    def active(self) -> list[Verification]:
+        """Unfinished flows, oldest first."""
+        return sorted(
+            (v for v in self.flows.values() if not v.is_final), key=lambda v: v.created_ms
+        )
+
+    def incoming(self) -> list[Verification]:
+        """Requests waiting for the user's answer (accept or decline), oldest first."""
+        return [v for v in self.active() if v.state is VerificationState.INCOMING]
+
+    def _machine(self) -> OlmMachine:
+        return self.client.encryption.require_machine(VerificationError)
+
+    # -- starting flows ---------------------------------------------------------------
+
+    async def verify_own_devices(self, device_ids: Iterable[str] | None = None) -> Verification:
+        """Ask our other devices (all, or ``device_ids``) to verify this one, to-device."""
+        machine = self._machine()
+        me = self.client.user_id
+        await self.client.devices.await_queried([me])
+        targets = None if device_ids is None else list(device_ids)
+        if targets is None:
+            known = await self.client.encryption.call(lambda: machine.get_user_devices(me))
+            targets = [d.device_id for d in known if d.device_id != self.client.device_id]
+            if not targets:
+                raise VerificationError("you have no other session to verify with")
+        chosen = targets
+        return await self._act(lambda: machine.request_verification(me, chosen))
+
+    async def verify_device(self, user_id: str, device_id: str) -> Verification:
+        """Verify one device of any user over to-device messages."""
+        if user_id == self.client.user_id:
+            return await self.verify_own_devices([device_id])
+        machine = self._machine()
+        await self.client.devices.await_queried([user_id])
+        return await self._act(lambda: machine.request_verification(user_id, [device_id]))
+
+    async def verify_user(self, user_id: str, room_id: str | None = None) -> Verification:
+        """Verify another user in our DM with them (``room_id``, or the existing DM, or a new one).
+
+        Verifying a user verifies their identity (master key), and through it every
+        device they cross-signed. For ourselves, this asks our other sessions.
+        """
+        if not is_user_id(user_id):
+            raise CommandError(f"{user_id!r} is not a user ID (@name:server)")
+        if user_id == self.client.user_id:
+            return await self.verify_own_devices()
+        machine = self._machine()
+        if room_id is None:
+            room_id = self.dm_with(user_id)
+        if room_id is None:
+            room_id = await self.client.admin.create_dm(user_id)
+            if not await self.client.joins.wait_for_room(room_id, timeout=30):
+                raise VerificationError(
+                    "the direct chat for the verification was not created in time"
+                )
+        target_room = room_id
+        self.client.encryption.wake()
+        return await self._act(lambda: machine.request_verification_in_room(target_room, user_id))
+
+    def dm_with(self, user_id: str) -> str | None:
+        """Our joined direct chat with ``user_id``, encrypted ones first, if any."""
+        rooms = [
+            r
+            for r in self.client.rooms.values()
+            if r.is_dm and r.dm_user == user_id and r.membership == "join"
+        ]
+        rooms.sort(key=lambda r: (not r.encrypted, -r.last_ts))
+        return rooms[0].room_id if rooms else None
+
+    async def verify_command(self, room_id: str | None, argument: str) -> Verification:
+        """``/verify [@user]``: the user given; else the other person of this DM; else our sessions."""
+        target = argument.strip()
+        if target:
+            summary = self.client.rooms.get(room_id) if room_id else None
+            in_dm = (
+                summary is not None
+                and summary.is_dm
+                and summary.dm_user == target
+                and summary.membership == "join"
+            )
+            return await self.verify_user(target, room_id if in_dm else None)
+        summary = self.client.rooms.get(room_id) if room_id else None
+        if (
+            summary is not None
+            and summary.is_dm
+            and summary.dm_user
+            and summary.membership == "join"
+        ):
+            return await self.verify_user(summary.dm_user, summary.room_id)
+        return await self.verify_own_devices()
+
+    # -- the user's answers -------------------------------------------------------------
+
+    async def accept(self, verification_id: str) -> Verification:
+        """Accept an incoming request."""
+        machine = self._machine()
+        return await self._act(lambda: machine.accept_verification(verification_id))
+
+    async def start_sas(self, verification_id: str) -> Verification:
+        """Start comparing emoji on a ready flow (waits for the other device's keys if needed)."""
+        machine = self._machine()
+        deadline = time.monotonic() + self.keys_timeout
+        while True:
+            try:
+                return await self._act(lambda: machine.start_sas(verification_id))
+            except VerificationError as error:
+                flow = self.flows.get(verification_id)
+                if "not known yet" not in str(error) or flow is None or time.monotonic() > deadline:
+                    raise
+                await self.client.devices.await_queried([flow.other_user_id], timeout=2.0)
+
+    async def confirm(self, verification_id: str) -> Verification:
+        """The emoji (or numbers) match."""
+        machine = self._machine()
+        return await self._act(lambda: machine.confirm_sas(verification_id))
+
+    async def mismatch(self, verification_id: str) -> Verification:
+        """The emoji (or numbers) do not match: cancel, telling the other side."""
+        machine = self._machine()
+        return await self._act(lambda: machine.sas_mismatch(verification_id))
+
+    async def cancel(
+        self, verification_id: str, code: CancelCode | str = CancelCode.USER
+    ) -> Verification:
+        """Cancel, or decline a request."""
+        machine = self._machine()
+        return await self._act(lambda: machine.cancel_verification(verification_id, code))
+
+    async def _act(self, action: Callable[[], Verification]) -> Verification:
+        result = await self.client.encryption.call(action)
+        self._apply([result])
+        await self._pump()
+        return self.flows.get(result.id, result)
+
+    # -- changes ------------------------------------------------------------------------
+
+    def on_sync(self, changed: list[Verification]) -> None:
+        """Flows a committed sync batch changed (called by the client after the commit)."""
+        self._apply(changed)
+        self._spawn(self._pump())
+
+    async def refresh(self) -> None:
+        """Take the machine's current snapshots (timeouts applied) and publish the changes."""
+        if self.client.encryption.machine is None:
+            return
+        machine = self._machine()
+
+        def read() -> list[Verification]:
+            machine.expire_verifications()
+            return machine.verifications(active_only=False)
+
+        self._apply(await self.client.encryption.call(read))
+
+    def _apply(self, snapshots: Iterable[Verification]) -> None:
+        for flow in snapshots:
+            old = self.flows.get(flow.id)
+            if old == flow:
+                continue
+            self.flows[flow.id] = flow
+            self.client.publish(VerificationChanged(flow))
+            if flow.state is VerificationState.DONE and (
+                old is None or old.state is not VerificationState.DONE
+            ):
+                self._spawn(self._verified(flow))
+            if (
+                self.auto_start
+                and flow.we_requested
+                and flow.state is VerificationState.READY
+                and flow.id not in self._auto_started
+            ):
+                self._auto_started.add(flow.id)
+                self._spawn(self._auto_start(flow.id))
+        self._forget_old()
+        if any(v.state in _ACTIVE_STATES for v in self.flows.values()):
+            self._ensure_ticker()
+
+    def _forget_old(self) -> None:
+        if len(self.flows) < 64:
+            return
+        finished = sorted(
+            (v for v in self.flows.values() if v.is_final), key=lambda v: v.created_ms
+        )
+        for flow in finished[: len(self.flows) - 64]:
+            self.flows.pop(flow.id, None)
+
+    async def _auto_start(self, verification_id: str) -> None:
+        try:
+            await self.start_sas(verification_id)
+        except VerificationError as error:
+            log.info("SAS not started by itself: %s", error)
+
+    async def _verified(self, flow: Verification) -> None:
+        """A flow ended verified: send the machine's follow-ups, refresh what the UI shows."""
+        self.client.encryption.wake()
+        users = {flow.other_user_id, self.client.user_id}
+        await self.client.devices.refresh_trust(users)
+        await self.client.devices.check_warnings()
+        self.client.cross_signing.refresh_soon()
+
+    # -- sending room messages ------------------------------------------------------------
+
+    async def _pump(self) -> None:
+        """Send what the flows want sent: to-device by the request loop, room events here."""
+        self.client.encryption.wake()
+        if self.client.encryption.machine is None:
+            return
+        machine = self._machine()
+        async with self._send_lock:
+            requests = await self.client.encryption.call(machine.outgoing_room_messages)
+            now = time.monotonic()
+            for request in requests:
+                if self._retry_at.get(request.request_id, 0.0) > now:
+                    continue
+                await self._send_room_message(machine, request)
+        await self.refresh()
+
+    async def _send_room_message(self, machine: OlmMachine, request: RoomMessageRequest) -> None:
+        summary = self.client.rooms.get(request.room_id)
+        if summary is None:
+            # A room we have not synced yet may be encrypted: wait for its state.
+            self._retry_at[request.request_id] = time.monotonic() + 1.0
+            return
+        try:
+            if summary.encrypted:
+                content = await self.client.encryption.encrypt(
+                    request.room_id, request.event_type, dict(request.content), only_verified=False
+                )
+                http = api.send_event(
+                    request.room_id, "m.room.encrypted", request.request_id, content
+                )
+            else:
+                http = request.to_http()
+            answer = await self.client.connection.send(http)
+        except MatrixError as error:
+            if error.is_transient:
+                self._retry_at[request.request_id] = time.monotonic() + 5.0
+                return
+            log.warning("verification message refused: %s", error)
+            await self.client.encryption.call(
+                lambda: machine.mark_request_as_failed(request.request_id, permanent=True)
+            )
+            return
+        except (NetworkError, EncryptionError) as error:
+            log.info("verification message not sent yet: %s", error)
+            self._retry_at[request.request_id] = time.monotonic() + 5.0
+            return
+        self._retry_at.pop(request.request_id, None)
+        event_id = answer.get("event_id") if isinstance(answer, dict) else None
+        outcome = await self.client.encryption.call(
+            lambda: machine.mark_request_as_sent(
+                request.request_id, {"event_id": event_id} if isinstance(event_id, str) else {}
+            )
+        )
+        self._apply(outcome.verifications)
+
+    # -- time ---------------------------------------------------------------------------
+
+    def _ensure_ticker(self) -> None:
+        if self._stopped or (self._ticker is not None and not self._ticker.done()):
+            return
+        try:
+            self._ticker = asyncio.get_running_loop().create_task(self._tick())
+        except RuntimeError:
+            return
+
+    async def _tick(self) -> None:
+        while not self._stopped:
+            await asyncio.sleep(self.tick_seconds)
+            try:
+                await self._pump()
+            except Exception:
+                log.exception("verification timer")
+            if not any(v.state in _ACTIVE_STATES for v in self.flows.values()):
+                return
+
+    def _spawn(self, coroutine: Any) -> None:
+        if self._stopped:
+            coroutine.close()
+            return
+        try:
+            task = asyncio.get_running_loop().create_task(coroutine)
+        except RuntimeError:
+            coroutine.close()
+            return
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("verification work failed", exc_info=task.exception())
+
+    def stop(self) -> None:
+        """Stop the timer and background work (the flows stay in the machine's memory)."""
+        self._stopped = True
+        if self._ticker is not None:
+            self._ticker.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        self._tasks.clear()

@@ -1,0 +1,284 @@
+"""The verification dialog: one flow, from the request to verified (or why not).
+
+It shows whom it verifies, where the flow is, the seven emoji large with their names
+(the spec's table) and the three numbers as the alternative, the time left, and the
+buttons that make sense now: accept or decline a request, start comparing, confirm
+or report a mismatch, cancel. A cancellation is explained in our own words; a reason
+the other side gave is untrusted text, shown only after :func:`clean_line`.
+
+The dialog is bound to one verification ID: several flows at once never mix. Escape
+hides it without cancelling (the security bar of the chat screen shows it again).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar
+
+from rich.style import Style
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, Static
+
+from ...crypto.verification import Verification, VerificationState
+from ...protocol.sanitize import clean_line
+
+if TYPE_CHECKING:
+    from ...engine.client import MatrixClient
+
+_STATE_TEXT = {
+    VerificationState.CREATED: "Sending the request…",
+    VerificationState.REQUESTED: "Waiting for the other side to accept the request…",
+    VerificationState.INCOMING: "Accept to compare emoji with them. Only accept if you expected this.",
+    VerificationState.READY: "Both sides are ready. Start comparing emoji (or wait for the other side to).",
+    VerificationState.STARTED: "Exchanging keys…",
+    VerificationState.KEYS_EXCHANGED: "Compare these emoji with the ones shown on the other device, in the same order:",
+    VerificationState.CONFIRMED: "You confirmed. Waiting for the other side to confirm…",
+    VerificationState.WAITING_FOR_DONE: "Waiting for the other side to finish…",
+    VerificationState.DONE: "✓ Verified.",
+    VerificationState.CANCELLED: "The verification did not complete.",
+}
+
+# Which buttons each state offers.
+_BUTTONS: dict[VerificationState, tuple[str, ...]] = {
+    VerificationState.CREATED: ("cancel",),
+    VerificationState.REQUESTED: ("cancel",),
+    VerificationState.INCOMING: ("accept", "decline"),
+    VerificationState.READY: ("start", "cancel"),
+    VerificationState.STARTED: ("cancel",),
+    VerificationState.KEYS_EXCHANGED: ("match", "mismatch", "cancel"),
+    VerificationState.CONFIRMED: ("cancel",),
+    VerificationState.WAITING_FOR_DONE: ("cancel",),
+    VerificationState.DONE: ("close",),
+    VerificationState.CANCELLED: ("close",),
+}
+
+
+def describe_other(own_user: str, flow: Verification, device_name: str | None = None) -> str:
+    """Whom a flow verifies, in plain words (all of it sanitised)."""
+    device = clean_line(flow.other_device_id) if flow.other_device_id else None
+    named = f"{device} “{clean_line(device_name, 40)}”" if device and device_name else device
+    if flow.other_user_id == own_user:
+        return f"your session {named}" if named else "your other sessions"
+    user = clean_line(flow.other_user_id)
+    if flow.in_room or named is None:
+        return user
+    return f"{user} (device {named})"
+
+
+def time_left(flow: Verification, now_ms: int) -> str:
+    """``times out in 9:41`` (empty once the flow is over)."""
+    if flow.is_final:
+        return ""
+    seconds = max(0, (flow.expires_ms - now_ms) // 1000)
+    return f"Times out in {seconds // 60}:{seconds % 60:02d}"
+
+
+def emoji_card(symbol: str, name: str) -> Text:
+    """One emoji of the short authentication string, with its name under it."""
+    text = Text(justify="center")
+    text.append(symbol + "\n", style=Style(bold=True))
+    text.append(name)
+    return text
+
+
+class VerificationDialog(ModalScreen[None]):
+    """One verification flow (see the module documentation)."""
+
+    # Nothing is focused at first (unless the user opened it): a dialog popping up while
+    # the user types must not take an Enter meant for the composer as an answer.
+    AUTO_FOCUS = ""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "hide", "Hide")]
+
+    DEFAULT_CSS = """
+    VerificationDialog #verification-box {
+        width: 92;
+        max-width: 98%;
+        height: auto;
+        max-height: 95%;
+        padding: 1 2;
+        border: thick $primary;
+        background: $surface;
+    }
+    VerificationDialog #verification-status, VerificationDialog #verification-detail {
+        height: auto;
+        margin-bottom: 1;
+    }
+    VerificationDialog #emoji-row {
+        height: auto;
+        margin-bottom: 1;
+    }
+    VerificationDialog .emoji-card {
+        width: 12;
+        height: 4;
+        border: round $primary;
+        content-align: center middle;
+    }
+    VerificationDialog #verification-decimals, VerificationDialog #verification-timer {
+        height: auto;
+    }
+    VerificationDialog #verification-timer {
+        color: $text-muted;
+    }
+    """
+
+    #: Milliseconds now (snapshot tests freeze it).
+    clock: Callable[[], int] = staticmethod(lambda: int(time.time() * 1000))
+
+    def __init__(
+        self, client: MatrixClient, flow: Verification, *, device_name: str | None = None, focus: bool = False
+    ) -> None:
+        super().__init__()
+        self.client = client
+        self.flow = flow
+        self.device_name = device_name
+        self._focus = focus
+
+    @property
+    def verification_id(self) -> str:
+        """The flow this dialog shows."""
+        return self.flow.id
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="verification-box"):
+            yield Label(self._title(), id="verification-title", classes="dialog-title")
+            yield Static(id="verification-status")
+            with Horizontal(id="emoji-row"):
+                for n in range(7):
+                    yield Static(id=f"emoji-{n}", classes="emoji-card")
+            yield Static(id="verification-decimals")
+            yield Static(id="verification-detail")
+            yield Static(id="verification-timer")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Accept", variant="primary", id="accept")
+                yield Button("Decline", variant="error", id="decline")
+                yield Button("Start comparing emoji", variant="primary", id="start")
+                yield Button("They match", variant="success", id="match")
+                yield Button("They don't match", variant="error", id="mismatch")
+                yield Button("Cancel verification", id="cancel")
+                yield Button("Close", variant="primary", id="close")
+
+    def on_mount(self) -> None:
+        self._show()
+        self.set_interval(1.0, self._tick)
+        if self.device_name is None and self.flow.other_device_id and not self.flow.in_room:
+            self.run_worker(self._learn_device_name(), group="verification-name", exit_on_error=False)
+        if self._focus:
+            visible = [b for b in self.query(Button) if b.display]
+            if visible:
+                visible[0].focus()
+
+    def _title(self) -> Text:
+        flow = self.flow
+        who = describe_other(self.client.user_id, flow, self.device_name)
+        if flow.state is not VerificationState.INCOMING:
+            return Text(f"Verify {who}")
+        if flow.other_user_id == self.client.user_id:
+            return Text(f"{who[0].upper()}{who[1:]} wants to verify this session")
+        return Text(f"{who} wants to verify you")
+
+    async def _learn_device_name(self) -> None:
+        flow = self.flow
+        if flow.other_device_id is None:
+            return
+        name = await self.client.devices.device_name(flow.other_user_id, flow.other_device_id)
+        if name:
+            self.device_name = name
+            self.query_one("#verification-title", Label).update(self._title())
+
+    def update_flow(self, flow: Verification) -> None:
+        """A newer snapshot of the flow (ignored if it is another flow's)."""
+        if flow.id != self.flow.id:
+            return
+        self.flow = flow
+        if self.is_mounted:
+            self._show()
+
+    def _tick(self) -> None:
+        self.query_one("#verification-timer", Static).update(Text(time_left(self.flow, self.clock())))
+
+    def _show(self) -> None:
+        flow = self.flow
+        self.query_one("#verification-title", Label).update(self._title())
+        self.query_one("#verification-status", Static).update(Text(_STATE_TEXT[flow.state]))
+        compare = flow.state is VerificationState.KEYS_EXCHANGED
+        row = self.query_one("#emoji-row")
+        row.display = compare and flow.emoji is not None
+        if flow.emoji is not None:
+            for n, emoji in enumerate(flow.emoji[:7]):
+                self.query_one(f"#emoji-{n}", Static).update(emoji_card(emoji.symbol, emoji.name))
+        decimals = self.query_one("#verification-decimals", Static)
+        decimals.display = compare and flow.decimals is not None
+        if flow.decimals is not None:
+            numbers = "  ".join(str(n) for n in flow.decimals)
+            intro = "Or compare these numbers: " if flow.emoji is not None else "Compare these numbers: "
+            decimals.update(Text(intro) + Text(numbers, style=Style(bold=True)))
+        detail = self._detail()
+        shown = self.query_one("#verification-detail", Static)
+        shown.update(detail)
+        shown.display = bool(detail.plain)
+        self._tick()
+        wanted = set(_BUTTONS[flow.state])
+        for button in self.query(Button):
+            button.display = button.id in wanted
+
+    def _detail(self) -> Text:
+        flow = self.flow
+        if flow.state is VerificationState.KEYS_EXCHANGED:
+            return Text("If they differ, someone may be intercepting: choose “They don't match”.", style=Style(dim=True))
+        if flow.state is VerificationState.DONE:
+            mine = flow.other_user_id == self.client.user_id
+            what = "This session and that one now trust each other." if mine else "Their messages now show as verified (✓)."
+            return Text(what)
+        cancellation = flow.cancellation
+        if flow.state is not VerificationState.CANCELLED or cancellation is None:
+            return Text("")
+        text = Text(cancellation.explanation, style=Style(bold=True))
+        if not cancellation.by_us and cancellation.reason:
+            text.append("\nTheir reason: ", style=Style(dim=True))
+            text.append(clean_line(cancellation.reason, 200), style=Style(dim=True, italic=True))
+        text.append(f"\n({clean_line(cancellation.code, 60)})", style=Style(dim=True))
+        return text
+
+    # -- the user's answers ----------------------------------------------------------
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        action = event.button.id or ""
+        if action == "close":
+            self.dismiss(None)
+            return
+        service = self.client.verification
+        verification_id = self.flow.id
+        calls = {
+            "accept": service.accept,
+            "decline": service.cancel,
+            "start": service.start_sas,
+            "match": service.confirm,
+            "mismatch": service.mismatch,
+            "cancel": service.cancel,
+        }
+        call = calls.get(action)
+        if call is None:
+            return
+
+        async def run() -> None:
+            try:
+                await call(verification_id)
+            except Exception as error:  # the engine says why in its message
+                self.notify(clean_line(f"Verification: {error}"), severity="error", markup=False)
+
+        self.run_worker(run(), group="verification", exit_on_error=False)
+        if action == "decline":
+            self.dismiss(None)
+
+    def action_hide(self) -> None:
+        """Close the dialog; the flow goes on (the chat screen's bar brings it back)."""
+        self.dismiss(None)

@@ -1,0 +1,327 @@
+"""Verification, devices and trust across the UI (the app's helper, like :mod:`.join_flow`).
+
+- Routes the engine's security updates: a flow's new snapshot to its dialog; requests
+  we made open their dialog at once, incoming ones go to the chat screen's security
+  bar (with a notification); a flow that reaches the emoji opens its dialog if hidden;
+  trust changes re-render the member list, the message markers and a DM's header.
+- Starts verifications (a user, one device, our other sessions), answers requests,
+  acknowledges identity changes, opens the devices screen.
+- Asks for the password when the server wants it (user-interactive auth).
+- Offers all of it in the command palette.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from rich.style import Style
+from rich.text import Text
+from textual.app import SystemCommand
+
+from ..crypto.verification import Verification, VerificationState
+from ..engine.updates import (
+    CrossSigningChanged,
+    IdentityWarnings,
+    TrustChanged,
+    Update,
+    VerificationChanged,
+)
+from ..protocol.sanitize import clean_line
+from .screens.devices import DevicesScreen
+from .screens.dialogs import PromptDialog
+from .screens.verification import VerificationDialog, describe_other
+from .widgets.member_list import MemberList
+from .widgets.room_header import RoomHeader
+from .widgets.security_bar import BarItem, SecurityBar
+from .widgets.timeline import TimelineView
+
+if TYPE_CHECKING:
+    from ..engine.client import MatrixClient
+    from .app import TuiClientApp
+    from .screens.chat import ChatScreen
+
+
+class SecurityFlow:
+    """See the module documentation."""
+
+    def __init__(self, app: TuiClientApp) -> None:
+        self.app = app
+        self._notified: set[str] = set()
+        self._later: set[str] = set()
+        self._opened: set[str] = set()
+
+    @property
+    def client(self) -> MatrixClient | None:
+        """The app's client."""
+        return self.app.client
+
+    # -- wiring ---------------------------------------------------------------------------
+
+    def attach(self, chat: ChatScreen) -> None:
+        """Give the chat screen's views the trust cache, and the engine a password prompt."""
+        client = chat.client
+        client.ask_password = self.ask_password
+        trust = client.devices.trust
+        timeline = chat.query_one(TimelineView)
+        timeline.trust_of = trust
+        timeline.own_user = client.user_id
+        members = chat.query_one(MemberList)
+        members.trust_of = trust
+        members.own_user = client.user_id
+        chat.query_one(RoomHeader).trust_of = trust
+        self.refresh_bar()
+
+    async def ask_password(self, prompt: str) -> str | None:
+        """Show ``prompt`` with a password field; the answer, or ``None`` if cancelled."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[str | None] = loop.create_future()
+
+        def done(value: str | None) -> None:
+            if not answer.done():
+                answer.set_result(value)
+
+        self.app.push_screen(PromptDialog(clean_line(prompt, 200), password=True), done)
+        return await answer
+
+    # -- updates --------------------------------------------------------------------------
+
+    def handle(self, update: Update) -> None:
+        """Apply one engine update (called by the app for every update)."""
+        if isinstance(update, VerificationChanged):
+            self._flow_changed(update.verification)
+        elif isinstance(update, TrustChanged):
+            self._trust_changed(update.user_ids)
+        elif isinstance(update, IdentityWarnings | CrossSigningChanged):
+            self.refresh_bar()
+        for screen in self.app.screen_stack:
+            if isinstance(screen, DevicesScreen) and screen.is_mounted:
+                screen.handle_update(update)
+
+    def _dialog(self, verification_id: str) -> VerificationDialog | None:
+        for screen in self.app.screen_stack:
+            if isinstance(screen, VerificationDialog) and screen.verification_id == verification_id:
+                return screen
+        return None
+
+    def _flow_changed(self, flow: Verification) -> None:
+        dialog = self._dialog(flow.id)
+        if dialog is not None:
+            dialog.update_flow(flow)
+        elif (flow.we_requested and not flow.is_final and flow.id not in self._opened) or (
+            flow.state is VerificationState.KEYS_EXCHANGED and f"{flow.id}:emoji" not in self._opened
+        ):
+            # Ours: show it at once. Any: when the emoji need comparing (even if hidden before).
+            self.show_dialog(flow)
+        if flow.state is VerificationState.KEYS_EXCHANGED:
+            self._opened.add(f"{flow.id}:emoji")
+        if flow.state is VerificationState.INCOMING and flow.id not in self._notified:
+            self._notified.add(flow.id)
+            who = describe_other(self.client.user_id if self.client else "", flow)
+            self.app.notify(f"Verification request from {who}: answer it in the bar above the messages.", markup=False, timeout=8)
+        self.refresh_bar()
+
+    def _trust_changed(self, user_ids: Iterable[str]) -> None:
+        chat = self.app.chat_screen
+        if chat is None or not chat.is_mounted:
+            return
+        chat.query_one(TimelineView).refresh_names()
+        members = chat.query_one(MemberList)
+        if members.display and chat.view is not None:
+            members.show_members(chat.view.members, chat.view.power_levels)
+        chat.query_one(RoomHeader).refresh()
+
+    def show_dialog(self, flow: Verification, *, focus: bool = False) -> None:
+        """Open (or bring back) the dialog of a flow (``focus``: the user asked for it)."""
+        client = self.client
+        if client is None or self._dialog(flow.id) is not None:
+            return
+        self._opened.add(flow.id)
+        self.app.push_screen(VerificationDialog(client, flow, focus=focus))
+
+    # -- the bar ----------------------------------------------------------------------------
+
+    def bar_item(self) -> BarItem | None:
+        """The most urgent thing for the security bar, or nothing."""
+        client = self.client
+        if client is None or not client.encryption.available:
+            return None
+        waiting = client.verification.incoming()
+        if waiting:
+            flow = waiting[0]
+            who = describe_other(client.user_id, flow)
+            text = Text("🔐 ", style=Style(bold=True))
+            if flow.other_user_id == client.user_id:
+                text.append(f"{who[0].upper()}{who[1:]} asks to verify this session.")
+            else:
+                text.append(f"{who} wants to verify you.")
+            if len(waiting) > 1:
+                text.append(f"  (+{len(waiting) - 1} more)", style=Style(dim=True))
+            return BarItem(f"incoming:{flow.id}", text, (("accept", "Accept", "primary"), ("decline", "Decline", "error")))
+        for identity in client.devices.warnings:
+            if f"identity:{identity.user_id}" in self._later:
+                continue
+            text = Text("⚠ ", style=Style(bold=True))
+            text.append(f"The identity of {clean_line(identity.user_id)} changed")
+            text.append(" since you verified it." if identity.verification_violation else ".")
+            return BarItem(
+                f"identity:{identity.user_id}",
+                text,
+                (("verify_user", "Verify again", "primary"), ("acknowledge", "Acknowledge", "default")),
+            )
+        state = client.cross_signing.state
+        if state is not None and state.needs_verification and "session" not in self._later:
+            text = Text("🔐 This session is not verified: ", style=Style(bold=True))
+            text.append("your other sessions will not trust it, nor share their keys with it.")
+            return BarItem("session", text, (("verify_session", "Verify this session", "primary"), ("later", "Later", "default")))
+        if state is not None and state.error and "error" not in self._later:
+            return BarItem("error", Text(clean_line(state.error, 200)), (("retry_bootstrap", "Retry", "primary"), ("later", "Later", "default")))
+        for flow in client.verification.active():
+            if self._dialog(flow.id) is None and flow.state is not VerificationState.INCOMING:
+                text = Text(f"Verification with {describe_other(client.user_id, flow)} in progress.")
+                return BarItem(f"flow:{flow.id}", text, (("show", "Show", "primary"), ("cancel", "Cancel", "default")))
+        return None
+
+    def refresh_bar(self) -> None:
+        """Show the current most urgent item in the chat screen's bar."""
+        chat = self.app.chat_screen
+        if chat is None or not chat.is_mounted:
+            return
+        for bar in chat.query(SecurityBar):
+            bar.show_item(self.bar_item())
+
+    def bar_action(self, action: str, key: str) -> None:
+        """A button of the bar was pressed."""
+        client = self.client
+        if client is None:
+            return
+        kind, _, subject = key.partition(":")
+        if kind in ("incoming", "flow"):
+            flow = client.verification.get(subject)
+            if flow is None:
+                self.refresh_bar()
+                return
+            if action == "accept":
+                self.show_dialog(flow, focus=True)
+                self._run(client.verification.accept(flow.id))
+            elif action in ("decline", "cancel"):
+                self._run(client.verification.cancel(flow.id))
+            elif action == "show":
+                self.show_dialog(flow, focus=True)
+        elif kind == "identity":
+            if action == "verify_user":
+                self.verify_user(subject)
+            elif action == "acknowledge":
+                self.acknowledge(subject)
+        elif action == "verify_session":
+            self.verify_this_session()
+        elif action == "retry_bootstrap":
+            self._run(client.cross_signing.check(bootstrap=True))
+        elif action == "later":
+            self._later.add(key)
+        self.refresh_bar()
+
+    # -- starting things --------------------------------------------------------------------
+
+    def _run(self, work: Awaitable[Any], done: Callable[[Any], None] | None = None) -> None:
+        async def run() -> None:
+            try:
+                result = await work
+            except Exception as error:  # the engine's messages say why
+                self.app.notify(clean_line(f"Verification: {error}", 300), severity="error", markup=False, timeout=8)
+                return
+            if done is not None:
+                done(result)
+            self.refresh_bar()
+
+        self.app.run_worker(run(), group="security", exit_on_error=False)
+
+    def verify_user(self, user_id: str, room_id: str | None = None) -> None:
+        """Verify a user (in our DM with them; our own user: our other sessions)."""
+        if self.client is not None:
+            self._run(self.client.verification.verify_user(user_id.strip(), room_id))
+
+    def verify_device(self, user_id: str, device_id: str) -> None:
+        """Verify one device (ours: this session asks it)."""
+        if self.client is not None:
+            self._run(self.client.verification.verify_device(user_id, device_id))
+
+    def verify_this_session(self) -> None:
+        """Ask our other sessions to verify this one."""
+        if self.client is not None:
+            self._run(self.client.cross_signing.verify_this_session())
+
+    def acknowledge(self, user_id: str) -> None:
+        """Accept that a user's identity changed."""
+        if self.client is not None:
+            self._run(self.client.devices.acknowledge(user_id))
+
+    def answer_next(self) -> None:
+        """Open the oldest waiting request."""
+        client = self.client
+        waiting = client.verification.incoming() if client is not None else []
+        if not waiting:
+            self.app.notify("No verification request is waiting.", markup=False)
+            return
+        self.show_dialog(waiting[0], focus=True)
+
+    def show_devices(self, user_id: str | None = None) -> None:
+        """The devices screen (ours, or ``user_id``'s)."""
+        client = self.client
+        if client is None:
+            return
+        if isinstance(self.app.screen, DevicesScreen) and self.app.screen.user_id == (user_id or client.user_id):
+            return
+        self.app.push_screen(DevicesScreen(client, user_id))
+
+    def ask_and_verify_user(self) -> None:
+        """Ask whom to verify, then verify them."""
+        self.app.push_screen(
+            PromptDialog("Verify a user", "@name:server"),
+            lambda user: self.verify_user(user) if user else None,
+        )
+
+    def toggle_key_sharing(self) -> None:
+        """Share room keys with every device, or only with verified ones."""
+        client = self.client
+        if client is None:
+            return
+        value = not client.devices.only_verified
+
+        async def run() -> None:
+            await client.devices.set_only_verified(value)
+            self.app.notify(
+                "Room keys now go only to verified devices." if value else "Room keys now go to every device in the room.",
+                markup=False,
+            )
+
+        self.app.run_worker(run(), group="security", exit_on_error=False)
+
+    # -- the command palette ------------------------------------------------------------------
+
+    def commands(self) -> Iterable[SystemCommand]:
+        """Palette entries."""
+        client = self.client
+        if client is None:
+            return
+        yield SystemCommand("Devices and sessions", "Your sessions: verify, rename, sign out (F6)", self.show_devices)
+        yield SystemCommand("Verify a user", "Compare emoji with someone, in your DM with them", self.ask_and_verify_user)
+        yield SystemCommand("Verify this session", "Ask one of your other sessions to verify this one", self.verify_this_session)
+        if client.verification.incoming():
+            yield SystemCommand("Answer verification request", "Open the oldest waiting request", self.answer_next)
+        sharing = "only verified devices" if client.devices.only_verified else "every device"
+        yield SystemCommand(
+            "Key sharing: only verified devices",
+            f"Share room keys only with verified devices (now: {sharing})",
+            self.toggle_key_sharing,
+        )
+        chat = self.app.chat_screen
+        summary = client.rooms.get(chat.current_room) if chat is not None and chat.current_room else None
+        if summary is not None and summary.is_dm and summary.dm_user:
+            user = summary.dm_user
+            yield SystemCommand(
+                f"Verify {clean_line(user)}", "Compare emoji in this direct chat", partial(self.verify_user, user, summary.room_id)
+            )
+            yield SystemCommand(f"Devices of {clean_line(user)}", "Their devices and identity", partial(self.show_devices, user))
