@@ -325,6 +325,15 @@ HIERARCHY: list[dict[str, Any]] = [
 ]
 
 
+# GET /devices: our sessions (this one and three others, one named with markup and an escape).
+DEVICES: list[dict[str, Any]] = [
+    {"device_id": "TESTDEVICE", "display_name": "tui_client on laptop", "last_seen_ip": "192.0.2.10", "last_seen_ts": BASE_TS + 3_600_000},
+    {"device_id": "PHONEDEVICE", "display_name": "Element on phone", "last_seen_ip": "198.51.100.7", "last_seen_ts": BASE_TS - 86_400_000},
+    {"device_id": "TABLETDEVICE", "display_name": "Element on tablet", "last_seen_ip": "198.51.100.8", "last_seen_ts": BASE_TS - 3 * 86_400_000},
+    {"device_id": "OLDLAPTOP", "display_name": "[bold]Old[/bold] laptop \x1b[31m", "last_seen_ip": "203.0.113.5", "last_seen_ts": BASE_TS - 40 * 86_400_000},
+]
+
+
 def synthetic_directory(count: int) -> list[dict[str, Any]]:
     """``count`` plain public rooms (for paging through a long directory)."""
     return [
@@ -361,6 +370,8 @@ class FakeHomeserver:
             return httpx.Response(200, json={"event_id": f"$sent{self.counter}"})
         if path.endswith("/members"):
             return httpx.Response(200, json={"chunk": []})
+        if path.endswith("/v3/devices") and request.method == "GET":
+            return httpx.Response(200, json={"devices": DEVICES})
         if path.endswith("/messages"):
             return httpx.Response(200, json={"chunk": [], "start": "p1"})
         if path.endswith("/publicRooms"):

@@ -36,6 +36,8 @@ from tui_client.protocol.commands import (
         ("/directory matrix.org", Command("directory", "matrix.org")),
         ("/kick @bob:x.org spamming links", Command("kick", "@bob:x.org spamming links")),
         ("/ban @bob:x.org", Command("ban", "@bob:x.org")),
+        ("/verify", Command("verify", "")),
+        ("/verify @bob:x.org", Command("verify", "@bob:x.org")),
         ("/ME waves", Command("me", "waves")),
         ("/help   ", Command("help", "")),
     ],
@@ -68,6 +70,7 @@ def test_every_command_is_parsed() -> None:
         "kick",
         "ban",
         "unban",
+        "verify",
     }
 
 

@@ -475,7 +475,7 @@ def check_backup_trust(
         trusted_by.append(TrustedBy.PRIVATE_KEY)
     return BackupTrust(
         trusted=bool(trusted_by),
-        trusted_by=tuple(trusted_by),
+        trusted_by=tuple(sorted(set(trusted_by), key=list(TrustedBy).index)),
         signatures=tuple(checks),
         key_matches=key_matches,
     )

@@ -30,17 +30,22 @@ from ..protocol.errors import MatrixError, NetworkError
 from ..protocol.ids import InvalidIdentifier, is_user_id, parse_link
 from ..protocol.room_state import RoomSummary
 from ..store.cache import Cache, IngestResult, OutboxEntry, StoredEvent
+from .backup import KeyBackup
+from .cross_signing import CrossSigningService
 from .dbthread import DatabaseThread
+from .devices import DeviceService
 from .directory import DirectoryBrowser
 from .encryption import CryptoResult, Encryption
 from .joins import JoinQueue
 from .paths import profile_dir
+from .recovery import Recovery
 from .room_admin import RoomAdmin, split_user_and_reason
 from .room_view import RoomView
 from .secrets import SecretStore
 from .send_queue import NotReady, Refused, SendQueue
 from .spaces import SpaceService
 from .sync import SyncLoop, SyncSource, SyncV2Source
+from .uia import PasswordPrompt
 from .updates import (
     BatchCommitted,
     Notice,
@@ -51,6 +56,7 @@ from .updates import (
     TypingChanged,
     Update,
 )
+from .verification import VerificationService
 
 __all__ = ["LoginError", "MatrixClient", "SessionInfo"]
 
@@ -131,6 +137,9 @@ class MatrixClient:
         self.encryption = Encryption(self, backend=crypto_backend)
         self.ended: SessionEnded | None = None
         self.connection.on_rate_limited = self._on_rate_limited
+        #: Asks the user for their password when the server wants it (user-interactive
+        #: auth, engine/uia.py); the UI sets it. ``None``: such requests are refused.
+        self.ask_password: PasswordPrompt | None = None
 
     # -- identity -------------------------------------------------------------------
 
@@ -266,6 +275,7 @@ class MatrixClient:
         if self.secrets.warning:
             self.notify("warning", self.secrets.warning)
         await self.encryption.open()
+        await self.devices.open()
 
     def start(self) -> None:
         """Start the sync loop and the send queue in the running event loop."""
@@ -283,7 +293,9 @@ class MatrixClient:
             asyncio.ensure_future(self.sync_loop.run()),
             asyncio.ensure_future(self.send_queue.run()),
             asyncio.ensure_future(self.encryption.run()),
+            asyncio.ensure_future(self.backup.run()),
         ]
+        self.cross_signing.start()
 
     async def stop(self) -> None:
         """Stop sync and sending (in-flight requests are cancelled; nothing is lost)."""
@@ -383,6 +395,13 @@ class MatrixClient:
                 StoredEvent(s.pos, shown.get(s.event.get("event_id", ""), s.event)) for s in stored
             ]
         self.encryption.wake()
+        if crypto.room_keys:
+            self.backup.wake()
+        if crypto.secrets:
+            self.backup.on_secrets(crypto.secrets)
+            self.cross_signing.refresh_soon()
+        if crypto.verifications:
+            self.verification.on_sync(crypto.verifications)
         if result.changed_rooms:
             self.send_queue.wake()  # messages may be waiting for a room to sync
         if result.skipped_events:
@@ -463,6 +482,7 @@ class MatrixClient:
             if not self.encryption.available:
                 raise EncryptionUnavailable(self.encryption.error or "end-to-end encryption is not available")
             content = await self.encryption.encrypt(entry.room_id, entry.event_type, entry.content)
+            self.backup.wake()  # a room key of our own may have been made
             return "m.room.encrypted", content
         return entry.event_type, entry.content
 
@@ -657,6 +677,31 @@ class MatrixClient:
         return JoinQueue(self)
 
     @cached_property
+    def backup(self) -> KeyBackup:
+        """Server-side key backup: uploads every room key to a trusted backup (engine/backup.py)."""
+        return KeyBackup(self)
+
+    @cached_property
+    def recovery(self) -> Recovery:
+        """Recovery key, secret storage, restore, encryption health (engine/recovery.py)."""
+        return Recovery(self)
+
+    @cached_property
+    def devices(self) -> DeviceService:
+        """Our devices, anyone's devices and identity, trust for the UI (engine/devices.py)."""
+        return DeviceService(self)
+
+    @cached_property
+    def verification(self) -> VerificationService:
+        """Interactive verification flows (engine/verification.py)."""
+        return VerificationService(self)
+
+    @cached_property
+    def cross_signing(self) -> CrossSigningService:
+        """This session's cross-signing: set up, or ask to be verified (engine/cross_signing.py)."""
+        return CrossSigningService(self)
+
+    @cached_property
     def admin(self) -> RoomAdmin:
         """Creating rooms, permissions, moderation (engine/room_admin.py)."""
         return RoomAdmin(self)
@@ -670,6 +715,9 @@ class MatrixClient:
             await self.joins.stop()
         if "spaces" in self.__dict__:
             self.spaces.stop()
+        for name in ("verification", "cross_signing", "devices"):
+            if name in self.__dict__:
+                self.__dict__[name].stop()
 
     # -- the composer ---------------------------------------------------------------
 
@@ -700,6 +748,10 @@ class MatrixClient:
             return f"Display name set to {argument}"
         if name == "help":
             return "help"
+        if name == "verify":
+            flow = await self.verification.verify_command(room_id, argument)
+            who = "your other sessions" if flow.other_user_id == self.user_id else flow.other_user_id
+            return f"Verification request sent to {who}"
         if room_id is None:
             raise CommandError(f"/{name} needs an open room")
         if name == "me":

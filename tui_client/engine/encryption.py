@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import logging
 import os
@@ -42,7 +43,8 @@ from ..crypto import (
     ToDeviceRequest,
     load_backend,
 )
-from ..crypto.types import SenderTrust
+from ..crypto.types import MachineConfig, RequestOutcome, SenderTrust
+from ..crypto.verification import REQUEST_MSGTYPE, VERIFICATION_EVENT_TYPES
 from ..protocol.errors import MatrixError, NetworkError
 from ..protocol.events import DECRYPTION_FAILURE, ENCRYPTION_INFO
 from ..protocol.sync import SyncBatch
@@ -107,6 +109,10 @@ class CryptoResult:
     redecrypted: dict[str, dict[str, Event]] = field(default_factory=dict)
     to_device: list[Any] = field(default_factory=list)
     secrets: list[Any] = field(default_factory=list)
+    #: Room keys the batch brought (new or improved): the key backup uploads them.
+    room_keys: int = 0
+    #: Verification flows the batch changed (to-device and in-room events).
+    verifications: list[Any] = field(default_factory=list)
 
 
 class Encryption:
@@ -118,6 +124,14 @@ class Encryption:
         self.machine: OlmMachine | None = None
         self.store: SqliteCryptoStore = client.cache.crypto_store()
         self.error: str | None = None
+        #: The key that seals this device's crypto state (set once the machine is open).
+        self.pickle_key: bytes | None = None
+        #: Share room keys only with verified devices (the account's setting, engine/devices.py).
+        self.only_verified = False
+        #: The machine's tunables (tests shorten the verification timeouts); read by :meth:`open`.
+        self.config: MachineConfig | None = None
+        #: Called with each request the loop sent and what marking it sent changed.
+        self.outcome_listeners: list[Callable[[OutgoingRequest, RequestOutcome], None]] = []
         self._wake = asyncio.Event()
         self._stopping = False
         self._in_flight: set[str] = set()
@@ -140,14 +154,22 @@ class Encryption:
     async def _run(self, work: Callable[[], T]) -> T:
         return await self.client.db.run(self._transaction, work)
 
+    async def call(self, work: Callable[[], T]) -> T:
+        """Run ``work`` (machine calls) on the database thread, in a transaction of its own."""
+        return await self._run(work)
+
     @property
     def available(self) -> bool:
         """True when the machine is running (the pickle key unlocked its state)."""
         return self.machine is not None
 
     def _machine(self) -> OlmMachine:
+        return self.require_machine()
+
+    def require_machine(self, error: type[Exception] = EncryptionError) -> OlmMachine:
+        """The machine; raises ``error`` saying why when encryption is not available."""
         if self.machine is None:
-            raise EncryptionError(self.error or "end-to-end encryption is not available")
+            raise error(self.error or "End-to-end encryption is not available.")
         return self.machine
 
     # -- start --------------------------------------------------------------------------
@@ -173,8 +195,9 @@ class Encryption:
             # conformance suite (tests/store/test_crypto_store.py) is what holds it to that.
             store = cast(CryptoStore, self.store)
             self.machine = await self._run(
-                lambda: OlmMachine(client.user_id, client.device_id, store, backend, pickle_key=key)
+                lambda: OlmMachine(client.user_id, client.device_id, store, backend, pickle_key=key, config=self.config)
             )
+            self.pickle_key = key
         except (CryptoStoreMismatch, ValueError) as error:
             self.error = f"End-to-end encryption is off: {error}."
             log.error("encryption unavailable: %s", error)
@@ -217,6 +240,8 @@ class Encryption:
         )
         result.to_device = list(changes.to_device_events)
         result.secrets = list(changes.secrets)
+        result.verifications = list(changes.verifications)
+        result.room_keys = len(changes.room_keys)
         for room in batch.joined:
             self._room_membership(machine, room.room_id, [*room.state, *room.timeline], room.limited)
             for event in room.timeline:
@@ -230,7 +255,23 @@ class Encryption:
             shown = self._decrypt_and_store(machine, json.loads(data), room_id)
             if shown is not None:
                 result.redecrypted.setdefault(room_id, {})[event_id] = shown
+        self._feed_verifications(machine, batch, result)
         return result
+
+    @staticmethod
+    def _feed_verifications(machine: OlmMachine, batch: SyncBatch, result: CryptoResult) -> None:
+        """In-room verification events (decrypted forms, our own echoes too) to the machine."""
+        for room in batch.joined:
+            shown = result.clear.get(room.room_id, {})
+            for event in room.timeline:
+                if event.get("type") == "m.room.encrypted":
+                    event = shown.get(event.get("event_id", ""), event)
+                if is_verification_event(event):
+                    result.verifications.extend(machine.receive_room_verification_event(room.room_id, event))
+        for room_id, events in result.redecrypted.items():
+            for event in events.values():
+                if is_verification_event(event):
+                    result.verifications.extend(machine.receive_room_verification_event(room_id, event))
 
     def _room_membership(self, machine: OlmMachine, room_id: str, events: list[Event], limited: bool) -> None:
         summary = self.client.rooms.get(room_id)
@@ -363,6 +404,11 @@ class Encryption:
             outcome = await self._run(lambda: machine.mark_request_as_sent(request.request_id, answer if isinstance(answer, dict) else {}))
         finally:
             self._in_flight.discard(request.request_id)
+        for listener in list(self.outcome_listeners):
+            try:
+                listener(request, outcome)
+            except Exception:
+                log.exception("request outcome listener failed")
         for warning in outcome.warnings:
             self.client.publish(Notice("warning", f"Encryption: {warning.message}"))
 
@@ -385,6 +431,7 @@ class Encryption:
             settings = EncryptionSettings.from_state(
                 encryption if isinstance(encryption, dict) else {"algorithm": MEGOLM},
                 history_visibility=history if isinstance(history, str) else None,
+                only_verified=self.only_verified,
             )
             # Invited members may read from their invitation unless history is "joined" only.
             users = self._member_ids(room_id, invited=history != "joined")
@@ -392,16 +439,28 @@ class Encryption:
 
         return await self.client.db.run(read)
 
-    async def encrypt(self, room_id: str, event_type: str, content: dict[str, Any]) -> dict[str, Any]:
-        """Share the room key as needed and encrypt one event for ``room_id``."""
+    async def encrypt(
+        self, room_id: str, event_type: str, content: dict[str, Any], *, only_verified: bool | None = None
+    ) -> dict[str, Any]:
+        """Share the room key as needed and encrypt one event for ``room_id``.
+
+        ``only_verified`` overrides the account's setting (verification messages must
+        reach the very device being verified).
+        """
         machine = self._machine()
         async with self._lock(room_id):
             users, settings = await self._recipients(room_id)
+            if only_verified is not None and only_verified != settings.only_verified:
+                settings = dataclasses.replace(settings, only_verified=only_verified)
             await self._run(lambda: machine.update_tracked_users(users))
-            for _ in range(5):
+            for _ in range(100):
                 if not await self._run(lambda: machine.outdated_users(users)):
                     break
                 await self.flush()
+                if self._in_flight:
+                    # The request loop is sending the query itself (flush skips what is in
+                    # flight): wait for its answer rather than share with stale device lists.
+                    await asyncio.sleep(0.05)
             claim = await self._run(lambda: machine.get_missing_sessions(users))
             if claim is not None:
                 await self._send(claim)
@@ -433,15 +492,33 @@ class Encryption:
 
         def work() -> tuple[int, int, dict[str, dict[str, Event]]]:
             result = machine.import_room_keys(text, passphrase)
-            sessions = [(k.room_id, k.session_id) for k in result.room_keys]
-            redecrypted: dict[str, dict[str, Event]] = {}
-            for event_id, room_id, data in self.store.undecrypted_for_sessions(sessions):
-                shown = self._decrypt_and_store(machine, json.loads(data), room_id)
-                if shown is not None:
-                    redecrypted.setdefault(room_id, {})[event_id] = shown
+            redecrypted = self.redecrypt((k.room_id, k.session_id) for k in result.room_keys)
             return result.total, result.imported, redecrypted
 
         return await self._run(work)
+
+    def redecrypt(self, sessions: Iterable[tuple[str, str]]) -> dict[str, dict[str, Event]]:
+        """Decrypt again the stored events waiting for these ``(room_id, session_id)`` keys.
+
+        Database thread, inside the transaction that brought the keys. Returns room ->
+        event ID -> shown form, for :meth:`MatrixClient._show_decrypted`.
+        """
+        machine = self._machine()
+        redecrypted: dict[str, dict[str, Event]] = {}
+        for event_id, room_id, data in self.store.undecrypted_for_sessions(list(sessions)):
+            shown = self._decrypt_and_store(machine, json.loads(data), room_id)
+            if shown is not None:
+                redecrypted.setdefault(room_id, {})[event_id] = shown
+        return redecrypted
+
+
+def is_verification_event(event: Event) -> bool:
+    """An ``m.key.verification.*`` room event, or an in-room verification request."""
+    event_type = event.get("type")
+    if event_type == "m.room.message":
+        content = event.get("content")
+        return isinstance(content, dict) and content.get("msgtype") == REQUEST_MSGTYPE
+    return event_type in VERIFICATION_EVENT_TYPES
 
 
 def with_failure(event: Event, code: str, reason: str) -> Event:

@@ -9,24 +9,33 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..crypto.cross_signing import CrossSigningStatus, UserIdentity
+from ..crypto.verification import Verification
 from ..protocol.room_state import RoomSummary
 from ..protocol.spaces import SpaceGraph
 from ..protocol.timeline import Diff
 
 __all__ = [
+    "BackupStatus",
     "BatchCommitted",
+    "CrossSigningChanged",
+    "IdentityWarnings",
     "JoinProgress",
     "JoinStatus",
+    "KeyRestoreProgress",
     "MembersChanged",
     "Notice",
+    "RecoverySuggested",
     "RoomListChanged",
     "SessionEnded",
     "SpacesChanged",
     "SyncState",
     "SyncStatus",
     "TimelineUpdated",
+    "TrustChanged",
     "TypingChanged",
     "Update",
+    "VerificationChanged",
 ]
 
 
@@ -203,6 +212,99 @@ class JoinProgress:
         return text
 
 
+@dataclass(frozen=True, slots=True)
+class BackupStatus:
+    """Where the server-side key backup stands (published when it changes).
+
+    ``state``: ``unknown`` (not checked yet), ``none`` (the account has no backup),
+    ``active`` (trusted: room keys are uploaded to it), ``untrusted`` (not signed by
+    a key we trust: not used), ``unsupported`` (another algorithm, or malformed),
+    ``unreachable`` (the check failed; retried), ``off`` (no encryption here).
+    ``keys_total``/``keys_backed_up`` count the room keys on this device.
+    """
+
+    state: str
+    version: str | None = None
+    keys_total: int = 0
+    keys_backed_up: int = 0
+    #: Keys in the backup, as the server last said.
+    server_count: int | None = None
+    #: This device holds the backup's decryption key (it can restore from it).
+    key_cached: bool = False
+    #: Why the backup is trusted or not, in a sentence.
+    detail: str = ""
+    #: The last upload failure (cleared by the next success).
+    error: str | None = None
+
+    @property
+    def up_to_date(self) -> bool:
+        """Every room key on this device is in a trusted backup."""
+        return self.state == "active" and self.keys_backed_up >= self.keys_total
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRestoreProgress:
+    """A restore from the key backup: ``stage`` is ``unlocking``, ``verifying``,
+    ``downloading``, ``restoring``, ``done`` or ``failed`` (``detail`` says why)."""
+
+    stage: str
+    done: int = 0
+    total: int = 0
+    imported: int = 0
+    failed: int = 0
+    detail: str = ""
+
+    @property
+    def finished(self) -> bool:
+        """Nothing more will happen to this restore."""
+        return self.stage in ("done", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class RecoverySuggested:
+    """Something the user should do about recovery: ``kind`` is ``restore`` when the account
+    has secret storage and this device is not verified (offered once per device)."""
+
+    kind: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationChanged:
+    """A verification flow changed (engine/verification.py): its new snapshot."""
+
+    verification: Verification
+
+
+@dataclass(frozen=True, slots=True)
+class TrustChanged:
+    """What this session knows of these users' identities and devices changed (engine/devices.py)."""
+
+    user_ids: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityWarnings:
+    """Users whose identity changed: warn until acknowledged or verified again (engine/devices.py).
+
+    The whole current list (empty when nothing needs attention), verified users first.
+    """
+
+    identities: tuple[UserIdentity, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CrossSigningChanged:
+    """This session's cross-signing state changed (engine/cross_signing.py)."""
+
+    status: CrossSigningStatus
+    #: The account has an identity this session cannot vouch for yet: verify this session
+    #: from another of the account's sessions.
+    needs_verification: bool
+    #: Why setting up cross-signing failed, if it did.
+    error: str | None = None
+
+
 Update = (
     SyncState
     | RoomListChanged
@@ -214,4 +316,11 @@ Update = (
     | BatchCommitted
     | SpacesChanged
     | JoinProgress
+    | BackupStatus
+    | KeyRestoreProgress
+    | RecoverySuggested
+    | VerificationChanged
+    | TrustChanged
+    | IdentityWarnings
+    | CrossSigningChanged
 )

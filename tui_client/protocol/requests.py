@@ -404,3 +404,80 @@ def joined_rooms() -> Request:
 def get_account_data(user_id: str, event_type: str) -> Request:
     """``GET /user/{userId}/account_data/{type}``."""
     return Request("GET", f"{CLIENT_V3}/user/{_seg(user_id)}/account_data/{_seg(event_type)}")
+
+
+# -- server-side key backup (end_to_end_encryption.md, "Server-side key backups") ----------
+
+
+def room_keys_version(version: str | None = None) -> Request:
+    """``GET /room_keys/version[/{version}]``: the current backup (or one version) and its count."""
+    suffix = f"/{_seg(version)}" if version is not None else ""
+    return Request("GET", f"{CLIENT_V3}/room_keys/version{suffix}")
+
+
+def create_room_keys_version(body: Mapping[str, Any]) -> Request:
+    """``POST /room_keys/version``: a new backup version (``algorithm`` and signed ``auth_data``)."""
+    return Request("POST", f"{CLIENT_V3}/room_keys/version", body=dict(body))
+
+
+def update_room_keys_version(version: str, body: Mapping[str, Any]) -> Request:
+    """``PUT /room_keys/version/{version}``: replace a version's ``auth_data`` (e.g. re-signed)."""
+    return Request(
+        "PUT", f"{CLIENT_V3}/room_keys/version/{_seg(version)}", body={**body, "version": version}
+    )
+
+
+def delete_room_keys_version(version: str) -> Request:
+    """``DELETE /room_keys/version/{version}``: drop a backup version and every key in it."""
+    return Request("DELETE", f"{CLIENT_V3}/room_keys/version/{_seg(version)}")
+
+
+def _room_keys_path(room_id: str | None, session_id: str | None) -> str:
+    path = f"{CLIENT_V3}/room_keys/keys"
+    if room_id is not None:
+        path += f"/{_seg(room_id)}"
+        if session_id is not None:
+            path += f"/{_seg(session_id)}"
+    return path
+
+
+def put_room_keys(
+    version: str,
+    body: Mapping[str, Any],
+    *,
+    room_id: str | None = None,
+    session_id: str | None = None,
+) -> Request:
+    """``PUT /room_keys/keys[/{roomId}[/{sessionId}]]?version=``: store keys in the backup.
+
+    The server keeps, per session, the better of what it had and what it is sent.
+    A version that is not the current one is refused (403 ``M_WRONG_ROOM_KEYS_VERSION``).
+    """
+    return Request(
+        "PUT", _room_keys_path(room_id, session_id), query=_query(version=version), body=dict(body)
+    )
+
+
+def get_room_keys(
+    version: str, *, room_id: str | None = None, session_id: str | None = None
+) -> Request:
+    """``GET /room_keys/keys[/{roomId}[/{sessionId}]]?version=``: read keys from the backup."""
+    return Request("GET", _room_keys_path(room_id, session_id), query=_query(version=version))
+
+
+def get_devices() -> Request:
+    """``GET /devices``: every device of our account (name, last seen IP and time)."""
+    return Request("GET", f"{CLIENT_V3}/devices")
+
+
+def update_device(device_id: str, display_name: str) -> Request:
+    """``PUT /devices/{deviceId}``: rename one of our devices."""
+    return Request("PUT", f"{CLIENT_V3}/devices/{_seg(device_id)}", body={"display_name": display_name})
+
+
+def delete_devices(device_ids: Iterable[str], auth: Mapping[str, Any] | None = None) -> Request:
+    """``POST /delete_devices``: sign devices out (user-interactive auth: pass ``auth``)."""
+    body: dict[str, Any] = {"devices": list(device_ids)}
+    if auth is not None:
+        body["auth"] = dict(auth)
+    return Request("POST", f"{CLIENT_V3}/delete_devices", body=body)

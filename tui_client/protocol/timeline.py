@@ -97,6 +97,8 @@ class TimelineItem:
     error: str | None = None
     encrypted: bool = False
     trust: str | None = None
+    #: The sending device of an encrypted message (its trust may change after it was shown).
+    device_id: str | None = None
 
     @property
     def is_local_echo(self) -> bool:
@@ -571,6 +573,7 @@ class TimelineModel:
             thread_count=thread_count,
             encrypted=event.type == "m.room.encrypted" or info is not None,
             trust=info.get("trust") if info is not None and isinstance(info.get("trust"), str) else None,
+            device_id=info.get("device_id") if info is not None and isinstance(info.get("device_id"), str) else None,
         )
 
     def _build_local(self, echo: _LocalEcho) -> TimelineItem:

@@ -246,6 +246,39 @@ class SqliteCryptoStore:
         """Names of the stored secrets."""
         return [str(name) for (name,) in self._db.execute("SELECT name FROM crypto_secrets ORDER BY name")]
 
+    # -- server-side key backup ------------------------------------------------------------
+
+    def load_backup_state(self) -> Record | None:
+        """The backup version the ``backed_up`` flags refer to (the engine's record), if any."""
+        return self._one("SELECT data FROM crypto_backup_state WHERE id = 1", ())
+
+    def save_backup_state(self, record: Record) -> None:
+        """Replace the backup state record."""
+        self._db.execute(
+            "INSERT INTO crypto_backup_state (id, data) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET data = excluded.data",
+            (_dumps(record),),
+        )
+
+    def delete_backup_state(self) -> None:
+        """Forget the backup state (no backup is used any more)."""
+        self._db.execute("DELETE FROM crypto_backup_state WHERE id = 1")
+
+    def undecrypted_summary(self) -> list[tuple[str, int, int]]:
+        """Events we could not decrypt, by failure code: ``(code, events, sessions)``."""
+        rows = self._db.execute(
+            "SELECT code, COUNT(*), COUNT(DISTINCT session_id) FROM undecrypted_events GROUP BY code ORDER BY COUNT(*) DESC"
+        )
+        return [(str(code), int(events), int(sessions)) for code, events, sessions in rows]
+
+    def undecrypted_sessions(self, codes: Sequence[str]) -> list[tuple[str, str]]:
+        """The distinct ``(room_id, session_id)`` of events that failed with one of ``codes``."""
+        marks = ",".join("?" * len(codes)) or "NULL"
+        rows = self._db.execute(
+            f"SELECT DISTINCT room_id, session_id FROM undecrypted_events WHERE code IN ({marks}) AND session_id != ''",
+            list(codes),
+        )
+        return [(str(room_id), str(session_id)) for room_id, session_id in rows]
+
     # -- key requests ----------------------------------------------------------------------
 
     def get_key_request(self, request_id: str) -> Record | None:

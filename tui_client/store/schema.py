@@ -223,6 +223,15 @@ MIGRATIONS: tuple[str, ...] = (
         data TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 4: server-side key backup: the backup version the sessions' `backed_up` flags
+    # refer to (with its public key, and the server's last count and etag), so a restart
+    # resumes uploading where it stopped and a replaced version is noticed.
+    """
+    CREATE TABLE crypto_backup_state (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        data TEXT NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from textual.app import App, SystemCommand
+from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
 from textual.screen import Screen
@@ -20,13 +21,14 @@ from ..protocol.directory import PublicRoom
 from ..protocol.ids import InvalidIdentifier
 from .join_flow import JoinFlow
 from .messages import EngineUpdate
-from .screens import security
+from .screens import recovery, security
 from .screens.chat import ChatScreen
 from .screens.dialogs import ConfirmDialog, PromptDialog
 from .screens.directory import DirectoryScreen
 from .screens.login import LoginScreen
 from .screens.room_preview import RoomPreviewScreen
 from .screens.space import SpaceScreen
+from .security_flow import SecurityFlow
 from .themes import DEFAULT_THEME, load_themes
 from .widgets.room_list import visible_rooms
 
@@ -61,6 +63,11 @@ class TuiClientApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "tui_client"
     COMMANDS = App.COMMANDS | {RoomsProvider}
+    BINDINGS = [
+        # Priority: the composer (a TextArea) would take the key otherwise.
+        Binding("f6", "devices", "Devices", show=False, priority=True),
+        Binding("f7", "encryption_health", "Encryption", show=False, priority=True),
+    ]
 
     def __init__(
         self,
@@ -83,6 +90,7 @@ class TuiClientApp(App[None]):
         self._user_id = user_id
         self._unsubscribe: Any = None
         self.join_flow = JoinFlow(self)
+        self.security = SecurityFlow(self)
         for theme in load_themes():
             self.register_theme(theme)
         if DEFAULT_THEME in self.available_themes:
@@ -122,6 +130,7 @@ class TuiClientApp(App[None]):
         await client.open()
         chat = ChatScreen(client)
         await self.push_screen(chat)
+        self.security.attach(chat)
         if self.start_sync:
             client.start()
 
@@ -138,6 +147,8 @@ class TuiClientApp(App[None]):
         for other in self.screen_stack:
             if isinstance(other, DirectoryScreen | SpaceScreen) and other.is_mounted:
                 other.handle_update(update)
+        self.security.handle(update)
+        recovery.handle_update(self, self.client, update)
         if isinstance(update, SessionEnded) and update.message != "Logged out.":
             self._session_ended(update)
 
@@ -286,11 +297,22 @@ class TuiClientApp(App[None]):
             )
         yield SystemCommand("Export room keys", "Save your room keys to a passphrase-protected file", partial(security.export_keys, chat))
         yield SystemCommand("Import room keys", "Read room keys from an export file (e.g. from Element)", partial(security.import_keys, chat))
+        yield from self.security.commands()
+        yield from recovery.commands(self, chat.client)
         yield SystemCommand("Toggle member list", "Show or hide the members (F2)", chat.action_toggle_members)
         yield SystemCommand("Mark room as read", "Send a read receipt for the latest message", chat.action_mark_read)
         yield SystemCommand("Help", "Keys and commands (F1)", chat.action_help)
         yield SystemCommand("Retry sync now", "Skip the wait after a connection problem", self.action_retry_sync)
         yield SystemCommand("Log out", "End this session on the server and remove local data", self.action_logout)
+
+    def action_encryption_health(self) -> None:
+        """F7: encryption health, recovery and the key backup."""
+        if self.client is not None and self.chat_screen is not None:
+            recovery.show_health(self, self.client)
+
+    def action_devices(self) -> None:
+        """F6: our sessions and devices."""
+        self.security.show_devices()
 
     def action_retry_sync(self) -> None:
         """Cut a backoff short."""

@@ -20,6 +20,7 @@ from rich.cells import cell_len, chop_cells
 from rich.segment import Segment
 from rich.style import Style
 
+from ..engine.devices import UserTrust
 from ..protocol.sanitize import clean_line
 from ..protocol.timeline import SendState, TimelineItem
 
@@ -169,6 +170,26 @@ def _truncate(spans: list[Span], width: int) -> Line:
     return line
 
 
+def sender_marker(item: TimelineItem, trust: UserTrust | None, own_user: str | None = None) -> str | None:
+    """The mark beside an encrypted message's time: ``!`` for a device we cannot vouch for,
+    ``?`` for a key from a backup or a file (whose sender cannot be proven), ``✓`` for a
+    verified user's verified device, else nothing.
+
+    ``item.trust`` is the verdict when the message was decrypted; ``trust`` (the
+    sender's current trust, when known) overrides it for a device verified since.
+    """
+    if not item.encrypted or item.trust is None:
+        return None
+    if item.trust == "unauthenticated":
+        return "?"
+    device_verified = trust is not None and item.device_id is not None and item.device_id in trust.verified_devices
+    if item.trust in ("unverified", "unknown device") and not device_verified:
+        return "!"
+    if trust is not None and trust.verified and item.sender != own_user and (item.trust == "verified" or device_verified):
+        return "✓"
+    return None
+
+
 def render_item(
     item: TimelineItem,
     previous: TimelineItem | None,
@@ -177,6 +198,8 @@ def render_item(
     palette: Palette,
     *,
     selected: bool = False,
+    trust: UserTrust | None = None,
+    own_user: str | None = None,
 ) -> list[Line]:
     """The lines of one item: day separator, reply quote, body, reactions, thread, status."""
     muted = Style(color=palette.muted)
@@ -209,10 +232,13 @@ def render_item(
         padding = " " * max(0, name_width - cell_len(display))
         name = Segment(padding + display + " ", Style(color=sender_colour(item.sender), bold=True))
     first_prefix = [Segment(clock(item.ts).ljust(TIME_WIDTH), muted), name]
-    if item.encrypted and item.trust in ("unverified", "unknown device"):
-        # The last cell of the time column flags a message from a device we cannot vouch for.
+    marker = sender_marker(item, trust, own_user)
+    if marker is not None:
+        # The last cell of the time column flags a message from a device we cannot vouch
+        # for, or from a verified user.
+        colour = palette.success if marker == "✓" else palette.warning if marker == "!" else palette.muted
         first_prefix[0] = Segment(clock(item.ts).ljust(TIME_WIDTH - 1), muted)
-        first_prefix.insert(1, Segment("!", Style(color=palette.warning, bold=True)))
+        first_prefix.insert(1, Segment(marker, Style(color=colour, bold=True)))
     indent = Segment(" " * gutter)
     if item.reply is not None:
         quoted_sender = item.reply.sender

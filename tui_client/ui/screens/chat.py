@@ -37,6 +37,7 @@ from ..widgets.composer import Composer
 from ..widgets.member_list import MemberList
 from ..widgets.room_header import RoomHeader
 from ..widgets.room_list import RoomList, ordered, visible_rooms
+from ..widgets.security_bar import SecurityBar
 from ..widgets.space_bar import SpaceBar
 from ..widgets.status_bar import StatusBar
 from ..widgets.timeline import TimelineView
@@ -73,6 +74,7 @@ class ChatScreen(RoomActions):
 
     def compose(self) -> ComposeResult:
         yield RoomHeader(id="room-header")
+        yield SecurityBar(id="security-bar")
         with Horizontal(id="body"):
             yield SpaceBar(id="spaces")
             yield RoomList(id="rooms")

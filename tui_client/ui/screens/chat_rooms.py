@@ -344,13 +344,17 @@ class RoomActions(Screen[None]):
                 choices.append(("kick", "Remove from the room…"))
             if power.can_act_on(me, user_id, "ban") and (member is None or member.membership != "ban"):
                 choices.append(("ban", "Ban…"))
-        if not choices:
-            return
+            choices.append(("verify", "Verify (compare emoji in your DM)"))
+        choices.append(("devices", "Devices and trust" if user_id != me else "Your sessions"))
         name = view.display_name(user_id)
 
         def chosen(action: str | None) -> None:
             if action == "dm":
                 self._run_dm(user_id)
+            elif action == "verify":
+                self.app.security.verify_user(user_id)  # type: ignore[attr-defined]
+            elif action == "devices":
+                self.app.security.show_devices(user_id)  # type: ignore[attr-defined]
             elif action in ("kick", "ban"):
                 verb = "Remove" if action == "kick" else "Ban"
                 self.app.push_screen(

@@ -21,6 +21,8 @@ KEYS = (
     ("F2", "show or hide the member list (Enter on a member: DM, remove, ban)"),
     ("F3", "explore public rooms (search, other servers, preview, join)"),
     ("F4", "the selected space: every room in it, joined or not"),
+    ("F6", "your sessions and devices: verify, rename, sign out"),
+    ("F7", "encryption health: recovery key, key backup, undecryptable messages"),
     ("Ctrl+N", "create a room (Ctrl+P for a space or a direct chat)"),
     ("Ctrl+O", "join by alias, room ID, matrix.to link or matrix: URI"),
     ("Enter", "send (in the composer)"),
@@ -34,6 +36,9 @@ KEYS = (
     ("Spaces sidebar", "Home: all rooms, People: direct chats, a space: its rooms"),
     ("In the directory", "j join, p preview, t whole topic, Ctrl+F search, Ctrl+S servers"),
     ("In a space", "j join, a join all suggested, s join the space, d depth"),
+    ("In the devices screen", "v verify, r rename, s sign out, k key sharing, u verify the user"),
+    ("In encryption health", "s set up recovery, k recovery key, b restore backup, x reset"),
+    ("Beside a message's time", "✓ verified person, ! unverified device, ? key from a backup or file"),
     ("Ctrl+Q", "quit"),
 )
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from rich.style import Style
 from rich.text import Text
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
+from ...engine.devices import UserTrust
 from ...protocol.room_state import PowerLevels, RoomMembers
 from ..render import sender_colour
 
@@ -36,6 +38,9 @@ class MemberList(OptionList):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(markup=False, id=id)
+        #: A member's trust, when known: ✓ for a verified user, ⚠ for a changed identity.
+        self.trust_of: Callable[[str], UserTrust | None] = lambda user_id: None
+        self.own_user: str | None = None
 
     def show_members(self, members: RoomMembers, power: PowerLevels) -> None:
         """Rebuild from the room's members."""
@@ -53,4 +58,10 @@ class MemberList(OptionList):
     def _line(self, members: RoomMembers, power: PowerLevels, user_id: str) -> Text:
         text = Text(_badge(power.user_level(user_id)) + " ", style=Style(bold=True))
         text.append(members.display_name(user_id), style=Style(color=sender_colour(user_id)))
+        # Other people's trust (ours is the devices screen's business).
+        trust = self.trust_of(user_id) if user_id != self.own_user else None
+        if trust is not None and trust.needs_attention:
+            text.append(" ⚠", style=Style(color="yellow", bold=True))
+        elif trust is not None and trust.verified:
+            text.append(" ✓", style=Style(color="green", bold=True))
         return text

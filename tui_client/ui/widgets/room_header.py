@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.style import Style
 from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from ...engine.devices import IdentityState, UserTrust
 from ...protocol.room_state import RoomSummary
 from ...protocol.sanitize import clean_line
 
@@ -24,6 +27,11 @@ class RoomHeader(Widget):
     room: reactive[RoomSummary | None] = reactive(None, always_update=True)
     member_count: reactive[int] = reactive(0)
 
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        #: The other person's trust in an encrypted DM, when known.
+        self.trust_of: Callable[[str], UserTrust | None] = lambda user_id: None
+
     def render(self) -> Text:
         """One line."""
         room = self.room
@@ -35,6 +43,9 @@ class RoomHeader(Widget):
         text.append(clean_line(room.display_name), style=Style(bold=True))
         if room.is_dm:
             text.append("  (direct message)", style=Style(dim=True))
+            trust = self.trust_of(room.dm_user) if room.encrypted and room.dm_user else None
+            if trust is not None:
+                text.append_text(_trust_text(trust))
         if room.membership == "invite":
             text.append("  (invited)", style=Style(italic=True))
         count = self.member_count or room.joined_count
@@ -45,3 +56,14 @@ class RoomHeader(Widget):
             text.append(clean_line(room.topic), style=Style(dim=True, italic=True))
         text.truncate(max(1, self.size.width), overflow="ellipsis")
         return text
+
+
+def _trust_text(trust: UserTrust) -> Text:
+    """The DM partner's identity, in a few words."""
+    if trust.needs_attention:
+        return Text("  ⚠ identity changed", style=Style(color="yellow", bold=True))
+    if trust.verified:
+        return Text("  ✓ verified", style=Style(color="green", bold=True))
+    if trust.state is IdentityState.NONE:
+        return Text("  no cross-signing", style=Style(dim=True))
+    return Text("  not verified", style=Style(dim=True))

@@ -22,6 +22,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from ...engine.devices import UserTrust
 from ...protocol.timeline import Diff, TimelineItem
 from ..render import Palette, render_item
 
@@ -76,6 +77,9 @@ class TimelineView(ScrollView, can_focus=True):
         super().__init__(name=name, id=id, classes=classes)
         self.items: list[TimelineItem] = []
         self.name_of: Callable[[str], str] = lambda user_id: user_id
+        #: The sender's current trust, when known (marks messages of verified users).
+        self.trust_of: Callable[[str], UserTrust | None] = lambda user_id: None
+        self.own_user: str | None = None
         self.palette = Palette()
         self._cache: dict[str, tuple[int, bool, list[Strip]]] = {}
         self._offsets: list[int] = [0]
@@ -145,7 +149,10 @@ class TimelineView(ScrollView, can_focus=True):
         if cached is not None and cached[0] == width and cached[1] == selected:
             return cached[2]
         previous = self.items[index - 1] if index > 0 else None
-        lines = render_item(item, previous, self.name_of, width, self.palette, selected=selected)
+        trust = self.trust_of(item.sender) if item.encrypted and item.sender else None
+        lines = render_item(
+            item, previous, self.name_of, width, self.palette, selected=selected, trust=trust, own_user=self.own_user
+        )
         pad = Style(bgcolor=self.palette.selection) if selected else None
         strips = []
         for line in lines:
