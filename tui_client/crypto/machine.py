@@ -551,6 +551,14 @@ class OlmMachine:
             self._store.save_tracked_user({"user_id": user_id, "dirty": True})
             self._bump(user_id)
 
+    def mark_users_outdated(self, users: Iterable[str]) -> None:
+        """Fetch these users' device lists again (tracking them if need be), e.g. when the
+        server lists a device of theirs whose keys we do not hold."""
+        wanted = [u for u in users if isinstance(u, str)]
+        self.update_tracked_users(wanted)
+        for user_id in wanted:
+            self._mark_outdated(user_id)
+
     def tracked_users(self) -> set[str]:
         """Every tracked user."""
         return {r["user_id"] for r in self._store.get_tracked_users()}

@@ -366,6 +366,15 @@ class DeviceService:
             with contextlib.suppress(RuntimeError):
                 _, infos = await self.user_devices(self.client.user_id)
                 known = {d.device_id: d for d in infos}
+                listed_ids = {d["device_id"] for d in server_devices}
+                if listed_ids - set(known) - {self.client.device_id}:
+                    # A session logged in since our last key query (its device list change
+                    # may not have reached us yet): fetch our keys again, once.
+                    machine = self._machine()
+                    user_id = self.client.user_id
+                    await self.client.encryption.call(lambda: machine.mark_users_outdated([user_id]))
+                    _, infos = await self.user_devices(user_id)
+                    known = {d.device_id: d for d in infos}
         devices = []
         for entry in server_devices:
             device_id = entry["device_id"]
