@@ -106,3 +106,65 @@ async def test_joins_survive_server_errors_and_a_cut_connection(
     assert len([r for r in wire.requests if r.method == "POST" and "/join/" in r.path]) == 3
     waits = [s.error for p in updates.of(JoinProgress) for s in p.jobs if s.state == "waiting"]
     assert waits == ["server error 502", "connection problem"]
+
+
+async def test_joins_still_queued_when_the_client_stops_are_made_after_a_restart(
+    synapse: SynapseServer, wire: Wire, pool: ClientPool, tmp_path: Path
+) -> None:
+    from tui_client.engine.client import MatrixClient
+    from tui_client.engine.joins import JoinFailed
+    from tui_client.engine.updates import Notice
+
+    from ..engine.support import json_response
+
+    owner = synapse.register_user("keeper", "password-keeper")
+    user = synapse.register_user("quitter", "password-quitter")
+    rooms = [create_room(synapse, owner, preset="public_chat", name=f"Later {n}") for n in range(3)]
+    client = pool.add(await login(synapse, user, tmp_path, wire=wire))
+    # The first join goes through; then the server wants a minute's pause.
+    joins_seen = 0
+
+    def second_join_on(request: Any) -> bool:
+        nonlocal joins_seen
+        if request.method == "POST" and "/join/" in request.url.path:
+            joins_seen += 1
+            return joins_seen > 1
+        return False
+
+    wire.inject(
+        second_join_on,
+        lambda r: json_response(429, {"errcode": "M_LIMIT_EXCEEDED", "error": "slow down", "retry_after_ms": 60_000}),
+        times=None,
+    )
+    jobs = client.joins.enqueue_many((room, [synapse.server_name]) for room in rooms)
+    assert await jobs[0].wait() == rooms[0]
+    await wait_until(lambda: jobs[1].state == "waiting", what="the second join waiting out the limit")
+    await client.close()
+    pool.forget(client)
+    for job in jobs[1:]:
+        with pytest.raises(JoinFailed, match="closed before"):
+            await job.wait()
+
+    # The next start makes the two joins left (the rate limit is over), in order.
+    wire.clear()
+    before = len(wire.requests)
+    restored = MatrixClient.restore(base_dir=tmp_path, transport=wire.transport(), long_poll_ms=200)
+    assert restored is not None
+    pool.add(restored)
+    updates = Recorder(restored)
+    await restored.open()
+    restored.start()
+    await wait_until(
+        lambda: all(restored.rooms.get(r) is not None and restored.rooms[r].membership == "join" for r in rooms),
+        what="every room joined after the restart",
+        timeout=30,
+    )
+    assert any(n.text == "Resuming 2 joins left unfinished last time" for n in updates.of(Notice))
+    import urllib.parse
+
+    posted = [urllib.parse.unquote(r.path) for r in wire.requests[before:] if r.method == "POST" and "/join/" in r.path]
+    assert len(posted) == 2 and all(room in path for path, room in zip(posted, rooms[1:], strict=True)), posted
+    status, body = synapse.request_json("GET", "/_matrix/client/v3/joined_rooms", token=user.access_token)
+    assert status == 200 and set(rooms) <= set(body["joined_rooms"])
+    # Nothing is left to resume on the start after that.
+    assert await restored.db.run(restored.cache.joins_pending) == []

@@ -29,7 +29,7 @@ from ..protocol.commands import Command, CommandError, parse_command, unescape_m
 from ..protocol.errors import MatrixError, NetworkError
 from ..protocol.ids import InvalidIdentifier, is_user_id, parse_link
 from ..protocol.room_state import RoomSummary
-from ..store.cache import Cache, IngestResult, OutboxEntry, StoredEvent
+from ..store.cache import Cache, IngestResult, OutboxEntry, PendingJoin, StoredEvent
 from .backup import KeyBackup
 from .cross_signing import CrossSigningService
 from .dbthread import DatabaseThread
@@ -126,6 +126,7 @@ class MatrixClient:
         self.sync_token: str | None = None
         # The room the user had open last time (reopened at start).
         self.last_room: str | None = None
+        self._unfinished_joins: list[PendingJoin] = []
         self.views: dict[str, RoomView] = {}
         self.sync_state = SyncState(SyncStatus.STARTING)
         self._listeners: list[Listener] = []
@@ -271,6 +272,7 @@ class MatrixClient:
         self.rooms = await self.db.run(self.cache.load_summaries)
         self.sync_token = await self.db.run(self.cache.get_meta, "next_batch")
         self.last_room = await self.db.run(self.cache.get_meta, "last_room")
+        self._unfinished_joins = await self.db.run(self.cache.joins_pending)
         self.publish(RoomListChanged(tuple(self.rooms.values()), frozenset(self.rooms)))
         if self.secrets.warning:
             self.notify("warning", self.secrets.warning)
@@ -295,7 +297,18 @@ class MatrixClient:
             asyncio.ensure_future(self.encryption.run()),
             asyncio.ensure_future(self.backup.run()),
         ]
+        if self._unfinished_joins:
+            self._tasks.append(asyncio.ensure_future(self._resume_joins(self.sync_loop)))
         self.cross_signing.start()
+
+    async def _resume_joins(self, sync_loop: SyncLoop) -> None:
+        """Make the joins the last run left queued (once the room list is fresh)."""
+        await sync_loop.first_batch_done.wait()
+        pending, self._unfinished_joins = self._unfinished_joins, []
+        restored = self.joins.restore(pending)
+        if restored:
+            count = len(restored)
+            self.notify("info", f"Resuming {count} join{'s' if count != 1 else ''} left unfinished last time")
 
     async def stop(self) -> None:
         """Stop sync and sending (in-flight requests are cancelled; nothing is lost)."""

@@ -28,6 +28,10 @@ class DatabaseThread:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, lambda: function(*args, **kwargs))
 
+    def submit(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> concurrent.futures.Future[T]:
+        """Queue ``function`` now, without waiting (it runs after everything queued before it)."""
+        return self._executor.submit(function, *args, **kwargs)
+
     def call(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run synchronously on the database thread (for code outside the event loop)."""
         return self._executor.submit(function, *args, **kwargs).result()

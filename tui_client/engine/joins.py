@@ -5,7 +5,10 @@ server's join rate limit. :class:`JoinQueue` keeps every requested join until it
 has either succeeded or failed for a reason that waiting will not fix: a ``429``
 is waited out for as long as the server asks (``Retry-After`` or
 ``retry_after_ms``), server errors and lost connections are retried with backoff.
-Progress is published as :class:`~tui_client.engine.updates.JoinProgress`.
+Progress is published as :class:`~tui_client.engine.updates.JoinProgress`. Each join
+is written to the cache when it is asked for and removed once made or refused, so the
+joins still queued when the client stops are made after the next start
+(:meth:`JoinQueue.restore`).
 
 A refusal to join a restricted room is explained: the queue looks for the spaces
 whose members may join (the room's ``allowed_room_ids``, or failing that the
@@ -16,11 +19,13 @@ to join one first (:meth:`JoinQueue.enqueue_via_space`).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Iterable, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -30,6 +35,7 @@ from ..protocol.commands import CommandError
 from ..protocol.directory import parse_room_chunk
 from ..protocol.errors import MatrixError, NetworkError
 from ..protocol.ids import InvalidIdentifier, is_room_alias, is_room_id, parse_link
+from ..store.cache import PendingJoin
 from .updates import JoinProgress, JoinStatus, RoomListChanged, Update
 
 if TYPE_CHECKING:
@@ -86,6 +92,8 @@ class JoinJob:
     retry_at: float | None = None
     required: tuple[RequiredSpace, ...] = ()
     attempts: int = 0
+    #: The join's key in the cache (``pending_joins``), kept until it is made or refused.
+    key: str = field(default_factory=lambda: uuid.uuid4().hex)
     future: asyncio.Future[str] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
     def status(self) -> JoinStatus:
@@ -139,10 +147,12 @@ class JoinQueue:
         label: str = "",
         reason: str | None = None,
         after: JoinJob | None = None,
+        key: str | None = None,
     ) -> JoinJob:
         """Queue a join by room ID, alias, ``matrix.to`` link or ``matrix:`` URI.
 
-        Raises :class:`CommandError` at once for something that is not a room.
+        Raises :class:`CommandError` at once for something that is not a room. ``key``
+        is given for a join restored from the cache (it is not written again).
         """
         try:
             link = parse_link(target)
@@ -164,11 +174,47 @@ class JoinQueue:
             reason,
             after,
         )
+        if key is not None:
+            job.key = key
+        else:
+            self._store(
+                self._client.cache.joins_add,
+                PendingJoin(job.key, job.target, job.via, job.label, reason, after.key if after else None),
+            )
         self._pending.append(job)
         self._batch.append(job)
         self._publish()
         self._ensure_worker()
         return job
+
+    def restore(self, pending: Iterable[PendingJoin]) -> list[JoinJob]:
+        """Queue again the joins a previous run left unfinished (those not queued already)."""
+        queued = {job.key: job for job in self._pending}
+        restored: list[JoinJob] = []
+        for entry in pending:
+            if entry.key in queued:
+                continue
+            try:
+                job = self.enqueue(
+                    entry.target,
+                    entry.via,
+                    label=entry.label,
+                    reason=entry.reason,
+                    after=queued.get(entry.after_key) if entry.after_key else None,
+                    key=entry.key,
+                )
+            except CommandError:
+                log.warning("a stored join of %r is not a room: dropped", entry.target)
+                self._store(self._client.cache.joins_remove, entry.key)
+                continue
+            queued[entry.key] = job
+            restored.append(job)
+        return restored
+
+    def _store(self, function: Callable[..., None], *args: object) -> None:
+        """Write to the cache now, in order with every other write, without waiting."""
+        future = self._client.db.submit(function, *args)
+        future.add_done_callback(_log_store_failure)
 
     def enqueue_many(self, targets: Iterable[tuple[str, Sequence[str]]]) -> list[JoinJob]:
         """Queue several joins (``(target, via)`` pairs), in order."""
@@ -196,7 +242,8 @@ class JoinQueue:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         for job in self._pending:
-            self._finish(job, None, "the client was closed before this join was made")
+            # Still in the cache: made after the next start.
+            self._finish(job, None, "the client was closed before this join was made", forget=False)
         self._pending.clear()
 
     async def wait_for_room(self, room_id: str, timeout: float = 30.0) -> bool:
@@ -305,7 +352,17 @@ class JoinQueue:
         await asyncio.sleep(delay)
         job.error = None
 
-    def _finish(self, job: JoinJob, room_id: str | None, error: str | None, required: Sequence[RequiredSpace] = ()) -> None:
+    def _finish(
+        self,
+        job: JoinJob,
+        room_id: str | None,
+        error: str | None,
+        required: Sequence[RequiredSpace] = (),
+        *,
+        forget: bool = True,
+    ) -> None:
+        if forget and job.state not in ("joined", "failed"):
+            self._store(self._client.cache.joins_remove, job.key)
         job.retry_at = None
         job.required = tuple(required)
         if room_id is not None:
@@ -389,3 +446,8 @@ class JoinQueue:
         summary = parse_room_chunk(data)
         if summary is not None:
             self._client.spaces.note([summary])
+
+
+def _log_store_failure(future: concurrent.futures.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("the join queue could not be saved", exc_info=future.exception())

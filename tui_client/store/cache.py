@@ -29,7 +29,7 @@ from .schema import migrate
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Cache", "Gap", "IngestResult", "OutboxEntry", "StoredEvent"]
+__all__ = ["Cache", "Gap", "IngestResult", "OutboxEntry", "PendingJoin", "StoredEvent"]
 
 # Room between the last cached event and the first event after a `limited` sync:
 # back-filled events of the gap take the positions just below the later event.
@@ -82,6 +82,18 @@ class IngestResult:
     skipped_events: int = 0
     # What the ingest hook returned (the crypto layer's decryptions, for example).
     hook_result: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingJoin:
+    """A join asked for and not made yet (kept across restarts)."""
+
+    key: str
+    target: str
+    via: tuple[str, ...]
+    label: str
+    reason: str | None
+    after_key: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -504,6 +516,37 @@ class Cache:
             "SELECT content FROM account_data WHERE room_id = ? AND type = ?", (room_id, event_type)
         ).fetchone()
         return json.loads(row[0]) if row else None
+
+    # -- pending joins ---------------------------------------------------------------
+
+    def joins_add(self, join: PendingJoin) -> None:
+        """Keep a join until it is made or refused for good."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute(
+                "INSERT OR IGNORE INTO pending_joins (key, target, via, label, reason, after_key) VALUES (?, ?, ?, ?, ?, ?)",
+                (join.key, join.target, _dumps(list(join.via)), join.label, join.reason, join.after_key),
+            )
+
+    def joins_remove(self, key: str) -> None:
+        """The join was made, or refused for a reason that waiting will not fix."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM pending_joins WHERE key = ?", (key,))
+
+    def joins_pending(self) -> list[PendingJoin]:
+        """The joins not made yet, in the order they were asked for."""
+        rows = self._db.execute(
+            "SELECT key, target, via, label, reason, after_key FROM pending_joins ORDER BY seq"
+        ).fetchall()
+        joins = []
+        for key, target, via, label, reason, after_key in rows:
+            try:
+                servers = tuple(v for v in json.loads(via) if isinstance(v, str))
+            except (ValueError, TypeError):
+                servers = ()
+            joins.append(PendingJoin(key, target, servers, label, reason, after_key))
+        return joins
 
     # -- outbox --------------------------------------------------------------------
 

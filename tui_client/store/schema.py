@@ -232,6 +232,19 @@ MIGRATIONS: tuple[str, ...] = (
         data TEXT NOT NULL
     );
     """,
+    # 5: the join queue, so that joins asked for and not yet made (waiting out a rate
+    # limit, say) are made after a restart.
+    """
+    CREATE TABLE pending_joins (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL UNIQUE,
+        target TEXT NOT NULL,
+        via TEXT NOT NULL,
+        label TEXT NOT NULL,
+        reason TEXT,
+        after_key TEXT
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
