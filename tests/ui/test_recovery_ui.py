@@ -213,26 +213,102 @@ def test_encryption_health_snapshot(snap_compare, fake_profile: Path) -> None:
 # --------------------------------------------------------------------------- a real new login
 
 
+async def _history_with_recovery(
+    synapse: SynapseServer, alice_user: RegisteredUser, bob_user: RegisteredUser, tmp_path: Path
+) -> tuple[MatrixClient, MatrixClient, str, list[str], Any]:
+    """Alice and bob in an encrypted room with four messages under four room keys, and
+    alice's recovery set up with every key in the backup."""
+    alice = await client_for(synapse, alice_user, tmp_path / "a")
+    bob = await client_for(synapse, bob_user, tmp_path / "bob")
+    room = await encrypted_room(alice, "history", [bob_user.user_id])
+    await join(bob, room)
+    await until(lambda: alice.rooms[room].joined_count == 2, "bob's join")
+    view = await alice.open_room(room)
+    texts = [f"old message {n}" for n in range(4)]
+    for text in texts:
+        bob.encryption.machine.invalidate_group_session(room)  # type: ignore[union-attr]
+        await bob.send_message(room, text)
+        await shown(view, text)
+    setup = await alice.recovery.set_up()
+    await until(lambda: alice.backup.status().up_to_date and alice.backup.status().keys_total >= 4, "the backup")
+    return alice, bob, room, texts, setup
+
+
+async def test_closing_the_dialog_does_not_stop_the_restore(
+    synapse: SynapseServer, make_user: Any, tmp_path: Path, memory_keyring: None
+) -> None:
+    import asyncio
+
+    from ..engine.support import Wire
+
+    alice_user: RegisteredUser = make_user("alice")
+    alice, bob, room, texts, setup = await _history_with_recovery(synapse, alice_user, make_user("bob"), tmp_path)
+    wire = Wire()
+    gate = asyncio.Event()
+
+    async def held(_request: Any) -> None:
+        await gate.wait()  # then forwarded to Synapse
+
+    wire.inject(lambda r: r.method == "GET" and r.url.path.endswith("/room_keys/keys"), held)
+    try:
+        fresh = await MatrixClient.login(
+            alice_user.user_id, alice_user.password, homeserver=synapse.base_url, base_dir=tmp_path / "new",
+            long_poll_ms=500, transport=wire.transport(),
+        )
+        app = TuiClientApp(client=fresh, base_dir=tmp_path / "new")
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, ChoiceDialog), "the offer to restore", timeout=60)
+            await _choose(pilot, app, "key")
+            await wait_for(pilot, lambda: isinstance(app.screen, RestoreDialog), "the restore dialog")
+            dialog = app.screen
+            assert isinstance(dialog, RestoreDialog)
+            dialog.query_one("#restore-input", Input).value = setup.recovery_key
+            await pilot.click("#restore")
+            # (the restore's worker is running: wait without waiting for idle workers)
+            for _ in range(1200):
+                if fresh.recovery.progress is not None and fresh.recovery.progress.stage == "downloading":
+                    break
+                await pilot.pause(0.05)
+            assert fresh.recovery.progress is not None and fresh.recovery.progress.stage == "downloading"
+            # Closed while the backup is on its way: the restore goes on, and says how it ended.
+            await pilot.click("#close")
+            await wait_for(pilot, lambda: not isinstance(app.screen, RestoreDialog), "the dialog closed")
+            gate.set()
+            await wait_for(
+                pilot,
+                lambda: fresh.recovery.progress is not None and fresh.recovery.progress.stage == "done",
+                "the restore to finish",
+                timeout=60,
+            )
+            assert fresh.recovery.progress.imported >= 4
+            await wait_for(
+                pilot,
+                lambda: any("Key backup restore finished" in n.message for n in app._notifications),
+                "the notice",
+            )
+            app.open_room(room)
+            chat = app.chat_screen
+            assert chat is not None
+            await wait_for(
+                pilot,
+                lambda: chat.view is not None
+                and chat.view.room_id == room
+                and all(t in [i.body for i in chat.query_one(TimelineView).items] for t in texts[-2:]),
+                "the history decrypted",
+                timeout=60,
+            )
+    finally:
+        await alice.close()
+        await bob.close()
+        await wire.aclose()
+
+
 async def test_a_new_login_restores_its_history_with_a_progress_bar(
     synapse: SynapseServer, make_user: Any, tmp_path: Path, memory_keyring: None
 ) -> None:
     alice_user: RegisteredUser = make_user("alice")
-    bob_user: RegisteredUser = make_user("bob")
-    alice = await client_for(synapse, alice_user, tmp_path / "a")
-    bob = await client_for(synapse, bob_user, tmp_path / "bob")
+    alice, bob, room, texts, setup = await _history_with_recovery(synapse, alice_user, make_user("bob"), tmp_path)
     try:
-        room = await encrypted_room(alice, "history", [bob_user.user_id])
-        await join(bob, room)
-        await until(lambda: alice.rooms[room].joined_count == 2, "bob's join")
-        view = await alice.open_room(room)
-        texts = [f"old message {n}" for n in range(4)]
-        for text in texts:
-            bob.encryption.machine.invalidate_group_session(room)  # type: ignore[union-attr]
-            await bob.send_message(room, text)
-            await shown(view, text)
-        setup = await alice.recovery.set_up()
-        await until(lambda: alice.backup.status().up_to_date and alice.backup.status().keys_total >= 4, "the backup")
-
         fresh = await MatrixClient.login(
             alice_user.user_id, alice_user.password, homeserver=synapse.base_url, base_dir=tmp_path / "new", long_poll_ms=500
         )

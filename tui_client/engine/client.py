@@ -728,7 +728,7 @@ class MatrixClient:
             await self.joins.stop()
         if "spaces" in self.__dict__:
             self.spaces.stop()
-        for name in ("verification", "cross_signing", "devices"):
+        for name in ("verification", "cross_signing", "devices", "recovery"):
             if name in self.__dict__:
                 self.__dict__[name].stop()
 

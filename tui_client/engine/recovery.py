@@ -26,10 +26,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..crypto.backup import (
     DEFAULT_RESTORE_BATCH,
@@ -83,6 +83,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 _SECRET_LABELS = {
     CROSS_SIGNING_MASTER: "master key",
@@ -256,6 +258,27 @@ class Recovery:
         #: The last restore's progress (the UI shows it when it opens mid-restore).
         self.progress: KeyRestoreProgress | None = None
         self._busy = asyncio.Lock()
+        self._background: set[asyncio.Task[Any]] = set()
+
+    def in_background(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Run a recovery or restore as the engine's own task: closing the dialog that
+        started it (or anything else in the UI) does not stop it. Await it with
+        :func:`asyncio.shield`; :meth:`stop` cancels it when the client closes."""
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background_done)
+        return task
+
+    def _background_done(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # The progress update already said why; the task's owner may be gone.
+            log.info("background restore ended: %s", task.exception())
+
+    def stop(self) -> None:
+        """Cancel a recovery or restore under way (the client is closing)."""
+        for task in list(self._background):
+            task.cancel()
 
     @property
     def busy(self) -> bool:
@@ -441,6 +464,9 @@ class Recovery:
             except (MatrixError, NetworkError) as error:
                 self._progress(KeyRestoreProgress("failed", detail=str(error)))
                 raise
+            except asyncio.CancelledError:
+                self._progress(KeyRestoreProgress("failed", detail="the restore was stopped"))
+                raise
             if restore is None:
                 self._progress(KeyRestoreProgress("done", detail="; ".join(problems)))
             return RecoveryResult(
@@ -506,8 +532,11 @@ class Recovery:
                     if key is None:
                         raise RecoveryError("This device does not hold the backup key: enter your recovery key.")
                 return await self._restore(key)
-            except (RecoveryError, MatrixError, NetworkError) as error:
+            except (RecoveryError, MatrixError, NetworkError, BackupError) as error:
                 self._progress(KeyRestoreProgress("failed", detail=str(error)))
+                raise
+            except asyncio.CancelledError:
+                self._progress(KeyRestoreProgress("failed", detail="the restore was stopped"))
                 raise
 
     async def _restore(self, key: BackupKey) -> RestoreSummary:

@@ -18,6 +18,7 @@ Everything shown is built from ``Text`` (server-provided text is sanitised), nev
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -203,7 +204,7 @@ class RestoreDialog(ModalScreen[None]):
             yield Label(title, classes="dialog-title")
             yield Static(Text(intro), id="restore-intro")
             if not self.from_backup:
-                yield Input(placeholder="recovery key or passphrase", password=False, id="restore-input")
+                yield Input(placeholder="recovery key or passphrase", password=True, id="restore-input")
             progress = ProgressBar(total=None, show_eta=False, id="restore-progress")
             progress.display = False
             yield progress
@@ -240,13 +241,14 @@ class RestoreDialog(ModalScreen[None]):
     @work(group="restore", exclusive=True, exit_on_error=False)
     async def _restore(self, text: str) -> None:
         recovery = self.client.recovery
+        # The engine owns the work: closing this dialog stops only the waiting (shield).
         try:
             if self.from_backup:
-                summary = await recovery.restore_backup()
+                summary = await asyncio.shield(recovery.in_background(recovery.restore_backup()))
                 self.result = summary
                 self._finished(self._summary_text(summary, []), ok=True)
             else:
-                result = await recovery.recover(text)
+                result = await asyncio.shield(recovery.in_background(recovery.recover(text)))
                 self.result = result
                 self._finished(self._result_text(result), ok=True)
         except _FAILURES as error:
@@ -746,9 +748,22 @@ def handle_update(app: App[Any], client: MatrixClient | None, update: Update) ->
     if client is None:
         return
     if isinstance(update, KeyRestoreProgress):
+        shown = False
         for screen in app.screen_stack:
             if isinstance(screen, RestoreDialog) and screen.is_mounted:
                 screen.show_progress(update)
+                shown = True
+        if not shown and update.finished:
+            # The dialog was closed while the restore went on: say how it ended.
+            if update.stage == "done" and update.total:
+                message = f"Key backup restore finished: {update.imported:,} room keys restored"
+                message += f", {update.failed} damaged entries skipped." if update.failed else "."
+                app.notify(message, markup=False, timeout=10)
+            elif update.stage == "done":
+                detail = f": {clean_line(update.detail, 300)}" if update.detail else "."
+                app.notify(f"Recovery finished{detail}", markup=False, timeout=10)
+            else:
+                app.notify(f"Key backup restore failed: {clean_line(update.detail, 300)}", markup=False, severity="error", timeout=10)
     elif isinstance(update, BackupStatus):
         for screen in app.screen_stack:
             if isinstance(screen, EncryptionHealthScreen) and screen.is_mounted:
