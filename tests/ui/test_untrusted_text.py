@@ -99,3 +99,34 @@ async def _open_evil(app: TuiClientApp, pilot: Pilot[None]) -> None:
         lambda: chat.current_room == EVIL and chat.view is not None and bool(chat.query_one(TimelineView).items),
         "the hostile room",
     )
+
+
+async def test_the_command_palette_shows_hostile_names_literally(tmp_path: Path, memory_keyring: None) -> None:
+    """Textual reads palette titles as markup: room names and user IDs must not be."""
+    from textual.command import CommandPalette
+    from textual.widgets import Input
+
+    bracketed = "@x[/y]:evil.example"  # a valid historical user ID
+    sync = build_sync(_evil_room())
+    sync["account_data"]["events"][0]["content"][bracketed] = [EVIL]
+    make_profile(tmp_path, sync)
+    app = TuiClientApp(base_dir=tmp_path, transport=FakeHomeserver().transport())
+    async with app.run_test(size=(160, 40)) as pilot:
+        await _open_evil(app, pilot)
+        summary = app.client.rooms[EVIL] if app.client else None
+        assert summary is not None and summary.dm_user == bracketed
+        for query in ("", "Evil", "Verify", "Devices of"):
+            await pilot.press("ctrl+p")
+            await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), "the command palette")
+            palette = app.screen
+            palette.query_one(Input).value = query
+            await pilot.pause(0.5)
+            text = _screen_text(app)
+            assert app.is_running, query
+            if query == "Evil":
+                assert "[@click=app.quit]Evil[/]" in text
+            if query in ("Verify", "Devices of"):
+                assert bracketed in text, text
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: not isinstance(app.screen, CommandPalette), "the palette closed")
+        assert app.is_running

@@ -12,6 +12,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
+from textual.fuzzy import Matcher
 from textual.screen import Screen
 
 from ..engine.client import MatrixClient
@@ -19,6 +20,7 @@ from ..engine.directory import parse_server_list
 from ..engine.updates import SessionEnded, SyncStatus, Update
 from ..protocol.directory import PublicRoom
 from ..protocol.ids import InvalidIdentifier
+from ..protocol.sanitize import clean_line
 from .join_flow import JoinFlow
 from .messages import EngineUpdate
 from .screens import recovery, security
@@ -44,17 +46,28 @@ class RoomsProvider(Provider):
             return
         matcher = self.matcher(query)
         for room in visible_rooms(app.client.rooms.values()):
-            name = room.display_name
+            name = clean_line(room.display_name, 200)
             score = matcher.match(name)
             if score > 0:
-                yield Hit(score, matcher.highlight(name), partial(app.open_room, room.room_id), help="Open room")
+                yield Hit(score, plain_highlight(matcher, name), partial(app.open_room, room.room_id), help="Open room")
 
     async def discover(self) -> Hits:
         app = self.app
         if not isinstance(app, TuiClientApp) or app.client is None:
             return
         for room in sorted(visible_rooms(app.client.rooms.values()), key=lambda r: -r.last_ts)[:10]:
-            yield DiscoveryHit(Content(room.display_name), partial(app.open_room, room.room_id), help="Open room")
+            yield DiscoveryHit(Content(clean_line(room.display_name, 200)), partial(app.open_room, room.room_id), help="Open room")
+
+
+def plain_highlight(matcher: Matcher, text: str) -> Content:
+    """``matcher.highlight`` without reading ``text`` as markup (room names are untrusted)."""
+    content = Content(text)
+    score, offsets = matcher.fuzzy_search.match(matcher.query, text)
+    if score:
+        for offset in offsets:
+            if not text[offset].isspace():
+                content = content.stylize(matcher.match_style, offset, offset + 1)
+    return content
 
 
 class TuiClientApp(App[None]):

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from rich.style import Style
 from rich.text import Text
 from textual.app import SystemCommand
+from textual.markup import escape as escape_markup
 
 from ..crypto.verification import Verification, VerificationState
 from ..engine.updates import (
@@ -321,7 +322,9 @@ class SecurityFlow:
         summary = client.rooms.get(chat.current_room) if chat is not None and chat.current_room else None
         if summary is not None and summary.is_dm and summary.dm_user:
             user = summary.dm_user
+            # Palette titles are read as markup: a user ID may hold brackets (historical IDs).
+            shown = escape_markup(clean_line(user, 200))
             yield SystemCommand(
-                f"Verify {clean_line(user)}", "Compare emoji in this direct chat", partial(self.verify_user, user, summary.room_id)
+                f"Verify {shown}", "Compare emoji in this direct chat", partial(self.verify_user, user, summary.room_id)
             )
-            yield SystemCommand(f"Devices of {clean_line(user)}", "Their devices and identity", partial(self.show_devices, user))
+            yield SystemCommand(f"Devices of {shown}", "Their devices and identity", partial(self.show_devices, user))
