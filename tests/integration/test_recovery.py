@@ -48,6 +48,16 @@ def server_backup(synapse: SynapseServer, token: str, version: str | None = None
     return dict(body)
 
 
+def server_account_data(synapse: SynapseServer, user: RegisteredUser, event_type: str) -> dict[str, Any] | None:
+    """The user's global account data of ``event_type`` on the server (``None`` if unset)."""
+    path = f"/_matrix/client/v3/user/{urllib.parse.quote(user.user_id)}/account_data/{event_type}"
+    status, body = synapse.request_json("GET", path, None, user.access_token)
+    if status == 404:
+        return None
+    assert status == 200, body
+    return dict(body)
+
+
 def server_sessions(synapse: SynapseServer, token: str, version: str) -> dict[str, dict[str, Any]]:
     """Session ID -> backup entry, of every room, as the server stores them."""
     status, body = synapse.request_json("GET", f"{ROOM_KEYS}/keys?version={version}", None, token)
@@ -296,7 +306,26 @@ async def test_a_backup_replaced_by_another_of_our_devices_is_followed(
         assert alice.backup.trust is not None and "your cross-signing identity" in alice.backup.trust.explain()
         on_server = server_sessions(synapse, alice_user.access_token, replaced.backup_version)
         assert len(on_server) >= alice.backup.status().keys_total >= 3
-        assert not alice.backup.status().key_cached  # her backup key is the old one
+        # She held the old backup's key: she asks her other session for the new one.
+        await until(lambda: alice.backup.status().key_cached, f"the new key asked for ({alice.backup.status()})")
+
+        # A new recovery key made here keeps that backup (secret storage gets its key).
+        again = await alice.recovery.set_up()
+        assert not again.new_backup and again.backup_version == replaced.backup_version
+        await until(lambda: alice.backup.status().key_cached, f"the key held ({alice.backup.status()})")
+        # The other session replaces the backup once more and goes offline: with nobody to
+        # send the key, a setup here refuses, says what to do, and changes nothing.
+        latest = await second.recovery.set_up(new_backup=True, delete_old_backup=True)
+        await second.close()
+        second = None
+        alice.recovery.secret_wait = 1.0
+        alice.backup.recheck()
+        await until(lambda: alice.backup.status().version == latest.backup_version, "alice sees the latest backup")
+        default_before = server_account_data(synapse, alice_user, "m.secret_storage.default_key")
+        with pytest.raises(RecoveryError, match="whose key this device does not hold"):
+            await alice.recovery.set_up()
+        assert server_backup(synapse, alice_user.access_token)["version"] == latest.backup_version
+        assert server_account_data(synapse, alice_user, "m.secret_storage.default_key") == default_before
     finally:
         for client in (alice, bob, second):
             if client is not None:

@@ -162,6 +162,7 @@ class KeyBackup:
         # Held while a batch is in flight and while the version (and the flags) change.
         self._flags = asyncio.Lock()
         self._warned_untrusted: str | None = None
+        self._asked_key_for: str | None = None
 
     # -- status -------------------------------------------------------------------------
 
@@ -350,6 +351,7 @@ class KeyBackup:
         trust = await self._run(lambda: self._trust(machine, version))
         if trust.trusted:
             await self.adopt(version, trust)
+            await self._ask_for_new_key(machine, version)
             return self.status()
         self.trust = trust
         await self._unusable(BackupState.UNTRUSTED, trust.explain(), version=version)
@@ -363,6 +365,18 @@ class KeyBackup:
                 )
             )
         return self.status()
+
+    async def _ask_for_new_key(self, machine: OlmMachine, version: BackupVersion) -> None:
+        """The backup was replaced (by another session of ours) and we hold the old one's key:
+        ask our other sessions for the new key, once per version (they answer only a
+        verified session of ours)."""
+        if self.key_cached or self._asked_key_for == version.version:
+            return
+        if await self._run(lambda: self._held_key(machine)) is None:
+            return  # never had one: asked for after a verification, with the other secrets
+        self._asked_key_for = version.version
+        if await self._run(lambda: machine.request_secret(MEGOLM_BACKUP_V1)) is not None:
+            self.client.encryption.wake()
 
     def _held_key(self, machine: OlmMachine) -> BackupKey | None:
         secret = machine.get_secret(MEGOLM_BACKUP_V1)

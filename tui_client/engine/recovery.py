@@ -35,6 +35,7 @@ from ..crypto.backup import (
     DEFAULT_RESTORE_BATCH,
     BackupError,
     BackupKey,
+    BackupVersion,
     RestoreBatch,
     RestoreFailure,
     count_backup_entries,
@@ -255,6 +256,8 @@ class Recovery:
         self.client = client
         self.new_storage_key: Callable[[str | None], SecretStorageKey] = _new_storage_key
         self.restore_batch = DEFAULT_RESTORE_BATCH
+        #: How long a setup waits for our other sessions to send a backup key it lacks.
+        self.secret_wait = 10.0
         #: The last restore's progress (the UI shows it when it opens mid-restore).
         self.progress: KeyRestoreProgress | None = None
         self._busy = asyncio.Lock()
@@ -339,6 +342,21 @@ class Recovery:
         await self.client.encryption.flush()
         await ensure_own_keys(self.client)
 
+    async def _ask_for_backup_key(self, machine: OlmMachine, version: BackupVersion) -> BackupKey | None:
+        """Ask our other sessions for the key of ``version`` and wait a little for it."""
+        asked = await in_transaction(self.client, lambda: machine.request_secret(MEGOLM_BACKUP_V1))
+        if asked is None:
+            return None
+        self.client.encryption.wake()
+        deadline = asyncio.get_running_loop().time() + self.secret_wait
+        while True:
+            held = await self.client.backup.held_key()
+            if held is not None and held.matches(version):
+                return held
+            if asyncio.get_running_loop().time() >= deadline:
+                return None
+            await asyncio.sleep(0.2)
+
     async def set_up(
         self,
         passphrase: str | None = None,
@@ -377,6 +395,23 @@ class Recovery:
             await backup.check()
             held = await backup.held_key()
             current = backup.version
+            if (
+                not new_backup
+                and not reset_identity
+                and backup.state == BackupState.ACTIVE
+                and current is not None
+                and (held is None or not held.matches(current))
+            ):
+                # A trusted backup we cannot open: making a new one would leave every key in
+                # it behind (secret storage would then hold only the new backup's key).
+                held = await self._ask_for_backup_key(machine, current)
+                if held is None:
+                    raise RecoveryError(
+                        f"Your account has a key backup (version {current.version}) whose key this "
+                        "device does not hold, and your other sessions did not send it. Restore from "
+                        "your current recovery key first, or verify this session from one that has "
+                        "the key; if the key is lost for good, choose Reset, New key backup (F7)."
+                    )
             reuse = (
                 not new_backup
                 and backup.state == BackupState.ACTIVE

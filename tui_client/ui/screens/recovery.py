@@ -687,7 +687,8 @@ RESETS = (
         "New cross-signing identity (lost every verified session)",
         "Reset your cross-signing identity? Everyone who verified you, and your other sessions, "
         "will see your identity change and must verify you again; until then they do not trust "
-        "this session. Your password is asked. You get a new recovery key.",
+        "this session. If this device cannot open your key backup, a new one is made and keys "
+        "only the old one holds are lost. Your password is asked. You get a new recovery key.",
     ),
 )
 
