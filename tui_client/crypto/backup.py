@@ -581,7 +581,17 @@ def _forwarded_count(record: InboundGroupSessionRecord) -> int:
 
 
 def _fingerprint(record: InboundGroupSessionRecord) -> bytes:
-    return hashlib.sha256(record["pickle"].encode()).digest()[:16]
+    # Everything uploaded for the session: a copy upgraded in place (same pickle, now
+    # Olm-authenticated) must be uploaded again with is_verified / forwarded_count.
+    digest = hashlib.sha256(record["pickle"].encode())
+    for part in (
+        record["origin"],
+        record["sender_user_id"] or "",
+        str(record["first_known_index"]),
+        "\x1f".join(record["forwarding_chain"]),
+    ):
+        digest.update(b"\x1e" + part.encode())
+    return digest.digest()[:16]
 
 
 @dataclass(frozen=True, slots=True)

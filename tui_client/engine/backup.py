@@ -207,6 +207,12 @@ class KeyBackup:
         self._recheck = True
         self._wake.set()
 
+    def trust_changed(self) -> None:
+        """Our identity or one of our devices became trusted (or not): a backup we did not
+        trust may be usable now (signed by that device, or by our master key)."""
+        if self.state == BackupState.UNTRUSTED:
+            self.recheck()
+
     def stop(self) -> None:
         """End :meth:`run`."""
         self._stopping = True
@@ -224,7 +230,7 @@ class KeyBackup:
             self.idle.set()
             self._publish()
             return
-        failures = 0
+        failures = gone_in_a_row = 0
         first = True
         while not self._stopping:
             try:
@@ -236,9 +242,14 @@ class KeyBackup:
                         self.checked.set()
                 if self.state == BackupState.ACTIVE:
                     await self._upload_all()
-                failures = 0
+                failures = gone_in_a_row = 0
             except _VersionGone:
+                # Normally the next check finds the new version at once; a server that keeps
+                # refusing the version it reports is not asked again and again without pause.
                 self._recheck = True
+                gone_in_a_row += 1
+                if gone_in_a_row > 1:
+                    await self._sleep(min(self.max_backoff, 2.0**gone_in_a_row))
                 continue
             except (MatrixError, NetworkError) as error:
                 failures += 1

@@ -519,6 +519,8 @@ class MatrixClient:
         """Import room keys from an export file; returns (keys in the file, keys new to us)."""
         total, imported, redecrypted = await self.encryption.import_keys(path, passphrase)
         self._show_decrypted(redecrypted)
+        if imported and "backup" in self.__dict__:
+            self.backup.wake()  # the imported keys go to the key backup too
         return total, imported
 
     def _on_send_progress(self, entry: OutboxEntry, state: str, event_id: str | None, error: str | None) -> None:

@@ -125,6 +125,8 @@ class CrossSigningService:
         if state != self.state:
             self.state = state
             self.client.publish(state)
+            if "backup" in self.client.__dict__:
+                self.client.backup.trust_changed()
         return state
 
     def refresh_soon(self) -> None:

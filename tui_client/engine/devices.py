@@ -141,6 +141,7 @@ class DeviceService:
         self._pending: set[str] = set()
         self._task: asyncio.Task[None] | None = None
         self._warnings: tuple[UserIdentity, ...] | None = None
+        self._requeried: set[str] = set()
         self._opened = False
 
     # -- start -----------------------------------------------------------------------
@@ -220,6 +221,8 @@ class DeviceService:
         self._trust.update(computed)
         if changed:
             self.client.publish(TrustChanged(changed))
+            if self.client.user_id in changed and "backup" in self.client.__dict__:
+                self.client.backup.trust_changed()
         return computed
 
     @staticmethod
@@ -367,9 +370,12 @@ class DeviceService:
                 _, infos = await self.user_devices(self.client.user_id)
                 known = {d.device_id: d for d in infos}
                 listed_ids = {d["device_id"] for d in server_devices}
-                if listed_ids - set(known) - {self.client.device_id}:
+                unknown = listed_ids - set(known) - {self.client.device_id} - self._requeried
+                if unknown:
                     # A session logged in since our last key query (its device list change
-                    # may not have reached us yet): fetch our keys again, once.
+                    # may not have reached us yet): fetch our keys again, once per session
+                    # (one that never uploads keys stays "unknown").
+                    self._requeried |= unknown
                     machine = self._machine()
                     user_id = self.client.user_id
                     await self.client.encryption.call(lambda: machine.mark_users_outdated([user_id]))

@@ -509,14 +509,17 @@ class EncryptionHealthScreen(Screen[None]):
         try:
             health = await self.client.recovery.health(check_backup=self._check_backup)
         except _FAILURES as error:
-            self.query_one("#health-report", Static).update(Text(f"Could not check: {_sentence(error)}", style=_BAD))
+            for report in self.query("#health-report").results(Static):
+                report.update(Text(f"Could not check: {_sentence(error)}", style=_BAD))
             return
         self.show(health)
 
     def show(self, health: EncryptionHealth) -> None:
         """Render a report."""
         self.health = health
-        self.query_one("#health-report", Static).update(health_text(health))
+        # (an update may come while the screen is being built or taken down)
+        for report in self.query("#health-report").results(Static):
+            report.update(health_text(health))
 
     def handle_update(self, update: Update) -> None:
         """Follow the backup's progress."""
