@@ -312,6 +312,9 @@ def run(paths: DemoPaths, *, ui: bool, reset: bool) -> int:
         except SeedError as error:
             raise DemoError(f"seeding failed: {error}\nStart from scratch with --reset.") from error
         seeded = time.monotonic()
+        # The seeding session of the demo's own account made no keys: end it, so the devices
+        # screen (F6) lists only the client's session (an error means it ended before).
+        server.request_json("POST", "/_matrix/client/v3/logout", {}, world.alice.access_token)
         bot.start(server.base_url, world.bot.user_id, world.bot.password)
         logged_in = asyncio.run(
             _ensure_session(server.base_url, world.alice.user_id, world.alice.password, paths.data)
