@@ -530,12 +530,12 @@ def _mac_case(
 @pytest.mark.parametrize(
     ("keys", "key_ids"),
     [
-        ({"ed25519:P1": "", "ed25519:OTHER": ""}, None),
         ({"ed25519:OTHER": ""}, None),
         ({"ed25519:P1": ""}, "ed25519:OTHER,ed25519:P1"),
         ({"ed25519:P1": "wrong"}, None),
+        ({"ed25519:P1": "wrong", "ed25519:OTHER": ""}, None),
     ],
-    ids=["extra key", "different key", "key list MAC over another list", "wrong key"],
+    ids=["different key", "key list MAC over another list", "wrong key", "wrong key and extra"],
 )
 def test_mac_of_exactly_the_shown_keys(
     make_peer: MakePeer,
@@ -1041,3 +1041,221 @@ def test_a_rolled_back_completion_is_applied_again_on_replay(
     ours.sync()
     assert ours.machine.get_device(ALICE, "P1").local_trust is LocalTrust.VERIFIED  # type: ignore[union-attr]
     assert _flow(ours, flow).state is VerificationState.DONE
+
+
+# ------------------------------------------------------------ crossed requests, late keys
+
+
+def _finish_sas(
+    left: Peer, left_id: str, right: Peer, right_id: str, rooms: list[FakeRoom]
+) -> None:
+    """From ready: ``left`` starts SAS, both compare and confirm; both end verified."""
+    left.machine.start_sas(left_id)
+    settle(left, right, rooms=rooms)
+    one, two = _flow(left, _only(left)), _flow(right, _only(right))
+    assert (one.id, two.id) == (left_id, right_id)
+    assert one.state is two.state is VerificationState.KEYS_EXCHANGED, (one, two)
+    assert one.emoji == two.emoji
+    left.machine.confirm_sas(left_id)
+    right.machine.confirm_sas(right_id)
+    settle(left, right, rooms=rooms)
+    done_left, done_right = (
+        left.machine.get_verification(left_id),
+        right.machine.get_verification(right_id),
+    )
+    assert done_left is not None and done_right is not None
+    assert done_left.state is done_right.state is VerificationState.DONE, (done_left, done_right)
+
+
+@pytest.mark.parametrize("first", ["A1", "A2"])
+def test_crossing_requests_end_in_one_flow(make_peer: MakePeer, first: str) -> None:
+    a1, a2 = make_peer(ALICE, "A1"), make_peer(ALICE, "A2")
+    settle(a1, a2)
+    # Both users click "verify" before the other's request arrives.
+    one = a1.machine.request_verification(ALICE, ["A2"])
+    two = a2.machine.request_verification(ALICE, ["A1"])
+    settle(*((a1, a2) if first == "A1" else (a2, a1)))
+    # The request of the smaller device (A1) is kept; A2 accepted it in place of its own,
+    # in the flow its user is looking at (same local handle). No prompt, nothing cancelled.
+    kept, adopted = _only(a1), _only(a2)
+    assert (kept.id, adopted.id) == (one.id, two.id)
+    assert kept.state is adopted.state is VerificationState.READY, (kept, adopted)
+    assert kept.flow_id == adopted.flow_id == one.flow_id
+    assert kept.we_requested and not adopted.we_requested
+    assert kept.other_device_id == "A2" and adopted.other_device_id == "A1"
+    for peer in (a1, a2):
+        for flow in peer.machine.verifications(active_only=False):
+            assert flow.cancellation is None or flow.cancellation.code == "m.accepted", flow
+    _finish_sas(a1, one.id, a2, two.id, [])
+    for peer, other in ((a1, "A2"), (a2, "A1")):
+        device = peer.machine.get_device(ALICE, other)
+        assert device is not None and device.local_trust is LocalTrust.VERIFIED
+
+
+def test_crossing_requests_to_all_devices(make_peer: MakePeer) -> None:
+    a1, a2, a3 = (make_peer(ALICE, d) for d in ("A1", "A2", "A3"))
+    settle(a1, a2, a3)
+    one = a1.machine.request_verification(ALICE)
+    two = a2.machine.request_verification(ALICE)
+    settle(a2, a1, a3)
+    assert _only(a1).id == one.id and _only(a2).id == two.id
+    assert _flow(a2, two).flow_id == one.flow_id
+    # A3 was asked by both; both requests were taken up elsewhere.
+    assert a3.machine.verifications() == []
+    for flow in a3.machine.verifications(active_only=False):
+        _cancelled(flow, "m.accepted", by_us=False)
+    _finish_sas(a1, one.id, a2, two.id, [])
+
+
+@pytest.mark.parametrize("first", ["alice", "bob"])
+def test_crossing_requests_in_a_room(make_peer: MakePeer, clock: FakeClock, first: str) -> None:
+    alice, bob = make_peer(ALICE, "A1"), make_peer(BOB, "B1")
+    bootstrap(alice)
+    bootstrap(bob)
+    _meet(alice, bob)
+    room = FakeRoom("!dm:x", clock)
+    ours = alice.machine.request_verification_in_room(room.room_id, BOB)
+    theirs = bob.machine.request_verification_in_room(room.room_id, ALICE)
+    settle(*((alice, bob) if first == "alice" else (bob, alice)), rooms=[room])
+    kept, adopted = _only(alice), _only(bob)
+    assert (kept.id, adopted.id) == (ours.id, theirs.id)
+    assert kept.state is adopted.state is VerificationState.READY, (kept, adopted)
+    assert (
+        kept.flow_id == adopted.flow_id == room.timeline[0 if first == "alice" else 1]["event_id"]
+    )
+    # Bob's request was withdrawn in the room (for Alice's other devices).
+    cancels = [e for e in room.timeline if e["type"] == "m.key.verification.cancel"]
+    assert [(e["sender"], e["content"]["code"]) for e in cancels] == [(BOB, "m.accepted")]
+    assert cancels[0]["content"]["m.relates_to"]["event_id"] != kept.flow_id
+    _finish_sas(alice, ours.id, bob, theirs.id, [room])
+
+
+def test_a_request_sent_after_theirs_arrived_in_the_room(
+    make_peer: MakePeer, clock: FakeClock
+) -> None:
+    alice, bob = make_peer(ALICE, "A1"), make_peer(BOB, "B1")
+    _meet(alice, bob)
+    room = FakeRoom("!dm:x", clock)
+    ours = alice.machine.request_verification_in_room(room.room_id, BOB)
+    alice.send_room_messages(room)
+    # Bob clicks "verify" while Alice's request is on its way; it arrives before his is sent.
+    theirs = bob.machine.request_verification_in_room(room.room_id, ALICE)
+    bob.read_room(room)
+    assert {v.state for v in bob.machine.verifications()} == {
+        VerificationState.CREATED,
+        VerificationState.INCOMING,
+    }
+    settle(bob, alice, rooms=[room])
+    assert _only(alice).id == ours.id and _only(bob).id == theirs.id
+    assert _only(bob).flow_id == _only(alice).flow_id == room.timeline[0]["event_id"]
+    _finish_sas(alice, ours.id, bob, theirs.id, [room])
+
+
+@pytest.mark.parametrize("asking", ["A1", "A2"])
+def test_asking_a_device_whose_request_waits(make_peer: MakePeer, asking: str) -> None:
+    a1, a2 = make_peer(ALICE, "A1"), make_peer(ALICE, "A2")
+    settle(a1, a2)
+    asker, other = (a1, a2) if asking == "A1" else (a2, a1)
+    waiting = other.machine.request_verification(ALICE, [asker.device_id])
+    settle(a1, a2)
+    assert _only(asker).state is VerificationState.INCOMING
+    mine = asker.machine.request_verification(ALICE, [other.device_id])
+    settle(a1, a2)
+    here, there = _only(asker), _only(other)
+    assert here.id == mine.id and there.id == waiting.id
+    assert here.flow_id == there.flow_id
+    assert here.state is there.state is VerificationState.READY, (here, there)
+    requester, answerer = (a1, a2) if _flow(a1, _only(a1)).we_requested else (a2, a1)
+    assert requester is a1  # A1's request is the one kept
+    _finish_sas(requester, _only(requester).id, answerer, _only(answerer).id, [])
+
+
+def test_a_start_before_the_device_keys_is_held_until_they_arrive(
+    make_peer: MakePeer, server: FakeHomeserver, clock: FakeClock
+) -> None:
+    ours = make_peer(ALICE, "A1")
+    peer = ScriptedDevice(server, BOB, "P1")  # a device whose keys A1 has not fetched yet
+    settle(ours)
+    peer.send(
+        ours,
+        "m.key.verification.request",
+        {"from_device": "P1", "transaction_id": "T", "methods": ["m.sas.v1"], "timestamp": clock()},
+    )
+    [flow] = ours.sync().verifications
+    assert flow.keys == {}
+    ours.machine.accept_verification(flow.id)
+    # Their start arrives before A1's key query was answered: held, not a key mismatch.
+    _start(peer, ours)
+    ours.sync()
+    assert _flow(ours, flow).state is VerificationState.READY
+    ours.flush()  # the key query, and the ready
+    peer.expect("m.key.verification.ready")
+    ours.sync()
+    assert _flow(ours, flow).keys == {"ed25519:P1": peer.ed25519}
+    assert _flow(ours, flow).state is VerificationState.STARTED
+    ours.flush()
+    peer.expect("m.key.verification.accept")
+    peer.send(ours, "m.key.verification.key", {"transaction_id": "T", "key": peer.sas.public_key})
+    ours.sync()
+    ours.flush()
+    peer.sas.agree(peer.expect("m.key.verification.key")["key"])
+    assert _flow(ours, flow).state is VerificationState.KEYS_EXCHANGED
+    peer.send(
+        ours,
+        "m.key.verification.mac",
+        peer.mac_content(
+            V2, {"ed25519:P1": peer.ed25519}, to_user=ALICE, to_device="A1", transaction_id="T"
+        ),
+    )
+    ours.sync()
+    ours.machine.confirm_sas(flow.id)
+    peer.send(ours, "m.key.verification.done", {"transaction_id": "T"})
+    ours.sync()
+    assert _flow(ours, flow).state is VerificationState.DONE
+    device = ours.machine.get_device(BOB, "P1")
+    assert device is not None and device.local_trust is LocalTrust.VERIFIED
+
+
+def test_a_held_start_whose_keys_never_come_times_out(
+    make_peer: MakePeer, server: FakeHomeserver, clock: FakeClock
+) -> None:
+    ours = make_peer(ALICE, "A1")
+    peer = ScriptedDevice(server, BOB, "P1")
+    settle(ours)
+    peer.send(
+        ours,
+        "m.key.verification.request",
+        {
+            "from_device": "GHOST",
+            "transaction_id": "T",
+            "methods": ["m.sas.v1"],
+            "timestamp": clock(),
+        },
+    )
+    [flow] = ours.sync().verifications
+    ours.machine.accept_verification(flow.id)
+    _start(peer, ours, from_device="GHOST")
+    settle(ours)
+    assert _flow(ours, flow).state is VerificationState.READY
+    with pytest.raises(VerificationError, match="not known yet"):
+        ours.machine.start_sas(flow.id)
+    clock.advance(10 * MINUTE)
+    ours.sync()
+    _cancelled(_flow(ours, flow), "m.timeout", by_us=True)
+
+
+def test_a_mac_of_a_key_not_fixed_for_the_flow_is_skipped(
+    make_peer: MakePeer, server: FakeHomeserver, clock: FakeClock
+) -> None:
+    ours, peer, flow = _scripted_flow(make_peer, server, clock)
+    _to_keys_exchanged(ours, peer)
+    # Say a master key published after the flow began: not verified, the device key is.
+    _mac_case(ours, peer, {"ed25519:P1": peer.ed25519, "ed25519:NEWMASTER": peer.ed25519})
+    ours.machine.confirm_sas(flow.id)
+    assert _flow(ours, flow).state is VerificationState.WAITING_FOR_DONE
+    assert _flow(ours, flow).verified_keys == ("ed25519:P1",)
+    peer.send(ours, "m.key.verification.done", {"transaction_id": "T"})
+    ours.sync()
+    assert _flow(ours, flow).state is VerificationState.DONE
+    device = ours.machine.get_device(ALICE, "P1")
+    assert device is not None and device.local_trust is LocalTrust.VERIFIED

@@ -10,6 +10,7 @@ and test_request_from_a_device_named_like_a_master_key.)
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
@@ -303,3 +304,30 @@ async def test_two_requests_at_once_do_not_mix(synapse: SynapseServer, make_user
     finally:
         for client in (a1, a2, a3):
             await client.close()
+
+
+async def test_crossing_requests_end_in_one_verification(synapse: SynapseServer, make_user: MakeUser, tmp_path: Path) -> None:
+    alice_user = make_user("alice")
+    a1 = await client_for(synapse, alice_user, tmp_path / "a1")
+    a2 = await client_for(synapse, alice_user, tmp_path / "a2")
+    try:
+        await a1.devices.await_queried([alice_user.user_id])
+        await a2.devices.await_queried([alice_user.user_id])
+        # Both sessions ask at once: one request survives on both sides, SAS starts by itself.
+        one, two = await asyncio.gather(
+            a1.verification.verify_own_devices([a2.device_id]),
+            a2.verification.verify_own_devices([a1.device_id]),
+        )
+        mine = await reach(a1, one.id, VerificationState.KEYS_EXCHANGED)
+        theirs = await reach(a2, two.id, VerificationState.KEYS_EXCHANGED)
+        assert mine.flow_id == theirs.flow_id and mine.we_requested != theirs.we_requested
+        assert not a1.verification.incoming() and not a2.verification.incoming()
+        # "Start comparing emoji" clicked after the automatic start: nothing to do, no error.
+        assert (await a1.verification.start_sas(one.id)).state is VerificationState.KEYS_EXCHANGED
+        assert (await a2.verification.start_sas(two.id)).state is VerificationState.KEYS_EXCHANGED
+        await compare_and_confirm(a1, one.id, a2, two.id)
+        for client in (a1, a2):
+            assert [f.id for f in client.verification.active()] == []
+    finally:
+        await a1.close()
+        await a2.close()

@@ -20,10 +20,15 @@ Security (the spec's "Key and signature security", after the 2022 attacks):
   when SAS starts), referred to by public key, and never re-read;
 - a user with a device whose ID equals one of their cross-signing public keys is
   refused (``m.key_mismatch``);
-- a MAC is accepted only if the key-ID list MAC matches and every key ID it names
-  is one of the fixed keys, each with a valid MAC: an extra or different key is
-  ``m.key_mismatch``;
+- a MAC is accepted only if the key-ID list MAC matches, the device's key is among
+  the keys it names, and every fixed key it names has a valid MAC (else
+  ``m.key_mismatch``); a key ID that is not one of the fixed keys (say a master key
+  published after the flow began) is skipped and not verified;
 - the commitment and the MACs are compared in constant time.
+
+A ``start`` that arrives before the other device's keys are known (our key query is
+still running) is held until they are, not taken as a key mismatch. Requests that
+cross (both sides asked each other) end in one flow: see "crossed requests" below.
 """
 
 from __future__ import annotations
@@ -119,6 +124,8 @@ class VerificationState(StrEnum):
 
 
 _FINAL = frozenset({VerificationState.DONE, VerificationState.CANCELLED})
+# Our request, not answered yet.
+_UNANSWERED = frozenset({VerificationState.CREATED, VerificationState.REQUESTED})
 
 
 class CancelCode(StrEnum):
@@ -398,6 +405,8 @@ class _Flow:
     mac_method: SasMacMethod | None = None
     mac_method_name: str | None = None
     sas_methods: tuple[str, ...] = ()
+    #: Their ``start``, held until their device's keys are known (see ``_on_start``).
+    pending_start: dict[str, Any] | None = field(default=None, repr=False)
     their_key: str | None = None
     our_key_sent: bool = False
     emoji: tuple[SasEmoji, ...] | None = None
@@ -620,6 +629,7 @@ class VerificationMachine:
         flow.state = state
         flow.ended_ms = self._host.now_ms()
         flow.sas = None
+        flow.pending_start = None
         self._changed[flow.id] = None
 
     def _cancel(
@@ -643,11 +653,12 @@ class VerificationMachine:
 
     # ------------------------------------------------------------------ keys fixed for a flow
 
-    def _fix_keys(self, flow: _Flow) -> bool:
+    def _fix_keys(self, flow: _Flow, *, refresh: bool = True) -> bool:
         """Fix the other side's keys (once); ``False`` if the device's keys are not known yet.
 
-        Raises :class:`_Cancel` (``m.key_mismatch``) when the other user has a device
-        named like one of their cross-signing keys.
+        Unknown keys are asked for again (``refresh``). Raises :class:`_Cancel`
+        (``m.key_mismatch``) when the other user has a device named like one of their
+        cross-signing keys.
         """
         if flow.their_keys is not None:
             return True
@@ -666,7 +677,8 @@ class VerificationMachine:
             raise _Cancel(CancelCode.KEY_MISMATCH, "our device ID equals a cross-signing key")
         device_key = host.device_key(flow.other_user, device_id)
         if device_key is None:
-            host.refresh_user(flow.other_user)
+            if refresh:
+                host.refresh_user(flow.other_user)
             return False
         keys = {f"ed25519:{device_id}": device_key}
         flow.their_device_key_id = f"ed25519:{device_id}"
@@ -678,19 +690,23 @@ class VerificationMachine:
         self._changed[flow.id] = None
         return True
 
-    def _require_keys(self, flow: _Flow) -> None:
-        if not self._fix_keys(flow):
-            raise _Cancel(CancelCode.KEY_MISMATCH, "the other device's keys are not known")
-
     # ------------------------------------------------------------------ our actions
 
     def request(self, user_id: str, device_ids: Sequence[str]) -> Verification:
-        """Ask ``device_ids`` of ``user_id`` to verify over to-device messages (our own devices)."""
+        """Ask ``device_ids`` of ``user_id`` to verify over to-device messages (our own devices).
+
+        If one of them asked us already (not answered yet) and its request wins over
+        ours (see "crossed requests"), that request is accepted instead: the snapshot
+        returned is that flow, ready.
+        """
         devices = tuple(d for d in dict.fromkeys(device_ids) if d)
         if user_id == self._host.user_id:
             devices = tuple(d for d in devices if d != self._host.device_id)
         if not devices:
             raise VerificationError("no device to send the request to")
+        theirs = self._settle_crossing(user_id, None, devices)
+        if theirs is not None:
+            return self.accept(theirs.id)
         flow = self._new_flow(
             user_id,
             room_id=None,
@@ -718,9 +734,15 @@ class VerificationMachine:
         return self._snapshot(flow)
 
     def request_in_room(self, room_id: str, user_id: str) -> Verification:
-        """Ask ``user_id`` to verify in ``room_id`` (a DM); the flow waits for its event ID."""
+        """Ask ``user_id`` to verify in ``room_id`` (a DM); the flow waits for its event ID.
+
+        As :meth:`request`, their unanswered request in the room may be accepted instead.
+        """
         if user_id == self._host.user_id:
             raise VerificationError("verify your own devices with a to-device request")
+        theirs = self._settle_crossing(user_id, room_id)
+        if theirs is not None:
+            return self.accept(theirs.id)
         flow = self._new_flow(
             user_id,
             room_id=room_id,
@@ -757,6 +779,7 @@ class VerificationMachine:
                 self._index[self._key(flow)] = flow.id
                 if flow.state is VerificationState.CREATED:
                     flow.state = VerificationState.REQUESTED
+                    self._crossed_after_sending(flow)
                 elif flow.cancellation is not None and flow.cancellation.by_us:
                     # Cancelled while the request was on its way: tell the room now.
                     cancelled = flow.cancellation
@@ -800,6 +823,14 @@ class VerificationMachine:
             raise VerificationError(f"cannot start SAS in state {flow.state.value}")
         if SAS_METHOD not in flow.methods:
             raise VerificationError("the other device does not support SAS")
+        if flow.pending_start is not None:
+            # They started already, before we knew their keys: answer their start instead.
+            self._resume_start(flow)
+            if flow.pending_start is not None:
+                raise VerificationError(
+                    "the other device's keys are not known yet: wait for the key query"
+                )
+            return self._snapshot(flow)
         try:
             if not self._fix_keys(flow):
                 raise VerificationError(
@@ -897,10 +928,14 @@ class VerificationMachine:
                     send=flow.state is not VerificationState.INCOMING,
                     devices=devices if not flow.in_room else None,
                 )
+                continue
+            if flow.pending_start is not None:
+                self._resume_start(flow)
 
     def _forget(self, flow: _Flow) -> None:
         self._flows.pop(flow.id, None)
-        if flow.flow_id is not None:
+        if flow.flow_id is not None and self._index.get(self._key(flow)) == flow.id:
+            # (A request merged into one of ours is indexed to our flow: see ``_adopt``.)
             self._index.pop(self._key(flow), None)
         self._changed.pop(flow.id, None)
 
@@ -1011,6 +1046,36 @@ class VerificationMachine:
             return
         if sender == self._host.user_id and from_device == self._host.device_id:
             return
+        ours = self._our_request_to(sender, from_device, room_id)
+        crossed = ours is not None and SAS_METHOD in methods
+        if crossed:
+            assert ours is not None
+            self._supersede(sender, from_device)
+            if self._we_go_first(sender, from_device):
+                # Theirs crossed ours: ours is kept (they accept it on their side).
+                self._set_aside(
+                    self._new_flow(
+                        sender,
+                        room_id=room_id,
+                        flow_id=flow_id,
+                        we_requested=False,
+                        state=VerificationState.INCOMING,
+                        created_ms=min(timestamp, self._host.now_ms()),
+                    ),
+                    from_device,
+                    _digest(REQUEST, content),
+                )
+                return
+            if ours.state is VerificationState.REQUESTED:
+                self._adopt(
+                    ours,
+                    flow_id=flow_id,
+                    from_device=from_device,
+                    methods=tuple(m for m in _SUPPORTED_METHODS if m in methods),
+                    seen=(_digest(REQUEST, content),),
+                )
+                return
+            # Ours is not sent yet (in a room): settled when it is (``bind_room_request``).
         self._supersede(sender, from_device)
         now = self._host.now_ms()
         flow = self._new_flow(
@@ -1037,9 +1102,13 @@ class VerificationMachine:
         The spec: "When the same device attempts to initiate multiple verification
         attempts, the recipient should cancel all attempts with that device." A
         request still waiting for our user is replaced quietly (the device gave up on it).
+        Our own unanswered request to the device is not touched: the requests crossed.
         """
         for flow in list(self._flows.values()):
             if flow.final or flow.other_user != sender or flow.other_device != device_id:
+                continue
+            if flow.we_requested and flow.state in _UNANSWERED:
+                # Our own request to that device, crossing theirs: see ``_our_request_to``.
                 continue
             if flow.state is VerificationState.INCOMING:
                 flow.cancellation = Cancellation(
@@ -1051,6 +1120,141 @@ class VerificationMachine:
                 self._end(flow, VerificationState.CANCELLED)
             else:
                 self._cancel(flow, CancelCode.UNEXPECTED_MESSAGE, "a new request from this device")
+
+    # ------------------------------------------------------------------ crossed requests
+    #
+    # Both sides asking each other at once (each user clicked "verify" before the other's
+    # request arrived) would leave two flows, or cancel both. The request of the side
+    # whose (user ID, device ID) is smaller is kept on both sides (the spec's rule for
+    # two starts): that side ignores the other request; the other side accepts the kept
+    # request in place of its own (its user asked to verify that very device or user),
+    # and tells the targets of its own request that it is over (``m.accepted``). Its
+    # flow keeps its local handle, so the dialog showing it goes on.
+
+    def _we_go_first(self, other_user: str, other_device: str | None) -> bool:
+        ours = (self._host.user_id, self._host.device_id)
+        return ours < (other_user, other_device or "")
+
+    def _our_request_to(self, user_id: str, device_id: str, room_id: str | None) -> _Flow | None:
+        """Our unanswered request that ``device_id`` of ``user_id`` would answer (same transport)."""
+        for flow in self._flows.values():
+            if (
+                flow.final
+                or not flow.we_requested
+                or not flow.from_request
+                or flow.state not in _UNANSWERED
+                or flow.other_user != user_id
+            ):
+                continue
+            if room_id is None and not flow.in_room and device_id in flow.request_targets:
+                return flow
+            if room_id is not None and flow.room_id == room_id:
+                return flow
+        return None
+
+    def _their_requests(
+        self, user_id: str, room_id: str | None, devices: Sequence[str] = ()
+    ) -> tuple[_Flow, ...]:
+        """Unanswered requests from ``user_id`` (to-device: from one of ``devices``), oldest first."""
+        return tuple(
+            flow
+            for flow in sorted(self._flows.values(), key=lambda f: f.created_ms)
+            if not flow.final
+            and flow.state is VerificationState.INCOMING
+            and flow.other_user == user_id
+            and SAS_METHOD in flow.methods
+            and flow.room_id == room_id
+            and (room_id is not None or flow.other_device in devices)
+        )
+
+    def _settle_crossing(
+        self, user_id: str, room_id: str | None, devices: Sequence[str] = ()
+    ) -> _Flow | None:
+        """We are about to ask: a request of theirs to accept instead, if one wins over ours.
+
+        Else their requests (each losing to ours) are set aside: they accept ours.
+        """
+        waiting = self._their_requests(user_id, room_id, devices)
+        for theirs in waiting:
+            if not self._we_go_first(theirs.other_user, theirs.other_device):
+                return theirs
+        for theirs in waiting:
+            self._set_aside(theirs)
+        return None
+
+    def _crossed_after_sending(self, ours: _Flow) -> None:
+        """Our in-room request got its event ID: settle requests of theirs that came before."""
+        theirs = self._settle_crossing(ours.other_user, ours.room_id)
+        if theirs is None:
+            return
+        assert theirs.flow_id is not None and theirs.other_device is not None
+        self._adopt(
+            ours,
+            flow_id=theirs.flow_id,
+            from_device=theirs.other_device,
+            methods=theirs.methods,
+            seen=tuple(theirs.seen),
+        )
+        self._set_aside(theirs)
+
+    def _set_aside(
+        self, flow: _Flow, from_device: str | None = None, digest: str | None = None
+    ) -> None:
+        """End a request of theirs quietly: it crossed ours (nothing is sent)."""
+        if from_device is not None:
+            flow.other_device = from_device
+        if digest is not None:
+            flow.seen.add(digest)
+        reason = "crossed with a request of this device"
+        flow.cancellation = Cancellation(
+            CancelCode.ACCEPTED.value,
+            reason,
+            True,
+            "You both asked at once: the verification goes on in one request.",
+        )
+        log.info("verification %s set aside: %s", flow.id, reason)
+        self._end(flow, VerificationState.CANCELLED)
+
+    def _adopt(
+        self,
+        ours: _Flow,
+        *,
+        flow_id: str,
+        from_device: str,
+        methods: tuple[str, ...],
+        seen: Sequence[str],
+    ) -> None:
+        """Their crossing request wins: our flow becomes it, accepted (``ready`` sent)."""
+        assert ours.flow_id is not None
+        # Our request is over: its targets (our other devices, or theirs in the room) stop asking.
+        self._send(
+            ours,
+            CANCEL,
+            {"code": CancelCode.ACCEPTED.value, "reason": "replaced by the other side's request"},
+            None if ours.in_room else ours.request_targets,
+        )
+        self._index.pop(self._key(ours), None)
+        ours.flow_id = flow_id
+        self._index[self._key(ours)] = ours.id
+        if ours.other_device not in (None, from_device):
+            ours.their_keys = None
+            ours.their_device_key_id = None
+            ours.their_master_key_id = None
+        ours.other_device = from_device
+        ours.request_targets = () if ours.in_room else (from_device,)
+        ours.we_requested = False
+        ours.methods = methods
+        ours.seen.update(seen)
+        log.info("verification %s: crossed requests, theirs accepted in place of ours", ours.id)
+        try:
+            self._try_fix(ours, strict=True)
+        except _Cancel as cancel:
+            self._cancel(ours, cancel.code, cancel.reason)
+            return
+        self._send(ours, READY, {"from_device": self._host.device_id, "methods": list(methods)})
+        ours.state = VerificationState.READY
+        if ours.their_keys is None:
+            self._host.refresh_user(ours.other_user)
 
     def _incoming_to_device_request(
         self, sender: str, txn: str, content: Mapping[str, Any]
@@ -1271,7 +1475,14 @@ class VerificationMachine:
             or not agreed
         ):
             raise _Cancel(CancelCode.UNKNOWN_METHOD, "no SAS parameters in common")
-        self._require_keys(flow)
+        if not self._fix_keys(flow):
+            # Their start overtook our key query (their device is new to us): hold it until
+            # the keys arrive (``_resume_start``); the flow's timeouts still apply.
+            log.info("verification %s: start held until the device's keys are known", flow.id)
+            flow.pending_start = json.loads(json.dumps(dict(content)))
+            self._changed[flow.id] = None
+            return
+        flow.pending_start = None
         self._begin_sas(flow)
         assert flow.sas is not None
         start = json.loads(json.dumps(dict(content)))
@@ -1296,6 +1507,21 @@ class VerificationMachine:
                 "commitment": our_commitment,
             },
         )
+
+    def _resume_start(self, flow: _Flow) -> None:
+        """Handle a held ``start`` once the other device's keys are known (else keep it)."""
+        content = flow.pending_start
+        if content is None or flow.final or flow.state is not VerificationState.READY:
+            flow.pending_start = None
+            return
+        try:
+            if not self._fix_keys(flow, refresh=False):
+                return
+            flow.pending_start = None
+            self._on_start(flow, content)
+        except _Cancel as cancel:
+            log.info("verification %s: %s", flow.id, cancel.reason)
+            self._cancel(flow, cancel.code, cancel.reason)
 
     def _on_accept(self, flow: _Flow, content: Mapping[str, Any]) -> None:
         if (
@@ -1408,16 +1634,27 @@ class VerificationMachine:
             ours = {f"ed25519:{self._host.device_id}"}
             if own_master is not None:
                 ours.add(f"ed25519:{own_master}")
+        verified = []
         for key_id, key_mac in macs.items():
             expected_key = flow.their_keys.get(key_id)
             if expected_key is None and key_id in ours:
                 # An authenticated MAC of *our* keys as theirs: a reflection, or a confused peer.
                 raise _Cancel(CancelCode.USER_MISMATCH, "the MAC names our own keys as theirs")
             if expected_key is None:
-                raise _Cancel(CancelCode.KEY_MISMATCH, "the MAC covers a key that is not shown")
+                # Not one of the keys fixed for the flow (say a master key published after the
+                # flow began): it is not verified, and the rest still counts.
+                log.info(
+                    "verification %s: MAC of a key not fixed for the flow skipped: %r",
+                    flow.id,
+                    key_id[:80],
+                )
+                continue
             if not flow.sas.verify_mac(expected_key, info + key_id, key_mac, flow.mac_method):
                 raise _Cancel(CancelCode.KEY_MISMATCH, "a key's MAC does not match")
-        flow.verified_keys = tuple(sorted(macs))
+            verified.append(key_id)
+        if flow.their_device_key_id not in verified:
+            raise _Cancel(CancelCode.KEY_MISMATCH, "the MAC does not cover the device's key")
+        flow.verified_keys = tuple(sorted(verified))
         flow.their_mac_ok = True
         if flow.state is VerificationState.CONFIRMED:
             self._send_done(flow)

@@ -11,7 +11,8 @@ drives it for one client and tells the listeners what changed:
   changed come here (:meth:`VerificationService.on_sync`);
 - to-device messages go out with the machine's other requests (the encryption
   request loop); room messages are sent here, encrypted in encrypted rooms (to every
-  device of the room, verified or not: the device being verified is not yet);
+  device of the room, verified or not: the device being verified is not yet), in
+  order within each room (one waiting to be retried holds back those after it);
 - a timer expires flows while any is active;
 - every change is published as :class:`~tui_client.engine.updates.VerificationChanged`
   with the flow's snapshot. A flow that ends verified refreshes the trust the UI shows,
@@ -19,7 +20,9 @@ drives it for one client and tells the listeners what changed:
 
 When we asked and the other side accepted, SAS is started by itself
 (:attr:`VerificationService.auto_start`), waiting for the other device's keys if
-they are still being fetched. Flows live in memory: they do not survive a restart.
+they are still being fetched; starting it again once under way is nothing to do.
+Accepting a request waits for the other device's keys too (their start may follow at
+once). Flows live in memory: they do not survive a restart.
 """
 
 from __future__ import annotations
@@ -49,6 +52,16 @@ log = logging.getLogger(__name__)
 _ACTIVE_STATES = frozenset(
     s for s in VerificationState if s not in (VerificationState.DONE, VerificationState.CANCELLED)
 )
+# SAS started (by either side) or over: starting it again is nothing to do.
+_SAS_UNDERWAY = frozenset(
+    {
+        VerificationState.STARTED,
+        VerificationState.KEYS_EXCHANGED,
+        VerificationState.CONFIRMED,
+        VerificationState.WAITING_FOR_DONE,
+        VerificationState.DONE,
+    }
+)
 
 
 class VerificationService:
@@ -69,6 +82,7 @@ class VerificationService:
         self._send_lock = asyncio.Lock()
         self._retry_at: dict[str, float] = {}
         self._auto_started: set[str] = set()
+        self._auto_starting: set[str] = set()
         self._stopped = False
 
     # -- reading ----------------------------------------------------------------------
@@ -86,6 +100,10 @@ class VerificationService:
     def incoming(self) -> list[Verification]:
         """Requests waiting for the user's answer (accept or decline), oldest first."""
         return [v for v in self.active() if v.state is VerificationState.INCOMING]
+
+    def auto_starting(self, verification_id: str) -> bool:
+        """SAS is being started by itself on this flow (:attr:`auto_start`): no need to ask."""
+        return verification_id in self._auto_starting
 
     def _machine(self) -> OlmMachine:
         return self.client.encryption.require_machine(VerificationError)
@@ -172,22 +190,46 @@ class VerificationService:
     # -- the user's answers -------------------------------------------------------------
 
     async def accept(self, verification_id: str) -> Verification:
-        """Accept an incoming request."""
+        """Accept an incoming request (once the other device's keys are fetched, if they can be).
+
+        The other side may start SAS as soon as it sees the answer: its keys should be
+        known by then (the machine holds a start that overtakes the key query anyway).
+        """
         machine = self._machine()
+        await self._await_keys(verification_id)
         return await self._act(lambda: machine.accept_verification(verification_id))
 
     async def start_sas(self, verification_id: str) -> Verification:
-        """Start comparing emoji on a ready flow (waits for the other device's keys if needed)."""
+        """Start comparing emoji on a ready flow (waits for the other device's keys if needed).
+
+        Nothing to do (the current snapshot is returned) if SAS is already under way,
+        started by this client by itself or by the other side.
+        """
         machine = self._machine()
         deadline = time.monotonic() + self.keys_timeout
+        await self._await_keys(verification_id)
         while True:
             try:
                 return await self._act(lambda: machine.start_sas(verification_id))
             except VerificationError as error:
+                current = await self.client.encryption.call(
+                    lambda: machine.get_verification(verification_id)
+                )
+                if current is not None and current.state in _SAS_UNDERWAY:
+                    self._apply([current])
+                    return self.flows.get(current.id, current)
                 flow = self.flows.get(verification_id)
                 if "not known yet" not in str(error) or flow is None or time.monotonic() > deadline:
                     raise
                 await self.client.devices.await_queried([flow.other_user_id], timeout=2.0)
+
+    async def _await_keys(self, verification_id: str) -> None:
+        """Wait (a while) for the key query of the flow's other user, if its keys are not fixed."""
+        flow = self.flows.get(verification_id)
+        if flow is None or flow.keys or flow.is_final:
+            return
+        if not await self.client.devices.await_queried([flow.other_user_id], self.keys_timeout):
+            log.info("the keys of %s are not fetched yet", flow.other_user_id)
 
     async def confirm(self, verification_id: str) -> Verification:
         """The emoji (or numbers) match."""
@@ -230,6 +272,8 @@ class VerificationService:
             return machine.verifications(active_only=False)
 
         self._apply(await self.client.encryption.call(read))
+        # Expiry may have sent something (a held start answered once the keys came).
+        self.client.encryption.wake()
 
     def _apply(self, snapshots: Iterable[Verification]) -> None:
         for flow in snapshots:
@@ -237,19 +281,23 @@ class VerificationService:
             if old == flow:
                 continue
             self.flows[flow.id] = flow
+            start = (
+                self.auto_start
+                and flow.we_requested
+                and flow.state is VerificationState.READY
+                and flow.id not in self._auto_started
+            )
+            if start:
+                # Before publishing: the dialog then offers no "start" of its own.
+                self._auto_started.add(flow.id)
+                self._auto_starting.add(flow.id)
             self.client.publish(VerificationChanged(flow))
             if flow.state is VerificationState.DONE and (
                 old is None or old.state is not VerificationState.DONE
             ):
                 self._spawn(self._verified(flow))
-            if (
-                self.auto_start
-                and flow.we_requested
-                and flow.state is VerificationState.READY
-                and flow.id not in self._auto_started
-            ):
-                self._auto_started.add(flow.id)
-                self._spawn(self._auto_start(flow.id))
+            if start and not self._spawn(self._auto_start(flow.id)):
+                self._auto_starting.discard(flow.id)
         self._forget_old()
         if any(v.state in _ACTIVE_STATES for v in self.flows.values()):
             self._ensure_ticker()
@@ -268,6 +316,12 @@ class VerificationService:
             await self.start_sas(verification_id)
         except VerificationError as error:
             log.info("SAS not started by itself: %s", error)
+        finally:
+            self._auto_starting.discard(verification_id)
+            flow = self.flows.get(verification_id)
+            if flow is not None and not self._stopped:
+                # The dialog offers "start" again if it did not work out.
+                self.client.publish(VerificationChanged(flow))
 
     async def _verified(self, flow: Verification) -> None:
         """A flow ended verified: send the machine's follow-ups, refresh what the UI shows."""
@@ -288,18 +342,24 @@ class VerificationService:
         async with self._send_lock:
             requests = await self.client.encryption.call(machine.outgoing_room_messages)
             now = time.monotonic()
+            held: set[str] = set()
             for request in requests:
-                if self._retry_at.get(request.request_id, 0.0) > now:
+                # In order within a room: a message waiting to be retried holds back the
+                # ones after it (a done must not overtake its mac).
+                if request.room_id in held:
                     continue
-                await self._send_room_message(machine, request)
+                waiting = self._retry_at.get(request.request_id, 0.0) > now
+                if waiting or not await self._send_room_message(machine, request):
+                    held.add(request.room_id)
         await self.refresh()
 
-    async def _send_room_message(self, machine: OlmMachine, request: RoomMessageRequest) -> None:
+    async def _send_room_message(self, machine: OlmMachine, request: RoomMessageRequest) -> bool:
+        """Send one room message; ``False`` if it is to be retried later."""
         summary = self.client.rooms.get(request.room_id)
         if summary is None:
             # A room we have not synced yet may be encrypted: wait for its state.
             self._retry_at[request.request_id] = time.monotonic() + 1.0
-            return
+            return False
         try:
             if summary.encrypted:
                 content = await self.client.encryption.encrypt(
@@ -314,16 +374,16 @@ class VerificationService:
         except MatrixError as error:
             if error.is_transient:
                 self._retry_at[request.request_id] = time.monotonic() + 5.0
-                return
+                return False
             log.warning("verification message refused: %s", error)
             await self.client.encryption.call(
                 lambda: machine.mark_request_as_failed(request.request_id, permanent=True)
             )
-            return
+            return True
         except (NetworkError, EncryptionError) as error:
             log.info("verification message not sent yet: %s", error)
             self._retry_at[request.request_id] = time.monotonic() + 5.0
-            return
+            return False
         self._retry_at.pop(request.request_id, None)
         event_id = answer.get("event_id") if isinstance(answer, dict) else None
         outcome = await self.client.encryption.call(
@@ -332,6 +392,7 @@ class VerificationService:
             )
         )
         self._apply(outcome.verifications)
+        return True
 
     # -- time ---------------------------------------------------------------------------
 
@@ -353,17 +414,18 @@ class VerificationService:
             if not any(v.state in _ACTIVE_STATES for v in self.flows.values()):
                 return
 
-    def _spawn(self, coroutine: Any) -> None:
+    def _spawn(self, coroutine: Any) -> bool:
         if self._stopped:
             coroutine.close()
-            return
+            return False
         try:
             task = asyncio.get_running_loop().create_task(coroutine)
         except RuntimeError:
             coroutine.close()
-            return
+            return False
         self._tasks.add(task)
         task.add_done_callback(self._done)
+        return True
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)

@@ -44,6 +44,8 @@ _STATE_TEXT = {
     VerificationState.CANCELLED: "The verification did not complete.",
 }
 
+_AUTO_START_TEXT = "Both sides are ready. Starting to compare emoji…"
+
 # Which buttons each state offers.
 _BUTTONS: dict[VerificationState, tuple[str, ...]] = {
     VerificationState.CREATED: ("cancel",),
@@ -225,8 +227,18 @@ class VerificationDialog(ModalScreen[None]):
         shown.display = bool(detail.plain)
         self._tick()
         wanted = set(_BUTTONS[flow.state])
+        if self._auto_starting():
+            # This client starts comparing by itself: a second start would only fail.
+            wanted.discard("start")
+            self.query_one("#verification-status", Static).update(Text(_AUTO_START_TEXT))
         for button in self.query(Button):
             button.display = button.id in wanted
+
+    def _auto_starting(self) -> bool:
+        flow = self.flow
+        return flow.state is VerificationState.READY and self.client.verification.auto_starting(
+            flow.id
+        )
 
     def _detail(self) -> Text:
         flow = self.flow
