@@ -234,6 +234,22 @@ async def _history_with_recovery(
     return alice, bob, room, texts, setup
 
 
+async def _open_and_read(pilot: Pilot[None], app: TuiClientApp, room: str, texts: list[str]) -> list[Any]:
+    """Open ``room`` and wait until its latest ``texts`` are shown decrypted; their items."""
+    app.open_room(room)
+    chat = app.chat_screen
+    assert chat is not None
+    await wait_for(
+        pilot,
+        lambda: chat.view is not None
+        and chat.view.room_id == room
+        and all(t in [i.body for i in chat.query_one(TimelineView).items] for t in texts[-2:]),
+        "the history decrypted",
+        timeout=60,
+    )
+    return [i for i in chat.query_one(TimelineView).items if i.body in texts]
+
+
 async def test_closing_the_dialog_does_not_stop_the_restore(
     synapse: SynapseServer, make_user: Any, tmp_path: Path, memory_keyring: None
 ) -> None:
@@ -286,17 +302,7 @@ async def test_closing_the_dialog_does_not_stop_the_restore(
                 lambda: any("Key backup restore finished" in n.message for n in app._notifications),
                 "the notice",
             )
-            app.open_room(room)
-            chat = app.chat_screen
-            assert chat is not None
-            await wait_for(
-                pilot,
-                lambda: chat.view is not None
-                and chat.view.room_id == room
-                and all(t in [i.body for i in chat.query_one(TimelineView).items] for t in texts[-2:]),
-                "the history decrypted",
-                timeout=60,
-            )
+            assert await _open_and_read(pilot, app, room, texts)
     finally:
         await alice.close()
         await bob.close()
@@ -341,18 +347,7 @@ async def test_a_new_login_restores_its_history_with_a_progress_bar(
             assert "✓ This session is verified." in status and "room keys restored" in status
             await pilot.click("#close")
             # The history, decrypted in place, marked as from a key whose sender is unproven.
-            app.open_room(room)
-            chat = app.chat_screen
-            assert chat is not None
-            await wait_for(
-                pilot,
-                lambda: chat.view is not None
-                and chat.view.room_id == room
-                and all(t in [i.body for i in chat.query_one(TimelineView).items] for t in texts[-2:]),
-                "the history decrypted",
-                timeout=60,
-            )
-            items = [i for i in chat.query_one(TimelineView).items if i.body in texts]
+            items = await _open_and_read(pilot, app, room, texts)
             assert items and all(i.trust == "unauthenticated" for i in items)
     finally:
         await alice.close()
