@@ -97,3 +97,44 @@ async def test_a_first_start_opens_a_room_once_the_first_sync_brings_them(tmp_pa
         chat = app.chat_screen
         assert chat is not None and chat.current_room is not None
         assert app.client is not None and app.client.rooms[chat.current_room].membership == "join"
+
+
+async def test_typing_notices_follow_the_composer_and_can_be_turned_off(fake_profile: Path) -> None:
+    import json
+
+    server = FakeHomeserver()
+    app = TuiClientApp(base_dir=fake_profile, transport=server.transport())
+
+    def notices() -> list[tuple[str, bool]]:
+        return [
+            (r.url.path.split("/rooms/")[1].split("/")[0], json.loads(r.content)["typing"])
+            for r in server.requests
+            if r.method == "PUT" and "/typing/" in r.url.path
+        ]
+
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: app.chat_screen is not None and app.chat_screen.view is not None, "a room")
+        chat = app.chat_screen
+        assert chat is not None and app.client is not None
+        room = chat.current_room
+        assert room is not None
+        composer = app.screen.query_one(Composer)
+        composer.focus()
+        await pilot.press(*"hello")
+        await wait_for(pilot, lambda: len(notices()) == 1, "one notice for five keys")
+        assert notices() == [(room, True)]
+        # Switching rooms stops it; Enter (sending) after typing elsewhere stops that one.
+        app.open_room(RANDOM)
+        await wait_for(pilot, lambda: chat.current_room == RANDOM and len(notices()) == 2, "stopped")
+        assert notices()[1] == (room, False)
+        composer.focus()
+        await pilot.press(*"hi", "enter")
+        await wait_for(pilot, lambda: notices()[-1] == (RANDOM, False), "stopped by sending")
+        # Turned off from the command palette: kept, and nothing more is sent.
+        await app.action_toggle_typing()
+        assert not app.client.typing.enabled
+        count = len(notices())
+        await pilot.press(*"quiet")
+        await pilot.pause(0.3)
+        assert len(notices()) == count
+        assert await app.client.db.run(app.client.cache.get_meta, "send_typing_notices") == "0"

@@ -45,6 +45,7 @@ from .secrets import SecretStore
 from .send_queue import NotReady, Refused, SendQueue
 from .spaces import SpaceService
 from .sync import SyncLoop, SyncSource, SyncV2Source
+from .typing_notices import TypingNotices
 from .uia import PasswordPrompt
 from .updates import (
     BatchCommitted,
@@ -278,6 +279,7 @@ class MatrixClient:
             self.notify("warning", self.secrets.warning)
         await self.encryption.open()
         await self.devices.open()
+        await self.typing.load()
 
     def start(self) -> None:
         """Start the sync loop and the send queue in the running event loop."""
@@ -548,6 +550,8 @@ class MatrixClient:
 
     async def send_event(self, room_id: str, event_type: str, content: dict[str, Any]) -> OutboxEntry:
         """Queue any message-like event."""
+        if "typing" in self.__dict__ and event_type == "m.room.message":
+            self.typing.stopped()
         entry = await self.send_queue.enqueue(room_id, event_type, content)
         view = self.views.get(room_id)
         if view is not None:
@@ -717,6 +721,11 @@ class MatrixClient:
         return CrossSigningService(self)
 
     @cached_property
+    def typing(self) -> TypingNotices:
+        """Our typing notices to the room being written in (engine/typing_notices.py)."""
+        return TypingNotices(self)
+
+    @cached_property
     def admin(self) -> RoomAdmin:
         """Creating rooms, permissions, moderation (engine/room_admin.py)."""
         return RoomAdmin(self)
@@ -730,7 +739,7 @@ class MatrixClient:
             await self.joins.stop()
         if "spaces" in self.__dict__:
             self.spaces.stop()
-        for name in ("verification", "cross_signing", "devices", "recovery"):
+        for name in ("verification", "cross_signing", "devices", "recovery", "typing"):
             if name in self.__dict__:
                 self.__dict__[name].stop()
 

@@ -312,11 +312,23 @@ class TuiClientApp(App[None]):
         yield SystemCommand("Import room keys", "Read room keys from an export file (e.g. from Element)", partial(security.import_keys, chat))
         yield from self.security.commands()
         yield from recovery.commands(self, chat.client)
+        typing = "on" if chat.client.typing.enabled else "off"
+        yield SystemCommand(
+            "Typing notices", f"Let others see when you are writing to them (now: {typing})", self.action_toggle_typing
+        )
         yield SystemCommand("Toggle member list", "Show or hide the members (F2)", chat.action_toggle_members)
         yield SystemCommand("Mark room as read", "Send a read receipt for the latest message", chat.action_mark_read)
         yield SystemCommand("Help", "Keys and commands (F1)", chat.action_help)
         yield SystemCommand("Retry sync now", "Skip the wait after a connection problem", self.action_retry_sync)
         yield SystemCommand("Log out", "End this session on the server and remove local data", self.action_logout)
+
+    async def action_toggle_typing(self) -> None:
+        """Turn typing notices on or off."""
+        if self.client is None:
+            return
+        value = not self.client.typing.enabled
+        await self.client.typing.set_enabled(value)
+        self.notify("Others now see when you are typing." if value else "Typing notices are off.", markup=False)
 
     def action_encryption_health(self) -> None:
         """F7: encryption health, recovery and the key backup."""

@@ -12,7 +12,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, Footer, Static
+from textual.widgets import Button, Footer, Static, TextArea
 
 from ...engine.client import MatrixClient
 from ...engine.room_view import RoomView
@@ -198,6 +198,7 @@ class ChatScreen(RoomActions):
             return
         if self.current_room is not None:
             self.client.close_room(self.current_room)
+            self.client.typing.stopped()
         self.current_room = room_id
         self.view = None
         self.query_one(RoomList).current_room = room_id
@@ -274,6 +275,13 @@ class ChatScreen(RoomActions):
         self._sync_view_flags()
 
     # -- composing ------------------------------------------------------------------
+
+    @on(TextArea.Changed)
+    def _draft_changed(self, event: TextArea.Changed) -> None:
+        """Typing notices follow the draft (not while it edits a message)."""
+        if isinstance(event.text_area, Composer):
+            draft = event.text_area.text if self.mode is None or self.mode[0] != "edit" else ""
+            self.client.typing.composing(self.current_room, draft)
 
     @on(Composer.Submitted)
     def _submitted(self, event: Composer.Submitted) -> None:
