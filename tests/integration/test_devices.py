@@ -27,6 +27,8 @@ async def test_list_rename_and_sign_out_with_the_password(
     a2 = await client_for(synapse, alice_user, tmp_path / "a2", device_name="Phone")
     ended = Recorder(a2)
     try:
+        # (a2 uploads its keys from its background request loop)
+        await until(lambda: _keys_on_server(synapse, alice_user, a2.device_id), "a2's keys on the server")
         devices = await a1.devices.own_devices()
         ids = [d.device_id for d in devices]
         assert ids[0] == a1.device_id and a2.device_id in ids
@@ -63,6 +65,13 @@ async def test_list_rename_and_sign_out_with_the_password(
     finally:
         await a1.close()
         await a2.close()
+
+
+def _keys_on_server(synapse: SynapseServer, user: RegisteredUser, device_id: str | None) -> bool:
+    status, body = synapse.request_json(
+        "POST", "/_matrix/client/v3/keys/query", {"device_keys": {user.user_id: []}}, user.access_token
+    )
+    return status == 200 and device_id in body.get("device_keys", {}).get(user.user_id, {})
 
 
 def _answers(*passwords: str | None, seen: list[str] | None = None):  # type: ignore[no-untyped-def]

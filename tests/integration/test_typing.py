@@ -27,9 +27,9 @@ async def test_the_other_side_sees_us_typing_until_we_stop(
     alice = pool.add(await login(synapse, alice_user, tmp_path / "alice", wire=wire))
     bob = pool.add(await login(synapse, bob_user, tmp_path / "bob"))
     room = await alice.create_room({"preset": "private_chat", "invite": [bob_user.user_id]})
-    await wait_until(lambda: room in bob.rooms, what="the invite")
+    await wait_until(lambda: room in bob.rooms, what="the invite", timeout=30)
     await bob.join(room)
-    await wait_until(lambda: alice.rooms.get(room) is not None and alice.rooms[room].joined_count == 2, what="bob in")
+    await wait_until(lambda: alice.rooms.get(room) is not None and alice.rooms[room].joined_count == 2, what="bob in", timeout=30)
     view = await bob.open_room(room)
     clock = _Clock()
     alice.typing._clock = clock
@@ -40,16 +40,16 @@ async def test_the_other_side_sees_us_typing_until_we_stop(
     # Every keystroke reports the draft; one notice goes out.
     for draft in ("h", "he", "hel", "hello"):
         alice.typing.composing(room, draft)
-    await wait_until(lambda: view.typing == (alice_user.user_id,), what="bob sees alice typing")
+    await wait_until(lambda: view.typing == (alice_user.user_id,), what="bob sees alice typing", timeout=30)
     assert len(typing_puts()) == 1
     # Still typing after a while: renewed once, not per key.
     clock.now += RESEND_AFTER + 1
     alice.typing.composing(room, "hello b")
     alice.typing.composing(room, "hello bo")
-    await wait_until(lambda: len(typing_puts()) == 2, what="the renewal")
+    await wait_until(lambda: len(typing_puts()) == 2, what="the renewal", timeout=30)
     # A command is not a message being written; sending stops the notice.
     await alice.send_message(room, "hello bob")
-    await wait_until(lambda: view.typing == (), what="alice stopped")
+    await wait_until(lambda: view.typing == (), what="alice stopped", timeout=30)
     assert len(typing_puts()) == 3
     alice.typing.composing(room, "/topic")
     alice.typing.composing(room, "")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from textual.command import CommandPalette
+from textual.command import CommandList, CommandPalette
 from textual.pilot import Pilot
 from textual.widgets import Input, OptionList, ProgressBar, Static
 
@@ -76,7 +76,9 @@ async def _set_up_with_a_key(pilot: Pilot[None], app: TuiClientApp) -> RecoveryK
     await pilot.press("ctrl+p")
     await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), "the command palette")
     await pilot.press(*"Set up recovery")
-    await pilot.pause(0.5)
+    await wait_for(
+        pilot, lambda: app.screen.query_one(CommandList).highlighted is not None, "the palette's results"
+    )
     await pilot.press("enter")
     await _choose(pilot, app, "key")
     await wait_for(pilot, lambda: isinstance(app.screen, RecoveryKeyDialog), "the recovery key")
@@ -226,7 +228,7 @@ async def _history_with_recovery(
     view = await alice.open_room(room)
     texts = [f"old message {n}" for n in range(4)]
     for text in texts:
-        bob.encryption.machine.invalidate_group_session(room)  # type: ignore[union-attr]
+        await bob.encryption.call(lambda: bob.encryption.machine.invalidate_group_session(room))  # type: ignore[union-attr]
         await bob.send_message(room, text)
         await shown(view, text)
     setup = await alice.recovery.set_up()

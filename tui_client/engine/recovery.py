@@ -87,6 +87,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+#: How long a recovery waits to see this session's new signature on the server.
+SIGNATURE_WAIT = 15.0
+
 _SECRET_LABELS = {
     CROSS_SIGNING_MASTER: "master key",
     CROSS_SIGNING_SELF_SIGNING: "self-signing key",
@@ -545,12 +548,17 @@ class Recovery:
         except CrossSigningError as error:
             problems.append(str(error))
             return []
-        # The self-signing key now signs this device: upload that, then read it back.
-        for _ in range(3):
+        # The self-signing key now signs this device: upload that, then read it back (the
+        # background request loop may be sending it already: keep looking for a while).
+        deadline = asyncio.get_running_loop().time() + SIGNATURE_WAIT
+        while True:
             await self.client.encryption.flush()
             await ensure_own_keys(self.client)
             status = await self._cross_signing()
             if status.this_device_signed or not status.has_self_signing:
+                break
+            if asyncio.get_running_loop().time() >= deadline:
+                problems.append("the signature of this session was not confirmed by the server yet")
                 break
             await asyncio.sleep(0.2)
         self.client.backup.recheck()
