@@ -156,7 +156,10 @@ def build_sync(extra_rooms: dict[str, dict[str, Any]] | None = None) -> dict[str
     for n, text in enumerate(("Spaces view", "Key backup", "Faster start")):
         timeline.append(_text(clock, general, ["@bob:example.org", "@carol:example.org", ME][n], text, **{"m.relates_to": {"rel_type": "m.thread", "event_id": root["event_id"]}}))
     timeline.append(clock.event(general, "@helper:example.org", "m.room.message", {"msgtype": "m.notice", "body": "Reminder: stand-up in 10 minutes."}))
-    timeline.append(_text(clock, general, "@bob:example.org", "Literal markup stays literal: [bold]not bold[/bold] and [@click=app.quit]not a link[/]"))
+    literal = _text(clock, general, "@bob:example.org", "Literal markup stays literal: [bold]not bold[/bold] and [@click=app.quit]not a link[/]")
+    timeline.append(literal)
+    # Bob and Carol have read up to Bob's message (shown under it).
+    read_up_to = {literal["event_id"]: {"m.read": {"@bob:example.org": {"ts": clock.ts}, "@carol:example.org": {"ts": clock.ts}}}}
     timeline.append(_member(clock, general, "@dave:example.org", "Dave"))
     timeline.append(_text(clock, general, "@dave:example.org", "Hi all, just joined. This is a longer message to show how the timeline wraps text that does not fit on one line of the terminal."))
 
@@ -187,6 +190,7 @@ def build_sync(extra_rooms: dict[str, dict[str, Any]] | None = None) -> dict[str
         general: {
             "state": {"events": g_state},
             "timeline": {"events": timeline, "limited": False, "prev_batch": "p1"},
+            "ephemeral": {"events": [{"type": "m.receipt", "content": read_up_to}]},
             "summary": {"m.joined_member_count": 5, "m.invited_member_count": 0},
             "unread_notifications": {"notification_count": 0, "highlight_count": 0},
         },

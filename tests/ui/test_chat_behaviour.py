@@ -138,3 +138,28 @@ async def test_typing_notices_follow_the_composer_and_can_be_turned_off(fake_pro
         await pilot.pause(0.3)
         assert len(notices()) == count
         assert await app.client.db.run(app.client.cache.get_meta, "send_typing_notices") == "0"
+
+
+async def test_a_receipt_moves_the_seen_by_line(fake_profile: Path) -> None:
+    from tui_client.ui.widgets.timeline import TimelineView
+
+    app = TuiClientApp(base_dir=fake_profile, transport=FakeHomeserver().transport())
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: app.chat_screen is not None and app.chat_screen.view is not None, "a room")
+        app.open_room(GENERAL)
+        chat = app.chat_screen
+        assert chat is not None
+        await wait_for(pilot, lambda: chat.view is not None and chat.view.room_id == GENERAL, "General")
+        assert chat.view is not None
+        timeline = chat.query_one(TimelineView)
+
+        def shown() -> str:
+            return "\n".join("".join(s.text for s in timeline.render_line(y)) for y in range(timeline.size.height))
+
+        assert "Seen by Carol" in shown()
+        last = timeline.items[-1]
+        assert last.event_id is not None and last.sender == "@dave:example.org"
+        # Carol reads on to Dave's message: her mark moves there.
+        await chat.view.apply_receipts([("@carol:example.org", last.event_id)])
+        await wait_for(pilot, lambda: "Seen by Carol" in shown().split("Dave")[-1], "Carol's mark under Dave's message")
+        assert shown().count("Seen by") == 1

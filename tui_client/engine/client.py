@@ -437,6 +437,9 @@ class MatrixClient:
                 self._spawn(view.reload())
             elif room_id in result.new_events:
                 view.on_sync_events(result.new_events[room_id])
+        for room_id, pairs in result.receipts.items():
+            if room_id in self.views:
+                self._spawn(self.views[room_id].apply_receipts(pairs))
         for room_id, users in result.typing.items():
             if room_id in self.views:
                 self.views[room_id].typing = tuple(users)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..protocol import requests as api
@@ -20,7 +20,7 @@ from ..protocol.room_state import PowerLevels, RoomMembers
 from ..protocol.room_versions import rules_for
 from ..protocol.timeline import Diff, SendState, TimelineModel
 from ..store.cache import Gap, OutboxEntry, StoredEvent
-from .updates import MembersChanged, TimelineUpdated
+from .updates import MembersChanged, ReceiptsChanged, TimelineUpdated
 
 if TYPE_CHECKING:
     from .client import MatrixClient
@@ -55,6 +55,9 @@ class RoomView:
         self.paginating = False
         self.members_complete = False
         self.typing: tuple[str, ...] = ()
+        #: The latest read receipt of each other member: user -> event ID.
+        self.receipts: dict[str, str] = {}
+        self._receipt_ts: dict[str, int | None] = {}  # receipted event -> its timestamp
         self.version = 0
         self._positions: dict[str, int] = {}
         # Events synced while the window is being (re)loaded wait here, then follow it.
@@ -161,7 +164,48 @@ class RoomView:
             for entry in outbox:
                 diffs.extend(self._echo_for_entry(entry))
             self._publish(diffs)
+            receipts = await self.client.db.run(cache.receipts_for, self.room_id)
         self._spawn(self._resolve_missing_replies())
+        await self.apply_receipts(receipts.items(), publish=False)
+
+    # -- read receipts ---------------------------------------------------------------
+
+    async def apply_receipts(self, pairs: Iterable[tuple[str, str]], *, publish: bool = True) -> None:
+        """Receipts (user, event ID) from the cache or a sync batch; others' only."""
+        changed = False
+        for user_id, event_id in pairs:
+            if user_id != self.client.user_id and self.receipts.get(user_id) != event_id:
+                self.receipts[user_id] = event_id
+                changed = True
+        unknown = [e for e in set(self.receipts.values()) if e not in self._receipt_ts]
+        if unknown:
+            events = await self.client.db.run(self.client.cache.load_events, unknown)
+            for event_id in unknown:
+                ts = events.get(event_id, {}).get("origin_server_ts")
+                self._receipt_ts[event_id] = ts if isinstance(ts, int) and not isinstance(ts, bool) else None
+        if changed and publish:
+            self.client.publish(ReceiptsChanged(self.room_id))
+
+    def read_by(self) -> dict[str, tuple[str, ...]]:
+        """Shown event ID -> the members who have read up to it (their latest receipt is
+        on it, or on a later event that is not shown, such as a reaction, before the next
+        shown one)."""
+        items = [i for i in self.model.items if i.event_id and not i.is_local_echo]
+        where = {item.event_id: n for n, item in enumerate(items)}
+        found: dict[str, list[str]] = {}
+        for user_id, event_id in self.receipts.items():
+            index = where.get(event_id)
+            if index is None:
+                ts = self._receipt_ts.get(event_id)
+                if ts is None:
+                    continue
+                index = next((n for n in range(len(items) - 1, -1, -1) if items[n].ts <= ts), None)
+                if index is None:
+                    continue
+            shown = items[index].event_id
+            assert shown is not None
+            found.setdefault(shown, []).append(user_id)
+        return {event_id: tuple(sorted(users)) for event_id, users in found.items()}
 
     async def _reset_to(self, stored: list[StoredEvent]) -> None:
         self._loading = True

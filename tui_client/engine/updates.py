@@ -25,6 +25,7 @@ __all__ = [
     "KeyRestoreProgress",
     "MembersChanged",
     "Notice",
+    "ReceiptsChanged",
     "RecoverySuggested",
     "RoomListChanged",
     "SessionEnded",
@@ -88,6 +89,13 @@ class TimelineUpdated:
     room_id: str
     diffs: tuple[Diff, ...]
     version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptsChanged:
+    """Someone's read receipt moved in an open room (``RoomView.read_by`` changed)."""
+
+    room_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,6 +318,7 @@ Update = (
     | RoomListChanged
     | TimelineUpdated
     | TypingChanged
+    | ReceiptsChanged
     | MembersChanged
     | SessionEnded
     | Notice

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rich.cells import cell_len, chop_cells
@@ -200,6 +200,7 @@ def render_item(
     selected: bool = False,
     trust: UserTrust | None = None,
     own_user: str | None = None,
+    seen_by: Sequence[str] = (),
 ) -> list[Line]:
     """The lines of one item: day separator, reply quote, body, reactions, thread, status."""
     muted = Style(color=palette.muted)
@@ -255,10 +256,23 @@ def render_item(
         lines.append([*(first_prefix if index == 0 else [indent]), *body_line])
     for extra in _extras(item, palette):
         lines.append([indent, *_truncate(extra, body_width)])
+    if seen_by:
+        lines.append([indent, *_truncate([(seen_text(seen_by), Style(color=palette.muted, italic=True))], body_width)])
     if selected:
         highlight = Style(bgcolor=palette.selection)
         lines = [[Segment(s.text, (s.style or Style()) + highlight) for s in line] for line in lines]
     return lines
+
+
+def seen_text(names: Sequence[str], shown: int = 3) -> str:
+    """``✓ Seen by Bob, Carol and 2 others`` (names of untrusted origin, cleaned here)."""
+    cleaned = [clean_line(name, 40) for name in names]
+    if len(cleaned) <= shown:
+        listed = cleaned[0] if len(cleaned) == 1 else ", ".join(cleaned[:-1]) + " and " + cleaned[-1]
+    else:
+        others = len(cleaned) - shown
+        listed = ", ".join(cleaned[:shown]) + f" and {others} other" + ("s" if others != 1 else "")
+    return f"✓ Seen by {listed}"
 
 
 def _body(item: TimelineItem, name_of: Callable[[str], str], palette: Palette) -> list[Span]:

@@ -19,6 +19,7 @@ from ...engine.room_view import RoomView
 from ...engine.updates import (
     MembersChanged,
     Notice,
+    ReceiptsChanged,
     RoomListChanged,
     SessionEnded,
     SyncState,
@@ -135,8 +136,13 @@ class ChatScreen(RoomActions):
                 self._view_version = update.version
                 timeline = self.query_one(TimelineView)
                 timeline.apply_diffs(update.diffs)
+                if self.view is not None:
+                    timeline.set_read_by(self.view.read_by())
                 self._sync_view_flags()
                 self._schedule_read()
+        elif isinstance(update, ReceiptsChanged):
+            if update.room_id == self.current_room and self.view is not None:
+                self.query_one(TimelineView).set_read_by(self.view.read_by())
         elif isinstance(update, TypingChanged):
             if update.room_id == self.current_room:
                 self._show_typing(update.user_ids)
@@ -225,7 +231,7 @@ class ChatScreen(RoomActions):
         timeline = self.query_one(TimelineView)
         timeline.name_of = view.display_name
         timeline.empty_text = "No messages yet. Say hello!"
-        timeline.set_items(view.model.items)
+        timeline.set_items(view.model.items, view.read_by())
         self._sync_view_flags()
         self.query_one(RoomHeader).member_count = len(view.members.joined())
         if self.query_one("#members").display:

@@ -80,6 +80,8 @@ class TimelineView(ScrollView, can_focus=True):
         #: The sender's current trust, when known (marks messages of verified users).
         self.trust_of: Callable[[str], UserTrust | None] = lambda user_id: None
         self.own_user: str | None = None
+        #: Shown event ID -> the members who have read up to it.
+        self.read_by: dict[str, tuple[str, ...]] = {}
         self.palette = Palette()
         self._cache: dict[str, tuple[int, bool, list[Strip]]] = {}
         self._offsets: list[int] = [0]
@@ -93,9 +95,10 @@ class TimelineView(ScrollView, can_focus=True):
 
     # -- data -----------------------------------------------------------------------
 
-    def set_items(self, items: Sequence[TimelineItem]) -> None:
+    def set_items(self, items: Sequence[TimelineItem], read_by: dict[str, tuple[str, ...]] | None = None) -> None:
         """Replace everything (a newly opened room)."""
         self.items = list(items)
+        self.read_by = read_by or {}
         self._cache.clear()
         self._stick_to_bottom = True
         self.selected_key = None
@@ -135,6 +138,17 @@ class TimelineView(ScrollView, can_focus=True):
             if 0 <= neighbour < len(self.items):
                 self._cache.pop(self.items[neighbour].key, None)
 
+    def set_read_by(self, read_by: dict[str, tuple[str, ...]]) -> None:
+        """Who has read up to which message (shown under it); re-renders what changed."""
+        if read_by == self.read_by:
+            return
+        changed = {e for e in set(read_by) | set(self.read_by) if read_by.get(e) != self.read_by.get(e)}
+        self.read_by = read_by
+        for item in self.items:
+            if item.event_id in changed:
+                self._cache.pop(item.key, None)
+        self._relayout(None if self._stick_to_bottom else self._anchor())
+
     def refresh_names(self) -> None:
         """Display names changed: re-render everything."""
         self._cache.clear()
@@ -150,8 +164,18 @@ class TimelineView(ScrollView, can_focus=True):
             return cached[2]
         previous = self.items[index - 1] if index > 0 else None
         trust = self.trust_of(item.sender) if item.encrypted and item.sender else None
+        readers = self.read_by.get(item.event_id, ()) if item.event_id else ()
         lines = render_item(
-            item, previous, self.name_of, width, self.palette, selected=selected, trust=trust, own_user=self.own_user
+            item,
+            previous,
+            self.name_of,
+            width,
+            self.palette,
+            selected=selected,
+            trust=trust,
+            own_user=self.own_user,
+            # (the sender saw their own message: not worth saying)
+            seen_by=[self.name_of(user) for user in readers if user != item.sender],
         )
         pad = Style(bgcolor=self.palette.selection) if selected else None
         strips = []
