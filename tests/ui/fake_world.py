@@ -360,6 +360,8 @@ class FakeHomeserver:
         self.joined: list[str] = []
         self._big: list[dict[str, Any]] | None = None
         self._undelivered: list[str] = []
+        #: Media ID -> bytes served by the download endpoints.
+        self.media: dict[str, bytes] = {}
         self._wake: asyncio.Event | None = None
         self._batch = 1
 
@@ -372,6 +374,11 @@ class FakeHomeserver:
             self.counter += 1
             self.sent.append(json.loads(request.content))
             return httpx.Response(200, json={"event_id": f"$sent{self.counter}"})
+        if "/media/download/" in path or "/media/v3/download/" in path:
+            media_id = unquote(path.rsplit("/", 1)[1])
+            if media_id in self.media:
+                return httpx.Response(200, content=self.media[media_id])
+            return httpx.Response(404, json={"errcode": "M_NOT_FOUND", "error": "Not found"})
         if path.endswith("/members"):
             return httpx.Response(200, json={"chunk": []})
         if path.endswith("/v3/devices") and request.method == "GET":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tui_client.ui.app import TuiClientApp
 from tui_client.ui.screens.switcher import RoomSwitcher
 from tui_client.ui.widgets.composer import Composer
@@ -163,3 +165,47 @@ async def test_a_receipt_moves_the_seen_by_line(fake_profile: Path) -> None:
         await chat.view.apply_receipts([("@carol:example.org", last.event_id)])
         await wait_for(pilot, lambda: "Seen by Carol" in shown().split("Dave")[-1], "Carol's mark under Dave's message")
         assert shown().count("Seen by") == 1
+
+
+async def test_s_saves_the_selected_file(tmp_path: Path, memory_keyring: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tui_client.ui.widgets.timeline import TimelineView
+
+    from .fake_world import Clock, build_sync, make_profile
+
+    room = "!files000000000000000000000000000000000000008"
+    clock = Clock()
+    me = "@alice:example.org"
+    state = [
+        clock.event(room, me, "m.room.create", {"room_version": "12"}, state_key=""),
+        clock.event(room, me, "m.room.name", {"name": "Files"}, state_key=""),
+        clock.event(room, me, "m.room.member", {"membership": "join"}, state_key=me),
+    ]
+    files = [
+        clock.event(room, "@bob:example.org", "m.room.message", {"msgtype": "m.file", "body": "report.pdf", "url": "mxc://example.org/report1"}),
+        clock.event(room, "@bob:example.org", "m.room.message", {"msgtype": "m.file", "body": "gone.pdf", "url": "mxc://example.org/gone1"}),
+    ]
+    for event in files:
+        event["origin_server_ts"] = 1795790000000 + len(event["event_id"])  # the newest room
+    make_profile(tmp_path, build_sync({room: {"state": {"events": state}, "timeline": {"events": files, "limited": False}}}))
+    monkeypatch.setenv("TUI_CLIENT_DOWNLOADS", str(tmp_path / "dl"))
+    server = FakeHomeserver()
+    server.media["report1"] = b"%PDF-1.7 quarterly"
+    app = TuiClientApp(base_dir=tmp_path, transport=server.transport())
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: app.chat_screen is not None and app.chat_screen.view is not None, "a room")
+        app.open_room(room)
+        chat = app.chat_screen
+        assert chat is not None
+        timeline = chat.query_one(TimelineView)
+        await wait_for(pilot, lambda: chat.current_room == room and len([i for i in timeline.items if i.kind == "media"]) == 2, "the files")
+        report, gone = [i for i in timeline.items if i.kind == "media"]
+        timeline.focus()
+        timeline.selected_key = report.key
+        await pilot.press("s")
+        await wait_for(pilot, lambda: any("Saved to" in n.message for n in app._notifications), "saved")
+        assert (tmp_path / "dl" / "report.pdf").read_bytes() == b"%PDF-1.7 quarterly"
+        # A file the server no longer has: said plainly.
+        timeline.selected_key = gone.key
+        await pilot.press("s")
+        await wait_for(pilot, lambda: any("Could not save the file" in n.message for n in app._notifications), "the error")
+        assert not (tmp_path / "dl" / "gone.pdf").exists()

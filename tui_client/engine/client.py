@@ -30,6 +30,7 @@ from ..protocol.errors import MatrixError, NetworkError
 from ..protocol.ids import InvalidIdentifier, is_user_id, parse_link
 from ..protocol.room_state import RoomSummary
 from ..store.cache import Cache, IngestResult, OutboxEntry, PendingJoin, StoredEvent
+from .attachments import save_attachment
 from .backup import KeyBackup
 from .cross_signing import CrossSigningService
 from .dbthread import DatabaseThread
@@ -588,6 +589,11 @@ class MatrixClient:
         await self.send_queue.discard(txn_id)
         for view in self.views.values():
             view.remove_local_echo(txn_id)
+
+    async def save_attachment(self, event_id: str, folder: Path | None = None) -> Path:
+        """Save a message's file (decrypted) to ``folder`` or the Downloads folder; see
+        :func:`.attachments.save_attachment`."""
+        return await save_attachment(self, event_id, folder)
 
     async def redact(self, room_id: str, event_id: str, reason: str | None = None) -> None:
         """Delete a message."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import platformdirs
 
-__all__ = ["data_dir", "ensure_private_dir", "profile_dir"]
+__all__ = ["data_dir", "downloads_dir", "ensure_private_dir", "profile_dir"]
 
 APP_NAME = "tui_client"
 _PROFILE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -33,3 +33,10 @@ def profile_dir(profile: str = "default", base: Path | None = None) -> Path:
         raise ValueError(f"invalid profile name {profile!r}: use letters, digits, '.', '_' or '-'")
     root = ensure_private_dir(base or data_dir())
     return ensure_private_dir(root / profile)
+
+
+def downloads_dir() -> Path:
+    """Where attachments are saved: ``$TUI_CLIENT_DOWNLOADS`` if set, else the user's
+    Downloads folder (platformdirs)."""
+    override = os.environ.get("TUI_CLIENT_DOWNLOADS")
+    return Path(override) if override else Path(platformdirs.user_downloads_dir())

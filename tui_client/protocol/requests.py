@@ -481,3 +481,11 @@ def delete_devices(device_ids: Iterable[str], auth: Mapping[str, Any] | None = N
     if auth is not None:
         body["auth"] = dict(auth)
     return Request("POST", f"{CLIENT_V3}/delete_devices", body=body)
+
+
+def download_media(server: str, media_id: str, *, legacy: bool = False) -> Request:
+    """``GET /_matrix/client/v1/media/download/{serverName}/{mediaId}`` (authenticated
+    media), or the unauthenticated ``/_matrix/media/v3/download`` of older servers."""
+    if legacy:
+        return Request("GET", f"/_matrix/media/v3/download/{_seg(server)}/{_seg(media_id)}", authenticated=False, timeout=60.0)
+    return Request("GET", f"/_matrix/client/v1/media/download/{_seg(server)}/{_seg(media_id)}", timeout=60.0)

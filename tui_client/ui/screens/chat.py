@@ -14,6 +14,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Footer, Static, TextArea
 
+from ...engine.attachments import AttachmentError, MediaError
 from ...engine.client import MatrixClient
 from ...engine.room_view import RoomView
 from ...engine.updates import (
@@ -403,6 +404,21 @@ class ChatScreen(RoomActions):
             self.run_worker(self.client.discard_send(item.txn_id), exit_on_error=False)
         elif action == "open_link":
             self.open_link(item)
+        elif action == "save":
+            if item.kind != "media" or not item.event_id or item.is_local_echo:
+                self.notify("Select a message with a file (image, video, audio or file) to save it.", severity="warning", markup=False)
+                return
+            self._save_attachment(item.event_id)
+
+    @work(group="save", exit_on_error=False)
+    async def _save_attachment(self, event_id: str) -> None:
+        self.notify("Downloading…", markup=False, timeout=3)
+        try:
+            path = await self.client.save_attachment(event_id)
+        except (MediaError, AttachmentError, MatrixError, NetworkError, OSError) as error:
+            self.notify(f"Could not save the file: {clean_line(str(error), 300)}", severity="error", markup=False)
+            return
+        self.notify(f"Saved to {clean_line(str(path), 300)}", markup=False, timeout=8)
 
     def _react(self, room: str, item: TimelineItem, key: str | None) -> None:
         if key and item.event_id:

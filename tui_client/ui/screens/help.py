@@ -33,6 +33,7 @@ KEYS = (
     ("  r / e / + / d", "reply / edit / react / delete the selected message"),
     ("  R / X", "retry / discard a message that failed to send"),
     ("  o", "open or join the room the selected message links to"),
+    ("  s", "save the selected message's file (decrypted) to your Downloads folder"),
     ("Spaces sidebar", "Home: all rooms, People: direct chats, a space: its rooms"),
     ("In the directory", "j join, p preview, t whole topic, Ctrl+F search, Ctrl+S servers"),
     ("In a space", "j join, a join all suggested, s join the space, d depth"),

@@ -46,6 +46,7 @@ class TimelineView(ScrollView, can_focus=True):
         Binding("R", "retry", "Retry", show=False),
         Binding("X", "discard", "Discard", show=False),
         Binding("o", "open_link", "Open link", show=False),
+        Binding("s", "save_attachment", "Save file", show=False),
         Binding("escape", "clear_selection", "Unselect", show=False),
     ]
 
@@ -387,6 +388,10 @@ class TimelineView(ScrollView, can_focus=True):
     def action_open_link(self) -> None:
         """Open (or join) the room the selected message links to."""
         self._item_action("open_link")
+
+    def action_save_attachment(self) -> None:
+        """Save the selected message's file to the Downloads folder."""
+        self._item_action("save")
 
     def action_discard(self) -> None:
         """Discard a failed message."""

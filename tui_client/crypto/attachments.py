@@ -1,0 +1,53 @@
+"""Encrypted attachments (the spec's "Sending encrypted attachments"): AES-256-CTR with a
+random key and IV, and the SHA-256 of the ciphertext, checked before decrypting."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from ..protocol.media import EncryptedFile
+from .encoding import b64encode
+
+__all__ = ["AttachmentError", "decrypt_attachment", "encrypt_attachment"]
+
+
+class AttachmentError(ValueError):
+    """The downloaded file does not match its hash (damaged or replaced): nothing is saved."""
+
+
+def decrypt_attachment(ciphertext: bytes, file: EncryptedFile) -> bytes:
+    """The plaintext of a downloaded encrypted attachment; :class:`AttachmentError` if its
+    hash does not match."""
+    if not hmac.compare_digest(hashlib.sha256(ciphertext).digest(), file.sha256):
+        raise AttachmentError("the downloaded file does not match its hash: it was damaged or replaced")
+    decryptor = Cipher(algorithms.AES(file.key), modes.CTR(file.iv)).decryptor()
+    return decryptor.update(ciphertext) + decryptor.finalize()
+
+
+def encrypt_attachment(plaintext: bytes) -> tuple[bytes, dict[str, Any]]:
+    """Encrypt a file to upload; returns the ciphertext and the ``file`` object to send
+    (its ``url`` to be filled in with the upload's content URI)."""
+    key = secrets.token_bytes(32)
+    # The spec: the low 64 bits (the counter) start at zero.
+    iv = secrets.token_bytes(8) + bytes(8)
+    encryptor = Cipher(algorithms.AES(key), modes.CTR(iv)).encryptor()
+    ciphertext = encryptor.update(plaintext) + encryptor.finalize()
+    file = {
+        "v": "v2",
+        "key": {
+            "alg": "A256CTR",
+            "ext": True,
+            "k": base64.urlsafe_b64encode(key).decode("ascii").rstrip("="),
+            "key_ops": ["encrypt", "decrypt"],
+            "kty": "oct",
+        },
+        "iv": b64encode(iv),
+        "hashes": {"sha256": b64encode(hashlib.sha256(ciphertext).digest())},
+    }
+    return ciphertext, file
