@@ -90,3 +90,52 @@ async def test_plain_and_encrypted_files_are_saved_and_a_swapped_one_is_refused(
     finally:
         await alice.close()
         await bob.close()
+
+
+async def test_upload_sends_a_file_that_the_other_side_saves(
+    synapse: SynapseServer, make_user: Any, tmp_path: Path
+) -> None:
+    from tui_client.protocol.commands import CommandError
+
+    from .e2ee_support import server_event_types
+
+    alice_user, bob_user = make_user("alice"), make_user("bob")
+    alice = await client_for(synapse, alice_user, tmp_path / "alice")
+    bob = await client_for(synapse, bob_user, tmp_path / "bob")
+    photo = tmp_path / "holiday photo.png"
+    photo.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40)
+    try:
+        plain = await alice.create_room({"preset": "private_chat", "invite": [bob_user.user_id]})
+        await join(bob, plain)
+        assert await alice.submit(plain, f"/upload {photo}") == "Sending holiday photo.png"
+        event_id = await media_item(bob, plain, "holiday photo.png")
+        saved = await bob.save_attachment(event_id, tmp_path / "bob-downloads")
+        assert saved.read_bytes() == photo.read_bytes()
+        content = (await bob.db.run(bob.cache.load_events, [event_id]))[event_id]["content"]
+        assert content["msgtype"] == "m.image" and content["info"]["mimetype"] == "image/png"
+
+        # In an encrypted room the server sees neither the message nor the file.
+        secret = await encrypted_room(alice, "files", [bob_user.user_id])
+        await join(bob, secret)
+        await until(lambda: alice.rooms[secret].joined_count == 2, "bob in the encrypted room")
+        await alice.submit(secret, f"/upload {photo}")
+        event_id = await media_item(bob, secret, "holiday photo.png")
+        saved = await bob.save_attachment(event_id, tmp_path / "bob-downloads")
+        assert saved.read_bytes() == photo.read_bytes()
+        assert server_event_types(synapse, bob_user.access_token, secret)[0] == "m.room.encrypted"
+        clear = (await bob.db.run(bob.encryption.store.decrypted, [event_id]))[event_id][0]["content"]
+        assert "url" not in clear and clear["file"]["url"].startswith("mxc://")
+        server, media_id = clear["file"]["url"][len("mxc://") :].split("/")
+        stored = httpx.get(
+            f"{synapse.base_url}/_matrix/client/v1/media/download/{server}/{media_id}",
+            headers={"Authorization": f"Bearer {bob_user.access_token}"},
+            timeout=30,
+        )
+        assert stored.status_code == 200 and stored.content != photo.read_bytes()
+
+        # A path that is not a file: said plainly, nothing sent.
+        with pytest.raises(CommandError, match="there is no file"):
+            await alice.submit(secret, f"/upload {tmp_path / 'missing.txt'}")
+    finally:
+        await alice.close()
+        await bob.close()

@@ -71,6 +71,7 @@ def test_every_command_is_parsed() -> None:
         "ban",
         "unban",
         "verify",
+        "upload",
     }
 
 

@@ -30,7 +30,7 @@ from ..protocol.errors import MatrixError, NetworkError
 from ..protocol.ids import InvalidIdentifier, is_user_id, parse_link
 from ..protocol.room_state import RoomSummary
 from ..store.cache import Cache, IngestResult, OutboxEntry, PendingJoin, StoredEvent
-from .attachments import save_attachment
+from .attachments import MediaError, save_attachment, send_file
 from .backup import KeyBackup
 from .cross_signing import CrossSigningService
 from .dbthread import DatabaseThread
@@ -793,6 +793,12 @@ class MatrixClient:
             await self.send_message(room_id, argument, msgtype="m.notice")
         elif name == "plain":
             await self.send_message(room_id, argument, reply_to=reply_to)
+        elif name == "upload":
+            try:
+                entry = await send_file(self, room_id, Path(argument))
+            except (MediaError, OSError) as error:
+                raise CommandError(f"cannot send the file: {error}") from None
+            return f"Sending {entry.content.get('body', 'the file')}"
         elif name == "leave":
             await self.leave(room_id, argument or None)
             return "Left the room"

@@ -115,7 +115,10 @@ class HomeserverConnection:
                 raise MatrixError(401, "M_MISSING_TOKEN", "not logged in")
             headers["Authorization"] = f"Bearer {self.access_token}"
         content = None
-        if request.body is not None:
+        if request.content is not None:
+            content = request.content
+            headers["Content-Type"] = request.content_type
+        elif request.body is not None:
             content = json.dumps(request.body, ensure_ascii=False).encode()
             headers["Content-Type"] = "application/json"
         timeout = httpx.Timeout(

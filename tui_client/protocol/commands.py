@@ -34,6 +34,7 @@ COMMANDS: dict[str, CommandSpec] = {
         CommandSpec("name", "/name <new name>", "rename the current room", True),
         CommandSpec("nick", "/nick <display name>", "change your display name", True),
         CommandSpec("verify", "/verify [@user:server]", "verify someone (in your DM), or with no name this DM's other person, else your other sessions", False),
+        CommandSpec("upload", "/upload <path>", "send a file (image, video, audio or any file; encrypted in encrypted rooms)", True),
         CommandSpec("plain", "/plain <text>", "send text that starts with a slash, as is", True),
         CommandSpec("help", "/help", "list commands and key bindings", False),
     )

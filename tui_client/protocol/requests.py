@@ -32,6 +32,9 @@ class Request:
     body: Any = None
     authenticated: bool = True
     timeout: float = 0.0
+    #: Raw bytes to send instead of a JSON ``body`` (an upload), with their media type.
+    content: bytes | None = None
+    content_type: str = "application/octet-stream"
 
 
 def _seg(value: str) -> str:
@@ -489,3 +492,16 @@ def download_media(server: str, media_id: str, *, legacy: bool = False) -> Reque
     if legacy:
         return Request("GET", f"/_matrix/media/v3/download/{_seg(server)}/{_seg(media_id)}", authenticated=False, timeout=60.0)
     return Request("GET", f"/_matrix/client/v1/media/download/{_seg(server)}/{_seg(media_id)}", timeout=60.0)
+
+
+def upload_media(data: bytes, filename: str | None, content_type: str) -> Request:
+    """``POST /_matrix/media/v3/upload?filename=...`` with the file's bytes (no name for an
+    encrypted file: the server must not learn it)."""
+    return Request(
+        "POST",
+        "/_matrix/media/v3/upload",
+        query=_query(filename=filename),
+        content=data,
+        content_type=content_type,
+        timeout=120.0,
+    )
