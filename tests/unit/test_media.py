@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from tui_client.protocol.media import MediaError, parse_attachment, parse_mxc, safe_filename
 
-EXAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "matrix-spec" / "data" / "event-schemas" / "examples"
+from .spec_examples import EXAMPLES_DIR, load_document
 
 ENCRYPTED_IMAGE = {
     "body": "something-important.jpg",
@@ -27,10 +26,10 @@ ENCRYPTED_IMAGE = {
 
 @pytest.mark.parametrize("msgtype", ["m.file", "m.image", "m.audio", "m.video"])
 def test_the_spec_examples(msgtype: str) -> None:
-    path = EXAMPLES / f"m.room.message${msgtype}.yaml"
+    path = EXAMPLES_DIR / f"m.room.message${msgtype}.yaml"
     if not path.exists():
         pytest.fail(f"missing spec example {path}")
-    content = json.loads(path.read_text())["content"]
+    content = load_document(path)["content"]
     attachment = parse_attachment(content)
     assert attachment.mxc == content["url"] and attachment.encrypted is None
     assert attachment.filename and "/" not in attachment.filename
