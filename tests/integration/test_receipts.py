@@ -10,7 +10,7 @@ from urllib.parse import quote
 from tui_client.devtools.synapse import SynapseServer
 from tui_client.engine.updates import ReceiptsChanged
 
-from ..engine.support import ClientPool, Recorder, login, wait_until
+from ..engine.support import ClientPool, Recorder, login, wait_until, wait_until_async
 
 
 async def test_who_has_read_what_follows_their_receipts(
@@ -73,3 +73,43 @@ async def test_who_has_read_what_follows_their_receipts(
     )
     assert status == 200, body
     await wait_until(lambda: view.read_by().get(reply_id) == (bob_user.user_id,), what="the mark under the reply", timeout=30)
+
+
+async def test_the_new_messages_line_follows_our_fully_read_marker(
+    synapse: SynapseServer, make_user: Any, tmp_path: Path, pool: ClientPool
+) -> None:
+    alice_user, bob_user = make_user("alice"), make_user("bob")
+    alice = pool.add(await login(synapse, alice_user, tmp_path / "alice"))
+    bob = pool.add(await login(synapse, bob_user, tmp_path / "bob"))
+    room = await alice.create_room({"preset": "private_chat", "invite": [bob_user.user_id]})
+    await wait_until(lambda: room in bob.rooms, what="the invite", timeout=30)
+    await bob.join(room)
+    await wait_until(lambda: alice.rooms.get(room) is not None and alice.rooms[room].joined_count == 2, what="bob in", timeout=30)
+    await bob.send_message(room, "read this")
+    view = await alice.open_room(room)
+    await wait_until(lambda: any(i.body == "read this" and not i.is_local_echo for i in view.model.items), what="the message", timeout=30)
+    read_id = next(i.event_id for i in view.model.items if i.body == "read this")
+    await alice.mark_read(room)
+    # The marker comes back as room account data, into the cache.
+    await wait_until_async(lambda: _marker(alice, room, read_id), what="the fully-read marker synced", timeout=30)
+    alice.close_room(room)
+
+    await bob.send_message(room, "new one")
+    await wait_until(lambda: alice.rooms[room].last_ts > 0 and alice.rooms[room].notification_count > 0, what="unread", timeout=30)
+    view = await alice.open_room(room)
+    await wait_until(lambda: any(i.body == "new one" for i in view.model.items), what="the new message", timeout=30)
+    assert view.fully_read_at_open == read_id
+    assert view.new_messages_after() == read_id
+    # Only our own messages after the marker: no line.
+    await alice.mark_read(room)
+    await wait_until_async(lambda: _marker(alice, room, view.model.last_event_id()), what="the marker moved", timeout=30)
+    alice.close_room(room)
+    await alice.send_message(room, "mine")
+    view = await alice.open_room(room)
+    await wait_until(lambda: any(i.body == "mine" and not i.is_local_echo for i in view.model.items), what="ours", timeout=30)
+    assert view.new_messages_after() is None
+
+
+async def _marker(client: Any, room: str, event_id: str | None) -> bool:
+    marker = await client.db.run(client.cache.account_data, "m.fully_read", room)
+    return bool(marker) and marker.get("event_id") == event_id

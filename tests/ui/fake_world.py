@@ -155,7 +155,8 @@ def build_sync(extra_rooms: dict[str, dict[str, Any]] | None = None) -> dict[str
     timeline.append(root)
     for n, text in enumerate(("Spaces view", "Key backup", "Faster start")):
         timeline.append(_text(clock, general, ["@bob:example.org", "@carol:example.org", ME][n], text, **{"m.relates_to": {"rel_type": "m.thread", "event_id": root["event_id"]}}))
-    timeline.append(clock.event(general, "@helper:example.org", "m.room.message", {"msgtype": "m.notice", "body": "Reminder: stand-up in 10 minutes."}))
+    reminder = clock.event(general, "@helper:example.org", "m.room.message", {"msgtype": "m.notice", "body": "Reminder: stand-up in 10 minutes."})
+    timeline.append(reminder)
     literal = _text(clock, general, "@bob:example.org", "Literal markup stays literal: [bold]not bold[/bold] and [@click=app.quit]not a link[/]")
     timeline.append(literal)
     # Bob and Carol have read up to Bob's message (shown under it).
@@ -191,6 +192,8 @@ def build_sync(extra_rooms: dict[str, dict[str, Any]] | None = None) -> dict[str
             "state": {"events": g_state},
             "timeline": {"events": timeline, "limited": False, "prev_batch": "p1"},
             "ephemeral": {"events": [{"type": "m.receipt", "content": read_up_to}]},
+            # Alice had read up to the reminder: what follows is new to her.
+            "account_data": {"events": [{"type": "m.fully_read", "content": {"event_id": reminder["event_id"]}}]},
             "summary": {"m.joined_member_count": 5, "m.invited_member_count": 0},
             "unread_notifications": {"notification_count": 0, "highlight_count": 0},
         },

@@ -55,6 +55,9 @@ class RoomView:
         self.paginating = False
         self.members_complete = False
         self.typing: tuple[str, ...] = ()
+        #: Our ``m.fully_read`` marker when the room was opened (the "new messages" line
+        #: stays there while the room is open, as in Element, though reading moves it on).
+        self.fully_read_at_open: str | None = None
         #: The latest read receipt of each other member: user -> event ID.
         self.receipts: dict[str, str] = {}
         self._receipt_ts: dict[str, int | None] = {}  # receipted event -> its timestamp
@@ -165,6 +168,9 @@ class RoomView:
                 diffs.extend(self._echo_for_entry(entry))
             self._publish(diffs)
             receipts = await self.client.db.run(cache.receipts_for, self.room_id)
+            marker = await self.client.db.run(cache.account_data, "m.fully_read", self.room_id)
+            event_id = marker.get("event_id") if marker else None
+            self.fully_read_at_open = event_id if isinstance(event_id, str) else None
         self._spawn(self._resolve_missing_replies())
         await self.apply_receipts(receipts.items(), publish=False)
 
@@ -172,19 +178,35 @@ class RoomView:
 
     async def apply_receipts(self, pairs: Iterable[tuple[str, str]], *, publish: bool = True) -> None:
         """Receipts (user, event ID) from the cache or a sync batch; others' only."""
-        changed = False
-        for user_id, event_id in pairs:
-            if user_id != self.client.user_id and self.receipts.get(user_id) != event_id:
-                self.receipts[user_id] = event_id
-                changed = True
-        unknown = [e for e in set(self.receipts.values()) if e not in self._receipt_ts]
+        moved = {u: e for u, e in pairs if u != self.client.user_id}
+        moved = {u: e for u, e in moved.items() if self.receipts.get(u) != e}
+        if not moved:
+            return
+        # Where each receipted event stands in time, then the receipts and the news together.
+        unknown = [e for e in set(moved.values()) if e not in self._receipt_ts]
         if unknown:
             events = await self.client.db.run(self.client.cache.load_events, unknown)
             for event_id in unknown:
                 ts = events.get(event_id, {}).get("origin_server_ts")
                 self._receipt_ts[event_id] = ts if isinstance(ts, int) and not isinstance(ts, bool) else None
-        if changed and publish:
+        self.receipts.update(moved)
+        if publish:
             self.client.publish(ReceiptsChanged(self.room_id))
+
+    def new_messages_after(self) -> str | None:
+        """The shown event after which the "new messages" line goes: our fully-read marker
+        at opening, if someone else wrote after it (else ``None``)."""
+        marker = self.fully_read_at_open
+        if marker is None:
+            return None
+        items = self.model.items
+        index = next((n for n, item in enumerate(items) if item.event_id == marker), None)
+        if index is None:
+            return None
+        own = self.client.user_id
+        if any(item.sender != own and not item.is_local_echo for item in items[index + 1 :]):
+            return marker
+        return None
 
     def read_by(self) -> dict[str, tuple[str, ...]]:
         """Shown event ID -> the members who have read up to it (their latest receipt is

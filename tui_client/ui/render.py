@@ -201,15 +201,17 @@ def render_item(
     trust: UserTrust | None = None,
     own_user: str | None = None,
     seen_by: Sequence[str] = (),
+    first_new: bool = False,
 ) -> list[Line]:
-    """The lines of one item: day separator, reply quote, body, reactions, thread, status."""
+    """The lines of one item: day separator, "new messages" line, reply quote, body,
+    reactions, thread, status."""
     muted = Style(color=palette.muted)
     lines: list[Line] = []
     day = day_of(item.ts)
     if previous is None or day_of(previous.ts) != day:
-        label = f" {day} "
-        rule = max(0, width - cell_len(label))
-        lines.append([Segment("─" * (rule // 2) + label + "─" * (rule - rule // 2), muted)])
+        lines.append([Segment(_rule(f" {day} ", width), muted)])
+    if first_new:
+        lines.append([Segment(_rule(" new messages ", width), Style(color=palette.error, bold=True))])
     name_width = name_column_width(width)
     gutter = TIME_WIDTH + name_width + 1
     body_width = max(10, width - gutter)
@@ -262,6 +264,12 @@ def render_item(
         highlight = Style(bgcolor=palette.selection)
         lines = [[Segment(s.text, (s.style or Style()) + highlight) for s in line] for line in lines]
     return lines
+
+
+def _rule(label: str, width: int) -> str:
+    """``──── label ────`` across ``width`` cells."""
+    rule = max(0, width - cell_len(label))
+    return "─" * (rule // 2) + label + "─" * (rule - rule // 2)
 
 
 def seen_text(names: Sequence[str], shown: int = 3) -> str:

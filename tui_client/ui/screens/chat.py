@@ -232,7 +232,7 @@ class ChatScreen(RoomActions):
         timeline = self.query_one(TimelineView)
         timeline.name_of = view.display_name
         timeline.empty_text = "No messages yet. Say hello!"
-        timeline.set_items(view.model.items, view.read_by())
+        timeline.set_items(view.model.items, view.read_by(), view.new_messages_after())
         self._sync_view_flags()
         self.query_one(RoomHeader).member_count = len(view.members.joined())
         if self.query_one("#members").display:

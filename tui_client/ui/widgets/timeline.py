@@ -83,6 +83,8 @@ class TimelineView(ScrollView, can_focus=True):
         self.own_user: str | None = None
         #: Shown event ID -> the members who have read up to it.
         self.read_by: dict[str, tuple[str, ...]] = {}
+        #: The "new messages" line goes after this event (set when a room opens).
+        self.new_after: str | None = None
         self.palette = Palette()
         self._cache: dict[str, tuple[int, bool, list[Strip]]] = {}
         self._offsets: list[int] = [0]
@@ -96,10 +98,16 @@ class TimelineView(ScrollView, can_focus=True):
 
     # -- data -----------------------------------------------------------------------
 
-    def set_items(self, items: Sequence[TimelineItem], read_by: dict[str, tuple[str, ...]] | None = None) -> None:
+    def set_items(
+        self,
+        items: Sequence[TimelineItem],
+        read_by: dict[str, tuple[str, ...]] | None = None,
+        new_after: str | None = None,
+    ) -> None:
         """Replace everything (a newly opened room)."""
         self.items = list(items)
         self.read_by = read_by or {}
+        self.new_after = new_after
         self._cache.clear()
         self._stick_to_bottom = True
         self.selected_key = None
@@ -177,6 +185,9 @@ class TimelineView(ScrollView, can_focus=True):
             own_user=self.own_user,
             # (the sender saw their own message: not worth saying)
             seen_by=[self.name_of(user) for user in readers if user != item.sender],
+            first_new=previous is not None
+            and self.new_after is not None
+            and previous.event_id == self.new_after,
         )
         pad = Style(bgcolor=self.palette.selection) if selected else None
         strips = []
