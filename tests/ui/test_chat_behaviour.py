@@ -209,3 +209,45 @@ async def test_s_saves_the_selected_file(tmp_path: Path, memory_keyring: None, m
         await pilot.press("s")
         await wait_for(pilot, lambda: any("Could not save the file" in n.message for n in app._notifications), "the error")
         assert not (tmp_path / "dl" / "gone.pdf").exists()
+
+
+async def test_a_live_mention_or_direct_message_elsewhere_rings(fake_profile: Path) -> None:
+    from tui_client.engine.updates import RoomListChanged
+
+    dm = "!dmwithbob000000000000000000000000000000000002"
+    app = TuiClientApp(base_dir=fake_profile, transport=FakeHomeserver().transport())
+    rings: list[int] = []
+    app.bell = lambda: rings.append(1)  # type: ignore[method-assign]
+
+    def chat_counts() -> object:
+        return app.chat_screen._counts if app.chat_screen is not None else None
+
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: app.chat_screen is not None and app.chat_screen.view is not None and app.is_connected, "a room")
+        client = app.client
+        assert client is not None and client.sync_loop is not None
+        await wait_for(pilot, lambda: chat_counts() is not None, "the first sync (alerts armed)")
+        app.open_room(RANDOM)
+        chat = app.chat_screen
+        assert chat is not None
+        await wait_for(pilot, lambda: chat.current_room == RANDOM, "Random")
+
+        def bump(room_id: str, notifications: int, highlights: int) -> None:
+            summary = client.rooms[room_id].copy()
+            summary.notification_count += notifications
+            summary.highlight_count += highlights
+            client.rooms[room_id] = summary
+            client.publish(RoomListChanged(tuple(client.rooms.values()), frozenset({room_id})))
+
+        app.clear_notifications()
+        bump(GENERAL, 1, 0)  # a plain message in a group: counted, no alert
+        bump(GENERAL, 1, 1)  # a mention
+        bump(dm, 1, 0)  # a direct message
+        bump(RANDOM, 1, 1)  # the room on screen: nothing
+        await pilot.pause(0.2)
+        messages = sorted(n.message for n in app._notifications)
+        assert messages == [
+            "New message from Bob (Ctrl+K to go there)",
+            "You were mentioned in General (Ctrl+K to go there)",
+        ]
+        assert len(rings) == 2

@@ -18,6 +18,7 @@ from ...engine.attachments import AttachmentError, MediaError
 from ...engine.client import MatrixClient
 from ...engine.room_view import RoomView
 from ...engine.updates import (
+    BatchCommitted,
     MembersChanged,
     Notice,
     ReceiptsChanged,
@@ -73,6 +74,8 @@ class ChatScreen(RoomActions):
         self.mode: tuple[str, TimelineItem] | None = None
         self._view_version = 0
         self._read_task: asyncio.TimerHandle | None = None
+        # Unread counts per room, to tell the user of a mention or a direct message live.
+        self._counts: dict[str, tuple[int, int]] | None = None  # None until the first batch
 
     def compose(self) -> ComposeResult:
         yield RoomHeader(id="room-header")
@@ -122,11 +125,43 @@ class ChatScreen(RoomActions):
 
     # -- engine updates -------------------------------------------------------------
 
+    def _alert_new(self, update: RoomListChanged) -> None:
+        """A mention, or a direct message, in a room not on screen: a notice and the bell.
+
+        Only live: what the first sync after a start brings (missed while away) is shown
+        by the unread counts alone.
+        """
+        counts = {r.room_id: (r.notification_count, r.highlight_count) for r in update.rooms}
+        if self._counts is not None:
+            for room in update.rooms:
+                # (room list updates coalesce: compare counts, not the ``changed`` sets)
+                if room.room_id == self.current_room:
+                    continue
+                notifications, highlights = self._counts.get(room.room_id, (0, 0))
+                name = clean_line(room.display_name, 60)
+                if room.highlight_count > highlights:
+                    message = f"You were mentioned in {name}"
+                elif room.is_dm and room.notification_count > notifications:
+                    message = f"New message from {name}"
+                else:
+                    continue
+                self.notify(message + " (Ctrl+K to go there)", markup=False, timeout=6)
+                self.app.bell()
+            self._counts = counts
+
+    def _arm_alerts(self) -> None:
+        """After the first sync batch: what it brought is the baseline, later changes alert."""
+        if self._counts is None:
+            self._counts = {r.room_id: (r.notification_count, r.highlight_count) for r in self.client.rooms.values()}
+
     def handle_update(self, update: Update) -> None:
         """Apply one engine update (called by the app's message handler)."""
         if isinstance(update, SyncState):
             self.query_one(StatusBar).state = update
+        elif isinstance(update, BatchCommitted) and update.first:
+            self._arm_alerts()
         elif isinstance(update, RoomListChanged):
+            self._alert_new(update)
             self._refresh_rooms()
             if self.current_room in update.changed:
                 self._refresh_header()
