@@ -159,6 +159,7 @@ async def test_server_errors_back_off_longer_then_recover(
     assert first.retry_at is not None and second.retry_at is not None
     # Exponential: the second wait is longer than the first (jitter included).
     assert second.retry_at - second_at > first.retry_at - first_at
+    # The first wait is backoff_delay(1): 2 s with +-25 % jitter (1.5-2.5 s), plus timing slack.
     assert 1.0 <= first.retry_at - first_at <= 3.0
     client.sync_loop.retry_now()
     await wait_until(
