@@ -279,8 +279,7 @@ class _VerificationHost:
         return own.master.public_key
 
     def refresh_user(self, user_id: str) -> None:
-        self._machine.update_tracked_users([user_id])
-        self._machine._mark_outdated(user_id)
+        self._machine.mark_users_outdated([user_id])
 
 
 class OlmMachine:

@@ -185,10 +185,9 @@ class RoomView:
         # Where each receipted event stands in time, then the receipts and the news together.
         unknown = [e for e in set(moved.values()) if e not in self._receipt_ts]
         if unknown:
-            events = await self.client.db.run(self.client.cache.load_events, unknown)
+            known = await self.client.db.run(self.client.cache.event_timestamps, unknown)
             for event_id in unknown:
-                ts = events.get(event_id, {}).get("origin_server_ts")
-                self._receipt_ts[event_id] = ts if isinstance(ts, int) and not isinstance(ts, bool) else None
+                self._receipt_ts[event_id] = known.get(event_id)
         self.receipts.update(moved)
         if publish:
             self.client.publish(ReceiptsChanged(self.room_id))
@@ -212,6 +211,8 @@ class RoomView:
         """Shown event ID -> the members who have read up to it (their latest receipt is
         on it, or on a later event that is not shown, such as a reaction, before the next
         shown one)."""
+        if not self.receipts:
+            return {}
         items = [i for i in self.model.items if i.event_id and not i.is_local_echo]
         where = {item.event_id: n for n, item in enumerate(items)}
         found: dict[str, list[str]] = {}

@@ -340,6 +340,15 @@ class Cache:
             found.update((e, json.loads(j)) for e, j in rows)
         return found
 
+    def event_timestamps(self, event_ids: Sequence[str]) -> dict[str, int]:
+        """``origin_server_ts`` of cached events by ID (those we have), without decoding them."""
+        found: dict[str, int] = {}
+        for chunk in _chunks(list(event_ids), 500):
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(f"SELECT event_id, ts FROM events WHERE event_id IN ({marks})", chunk)
+            found.update((e, int(ts)) for e, ts in rows)
+        return found
+
     def count_timeline(self, room_id: str) -> int:
         """How many timeline events of a room are cached."""
         row = self._db.execute(
