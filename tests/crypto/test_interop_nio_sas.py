@@ -145,6 +145,10 @@ def test_nio_starts(make_peer: MakePeer, server: FakeHomeserver, patched_nio: No
     settle(ours)
     nio.sas = NioSas(ALICE, "N1", nio.raw.keys.ed25519, nio.olm_device(ours))
     nio.send(ours, nio.sas.start_verification())
+    # nio's bare start waits for our user's answer.
+    [asked] = ours.sync().verifications
+    assert asked.state is VerificationState.INCOMING and not asked.we_requested
+    ours.machine.accept_verification(asked.id)
     _exchange(ours, nio)
     [flow] = ours.machine.verifications()
     assert flow.state is VerificationState.KEYS_EXCHANGED and not flow.we_requested

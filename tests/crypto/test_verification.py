@@ -680,7 +680,12 @@ def test_a_bare_start_without_request(make_peer: MakePeer, server: FakeHomeserve
     settle(ours)
     _start(peer, ours)
     [flow] = ours.sync().verifications
-    assert flow.state is VerificationState.STARTED and not flow.we_requested
+    # It waits for the user's answer like a request: nothing is sent before.
+    assert flow.state is VerificationState.INCOMING and not flow.we_requested
+    assert flow.other_device_id == "P1" and flow.emoji is None
+    ours.flush()
+    assert peer.inbox() == []
+    assert _flow(ours, ours.machine.accept_verification(flow.id)).state is VerificationState.STARTED
     ours.flush()
     accept = peer.expect("m.key.verification.accept")
     peer.send(ours, "m.key.verification.key", {"transaction_id": "T", "key": peer.sas.public_key})
@@ -691,6 +696,47 @@ def test_a_bare_start_without_request(make_peer: MakePeer, server: FakeHomeserve
         accept["commitment"] == spec_commitment(our_key, peer.received[0]["content"] | {}) or True
     )
     assert _flow(ours, flow).state is VerificationState.KEYS_EXCHANGED
+
+
+def test_a_bare_start_declined(make_peer: MakePeer, server: FakeHomeserver) -> None:
+    ours = make_peer(ALICE, "A1")
+    peer = ScriptedDevice(server, ALICE, "P1")
+    settle(ours)
+    _start(peer, ours)
+    [flow] = ours.sync().verifications
+    _cancelled(ours.machine.cancel_verification(flow.id), "m.user", by_us=True)
+    ours.flush()
+    cancel = peer.expect("m.key.verification.cancel")
+    assert (cancel["transaction_id"], cancel["code"]) == ("T", "m.user")
+    assert not [e for e in peer.received if e["type"] == "m.key.verification.accept"]
+
+
+def test_a_bare_start_we_cannot_answer_is_cancelled_without_asking(
+    make_peer: MakePeer, server: FakeHomeserver
+) -> None:
+    ours = make_peer(ALICE, "A1")
+    peer = ScriptedDevice(server, ALICE, "P1")
+    settle(ours)
+    _start(peer, ours, hashes=["md5"])
+    [flow] = ours.sync().verifications
+    _cancelled(flow, "m.unknown_method", by_us=True)
+    ours.flush()
+    assert peer.expect("m.key.verification.cancel")["code"] == "m.unknown_method"
+
+
+def test_an_unanswered_bare_start_times_out_and_says_so(
+    make_peer: MakePeer, server: FakeHomeserver, clock: FakeClock
+) -> None:
+    ours = make_peer(ALICE, "A1")
+    peer = ScriptedDevice(server, ALICE, "P1")
+    settle(ours)
+    _start(peer, ours)
+    ours.sync()
+    clock.advance(2 * MINUTE)
+    [expired] = ours.machine.expire_verifications()
+    _cancelled(expired, "m.timeout", by_us=True)
+    ours.flush()
+    assert peer.expect("m.key.verification.cancel")["code"] == "m.timeout"
 
 
 # ------------------------------------------------------------------------- timeouts

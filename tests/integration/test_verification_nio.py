@@ -108,6 +108,9 @@ async def test_nio_starts_and_both_end_verified(peers: tuple[MatrixClient, NioPe
     await until(lambda: bool(alice.verification.active()), "nio's start at alice")
     [flow] = alice.verification.active()
     assert flow.flow_id == transaction_id and not flow.we_requested
+    # Its bare start waits for our user's answer, like a request.
+    assert flow.state is VerificationState.INCOMING
+    await alice.verification.accept(flow.id)
     shown = await reach(alice, flow.id, VerificationState.KEYS_EXCHANGED)
     sas = peer.sas(transaction_id)
     await until(lambda: getattr(sas, "their_sas_key", None) is not None, "nio to have our SAS key")

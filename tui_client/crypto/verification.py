@@ -407,6 +407,8 @@ class _Flow:
     sas_methods: tuple[str, ...] = ()
     #: Their ``start``, held until their device's keys are known (see ``_on_start``).
     pending_start: dict[str, Any] | None = field(default=None, repr=False)
+    #: A bare ``start`` (no request before it), held until the user accepts it.
+    bare_start: dict[str, Any] | None = field(default=None, repr=False)
     their_key: str | None = None
     our_key_sent: bool = False
     emoji: tuple[SasEmoji, ...] | None = None
@@ -457,6 +459,27 @@ def _str_list(content: Mapping[str, Any], key: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise _Cancel(CancelCode.INVALID_MESSAGE, f"missing or invalid {key}")
     return list(value)
+
+
+def _sas_offer(content: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
+    """The MAC method and short strings we choose from a SAS ``start``; raises if none fit."""
+    method = _str(content, "method")
+    if method != SAS_METHOD:
+        raise _Cancel(CancelCode.UNKNOWN_METHOD, f"unsupported method {method}")
+    protocols = _str_list(content, "key_agreement_protocols")
+    hashes = _str_list(content, "hashes")
+    macs = _str_list(content, "message_authentication_codes")
+    strings = _str_list(content, "short_authentication_string")
+    mac_name = choose_mac_method(macs)
+    agreed = tuple(s for s in SHORT_AUTHENTICATION_STRINGS if s in strings)
+    if (
+        KEY_AGREEMENT_PROTOCOL not in protocols
+        or HASH not in hashes
+        or mac_name is None
+        or not agreed
+    ):
+        raise _Cancel(CancelCode.UNKNOWN_METHOD, "no SAS parameters in common")
+    return mac_name, agreed
 
 
 def _digest(event_type: str, content: Mapping[str, Any]) -> str:
@@ -630,6 +653,7 @@ class VerificationMachine:
         flow.ended_ms = self._host.now_ms()
         flow.sas = None
         flow.pending_start = None
+        flow.bare_start = None
         self._changed[flow.id] = None
 
     def _cancel(
@@ -797,12 +821,14 @@ class VerificationMachine:
         return None
 
     def accept(self, verification_id: str) -> Verification:
-        """Accept an incoming request (sends ``ready``)."""
+        """Accept an incoming request (sends ``ready``), or a bare start (answers it)."""
         flow = self._flow(verification_id)
         if flow.state is not VerificationState.INCOMING:
             raise VerificationError(f"cannot accept a verification in state {flow.state.value}")
         if not flow.methods:
             raise VerificationError("the other device offers no verification method we support")
+        if flow.bare_start is not None:
+            return self._accept_bare_start(flow)
         try:
             self._try_fix(flow, strict=True)
         except _Cancel as cancel:
@@ -814,6 +840,21 @@ class VerificationMachine:
             {"from_device": self._host.device_id, "methods": list(flow.methods)},
         )
         flow.state = VerificationState.READY
+        return self._snapshot(flow)
+
+    def _accept_bare_start(self, flow: _Flow) -> Verification:
+        """The user accepted a bare start: answer it now (held again if the keys are unknown)."""
+        start = flow.bare_start
+        assert start is not None
+        flow.bare_start = None
+        flow.prompt_deadline_ms = None
+        flow.state = VerificationState.READY
+        self._touch(flow)
+        try:
+            self._on_start(flow, start)
+        except _Cancel as cancel:
+            log.info("verification %s: %s", flow.id, cancel.reason)
+            self._cancel(flow, cancel.code, cancel.reason)
         return self._snapshot(flow)
 
     def start_sas(self, verification_id: str) -> Verification:
@@ -916,7 +957,8 @@ class VerificationMachine:
                 and now >= flow.prompt_deadline_ms
             ):
                 # Dismiss the prompt without telling anyone: another of our devices may answer.
-                self._cancel(flow, CancelCode.TIMEOUT, send=False)
+                # A bare start was sent to this device alone: it is told.
+                self._cancel(flow, CancelCode.TIMEOUT, send=not flow.from_request)
                 continue
             if now >= flow.deadline_ms or now - flow.last_activity_ms >= self._config.inactivity_ms:
                 devices = (
@@ -1176,7 +1218,10 @@ class VerificationMachine:
         """
         waiting = self._their_requests(user_id, room_id, devices)
         for theirs in waiting:
-            if not self._we_go_first(theirs.other_user, theirs.other_device):
+            # A bare start cannot be replaced by our request (its sender knows no requests).
+            if not theirs.from_request or not self._we_go_first(
+                theirs.other_user, theirs.other_device
+            ):
                 return theirs
         for theirs in waiting:
             self._set_aside(theirs)
@@ -1293,23 +1338,41 @@ class VerificationMachine:
         )
 
     def _bare_start(self, sender: str, txn: str, content: Mapping[str, Any]) -> None:
-        """A to-device ``start`` without a request (deprecated, but still to be handled)."""
+        """A to-device ``start`` without a request (deprecated, but still to be handled).
+
+        It waits for the user like a request (``INCOMING``): nothing is answered until
+        they accept it (:meth:`accept`); declining sends ``m.user``. A start we could
+        not answer anyway is cancelled at once, without asking.
+        """
         from_device = content.get("from_device")
         if not isinstance(from_device, str) or not from_device:
             return
         if sender == self._host.user_id and from_device == self._host.device_id:
             return
+        self._supersede(sender, from_device)
+        now = self._host.now_ms()
         flow = self._new_flow(
             sender,
             room_id=None,
             flow_id=txn,
             we_requested=False,
-            state=VerificationState.READY,
+            state=VerificationState.INCOMING,
         )
         flow.other_device = from_device
         flow.methods = _SUPPORTED_METHODS
         flow.from_request = False
-        self._dispatch(flow, START, content)
+        flow.prompt_deadline_ms = now + self._config.request_prompt_ms
+        flow.seen.add(_digest(START, content))
+        try:
+            _sas_offer(content)
+            self._try_fix(flow, strict=True)
+        except _Cancel as cancel:
+            log.info("verification %s: %s", flow.id, cancel.reason)
+            self._cancel(flow, cancel.code, cancel.reason)
+            return
+        flow.bare_start = json.loads(json.dumps(dict(content)))
+        if flow.their_keys is None:
+            self._host.refresh_user(sender)
 
     def _unknown_transaction(
         self,
@@ -1460,21 +1523,9 @@ class VerificationMachine:
             flow.state = VerificationState.READY
         if flow.state is not VerificationState.READY:
             raise _Cancel(CancelCode.UNEXPECTED_MESSAGE, f"unexpected start in {flow.state.value}")
-        if method != SAS_METHOD or SAS_METHOD not in flow.methods:
+        if SAS_METHOD not in flow.methods:
             raise _Cancel(CancelCode.UNKNOWN_METHOD, f"unsupported method {method}")
-        protocols = _str_list(content, "key_agreement_protocols")
-        hashes = _str_list(content, "hashes")
-        macs = _str_list(content, "message_authentication_codes")
-        strings = _str_list(content, "short_authentication_string")
-        mac_name = choose_mac_method(macs)
-        agreed = tuple(s for s in SHORT_AUTHENTICATION_STRINGS if s in strings)
-        if (
-            KEY_AGREEMENT_PROTOCOL not in protocols
-            or HASH not in hashes
-            or mac_name is None
-            or not agreed
-        ):
-            raise _Cancel(CancelCode.UNKNOWN_METHOD, "no SAS parameters in common")
+        mac_name, agreed = _sas_offer(content)
         if not self._fix_keys(flow):
             # Their start overtook our key query (their device is new to us): hold it until
             # the keys arrive (``_resume_start``); the flow's timeouts still apply.
