@@ -2,11 +2,15 @@
 
 Each benchmark also runs alone with more detail (parts, cProfile, SQL breakdown):
 ``python -m bench.ingest``, ``python -m bench.cold_start``, ``python -m bench.timeline``.
+
+``--quick`` runs every benchmark once on tiny sizes: it shows that they all still run
+(the test suite does it, ``tests/test_bench_quick.py``); its figures mean nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sqlite3
 import subprocess
@@ -16,8 +20,11 @@ import time
 import traceback
 from pathlib import Path
 
-from ._harness import fmt_ms, print_table
-from .synthetic import DEFAULT_SEED, initial_sync, payload_stats
+from ._harness import QUICK_ENV, fmt_ms, print_table
+
+# Sizes are read when a benchmark module loads, so the payload module is imported only
+# once the mode is known (see main).
+DEFAULT_SEED = 20250101
 
 BENCHMARKS = ("ingest", "cold_start", "crypto", "backup", "ui_start", "timeline", "directory")
 # These run in their own process and print their own report (the UI ones drive the whole app).
@@ -57,11 +64,11 @@ def _ingest_rows(rounds: int, nio_rounds: int, with_nio: bool, seed: int) -> lis
     return rows
 
 
-def _cold_start_rows(rounds: int, seed: int) -> list[Row]:
+def _cold_start_rows(rounds: int, seed: int, quick: bool) -> list[Row]:
     from . import cold_start
 
     with tempfile.TemporaryDirectory(prefix="tui-bench-") as tmp:
-        report = cold_start.run(Path(tmp), rounds=max(rounds, 5), seed=seed)
+        report = cold_start.run(Path(tmp), rounds=rounds if quick else max(rounds, 5), seed=seed)
     pairs = [
         (
             cold_start.ENGINE,
@@ -117,14 +124,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5, help="rounds per benchmark (default 5)")
     parser.add_argument("--nio-rounds", type=int, default=3, help="ingest rounds with nio")
     parser.add_argument("--no-nio", action="store_true", help="skip matrix-nio (its share is long)")
-    parser.add_argument("--quick", action="store_true", help="3 rounds, 1 of them with nio")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="every benchmark once on tiny sizes: checks they run; the figures mean nothing",
+    )
     parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated subset")
     parser.add_argument(
         "--timeline-timeout", type=float, default=900.0, help="seconds (default 900)"
     )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     args = parser.parse_args(argv)
-    rounds, nio_rounds = (3, 1) if args.quick else (args.rounds, args.nio_rounds)
+    if args.quick:
+        # Read by every benchmark module when it loads, here and in the processes run apart.
+        os.environ[QUICK_ENV] = "1"
+    from .synthetic import initial_sync, payload_stats
+
+    rounds, nio_rounds = (1, 1) if args.quick else (args.rounds, args.nio_rounds)
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = sorted(set(chosen) - set(BENCHMARKS))
     if unknown:
@@ -135,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"tui_client benchmarks: Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
         f"{platform.machine()}, seed {args.seed}, {rounds} rounds"
+        + (" (quick: tiny sizes, figures meaningless)" if args.quick else "")
     )
     print(
         f"payload: synthetic initial /sync, {stats.size_bytes:,} bytes, {stats.rooms:,} joined rooms, "
@@ -142,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     runners = {
         "ingest": lambda: _ingest_rows(rounds, nio_rounds, not args.no_nio, args.seed),
-        "cold_start": lambda: _cold_start_rows(rounds, args.seed),
+        "cold_start": lambda: _cold_start_rows(rounds, args.seed, args.quick),
     }
     rows: list[Row] = []
     failed = []

@@ -18,6 +18,7 @@ the machine is busy it is the better guide to what the code costs.
 from __future__ import annotations
 
 import gc
+import os
 import statistics
 import tempfile
 import time
@@ -26,7 +27,30 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["CaseResult", "Sample", "Stopwatch", "fmt_ms", "print_table", "run_rounds"]
+__all__ = [
+    "QUICK_ENV",
+    "CaseResult",
+    "Sample",
+    "Stopwatch",
+    "fmt_ms",
+    "print_table",
+    "quick",
+    "run_rounds",
+    "sized",
+]
+
+QUICK_ENV = "TUI_CLIENT_BENCH_QUICK"
+"""Set to ``1`` by ``python -m bench --quick`` (and inherited by the benchmarks it runs apart)."""
+
+
+def quick() -> bool:
+    """Whether this is a quick run: tiny sizes, one round, to show every benchmark still runs."""
+    return os.environ.get(QUICK_ENV) == "1"
+
+
+def sized(full: int, tiny: int) -> int:
+    """``full`` normally, ``tiny`` in a quick run (read once, when a benchmark module loads)."""
+    return tiny if quick() else full
 
 
 @dataclass(slots=True)

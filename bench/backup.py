@@ -56,7 +56,16 @@ from tui_client.crypto.store_api import CryptoStore
 from tui_client.crypto.types import KeyOrigin
 from tui_client.store.cache import Cache
 
-from ._harness import Case, CaseResult, Sample, Stopwatch, fmt_ms, print_table, run_rounds
+from ._harness import (
+    Case,
+    CaseResult,
+    Sample,
+    Stopwatch,
+    fmt_ms,
+    print_table,
+    run_rounds,
+    sized,
+)
 
 __all__ = ["BARE", "OURS", "OURS_SQLITE", "run_restore", "run_upload"]
 
@@ -385,8 +394,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.backup", description=(__doc__ or "").splitlines()[0]
     )
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--keys", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=sized(5, 1))
+    parser.add_argument("--keys", type=int, default=sized(10_000, 20))
     parser.add_argument("--backend", choices=BACKENDS, action="append")
     parser.add_argument("--only", choices=("restore", "upload"), action="append")
     args = parser.parse_args(argv)

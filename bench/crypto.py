@@ -44,7 +44,16 @@ from tui_client.crypto.requests import (
 )
 from tui_client.crypto.types import DecryptedEvent, EncryptionSettings
 
-from ._harness import Case, CaseResult, Sample, Stopwatch, fmt_ms, print_table, run_rounds
+from ._harness import (
+    Case,
+    CaseResult,
+    Sample,
+    Stopwatch,
+    fmt_ms,
+    print_table,
+    run_rounds,
+    sized,
+)
 
 __all__ = ["BARE", "MACHINE", "TARGET_THROUGHPUT", "run_decrypt", "run_share"]
 
@@ -331,9 +340,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.crypto", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--events", type=int, default=10_000)
-    parser.add_argument("--devices", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=sized(5, 1))
+    parser.add_argument("--events", type=int, default=sized(10_000, 50))
+    parser.add_argument("--devices", type=int, default=sized(500, 5))
     parser.add_argument("--backend", choices=BACKENDS, action="append")
     args = parser.parse_args(argv)
     began = time.perf_counter()

@@ -39,13 +39,32 @@ os.environ.setdefault("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
 
 import httpx
 
+from ._harness import sized
 from .timeline import build_profile
 
-BIG = 10_000
-SMALL = 1000
+BIG = sized(10_000, 300)
+SMALL = sized(1000, 100)
 PAGE = 100
-PAGES_DOWN = 50
-WORDS = ["matrix", "rooms", "chat", "open", "source", "rust", "python", "terminal", "music", "games", "books", "art", "science", "news", "help", "linux"]
+PAGES_DOWN = sized(50, 3)
+ROUNDS = sized(3, 1)
+WORDS = [
+    "matrix",
+    "rooms",
+    "chat",
+    "open",
+    "source",
+    "rust",
+    "python",
+    "terminal",
+    "music",
+    "games",
+    "books",
+    "art",
+    "science",
+    "news",
+    "help",
+    "linux",
+]
 
 
 def synthetic_rooms(count: int, seed: int = 11) -> list[dict[str, Any]]:
@@ -85,7 +104,10 @@ def fake_homeserver(rooms: list[dict[str, Any]]) -> httpx.MockTransport:
             body = json.loads(request.content or b"{}")
             start = int(body.get("since") or 0)
             limit = min(int(body.get("limit", PAGE)), PAGE)
-            answer: dict[str, Any] = {"chunk": rooms[start : start + limit], "total_room_count_estimate": len(rooms)}
+            answer: dict[str, Any] = {
+                "chunk": rooms[start : start + limit],
+                "total_room_count_estimate": len(rooms),
+            }
             if start + limit < len(rooms):
                 answer["next_batch"] = str(start + limit)
             return httpx.Response(200, json=answer)
@@ -149,7 +171,9 @@ async def measure(base_dir: Path, count: int) -> Run:
         def settled() -> bool:
             screen = app.screen
             pumps = [app, screen, *screen.query(DirectoryList)]
-            return not any(w.is_running for w in app.workers) and all(p._message_queue.empty() for p in pumps)
+            return not any(w.is_running for w in app.workers) and all(
+                p._message_queue.empty() for p in pumps
+            )
 
         async def press(key: str) -> float:
             start = time.perf_counter()
@@ -197,10 +221,12 @@ async def measure(base_dir: Path, count: int) -> Run:
         collected = time.perf_counter()
         gc.collect()
         full_gc_ms = (time.perf_counter() - collected) * 1000
-    return Run(count, load_s, max(loading) * 1000, max(scrolling) * 1000, keys, rss_growth, full_gc_ms)
+    return Run(
+        count, load_s, max(loading) * 1000, max(scrolling) * 1000, keys, rss_growth, full_gc_ms
+    )
 
 
-def run(rounds: int = 3) -> dict[str, Any]:
+def run(rounds: int = ROUNDS) -> dict[str, Any]:
     """Measure both directories ``rounds`` times, alternating, and report medians."""
     results: dict[int, list[Run]] = {BIG: [], SMALL: []}
     with tempfile.TemporaryDirectory(prefix="tui-bench-directory-") as tmp:
@@ -239,15 +265,31 @@ def main() -> None:
     """Print the directory benchmark."""
     report = run()
     big, small = report["scroll_worst_ms"]
-    print(f"directory: {BIG:,} public rooms vs {SMALL}, paged in as the user scrolls, then {PAGES_DOWN} PageDowns, End, Home")
-    print(f"  worst frame while scrolling   {big:8.1f} ms   vs {small:8.1f} ms   ratio {report['scroll_worst_ratio']:.2f}")
+    print(
+        f"directory: {BIG:,} public rooms vs {SMALL}, paged in as the user scrolls, then {PAGES_DOWN} PageDowns, End, Home"
+    )
+    print(
+        f"  worst frame while scrolling   {big:8.1f} ms   vs {small:8.1f} ms   ratio {report['scroll_worst_ratio']:.2f}"
+    )
     key_big, key_small = report["key_median_ms"]
-    print(f"  key to settled, median        {key_big:8.1f} ms   vs {key_small:8.1f} ms   ratio {key_big / key_small:.2f}")
-    print(f"  key to settled, p95           {report['key_p95_ms'][0]:8.1f} ms   vs {report['key_p95_ms'][1]:8.1f} ms")
-    print(f"  paging every room in          {report['load_s'][0]:8.2f} s    vs {report['load_s'][1]:8.2f} s")
-    print(f"  worst frame while paging in   {report['load_worst_ms'][0]:8.1f} ms   vs {report['load_worst_ms'][1]:8.1f} ms")
-    print(f"  RSS growth                    {report['rss_growth_mb'][0]:8.1f} MB   vs {report['rss_growth_mb'][1]:8.1f} MB")
-    print(f"  one full GC of the process    {report['full_gc_ms'][0]:8.1f} ms   vs {report['full_gc_ms'][1]:8.1f} ms")
+    print(
+        f"  key to settled, median        {key_big:8.1f} ms   vs {key_small:8.1f} ms   ratio {key_big / key_small:.2f}"
+    )
+    print(
+        f"  key to settled, p95           {report['key_p95_ms'][0]:8.1f} ms   vs {report['key_p95_ms'][1]:8.1f} ms"
+    )
+    print(
+        f"  paging every room in          {report['load_s'][0]:8.2f} s    vs {report['load_s'][1]:8.2f} s"
+    )
+    print(
+        f"  worst frame while paging in   {report['load_worst_ms'][0]:8.1f} ms   vs {report['load_worst_ms'][1]:8.1f} ms"
+    )
+    print(
+        f"  RSS growth                    {report['rss_growth_mb'][0]:8.1f} MB   vs {report['rss_growth_mb'][1]:8.1f} MB"
+    )
+    print(
+        f"  one full GC of the process    {report['full_gc_ms'][0]:8.1f} ms   vs {report['full_gc_ms'][1]:8.1f} ms"
+    )
 
 
 if __name__ == "__main__":

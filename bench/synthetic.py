@@ -29,11 +29,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from ._harness import sized
+
 __all__ = ["OWN_USER_ID", "PayloadStats", "build_sync", "initial_sync", "payload_stats"]
 
 OWN_USER_ID = "@bench:example.org"
 DEFAULT_SEED = 20250101
-DEFAULT_ROOMS = 1000
+DEFAULT_ROOMS = sized(1000, 20)
 TIMELINE_LIMIT = 50
 # A fixed "now", so ages and timestamps do not depend on the clock.
 NOW_MS = 1_760_000_000_000

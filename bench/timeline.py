@@ -35,17 +35,34 @@ from tui_client.engine.secrets import SecretStore
 from tui_client.protocol.sync import parse_sync
 from tui_client.store.cache import Cache
 
+from ._harness import sized
+
 ROOM = "!bigroom0000000000000000000000000000000000001"
 ME = "@me:bench.example"
-PAGES = 50
-BIG = 100_000
-SMALL = 500
+PAGES = sized(50, 3)
+BIG = sized(100_000, 1_000)
+SMALL = sized(500, 100)
 CHUNK = 5_000
+ROUNDS = sized(3, 1)
 
 
 def _events(start: int, count: int, rng: random.Random) -> list[dict[str, Any]]:
     senders = [f"@user{n}:bench.example" for n in range(12)]
-    words = ["the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while", "matrix", "rooms", "sync"]
+    words = [
+        "the",
+        "quick",
+        "brown",
+        "fox",
+        "jumps",
+        "over",
+        "a",
+        "lazy",
+        "dog",
+        "while",
+        "matrix",
+        "rooms",
+        "sync",
+    ]
     events = []
     for n in range(start, start + count):
         body = " ".join(rng.choice(words) for _ in range(rng.randint(3, 40)))
@@ -72,8 +89,22 @@ def build_profile(base_dir: Path, events: int, seed: int = 7) -> Path:
     cache = Cache(folder / CACHE_FILE, own_user_id=ME)
     summaries: dict[str, Any] = {}
     state = [
-        {"event_id": "$create", "type": "m.room.create", "sender": ME, "state_key": "", "origin_server_ts": 1, "content": {"room_version": "12"}},
-        {"event_id": "$name", "type": "m.room.name", "sender": ME, "state_key": "", "origin_server_ts": 2, "content": {"name": "Big room"}},
+        {
+            "event_id": "$create",
+            "type": "m.room.create",
+            "sender": ME,
+            "state_key": "",
+            "origin_server_ts": 1,
+            "content": {"room_version": "12"},
+        },
+        {
+            "event_id": "$name",
+            "type": "m.room.name",
+            "sender": ME,
+            "state_key": "",
+            "origin_server_ts": 2,
+            "content": {"name": "Big room"},
+        },
     ] + [
         {
             "event_id": f"$member{n}",
@@ -87,7 +118,10 @@ def build_profile(base_dir: Path, events: int, seed: int = 7) -> Path:
     ]
     for start in range(0, events, CHUNK):
         room = {
-            "timeline": {"events": _events(start, min(CHUNK, events - start), rng), "limited": False},
+            "timeline": {
+                "events": _events(start, min(CHUNK, events - start), rng),
+                "limited": False,
+            },
             "state": {"events": state if start == 0 else []},
         }
         batch = parse_sync({"next_batch": f"s{start}", "rooms": {"join": {ROOM: room}}})
@@ -132,7 +166,9 @@ async def measure(base_dir: Path, events: int) -> Run:
     from tui_client.ui.app import TuiClientApp
     from tui_client.ui.widgets.timeline import TimelineView
 
-    app = TuiClientApp(profile="bench", base_dir=base_dir, transport=httpx.MockTransport(_fake_homeserver))
+    app = TuiClientApp(
+        profile="bench", base_dir=base_dir, transport=httpx.MockTransport(_fake_homeserver)
+    )
     stalls: list[float] = []
     keys: list[float] = []
     items_max = 0
@@ -163,7 +199,9 @@ async def measure(base_dir: Path, events: int) -> Run:
         pumps = [app, app.screen, timeline]
 
         def settled() -> bool:
-            return not any(w.is_running for w in app.workers) and all(p._message_queue.empty() for p in pumps)
+            return not any(w.is_running for w in app.workers) and all(
+                p._message_queue.empty() for p in pumps
+            )
 
         for _ in range(PAGES):
             start = time.perf_counter()
@@ -182,7 +220,7 @@ async def measure(base_dir: Path, events: int) -> Run:
     return Run(events, opened, max(stalls) * 1000, keys, items_max, rss_growth)
 
 
-def run(rounds: int = 3) -> dict[str, Any]:
+def run(rounds: int = ROUNDS) -> dict[str, Any]:
     """Build both rooms, measure each ``rounds`` times alternately, and report."""
     with tempfile.TemporaryDirectory(prefix="tui-bench-timeline-") as tmp:
         big_dir, small_dir = Path(tmp) / "big", Path(tmp) / "small"
@@ -192,16 +230,26 @@ def run(rounds: int = 3) -> dict[str, Any]:
         build_s = time.perf_counter() - built
         results: dict[int, list[Run]] = {BIG: [], SMALL: []}
         for round_no in range(rounds):
-            order = [(BIG, big_dir), (SMALL, small_dir)] if round_no % 2 == 0 else [(SMALL, small_dir), (BIG, big_dir)]
+            order = (
+                [(BIG, big_dir), (SMALL, small_dir)]
+                if round_no % 2 == 0
+                else [(SMALL, small_dir), (BIG, big_dir)]
+            )
             for events, folder in order:
                 results[events].append(asyncio.run(measure(folder, events)))
     big, small = results[BIG], results[SMALL]
     worst_big = statistics.median(r.worst_stall_ms for r in big)
     worst_small = statistics.median(r.worst_stall_ms for r in small)
-    p95 = lambda runs: statistics.median(sorted(r.key_ms)[int(0.95 * (len(r.key_ms) - 1))] for r in runs)  # noqa: E731
+
+    def p95(runs: list[Run]) -> float:
+        return statistics.median(sorted(r.key_ms)[int(0.95 * (len(r.key_ms) - 1))] for r in runs)
+
     report = {
         "build_s": build_s,
-        "open_ms": (statistics.median(r.open_ms for r in big), statistics.median(r.open_ms for r in small)),
+        "open_ms": (
+            statistics.median(r.open_ms for r in big),
+            statistics.median(r.open_ms for r in small),
+        ),
         "worst_frame_ms": (worst_big, worst_small),
         "worst_frame_ratio": worst_big / worst_small,
         "key_p95_ms": (p95(big), p95(small)),
@@ -210,7 +258,10 @@ def run(rounds: int = 3) -> dict[str, Any]:
             statistics.median(statistics.median(r.key_ms) for r in small),
         ),
         "items_max": (max(r.items_max for r in big), max(r.items_max for r in small)),
-        "rss_growth_mb": (statistics.median(r.rss_growth_mb for r in big), statistics.median(r.rss_growth_mb for r in small)),
+        "rss_growth_mb": (
+            statistics.median(r.rss_growth_mb for r in big),
+            statistics.median(r.rss_growth_mb for r in small),
+        ),
     }
     return report
 
@@ -219,13 +270,27 @@ def main() -> None:
     """Print the timeline benchmark."""
     report = run()
     big, small = report["worst_frame_ms"]
-    print(f"timeline: {BIG:,}-event room vs {SMALL}-event room, {PAGES} PageUps each (built in {report['build_s']:.1f} s)")
-    print(f"  app start to first items   {report['open_ms'][0]:8.1f} ms   vs {report['open_ms'][1]:8.1f} ms")
-    print(f"  worst frame (loop stall)      {big:8.1f} ms   vs {small:8.1f} ms   ratio {report['worst_frame_ratio']:.2f}")
-    print(f"  key to settled, median        {report['key_median_ms'][0]:8.1f} ms   vs {report['key_median_ms'][1]:8.1f} ms")
-    print(f"  key to settled, p95           {report['key_p95_ms'][0]:8.1f} ms   vs {report['key_p95_ms'][1]:8.1f} ms")
-    print(f"  items held at most            {report['items_max'][0]:8d}      vs {report['items_max'][1]:8d}")
-    print(f"  RSS growth while paging       {report['rss_growth_mb'][0]:8.1f} MB   vs {report['rss_growth_mb'][1]:8.1f} MB")
+    print(
+        f"timeline: {BIG:,}-event room vs {SMALL}-event room, {PAGES} PageUps each (built in {report['build_s']:.1f} s)"
+    )
+    print(
+        f"  app start to first items   {report['open_ms'][0]:8.1f} ms   vs {report['open_ms'][1]:8.1f} ms"
+    )
+    print(
+        f"  worst frame (loop stall)      {big:8.1f} ms   vs {small:8.1f} ms   ratio {report['worst_frame_ratio']:.2f}"
+    )
+    print(
+        f"  key to settled, median        {report['key_median_ms'][0]:8.1f} ms   vs {report['key_median_ms'][1]:8.1f} ms"
+    )
+    print(
+        f"  key to settled, p95           {report['key_p95_ms'][0]:8.1f} ms   vs {report['key_p95_ms'][1]:8.1f} ms"
+    )
+    print(
+        f"  items held at most            {report['items_max'][0]:8d}      vs {report['items_max'][1]:8d}"
+    )
+    print(
+        f"  RSS growth while paging       {report['rss_growth_mb'][0]:8.1f} MB   vs {report['rss_growth_mb'][1]:8.1f} MB"
+    )
 
 
 if __name__ == "__main__":

@@ -22,9 +22,11 @@ from pathlib import Path
 
 import httpx
 
+from ._harness import sized
 from .cold_start import prepare_warm_profile
+from .synthetic import DEFAULT_ROOMS
 
-ROUNDS = 5
+ROUNDS = sized(5, 1)
 
 
 async def _never(request: httpx.Request) -> httpx.Response:
@@ -61,7 +63,9 @@ async def bare(cache_file: Path) -> float:
     class Bare(App[None]):
         def compose(self) -> ComposeResult:
             db = sqlite3.connect(cache_file)
-            names = [json.loads(s)["display_name"] for (s,) in db.execute("SELECT summary FROM rooms")]
+            names = [
+                json.loads(s)["display_name"] for (s,) in db.execute("SELECT summary FROM rooms")
+            ]
             db.close()
             yield OptionList(*[Option(Text(name)) for name in names], markup=False)
 
@@ -99,7 +103,9 @@ def run(rounds: int = ROUNDS) -> dict[str, float]:
 def main() -> None:
     """Print the UI cold-start benchmark."""
     report = run()
-    print("cold start to first painted room list, 1,000 cached rooms (headless Textual driver)")
+    print(
+        f"cold start to first painted room list, {DEFAULT_ROOMS:,} cached rooms (headless Textual driver)"
+    )
     print(f"  tui_client     {report['ours_ms']:8.1f} ms")
     print(f"  bare Textual   {report['bare_ms']:8.1f} ms   (OptionList of the same names)")
     print(f"  ratio          {report['ratio']:8.2f}")

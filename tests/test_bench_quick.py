@@ -1,0 +1,52 @@
+"""Every benchmark still runs: ``python -m bench --quick`` (tiny sizes, one round).
+
+The figures of a quick run mean nothing and nothing here looks at them; the point is
+that a change to the engine which breaks a benchmark's stand-ins or set-up fails the
+suite, instead of being found the next time someone runs ``make bench``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.__main__ import BENCHMARKS
+from bench._harness import QUICK_ENV
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_benchmark_runs_once_in_quick_mode() -> None:
+    env = {key: value for key, value in os.environ.items() if key != QUICK_ENV}
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    report = done.stdout + done.stderr
+    assert done.returncode == 0, report[-5000:]
+    assert "FAILED" not in report, report[-5000:]
+    assert "Traceback" not in report, report[-5000:]
+    for name in BENCHMARKS:
+        assert f"running {name} ..." in done.stderr, name
+    # Each benchmark printed its result: the in-process table rows and the reports of
+    # the ones run apart.
+    for line in (
+        "initial sync ingest",
+        "matrix-nio, parse only",
+        "cold start to room list",
+        "decrypt 50 events (olm)",
+        "share to 5 devices (vodozemac)",
+        "restore 20 keys (vodozemac)",
+        "upload 20 keys (olm)",
+        "cold start to first painted room list, 20 cached rooms",
+        "timeline: 1,000-event room vs 100-event room, 3 PageUps each",
+        "directory: 300 public rooms vs 100",
+    ):
+        assert line in done.stdout, line
