@@ -5,10 +5,12 @@ and what untrusted text becomes on screen."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+from rich.cells import cell_len, get_character_cell_size
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
@@ -70,6 +72,43 @@ def test_emoji_dialog(snap_compare, fake_profile: Path, fake_server: FakeHomeser
         save_screenshot("verification", app.export_screenshot(title="tui_client"))
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+# Two ways terminals draw an emoji followed by the variation selector U+FE0F: two cells
+# wide (as Rich counts it), or as its character alone, one cell (U+FE0F ignored).
+_TERMINAL_WIDTHS: dict[str, Callable[[str], int]] = {
+    "U+FE0F makes it two cells": cell_len,
+    "U+FE0F ignored": lambda text: sum(get_character_cell_size(c) for c in text),
+}
+
+
+def _columns(line: str, characters: str, width: Callable[[str], int]) -> list[int]:
+    """The terminal columns where ``characters`` are drawn on ``line``."""
+    return [width(line[:n]) for n, c in enumerate(line) if c in characters]
+
+
+async def test_emoji_with_a_variation_selector_keep_the_dialog_in_line(fake_profile: Path, fake_server: FakeHomeserver) -> None:
+    """The spec's emoji written with U+FE0F: every border stays in its column on any terminal."""
+    selected = tuple(e for e in EMOJI if "\ufe0f" in e.symbol)
+    assert [e.name for e in selected] == ["Cloud", "Heart", "Umbrella", "Pencil", "Scissors", "Telephone", "Aeroplane"]
+    app = TuiClientApp(base_dir=fake_profile, transport=fake_server.transport())
+    async with app.run_test(size=SIZE) as pilot:
+        await _settle(pilot)
+        dialog = _dialog(app, _flow(emoji=selected))
+        await app.push_screen(dialog)
+        await wait_for(pilot, lambda: dialog.query_one("#emoji-row").display, "the emoji")
+        await pilot.pause(0.1)
+        lines = [strip.text for strip in app.screen._compositor.render_strips()]
+    box = [line for line in lines if "█" in line]
+    cards_top = next(n for n, line in enumerate(lines) if "╭" in line)
+    cards = lines[cards_top : cards_top + 4]
+    assert all(e.name in cards[2] for e in selected)
+    assert all(e.symbol.replace("\ufe0f", "") in cards[1] for e in selected)
+    for terminal, width in _TERMINAL_WIDTHS.items():
+        right_borders = {_columns(line, "█", width)[-1] for line in box}
+        assert len(right_borders) == 1, (terminal, box)
+        card_borders = [_columns(line, "╭╮│╰╯", width) for line in cards]
+        assert len(card_borders[0]) == 14 and all(columns == card_borders[0] for columns in card_borders), (terminal, cards)
 
 
 async def test_a_cancellation_is_explained_and_their_reason_stays_plain_text(fake_profile: Path, fake_server: FakeHomeserver) -> None:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
+from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
 from textual import on
@@ -81,10 +82,29 @@ def time_left(flow: Verification, now_ms: int) -> str:
     return f"Times out in {seconds // 60}:{seconds % 60:02d}"
 
 
+#: The cells every emoji of the dialog takes.
+EMOJI_CELLS = 2
+
+_VARIATION_SELECTOR_16 = "\ufe0f"
+
+
+def emoji_glyph(symbol: str) -> str:
+    """An emoji drawn in :data:`EMOJI_CELLS` cells, the same on every terminal.
+
+    Terminals disagree on the width of a character followed by the emoji variation
+    selector U+FE0F (☎️ ✏️ ☂️): one cell on some, two on others (and in Rich's count),
+    which pushes the cards' borders out of line. Without the selector each of these
+    characters is one cell everywhere; it is padded to the slot's width (room for a
+    font that draws it wide).
+    """
+    glyph = symbol.replace(_VARIATION_SELECTOR_16, "")
+    return glyph + " " * max(0, EMOJI_CELLS - cell_len(glyph))
+
+
 def emoji_card(symbol: str, name: str) -> Text:
     """One emoji of the short authentication string, with its name under it."""
     text = Text(justify="center")
-    text.append(symbol + "\n", style=Style(bold=True))
+    text.append(emoji_glyph(symbol) + "\n", style=Style(bold=True))
     text.append(name)
     return text
 
@@ -121,6 +141,7 @@ class VerificationDialog(ModalScreen[None]):
         height: 4;
         border: round $primary;
         content-align: center middle;
+        text-align: center;
     }
     VerificationDialog #verification-decimals, VerificationDialog #verification-timer {
         height: auto;
