@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench screenshots clean
+.PHONY: demo test lint bench bench-quick screenshots clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -25,11 +25,20 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
+# The full run (minutes); `make bench ARGS="--only ingest"` passes options through.
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(ARGS)
 
+# Every benchmark once on tiny sizes: shows they all run (tests/test_bench_quick.py does
+# the same in `make test`); the figures mean nothing.
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench --quick
+
+# Accept the UI as it renders now: rewrites the snapshot baselines
+# (tests/ui/__snapshots__) and the README's screenshots/*.svg, which the UI tests write
+# when TUI_CLIENT_UPDATE_SCREENSHOTS is set. Review the diff before committing it.
 screenshots: $(STAMP)
-	$(BIN)/python -m pytest -q tests/ui --update-screenshots
+	TUI_CLIENT_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/ui --snapshot-update
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
