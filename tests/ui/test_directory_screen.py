@@ -70,6 +70,7 @@ def test_directory_snapshot(snap_compare, fake_profile: Path, fake_server: FakeH
 
     async def run_before(pilot: Pilot[None]) -> None:
         screen = await _open_directory(pilot)
+        await pilot.press("down")  # from the search box into the list
         await pilot.press("t", "down", "down", "down", "down")
         results = screen.query_one(DirectoryList)
         await wait_for(pilot, lambda: results.highlighted == 4 and bool(results.expanded), "the highlight")
@@ -101,6 +102,26 @@ def test_space_view_snapshot(snap_compare, fake_profile: Path, fake_server: Fake
         save_screenshot("space", app.export_screenshot(title="tui_client"))
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+async def test_f3_opens_with_the_search_box_focused(fake_profile: Path, fake_server: FakeHomeserver) -> None:
+    """Typing right after F3 searches: ``py`` is a search, not ``p`` (preview) and ``y``."""
+    app = _app(fake_profile, fake_server)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await _open_directory(pilot)
+        await pilot.press(*"py")
+        search = screen.query_one("#directory-search", Input)
+        assert search.value == "py"
+        results = screen.query_one(DirectoryList)
+        await wait_for(pilot, lambda: screen.browser is not None and screen.browser.search == "py", "the search")
+        assert app.screen is screen and not any(isinstance(s, RoomPreviewScreen) for s in app.screen_stack)
+        assert "“py”" in str(screen.query_one("#directory-title").render())
+        # Down goes from the search box into the results, where keys act on a room again.
+        await wait_for(pilot, lambda: results.option_count > 0, "the results")
+        await pilot.press("down")
+        assert screen.focused is results
+        await pilot.press("p")
+        await wait_for(pilot, lambda: isinstance(app.screen, RoomPreviewScreen), "the preview")
 
 
 async def test_search_is_debounced_and_sent_to_the_server(fake_profile: Path, fake_server: FakeHomeserver) -> None:
@@ -168,6 +189,7 @@ async def test_join_and_preview_from_the_directory(fake_profile: Path, fake_serv
     async with app.run_test(size=SIZE) as pilot:
         screen = await _open_directory(pilot)
         results = screen.query_one(DirectoryList)
+        await pilot.press("down")  # from the search box into the list
         results.highlighted = 3  # Rust
         await pilot.press("j")
         await wait_for(pilot, lambda: fake_server.joined == ["!rust00000000000000000000000000000000000001b"], "the join")
@@ -180,6 +202,7 @@ async def test_join_and_preview_from_the_directory(fake_profile: Path, fake_serv
         await wait_for(pilot, lambda: app.screen is app.chat_screen and app.chat_screen.current_room == GENERAL_ID, "General")
         # Enter on a room not joined shows its preview; Join there joins it.
         screen = await _open_directory(pilot)
+        await pilot.press("down")
         screen.query_one(DirectoryList).highlighted = 6  # Python
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, RoomPreviewScreen) and app.screen.preview is not None, "the preview")
@@ -198,6 +221,7 @@ async def test_restricted_room_offers_to_join_its_space_first(fake_profile: Path
     async with app.run_test(size=SIZE) as pilot:
         screen = await _open_directory(pilot)
         results = screen.query_one(DirectoryList)
+        await pilot.press("down")
         results.highlighted = list(results.rooms).index(MEMBERS_ONLY)
         await pilot.press("j")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the offer")

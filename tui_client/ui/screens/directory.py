@@ -6,7 +6,7 @@ import time
 
 from rich.style import Style
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -72,7 +72,9 @@ class DirectoryScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self._restart()
-        self.query_one(DirectoryList).focus()
+        # Opened to search: what is typed first goes into the search box, not to the
+        # list's one-key actions (p would open a preview).
+        self.query_one("#directory-search", Input).focus()
 
     # -- the list -------------------------------------------------------------------
 
@@ -191,6 +193,12 @@ class DirectoryScreen(Screen[None]):
         if self._debounce is not None:
             self._debounce.stop()
         self._debounce = self.set_timer(SEARCH_DEBOUNCE, self._restart)
+
+    def on_key(self, event: events.Key) -> None:
+        """Down from an input goes into the list of rooms."""
+        if event.key == "down" and isinstance(self.focused, Input):
+            event.stop()
+            self.query_one(DirectoryList).focus()
 
     @on(Input.Submitted, "#directory-search")
     @on(Input.Submitted, "#directory-servers")
