@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["COMMANDS", "Command", "CommandError", "parse_command"]
+__all__ = ["COMMANDS", "MESSAGE_COMMANDS", "Command", "CommandError", "parse_command"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +39,9 @@ COMMANDS: dict[str, CommandSpec] = {
         CommandSpec("help", "/help", "list commands and key bindings", False),
     )
 }
+
+#: Commands that send a message to the room at once (kept in order with plain lines).
+MESSAGE_COMMANDS = frozenset({"me", "notice", "plain"})
 
 
 class CommandError(ValueError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from typing import TYPE_CHECKING
 
 from rich.style import Style
@@ -29,7 +30,7 @@ from ...engine.updates import (
     TypingChanged,
     Update,
 )
-from ...protocol.commands import CommandError
+from ...protocol.commands import MESSAGE_COMMANDS, CommandError, parse_command
 from ...protocol.errors import MatrixError, NetworkError
 from ...protocol.room_state import RoomSummary
 from ...protocol.sanitize import clean_line
@@ -76,6 +77,9 @@ class ChatScreen(RoomActions):
         self._read_task: asyncio.TimerHandle | None = None
         # Unread counts per room, to tell the user of a mention or a direct message live.
         self._counts: dict[str, tuple[int, int]] | None = None  # None until the first batch
+        # Lines from the composer on their way to the engine, in the order typed.
+        self._outgoing: deque[tuple[str | None, str, tuple[str, TimelineItem] | None]] = deque()
+        self._draining = False  # a worker is handing them over
 
     def compose(self) -> ComposeResult:
         yield RoomHeader(id="room-header")
@@ -327,16 +331,36 @@ class ChatScreen(RoomActions):
 
     @on(Composer.Submitted)
     def _submitted(self, event: Composer.Submitted) -> None:
+        # The composer has already emptied itself; the text travels with the message.
         text = event.text
-        composer = self.query_one(Composer)
         mode = self.mode
-        composer.clear()
         self._set_mode(None)
         if mode is None and self.intercept_command(text):
             return
-        self._send(self.current_room, text, mode)
+        self._outgoing.append((self.current_room, text, mode))
+        if not self._draining:
+            self._draining = True
+            self._send_in_order()
 
-    @work(group="send", exit_on_error=False)
+    @work(group="send-in-order", exit_on_error=False)
+    async def _send_in_order(self) -> None:
+        """Hand lines to the engine one by one, in the order they were typed.
+
+        A message is queued durably (and shown as pending) before the next line is
+        taken; a command that talks to the server runs on its own so a slow one (an
+        invite, a topic) does not hold up the messages typed after it. The worker ends
+        when the lines run out; the next line starts it again.
+        """
+        try:
+            while self._outgoing:
+                room_id, text, mode = self._outgoing.popleft()
+                if _is_message(text, mode):
+                    await self._send(room_id, text, mode)
+                else:
+                    self.run_worker(self._send(room_id, text, mode), group="send", exit_on_error=False)
+        finally:
+            self._draining = False
+
     async def _send(self, room_id: str | None, text: str, mode: tuple[str, TimelineItem] | None) -> None:
         try:
             if mode is not None and mode[0] == "edit" and room_id and mode[1].event_id:
@@ -348,8 +372,9 @@ class ChatScreen(RoomActions):
             self.post_message(ActionFailed(str(error)))
             self.post_message(_RestoreComposer(text))
             return
-        except (MatrixError, NetworkError) as error:
+        except (MatrixError, NetworkError, OSError) as error:
             self.post_message(ActionFailed(f"Failed: {error}"))
+            self.post_message(_RestoreComposer(text))
             return
         if result == "help":
             self.post_message(_ShowHelp())
@@ -357,9 +382,7 @@ class ChatScreen(RoomActions):
             self.post_message(_Info(result))
 
     def on__restore_composer(self, message: _RestoreComposer) -> None:
-        composer = self.query_one(Composer)
-        if not composer.text:
-            composer.text = message.text
+        self.query_one(Composer).restore(message.text)
 
     def on__show_help(self, _message: _ShowHelp) -> None:
         self.action_help()
@@ -408,6 +431,7 @@ class ChatScreen(RoomActions):
         composer = self.query_one(Composer)
         self._set_mode(("edit", item))
         composer.text = item.body
+        composer.move_cursor(composer.document.end)
         composer.focus()
 
     # -- message actions ----------------------------------------------------------
@@ -573,6 +597,17 @@ def _palette_from(app: object) -> Palette:
 
 
 from textual.message import Message  # noqa: E402
+
+
+def _is_message(text: str, mode: tuple[str, TimelineItem] | None) -> bool:
+    """True for a line that becomes a message in the room (kept in order with the others)."""
+    if mode is not None:
+        return True
+    try:
+        command = parse_command(text)
+    except CommandError:
+        return False
+    return command is None or command.name in MESSAGE_COMMANDS
 
 
 class _FlagsChanged(Message):

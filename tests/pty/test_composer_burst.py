@@ -1,0 +1,106 @@
+"""The real app on a pseudo-terminal: lines typed (or pasted) at full speed reach the server
+exactly once each, in order, nothing merged or lost."""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tui_client.devtools.synapse import RegisteredUser, SynapseServer
+
+from .app import PtyApp
+
+
+def _room(synapse: SynapseServer, owner: RegisteredUser, name: str, member: RegisteredUser) -> str:
+    status, body = synapse.request_json(
+        "POST",
+        "/_matrix/client/v3/createRoom",
+        {"name": name, "preset": "private_chat", "invite": [member.user_id]},
+        owner.access_token,
+    )
+    assert status == 200, body
+    room_id = str(body["room_id"])
+    status, body = synapse.request_json(
+        "POST",
+        f"/_matrix/client/v3/join/{urllib.parse.quote(room_id, safe='')}",
+        {},
+        member.access_token,
+    )
+    assert status == 200, body
+    return room_id
+
+
+def _server_messages(
+    synapse: SynapseServer, user: RegisteredUser, room_id: str
+) -> list[tuple[str, str]]:
+    """(msgtype, body) of every message in the room, oldest first."""
+    path = (
+        f"/_matrix/client/v3/rooms/{urllib.parse.quote(room_id, safe='')}/messages?dir=b&limit=500"
+    )
+    status, data = synapse.request_json("GET", path, None, user.access_token)
+    assert status == 200, data
+    found = [
+        (e["content"].get("msgtype", ""), e["content"].get("body", ""))
+        for e in data["chunk"]
+        if e["type"] == "m.room.message" and e["sender"] == user.user_id
+    ]
+    return found[::-1]
+
+
+def log_in_on_pty(app: PtyApp, user: RegisteredUser, room_name: str) -> None:
+    """Type the password at the login screen and wait for the room to be open."""
+    app.wait_for("Log in", timeout=60)
+    app.write(user.password + "\r")
+    app.wait_for(room_name, timeout=60)
+    # The footer shows the composer's "Send" once the room is open and the composer focused.
+    app.wait_for(lambda s: room_name in s and "Send" in s and "connected" in s, timeout=60)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (200, 60)], ids=["80x24", "200x60"])
+def test_fifty_lines_in_one_write_arrive_once_each_in_order(
+    synapse: SynapseServer,
+    make_user: Callable[..., RegisteredUser],
+    tmp_path: Path,
+    size: tuple[int, int],
+) -> None:
+    alice = make_user("alice", displayname="Alice")
+    bob = make_user("bob", displayname="Bob")
+    room_id = _room(synapse, bob, "Burst room", alice)
+    # 50 Enters in one write: plain lines, a /me in the burst, and one line with a newline
+    # typed by Ctrl+J (LF) inside it.
+    expected: list[tuple[str, str]] = []
+    typed = ""
+    for n in range(1, 51):
+        if n == 20:
+            typed += f"/me waves {n:02d}\r"
+            expected.append(("m.emote", f"waves {n:02d}"))
+        elif n == 30:
+            typed += f"burst {n:02d} first\nsecond\r"
+            expected.append(("m.text", f"burst {n:02d} first\nsecond"))
+        else:
+            typed += f"burst {n:02d}\r"
+            expected.append(("m.text", f"burst {n:02d}"))
+    with PtyApp.client(
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--homeserver",
+        synapse.base_url,
+        "--user",
+        alice.user_id,
+        size=size,
+    ) as app:
+        log_in_on_pty(app, alice, "Burst room")
+        app.write(typed)
+        deadline = time.monotonic() + 60
+        received = _server_messages(synapse, alice, room_id)
+        while len(received) < len(expected) and time.monotonic() < deadline:
+            time.sleep(0.25)
+            received = _server_messages(synapse, alice, room_id)
+        # A little longer: a duplicate would arrive after the 50th.
+        time.sleep(1.0)
+        received = _server_messages(synapse, alice, room_id)
+        assert received == expected, app.text()
