@@ -213,3 +213,32 @@ def test_a_failing_name_lookup_does_not_break_rendering() -> None:
 
     rendered = describe(event("$n", "m.room.name", {"name": "x"}, state_key=""), broken)
     assert rendered == Rendered("unknown", "event of type m.room.name (KeyError)")
+
+
+def test_space_state_lines_name_the_room_when_it_is_known() -> None:
+    parent = event("$p", "m.space.parent", {"via": ["example.org"]}, state_key="!space:example.org")
+    child = event("$c", "m.space.child", {"via": ["example.org"]}, state_key="!child:example.org")
+    unknown = event(
+        "$u", "m.space.parent", {"via": ["example.org"]}, state_key="!elsewhere:example.org"
+    )
+    removed = event("$r", "m.space.child", {}, state_key="!child:example.org")
+    rooms = {"!space:example.org": "Project Space", "!child:example.org": "Design\x1b[2J\u202e"}
+
+    def room_name(room_id: str) -> str | None:
+        return rooms.get(room_id)
+
+    assert (
+        describe(parent, name_of, room_name).body == "Alice set the parent space to Project Space"
+    )
+    assert describe(child, name_of, room_name).body == "Alice added Design to the space"
+    assert describe(removed, name_of, room_name).body == "Alice removed Design from the space"
+    # Not known (a space we are not in): the ID, as before.
+    assert (
+        describe(unknown, name_of, room_name).body
+        == "Alice set the parent space to !elsewhere:example.org"
+    )
+    assert describe(parent, name_of).body == "Alice set the parent space to !space:example.org"
+    for item in (parent, child, unknown, removed):
+        assert is_clean(describe(item, name_of, room_name).body)
+    # A lookup that fails is a renderer bug, not a reason to lose the line.
+    assert describe(parent, name_of, lambda room_id: {}[room_id]).kind == "unknown"

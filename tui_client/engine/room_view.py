@@ -47,6 +47,7 @@ class RoomView:
             client.user_id,
             self.members.display_name,
             may_redact_others=lambda user_id: self.power_levels.can(user_id, "redact"),
+            room_name=self._room_name,
         )
         self.first_pos: int | None = None
         self.last_pos: int | None = None
@@ -68,6 +69,11 @@ class RoomView:
         self._held: list[StoredEvent] = []
         self._lock = asyncio.Lock()
         self._background: set[asyncio.Task[Any]] = set()
+
+    def _room_name(self, room_id: str) -> str | None:
+        """A room's name from the client's room summaries (for state lines), if known."""
+        summary = self.client.rooms.get(room_id)
+        return summary.display_name if summary is not None else None
 
     # -- publishing -----------------------------------------------------------------
 

@@ -18,6 +18,8 @@ from .sanitize import clean_line, clean_text
 __all__ = ["Rendered", "describe", "message_body", "strip_reply_fallback"]
 
 NameOf = Callable[[str], str]
+#: A room's name when it is known (``None`` otherwise), for state lines that name rooms.
+RoomNameOf = Callable[[str], str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,18 +95,24 @@ def _human_size(size: int) -> str:
     return f"{size} B"
 
 
-def describe(event: RoomEvent | UnknownEvent, name_of: NameOf | None = None) -> Rendered:
-    """Render any event, never raising."""
+def describe(
+    event: RoomEvent | UnknownEvent, name_of: NameOf | None = None, room_name: RoomNameOf | None = None
+) -> Rendered:
+    """Render any event, never raising.
+
+    ``name_of`` gives users' display names; ``room_name`` the names of rooms a state
+    event points at (a space's child, a room's parent space), else their ID is shown.
+    """
     if isinstance(event, UnknownEvent):
         return Rendered("malformed", f"malformed event ({clean_line(event.reason)})")
     names = name_of or _default_name
     try:
-        return _describe(event, names)
+        return _describe(event, names, room_name)
     except Exception as error:  # a renderer bug must never break the timeline
         return Rendered("unknown", f"event of type {clean_line(event.type)} ({type(error).__name__})")
 
 
-def _describe(event: RoomEvent, names: NameOf) -> Rendered:
+def _describe(event: RoomEvent, names: NameOf, room_name: RoomNameOf | None) -> Rendered:
     content = event.content
     if event.redacted_because is not None and not content:
         return Rendered("redacted", "message deleted")
@@ -124,7 +132,7 @@ def _describe(event: RoomEvent, names: NameOf) -> Rendered:
     if event_type == "m.room.member":
         return Rendered("state", _membership(event, names))
     if event.state_key is not None:
-        return Rendered("state", _state_change(event, names))
+        return Rendered("state", _state_change(event, names, room_name))
     if event_type.startswith("m.call."):
         return Rendered("notice", _call(event_type))
     if event_type == "m.room.redaction":
@@ -205,7 +213,12 @@ def _member_name(content: Mapping[str, Any], prev: Mapping[str, Any], user_id: s
     return clean_line(user_id)
 
 
-def _state_change(event: RoomEvent, names: NameOf) -> str:
+def _room_label(room_id: str, room_name: RoomNameOf | None) -> str:
+    name = room_name(room_id) if room_name is not None and room_id else None
+    return clean_line(name, 80) if isinstance(name, str) and name.strip() else clean_line(room_id, 80)
+
+
+def _state_change(event: RoomEvent, names: NameOf, room_name: RoomNameOf | None = None) -> str:
     actor = names(event.sender)
     content = event.content
     event_type = event.type
@@ -252,9 +265,9 @@ def _state_change(event: RoomEvent, names: NameOf) -> str:
         name = text("display_name")
         return f"{actor} invited {name or 'someone'} by third-party invite"
     if event_type == "m.space.child":
-        room = clean_line(event.state_key or "", 80)
+        room = _room_label(event.state_key or "", room_name)
         return f"{actor} added {room} to the space" if content.get("via") else f"{actor} removed {room} from the space"
     if event_type == "m.space.parent":
-        room = clean_line(event.state_key or "", 80)
+        room = _room_label(event.state_key or "", room_name)
         return f"{actor} set the parent space to {room}" if content.get("via") else f"{actor} removed a parent space"
     return f"{actor} changed the room state ({clean_line(event_type, 80)})"

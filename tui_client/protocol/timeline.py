@@ -153,7 +153,8 @@ class TimelineModel:
     """A window of one room's timeline, as display items. Pure: no I/O.
 
     ``own_user_id`` marks our reactions; ``name_of`` gives display names for state
-    lines (the engine passes the room's disambiguated names).
+    lines (the engine passes the room's disambiguated names); ``room_name`` the names
+    of rooms that state lines point at, when known.
     """
 
     def __init__(
@@ -161,9 +162,11 @@ class TimelineModel:
         own_user_id: str,
         name_of: Callable[[str], str] | None = None,
         may_redact_others: Callable[[str], bool] | None = None,
+        room_name: Callable[[str], str | None] | None = None,
     ) -> None:
         self.own_user_id = own_user_id
         self._name_of = name_of
+        self._room_name = room_name
         # Whether a user has the room's redact power level; with the sender's server,
         # that decides whether a redaction applies. None trusts the server.
         self._may_redact_others = may_redact_others
@@ -542,7 +545,7 @@ class TimelineModel:
         if isinstance(event, UnknownEvent):
             rendered = describe(event)
             return TimelineItem(key, event.event_id, None, "", 0, rendered.kind, rendered.body, event.type)
-        rendered = describe(event, self._name_of)
+        rendered = describe(event, self._name_of, self._room_name)
         info = event.encryption_info
         edited = False
         reactions: tuple[Reaction, ...] = ()
