@@ -15,7 +15,9 @@ from tui_client.devtools.synapse import RegisteredUser, SynapseServer
 from .app import PtyApp
 
 
-def _room(synapse: SynapseServer, owner: RegisteredUser, name: str, member: RegisteredUser) -> str:
+def make_room(
+    synapse: SynapseServer, owner: RegisteredUser, name: str, member: RegisteredUser
+) -> str:
     status, body = synapse.request_json(
         "POST",
         "/_matrix/client/v3/createRoom",
@@ -34,7 +36,7 @@ def _room(synapse: SynapseServer, owner: RegisteredUser, name: str, member: Regi
     return room_id
 
 
-def _server_messages(
+def server_messages(
     synapse: SynapseServer, user: RegisteredUser, room_id: str
 ) -> list[tuple[str, str]]:
     """(msgtype, body) of every message in the room, oldest first."""
@@ -69,7 +71,7 @@ def test_fifty_lines_in_one_write_arrive_once_each_in_order(
 ) -> None:
     alice = make_user("alice", displayname="Alice")
     bob = make_user("bob", displayname="Bob")
-    room_id = _room(synapse, bob, "Burst room", alice)
+    room_id = make_room(synapse, bob, "Burst room", alice)
     # 50 Enters in one write: plain lines, a /me in the burst, and one line with a newline
     # typed by Ctrl+J (LF) inside it.
     expected: list[tuple[str, str]] = []
@@ -96,11 +98,11 @@ def test_fifty_lines_in_one_write_arrive_once_each_in_order(
         log_in_on_pty(app, alice, "Burst room")
         app.write(typed)
         deadline = time.monotonic() + 60
-        received = _server_messages(synapse, alice, room_id)
+        received = server_messages(synapse, alice, room_id)
         while len(received) < len(expected) and time.monotonic() < deadline:
             time.sleep(0.25)
-            received = _server_messages(synapse, alice, room_id)
+            received = server_messages(synapse, alice, room_id)
         # A little longer: a duplicate would arrive after the 50th.
         time.sleep(1.0)
-        received = _server_messages(synapse, alice, room_id)
+        received = server_messages(synapse, alice, room_id)
         assert received == expected, app.text()
