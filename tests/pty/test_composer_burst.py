@@ -72,8 +72,8 @@ def test_fifty_lines_in_one_write_arrive_once_each_in_order(
     alice = make_user("alice", displayname="Alice")
     bob = make_user("bob", displayname="Bob")
     room_id = make_room(synapse, bob, "Burst room", alice)
-    # 50 Enters in one write: plain lines, a /me in the burst, and one line with a newline
-    # typed by Ctrl+J (LF) inside it.
+    # 50 Enters in one write: plain lines, a /me in the burst, and lines with a newline
+    # typed by Ctrl+J (LF) and by Shift+Enter (kitty keyboard protocol) inside them.
     expected: list[tuple[str, str]] = []
     typed = ""
     for n in range(1, 51):
@@ -83,6 +83,10 @@ def test_fifty_lines_in_one_write_arrive_once_each_in_order(
         elif n == 30:
             typed += f"burst {n:02d} first\nsecond\r"
             expected.append(("m.text", f"burst {n:02d} first\nsecond"))
+        elif n == 40:
+            # Shift+Enter as a terminal with the kitty keyboard protocol sends it.
+            typed += f"burst {n:02d} top\x1b[13;2ubottom\r"
+            expected.append(("m.text", f"burst {n:02d} top\nbottom"))
         else:
             typed += f"burst {n:02d}\r"
             expected.append(("m.text", f"burst {n:02d}"))
