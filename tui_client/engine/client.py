@@ -189,8 +189,10 @@ class MatrixClient:
         name = device_name or f"tui_client on {platform.node() or 'terminal'}"
         async with HomeserverConnection(server.base_url, transport=transport) as connection:
             try:
+                # A refused login is said at once, with the wait, rather than waited out.
                 data = await connection.send(
-                    api.login_password(user_id, password, device_id=device_id, device_name=name)
+                    api.login_password(user_id, password, device_id=device_id, device_name=name),
+                    wait_on_rate_limit=False,
                 )
             except MatrixError as error:
                 if error.errcode == "M_FORBIDDEN":

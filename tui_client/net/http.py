@@ -13,6 +13,7 @@ import asyncio
 import json
 import random
 import socket
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -42,6 +43,9 @@ def map_transport_error(error: Exception, base_url: str) -> NetworkError:
     host = httpx.URL(base_url).host or base_url
     if isinstance(error, httpx.TimeoutException):
         return NetworkError("timeout", f"{host} did not answer in time")
+    tls = _tls_failure(error, host)
+    if tls is not None:
+        return tls
     if isinstance(error, httpx.ConnectError):
         cause: BaseException | None = error
         while cause is not None:
@@ -55,6 +59,22 @@ def map_transport_error(error: Exception, base_url: str) -> NetworkError:
     if isinstance(error, httpx.TransportError):
         return NetworkError("protocol", f"the connection to {host} failed: {type(error).__name__}")
     return NetworkError("protocol", f"request to {host} failed: {error}")
+
+
+def _tls_failure(error: BaseException, host: str) -> NetworkError | None:
+    """A :class:`NetworkError` of kind ``tls`` if ``error`` comes from the TLS layer."""
+    cause: BaseException | None = error
+    seen: set[int] = set()
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            reason = cause.verify_message or cause.reason or "verification failed"
+            return NetworkError("tls", f"the TLS certificate of {host} is not trusted ({reason})")
+        if isinstance(cause, ssl.SSLError):
+            reason = cause.reason or str(cause)
+            return NetworkError("tls", f"no secure (TLS) connection to {host} ({reason})")
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 class HomeserverConnection:

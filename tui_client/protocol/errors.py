@@ -79,7 +79,8 @@ class NetworkError(Exception):
     """The homeserver could not be reached or did not answer in time.
 
     ``kind`` is one of ``"connect"`` (refused, unreachable), ``"dns"`` (unknown host),
-    ``"timeout"``, ``"protocol"`` (cut connection, bad HTTP), ``"decode"`` (not JSON).
+    ``"tls"`` (handshake failed, certificate not trusted), ``"timeout"``, ``"protocol"``
+    (cut connection, bad HTTP), ``"decode"`` (not JSON).
     """
 
     def __init__(self, kind: str, message: str) -> None:

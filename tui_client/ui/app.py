@@ -27,7 +27,7 @@ from .screens import recovery, security
 from .screens.chat import ChatScreen
 from .screens.dialogs import ConfirmDialog, PromptDialog
 from .screens.directory import DirectoryScreen
-from .screens.login import LoginScreen
+from .screens.login import LoginScreen, explain_login_failure
 from .screens.room_preview import RoomPreviewScreen
 from .screens.space import SpaceScreen
 from .security_flow import SecurityFlow
@@ -202,7 +202,10 @@ class TuiClientApp(App[None]):
                     transport=self.transport,
                 )
             except Exception as error:
-                self._show_login(str(error), client.user_id)
+                problem = explain_login_failure(
+                    error, user_id=client.user_id, homeserver=client.info.homeserver
+                )
+                self._show_login(problem.text, client.user_id)
                 return
             await self._start(fresh)
 
