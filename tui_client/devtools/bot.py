@@ -458,7 +458,8 @@ def main(argv: list[str] | None = None) -> int:
     async def _main() -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        # SIGHUP too: a terminal closing (or the demo's launcher dying) ends the bot.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, stop.set)
         try:
             await run_bot(

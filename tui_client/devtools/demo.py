@@ -32,6 +32,7 @@ from typing import Final, TextIO
 
 from ..engine.client import LoginError, MatrixClient
 from .bot import PASSWORD_ENV
+from .children import die_with_parent
 from .seed import SeedError, load_world, seed
 from .synapse import SynapseServer
 
@@ -104,7 +105,9 @@ class DemoError(Exception):
 
 
 def _say(text: str = "", stream: TextIO | None = None) -> None:
-    print(text, file=stream or sys.stdout, flush=True)
+    # The terminal may be gone (closed, hung up): that must not stop the clean-up.
+    with contextlib.suppress(OSError, ValueError):
+        print(text, file=stream or sys.stdout, flush=True)
 
 
 def _prepare_root(paths: DemoPaths, reset: bool) -> None:
@@ -201,8 +204,10 @@ class _Bot:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
-                # Its own group: a Ctrl-C meant for the UI must not reach it; we stop it.
+                # Its own group: a Ctrl-C meant for the UI must not reach it; we stop it,
+                # and the kernel does if we die without doing so (Linux).
                 start_new_session=True,
+                preexec_fn=die_with_parent(),
             )
         self.paths.bot_pid.write_text(f"{self.process.pid}\n", encoding="utf-8")
 
@@ -352,9 +357,11 @@ def run(paths: DemoPaths, *, ui: bool, reset: bool) -> int:
         previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in _STOP_SIGNALS}
         try:
             _say("Stopping the bot and Synapse ...")
-            bot.stop()
-            server.stop()
-            paths.synapse_pid.unlink(missing_ok=True)
+            try:
+                bot.stop()
+            finally:
+                server.stop()
+                paths.synapse_pid.unlink(missing_ok=True)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

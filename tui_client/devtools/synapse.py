@@ -35,6 +35,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
+from .children import die_with_parent
+
 __all__ = [
     "RegisteredUser",
     "RegistrationError",
@@ -382,6 +384,8 @@ class SynapseServer:
                 stdout=console,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                # Ends with us even if we are killed without stopping it (Linux).
+                preexec_fn=die_with_parent(),
             )
         deadline = time.monotonic() + timeout
         url = f"{self.base_url}/_matrix/client/versions"
