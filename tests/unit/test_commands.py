@@ -72,6 +72,7 @@ def test_every_command_is_parsed() -> None:
         "unban",
         "verify",
         "upload",
+        "html",
     }
 
 

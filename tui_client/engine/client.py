@@ -37,6 +37,7 @@ from .dbthread import DatabaseThread
 from .devices import DeviceService
 from .directory import DirectoryBrowser
 from .encryption import CryptoResult, Encryption
+from .formatting import Pill, edit_content, message_content, pills_in
 from .joins import JoinQueue
 from .paths import profile_dir
 from .recovery import Recovery
@@ -546,13 +547,48 @@ class MatrixClient:
         event_type: str = "m.room.message",
         extra: dict[str, Any] | None = None,
     ) -> OutboxEntry:
-        """Queue a message (shown at once as a local echo); returns its outbox entry."""
+        """Queue a message (shown at once as a local echo); returns its outbox entry.
+
+        A reply carries only its relation: the quoted fallback left the spec in v1.13.
+        Every message carries ``m.mentions`` (empty unless ``extra`` says otherwise).
+        """
         content: dict[str, Any] = {"msgtype": msgtype, "body": body}
         if reply_to:
             content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}
         if extra:
             content.update(extra)
+        if event_type == "m.room.message":
+            content.setdefault("m.mentions", {})
         return await self.send_event(room_id, event_type, content)
+
+    async def send_text(
+        self,
+        room_id: str,
+        text: str,
+        *,
+        msgtype: str = "m.text",
+        reply_to: str | None = None,
+        pills: Sequence[Pill] = (),
+        markdown: bool = True,
+        formatted_body: str | None = None,
+    ) -> OutboxEntry:
+        """Send composer text: markdown to HTML, completed mentions as pills and in
+        ``m.mentions`` (see :mod:`.formatting`); ``markdown=False`` sends it literally."""
+        content = message_content(
+            text,
+            msgtype=msgtype,
+            pills=pills_in(text, pills),
+            own_user_id=self.user_id,
+            may_mention_room=self.may_mention_room(room_id),
+            markdown=markdown,
+            formatted_body=formatted_body,
+        )
+        return await self.send_message(room_id, text, msgtype=msgtype, reply_to=reply_to, extra=content)
+
+    def may_mention_room(self, room_id: str) -> bool:
+        """True if our power level lets ``@room`` notify everyone (the room must be open)."""
+        view = self.views.get(room_id)
+        return view is not None and view.power_levels.can_notify(self.user_id, "room")
 
     async def send_event(self, room_id: str, event_type: str, content: dict[str, Any]) -> OutboxEntry:
         """Queue any message-like event."""
@@ -569,15 +605,31 @@ class MatrixClient:
         content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}}
         return await self.send_queue.enqueue(room_id, "m.reaction", content)
 
-    async def send_edit(self, room_id: str, event_id: str, new_body: str) -> OutboxEntry:
-        """Replace the text of one of our messages (``m.replace``)."""
-        new_content = {"msgtype": "m.text", "body": new_body}
-        content = {
-            "msgtype": "m.text",
-            "body": f"* {new_body}",
-            "m.new_content": new_content,
-            "m.relates_to": {"rel_type": "m.replace", "event_id": event_id},
-        }
+    async def toggle_reaction(self, room_id: str, event_id: str, key: str) -> bool:
+        """React with ``key``, or take our reaction back if we already reacted so (the
+        room must be open). True if a reaction was sent, False if ours was redacted."""
+        view = self.views.get(room_id)
+        ours = view.model.reaction_event_id(event_id, self.user_id, key) if view is not None else None
+        if ours is None:
+            await self.send_reaction(room_id, event_id, key)
+            return True
+        await self.redact(room_id, ours)
+        return False
+
+    async def send_edit(self, room_id: str, event_id: str, new_body: str, *, pills: Sequence[Pill] = ()) -> OutboxEntry:
+        """Replace the text of one of our messages (``m.replace``), formatted as
+        :meth:`send_text` formats; the outer content is the ``* `` fallback."""
+        view = self.views.get(room_id)
+        original = view.model.content_of(event_id) if view is not None else None
+        msgtype = original.get("msgtype") if original else None
+        new_content = message_content(
+            new_body,
+            msgtype=msgtype if msgtype in ("m.text", "m.emote", "m.notice") else "m.text",
+            pills=pills_in(new_body, pills),
+            own_user_id=self.user_id,
+            may_mention_room=self.may_mention_room(room_id),
+        )
+        content = edit_content(event_id, new_content, original)
         return await self.send_queue.enqueue(room_id, "m.room.message", content)
 
     async def retry_send(self, txn_id: str) -> None:
@@ -756,8 +808,13 @@ class MatrixClient:
 
     # -- the composer ---------------------------------------------------------------
 
-    async def submit(self, room_id: str | None, text: str, *, reply_to: str | None = None) -> str | None:
+    async def submit(
+        self, room_id: str | None, text: str, *, reply_to: str | None = None, pills: Sequence[Pill] = ()
+    ) -> str | None:
         """Handle a composer line: a command or a message. Returns text to show, if any.
+
+        Messages are markdown (``/plain`` sends literally); ``pills`` are the mentions
+        completed in the composer.
 
         Raises :class:`CommandError` for commands typed wrong, :class:`MatrixError` and
         :class:`NetworkError` for server refusals.
@@ -766,11 +823,13 @@ class MatrixClient:
         if command is None:
             if room_id is None:
                 raise CommandError("open a room first")
-            await self.send_message(room_id, unescape_message(text), reply_to=reply_to)
+            await self.send_text(room_id, unescape_message(text), reply_to=reply_to, pills=pills)
             return None
-        return await self._run_command(room_id, command, reply_to)
+        return await self._run_command(room_id, command, reply_to, pills)
 
-    async def _run_command(self, room_id: str | None, command: Command, reply_to: str | None) -> str | None:
+    async def _run_command(
+        self, room_id: str | None, command: Command, reply_to: str | None, pills: Sequence[Pill] = ()
+    ) -> str | None:
         name, argument = command.name, command.argument
         if name == "join":
             job = self.joins.enqueue(argument)
@@ -790,11 +849,11 @@ class MatrixClient:
         if room_id is None:
             raise CommandError(f"/{name} needs an open room")
         if name == "me":
-            await self.send_message(room_id, argument, msgtype="m.emote")
+            await self.send_text(room_id, argument, msgtype="m.emote", pills=pills)
         elif name == "notice":
-            await self.send_message(room_id, argument, msgtype="m.notice")
+            await self.send_text(room_id, argument, msgtype="m.notice", pills=pills)
         elif name == "plain":
-            await self.send_message(room_id, argument, reply_to=reply_to)
+            await self.send_text(room_id, argument, reply_to=reply_to, markdown=False)
         elif name == "upload":
             try:
                 entry = await send_file(self, room_id, Path(argument))

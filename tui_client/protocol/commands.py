@@ -35,13 +35,14 @@ COMMANDS: dict[str, CommandSpec] = {
         CommandSpec("nick", "/nick <display name>", "change your display name", True),
         CommandSpec("verify", "/verify [@user:server]", "verify someone (in your DM), or with no name this DM's other person, else your other sessions", False),
         CommandSpec("upload", "/upload <path>", "send a file (image, video, audio or any file; encrypted in encrypted rooms)", True),
-        CommandSpec("plain", "/plain <text>", "send text that starts with a slash, as is", True),
+        CommandSpec("plain", "/plain <text>", "send text as is, without markdown (also text that starts with a slash)", True),
+        CommandSpec("html", "/html <html>", "send HTML as it is written (sanitised first)", True),
         CommandSpec("help", "/help", "list commands and key bindings", False),
     )
 }
 
 #: Commands that send a message to the room at once (kept in order with plain lines).
-MESSAGE_COMMANDS = frozenset({"me", "notice", "plain"})
+MESSAGE_COMMANDS = frozenset({"me", "notice", "plain", "html"})
 
 
 class CommandError(ValueError):

@@ -321,6 +321,17 @@ class PowerLevels:
         """True if the user may send this event type."""
         return self.user_level(user_id) >= self.event_level(event_type, is_state)
 
+    def notification_level(self, key: str = "room") -> int:
+        """Level needed to notify with ``key`` (``room``: an ``@room`` mention); 50 by default."""
+        notifications = self._content.get("notifications")
+        if isinstance(notifications, dict) and key in notifications:
+            return _as_int(notifications[key], 50)
+        return 50
+
+    def can_notify(self, user_id: str, key: str = "room") -> bool:
+        """True if the user may notify the whole room (``@room``)."""
+        return self.user_level(user_id) >= self.notification_level(key)
+
     def can_act_on(self, actor: str, target: str, action: str) -> bool:
         """``kick``/``ban`` also need a strictly higher level than the target's."""
         return self.can(actor, action) and self.user_level(actor) > self.user_level(target)

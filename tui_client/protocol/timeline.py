@@ -213,6 +213,21 @@ class TimelineModel:
         """True if the event is known to the model (shown, a relation, or context)."""
         return event_id in self._shown or event_id in self._relation_target or event_id in self._context
 
+    def reaction_event_id(self, target: str, sender: str, key: str) -> str | None:
+        """The event ID of ``sender``'s reaction ``key`` to ``target``, if one is known."""
+        aggregates = self._aggregates.get(target)
+        if aggregates is None:
+            return None
+        for event_id, (who, reaction_key) in aggregates.reactions.items():
+            if who == sender and reaction_key == key:
+                return event_id
+        return None
+
+    def content_of(self, event_id: str) -> dict[str, Any] | None:
+        """The content of a shown event as it was sent (not its latest edit)."""
+        event = self._shown.get(event_id)
+        return event.content if isinstance(event, RoomEvent) else None
+
     # -- loading -------------------------------------------------------------------
 
     def reset(self, events: Iterable[RoomEvent | UnknownEvent], relations: Iterable[RoomEvent] = ()) -> list[Diff]:
