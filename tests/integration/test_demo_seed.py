@@ -20,6 +20,7 @@ from tui_client.devtools.seed import (
     BOOK_CLUB_TOPIC,
     GENERAL_TOPIC,
     MARKER_FILE,
+    SECRET_DM_NAME,
     DemoWorld,
     seed,
 )
@@ -149,12 +150,26 @@ def test_rooms_have_names_topics_and_aliases(demo_server: SynapseServer, world: 
     assert listed[world.rooms["Community"]]["room_type"] == "m.space"
 
 
-def test_community_space_has_a_restricted_room(demo_server: SynapseServer, world: DemoWorld) -> None:
+def test_community_space_has_a_restricted_room(
+    demo_server: SynapseServer, world: DemoWorld
+) -> None:
     space = world.rooms["Community"]
     rules = _state(demo_server, world, world.rooms["Community lounge"], "m.room.join_rules")
-    assert rules == {"join_rule": "restricted", "allow": [{"type": "m.room_membership", "room_id": space}]}
-    hierarchy = _get(demo_server, world.users["carol"].access_token, f"/_matrix/client/v1/rooms/{_seg(space)}/hierarchy")
-    children = {c["state_key"]: c["content"] for r in hierarchy["rooms"] if r["room_id"] == space for c in r["children_state"]}
+    assert rules == {
+        "join_rule": "restricted",
+        "allow": [{"type": "m.room_membership", "room_id": space}],
+    }
+    hierarchy = _get(
+        demo_server,
+        world.users["carol"].access_token,
+        f"/_matrix/client/v1/rooms/{_seg(space)}/hierarchy",
+    )
+    children = {
+        c["state_key"]: c["content"]
+        for r in hierarchy["rooms"]
+        if r["room_id"] == space
+        for c in r["children_state"]
+    }
     assert set(children) == {world.rooms["Announcements"], world.rooms["Community lounge"]}
     assert children[world.rooms["Announcements"]].get("suggested") is True
 
@@ -236,7 +251,7 @@ def test_space_hierarchy_has_children_and_a_nested_subspace(
 def test_direct_chats_are_marked_on_both_sides(
     demo_server: SynapseServer, world: DemoWorld
 ) -> None:
-    assert set(world.dms) == {"bob", "helper"}
+    assert set(world.dms) == {"bob", "helper", "helper_encrypted"}
     alice_direct = _get(
         demo_server,
         world.alice.access_token,
@@ -244,7 +259,7 @@ def test_direct_chats_are_marked_on_both_sides(
     )
     assert alice_direct == {
         "@bob:localhost": [world.dms["bob"]],
-        "@helper:localhost": [world.dms["helper"]],
+        "@helper:localhost": [world.dms["helper"], world.dms["helper_encrypted"]],
     }
     for name in ("bob", "helper"):
         user = world.users[name]
@@ -253,7 +268,8 @@ def test_direct_chats_are_marked_on_both_sides(
             user.access_token,
             f"/_matrix/client/v3/user/{_seg(user.user_id)}/account_data/m.direct",
         )
-        assert direct == {"@alice:localhost": [world.dms[name]]}
+        mine = [world.dms[name]] + ([world.dms["helper_encrypted"]] if name == "helper" else [])
+        assert direct == {"@alice:localhost": mine}
         member = _state(demo_server, world, world.dms[name], "m.room.member", world.alice.user_id)
         invitee = world.alice if name == "bob" else user
         invite = _state(demo_server, world, world.dms[name], "m.room.member", invitee.user_id)
@@ -291,7 +307,9 @@ def test_alice_has_a_pending_invite_from_carol(
         ]
     )
     not_joined = {world.rooms[name] for name in NOT_JOINED_BY_ALICE}
-    assert joined == (set(world.rooms.values()) - {book_club} - not_joined) | set(world.dms.values())
+    assert joined == (set(world.rooms.values()) - {book_club} - not_joined) | set(
+        world.dms.values()
+    )
 
 
 def test_seeding_twice_returns_the_same_world(demo_server: SynapseServer, world: DemoWorld) -> None:
@@ -504,7 +522,15 @@ async def test_bot_answers_in_an_encrypted_direct_chat(
     stop = asyncio.Event()
     ready = asyncio.Event()
     bot_task = asyncio.ensure_future(
-        run_bot(demo_server.base_url, bot_id, world.bot.password, tmp_path / "bot", stop, ready=ready, long_poll_ms=1000)
+        run_bot(
+            demo_server.base_url,
+            bot_id,
+            world.bot.password,
+            tmp_path / "bot",
+            stop,
+            ready=ready,
+            long_poll_ms=1000,
+        )
     )
     dave = await MatrixClient.login(
         world.users["dave"].user_id,
@@ -524,20 +550,78 @@ async def test_bot_answers_in_an_encrypted_direct_chat(
                 "is_direct": True,
                 "invite": [bot_id],
                 "initial_state": [
-                    {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}
+                    {
+                        "type": "m.room.encryption",
+                        "state_key": "",
+                        "content": {"algorithm": "m.megolm.v1.aes-sha2"},
+                    }
                 ],
             }
         )
         dm = await dave.open_room(room)
-        greeting = await _wait_for(dm, lambda i: i.sender == bot_id and i.kind == "notice", timeout=60)
+        greeting = await _wait_for(
+            dm, lambda i: i.sender == bot_id and i.kind == "notice", timeout=60
+        )
         assert greeting.encrypted and "!help" in greeting.body
         await dave.send_message(room, "!ping")
         ping = await _sent(dm, "!ping")
         pong = await _wait_for(
-            dm, lambda i: i.sender == bot_id and i.reply is not None and i.reply.event_id == ping, timeout=60
+            dm,
+            lambda i: i.sender == bot_id and i.reply is not None and i.reply.event_id == ping,
+            timeout=60,
         )
         assert pong.encrypted and pong.kind == "notice" and pong.body.startswith("pong")
     finally:
         stop.set()
         await asyncio.wait_for(bot_task, 30)
         await dave.close()
+
+
+async def test_alice_has_an_encrypted_direct_chat_where_the_bot_answers(
+    demo_server: SynapseServer, world: DemoWorld, tmp_path: Path
+) -> None:
+    room = world.dms["helper_encrypted"]
+    encryption = _state(demo_server, world, room, "m.room.encryption")
+    assert encryption["algorithm"] == "m.megolm.v1.aes-sha2"
+    assert _state(demo_server, world, room, "m.room.name")["name"] == SECRET_DM_NAME
+    bot_id = world.bot.user_id
+    assert _state(demo_server, world, room, "m.room.member", bot_id)["membership"] == "join"
+    stop = asyncio.Event()
+    ready = asyncio.Event()
+    bot_task = asyncio.ensure_future(
+        run_bot(
+            demo_server.base_url,
+            bot_id,
+            world.bot.password,
+            tmp_path / "bot",
+            stop,
+            ready=ready,
+            long_poll_ms=1000,
+        )
+    )
+    alice = await MatrixClient.login(
+        world.alice.user_id,
+        world.alice.password,
+        homeserver=demo_server.base_url,
+        base_dir=tmp_path / "alice",
+        long_poll_ms=1000,
+    )
+    try:
+        await asyncio.wait_for(asyncio.shield(ready.wait()), 30)
+        await alice.open()
+        alice.start()
+        await alice.wait_synced()
+        assert alice.rooms[room].encrypted
+        dm = await alice.open_room(room)
+        await alice.send_message(room, "!ping")
+        ping = await _sent(dm, "!ping")
+        pong = await _wait_for(
+            dm,
+            lambda i: i.sender == bot_id and i.reply is not None and i.reply.event_id == ping,
+            timeout=60,
+        )
+        assert pong.encrypted and pong.kind == "notice" and pong.body.startswith("pong")
+    finally:
+        stop.set()
+        await asyncio.wait_for(bot_task, 30)
+        await alice.close()

@@ -10,8 +10,9 @@ and builds, through the Client-Server API with each user's own token:
   like markup or carries an ANSI escape (to show that both are displayed
   literally and safely), display name changes and a topic change;
 * **Random** (public, ``#random:localhost``) with some chatter;
-* a direct chat between alice and bob, and one between alice and the bot
-  (``m.direct`` account data set on both sides);
+* a direct chat between alice and bob, and two between alice and the bot: a plain
+  one and the end-to-end encrypted **Helper (encrypted)**, where the bot answers
+  encrypted (``m.direct`` account data set on both sides);
 * the space **Project Space** with the rooms **Design** and **Dev** (alice has
   not joined Dev: she can join it from the space) and the subspace
   **Team Space** holding **Standup**; every child points back with
@@ -43,6 +44,7 @@ __all__ = [
     "DEMO_USERS",
     "GENERAL_TOPIC",
     "MARKER_FILE",
+    "SECRET_DM_NAME",
     "DemoUser",
     "DemoWorld",
     "SeedError",
@@ -64,10 +66,16 @@ DIRECTORY_ROOMS: Final = (
     ("dave", "Rust", "rust", "Rust programming: questions, news and crabs"),
     ("bob", "Python", "python", "The Python language and its ecosystem"),
     ("dave", "Terminal clients", "terminal", "TUIs for Matrix: share screenshots and key bindings"),
-    ("carol", "Board games", "boardgames", "Friday nights: Settlers, Carcassonne, anything but Monopoly"),
+    (
+        "carol",
+        "Board games",
+        "boardgames",
+        "Friday nights: Settlers, Carcassonne, anything but Monopoly",
+    ),
 )
 SPACE_TOPIC: Final = "Everything about building the terminal client"
 BOOK_CLUB_TOPIC: Final = "This month: The Mythical Man-Month"
+SECRET_DM_NAME: Final = "Helper (encrypted)"
 
 
 @dataclass(frozen=True)
@@ -553,14 +561,35 @@ class _Seeder:
         # Sent while no bot is running: a bot that starts later must not answer it.
         self.events["before_bot"] = self.say("alice", bot_dm, "hello?")
 
-        self.dms = {"bob": bob_dm, "helper": bot_dm}
+        # An encrypted direct chat with the bot, which answers there too (encrypted). It
+        # starts empty: the seeding speaks plain HTTP and cannot encrypt.
+        secret_dm = self.create(
+            "alice",
+            {
+                "preset": "trusted_private_chat",
+                "is_direct": True,
+                "name": SECRET_DM_NAME,
+                "topic": "End-to-end encrypted: send !help",
+                "invite": [self.uid("helper")],
+                "initial_state": [
+                    {
+                        "type": "m.room.encryption",
+                        "state_key": "",
+                        "content": {"algorithm": "m.megolm.v1.aes-sha2"},
+                    }
+                ],
+            },
+        )
+        self.join("helper", secret_dm)
+
+        self.dms = {"bob": bob_dm, "helper": bot_dm, "helper_encrypted": secret_dm}
         self.account_data(
             "alice",
             "m.direct",
-            {self.uid("bob"): [bob_dm], self.uid("helper"): [bot_dm]},
+            {self.uid("bob"): [bob_dm], self.uid("helper"): [bot_dm, secret_dm]},
         )
         self.account_data("bob", "m.direct", {self.uid("alice"): [bob_dm]})
-        self.account_data("helper", "m.direct", {self.uid("alice"): [bot_dm]})
+        self.account_data("helper", "m.direct", {self.uid("alice"): [bot_dm, secret_dm]})
 
     def _child_room(self, who: str, parent: str, body: dict[str, Any]) -> str:
         parent_event = {
@@ -650,7 +679,9 @@ class _Seeder:
     def directory(self) -> None:
         public = {"preset": "public_chat", "visibility": "public"}
         for who, name, alias, topic in DIRECTORY_ROOMS:
-            room = self.create(who, {**public, "name": name, "room_alias_name": alias, "topic": topic})
+            room = self.create(
+                who, {**public, "name": name, "room_alias_name": alias, "topic": topic}
+            )
             self.rooms[name] = room
             self.say(who, room, f"Welcome to {name}!")
         space = self.create(
@@ -666,12 +697,17 @@ class _Seeder:
         )
         self.rooms["Community"] = space
         announcements = self._child_room(
-            "carol", space, {"name": "Announcements", "topic": "News about the server", "preset": "public_chat"}
+            "carol",
+            space,
+            {"name": "Announcements", "topic": "News about the server", "preset": "public_chat"},
         )
         restricted = {
             "type": "m.room.join_rules",
             "state_key": "",
-            "content": {"join_rule": "restricted", "allow": [{"type": "m.room_membership", "room_id": space}]},
+            "content": {
+                "join_rule": "restricted",
+                "allow": [{"type": "m.room_membership", "room_id": space}],
+            },
         }
         lounge = self.create(
             "carol",
@@ -681,7 +717,11 @@ class _Seeder:
                 "preset": "private_chat",
                 "initial_state": [
                     restricted,
-                    {"type": "m.space.parent", "state_key": space, "content": {"via": [self.hs], "canonical": True}},
+                    {
+                        "type": "m.space.parent",
+                        "state_key": space,
+                        "content": {"via": [self.hs], "canonical": True},
+                    },
                 ],
             },
         )
