@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from .events import RoomEvent, UnknownEvent
+from .html import Document, parse_html
 from .sanitize import clean_line, clean_text
 
-__all__ = ["Rendered", "describe", "message_body", "strip_reply_fallback"]
+__all__ = ["HTML_FORMAT", "Rendered", "describe", "formatted_document", "message_body", "strip_reply_fallback"]
 
 NameOf = Callable[[str], str]
 #: A room's name when it is known (``None`` otherwise), for state lines that name rooms.
@@ -24,10 +25,33 @@ RoomNameOf = Callable[[str], str | None]
 
 @dataclass(frozen=True, slots=True)
 class Rendered:
-    """A rendered event: its kind and its body text (already sanitised)."""
+    """A rendered event: its kind and its body text (already sanitised).
+
+    ``formatted`` is the parsed, sanitised ``formatted_body`` of a message sent as
+    ``org.matrix.custom.html`` (``None`` otherwise, or when it holds nothing to show).
+    """
 
     kind: str
     body: str
+    formatted: Document | None = None
+
+
+HTML_FORMAT = "org.matrix.custom.html"
+_FORMATTED_KINDS = frozenset({"text", "emote", "notice"})
+
+
+def formatted_document(content: Mapping[str, Any]) -> Document | None:
+    """The parsed ``formatted_body`` of message content, if it has one worth showing."""
+    if content.get("format") != HTML_FORMAT:
+        return None
+    html = content.get("formatted_body")
+    if not isinstance(html, str) or not html.strip():
+        return None
+    try:
+        document = parse_html(html)
+    except Exception:  # a parser bug must never hide the message: its plain body is shown
+        return None
+    return document if document.blocks else None
 
 
 def _default_name(user_id: str) -> str:
@@ -58,6 +82,15 @@ _MEDIA_LABELS = {
 
 def message_body(content: Mapping[str, Any], *, is_reply: bool = False) -> Rendered:
     """Render ``m.room.message`` content (also used for an edit's ``m.new_content``)."""
+    rendered = _message_body(content, is_reply=is_reply)
+    if rendered.kind in _FORMATTED_KINDS:
+        document = formatted_document(content)
+        if document is not None:
+            return Rendered(rendered.kind, rendered.body, document)
+    return rendered
+
+
+def _message_body(content: Mapping[str, Any], *, is_reply: bool = False) -> Rendered:
     msgtype = content.get("msgtype")
     body = content.get("body")
     text = clean_text(body) if isinstance(body, str) else ""

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .events import RoomEvent, UnknownEvent, relation_of
+from .html import Document
 from .render import Rendered, describe, message_body
 from .room_state import redaction_applies
 from .sanitize import clean_line
@@ -99,6 +100,8 @@ class TimelineItem:
     trust: str | None = None
     #: The sending device of an encrypted message (its trust may change after it was shown).
     device_id: str | None = None
+    #: The sanitised ``formatted_body`` of an HTML message (its plain ``body`` stays beside it).
+    formatted: Document | None = None
 
     @property
     def is_local_echo(self) -> bool:
@@ -592,6 +595,7 @@ class TimelineModel:
             encrypted=event.type == "m.room.encrypted" or info is not None,
             trust=info.get("trust") if info is not None and isinstance(info.get("trust"), str) else None,
             device_id=info.get("device_id") if info is not None and isinstance(info.get("device_id"), str) else None,
+            formatted=rendered.formatted,
         )
 
     def _build_local(self, echo: _LocalEcho) -> TimelineItem:
@@ -615,6 +619,7 @@ class TimelineModel:
             reply=reply,
             send_state=echo.state,
             error=echo.error,
+            formatted=rendered.formatted,
         )
 
     def _latest_edit(self, original: RoomEvent, aggregates: _Aggregates) -> Rendered | None:
