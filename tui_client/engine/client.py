@@ -39,6 +39,7 @@ from .directory import DirectoryBrowser
 from .encryption import CryptoResult, Encryption
 from .formatting import Pill, edit_content, message_content, pills_in
 from .joins import JoinQueue
+from .notices import say_once
 from .paths import profile_dir
 from .recovery import Recovery
 from .room_admin import RoomAdmin, split_user_and_reason
@@ -280,7 +281,7 @@ class MatrixClient:
         self._unfinished_joins = await self.db.run(self.cache.joins_pending)
         self.publish(RoomListChanged(tuple(self.rooms.values()), frozenset(self.rooms)))
         if self.secrets.warning:
-            self.notify("warning", self.secrets.warning)
+            await say_once(self, "no_keyring", "warning", self.secrets.warning)
         await self.encryption.open()
         await self.devices.open()
         await self.typing.load()

@@ -64,7 +64,8 @@ from ..crypto.types import FailureReason, KeyOrigin
 from ..protocol import requests as api
 from ..protocol.errors import MatrixError, NetworkError
 from .backup import BackupState, ensure_own_keys, in_transaction, master_signer
-from .updates import BackupStatus, KeyRestoreProgress, Notice, RecoverySuggested
+from .notices import say_once
+from .updates import BackupStatus, KeyRestoreProgress, RecoverySuggested
 
 if TYPE_CHECKING:
     from ..crypto import OlmMachine
@@ -192,6 +193,8 @@ class EncryptionHealth:
     backup: BackupStatus
     one_time_keys: int | None
     undecryptable: tuple[Undecryptable, ...] = ()
+    #: Why the access token and keys are in a file instead of the system keyring, if so.
+    keyring_warning: str | None = None
 
     @property
     def device_verified(self) -> bool:
@@ -674,6 +677,7 @@ class Recovery:
                 secrets_cached=(),
                 backup=BackupStatus(BackupState.OFF),
                 one_time_keys=None,
+                keyring_warning=client.secrets.warning,
             )
         if check_backup:
             try:
@@ -713,6 +717,7 @@ class Recovery:
             backup=backup.status(),
             one_time_keys=otks,
             undecryptable=tuple(_undecryptable(code, events, sessions) for code, events, sessions in summary),
+            keyring_warning=client.secrets.warning,
         )
 
     # -- suggestions after the first sync -----------------------------------------------------
@@ -741,10 +746,10 @@ class Recovery:
             return
         encrypted = any(s.encrypted and s.membership == "join" for s in client.rooms.values())
         if not has_storage and client.backup.state == BackupState.NONE and encrypted:
-            client.publish(
-                Notice(
-                    "info",
-                    "Your encrypted messages are not backed up: set up recovery (Ctrl+P, "
-                    '"Set up recovery") to read them on a new device.',
-                )
+            await say_once(
+                client,
+                "no_backup",
+                "info",
+                "Your encrypted messages are not backed up: set up recovery (Ctrl+P, "
+                '"Set up recovery", or F7) to read them on a new device.',
             )

@@ -27,6 +27,7 @@ __all__ = [
     "Notice",
     "ReceiptsChanged",
     "RecoverySuggested",
+    "Reminder",
     "RoomListChanged",
     "SessionEnded",
     "SpacesChanged",
@@ -136,6 +137,15 @@ class BatchCommitted:
 @dataclass(frozen=True, slots=True)
 class Notice:
     """Something to tell the user: ``level`` is ``info``, ``warning`` or ``error``."""
+
+    level: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reminder:
+    """A notice already said on an earlier start (see :func:`~.notices.say_once`): for a
+    status line, not for a pop-up. ``level`` is as for :class:`Notice`."""
 
     level: str
     text: str
@@ -322,6 +332,7 @@ Update = (
     | MembersChanged
     | SessionEnded
     | Notice
+    | Reminder
     | BatchCommitted
     | SpacesChanged
     | JoinProgress

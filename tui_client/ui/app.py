@@ -77,6 +77,8 @@ class TuiClientApp(App[None]):
     TITLE = "tui_client"
     COMMANDS = App.COMMANDS | {RoomsProvider}
     BINDINGS = [
+        # In every footer: how to leave should never be a question.
+        Binding("ctrl+q", "quit", "Quit", show=True, priority=True),
         # Priority: the composer (a TextArea) would take the key otherwise.
         Binding("f6", "devices", "Devices", show=False, priority=True),
         Binding("f7", "encryption_health", "Encryption", show=False, priority=True),
@@ -332,6 +334,10 @@ class TuiClientApp(App[None]):
         value = not self.client.typing.enabled
         await self.client.typing.set_enabled(value)
         self.notify("Others now see when you are typing." if value else "Typing notices are off.", markup=False)
+
+    def action_help_quit(self) -> None:
+        """Ctrl+C with nothing selected to copy: say how to quit, in words that fit a toast."""
+        self.notify("Press Ctrl+Q to quit. (Ctrl+C copies selected text.)", title="Do you want to quit?", markup=False)
 
     def action_encryption_health(self) -> None:
         """F7: encryption health, recovery and the key backup."""

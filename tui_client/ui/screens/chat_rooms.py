@@ -17,7 +17,7 @@ from textual.widgets import OptionList
 
 from ...engine.client import MatrixClient
 from ...engine.room_view import RoomView
-from ...engine.updates import JoinProgress, RoomListChanged, SpacesChanged, Update
+from ...engine.updates import JoinProgress, Reminder, RoomListChanged, SpacesChanged, Update
 from ...protocol.commands import CommandError, parse_command
 from ...protocol.errors import MatrixError, NetworkError
 from ...protocol.ids import server_name_of
@@ -38,6 +38,8 @@ class RoomActions(Screen[None]):
     """Spaces, the directory, joins, room creation and moderation for the chat screen."""
 
     BINDINGS = [
+        # (the app's quit key, listed here so that it comes early in the footer)
+        Binding("ctrl+q", "app.quit", "Quit", priority=True),
         Binding("f3", "directory", "Explore", priority=True),
         Binding("f4", "space_view", "Space", priority=True),
         Binding("ctrl+n", "create_room", "New room", show=False, priority=True),
@@ -76,6 +78,10 @@ class RoomActions(Screen[None]):
             self.refresh_spaces()
         elif isinstance(update, JoinProgress):
             self.query_one(StatusBar).message = update.describe(time.time())
+        elif isinstance(update, Reminder):
+            # Said as a pop-up on an earlier start; F7 has the whole story (the key first:
+            # a narrow status line cuts the end).
+            self.query_one(StatusBar).message = "F7: " + clean_line(update.text, 80)
 
     def refresh_spaces(self) -> None:
         """Rebuild the sidebar (nothing is redrawn when nothing changed)."""

@@ -372,6 +372,7 @@ def health_text(health: EncryptionHealth) -> Text:
         text.append("End-to-end encryption is not available on this device.\n", style=_BAD)
         if health.error:
             text.append(clean_line(health.error, 300) + "\n")
+        _keyring_line(text, health)
         return text
     status = health.cross_signing
     text.append("Cross-signing\n", style=_HEAD)
@@ -407,6 +408,7 @@ def health_text(health: EncryptionHealth) -> Text:
     text.append("\nKey backup\n", style=_HEAD)
     _backup_lines(text, health.backup)
     text.append("\nThis device\n", style=_HEAD)
+    _keyring_line(text, health)
     otks = health.one_time_keys
     _line(
         text,
@@ -429,6 +431,11 @@ def health_text(health: EncryptionHealth) -> Text:
                 text.append(f"{key} ", style=Style(bold=True))
             text.append(words + "\n", style=_DIM)
     return text
+
+
+def _keyring_line(text: Text, health: EncryptionHealth) -> None:
+    warning = health.keyring_warning
+    _line(text, warning is None, clean_line(warning, 400) if warning else "Your access token and keys are in the system keyring")
 
 
 def _backup_lines(text: Text, backup: BackupStatus) -> None:
