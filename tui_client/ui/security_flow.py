@@ -1,8 +1,9 @@
 """Verification, devices and trust across the UI (the app's helper, like :mod:`.join_flow`).
 
 - Routes the engine's security updates: a flow's new snapshot to its dialog; requests
-  we made open their dialog at once, incoming ones go to the chat screen's security
-  bar (with a notification); a flow that reaches the emoji opens its dialog if hidden;
+  we made open their dialog at once, incoming ones go to the security bar of the chat
+  screen and of the devices screen (with a notification saying where to answer, on
+  whatever screen is on top); a flow that reaches the emoji opens its dialog if hidden;
   trust changes re-render the member list, the message markers and a DM's header.
 - Starts verifications (a user, one device, our other sessions), answers requests,
   acknowledges identity changes, opens the devices screen.
@@ -33,7 +34,7 @@ from ..engine.updates import (
 from ..protocol.sanitize import clean_line
 from .screens.devices import DevicesScreen
 from .screens.dialogs import PromptDialog
-from .screens.verification import VerificationDialog, describe_other
+from .screens.verification import VerificationDialog, describe_other, trust_note
 from .widgets.member_list import MemberList
 from .widgets.room_header import RoomHeader
 from .widgets.security_bar import BarItem, SecurityBar
@@ -95,6 +96,7 @@ class SecurityFlow:
             self._flow_changed(update.verification)
         elif isinstance(update, TrustChanged):
             self._trust_changed(update.user_ids)
+            self.refresh_bar()
         elif isinstance(update, IdentityWarnings | CrossSigningChanged):
             self.refresh_bar()
         for screen in self.app.screen_stack:
@@ -118,11 +120,23 @@ class SecurityFlow:
             self.show_dialog(flow)
         if flow.state is VerificationState.KEYS_EXCHANGED:
             self._opened.add(f"{flow.id}:emoji")
+        self.refresh_bar()
         if flow.state is VerificationState.INCOMING and flow.id not in self._notified:
             self._notified.add(flow.id)
             who = describe_other(self.client.user_id if self.client else "", flow)
-            self.app.notify(f"Verification request from {who}: answer it in the bar above the messages.", markup=False, timeout=8)
-        self.refresh_bar()
+            if self._bar_on_top():
+                self.app.notify(f"Verification request from {who}: answer it in the bar above.", markup=False, timeout=8)
+            else:
+                self.app.notify(
+                    f"Verification request from {who}. To answer it, press Escape to go back to the chat "
+                    "(the bar above the messages), or Ctrl+P: Answer verification request.",
+                    markup=False,
+                    timeout=30,
+                )
+
+    def _bar_on_top(self) -> bool:
+        """The screen on top shows a security bar (the chat or devices screen)."""
+        return bool(self.app.screen.query(SecurityBar))
 
     def _trust_changed(self, user_ids: Iterable[str]) -> None:
         chat = self.app.chat_screen
@@ -144,8 +158,9 @@ class SecurityFlow:
 
     # -- the bar ----------------------------------------------------------------------------
 
-    def bar_item(self) -> BarItem | None:
-        """The most urgent thing for the security bar, or nothing."""
+    def bar_item(self, *, verifications_only: bool = False) -> BarItem | None:
+        """The most urgent thing for the security bar, or nothing (``verifications_only``:
+        only requests to answer and flows in progress, for the devices screen)."""
         client = self.client
         if client is None or not client.encryption.available:
             return None
@@ -158,9 +173,14 @@ class SecurityFlow:
                 text.append(f"{who[0].upper()}{who[1:]} asks to verify this session.")
             else:
                 text.append(f"{who} wants to verify you.")
+            note = trust_note(client.devices.trust(flow.other_user_id), flow)
+            if note:
+                text.append(f" {note}", style=Style(dim=True))
             if len(waiting) > 1:
                 text.append(f"  (+{len(waiting) - 1} more)", style=Style(dim=True))
             return BarItem(f"incoming:{flow.id}", text, (("accept", "Accept", "primary"), ("decline", "Decline", "error")))
+        if verifications_only:
+            return self._flow_in_progress(client)
         for identity in client.devices.warnings:
             if f"identity:{identity.user_id}" in self._later:
                 continue
@@ -179,6 +199,9 @@ class SecurityFlow:
             return BarItem("session", text, (("verify_session", "Verify this session", "primary"), ("later", "Later", "default")))
         if state is not None and state.error and "error" not in self._later:
             return BarItem("error", Text(clean_line(state.error, 200)), (("retry_bootstrap", "Retry", "primary"), ("later", "Later", "default")))
+        return self._flow_in_progress(client)
+
+    def _flow_in_progress(self, client: MatrixClient) -> BarItem | None:
         for flow in client.verification.active():
             if self._dialog(flow.id) is None and flow.state is not VerificationState.INCOMING:
                 text = Text(f"Verification with {describe_other(client.user_id, flow)} in progress.")
@@ -186,12 +209,15 @@ class SecurityFlow:
         return None
 
     def refresh_bar(self) -> None:
-        """Show the current most urgent item in the chat screen's bar."""
+        """Show the current most urgent item in the bars of the chat and devices screens."""
         chat = self.app.chat_screen
-        if chat is None or not chat.is_mounted:
-            return
-        for bar in chat.query(SecurityBar):
-            bar.show_item(self.bar_item())
+        for screen in self.app.screen_stack:
+            devices = isinstance(screen, DevicesScreen)
+            if not screen.is_mounted or not (devices or screen is chat):
+                continue
+            item = self.bar_item(verifications_only=devices)
+            for bar in screen.query(SecurityBar):
+                bar.show_item(item)
 
     def bar_action(self, action: str, key: str) -> None:
         """A button of the bar was pressed."""

@@ -5,7 +5,8 @@ verified, this one marked; rename one, sign another out (the password is asked),
 verify one, and the key-sharing setting. For another user: their identity (master
 key) state and their devices, each verified or not; verify them, or acknowledge that
 their identity changed. Names and IDs come from other people: they are shown as
-sanitised plain text, never markup.
+sanitised plain text, never markup. A verification request that arrives meanwhile is
+shown at the top, in the security bar, with its Accept and Decline buttons.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ...engine.devices import DeviceInfo, IdentityState, UserTrust
 from ...engine.updates import CrossSigningChanged, TrustChanged, Update
 from ...protocol.errors import MatrixError, NetworkError
 from ...protocol.sanitize import clean_line
+from ..widgets.security_bar import SecurityBar
 from .dialogs import ConfirmDialog, PromptDialog
 
 if TYPE_CHECKING:
@@ -108,6 +110,7 @@ class DevicesScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         title = "Your sessions" if self.own else f"Devices of {clean_line(self.user_id)}"
         yield Static(Text(title), id="devices-title")
+        yield SecurityBar(id="security-bar")
         yield Static(id="devices-identity")
         table: DataTable[Text] = DataTable(id="device-table", cursor_type="row", zebra_stripes=True)
         yield table
@@ -123,6 +126,7 @@ class DevicesScreen(Screen[None]):
         self._status("Loading…")
         self.reload()
         table.focus()
+        self.app.security.refresh_bar()  # type: ignore[attr-defined]
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Offer only what applies to whose devices these are."""

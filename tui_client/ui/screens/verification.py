@@ -27,6 +27,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
 from ...crypto.verification import Verification, VerificationState
+from ...engine.devices import UserTrust
 from ...protocol.sanitize import clean_line
 
 if TYPE_CHECKING:
@@ -72,6 +73,20 @@ def describe_other(own_user: str, flow: Verification, device_name: str | None = 
     if flow.in_room or named is None:
         return user
     return f"{user} (device {named})"
+
+
+def trust_note(trust: UserTrust | None, flow: Verification) -> str:
+    """How far we trust whoever asks, for the Accept step (empty while it is not known)."""
+    if trust is None:
+        return ""
+    if trust.needs_attention:
+        return "Their identity changed: accept only if you expected this."
+    device = flow.other_device_id
+    if flow.in_room or device is None:
+        return "You verified them before." if trust.verified else "They are not verified yet."
+    if device in trust.verified_devices:
+        return "That device is already verified."
+    return "That device is not verified yet."
 
 
 def time_left(flow: Verification, now_ms: int) -> str:
@@ -265,6 +280,8 @@ class VerificationDialog(ModalScreen[None]):
         flow = self.flow
         if flow.state is VerificationState.KEYS_EXCHANGED:
             return Text("If they differ, someone may be intercepting: choose “They don't match”.", style=Style(dim=True))
+        if flow.state is VerificationState.INCOMING:
+            return Text(trust_note(self.client.devices.trust(flow.other_user_id), flow))
         if flow.state is VerificationState.DONE:
             mine = flow.other_user_id == self.client.user_id
             what = "This session and that one now trust each other." if mine else "Their messages now show as verified (✓)."

@@ -55,7 +55,7 @@ class SecurityBar(Horizontal):
         yield Static(id="security-text")
 
     def on_mount(self) -> None:
-        self.display = False
+        self.display = self.item is not None
 
     def show_item(self, item: BarItem | None) -> None:
         """Show ``item`` (``None``: hide the bar). Buttons are rebuilt only when they change."""
