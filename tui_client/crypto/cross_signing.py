@@ -46,6 +46,7 @@ __all__ = [
     "CrossSigningKey",
     "CrossSigningStatus",
     "CrossSigningTrustPolicy",
+    "OwnKeysNotQueried",
     "PublishedIdentity",
     "UserIdentity",
     "cross_signing_key_object",
@@ -74,6 +75,12 @@ _RECORD_FIELDS = {
 
 class CrossSigningError(RuntimeError):
     """A cross-signing operation cannot be done (the message says why, for the user)."""
+
+
+class OwnKeysNotQueried(CrossSigningError):
+    """Our own keys are not known to be current (never fetched, or changed since): fetch
+    them with ``/keys/query`` and try again. Whether the account already has an identity
+    is only known from a current answer, so nothing is created before that."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,6 +71,7 @@ from .cross_signing import (
     CrossSigningError,
     CrossSigningStatus,
     CrossSigningTrustPolicy,
+    OwnKeysNotQueried,
     PublishedIdentity,
     UserIdentity,
     identity_upload_body,
@@ -2983,9 +2984,9 @@ class OlmMachine:
         ``None`` when this device already holds the published master key (nothing to
         do). Raises :class:`CrossSigningError` when the account already has another
         identity (verify this device from another session instead) unless ``reset``,
-        or when our own keys have not been queried yet. Keys made by an earlier,
-        unconfirmed bootstrap are reused, so a retry sends the same body (which the
-        server accepts without a new authentication).
+        and :class:`OwnKeysNotQueried` when our own keys are outdated (query them
+        first). Keys made by an earlier, unconfirmed bootstrap are reused, so a retry
+        sends the same body (which the server accepts without a new authentication).
 
         The request needs user-interactive authentication when an identity exists:
         ``to_http(auth=...)``. Once the server accepted it, report with
@@ -2995,7 +2996,7 @@ class OlmMachine:
         """
         tracked = self._store.get_tracked_user(self._user_id)
         if tracked is None or tracked["dirty"]:
-            raise CrossSigningError("our own keys have not been queried yet")
+            raise OwnKeysNotQueried("our own keys have not been queried yet")
         own = self._cross_signing.published(self._user_id)
         if own is not None and not reset:
             if self._matching_private_key(MASTER, own) is not None:

@@ -13,6 +13,15 @@ Once sync runs and our own keys have been fetched (:meth:`CrossSigningService.st
 
 The state is published again whenever it changes: after a verification, after the
 secrets arrive from our other device, after our keys are fetched again.
+
+Setting up needs current keys of our own (whether the account already has an identity is
+only known from a ``/keys/query`` answered after the last change the server reported). The
+server reports a change of our devices right after our first key upload, so our keys can
+turn outdated again between the wait for them and the setup: the setup then waits for
+them again and repeats at once. Transient failures (network, ``5xx``, rate limits, our
+keys not fetched) are retried by themselves with backoff; only a failure that needs the
+user (a password refused or declined, an identity made elsewhere) stops and is shown
+with Retry.
 """
 
 from __future__ import annotations
@@ -22,8 +31,9 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ..crypto import OlmMachine
-from ..crypto.cross_signing import CrossSigningError, CrossSigningStatus
+from ..crypto.cross_signing import CrossSigningError, CrossSigningStatus, OwnKeysNotQueried
 from ..crypto.verification import Verification
+from ..net.http import backoff_delay
 from ..protocol.errors import MatrixError, NetworkError
 from .uia import AuthCancelled, AuthFailed, AuthUnsupported, UserInteractiveAuth
 from .updates import CrossSigningChanged
@@ -45,12 +55,31 @@ BOOTSTRAP_FAILURES = (
     NetworkError,
 )
 
+#: How long one round waits for our own keys to be fetched (seconds).
+OWN_KEYS_TIMEOUT = 120.0
+#: Setups in a row that may find our keys outdated again before backing off.
+QUICK_ROUNDS = 5
+
+
+def is_transient(error: BaseException) -> bool:
+    """A failure that retrying later can mend without the user (network, server, our keys)."""
+    if isinstance(error, OwnKeysNotQueried | NetworkError):
+        return True
+    if isinstance(error, MatrixError):
+        return error.status >= 500 or error.is_rate_limit
+    return False
+
 
 class CrossSigningService:
     """See the module documentation."""
 
     #: Set up an identity by itself when the account has none (bots and tests may turn it off).
     auto_bootstrap = True
+    #: Backoff between automatic setups after a transient failure (seconds): first, most.
+    retry_base = 1.0
+    retry_cap = 60.0
+    #: How long a setup the user asked for (Retry) waits for our own keys (seconds).
+    retry_keys_timeout = 30.0
 
     def __init__(self, client: MatrixClient) -> None:
         self.client = client
@@ -86,10 +115,69 @@ class CrossSigningService:
         self._tasks.clear()
 
     async def _startup(self) -> None:
-        if not await self.client.devices.await_queried([self.client.user_id], timeout=120):
-            log.warning("our own keys could not be fetched: cross-signing not checked")
+        if not self.auto_bootstrap:
+            if await self._own_keys_fetched(OWN_KEYS_TIMEOUT):
+                await self.check()
+            else:
+                log.warning("our own keys could not be fetched: cross-signing not checked")
             return
-        await self.check(bootstrap=self.auto_bootstrap)
+        attempt = 0
+        while True:
+            delay = backoff_delay(attempt, base=self.retry_base, cap=self.retry_cap)
+            _, failure = await self._set_up(OWN_KEYS_TIMEOUT, retry_in=delay)
+            if failure is None or not is_transient(failure):
+                return
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    async def _own_keys_fetched(self, timeout: float) -> bool:
+        return await self.client.devices.await_queried([self.client.user_id], timeout=timeout)
+
+    async def _set_up(
+        self, keys_timeout: float, *, retry_in: float | None = None
+    ) -> tuple[CrossSigningChanged, BaseException | None]:
+        """Wait for our own keys, then read the state and set up an identity if there is
+        none; the state, and the failure if the setup failed (``retry_in``: the caller
+        tries again after so many seconds if the failure is transient)."""
+        failure: BaseException | None = None
+        for _ in range(QUICK_ROUNDS):
+            if not await self._own_keys_fetched(keys_timeout):
+                failure = OwnKeysNotQueried("our own keys could not be fetched from the server")
+                break
+            async with self._lock:
+                status = await self.status()
+                if status.published:
+                    return self._settled(status), None
+                try:
+                    status = await self._bootstrap(reset=False)
+                except OwnKeysNotQueried as error:
+                    # A change of our devices arrived after the wait: fetch them again.
+                    failure = error
+                    continue
+                except BOOTSTRAP_FAILURES as error:
+                    return self._failed(error, await self.status(), retry_in), error
+                self._error, self._auto_error = None, False
+                return self._publish(status), None
+        assert failure is not None
+        async with self._lock:
+            return self._failed(failure, await self.status(), retry_in), failure
+
+    def _failed(
+        self, error: BaseException, status: CrossSigningStatus, retry_in: float | None
+    ) -> CrossSigningChanged:
+        self._error = f"Cross-signing could not be set up: {error}"
+        if retry_in is not None and is_transient(error):
+            self._error += f" (trying again in {max(1, round(retry_in))} s)"
+        self._auto_error = True
+        log.warning("cross-signing bootstrap failed: %s", self._error)
+        return self._publish(status)
+
+    def _settled(self, status: CrossSigningStatus) -> CrossSigningChanged:
+        if status.published and self._auto_error:
+            # The identity exists now (our retry, or another session of a first login that
+            # raced this one, made it): an earlier failure no longer matters.
+            self._error, self._auto_error = None, False
+        return self._publish(status)
 
     async def status(self) -> CrossSigningStatus:
         """Our cross-signing state on this device, now."""
@@ -97,23 +185,14 @@ class CrossSigningService:
         return await self.client.encryption.call(machine.cross_signing_status)
 
     async def check(self, *, bootstrap: bool = False) -> CrossSigningChanged:
-        """Read the state (setting up an identity first if ``bootstrap`` and there is none);
-        publish it if it changed."""
+        """Read the state (setting up an identity first if ``bootstrap`` and there is none,
+        once our own keys are fetched); publish it if it changed. A failed setup is in the
+        state's ``error``."""
+        if bootstrap:
+            state, _ = await self._set_up(self.retry_keys_timeout)
+            return state
         async with self._lock:
-            status = await self.status()
-            if bootstrap and not status.published:
-                try:
-                    status = await self._bootstrap(reset=False)
-                    self._error = None
-                except BOOTSTRAP_FAILURES as error:
-                    self._error = f"Cross-signing could not be set up: {error}"
-                    self._auto_error = True
-                    log.warning("cross-signing bootstrap failed: %s", error)
-            elif status.published and self._auto_error:
-                # Another session set up the identity meanwhile (two first logins raced):
-                # this one now asks to be verified instead.
-                self._error, self._auto_error = None, False
-            return self._publish(status)
+            return self._settled(await self.status())
 
     def _publish(self, status: CrossSigningStatus) -> CrossSigningChanged:
         # Not trusting the identity, or trusting it without a signature on this device and
