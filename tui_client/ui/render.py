@@ -256,7 +256,7 @@ def render_item(
         first_prefix = [Segment(" " * TIME_WIDTH), blank_name]
     for index, body_line in enumerate(styled_lines(_body(item, name_of, palette), body_width)):
         lines.append([*(first_prefix if index == 0 else [indent]), *body_line])
-    for extra in _extras(item, palette):
+    for extra in _extras(item, palette, name_of if selected else None):
         lines.append([indent, *_truncate(extra, body_width)])
     if seen_by:
         lines.append([indent, *_truncate([(seen_text(seen_by), Style(color=palette.muted, italic=True))], body_width)])
@@ -270,6 +270,17 @@ def _rule(label: str, width: int) -> str:
     """``──── label ────`` across ``width`` cells."""
     rule = max(0, width - cell_len(label))
     return "─" * (rule // 2) + label + "─" * (rule - rule // 2)
+
+
+def reacted_text(item: TimelineItem, name_of: Callable[[str], str], shown: int = 5) -> str:
+    """``👍 Bob, Carol · 🎉 Alice and 3 others``: who reacted with what (names cleaned here)."""
+    parts = []
+    for reaction in item.reactions:
+        names = [clean_line(name_of(sender), 40) for sender in reaction.senders[:shown]]
+        others = len(reaction.senders) - len(names)
+        listed = ", ".join(names) + (f" and {others} other" + ("s" if others != 1 else "") if others > 0 else "")
+        parts.append(f"{reaction.key} {listed}")
+    return " · ".join(parts)
 
 
 def seen_text(names: Sequence[str], shown: int = 3) -> str:
@@ -315,7 +326,7 @@ def _body(item: TimelineItem, name_of: Callable[[str], str], palette: Palette) -
     return spans
 
 
-def _extras(item: TimelineItem, palette: Palette) -> list[list[Span]]:
+def _extras(item: TimelineItem, palette: Palette, reactors: Callable[[str], str] | None = None) -> list[list[Span]]:
     extras: list[list[Span]] = []
     if item.reactions:
         chips: list[Span] = []
@@ -328,6 +339,8 @@ def _extras(item: TimelineItem, palette: Palette) -> list[list[Span]]:
             chips.append((f" {reaction.key} {reaction.count} ", style))
             chips.append((" ", Style()))
         extras.append(chips)
+        if reactors is not None:  # the selected message says who reacted
+            extras.append([(reacted_text(item, reactors), Style(color=palette.muted, italic=True))])
     if item.thread_count:
         plural = "reply" if item.thread_count == 1 else "replies"
         extras.append([(f"💬 {item.thread_count} {plural} in thread", Style(color=palette.accent))])

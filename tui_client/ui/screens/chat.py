@@ -17,6 +17,7 @@ from textual.widgets import Button, Footer, Static, TextArea
 
 from ...engine.attachments import AttachmentError, MediaError
 from ...engine.client import MatrixClient
+from ...engine.formatting import Pill
 from ...engine.room_view import RoomView
 from ...engine.updates import (
     BatchCommitted,
@@ -30,11 +31,19 @@ from ...engine.updates import (
     TypingChanged,
     Update,
 )
-from ...protocol.commands import MESSAGE_COMMANDS, CommandError, parse_command
+from ...protocol.commands import COMMANDS, MESSAGE_COMMANDS, CommandError, parse_command
 from ...protocol.errors import MatrixError, NetworkError
 from ...protocol.room_state import RoomSummary
 from ...protocol.sanitize import clean_line
 from ...protocol.timeline import SendState, TimelineItem
+from ..completion import (
+    Completion,
+    MemberChoice,
+    complete_command,
+    complete_emoji,
+    complete_member,
+    complete_room,
+)
 from ..messages import ActionFailed, RoomOpened
 from ..render import Palette
 from ..widgets.composer import Composer
@@ -78,7 +87,7 @@ class ChatScreen(RoomActions):
         # Unread counts per room, to tell the user of a mention or a direct message live.
         self._counts: dict[str, tuple[int, int]] | None = None  # None until the first batch
         # Lines from the composer on their way to the engine, in the order typed.
-        self._outgoing: deque[tuple[str | None, str, tuple[str, TimelineItem] | None]] = deque()
+        self._outgoing: deque[tuple[str | None, str, tuple[str, TimelineItem] | None, dict[str, str]]] = deque()
         self._draining = False  # a worker is handing them over
 
     def compose(self) -> ComposeResult:
@@ -95,7 +104,7 @@ class ChatScreen(RoomActions):
                     yield Button("Reject", variant="error", id="reject-invite")
                 yield Static(id="typing")
                 yield Static(id="mode-banner")
-                yield Composer(id="composer")
+                yield Composer(id="composer", completions=self._completions)
             yield MemberList(id="members")
         yield StatusBar(id="status")
         yield Footer()
@@ -329,6 +338,26 @@ class ChatScreen(RoomActions):
             draft = event.text_area.text if self.mode is None or self.mode[0] != "edit" else ""
             self.client.typing.composing(self.current_room, draft)
 
+    def _completions(self, word: str) -> list[Completion]:
+        """Tab completion in the composer: ``@`` members of the open room, ``#`` rooms,
+        ``:`` emoji shortcodes, ``/`` commands."""
+        sigil = word[0]
+        if sigil == "/":
+            return complete_command(word, COMMANDS)
+        if sigil == ":":
+            return complete_emoji(word)
+        if sigil == "#":
+            rooms = [(r.room_id, r.canonical_alias, r.display_name or r.name or r.room_id) for r in self.client.rooms.values() if r.membership == "join"]
+            return complete_room(word, rooms)
+        view = self.view
+        if view is None:
+            return []
+        members = [
+            MemberChoice(m.user_id, m.displayname, view.display_name(m.user_id))
+            for m in (*view.members.joined(), *view.members.invited())
+        ]
+        return complete_member(word, members, own_user_id=self.client.user_id, may_mention_room=self.client.may_mention_room(view.room_id))
+
     @on(Composer.Submitted)
     def _submitted(self, event: Composer.Submitted) -> None:
         # The composer has already emptied itself; the text travels with the message.
@@ -337,7 +366,7 @@ class ChatScreen(RoomActions):
         self._set_mode(None)
         if mode is None and self.intercept_command(text):
             return
-        self._outgoing.append((self.current_room, text, mode))
+        self._outgoing.append((self.current_room, text, mode, event.mentions))
         if not self._draining:
             self._draining = True
             self._send_in_order()
@@ -353,28 +382,31 @@ class ChatScreen(RoomActions):
         """
         try:
             while self._outgoing:
-                room_id, text, mode = self._outgoing.popleft()
+                room_id, text, mode, mentions = self._outgoing.popleft()
                 if _is_message(text, mode):
-                    await self._send(room_id, text, mode)
+                    await self._send(room_id, text, mode, mentions)
                 else:
-                    self.run_worker(self._send(room_id, text, mode), group="send", exit_on_error=False)
+                    self.run_worker(self._send(room_id, text, mode, mentions), group="send", exit_on_error=False)
         finally:
             self._draining = False
 
-    async def _send(self, room_id: str | None, text: str, mode: tuple[str, TimelineItem] | None) -> None:
+    async def _send(
+        self, room_id: str | None, text: str, mode: tuple[str, TimelineItem] | None, mentions: dict[str, str]
+    ) -> None:
+        pills = [Pill(shown, target) for shown, target in mentions.items()]
         try:
             if mode is not None and mode[0] == "edit" and room_id and mode[1].event_id:
-                await self.client.send_edit(room_id, mode[1].event_id, text)
+                await self.client.send_edit(room_id, mode[1].event_id, text, pills=pills)
                 return
             reply_to = mode[1].event_id if mode is not None and mode[0] == "reply" else None
-            result = await self.client.submit(room_id, text, reply_to=reply_to)
+            result = await self.client.submit(room_id, text, reply_to=reply_to, pills=pills)
         except CommandError as error:
             self.post_message(ActionFailed(str(error)))
-            self.post_message(_RestoreComposer(text))
+            self.post_message(_RestoreComposer(text, mentions))
             return
         except (MatrixError, NetworkError, OSError) as error:
             self.post_message(ActionFailed(f"Failed: {error}"))
-            self.post_message(_RestoreComposer(text))
+            self.post_message(_RestoreComposer(text, mentions))
             return
         if result == "help":
             self.post_message(_ShowHelp())
@@ -382,7 +414,7 @@ class ChatScreen(RoomActions):
             self.post_message(_Info(result))
 
     def on__restore_composer(self, message: _RestoreComposer) -> None:
-        self.query_one(Composer).restore(message.text)
+        self.query_one(Composer).restore(message.text, message.mentions)
 
     def on__show_help(self, _message: _ShowHelp) -> None:
         self.action_help()
@@ -480,8 +512,9 @@ class ChatScreen(RoomActions):
         self.notify(f"Saved to {clean_line(str(path), 300)}", markup=False, timeout=8)
 
     def _react(self, room: str, item: TimelineItem, key: str | None) -> None:
+        # The same reaction again takes ours back.
         if key and item.event_id:
-            self._guarded(self.client.send_reaction(room, item.event_id, key))
+            self._guarded(self.client.toggle_reaction(room, item.event_id, key))
 
     def _delete(self, room: str, item: TimelineItem) -> None:
         if item.event_id:
@@ -615,9 +648,10 @@ class _FlagsChanged(Message):
 
 
 class _RestoreComposer(Message):
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, mentions: dict[str, str] | None = None) -> None:
         super().__init__()
         self.text = text
+        self.mentions = mentions or {}
 
 
 class _ShowHelp(Message):

@@ -8,9 +8,19 @@ which time later characters are already in. Either way a fast typist's or a past
 lines would be cut, merged or sent twice. So Enter takes the text and empties the
 composer in the same step, and :class:`Composer.Submitted` carries that text: nothing
 typed after it can be lost or sent with it.
+
+Tab completes the word before the cursor (``@`` members, ``#`` rooms, ``:`` emoji, ``/``
+commands) from a provider the screen passes in, in the same step as the key, so it too
+keeps its place among the keys typed around it; Tab again cycles through the candidates.
+A completed member or room is remembered as a mention (its text and target) and travels
+with the text in :class:`Composer.Submitted`, as long as the text is still there.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 from textual import events
 from textual.binding import Binding
@@ -19,6 +29,37 @@ from textual.widgets import TextArea
 
 #: Keys that insert a line break instead of sending.
 NEWLINE_KEYS = frozenset({"shift+enter", "ctrl+j", "alt+enter", "ctrl+enter"})
+#: The first character of a word that Tab completes.
+COMPLETION_SIGILS = frozenset("@#:/")
+
+
+class Candidate(Protocol):
+    """What a completion provider returns: ``insert`` replaces the word, ``target`` (a
+    user ID, room alias or room ID) makes it a mention, ``suffix`` follows it."""
+
+    @property
+    def insert(self) -> str: ...
+
+    @property
+    def target(self) -> str | None: ...
+
+    @property
+    def suffix(self) -> str: ...
+
+
+#: word typed before the cursor (with its sigil) -> candidates, best first.
+CompletionProvider = Callable[[str], Sequence[Candidate]]
+
+
+@dataclass(slots=True)
+class _Cycle:
+    """The completion in progress: where the word starts, the candidates, which one is in."""
+
+    row: int
+    start: int
+    end: int
+    candidates: Sequence[Candidate]
+    index: int
 
 
 class Composer(TextArea):
@@ -41,11 +82,16 @@ class Composer(TextArea):
     """
 
     class Submitted(Message):
-        """The user pressed Enter with this text (already taken out of the composer)."""
+        """The user pressed Enter with this text (already taken out of the composer).
 
-        def __init__(self, text: str) -> None:
+        ``mentions`` maps the text of each completed member or room still in it to the
+        user ID, alias or room ID it names.
+        """
+
+        def __init__(self, text: str, mentions: dict[str, str] | None = None) -> None:
             super().__init__()
             self.text = text
+            self.mentions = mentions or {}
 
     class Cancelled(Message):
         """Escape: leave reply or edit mode."""
@@ -53,11 +99,20 @@ class Composer(TextArea):
     class EditLast(Message):
         """Up in an empty composer: edit our last message."""
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(self, *, id: str | None = None, completions: CompletionProvider | None = None) -> None:
         super().__init__(id=id, soft_wrap=True, show_line_numbers=False, tab_behavior="focus")
+        self.completions = completions
+        self._mentions: dict[str, str] = {}
+        self._cycle: _Cycle | None = None
 
     async def _on_key(self, event: events.Key) -> None:
         key = event.key
+        if key == "tab" and self.complete():
+            event.stop()
+            event.prevent_default()
+            return
+        if key != "tab":
+            self._cycle = None
         if key == "enter":
             action = self.action_submit
         elif key in NEWLINE_KEYS:
@@ -78,8 +133,47 @@ class Composer(TextArea):
         text = self.text
         if not text.strip():
             return
+        mentions = {shown: target for shown, target in self._mentions.items() if shown in text}
+        self._mentions = {}
         self.clear()
-        self.post_message(self.Submitted(text))
+        self.post_message(self.Submitted(text, mentions))
+
+    def complete(self) -> bool:
+        """Complete the word before the cursor, or put in the next candidate if Tab was
+        just pressed. False (Tab moves focus) when the word is not completable."""
+        row, column = self.cursor_location
+        cycle = self._cycle
+        if cycle is not None and cycle.row == row and cycle.end == column and len(cycle.candidates) > 1:
+            cycle.index = (cycle.index + 1) % len(cycle.candidates)
+            self._put(cycle)
+            return True
+        line = self.document.get_line(row)
+        start = column
+        while start > 0 and not line[start - 1].isspace():
+            start -= 1
+        word = line[start:column]
+        if self.completions is None or len(word) < 1 or word[0] not in COMPLETION_SIGILS:
+            return False
+        if word[0] == "/" and (row, start) != (0, 0):
+            return False
+        if word[0] == ":" and len(word) < 3:
+            return False  # ":)" or a bare colon is not a shortcode
+        candidates = self.completions(word)
+        if not candidates:
+            self.app.bell()
+            return True
+        self._cycle = _Cycle(row, start, column, candidates, 0)
+        self._put(self._cycle)
+        return True
+
+    def _put(self, cycle: _Cycle) -> None:
+        chosen = cycle.candidates[cycle.index]
+        inserted = chosen.insert + chosen.suffix
+        result = self.replace(inserted, (cycle.row, cycle.start), (cycle.row, cycle.end), maintain_selection_offset=False)
+        cycle.end = cycle.start + len(inserted)
+        self.move_cursor(result.end_location)
+        if chosen.target is not None:
+            self._mentions[chosen.insert] = chosen.target
 
     def action_newline(self) -> None:
         """Insert a line break."""
@@ -96,8 +190,9 @@ class Composer(TextArea):
         else:
             self.action_cursor_up()
 
-    def restore(self, text: str) -> None:
+    def restore(self, text: str, mentions: dict[str, str] | None = None) -> None:
         """Put back text that could not be sent, the cursor after it, keeping any new draft."""
+        self._mentions.update(mentions or {})
         draft = self.text
         self.text = f"{text}\n{draft}" if draft else text
         self.move_cursor(self.document.end)
