@@ -62,10 +62,14 @@ class World:
     async def nio_starts(self, pilot: Pilot[None]) -> str:
         """nio's bare start; waits until the bar asks about it. Its transaction ID."""
         nio = self.peer.client
-        await nio.start_key_verification(nio.device_store[self.client.user_id][self.client.device_id])
+        await nio.start_key_verification(
+            nio.device_store[self.client.user_id][self.client.device_id]
+        )
         [transaction_id] = list(nio.key_verifications)
         expected = f"{nio.user_id} (device {nio.device_id}) wants to verify you. That device is not verified yet."
-        await wait_for(pilot, lambda: expected in self.bar_text(), "the bare start in the bar", timeout=30)
+        await wait_for(
+            pilot, lambda: expected in self.bar_text(), "the bare start in the bar", timeout=30
+        )
         [flow] = self.client.verification.active()
         assert flow.flow_id == transaction_id and flow.state is VerificationState.INCOMING
         # Asked, not answered: no emoji dialog, nothing sent to nio.
@@ -76,16 +80,27 @@ class World:
 
 @pytest.fixture
 async def world(
-    synapse: SynapseServer, make_user: MakeUser, tmp_path: Path, memory_keyring: None, patched_nio: None
+    synapse: SynapseServer,
+    make_user: MakeUser,
+    tmp_path: Path,
+    memory_keyring: None,
+    patched_nio: None,
 ) -> AsyncIterator[tuple[World, Pilot[None]]]:
     alice_user, nio_user = make_user("alice"), make_user("niouser")
     client = await MatrixClient.login(
-        alice_user.user_id, alice_user.password, homeserver=synapse.base_url, base_dir=tmp_path / "app", long_poll_ms=500
+        alice_user.user_id,
+        alice_user.password,
+        homeserver=synapse.base_url,
+        base_dir=tmp_path / "app",
+        long_poll_ms=500,
     )
     store = tmp_path / "nio-store"
     store.mkdir()
     nio = AsyncClient(
-        synapse.base_url, nio_user.user_id, store_path=str(store), config=AsyncClientConfig(encryption_enabled=True)
+        synapse.base_url,
+        nio_user.user_id,
+        store_path=str(store),
+        config=AsyncClientConfig(encryption_enabled=True),
     )
     await nio.login(nio_user.password, device_name="nio test peer")
     peer = NioPeer(nio)
@@ -97,9 +112,17 @@ async def world(
             room = await encrypted_room(client, "interop", [nio_user.user_id])
             await until(lambda: room in nio.invited_rooms, "nio's invite")
             await nio.join(room)
-            await until(lambda: room in client.rooms and client.rooms[room].joined_count == 2, "nio's join at alice")
-            await until(lambda: client.user_id in nio.device_store.users, "nio knowing alice's devices")
-            await until(lambda: client.device_id in nio.device_store[client.user_id], "nio knowing this session")
+            await until(
+                lambda: room in client.rooms and client.rooms[room].joined_count == 2,
+                "nio's join at alice",
+            )
+            await until(
+                lambda: client.user_id in nio.device_store.users, "nio knowing alice's devices"
+            )
+            await until(
+                lambda: client.device_id in nio.device_store[client.user_id],
+                "nio knowing this session",
+            )
             await client.devices.await_queried([nio_user.user_id])
             yield World(app, client, peer), pilot
     finally:
@@ -117,7 +140,12 @@ async def test_a_bare_start_is_accepted_before_the_emoji(world: tuple[World, Pil
     await wait_for(pilot, lambda: isinstance(state.app.screen, VerificationDialog), "the dialog")
     dialog = state.app.screen
     assert isinstance(dialog, VerificationDialog)
-    await wait_for(pilot, lambda: dialog.flow.state is VerificationState.KEYS_EXCHANGED, "the emoji", timeout=30)
+    await wait_for(
+        pilot,
+        lambda: dialog.flow.state is VerificationState.KEYS_EXCHANGED,
+        "the emoji",
+        timeout=30,
+    )
     sas = state.peer.sas(transaction_id)
     await until(lambda: getattr(sas, "their_sas_key", None) is not None, "nio to have our SAS key")
     for n, (symbol, _name) in enumerate(sas.get_emoji()):
