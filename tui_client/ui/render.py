@@ -23,6 +23,7 @@ from rich.style import Style
 from ..engine.devices import UserTrust
 from ..protocol.sanitize import clean_line
 from ..protocol.timeline import SendState, TimelineItem
+from .formatted import Look, render_document
 
 SENDER_COLOURS = (
     "#e06c75",
@@ -202,6 +203,8 @@ def render_item(
     own_user: str | None = None,
     seen_by: Sequence[str] = (),
     first_new: bool = False,
+    room_name_of: Callable[[str], str | None] | None = None,
+    reveal: bool = False,
 ) -> list[Line]:
     """The lines of one item: day separator, "new messages" line, reply quote, body,
     reactions, thread, status."""
@@ -254,7 +257,11 @@ def render_item(
         ]
         lines.append([*first_prefix, *_truncate(quote_spans, body_width)])
         first_prefix = [Segment(" " * TIME_WIDTH), blank_name]
-    for index, body_line in enumerate(styled_lines(_body(item, name_of, palette), body_width)):
+    if item.formatted is not None and item.kind in ("text", "emote", "notice"):
+        body_lines = _formatted_body(item, name_of, room_name_of, palette, body_width, reveal)
+    else:
+        body_lines = styled_lines(_body(item, name_of, palette), body_width)
+    for index, body_line in enumerate(body_lines):
         lines.append([*(first_prefix if index == 0 else [indent]), *body_line])
     for extra in _extras(item, palette, name_of if selected else None):
         lines.append([indent, *_truncate(extra, body_width)])
@@ -324,6 +331,42 @@ def _body(item: TimelineItem, name_of: Callable[[str], str], palette: Palette) -
     if item.send_state is SendState.PENDING:
         spans.append(("  ⏳", Style(color=palette.muted)))
     return spans
+
+
+def _formatted_body(
+    item: TimelineItem,
+    name_of: Callable[[str], str],
+    room_name_of: Callable[[str], str | None] | None,
+    palette: Palette,
+    width: int,
+    reveal: bool,
+) -> list[Line]:
+    """An HTML message's document, with the same lead and tail as its plain text."""
+    assert item.formatted is not None
+    look = Look(
+        foreground=palette.foreground,
+        muted=palette.muted,
+        accent=palette.accent,
+        notice=palette.notice,
+        code=palette.warning,
+        name_of=name_of,
+        room_name_of=room_name_of or (lambda _target: None),
+        reveal=reveal,
+    )
+    lead: list[Span] = []
+    if item.kind == "emote":
+        lead = [
+            ("* ", Style(italic=True)),
+            (clean_line(name_of(item.sender)), Style(color=sender_colour(item.sender), italic=True)),
+            (" ", Style()),
+        ]
+    tail: list[Span] = []
+    if item.edited:
+        tail.append((" (edited)", Style(color=palette.muted)))
+    if item.send_state is SendState.PENDING:
+        tail.append(("  ⏳", Style(color=palette.muted)))
+    base = Style(color=palette.notice) if item.kind == "notice" else None
+    return render_document(item.formatted, width, look, base=base, lead=lead, tail=tail)
 
 
 def _extras(item: TimelineItem, palette: Palette, reactors: Callable[[str], str] | None = None) -> list[list[Span]]:

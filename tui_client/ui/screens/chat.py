@@ -44,6 +44,7 @@ from ..completion import (
     complete_member,
     complete_room,
 )
+from ..formatted import known_room_name
 from ..messages import ActionFailed, RoomOpened
 from ..render import Palette
 from ..widgets.composer import Composer
@@ -279,6 +280,7 @@ class ChatScreen(RoomActions):
         self._view_version = view.version
         timeline = self.query_one(TimelineView)
         timeline.name_of = view.display_name
+        timeline.room_name_of = lambda target: known_room_name(self.client.rooms, target)
         timeline.empty_text = "No messages yet. Say hello!"
         timeline.set_items(view.model.items, view.read_by(), view.new_messages_after())
         self._sync_view_flags()

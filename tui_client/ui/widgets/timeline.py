@@ -47,6 +47,7 @@ class TimelineView(ScrollView, can_focus=True):
         Binding("X", "discard", "Discard", show=False),
         Binding("o", "open_link", "Open link", show=False),
         Binding("s", "save_attachment", "Save file", show=False),
+        Binding("v", "reveal", "Show spoiler", show=False),
         Binding("escape", "clear_selection", "Unselect", show=False),
     ]
 
@@ -78,6 +79,10 @@ class TimelineView(ScrollView, can_focus=True):
         super().__init__(name=name, id=id, classes=classes)
         self.items: list[TimelineItem] = []
         self.name_of: Callable[[str], str] = lambda user_id: user_id
+        #: Names of rooms we know, by room ID or alias (room pills in formatted messages).
+        self.room_name_of: Callable[[str], str | None] = lambda target: None
+        #: Items whose spoilers the reader revealed.
+        self.revealed: set[str] = set()
         #: The sender's current trust, when known (marks messages of verified users).
         self.trust_of: Callable[[str], UserTrust | None] = lambda user_id: None
         self.own_user: str | None = None
@@ -106,6 +111,7 @@ class TimelineView(ScrollView, can_focus=True):
     ) -> None:
         """Replace everything (a newly opened room)."""
         self.items = list(items)
+        self.revealed.clear()
         self.read_by = read_by or {}
         self.new_after = new_after
         self._cache.clear()
@@ -188,6 +194,8 @@ class TimelineView(ScrollView, can_focus=True):
             first_new=previous is not None
             and self.new_after is not None
             and previous.event_id == self.new_after,
+            room_name_of=self.room_name_of,
+            reveal=item.key in self.revealed,
         )
         pad = Style(bgcolor=self.palette.selection) if selected else None
         strips = []
@@ -403,6 +411,15 @@ class TimelineView(ScrollView, can_focus=True):
     def action_save_attachment(self) -> None:
         """Save the selected message's file to the Downloads folder."""
         self._item_action("save")
+
+    def action_reveal(self) -> None:
+        """Show (or hide again) the spoilers of the selected message."""
+        item = self.selected_item
+        if item is None or item.formatted is None:
+            return
+        self.revealed.symmetric_difference_update({item.key})
+        self._cache.pop(item.key, None)
+        self._relayout(self._anchor() if not self._stick_to_bottom else None)
 
     def action_discard(self) -> None:
         """Discard a failed message."""
