@@ -83,6 +83,15 @@ async def test_formatted_messages_mentions_edits_replies_and_reactions_read_back
     literal = _content(synapse, token, room, await _wait_sent(alice, room, "**as is**"))
     assert "formatted_body" not in literal and literal["m.mentions"] == {}
 
+    # /html: sent as written once sanitised, with a plain body made from it.
+    await alice.submit(
+        room,
+        f'/html <h1>Title</h1> <script>alert(1)</script><a href="https://matrix.to/#/{bob_id}">Bob</a>',
+    )
+    raw = _content(synapse, token, room, await _wait_sent(alice, room, "Title\nBob"))
+    assert raw["formatted_body"] == f'<h1>Title</h1> <a href="https://matrix.to/#/{bob_id}">Bob</a>'
+    assert raw["m.mentions"] == {"user_ids": [bob_id]}
+
     # @room: the creator (100) may notify the room; bob (0, below notifications.room 50) may not.
     await alice.submit(room, "@room lunch")
     assert _content(synapse, token, room, await _wait_sent(alice, room, "@room lunch"))[

@@ -185,6 +185,7 @@ def test_mentions_are_read_from_any_matrix_to_user_link() -> None:
 
 def test_html_to_plain_for_raw_html_messages() -> None:
     assert html_to_plain("<p>one<br>two</p><ul><li>a</li><li>b</li></ul>") == "one\ntwo\n- a\n- b"
+    assert html_to_plain("<h1>Title</h1> <b>x</b>") == "Title\nx"
     assert html_to_plain("<mx-reply>old quote</mx-reply>new &amp; <b>bold</b>") == "new & bold"
 
 

@@ -27,6 +27,7 @@ from ..net.http import HomeserverConnection
 from ..protocol import requests as api
 from ..protocol.commands import Command, CommandError, parse_command, unescape_message
 from ..protocol.errors import MatrixError, NetworkError
+from ..protocol.html import sanitize_html
 from ..protocol.ids import InvalidIdentifier, is_user_id, parse_link
 from ..protocol.room_state import RoomSummary
 from ..store.cache import Cache, IngestResult, OutboxEntry, PendingJoin, StoredEvent
@@ -37,7 +38,7 @@ from .dbthread import DatabaseThread
 from .devices import DeviceService
 from .directory import DirectoryBrowser
 from .encryption import CryptoResult, Encryption
-from .formatting import Pill, edit_content, message_content, pills_in
+from .formatting import Pill, edit_content, html_to_plain, message_content, pills_in
 from .joins import JoinQueue
 from .notices import say_once
 from .paths import profile_dir
@@ -855,6 +856,12 @@ class MatrixClient:
             await self.send_text(room_id, argument, msgtype="m.notice", pills=pills)
         elif name == "plain":
             await self.send_text(room_id, argument, reply_to=reply_to, markdown=False)
+        elif name == "html":
+            formatted = sanitize_html(argument)
+            body = html_to_plain(formatted)
+            if not body.strip():
+                raise CommandError("nothing to send: the HTML has no text the spec allows")
+            await self.send_text(room_id, body, reply_to=reply_to, formatted_body=formatted)
         elif name == "upload":
             try:
                 entry = await send_file(self, room_id, Path(argument))

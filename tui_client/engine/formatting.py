@@ -216,7 +216,7 @@ def html_to_plain(formatted_body: str) -> str:
     parser = _Text()
     parser.feed(formatted_body)
     parser.close()
-    text = "".join(parser.parts)
+    text = re.sub(r"[ \t]*\n[ \t]*", "\n", "".join(parser.parts))
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
