@@ -26,7 +26,7 @@ from ._harness import QUICK_ENV, fmt_ms, print_table
 # once the mode is known (see main).
 DEFAULT_SEED = 20250101
 
-BENCHMARKS = ("ingest", "cold_start", "crypto", "backup", "ui_start", "timeline", "directory")
+BENCHMARKS = ("ingest", "cold_start", "formatted", "crypto", "backup", "ui_start", "timeline", "directory")
 # These run in their own process and print their own report (the UI ones drive the whole app).
 UI_BENCHMARKS = ("crypto", "backup", "ui_start", "timeline", "directory")
 Row = list[str]
@@ -101,6 +101,12 @@ def _cold_start_rows(rounds: int, seed: int, quick: bool) -> list[Row]:
     return rows
 
 
+def _formatted_rows(rounds: int) -> list[Row]:
+    from . import formatted
+
+    return formatted.rows(rounds)
+
+
 def _run_apart(name: str, timeout: float) -> str:
     """A UI benchmark in its own process (own interpreter, a time limit): its report."""
     try:
@@ -160,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     runners = {
         "ingest": lambda: _ingest_rows(rounds, nio_rounds, not args.no_nio, args.seed),
         "cold_start": lambda: _cold_start_rows(rounds, args.seed, args.quick),
+        "formatted": lambda: _formatted_rows(rounds),
     }
     rows: list[Row] = []
     failed = []

@@ -41,6 +41,7 @@ def test_every_benchmark_runs_once_in_quick_mode() -> None:
         "initial sync ingest",
         "matrix-nio, parse only",
         "cold start to room list",
+        "render 200 formatted messages",
         "decrypt 50 events (olm)",
         "share to 5 devices (vodozemac)",
         "restore 20 keys (vodozemac)",
