@@ -125,3 +125,25 @@ async def test_complete_a_mention_from_the_keyboard_and_read_the_pill_back(
             synapse.request_json, "GET", path, None, bob.access_token
         )
         assert status == 200 and relations["chunk"] == [], relations
+
+        # Up in the empty composer edits it; the mention stays a pill in the edit.
+        composer.focus()
+        await pilot.press("up")
+        await until(pilot, lambda: composer.text == body, "the message in the composer")
+        await pilot.press(*" ok", "enter")
+        await until(
+            pilot,
+            lambda: any(i.event_id == event_id and i.edited for i in timeline.items),
+            "the edit",
+        )
+        edits = [
+            e["content"]
+            for e in await asyncio.to_thread(_messages, synapse, bob, room)
+            if e["content"].get("m.relates_to", {}).get("rel_type") == "m.replace"
+        ]
+        assert len(edits) == 1
+        assert edits[0]["m.new_content"]["formatted_body"] == (
+            f'<a href="https://matrix.to/#/{bob.user_id}">Bob</a> look at <strong>this</strong> 🎉 ok'
+        )
+        assert edits[0]["m.new_content"]["m.mentions"] == {"user_ids": [bob.user_id]}
+        assert edits[0]["m.mentions"] == {}

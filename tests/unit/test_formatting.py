@@ -13,6 +13,7 @@ from tui_client.engine.formatting import (
     mentioned_user_ids,
     message_content,
     pill_url,
+    pills_of,
 )
 from tui_client.protocol.commands import COMMANDS, MESSAGE_COMMANDS, parse_command
 
@@ -193,3 +194,17 @@ def test_html_is_a_message_command() -> None:
     assert "html" in COMMANDS and "html" in MESSAGE_COMMANDS
     command = parse_command("/html <b>hi</b>")
     assert command is not None and command.name == "html" and command.argument == "<b>hi</b>"
+
+
+def test_the_pills_of_a_sent_message_come_back_for_an_edit() -> None:
+    content = message_content(
+        "hi Bob and #rust:example.org", pills=[BOB, Pill("#rust:example.org", "#rust:example.org")]
+    )
+    assert pills_of(content["formatted_body"]) == [
+        BOB,
+        Pill("#rust:example.org", "#rust:example.org"),
+    ]
+    assert (
+        pills_of('<a href="https://example.org">x</a> <a href="https://matrix.to/#/@a:x"></a>')
+        == []
+    )

@@ -34,6 +34,7 @@ __all__ = [
     "mentioned_user_ids",
     "message_content",
     "pill_url",
+    "pills_of",
 ]
 
 HTML_FORMAT = "org.matrix.custom.html"
@@ -131,11 +132,13 @@ def _is_plain(rendered: str, text: str) -> bool:
 
 
 class _Anchors(HTMLParser):
-    """Collects the targets of ``https://matrix.to`` links."""
+    """Collects the targets of ``https://matrix.to`` links, with their text."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.targets: list[str] = []
+        self.texts: list[str] = []
+        self._inside = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag != "a":
@@ -144,6 +147,16 @@ class _Anchors(HTMLParser):
             if name == "href" and value and value.startswith(MATRIX_TO):
                 target = unquote(value[len(MATRIX_TO) :].split("?", 1)[0])
                 self.targets.append(target)
+                self.texts.append("")
+                self._inside = True
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a":
+            self._inside = False
+
+    def handle_data(self, data: str) -> None:
+        if self._inside:
+            self.texts[-1] += data
 
 
 def mentioned_user_ids(formatted_body: str, own_user_id: str | None = None) -> list[str]:
@@ -161,6 +174,18 @@ def mentioned_user_ids(formatted_body: str, own_user_id: str | None = None) -> l
         ):
             found.append(target)
     return found
+
+
+def pills_of(formatted_body: str) -> list[Pill]:
+    """The pills of a message we sent (to keep them when it is edited)."""
+    parser = _Anchors()
+    parser.feed(formatted_body)
+    parser.close()
+    return [
+        Pill(text, target)
+        for text, target in zip(parser.texts, parser.targets, strict=True)
+        if text
+    ]
 
 
 class _Text(HTMLParser):

@@ -17,7 +17,7 @@ from textual.widgets import Button, Footer, Static, TextArea
 
 from ...engine.attachments import AttachmentError, MediaError
 from ...engine.client import MatrixClient
-from ...engine.formatting import Pill
+from ...engine.formatting import Pill, pills_of
 from ...engine.room_view import RoomView
 from ...engine.updates import (
     BatchCommitted,
@@ -465,6 +465,10 @@ class ChatScreen(RoomActions):
         composer = self.query_one(Composer)
         self._set_mode(("edit", item))
         composer.text = item.body
+        content = self.view.model.content_of(item.event_id) if self.view is not None and item.event_id else None
+        formatted = content.get("formatted_body") if content else None
+        if isinstance(formatted, str):  # its mentions stay mentions
+            composer.remember_mentions({pill.text: pill.target for pill in pills_of(formatted) if pill.text in item.body})
         composer.move_cursor(composer.document.end)
         composer.focus()
 

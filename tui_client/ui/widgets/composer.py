@@ -190,6 +190,14 @@ class Composer(TextArea):
         else:
             self.action_cursor_up()
 
+    def _on_text_area_changed(self, _event: TextArea.Changed) -> None:
+        if not self.text:
+            self._mentions.clear()  # emptied: what was completed is gone
+
+    def remember_mentions(self, mentions: dict[str, str]) -> None:
+        """Mentions already in the text (a message put back for editing)."""
+        self._mentions.update(mentions)
+
     def restore(self, text: str, mentions: dict[str, str] | None = None) -> None:
         """Put back text that could not be sent, the cursor after it, keeping any new draft."""
         self._mentions.update(mentions or {})
