@@ -75,6 +75,8 @@ class TuiClientApp(App[None]):
 
     CSS_PATH = "app.tcss"
     TITLE = "tui_client"
+    # Below 100 columns the side panels narrow, so an 80-column terminal keeps a readable timeline.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-normal")]
     COMMANDS = App.COMMANDS | {RoomsProvider}
     BINDINGS = [
         # In every footer: how to leave should never be a question.
