@@ -7,6 +7,7 @@ from textual import events, on
 from textual.app import App, ComposeResult
 from textual.widgets import Input
 
+from tui_client.engine.formatting import Pill
 from tui_client.protocol.commands import COMMANDS
 from tui_client.protocol.timeline import Reaction, TimelineItem
 from tui_client.ui.completion import (
@@ -76,7 +77,7 @@ class CompletingApp(App[None]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.sent: list[tuple[str, dict[str, str]]] = []
+        self.sent: list[tuple[str, list[Pill]]] = []
 
     def compose(self) -> ComposeResult:
         yield Composer(id="composer", completions=_provider)
@@ -106,7 +107,7 @@ async def test_tab_completes_cycles_and_the_mentions_travel_with_the_text() -> N
         assert app.sent == [
             (
                 "hi Bob and #rust:example.org 🎉",
-                {"Bob": "@bob:example.org", "#rust:example.org": "#rust:example.org"},
+                [Pill("Bob", "@bob:example.org", 3), Pill("#rust:example.org", "#rust:example.org", 11)],
             )
         ]
         assert composer.text == ""
@@ -118,7 +119,7 @@ async def test_tab_completes_cycles_and_the_mentions_travel_with_the_text() -> N
         await pilot.press(*"/inv", "tab")
         assert composer.text == "/invite "
         await pilot.press(*"x", "enter")
-        assert app.sent[-1] == ("/invite x", {})
+        assert app.sent[-1] == ("/invite x", [])
         assert composer.has_focus
 
         # Tab after an ordinary word still moves the focus on.
@@ -136,7 +137,7 @@ async def test_tab_in_a_burst_keeps_its_place_among_the_keys() -> None:
             await pilot.pause(0.02)
             if app.sent:
                 break
-        assert app.sent == [("Bob hey", {"Bob": "@bob:example.org"})]
+        assert app.sent == [("Bob hey", [Pill("Bob", "@bob:example.org", 0)])]
 
 
 def _item(reactions: tuple[Reaction, ...]) -> TimelineItem:
@@ -168,3 +169,30 @@ def test_a_selected_message_says_who_reacted() -> None:
     assert "Carol" not in text(False) and " 👍 2 " in text(False)
     many = _item((Reaction("👍", 7, tuple(f"@u{n}:x" for n in range(7)), False),))
     assert reacted_text(many, lambda user: user[1:3]) == "👍 u0, u1, u2, u3, u4 and 2 others"
+
+
+async def test_a_mention_is_where_it_was_completed_and_moves_with_edits_before_it() -> None:
+    app = CompletingApp()
+    async with app.run_test() as pilot:
+        composer = app.query_one(Composer)
+        await pilot.press(*"ask @bo", "tab", *"or Bob")
+        # Text typed before the mention moves it; the same name typed by hand is not one.
+        await pilot.press("home", *"> ")
+        assert composer.text == "> ask Bob or Bob"
+        await pilot.press("enter")
+        assert app.sent[-1] == ("> ask Bob or Bob", [Pill("Bob", "@bob:example.org", 6)])
+
+        # An edit inside the completed name forgets it; the name typed again is plain text.
+        await pilot.press(*"@bo", "tab", "backspace", "backspace", *"b ok")
+        assert composer.text == "Bob ok"
+        await pilot.press("enter")
+        assert app.sent[-1] == ("Bob ok", [])
+
+        # A line put back after a failure keeps its mention, before the new draft.
+        await pilot.press(*"draft @bo", "tab")
+        composer.restore("hi Bobby", [Pill("Bobby", "@bobby:example.org", 3)])
+        await pilot.press("enter")
+        assert app.sent[-1] == (
+            "hi Bobby\ndraft Bob ",
+            [Pill("Bobby", "@bobby:example.org", 3), Pill("Bob", "@bob:example.org", 15)],
+        )

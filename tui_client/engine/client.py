@@ -38,7 +38,7 @@ from .dbthread import DatabaseThread
 from .devices import DeviceService
 from .directory import DirectoryBrowser
 from .encryption import CryptoResult, Encryption
-from .formatting import Pill, edit_content, html_to_plain, message_content, pills_in
+from .formatting import Pill, edit_content, html_to_plain, message_content, pills_in, shift_pills
 from .joins import JoinQueue
 from .notices import say_once
 from .paths import profile_dir
@@ -825,9 +825,11 @@ class MatrixClient:
         if command is None:
             if room_id is None:
                 raise CommandError("open a room first")
-            await self.send_text(room_id, unescape_message(text), reply_to=reply_to, pills=pills)
+            unescaped = unescape_message(text)
+            await self.send_text(room_id, unescaped, reply_to=reply_to, pills=shift_pills(pills, len(text) - len(unescaped)))
             return None
-        return await self._run_command(room_id, command, reply_to, pills)
+        # The argument ends the line: the pills move back by what comes before it.
+        return await self._run_command(room_id, command, reply_to, shift_pills(pills, len(text.rstrip()) - len(command.argument)))
 
     async def _run_command(
         self, room_id: str | None, command: Command, reply_to: str | None, pills: Sequence[Pill] = ()

@@ -25,16 +25,22 @@ from markdown_it.renderer import RendererHTML
 from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
 
+from ..protocol.sanitize import clean_text, is_clean
+
 __all__ = [
     "HTML_FORMAT",
     "Pill",
+    "clean_composed",
     "edit_content",
     "html_to_plain",
     "markdown_to_html",
     "mentioned_user_ids",
     "message_content",
     "pill_url",
+    "pills_in",
     "pills_of",
+    "place_pills",
+    "shift_pills",
 ]
 
 HTML_FORMAT = "org.matrix.custom.html"
@@ -52,11 +58,21 @@ _PLACEHOLDER = re.compile(f"{_PILL_OPEN}(\\d+){_PILL_CLOSE}")
 
 @dataclass(frozen=True, slots=True)
 class Pill:
-    """A mention completed in the composer: the ``text`` inserted and the user ID, room
-    alias or room ID it names."""
+    """A mention completed in the composer: the ``text`` inserted, the user ID, room
+    alias or room ID it names, and where in the message it was completed.
+
+    ``start`` is the offset of that one occurrence in the message text: only it becomes
+    a link, never the same words typed elsewhere. ``None`` (a pill read back from a sent
+    message) stands for the first occurrence.
+    """
 
     text: str
     target: str
+    start: int | None = None
+
+    def at(self, start: int | None) -> Pill:
+        """The same pill at another offset."""
+        return Pill(self.text, self.target, start)
 
 
 def pill_url(target: str) -> str:
@@ -87,10 +103,16 @@ def _render_image(
 def markdown_to_html(text: str, pills: Sequence[Pill] = ()) -> str | None:
     """The HTML of composer text, or ``None`` when it says nothing the plain text does not.
 
-    Each pill's text (every place it still appears) becomes a link to its target.
+    Each pill becomes a link to its target at its own place in the text, unless markdown
+    puts that place inside code or inside another link: there it stays the text it was.
     """
-    marked, used = _mark_pills(text, pills)
-    rendered = _markdown().render(marked).strip()
+    marked = _mark_pills(text, pills)
+    md = _markdown()
+    env: EnvType = {}
+    tokens = md.parse(marked, env)
+    _unmark_code_and_links(tokens, pills)
+    rendered = md.renderer.render(tokens, md.options, env).strip()
+    used = _PLACEHOLDER.search(rendered) is not None
     if not used and _is_plain(rendered, text):
         return None
     rendered = _unwrap_paragraph(rendered)
@@ -102,15 +124,70 @@ def markdown_to_html(text: str, pills: Sequence[Pill] = ()) -> str | None:
     return _PLACEHOLDER.sub(pill, rendered)
 
 
-def _mark_pills(text: str, pills: Sequence[Pill]) -> tuple[str, bool]:
-    text = text.replace(_PILL_OPEN, "").replace(_PILL_CLOSE, "")
-    used = False
-    # Longest first: "Bob Smith" is one pill, not "Bob" followed by " Smith".
-    for index, chosen in sorted(enumerate(pills), key=lambda pair: -len(pair[1].text)):
-        if chosen.text and chosen.text in text:
-            text = text.replace(chosen.text, f"{_PILL_OPEN}{index}{_PILL_CLOSE}")
-            used = True
-    return text, used
+def _mark_pills(text: str, pills: Sequence[Pill]) -> str:
+    """The text with each pill's occurrence replaced by a private placeholder (characters
+    the composer text cannot hold: any there are dropped first)."""
+    if _PILL_OPEN in text or _PILL_CLOSE in text:
+        text, pills = _without_markers(text, pills)
+    spans: list[tuple[int, int, int]] = []  # start, end, pill index
+
+    def free(start: int, end: int) -> bool:
+        return all(end <= s or start >= e for s, e, _ in spans)
+
+    for index, chosen in enumerate(pills):
+        if not chosen.text:
+            continue
+        if chosen.start is not None:
+            start = chosen.start
+            if text.startswith(chosen.text, start) and free(start, start + len(chosen.text)):
+                spans.append((start, start + len(chosen.text), index))
+            continue
+        start = text.find(chosen.text)
+        while start != -1 and not free(start, start + len(chosen.text)):
+            start = text.find(chosen.text, start + 1)
+        if start != -1:
+            spans.append((start, start + len(chosen.text), index))
+    for start, end, index in sorted(spans, reverse=True):
+        text = f"{text[:start]}{_PILL_OPEN}{index}{_PILL_CLOSE}{text[end:]}"
+    return text
+
+
+def _without_markers(text: str, pills: Sequence[Pill]) -> tuple[str, list[Pill]]:
+    """Drop placeholder characters from the text, moving the pills after them back."""
+    cleaned: list[str] = []
+    removed_before: list[int] = []
+    removed = 0
+    for character in text:
+        removed_before.append(removed)
+        if character in (_PILL_OPEN, _PILL_CLOSE):
+            removed += 1
+        else:
+            cleaned.append(character)
+    removed_before.append(removed)
+    moved = [
+        chosen if chosen.start is None or chosen.start > len(text) else chosen.at(chosen.start - removed_before[chosen.start])
+        for chosen in pills
+    ]
+    return "".join(cleaned), moved
+
+
+def _unmark_code_and_links(tokens: Sequence[Token], pills: Sequence[Pill], inside_link: bool = False) -> None:
+    """Put a pill's own text back where markdown made code, a link's text or an image's
+    description of it: a mention is never a link inside code or inside another link."""
+
+    def unmark(content: str) -> str:
+        return _PLACEHOLDER.sub(lambda match: pills[int(match.group(1))].text, content)
+
+    depth = 1 if inside_link else 0
+    for token in tokens:
+        if token.type in ("code_inline", "code_block", "fence") or (depth and token.type == "text"):
+            token.content = unmark(token.content)
+        elif token.type == "link_open":
+            depth += 1
+        elif token.type == "link_close":
+            depth = max(0, depth - 1)
+        if token.children:
+            _unmark_code_and_links(token.children, pills, inside_link=bool(depth) or token.type == "image")
 
 
 def _unwrap_paragraph(rendered: str) -> str:
@@ -186,6 +263,19 @@ def pills_of(formatted_body: str) -> list[Pill]:
         for text, target in zip(parser.texts, parser.targets, strict=True)
         if text
     ]
+
+
+def place_pills(text: str, pills: Iterable[Pill]) -> list[Pill]:
+    """The pills of a sent message placed in its plain text, in order: each at the first
+    occurrence of its text after the pill before it (pills not found are left out)."""
+    placed: list[Pill] = []
+    position = 0
+    for chosen in pills:
+        start = text.find(chosen.text, position) if chosen.text else -1
+        if start != -1:
+            placed.append(chosen.at(start))
+            position = start + len(chosen.text)
+    return placed
 
 
 class _Text(HTMLParser):
@@ -274,7 +364,10 @@ def message_content(
     that HTML (already sanitised) with ``text`` as its plain body (``/html``).
     ``may_mention_room`` is whether our power level lets ``@room`` notify the room.
     """
-    if formatted_body is None and markdown:
+    text, pills = clean_composed(text, pills)
+    if formatted_body is not None:
+        formatted_body = clean_text(formatted_body)
+    elif markdown:
         formatted_body = markdown_to_html(text, pills)
     content: dict[str, Any] = {"msgtype": msgtype, "body": text}
     if formatted_body is not None:
@@ -282,6 +375,47 @@ def message_content(
         content["formatted_body"] = formatted_body
     content["m.mentions"] = _mentions(text, formatted_body, own_user_id, may_mention_room)
     return content
+
+
+def clean_composed(text: str, pills: Sequence[Pill] = ()) -> tuple[str, list[Pill]]:
+    """The text as it may be sent: no C0 control but newline and tab, no DEL, C1,
+    escape sequence or bidi override (``protocol.sanitize.clean_text``), with the pills
+    moved to where their text now is.
+
+    The pills and the text between them are cleaned apart, so a pill keeps its place
+    and a control character next to it cannot join it into an escape sequence.
+    """
+    placed = sorted(
+        (chosen for chosen in pills_in(text, pills) if chosen.start is not None),
+        key=lambda chosen: chosen.start or 0,
+    )
+    if is_clean(text):
+        return text, list(pills_in(text, pills))
+    parts: list[str] = []
+    moved: list[Pill] = []
+    length = 0
+    position = 0
+    for chosen in placed:
+        start = chosen.start or 0
+        if start < position:
+            continue  # overlaps the pill before it
+        between = clean_text(text[position:start])
+        parts.append(between)
+        length += len(between)
+        name = clean_text(chosen.text)
+        if name:
+            moved.append(Pill(name, chosen.target, length))
+        parts.append(name)
+        length += len(name)
+        position = start + len(chosen.text)
+    parts.append(clean_text(text[position:]))
+    cleaned = "".join(parts)
+    moved.extend(
+        Pill(clean_text(chosen.text), chosen.target)
+        for chosen in pills
+        if chosen.start is None and clean_text(chosen.text)
+    )
+    return cleaned, moved
 
 
 def edit_content(
@@ -330,5 +464,21 @@ def _said_room(content: Mapping[str, Any]) -> bool:
 
 
 def pills_in(text: str, pills: Iterable[Pill]) -> list[Pill]:
-    """The pills whose text is still in ``text`` (the user may have deleted some)."""
-    return [chosen for chosen in pills if chosen.text and chosen.text in text]
+    """The pills still in ``text`` (the user may have deleted some): at their own offset,
+    or anywhere for a pill without one."""
+    return [
+        chosen
+        for chosen in pills
+        if chosen.text
+        and (text.startswith(chosen.text, chosen.start) if chosen.start is not None else chosen.text in text)
+    ]
+
+
+def shift_pills(pills: Iterable[Pill], offset: int) -> list[Pill]:
+    """The pills of a text of which the first ``offset`` characters were taken away (a
+    command's name, the escape of ``//``); pills inside what was taken are dropped."""
+    return [
+        chosen if chosen.start is None else chosen.at(chosen.start - offset)
+        for chosen in pills
+        if chosen.start is None or chosen.start >= offset
+    ]

@@ -17,7 +17,7 @@ from textual.widgets import Button, Footer, Static, TextArea
 
 from ...engine.attachments import AttachmentError, MediaError
 from ...engine.client import MatrixClient
-from ...engine.formatting import Pill, pills_of
+from ...engine.formatting import Pill, pills_of, place_pills
 from ...engine.room_view import RoomView
 from ...engine.updates import (
     BatchCommitted,
@@ -88,7 +88,7 @@ class ChatScreen(RoomActions):
         # Unread counts per room, to tell the user of a mention or a direct message live.
         self._counts: dict[str, tuple[int, int]] | None = None  # None until the first batch
         # Lines from the composer on their way to the engine, in the order typed.
-        self._outgoing: deque[tuple[str | None, str, tuple[str, TimelineItem] | None, dict[str, str]]] = deque()
+        self._outgoing: deque[tuple[str | None, str, tuple[str, TimelineItem] | None, list[Pill]]] = deque()
         self._draining = False  # a worker is handing them over
 
     def compose(self) -> ComposeResult:
@@ -393,9 +393,9 @@ class ChatScreen(RoomActions):
             self._draining = False
 
     async def _send(
-        self, room_id: str | None, text: str, mode: tuple[str, TimelineItem] | None, mentions: dict[str, str]
+        self, room_id: str | None, text: str, mode: tuple[str, TimelineItem] | None, mentions: list[Pill]
     ) -> None:
-        pills = [Pill(shown, target) for shown, target in mentions.items()]
+        pills = mentions
         try:
             if mode is not None and mode[0] == "edit" and room_id and mode[1].event_id:
                 await self.client.send_edit(room_id, mode[1].event_id, text, pills=pills)
@@ -468,7 +468,7 @@ class ChatScreen(RoomActions):
         content = self.view.model.content_of(item.event_id) if self.view is not None and item.event_id else None
         formatted = content.get("formatted_body") if content else None
         if isinstance(formatted, str):  # its mentions stay mentions
-            composer.remember_mentions({pill.text: pill.target for pill in pills_of(formatted) if pill.text in item.body})
+            composer.remember_mentions(place_pills(item.body, pills_of(formatted)))
         composer.move_cursor(composer.document.end)
         composer.focus()
 
@@ -654,10 +654,10 @@ class _FlagsChanged(Message):
 
 
 class _RestoreComposer(Message):
-    def __init__(self, text: str, mentions: dict[str, str] | None = None) -> None:
+    def __init__(self, text: str, mentions: list[Pill] | None = None) -> None:
         super().__init__()
         self.text = text
-        self.mentions = mentions or {}
+        self.mentions = mentions or []
 
 
 class _ShowHelp(Message):

@@ -12,8 +12,10 @@ typed after it can be lost or sent with it.
 Tab completes the word before the cursor (``@`` members, ``#`` rooms, ``:`` emoji, ``/``
 commands) from a provider the screen passes in, in the same step as the key, so it too
 keeps its place among the keys typed around it; Tab again cycles through the candidates.
-A completed member or room is remembered as a mention (its text and target) and travels
-with the text in :class:`Composer.Submitted`, as long as the text is still there.
+A completed member or room is remembered as a mention: its text, its target and where it
+is. Edits before it move it along, an edit inside it forgets it, and it travels with the
+text in :class:`Composer.Submitted` as a pill at that place, so the same name typed
+elsewhere in the message (or inside code) is not a mention.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from textual import events
 from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import TextArea
+from textual.widgets.text_area import Edit, EditResult
+
+from ...engine.formatting import Pill, pills_in
 
 #: Keys that insert a line break instead of sending.
 NEWLINE_KEYS = frozenset({"shift+enter", "ctrl+j", "alt+enter", "ctrl+enter"})
@@ -84,14 +89,14 @@ class Composer(TextArea):
     class Submitted(Message):
         """The user pressed Enter with this text (already taken out of the composer).
 
-        ``mentions`` maps the text of each completed member or room still in it to the
-        user ID, alias or room ID it names.
+        ``mentions`` are the members and rooms completed in it that are still there, each
+        a pill at its offset in ``text``.
         """
 
-        def __init__(self, text: str, mentions: dict[str, str] | None = None) -> None:
+        def __init__(self, text: str, mentions: list[Pill] | None = None) -> None:
             super().__init__()
             self.text = text
-            self.mentions = mentions or {}
+            self.mentions = mentions or []
 
     class Cancelled(Message):
         """Escape: leave reply or edit mode."""
@@ -102,7 +107,7 @@ class Composer(TextArea):
     def __init__(self, *, id: str | None = None, completions: CompletionProvider | None = None) -> None:
         super().__init__(id=id, soft_wrap=True, show_line_numbers=False, tab_behavior="focus")
         self.completions = completions
-        self._mentions: dict[str, str] = {}
+        self._mentions: list[Pill] = []
         self._cycle: _Cycle | None = None
 
     async def _on_key(self, event: events.Key) -> None:
@@ -133,8 +138,8 @@ class Composer(TextArea):
         text = self.text
         if not text.strip():
             return
-        mentions = {shown: target for shown, target in self._mentions.items() if shown in text}
-        self._mentions = {}
+        mentions = pills_in(text, self._mentions)
+        self._mentions = []
         self.clear()
         self.post_message(self.Submitted(text, mentions))
 
@@ -173,7 +178,33 @@ class Composer(TextArea):
         cycle.end = cycle.start + len(inserted)
         self.move_cursor(result.end_location)
         if chosen.target is not None:
-            self._mentions[chosen.insert] = chosen.target
+            start = self._offset((cycle.row, cycle.start))
+            self._mentions.append(Pill(chosen.insert, chosen.target, start))
+
+    def _offset(self, location: tuple[int, int]) -> int:
+        """The offset in :attr:`text` of a (row, column) location."""
+        row, column = location
+        newline = len(self.document.newline)
+        return sum(len(self.document.get_line(index)) + newline for index in range(row)) + column
+
+    def edit(self, edit: Edit) -> EditResult:
+        """Every change of the text passes here: mentions after it move with it, a
+        mention it touches is forgotten."""
+        start_location, end_location = sorted((edit.from_location, edit.to_location))
+        start = self._offset(start_location)
+        end = self._offset(end_location)
+        result = super().edit(edit)
+        if self._mentions:
+            delta = len(edit.text) - (end - start)
+            kept: list[Pill] = []
+            for pill in self._mentions:
+                pill_start = pill.start or 0
+                if pill_start + len(pill.text) <= start:
+                    kept.append(pill)
+                elif pill_start >= end and not (start == end == pill_start and not edit.text):
+                    kept.append(pill.at(pill_start + delta))
+            self._mentions = kept
+        return result
 
     def action_newline(self) -> None:
         """Insert a line break."""
@@ -194,13 +225,14 @@ class Composer(TextArea):
         if not self.text:
             self._mentions.clear()  # emptied: what was completed is gone
 
-    def remember_mentions(self, mentions: dict[str, str]) -> None:
-        """Mentions already in the text (a message put back for editing)."""
-        self._mentions.update(mentions)
+    def remember_mentions(self, mentions: list[Pill]) -> None:
+        """Mentions already in the text (a message put back for editing), at their offsets."""
+        self._mentions.extend(pills_in(self.text, mentions))
 
-    def restore(self, text: str, mentions: dict[str, str] | None = None) -> None:
+    def restore(self, text: str, mentions: list[Pill] | None = None) -> None:
         """Put back text that could not be sent, the cursor after it, keeping any new draft."""
-        self._mentions.update(mentions or {})
         draft = self.text
+        kept = [pill.at((pill.start or 0) + len(text) + 1) for pill in self._mentions] if draft else []
         self.text = f"{text}\n{draft}" if draft else text
+        self._mentions = [*pills_in(self.text, mentions or []), *kept]
         self.move_cursor(self.document.end)
