@@ -48,6 +48,7 @@ from .room_view import RoomView
 from .secrets import SecretStore
 from .send_queue import NotReady, Refused, SendQueue
 from .spaces import SpaceService
+from .threads import ThreadService
 from .sync import SyncLoop, SyncSource, SyncV2Source
 from .typing_notices import TypingNotices
 from .uia import PasswordPrompt
@@ -396,7 +397,9 @@ class MatrixClient:
         # meanwhile costs ~20% of the time. It runs again once the batch is done.
         with gc_paused():
             batch = self._source.parse(raw)
-            return self.cache.ingest_sync(batch, self.rooms, hook=self.encryption.ingest_hook)
+            result = self.cache.ingest_sync(batch, self.rooms, hook=self.encryption.ingest_hook)
+            result.thread_counts = {room.room_id: room.thread_counts for room in batch.joined}
+            return result
 
     async def _commit_batch(self, raw: bytes) -> None:
         first = self.sync_loop is not None and self.sync_loop.batches == 0
@@ -443,6 +446,7 @@ class MatrixClient:
                 self._spawn(view.reload())
             elif room_id in result.new_events:
                 view.on_sync_events(result.new_events[room_id])
+        self.threads.on_commit(result)
         for room_id, pairs in result.receipts.items():
             if room_id in self.views:
                 self._spawn(self.views[room_id].apply_receipts(pairs))
@@ -462,6 +466,8 @@ class MatrixClient:
             view = self.views.get(room_id)
             if view is not None:
                 view.on_decrypted(events)
+        if "threads" in self.__dict__:
+            self.threads.on_decrypted(redecrypted)
 
     # -- rooms ----------------------------------------------------------------------
 
@@ -538,6 +544,8 @@ class MatrixClient:
         view = self.views.get(entry.room_id)
         if view is not None:
             view.on_send_state(entry.txn_id, state, event_id, error)
+        if "threads" in self.__dict__:
+            self.threads.on_send_state(entry, state, event_id, error)
 
     async def send_message(
         self,
@@ -789,6 +797,24 @@ class MatrixClient:
     def typing(self) -> TypingNotices:
         """Our typing notices to the room being written in (engine/typing_notices.py)."""
         return TypingNotices(self)
+
+    @cached_property
+    def threads(self) -> ThreadService:
+        """Open threads, thread lists, unread counts per thread (engine/threads.py)."""
+
+        async def mark_read(room_id: str, event_id: str, thread_id: str) -> None:
+            await self.mark_read(room_id, event_id, thread_id=thread_id)
+
+        return ThreadService(
+            self.connection,
+            self.db,
+            self.cache,
+            self.publish,
+            user_id=self.user_id,
+            decrypt=self.encryption.fetched_forms,
+            enqueue=self.send_queue.enqueue,
+            mark_read=mark_read,
+        )
 
     @cached_property
     def admin(self) -> RoomAdmin:

@@ -344,6 +344,30 @@ class Encryption:
                 shown[event_id] = with_failure(event, code, reason)
         return shown
 
+    def fetched_forms(self, room_id: str, events: list[Event]) -> dict[str, Event]:
+        """For ``m.room.encrypted`` events fetched outside sync (``/relations``, ``/threads``):
+        their shown form, decrypting (and storing, so a late key mends them) those not seen
+        before. Database thread."""
+        machine = self.machine
+        if machine is None:
+            return {}
+        shown = self.shown_forms(events)
+        missing = [
+            e for e in events if e.get("type") == "m.room.encrypted" and isinstance(e.get("event_id"), str) and e["event_id"] not in shown
+        ]
+        if missing:
+
+            def work() -> dict[str, Event]:
+                found: dict[str, Event] = {}
+                for event in missing:
+                    form = self._decrypt_and_store(machine, event, room_id)
+                    if form is not None:
+                        found[event["event_id"]] = form
+                return found
+
+            shown.update(self._transaction(work))
+        return shown
+
     # -- the request loop --------------------------------------------------------------
 
     def wake(self) -> None:

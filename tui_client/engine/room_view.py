@@ -283,6 +283,8 @@ class RoomView:
         self._spawn(self._resolve_missing_replies())
 
     def _echo_for_entry(self, entry: OutboxEntry) -> list[Diff]:
+        if _in_a_thread(entry.content):
+            return []  # shown in its thread's view (engine/threads.py)
         state = {"pending": SendState.PENDING, "sent": SendState.SENT, "failed": SendState.FAILED}[entry.state]
         return self.model.add_local_echo(
             entry.txn_id, entry.event_type, entry.content, entry.created_ts, state, entry.event_id, entry.error
@@ -521,3 +523,8 @@ class RoomView:
 
 
 NameOf = Callable[[str], str]
+
+
+def _in_a_thread(content: dict[str, Any]) -> bool:
+    relation = content.get("m.relates_to")
+    return isinstance(relation, dict) and relation.get("rel_type") == "m.thread"

@@ -33,6 +33,8 @@ __all__ = [
     "SpacesChanged",
     "SyncState",
     "SyncStatus",
+    "ThreadUnreadChanged",
+    "ThreadUpdated",
     "TimelineUpdated",
     "TrustChanged",
     "TypingChanged",
@@ -90,6 +92,25 @@ class TimelineUpdated:
     room_id: str
     diffs: tuple[Diff, ...]
     version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadUpdated:
+    """Diffs to apply to an open thread's item list (as :class:`TimelineUpdated` for a room)."""
+
+    room_id: str
+    root_id: str
+    diffs: tuple[Diff, ...]
+    version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadUnreadChanged:
+    """A room's unread counts per thread changed: ``counts`` is root -> (notifications,
+    highlights), threads with nothing unread left out."""
+
+    room_id: str
+    counts: tuple[tuple[str, int, int], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,4 +364,6 @@ Update = (
     | TrustChanged
     | IdentityWarnings
     | CrossSigningChanged
+    | ThreadUpdated
+    | ThreadUnreadChanged
 )

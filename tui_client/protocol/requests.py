@@ -119,12 +119,13 @@ def sync(
 
 
 def sync_filter(timeline_limit: int = 50) -> str:
-    """The inline filter for ``/sync``: lazy-loaded members, a bounded timeline."""
+    """The inline filter for ``/sync``: lazy-loaded members, a bounded timeline, unread
+    counts per thread (``unread_thread_notifications``)."""
     return json.dumps(
         {
             "room": {
                 "state": {"lazy_load_members": True},
-                "timeline": {"limit": timeline_limit, "lazy_load_members": True},
+                "timeline": {"limit": timeline_limit, "lazy_load_members": True, "unread_thread_notifications": True},
             }
         },
         separators=(",", ":"),
@@ -272,6 +273,33 @@ def receipt(room_id: str, event_id: str, receipt_type: str = "m.read") -> Reques
         "POST",
         f"{CLIENT_V3}/rooms/{_seg(room_id)}/receipt/{_seg(receipt_type)}/{_seg(event_id)}",
         body={},
+    )
+
+
+def relations(
+    room_id: str,
+    event_id: str,
+    rel_type: str | None = None,
+    *,
+    from_token: str | None = None,
+    limit: int = 50,
+    direction: str = "b",
+) -> Request:
+    """``GET /v1/rooms/{roomId}/relations/{eventId}[/{relType}]``: the events that relate to
+    one (``dir=b``: newest first); the answer's ``next_batch`` pages on."""
+    path = f"{CLIENT_V1}/rooms/{_seg(room_id)}/relations/{_seg(event_id)}"
+    if rel_type:
+        path += f"/{_seg(rel_type)}"
+    return Request("GET", path, query=_query(dir=direction, limit=limit, **{"from": from_token}))
+
+
+def threads(room_id: str, *, include: str = "all", from_token: str | None = None, limit: int = 20) -> Request:
+    """``GET /v1/rooms/{roomId}/threads``: thread roots, latest activity first, each with its
+    summary in ``unsigned.m.relations.m.thread``; ``include`` is ``all`` or ``participated``."""
+    return Request(
+        "GET",
+        f"{CLIENT_V1}/rooms/{_seg(room_id)}/threads",
+        query=_query(include=include, limit=limit, **{"from": from_token}),
     )
 
 

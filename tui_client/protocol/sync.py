@@ -46,6 +46,10 @@ class JoinedRoom:
     heroes: list[str] | None = None
     joined_count: int | None = None
     invited_count: int | None = None
+    #: ``unread_thread_notifications``: thread root -> (notifications, highlights). With it
+    #: the server counts only the main timeline in ``unread_notifications``; the room's
+    #: counts above are the sum of both, as before threads were counted apart.
+    thread_counts: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -118,6 +122,12 @@ def _joined(room_id: str, data: dict[str, Any]) -> JoinedRoom:
     counts = _dict(data.get("unread_notifications"))
     heroes = summary.get("m.heroes")
     prev_batch = timeline.get("prev_batch")
+    thread_counts = _thread_counts(data.get("unread_thread_notifications"))
+    notification_count = _int(counts.get("notification_count"))
+    highlight_count = _int(counts.get("highlight_count"))
+    if thread_counts:
+        notification_count = (notification_count or 0) + sum(n for n, _h in thread_counts.values())
+        highlight_count = (highlight_count or 0) + sum(h for _n, h in thread_counts.values())
     return JoinedRoom(
         room_id=room_id,
         state=_events(data.get("state")),
@@ -126,12 +136,24 @@ def _joined(room_id: str, data: dict[str, Any]) -> JoinedRoom:
         prev_batch=prev_batch if isinstance(prev_batch, str) else None,
         ephemeral=_events(data.get("ephemeral")),
         account_data=_events(data.get("account_data")),
-        notification_count=_int(counts.get("notification_count")),
-        highlight_count=_int(counts.get("highlight_count")),
+        notification_count=notification_count,
+        highlight_count=highlight_count,
         heroes=_str_list(heroes) if isinstance(heroes, list) else None,
         joined_count=_int(summary.get("m.joined_member_count")),
         invited_count=_int(summary.get("m.invited_member_count")),
+        thread_counts=thread_counts,
     )
+
+
+def _thread_counts(value: object) -> dict[str, tuple[int, int]]:
+    counts: dict[str, tuple[int, int]] = {}
+    for root, entry in _dict(value).items():
+        if isinstance(root, str) and isinstance(entry, dict):
+            notifications = _int(entry.get("notification_count")) or 0
+            highlights = _int(entry.get("highlight_count")) or 0
+            if notifications or highlights:
+                counts[root] = (max(0, notifications), max(0, highlights))
+    return counts
 
 
 def _left(room_id: str, data: dict[str, Any]) -> LeftRoom:

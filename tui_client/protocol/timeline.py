@@ -157,7 +157,9 @@ class TimelineModel:
 
     ``own_user_id`` marks our reactions; ``name_of`` gives display names for state
     lines (the engine passes the room's disambiguated names); ``room_name`` the names
-    of rooms that state lines point at, when known.
+    of rooms that state lines point at, when known. With ``thread_root`` the model is
+    that thread's timeline: its ``m.thread`` replies are items of their own rather than
+    a count under the root.
     """
 
     def __init__(
@@ -166,8 +168,10 @@ class TimelineModel:
         name_of: Callable[[str], str] | None = None,
         may_redact_others: Callable[[str], bool] | None = None,
         room_name: Callable[[str], str | None] | None = None,
+        thread_root: str | None = None,
     ) -> None:
         self.own_user_id = own_user_id
+        self.thread_root = thread_root
         self._name_of = name_of
         self._room_name = room_name
         # Whether a user has the room's redact power level; with the sender's server,
@@ -438,6 +442,8 @@ class TimelineModel:
         if relation is None or relation.event_id is None or event.redacted_because is not None:
             return False
         target = relation.event_id
+        if relation.rel_type == "m.thread" and self.thread_root is not None and target == self.thread_root:
+            return False  # a reply in the thread this model shows
         self._sender_of[event.event_id] = event.sender
         if self._is_redacted(event):
             self._relation_target[event.event_id] = target

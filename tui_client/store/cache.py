@@ -82,6 +82,8 @@ class IngestResult:
     skipped_events: int = 0
     # What the ingest hook returned (the crypto layer's decryptions, for example).
     hook_result: Any = None
+    # Unread counts per thread of the joined rooms in the batch: room -> root -> counts.
+    thread_counts: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
