@@ -29,7 +29,7 @@ from .schema import migrate
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Cache", "Gap", "IngestResult", "OutboxEntry", "PendingJoin", "StoredEvent"]
+__all__ = ["Cache", "Gap", "IngestResult", "OutboxEntry", "PendingJoin", "SearchHit", "StoredEvent", "fts_match"]
 
 # Room between the last cached event and the first event after a `limited` sync:
 # back-filled events of the gap take the positions just below the later event.
@@ -84,6 +84,18 @@ class IngestResult:
     hook_result: Any = None
     # Unread counts per thread of the joined rooms in the batch: room -> root -> counts.
     thread_counts: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A message found by the local full-text index, with its current text."""
+
+    event_id: str
+    room_id: str
+    sender: str
+    ts: int
+    body: str
+    seq: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -618,6 +630,64 @@ class Cache:
             self._db.execute("BEGIN")
             self._db.execute("DELETE FROM outbox WHERE txn_id = ?", (txn_id,))
 
+    # -- local full-text search -----------------------------------------------------
+
+    def search_messages(
+        self,
+        words: Sequence[str],
+        phrases: Sequence[str] = (),
+        *,
+        room_ids: Sequence[str] = (),
+        senders: Sequence[str] = (),
+        after_ts: int | None = None,
+        before_ts: int | None = None,
+        older_than: tuple[int, int] | None = None,
+        limit: int = 50,
+    ) -> list[SearchHit]:
+        """Messages whose current text holds every word and phrase, newest first.
+
+        The index is kept by triggers (schema 6) in the same transactions as the events
+        and their decryptions. ``older_than`` is the ``(ts, seq)`` of the last hit of a
+        previous page.
+        """
+        match = fts_match(words, phrases)
+        if not match:
+            return []
+        sql = (
+            "SELECT e.event_id, e.room_id, e.sender, e.ts, f.body, e.seq FROM message_fts f "
+            "JOIN events e ON e.seq = f.rowid WHERE message_fts MATCH ?"
+        )
+        params: list[Any] = [match]
+        if room_ids:
+            sql += f" AND e.room_id IN ({','.join('?' * len(room_ids))})"
+            params.extend(room_ids)
+        if senders:
+            sql += f" AND e.sender IN ({','.join('?' * len(senders))})"
+            params.extend(senders)
+        if after_ts is not None:
+            sql += " AND e.ts >= ?"
+            params.append(after_ts)
+        if before_ts is not None:
+            sql += " AND e.ts < ?"
+            params.append(before_ts)
+        if older_than is not None:
+            sql += " AND (e.ts < ? OR (e.ts = ? AND e.seq < ?))"
+            params.extend((older_than[0], older_than[0], older_than[1]))
+        sql += " ORDER BY e.ts DESC, e.seq DESC LIMIT ?"
+        params.append(limit)
+        return [SearchHit(*row) for row in self._db.execute(sql, params)]
+
+    def indexed_count(self, room_id: str | None = None) -> int:
+        """How many messages the local index holds (in one room, or in all)."""
+        if room_id is None:
+            row = self._db.execute("SELECT COUNT(*) FROM message_fts").fetchone()
+        else:
+            row = self._db.execute(
+                "SELECT COUNT(*) FROM message_fts f JOIN events e ON e.seq = f.rowid WHERE e.room_id = ?",
+                (room_id,),
+            ).fetchone()
+        return int(row[0])
+
     # -- statistics ----------------------------------------------------------------
 
     def stats(self) -> dict[str, int]:
@@ -632,6 +702,23 @@ class Cache:
         if not sql.lstrip().upper().startswith("SELECT"):
             raise ValueError("read-only queries only")
         return list(self._db.execute(sql, params))
+
+
+def fts_match(words: Sequence[str], phrases: Sequence[str] = ()) -> str:
+    """An FTS5 query requiring every word and phrase, each quoted (no operators leak in).
+
+    A word ending in ``*`` matches as a prefix.
+    """
+    parts: list[str] = []
+    for word in words:
+        prefix = word.endswith("*")
+        word = word.rstrip("*")
+        if word.strip():
+            parts.append('"' + word.replace('"', '""') + '"' + (" *" if prefix else ""))
+    for phrase in phrases:
+        if phrase.strip():
+            parts.append('"' + phrase.replace('"', '""') + '"')
+    return " AND ".join(parts)
 
 
 def _storable(value: Any) -> Any:

@@ -245,6 +245,74 @@ MIGRATIONS: tuple[str, ...] = (
         after_key TEXT
     );
     """,
+    # 6: the local full-text index of messages (FTS5, in the same file as the events, so
+    # an encrypted cache keeps it encrypted). `search_text` is each message's current text:
+    # the latest edit by its sender, else its own body; the clear form for encrypted
+    # ones; nothing once redacted. Triggers keep the index in the writers' transactions.
+    # (Trigger bodies keep ';' mid-line: migration scripts are split at ';' line ends.)
+    """
+    CREATE VIRTUAL TABLE message_fts USING fts5 (body, tokenize = 'unicode61 remove_diacritics 2');
+
+    CREATE VIEW search_text AS
+    SELECT e.seq AS seq, e.event_id AS event_id, COALESCE(
+        (SELECT CASE WHEN x.type = 'm.room.encrypted'
+                THEN json_extract(xd.clear, '$.content."m.new_content".body')
+                ELSE json_extract(x.json, '$.content."m.new_content".body') END
+         FROM events x LEFT JOIN decrypted_events xd ON xd.event_id = x.event_id
+         WHERE x.relates_to = e.event_id AND x.rel_type = 'm.replace' AND x.redacted_by IS NULL
+           AND x.sender = e.sender
+           AND (CASE WHEN x.type = 'm.room.encrypted'
+                THEN json_extract(xd.clear, '$.content."m.new_content".body')
+                ELSE json_extract(x.json, '$.content."m.new_content".body') END) IS NOT NULL
+         ORDER BY x.ts DESC, x.seq DESC LIMIT 1),
+        CASE WHEN e.type = 'm.room.encrypted' THEN json_extract(d.clear, '$.content.body')
+        ELSE json_extract(e.json, '$.content.body') END
+    ) AS body
+    FROM events e LEFT JOIN decrypted_events d ON d.event_id = e.event_id
+    WHERE e.redacted_by IS NULL AND e.state_key IS NULL AND e.rel_type IS NOT 'm.replace'
+      AND (e.type = 'm.room.message'
+           OR (e.type = 'm.room.encrypted' AND json_extract(d.clear, '$.type') = 'm.room.message'));
+
+    CREATE TRIGGER message_fts_event_added AFTER INSERT ON events
+    WHEN NEW.state_key IS NULL AND NEW.type IN ('m.room.message', 'm.room.encrypted')
+    BEGIN
+        DELETE FROM message_fts WHERE rowid = (SELECT seq FROM events WHERE event_id =
+            CASE WHEN NEW.rel_type = 'm.replace' THEN NEW.relates_to ELSE NEW.event_id END); INSERT
+        INTO message_fts (rowid, body) SELECT seq, body FROM search_text WHERE body IS NOT NULL AND event_id =
+            CASE WHEN NEW.rel_type = 'm.replace' THEN NEW.relates_to ELSE NEW.event_id END; END;
+
+    CREATE TRIGGER message_fts_event_redacted AFTER UPDATE OF redacted_by ON events
+    WHEN NEW.redacted_by IS NOT NULL AND OLD.redacted_by IS NULL
+    BEGIN
+        DELETE FROM message_fts WHERE rowid = NEW.seq; DELETE
+        FROM message_fts WHERE OLD.rel_type = 'm.replace'
+            AND rowid = (SELECT seq FROM events WHERE event_id = OLD.relates_to); INSERT
+        INTO message_fts (rowid, body) SELECT seq, body FROM search_text
+        WHERE OLD.rel_type = 'm.replace' AND body IS NOT NULL AND event_id = OLD.relates_to; END;
+
+    CREATE TRIGGER message_fts_event_removed AFTER DELETE ON events
+    BEGIN DELETE FROM message_fts WHERE rowid = OLD.seq; END;
+
+    CREATE TRIGGER message_fts_decrypted_added AFTER INSERT ON decrypted_events
+    BEGIN
+        DELETE FROM message_fts WHERE rowid = (SELECT seq FROM events WHERE event_id = (SELECT
+            CASE WHEN rel_type = 'm.replace' THEN relates_to ELSE event_id END
+            FROM events WHERE event_id = NEW.event_id)); INSERT
+        INTO message_fts (rowid, body) SELECT seq, body FROM search_text WHERE body IS NOT NULL AND event_id = (SELECT
+            CASE WHEN rel_type = 'm.replace' THEN relates_to ELSE event_id END
+            FROM events WHERE event_id = NEW.event_id); END;
+
+    CREATE TRIGGER message_fts_decrypted_changed AFTER UPDATE OF clear ON decrypted_events
+    BEGIN
+        DELETE FROM message_fts WHERE rowid = (SELECT seq FROM events WHERE event_id = (SELECT
+            CASE WHEN rel_type = 'm.replace' THEN relates_to ELSE event_id END
+            FROM events WHERE event_id = NEW.event_id)); INSERT
+        INTO message_fts (rowid, body) SELECT seq, body FROM search_text WHERE body IS NOT NULL AND event_id = (SELECT
+            CASE WHEN rel_type = 'm.replace' THEN relates_to ELSE event_id END
+            FROM events WHERE event_id = NEW.event_id); END;
+
+    INSERT INTO message_fts (rowid, body) SELECT seq, body FROM search_text WHERE body IS NOT NULL;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

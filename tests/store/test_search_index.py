@@ -1,0 +1,282 @@
+"""The local full-text index (schema 6): what it holds follows the events, their edits,
+redactions and decryptions, in the same transactions; queries with filters."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tui_client.store import schema
+from tui_client.store.cache import Cache, Gap, fts_match
+
+from .cache_batches import OWN, Account, batch, event, joined_room, message
+
+ROOM = "!room:example.org"
+OTHER = "!other:example.org"
+
+
+@pytest.fixture
+def account(tmp_path: Path) -> Iterator[Account]:
+    acc = Account(tmp_path / "cache.sqlite3")
+    yield acc
+    acc.close()
+
+
+def _ids(account: Account, *words: str, **filters: Any) -> list[str]:
+    return [h.event_id for h in account.cache.search_messages(list(words), **filters)]
+
+
+def _edit(
+    event_id: str, target: str, body: str, sender: str = "@alice:example.org"
+) -> dict[str, Any]:
+    return event(
+        event_id,
+        sender=sender,
+        content={
+            "msgtype": "m.text",
+            "body": f"* {body}",
+            "m.new_content": {"msgtype": "m.text", "body": body},
+            "m.relates_to": {"rel_type": "m.replace", "event_id": target},
+        },
+    )
+
+
+def _redaction(event_id: str, target: str, sender: str = "@alice:example.org") -> dict[str, Any]:
+    return event(event_id, "m.room.redaction", sender, {"redacts": target}, redacts=target)
+
+
+def test_plain_messages_are_found_newest_first_with_their_text(account: Account) -> None:
+    account.ingest(
+        batch(
+            "s1",
+            join={
+                ROOM: joined_room(
+                    [
+                        message("$1", "the quick brown fox"),
+                        message("$2", "a lazy dog"),
+                        message("$3", "Quick thinking"),
+                    ]
+                )
+            },
+        )
+    )
+    hits = account.cache.search_messages(["quick"])
+    assert [h.event_id for h in hits] == ["$3", "$1"]
+    assert hits[1].body == "the quick brown fox"
+    assert hits[1].room_id == ROOM and hits[1].sender == "@alice:example.org"
+    assert _ids(account, "dog") == ["$2"]
+    assert _ids(account, "cat") == []
+    # Diacritics and case folded; a prefix with '*'.
+    assert _ids(account, "QUÍCK") == ["$3", "$1"]
+    assert _ids(account, "thin*") == ["$3"]
+
+
+def test_phrases_and_filters(account: Account) -> None:
+    account.ingest(
+        batch(
+            "s1",
+            join={
+                ROOM: joined_room(
+                    [
+                        message("$1", "red apple pie", origin_server_ts=1000),
+                        message(
+                            "$2", "apple red", sender="@bob:example.org", origin_server_ts=2000
+                        ),
+                    ]
+                ),
+                OTHER: joined_room([message("$3", "red apple", origin_server_ts=3000)]),
+            },
+        )
+    )
+    cache = account.cache
+    assert [h.event_id for h in cache.search_messages([], ["red apple"])] == ["$3", "$1"]
+    assert _ids(account, "apple", room_ids=[ROOM]) == ["$2", "$1"]
+    assert _ids(account, "apple", senders=["@bob:example.org"]) == ["$2"]
+    assert _ids(account, "apple", after_ts=2000) == ["$3", "$2"]
+    assert _ids(account, "apple", before_ts=2000) == ["$1"]
+    assert _ids(account, "apple", limit=1) == ["$3"]
+    last = cache.search_messages(["apple"], limit=1)[0]
+    assert _ids(account, "apple", older_than=(last.ts, last.seq)) == ["$2", "$1"]
+
+
+def test_query_text_cannot_inject_fts_syntax(account: Account) -> None:
+    account.ingest(batch("s1", join={ROOM: joined_room([message("$1", 'say "NEAR" OR not')])}))
+    assert fts_match(['"NEAR"', "OR"]) == '"""NEAR""" AND "OR"'
+    assert _ids(account, "OR") == ["$1"]
+    assert _ids(account, 'NEAR"') == ["$1"]
+    assert _ids(account, "body:x") == []
+    assert account.cache.search_messages([], []) == []
+
+
+def test_an_edit_replaces_the_text_and_only_the_latest_counts(account: Account) -> None:
+    account.ingest(batch("s1", join={ROOM: joined_room([message("$1", "helo wrld")])}))
+    account.ingest(batch("s2", join={ROOM: joined_room([_edit("$e1", "$1", "hello world")])}))
+    assert _ids(account, "helo") == []
+    assert [(h.event_id, h.body) for h in account.cache.search_messages(["hello"])] == [
+        ("$1", "hello world")
+    ]
+    # The edit event itself is never a result.
+    account.ingest(batch("s3", join={ROOM: joined_room([_edit("$e2", "$1", "goodbye world")])}))
+    assert _ids(account, "hello") == []
+    assert _ids(account, "goodbye") == ["$1"]
+    assert account.cache.indexed_count() == 1
+    # Someone else's "edit" changes nothing.
+    account.ingest(
+        batch(
+            "s4",
+            join={ROOM: joined_room([_edit("$e3", "$1", "hijacked", sender="@eve:example.org")])},
+        )
+    )
+    assert _ids(account, "hijacked") == []
+    assert _ids(account, "goodbye") == ["$1"]
+
+
+def test_a_redaction_removes_the_message_and_a_redacted_edit_reverts(account: Account) -> None:
+    account.ingest(
+        batch(
+            "s1",
+            join={
+                ROOM: joined_room(
+                    [
+                        message("$1", "secret plan"),
+                        message("$2", "first draft"),
+                        _edit("$e", "$2", "second draft"),
+                    ]
+                )
+            },
+        )
+    )
+    assert _ids(account, "secret") == ["$1"]
+    assert _ids(account, "second") == ["$2"]
+    account.ingest(
+        batch("s2", join={ROOM: joined_room([_redaction("$r1", "$1"), _redaction("$r2", "$e")])})
+    )
+    assert _ids(account, "secret") == []
+    assert _ids(account, "second") == []
+    assert _ids(account, "first") == ["$2"]
+    assert account.cache.indexed_count() == 1
+
+
+def test_decrypted_messages_are_indexed_when_their_clear_text_is_stored(account: Account) -> None:
+    encrypted = event(
+        "$x",
+        "m.room.encrypted",
+        content={"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "AAAA"},
+    )
+    account.ingest(batch("s1", join={ROOM: joined_room([encrypted])}))
+    assert account.cache.indexed_count() == 0
+    store = account.cache.crypto_store()
+    account.cache.begin()
+    store.save_decrypted(
+        "$x",
+        ROOM,
+        "sess",
+        {"type": "m.room.message", "content": {"msgtype": "m.text", "body": "whispered words"}},
+        {},
+    )
+    account.cache.commit()
+    assert _ids(account, "whispered") == ["$x"]
+    # An encrypted edit whose clear form arrives first, then its event (back-fill order).
+    account.cache.begin()
+    store.save_decrypted(
+        "$xe",
+        ROOM,
+        "sess",
+        {
+            "type": "m.room.message",
+            "content": {"body": "* shouted", "m.new_content": {"body": "shouted words"}},
+        },
+        {},
+    )
+    account.cache.commit()
+    assert _ids(account, "shouted") == []
+    edit = event(
+        "$xe",
+        "m.room.encrypted",
+        content={
+            "algorithm": "m.megolm.v1.aes-sha2",
+            "ciphertext": "BBBB",
+            "m.relates_to": {"rel_type": "m.replace", "event_id": "$x"},
+        },
+    )
+    account.ingest(batch("s2", join={ROOM: joined_room([edit])}))
+    assert _ids(account, "shouted") == ["$x"]
+    assert _ids(account, "whispered") == []
+    # A decryption written in a transaction that is rolled back leaves no trace.
+    account.ingest(
+        batch(
+            "s3",
+            join={
+                ROOM: joined_room([event("$y", "m.room.encrypted", content={"ciphertext": "C"})])
+            },
+        )
+    )
+    account.cache.begin()
+    store.save_decrypted(
+        "$y", ROOM, "sess", {"type": "m.room.message", "content": {"body": "vanishing"}}, {}
+    )
+    account.cache.rollback()
+    assert _ids(account, "vanishing") == []
+
+
+def test_back_filled_messages_are_indexed_even_with_their_edit_first(account: Account) -> None:
+    account.ingest(
+        batch("s1", join={ROOM: joined_room([message("$new", "recent")], prev_batch="p0")})
+    )
+    gap = Gap(ROOM, 0, "p0")
+    # /messages dir=b: newest first, so the edit comes before what it edits.
+    account.cache.fill_gap(
+        gap, [_edit("$e", "$old", "ancient history"), message("$old", "ancient typo")], None, "10"
+    )
+    assert _ids(account, "ancient") == ["$old"]
+    assert _ids(account, "history") == ["$old"]
+    assert _ids(account, "typo") == []
+
+
+def test_forgetting_a_room_empties_its_index(account: Account) -> None:
+    account.ingest(
+        batch(
+            "s1",
+            join={
+                ROOM: joined_room([message("$1", "keep")]),
+                OTHER: joined_room([message("$2", "keep")]),
+            },
+        )
+    )
+    account.cache.forget_room(ROOM)
+    assert _ids(account, "keep") == ["$2"]
+    assert account.cache.indexed_count(OTHER) == 1
+    assert account.cache.indexed_count(ROOM) == 0
+
+
+def test_migrating_a_version_5_cache_indexes_what_it_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "cache.sqlite3"
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 5)
+    old = Account(path)
+    old.ingest(
+        batch(
+            "s1",
+            join={
+                ROOM: joined_room(
+                    [message("$1", "before the index"), _edit("$e", "$1", "edited before")]
+                )
+            },
+        )
+    )
+    old.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 5
+    monkeypatch.undo()
+    cache = Cache(path, own_user_id=OWN)
+    try:
+        assert cache.schema_found == 5
+        assert [h.event_id for h in cache.search_messages(["edited"])] == ["$1"]
+        assert cache.search_messages(["index"]) == []
+    finally:
+        cache.close()
