@@ -12,11 +12,23 @@ ROOM = "!r:x"
 ROOT = "$root"
 
 
-def _event(event_id: str, body: str, ts: int, relates: dict[str, object] | None = None, sender: str = "@bob:x"):
+def _event(
+    event_id: str,
+    body: str,
+    ts: int,
+    relates: dict[str, object] | None = None,
+    sender: str = "@bob:x",
+):
     content: dict[str, object] = {"msgtype": "m.text", "body": body}
     if relates:
         content["m.relates_to"] = relates
-    raw = {"event_id": event_id, "type": "m.room.message", "sender": sender, "origin_server_ts": ts, "content": content}
+    raw = {
+        "event_id": event_id,
+        "type": "m.room.message",
+        "sender": sender,
+        "origin_server_ts": ts,
+        "content": content,
+    }
     return parse_event(raw, ROOM)
 
 

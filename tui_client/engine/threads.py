@@ -32,7 +32,14 @@ from .formatting import Pill, edit_content, message_content, pills_in
 from .send_queue import new_transaction_id
 from .updates import ThreadUnreadChanged, ThreadUpdated, Update
 
-__all__ = ["ThreadPage", "ThreadService", "ThreadSummary", "ThreadView", "is_thread_reply", "thread_relation"]
+__all__ = [
+    "ThreadPage",
+    "ThreadService",
+    "ThreadSummary",
+    "ThreadView",
+    "is_thread_reply",
+    "thread_relation",
+]
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +54,19 @@ LIST_PAGE = 20
 _SEND_STATES = {"pending": SendState.PENDING, "sent": SendState.SENT, "failed": SendState.FAILED}
 
 
-def thread_relation(root_id: str, latest_id: str | None, reply_to: str | None = None) -> dict[str, Any]:
+def thread_relation(
+    root_id: str, latest_id: str | None, reply_to: str | None = None
+) -> dict[str, Any]:
     """``m.relates_to`` of a message in a thread (``threading.md``): a plain message in
     the thread falls back to a reply to the thread's latest event; a reply to one
     message of the thread says so (``is_falling_back: false``)."""
     if reply_to:
-        return {"rel_type": "m.thread", "event_id": root_id, "is_falling_back": False, "m.in_reply_to": {"event_id": reply_to}}
+        return {
+            "rel_type": "m.thread",
+            "event_id": root_id,
+            "is_falling_back": False,
+            "m.in_reply_to": {"event_id": reply_to},
+        }
     return {
         "rel_type": "m.thread",
         "event_id": root_id,
@@ -64,7 +78,11 @@ def thread_relation(root_id: str, latest_id: str | None, reply_to: str | None = 
 def is_thread_reply(content: object, root_id: str | None = None) -> bool:
     """True if ``content`` is a message in a thread (the thread of ``root_id`` if given)."""
     relation = relation_of(content)
-    return relation is not None and relation.rel_type == "m.thread" and (root_id is None or relation.event_id == root_id)
+    return (
+        relation is not None
+        and relation.rel_type == "m.thread"
+        and (root_id is None or relation.event_id == root_id)
+    )
 
 
 class ThreadView:
@@ -111,7 +129,9 @@ class ThreadView:
     def _publish(self, diffs: list[Diff]) -> None:
         if diffs:
             self.version += 1
-            self._publish_update(ThreadUpdated(self.room_id, self.root_id, tuple(diffs), self.version))
+            self._publish_update(
+                ThreadUpdated(self.room_id, self.root_id, tuple(diffs), self.version)
+            )
 
     def _belongs(self, event: RoomEvent) -> str | None:
         if event.event_id == self.root_id:
@@ -134,7 +154,10 @@ class ThreadView:
                 self._relations[event.event_id] = event
 
     def _reset(self) -> None:
-        ordered = sorted(self._events.values(), key=lambda e: (e.event_id != self.root_id, e.origin_server_ts, e.event_id))
+        ordered = sorted(
+            self._events.values(),
+            key=lambda e: (e.event_id != self.root_id, e.origin_server_ts, e.event_id),
+        )
         self._publish(self.model.reset(ordered, self._relations.values()))
 
     # -- loading ------------------------------------------------------------------------
@@ -146,7 +169,9 @@ class ThreadView:
         """The root, its cached relations and theirs, and the outbox (database thread)."""
         found = list(self._cache.load_events([self.root_id]).values())
         related = self._cache.load_relations([self.root_id])
-        children = [e["event_id"] for e in related if is_thread_reply(e.get("content"), self.root_id)]
+        children = [
+            e["event_id"] for e in related if is_thread_reply(e.get("content"), self.root_id)
+        ]
         related += self._cache.load_relations(children) if children else []
         events = found + related
         forms = self._decrypt(self.room_id, events)
@@ -183,7 +208,13 @@ class ThreadView:
         async with self._lock:
             try:
                 data = await self._connection.send(
-                    api.relations(self.room_id, self.root_id, "m.thread", from_token=self.next_batch, limit=SERVER_PAGE)
+                    api.relations(
+                        self.room_id,
+                        self.root_id,
+                        "m.thread",
+                        from_token=self.next_batch,
+                        limit=SERVER_PAGE,
+                    )
                 )
             except (MatrixError, NetworkError) as error:
                 log.info("thread page not loaded: %s", error)
@@ -237,9 +268,15 @@ class ThreadView:
             diffs.extend(self.model.replace_event(event))
         self._publish(diffs)
 
-    def on_send_state(self, txn_id: str, state: str, event_id: str | None, error: str | None) -> None:
+    def on_send_state(
+        self, txn_id: str, state: str, event_id: str | None, error: str | None
+    ) -> None:
         """The send queue reports progress on one of our messages."""
-        self._publish(self.model.update_local_echo(txn_id, _SEND_STATES[state], event_id=event_id, error=error))
+        self._publish(
+            self.model.update_local_echo(
+                txn_id, _SEND_STATES[state], event_id=event_id, error=error
+            )
+        )
 
     def latest_event_id(self) -> str:
         """The thread's newest event from the server (the root while it has no reply)."""
@@ -251,7 +288,13 @@ class ThreadView:
         entry = await self._enqueue(self.room_id, event_type, content)
         if echo:
             self._publish(
-                self.model.add_local_echo(entry.txn_id, entry.event_type, entry.content, entry.created_ts, _SEND_STATES[entry.state])
+                self.model.add_local_echo(
+                    entry.txn_id,
+                    entry.event_type,
+                    entry.content,
+                    entry.created_ts,
+                    _SEND_STATES[entry.state],
+                )
             )
         return entry
 
@@ -276,7 +319,9 @@ class ThreadView:
         content["m.relates_to"] = thread_relation(self.root_id, self.latest_event_id(), reply_to)
         return await self._send("m.room.message", content, echo=True)
 
-    async def send_edit(self, event_id: str, new_body: str, *, pills: Sequence[Pill] = ()) -> OutboxEntry:
+    async def send_edit(
+        self, event_id: str, new_body: str, *, pills: Sequence[Pill] = ()
+    ) -> OutboxEntry:
         """Replace the text of one of our messages in the thread (``m.replace``)."""
         original = self.model.content_of(event_id)
         msgtype = original.get("msgtype") if original else None
@@ -287,13 +332,17 @@ class ThreadView:
             own_user_id=self.user_id,
             may_mention_room=self._may_mention_room(),
         )
-        return await self._send("m.room.message", edit_content(event_id, new_content, original), echo=False)
+        return await self._send(
+            "m.room.message", edit_content(event_id, new_content, original), echo=False
+        )
 
     async def toggle_reaction(self, event_id: str, key: str) -> bool:
         """React with ``key``, or take our reaction back; True if a reaction was sent."""
         ours = self.model.reaction_event_id(event_id, self.user_id, key)
         if ours is None:
-            content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}}
+            content = {
+                "m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}
+            }
             await self._send("m.reaction", content, echo=False)
             return True
         await self._connection.send(api.redact(self.room_id, ours, new_transaction_id()))
@@ -410,7 +459,9 @@ class ThreadService:
             if self.unread.get(room_id, {}) != counts:
                 self._set_unread(room_id, dict(counts))
 
-    def on_send_state(self, entry: OutboxEntry, state: str, event_id: str | None, error: str | None) -> None:
+    def on_send_state(
+        self, entry: OutboxEntry, state: str, event_id: str | None, error: str | None
+    ) -> None:
         """Progress of one of our messages (its echo may be in a thread)."""
         for view in self._views_of(entry.room_id):
             view.on_send_state(entry.txn_id, state, event_id, error)
@@ -425,7 +476,11 @@ class ThreadService:
 
     def _set_unread(self, room_id: str, counts: dict[str, tuple[int, int]]) -> None:
         self.unread[room_id] = counts
-        self._publish(ThreadUnreadChanged(room_id, tuple((root, n, h) for root, (n, h) in sorted(counts.items()))))
+        self._publish(
+            ThreadUnreadChanged(
+                room_id, tuple((root, n, h) for root, (n, h) in sorted(counts.items()))
+            )
+        )
 
     def unread_in(self, room_id: str) -> dict[str, tuple[int, int]]:
         """Thread root -> (notifications, highlights) of the room's threads with unread replies."""
@@ -438,7 +493,9 @@ class ThreadService:
         target = event_id or (view.latest_event_id() if view is not None else root_id)
         await self._mark_read(room_id, target, root_id)
         counts = self.unread.get(room_id, {})
-        if root_id in counts and (event_id is None or (view is not None and target == view.latest_event_id())):
+        if root_id in counts and (
+            event_id is None or (view is not None and target == view.latest_event_id())
+        ):
             self._set_unread(room_id, {k: v for k, v in counts.items() if k != root_id})
 
     # -- the thread list ----------------------------------------------------------------
@@ -454,10 +511,16 @@ class ThreadService:
     ) -> ThreadPage:
         """A page of the room's threads, latest activity first (``include``: ``all`` or
         ``participated``). Raises :class:`MatrixError` / :class:`NetworkError`."""
-        data = await self._connection.send(api.threads(room_id, include=include, from_token=from_token, limit=limit))
+        data = await self._connection.send(
+            api.threads(room_id, include=include, from_token=from_token, limit=limit)
+        )
         chunk = data.get("chunk") if isinstance(data, dict) else None
         roots = [e for e in chunk if isinstance(e, dict)] if isinstance(chunk, list) else []
-        latest = [t["latest_event"] for t in map(_bundled_thread, roots) if isinstance(t.get("latest_event"), dict)]
+        latest = [
+            t["latest_event"]
+            for t in map(_bundled_thread, roots)
+            if isinstance(t.get("latest_event"), dict)
+        ]
         raw = roots + latest
         forms = await self._db.run(self._decrypt, room_id, raw) if raw else {}
         summaries: list[ThreadSummary] = []
@@ -478,7 +541,9 @@ class ThreadService:
                 root_sender=root.sender,
                 root_body=describe(root, name_of).body,
                 root_ts=root.origin_server_ts,
-                count=count if isinstance(count, int) and not isinstance(count, bool) and count > 0 else 0,
+                count=count
+                if isinstance(count, int) and not isinstance(count, bool) and count > 0
+                else 0,
                 participated=thread.get("current_user_participated") is True,
             )
             if isinstance(latest_event, RoomEvent):
@@ -491,4 +556,6 @@ class ThreadService:
                 )
             summaries.append(summary)
         token = data.get("next_batch") if isinstance(data, dict) else None
-        return ThreadPage(room_id, include, tuple(summaries), token if isinstance(token, str) else None)
+        return ThreadPage(
+            room_id, include, tuple(summaries), token if isinstance(token, str) else None
+        )

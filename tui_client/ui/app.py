@@ -324,6 +324,7 @@ class TuiClientApp(App[None]):
             "Typing notices", f"Let others see when you are writing to them (now: {typing})", self.action_toggle_typing
         )
         yield SystemCommand("Toggle member list", "Show or hide the members (F2)", chat.action_toggle_members)
+        yield SystemCommand("Threads", "The room's threads, all or yours; Enter opens one (Ctrl+T)", chat.action_thread_list)
         yield SystemCommand("Mark room as read", "Send a read receipt for the latest message", chat.action_mark_read)
         yield SystemCommand("Help", "Keys and commands (F1)", chat.action_help)
         yield SystemCommand("Retry sync now", "Skip the wait after a connection problem", self.action_retry_sync)

@@ -205,6 +205,7 @@ def render_item(
     first_new: bool = False,
     room_name_of: Callable[[str], str | None] | None = None,
     reveal: bool = False,
+    thread_unread: bool = False,
 ) -> list[Line]:
     """The lines of one item: day separator, "new messages" line, reply quote, body,
     reactions, thread, status."""
@@ -263,7 +264,7 @@ def render_item(
         body_lines = styled_lines(_body(item, name_of, palette), body_width)
     for index, body_line in enumerate(body_lines):
         lines.append([*(first_prefix if index == 0 else [indent]), *body_line])
-    for extra in _extras(item, palette, name_of if selected else None):
+    for extra in _extras(item, palette, name_of if selected else None, thread_unread=thread_unread):
         lines.append([indent, *_truncate(extra, body_width)])
     if seen_by:
         lines.append([indent, *_truncate([(seen_text(seen_by), Style(color=palette.muted, italic=True))], body_width)])
@@ -369,7 +370,9 @@ def _formatted_body(
     return render_document(item.formatted, width, look, base=base, lead=lead, tail=tail)
 
 
-def _extras(item: TimelineItem, palette: Palette, reactors: Callable[[str], str] | None = None) -> list[list[Span]]:
+def _extras(
+    item: TimelineItem, palette: Palette, reactors: Callable[[str], str] | None = None, *, thread_unread: bool = False
+) -> list[list[Span]]:
     extras: list[list[Span]] = []
     if item.reactions:
         chips: list[Span] = []
@@ -386,7 +389,10 @@ def _extras(item: TimelineItem, palette: Palette, reactors: Callable[[str], str]
             extras.append([(reacted_text(item, reactors), Style(color=palette.muted, italic=True))])
     if item.thread_count:
         plural = "reply" if item.thread_count == 1 else "replies"
-        extras.append([(f"💬 {item.thread_count} {plural} in thread", Style(color=palette.accent))])
+        thread: list[Span] = [(f"💬 {item.thread_count} {plural} in thread", Style(color=palette.accent))]
+        if thread_unread:
+            thread.append(("  ● unread", Style(color=palette.accent, bold=True)))
+        extras.append(thread)
     if item.send_state is SendState.PENDING and item.error:
         extras.append([(f"sending… ({item.error})", Style(color=palette.muted, italic=True))])
     elif item.send_state is SendState.FAILED:

@@ -27,6 +27,7 @@ from ...engine.updates import (
     RoomListChanged,
     SessionEnded,
     SyncState,
+    ThreadUnreadChanged,
     TimelineUpdated,
     TypingChanged,
     Update,
@@ -59,6 +60,7 @@ from .chat_rooms import RoomActions
 from .dialogs import ConfirmDialog, PromptDialog, ReactionDialog
 from .help import HelpScreen
 from .switcher import RoomSwitcher
+from .threads import ThreadListScreen, ThreadPanel, forward_thread_update, open_thread
 
 if TYPE_CHECKING:
     pass
@@ -75,6 +77,7 @@ class ChatScreen(RoomActions):
         Binding("alt+up", "room_step(-1)", "Prev room", show=False, priority=True),
         Binding("alt+down", "room_step(1)", "Next room", show=False, priority=True),
         Binding("ctrl+o", "join_dialog", "Join", show=False, priority=True),
+        Binding("ctrl+t", "thread_list", "Threads", show=False, priority=True),
     ]
 
     def __init__(self, client: MatrixClient) -> None:
@@ -193,6 +196,9 @@ class ChatScreen(RoomActions):
         elif isinstance(update, ReceiptsChanged):
             if update.room_id == self.current_room and self.view is not None:
                 self.query_one(TimelineView).set_read_by(self.view.read_by())
+        elif isinstance(update, ThreadUnreadChanged):
+            if update.room_id == self.current_room:
+                self.query_one(TimelineView).set_thread_unread(frozenset(root for root, _n, _h in update.counts))
         elif isinstance(update, TypingChanged):
             if update.room_id == self.current_room:
                 self._show_typing(update.user_ids)
@@ -209,6 +215,7 @@ class ChatScreen(RoomActions):
         elif isinstance(update, SessionEnded):
             self.query_one(StatusBar).message = clean_line(update.message, 80)
         self.handle_room_update(update)
+        forward_thread_update(self.app, update)
 
     def _ordered_rooms(self) -> list[RoomSummary]:
         return [room for _key, rooms in ordered(self.filtered_rooms()) for room in rooms]
@@ -257,6 +264,8 @@ class ChatScreen(RoomActions):
             self.client.typing.stopped()
         self.current_room = room_id
         self.view = None
+        for panel in self.query(ThreadPanel):
+            panel.close()
         self.query_one(RoomList).current_room = room_id
         self._refresh_header()
         self._set_mode(None)
@@ -283,6 +292,7 @@ class ChatScreen(RoomActions):
         timeline.room_name_of = lambda target: known_room_name(self.client.rooms, target)
         timeline.empty_text = "No messages yet. Say hello!"
         timeline.set_items(view.model.items, view.read_by(), view.new_messages_after())
+        timeline.set_thread_unread(frozenset(self.client.threads.unread_in(view.room_id)))
         self._sync_view_flags()
         self.query_one(RoomHeader).member_count = len(view.members.joined())
         if self.query_one("#members").display:
@@ -499,6 +509,8 @@ class ChatScreen(RoomActions):
             self.run_worker(self.client.retry_send(item.txn_id), exit_on_error=False)
         elif action == "discard" and item.is_local_echo and item.send_state is SendState.FAILED and item.txn_id:
             self.run_worker(self.client.discard_send(item.txn_id), exit_on_error=False)
+        elif action == "thread" and item.event_id and not item.is_local_echo and self.view is not None:
+            open_thread(self.app, self.query_one("#body", Horizontal), self.client, self.view, item.event_id, completions=self._completions, palette=self.query_one(TimelineView).palette)
         elif action == "open_link":
             self.open_link(item)
         elif action == "save":
@@ -566,6 +578,22 @@ class ChatScreen(RoomActions):
             return
         index = rooms.index(self.current_room) if self.current_room in rooms else -1
         self.open_room(rooms[(index + step) % len(rooms)])
+
+    def action_thread_list(self) -> None:
+        """The open room's threads (all / mine); Enter opens one."""
+        view = self.view
+        if view is None:
+            return
+        self.app.push_screen(
+            ThreadListScreen(self.client, view.room_id, view.display_name),
+            lambda root: open_thread(self.app, self.query_one("#body", Horizontal), self.client, view, root, completions=self._completions, palette=self.query_one(TimelineView).palette) if root and view is self.view else None,
+        )
+
+    @on(ThreadPanel.Closed)
+    def _thread_closed(self, event: ThreadPanel.Closed) -> None:
+        for panel in self.query(ThreadPanel):
+            panel.remove()
+        self.query_one(Composer).focus()
 
     def action_help(self) -> None:
         """Key bindings and commands."""

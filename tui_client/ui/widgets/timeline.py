@@ -48,6 +48,7 @@ class TimelineView(ScrollView, can_focus=True):
         Binding("o", "open_link", "Open link", show=False),
         Binding("s", "save_attachment", "Save file", show=False),
         Binding("v", "reveal", "Show spoiler", show=False),
+        Binding("t", "thread", "Thread"),
         Binding("escape", "clear_selection", "Unselect", show=False),
     ]
 
@@ -100,6 +101,8 @@ class TimelineView(ScrollView, can_focus=True):
         self.at_live_end = True
         self.reached_start = False
         self.empty_text = "No messages yet."
+        #: Thread roots (event IDs) whose threads have unread replies (marked on the root).
+        self.thread_unread: frozenset[str] = frozenset()
 
     # -- data -----------------------------------------------------------------------
 
@@ -164,6 +167,17 @@ class TimelineView(ScrollView, can_focus=True):
                 self._cache.pop(item.key, None)
         self._relayout(None if self._stick_to_bottom else self._anchor())
 
+    def set_thread_unread(self, roots: frozenset[str]) -> None:
+        """Which thread roots have unread replies; re-renders the roots that changed."""
+        if roots == self.thread_unread:
+            return
+        changed = roots ^ self.thread_unread
+        self.thread_unread = roots
+        for item in self.items:
+            if item.event_id in changed:
+                self._cache.pop(item.key, None)
+        self._relayout(None if self._stick_to_bottom else self._anchor())
+
     def refresh_names(self) -> None:
         """Display names changed: re-render everything."""
         self._cache.clear()
@@ -196,6 +210,7 @@ class TimelineView(ScrollView, can_focus=True):
             and previous.event_id == self.new_after,
             room_name_of=self.room_name_of,
             reveal=item.key in self.revealed,
+            thread_unread=item.event_id in self.thread_unread if item.event_id else False,
         )
         pad = Style(bgcolor=self.palette.selection) if selected else None
         strips = []
@@ -407,6 +422,10 @@ class TimelineView(ScrollView, can_focus=True):
     def action_open_link(self) -> None:
         """Open (or join) the room the selected message links to."""
         self._item_action("open_link")
+
+    def action_thread(self) -> None:
+        """Open the selected message's thread (or start one from it)."""
+        self._item_action("thread")
 
     def action_save_attachment(self) -> None:
         """Save the selected message's file to the Downloads folder."""
