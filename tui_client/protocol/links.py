@@ -1,12 +1,27 @@
-"""Find the rooms a message links to: ``matrix.to`` links, ``matrix:`` URIs, room aliases."""
+"""Find the rooms and users a message links to: ``matrix.to`` links, ``matrix:`` URIs,
+room aliases in its text, and the pills and links of its formatted body."""
 
 from __future__ import annotations
 
 import re
 
+from .html import (
+    Block,
+    Details,
+    Document,
+    Heading,
+    Inline,
+    Link,
+    ListBlock,
+    Paragraph,
+    Pill,
+    Quote,
+    Spoiler,
+    Table,
+)
 from .ids import InvalidIdentifier, MatrixLink, parse_link
 
-__all__ = ["find_room_links"]
+__all__ = ["document_links", "find_room_links"]
 
 _CANDIDATES = re.compile(
     r"""
@@ -36,4 +51,53 @@ def find_room_links(text: str, *, limit: int = 20) -> list[MatrixLink]:
         found.append(link)
         if len(found) >= limit:
             break
+    return found
+
+
+def document_links(document: Document, *, limit: int = 20) -> list[MatrixLink]:
+    """The distinct users and rooms a formatted body links to (its pills, and links to a
+    room or an event in one), in order of appearance."""
+    found: list[MatrixLink] = []
+    seen: set[tuple[str, str]] = set()
+
+    def add(href: str, pill: Pill | None = None) -> None:
+        try:
+            link = parse_link(href)
+        except InvalidIdentifier:
+            if pill is None:
+                return
+            link = MatrixLink(kind=pill.kind, identifier=pill.target)
+        if (link.kind, link.identifier) not in seen and len(found) < limit:
+            seen.add((link.kind, link.identifier))
+            found.append(link)
+
+    def inlines(children: tuple[Inline, ...]) -> None:
+        for child in children:
+            if isinstance(child, Pill):
+                add(child.href, child)
+            elif isinstance(child, Link):
+                if child.href.lower().startswith(("https://matrix.to/#/", "http://matrix.to/#/", "matrix:")):
+                    add(child.href)
+                inlines(child.children)
+            elif isinstance(child, Spoiler):
+                inlines(child.children)
+
+    def blocks(children: tuple[Block, ...]) -> None:
+        for block in children:
+            if isinstance(block, Paragraph | Heading):
+                inlines(block.children)
+            elif isinstance(block, Quote):
+                blocks(block.children)
+            elif isinstance(block, ListBlock):
+                for item in block.items:
+                    blocks(item)
+            elif isinstance(block, Table):
+                for row in block.rows:
+                    for cell in row:
+                        inlines(cell.children)
+            elif isinstance(block, Details):
+                inlines(block.summary)
+                blocks(block.children)
+
+    blocks(document.blocks)
     return found

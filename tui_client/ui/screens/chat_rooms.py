@@ -20,8 +20,8 @@ from ...engine.room_view import RoomView
 from ...engine.updates import JoinProgress, Reminder, RoomListChanged, SpacesChanged, Update
 from ...protocol.commands import CommandError, parse_command
 from ...protocol.errors import MatrixError, NetworkError
-from ...protocol.ids import server_name_of
-from ...protocol.links import find_room_links
+from ...protocol.ids import MatrixLink, server_name_of
+from ...protocol.links import document_links, find_room_links
 from ...protocol.room_create import RoomCreateOptions
 from ...protocol.room_state import RoomSummary
 from ...protocol.sanitize import clean_line
@@ -192,24 +192,39 @@ class RoomActions(Screen[None]):
         return False
 
     def open_link(self, item: TimelineItem) -> None:
-        """Open (or offer to join) a room that a message links to."""
-        links = find_room_links(item.body)
+        """Open (or offer to join) a room a message links to, or show the actions on a
+        user it mentions: its pills and links first, then room links in its text."""
+        links = document_links(item.formatted) if item.formatted is not None else []
+        seen = {(link.kind, link.identifier) for link in links}
+        links += [link for link in find_room_links(item.body) if (link.kind, link.identifier) not in seen]
         if not links:
-            self.notify("This message links to no room.", markup=False)
+            self.notify("This message links to no room or person.", markup=False)
             return
         if len(links) == 1:
-            self._follow_link(links[0].identifier, links[0].via)
+            self._follow_link(links[0])
             return
-        choices = [(str(n), clean_line(link.identifier, 80)) for n, link in enumerate(links)]
+        choices = [(str(n), self._link_label(link)) for n, link in enumerate(links)]
 
         def chosen(key: str | None) -> None:
             if key is not None:
-                link = links[int(key)]
-                self._follow_link(link.identifier, link.via)
+                self._follow_link(links[int(key)])
 
-        self.app.push_screen(ChoiceDialog("Which room?", choices), chosen)
+        self.app.push_screen(ChoiceDialog("Open which?", choices), chosen)
 
-    def _follow_link(self, identifier: str, via: tuple[str, ...]) -> None:
+    def _link_label(self, link: MatrixLink) -> str:
+        if link.kind == "user":
+            name = self.view.display_name(link.identifier) if self.view is not None else link.identifier
+            return clean_line(name if name == link.identifier else f"{name} ({link.identifier})", 80)
+        for summary in self.client.rooms.values():
+            if link.identifier in (summary.room_id, summary.canonical_alias) and summary.display_name:
+                return clean_line(f"{summary.display_name} ({link.identifier})", 80)
+        return clean_line(link.identifier, 80)
+
+    def _follow_link(self, link: MatrixLink) -> None:
+        if link.kind == "user":
+            self.show_member(link.identifier)
+            return
+        identifier = link.identifier
         for summary in self.client.rooms.values():
             if summary.membership == "join" and identifier in (summary.room_id, summary.canonical_alias):
                 if summary.is_space:
@@ -217,7 +232,7 @@ class RoomActions(Screen[None]):
                 else:
                     self.open_room(summary.room_id)
                 return
-        self.app.preview_room(identifier, via=via)  # type: ignore[attr-defined]
+        self.app.preview_room(identifier, via=link.via)  # type: ignore[attr-defined]
 
     # -- creating -------------------------------------------------------------------------
 
@@ -336,9 +351,15 @@ class RoomActions(Screen[None]):
     @on(OptionList.OptionSelected, "#members")
     def _member_chosen(self, event: OptionList.OptionSelected) -> None:
         event.stop()
-        room, view = self.current_room, self.view
         user_id = (event.option.id or "").removeprefix("invite:")
-        if room is None or view is None or not user_id:
+        if user_id:
+            self.show_member(user_id)
+
+    def show_member(self, user_id: str) -> None:
+        """What can be done with a member of the open room, or a user a message names:
+        a direct message, moderation where our power allows, verification, devices."""
+        room, view = self.current_room, self.view
+        if room is None or view is None:
             return
         me = self.client.user_id
         power = view.power_levels
