@@ -31,7 +31,7 @@ async def test_who_has_read_what_follows_their_receipts(
     first_id = next(i.event_id for i in view.model.items if i.body == "first" and not i.is_local_echo)
     bob_view = await bob.open_room(room)
     await wait_until(lambda: any(i.event_id == first_id for i in bob_view.model.items), what="bob has it", timeout=30)
-    await bob.mark_read(room)
+    await bob.mark_read(room, _newest(bob, room))
     await wait_until(lambda: view.read_by().get(first_id) == (bob_user.user_id,), what="bob's receipt", timeout=30)
     assert updates.of(ReceiptsChanged)
     assert first.txn_id
@@ -42,12 +42,12 @@ async def test_who_has_read_what_follows_their_receipts(
     second_id = next(i.event_id for i in view.model.items if i.body == "second" and not i.is_local_echo)
     assert view.read_by() == {first_id: (bob_user.user_id,)}
     await wait_until(lambda: any(i.event_id == second_id for i in bob_view.model.items), what="bob has it", timeout=30)
-    await bob.mark_read(room)
+    await bob.mark_read(room, _newest(bob, room))
     await wait_until(lambda: view.read_by() == {second_id: (bob_user.user_id,)}, what="bob read on", timeout=30)
     # Alice's own receipts (she reads bob's reply) never list her.
     await bob.send_message(room, "reply")
     await wait_until(lambda: any(i.body == "reply" for i in view.model.items), what="the reply", timeout=30)
-    await alice.mark_read(room)
+    await alice.mark_read(room, _newest(alice, room))
     assert all(alice_user.user_id not in users for users in view.read_by().values())
 
     # A receipt on an event that is not shown (bob's reaction) marks the message before it.
@@ -89,7 +89,7 @@ async def test_the_new_messages_line_follows_our_fully_read_marker(
     view = await alice.open_room(room)
     await wait_until(lambda: any(i.body == "read this" and not i.is_local_echo for i in view.model.items), what="the message", timeout=30)
     read_id = next(i.event_id for i in view.model.items if i.body == "read this")
-    await alice.mark_read(room)
+    await alice.mark_read(room, _newest(alice, room))
     # The marker comes back as room account data, into the cache.
     await wait_until_async(lambda: _marker(alice, room, read_id), what="the fully-read marker synced", timeout=30)
     alice.close_room(room)
@@ -101,7 +101,7 @@ async def test_the_new_messages_line_follows_our_fully_read_marker(
     assert view.fully_read_at_open == read_id
     assert view.new_messages_after() == read_id
     # Only our own messages after the marker: no line.
-    await alice.mark_read(room)
+    await alice.mark_read(room, _newest(alice, room))
     await wait_until_async(lambda: _marker(alice, room, view.model.last_event_id()), what="the marker moved", timeout=30)
     alice.close_room(room)
     await alice.send_message(room, "mine")
@@ -113,3 +113,9 @@ async def test_the_new_messages_line_follows_our_fully_read_marker(
 async def _marker(client: Any, room: str, event_id: str | None) -> bool:
     marker = await client.db.run(client.cache.account_data, "m.fully_read", room)
     return bool(marker) and marker.get("event_id") == event_id
+
+
+def _newest(client: Any, room: str) -> str:
+    event_id = client.views[room].model.last_event_id()
+    assert event_id is not None
+    return str(event_id)

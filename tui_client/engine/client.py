@@ -42,6 +42,8 @@ from .formatting import Pill, edit_content, html_to_plain, message_content, pill
 from .joins import JoinQueue
 from .notices import say_once
 from .paths import profile_dir
+from .presence import PresenceService
+from .read_receipts import ReadReceipts
 from .recovery import Recovery
 from .room_admin import RoomAdmin, split_user_and_reason
 from .room_view import RoomView
@@ -138,6 +140,8 @@ class MatrixClient:
         self._listeners: list[Listener] = []
         self._tasks: list[asyncio.Task[Any]] = []
         self._source = (sync_source or SyncV2Source)(self.connection)
+        if isinstance(self._source, SyncV2Source):
+            self._source.presence = lambda: self.presence.sync_value
         self._long_poll_ms = long_poll_ms
         self.sync_loop: SyncLoop | None = None
         self.send_queue = SendQueue(self.cache, self.db, self.connection, self._on_send_progress, prepare=self._prepare_send)
@@ -287,6 +291,8 @@ class MatrixClient:
         await self.encryption.open()
         await self.devices.open()
         await self.typing.load()
+        await self.presence.load()
+        await self.receipts.load()
 
     def start(self) -> None:
         """Start the sync loop and the send queue in the running event loop."""
@@ -398,6 +404,7 @@ class MatrixClient:
         with gc_paused():
             batch = self._source.parse(raw)
             result = self.cache.ingest_sync(batch, self.rooms, hook=self.encryption.ingest_hook)
+            self.presence.receive(batch.presence)
             result.thread_counts = {room.room_id: room.thread_counts for room in batch.joined}
             return result
 
@@ -405,6 +412,7 @@ class MatrixClient:
         first = self.sync_loop is not None and self.sync_loop.batches == 0
         result = await self.db.run(self._ingest_raw, raw)
         self._after_commit(result)
+        self.presence.flush()
         self.publish(
             BatchCommitted({room: tuple(s.event for s in stored) for room, stored in result.new_events.items()}, first)
         )
@@ -665,25 +673,14 @@ class MatrixClient:
 
         await self.connection.send(api.redact(room_id, event_id, new_transaction_id(), reason))
 
-    async def mark_read(self, room_id: str) -> None:
-        """Send a read receipt and fully-read marker for the newest event we show."""
+    async def mark_read(self, room_id: str, event_id: str, thread_id: str | None = None) -> None:
+        """Mark ``event_id`` read, and fully read outside a thread (engine/read_receipts.py).
+
+        The caller says which event the user has seen; nothing later is marked.
+        """
         view = self.views.get(room_id)
-        event_id = view.model.last_event_id() if view else None
-        summary = self.rooms.get(room_id)
-        if event_id is None or summary is None:
-            return
-        try:
-            await self.connection.send(api.read_markers(room_id, event_id, event_id), wait_on_rate_limit=False)
-        except (MatrixError, NetworkError) as error:
-            log.info("read marker not sent: %s", error)
-            return
-        if summary.notification_count or summary.highlight_count:
-            updated = summary.copy()
-            updated.notification_count = 0
-            updated.highlight_count = 0
-            self.rooms[room_id] = updated
-            await self.db.run(self.cache.save_summary, updated)
-            self.publish(RoomListChanged(tuple(self.rooms.values()), frozenset({room_id})))
+        newest = view is not None and view.model.last_event_id() == event_id
+        await self.receipts.mark_read(room_id, event_id, thread_id=thread_id, newest=newest)
 
     # -- room membership and settings -----------------------------------------------
 
@@ -794,6 +791,24 @@ class MatrixClient:
         return CrossSigningService(self)
 
     @cached_property
+    def receipts(self) -> ReadReceipts:
+        """Read receipts and the fully-read marker (engine/read_receipts.py)."""
+
+        def shown_events(room_id: str) -> list[str]:
+            view = self.views.get(room_id)
+            items = view.model.items if view is not None else ()
+            return [i.event_id for i in items if i.event_id and not i.is_local_echo]
+
+        return ReadReceipts(
+            self.connection, self.cache, self.db, self.publish, rooms=lambda: self.rooms, shown_events=shown_events
+        )
+
+    @cached_property
+    def presence(self) -> PresenceService:
+        """Others' presence, and ours from the terminal's focus (engine/presence.py)."""
+        return PresenceService(self.connection, self.cache, self.db, self.publish, user_id=self.user_id)
+
+    @cached_property
     def typing(self) -> TypingNotices:
         """Our typing notices to the room being written in (engine/typing_notices.py)."""
         return TypingNotices(self)
@@ -830,7 +845,7 @@ class MatrixClient:
             await self.joins.stop()
         if "spaces" in self.__dict__:
             self.spaces.stop()
-        for name in ("verification", "cross_signing", "devices", "recovery", "typing"):
+        for name in ("verification", "cross_signing", "devices", "recovery", "typing", "presence"):
             if name in self.__dict__:
                 self.__dict__[name].stop()
 

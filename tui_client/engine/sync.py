@@ -51,10 +51,14 @@ class SyncV2Source:
     def __init__(self, connection: HomeserverConnection, *, timeline_limit: int = 50) -> None:
         self._connection = connection
         self._filter = api.sync_filter(timeline_limit)
+        #: ``set_presence`` for each request (``None``: the server's default, online).
+        self.presence: Callable[[], str | None] = lambda: None
 
     async def fetch(self, since: str | None, timeout_ms: int) -> bytes:
         """One ``/sync`` request; errors raise as MatrixError/NetworkError."""
-        request = api.sync(since=since, timeout_ms=timeout_ms, filter_json=self._filter)
+        request = api.sync(
+            since=since, timeout_ms=timeout_ms, filter_json=self._filter, set_presence=self.presence()
+        )
         return await self._connection.send_raw(request)
 
     def parse(self, raw: bytes) -> SyncBatch:

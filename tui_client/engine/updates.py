@@ -25,6 +25,7 @@ __all__ = [
     "KeyRestoreProgress",
     "MembersChanged",
     "Notice",
+    "PresenceChanged",
     "ReceiptsChanged",
     "RecoverySuggested",
     "Reminder",
@@ -344,6 +345,13 @@ class CrossSigningChanged:
     error: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class PresenceChanged:
+    """The server told us these users' presence (engine/presence.py)."""
+
+    user_ids: frozenset[str]
+
+
 Update = (
     SyncState
     | RoomListChanged
@@ -364,6 +372,7 @@ Update = (
     | TrustChanged
     | IdentityWarnings
     | CrossSigningChanged
+    | PresenceChanged
     | ThreadUpdated
     | ThreadUnreadChanged
 )

@@ -267,12 +267,13 @@ def get_profile(user_id: str) -> Request:
     return Request("GET", f"{CLIENT_V3}/profile/{_seg(user_id)}")
 
 
-def receipt(room_id: str, event_id: str, receipt_type: str = "m.read") -> Request:
-    """``POST /rooms/{roomId}/receipt/{receiptType}/{eventId}`` (unthreaded)."""
+def receipt(room_id: str, event_id: str, receipt_type: str = "m.read", thread_id: str | None = None) -> Request:
+    """``POST /rooms/{roomId}/receipt/{receiptType}/{eventId}``: unthreaded unless ``thread_id``
+    (a thread root's event ID, or ``"main"`` for the main timeline)."""
     return Request(
         "POST",
         f"{CLIENT_V3}/rooms/{_seg(room_id)}/receipt/{_seg(receipt_type)}/{_seg(event_id)}",
-        body={},
+        body={"thread_id": thread_id} if thread_id else {},
     )
 
 
@@ -303,12 +304,25 @@ def threads(room_id: str, *, include: str = "all", from_token: str | None = None
     )
 
 
-def read_markers(room_id: str, fully_read: str, read: str | None = None) -> Request:
-    """``POST /rooms/{roomId}/read_markers``: the fully-read marker and a read receipt."""
+def read_markers(
+    room_id: str, fully_read: str, read: str | None = None, *, read_private: str | None = None
+) -> Request:
+    """``POST /rooms/{roomId}/read_markers``: the fully-read marker and a read receipt
+    (``m.read``, or ``m.read.private`` that only our own account sees)."""
     body = {"m.fully_read": fully_read}
     if read:
         body["m.read"] = read
+    if read_private:
+        body["m.read.private"] = read_private
     return Request("POST", f"{CLIENT_V3}/rooms/{_seg(room_id)}/read_markers", body=body)
+
+
+def set_presence(user_id: str, presence: str, status_msg: str | None = None) -> Request:
+    """``PUT /presence/{userId}/status``: ``online``, ``unavailable`` or ``offline``."""
+    body: dict[str, Any] = {"presence": presence}
+    if status_msg is not None:
+        body["status_msg"] = status_msg
+    return Request("PUT", f"{CLIENT_V3}/presence/{_seg(user_id)}/status", body=body)
 
 
 def typing(room_id: str, user_id: str, typing_now: bool, timeout_ms: int = 20000) -> Request:

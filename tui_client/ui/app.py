@@ -326,6 +326,15 @@ class TuiClientApp(App[None]):
         yield SystemCommand("Toggle member list", "Show or hide the members (F2)", chat.action_toggle_members)
         yield SystemCommand("Threads", "The room's threads, all or yours; Enter opens one (Ctrl+T)", chat.action_thread_list)
         yield SystemCommand("Mark room as read", "Send a read receipt for the latest message", chat.action_mark_read)
+        yield SystemCommand("Mark all rooms as read", "Every room with unread messages, up to its latest", chat.action_mark_all_read)
+        private = "on" if chat.client.receipts.private else "off"
+        yield SystemCommand(
+            "Private read receipts", f"Others do not see what you have read (now: {private})", self.action_toggle_private_receipts
+        )
+        presence = "on" if chat.client.presence.enabled else "off"
+        yield SystemCommand(
+            "Share presence", f"Online while the terminal has focus, away otherwise (now: {presence})", self.action_toggle_presence
+        )
         yield SystemCommand("Help", "Keys and commands (F1)", chat.action_help)
         yield SystemCommand("Retry sync now", "Skip the wait after a connection problem", self.action_retry_sync)
         yield SystemCommand("Log out", "End this session on the server and remove local data", self.action_logout)
@@ -337,6 +346,22 @@ class TuiClientApp(App[None]):
         value = not self.client.typing.enabled
         await self.client.typing.set_enabled(value)
         self.notify("Others now see when you are typing." if value else "Typing notices are off.", markup=False)
+
+    async def action_toggle_private_receipts(self) -> None:
+        """Send private read receipts (m.read.private), or public ones."""
+        if self.client is None:
+            return
+        value = not self.client.receipts.private
+        await self.client.receipts.set_private(value)
+        self.notify("Read receipts are private now." if value else "Others now see what you have read.", markup=False)
+
+    async def action_toggle_presence(self) -> None:
+        """Share our presence from the terminal's focus, or not."""
+        if self.client is None:
+            return
+        value = not self.client.presence.enabled
+        await self.client.presence.set_enabled(value)
+        self.notify("Others see when you are here or away." if value else "Presence follows only whether you are connected.", markup=False)
 
     def action_help_quit(self) -> None:
         """Ctrl+C with nothing selected to copy: say how to quit, in words that fit a toast."""

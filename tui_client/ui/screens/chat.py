@@ -23,6 +23,7 @@ from ...engine.updates import (
     BatchCommitted,
     MembersChanged,
     Notice,
+    PresenceChanged,
     ReceiptsChanged,
     RoomListChanged,
     SessionEnded,
@@ -126,6 +127,26 @@ class ChatScreen(RoomActions):
         # After the first frame: the room list is painted before the timeline loads.
         self.call_after_refresh(self._open_initial_room)
         self.query_one(Composer).focus()
+        # The terminal's focus (CSI ?1004, which Textual turns on): receipts and our presence.
+        self.watch(self.app, "app_focus", self._terminal_focus_changed, init=False)
+        presence_of = self._presence_label
+        self.query_one(MemberList).presence_of = presence_of
+        self.query_one(RoomHeader).presence_of = presence_of
+
+    def _presence_label(self, user_id: str) -> str | None:
+        presence = self.client.presence.of(user_id)
+        return presence.label if presence is not None else None
+
+    def _terminal_focus_changed(self, focused: bool) -> None:
+        self.client.presence.set_focused(focused)
+        if focused:
+            self._schedule_read()
+        elif self._read_task is not None:
+            self._read_task.cancel()
+            self._read_task = None
+
+    def on_screen_resume(self) -> None:
+        self._schedule_read()
 
     def _open_initial_room(self) -> None:
         """Open the room used last, else the first joined one (once there is any)."""
@@ -208,6 +229,10 @@ class ChatScreen(RoomActions):
                 if self.query_one("#members").display:
                     self.query_one(MemberList).show_members(self.view.members, self.view.power_levels)
                 self.query_one(RoomHeader).member_count = len(self.view.members.joined())
+        elif isinstance(update, PresenceChanged):
+            if self.view is not None and self.query_one("#members").display:
+                self.query_one(MemberList).show_members(self.view.members, self.view.power_levels)
+            self.query_one(RoomHeader).refresh()
         elif isinstance(update, Notice):
             severity = {"warning": "warning", "error": "error"}.get(update.level, "information")
             self.notify(clean_line(update.text), severity=severity, markup=False)  # type: ignore[arg-type]
@@ -309,8 +334,20 @@ class ChatScreen(RoomActions):
         self._read_task = asyncio.get_running_loop().call_later(1.0, self._send_read, room)
 
     def _send_read(self, room_id: str | None) -> None:
-        if room_id is not None and room_id == self.current_room and self.app.is_running:
-            self.run_worker(self.client.mark_read(room_id), group="read", exclusive=True, exit_on_error=False)
+        """Mark read what the user has seen: the terminal has focus (one that never says is
+        taken as focused), this screen and room are shown, and only up to the newest
+        message on screen."""
+        if room_id is None or room_id != self.current_room or not self.app.is_running:
+            return
+        if not self.app.app_focus or not self.is_current:
+            return
+        event_id = self.query_one(TimelineView).last_visible_event_id()
+        if event_id is not None:
+            self.run_worker(self.client.mark_read(room_id, event_id), group="read", exclusive=True, exit_on_error=False)
+
+    @on(TimelineView.Viewed)
+    def _timeline_viewed(self) -> None:
+        self._schedule_read()
 
     @on(RoomList.RoomChosen)
     def _room_chosen(self, event: RoomList.RoomChosen) -> None:
@@ -635,9 +672,20 @@ class ChatScreen(RoomActions):
         )
 
     def action_mark_read(self) -> None:
-        """Mark the current room read."""
-        if self.current_room:
-            self.run_worker(self.client.mark_read(self.current_room), exit_on_error=False)
+        """Mark the current room read, up to its newest message."""
+        event_id = self.view.model.last_event_id() if self.view is not None else None
+        if self.current_room and event_id:
+            self.run_worker(self.client.mark_read(self.current_room, event_id), exit_on_error=False)
+
+    async def action_mark_all_read(self) -> None:
+        """Mark every room with unread messages read."""
+        marked, failed = await self.client.receipts.mark_all_read()
+        if failed:
+            self.notify(f"Could not mark {failed} room{'s' if failed != 1 else ''} as read; try again later.", severity="error", markup=False)
+        elif marked:
+            self.notify(f"Marked {marked} room{'s' if marked != 1 else ''} as read.", markup=False)
+        else:
+            self.notify("No unread rooms.", markup=False)
 
     def now(self) -> float:
         """The clock (tests freeze it)."""

@@ -41,6 +41,8 @@ class MemberList(OptionList):
         #: A member's trust, when known: ✓ for a verified user, ⚠ for a changed identity.
         self.trust_of: Callable[[str], UserTrust | None] = lambda user_id: None
         self.own_user: str | None = None
+        #: A member's presence in a word ("online", "away", "offline"), when the server says it.
+        self.presence_of: Callable[[str], str | None] = lambda user_id: None
 
     def show_members(self, members: RoomMembers, power: PowerLevels) -> None:
         """Rebuild from the room's members."""
@@ -64,4 +66,11 @@ class MemberList(OptionList):
             text.append(" ⚠", style=Style(color="yellow", bold=True))
         elif trust is not None and trust.verified:
             text.append(" ✓", style=Style(color="green", bold=True))
+        presence = self.presence_of(user_id)
+        if presence is not None:
+            text.append(" " + _PRESENCE_MARK.get(presence, "·") + " " + presence, style=_PRESENCE_STYLE.get(presence, Style(dim=True)))
         return text
+
+
+_PRESENCE_MARK = {"online": "●", "away": "◐", "offline": "○"}
+_PRESENCE_STYLE = {"online": Style(color="green"), "away": Style(color="yellow"), "offline": Style(dim=True)}

@@ -31,6 +31,8 @@ class RoomHeader(Widget):
         super().__init__(id=id)
         #: The other person's trust in an encrypted DM, when known.
         self.trust_of: Callable[[str], UserTrust | None] = lambda user_id: None
+        #: The other person's presence in a DM, in a word, when the server says it.
+        self.presence_of: Callable[[str], str | None] = lambda user_id: None
 
     def render(self) -> Text:
         """One line."""
@@ -43,6 +45,9 @@ class RoomHeader(Widget):
         text.append(clean_line(room.display_name), style=Style(bold=True))
         if room.is_dm:
             text.append("  (direct message)", style=Style(dim=True))
+            presence = self.presence_of(room.dm_user) if room.dm_user else None
+            if presence is not None:
+                text.append(f"  {presence}", style=Style(color="green") if presence == "online" else Style(dim=True))
             trust = self.trust_of(room.dm_user) if room.encrypted and room.dm_user else None
             if trust is not None:
                 text.append_text(_trust_text(trust))

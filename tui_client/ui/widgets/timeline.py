@@ -48,7 +48,7 @@ class TimelineView(ScrollView, can_focus=True):
         Binding("o", "open_link", "Open link", show=False),
         Binding("s", "save_attachment", "Save file", show=False),
         Binding("v", "reveal", "Show spoiler", show=False),
-        Binding("t", "thread", "Thread"),
+        Binding("t", "thread", "Thread", show=False),
         Binding("escape", "clear_selection", "Unselect", show=False),
     ]
 
@@ -67,6 +67,9 @@ class TimelineView(ScrollView, can_focus=True):
 
     class NeedNewer(Message):
         """The user scrolled to the bottom of a window that is not at the live end."""
+
+    class Viewed(Message):
+        """The newest message on screen changed (the user scrolled): what was seen may move on."""
 
     class ItemAction(Message):
         """The user asked for something on a message: reply, edit, react, delete, retry, discard."""
@@ -103,6 +106,7 @@ class TimelineView(ScrollView, can_focus=True):
         self.empty_text = "No messages yet."
         #: Thread roots (event IDs) whose threads have unread replies (marked on the root).
         self.thread_unread: frozenset[str] = frozenset()
+        self._last_visible: str | None = None
 
     # -- data -----------------------------------------------------------------------
 
@@ -277,6 +281,24 @@ class TimelineView(ScrollView, can_focus=True):
             return None
         return bisect.bisect_right(self._offsets, line) - 1
 
+    def last_visible_event_id(self) -> str | None:
+        """The newest server event with a line in the viewport (local echoes skipped): the
+        most the reader can have seen."""
+        if not self.items or self._offsets[-1] <= 0:
+            return None
+        top = round(self.scroll_y)
+        bottom = min(top + max(1, self.scrollable_content_region.height) - 1, self._offsets[-1] - 1)
+        index = self.item_at_line(bottom)
+        if index is None:
+            return None
+        for i in range(index, -1, -1):
+            if self._offsets[i + 1] <= top:
+                return None  # above the viewport
+            item = self.items[i]
+            if item.event_id and not item.is_local_echo:
+                return item.event_id
+        return None
+
     # -- rendering ------------------------------------------------------------------
 
     def render_line(self, y: int) -> Strip:
@@ -308,6 +330,10 @@ class TimelineView(ScrollView, can_focus=True):
         if not self.at_live_end and new_value >= bottom - LOAD_MORE_THRESHOLD and not self._requested_newer:
             self._requested_newer = True
             self.post_message(self.NeedNewer())
+        visible = self.last_visible_event_id()
+        if visible != self._last_visible:
+            self._last_visible = visible
+            self.post_message(self.Viewed())
 
     def action_page_up(self) -> None:
         """One screen up, at once (no animation frames to draw)."""
