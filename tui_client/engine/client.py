@@ -47,6 +47,7 @@ from .read_receipts import ReadReceipts
 from .recovery import Recovery
 from .room_admin import RoomAdmin, split_user_and_reason
 from .room_view import RoomView
+from .search import SearchService
 from .secrets import SecretStore
 from .send_queue import NotReady, Refused, SendQueue
 from .spaces import SpaceService
@@ -789,6 +790,17 @@ class MatrixClient:
     def cross_signing(self) -> CrossSigningService:
         """This session's cross-signing: set up, or ask to be verified (engine/cross_signing.py)."""
         return CrossSigningService(self)
+
+    @cached_property
+    def search(self) -> SearchService:
+        """The local full-text index and the server's /search (engine/search.py)."""
+        return SearchService(
+            self.cache,
+            self.db,
+            self.connection,
+            rooms=lambda: self.rooms,
+            decrypt=self.encryption.fetched_forms,
+        )
 
     @cached_property
     def receipts(self) -> ReadReceipts:

@@ -371,10 +371,44 @@ class RoomView:
                 content = event.get("content")
                 if isinstance(user, str) and user not in self.members and isinstance(content, dict):
                     self.members.update(user, content)
-        await self.client.db.run(
+        stored = await self.client.db.run(
             self.client.cache.fill_gap, gap, chunk, end if isinstance(end, str) else None, self.room_version
         )
+        # Back-filled encrypted messages are decrypted as they are stored (so they are
+        # shown, and indexed for search, like synced ones).
+        encrypted = [s.event for s in stored if s.event.get("type") == "m.room.encrypted"]
+        if encrypted and self.client.encryption.available:
+            await self.client.db.run(self.client.encryption.fetched_forms, self.room_id, encrypted)
         return True
+
+    async def jump_to(self, event_id: str, *, max_server_pages: int = 20) -> bool:
+        """Show the window around ``event_id`` (a search result), paging history back from
+        the server until it is cached if need be. False if it could not be reached."""
+        async with self._lock:
+            pos = await self.client.db.run(self._pos_of, event_id)
+            for _ in range(max_server_pages):
+                if pos is not None:
+                    break
+                gap = await self.client.db.run(self.client.cache.gap_below, self.room_id, None)
+                if gap is None or not await self._fill(gap):
+                    return False
+                pos = await self.client.db.run(self._pos_of, event_id)
+            if pos is None:
+                return False
+            half = INITIAL_EVENTS // 2
+            older, gap = await self.client.db.run(self._read_before, pos + 1, half)
+            newer = await self.client.db.run(self._read_after, pos, half)
+            self.reached_start = gap is None and len(older) < half
+            await self._reset_to(older + newer)
+            latest = await self.client.db.run(self.client.cache.last_pos, self.room_id)
+            self.at_live_end = (newer[-1].pos if newer else pos) == latest
+            return True
+
+    def _pos_of(self, event_id: str) -> int | None:
+        rows = self.client.cache.execute_readonly(
+            "SELECT pos FROM events WHERE event_id = ? AND room_id = ? AND pos IS NOT NULL", (event_id, self.room_id)
+        )
+        return int(rows[0][0]) if rows else None
 
     async def paginate_forward(self, count: int = PAGE_EVENTS) -> int:
         """Show newer events from the cache when the window is not at the live end."""
