@@ -25,6 +25,7 @@ from ..protocol.room_state import PowerLevels, RoomSummary, same_server
 from ..protocol.room_versions import redact, rules_for
 from ..protocol.sync import InvitedRoom, JoinedRoom, LeftRoom, SyncBatch
 from .crypto_store import SqliteCryptoStore
+from .encrypted_db import connect, encrypt_in_place, finish_interrupted_migration, is_plain_sqlite
 from .schema import migrate
 
 log = logging.getLogger(__name__)
@@ -136,12 +137,18 @@ def _secure_create(path: Path) -> None:
 class Cache:
     """The account's SQLite cache (WAL, one writer, numbered migrations)."""
 
-    def __init__(self, path: Path | str, *, own_user_id: str = "") -> None:
+    def __init__(self, path: Path | str, *, own_user_id: str = "", key: bytes | None = None) -> None:
+        # ``key``: open with SQLCipher (a plain cache found there is encrypted first);
+        # ``None`` keeps a plain SQLite file (tests and benchmark baselines).
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if key is not None:
+                finish_interrupted_migration(self.path)
+                if is_plain_sqlite(self.path):
+                    encrypt_in_place(self.path, key)
             _secure_create(self.path)
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db = connect(path, key)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")

@@ -1,0 +1,204 @@
+"""Opening the cache with SQLCipher 4, and turning a plain SQLite cache into an encrypted one.
+
+The key is 32 random bytes given to SQLCipher in its raw form (``x'<64 hex>'``), so
+no key derivation runs at open. Every page of the database, its WAL and its journal
+is encrypted (AES-256-CBC with an HMAC-SHA512 per page); the file has no plain
+header. A plain cache left by an earlier release is encrypted in place by
+:func:`encrypt_in_place`, which is safe to kill at any moment: the cache's name
+always holds a complete database, the plain one until an atomic rename puts the
+encrypted copy there.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import cast
+
+__all__ = [
+    "KEY_BYTES",
+    "CacheKeyError",
+    "connect",
+    "encrypt_in_place",
+    "finish_interrupted_migration",
+    "is_plain_sqlite",
+    "new_key",
+]
+
+KEY_BYTES = 32
+PLAIN_HEADER = b"SQLite format 3\x00"
+# SQLCipher 4's defaults, said explicitly so a future library default cannot change
+# the format of existing caches. The KDF settings only matter for a passphrase; the
+# raw key skips PBKDF2.
+_CIPHER_SETTINGS = (
+    "PRAGMA cipher_page_size = 4096",
+    "PRAGMA kdf_iter = 256000",
+    "PRAGMA cipher_hmac_algorithm = HMAC_SHA512",
+    "PRAGMA cipher_kdf_algorithm = PBKDF2_HMAC_SHA512",
+    "PRAGMA cipher_plaintext_header_size = 0",
+)
+ENCRYPTING_SUFFIX = ".encrypting"
+PLAIN_SUFFIX = ".plain"
+
+
+#: Called with the name of each migration step once it is done (tests kill the
+#: process there to check that the cache still opens afterwards).
+def _no_hook(step: str) -> None:
+    return None
+
+
+after_step: Callable[[str], None] = _no_hook
+
+
+class CacheKeyError(Exception):
+    """The cache does not open with the key this device holds (wrong, or missing)."""
+
+
+def new_key() -> bytes:
+    """A fresh random 256-bit cache key."""
+    return secrets.token_bytes(KEY_BYTES)
+
+
+def is_plain_sqlite(path: Path) -> bool:
+    """Whether ``path`` is a plain (unencrypted) SQLite database, judged by its header."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(PLAIN_HEADER)) == PLAIN_HEADER
+    except FileNotFoundError:
+        return False
+
+
+def connect(path: Path | str, key: bytes | None) -> sqlite3.Connection:
+    """A connection in autocommit mode; encrypted with ``key``, or plain SQLite when it is ``None``.
+
+    Raises :class:`CacheKeyError` when the file exists and does not open with ``key``.
+    """
+    if key is None:
+        return sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    if len(key) != KEY_BYTES:
+        raise ValueError(f"the cache key must be {KEY_BYTES} bytes")
+    from sqlcipher3 import dbapi2
+
+    db = dbapi2.connect(str(path), isolation_level=None, check_same_thread=False)
+    try:
+        db.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
+        for pragma in _CIPHER_SETTINGS:
+            db.execute(pragma)
+        # The key is only checked when the first page is read.
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except dbapi2.DatabaseError as error:
+        db.close()
+        raise CacheKeyError(
+            f"the cache cannot be opened with this device's key ({error})"
+        ) from error
+    # sqlcipher3 is the sqlite3 module built against SQLCipher: the same API.
+    return cast(sqlite3.Connection, db)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def _shred(path: Path) -> None:
+    """Overwrite a file with zeros, flush it, and remove it."""
+    try:
+        size = path.stat().st_size
+        with open(path, "r+b") as handle:
+            block = bytes(1 << 20)
+            left = size
+            while left > 0:
+                left -= handle.write(block[: min(left, len(block))])
+            handle.flush()
+            os.fsync(handle.fileno())
+    except FileNotFoundError:
+        return
+    _unlink(path)
+
+
+def _sidecar(path: Path, suffix: str) -> Path:
+    return path.with_name(path.name + suffix)
+
+
+def finish_interrupted_migration(path: Path) -> None:
+    """Clean up after an :func:`encrypt_in_place` that was killed: drop the half copy, shred the plain one."""
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        _unlink(_sidecar(path, ENCRYPTING_SUFFIX + suffix))
+    plain = _sidecar(path, PLAIN_SUFFIX)
+    if not plain.exists():
+        return
+    if not path.exists():
+        os.replace(plain, path)
+    elif os.path.samefile(plain, path):
+        # Killed before the swap: the link is the cache itself; only the name goes.
+        plain.unlink()
+    else:
+        _shred(plain)
+
+
+def encrypt_in_place(path: Path, key: bytes) -> None:
+    """Replace the plain SQLite database at ``path`` by an encrypted copy (same name, same content).
+
+    Steps: fold the WAL into the file and leave WAL mode (the plain file then stands
+    alone), export every table to ``<name>.encrypting`` with ``sqlcipher_export``,
+    fsync it, hard-link the plain file to ``<name>.plain``, rename the copy over the
+    name, fsync the folder, then overwrite the plain file with zeros and delete it.
+    Killed at any step, ``path`` holds either the plain or the encrypted database;
+    :func:`finish_interrupted_migration` removes what was left over.
+    """
+    finish_interrupted_migration(path)
+    plain_db = sqlite3.connect(str(path), isolation_level=None)
+    try:
+        plain_db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        plain_db.execute("PRAGMA journal_mode=DELETE")
+        user_version = int(plain_db.execute("PRAGMA user_version").fetchone()[0])
+    finally:
+        plain_db.close()
+    after_step("checkpointed")
+    tmp = _sidecar(path, ENCRYPTING_SUFFIX)
+    db = connect(tmp, key)
+    try:
+        db.execute("ATTACH DATABASE ? AS plain KEY ''", (str(path),))
+        db.execute("SELECT sqlcipher_export('main', 'plain')")
+        db.execute(f"PRAGMA main.user_version = {user_version}")
+        db.execute("DETACH DATABASE plain")
+    finally:
+        db.close()
+    after_step("exported")
+    _fsync_file(tmp)
+    _fsync_dir(path.parent)
+    after_step("synced")
+    # The plain file's -wal and -shm are empty leftovers now (it is out of WAL mode).
+    _unlink(_sidecar(path, "-wal"))
+    _unlink(_sidecar(path, "-shm"))
+    plain = _sidecar(path, PLAIN_SUFFIX)
+    _unlink(plain)
+    os.link(path, plain)
+    after_step("linked")
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+    after_step("swapped")
+    _shred(plain)
+    _fsync_dir(path.parent)
+    after_step("done")
