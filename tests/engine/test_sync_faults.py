@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,10 @@ from typing import Any
 import httpx
 
 from tui_client.devtools.synapse import SynapseServer
+from tui_client.engine.cache_key import CACHE_KEY
 from tui_client.engine.client import CACHE_FILE, SESSION_FILE, MatrixClient
 from tui_client.engine.updates import SessionEnded, SyncState, SyncStatus
+from tui_client.store.encrypted_db import connect
 
 from .support import (
     ClientPool,
@@ -199,8 +200,10 @@ async def test_connection_errors_show_offline_then_recover(
     await _wait_for_body(client, room_id, "back online")
 
 
-def _integrity(path: Path) -> str:
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+def _integrity(client: MatrixClient) -> str:
+    key = client.secrets.get(CACHE_KEY)
+    assert key
+    db = connect(client.folder / CACHE_FILE, bytes.fromhex(key))
     try:
         return str(db.execute("PRAGMA integrity_check").fetchone()[0])
     finally:
@@ -332,7 +335,7 @@ async def test_bad_payloads_do_not_corrupt_or_advance(
     send_text(synapse, user, room_id, "after the garbage", "after-garbage")
     await _wait_for_body(client, room_id, "after the garbage")
     assert client.sync_state.status is SyncStatus.CONNECTED
-    assert _integrity(client.folder / CACHE_FILE) == "ok"
+    assert _integrity(client) == "ok"
 
 
 async def test_soft_logout_keeps_session_and_cache(

@@ -33,6 +33,7 @@ from ..protocol.room_state import RoomSummary
 from ..store.cache import Cache, IngestResult, OutboxEntry, PendingJoin, StoredEvent
 from .attachments import MediaError, save_attachment, send_file
 from .backup import KeyBackup
+from .cache_key import CACHE_KEY, cache_key
 from .cross_signing import CrossSigningService
 from .dbthread import DatabaseThread
 from .devices import DeviceService
@@ -73,6 +74,8 @@ log = logging.getLogger(__name__)
 
 SESSION_FILE = "session.json"
 CACHE_FILE = "cache.sqlite3"
+# The cache, its WAL, and what an interrupted encryption of a plain cache leaves.
+CACHE_FILE_ENDINGS = ("", "-wal", "-shm", "-journal", ".encrypting", ".encrypting-journal", ".plain")
 Listener = Callable[[Update], None]
 
 
@@ -128,8 +131,13 @@ class MatrixClient:
         self.folder = folder
         self.secrets = secrets
         self.connection = HomeserverConnection(info.homeserver, access_token, transport=transport)
+        key = cache_key(secrets, folder / CACHE_FILE)
         self.db = DatabaseThread()
-        self.cache: Cache = self.db.call(Cache, folder / CACHE_FILE, own_user_id=info.user_id)
+        try:
+            self.cache: Cache = self.db.call(Cache, folder / CACHE_FILE, own_user_id=info.user_id, key=key)
+        except BaseException:
+            self.db.shutdown()
+            raise
         self.rooms: dict[str, RoomSummary] = {}
         # The last committed next_batch, kept here so the loop never reads the database.
         self.sync_token: str | None = None
@@ -374,7 +382,7 @@ class MatrixClient:
         await self.connection.aclose()
         await self.db.run(self.cache.close)
         self.db.shutdown()
-        self.secrets.delete_all(["access_token", "pickle_key"])
+        self.secrets.delete_all(["access_token", "pickle_key", CACHE_KEY])
         _wipe_profile(self.folder)
         self.ended = SessionEnded(False, "Logged out.")
         self.publish(self.ended)
@@ -974,7 +982,7 @@ def _load_session(folder: Path) -> SessionInfo | None:
 
 
 def _wipe_profile(folder: Path) -> None:
-    for name in (SESSION_FILE, CACHE_FILE, CACHE_FILE + "-wal", CACHE_FILE + "-shm"):
+    for name in (SESSION_FILE, *(CACHE_FILE + end for end in CACHE_FILE_ENDINGS)):
         path = folder / name
         if path.exists():
             path.unlink()
