@@ -41,6 +41,7 @@ from typing import Any, cast
 from tui_client.crypto import CryptoStore, OlmMachine, load_backend
 from tui_client.engine.client import CACHE_FILE, MatrixClient
 from tui_client.engine.encryption import Encryption
+from tui_client.engine.notifications import NotificationService
 from tui_client.engine.sync import SyncV2Source
 from tui_client.protocol.room_state import RoomSummary
 from tui_client.store.cache import Cache
@@ -85,6 +86,7 @@ class _Engine:
     user_id: str = OWN_USER_ID
     device_id: str = BENCH_DEVICE_ID
     encryption: Encryption | None = None
+    notifications: NotificationService | None = None
 
 
 def open_encryption(engine: _Engine) -> None:
@@ -100,6 +102,16 @@ def open_encryption(engine: _Engine) -> None:
     )
     engine.cache.commit()
     engine.encryption = encryption
+    # Push rules over the batch's events, as the client counts its encrypted rooms.
+    engine.notifications = NotificationService(
+        engine.cache,
+        cast(Any, None),
+        cast(Any, None),
+        lambda update: None,
+        user_id=engine.user_id,
+        shown_forms=encryption.shown_forms,
+        rooms=lambda: engine.rooms,
+    )
 
 
 def room_list_from(summaries: dict[str, RoomSummary]) -> list[RoomSummary]:

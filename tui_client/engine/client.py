@@ -42,6 +42,7 @@ from .encryption import CryptoResult, Encryption
 from .formatting import Pill, edit_content, html_to_plain, message_content, pills_in, shift_pills
 from .joins import JoinQueue
 from .notices import say_once
+from .notifications import NotificationService
 from .paths import profile_dir
 from .presence import PresenceService
 from .read_receipts import ReadReceipts
@@ -302,6 +303,7 @@ class MatrixClient:
         await self.typing.load()
         await self.presence.load()
         await self.receipts.load()
+        await self.notifications.load()
 
     def start(self) -> None:
         """Start the sync loop and the send queue in the running event loop."""
@@ -415,7 +417,16 @@ class MatrixClient:
             result = self.cache.ingest_sync(batch, self.rooms, hook=self.encryption.ingest_hook)
             self.presence.receive(batch.presence)
             result.thread_counts = {room.room_id: room.thread_counts for room in batch.joined}
-            return result
+        crypto = result.hook_result if isinstance(result.hook_result, CryptoResult) else CryptoResult()
+        # Push rules over the decrypted events: encrypted rooms get counts the server cannot make.
+        self.notifications.on_batch(
+            result,
+            self.rooms,
+            account_types=[e.get("type", "") for e in batch.account_data],
+            decrypted=crypto.clear,
+            redecrypted=crypto.redecrypted,
+        )
+        return result
 
     async def _commit_batch(self, raw: bytes) -> None:
         first = self.sync_loop is not None and self.sync_loop.batches == 0
@@ -849,6 +860,19 @@ class MatrixClient:
             decrypt=self.encryption.fetched_forms,
             enqueue=self.send_queue.enqueue,
             mark_read=mark_read,
+        )
+
+    @cached_property
+    def notifications(self) -> NotificationService:
+        """Push rules, local unread counts of encrypted rooms, ignored users (engine/notifications.py)."""
+        return NotificationService(
+            self.cache,
+            self.db,
+            self.connection,
+            self.publish,
+            user_id=self.user_id,
+            shown_forms=self.encryption.shown_forms,
+            rooms=lambda: self.rooms,
         )
 
     @cached_property

@@ -451,6 +451,21 @@ def get_account_data(user_id: str, event_type: str) -> Request:
     return Request("GET", f"{CLIENT_V3}/user/{_seg(user_id)}/account_data/{_seg(event_type)}")
 
 
+def push_rules() -> Request:
+    """``GET /pushrules/``: every rule of the user (the ``global`` scope)."""
+    return Request("GET", f"{CLIENT_V3}/pushrules/")
+
+
+def put_push_rule(kind: str, rule_id: str, body: Mapping[str, Any]) -> Request:
+    """``PUT /pushrules/global/{kind}/{ruleId}``: add or replace one of the user's rules."""
+    return Request("PUT", f"{CLIENT_V3}/pushrules/global/{_seg(kind)}/{_seg(rule_id)}", body=dict(body))
+
+
+def delete_push_rule(kind: str, rule_id: str) -> Request:
+    """``DELETE /pushrules/global/{kind}/{ruleId}``."""
+    return Request("DELETE", f"{CLIENT_V3}/pushrules/global/{_seg(kind)}/{_seg(rule_id)}")
+
+
 # -- server-side key backup (end_to_end_encryption.md, "Server-side key backups") ----------
 
 

@@ -392,6 +392,15 @@ class Cache:
             )
         return [json.loads(j) for (j,) in rows]
 
+    def state_event(self, room_id: str, event_type: str, state_key: str = "") -> Event | None:
+        """One current state event of a room, or ``None``."""
+        row = self._db.execute(
+            "SELECT e.json FROM room_state s JOIN events e ON e.event_id = s.event_id "
+            "WHERE s.room_id = ? AND s.type = ? AND s.state_key = ?",
+            (room_id, event_type, state_key),
+        ).fetchone()
+        return json.loads(row[0]) if row else None
+
     def load_state_of_types(self, event_types: Sequence[str]) -> list[tuple[str, Event]]:
         """Current state events of the given types in every room, as ``(room_id, event)``.
 

@@ -35,6 +35,7 @@ from ...engine.updates import (
 )
 from ...protocol.commands import COMMANDS, MESSAGE_COMMANDS, CommandError, parse_command
 from ...protocol.errors import MatrixError, NetworkError
+from ...protocol.push_rules import LEVEL_MUTE
 from ...protocol.room_state import RoomSummary
 from ...protocol.sanitize import clean_line
 from ...protocol.timeline import SendState, TimelineItem
@@ -173,7 +174,7 @@ class ChatScreen(RoomActions):
         if self._counts is not None:
             for room in update.rooms:
                 # (room list updates coalesce: compare counts, not the ``changed`` sets)
-                if room.room_id == self.current_room:
+                if room.room_id == self.current_room or self.client.notifications.room_level(room.room_id) == LEVEL_MUTE:
                     continue
                 notifications, highlights = self._counts.get(room.room_id, (0, 0))
                 name = clean_line(room.display_name, 60)

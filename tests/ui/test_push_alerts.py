@@ -1,0 +1,115 @@
+"""Push rules evaluated by the client, against Synapse: a mention in an encrypted room
+highlights and rings; a room muted through our push rules API never rings."""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Callable
+from pathlib import Path
+
+from tui_client.devtools.synapse import RegisteredUser, SynapseServer
+from tui_client.engine.client import MatrixClient
+from tui_client.engine.updates import BatchCommitted, Update
+from tui_client.protocol.push_rules import LEVEL_MENTIONS, LEVEL_MUTE
+from tui_client.ui.app import TuiClientApp
+
+from ..integration.e2ee_support import client_for, encrypted_room
+from .test_flow import until
+
+
+def _rule(synapse: SynapseServer, user: RegisteredUser, kind: str, rule_id: str) -> tuple[int, object]:
+    path = f"/_matrix/client/v3/pushrules/global/{kind}/{urllib.parse.quote(rule_id, safe='')}"
+    return synapse.request_json("GET", path, None, user.access_token)
+
+
+async def test_encrypted_mention_rings_and_a_muted_room_never_does(
+    synapse: SynapseServer, make_user: Callable[..., RegisteredUser], tmp_path: Path
+) -> None:
+    me = make_user("alice", displayname="Alice Tester")
+    bob_user = make_user("bob", displayname="Bob")
+    bob = await client_for(synapse, bob_user, tmp_path / "bob")
+    try:
+        lobby = await bob.create_room({"name": "Lobby", "preset": "private_chat", "invite": [me.user_id]})
+        secret = await encrypted_room(bob, "Secret", [me.user_id])
+        quiet = await encrypted_room(bob, "Quiet", [me.user_id])
+        client = await MatrixClient.login(me.user_id, me.password, homeserver=synapse.base_url, base_dir=tmp_path / "me")
+        app = TuiClientApp(client=client, base_dir=tmp_path / "me")
+        rings: list[int] = []
+        app.bell = lambda: rings.append(1)  # type: ignore[method-assign]
+        arrived: list[str] = []
+
+        def note(update: Update) -> None:
+            if isinstance(update, BatchCommitted):
+                arrived.extend(e.get("event_id", "") for e in update.events.get(quiet, ()))
+
+        client.subscribe(note)
+        async with app.run_test(size=(120, 36)) as pilot:
+            chat = app.chat_screen
+            await until(pilot, lambda: app.chat_screen is not None and app.is_connected, "the chat screen")
+            chat = app.chat_screen
+            assert chat is not None
+            await until(pilot, lambda: all(r in client.rooms for r in (lobby, secret, quiet)), "the invites")
+            for room in (lobby, secret, quiet):
+                await client.join(room)
+            app.open_room(lobby)
+            await until(pilot, lambda: chat.current_room == lobby and chat._counts is not None, "the lobby, alerts armed")
+            await until(
+                pilot,
+                lambda: all(bob.rooms[r].joined_count == 2 for r in (secret, quiet)),
+                "bob sees the joins",
+            )
+
+            # Mute through our API; Synapse holds Element's shape of the rule.
+            await client.notifications.set_room_level(quiet, LEVEL_MUTE)
+            status, rule = _rule(synapse, me, "override", quiet)
+            assert status == 200, rule
+            assert isinstance(rule, dict)
+            assert rule["actions"] == [] and rule["enabled"] is True
+            assert rule["conditions"] == [{"kind": "event_match", "key": "room_id", "pattern": quiet}]
+            assert _rule(synapse, me, "room", quiet)[0] == 404
+            assert client.notifications.room_level(quiet) == LEVEL_MUTE
+
+            # A mention in the encrypted room: highlighted and counted by us, the bell rings.
+            app.clear_notifications()
+            await bob.send_message(secret, "just chatting")
+            await bob.send_message(
+                secret, "Alice Tester: lunch?", extra={"m.mentions": {"user_ids": [me.user_id]}}
+            )
+            await until(pilot, lambda: client.rooms[secret].highlight_count == 1, "the highlight", timeout=30)
+            assert client.rooms[secret].notification_count == 2
+            await until(pilot, lambda: len(rings) == 1, "the bell")
+            assert any(n.message.startswith("You were mentioned in Secret") for n in app._notifications)
+
+            # The muted room: a mention arrives, decrypted, and nothing rings or counts.
+            entry = await bob.send_message(
+                quiet, "Alice Tester: are you there?", extra={"m.mentions": {"user_ids": [me.user_id]}}
+            )
+            await until(pilot, lambda: entry.txn_id is not None and len(arrived) >= 1 and _decrypted_in(client, quiet), "the muted mention")
+            await pilot.pause(0.3)
+            assert client.rooms[quiet].highlight_count == 0 and client.rooms[quiet].notification_count == 0
+            assert len(rings) == 1
+            assert not any("Quiet" in n.message for n in app._notifications)
+
+            # Mentions only: a plain message is not counted, a mention is.
+            await client.notifications.set_room_level(quiet, LEVEL_MENTIONS)
+            status, rule = _rule(synapse, me, "room", quiet)
+            assert status == 200 and isinstance(rule, dict) and rule["actions"] == []
+            assert _rule(synapse, me, "override", quiet)[0] == 404
+            await until(pilot, lambda: client.notifications.room_level(quiet) == LEVEL_MENTIONS, "the level")
+            await bob.send_message(quiet, "nothing for you")
+            await bob.send_message(quiet, "Alice Tester!", extra={"m.mentions": {"user_ids": [me.user_id]}})
+            await until(pilot, lambda: client.rooms[quiet].highlight_count == 1, "the highlight in the quiet room")
+            assert client.rooms[quiet].notification_count == 1
+            await until(pilot, lambda: len(rings) == 2, "the bell for the quiet room's mention")
+    finally:
+        await bob.close()
+
+
+def _decrypted_in(client: MatrixClient, room_id: str) -> bool:
+    """The room's newest cached event is readable to us."""
+    stored, _ = client.db.call(client.cache.load_before, room_id, None, 1)
+    if not stored:
+        return False
+    shown = client.db.call(client.encryption.shown_forms, [stored[-1].event])
+    event = shown.get(stored[-1].event.get("event_id", ""), stored[-1].event)
+    return event.get("type") == "m.room.message"

@@ -1,0 +1,313 @@
+"""Notifications: push rules evaluated here, unread counts of encrypted rooms, ignored users.
+
+The server counts unread notifications and highlights with the user's push rules,
+but it cannot read encrypted events: every message of an encrypted group room is a
+plain "notify" to it, and a mention there is never a highlight. This service runs
+the same rules (:mod:`~tui_client.protocol.push_rules`) over the decrypted events of
+each sync batch and counts encrypted rooms itself, from our read receipt (or our
+own latest message) on; other rooms keep the server's counts.
+
+It also sets the user's per-room notification level and keywords through the push
+rules API, and the list of ignored users (``m.ignored_user_list``); both are read
+back from account data, so changes made in another client show here.
+
+Built with the few things it uses (the cache, the database thread, the connection,
+a publish function), so a test can build it alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from ..net.http import HomeserverConnection
+from ..protocol import requests as api
+from ..protocol.errors import MatrixError
+from ..protocol.push_rules import (
+    LEVEL_ALL,
+    PushActions,
+    PushContext,
+    PushRuleSet,
+    keyword_rule_body,
+    level_changes,
+)
+from ..protocol.room_state import PowerLevels, RoomSummary
+from ..protocol.room_versions import rules_for
+from ..store.cache import Cache, IngestResult
+from .dbthread import DatabaseThread
+from .updates import RoomListChanged, Update
+
+__all__ = ["IGNORED_USERS", "PUSH_RULES", "NotificationService"]
+
+log = logging.getLogger(__name__)
+
+PUSH_RULES = "m.push_rules"
+IGNORED_USERS = "m.ignored_user_list"
+
+#: How far back an encrypted room is counted when our read receipt is older (or unknown).
+COUNT_WINDOW = 500
+
+Event = dict[str, Any]
+#: The decrypted (shown) forms of stored ``m.room.encrypted`` events, by event ID.
+ShownForms = Callable[[list[Event]], Mapping[str, Event]]
+
+
+class NotificationService:
+    """Push rules, local unread counts of encrypted rooms, levels, keywords, ignored users."""
+
+    def __init__(
+        self,
+        cache: Cache,
+        db: DatabaseThread,
+        connection: HomeserverConnection,
+        publish: Callable[[Update], None],
+        *,
+        user_id: str,
+        shown_forms: ShownForms,
+        rooms: Callable[[], Mapping[str, RoomSummary]],
+    ) -> None:
+        self._cache = cache
+        self._db = db
+        self._connection = connection
+        self._publish = publish
+        self._user_id = user_id
+        self._shown_forms = shown_forms
+        self._rooms = rooms
+        #: The user's rules as last read (the spec's defaults until account data says more).
+        self.rules = PushRuleSet.from_account_data(None, user_id)
+        #: Users whose messages and invites are hidden.
+        self.ignored: frozenset[str] = frozenset()
+        # Encrypted rooms counted from the cache since start; later batches add to the count.
+        self._counted: set[str] = set()
+
+    # -- reading settings --------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Read the rules and the ignore list from the cache (before the first sync)."""
+        await self._db.run(self._load_settings, {PUSH_RULES, IGNORED_USERS})
+
+    def _load_settings(self, types: Iterable[str]) -> None:
+        """(database thread) Re-read the settings whose account data changed."""
+        types = set(types)
+        if PUSH_RULES in types:
+            self.rules = PushRuleSet.from_account_data(
+                self._cache.account_data(PUSH_RULES), self._user_id
+            )
+        if IGNORED_USERS in types:
+            content = self._cache.account_data(IGNORED_USERS) or {}
+            users = content.get("ignored_users")
+            self.ignored = (
+                frozenset(u for u in users if isinstance(u, str))
+                if isinstance(users, dict)
+                else frozenset()
+            )
+
+    def room_level(self, room_id: str) -> str:
+        """``all``, ``mentions`` (and keywords) or ``mute``."""
+        return self.rules.room_level(room_id)
+
+    def keywords(self) -> list[str]:
+        """The user's keywords."""
+        return self.rules.keywords()
+
+    def is_ignored(self, user_id: object) -> bool:
+        """True if the user is on our ignore list."""
+        return user_id in self.ignored
+
+    # -- per batch (database thread) -----------------------------------------------------
+
+    def on_batch(
+        self,
+        result: IngestResult,
+        previous: Mapping[str, RoomSummary],
+        *,
+        account_types: Iterable[str] = (),
+        decrypted: Mapping[str, Mapping[str, Event]] | None = None,
+        redecrypted: Iterable[str] = (),
+    ) -> None:
+        """(database thread, after the batch committed) Re-read changed settings and count
+        encrypted rooms: their summaries in ``result.changed_rooms`` get our counts.
+
+        ``decrypted`` holds the shown forms of the batch's encrypted events (room -> event
+        ID -> event); ``redecrypted`` names rooms where older events became readable.
+        """
+        changed_settings = set(account_types) & {PUSH_RULES, IGNORED_USERS}
+        before = self.rules
+        if changed_settings:
+            self._load_settings(changed_settings)
+        decrypted = decrypted or {}
+        redecrypted = set(redecrypted)
+        rules_changed = PUSH_RULES in changed_settings and self.rules != before
+        # Every encrypted room of the batch: ingest gave them the server's counts.
+        candidates = set(result.changed_rooms) | set(result.new_events) | set(result.receipts) | redecrypted
+        if rules_changed or IGNORED_USERS in changed_settings:
+            candidates |= {r for r, s in previous.items() if s.encrypted}
+            self._counted.clear()  # what counts has changed: count again from the cache
+        touched = []
+        for room_id in candidates:
+            summary = result.changed_rooms.get(room_id) or previous.get(room_id)
+            if summary is None or not summary.encrypted or summary.membership != "join":
+                continue
+            own_receipt = any(user == self._user_id for user, _ in result.receipts.get(room_id, ()))
+            full = (
+                room_id not in self._counted
+                or own_receipt
+                or room_id in redecrypted
+                or room_id in result.limited_rooms
+            )
+            try:
+                counts = self._count_room(
+                    room_id,
+                    summary,
+                    previous.get(room_id),
+                    result,
+                    decrypted.get(room_id, {}),
+                    full,
+                )
+            except Exception:
+                log.exception("counting notifications in %s failed", room_id)
+                continue
+            self._counted.add(room_id)
+            if (
+                summary.notification_count,
+                summary.highlight_count,
+            ) != counts or room_id in result.changed_rooms:
+                updated = result.changed_rooms.get(room_id) or summary.copy()
+                updated.notification_count, updated.highlight_count = counts
+                result.changed_rooms[room_id] = updated
+                touched.append(updated)
+        for updated in touched:
+            self._cache.save_summary(updated)
+
+    def _count_room(
+        self,
+        room_id: str,
+        summary: RoomSummary,
+        before: RoomSummary | None,
+        result: IngestResult,
+        decrypted: Mapping[str, Event],
+        full: bool,
+    ) -> tuple[int, int]:
+        context = self._context(room_id, summary)
+        if full:
+            stored, _gap = self._cache.load_before(room_id, None, COUNT_WINDOW)
+            events = [s.event for s in stored]
+            shown = self._shown_forms(events)
+            events = [shown.get(e.get("event_id", ""), e) for e in events]
+            receipt = self._cache.receipts_for(room_id).get(self._user_id)
+            start = 0
+            for index, event in enumerate(events):
+                if event.get("event_id") == receipt or event.get("sender") == self._user_id:
+                    start = index + 1
+            notifications = highlights = 0
+        else:
+            new = [s.event for s in result.new_events.get(room_id, [])]
+            events = [decrypted.get(e.get("event_id", ""), e) for e in new]
+            start = 0
+            for index, event in enumerate(events):
+                if event.get("sender") == self._user_id:
+                    start = index + 1
+            if start:
+                notifications = highlights = 0
+            else:
+                notifications = before.notification_count if before is not None else 0
+                highlights = before.highlight_count if before is not None else 0
+        for event in events[start:]:
+            actions = self.evaluate(room_id, event, context)
+            notifications += actions.notify
+            highlights += actions.notify and actions.highlight
+        return notifications, highlights
+
+    def evaluate(self, room_id: str, event: Mapping[str, Any], context: PushContext) -> PushActions:
+        """The rules' verdict on one event of a room (ignored users' events: nothing)."""
+        if event.get("sender") in self.ignored:
+            return PushActions()
+        if "room_id" not in event:
+            event = {**event, "room_id": room_id}
+        return self.rules.evaluate(event, context)
+
+    def _context(self, room_id: str, summary: RoomSummary) -> PushContext:
+        """(database thread) What evaluation needs of the room as it is now."""
+        member = self._cache.state_event(room_id, "m.room.member", self._user_id)
+        content = member.get("content") if member else None
+        name = content.get("displayname") if isinstance(content, dict) else None
+        power = self._cache.state_event(room_id, "m.room.power_levels")
+        power_content = power.get("content") if power else None
+        levels = PowerLevels(
+            power_content if isinstance(power_content, dict) else None,
+            creators=summary.creators,
+            creators_have_infinite_power=rules_for(
+                summary.room_version
+            ).creators_have_infinite_power,
+        )
+        return PushContext(
+            self._user_id,
+            display_name=name if isinstance(name, str) and name else None,
+            member_count=summary.joined_count,
+            power_levels=levels,
+        )
+
+    # -- changing settings ---------------------------------------------------------------
+
+    async def set_room_level(self, room_id: str, level: str) -> None:
+        """Set a room to ``all``, ``mentions`` or ``mute`` (Element's rule shapes)."""
+        for method, kind, rule_id, body in level_changes(room_id, level):
+            if method == "PUT":
+                await self._connection.send(api.put_push_rule(kind, rule_id, body or {}))
+            else:
+                await self._delete_rule(kind, rule_id)
+        await self.refresh_rules(changed={room_id})
+
+    async def add_keyword(self, keyword: str) -> None:
+        """Notify (and highlight) for messages with this word."""
+        keyword = keyword.strip()
+        if not keyword:
+            raise ValueError("a keyword cannot be empty")
+        await self._connection.send(
+            api.put_push_rule("content", keyword, keyword_rule_body(keyword))
+        )
+        await self.refresh_rules()
+
+    async def remove_keyword(self, keyword: str) -> None:
+        """Stop notifying for a keyword."""
+        await self._delete_rule("content", keyword)
+        await self.refresh_rules()
+
+    async def _delete_rule(self, kind: str, rule_id: str) -> None:
+        try:
+            await self._connection.send(api.delete_push_rule(kind, rule_id))
+        except MatrixError as error:
+            if error.errcode != "M_NOT_FOUND" and error.status != 404:
+                raise
+
+    async def refresh_rules(self, changed: Iterable[str] = ()) -> None:
+        """Read the rules back from the server now (sync brings them too, a little later)."""
+        data = await self._connection.send(api.push_rules())
+        self.rules = PushRuleSet.from_account_data(
+            data if isinstance(data, dict) else None, self._user_id
+        )
+        rooms = self._rooms()
+        self._publish(RoomListChanged(tuple(rooms.values()), frozenset(changed)))
+
+    async def ignore(self, user_id: str) -> None:
+        """Hide a user's messages and invites (``m.ignored_user_list``)."""
+        await self._set_ignored(self.ignored | {user_id})
+
+    async def unignore(self, user_id: str) -> None:
+        """Show a user again."""
+        await self._set_ignored(self.ignored - {user_id})
+
+    async def _set_ignored(self, users: frozenset[str]) -> None:
+        content: dict[str, Any] = {"ignored_users": {u: {} for u in sorted(users)}}
+        await self._connection.send(api.set_account_data(self._user_id, IGNORED_USERS, content))
+        self.ignored = users
+        rooms = self._rooms()
+        self._publish(RoomListChanged(tuple(rooms.values()), frozenset()))
+
+
+def level_label(level: str) -> str:
+    """How a level is said to the user."""
+    return {LEVEL_ALL: "all messages", "mentions": "mentions and keywords", "mute": "muted"}.get(
+        level, level
+    )
