@@ -90,13 +90,15 @@ def test_plain_cache_does_contain_the_text(tmp_path: Path) -> None:
     assert is_plain_sqlite(tmp_path / "cache.sqlite3")
 
 
-def test_wrong_or_no_key_is_refused(tmp_path: Path) -> None:
+def test_wrong_or_no_key_is_refused(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "cache.sqlite3"
     cache = Cache(path, key=new_key())
     _fill(cache)
     cache.close()
     with pytest.raises(CacheKeyError, match="cannot be opened with this device's key"):
         Cache(path, key=new_key())
+    # SQLCipher says nothing on stderr (under the TUI it would scribble on the screen).
+    assert capfd.readouterr().err == ""
     with pytest.raises(sqlite3.DatabaseError):
         Cache(path)
     # Refusing did not damage the file.

@@ -11,6 +11,7 @@ encrypted copy there.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import sqlite3
@@ -27,6 +28,8 @@ __all__ = [
     "is_plain_sqlite",
     "new_key",
 ]
+
+log = logging.getLogger(__name__)
 
 KEY_BYTES = 32
 PLAIN_HEADER = b"SQLite format 3\x00"
@@ -84,6 +87,8 @@ def connect(path: Path | str, key: bytes | None) -> sqlite3.Connection:
 
     db = dbapi2.connect(str(path), isolation_level=None, check_same_thread=False)
     try:
+        # SQLCipher logs a failed page HMAC (a wrong key) to stderr, under the TUI.
+        db.execute("PRAGMA cipher_log_level = NONE")
         db.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
         for pragma in _CIPHER_SETTINGS:
             db.execute(pragma)
@@ -91,8 +96,10 @@ def connect(path: Path | str, key: bytes | None) -> sqlite3.Connection:
         db.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except dbapi2.DatabaseError as error:
         db.close()
+        log.debug("SQLCipher refused the key of %s: %s", path, error)
         raise CacheKeyError(
-            f"the cache cannot be opened with this device's key ({error})"
+            "the cache cannot be opened with this device's key "
+            "(the key is not the cache's, or the file is damaged)"
         ) from error
     # sqlcipher3 is the sqlite3 module built against SQLCipher: the same API.
     return cast(sqlite3.Connection, db)

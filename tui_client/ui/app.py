@@ -15,12 +15,15 @@ from textual.content import Content
 from textual.fuzzy import Matcher
 from textual.screen import Screen
 
-from ..engine.client import MatrixClient
+from ..engine.cache_key import CacheKeyError, set_aside_unreadable_cache
+from ..engine.client import CACHE_FILE, SESSION_FILE, MatrixClient
 from ..engine.directory import parse_server_list
+from ..engine.paths import profile_dir
 from ..engine.updates import SessionEnded, SyncStatus, Update
 from ..protocol.directory import PublicRoom
 from ..protocol.ids import InvalidIdentifier
 from ..protocol.sanitize import clean_line
+from . import notification_commands
 from .join_flow import JoinFlow
 from .messages import EngineUpdate
 from .screens import recovery, security
@@ -117,6 +120,10 @@ class TuiClientApp(App[None]):
         if self.client is None:
             try:
                 self.client = MatrixClient.restore(profile=self.profile, base_dir=self.base_dir, transport=self.transport)
+            except CacheKeyError as error:
+                log.warning("the cache does not open: %s", error)
+                self._offer_fresh_login(str(error))
+                return
             except Exception as error:
                 log.exception("could not restore the session")
                 self.notify(f"Could not restore the saved session: {error}", severity="error", markup=False)
@@ -124,6 +131,33 @@ class TuiClientApp(App[None]):
             self._show_login()
         else:
             await self._start(self.client)
+
+    def _offer_fresh_login(self, reason: str) -> None:
+        """The cache does not open with this device's key: offer a fresh login, or quit untouched."""
+        saved = MatrixClient.saved_session(self.profile, self.base_dir)
+        reason = clean_line(reason, 200)
+        question = (
+            f"{reason[:1].upper()}{reason[1:]}.\n\nLog in again on a new cache? The unreadable cache is "
+            "kept aside, not deleted. This device's encryption keys are in it: after logging in, "
+            "press F7 and restore your keys from your recovery key. Cancel quits and changes nothing."
+        )
+
+        def answer(fresh: bool | None) -> None:
+            if not fresh:
+                self.exit(message=f"{reason}. Nothing was changed.")
+                return
+            folder = profile_dir(self.profile, self.base_dir)
+            aside = set_aside_unreadable_cache(folder, CACHE_FILE, SESSION_FILE)
+            if saved is not None:
+                self._homeserver = self._homeserver or saved.homeserver
+            where = f" The unreadable cache is now {aside.name}." if aside else ""
+            self._show_login(
+                f"Log in again to start a new cache.{where} Then press F7 to restore your keys "
+                "from your recovery key.",
+                user_id=saved.user_id if saved else "",
+            )
+
+        self.push_screen(ConfirmDialog(question, "Log in again"), answer)
 
     def _show_login(self, message: str = "", user_id: str = "") -> None:
         saved = MatrixClient.saved_session(self.profile, self.base_dir)
@@ -297,6 +331,14 @@ class TuiClientApp(App[None]):
         chat = self.chat_screen
         yield SystemCommand("Switch room", "Fuzzy-find a room (Ctrl+K)", chat.action_switch_room)
         yield SystemCommand("Join room", "Join by alias, ID, matrix.to link or matrix: URI", chat.action_join_dialog)
+        yield SystemCommand("Search messages", "In every room, encrypted ones included (Ctrl+F; / in a room)", chat.action_search)
+        if chat.current_room is not None:
+            room = chat.current_room
+            yield SystemCommand("Search this room", "Only the current room's messages (/ in its timeline)", partial(chat.action_search, room))
+            yield SystemCommand(
+                "Index older messages of this room", "Fetch its history from the server so search finds it",
+                partial(chat.action_search, room, True),
+            )
         yield SystemCommand("Explore public rooms", "The room directory: search, preview, join (F3)", chat.action_directory)
         yield SystemCommand("Space view", "All rooms of the selected space, joined or not (F4)", chat.action_space_view)
         yield SystemCommand("Create room", "A new room, public or private (Ctrl+N)", chat.action_create_room)
@@ -319,6 +361,7 @@ class TuiClientApp(App[None]):
         yield SystemCommand("Import room keys", "Read room keys from an export file (e.g. from Element)", partial(security.import_keys, chat))
         yield from self.security.commands()
         yield from recovery.commands(self, chat.client)
+        yield from notification_commands.commands(self, chat.client, chat.current_room)
         typing = "on" if chat.client.typing.enabled else "off"
         yield SystemCommand(
             "Typing notices", f"Let others see when you are writing to them (now: {typing})", self.action_toggle_typing
