@@ -7,17 +7,23 @@ import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
+from textual.command import CommandList, CommandPalette
+from textual.pilot import Pilot
+
 from tui_client.devtools.synapse import RegisteredUser, SynapseServer
 from tui_client.engine.client import MatrixClient
 from tui_client.engine.updates import BatchCommitted, Update
 from tui_client.protocol.push_rules import LEVEL_MENTIONS, LEVEL_MUTE
 from tui_client.ui.app import TuiClientApp
+from tui_client.ui.screens.dialogs import PromptDialog
 
 from ..integration.e2ee_support import client_for, encrypted_room
 from .test_flow import until
 
 
-def _rule(synapse: SynapseServer, user: RegisteredUser, kind: str, rule_id: str) -> tuple[int, object]:
+def _rule(
+    synapse: SynapseServer, user: RegisteredUser, kind: str, rule_id: str
+) -> tuple[int, object]:
     path = f"/_matrix/client/v3/pushrules/global/{kind}/{urllib.parse.quote(rule_id, safe='')}"
     return synapse.request_json("GET", path, None, user.access_token)
 
@@ -29,10 +35,14 @@ async def test_encrypted_mention_rings_and_a_muted_room_never_does(
     bob_user = make_user("bob", displayname="Bob")
     bob = await client_for(synapse, bob_user, tmp_path / "bob")
     try:
-        lobby = await bob.create_room({"name": "Lobby", "preset": "private_chat", "invite": [me.user_id]})
+        lobby = await bob.create_room(
+            {"name": "Lobby", "preset": "private_chat", "invite": [me.user_id]}
+        )
         secret = await encrypted_room(bob, "Secret", [me.user_id])
         quiet = await encrypted_room(bob, "Quiet", [me.user_id])
-        client = await MatrixClient.login(me.user_id, me.password, homeserver=synapse.base_url, base_dir=tmp_path / "me")
+        client = await MatrixClient.login(
+            me.user_id, me.password, homeserver=synapse.base_url, base_dir=tmp_path / "me"
+        )
         app = TuiClientApp(client=client, base_dir=tmp_path / "me")
         rings: list[int] = []
         app.bell = lambda: rings.append(1)  # type: ignore[method-assign]
@@ -45,14 +55,22 @@ async def test_encrypted_mention_rings_and_a_muted_room_never_does(
         client.subscribe(note)
         async with app.run_test(size=(120, 36)) as pilot:
             chat = app.chat_screen
-            await until(pilot, lambda: app.chat_screen is not None and app.is_connected, "the chat screen")
+            await until(
+                pilot, lambda: app.chat_screen is not None and app.is_connected, "the chat screen"
+            )
             chat = app.chat_screen
             assert chat is not None
-            await until(pilot, lambda: all(r in client.rooms for r in (lobby, secret, quiet)), "the invites")
+            await until(
+                pilot, lambda: all(r in client.rooms for r in (lobby, secret, quiet)), "the invites"
+            )
             for room in (lobby, secret, quiet):
                 await client.join(room)
             app.open_room(lobby)
-            await until(pilot, lambda: chat.current_room == lobby and chat._counts is not None, "the lobby, alerts armed")
+            await until(
+                pilot,
+                lambda: chat.current_room == lobby and chat._counts is not None,
+                "the lobby, alerts armed",
+            )
             await until(
                 pilot,
                 lambda: all(bob.rooms[r].joined_count == 2 for r in (secret, quiet)),
@@ -65,7 +83,9 @@ async def test_encrypted_mention_rings_and_a_muted_room_never_does(
             assert status == 200, rule
             assert isinstance(rule, dict)
             assert rule["actions"] == [] and rule["enabled"] is True
-            assert rule["conditions"] == [{"kind": "event_match", "key": "room_id", "pattern": quiet}]
+            assert rule["conditions"] == [
+                {"kind": "event_match", "key": "room_id", "pattern": quiet}
+            ]
             assert _rule(synapse, me, "room", quiet)[0] == 404
             assert client.notifications.room_level(quiet) == LEVEL_MUTE
 
@@ -75,18 +95,36 @@ async def test_encrypted_mention_rings_and_a_muted_room_never_does(
             await bob.send_message(
                 secret, "Alice Tester: lunch?", extra={"m.mentions": {"user_ids": [me.user_id]}}
             )
-            await until(pilot, lambda: client.rooms[secret].highlight_count == 1, "the highlight", timeout=30)
+            await until(
+                pilot,
+                lambda: client.rooms[secret].highlight_count == 1,
+                "the highlight",
+                timeout=30,
+            )
             assert client.rooms[secret].notification_count == 2
             await until(pilot, lambda: len(rings) == 1, "the bell")
-            assert any(n.message.startswith("You were mentioned in Secret") for n in app._notifications)
+            assert any(
+                n.message.startswith("You were mentioned in Secret") for n in app._notifications
+            )
 
             # The muted room: a mention arrives, decrypted, and nothing rings or counts.
             entry = await bob.send_message(
-                quiet, "Alice Tester: are you there?", extra={"m.mentions": {"user_ids": [me.user_id]}}
+                quiet,
+                "Alice Tester: are you there?",
+                extra={"m.mentions": {"user_ids": [me.user_id]}},
             )
-            await until(pilot, lambda: entry.txn_id is not None and len(arrived) >= 1 and _decrypted_in(client, quiet), "the muted mention")
+            await until(
+                pilot,
+                lambda: (
+                    entry.txn_id is not None and len(arrived) >= 1 and _decrypted_in(client, quiet)
+                ),
+                "the muted mention",
+            )
             await pilot.pause(0.3)
-            assert client.rooms[quiet].highlight_count == 0 and client.rooms[quiet].notification_count == 0
+            assert (
+                client.rooms[quiet].highlight_count == 0
+                and client.rooms[quiet].notification_count == 0
+            )
             assert len(rings) == 1
             assert not any("Quiet" in n.message for n in app._notifications)
 
@@ -95,10 +133,18 @@ async def test_encrypted_mention_rings_and_a_muted_room_never_does(
             status, rule = _rule(synapse, me, "room", quiet)
             assert status == 200 and isinstance(rule, dict) and rule["actions"] == []
             assert _rule(synapse, me, "override", quiet)[0] == 404
-            await until(pilot, lambda: client.notifications.room_level(quiet) == LEVEL_MENTIONS, "the level")
+            await until(
+                pilot, lambda: client.notifications.room_level(quiet) == LEVEL_MENTIONS, "the level"
+            )
             await bob.send_message(quiet, "nothing for you")
-            await bob.send_message(quiet, "Alice Tester!", extra={"m.mentions": {"user_ids": [me.user_id]}})
-            await until(pilot, lambda: client.rooms[quiet].highlight_count == 1, "the highlight in the quiet room")
+            await bob.send_message(
+                quiet, "Alice Tester!", extra={"m.mentions": {"user_ids": [me.user_id]}}
+            )
+            await until(
+                pilot,
+                lambda: client.rooms[quiet].highlight_count == 1,
+                "the highlight in the quiet room",
+            )
             assert client.rooms[quiet].notification_count == 1
             await until(pilot, lambda: len(rings) == 2, "the bell for the quiet room's mention")
     finally:
@@ -113,3 +159,83 @@ def _decrypted_in(client: MatrixClient, room_id: str) -> bool:
     shown = client.db.call(client.encryption.shown_forms, [stored[-1].event])
     event = shown.get(stored[-1].event.get("event_id", ""), stored[-1].event)
     return event.get("type") == "m.room.message"
+
+
+async def _palette(pilot: Pilot[None], app: TuiClientApp, text: str) -> None:
+    await pilot.press("ctrl+p")
+    await until(pilot, lambda: isinstance(app.screen, CommandPalette), "the command palette")
+    await pilot.press(*text)
+    await until(
+        pilot,
+        lambda: app.screen.query_one(CommandList).highlighted is not None,
+        "the palette's results",
+    )
+    await pilot.press("enter")
+
+
+async def test_palette_mutes_the_room_adds_a_keyword_and_ignores_a_user(
+    synapse: SynapseServer, make_user: Callable[..., RegisteredUser], tmp_path: Path
+) -> None:
+    me = make_user("alice")
+    other = make_user("spam")
+    room = _create(synapse, me, {"name": "Noisy", "preset": "private_chat"})
+    client = await MatrixClient.login(
+        me.user_id, me.password, homeserver=synapse.base_url, base_dir=tmp_path
+    )
+    app = TuiClientApp(client=client, base_dir=tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await until(
+            pilot,
+            lambda: app.chat_screen is not None and app.chat_screen.current_room == room,
+            "the room",
+        )
+        await _palette(pilot, app, "Notify: mute room")
+        await until(
+            pilot,
+            lambda: _rule(synapse, me, "override", room)[0] == 200,
+            "the mute rule on the server",
+        )
+        await until(
+            pilot,
+            lambda: client.notifications.room_level(room) == LEVEL_MUTE,
+            "the level read back",
+        )
+
+        await _palette(pilot, app, "Add notification keyword")
+        await until(pilot, lambda: isinstance(app.screen, PromptDialog), "the keyword prompt")
+        await pilot.press(*"teapot", "enter")
+        await until(pilot, lambda: client.notifications.keywords() == ["teapot"], "the keyword")
+        status, rule = _rule(synapse, me, "content", "teapot")
+        assert (
+            status == 200
+            and isinstance(rule, dict)
+            and rule["pattern"] == "teapot"
+            and "notify" in rule["actions"]
+        )
+
+        await _palette(pilot, app, "Ignore user")
+        await until(pilot, lambda: isinstance(app.screen, PromptDialog), "the ignore prompt")
+        await pilot.press(*other.user_id, "enter")
+        await until(pilot, lambda: other.user_id in client.notifications.ignored, "ignored")
+        path = f"/_matrix/client/v3/user/{urllib.parse.quote(me.user_id)}/account_data/m.ignored_user_list"
+        status, data = synapse.request_json("GET", path, None, me.access_token)
+        assert status == 200 and data == {"ignored_users": {other.user_id: {}}}
+
+        # A wrong user ID is said, nothing is sent.
+        await _palette(pilot, app, "Ignore user")
+        await until(pilot, lambda: isinstance(app.screen, PromptDialog), "the ignore prompt")
+        await pilot.press(*"nobody", "enter")
+        await until(
+            pilot,
+            lambda: any("is not a user ID" in n.message for n in app._notifications),
+            "the error",
+        )
+        assert client.notifications.ignored == {other.user_id}
+
+
+def _create(synapse: SynapseServer, owner: RegisteredUser, body: dict[str, object]) -> str:
+    status, answer = synapse.request_json(
+        "POST", "/_matrix/client/v3/createRoom", body, owner.access_token
+    )
+    assert status == 200, answer
+    return str(answer["room_id"])
