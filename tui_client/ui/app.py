@@ -24,7 +24,6 @@ from ..protocol.directory import PublicRoom
 from ..protocol.ids import InvalidIdentifier
 from ..protocol.sanitize import clean_line
 from . import notification_commands
-from . import notification_commands
 from .join_flow import JoinFlow
 from .messages import EngineUpdate
 from .screens import recovery, security
@@ -362,7 +361,6 @@ class TuiClientApp(App[None]):
         yield SystemCommand("Import room keys", "Read room keys from an export file (e.g. from Element)", partial(security.import_keys, chat))
         yield from self.security.commands()
         yield from recovery.commands(self, chat.client)
-        yield from notification_commands.commands(self, chat.client, chat.current_room)
         yield from notification_commands.commands(self, chat.client, chat.current_room)
         typing = "on" if chat.client.typing.enabled else "off"
         yield SystemCommand(
