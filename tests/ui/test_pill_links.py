@@ -32,7 +32,12 @@ def _formatted(event_id: str, body: str, html: str) -> dict[str, Any]:
         "type": "m.room.message",
         "sender": "@bob:example.org",
         "origin_server_ts": next(_next_ts),
-        "content": {"msgtype": "m.text", "body": body, "format": "org.matrix.custom.html", "formatted_body": html},
+        "content": {
+            "msgtype": "m.text",
+            "body": body,
+            "format": "org.matrix.custom.html",
+            "formatted_body": html,
+        },
     }
 
 
@@ -41,13 +46,17 @@ async def _select(pilot: Any, app: TuiClientApp, event: dict[str, Any], position
     assert chat is not None and chat.view is not None
     timeline = chat.query_one(TimelineView)
     chat.view.on_sync_events([StoredEvent(position, event)])
-    await wait_for(pilot, lambda: any(i.event_id == event["event_id"] for i in timeline.items), "the message")
+    await wait_for(
+        pilot, lambda: any(i.event_id == event["event_id"] for i in timeline.items), "the message"
+    )
     timeline.focus()
     timeline.selected_key = next(i.key for i in timeline.items if i.event_id == event["event_id"])
     await pilot.pause(0.05)
 
 
-async def test_o_follows_user_and_room_pills(fake_profile: Path, fake_server: FakeHomeserver) -> None:
+async def test_o_follows_user_and_room_pills(
+    fake_profile: Path, fake_server: FakeHomeserver
+) -> None:
     app = TuiClientApp(base_dir=fake_profile, transport=fake_server.transport())
     async with app.run_test(size=SIZE) as pilot:
         await _settle(pilot)
@@ -72,7 +81,14 @@ async def test_o_follows_user_and_room_pills(fake_profile: Path, fake_server: Fa
         assert f"Random ({RANDOM})" in shown
         # The user: the member's actions, as Enter in the member list shows them.
         await pilot.press("enter")
-        await wait_for(pilot, lambda: "Carol (@carol:example.org)" in screen_text(app) and "Direct message" in screen_text(app), "Carol's actions")
+        await wait_for(
+            pilot,
+            lambda: (
+                "Carol (@carol:example.org)" in screen_text(app)
+                and "Direct message" in screen_text(app)
+            ),
+            "Carol's actions",
+        )
         assert "Devices and trust" in screen_text(app)
         await pilot.press("escape")
 
@@ -80,20 +96,32 @@ async def test_o_follows_user_and_room_pills(fake_profile: Path, fake_server: Fa
         await pilot.press("o")
         await wait_for(pilot, lambda: isinstance(app.screen, ChoiceDialog), "the choice of links")
         await pilot.press("down", "down", "enter")
-        await wait_for(pilot, lambda: app.chat_screen is not None and app.chat_screen.current_room == RANDOM, "Random opened")
+        await wait_for(
+            pilot,
+            lambda: app.chat_screen is not None and app.chat_screen.current_room == RANDOM,
+            "Random opened",
+        )
 
         app.open_room(GENERAL)
         await _settle(pilot, GENERAL)
-        one_room = _formatted("$room", "join us", 'join <a href="https://matrix.to/#/%23rust:example.org?via=example.org">#rust</a>')
+        one_room = _formatted(
+            "$room",
+            "join us",
+            'join <a href="https://matrix.to/#/%23rust:example.org?via=example.org">#rust</a>',
+        )
         await _select(pilot, app, one_room, 10_001)
         await pilot.press("o")
-        await wait_for(pilot, lambda: isinstance(app.screen, RoomPreviewScreen), "the preview of #rust")
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, RoomPreviewScreen), "the preview of #rust"
+        )
         preview = app.screen
         assert isinstance(preview, RoomPreviewScreen)
         assert preview.target == "#rust:example.org" and preview.via == ("example.org",)
 
 
-async def test_a_message_without_links_says_so(fake_profile: Path, fake_server: FakeHomeserver) -> None:
+async def test_a_message_without_links_says_so(
+    fake_profile: Path, fake_server: FakeHomeserver
+) -> None:
     app = TuiClientApp(base_dir=fake_profile, transport=fake_server.transport())
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await _settle(pilot)
@@ -102,4 +130,8 @@ async def test_a_message_without_links_says_so(fake_profile: Path, fake_server: 
         code = _formatted("$code", "run @carol:example.org", "run <code>@carol:example.org</code>")
         await _select(pilot, app, code, 10_000)
         await pilot.press("o")
-        await wait_for(pilot, lambda: "links to no room or person" in " ".join(screen_text(app).split()), "the notice")
+        await wait_for(
+            pilot,
+            lambda: "links to no room or person" in " ".join(screen_text(app).split()),
+            "the notice",
+        )

@@ -36,6 +36,8 @@ class Completion:
     target: str | None = None
     #: Text that follows the insertion (a space after a name or command).
     suffix: str = " "
+    #: How the candidate is listed while choosing (clean text; ``insert`` when empty).
+    label: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +70,8 @@ def complete_member(
             continue
         name = (member.displayname or "").casefold()
         localpart = member.user_id[1:].casefold()
-        candidate = Completion(member.shown, member.user_id)
+        label = member.shown if member.shown == member.user_id or member.user_id in member.shown else f"{member.shown}  {member.user_id}"
+        candidate = Completion(member.shown, member.user_id, label=clean_line(label))
         if name.startswith(prefix) or localpart.startswith(prefix):
             first.append((member.shown.casefold(), candidate))
         elif any(part.startswith(prefix) for part in name.split()[1:]):
@@ -90,7 +93,9 @@ def complete_room(word: str, rooms: Iterable[tuple[str, str | None, str]]) -> li
         alias_part = alias[1:].casefold() if alias else ""
         if alias_part.startswith(prefix) or name.casefold().startswith(prefix):
             target = alias or room_id
-            found.append((clean_line(name).casefold(), Completion(clean_line(target), target)))
+            shown = clean_line(target)
+            label = shown if clean_line(name) in ("", shown) else f"{shown}  {clean_line(name)}"
+            found.append((clean_line(name).casefold(), Completion(shown, target, label=label)))
     return [c for _, c in sorted(found, key=lambda p: p[0])][:MAX_CANDIDATES]
 
 
@@ -116,7 +121,7 @@ def complete_emoji(word: str) -> list[Completion]:
     for code, character in _shortcodes():
         if code.startswith(prefix) and character not in seen:
             seen.add(character)
-            found.append(Completion(character, suffix=""))
+            found.append(Completion(character, suffix="", label=f"{character} {code}"))
             if len(found) == MAX_CANDIDATES:
                 break
     return found

@@ -50,6 +50,7 @@ from ..completion import (
 from ..formatted import known_room_name
 from ..messages import ActionFailed, RoomOpened
 from ..render import Palette
+from ..widgets.completion_list import CompletionList
 from ..widgets.composer import Composer
 from ..widgets.member_list import MemberList
 from ..widgets.room_header import RoomHeader
@@ -110,6 +111,7 @@ class ChatScreen(RoomActions):
                     yield Button("Reject", variant="error", id="reject-invite")
                 yield Static(id="typing")
                 yield Static(id="mode-banner")
+                yield CompletionList(id="candidates")
                 yield Composer(id="composer", completions=self._completions)
             yield MemberList(id="members")
         yield StatusBar(id="status")
@@ -407,6 +409,10 @@ class ChatScreen(RoomActions):
             for m in (*view.members.joined(), *view.members.invited())
         ]
         return complete_member(word, members, own_user_id=self.client.user_id, may_mention_room=self.client.may_mention_room(view.room_id))
+
+    @on(Composer.Completing)
+    def _completing(self, event: Composer.Completing) -> None:
+        self.query_one(CompletionList).show(event.labels, event.index)
 
     @on(Composer.Submitted)
     def _submitted(self, event: Composer.Submitted) -> None:

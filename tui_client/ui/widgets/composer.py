@@ -11,7 +11,10 @@ typed after it can be lost or sent with it.
 
 Tab completes the word before the cursor (``@`` members, ``#`` rooms, ``:`` emoji, ``/``
 commands) from a provider the screen passes in, in the same step as the key, so it too
-keeps its place among the keys typed around it; Tab again cycles through the candidates.
+keeps its place among the keys typed around it. When there is more than one candidate
+the composer says so with :class:`Composer.Completing` (the screen lists them above it):
+Tab and Shift+Tab move through them, Enter or Space accepts the one put in, Escape puts
+the word back, and any other key accepts it and does what it always does.
 A completed member or room is remembered as a mention: its text, its target and where it
 is. Edits before it move it along, an edit inside it forgets it, and it travels with the
 text in :class:`Composer.Submitted` as a pill at that place, so the same name typed
@@ -51,6 +54,9 @@ class Candidate(Protocol):
     @property
     def suffix(self) -> str: ...
 
+    @property
+    def label(self) -> str: ...
+
 
 #: word typed before the cursor (with its sigil) -> candidates, best first.
 CompletionProvider = Callable[[str], Sequence[Candidate]]
@@ -65,6 +71,8 @@ class _Cycle:
     end: int
     candidates: Sequence[Candidate]
     index: int
+    #: What was typed before Tab (Escape puts it back).
+    word: str
 
 
 class Composer(TextArea):
@@ -98,6 +106,15 @@ class Composer(TextArea):
             self.text = text
             self.mentions = mentions or []
 
+    class Completing(Message):
+        """The candidates of a completion in progress (best first) and which one is in;
+        no candidates when the completion is over."""
+
+        def __init__(self, labels: tuple[str, ...], index: int) -> None:
+            super().__init__()
+            self.labels = labels
+            self.index = index
+
     class Cancelled(Message):
         """Escape: leave reply or edit mode."""
 
@@ -112,12 +129,19 @@ class Composer(TextArea):
 
     async def _on_key(self, event: events.Key) -> None:
         key = event.key
-        if key == "tab" and self.complete():
-            event.stop()
-            event.prevent_default()
-            return
+        if self._choosing():
+            if self._choose(key):
+                event.stop()
+                event.prevent_default()
+                return
+        elif key == "tab":
+            if self.complete():
+                event.stop()
+                event.prevent_default()
+                return
+            self._end_completion()
         if key != "tab":
-            self._cycle = None
+            self._end_completion()
         if key == "enter":
             action = self.action_submit
         elif key in NEWLINE_KEYS:
@@ -148,9 +172,8 @@ class Composer(TextArea):
         just pressed. False (Tab moves focus) when the word is not completable."""
         row, column = self.cursor_location
         cycle = self._cycle
-        if cycle is not None and cycle.row == row and cycle.end == column and len(cycle.candidates) > 1:
-            cycle.index = (cycle.index + 1) % len(cycle.candidates)
-            self._put(cycle)
+        if self._choosing() and cycle is not None:
+            self._step(cycle, 1)
             return True
         line = self.document.get_line(row)
         start = column
@@ -167,9 +190,48 @@ class Composer(TextArea):
         if not candidates:
             self.app.bell()
             return True
-        self._cycle = _Cycle(row, start, column, candidates, 0)
+        self._end_completion()
+        self._cycle = _Cycle(row, start, column, candidates, 0, word)
         self._put(self._cycle)
         return True
+
+    def _choosing(self) -> bool:
+        """A completion with several candidates is in progress, the cursor after it."""
+        cycle = self._cycle
+        return (
+            cycle is not None
+            and len(cycle.candidates) > 1
+            and self.cursor_location == (cycle.row, cycle.end)
+            and not self.selected_text
+        )
+
+    def _choose(self, key: str) -> bool:
+        """A key while choosing among candidates; False lets it do what it always does
+        (the candidate put in is then kept)."""
+        cycle = self._cycle
+        assert cycle is not None
+        if key in ("tab", "shift+tab"):
+            self._step(cycle, 1 if key == "tab" else -1)
+            return True
+        if key == "escape":
+            self._end_completion()
+            self.replace(cycle.word, (cycle.row, cycle.start), (cycle.row, cycle.end), maintain_selection_offset=False)
+            self.move_cursor((cycle.row, cycle.start + len(cycle.word)))
+            return True
+        chosen = cycle.candidates[cycle.index]
+        if key == "enter" or (key == "space" and chosen.suffix.endswith(" ")):
+            self._end_completion()  # accepted, with the space already after it
+            return True
+        return False
+
+    def _step(self, cycle: _Cycle, step: int) -> None:
+        cycle.index = (cycle.index + step) % len(cycle.candidates)
+        self._put(cycle)
+
+    def _end_completion(self) -> None:
+        if self._cycle is not None and len(self._cycle.candidates) > 1:
+            self.post_message(self.Completing((), -1))
+        self._cycle = None
 
     def _put(self, cycle: _Cycle) -> None:
         chosen = cycle.candidates[cycle.index]
@@ -180,6 +242,9 @@ class Composer(TextArea):
         if chosen.target is not None:
             start = self._offset((cycle.row, cycle.start))
             self._mentions.append(Pill(chosen.insert, chosen.target, start))
+        if len(cycle.candidates) > 1:
+            labels = tuple(candidate.label or candidate.insert for candidate in cycle.candidates)
+            self.post_message(self.Completing(labels, cycle.index))
 
     def _offset(self, location: tuple[int, int]) -> int:
         """The offset in :attr:`text` of a (row, column) location."""
@@ -205,6 +270,9 @@ class Composer(TextArea):
                     kept.append(pill.at(pill_start + delta))
             self._mentions = kept
         return result
+
+    def on_blur(self, _event: events.Blur) -> None:
+        self._end_completion()
 
     def action_newline(self) -> None:
         """Insert a line break."""
