@@ -27,6 +27,7 @@ from .room_state import redaction_applies
 from .sanitize import clean_line
 
 __all__ = [
+    "HIDDEN_QUOTE",
     "Diff",
     "Reaction",
     "ReplyQuote",
@@ -169,9 +170,11 @@ class TimelineModel:
         may_redact_others: Callable[[str], bool] | None = None,
         room_name: Callable[[str], str | None] | None = None,
         thread_root: str | None = None,
+        hidden_sender: Callable[[str], bool] | None = None,
     ) -> None:
         self.own_user_id = own_user_id
         self.thread_root = thread_root
+        self._hidden_sender = hidden_sender
         self._name_of = name_of
         self._room_name = room_name
         # Whether a user has the room's redact power level; with the sender's server,
@@ -242,6 +245,7 @@ class TimelineModel:
         self._order = [k for k in self._order if k.startswith("~")]
         self._items = {k: v for k, v in self._items.items() if k.startswith("~")}
         self._shown.clear()
+        self._drop_hidden_relations()
         for relation in relations:
             self._absorb_relation(relation)
         events = list(events)
@@ -415,6 +419,36 @@ class TimelineModel:
         diffs.extend(self._rebuild_replies_to(key))
         return diffs
 
+    def _hides(self, event: RoomEvent) -> bool:
+        """True for a message-like event (not state) of a hidden sender."""
+        return (
+            self._hidden_sender is not None
+            and event.state_key is None
+            and event.sender != self.own_user_id
+            and self._hidden_sender(event.sender)
+        )
+
+    def _drop_hidden_relations(self) -> None:
+        """Forget the reactions, edits and thread replies of senders hidden now."""
+        if self._hidden_sender is None:
+            return
+        hidden = {
+            event_id
+            for event_id, sender in self._sender_of.items()
+            if sender != self.own_user_id and self._hidden_sender(sender)
+        }
+        if not hidden:
+            return
+        for aggregates in self._aggregates.values():
+            for event_id in hidden & aggregates.edits.keys():
+                del aggregates.edits[event_id]
+            for event_id in hidden & aggregates.reactions.keys():
+                del aggregates.reactions[event_id]
+            aggregates.thread -= hidden
+        for event_id in hidden:
+            self._relation_target.pop(event_id, None)
+            self._sender_of.pop(event_id, None)
+
     def _accept(self, event: RoomEvent | UnknownEvent) -> str | None:
         """Record an event; return its key if it is shown as an item of its own."""
         if isinstance(event, UnknownEvent):
@@ -423,6 +457,10 @@ class TimelineModel:
             return key
         if event.type == "m.room.redaction":
             self._apply_redaction(event)
+            return None
+        if self._hides(event):
+            # Kept as context: replies to it quote it as hidden, and it is not fetched again.
+            self._context[event.event_id] = event
             return None
         if self._absorb_relation(event):
             return None
@@ -441,6 +479,9 @@ class TimelineModel:
         relation = relation_of(event.content)
         if relation is None or relation.event_id is None or event.redacted_because is not None:
             return False
+        if self._hides(event):
+            # Not recorded, so a reset after the sender is shown again absorbs it.
+            return relation.rel_type in ("m.replace", "m.annotation", "m.thread")
         target = relation.event_id
         if relation.rel_type == "m.thread" and self.thread_root is not None and target == self.thread_root:
             return False  # a reply in the thread this model shows
@@ -666,6 +707,8 @@ class TimelineModel:
         parent = self._shown.get(parent_id) or self._context.get(parent_id)
         if not isinstance(parent, RoomEvent):
             return ReplyQuote(parent_id)
+        if self._hides(parent):
+            return ReplyQuote(parent_id, parent.sender, HIDDEN_QUOTE)
         parent_item = self._items.get(parent_id)
         if parent_item is not None:
             return ReplyQuote(parent_id, parent.sender, _first_line(parent_item.body))
@@ -680,6 +723,10 @@ class TimelineModel:
             if parent not in self._shown and parent not in self._context
         ]
         return sorted(missing)
+
+
+#: What a reply shows of a parent whose sender is hidden (ignored).
+HIDDEN_QUOTE = "(a message from an ignored user)"
 
 
 def _first_line(text: str, limit: int = 120) -> str:
