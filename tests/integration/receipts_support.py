@@ -17,7 +17,9 @@ def q(value: str) -> str:
 def say(synapse: SynapseServer, user: RegisteredUser, room_id: str, body: str, txn: str) -> str:
     """Send a text message as ``user``; its event ID."""
     path = f"/_matrix/client/v3/rooms/{q(room_id)}/send/m.room.message/{txn}"
-    status, answer = synapse.request_json("PUT", path, {"msgtype": "m.text", "body": body}, user.access_token)
+    status, answer = synapse.request_json(
+        "PUT", path, {"msgtype": "m.text", "body": body}, user.access_token
+    )
     assert status == 200, answer
     return str(answer["event_id"])
 
@@ -43,10 +45,17 @@ def receipts_seen_by(
     # Synapse answers the same initial /sync from a cache for a while: each filter is new.
     nonce = f"x.test.nonce.{next(_nonces)}"
     sync_filter = json.dumps(
-        {"room": {"rooms": [room_id], "timeline": {"limit": 1}}, "presence": {"types": []}, "account_data": {"not_types": [nonce]}}
+        {
+            "room": {"rooms": [room_id], "timeline": {"limit": 1}},
+            "presence": {"types": []},
+            "account_data": {"not_types": [nonce]},
+        }
     )
     status, body = synapse.request_json(
-        "GET", f"/_matrix/client/v3/sync?timeout=0&filter={q(sync_filter)}", None, viewer.access_token
+        "GET",
+        f"/_matrix/client/v3/sync?timeout=0&filter={q(sync_filter)}",
+        None,
+        viewer.access_token,
     )
     assert status == 200, body
     room = body.get("rooms", {}).get("join", {}).get(room_id, {})
@@ -63,6 +72,8 @@ def receipts_seen_by(
 
 def presence_of(synapse: SynapseServer, viewer: RegisteredUser, user_id: str) -> str:
     """``user_id``'s presence as ``viewer`` reads it (GET /presence/{userId}/status)."""
-    status, body = synapse.request_json("GET", f"/_matrix/client/v3/presence/{q(user_id)}/status", None, viewer.access_token)
+    status, body = synapse.request_json(
+        "GET", f"/_matrix/client/v3/presence/{q(user_id)}/status", None, viewer.access_token
+    )
     assert status == 200, body
     return str(body["presence"])

@@ -36,13 +36,24 @@ def test_receipts_wait_for_the_terminal_focus(
     say(synapse, bob, room_id, "first news", "f1")
     second = say(synapse, bob, room_id, "second news", "f2")
     with PtyApp.client(
-        "--data-dir", str(tmp_path / "data"), "--homeserver", synapse.base_url, "--user", alice.user_id
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--homeserver",
+        synapse.base_url,
+        "--user",
+        alice.user_id,
     ) as app:
         log_in_on_pty(app, alice, "Focus room")
         assert b"\x1b[?1004h" in app.output  # the app asked the terminal for focus reports
         # Focused (a terminal that has not said otherwise): the open room is read.
-        wait_server(lambda: fully_read(synapse, alice, room_id) == second, "the marker on the second message")
-        wait_server(lambda: receipts_seen_by(synapse, bob, room_id, alice.user_id).get("m.read") == second, "alice's receipt")
+        wait_server(
+            lambda: fully_read(synapse, alice, room_id) == second,
+            "the marker on the second message",
+        )
+        wait_server(
+            lambda: receipts_seen_by(synapse, bob, room_id, alice.user_id).get("m.read") == second,
+            "alice's receipt",
+        )
         wait_server(lambda: presence_of(synapse, bob, alice.user_id) == "online", "alice online")
 
         app.write(FOCUS_OUT)
@@ -55,6 +66,13 @@ def test_receipts_wait_for_the_terminal_focus(
         assert presence_of(synapse, bob, alice.user_id) == "unavailable"  # later syncs keep it
 
         app.write(FOCUS_IN)
-        wait_server(lambda: fully_read(synapse, alice, room_id) == third, "the marker on the third message")
-        wait_server(lambda: receipts_seen_by(synapse, bob, room_id, alice.user_id).get("m.read") == third, "the receipt moved")
-        wait_server(lambda: presence_of(synapse, bob, alice.user_id) == "online", "alice back online")
+        wait_server(
+            lambda: fully_read(synapse, alice, room_id) == third, "the marker on the third message"
+        )
+        wait_server(
+            lambda: receipts_seen_by(synapse, bob, room_id, alice.user_id).get("m.read") == third,
+            "the receipt moved",
+        )
+        wait_server(
+            lambda: presence_of(synapse, bob, alice.user_id) == "online", "alice back online"
+        )

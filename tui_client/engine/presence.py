@@ -50,7 +50,9 @@ class Presence:
     @property
     def label(self) -> str:
         """A word for the member list and the header."""
-        return {"online": "online", "unavailable": "away", "offline": "offline"}.get(self.state, self.state)
+        return {"online": "online", "unavailable": "away", "offline": "offline"}.get(
+            self.state, self.state
+        )
 
 
 def parse_presence(event: Any) -> tuple[str, Presence] | None:

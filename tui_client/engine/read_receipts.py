@@ -80,7 +80,9 @@ class ReadReceipts:
             return order.index(event_id) <= order.index(previous)
         return event_id == previous
 
-    async def mark_read(self, room_id: str, event_id: str, *, thread_id: str | None = None, newest: bool = False) -> bool:
+    async def mark_read(
+        self, room_id: str, event_id: str, *, thread_id: str | None = None, newest: bool = False
+    ) -> bool:
         """Mark ``event_id`` read (and, outside a thread, fully read); ``newest``: it is the
         room's newest event, so its unread counts go to zero at once. False if the room is not
         joined or the server could not be told."""
@@ -124,7 +126,9 @@ class ReadReceipts:
         were marked, and how many could not be (the server refused or was unreachable)."""
         marked = failed = 0
         for summary in list(self._rooms().values()):
-            if summary.membership != "join" or not (summary.notification_count or summary.highlight_count):
+            if summary.membership != "join" or not (
+                summary.notification_count or summary.highlight_count
+            ):
                 continue
             newest, _gap = await self._db.run(self._cache.load_before, summary.room_id, None, 1)
             event_id = newest[-1].event.get("event_id") if newest else None
