@@ -62,6 +62,7 @@ from ..widgets.timeline import TimelineView
 from .chat_rooms import RoomActions
 from .dialogs import ConfirmDialog, PromptDialog, ReactionDialog
 from .help import HelpScreen
+from .search import SearchHistory, SearchScreen
 from .switcher import RoomSwitcher
 from .threads import ThreadListScreen, ThreadPanel, forward_thread_update, open_thread
 
@@ -81,6 +82,7 @@ class ChatScreen(RoomActions):
         Binding("alt+down", "room_step(1)", "Next room", show=False, priority=True),
         Binding("ctrl+o", "join_dialog", "Join", show=False, priority=True),
         Binding("ctrl+t", "thread_list", "Threads", show=False, priority=True),
+        Binding("ctrl+f", "search", "Search", show=False, priority=True),
     ]
 
     def __init__(self, client: MatrixClient) -> None:
@@ -96,6 +98,7 @@ class ChatScreen(RoomActions):
         # Lines from the composer on their way to the engine, in the order typed.
         self._outgoing: deque[tuple[str | None, str, tuple[str, TimelineItem] | None, list[Pill]]] = deque()
         self._draining = False  # a worker is handing them over
+        self._search_history: SearchHistory | None = None
 
     def compose(self) -> ComposeResult:
         yield RoomHeader(id="room-header")
@@ -623,6 +626,53 @@ class ChatScreen(RoomActions):
         index = rooms.index(self.current_room) if self.current_room in rooms else -1
         self.open_room(rooms[(index + step) % len(rooms)])
 
+    # -- search -----------------------------------------------------------------------
+
+    def action_search(self, room_id: str | None = None, index_older: bool = False) -> None:
+        """The search screen: every room, or one (``/`` in its timeline)."""
+        screen = SearchScreen(self.client, room_id, index_older=index_older)
+        self.app.push_screen(screen, self._search_chosen)
+
+    def _search_chosen(self, history: SearchHistory | None) -> None:
+        if history is not None and history.results:
+            self._search_history = history
+            self.show_event(history.results[history.index].room_id, history.results[history.index].event_id)
+
+    @on(TimelineView.SearchRequested)
+    def _search_room(self) -> None:
+        self.action_search(self.current_room)
+
+    @on(TimelineView.SearchStep)
+    def _search_step(self, event: TimelineView.SearchStep) -> None:
+        history = self._search_history
+        result = history.step(event.step) if history is not None else None
+        if result is None:
+            self.notify("No more results." if history is not None else "No search yet: Ctrl+F or /.", timeout=3)
+            return
+        self.show_event(result.room_id, result.event_id)
+
+    def show_event(self, room_id: str, event_id: str) -> None:
+        """Open a room at one event (loading the history around it) and select it."""
+        self.open_room(room_id)
+        self._jump(room_id, event_id)
+
+    @work(group="jump", exclusive=True, exit_on_error=False)
+    async def _jump(self, room_id: str, event_id: str) -> None:
+        view = await self.client.open_room(room_id)
+        found = await view.jump_to(event_id)
+        if room_id == self.current_room:
+            self.post_message(_SelectEvent(event_id, found))
+
+    def on__select_event(self, message: _SelectEvent) -> None:
+        timeline = self.query_one(TimelineView)
+        if self.view is not None:
+            timeline.set_items(self.view.model.items, self.view.read_by(), self.view.new_messages_after())
+            self._sync_view_flags()
+        if not (message.found and timeline.select_event(message.event_id)):
+            self.notify("That message could not be loaded in its room.", severity="warning")
+        else:
+            timeline.focus()
+
     def action_thread_list(self) -> None:
         """The open room's threads (all / mine); Enter opens one."""
         view = self.view
@@ -730,6 +780,13 @@ def _is_message(text: str, mode: tuple[str, TimelineItem] | None) -> bool:
     except CommandError:
         return False
     return command is None or command.name in MESSAGE_COMMANDS
+
+
+class _SelectEvent(Message):
+    def __init__(self, event_id: str, found: bool) -> None:
+        super().__init__()
+        self.event_id = event_id
+        self.found = found
 
 
 class _FlagsChanged(Message):

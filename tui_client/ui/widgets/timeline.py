@@ -50,6 +50,9 @@ class TimelineView(ScrollView, can_focus=True):
         Binding("v", "reveal", "Show spoiler", show=False),
         Binding("t", "thread", "Thread", show=False),
         Binding("escape", "clear_selection", "Unselect", show=False),
+        Binding("slash", "search", "Search room", show=False),
+        Binding("n", "search_step(1)", "Next result", show=False),
+        Binding("N", "search_step(-1)", "Previous result", show=False),
     ]
 
     DEFAULT_CSS = """
@@ -70,6 +73,16 @@ class TimelineView(ScrollView, can_focus=True):
 
     class Viewed(Message):
         """The newest message on screen changed (the user scrolled): what was seen may move on."""
+
+    class SearchRequested(Message):
+        """``/``: search this room."""
+
+    class SearchStep(Message):
+        """``n``/``N``: the next or previous result of the last search."""
+
+        def __init__(self, step: int) -> None:
+            super().__init__()
+            self.step = step
 
     class ItemAction(Message):
         """The user asked for something on a message: reply, edit, react, delete, retry, discard."""
@@ -399,6 +412,23 @@ class TimelineView(ScrollView, can_focus=True):
             self.action_jump_to_latest()
         else:
             self._select(index + 1)
+
+    def select_event(self, event_id: str) -> bool:
+        """Select (and scroll to) the message with this event ID, if it is loaded."""
+        for index, item in enumerate(self.items):
+            if item.event_id == event_id:
+                self._stick_to_bottom = False
+                self._select(index)
+                return True
+        return False
+
+    def action_search(self) -> None:
+        """Search this room."""
+        self.post_message(self.SearchRequested())
+
+    def action_search_step(self, step: int) -> None:
+        """Next or previous search result."""
+        self.post_message(self.SearchStep(step))
 
     def action_clear_selection(self) -> None:
         """Unselect."""
