@@ -7,6 +7,11 @@ the same rules (:mod:`~tui_client.protocol.push_rules`) over the decrypted event
 each sync batch and counts encrypted rooms itself, from our read receipt (or our
 own latest message) on; other rooms keep the server's counts.
 
+After the first batch of a start (which only brings counts of what was missed), each
+live event the rules say to notify of is published as a
+:class:`~tui_client.engine.updates.PushNotification` (never our own, never in a muted
+room); :attr:`NotificationService.alerts` holds how the user wants to be told.
+
 It also sets the user's per-room notification level and keywords through the push
 rules API, and the list of ignored users (``m.ignored_user_list``); both are read
 back from account data, so changes made in another client show here.
@@ -17,6 +22,7 @@ a publish function), so a test can build it alone.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -35,8 +41,9 @@ from ..protocol.push_rules import (
 from ..protocol.room_state import PowerLevels, RoomSummary
 from ..protocol.room_versions import rules_for
 from ..store.cache import Cache, IngestResult
+from .alert_settings import AlertSettings
 from .dbthread import DatabaseThread
-from .updates import RoomListChanged, Update
+from .updates import PushNotification, RoomListChanged, Update
 
 __all__ = ["IGNORED_USERS", "PUSH_RULES", "NotificationService"]
 
@@ -80,12 +87,19 @@ class NotificationService:
         self.ignored: frozenset[str] = frozenset()
         # Encrypted rooms counted from the cache since start; later batches add to the count.
         self._counted: set[str] = set()
+        #: How the user wants to be told of a notification (off / bell / desktop, text shown).
+        self.alerts = AlertSettings(cache, db)
+        # Live once the first batch (what was missed) is in: later events notify.
+        self._live = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- reading settings --------------------------------------------------------------
 
     async def load(self) -> None:
         """Read the rules and the ignore list from the cache (before the first sync)."""
+        self._loop = asyncio.get_running_loop()
         await self._db.run(self._load_settings, {PUSH_RULES, IGNORED_USERS})
+        await self.alerts.load()
 
     def _load_settings(self, types: Iterable[str]) -> None:
         """(database thread) Re-read the settings whose account data changed."""
@@ -179,6 +193,74 @@ class NotificationService:
                 touched.append(updated)
         for updated in touched:
             self._cache.save_summary(updated)
+        if self._live:
+            for notification in self._live_notifications(result, previous, decrypted):
+                self._deliver(notification)
+        self._live = True
+
+    def _live_notifications(
+        self,
+        result: IngestResult,
+        previous: Mapping[str, RoomSummary],
+        decrypted: Mapping[str, Mapping[str, Event]],
+    ) -> list[PushNotification]:
+        """(database thread) The batch's events the rules say to notify of."""
+        found = []
+        for room_id, stored in result.new_events.items():
+            summary = result.changed_rooms.get(room_id) or previous.get(room_id)
+            if summary is None or summary.membership != "join":
+                continue
+            shown = decrypted.get(room_id, {})
+            context: PushContext | None = None
+            for item in stored:
+                event = shown.get(item.event.get("event_id", ""), item.event)
+                sender = event.get("sender")
+                if not isinstance(sender, str) or sender == self._user_id:
+                    continue
+                try:
+                    context = context or self._context(room_id, summary)
+                    actions = self.evaluate(room_id, event, context)
+                except Exception:
+                    log.exception("evaluating push rules in %s failed", room_id)
+                    break
+                if not actions.notify:
+                    continue
+                content = event.get("content")
+                body = content.get("body") if isinstance(content, dict) else None
+                found.append(
+                    PushNotification(
+                        room_id,
+                        str(event.get("event_id", "")),
+                        sender,
+                        self._member_name(room_id, sender),
+                        summary.display_name or room_id,
+                        body if isinstance(body, str) and body else None,
+                        actions.highlight,
+                        actions.sound,
+                        summary.encrypted,
+                        summary.is_dm,
+                    )
+                )
+        return found
+
+    def _member_name(self, room_id: str, user_id: str) -> str:
+        """(database thread) A member's display name in a room, else the user ID."""
+        member = self._cache.state_event(room_id, "m.room.member", user_id)
+        content = member.get("content") if member else None
+        name = content.get("displayname") if isinstance(content, dict) else None
+        return name if isinstance(name, str) and name else user_id
+
+    def _deliver(self, update: Update) -> None:
+        """Publish on the event loop's thread (``on_batch`` runs on the database thread)."""
+        loop = self._loop
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if loop is None or running is loop:
+            self._publish(update)
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(self._publish, update)
 
     def _count_room(
         self,

@@ -26,6 +26,7 @@ __all__ = [
     "MembersChanged",
     "Notice",
     "PresenceChanged",
+    "PushNotification",
     "ReceiptsChanged",
     "RecoverySuggested",
     "Reminder",
@@ -162,6 +163,26 @@ class Notice:
 
     level: str
     text: str
+
+
+@dataclass(frozen=True, slots=True)
+class PushNotification:
+    """A live event the user's push rules say to notify of (engine/notifications.py).
+
+    Never for the first batch after start, our own events, or a muted room. Names and
+    ``body`` are as sent (untrusted); ``body`` is ``None`` when the event has no text.
+    """
+
+    room_id: str
+    event_id: str
+    sender: str
+    sender_name: str
+    room_name: str
+    body: str | None
+    highlight: bool
+    sound: str | None
+    encrypted: bool
+    is_dm: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,6 +394,7 @@ Update = (
     | IdentityWarnings
     | CrossSigningChanged
     | PresenceChanged
+    | PushNotification
     | ThreadUpdated
     | ThreadUnreadChanged
 )
