@@ -26,7 +26,7 @@ from ._harness import QUICK_ENV, fmt_ms, print_table
 # once the mode is known (see main).
 DEFAULT_SEED = 20250101
 
-BENCHMARKS = ("ingest", "cold_start", "formatted", "crypto", "backup", "ui_start", "timeline", "directory")
+BENCHMARKS = ("ingest", "cold_start", "encrypted_cache", "formatted", "crypto", "backup", "ui_start", "timeline", "directory")
 # These run in their own process and print their own report (the UI ones drive the whole app).
 UI_BENCHMARKS = ("crypto", "backup", "ui_start", "timeline", "directory")
 Row = list[str]
@@ -101,6 +101,13 @@ def _cold_start_rows(rounds: int, seed: int, quick: bool) -> list[Row]:
     return rows
 
 
+def _encrypted_cache_rows(rounds: int, seed: int) -> list[Row]:
+    from . import encrypted_cache
+
+    with tempfile.TemporaryDirectory(prefix="tui-bench-") as tmp:
+        return encrypted_cache.rows(Path(tmp), rounds, seed)
+
+
 def _formatted_rows(rounds: int) -> list[Row]:
     from . import formatted
 
@@ -166,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     runners = {
         "ingest": lambda: _ingest_rows(rounds, nio_rounds, not args.no_nio, args.seed),
         "cold_start": lambda: _cold_start_rows(rounds, args.seed, args.quick),
+        "encrypted_cache": lambda: _encrypted_cache_rows(rounds, args.seed),
         "formatted": lambda: _formatted_rows(rounds),
     }
     rows: list[Row] = []

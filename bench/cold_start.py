@@ -13,7 +13,7 @@ Cases, in the same run, on that same database:
     thread, cache open, HTTP client), ``await client.open()`` (loads every room
     summary) and ``client.room_list()`` (the sorted list the UI paints).
 ``bare SELECT`` (the baseline)
-    ``sqlite3.connect`` on the same file, ``SELECT * FROM rooms`` and ``json.loads``
+    a bare connection to the same (encrypted) file, ``SELECT * FROM rooms`` and ``json.loads``
     of every summary.
 
 and, each in a new Python process (interpreter start and imports included; the
@@ -23,7 +23,7 @@ child and by the child when its list is ready):
 ``process: engine``
     ``python -c`` importing ``tui_client.engine.client`` and doing the above.
 ``process: bare``
-    ``python -c`` importing ``sqlite3`` and ``json`` and doing the bare SELECT.
+    ``python -c`` importing the SQLCipher module and ``json`` and doing the bare SELECT.
 
 The UI's first paint will be added on top of :func:`prepare_warm_profile` (the
 returned folder is a profile: ``MatrixClient.restore(profile=p.name,
@@ -41,7 +41,6 @@ import io
 import json
 import os
 import pstats
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -50,6 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from tui_client.engine.cache_key import CACHE_KEY
 from tui_client.engine.client import (
     CACHE_FILE,
     SESSION_FILE,
@@ -61,6 +61,7 @@ from tui_client.engine.paths import profile_dir
 from tui_client.engine.secrets import SecretStore
 from tui_client.engine.sync import SyncV2Source
 from tui_client.store.cache import Cache
+from tui_client.store.encrypted_db import connect, new_key
 
 from ._harness import Case, CaseResult, Sample, Stopwatch, fmt_ms, print_table, run_rounds
 from .synthetic import DEFAULT_ROOMS, DEFAULT_SEED, OWN_USER_ID, initial_sync
@@ -113,7 +114,10 @@ def prepare_warm_profile(
     info = SessionInfo(OWN_USER_ID, DEVICE_ID, HOMESERVER)
     SecretStore(folder, info.user_id, use_keyring=False).set("access_token", ACCESS_TOKEN)
     _write_private_json(folder / SESSION_FILE, info.to_json())
-    cache = Cache(folder / CACHE_FILE, own_user_id=info.user_id)
+    # Encrypted with a key in the secrets file, as the client makes it.
+    key = new_key()
+    SecretStore(folder, info.user_id, use_keyring=False).set(CACHE_KEY, key.hex())
+    cache = Cache(folder / CACHE_FILE, own_user_id=info.user_id, key=key)
     try:
         cache.ingest_sync(SyncV2Source(cast(Any, None)).parse(initial_sync(seed, rooms)), {})
     finally:
@@ -151,14 +155,23 @@ def engine_case(folder: Path) -> Case:
     return run
 
 
+def cache_key_of(folder: Path) -> bytes:
+    """The cache key :func:`prepare_warm_profile` stored for the profile."""
+    stored = SecretStore(folder, OWN_USER_ID, use_keyring=False).get(CACHE_KEY)
+    if not stored:
+        raise AssertionError(f"no cache key in {folder}")
+    return bytes.fromhex(stored)
+
+
 def bare_case(folder: Path, expected_rooms: int) -> Case:
     """The baseline: every summary read and decoded, nothing else."""
     path = str(folder / CACHE_FILE)
+    key = cache_key_of(folder)
 
     def run(_scratch: Path) -> Sample:
         watch = Stopwatch()
         with watch.part("select + json.loads"):
-            db = sqlite3.connect(path)
+            db = connect(path, key)
             summaries = [
                 json.loads(summary) for _room_id, summary, _ts in db.execute("SELECT * FROM rooms")
             ]
@@ -185,9 +198,10 @@ asyncio.run(main())
 """
 
 _CHILD_BARE = f"""
-import json, sqlite3, sys, time
+import json, sys, time
 from pathlib import Path
-db = sqlite3.connect(str(Path(sys.argv[1]) / {CACHE_FILE!r}))
+from tui_client.store.encrypted_db import connect
+db = connect(str(Path(sys.argv[1]) / {CACHE_FILE!r}), bytes.fromhex(sys.argv[2]))
 summaries = [json.loads(summary) for _room_id, summary, _ts in db.execute("SELECT * FROM rooms")]
 print(time.perf_counter(), len(summaries), flush=True)
 """
@@ -196,12 +210,13 @@ print(time.perf_counter(), len(summaries), flush=True)
 def process_case(code: str, folder: Path, expected_rooms: int) -> Case:
     """A new interpreter runs ``code``; timed from just before it starts to its 'ready' print."""
     env = {**os.environ, **KEYRING_ENV}
+    key_hex = cache_key_of(folder).hex()
 
     def run(_scratch: Path) -> Sample:
         cpu_before = os.times()
         start = time.perf_counter()
         done = subprocess.run(
-            [sys.executable, "-c", code, str(folder)],
+            [sys.executable, "-c", code, str(folder), key_hex],
             capture_output=True,
             text=True,
             env=env,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import statistics
 import tempfile
 import time
@@ -22,8 +21,10 @@ from pathlib import Path
 
 import httpx
 
+from tui_client.store.encrypted_db import connect
+
 from ._harness import sized
-from .cold_start import prepare_warm_profile
+from .cold_start import cache_key_of, prepare_warm_profile
 from .synthetic import DEFAULT_ROOMS
 
 ROUNDS = sized(5, 1)
@@ -62,7 +63,7 @@ async def bare(cache_file: Path) -> float:
 
     class Bare(App[None]):
         def compose(self) -> ComposeResult:
-            db = sqlite3.connect(cache_file)
+            db = connect(cache_file, cache_key_of(cache_file.parent))
             names = [
                 json.loads(s)["display_name"] for (s,) in db.execute("SELECT summary FROM rooms")
             ]
