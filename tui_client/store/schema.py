@@ -248,7 +248,9 @@ MIGRATIONS: tuple[str, ...] = (
     # 6: the local full-text index of messages (FTS5, in the same file as the events, so
     # an encrypted cache keeps it encrypted). `search_text` is each message's current text:
     # the latest edit by its sender, else its own body; the clear form for encrypted
-    # ones; nothing once redacted. Triggers keep the index in the writers' transactions.
+    # ones; nothing once redacted. Triggers keep the index in the writers' transactions;
+    # a new message is only inserted (an FTS5 delete flushes its pending writes, so
+    # deletes are kept to edits, redactions and re-decryptions).
     # (Trigger bodies keep ';' mid-line: migration scripts are split at ';' line ends.)
     """
     CREATE VIRTUAL TABLE message_fts USING fts5 (body, tokenize = 'unicode61 remove_diacritics 2');
@@ -273,13 +275,28 @@ MIGRATIONS: tuple[str, ...] = (
       AND (e.type = 'm.room.message'
            OR (e.type = 'm.room.encrypted' AND json_extract(d.clear, '$.type') = 'm.room.message'));
 
-    CREATE TRIGGER message_fts_event_added AFTER INSERT ON events
-    WHEN NEW.state_key IS NULL AND NEW.type IN ('m.room.message', 'm.room.encrypted')
+    CREATE TRIGGER message_fts_message_added AFTER INSERT ON events
+    WHEN NEW.state_key IS NULL AND NEW.type = 'm.room.message' AND NEW.rel_type IS NOT 'm.replace'
+        AND NEW.redacted_by IS NULL
     BEGIN
-        DELETE FROM message_fts WHERE rowid = (SELECT seq FROM events WHERE event_id =
-            CASE WHEN NEW.rel_type = 'm.replace' THEN NEW.relates_to ELSE NEW.event_id END); INSERT
-        INTO message_fts (rowid, body) SELECT seq, body FROM search_text WHERE body IS NOT NULL AND event_id =
-            CASE WHEN NEW.rel_type = 'm.replace' THEN NEW.relates_to ELSE NEW.event_id END; END;
+        INSERT INTO message_fts (rowid, body) SELECT NEW.seq, body FROM (SELECT COALESCE(
+            (SELECT body FROM search_text WHERE event_id = NEW.event_id AND EXISTS (SELECT 1 FROM events x
+             WHERE x.relates_to = NEW.event_id AND x.rel_type = 'm.replace')),
+            json_extract(NEW.json, '$.content.body')) AS body) WHERE body IS NOT NULL; END;
+
+    CREATE TRIGGER message_fts_encrypted_added AFTER INSERT ON events
+    WHEN NEW.state_key IS NULL AND NEW.type = 'm.room.encrypted' AND NEW.rel_type IS NOT 'm.replace'
+    BEGIN
+        INSERT INTO message_fts (rowid, body) SELECT seq, body FROM search_text
+        WHERE body IS NOT NULL AND event_id = NEW.event_id; END;
+
+    CREATE TRIGGER message_fts_edit_added AFTER INSERT ON events
+    WHEN NEW.state_key IS NULL AND NEW.type IN ('m.room.message', 'm.room.encrypted')
+        AND NEW.rel_type = 'm.replace'
+    BEGIN
+        DELETE FROM message_fts WHERE rowid = (SELECT seq FROM events WHERE event_id = NEW.relates_to); INSERT
+        INTO message_fts (rowid, body) SELECT seq, body FROM search_text
+        WHERE body IS NOT NULL AND event_id = NEW.relates_to; END;
 
     CREATE TRIGGER message_fts_event_redacted AFTER UPDATE OF redacted_by ON events
     WHEN NEW.redacted_by IS NOT NULL AND OLD.redacted_by IS NULL
@@ -294,13 +311,18 @@ MIGRATIONS: tuple[str, ...] = (
     BEGIN DELETE FROM message_fts WHERE rowid = OLD.seq; END;
 
     CREATE TRIGGER message_fts_decrypted_added AFTER INSERT ON decrypted_events
+    WHEN (SELECT rel_type FROM events WHERE event_id = NEW.event_id) IS NOT 'm.replace'
+    BEGIN
+        INSERT INTO message_fts (rowid, body) SELECT seq, body FROM search_text
+        WHERE body IS NOT NULL AND event_id = NEW.event_id; END;
+
+    CREATE TRIGGER message_fts_decrypted_edit_added AFTER INSERT ON decrypted_events
+    WHEN (SELECT rel_type FROM events WHERE event_id = NEW.event_id) = 'm.replace'
     BEGIN
         DELETE FROM message_fts WHERE rowid = (SELECT seq FROM events WHERE event_id = (SELECT
-            CASE WHEN rel_type = 'm.replace' THEN relates_to ELSE event_id END
-            FROM events WHERE event_id = NEW.event_id)); INSERT
+            relates_to FROM events WHERE event_id = NEW.event_id)); INSERT
         INTO message_fts (rowid, body) SELECT seq, body FROM search_text WHERE body IS NOT NULL AND event_id = (SELECT
-            CASE WHEN rel_type = 'm.replace' THEN relates_to ELSE event_id END
-            FROM events WHERE event_id = NEW.event_id); END;
+            relates_to FROM events WHERE event_id = NEW.event_id); END;
 
     CREATE TRIGGER message_fts_decrypted_changed AFTER UPDATE OF clear ON decrypted_events
     BEGIN
