@@ -181,5 +181,26 @@ async def test_search_screen_groups_highlights_and_opens_the_room_at_the_result(
             "found in Kitchen",
             on_timeout=lambda: _status(room_search),
         )
+        # F5: the room's older history fetched and indexed, with progress on screen.
+        await pilot.press("ctrl+r")  # back to Garden
+        await until(pilot, lambda: room_search.room_id == garden, "Garden again")
+        await pilot.press("f5")
+        await until(
+            pilot,
+            lambda: "done" in _status(room_search),
+            "indexing done",
+            on_timeout=lambda: _status(room_search),
+        )
+        assert "Garden:" in _status(room_search) and "messages indexed" in _status(room_search)
         await pilot.press("escape")
         await until(pilot, lambda: app.screen is chat, "closed")
+
+        # Ctrl+F searches every room; Ctrl+R there narrows to the open room.
+        await pilot.press("ctrl+f")
+        await until(pilot, lambda: isinstance(app.screen, SearchScreen), "the search screen again")
+        everywhere = app.screen
+        assert (
+            isinstance(everywhere, SearchScreen)
+            and everywhere.room_id is None
+            and everywhere.home_room == garden
+        )

@@ -170,7 +170,8 @@ class ChatScreen(RoomActions):
     # -- engine updates -------------------------------------------------------------
 
     def _alert_new(self, update: RoomListChanged) -> None:
-        """A mention, or a direct message, in a room not on screen: a notice and the bell.
+        """A mention, or a direct message, in a room not on screen: a notice (the bell or a
+        desktop notification is the notifier's, ui/notify.py, from the push rules).
 
         Only live: what the first sync after a start brings (missed while away) is shown
         by the unread counts alone.
@@ -190,7 +191,6 @@ class ChatScreen(RoomActions):
                 else:
                     continue
                 self.notify(message + " (Ctrl+K to go there)", markup=False, timeout=6)
-                self.app.bell()
             self._counts = counts
 
     def _arm_alerts(self) -> None:
@@ -610,7 +610,7 @@ class ChatScreen(RoomActions):
 
     def action_switch_room(self) -> None:
         """The fuzzy switcher."""
-        rooms = visible_rooms(self.client.rooms.values())
+        rooms = visible_rooms(self.client.rooms.values(), hidden=self.client.notifications.hides_room)
         self.app.push_screen(RoomSwitcher(rooms), self._switch_to)
 
     def _switch_to(self, room_id: str | None) -> None:
@@ -630,7 +630,7 @@ class ChatScreen(RoomActions):
 
     def action_search(self, room_id: str | None = None, index_older: bool = False) -> None:
         """The search screen: every room, or one (``/`` in its timeline)."""
-        screen = SearchScreen(self.client, room_id, index_older=index_older)
+        screen = SearchScreen(self.client, room_id, home_room=self.current_room, index_older=index_older)
         self.app.push_screen(screen, self._search_chosen)
 
     def _search_chosen(self, history: SearchHistory | None) -> None:

@@ -93,6 +93,7 @@ class SearchScreen(Screen[SearchHistory | None]):
         client: MatrixClient,
         room_id: str | None = None,
         *,
+        home_room: str | None = None,
         query: str = "",
         index_older: bool = False,
     ) -> None:
@@ -100,7 +101,7 @@ class SearchScreen(Screen[SearchHistory | None]):
         self.client = client
         #: The room searched (None: all rooms); the room it was opened from stays toggleable.
         self.room_id = room_id
-        self.home_room = room_id
+        self.home_room = home_room or room_id
         self.initial_query = query
         self.start_indexing = index_older
         self.results: SearchResults | None = None
