@@ -170,8 +170,7 @@ class ChatScreen(RoomActions):
     # -- engine updates -------------------------------------------------------------
 
     def _alert_new(self, update: RoomListChanged) -> None:
-        """A mention, or a direct message, in a room not on screen: a notice (the bell or a
-        desktop notification is the notifier's, ui/notify.py, from the push rules).
+        """A mention, or a direct message, in a room not on screen: a notice and the bell.
 
         Only live: what the first sync after a start brings (missed while away) is shown
         by the unread counts alone.
@@ -191,6 +190,7 @@ class ChatScreen(RoomActions):
                 else:
                     continue
                 self.notify(message + " (Ctrl+K to go there)", markup=False, timeout=6)
+                self.app.bell()
             self._counts = counts
 
     def _arm_alerts(self) -> None:
@@ -610,7 +610,7 @@ class ChatScreen(RoomActions):
 
     def action_switch_room(self) -> None:
         """The fuzzy switcher."""
-        rooms = visible_rooms(self.client.rooms.values(), hidden=self.client.notifications.hides_room)
+        rooms = visible_rooms(self.client.rooms.values())
         self.app.push_screen(RoomSwitcher(rooms), self._switch_to)
 
     def _switch_to(self, room_id: str | None) -> None:
