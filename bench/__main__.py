@@ -26,7 +26,7 @@ from ._harness import QUICK_ENV, fmt_ms, print_table
 # once the mode is known (see main).
 DEFAULT_SEED = 20250101
 
-BENCHMARKS = ("ingest", "cold_start", "encrypted_cache", "formatted", "crypto", "backup", "ui_start", "timeline", "directory")
+BENCHMARKS = ("ingest", "cold_start", "encrypted_cache", "formatted", "search", "crypto", "backup", "ui_start", "timeline", "directory")
 # These run in their own process and print their own report (the UI ones drive the whole app).
 UI_BENCHMARKS = ("crypto", "backup", "ui_start", "timeline", "directory")
 Row = list[str]
@@ -114,6 +114,12 @@ def _formatted_rows(rounds: int) -> list[Row]:
     return formatted.rows(rounds)
 
 
+def _search_rows(rounds: int) -> list[Row]:
+    from . import search
+
+    return search.rows(rounds)
+
+
 def _run_apart(name: str, timeout: float) -> str:
     """A UI benchmark in its own process (own interpreter, a time limit): its report."""
     try:
@@ -175,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         "cold_start": lambda: _cold_start_rows(rounds, args.seed, args.quick),
         "encrypted_cache": lambda: _encrypted_cache_rows(rounds, args.seed),
         "formatted": lambda: _formatted_rows(rounds),
+        "search": lambda: _search_rows(rounds),
     }
     rows: list[Row] = []
     failed = []

@@ -45,6 +45,8 @@ def test_every_benchmark_runs_once_in_quick_mode() -> None:
         "encrypted cache: cold start",
         "encrypted cache: timeline",
         "render 200 formatted messages",
+        "search: ingest 2,000 messages, indexed",
+        "search: median query over 2,000",
         "decrypt 50 events (olm)",
         "share to 5 devices (vodozemac)",
         "restore 20 keys (vodozemac)",
