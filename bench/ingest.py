@@ -42,6 +42,7 @@ from tui_client.crypto import CryptoStore, OlmMachine, load_backend
 from tui_client.engine.client import CACHE_FILE, MatrixClient
 from tui_client.engine.encryption import Encryption
 from tui_client.engine.notifications import NotificationService
+from tui_client.engine.presence import PresenceService
 from tui_client.engine.sync import SyncV2Source
 from tui_client.protocol.room_state import RoomSummary
 from tui_client.store.cache import Cache
@@ -87,6 +88,7 @@ class _Engine:
     device_id: str = BENCH_DEVICE_ID
     encryption: Encryption | None = None
     notifications: NotificationService | None = None
+    presence: PresenceService | None = None
 
 
 def open_encryption(engine: _Engine) -> None:
@@ -111,6 +113,10 @@ def open_encryption(engine: _Engine) -> None:
         user_id=engine.user_id,
         shown_forms=encryption.shown_forms,
         rooms=lambda: engine.rooms,
+    )
+    # Presence is collected on the database thread during ingest, as in the client.
+    engine.presence = PresenceService(
+        cast(Any, None), engine.cache, cast(Any, None), lambda update: None, user_id=engine.user_id
     )
 
 
