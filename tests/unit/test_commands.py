@@ -38,6 +38,8 @@ from tui_client.protocol.commands import (
         ("/ban @bob:x.org", Command("ban", "@bob:x.org")),
         ("/verify", Command("verify", "")),
         ("/verify @bob:x.org", Command("verify", "@bob:x.org")),
+        ("/ignore @bob:x.org", Command("ignore", "@bob:x.org")),
+        ("/unignore  @bob:x.org ", Command("unignore", "@bob:x.org")),
         ("/ME waves", Command("me", "waves")),
         ("/help   ", Command("help", "")),
     ],
@@ -73,6 +75,8 @@ def test_every_command_is_parsed() -> None:
         "verify",
         "upload",
         "html",
+        "ignore",
+        "unignore",
     }
 
 

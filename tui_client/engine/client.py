@@ -479,10 +479,24 @@ class MatrixClient:
             if room_id in self.views:
                 self._spawn(self.views[room_id].apply_receipts(pairs))
         for room_id, users in result.typing.items():
+            users = [u for u in users if not self.notifications.is_ignored(u)]
             if room_id in self.views:
                 self.views[room_id].typing = tuple(users)
             self.publish(TypingChanged(room_id, tuple(users)))
         self._show_decrypted(crypto.redecrypted)
+        self.notifications.check_ignored()
+
+    def _ignored_changed(self) -> None:
+        """The ignore list changed (a sync brought it, or we set it): open rooms and
+        threads are shown again from the cache, invites re-listed, typing re-said."""
+        for view in list(self.views.values()):
+            self._spawn(view.refilter())
+            if view.typing:
+                view.typing = tuple(u for u in view.typing if not self.notifications.is_ignored(u))
+                self.publish(TypingChanged(view.room_id, view.typing))
+        if "threads" in self.__dict__:
+            self.threads.refilter()
+        self.publish(RoomListChanged(tuple(self.rooms.values()), frozenset(self.rooms)))
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.ensure_future(coroutine)
@@ -501,7 +515,9 @@ class MatrixClient:
 
     def room_list(self) -> list[RoomSummary]:
         """Rooms the user is in or invited to, most recent activity first."""
-        rooms = [r for r in self.rooms.values() if r.membership in ("join", "invite")]
+        rooms = [
+            r for r in self.rooms.values() if r.membership in ("join", "invite") and not self.notifications.hides_room(r)
+        ]
         return sorted(rooms, key=lambda r: (-r.last_ts, r.display_name.casefold()))
 
     async def open_room(self, room_id: str) -> RoomView:
@@ -860,6 +876,7 @@ class MatrixClient:
             decrypt=self.encryption.fetched_forms,
             enqueue=self.send_queue.enqueue,
             mark_read=mark_read,
+            hidden_sender=self.notifications.is_ignored,
         )
 
     @cached_property
@@ -873,6 +890,7 @@ class MatrixClient:
             user_id=self.user_id,
             shown_forms=self.encryption.shown_forms,
             rooms=lambda: self.rooms,
+            on_ignored_changed=self._ignored_changed,
         )
 
     @cached_property
@@ -931,6 +949,8 @@ class MatrixClient:
             return f"Display name set to {argument}"
         if name == "help":
             return "help"
+        if name in ("ignore", "unignore"):
+            return await self._ignore_command(name, argument)
         if name == "verify":
             flow = await self.verification.verify_command(room_id, argument)
             who = "your other sessions" if flow.other_user_id == self.user_id else flow.other_user_id
@@ -981,6 +1001,23 @@ class MatrixClient:
             await self.admin.leave_and_forget(room_id)
             return "Left and forgot the room"
         return None
+
+    async def _ignore_command(self, name: str, argument: str) -> str:
+        user_id = argument.strip()
+        if not is_user_id(user_id):
+            raise CommandError(f"/{name} needs a full user ID, like @name:server.org (got {user_id!r})")
+        if user_id == self.user_id:
+            raise CommandError("you cannot ignore yourself")
+        service = self.notifications
+        if name == "ignore":
+            if service.is_ignored(user_id):
+                return f"Already ignoring {user_id}"
+            await service.ignore(user_id)
+            return f"Ignoring {user_id}: their messages and invites are hidden (/unignore to undo)"
+        if not service.is_ignored(user_id):
+            return f"{user_id} is not ignored"
+        await service.unignore(user_id)
+        return f"No longer ignoring {user_id}"
 
 
 @contextmanager

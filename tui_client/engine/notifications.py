@@ -73,6 +73,7 @@ class NotificationService:
         user_id: str,
         shown_forms: ShownForms,
         rooms: Callable[[], Mapping[str, RoomSummary]],
+        on_ignored_changed: Callable[[], None] = lambda: None,
     ) -> None:
         self._cache = cache
         self._db = db
@@ -85,6 +86,9 @@ class NotificationService:
         self.rules = PushRuleSet.from_account_data(None, user_id)
         #: Users whose messages and invites are hidden.
         self.ignored: frozenset[str] = frozenset()
+        # The list as the rest of the engine last applied it (see check_ignored).
+        self._ignored_applied: frozenset[str] = frozenset()
+        self._on_ignored_changed = on_ignored_changed
         # Encrypted rooms counted from the cache since start; later batches add to the count.
         self._counted: set[str] = set()
         #: How the user wants to be told of a notification (off / bell / desktop, text shown).
@@ -100,6 +104,7 @@ class NotificationService:
         self._loop = asyncio.get_running_loop()
         await self._db.run(self._load_settings, {PUSH_RULES, IGNORED_USERS})
         await self.alerts.load()
+        self._ignored_applied = self.ignored
 
     def _load_settings(self, types: Iterable[str]) -> None:
         """(database thread) Re-read the settings whose account data changed."""
@@ -128,6 +133,17 @@ class NotificationService:
     def is_ignored(self, user_id: object) -> bool:
         """True if the user is on our ignore list."""
         return user_id in self.ignored
+
+    def hides_room(self, summary: RoomSummary) -> bool:
+        """True for an invite from an ignored user (not listed, not alerted)."""
+        return summary.membership == "invite" and summary.inviter in self.ignored
+
+    def check_ignored(self) -> None:
+        """(event loop) If the list changed since the engine last applied it (a sync
+        brought it, or we set it), tell the engine, which re-renders what it shows."""
+        if self.ignored != self._ignored_applied:
+            self._ignored_applied = self.ignored
+            self._on_ignored_changed()
 
     # -- per batch (database thread) -----------------------------------------------------
 
@@ -386,6 +402,7 @@ class NotificationService:
         self.ignored = users
         rooms = self._rooms()
         self._publish(RoomListChanged(tuple(rooms.values()), frozenset()))
+        self.check_ignored()
 
 
 def level_label(level: str) -> str:

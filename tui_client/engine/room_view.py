@@ -48,6 +48,7 @@ class RoomView:
             self.members.display_name,
             may_redact_others=lambda user_id: self.power_levels.can(user_id, "redact"),
             room_name=self._room_name,
+            hidden_sender=client.notifications.is_ignored,
         )
         self.first_pos: int | None = None
         self.last_pos: int | None = None
@@ -222,7 +223,10 @@ class RoomView:
         items = [i for i in self.model.items if i.event_id and not i.is_local_echo]
         where = {item.event_id: n for n, item in enumerate(items)}
         found: dict[str, list[str]] = {}
+        ignored = self.client.notifications.is_ignored
         for user_id, event_id in self.receipts.items():
+            if ignored(user_id):
+                continue
             index = where.get(event_id)
             if index is None:
                 ts = self._receipt_ts.get(event_id)
@@ -281,6 +285,12 @@ class RoomView:
                     diffs.extend(self.model.remove_local_echo(item.txn_id))
             self._publish(diffs)
         self._spawn(self._resolve_missing_replies())
+
+    async def refilter(self) -> None:
+        """The ignore list changed: show the newest window again from the cache, without
+        (or again with) the ignored users' messages and reactions."""
+        await self.reload()
+        self.client.publish(ReceiptsChanged(self.room_id))
 
     def _echo_for_entry(self, entry: OutboxEntry) -> list[Diff]:
         if _in_a_thread(entry.content):

@@ -103,6 +103,7 @@ class ThreadView:
         name_of: Callable[[str], str] | None = None,
         may_redact_others: Callable[[str], bool] | None = None,
         may_mention_room: Callable[[], bool] = lambda: False,
+        hidden_sender: Callable[[str], bool] | None = None,
     ) -> None:
         self._connection = connection
         self._db = db
@@ -114,7 +115,9 @@ class ThreadView:
         self.user_id = user_id
         self.room_id = room_id
         self.root_id = root_id
-        self.model = TimelineModel(user_id, name_of, may_redact_others, thread_root=root_id)
+        self.model = TimelineModel(
+            user_id, name_of, may_redact_others, thread_root=root_id, hidden_sender=hidden_sender
+        )
         self.version = 0
         #: The ``/relations`` token of the next older page; ``None`` before the first page.
         self.next_batch: str | None = None
@@ -159,6 +162,10 @@ class ThreadView:
             key=lambda e: (e.event_id != self.root_id, e.origin_server_ts, e.event_id),
         )
         self._publish(self.model.reset(ordered, self._relations.values()))
+
+    def refilter(self) -> None:
+        """The ignore list changed: show the thread again from what it holds."""
+        self._reset()
 
     # -- loading ------------------------------------------------------------------------
 
@@ -396,6 +403,7 @@ class ThreadService:
         decrypt: Decrypt,
         enqueue: Enqueue,
         mark_read: MarkRead,
+        hidden_sender: Callable[[str], bool] | None = None,
     ) -> None:
         self._connection = connection
         self._db = db
@@ -404,6 +412,7 @@ class ThreadService:
         self._decrypt = decrypt
         self._enqueue = enqueue
         self._mark_read = mark_read
+        self._hidden_sender = hidden_sender
         self.user_id = user_id
         self.views: dict[tuple[str, str], ThreadView] = {}
         #: room -> thread root -> (notifications, highlights), as sync last said.
@@ -436,6 +445,7 @@ class ThreadService:
                 name_of=name_of,
                 may_redact_others=may_redact_others,
                 may_mention_room=may_mention_room,
+                hidden_sender=self._hidden_sender,
             )
             self.views[(room_id, root_id)] = view
             await view.load()
@@ -444,6 +454,11 @@ class ThreadService:
     def close(self, room_id: str, root_id: str) -> None:
         """Forget an open thread."""
         self.views.pop((room_id, root_id), None)
+
+    def refilter(self) -> None:
+        """The ignore list changed: every open thread is shown again."""
+        for view in list(self.views.values()):
+            view.refilter()
 
     def _views_of(self, room_id: str) -> list[ThreadView]:
         return [view for (room, _root), view in self.views.items() if room == room_id]

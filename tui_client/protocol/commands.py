@@ -32,6 +32,8 @@ COMMANDS: dict[str, CommandSpec] = {
         CommandSpec("unban", "/unban <@user:server>", "lift a ban", True),
         CommandSpec("topic", "/topic [new topic]", "show or set the room topic", False),
         CommandSpec("name", "/name <new name>", "rename the current room", True),
+        CommandSpec("ignore", "/ignore <@user:server>", "hide someone's messages and invites (everywhere)", True),
+        CommandSpec("unignore", "/unignore <@user:server>", "show an ignored user again", True),
         CommandSpec("nick", "/nick <display name>", "change your display name", True),
         CommandSpec("verify", "/verify [@user:server]", "verify someone (in your DM), or with no name this DM's other person, else your other sessions", False),
         CommandSpec("upload", "/upload <path>", "send a file (image, video, audio or any file; encrypted in encrypted rooms)", True),

@@ -48,7 +48,7 @@ class RoomsProvider(Provider):
         if not isinstance(app, TuiClientApp) or app.client is None:
             return
         matcher = self.matcher(query)
-        for room in visible_rooms(app.client.rooms.values()):
+        for room in visible_rooms(app.client.rooms.values(), hidden=app.client.notifications.hides_room):
             name = clean_line(room.display_name, 200)
             score = matcher.match(name)
             if score > 0:
@@ -58,7 +58,8 @@ class RoomsProvider(Provider):
         app = self.app
         if not isinstance(app, TuiClientApp) or app.client is None:
             return
-        for room in sorted(visible_rooms(app.client.rooms.values()), key=lambda r: -r.last_ts)[:10]:
+        rooms = visible_rooms(app.client.rooms.values(), hidden=app.client.notifications.hides_room)
+        for room in sorted(rooms, key=lambda r: -r.last_ts)[:10]:
             yield DiscoveryHit(Content(clean_line(room.display_name, 200)), partial(app.open_room, room.room_id), help="Open room")
 
 

@@ -14,6 +14,7 @@ from ..protocol.ids import is_user_id
 from ..protocol.push_rules import LEVEL_ALL, LEVEL_MENTIONS, LEVEL_MUTE
 from ..protocol.sanitize import clean_line
 from .screens.dialogs import PromptDialog
+from .screens.ignored import IgnoredUsersScreen
 
 __all__ = ["commands"]
 
@@ -65,6 +66,12 @@ def commands(app: App[Any], client: MatrixClient, room_id: str | None) -> Iterab
         partial(
             _ask, app, "User ID to ignore (@name:server):", _checked(service.ignore), "Ignoring {}"
         ),
+    )
+    count = len(service.ignored)
+    yield SystemCommand(
+        "Ignored users",
+        f"See who you ignore ({count} now) and stop ignoring them",
+        partial(app.push_screen, IgnoredUsersScreen(client)),
     )
     if service.ignored:
         shown = ", ".join(clean_line(u, 60) for u in sorted(service.ignored)[:10])

@@ -610,7 +610,7 @@ class ChatScreen(RoomActions):
 
     def action_switch_room(self) -> None:
         """The fuzzy switcher."""
-        rooms = visible_rooms(self.client.rooms.values())
+        rooms = visible_rooms(self.client.rooms.values(), hidden=self.client.notifications.hides_room)
         self.app.push_screen(RoomSwitcher(rooms), self._switch_to)
 
     def _switch_to(self, room_id: str | None) -> None:

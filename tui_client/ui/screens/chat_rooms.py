@@ -102,7 +102,7 @@ class RoomActions(Screen[None]):
 
     def filtered_rooms(self) -> list[RoomSummary]:
         """The rooms the room list shows under the selected sidebar entry."""
-        rooms = visible_rooms(self.client.rooms.values())
+        rooms = visible_rooms(self.client.rooms.values(), hidden=self.client.notifications.hides_room)
         if self.space_filter == HOME:
             return rooms
         if self.space_filter == PEOPLE:
@@ -372,6 +372,10 @@ class RoomActions(Screen[None]):
             if power.can_act_on(me, user_id, "ban") and (member is None or member.membership != "ban"):
                 choices.append(("ban", "Ban…"))
             choices.append(("verify", "Verify (compare emoji in your DM)"))
+            if self.client.notifications.is_ignored(user_id):
+                choices.append(("unignore", "Stop ignoring"))
+            else:
+                choices.append(("ignore", "Ignore (hide their messages and invites)…"))
         choices.append(("devices", "Devices and trust" if user_id != me else "Your sessions"))
         name = view.display_name(user_id)
 
@@ -382,6 +386,13 @@ class RoomActions(Screen[None]):
                 self.app.security.verify_user(user_id)  # type: ignore[attr-defined]
             elif action == "devices":
                 self.app.security.show_devices(user_id)  # type: ignore[attr-defined]
+            elif action == "ignore":
+                self.app.push_screen(
+                    ConfirmDialog(f"Ignore {name}? Their messages and invites will be hidden everywhere.", "Ignore"),
+                    lambda yes: self._set_ignored(user_id, True) if yes else None,
+                )
+            elif action == "unignore":
+                self._set_ignored(user_id, False)
             elif action in ("kick", "ban"):
                 verb = "Remove" if action == "kick" else "Ban"
                 self.app.push_screen(
@@ -390,6 +401,20 @@ class RoomActions(Screen[None]):
                 )
 
         self.app.push_screen(ChoiceDialog(f"{name} ({clean_line(user_id)})", choices), chosen)
+
+    def _set_ignored(self, user_id: str, ignore: bool) -> None:
+        service = self.client.notifications
+
+        async def run() -> None:
+            try:
+                await (service.ignore(user_id) if ignore else service.unignore(user_id))
+            except (MatrixError, NetworkError) as error:
+                self.post_message(ActionFailed(f"Failed: {error}"))
+                return
+            said = "Ignoring" if ignore else "No longer ignoring"
+            self.notify(f"{said} {clean_line(user_id, 80)}", markup=False)
+
+        self.run_worker(run(), exit_on_error=False)
 
     def _moderate(self, action: str, room: str, user_id: str, reason: str) -> None:
         if action == "kick":

@@ -8,7 +8,7 @@ segments, never markup.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from rich.cells import cell_len, chop_cells
@@ -47,9 +47,18 @@ def group_of(room: RoomSummary) -> str:
     return "rooms"
 
 
-def visible_rooms(rooms: Iterable[RoomSummary], include_spaces: bool = False) -> list[RoomSummary]:
-    """Rooms shown in the list (joined or invited; spaces have their own view)."""
-    return [r for r in rooms if r.membership in ("join", "invite") and (include_spaces or not r.is_space)]
+def visible_rooms(
+    rooms: Iterable[RoomSummary],
+    include_spaces: bool = False,
+    hidden: Callable[[RoomSummary], bool] | None = None,
+) -> list[RoomSummary]:
+    """Rooms shown in the list (joined or invited; spaces have their own view), but
+    those ``hidden`` names (invites from ignored users)."""
+    return [
+        r
+        for r in rooms
+        if r.membership in ("join", "invite") and (include_spaces or not r.is_space) and not (hidden and hidden(r))
+    ]
 
 
 def ordered(rooms: Iterable[RoomSummary]) -> list[tuple[str, list[RoomSummary]]]:
