@@ -217,6 +217,23 @@ def build_sync(extra_rooms: dict[str, dict[str, Any]] | None = None) -> dict[str
         space: {"state": {"events": space_state}, "timeline": {"events": [], "limited": False}},
         team: {"state": {"events": team_state}, "timeline": {"events": [], "limited": False}},
     }
+    # Last of all (the other rooms' times stay as they were): a formatted message, as
+    # Element sends one, with a pill, bold, inline code, a quote and a list.
+    timeline.append(
+        _text(
+            clock,
+            general,
+            "@carol:example.org",
+            "Bob: release notes for **2.1** are up, run `make bench` first.\n> Faster start, fewer stalls\n\n- spaces view\n- key backup",
+            format="org.matrix.custom.html",
+            formatted_body=(
+                '<p><a href="https://matrix.to/#/@bob:example.org">Bob</a>: release notes for <strong>2.1</strong> are up, '
+                "run <code>make bench</code> first.</p>"
+                "<blockquote><p>Faster start, <em>fewer</em> stalls</p></blockquote>"
+                "<ul><li>spaces view</li><li>key backup</li></ul>"
+            ),
+        )
+    )
     rooms.update(extra_rooms or {})
     invite = {
         book: {
