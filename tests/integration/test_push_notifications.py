@@ -84,7 +84,23 @@ async def test_live_events_the_rules_notify_of_are_published(
             (group, "Alice Tester: lunch?"),
             (secret, "the secret plan"),
         ]
-        first, second = seen
+        # Joining a room brings its history and our invite: nothing is notified of them,
+        # a message after the join is.
+        later = make_room(synapse, bob_user, "Later", carol)
+        say(synapse, bob_user, later, "history before alice", "h1")
+        status, _ = synapse.request_json(
+            "POST",
+            f"/_matrix/client/v3/rooms/{later}/invite",
+            {"user_id": me.user_id},
+            bob_user.access_token,
+        )
+        assert status == 200
+        await join(client, later)
+        await until(lambda: _has(client, later, "history"), "the room's history")
+        say(synapse, bob_user, later, "welcome", "h2")
+        await until(lambda: len(seen) >= 3, "the message after the join")
+        assert [(n.room_id, n.body) for n in seen[2:]] == [(later, "welcome")]
+        first, second = seen[:2]
         assert first.event_id == mention
         assert (first.sender, first.sender_name, first.room_name) == (
             bob_user.user_id,

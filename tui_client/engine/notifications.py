@@ -227,9 +227,18 @@ class NotificationService:
             if summary is None or summary.membership != "join":
                 continue
             shown = decrypted.get(room_id, {})
+            events = [shown.get(s.event.get("event_id", ""), s.event) for s in stored]
+            # Only what came after our own latest event (our join, when the batch joined
+            # the room, brings history and the invite before it): that much we have seen.
+            start = 0
+            for index, event in enumerate(events):
+                if event.get("sender") == self._user_id:
+                    start = index + 1
+            before = previous.get(room_id)
+            if not start and (before is None or before.membership != "join"):
+                continue
             context: PushContext | None = None
-            for item in stored:
-                event = shown.get(item.event.get("event_id", ""), item.event)
+            for event in events[start:]:
                 sender = event.get("sender")
                 if not isinstance(sender, str) or sender == self._user_id:
                     continue
