@@ -29,6 +29,19 @@ def utc_clock() -> Iterator[None]:
     time.tzset()
 
 
+@pytest.fixture(autouse=True)
+def plain_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The developer's terminal (kitty, tmux, SSH, a desktop's session bus) does not leak in:
+    notifications in tests ring the bell, and no test sends a real desktop notification."""
+    for name in (
+        "TERM_PROGRAM", "KITTY_WINDOW_ID", "LC_TERMINAL", "WT_SESSION", "ConEmuPID", "ConEmuANSI",
+        "WEZTERM_PANE", "GHOSTTY_RESOURCES_DIR", "TMUX", "DBUS_SESSION_BUS_ADDRESS",
+        "TUI_CLIENT_NOTIFY_ESCAPE",
+    ):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+
+
 @pytest.fixture
 def memory_keyring() -> Iterator[None]:
     """A working (in-memory) keyring, so no fallback warning appears."""

@@ -211,7 +211,7 @@ async def test_s_saves_the_selected_file(tmp_path: Path, memory_keyring: None, m
         assert not (tmp_path / "dl" / "gone.pdf").exists()
 
 
-async def test_a_live_mention_or_direct_message_elsewhere_rings(fake_profile: Path) -> None:
+async def test_a_live_mention_or_direct_message_elsewhere_is_told(fake_profile: Path) -> None:
     from tui_client.engine.updates import RoomListChanged
 
     dm = "!dmwithbob000000000000000000000000000000000002"
@@ -250,4 +250,5 @@ async def test_a_live_mention_or_direct_message_elsewhere_rings(fake_profile: Pa
             "New message from Bob (Ctrl+K to go there)",
             "You were mentioned in General (Ctrl+K to go there)",
         ]
-        assert len(rings) == 2
+        # Counts alone ring nothing: the bell is the notifier's, for events (ui/notify.py).
+        assert rings == []

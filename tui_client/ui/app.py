@@ -23,7 +23,7 @@ from ..engine.updates import SessionEnded, SyncStatus, Update
 from ..protocol.directory import PublicRoom
 from ..protocol.ids import InvalidIdentifier
 from ..protocol.sanitize import clean_line
-from . import notification_commands
+from . import notification_commands, notify
 from .join_flow import JoinFlow
 from .messages import EngineUpdate
 from .screens import recovery, security
@@ -112,6 +112,7 @@ class TuiClientApp(App[None]):
         self._unsubscribe: Any = None
         self.join_flow = JoinFlow(self)
         self.security = SecurityFlow(self)
+        self.notifier = notify.attach(self)
         for theme in load_themes():
             self.register_theme(theme)
         if DEFAULT_THEME in self.available_themes:
@@ -200,6 +201,7 @@ class TuiClientApp(App[None]):
             if isinstance(other, DirectoryScreen | SpaceScreen) and other.is_mounted:
                 other.handle_update(update)
         self.security.handle(update)
+        self.notifier.handle(update)
         recovery.handle_update(self, self.client, update)
         if isinstance(update, SessionEnded) and update.message != "Logged out.":
             self._session_ended(update)
@@ -363,6 +365,7 @@ class TuiClientApp(App[None]):
         yield from self.security.commands()
         yield from recovery.commands(self, chat.client)
         yield from notification_commands.commands(self, chat.client, chat.current_room)
+        yield from notify.commands(self, chat.client)
         typing = "on" if chat.client.typing.enabled else "off"
         yield SystemCommand(
             "Typing notices", f"Let others see when you are writing to them (now: {typing})", self.action_toggle_typing

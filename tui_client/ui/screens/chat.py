@@ -170,7 +170,8 @@ class ChatScreen(RoomActions):
     # -- engine updates -------------------------------------------------------------
 
     def _alert_new(self, update: RoomListChanged) -> None:
-        """A mention, or a direct message, in a room not on screen: a notice and the bell.
+        """A mention, or a direct message, in a room not on screen: a notice (the bell or a
+        desktop notification is the notifier's, ui/notify.py, from the push rules).
 
         Only live: what the first sync after a start brings (missed while away) is shown
         by the unread counts alone.
@@ -190,7 +191,6 @@ class ChatScreen(RoomActions):
                 else:
                     continue
                 self.notify(message + " (Ctrl+K to go there)", markup=False, timeout=6)
-                self.app.bell()
             self._counts = counts
 
     def _arm_alerts(self) -> None:
