@@ -119,6 +119,23 @@ async def test_ignore_and_unignore_from_the_composer(
         },
         "b-thread",
     )
+    bob_root = _say(synapse, bob, room, "bob's own thread root", "b-root")
+    _send(
+        synapse,
+        carol,
+        room,
+        {
+            "msgtype": "m.text",
+            "body": "carol in bob's thread",
+            "m.relates_to": {
+                "rel_type": "m.thread",
+                "event_id": bob_root,
+                "is_falling_back": True,
+                "m.in_reply_to": {"event_id": bob_root},
+            },
+        },
+        "c-thread",
+    )
     earlier_invite = _room(synapse, bob, "Bob's earlier invite", [alice.user_id])
 
     app, client = await _start(synapse, alice, tmp_path, room)
@@ -191,6 +208,11 @@ async def test_ignore_and_unignore_from_the_composer(
             "his invite hidden",
         )
         assert earlier_invite not in [r.room_id for r in client.room_list()]
+        # The thread list: his thread is not listed, nor is his reply as the latest of ours.
+        page = await client.threads.list_threads(room)
+        assert [t.root_id for t in page.threads] == [root]
+        assert page.threads[0].latest_sender != bob.user_id
+        assert page.threads[0].latest_body != "bob in the thread"
 
         # New messages, invites, typing and receipts from him are not shown either.
         later = _say(synapse, bob, room, "bob writes while ignored", "b2")
@@ -234,6 +256,8 @@ async def test_ignore_and_unignore_from_the_composer(
             on_timeout=lambda: str(_shown(chat)),
         )
         assert "bob in the thread" in [i.body for i in thread.model.items]
+        page = await client.threads.list_threads(room)
+        assert {t.root_id for t in page.threads} == {root, bob_root}
         await until(
             pilot,
             lambda: earlier_invite in chat.query_one(RoomList).room_ids,

@@ -455,6 +455,11 @@ class ThreadService:
         """Forget an open thread."""
         self.views.pop((room_id, root_id), None)
 
+    def _hides(self, sender: str) -> bool:
+        """True for an ignored sender (never ourselves)."""
+        hidden = self._hidden_sender
+        return hidden is not None and sender != self.user_id and hidden(sender)
+
     def refilter(self) -> None:
         """The ignore list changed: every open thread is shown again."""
         for view in list(self.views.values()):
@@ -541,7 +546,7 @@ class ThreadService:
         summaries: list[ThreadSummary] = []
         for root_raw in roots:
             root = parse_event(forms.get(root_raw.get("event_id", ""), root_raw), room_id)
-            if not isinstance(root, RoomEvent):
+            if not isinstance(root, RoomEvent) or self._hides(root.sender):
                 continue
             thread = _bundled_thread(root_raw)
             count = thread.get("count")
@@ -561,7 +566,7 @@ class ThreadService:
                 else 0,
                 participated=thread.get("current_user_participated") is True,
             )
-            if isinstance(latest_event, RoomEvent):
+            if isinstance(latest_event, RoomEvent) and not self._hides(latest_event.sender):
                 summary = replace(
                     summary,
                     latest_id=latest_event.event_id,
