@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 from tui_client.protocol.search import (
     context_request,
@@ -15,7 +14,7 @@ from tui_client.protocol.search import (
     search_request,
 )
 
-SPEC = Path(__file__).resolve().parents[3] / "shared" / "matrix-spec"
+from .spec_examples import CLIENT_SERVER_API_DIR
 
 
 def _ms(*args: int, tz: timezone = UTC) -> int:
@@ -99,7 +98,7 @@ def test_search_request_shape() -> None:
 
 
 def _spec_response_example() -> dict[str, object]:
-    text = (SPEC / "data/api/client-server/search.yaml").read_text()
+    text = (CLIENT_SERVER_API_DIR / "search.yaml").read_text()
     start = text.index('"search_categories": {\n                      "room_events"')
     block = "{" + text[start : text.index('"400":')].rsplit("}", 1)[0] + "}"
     block = block.replace(

@@ -33,7 +33,10 @@ def test_the_spec_example_response(example: dict[str, Any]) -> None:
     assert room.limited is True and room.prev_batch == "t34-23535_0_0"
     assert [e["type"] for e in room.ephemeral] == ["m.typing", "m.receipt"]
     assert [e["type"] for e in room.account_data] == ["m.tag", "org.example.custom.room.config"]
-    assert (room.notification_count, room.highlight_count) == (5, 1)
+    # We ask for unread_thread_notifications, so the room's own counts are the main
+    # timeline's only (spec): the room's totals add the thread's (6, 3) to (5, 1).
+    assert (room.notification_count, room.highlight_count) == (11, 4)
+    assert room.thread_counts == {"$threadroot": (6, 3)}
     for raw in room.state + room.timeline:
         event = parse_event(raw, room.room_id)
         assert isinstance(event, RoomEvent) and event.room_id == JOINED
@@ -153,7 +156,7 @@ def test_a_broken_room_does_not_stop_the_others(example: dict[str, Any]) -> None
     assert weird.heroes is None and weird.joined_count is None and weird.invited_count is None
     assert weird.notification_count is None and weird.highlight_count is None
     assert weird.limited is False and weird.prev_batch is None
-    assert len(joined.timeline) == 2 and joined.notification_count == 5
+    assert len(joined.timeline) == 2 and joined.notification_count == 5 + 6
     assert [r.room_id for r in batch.invited] == ["!i2:x"]
     assert batch.invited[0].invite_state == [{"type": "m.room.name"}]
     (left,) = batch.left
