@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from textual.pilot import Pilot
-from textual.widgets import OptionList
+from textual.widgets import OptionList, Static
 
 from tui_client.devtools.synapse import RegisteredUser, SynapseServer
 from tui_client.engine.client import MatrixClient
@@ -68,6 +68,31 @@ def _choices(app: TuiClientApp) -> list[str] | None:
         return None
     choices = found.first(OptionList)
     return [str(choices.get_option_at_index(i).prompt) for i in range(choices.option_count)]
+
+
+def _typing(synapse: SynapseServer, user: RegisteredUser, room_id: str) -> None:
+    path = f"/_matrix/client/v3/rooms/{q(room_id)}/typing/{q(user.user_id)}"
+    status, body = synapse.request_json(
+        "PUT", path, {"typing": True, "timeout": 30000}, user.access_token
+    )
+    assert status == 200, body
+
+
+def _receipt(synapse: SynapseServer, user: RegisteredUser, room_id: str, event_id: str) -> None:
+    path = f"/_matrix/client/v3/rooms/{q(room_id)}/receipt/m.read/{q(event_id)}"
+    status, body = synapse.request_json("POST", path, {}, user.access_token)
+    assert status == 200, body
+
+
+def _typing_line(chat: ChatScreen) -> str:
+    """The "... is typing" line as drawn."""
+    return str(chat.query_one("#typing", Static).content)
+
+
+def _readers(chat: ChatScreen) -> set[str]:
+    """Everyone the timeline marks as having read a message."""
+    view = chat.view
+    return {user for users in (view.read_by() if view else {}).values() for user in users}
 
 
 def _toasts(app: TuiClientApp) -> list[str]:
@@ -167,6 +192,18 @@ async def test_ignore_and_unignore_from_the_composer(
             lambda: "bob in the thread" in [i.body for i in thread.model.items],
             "bob's thread reply",
         )
+        # Bob is typing and has read the root: both shown while he is not ignored.
+        _typing(synapse, bob, room)
+        _receipt(synapse, bob, room, root)
+        view = chat.view
+        assert view is not None
+        await until(
+            pilot,
+            lambda: "Bob is typing" in _typing_line(chat),
+            "bob typing",
+            on_timeout=lambda: _typing_line(chat),
+        )
+        await until(pilot, lambda: bob.user_id in _readers(chat), "bob's receipt")
 
         # A malformed user ID is said on screen; nothing is sent.
         await _type(pilot, chat, "/ignore bob")
@@ -207,6 +244,14 @@ async def test_ignore_and_unignore_from_the_composer(
             lambda: earlier_invite not in chat.query_one(RoomList).room_ids,
             "his invite hidden",
         )
+        # His typing and his receipt (both from before) are no longer shown.
+        await until(
+            pilot,
+            lambda: "Bob" not in _typing_line(chat),
+            "bob's typing hidden",
+            on_timeout=lambda: _typing_line(chat),
+        )
+        assert bob.user_id not in _readers(chat)
         assert earlier_invite not in [r.room_id for r in client.room_list()]
         # The thread list: his thread is not listed, nor is his reply as the latest of ours.
         page = await client.threads.list_threads(room)
@@ -217,21 +262,9 @@ async def test_ignore_and_unignore_from_the_composer(
         # New messages, invites, typing and receipts from him are not shown either.
         later = _say(synapse, bob, room, "bob writes while ignored", "b2")
         later_invite = _room(synapse, bob, "Bob's later invite", [alice.user_id])
-        for user, typing_now in ((bob, True), (carol, True)):
-            status, body = synapse.request_json(
-                "PUT",
-                f"/_matrix/client/v3/rooms/{q(room)}/typing/{q(user.user_id)}",
-                {"typing": typing_now, "timeout": 30000},
-                user.access_token,
-            )
-            assert status == 200, body
-        status, body = synapse.request_json(
-            "POST",
-            f"/_matrix/client/v3/rooms/{q(room)}/receipt/m.read/{q(root)}",
-            {},
-            bob.access_token,
-        )
-        assert status == 200, body
+        typing.clear()
+        _typing(synapse, bob, room)
+        _typing(synapse, carol, room)
         _say(synapse, carol, room, "carol after him", "c1")
         await until(pilot, lambda: "carol after him" in _shown(chat), "carol's message")
         await until(pilot, lambda: any(carol.user_id in users for users in typing), "carol typing")
@@ -239,9 +272,8 @@ async def test_ignore_and_unignore_from_the_composer(
         assert "bob writes while ignored" not in _shown(chat)
         assert later not in [i.event_id for i in chat.query_one(TimelineView).items]
         assert later_invite not in chat.query_one(RoomList).room_ids
-        view = chat.view
-        assert view is not None
-        assert bob.user_id not in {u for users in view.read_by().values() for u in users}
+        assert "Bob" not in _typing_line(chat) and "Carol is typing" in _typing_line(chat)
+        assert bob.user_id not in _readers(chat)
 
         # /unignore: the server's list is empty again and his cached messages are back.
         await _type(pilot, chat, f"/unignore {bob.user_id}")
