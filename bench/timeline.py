@@ -7,6 +7,11 @@ page loaded from the cache, the screen refreshed), and a monitor task on the UI
 event loop records the longest stall: the worst frame, the time during which the
 UI could not draw or take a key.
 
+One message in :data:`FORMATTED_EVERY` carries an Element-style ``formatted_body``
+(paragraphs with bold, italics, links and a pill; code blocks, nested lists, quotes,
+tables, spoilers and headings in turn: the mix of ``bench/formatted.py``), so paging
+parses, sanitises and renders HTML as a real room would make it.
+
 Baseline, measured in the same run: the same 50 PageUps in a room of 500 events.
 The ratio says whether history size costs anything while scrolling (it should
 not: the window over the cache is bounded, and memory with it).
@@ -36,6 +41,7 @@ from tui_client.protocol.sync import parse_sync
 from tui_client.store.cache import Cache
 
 from ._harness import sized
+from .formatted import _html as element_html
 
 ROOM = "!bigroom0000000000000000000000000000000000001"
 ME = "@me:bench.example"
@@ -44,6 +50,8 @@ BIG = sized(100_000, 1_000)
 SMALL = sized(500, 100)
 CHUNK = 5_000
 ROUNDS = sized(3, 1)
+#: One message in this many is formatted HTML (the rest plain text).
+FORMATTED_EVERY = 5
 
 
 def _events(start: int, count: int, rng: random.Random) -> list[dict[str, Any]]:
@@ -66,13 +74,17 @@ def _events(start: int, count: int, rng: random.Random) -> list[dict[str, Any]]:
     events = []
     for n in range(start, start + count):
         body = " ".join(rng.choice(words) for _ in range(rng.randint(3, 40)))
+        content: dict[str, Any] = {"msgtype": "m.text", "body": f"{n}: {body}"}
+        if n % FORMATTED_EVERY == 0:
+            content["format"] = "org.matrix.custom.html"
+            content["formatted_body"] = element_html(n, rng)
         events.append(
             {
                 "event_id": f"$ev{n:08d}bench",
                 "type": "m.room.message",
                 "sender": senders[n % len(senders)],
                 "origin_server_ts": 1_700_000_000_000 + n * 30_000,
-                "content": {"msgtype": "m.text", "body": f"{n}: {body}"},
+                "content": content,
                 "unsigned": {},
             }
         )
@@ -272,6 +284,9 @@ def main() -> None:
     big, small = report["worst_frame_ms"]
     print(
         f"timeline: {BIG:,}-event room vs {SMALL}-event room, {PAGES} PageUps each (built in {report['build_s']:.1f} s)"
+    )
+    print(
+        f"  1 message in {FORMATTED_EVERY} is Element-style formatted HTML (bench/formatted.py's mix)"
     )
     print(
         f"  app start to first items   {report['open_ms'][0]:8.1f} ms   vs {report['open_ms'][1]:8.1f} ms"
