@@ -1,24 +1,30 @@
 """Desktop notifications by terminal escape (ui/notify.py): the escape per terminal, tmux's
-passthrough, hostile names and bodies kept to plain text, and when the notifier speaks."""
+passthrough, hostile names and bodies kept to plain text, when the notifier speaks, and
+its settings from the palette."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.command import CommandList, CommandPalette
 
 from tui_client.engine.alert_settings import (
     MODE_BELL,
     MODE_DESKTOP,
     MODE_OFF,
+    MODE_SETTING,
     TEXT_ALWAYS,
     TEXT_NEVER,
+    TEXT_SETTING,
     AlertSettings,
 )
 from tui_client.engine.updates import PushNotification
+from tui_client.ui.app import TuiClientApp
 from tui_client.ui.notify import (
     BELL,
     BODY_LENGTH,
@@ -34,6 +40,8 @@ from tui_client.ui.notify import (
     tmux_wrap,
 )
 
+from .fake_world import FakeHomeserver
+from .test_snapshots import wait_for
 from .test_untrusted_text import EVIL_BODY, EVIL_DISPLAYNAME, EVIL_NAME, EVIL_TOPIC
 
 HOSTILE = [
@@ -271,3 +279,33 @@ async def test_a_local_session_bus_is_used_and_ssh_or_a_failure_uses_the_termina
             break
         await asyncio.sleep(0.01)
     assert failing.written == ["\x1b]777;notify;Lobby;Bob: lunch?\x1b\\"]
+
+
+# -- the settings from the palette ------------------------------------------------------------
+
+
+async def test_the_palette_sets_alerts_and_their_text_kept_in_the_cache(fake_profile: Path) -> None:
+    app = TuiClientApp(base_dir=fake_profile, transport=FakeHomeserver().transport())
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: app.chat_screen is not None and app.is_connected, "the chat")
+        client = app.client
+        assert client is not None
+        alerts = client.notifications.alerts
+        assert (alerts.mode, alerts.text) == (MODE_DESKTOP, "unencrypted")
+        for entry, check in (
+            ("Alerts: bell only", lambda: alerts.mode == MODE_BELL),
+            ("Alert text: never", lambda: alerts.text == TEXT_NEVER),
+        ):
+            await pilot.press("ctrl+p")
+            await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), "the palette")
+            await pilot.press(*entry)
+            await wait_for(
+                pilot, lambda: app.screen.query_one(CommandList).highlighted is not None, "results"
+            )
+            await pilot.press("enter")
+            await wait_for(pilot, check, entry)
+            await wait_for(
+                pilot, lambda e=entry: any(n.message == f"{e}." for n in app._notifications), "said"
+            )
+        assert client.db.call(client.cache.get_meta, MODE_SETTING) == MODE_BELL
+        assert client.db.call(client.cache.get_meta, TEXT_SETTING) == TEXT_NEVER
