@@ -77,3 +77,34 @@ def presence_of(synapse: SynapseServer, viewer: RegisteredUser, user_id: str) ->
     )
     assert status == 200, body
     return str(body["presence"])
+
+
+def receipts_by_thread(
+    synapse: SynapseServer, viewer: RegisteredUser, room_id: str, reader: str
+) -> dict[tuple[str, str | None], str]:
+    """Like :func:`receipts_seen_by`, keyed by (receipt type, thread ID or None when unthreaded)."""
+    nonce = f"x.test.nonce.{next(_nonces)}"
+    sync_filter = json.dumps(
+        {
+            "room": {"rooms": [room_id], "timeline": {"limit": 1}},
+            "presence": {"types": []},
+            "account_data": {"not_types": [nonce]},
+        }
+    )
+    status, body = synapse.request_json(
+        "GET",
+        f"/_matrix/client/v3/sync?timeout=0&filter={q(sync_filter)}",
+        None,
+        viewer.access_token,
+    )
+    assert status == 200, body
+    room = body.get("rooms", {}).get("join", {}).get(room_id, {})
+    found: dict[tuple[str, str | None], str] = {}
+    for event in room.get("ephemeral", {}).get("events", []):
+        if event.get("type") != "m.receipt":
+            continue
+        for event_id, by_type in event["content"].items():
+            for receipt_type, by_user in by_type.items():
+                if reader in by_user:
+                    found[(receipt_type, by_user[reader].get("thread_id"))] = event_id
+    return found

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import deque
 from typing import TYPE_CHECKING
@@ -50,6 +49,7 @@ from ..completion import (
 from ..formatted import known_room_name
 from ..messages import ActionFailed, RoomOpened
 from ..render import Palette
+from ..seen import SeenTracker
 from ..widgets.completion_list import CompletionList
 from ..widgets.composer import Composer
 from ..widgets.member_list import MemberList
@@ -92,7 +92,7 @@ class ChatScreen(RoomActions):
         self.view: RoomView | None = None
         self.mode: tuple[str, TimelineItem] | None = None
         self._view_version = 0
-        self._read_task: asyncio.TimerHandle | None = None
+        self._reader = SeenTracker(self, lambda: self.query_one("#timeline", TimelineView))
         # Unread counts per room, to tell the user of a mention or a direct message live.
         self._counts: dict[str, tuple[int, int]] | None = None  # None until the first batch
         # Lines from the composer on their way to the engine, in the order typed.
@@ -147,12 +147,13 @@ class ChatScreen(RoomActions):
         self.client.presence.set_focused(focused)
         if focused:
             self._schedule_read()
-        elif self._read_task is not None:
-            self._read_task.cancel()
-            self._read_task = None
+        else:
+            self._reader.cancel()
 
     def on_screen_resume(self) -> None:
         self._schedule_read()
+        for panel in self.query(ThreadPanel):
+            panel.mark_read()
 
     def _open_initial_room(self) -> None:
         """Open the room used last, else the first joined one (once there is any)."""
@@ -335,20 +336,11 @@ class ChatScreen(RoomActions):
         summary = self.client.rooms.get(room) if room else None
         if summary is None or summary.membership != "join":
             return
-        if self._read_task is not None:
-            self._read_task.cancel()
-        self._read_task = asyncio.get_running_loop().call_later(1.0, self._send_read, room)
+        self._reader.schedule(lambda event_id: self._send_read(room, event_id))
 
-    def _send_read(self, room_id: str | None) -> None:
-        """Mark read what the user has seen: the terminal has focus (one that never says is
-        taken as focused), this screen and room are shown, and only up to the newest
-        message on screen."""
-        if room_id is None or room_id != self.current_room or not self.app.is_running:
-            return
-        if not self.app.app_focus or not self.is_current:
-            return
-        event_id = self.query_one(TimelineView).last_visible_event_id()
-        if event_id is not None:
+    def _send_read(self, room_id: str | None, event_id: str) -> None:
+        """Mark read what the user has seen (ui/seen.py: focus, this screen, on screen)."""
+        if room_id is not None and room_id == self.current_room:
             self.run_worker(self.client.mark_read(room_id, event_id), group="read", exclusive=True, exit_on_error=False)
 
     @on(TimelineView.Viewed)

@@ -35,6 +35,7 @@ from ...protocol.sanitize import clean_line
 from ...protocol.timeline import SendState, TimelineItem
 from ..completion import Completion
 from ..render import Palette
+from ..seen import SeenTracker
 from ..widgets.composer import Composer
 from ..widgets.timeline import TimelineView
 from .dialogs import ConfirmDialog, ReactionDialog
@@ -109,6 +110,7 @@ class ThreadPanel(Vertical):
         self._version = 0
         self._completions = completions
         self._palette = palette
+        self._reader = SeenTracker(self, lambda: self.query_one(ThreadTimeline))
 
     def compose(self) -> ComposeResult:
         yield Static(Text("Thread", style=Style(bold=True)), id="thread-title")
@@ -125,6 +127,7 @@ class ThreadPanel(Vertical):
         timeline.empty_text = "Loading the thread…"
         self._load()
         self.query_one("#thread-composer", Composer).focus()
+        self._reader.watch_focus(self.mark_read)
 
     @work(group="thread-open", exclusive=True, exit_on_error=False)
     async def _load(self) -> None:
@@ -150,7 +153,7 @@ class ThreadPanel(Vertical):
         timeline.set_items(view.model.items)
         timeline.reached_start = view.reached_start
         self._show_title()
-        self._mark_read()
+        self.mark_read()
 
     def _show_title(self) -> None:
         replies = max(
@@ -176,18 +179,28 @@ class ThreadPanel(Vertical):
             if self.view is not None:
                 timeline.reached_start = self.view.reached_start
             self._show_title()
-            self._mark_read()
+            self.mark_read()
 
-    def _mark_read(self) -> None:
-        view = self.view
-        if view is None or not self.app.is_running:
-            return
+    def mark_read(self) -> None:
+        """Mark the thread read up to what the user has seen (ui/seen.py), after a moment;
+        called again when its screen is shown again."""
+        if self.view is not None:
+            self._reader.schedule(self._send_read)
+
+    def _send_read(self, event_id: str) -> None:
+        if event_id == self.root_id or not self.is_attached:
+            return  # the root is the main timeline's
         self.run_worker(
-            self.client.threads.mark_read(self.room_id, self.root_id),
+            self.client.threads.mark_read(self.room_id, self.root_id, event_id),
             group="thread-read",
             exclusive=True,
             exit_on_error=False,
         )
+
+    @on(TimelineView.Viewed)
+    def _viewed(self, event: TimelineView.Viewed) -> None:
+        event.stop()
+        self.mark_read()
 
     # -- paging, closing ---------------------------------------------------------------
 
@@ -209,6 +222,7 @@ class ThreadPanel(Vertical):
         self.close()
 
     def close(self) -> None:
+        self._reader.cancel()
         self.client.threads.close(self.room_id, self.root_id)
         self.post_message(self.Closed())
 
@@ -396,6 +410,9 @@ class ThreadScreen(Screen[None]):
     @on(ThreadPanel.Closed)
     def _panel_closed(self) -> None:
         self.dismiss(None)
+
+    def on_screen_resume(self) -> None:
+        self.panel.mark_read()
 
 
 def open_thread(
