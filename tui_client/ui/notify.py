@@ -172,7 +172,7 @@ def desktop_text(update: PushNotification, show_text: bool) -> tuple[str, str]:
 def send_dbus_notification(title: str, body: str, *, urgent: bool, sound: bool) -> None:
     """(blocking; a worker thread) ``org.freedesktop.Notifications.Notify`` on the session
     bus. The body is XML-escaped: servers may read it as markup."""
-    from jeepney import DBusAddress, new_method_call
+    from jeepney import DBusAddress, MessageType, new_method_call
     from jeepney.io.blocking import open_dbus_connection
 
     address = DBusAddress(
@@ -202,7 +202,9 @@ def send_dbus_notification(title: str, body: str, *, urgent: bool, sound: bool) 
         ),
     )
     with open_dbus_connection(bus="SESSION") as connection:
-        connection.send_and_get_reply(message, timeout=3, unwrap=True)
+        reply = connection.send_and_get_reply(message, timeout=3)
+    if reply.header.message_type == MessageType.error:
+        raise OSError(f"the notification server refused: {reply.body!r}")
 
 
 @dataclass(frozen=True, slots=True)
