@@ -135,3 +135,33 @@ async def test_a_message_without_links_says_so(
             lambda: "links to no room or person" in " ".join(screen_text(app).split()),
             "the notice",
         )
+
+
+async def test_o_does_not_reveal_links_behind_an_unrevealed_spoiler(
+    fake_profile: Path, fake_server: FakeHomeserver
+) -> None:
+    app = TuiClientApp(base_dir=fake_profile, transport=fake_server.transport())
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await _settle(pilot)
+        app.open_room(GENERAL)
+        await _settle(pilot, GENERAL)
+        hidden = _formatted(
+            "$spoiler",
+            f"the party is in https://matrix.to/#/{RANDOM}",
+            f'the party is in <span data-mx-spoiler="surprise"><a href="https://matrix.to/#/{RANDOM}">random</a></span>',
+        )
+        await _select(pilot, app, hidden, 10_000)
+        await pilot.press("o")
+        await wait_for(
+            pilot,
+            lambda: "links to no room or person" in " ".join(screen_text(app).split()),
+            "the notice",
+        )
+        assert app.chat_screen is not None and app.chat_screen.current_room == GENERAL
+        # Revealed with v, the same key follows the link.
+        await pilot.press("v", "o")
+        await wait_for(
+            pilot,
+            lambda: app.chat_screen is not None and app.chat_screen.current_room == RANDOM,
+            "Random opened",
+        )

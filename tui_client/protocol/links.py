@@ -54,10 +54,21 @@ def find_room_links(text: str, *, limit: int = 20) -> list[MatrixLink]:
     return found
 
 
-def document_links(document: Document, *, limit: int = 20) -> list[MatrixLink]:
+def document_links(document: Document, *, limit: int = 20, spoilers: bool = True) -> list[MatrixLink]:
     """The distinct users and rooms a formatted body links to (its pills, and links to a
-    room or an event in one), in order of appearance."""
+    room or an event in one), in order of appearance; inside spoilers only if ``spoilers``
+    (a spoiler the reader has not revealed must not be revealed by listing its links)."""
+    return _walk_links(document, limit, spoilers)[0]
+
+
+def has_spoiler(document: Document) -> bool:
+    """Whether a formatted body hides anything behind a spoiler."""
+    return bool(_walk_links(document, 0, False)[1])
+
+
+def _walk_links(document: Document, limit: int, spoilers: bool) -> tuple[list[MatrixLink], list[Spoiler]]:
     found: list[MatrixLink] = []
+    hidden: list[Spoiler] = []
     seen: set[tuple[str, str]] = set()
 
     def add(href: str, pill: Pill | None = None) -> None:
@@ -80,7 +91,9 @@ def document_links(document: Document, *, limit: int = 20) -> list[MatrixLink]:
                     add(child.href)
                 inlines(child.children)
             elif isinstance(child, Spoiler):
-                inlines(child.children)
+                hidden.append(child)
+                if spoilers:
+                    inlines(child.children)
 
     def blocks(children: tuple[Block, ...]) -> None:
         for block in children:
@@ -100,4 +113,4 @@ def document_links(document: Document, *, limit: int = 20) -> list[MatrixLink]:
                 blocks(block.children)
 
     blocks(document.blocks)
-    return found
+    return found, hidden

@@ -21,7 +21,7 @@ from ...engine.updates import JoinProgress, Reminder, RoomListChanged, SpacesCha
 from ...protocol.commands import CommandError, parse_command
 from ...protocol.errors import MatrixError, NetworkError
 from ...protocol.ids import MatrixLink, server_name_of
-from ...protocol.links import document_links, find_room_links
+from ...protocol.links import document_links, find_room_links, has_spoiler
 from ...protocol.room_create import RoomCreateOptions
 from ...protocol.room_state import RoomSummary
 from ...protocol.sanitize import clean_line
@@ -30,6 +30,7 @@ from ..messages import ActionFailed
 from ..widgets.room_list import RoomList, visible_rooms
 from ..widgets.space_bar import HOME, PEOPLE, SpaceBar
 from ..widgets.status_bar import StatusBar
+from ..widgets.timeline import TimelineView
 from .create_room import CreateRoomDialog
 from .dialogs import ChoiceDialog, ConfirmDialog, PromptDialog
 
@@ -194,9 +195,12 @@ class RoomActions(Screen[None]):
     def open_link(self, item: TimelineItem) -> None:
         """Open (or offer to join) a room a message links to, or show the actions on a
         user it mentions: its pills and links first, then room links in its text."""
-        links = document_links(item.formatted) if item.formatted is not None else []
-        seen = {(link.kind, link.identifier) for link in links}
-        links += [link for link in find_room_links(item.body) if (link.kind, link.identifier) not in seen]
+        revealed = self._spoilers_shown(item)
+        links = document_links(item.formatted, spoilers=revealed) if item.formatted is not None else []
+        # The plain body holds a spoiler's text too: read it only when nothing is hidden.
+        if item.formatted is None or revealed or not has_spoiler(item.formatted):
+            seen = {(link.kind, link.identifier) for link in links}
+            links += [link for link in find_room_links(item.body) if (link.kind, link.identifier) not in seen]
         if not links:
             self.notify("This message links to no room or person.", markup=False)
             return
@@ -210,6 +214,10 @@ class RoomActions(Screen[None]):
                 self._follow_link(links[int(key)])
 
         self.app.push_screen(ChoiceDialog("Open which?", choices), chosen)
+
+    def _spoilers_shown(self, item: TimelineItem) -> bool:
+        """Whether the reader revealed this message's spoilers in the timeline."""
+        return item.key in self.query_one(TimelineView).revealed
 
     def _link_label(self, link: MatrixLink) -> str:
         if link.kind == "user":
