@@ -17,7 +17,6 @@ the machine is busy it is the better guide to what the code costs.
 
 from __future__ import annotations
 
-import gc
 import os
 import statistics
 import tempfile
@@ -26,6 +25,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tui_client.engine import gc_policy
 
 __all__ = [
     "QUICK_ENV",
@@ -152,7 +153,10 @@ def run_rounds(
                     continue
                 folder = root / f"{round_no}-{name.replace(' ', '_').replace('/', '_')}"
                 folder.mkdir()
-                gc.collect()
+                # The same collector state for every case: nothing frozen by an
+                # earlier case (the client freezes after big loads), default
+                # thresholds, the heap collected.
+                gc_policy.reset()
                 sample = cases[name](folder)
                 samples[name].append(sample)
                 if progress is not None:

@@ -34,6 +34,7 @@ os.environ.setdefault("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
 
 import httpx
 
+from tui_client.engine import gc_policy
 from tui_client.engine.client import CACHE_FILE, SESSION_FILE, SessionInfo
 from tui_client.engine.paths import profile_dir
 from tui_client.engine.secrets import SecretStore
@@ -163,6 +164,8 @@ class Run:
     key_ms: list[float]
     items_max: int
     rss_growth_mb: float
+    gc_passes: list[int]
+    gc_worst_ms: list[float]
 
 
 def _rss_mb() -> float:
@@ -178,6 +181,10 @@ async def measure(base_dir: Path, events: int) -> Run:
     from tui_client.ui.app import TuiClientApp
     from tui_client.ui.widgets.timeline import TimelineView
 
+    # Every run starts from the same collector state: nothing frozen by an earlier
+    # round, default thresholds, the heap collected. The app then applies its own
+    # policy (engine/gc_policy.py) as it does for a user.
+    gc_policy.reset()
     app = TuiClientApp(
         profile="bench", base_dir=base_dir, transport=httpx.MockTransport(_fake_homeserver)
     )
@@ -208,6 +215,7 @@ async def measure(base_dir: Path, events: int) -> Run:
                 last = now
 
         watcher = asyncio.ensure_future(monitor())
+        meter = gc_policy.PauseMeter().__enter__()
         pumps = [app, app.screen, timeline]
 
         def settled() -> bool:
@@ -228,8 +236,9 @@ async def measure(base_dir: Path, events: int) -> Run:
             items_max = max(items_max, len(timeline.items))
         running = False
         await watcher
+        meter.__exit__()
         rss_growth = _rss_mb() - rss_before
-    return Run(events, opened, max(stalls) * 1000, keys, items_max, rss_growth)
+    return Run(events, opened, max(stalls) * 1000, keys, items_max, rss_growth, meter.passes, meter.worst_ms)
 
 
 def run(rounds: int = ROUNDS) -> dict[str, Any]:
@@ -270,6 +279,14 @@ def run(rounds: int = ROUNDS) -> dict[str, Any]:
             statistics.median(statistics.median(r.key_ms) for r in small),
         ),
         "items_max": (max(r.items_max for r in big), max(r.items_max for r in small)),
+        "gc_passes_while_paging": (
+            [max(r.gc_passes[g] for r in big) for g in range(3)],
+            [max(r.gc_passes[g] for r in small) for g in range(3)],
+        ),
+        "gc_worst_pass_ms": (
+            max(max(r.gc_worst_ms) for r in big),
+            max(max(r.gc_worst_ms) for r in small),
+        ),
         "rss_growth_mb": (
             statistics.median(r.rss_growth_mb for r in big),
             statistics.median(r.rss_growth_mb for r in small),
@@ -305,6 +322,11 @@ def main() -> None:
     )
     print(
         f"  RSS growth while paging       {report['rss_growth_mb'][0]:8.1f} MB   vs {report['rss_growth_mb'][1]:8.1f} MB"
+    )
+    (big_passes, small_passes), (big_gc, small_gc) = report["gc_passes_while_paging"], report["gc_worst_pass_ms"]
+    print(
+        f"  GC passes gen0/1/2 while paging {'/'.join(map(str, big_passes)):>10} vs {'/'.join(map(str, small_passes)):>10}"
+        f"   longest pass {big_gc:.1f} ms vs {small_gc:.1f} ms"
     )
 
 

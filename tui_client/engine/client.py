@@ -9,7 +9,6 @@ tests all drive it the same way; it never imports Textual.
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import logging
 import os
@@ -31,6 +30,7 @@ from ..protocol.html import sanitize_html
 from ..protocol.ids import InvalidIdentifier, is_user_id, parse_link
 from ..protocol.room_state import RoomSummary
 from ..store.cache import Cache, IngestResult, OutboxEntry, PendingJoin, StoredEvent
+from . import gc_policy
 from .attachments import MediaError, save_attachment, send_file
 from .backup import KeyBackup
 from .cache_key import CACHE_KEY, cache_key
@@ -1022,14 +1022,10 @@ class MatrixClient:
 
 @contextmanager
 def gc_paused() -> Iterator[None]:
-    """Turn off the cyclic garbage collector for a block (it is process-wide)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    """Turn off the cyclic garbage collector for a block (it is process-wide); a big
+    block's survivors are frozen at its end (engine/gc_policy.py)."""
+    with gc_policy.paused():
         yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _load_session(folder: Path) -> SessionInfo | None:

@@ -15,6 +15,7 @@ from textual.content import Content
 from textual.fuzzy import Matcher
 from textual.screen import Screen
 
+from ..engine import gc_policy
 from ..engine.cache_key import CacheKeyError, set_aside_unreadable_cache
 from ..engine.client import CACHE_FILE, SESSION_FILE, MatrixClient
 from ..engine.directory import parse_server_list
@@ -119,6 +120,7 @@ class TuiClientApp(App[None]):
             self.theme = DEFAULT_THEME
 
     async def on_mount(self) -> None:
+        gc_policy.configure()
         if self.client is None:
             try:
                 self.client = MatrixClient.restore(profile=self.profile, base_dir=self.base_dir, transport=self.transport)
@@ -183,6 +185,8 @@ class TuiClientApp(App[None]):
         await client.open()
         chat = ChatScreen(client)
         await self.push_screen(chat)
+        # The room list and the screens are long-lived: out of the collector's sight.
+        self.call_after_refresh(gc_policy.settle)
         self.security.attach(chat)
         if self.start_sync:
             client.start()

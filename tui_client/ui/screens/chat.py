@@ -14,6 +14,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Footer, Static, TextArea
 
+from ...engine import gc_policy
 from ...engine.attachments import AttachmentError, MediaError
 from ...engine.client import MatrixClient
 from ...engine.formatting import Pill, pills_of, place_pills
@@ -330,6 +331,8 @@ class ChatScreen(RoomActions):
         if self.query_one("#members").display:
             self._load_members()
         self._schedule_read()
+        # A room's window and its rendered lines live as long as it is open (gc_policy).
+        self.call_after_refresh(gc_policy.settle)
 
     def _schedule_read(self) -> None:
         room = self.current_room

@@ -1,0 +1,69 @@
+"""The garbage-collector policy: what it freezes, and that frozen cycles are not kept for ever."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from collections.abc import Iterator
+
+import pytest
+
+from tui_client.engine import gc_policy
+
+
+class Node:
+    def __init__(self) -> None:
+        self.me = self  # a cycle: only the collector frees it
+
+
+@pytest.fixture(autouse=True)
+def clean_collector() -> Iterator[None]:
+    gc_policy.reset()
+    yield
+    gc_policy.reset()
+
+
+def test_configure_raises_the_young_threshold() -> None:
+    gc_policy.configure()
+    assert gc.get_threshold()[0] == gc_policy.GEN0_THRESHOLD
+
+
+def test_settle_puts_live_objects_out_of_the_collectors_sight() -> None:
+    keep = [Node() for _ in range(1000)]
+    before = gc.get_freeze_count()
+    gc_policy.settle(compact=False)
+    assert gc.get_freeze_count() >= before + 1000
+    meter = gc_policy.PauseMeter()
+    with meter:
+        gc.collect()
+    assert meter.passes[2] == 1
+    assert keep
+
+
+def test_a_big_paused_block_freezes_its_survivors_and_a_small_one_does_not() -> None:
+    assert gc.get_freeze_count() == 0
+    with gc_policy.paused():
+        small = [[] for _ in range(100)]
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == 0
+    with gc_policy.paused():
+        big = [[] for _ in range(gc_policy.BIG_LOAD + 10)]
+    assert gc.isenabled()
+    assert gc.get_freeze_count() >= gc_policy.BIG_LOAD
+    assert small and big
+
+
+def test_compaction_frees_cycles_that_were_frozen(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gc_policy, "COMPACT_MIN", 100)
+    dropped = Node()
+    ref = weakref.ref(dropped)
+    filler = [Node() for _ in range(200)]
+    gc_policy.settle(compact=False)
+    del dropped
+    gc.collect()
+    assert ref() is not None  # frozen: a full collection does not see it
+    assert gc_policy.settle() is True
+    assert ref() is None
+    assert gc_policy.settle() is False  # the frozen set has not doubled since
+    assert filler
