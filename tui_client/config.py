@@ -323,10 +323,10 @@ def parse_config(text: str, path: Path | None = None) -> Config:
                     dotted, f"unknown setting {dotted} (known in [{section}]: {known}); ignored"
                 )
                 continue
-            error = setting.check(value)
-            if error is not None:
+            refusal = setting.check(value)
+            if refusal is not None:
                 default = getattr(_DEFAULTS, setting.field)
-                complain(dotted, f"{dotted} {error}; using the default ({_toml_value(default)})")
+                complain(dotted, f"{dotted} {refusal}; using the default ({_toml_value(default)})")
                 continue
             values[setting.field] = value
     return replace(
