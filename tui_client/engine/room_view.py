@@ -68,6 +68,7 @@ class RoomView:
         # Events synced while the window is being (re)loaded wait here, then follow it.
         self._loading = False
         self._held: list[StoredEvent] = []
+        self._window_at_live_end = True  # what the window being reset is (see _reset_to)
         self._lock = asyncio.Lock()
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -240,15 +241,18 @@ class RoomView:
             found.setdefault(shown, []).append(user_id)
         return {event_id: tuple(sorted(users)) for event_id, users in found.items()}
 
-    async def _reset_to(self, stored: list[StoredEvent]) -> None:
+    async def _reset_to(self, stored: list[StoredEvent], *, at_live_end: bool = True) -> None:
         self._loading = True
         try:
+            self._window_at_live_end = at_live_end
             await self._reset_window(stored)
         finally:
             self._loading = False
         held, self._held = self._held, []
+        # Events synced meanwhile follow a window at the live end; a window in the middle
+        # of history (a jump) meets them in the cache when it pages forward.
         newer = [s for s in held if not stored or s.pos > stored[-1].pos]
-        if newer:
+        if newer and at_live_end:
             self.on_sync_events(newer)
 
     async def _reset_window(self, stored: list[StoredEvent]) -> None:
@@ -258,7 +262,7 @@ class RoomView:
         parsed_relations = [r for r in (parse_event(x, self.room_id) for x in relations) if isinstance(r, RoomEvent)]
         self.first_pos = stored[0].pos if stored else None
         self.last_pos = stored[-1].pos if stored else None
-        self.at_live_end = True
+        self.at_live_end = self._window_at_live_end
         self._publish(self.model.reset(events, parsed_relations))
         self._forget_dropped_positions()
         await self._add_reply_context()
@@ -409,9 +413,10 @@ class RoomView:
             older, gap = await self.client.db.run(self._read_before, pos + 1, half)
             newer = await self.client.db.run(self._read_after, pos, half)
             self.reached_start = gap is None and len(older) < half
-            await self._reset_to(older + newer)
             latest = await self.client.db.run(self.client.cache.last_pos, self.room_id)
-            self.at_live_end = (newer[-1].pos if newer else pos) == latest
+            # Known before the window is shown: the UI must not take a window in the middle
+            # of history for the live end (it would page on to the newest by itself).
+            await self._reset_to(older + newer, at_live_end=(newer[-1].pos if newer else pos) == latest)
             return True
 
     def _pos_of(self, event_id: str) -> int | None:

@@ -120,6 +120,8 @@ class TimelineView(ScrollView, can_focus=True):
         #: Thread roots (event IDs) whose threads have unread replies (marked on the root).
         self.thread_unread: frozenset[str] = frozenset()
         self._last_visible: str | None = None
+        #: Where the scroll after the next refresh goes (see :meth:`_relayout`).
+        self._after_layout_anchor: tuple[str, int] | None = None
 
     # -- data -----------------------------------------------------------------------
 
@@ -262,11 +264,14 @@ class TimelineView(ScrollView, can_focus=True):
                     break
         if target is not None:
             self.scroll_to(y=target, animate=False, immediate=True)
-            # The new virtual size is only in effect after the next refresh; scroll again then.
-            self.call_after_refresh(self._scroll_after_layout, anchor)
+            # The new virtual size is only in effect after the next refresh; scroll again
+            # then, to where the latest layout (or selection) put the reader.
+            self._after_layout_anchor = anchor
+            self.call_after_refresh(self._scroll_after_layout)
         self.refresh()
 
-    def _scroll_after_layout(self, anchor: tuple[str, int] | None) -> None:
+    def _scroll_after_layout(self) -> None:
+        anchor, self._after_layout_anchor = self._after_layout_anchor, None
         if self._stick_to_bottom:
             self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
             return
@@ -387,10 +392,17 @@ class TimelineView(ScrollView, can_focus=True):
         top, bottom = self._offsets[index], self._offsets[index + 1]
         view_top = round(self.scroll_y)
         height = self.scrollable_content_region.height
+        target: int | None = None
         if top < view_top:
-            self.scroll_to(y=top, animate=False)
+            target = top
         elif bottom > view_top + height:
-            self.scroll_to(y=bottom - height, animate=False)
+            target = bottom - height
+        if target is not None:
+            self.scroll_to(y=target, animate=False)
+            if self._after_layout_anchor is not None:
+                # The layout's pending scroll would take the reader back where they were
+                # (a jump to a search result then ended at the window's newest end).
+                self._after_layout_anchor = (self.items[index].key, target - top)
 
     def action_select_previous(self) -> None:
         """Select the message above (the newest when none is selected)."""
