@@ -18,7 +18,17 @@ from typing import Any
 from .ids import InvalidIdentifier, parse_server_name
 from .sanitize import clean_line
 
-__all__ = ["MEDIA_MSGTYPES", "Attachment", "EncryptedFile", "MediaError", "parse_attachment", "parse_mxc", "safe_filename"]
+__all__ = [
+    "MEDIA_MSGTYPES",
+    "Attachment",
+    "EncryptedFile",
+    "ImageRef",
+    "MediaError",
+    "parse_attachment",
+    "parse_image",
+    "parse_mxc",
+    "safe_filename",
+]
 
 MEDIA_MSGTYPES = frozenset({"m.file", "m.image", "m.audio", "m.video"})
 _MEDIA_ID = re.compile(r"[A-Za-z0-9_-]+")
@@ -138,3 +148,75 @@ def safe_filename(name: str, *, fallback: str = "attachment") -> str:
         stem, dot, suffix = cleaned.rpartition(".")
         cleaned = (stem[: 120 - len(suffix) - 1] + dot + suffix) if dot and len(suffix) <= 10 else cleaned[:120]
     return cleaned or fallback
+
+
+#: The largest dimension taken from an image's ``info`` (anything above is nonsense).
+_MAX_DIMENSION = 100_000
+_BLURHASH = re.compile(r"[0-9A-Za-z#$%*+,\-.:;=?@\[\]^_{|}~]{6,200}")
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRef:
+    """An image to draw (``m.image`` or ``m.sticker``): the original, its thumbnail when
+    the sender gave one (encrypted rooms carry it as ``thumbnail_file``), the size the
+    sender says it has, and its blurhash (``xyz.amorgan.blurhash``)."""
+
+    original: Attachment
+    thumbnail: Attachment | None = None
+    width: int | None = None
+    height: int | None = None
+    blurhash: str | None = None
+    sticker: bool = False
+
+    @property
+    def key(self) -> str:
+        """What identifies the image (its original's content URI)."""
+        return self.original.mxc
+
+
+def _dimension(value: object) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= _MAX_DIMENSION:
+        return value
+    return None
+
+
+def parse_image(event_type: str, content: Mapping[str, Any]) -> ImageRef | None:
+    """The image of an ``m.image`` message or an ``m.sticker`` event; ``None`` for any
+    other event or for one whose content is unusable (it then shows as text only)."""
+    if event_type == "m.sticker":
+        content = {**content, "msgtype": "m.image"}
+    elif event_type != "m.room.message" or content.get("msgtype") != "m.image":
+        return None
+    try:
+        original = parse_attachment(content)
+    except MediaError:
+        return None
+    info = content.get("info")
+    info = info if isinstance(info, Mapping) else {}
+    thumbnail: Attachment | None = None
+    thumbnail_file = info.get("thumbnail_file")
+    thumbnail_url = info.get("thumbnail_url")
+    if isinstance(thumbnail_file, Mapping) or isinstance(thumbnail_url, str):
+        thumbnail_info = info.get("thumbnail_info")
+        thumbnail_content: dict[str, Any] = {
+            "msgtype": "m.image",
+            "body": "thumbnail",
+            "info": thumbnail_info if isinstance(thumbnail_info, Mapping) else {},
+        }
+        if isinstance(thumbnail_file, Mapping):
+            thumbnail_content["file"] = thumbnail_file
+        else:
+            thumbnail_content["url"] = thumbnail_url
+        try:
+            thumbnail = parse_attachment(thumbnail_content)
+        except MediaError:
+            thumbnail = None
+    blurhash = info.get("xyz.amorgan.blurhash", content.get("xyz.amorgan.blurhash"))
+    return ImageRef(
+        original=original,
+        thumbnail=thumbnail,
+        width=_dimension(info.get("w")),
+        height=_dimension(info.get("h")),
+        blurhash=blurhash if isinstance(blurhash, str) and _BLURHASH.fullmatch(blurhash) else None,
+        sticker=event_type == "m.sticker",
+    )

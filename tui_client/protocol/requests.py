@@ -551,6 +551,17 @@ def download_media(server: str, media_id: str, *, legacy: bool = False) -> Reque
     return Request("GET", f"/_matrix/client/v1/media/download/{_seg(server)}/{_seg(media_id)}", timeout=60.0)
 
 
+def thumbnail_media(server: str, media_id: str, width: int, height: int, *, legacy: bool = False) -> Request:
+    """``GET /_matrix/client/v1/media/thumbnail/{serverName}/{mediaId}?width&height&method=scale``
+    (authenticated media), or the legacy ``/_matrix/media/v3/thumbnail`` of older servers."""
+    query = _query(width=width, height=height, method="scale")
+    if legacy:
+        return Request(
+            "GET", f"/_matrix/media/v3/thumbnail/{_seg(server)}/{_seg(media_id)}", query=query, authenticated=False, timeout=60.0
+        )
+    return Request("GET", f"/_matrix/client/v1/media/thumbnail/{_seg(server)}/{_seg(media_id)}", query=query, timeout=60.0)
+
+
 def upload_media(data: bytes, filename: str | None, content_type: str) -> Request:
     """``POST /_matrix/media/v3/upload?filename=...`` with the file's bytes (no name for an
     encrypted file: the server must not learn it)."""

@@ -22,6 +22,7 @@ from typing import Any
 
 from .events import RoomEvent, UnknownEvent, relation_of
 from .html import Document
+from .media import ImageRef, parse_image
 from .render import Rendered, describe, message_body
 from .room_state import redaction_applies
 from .sanitize import clean_line
@@ -103,6 +104,8 @@ class TimelineItem:
     device_id: str | None = None
     #: The sanitised ``formatted_body`` of an HTML message (its plain ``body`` stays beside it).
     formatted: Document | None = None
+    #: The picture of an ``m.image`` message or a sticker (drawn under its text line).
+    image: ImageRef | None = None
 
     @property
     def is_local_echo(self) -> bool:
@@ -643,6 +646,7 @@ class TimelineModel:
             trust=info.get("trust") if info is not None and isinstance(info.get("trust"), str) else None,
             device_id=info.get("device_id") if info is not None and isinstance(info.get("device_id"), str) else None,
             formatted=rendered.formatted,
+            image=parse_image(event.type, event.content) if rendered.kind == "media" else None,
         )
 
     def _build_local(self, echo: _LocalEcho) -> TimelineItem:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -23,7 +24,6 @@ from ..engine.devices import UserTrust
 from ..protocol.sanitize import clean_line
 from ..protocol.timeline import SendState, TimelineItem
 from .formatted import Look, render_document
-from .when import clock_text, day_label, time_width
 
 SENDER_COLOURS = (
     "#e06c75",
@@ -70,14 +70,13 @@ def sender_colour(user_id: str) -> str:
 
 
 def day_of(ts: int) -> str:
-    """A local calendar day label: ``Today``, ``Yesterday`` or e.g. ``Friday, 27 November 2026``
-    (the config's date pattern; see ui/when.py)."""
-    return day_label(ts)
+    """A local calendar day label, e.g. ``Friday, 27 November 2026``."""
+    return time.strftime("%A, %d %B %Y", time.localtime(ts / 1000)) if ts else "Unknown date"
 
 
 def clock(ts: int) -> str:
-    """Local ``HH:MM``, or ``2:05pm`` in 12-hour style (ui/when.py)."""
-    return clock_text(ts)
+    """Local ``HH:MM``."""
+    return time.strftime("%H:%M", time.localtime(ts / 1000)) if ts else "--:--"
 
 
 def name_column_width(total_width: int) -> int:
@@ -207,9 +206,10 @@ def render_item(
     room_name_of: Callable[[str], str | None] | None = None,
     reveal: bool = False,
     thread_unread: bool = False,
+    picture: Sequence[Line] = (),
 ) -> list[Line]:
     """The lines of one item: day separator, "new messages" line, reply quote, body,
-    reactions, thread, status."""
+    its picture (an image's lines, drawn as given), reactions, thread, status."""
     muted = Style(color=palette.muted)
     lines: list[Line] = []
     day = day_of(item.ts)
@@ -218,8 +218,7 @@ def render_item(
     if first_new:
         lines.append([Segment(_rule(" new messages ", width), Style(color=palette.error, bold=True))])
     name_width = name_column_width(width)
-    stamp_width = time_width()
-    gutter = stamp_width + name_width + 1
+    gutter = TIME_WIDTH + name_width + 1
     body_width = max(10, width - gutter)
     grouped = (
         previous is not None
@@ -240,13 +239,13 @@ def render_item(
             display = chop_cells(display, name_width - 1)[0] + "…"
         padding = " " * max(0, name_width - cell_len(display))
         name = Segment(padding + display + " ", Style(color=sender_colour(item.sender), bold=True))
-    first_prefix = [Segment(clock(item.ts).ljust(stamp_width), muted), name]
+    first_prefix = [Segment(clock(item.ts).ljust(TIME_WIDTH), muted), name]
     marker = sender_marker(item, trust, own_user)
     if marker is not None:
         # The last cell of the time column flags a message from a device we cannot vouch
         # for, or from a verified user.
         colour = palette.success if marker == "✓" else palette.warning if marker == "!" else palette.muted
-        first_prefix[0] = Segment(clock(item.ts).ljust(stamp_width - 1), muted)
+        first_prefix[0] = Segment(clock(item.ts).ljust(TIME_WIDTH - 1), muted)
         first_prefix.insert(1, Segment(marker, Style(color=colour, bold=True)))
     indent = Segment(" " * gutter)
     if item.reply is not None:
@@ -259,13 +258,14 @@ def render_item(
             (item.reply.body if item.reply.body is not None else "(not loaded)", Style(color=palette.muted, italic=True)),
         ]
         lines.append([*first_prefix, *_truncate(quote_spans, body_width)])
-        first_prefix = [Segment(" " * stamp_width), blank_name]
+        first_prefix = [Segment(" " * TIME_WIDTH), blank_name]
     if item.formatted is not None and item.kind in ("text", "emote", "notice"):
         body_lines = _formatted_body(item, name_of, room_name_of, palette, body_width, reveal)
     else:
         body_lines = styled_lines(_body(item, name_of, palette), body_width)
     for index, body_line in enumerate(body_lines):
         lines.append([*(first_prefix if index == 0 else [indent]), *body_line])
+    picture_at = len(lines)
     for extra in _extras(item, palette, name_of if selected else None, thread_unread=thread_unread):
         lines.append([indent, *_truncate(extra, body_width)])
     if seen_by:
@@ -273,6 +273,9 @@ def render_item(
     if selected:
         highlight = Style(bgcolor=palette.selection)
         lines = [[Segment(s.text, (s.style or Style()) + highlight) for s in line] for line in lines]
+    if picture:
+        # After the selection's background: a picture's colours are its own.
+        lines[picture_at:picture_at] = [[indent, *line] for line in picture]
     return lines
 
 

@@ -23,8 +23,11 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from ...engine.devices import UserTrust
+from ...engine.images import MODE_OFF, ImageService, Picture, placeholder_rows
+from ...protocol.media import ImageRef
 from ...protocol.timeline import Diff, TimelineItem
-from ..render import Palette, render_item
+from ..pictures import box_for, image_service, picture_lines, placeholder_lines
+from ..render import TIME_WIDTH, Line, Palette, name_column_width, render_item
 
 LOAD_MORE_THRESHOLD = 8
 
@@ -45,9 +48,11 @@ class TimelineView(ScrollView, can_focus=True):
         Binding("d,delete", "delete", "Delete"),
         Binding("R", "retry", "Retry", show=False),
         Binding("X", "discard", "Discard", show=False),
-        Binding("o", "open_link", "Open link", show=False),
+        Binding("o", "open_link", "Open file or link", show=False),
+        Binding("O", "copy_link", "Copy link", show=False),
         Binding("s", "save_attachment", "Save file", show=False),
         Binding("v", "reveal", "Show spoiler", show=False),
+        Binding("enter", "view_image", "View image", show=False),
         Binding("t", "thread", "Thread", show=False),
         Binding("escape", "clear_selection", "Unselect", show=False),
         Binding("slash", "search", "Search room", show=False),
@@ -108,6 +113,10 @@ class TimelineView(ScrollView, can_focus=True):
         #: The "new messages" line goes after this event (set when a room opens).
         self.new_after: str | None = None
         self.palette = Palette()
+        #: Where pictures come from (the app's client's service unless set).
+        self.images: ImageService | None = None
+        #: Items drawn with a placeholder: their picture is asked for once they are on screen.
+        self._unloaded: dict[str, tuple[ImageRef, int, int]] = {}
         self._cache: dict[str, tuple[int, bool, list[Strip]]] = {}
         self._offsets: list[int] = [0]
         self._layout_width = 0
@@ -230,6 +239,7 @@ class TimelineView(ScrollView, can_focus=True):
             room_name_of=self.room_name_of,
             reveal=item.key in self.revealed,
             thread_unread=item.event_id in self.thread_unread if item.event_id else False,
+            picture=self._picture_of(item, width),
         )
         pad = Style(bgcolor=self.palette.selection) if selected else None
         strips = []
@@ -242,6 +252,56 @@ class TimelineView(ScrollView, can_focus=True):
                 strips.append(Strip(line, used).crop(0, width))
         self._cache[item.key] = (width, selected, strips)
         return strips
+
+    def image_source(self) -> ImageService | None:
+        """The image service (the app's client's), or ``None`` without one."""
+        if self.images is None:
+            client = getattr(self.app, "client", None)
+            if client is not None:
+                self.images = image_service(client)
+        return self.images
+
+    def _picture_of(self, item: TimelineItem, width: int) -> list[Line]:
+        ref = item.image
+        self._unloaded.pop(item.key, None)
+        if ref is None:
+            return []
+        service = self.image_source()
+        if service is None or service.mode == MODE_OFF:
+            return []
+        body_width = max(10, width - TIME_WIDTH - name_column_width(width) - 1)
+        cols, rows = box_for(ref, body_width)
+        found = service.peek(ref, cols, rows)
+        if isinstance(found, Picture):
+            return picture_lines(found)
+        if isinstance(found, str):
+            return [[Segment(f"⚠ image not shown: {found}", Style(color=self.palette.error, italic=True))]]
+        self._unloaded[item.key] = (ref, cols, rows)
+        keep_cols, keep_rows = placeholder_rows(ref, cols, rows)
+        return placeholder_lines(ref, keep_cols, keep_rows, "loading image…", self.palette.muted)
+
+    def _want_picture(self, item: TimelineItem) -> None:
+        wanted = self._unloaded.get(item.key)
+        service = self.images
+        if wanted is None or service is None:
+            return
+        ref, cols, rows = wanted
+        service.request(ref, cols, rows, self._picture_ready)
+
+    def _picture_ready(self, ref: ImageRef) -> None:
+        changed = False
+        for item in self.items:
+            if item.image is not None and item.image.key == ref.key:
+                self._cache.pop(item.key, None)
+                self._unloaded.pop(item.key, None)
+                changed = True
+        if changed and self.is_attached:
+            self._relayout(None if self._stick_to_bottom else self._anchor())
+
+    def refresh_pictures(self) -> None:
+        """The images setting changed: draw every picture again."""
+        self._unloaded.clear()
+        self.refresh_names()
 
     def _relayout(self, anchor: tuple[str, int] | None) -> None:
         width = max(20, self.scrollable_content_region.width or 80)
@@ -331,6 +391,9 @@ class TimelineView(ScrollView, can_focus=True):
         if index is None:
             return Strip.blank(width)
         strips = self._strips_for(index, width)
+        item = self.items[index]
+        if item.key in self._unloaded:
+            self._want_picture(item)
         within = line - self._offsets[index]
         if within >= len(strips):
             return Strip.blank(width)
@@ -491,6 +554,10 @@ class TimelineView(ScrollView, can_focus=True):
         """Open (or join) the room the selected message links to."""
         self._item_action("open_link")
 
+    def action_copy_link(self) -> None:
+        """Copy the selected message's link to the clipboard."""
+        self._item_action("copy_link")
+
     def action_thread(self) -> None:
         """Open the selected message's thread (or start one from it)."""
         self._item_action("thread")
@@ -507,6 +574,16 @@ class TimelineView(ScrollView, can_focus=True):
         self.revealed.symmetric_difference_update({item.key})
         self._cache.pop(item.key, None)
         self._relayout(self._anchor() if not self._stick_to_bottom else None)
+
+    def action_view_image(self) -> None:
+        """Show the selected message's image on the whole screen."""
+        item = self.selected_item
+        service = self.image_source()
+        if item is None or item.image is None or service is None:
+            return
+        from ..screens.image_viewer import ImageViewer
+
+        self.app.push_screen(ImageViewer(service, item.image, self.palette.muted))
 
     def action_discard(self) -> None:
         """Discard a failed message."""

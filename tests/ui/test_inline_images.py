@@ -1,0 +1,183 @@
+"""Images sent by someone else are drawn in the timeline in half-blocks, checked on Synapse:
+a plain image (a server thumbnail, authenticated media) and one in an encrypted room
+(downloaded in full, its hash checked, decrypted), read back from the screen: ``▀`` cells
+whose colours are the picture's. Enter on the image opens the full-screen viewer."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+from nio.crypto.attachments import encrypt_attachment as nio_encrypt
+from PIL import Image
+from rich.segment import Segment
+
+from tui_client.devtools.synapse import RegisteredUser, SynapseServer
+from tui_client.ui.app import TuiClientApp
+from tui_client.ui.screens.image_viewer import ImageViewer
+from tui_client.ui.widgets.timeline import TimelineView
+
+from ..integration.e2ee_support import client_for, encrypted_room
+from ..integration.test_attachments import upload
+from .test_flow import _join, _room, until
+from .test_read_receipts_flow import _log_in
+from .test_threads_flow import _send
+
+RED, GREEN, BLUE, YELLOW = (220, 20, 20), (20, 200, 40), (30, 40, 210), (230, 210, 30)
+
+
+def quadrants_png(width: int = 16, height: int = 8) -> bytes:
+    """A PNG in four flat quadrants: red and green above, blue and yellow below."""
+    image = Image.new("RGB", (width, height))
+    for x in range(width):
+        for y in range(height):
+            left, top = x < width // 2, y < height // 2
+            image.putpixel((x, y), (RED if left else GREEN) if top else (BLUE if left else YELLOW))
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+def half_block_cells(
+    timeline: TimelineView,
+) -> list[list[tuple[tuple[int, int, int], tuple[int, int, int]]]]:
+    """The rows of ``▀`` cells the timeline draws on screen: (upper, lower) colours each."""
+    rows = []
+    for y in range(timeline.size.height):
+        strip = timeline.render_line(y)
+        cells = []
+        for segment in strip:
+            assert isinstance(segment, Segment)
+            if "▀" not in segment.text:
+                continue
+            style = segment.style
+            assert style is not None and style.color is not None and style.bgcolor is not None
+            upper, lower = style.color.get_truecolor(), style.bgcolor.get_truecolor()
+            cells.extend(
+                [((upper.red, upper.green, upper.blue), (lower.red, lower.green, lower.blue))]
+                * len(segment.text)
+            )
+        if cells:
+            rows.append(cells)
+    return rows
+
+
+def near(colour: tuple[int, int, int], expected: tuple[int, int, int]) -> bool:
+    return all(abs(a - b) <= 12 for a, b in zip(colour, expected, strict=True))
+
+
+def assert_quadrants(rows: list[list[tuple[tuple[int, int, int], tuple[int, int, int]]]]) -> None:
+    # 16 x 8 pixels: 16 cells wide, 4 rows (two pixel rows a cell), not enlarged.
+    assert len(rows) == 4 and all(len(row) == 16 for row in rows), [len(r) for r in rows]
+    for index, row in enumerate(rows):
+        left, right = (RED, GREEN) if index < 2 else (BLUE, YELLOW)
+        assert all(near(up, left) and near(down, left) for up, down in row[:8]), row[:8]
+        assert all(near(up, right) and near(down, right) for up, down in row[8:]), row[8:]
+
+
+async def test_plain_and_encrypted_images_are_drawn_in_half_blocks_and_open_in_the_viewer(
+    synapse: SynapseServer, make_user: Callable[..., RegisteredUser], tmp_path: Path
+) -> None:
+    alice = make_user("alice", displayname="Alice")
+    bob = make_user("bob", displayname="Bob")
+    picture = quadrants_png()
+
+    plain = _room(synapse, bob, "Pictures", [alice.user_id])
+    _join(synapse, alice, plain)
+    image_event = _send(
+        synapse,
+        bob,
+        plain,
+        {
+            "msgtype": "m.image",
+            "body": "quadrants.png",
+            "url": upload(synapse, bob, picture),
+            "info": {"mimetype": "image/png", "w": 16, "h": 8, "size": len(picture)},
+        },
+        "img1",
+    )
+
+    app = TuiClientApp(base_dir=tmp_path / "alice")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _log_in(pilot, app, synapse, alice)
+        assert app.client is not None
+        await until(
+            pilot, lambda: screen.current_room == plain and screen.view is not None, "the room"
+        )
+        timeline = screen.query_one("#timeline", TimelineView)
+        await until(
+            pilot,
+            lambda: any(i.event_id == image_event for i in timeline.items),
+            "the image message",
+        )
+        await until(
+            pilot, lambda: len(half_block_cells(timeline)) == 4, "the picture drawn", timeout=20
+        )
+        assert_quadrants(half_block_cells(timeline))
+
+        # Enter on the selected image: the whole screen, bigger; Escape comes back.
+        timeline.focus()
+        timeline.select_event(image_event)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ImageViewer), "the viewer")
+        viewer = app.screen
+        await until(
+            pilot,
+            lambda: any("▀" in s.text for s in viewer.query_one("#picture").render_line(20)),
+            "the full picture",
+        )
+        drawn = [viewer.query_one("#picture").render_line(y) for y in range(40)]
+        wide = max(sum(len(s.text) for s in strip if "▀" in s.text) for strip in drawn)
+        assert wide == 16  # never enlarged past its pixels: the whole of it, sharp
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is screen, "back to the room")
+
+        # An encrypted room: bob's client encrypts the message, matrix-nio the file.
+        bob_client = await client_for(synapse, bob, tmp_path / "bob")
+        try:
+            secret = await encrypted_room(bob_client, "Secret pictures", [alice.user_id])
+            await until(pilot, lambda: secret in app.client.rooms, "the invite")  # type: ignore[union-attr]
+            await app.client.join(secret)
+            await until(
+                pilot, lambda: bob_client.rooms[secret].joined_count == 2, "alice in the room"
+            )
+            ciphertext, keys = nio_encrypt(picture)
+            file = {
+                "v": "v2",
+                "key": keys["key"],
+                "iv": keys["iv"],
+                "hashes": keys["hashes"],
+                "url": upload(synapse, bob, ciphertext),
+            }
+            await bob_client.send_event(
+                secret,
+                "m.room.message",
+                {
+                    "msgtype": "m.image",
+                    "body": "secret.png",
+                    "file": file,
+                    "info": {"mimetype": "image/png", "w": 16, "h": 8},
+                },
+            )
+            screen.open_room(secret)
+            await until(
+                pilot,
+                lambda: (
+                    screen.current_room == secret
+                    and any(
+                        i.image is not None and i.image.original.encrypted is not None
+                        for i in timeline.items
+                    )
+                ),
+                "the encrypted image",
+            )
+            await until(
+                pilot,
+                lambda: len(half_block_cells(timeline)) == 4,
+                "the decrypted picture drawn",
+                timeout=20,
+            )
+            assert_quadrants(half_block_cells(timeline))
+        finally:
+            await bob_client.close()

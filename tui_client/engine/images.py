@@ -1,0 +1,317 @@
+"""Pictures in the timeline: fetching, decoding and caching images to draw in cells.
+
+An image (``m.image``, ``m.sticker``) is fetched as a server thumbnail (authenticated
+media, the legacy route on older servers), or in full when the room is encrypted (the
+sender's ``thumbnail_file`` when there is one) or the user asked for full images; an
+encrypted file has its hash checked and is decrypted (:mod:`tui_client.crypto.attachments`).
+Decoding (Pillow, :mod:`.image_decode`) runs in a thread, never on the event loop, after
+size checks on the bytes and on the header, and keeps only the first frame of an animation. The result is
+a :class:`Picture`: RGBA pixels sized to a box of terminal cells, two pixel rows per
+cell (the UI draws them with ``▀``). Pictures are kept in a cache bounded by bytes.
+
+Nothing here imports the UI: the engine, the benchmarks and tests use it headless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from PIL import Image
+
+from ..crypto.attachments import AttachmentError, decrypt_attachment
+from ..protocol import requests as api
+from ..protocol.errors import MatrixError, NetworkError
+from ..protocol.media import Attachment, ImageRef, MediaError
+from .image_decode import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, ImageDecodeError, decode_image
+
+if TYPE_CHECKING:
+    from .client import MatrixClient
+
+__all__ = [
+    "IMAGE_MODES",
+    "IMAGE_MODE_SETTING",
+    "MAX_IMAGE_BYTES",
+    "MAX_IMAGE_PIXELS",
+    "MODE_FULL",
+    "MODE_OFF",
+    "MODE_THUMBNAILS",
+    "ImageDecodeError",
+    "ImageService",
+    "Picture",
+    "PictureCache",
+    "blurhash_colour",
+    "cell_box",
+    "decode_picture",
+    "placeholder_rows",
+]
+
+MODE_OFF = "off"
+MODE_THUMBNAILS = "thumbnails"
+MODE_FULL = "full"
+IMAGE_MODES = (MODE_OFF, MODE_THUMBNAILS, MODE_FULL)
+#: The cache's meta key of the images setting.
+IMAGE_MODE_SETTING = "image_mode"
+
+#: The thumbnail size asked of the server (one of Synapse's default "scale" sizes).
+THUMBNAIL_SIZE = (320, 240)
+
+
+@dataclass(frozen=True, slots=True)
+class Picture:
+    """An image scaled to terminal cells: ``width`` columns, ``height`` pixel rows (two per
+    cell row), RGBA bytes row by row."""
+
+    width: int
+    height: int
+    rgba: bytes
+
+    @property
+    def rows(self) -> int:
+        """Terminal rows it takes."""
+        return (self.height + 1) // 2
+
+    def pixel(self, x: int, y: int) -> tuple[int, int, int, int]:
+        """The RGBA of one pixel."""
+        at = (y * self.width + x) * 4
+        r, g, b, a = self.rgba[at : at + 4]
+        return r, g, b, a
+
+
+def cell_box(width: int, height: int, max_cols: int, max_rows: int) -> tuple[int, int]:
+    """The (columns, rows) an image of ``width`` x ``height`` pixels takes in a box of
+    ``max_cols`` x ``max_rows`` cells, aspect kept (a cell holds 1 x 2 pixels), never
+    enlarged."""
+    scale = min(max_cols / width, (max_rows * 2) / height, 1.0)
+    cols = max(1, min(max_cols, round(width * scale)))
+    pixel_rows = max(1, min(max_rows * 2, round(height * scale)))
+    return cols, (pixel_rows + 1) // 2
+
+
+def decode_picture(
+    data: bytes, max_cols: int, max_rows: int, mimetype: str | None = None
+) -> Picture:
+    """Decode an image's bytes and scale it into a box of cells (see :func:`cell_box`).
+
+    Runs in a worker thread. The checks before decoding (byte size, SVG and other formats
+    refused, the header's pixel count) and the first frame are
+    :func:`.image_decode.decode_image`'s. Raises :class:`ImageDecodeError`.
+    """
+    image = decode_image(data, mimetype, max_side=max(max_cols, max_rows * 2))
+    cols, rows = cell_box(image.width, image.height, max_cols, max_rows)
+    target = (cols, min(rows * 2, max(1, round(image.height * cols / image.width))))
+    frame = image.convert("RGBA")
+    if frame.size != target:
+        frame = frame.resize(
+            target, Image.Resampling.BOX if frame.width >= target[0] else Image.Resampling.NEAREST
+        )
+    return Picture(frame.width, frame.height, frame.tobytes())
+
+
+_BASE83 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz#$%*+,-.:;=?@[\\]^_{|}~"
+
+
+def blurhash_colour(blurhash: str) -> tuple[int, int, int] | None:
+    """The average colour of a blurhash (its DC component), for a placeholder while the
+    image loads; ``None`` if it is malformed."""
+    if len(blurhash) < 6:
+        return None
+    value = 0
+    for char in blurhash[2:6]:
+        digit = _BASE83.find(char)
+        if digit < 0:
+            return None
+        value = value * 83 + digit
+    return (value >> 16) & 255, (value >> 8) & 255, value & 255
+
+
+class PictureCache:
+    """Decoded pictures, least recently used dropped first past ``max_bytes``."""
+
+    def __init__(self, max_bytes: int = 32 * 1024 * 1024) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._pictures: OrderedDict[tuple[str, int, int, bool], Picture] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._pictures)
+
+    def get(self, key: tuple[str, int, int, bool]) -> Picture | None:
+        """A cached picture (now the most recently used)."""
+        picture = self._pictures.get(key)
+        if picture is not None:
+            self._pictures.move_to_end(key)
+        return picture
+
+    def put(self, key: tuple[str, int, int, bool], picture: Picture) -> None:
+        """Keep a picture, dropping the least recently used past the bound."""
+        old = self._pictures.pop(key, None)
+        if old is not None:
+            self.bytes -= len(old.rgba)
+        self._pictures[key] = picture
+        self.bytes += len(picture.rgba)
+        while self.bytes > self.max_bytes and len(self._pictures) > 1:
+            _, dropped = self._pictures.popitem(last=False)
+            self.bytes -= len(dropped.rgba)
+
+
+class ImageService:
+    """Loads pictures for the UI: one fetch per image at a time, at most ``parallel``
+    fetches, results (and failures) remembered. The mode (off / thumbnails / full) is kept
+    in the cache's meta table."""
+
+    def __init__(
+        self, client: MatrixClient | None, *, max_bytes: int = 32 * 1024 * 1024, parallel: int = 4
+    ) -> None:
+        self.client = client
+        self.cache = PictureCache(max_bytes)
+        self.failed: dict[tuple[str, int, int, bool], str] = {}
+        self.mode = MODE_THUMBNAILS
+        self._loading: dict[tuple[str, int, int, bool], asyncio.Task[Picture | None]] = {}
+        self._slots = asyncio.Semaphore(parallel)
+
+    async def load_settings(self) -> None:
+        """Read the images setting (thumbnails when unset)."""
+        if self.client is None:
+            return
+        mode = await self.client.db.run(self.client.cache.get_meta, IMAGE_MODE_SETTING)
+        self.mode = mode if mode in IMAGE_MODES else MODE_THUMBNAILS
+
+    async def set_mode(self, mode: str) -> None:
+        """``off``, ``thumbnails`` or ``full`` (kept across restarts)."""
+        if mode not in IMAGE_MODES:
+            raise ValueError(f"unknown image mode {mode!r}")
+        if self.client is not None:
+            await self.client.db.run(self.client.cache.set_meta, IMAGE_MODE_SETTING, mode)
+        if mode != self.mode:
+            self.cache = PictureCache(self.cache.max_bytes)
+            self.failed.clear()
+        self.mode = mode
+
+    def _key(self, ref: ImageRef, cols: int, rows: int, full: bool) -> tuple[str, int, int, bool]:
+        return ref.key, cols, rows, full or self.mode == MODE_FULL
+
+    def peek(
+        self, ref: ImageRef, cols: int, rows: int, *, full: bool = False
+    ) -> Picture | str | None:
+        """The picture if loaded, the reason it failed, or ``None`` (not loaded yet)."""
+        key = self._key(ref, cols, rows, full)
+        picture = self.cache.get(key)
+        if picture is not None:
+            return picture
+        return self.failed.get(key)
+
+    def request(
+        self,
+        ref: ImageRef,
+        cols: int,
+        rows: int,
+        done: Callable[[ImageRef], None],
+        *,
+        full: bool = False,
+    ) -> None:
+        """Start loading (if not loaded nor loading); ``done(ref)`` is called on the event
+        loop when it is ready or failed."""
+        key = self._key(ref, cols, rows, full)
+        if key in self.failed or self.cache.get(key) is not None:
+            return
+        task = self._loading.get(key)
+        if task is None:
+            task = self._loading[key] = asyncio.get_running_loop().create_task(
+                self._load(key, ref, cols, rows)
+            )
+        task.add_done_callback(lambda _task: done(ref))
+
+    async def picture(self, ref: ImageRef, cols: int, rows: int, *, full: bool = False) -> Picture:
+        """Load (or take from the cache) a picture; raises :class:`ImageDecodeError` with
+        the reason it cannot be shown."""
+        key = self._key(ref, cols, rows, full)
+        cached = self.cache.get(key)
+        if cached is None:
+            task = self._loading.get(key)
+            if task is None:
+                task = self._loading[key] = asyncio.get_running_loop().create_task(
+                    self._load(key, ref, cols, rows)
+                )
+            cached = await task
+        if cached is None:
+            raise ImageDecodeError(self.failed.get(key, "the image could not be loaded"))
+        return cached
+
+    async def _load(
+        self, key: tuple[str, int, int, bool], ref: ImageRef, cols: int, rows: int
+    ) -> Picture | None:
+        try:
+            async with self._slots:
+                data = await self.fetch(ref, full=key[3])
+                picture = await asyncio.to_thread(
+                    decode_picture, data, cols, rows, ref.original.mimetype
+                )
+        except (ImageDecodeError, MediaError, AttachmentError) as error:
+            self.failed[key] = str(error)
+            return None
+        except (MatrixError, NetworkError) as error:
+            self.failed[key] = f"the image could not be downloaded ({error})"
+            return None
+        finally:
+            self._loading.pop(key, None)
+        self.cache.put(key, picture)
+        return picture
+
+    async def fetch(self, ref: ImageRef, *, full: bool) -> bytes:
+        """The image's bytes (decrypted): a server thumbnail of a plain image, else the
+        sender's encrypted thumbnail or the file itself."""
+        if self.client is None:
+            raise MediaError("not connected")
+        original = ref.original
+        if not full and original.encrypted is None:
+            try:
+                return await self._send_fallback(
+                    api.thumbnail_media(original.server, original.media_id, *THUMBNAIL_SIZE),
+                    api.thumbnail_media(
+                        original.server, original.media_id, *THUMBNAIL_SIZE, legacy=True
+                    ),
+                )
+            except MatrixError:
+                pass  # no thumbnail (a format the server does not thumbnail): the original
+        source: Attachment = original
+        if (
+            not full
+            and original.encrypted is not None
+            and ref.thumbnail is not None
+            and ref.thumbnail.encrypted is not None
+        ):
+            source = ref.thumbnail
+        if source.size is not None and source.size > MAX_IMAGE_BYTES:
+            raise ImageDecodeError(f"the image is too large to show ({source.size:,} bytes)")
+        data = await self._send_fallback(
+            api.download_media(source.server, source.media_id),
+            api.download_media(source.server, source.media_id, legacy=True),
+        )
+        if source.encrypted is not None:
+            data = await asyncio.to_thread(decrypt_attachment, data, source.encrypted)
+        return data
+
+    async def _send_fallback(self, request: api.Request, legacy: api.Request) -> bytes:
+        assert self.client is not None
+        try:
+            return await self.client.connection.send_raw(request)
+        except MatrixError as error:
+            # Servers without authenticated media (before Matrix 1.11) do not know the route.
+            if error.errcode not in ("M_UNRECOGNIZED", "M_NOT_FOUND") and error.status not in (
+                404,
+                405,
+            ):
+                raise
+            return await self.client.connection.send_raw(legacy)
+
+
+def placeholder_rows(ref: ImageRef, max_cols: int, max_rows: int) -> tuple[int, int]:
+    """The (columns, rows) to keep for an image before it loads: from the size its sender
+    gave, else one row."""
+    if ref.width and ref.height:
+        return cell_box(ref.width, ref.height, max_cols, max_rows)
+    return min(max_cols, 12), 1

@@ -1,0 +1,109 @@
+"""Pictures as terminal lines: Unicode half-blocks (``▀`` with the upper pixel as the
+foreground and the lower one as the background), built as Rich segments for the
+line-API timeline, so an image is a few more lines of its message.
+
+Also the one :class:`~tui_client.engine.images.ImageService` per client the views share.
+"""
+
+from __future__ import annotations
+
+import weakref
+from functools import lru_cache
+
+from rich.color import Color
+from rich.segment import Segment
+from rich.style import Style
+
+from ..engine.client import MatrixClient
+from ..engine.images import ImageService, Picture, blurhash_colour
+from ..protocol.media import ImageRef
+
+__all__ = [
+    "INLINE_BOX",
+    "STICKER_BOX",
+    "box_for",
+    "image_service",
+    "picture_lines",
+    "placeholder_lines",
+]
+
+Line = list[Segment]
+
+#: The largest box (columns, rows) of an inline image, and of a sticker.
+INLINE_BOX = (40, 12)
+STICKER_BOX = (16, 8)
+
+_services: weakref.WeakKeyDictionary[MatrixClient, ImageService] = weakref.WeakKeyDictionary()
+
+
+def image_service(client: MatrixClient) -> ImageService:
+    """The image service of a client (made on first use)."""
+    service = _services.get(client)
+    if service is None:
+        service = _services[client] = ImageService(client)
+    return service
+
+
+def box_for(ref: ImageRef, body_width: int) -> tuple[int, int]:
+    """The box an image of a message may fill, at this body width."""
+    cols, rows = STICKER_BOX if ref.sticker else INLINE_BOX
+    return max(1, min(cols, body_width)), rows
+
+
+@lru_cache(maxsize=65536)
+def _style(top: tuple[int, int, int] | None, bottom: tuple[int, int, int] | None) -> Style:
+    return Style(
+        color=Color.from_rgb(*top) if top is not None else None,
+        bgcolor=Color.from_rgb(*bottom) if bottom is not None else None,
+    )
+
+
+def picture_lines(picture: Picture) -> list[Line]:
+    """The half-block lines of a picture (a transparent pixel is left to the terminal's
+    background: ``▄`` or a space)."""
+    rgba = picture.rgba
+    width = picture.width
+    lines: list[Line] = []
+    for row in range(picture.rows):
+        top_row = 2 * row * width * 4
+        bottom_y = 2 * row + 1
+        line: Line = []
+        run_text = ""
+        run_style: Style | None = None
+        for x in range(width):
+            at = top_row + x * 4
+            top = (rgba[at], rgba[at + 1], rgba[at + 2]) if rgba[at + 3] >= 128 else None
+            bottom: tuple[int, int, int] | None = None
+            if bottom_y < picture.height:
+                below = at + width * 4
+                if rgba[below + 3] >= 128:
+                    bottom = (rgba[below], rgba[below + 1], rgba[below + 2])
+            if top is not None:
+                char, style = "▀", _style(top, bottom)
+            elif bottom is not None:
+                char, style = "▄", _style(bottom, None)
+            else:
+                char, style = " ", _style(None, None)
+            if style is run_style:
+                run_text += char
+            else:
+                if run_text:
+                    line.append(Segment(run_text, run_style))
+                run_text, run_style = char, style
+        if run_text:
+            line.append(Segment(run_text, run_style))
+        lines.append(line)
+    return lines
+
+
+def placeholder_lines(ref: ImageRef, cols: int, rows: int, label: str, muted: str) -> list[Line]:
+    """What stands for an image while it loads: its blurhash's average colour over the box
+    it will take, with ``label`` on the first line (or the label alone without one)."""
+    colour = blurhash_colour(ref.blurhash) if ref.blurhash else None
+    text = label[:cols]
+    if colour is None:
+        return [[Segment(label, Style(color=muted, italic=True))]]
+    fill = Style(bgcolor=Color.from_rgb(*colour), color=muted, italic=True)
+    lines: list[Line] = [[Segment(text + " " * (cols - len(text)), fill)]]
+    lines.extend([Segment(" " * cols, fill)] for _ in range(rows - 1))
+    return lines
