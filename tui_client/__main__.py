@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import locale
 import logging
 import os
 import re
 from pathlib import Path
 
+from .config import config_path, load_config, write_example
 from .engine.paths import data_dir
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -76,14 +78,40 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--log", type=Path, default=None, help="write a debug log to this file (mode 0600)"
     )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="config file (default: $TUI_CLIENT_CONFIG, else config.toml in the config folder)",
+    )
+    parser.add_argument(
+        "--write-config",
+        action="store_true",
+        help="write a commented config file with every setting at its default, then exit",
+    )
     args = parser.parse_args(argv)
+    path = config_path(args.config)
+    if args.write_config:
+        if not write_example(path):
+            parser.exit(1, f"{path} exists already; not overwritten.\n")
+        parser.exit(0, f"Wrote {path}\n")
+    try:
+        # Month and day names, and "locale" time format, follow LC_TIME.
+        locale.setlocale(locale.LC_TIME, "")
+    except locale.Error:
+        pass
+    config = load_config(path)
     base = args.data_dir or data_dir()
     log_path = args.log or (base / args.profile / "client.log")
     configure_logging(log_path, debug=bool(os.environ.get("TUI_CLIENT_DEBUG")))
     from .ui.app import run_app
 
     run_app(
-        profile=args.profile, base_dir=args.data_dir, homeserver=args.homeserver, user_id=args.user
+        profile=args.profile,
+        base_dir=args.data_dir,
+        homeserver=args.homeserver,
+        user_id=args.user,
+        config=config,
     )
 
 

@@ -15,17 +15,20 @@ from textual.content import Content
 from textual.fuzzy import Matcher
 from textual.screen import Screen
 
+from ..config import Config, themes_dir, write_setting
 from ..engine import gc_policy
 from ..engine.cache_key import CacheKeyError, set_aside_unreadable_cache
 from ..engine.client import CACHE_FILE, SESSION_FILE, MatrixClient
 from ..engine.directory import parse_server_list
 from ..engine.paths import profile_dir
+from ..engine.settings import account_values, apply_config
 from ..engine.updates import SessionEnded, SyncStatus, Update
 from ..protocol.directory import PublicRoom
 from ..protocol.ids import InvalidIdentifier
 from ..protocol.sanitize import clean_line
 from . import notification_commands, notify
 from .join_flow import JoinFlow
+from .keymap import KeySettings, load_key_settings, resolve
 from .messages import EngineUpdate
 from .screens import recovery, security
 from .screens.chat import ChatScreen
@@ -35,7 +38,8 @@ from .screens.login import LoginScreen, explain_login_failure
 from .screens.room_preview import RoomPreviewScreen
 from .screens.space import SpaceScreen
 from .security_flow import SecurityFlow
-from .themes import DEFAULT_THEME, load_themes
+from .themes import DEFAULT_THEME, builtin_themes, load_themes
+from .when import TimeStyle, set_time_style
 from .widgets.room_list import visible_rooms
 
 log = logging.getLogger(__name__)
@@ -101,6 +105,7 @@ class TuiClientApp(App[None]):
         start_sync: bool = True,
         homeserver: str = "",
         user_id: str = "",
+        config: Config | None = None,
     ) -> None:
         super().__init__()
         self.profile = profile
@@ -114,13 +119,54 @@ class TuiClientApp(App[None]):
         self.join_flow = JoinFlow(self)
         self.security = SecurityFlow(self)
         self.notifier = notify.attach(self)
-        for theme in load_themes():
+        self._apply_config(config or Config())
+
+    def _apply_config(self, config: Config) -> None:
+        """Themes, the theme chosen and the time style; the file's problems are kept for a toast."""
+        self.config = config
+        self.config_problems = [str(problem) for problem in config.problems]
+        set_time_style(TimeStyle.from_settings(config.time_format, config.date_format, config.relative_days))
+        for theme in builtin_themes():
             self.register_theme(theme)
-        if DEFAULT_THEME in self.available_themes:
+        if config.path is not None:
+            themes, refused = load_themes(themes_dir(config.path))
+            for theme in themes:
+                self.register_theme(theme)
+            self.config_problems += [str(problem) for problem in refused]
+        if config.theme in self.available_themes:
+            self.theme = config.theme
+        else:
+            self.config_problems.append(
+                f"Theme {config.theme!r} not found (built in: tui-dark, tui-light, tui-high-contrast, "
+                f"or a JSON file in {themes_dir(config.path) if config.path else 'the themes folder'}); using {DEFAULT_THEME}"
+            )
             self.theme = DEFAULT_THEME
+        self._saved_settings: dict[str, Any] = {"theme": self.theme}
+
+    def save_settings(self) -> None:
+        """Write the settings changed in the client (theme, account toggles) back to the config file."""
+        path = self.config.path
+        if path is None:
+            return
+        now: dict[str, Any] = {"theme": self.theme}
+        if self.client is not None:
+            now.update(account_values(self.client))
+        for name, value in now.items():
+            if self._saved_settings.get(name) == value:
+                continue
+            try:
+                write_setting(path, name, value)
+            except (OSError, ValueError) as error:
+                self.notify(f"Could not save the setting to {path}: {error}", severity="error", markup=False)
+                return
+            self._saved_settings[name] = value
 
     async def on_mount(self) -> None:
         gc_policy.configure()
+        self._apply_key_settings()
+        for problem in self.config_problems:
+            self.notify(problem, title="Config", severity="warning", timeout=15, markup=False)
+        self.theme_changed_signal.subscribe(self, lambda _theme: self.save_settings())
         if self.client is None:
             try:
                 self.client = MatrixClient.restore(profile=self.profile, base_dir=self.base_dir, transport=self.transport)
@@ -135,6 +181,20 @@ class TuiClientApp(App[None]):
             self._show_login()
         else:
             await self._start(self.client)
+
+    #: The key bindings in force (the config's [keys]); set when the app starts.
+    key_settings: KeySettings = resolve({})
+
+    def _apply_key_settings(self) -> None:
+        """The config's [keys]: rebind (Textual's keymap, by binding id), the vim switch,
+        and a toast naming what is wrong (unknown actions, two actions on one key)."""
+        config = getattr(self, "config", None)
+        self.key_settings = load_key_settings(config if config is not None and config.path is not None else None)
+        self.set_keymap(self.key_settings.keymap)
+        if self.key_settings.problems:
+            self.notify(
+                "\n".join(self.key_settings.problems), title="Key bindings", severity="warning", timeout=20, markup=False
+            )
 
     def _offer_fresh_login(self, reason: str) -> None:
         """The cache does not open with this device's key: offer a fresh login, or quit untouched."""
@@ -183,8 +243,16 @@ class TuiClientApp(App[None]):
 
         self._unsubscribe = client.subscribe(forward)
         await client.open()
+        # The config file is the source of truth for the settings it names.
+        await apply_config(client, self.config)
+        self._saved_settings.update(account_values(client))
         chat = ChatScreen(client)
         await self.push_screen(chat)
+        # Named widths only: the stylesheet's narrow layout stays for the rest.
+        for selector, setting in (("#rooms", "room_list_width"), ("#members", "member_list_width")):
+            if self.config.names(setting):
+                for widget in chat.query(selector):
+                    widget.styles.width = getattr(self.config, setting)
         # The room list and the screens are long-lived: out of the collector's sight.
         self.call_after_refresh(gc_policy.settle)
         self.security.attach(chat)
@@ -396,6 +464,7 @@ class TuiClientApp(App[None]):
             return
         value = not self.client.typing.enabled
         await self.client.typing.set_enabled(value)
+        self.save_settings()
         self.notify("Others now see when you are typing." if value else "Typing notices are off.", markup=False)
 
     async def action_toggle_private_receipts(self) -> None:
@@ -404,6 +473,7 @@ class TuiClientApp(App[None]):
             return
         value = not self.client.receipts.private
         await self.client.receipts.set_private(value)
+        self.save_settings()
         self.notify("Read receipts are private now." if value else "Others now see what you have read.", markup=False)
 
     async def action_toggle_presence(self) -> None:
@@ -412,6 +482,7 @@ class TuiClientApp(App[None]):
             return
         value = not self.client.presence.enabled
         await self.client.presence.set_enabled(value)
+        self.save_settings()
         self.notify("Others see when you are here or away." if value else "Presence follows only whether you are connected.", markup=False)
 
     def action_help_quit(self) -> None:
@@ -466,6 +537,12 @@ class TuiClientApp(App[None]):
         return self.client is not None and self.client.sync_state.status is SyncStatus.CONNECTED
 
 
-def run_app(profile: str = "default", base_dir: Path | None = None, homeserver: str = "", user_id: str = "") -> None:
+def run_app(
+    profile: str = "default",
+    base_dir: Path | None = None,
+    homeserver: str = "",
+    user_id: str = "",
+    config: Config | None = None,
+) -> None:
     """Run the client (restoring the profile's saved session, or showing the login)."""
-    TuiClientApp(profile=profile, base_dir=base_dir, homeserver=homeserver, user_id=user_id).run()
+    TuiClientApp(profile=profile, base_dir=base_dir, homeserver=homeserver, user_id=user_id, config=config).run()

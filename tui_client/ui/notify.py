@@ -369,6 +369,7 @@ def _change(
     async def work() -> None:
         try:
             await setter(value)
+            app.save_settings()
         except Exception as error:
             app.notify(
                 f"Could not change alerts: {clean_line(str(error), 200)}",

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -24,6 +23,7 @@ from ..engine.devices import UserTrust
 from ..protocol.sanitize import clean_line
 from ..protocol.timeline import SendState, TimelineItem
 from .formatted import Look, render_document
+from .when import clock_text, day_label, time_width
 
 SENDER_COLOURS = (
     "#e06c75",
@@ -70,13 +70,14 @@ def sender_colour(user_id: str) -> str:
 
 
 def day_of(ts: int) -> str:
-    """A local calendar day label, e.g. ``Friday, 27 November 2026``."""
-    return time.strftime("%A, %d %B %Y", time.localtime(ts / 1000)) if ts else "Unknown date"
+    """A local calendar day label: ``Today``, ``Yesterday`` or e.g. ``Friday, 27 November 2026``
+    (the config's date pattern; see ui/when.py)."""
+    return day_label(ts)
 
 
 def clock(ts: int) -> str:
-    """Local ``HH:MM``."""
-    return time.strftime("%H:%M", time.localtime(ts / 1000)) if ts else "--:--"
+    """Local ``HH:MM``, or ``2:05pm`` in 12-hour style (ui/when.py)."""
+    return clock_text(ts)
 
 
 def name_column_width(total_width: int) -> int:
@@ -218,7 +219,8 @@ def render_item(
     if first_new:
         lines.append([Segment(_rule(" new messages ", width), Style(color=palette.error, bold=True))])
     name_width = name_column_width(width)
-    gutter = TIME_WIDTH + name_width + 1
+    stamp_width = time_width()
+    gutter = stamp_width + name_width + 1
     body_width = max(10, width - gutter)
     grouped = (
         previous is not None
@@ -239,13 +241,13 @@ def render_item(
             display = chop_cells(display, name_width - 1)[0] + "…"
         padding = " " * max(0, name_width - cell_len(display))
         name = Segment(padding + display + " ", Style(color=sender_colour(item.sender), bold=True))
-    first_prefix = [Segment(clock(item.ts).ljust(TIME_WIDTH), muted), name]
+    first_prefix = [Segment(clock(item.ts).ljust(stamp_width), muted), name]
     marker = sender_marker(item, trust, own_user)
     if marker is not None:
         # The last cell of the time column flags a message from a device we cannot vouch
         # for, or from a verified user.
         colour = palette.success if marker == "✓" else palette.warning if marker == "!" else palette.muted
-        first_prefix[0] = Segment(clock(item.ts).ljust(TIME_WIDTH - 1), muted)
+        first_prefix[0] = Segment(clock(item.ts).ljust(stamp_width - 1), muted)
         first_prefix.insert(1, Segment(marker, Style(color=colour, bold=True)))
     indent = Segment(" " * gutter)
     if item.reply is not None:
@@ -258,7 +260,7 @@ def render_item(
             (item.reply.body if item.reply.body is not None else "(not loaded)", Style(color=palette.muted, italic=True)),
         ]
         lines.append([*first_prefix, *_truncate(quote_spans, body_width)])
-        first_prefix = [Segment(" " * TIME_WIDTH), blank_name]
+        first_prefix = [Segment(" " * stamp_width), blank_name]
     if item.formatted is not None and item.kind in ("text", "emote", "notice"):
         body_lines = _formatted_body(item, name_of, room_name_of, palette, body_width, reveal)
     else:

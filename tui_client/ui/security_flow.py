@@ -319,6 +319,7 @@ class SecurityFlow:
 
         async def run() -> None:
             await client.devices.set_only_verified(value)
+            self.app.save_settings()
             self.app.notify(
                 "Room keys now go only to verified devices." if value else "Room keys now go to every device in the room.",
                 markup=False,

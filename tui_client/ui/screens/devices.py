@@ -321,6 +321,9 @@ class DevicesScreen(Screen[None]):
 
         async def run() -> None:
             await self.client.devices.set_only_verified(value)
+            save = getattr(self.app, "save_settings", None)
+            if save is not None:
+                save()
             self.notify(
                 "Room keys now go only to verified devices." if value else "Room keys now go to every device in the room.",
                 markup=False,
