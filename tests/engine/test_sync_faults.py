@@ -18,6 +18,7 @@ import httpx
 from tui_client.devtools.synapse import SynapseServer
 from tui_client.engine.cache_key import CACHE_KEY
 from tui_client.engine.client import CACHE_FILE, SESSION_FILE, MatrixClient
+from tui_client.engine.sync import SyncV2Source
 from tui_client.engine.updates import SessionEnded, SyncState, SyncStatus
 from tui_client.store.encrypted_db import connect
 
@@ -71,7 +72,8 @@ async def _client_in_room(
     user = make_user("sync")
     room_id = create_room(synapse, user, name="Faults")
     send_text(synapse, user, room_id, "before the faults", "before")
-    client = pool.add(await login(synapse, user, tmp_path / "profile", wire=wire))
+    # These faults are /sync v2 answers; sliding sync's own are in test_sliding_sync.py.
+    client = pool.add(await login(synapse, user, tmp_path / "profile", wire=wire, sync_source=SyncV2Source))
     await _wait_for_body(client, room_id, "before the faults")
     return client, user, room_id
 

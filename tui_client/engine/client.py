@@ -52,6 +52,7 @@ from .room_view import RoomView
 from .search import SearchService
 from .secrets import SecretStore
 from .send_queue import NotReady, Refused, SendQueue
+from .sliding_sync import SlidingSyncSource, server_offers_sliding_sync
 from .spaces import SpaceService
 from .threads import ThreadService
 from .sync import SyncLoop, SyncSource, SyncV2Source
@@ -75,6 +76,8 @@ log = logging.getLogger(__name__)
 
 SESSION_FILE = "session.json"
 CACHE_FILE = "cache.sqlite3"
+#: The cache's meta key of the sync setting: ``v2`` forces ``/sync`` v2.
+SYNC_MODE_SETTING = "sync_mode"
 # The cache, its WAL, and what an interrupted encryption of a plain cache leaves.
 CACHE_FILE_ENDINGS = ("", "-wal", "-shm", "-journal", ".encrypting", ".encrypting-journal", ".plain")
 Listener = Callable[[Update], None]
@@ -149,11 +152,13 @@ class MatrixClient:
         self.sync_state = SyncState(SyncStatus.STARTING)
         self._listeners: list[Listener] = []
         self._tasks: list[asyncio.Task[Any]] = []
-        self._source = (sync_source or SyncV2Source)(self.connection)
+        self._source_factory = sync_source
+        self._source: SyncSource = (sync_source or self._v2_source)(self.connection)
         if isinstance(self._source, SyncV2Source):
             self._source.presence = lambda: self.presence.sync_value
         self._long_poll_ms = long_poll_ms
         self.sync_loop: SyncLoop | None = None
+        self._sliding_allowed = True
         self.send_queue = SendQueue(self.cache, self.db, self.connection, self._on_send_progress, prepare=self._prepare_send)
         self.encryption = Encryption(self, backend=crypto_backend)
         self.ended: SessionEnded | None = None
@@ -292,7 +297,6 @@ class MatrixClient:
     async def open(self) -> None:
         """Load the room list from the cache and publish it (before any network I/O)."""
         self.rooms = await self.db.run(self.cache.load_summaries)
-        self.sync_token = await self.db.run(self.cache.get_meta, "next_batch")
         self.last_room = await self.db.run(self.cache.get_meta, "last_room")
         self._unfinished_joins = await self.db.run(self.cache.joins_pending)
         self.publish(RoomListChanged(tuple(self.rooms.values()), frozenset(self.rooms)))
@@ -304,6 +308,9 @@ class MatrixClient:
         await self.presence.load()
         await self.receipts.load()
         await self.notifications.load()
+        if self._source_factory is None:
+            await self._choose_sync_source()
+        self.sync_token = await self.db.run(self._source.load_token, self.cache.get_meta)
 
     def start(self) -> None:
         """Start the sync loop and the send queue in the running event loop."""
@@ -390,6 +397,62 @@ class MatrixClient:
         self.publish(self.ended)
 
     # -- sync -----------------------------------------------------------------------
+
+    def _v2_source(self, connection: HomeserverConnection) -> SyncV2Source:
+        source = SyncV2Source(connection)
+        source.presence = lambda: self.presence.sync_value
+        return source
+
+    @property
+    def sliding_sync_allowed(self) -> bool:
+        """Whether the user lets sliding sync run where offered (``False``: always v2)."""
+        return self._sliding_allowed
+
+    async def _choose_sync_source(self) -> None:
+        """Sliding sync where the server offers it and the user allows it, v2 otherwise."""
+        self._sliding_allowed = await self.db.run(self.cache.get_meta, SYNC_MODE_SETTING) != "v2"
+        offered = False
+        if self._sliding_allowed:
+            try:
+                offered = await server_offers_sliding_sync(self.connection)
+            except (MatrixError, NetworkError) as error:
+                log.info("no /versions answer (%s): using /sync v2", error)
+        if offered:
+            self._source = SlidingSyncSource(
+                self.connection, self.user_id, subscriptions=lambda: self.views, known_rooms=lambda: len(self.rooms)
+            )
+        else:
+            self._source = self._v2_source(self.connection)
+
+    async def set_sliding_sync(self, allowed: bool) -> None:
+        """Allow sliding sync (where offered) or force ``/sync`` v2; kept in the cache. A
+        running sync loop switches at once; the cache is kept either way."""
+        await self.db.run(self.cache.set_meta, SYNC_MODE_SETTING, "auto" if allowed else "v2")
+        running = self.sync_loop is not None and bool(self._tasks)
+        if running and self.sync_loop is not None:
+            self.sync_loop.stop()
+            self._tasks[0].cancel()
+            try:
+                await self._tasks[0]
+            except (asyncio.CancelledError, Exception):
+                pass
+        await self._choose_sync_source()
+        self.sync_token = await self.db.run(self._source.load_token, self.cache.get_meta)
+        if running:
+            self.sync_loop = SyncLoop(
+                self._source,
+                self._commit_batch,
+                get_token=lambda: self.sync_token,
+                on_state=self._on_sync_state,
+                on_unknown_token=self._on_unknown_token,
+                long_poll_ms=self._long_poll_ms,
+            )
+            self._tasks[0] = asyncio.ensure_future(self.sync_loop.run())
+
+    @property
+    def sync_mode(self) -> str:
+        """Which sync runs: ``sync v2`` or ``sliding sync``."""
+        return self._source.mode
 
     def _on_sync_state(self, state: SyncState) -> None:
         previous = self.sync_state.status

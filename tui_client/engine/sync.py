@@ -1,8 +1,8 @@
 """The background sync loop: fetch a batch, commit it, publish what changed, repeat.
 
-The request side is a :class:`SyncSource`: ``/sync`` v2 today
-(:class:`SyncV2Source`); simplified sliding sync (MSC4186) will be another source
-producing the same :class:`~tui_client.protocol.sync.SyncBatch`. The loop owns the
+The request side is a :class:`SyncSource`: ``/sync`` v2 (:class:`SyncV2Source`) or
+simplified sliding sync (MSC4186, engine/sliding_sync.py), both producing the same
+:class:`~tui_client.protocol.sync.SyncBatch`. The loop owns the
 status the user sees (``syncing``, ``connected``, ``retrying in Ns``, ``offline``,
 ``logged out``) and the error policy: capped exponential backoff, 429 honouring
 ``Retry-After``/``retry_after_ms``, and ``M_UNKNOWN_TOKEN`` ending the session
@@ -16,6 +16,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Protocol
 
 from ..net.http import HomeserverConnection, backoff_delay
@@ -36,6 +37,13 @@ MAX_RATE_LIMIT_WAIT = 300.0
 class SyncSource(Protocol):
     """Where sync batches come from."""
 
+    #: Shown in the status line (``sync v2``, ``sliding sync``).
+    mode: str
+
+    def load_token(self, get_meta: Callable[[str], str | None]) -> str | None:
+        """The committed position, read from the cache's meta (on the database thread)."""
+        ...
+
     async def fetch(self, since: str | None, timeout_ms: int) -> bytes:
         """Fetch the next raw response after ``since`` (long-polling up to ``timeout_ms``)."""
         ...
@@ -48,11 +56,17 @@ class SyncSource(Protocol):
 class SyncV2Source:
     """``GET /_matrix/client/v3/sync`` with a lazy-loading filter."""
 
+    mode = "sync v2"
+
     def __init__(self, connection: HomeserverConnection, *, timeline_limit: int = 50) -> None:
         self._connection = connection
         self._filter = api.sync_filter(timeline_limit)
         #: ``set_presence`` for each request (``None``: the server's default, online).
         self.presence: Callable[[], str | None] = lambda: None
+
+    def load_token(self, get_meta: Callable[[str], str | None]) -> str | None:
+        """The ``next_batch`` of the last committed batch."""
+        return get_meta("next_batch")
 
     async def fetch(self, since: str | None, timeout_ms: int) -> bytes:
         """One ``/sync`` request; errors raise as MatrixError/NetworkError."""
@@ -105,6 +119,7 @@ class SyncLoop:
         self.first_batch_done = asyncio.Event()
 
     def _set(self, state: SyncState) -> None:
+        state = replace(state, mode=getattr(self._source, "mode", ""))
         self.state = state
         self._on_state(state)
 

@@ -65,6 +65,8 @@ class SyncState:
     detail: str = ""
     retry_at: float | None = None
     last_success: float | None = None
+    #: Which sync runs (``sync v2``, ``sliding sync``); the status bar names sliding sync.
+    mode: str = ""
 
     def describe(self, now: float) -> str:
         """A short text for the status bar, e.g. ``offline · retrying in 8s``."""
@@ -72,6 +74,8 @@ class SyncState:
         if self.retry_at is not None:
             seconds = max(0, round(self.retry_at - now))
             text = f"{text} · retrying in {seconds}s" if self.status is SyncStatus.OFFLINE else f"retrying in {seconds}s"
+        if self.mode == "sliding sync":
+            text = f"{text} · sliding sync"
         return text
 
 

@@ -88,6 +88,8 @@ class SyncBatch:
     device_lists_left: list[str] = field(default_factory=list)
     one_time_keys_count: dict[str, int] = field(default_factory=dict)
     unused_fallback_key_types: list[str] | None = None
+    #: Meta keys committed with the batch; ``None``: ``{"next_batch": next_batch}`` (v2).
+    tokens: dict[str, str] | None = None
 
     @property
     def event_count(self) -> int:

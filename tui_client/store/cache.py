@@ -264,10 +264,10 @@ class Cache:
                 _Ingest(self, summaries, result).run(_storable(batch))
             if hook is not None:
                 result.hook_result = hook(db, batch)
-            db.execute(
-                "INSERT INTO meta (key, value) VALUES ('next_batch', ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (batch.next_batch,),
+            tokens = batch.tokens if batch.tokens is not None else {"next_batch": batch.next_batch}
+            db.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                tokens.items(),
             )
             db.execute("COMMIT")
         except BaseException:
@@ -923,6 +923,15 @@ class _Ingest:
         prev_batch: str | None,
     ) -> None:
         last = self.last_pos[room_id] if room_id in self.last_pos else self.cache.last_pos(room_id)
+        # An event already in the timeline (sent again, or twice in one batch) keeps
+        # its place and is not reported as new.
+        seen = self.timeline_ids.setdefault(room_id, set())
+        if last is not None and events:
+            seen.update(self.cache._timeline_ids([e["event_id"] for e in events if type(e.get("event_id")) is str]))
+            # A "limited" timeline that starts with an event we hold (sliding sync sends a
+            # room's latest events again on a new connection) joins on: no gap.
+            if limited and events[0].get("event_id") in seen:
+                limited = False
         if last is None:
             start = 0
             if prev_batch:
@@ -942,11 +951,6 @@ class _Ingest:
             self.db.execute("DELETE FROM outbox WHERE room_id = ? AND state = 'sent'", (room_id,))
         else:
             start = last + 1
-        # An event already in the timeline (sent again, or twice in one batch) keeps
-        # its place and is not reported as new.
-        seen = self.timeline_ids.setdefault(room_id, set())
-        if last is not None and events:
-            seen.update(self.cache._timeline_ids([e["event_id"] for e in events if type(e.get("event_id")) is str]))
         stored: list[StoredEvent] = []
         rows, state_rows = self.rows, self.state_rows
         pos = start
