@@ -54,5 +54,6 @@ def test_every_benchmark_runs_once_in_quick_mode() -> None:
         "cold start to first painted room list, 20 cached rooms",
         "timeline: 1,000-event room vs 100-event room, 3 PageUps each",
         "directory: 300 public rooms vs 100",
+        "memory: peak RSS of a new process, 20 rooms",
     ):
         assert line in done.stdout, line
