@@ -103,7 +103,9 @@ async def test_upload_sends_a_file_that_the_other_side_saves(
     alice = await client_for(synapse, alice_user, tmp_path / "alice")
     bob = await client_for(synapse, bob_user, tmp_path / "bob")
     photo = tmp_path / "holiday photo.png"
-    photo.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40)
+    from PIL import Image
+
+    Image.new("RGB", (30, 20), (10, 200, 30)).save(photo, "PNG")
     try:
         plain = await alice.create_room({"preset": "private_chat", "invite": [bob_user.user_id]})
         await join(bob, plain)
@@ -113,6 +115,7 @@ async def test_upload_sends_a_file_that_the_other_side_saves(
         assert saved.read_bytes() == photo.read_bytes()
         content = (await bob.db.run(bob.cache.load_events, [event_id]))[event_id]["content"]
         assert content["msgtype"] == "m.image" and content["info"]["mimetype"] == "image/png"
+        assert (content["info"]["w"], content["info"]["h"]) == (30, 20) and "thumbnail_url" not in content["info"]
 
         # In an encrypted room the server sees neither the message nor the file.
         secret = await encrypted_room(alice, "files", [bob_user.user_id])

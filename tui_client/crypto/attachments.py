@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from ..protocol.media import EncryptedFile
 from .encoding import b64encode
 
-__all__ = ["AttachmentError", "decrypt_attachment", "encrypt_attachment"]
+__all__ = ["AttachmentEncryptor", "AttachmentError", "decrypt_attachment", "encrypt_attachment"]
 
 
 class AttachmentError(ValueError):
@@ -33,21 +33,41 @@ def decrypt_attachment(ciphertext: bytes, file: EncryptedFile) -> bytes:
 def encrypt_attachment(plaintext: bytes) -> tuple[bytes, dict[str, Any]]:
     """Encrypt a file to upload; returns the ciphertext and the ``file`` object to send
     (its ``url`` to be filled in with the upload's content URI)."""
-    key = secrets.token_bytes(32)
-    # The spec: the low 64 bits (the counter) start at zero.
-    iv = secrets.token_bytes(8) + bytes(8)
-    encryptor = Cipher(algorithms.AES(key), modes.CTR(iv)).encryptor()
-    ciphertext = encryptor.update(plaintext) + encryptor.finalize()
-    file = {
-        "v": "v2",
-        "key": {
-            "alg": "A256CTR",
-            "ext": True,
-            "k": base64.urlsafe_b64encode(key).decode("ascii").rstrip("="),
-            "key_ops": ["encrypt", "decrypt"],
-            "kty": "oct",
-        },
-        "iv": b64encode(iv),
-        "hashes": {"sha256": b64encode(hashlib.sha256(ciphertext).digest())},
-    }
-    return ciphertext, file
+    encryptor = AttachmentEncryptor()
+    ciphertext = encryptor.update(plaintext)
+    return ciphertext, encryptor.file()
+
+
+class AttachmentEncryptor:
+    """Encrypts a file piece by piece as it streams to the server: AES-CTR is a stream
+    cipher (the ciphertext is as long as the plaintext) and SHA-256 is incremental, so
+    no piece of the file needs to stay in memory."""
+
+    def __init__(self) -> None:
+        self._key = secrets.token_bytes(32)
+        # The spec: the low 64 bits (the counter) start at zero.
+        self._iv = secrets.token_bytes(8) + bytes(8)
+        self._encryptor = Cipher(algorithms.AES(self._key), modes.CTR(self._iv)).encryptor()
+        self._hash = hashlib.sha256()
+
+    def update(self, plaintext: bytes) -> bytes:
+        """The ciphertext of the next piece of the file."""
+        ciphertext = self._encryptor.update(plaintext)
+        self._hash.update(ciphertext)
+        return ciphertext
+
+    def file(self) -> dict[str, Any]:
+        """The ``file`` object to send once every piece went through :meth:`update`
+        (its ``url`` to be filled in)."""
+        return {
+            "v": "v2",
+            "key": {
+                "alg": "A256CTR",
+                "ext": True,
+                "k": base64.urlsafe_b64encode(self._key).decode("ascii").rstrip("="),
+                "key_ops": ["encrypt", "decrypt"],
+                "kty": "oct",
+            },
+            "iv": b64encode(self._iv),
+            "hashes": {"sha256": b64encode(self._hash.digest())},
+        }

@@ -4,34 +4,26 @@ Saving: download (authenticated media, falling back to the legacy endpoint on ol
 servers), decrypt if the room is encrypted (hash checked first), and write it under a safe,
 new name in the downloads folder, readable by the user only.
 
-Sending (``/upload <path>``): the file is uploaded (encrypted first, with no name given to
-the server, in an encrypted room) and the message goes through the send queue like any
-other (so it is encrypted, kept and retried the same way).
+Sending (``/upload <path>``) is engine/uploads.py: streamed from disk, resumable.
 """
 
 from __future__ import annotations
 
 import asyncio
-import mimetypes
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..crypto.attachments import AttachmentError, decrypt_attachment, encrypt_attachment
+from ..crypto.attachments import AttachmentError, decrypt_attachment
 from ..protocol import requests as api
 from ..protocol.errors import MatrixError
-from ..protocol.media import Attachment, MediaError, parse_attachment, parse_mxc, safe_filename
-from ..store.cache import OutboxEntry
+from ..protocol.media import Attachment, MediaError, parse_attachment
 from .paths import downloads_dir
 
 if TYPE_CHECKING:
     from .client import MatrixClient
 
-__all__ = ["MAX_UPLOAD", "AttachmentError", "MediaError", "save_attachment", "send_file"]
-
-#: The largest file sent (servers usually refuse more than 50-100 MB anyway).
-MAX_UPLOAD = 100 * 1024 * 1024
-
+__all__ = ["AttachmentError", "MediaError", "save_attachment"]
 
 async def message_content(client: MatrixClient, event_id: str) -> dict[str, Any]:
     """The content of a cached message (its decrypted form in an encrypted room)."""
@@ -91,49 +83,3 @@ async def save_attachment(client: MatrixClient, event_id: str, folder: Path | No
     if attachment.encrypted is not None:
         data = await asyncio.to_thread(decrypt_attachment, data, attachment.encrypted)
     return await asyncio.to_thread(_write_new, folder or downloads_dir(), attachment.filename, data)
-
-
-def _msgtype(mimetype: str) -> str:
-    kind = mimetype.split("/", 1)[0]
-    return {"image": "m.image", "video": "m.video", "audio": "m.audio"}.get(kind, "m.file")
-
-
-async def send_file(client: MatrixClient, room_id: str, path: Path) -> OutboxEntry:
-    """Upload ``path`` and send it to ``room_id`` (encrypted in an encrypted room).
-
-    Raises :class:`MediaError` (no such file, too large, not in the room, a bad answer),
-    ``MatrixError``/``NetworkError`` (the upload), ``OSError`` (reading).
-    """
-    summary = client.rooms.get(room_id)
-    if summary is None or summary.membership != "join":
-        raise MediaError("you are not in this room (or it has not synced yet)")
-    path = path.expanduser()
-    if not path.is_file():
-        raise MediaError(f"there is no file {path}")
-    size = path.stat().st_size
-    if size > MAX_UPLOAD:
-        raise MediaError(f"the file is too large to send ({size:,} bytes; at most {MAX_UPLOAD:,})")
-    data = await asyncio.to_thread(path.read_bytes)
-    mimetype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    name = safe_filename(path.name)
-    content: dict[str, Any] = {
-        "msgtype": _msgtype(mimetype),
-        "body": name,
-        "filename": name,
-        "info": {"mimetype": mimetype, "size": len(data)},
-    }
-    if summary.encrypted:
-        # Never in clear to an encrypted room: the bytes too.
-        ciphertext, file = await asyncio.to_thread(encrypt_attachment, data)
-        file["url"] = await _upload(client, ciphertext, None, "application/octet-stream")
-        content["file"] = file
-    else:
-        content["url"] = await _upload(client, data, name, mimetype)
-    return await client.send_event(room_id, "m.room.message", content)
-
-
-async def _upload(client: MatrixClient, data: bytes, name: str | None, mimetype: str) -> str:
-    answer = await client.connection.send(api.upload_media(data, name, mimetype))
-    uri = answer.get("content_uri") if isinstance(answer, dict) else None
-    server, media_id = parse_mxc(uri)  # raises MediaError on a bad answer
-    return f"mxc://{server}/{media_id}"

@@ -31,7 +31,7 @@ from ..protocol.ids import InvalidIdentifier, is_user_id, parse_link
 from ..protocol.room_state import RoomSummary
 from ..store.cache import Cache, IngestResult, OutboxEntry, PendingJoin, StoredEvent
 from . import gc_policy
-from .attachments import MediaError, save_attachment, send_file
+from .attachments import MediaError, save_attachment
 from .backup import KeyBackup
 from .cache_key import CACHE_KEY, cache_key
 from .cross_signing import CrossSigningService
@@ -68,6 +68,7 @@ from .updates import (
     TypingChanged,
     Update,
 )
+from .uploads import UploadService
 from .verification import VerificationService
 
 __all__ = ["LoginError", "MatrixClient", "SessionInfo"]
@@ -329,6 +330,7 @@ class MatrixClient:
             asyncio.ensure_future(self.send_queue.run()),
             asyncio.ensure_future(self.encryption.run()),
             asyncio.ensure_future(self.backup.run()),
+            asyncio.ensure_future(self.uploads.resume()),
         ]
         if self._unfinished_joins:
             self._tasks.append(asyncio.ensure_future(self._resume_joins(self.sync_loop)))
@@ -347,6 +349,8 @@ class MatrixClient:
         """Stop sync and sending (in-flight requests are cancelled; nothing is lost)."""
         if self.sync_loop is not None:
             self.sync_loop.stop()
+        if "uploads" in self.__dict__:
+            await self.uploads.stop()  # still queued: the next start resumes them
         self.send_queue.stop()
         self.encryption.stop()
         for task in self._tasks:
@@ -961,6 +965,33 @@ class MatrixClient:
         """Creating rooms, permissions, moderation (engine/room_admin.py)."""
         return RoomAdmin(self)
 
+    @cached_property
+    def uploads(self) -> UploadService:
+        """Files streamed to the server with progress, resumed after a restart (engine/uploads.py)."""
+        return UploadService(
+            self.connection,
+            self.cache,
+            self.db,
+            self.publish,
+            rooms=lambda: self.rooms,
+            finish=self._finish_upload,
+            notify=self.notify,
+        )
+
+    async def _finish_upload(self, upload_id: str, room_id: str, content: dict[str, Any]) -> OutboxEntry | None:
+        """Queue an uploaded file's message and drop its upload, in one transaction."""
+        from ..store.uploads import uploads_finish
+        from .send_queue import new_transaction_id
+
+        entry = await self.db.run(uploads_finish, self.cache, upload_id, new_transaction_id(), room_id, "m.room.message", content)
+        if entry is not None:
+            self.send_queue.idle.clear()
+            self.send_queue.wake()
+            view = self.views.get(room_id)
+            if view is not None:
+                view.add_local_echo(entry)
+        return entry
+
     def browse_directory(self, servers: Sequence[str | None] = (), search: str = "", **options: Any) -> DirectoryBrowser:
         """A browser over the published room directories of ``servers`` (``None``: ours, the default)."""
         return DirectoryBrowser(self, servers, search=search, **options)
@@ -1034,10 +1065,10 @@ class MatrixClient:
             await self.send_text(room_id, body, reply_to=reply_to, formatted_body=formatted)
         elif name == "upload":
             try:
-                entry = await send_file(self, room_id, Path(argument))
+                upload = await self.uploads.send_file(room_id, Path(argument))
             except (MediaError, OSError) as error:
                 raise CommandError(f"cannot send the file: {error}") from None
-            return f"Sending {entry.content.get('body', 'the file')}"
+            return f"Sending {upload.name}"
         elif name == "leave":
             await self.leave(room_id, argument or None)
             return "Left the room"

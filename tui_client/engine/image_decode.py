@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import io
 import warnings
+from pathlib import Path
+from typing import IO
 
 from PIL import Image, ImageFile, UnidentifiedImageError
 
@@ -55,24 +57,33 @@ def is_svg(data: bytes, mimetype: str | None = None) -> bool:
     return head.startswith((b"<?xml", b"<!doctype svg", b"<!--")) and b"<svg" in data[:4096].lower()
 
 
+def _source(data: bytes | Path) -> IO[bytes]:
+    return io.BytesIO(data) if isinstance(data, bytes) else data.open("rb")
+
+
 def image_header(
-    data: bytes, mimetype: str | None = None, *, max_bytes: int = MAX_IMAGE_BYTES
+    data: bytes | Path, mimetype: str | None = None, *, max_bytes: int = MAX_IMAGE_BYTES
 ) -> tuple[str, int, int]:
     """The sniffed format and the dimensions the header claims, nothing decoded.
 
-    Raises :class:`ImageDecodeError` for SVG, a file over ``max_bytes``, or bytes that
-    are not an image of an allowed format.
+    ``data`` is the file's bytes or its path (read lazily). Raises
+    :class:`ImageDecodeError` for SVG, a file over ``max_bytes``, or bytes that are not
+    an image of an allowed format (``OSError`` if the path cannot be read).
     """
-    if is_svg(data, mimetype):
+    if isinstance(data, bytes):
+        head, size = data[:4096], len(data)
+    else:
+        size = data.stat().st_size
+        with data.open("rb") as start:
+            head = start.read(4096)
+    if is_svg(head, mimetype):
         raise ImageDecodeError("SVG image: not shown (open it with o)")
-    if len(data) > max_bytes:
-        raise ImageDecodeError(
-            f"image too large to show ({len(data):,} bytes; at most {max_bytes:,})"
-        )
+    if size > max_bytes:
+        raise ImageDecodeError(f"image too large to show ({size:,} bytes; at most {max_bytes:,})")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as image:
+            with _source(data) as handle, Image.open(handle, formats=ALLOWED_FORMATS) as image:
                 return str(image.format), int(image.width), int(image.height)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageDecodeError(
@@ -87,7 +98,7 @@ def image_header(
 
 
 def decode_image(
-    data: bytes,
+    data: bytes | Path,
     mimetype: str | None = None,
     *,
     max_side: int = 1024,
@@ -95,7 +106,7 @@ def decode_image(
     max_pixels: int = MAX_IMAGE_PIXELS,
     original_size: tuple[int, int] | None = None,
 ) -> Image.Image:
-    """Decode ``data`` into an RGB or RGBA image at most ``max_side`` pixels on its longest
+    """Decode ``data`` (bytes, or a path read lazily) into an RGB or RGBA image at most ``max_side`` pixels on its longest
     side (aspect kept; the first frame of an animation). Blocking: run it in a thread.
 
     ``mimetype`` is what the sender claimed; the bytes decide. ``original_size`` is the
@@ -118,7 +129,7 @@ def decode_image(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as image:
+            with _source(data) as handle, Image.open(handle, formats=ALLOWED_FORMATS) as image:
                 image.seek(0)
                 if image.format == "JPEG":
                     # Decode at a reduced DCT scale when the result is small anyway.

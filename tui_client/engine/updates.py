@@ -41,6 +41,7 @@ __all__ = [
     "TrustChanged",
     "TypingChanged",
     "Update",
+    "UploadProgress",
     "VerificationChanged",
 ]
 
@@ -377,6 +378,27 @@ class PresenceChanged:
     user_ids: frozenset[str]
 
 
+@dataclass(frozen=True, slots=True)
+class UploadProgress:
+    """How an upload goes (engine/uploads.py): ``state`` is ``preparing``, ``uploading``,
+    ``waiting`` (offline, to be tried again), ``sending`` (the file is up, its message
+    queued next), ``sent``, ``failed`` (``error`` says why) or ``cancelled``."""
+
+    upload_id: str
+    room_id: str
+    name: str
+    sent: int
+    total: int
+    bytes_per_second: float
+    state: str
+    error: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        """Whether nothing more will happen to this upload."""
+        return self.state in ("sent", "failed", "cancelled")
+
+
 Update = (
     SyncState
     | RoomListChanged
@@ -401,4 +423,5 @@ Update = (
     | PushNotification
     | ThreadUpdated
     | ThreadUnreadChanged
+    | UploadProgress
 )

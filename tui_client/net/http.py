@@ -14,7 +14,7 @@ import json
 import random
 import socket
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -159,6 +159,34 @@ class HomeserverConnection:
             raise map_transport_error(error, self.base_url) from error
         if 200 <= response.status_code < 300:
             return body
+        raise _error_from(response.status_code, body, response.headers.get("Retry-After"))
+
+    async def send_stream(self, request: Request, chunks: AsyncIterable[bytes], length: int) -> Any:
+        """Run a request whose body is streamed from ``chunks`` (an upload read from disk,
+        never held whole in memory), ``length`` bytes in all; decode its JSON answer.
+
+        Not retried on 429: the stream is spent; the caller starts again.
+        """
+        headers = {"Content-Type": request.content_type, "Content-Length": str(length)}
+        if request.authenticated:
+            if not self.access_token:
+                raise MatrixError(401, "M_MISSING_TOKEN", "not logged in")
+            headers["Authorization"] = f"Bearer {self.access_token}"
+        timeout = httpx.Timeout(self.timeout + request.timeout, connect=min(self.timeout, 10.0))
+        try:
+            response = await self._client.request(
+                request.method,
+                request.path,
+                params=list(request.query) or None,
+                content=chunks,
+                headers=headers,
+                timeout=timeout,
+            )
+            body = await response.aread()
+        except (httpx.HTTPError, OSError) as error:
+            raise map_transport_error(error, self.base_url) from error
+        if 200 <= response.status_code < 300:
+            return decode_json(body, self.base_url)
         raise _error_from(response.status_code, body, response.headers.get("Retry-After"))
 
     async def send(self, request: Request, *, wait_on_rate_limit: bool = True) -> Any:

@@ -573,3 +573,16 @@ def upload_media(data: bytes, filename: str | None, content_type: str) -> Reques
         content_type=content_type,
         timeout=120.0,
     )
+
+
+def media_config(*, legacy: bool = False) -> Request:
+    """``GET /_matrix/client/v1/media/config`` (the server's ``m.upload.size``), or the
+    legacy ``/_matrix/media/v3/config`` of servers without authenticated media."""
+    return Request("GET", "/_matrix/media/v3/config" if legacy else "/_matrix/client/v1/media/config")
+
+
+def preview_url(url: str, ts: int | None = None, *, legacy: bool = False) -> Request:
+    """``GET /_matrix/client/v1/media/preview_url?url=...`` (OpenGraph data the server
+    fetched), or the legacy ``/_matrix/media/v3/preview_url``."""
+    path = "/_matrix/media/v3/preview_url" if legacy else "/_matrix/client/v1/media/preview_url"
+    return Request("GET", path, query=_query(url=url, ts=ts), timeout=30.0)

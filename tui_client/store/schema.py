@@ -335,6 +335,19 @@ MIGRATIONS: tuple[str, ...] = (
 
     INSERT INTO message_fts (rowid, body) SELECT seq, body FROM search_text WHERE body IS NOT NULL;
     """,
+    # 7: files being uploaded, so an upload cut short (the client closed) starts again
+    # on the next start if the file is unchanged (same size and SHA-256).
+    """
+    CREATE TABLE pending_uploads (
+        upload_id TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL,
+        room_id TEXT NOT NULL,
+        path TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        created_ts INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
