@@ -456,6 +456,12 @@ class TuiClientApp(App[None]):
         )
         yield SystemCommand("Help", "Keys and commands (F1)", chat.action_help)
         yield SystemCommand("Retry sync now", "Skip the wait after a connection problem", self.action_retry_sync)
+        sliding = "allowed" if chat.client.sliding_sync_allowed else "off: /sync v2"
+        yield SystemCommand(
+            "Sliding sync",
+            f"Use sliding sync where the server offers it (now: {sliding}; running: {chat.client.sync_mode})",
+            self.action_toggle_sliding_sync,
+        )
         yield SystemCommand("Log out", "End this session on the server and remove local data", self.action_logout)
 
     async def action_toggle_typing(self) -> None:
@@ -466,6 +472,13 @@ class TuiClientApp(App[None]):
         await self.client.typing.set_enabled(value)
         self.save_settings()
         self.notify("Others now see when you are typing." if value else "Typing notices are off.", markup=False)
+
+    async def action_toggle_sliding_sync(self) -> None:
+        """Allow sliding sync where offered, or force /sync v2 (the cache is kept)."""
+        if self.client is None:
+            return
+        await self.client.set_sliding_sync(not self.client.sliding_sync_allowed)
+        self.notify(f"Sync now runs as {self.client.sync_mode}.", markup=False)
 
     async def action_toggle_private_receipts(self) -> None:
         """Send private read receipts (m.read.private), or public ones."""
