@@ -308,6 +308,7 @@ class MatrixClient:
         await self.typing.load()
         await self.presence.load()
         await self.receipts.load()
+        await self.threads.load()
         await self.notifications.load()
         if self._source_factory is None:
             await self._choose_sync_source()
@@ -483,7 +484,6 @@ class MatrixClient:
             batch = self._source.parse(raw)
             result = self.cache.ingest_sync(batch, self.rooms, hook=self.encryption.ingest_hook)
             self.presence.receive(batch.presence)
-            result.thread_counts = {room.room_id: room.thread_counts for room in batch.joined}
         crypto = result.hook_result if isinstance(result.hook_result, CryptoResult) else CryptoResult()
         # Push rules over the decrypted events: encrypted rooms get counts the server cannot make.
         self.notifications.on_batch(

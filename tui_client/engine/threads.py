@@ -6,7 +6,7 @@ first), kept live from the same sync batches as the room's view, with local echo
 what we send into it. :class:`ThreadService` opens thread views, pages a room's thread
 list (``/threads``, with the summaries the server bundles under
 ``unsigned.m.relations.m.thread``) and keeps the unread counts per thread that sync
-reports (``unread_thread_notifications``).
+reports (``unread_thread_notifications``, kept in the cache across restarts).
 
 Encrypted rooms work the same way: relations are in the clear, and the events fetched
 here are decrypted (and stored) through the ``decrypt`` door.
@@ -494,6 +494,10 @@ class ThreadService:
 
     # -- unread counts -------------------------------------------------------------------
 
+    async def load(self) -> None:
+        """The counts per thread the cache kept from the last sync (before the first one)."""
+        self.unread = await self._db.run(self._cache.thread_unread)
+
     def _set_unread(self, room_id: str, counts: dict[str, tuple[int, int]]) -> None:
         self.unread[room_id] = counts
         self._publish(
@@ -517,6 +521,7 @@ class ThreadService:
             event_id is None or (view is not None and target == view.latest_event_id())
         ):
             self._set_unread(room_id, {k: v for k, v in counts.items() if k != root_id})
+            await self._db.run(self._cache.clear_thread_unread, room_id, root_id)
 
     # -- the thread list ----------------------------------------------------------------
 

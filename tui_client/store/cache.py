@@ -231,7 +231,7 @@ class Cache:
             self._db.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, '1')", (f"forgotten:{room_id}",)
             )
-            for table in ("rooms", "events", "room_state", "gaps", "receipts", "invite_state"):
+            for table in ("rooms", "events", "room_state", "gaps", "receipts", "invite_state", "thread_unread"):
                 self._db.execute(f"DELETE FROM {table} WHERE room_id = ?", (room_id,))
             self._db.execute("DELETE FROM account_data WHERE room_id = ?", (room_id,))
 
@@ -538,6 +538,26 @@ class Cache:
             )
             known.update(e for (e,) in rows)
         return known
+
+    # -- unread counts per thread ----------------------------------------------------
+
+    def thread_unread(self) -> dict[str, dict[str, tuple[int, int]]]:
+        """The unread counts per thread the last sync said: room -> root -> (notifications,
+        highlights), threads with none left out."""
+        counts: dict[str, dict[str, tuple[int, int]]] = {}
+        for room_id, root_id, notifications, highlights in self._db.execute(
+            "SELECT room_id, root_id, notifications, highlights FROM thread_unread"
+        ):
+            counts.setdefault(room_id, {})[root_id] = (notifications, highlights)
+        return counts
+
+    def clear_thread_unread(self, room_id: str, root_id: str) -> None:
+        """A thread was read here: forget its count until sync says otherwise."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute(
+                "DELETE FROM thread_unread WHERE room_id = ? AND root_id = ?", (room_id, root_id)
+            )
 
     # -- receipts and account data ---------------------------------------------------
 
@@ -1001,6 +1021,14 @@ class _Ingest:
             summary.notification_count = room.notification_count
         if room.highlight_count is not None:
             summary.highlight_count = room.highlight_count
+        if room.notification_count is not None or room.thread_counts:
+            # The room's counts came: those of its threads are all there (none: none left).
+            self.result.thread_counts[room.room_id] = dict(room.thread_counts)
+            self.db.execute("DELETE FROM thread_unread WHERE room_id = ?", (room.room_id,))
+            self.db.executemany(
+                "INSERT INTO thread_unread (room_id, root_id, notifications, highlights) VALUES (?, ?, ?, ?)",
+                [(room.room_id, root, n, h) for root, (n, h) in room.thread_counts.items()],
+            )
         self.add_state(room.room_id, summary, room.state)
         self.add_timeline(room.room_id, summary, room.timeline, room.limited, room.prev_batch)
         for event in room.ephemeral:

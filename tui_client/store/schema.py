@@ -348,6 +348,16 @@ MIGRATIONS: tuple[str, ...] = (
         created_ts INTEGER NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 8: unread counts per thread (unread_thread_notifications), as the last sync said.
+    """
+    CREATE TABLE thread_unread (
+        room_id TEXT NOT NULL,
+        root_id TEXT NOT NULL,
+        notifications INTEGER NOT NULL,
+        highlights INTEGER NOT NULL,
+        PRIMARY KEY (room_id, root_id)
+    ) WITHOUT ROWID;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
