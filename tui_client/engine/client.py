@@ -902,6 +902,7 @@ class MatrixClient:
             self.connection,
             rooms=lambda: self.rooms,
             decrypt=self.encryption.fetched_forms,
+            ignored=lambda: self.notifications.ignored,
         )
 
     @cached_property

@@ -10,17 +10,19 @@ room's history back from the server so older messages get indexed too.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..protocol import requests as api
 from ..protocol.errors import MatrixError, NetworkError
+from ..protocol.render import strip_reply_fallback
 from ..protocol.room_state import RoomSummary
 from ..protocol.search import (
     ContextPage,
     SearchQuery,
     context_request,
+    highlight_spans,
     parse_context,
     parse_query,
     parse_search_response,
@@ -29,7 +31,7 @@ from ..protocol.search import (
 from ..store.cache import Cache, SearchHit
 from .dbthread import DatabaseThread
 
-__all__ = ["IndexProgress", "SearchResult", "SearchResults", "SearchService"]
+__all__ = ["IndexProgress", "ResultContext", "SearchResult", "SearchResults", "SearchService"]
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,14 @@ class SearchResults:
 
 
 @dataclass(frozen=True, slots=True)
+class ResultContext:
+    """The messages just before and after a result in its room (``None``: none known)."""
+
+    before: SearchResult | None
+    after: SearchResult | None
+
+
+@dataclass(frozen=True, slots=True)
 class IndexProgress:
     """How far "index older messages" has gone in a room."""
 
@@ -102,12 +112,15 @@ class SearchService:
         *,
         rooms: Callable[[], Mapping[str, RoomSummary]],
         decrypt: Callable[[str, list[Event]], dict[str, Event]] | None = None,
+        ignored: Callable[[], Collection[str]] = frozenset,
     ) -> None:
         self._cache = cache
         self._db = db
         self._connection = connection
         self._rooms = rooms
         self._decrypt = decrypt
+        #: The users we ignore (``m.ignored_user_list``): never found, never shown around a result.
+        self._ignored = ignored
 
     # -- rooms named by in: --------------------------------------------------------
 
@@ -152,7 +165,7 @@ class SearchService:
             return SearchResults(query, (), query.terms(), unknown_rooms=tuple(unknown))
         hits = await self._db.run(self._local, query, rooms, limit + 1, None)
         local_more = len(hits) > limit
-        results = [_from_hit(h) for h in hits[:limit]]
+        results = _found(hits[:limit], query)
         server_rooms = self.server_rooms(rooms) if server else []
         next_batch: str | None = None
         error: str | None = None
@@ -191,7 +204,7 @@ class SearchService:
                 self._local, query, list(previous.scope), limit + 1, (last.ts, seq)
             )
             local_more = len(hits) > limit
-            results = [_from_hit(h) for h in hits[:limit]]
+            results = _found(hits[:limit], query)
         next_batch: str | None = None
         error: str | None = None
         if previous.server_next_batch and previous.server_rooms:
@@ -242,6 +255,7 @@ class SearchService:
             before_ts=query.before_ts,
             older_than=older_than,
             limit=limit,
+            exclude_senders=sorted(self._ignored()),
         )
 
     def _seq_of(self, event_id: str) -> int:
@@ -258,6 +272,7 @@ class SearchService:
         )
         page = parse_search_response(data)
         allowed = set(rooms)
+        ignored = self._ignored()
         found: list[SearchResult] = []
         for hit in page.hits:
             event = hit.event
@@ -274,7 +289,9 @@ class SearchService:
             if not isinstance(body, str) or not body:
                 continue  # redacted since it was indexed by the server
             sender = event.get("sender")
-            found.append(
+            if sender in ignored:
+                continue
+            result = _shown(
                 SearchResult(
                     hit.event_id,
                     hit.room_id,
@@ -282,11 +299,36 @@ class SearchService:
                     ts,
                     body,
                     "server",
-                )
+                ),
+                query.terms() + page.highlights,
             )
+            if result is not None:
+                found.append(result)
         return found, page.next_batch, page.highlights
 
     # -- context and older history ----------------------------------------------------
+
+    async def around(self, result: SearchResult) -> ResultContext:
+        """The messages before and after a result: from the cache (the clear text of
+        encrypted ones, latest edits), else from the server's ``/context``. Ignored
+        users' messages are skipped."""
+        ignored = sorted(self._ignored())
+        pair = await self._db.run(
+            self._cache.message_neighbours, result.room_id, result.event_id, ignored
+        )
+        if pair is not None:
+            before, after = pair
+            return ResultContext(
+                _neighbour(before) if before is not None else None,
+                _neighbour(after) if after is not None else None,
+            )
+        if result.source != "server":
+            return ResultContext(None, None)
+        page = await self.context(result.room_id, result.event_id, limit=6)
+        skip = set(ignored)
+        earlier = [r for r in (_from_event(e, result.room_id, skip) for e in page.before) if r]
+        later = [r for r in (_from_event(e, result.room_id, skip) for e in page.after) if r]
+        return ResultContext(earlier[-1] if earlier else None, later[0] if later else None)
 
     async def context(self, room_id: str, event_id: str, limit: int = 10) -> ContextPage:
         """Events around one event, from the server (``/context``)."""
@@ -351,6 +393,52 @@ class SearchService:
 
 def _from_hit(hit: SearchHit) -> SearchResult:
     return SearchResult(hit.event_id, hit.room_id, hit.sender, hit.ts, hit.body, "local")
+
+
+def _found(hits: Sequence[SearchHit], query: SearchQuery) -> list[SearchResult]:
+    terms = query.terms()
+    return [r for r in (_shown(_from_hit(h), terms) for h in hits) if r is not None]
+
+
+def _shown(result: SearchResult, terms: Sequence[str]) -> SearchResult | None:
+    """A result as shown: a reply without the quote of its parent that older clients put
+    in the body (the parent may be an ignored user's), and not found at all when the
+    words matched only in that quote."""
+    body = strip_reply_fallback(result.body)
+    if body == result.body:
+        return result
+    if highlight_spans(result.body, terms) and not highlight_spans(body, terms):
+        return None
+    return SearchResult(
+        result.event_id, result.room_id, result.sender, result.ts, body, result.source
+    )
+
+
+def _neighbour(hit: SearchHit) -> SearchResult:
+    return SearchResult(
+        hit.event_id, hit.room_id, hit.sender, hit.ts, strip_reply_fallback(hit.body), "local"
+    )
+
+
+def _from_event(event: Event, room_id: str, ignored: Collection[str]) -> SearchResult | None:
+    """A message of a ``/context`` answer as a context line (None: not a message, or hidden)."""
+    content = event.get("content")
+    body = content.get("body") if isinstance(content, dict) else None
+    sender = event.get("sender")
+    event_id = event.get("event_id")
+    ts = event.get("origin_server_ts")
+    if not isinstance(body, str) or not body or not isinstance(event_id, str):
+        return None
+    if not isinstance(sender, str) or sender in ignored or "state_key" in event:
+        return None
+    return SearchResult(
+        event_id,
+        room_id,
+        sender,
+        ts if isinstance(ts, int) else 0,
+        strip_reply_fallback(body),
+        "server",
+    )
 
 
 def _merge(local: list[SearchResult], server: list[SearchResult]) -> list[SearchResult]:

@@ -680,12 +680,13 @@ class Cache:
         before_ts: int | None = None,
         older_than: tuple[int, int] | None = None,
         limit: int = 50,
+        exclude_senders: Sequence[str] = (),
     ) -> list[SearchHit]:
         """Messages whose current text holds every word and phrase, newest first.
 
         The index is kept by triggers (schema 6) in the same transactions as the events
         and their decryptions. ``older_than`` is the ``(ts, seq)`` of the last hit of a
-        previous page.
+        previous page; ``exclude_senders`` (ignored users) are never found.
         """
         match = fts_match(words, phrases)
         if not match:
@@ -701,6 +702,9 @@ class Cache:
         if senders:
             sql += f" AND e.sender IN ({','.join('?' * len(senders))})"
             params.extend(senders)
+        if exclude_senders:
+            sql += f" AND e.sender NOT IN ({','.join('?' * len(exclude_senders))})"
+            params.extend(exclude_senders)
         if after_ts is not None:
             sql += " AND e.ts >= ?"
             params.append(after_ts)
@@ -713,6 +717,30 @@ class Cache:
         sql += " ORDER BY e.ts DESC, e.seq DESC LIMIT ?"
         params.append(limit)
         return [SearchHit(*row) for row in self._db.execute(sql, params)]
+
+    def message_neighbours(
+        self, room_id: str, event_id: str, exclude_senders: Sequence[str] = ()
+    ) -> tuple[SearchHit | None, SearchHit | None] | None:
+        """The indexed messages just before and just after one in its room's timeline
+        (their current text), skipping ``exclude_senders``; ``None`` where there is none,
+        and instead of the pair when the event itself is not in the cache."""
+        row = self._db.execute(
+            "SELECT pos FROM events WHERE event_id = ? AND room_id = ? AND pos IS NOT NULL",
+            (event_id, room_id),
+        ).fetchone()
+        if row is None:
+            return None
+        skip = f" AND e.sender NOT IN ({','.join('?' * len(exclude_senders))})" if exclude_senders else ""
+        found: list[SearchHit | None] = []
+        for compare, order in (("<", "DESC"), (">", "ASC")):
+            hit = self._db.execute(
+                "SELECT e.event_id, e.room_id, e.sender, e.ts, f.body, e.seq FROM events e "
+                f"JOIN message_fts f ON f.rowid = e.seq WHERE e.room_id = ? AND e.pos {compare} ?{skip} "
+                f"ORDER BY e.pos {order} LIMIT 1",
+                (room_id, row[0], *exclude_senders),
+            ).fetchone()
+            found.append(SearchHit(*hit) if hit is not None else None)
+        return found[0], found[1]
 
     def indexed_count(self, room_id: str | None = None) -> int:
         """How many messages the local index holds (in one room, or in all)."""

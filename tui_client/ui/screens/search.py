@@ -2,8 +2,10 @@
 local index (every room, encrypted ones included) and the server's ``/search``
 (unencrypted rooms), results grouped by room, newest first, matched words highlighted.
 
-Enter opens the room at the result; ``n``/``N`` move to the next/previous result, here
-and, after a jump, in the timeline. F5 indexes older messages of the room searched.
+The highlighted result is shown in its context below the list (the messages before and
+after it, from the cache, else the server's ``/context``). Enter opens the room at the
+result; ``n``/``N`` move to the next/previous result, here and, after a jump, in the
+timeline. F5 indexes older messages of the room searched.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from textual.widgets import Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ...engine.client import MatrixClient
-from ...engine.search import IndexProgress, SearchResult, SearchResults
+from ...engine.search import IndexProgress, ResultContext, SearchResult, SearchResults
 from ...protocol.errors import MatrixError, NetworkError
 from ...protocol.sanitize import clean_line
 from ...protocol.search import highlight_spans
@@ -65,8 +67,49 @@ def highlighted(text: str, terms: tuple[str, ...], style: str = "bold reverse") 
     return rendered
 
 
+def when(ts: int) -> str:
+    """A result's time as the screen shows it."""
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts / 1000)) if ts else "----------"
+
+
+def context_lines(
+    result: SearchResult,
+    around: ResultContext | None,
+    terms: tuple[str, ...],
+    width: int = BODY_WIDTH,
+) -> Text:
+    """The result between the messages before and after it (one line each; no markup)."""
+
+    def line(mark: str, message: SearchResult, style: str, body: Text) -> Text:
+        return Text.assemble(
+            (f"{mark} {when(message.ts)}  ", "dim"),
+            (clean_line(message.sender, 60), style),
+            "  ",
+            body,
+        )
+
+    def other(mark: str, message: SearchResult | None, missing: str) -> Text:
+        if message is None:
+            return Text(f"{mark} {missing}", style="dim italic")
+        return line(mark, message, "dim bold", Text(clean_line(message.body, width), style="dim"))
+
+    if around is None:
+        before = after = Text("  …", style="dim")
+    else:
+        before = other("↑", around.before, "(nothing earlier here)")
+        after = other("↓", around.after, "(nothing later here)")
+    shown = line("▶", result, "bold", highlighted(clean_line(result.body, width), terms))
+    return Text("\n").join([before, shown, after])
+
+
 class SearchScreen(Screen[SearchHistory | None]):
     """Search messages; dismissed with the results and the one chosen (None: closed)."""
+
+    DEFAULT_CSS = """
+    SearchScreen #search-results { height: 1fr; }
+    SearchScreen #search-context { height: 4; border-top: solid $primary-darken-2; }
+    SearchScreen #search-status { height: auto; }
+    """
 
     BINDINGS = [
         Binding("escape", "close", "Close"),
@@ -88,6 +131,13 @@ class SearchScreen(Screen[SearchHistory | None]):
             super().__init__()
             self.progress = progress
 
+    class _Context(Message):
+        def __init__(self, event_id: str, around: ResultContext | None, error: str | None) -> None:
+            super().__init__()
+            self.event_id = event_id
+            self.around = around
+            self.error = error
+
     def __init__(
         self,
         client: MatrixClient,
@@ -107,6 +157,8 @@ class SearchScreen(Screen[SearchHistory | None]):
         self.results: SearchResults | None = None
         self.shown: list[SearchResult] = []
         self.indexing = False
+        #: Context already fetched, by event ID.
+        self.contexts: dict[str, ResultContext] = {}
 
     def compose(self) -> ComposeResult:
         with Vertical(id="search-box"):
@@ -117,6 +169,7 @@ class SearchScreen(Screen[SearchHistory | None]):
             )
             yield Static(id="search-scope")
             yield OptionList(markup=False, id="search-results")
+            yield Static(id="search-context")
             yield Static(id="search-status")
         yield Footer()
 
@@ -238,13 +291,8 @@ class SearchScreen(Screen[SearchHistory | None]):
             results.focus()
 
     def _line(self, result: SearchResult, terms: tuple[str, ...]) -> Text:
-        when = (
-            time.strftime("%Y-%m-%d %H:%M", time.localtime(result.ts / 1000))
-            if result.ts
-            else "----------"
-        )
         line = Text.assemble(
-            (f"{when}  ", "dim"),
+            (f"{when(result.ts)}  ", "dim"),
             (clean_line(result.sender, 60), "bold"),
             "  ",
         )
@@ -252,6 +300,56 @@ class SearchScreen(Screen[SearchHistory | None]):
         if result.source == "server":
             line.append("  (server)", style="dim")
         return line
+
+    # -- the highlighted result in its context -----------------------------------------
+
+    @on(OptionList.OptionHighlighted, "#search-results")
+    def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        index = self._result_index(event.option)
+        pane = self.query_one("#search-context", Static)
+        if index is None or index >= len(self.shown):
+            pane.update("")
+            return
+        result = self.shown[index]
+        known = self.contexts.get(result.event_id)
+        self._show_context(result, known)
+        if known is None:
+            self._fetch_context(result)
+
+    def _show_context(self, result: SearchResult, around: ResultContext | None) -> None:
+        terms = self.results.highlights if self.results is not None else ()
+        self.query_one("#search-context", Static).update(context_lines(result, around, terms))
+
+    @work(group="search-context", exclusive=True, exit_on_error=False)
+    async def _fetch_context(self, result: SearchResult) -> None:
+        try:
+            around = await self.client.search.around(result)
+        except (MatrixError, NetworkError) as error:
+            self.post_message(self._Context(result.event_id, None, str(error)))
+            return
+        self.post_message(self._Context(result.event_id, around, None))
+
+    def on_search_screen__context(self, message: _Context) -> None:
+        results = self.query_one("#search-results", OptionList)
+        index = self._result_index(
+            results.get_option_at_index(results.highlighted)
+            if results.highlighted is not None
+            else None
+        )
+        current = self.shown[index] if index is not None and index < len(self.shown) else None
+        if message.around is not None:
+            self.contexts[message.event_id] = message.around
+        if current is None or current.event_id != message.event_id:
+            return
+        if message.around is None:
+            self.query_one("#search-context", Static).update(
+                Text(
+                    f"Its context could not be loaded: {clean_line(message.error or '', 160)}",
+                    style="italic",
+                )
+            )
+            return
+        self._show_context(current, message.around)
 
     # -- choosing and stepping --------------------------------------------------------
 
