@@ -136,7 +136,7 @@ def _blurhash(image: Any) -> str | None:
         return None
     tiny = image.convert("RGB")
     tiny.thumbnail((32, 32))
-    pixels = list(tiny.getdata())
+    pixels = list(tiny.get_flattened_data())
     rows = [
         [list(pixels[y * tiny.width + x]) for x in range(tiny.width)] for y in range(tiny.height)
     ]
