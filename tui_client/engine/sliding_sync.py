@@ -103,7 +103,10 @@ class SlidingSyncSource:
         try:
             return await self._request(pos, to_device_since, timeout_ms)
         except MatrixError as error:
-            if error.errcode != ss.UNKNOWN_POS:
+            # A position the server cannot read (a 400 on a request that carried one) is
+            # as good as forgotten: without a new connection every retry would fail the same way.
+            forgotten = error.errcode == ss.UNKNOWN_POS or (pos is not None and error.status == 400)
+            if not forgotten:
                 raise
             log.info("sliding sync connection expired (%s); starting a new one", error)
             self.restarts += 1
