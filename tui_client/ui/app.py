@@ -28,7 +28,7 @@ from ..protocol.ids import InvalidIdentifier
 from ..protocol.sanitize import clean_line
 from . import notification_commands, notify
 from .join_flow import JoinFlow
-from .keymap import KeySettings, load_key_settings, resolve
+from .keymap import KeySettings, load_key_settings
 from .messages import EngineUpdate
 from .screens import recovery, security
 from .screens.chat import ChatScreen
@@ -183,7 +183,7 @@ class TuiClientApp(App[None]):
             await self._start(self.client)
 
     #: The key bindings in force (the config's [keys]); set when the app starts.
-    key_settings: KeySettings = resolve({})
+    key_settings: KeySettings | None = None
 
     def _apply_key_settings(self) -> None:
         """The config's [keys]: rebind (Textual's keymap, by binding id), the vim switch,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from rich.style import Style
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -51,6 +51,7 @@ from ..formatted import known_room_name
 from ..messages import ActionFailed, RoomOpened
 from ..render import Palette
 from ..seen import SeenTracker
+from ..vim_keys import list_key
 from ..widgets.completion_list import CompletionList
 from ..widgets.composer import Composer
 from ..widgets.member_list import MemberList
@@ -76,14 +77,14 @@ class ChatScreen(RoomActions):
 
     BINDINGS = [
         # Priority: the composer (a TextArea) has its own meaning for some of these keys.
-        Binding("ctrl+k", "switch_room", "Rooms", priority=True),
-        Binding("f1", "help", "Help", priority=True),
-        Binding("f2", "toggle_members", "Members", priority=True),
-        Binding("alt+up", "room_step(-1)", "Prev room", show=False, priority=True),
-        Binding("alt+down", "room_step(1)", "Next room", show=False, priority=True),
-        Binding("ctrl+o", "join_dialog", "Join", show=False, priority=True),
-        Binding("ctrl+t", "thread_list", "Threads", show=False, priority=True),
-        Binding("ctrl+f", "search", "Search", show=False, priority=True),
+        Binding("ctrl+k", "switch_room", "Rooms", priority=True, id="global.switch_room"),
+        Binding("f1", "help", "Help", priority=True, id="global.help"),
+        Binding("f2", "toggle_members", "Members", priority=True, id="global.members"),
+        Binding("alt+up", "room_step(-1)", "Prev room", show=False, priority=True, id="global.previous_room"),
+        Binding("alt+down", "room_step(1)", "Next room", show=False, priority=True, id="global.next_room"),
+        Binding("ctrl+o", "join_dialog", "Join", show=False, priority=True, id="global.join"),
+        Binding("ctrl+t", "thread_list", "Threads", show=False, priority=True, id="global.threads"),
+        Binding("ctrl+f", "search", "Search", show=False, priority=True, id="global.search"),
     ]
 
     def __init__(self, client: MatrixClient) -> None:
@@ -139,6 +140,14 @@ class ChatScreen(RoomActions):
         presence_of = self._presence_label
         self.query_one(MemberList).presence_of = presence_of
         self.query_one(RoomHeader).presence_of = presence_of
+
+    def on_key(self, event: events.Key) -> None:
+        # The vim mode's j/k/gg/G/Ctrl+D/Ctrl+U/: on the timeline and the lists (off: nothing).
+        list_key(self.focused, event)
+
+    @on(Composer.VimModeChanged)
+    def _vim_mode_changed(self, event: Composer.VimModeChanged) -> None:
+        self.query_one(StatusBar).vim_mode = event.mode
 
     def _presence_label(self, user_id: str) -> str | None:
         presence = self.client.presence.of(user_id)

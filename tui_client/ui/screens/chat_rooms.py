@@ -40,10 +40,10 @@ class RoomActions(Screen[None]):
 
     BINDINGS = [
         # (the app's quit key, listed here so that it comes early in the footer)
-        Binding("ctrl+q", "app.quit", "Quit", priority=True),
-        Binding("f3", "directory", "Explore", priority=True),
-        Binding("f4", "space_view", "Space", priority=True),
-        Binding("ctrl+n", "create_room", "New room", show=False, priority=True),
+        Binding("ctrl+q", "app.quit", "Quit", priority=True, id="global.quit"),
+        Binding("f3", "directory", "Explore", priority=True, id="global.directory"),
+        Binding("f4", "space_view", "Space", priority=True, id="global.space_view"),
+        Binding("ctrl+n", "create_room", "New room", show=False, priority=True, id="global.create_room"),
     ]
 
     client: MatrixClient

@@ -17,7 +17,7 @@ from textual.widgets.option_list import Option
 class PromptDialog(ModalScreen[str | None]):
     """Ask for one line of text; dismisses with it, or None on Escape."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="dialogs.cancel")]
 
     def __init__(self, title: str, placeholder: str = "", value: str = "", *, password: bool = False) -> None:
         super().__init__()
@@ -48,7 +48,7 @@ class PromptDialog(ModalScreen[str | None]):
 class ConfirmDialog(ModalScreen[bool]):
     """Yes or no."""
 
-    BINDINGS = [Binding("escape", "no", "No"), Binding("y", "yes", "Yes")]
+    BINDINGS = [Binding("escape", "no", "No", id="dialogs.no"), Binding("y", "yes", "Yes", id="dialogs.yes")]
 
     def __init__(self, question: str, yes: str = "Yes", *, danger: bool = False) -> None:
         super().__init__()
@@ -77,7 +77,7 @@ class ConfirmDialog(ModalScreen[bool]):
 class ChoiceDialog(ModalScreen[str | None]):
     """Pick one of a few choices (``(key, label)``); dismisses with the key, or None."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="dialogs.cancel")]
 
     def __init__(self, question: str, choices: list[tuple[str, str]]) -> None:
         super().__init__()
@@ -105,7 +105,7 @@ class ReactionDialog(ModalScreen[str | None]):
     """Pick a reaction: a quick one with 1-8, or type any text."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel"),
+        Binding("escape", "cancel", "Cancel", id="dialogs.cancel"),
         *(Binding(str(n + 1), f"quick({n})", key, show=False) for n, key in enumerate(QUICK_REACTIONS)),
     ]
 

@@ -1,4 +1,5 @@
-"""The help screen: key bindings and composer commands."""
+"""The help screen: the key bindings in force (the config's, else the defaults) and the
+composer's commands."""
 
 from __future__ import annotations
 
@@ -11,49 +12,58 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from ...protocol.commands import COMMANDS
+from ..keymap import CONTEXTS, KeySettings, display_keys, resolve
 
-KEYS = (
-    ("Ctrl+K", "jump to a room (fuzzy search)"),
-    ("Ctrl+P", "command palette"),
-    ("Alt+Up / Alt+Down", "previous / next room"),
+#: What the bindings table does not say: keys of the other screens, marks.
+NOTES = (
     ("Tab / Shift+Tab", "move focus: rooms, timeline, composer"),
-    ("F1", "this help"),
-    ("F2", "show or hide the member list (Enter on a member: DM, remove, ban)"),
-    ("F3", "explore public rooms (search, other servers, preview, join)"),
-    ("F4", "the selected space: every room in it, joined or not"),
-    ("F6", "your sessions and devices: verify, rename, sign out"),
-    ("F7", "encryption health: recovery key, key backup, undecryptable messages"),
-    ("Ctrl+N", "create a room (Ctrl+P for a space or a direct chat)"),
-    ("Ctrl+O", "join by alias, room ID, matrix.to link or matrix: URI"),
-    ("Enter", "send (in the composer)"),
-    ("Shift+Enter, Ctrl+J, Alt+Enter", "new line in the composer"),
-    ("Up (empty composer)", "edit your last message"),
-    ("Esc", "cancel reply or edit; back to the composer"),
-    ("In the timeline", "Up/Down select a message, PgUp/PgDn scroll, End latest"),
-    ("  r / e / + / d", "reply / edit / react / delete the selected message"),
-    ("  R / X", "retry / discard a message that failed to send"),
-    ("  o", "open or join the room the selected message links to"),
-    ("  s", "save the selected message's file (decrypted) to your Downloads folder"),
+    ("Ctrl+P", "command palette"),
     ("Spaces sidebar", "Home: all rooms, People: direct chats, a space: its rooms"),
     ("In the directory", "j join, p preview, t whole topic, Ctrl+F search, Ctrl+S servers"),
     ("In a space", "j join, a join all suggested, s join the space, d depth"),
     ("In the devices screen", "v verify, r rename, s sign out, k key sharing, u verify the user"),
     ("In encryption health", "s set up recovery, k recovery key, b restore backup, x reset"),
     ("Beside a message's time", "✓ verified person, ! unverified device, ? key from a backup or file"),
-    ("Ctrl+Q", "quit"),
 )
 
+VIM_NOTES = (
+    ("Composer, normal mode", "h l w b e 0 ^ $ j k gg G, counts (3w), x X D C dd cw ciw diw yw p P u Ctrl+R"),
+    ("Composer, to insert", "i a A I o O (Esc back to normal)"),
+    ("Timeline and lists", "j k, gg G, Ctrl+D Ctrl+U"),
+    (":", "command line: :q, :join #room:server, :me waves, :topic …"),
+    ("/", "search (from the composer's normal mode)"),
+)
 
-def help_text() -> Text:
-    """The help as styled plain text."""
+_HEAD = Style(bold=True, underline=True)
+
+
+def help_text(settings: KeySettings | None = None) -> Text:
+    """The help as styled plain text: the key bindings in force, per context."""
+    settings = settings or resolve({})
     text = Text()
-    text.append("Keys\n", style=Style(bold=True, underline=True))
-    for key, what in KEYS:
-        text.append(f"  {key:<34}", style=Style(bold=True))
+    text.append("Keys", style=_HEAD)
+    text.append("  (rebind them in the config file's [keys.<context>]: action = \"key\")\n", style=Style(dim=True))
+    context = ""
+    for action in settings.actions.values():
+        if action.context != context:
+            context = action.context
+            text.append(f"\n {CONTEXTS.get(context, context).capitalize()} [{context}]\n", style=Style(bold=True))
+        keys = settings.keys_of(action.id)
+        text.append(f"  {display_keys(keys):<22}", style=Style(bold=True))
+        text.append(f"{action.name:<18}", style=Style(dim=True))
+        text.append(action.description + "\n")
+    text.append("\n")
+    for key, what in NOTES:
+        text.append(f"  {key:<40}", style=Style(bold=True))
         text.append(what + "\n")
-    text.append("\nCommands (type in the composer)\n", style=Style(bold=True, underline=True))
+    if settings.vim:
+        text.append("\nVim mode (on)\n", style=_HEAD)
+        for key, what in VIM_NOTES:
+            text.append(f"  {key:<40}", style=Style(bold=True))
+            text.append(what + "\n")
+    text.append("\nCommands (type in the composer)\n", style=_HEAD)
     for spec in COMMANDS.values():
-        text.append(f"  {spec.usage:<34}", style=Style(bold=True))
+        text.append(f"  {spec.usage:<40}", style=Style(bold=True))
         text.append(spec.help + "\n")
     text.append("\n  //text sends a message that starts with a slash.\n", style=Style(dim=True))
     return text
@@ -62,11 +72,11 @@ def help_text() -> Text:
 class HelpScreen(ModalScreen[None]):
     """Shows :func:`help_text`."""
 
-    BINDINGS = [Binding("escape,f1,q", "close", "Close")]
+    BINDINGS = [Binding("escape,f1,q", "close", "Close", id="dialogs.close")]
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog help"):
-            yield Static(help_text(), id="help-text")
+            yield Static(help_text(getattr(self.app, "key_settings", None)), id="help-text")
 
     def action_close(self) -> None:
         """Close."""

@@ -20,7 +20,7 @@ class RoomSwitcher(ModalScreen[str | None]):
     """Type part of a room's name; Enter opens the best match."""
 
     BINDINGS = [
-        Binding("escape", "cancel", "Close"),
+        Binding("escape", "cancel", "Close", id="dialogs.cancel"),
         Binding("down", "move(1)", "Next", show=False),
         Binding("up", "move(-1)", "Previous", show=False),
     ]

@@ -19,12 +19,19 @@ A completed member or room is remembered as a mention: its text, its target and 
 is. Edits before it move it along, an edit inside it forgets it, and it travels with the
 text in :class:`Composer.Submitted` as a pill at that place, so the same name typed
 elsewhere in the message (or inside code) is not a mention.
+
+The keys for these are the user's (the config's ``[keys.composer]``): ``_on_key`` looks
+each key up in :attr:`Composer.key_actions` instead of binding it, for the reason above.
+With the vim mode on, :attr:`Composer.vim` (ui/vim.py, pure) gets each key first in the
+same step: in insert mode it hands every key but Escape back, so a burst typed in insert
+mode keeps its order exactly as without vim.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from textual import events
@@ -34,9 +41,14 @@ from textual.widgets import TextArea
 from textual.widgets.text_area import Edit, EditResult
 
 from ...engine.formatting import Pill, pills_in
+from ..keymap import COMPOSER_ACTIONS, split_keys
+from ..vim import Effect, Mode, VimMachine
+from .upload_bar import pasted_file
 
 #: Keys that insert a line break instead of sending.
 NEWLINE_KEYS = frozenset({"shift+enter", "ctrl+j", "alt+enter", "ctrl+enter"})
+#: key -> composer action, before the config has its say.
+DEFAULT_KEYS = {key: name for name, (keys, _what) in COMPOSER_ACTIONS.items() for key in split_keys(keys)}
 #: The first character of a word that Tab completes.
 COMPLETION_SIGILS = frozenset("@#:/")
 
@@ -80,10 +92,10 @@ class Composer(TextArea):
 
     # Shown in the footer and the help screen; the keys themselves are handled in _on_key.
     BINDINGS = [
-        Binding("enter", "submit", "Send"),
-        Binding("shift+enter,ctrl+j,alt+enter", "newline", "Newline"),
-        Binding("escape", "cancel", "Cancel reply/edit", show=False),
-        Binding("up", "history_or_up", "Up", show=False),
+        Binding("enter", "submit", "Send", id="composer.send"),
+        Binding("shift+enter,ctrl+j,alt+enter", "newline", "Newline", id="composer.newline"),
+        Binding("escape", "cancel", "Cancel reply/edit", show=False, id="composer.cancel"),
+        Binding("up", "history_or_up", "Up", show=False, id="composer.edit_last"),
     ]
 
     DEFAULT_CSS = """
@@ -121,41 +133,142 @@ class Composer(TextArea):
     class EditLast(Message):
         """Up in an empty composer: edit our last message."""
 
+    class FilePasted(Message):
+        """A paste that names a file (an absolute path or a ``file://`` URI, alone on its
+        line): not inserted; the screen offers to upload it and puts ``text`` back if not."""
+
+        def __init__(self, path: Path, text: str) -> None:
+            super().__init__()
+            self.path = path
+            self.text = text
+
+    class VimModeChanged(Message):
+        """The vim mode changed (``"NORMAL"`` / ``"INSERT"``; ``""`` when vim is off)."""
+
+        def __init__(self, mode: str) -> None:
+            super().__init__()
+            self.mode = mode
+
     def __init__(self, *, id: str | None = None, completions: CompletionProvider | None = None) -> None:
         super().__init__(id=id, soft_wrap=True, show_line_numbers=False, tab_behavior="focus")
         self.completions = completions
         self._mentions: list[Pill] = []
         self._cycle: _Cycle | None = None
+        #: key -> composer action (send, newline, cancel, edit_last, complete, complete_previous).
+        self.key_actions: dict[str, str] = dict(DEFAULT_KEYS)
+        #: The vim mode's state, when it is on.
+        self.vim: VimMachine | None = None
+
+    def on_mount(self) -> None:
+        settings = getattr(self.app, "key_settings", None)
+        if settings is not None:
+            self.key_actions = settings.composer_keys()
+            if settings.vim:
+                self.set_vim(True)
+
+    def set_vim(self, on: bool) -> None:
+        """Turn the vim mode on (in insert mode) or off."""
+        self.vim = VimMachine() if on else None
+        if self.vim is not None:
+            self.vim.reset(self.text, self._offset(self.cursor_location))
+        self.post_message(self.VimModeChanged(self.vim.mode.value if self.vim else ""))
 
     async def _on_key(self, event: events.Key) -> None:
         key = event.key
+        action_name = self.key_actions.get(key)
+        vim = self.vim
+        if vim is not None and not self._choosing() and await self._vim_key(vim, event, action_name):
+            event.stop()
+            event.prevent_default()
+            return
         if self._choosing():
-            if self._choose(key):
+            if self._choose(key, action_name):
                 event.stop()
                 event.prevent_default()
                 return
-        elif key == "tab":
+        elif action_name == "complete":
             if self.complete():
                 event.stop()
                 event.prevent_default()
                 return
             self._end_completion()
-        if key != "tab":
+        if action_name != "complete":
             self._end_completion()
-        if key == "enter":
+        if action_name == "send":
             action = self.action_submit
-        elif key in NEWLINE_KEYS:
+        elif action_name == "newline":
             action = self.action_newline
-        elif key == "escape":
+        elif action_name == "cancel":
             action = self.action_cancel
-        elif key == "up" and not self.text:
+        elif action_name == "edit_last" and not self.text:
             action = self.action_history_or_up
+        elif key in ("tab", "shift+tab") and action_name is None:
+            return  # (rebound away from completion) moves the focus as usual
         else:
             await super()._on_key(event)
             return
         event.stop()
         event.prevent_default()
         action()
+
+    async def _vim_key(self, vim: VimMachine, event: events.Key, action_name: str | None) -> bool:
+        """Feed a key to the vim mode; False hands it on (typing in insert mode, Tab)."""
+        if vim.mode is Mode.INSERT and action_name != "cancel":
+            return False
+        if vim.mode is Mode.NORMAL and (action_name in ("complete", "complete_previous") or event.key in ("tab", "shift+tab")):
+            return False  # Tab moves the focus from normal mode
+        token = event.character if event.is_printable and event.character else event.key
+        if action_name in ("send", "cancel"):
+            token = "enter" if action_name == "send" else "escape"
+        token = {"up": "k", "down": "j", "backspace": "h"}.get(token, token)
+        before = vim.mode
+        outcome = vim.key(token, self.text, self._offset(self.cursor_location))
+        if outcome.effect is Effect.PASS:
+            return False
+        self._end_completion()
+        self._apply(outcome.text, outcome.cursor)
+        if vim.mode is not before:
+            self.post_message(self.VimModeChanged(vim.mode.value))
+        if outcome.effect is Effect.SUBMIT:
+            self.action_submit()
+        elif outcome.effect is Effect.CANCEL:
+            self.action_cancel()
+        elif outcome.effect is Effect.COMMAND_LINE:
+            from ..screens.command_line import open_command_line
+
+            open_command_line(self)
+        elif outcome.effect is Effect.SEARCH:
+            await self.run_action("screen.search")
+        return True
+
+    def _apply(self, text: str, cursor: int) -> None:
+        """Put the vim mode's text in (as one replacement of what changed) and its cursor."""
+        old = self.text
+        if text != old:
+            start = 0
+            limit = min(len(old), len(text))
+            while start < limit and old[start] == text[start]:
+                start += 1
+            end_old, end_new = len(old), len(text)
+            while end_old > start and end_new > start and old[end_old - 1] == text[end_new - 1]:
+                end_old -= 1
+                end_new -= 1
+            self.replace(text[start:end_new], self._location(start), self._location(end_old), maintain_selection_offset=False)
+        self.move_cursor(self._location(cursor))
+
+    def _location(self, offset: int) -> tuple[int, int]:
+        """The (row, column) of an offset in :attr:`text`."""
+        text = self.text
+        offset = max(0, min(offset, len(text)))
+        row = text.count("\n", 0, offset)
+        return row, offset - (text.rfind("\n", 0, offset) + 1)
+
+    async def _on_paste(self, event: events.Paste) -> None:
+        # Runs before TextArea's own handler, which prevent_default() skips.
+        path = pasted_file(event.text)
+        if path is not None and not self.read_only:
+            event.prevent_default()
+            self.post_message(self.FilePasted(path, event.text))
 
     def action_submit(self) -> None:
         """Send what was written: take the text out and post it, in one step."""
@@ -165,6 +278,8 @@ class Composer(TextArea):
         mentions = pills_in(text, self._mentions)
         self._mentions = []
         self.clear()
+        if self.vim is not None:
+            self.vim.reset()
         self.post_message(self.Submitted(text, mentions))
 
     def complete(self) -> bool:
@@ -205,21 +320,21 @@ class Composer(TextArea):
             and not self.selected_text
         )
 
-    def _choose(self, key: str) -> bool:
+    def _choose(self, key: str, action_name: str | None) -> bool:
         """A key while choosing among candidates; False lets it do what it always does
         (the candidate put in is then kept)."""
         cycle = self._cycle
         assert cycle is not None
-        if key in ("tab", "shift+tab"):
-            self._step(cycle, 1 if key == "tab" else -1)
+        if action_name in ("complete", "complete_previous"):
+            self._step(cycle, 1 if action_name == "complete" else -1)
             return True
-        if key == "escape":
+        if action_name == "cancel":
             self._end_completion()
             self.replace(cycle.word, (cycle.row, cycle.start), (cycle.row, cycle.end), maintain_selection_offset=False)
             self.move_cursor((cycle.row, cycle.start + len(cycle.word)))
             return True
         chosen = cycle.candidates[cycle.index]
-        if key == "enter" or (key == "space" and chosen.suffix.endswith(" ")):
+        if action_name == "send" or (key == "space" and chosen.suffix.endswith(" ")):
             self._end_completion()  # accepted, with the space already after it
             return True
         return False
@@ -304,3 +419,5 @@ class Composer(TextArea):
         self.text = f"{text}\n{draft}" if draft else text
         self._mentions = [*pills_in(self.text, mentions or []), *kept]
         self.move_cursor(self.document.end)
+        if self.vim is not None:
+            self.vim.reset(self.text, len(self.text))

@@ -118,13 +118,13 @@ class RoomList(ScrollView, can_focus=True):
     """The rooms of the account, grouped; Up/Down/Enter or the mouse to pick one."""
 
     BINDINGS = [
-        Binding("up", "cursor(-1)", "Up", show=False),
-        Binding("down", "cursor(1)", "Down", show=False),
-        Binding("pageup", "cursor(-10)", "Page up", show=False),
-        Binding("pagedown", "cursor(10)", "Page down", show=False),
-        Binding("home", "first", "First", show=False),
-        Binding("end", "last", "Last", show=False),
-        Binding("enter", "choose", "Open", show=False),
+        Binding("up", "cursor(-1)", "Up", show=False, id="room_list.up"),
+        Binding("down", "cursor(1)", "Down", show=False, id="room_list.down"),
+        Binding("pageup", "cursor(-10)", "Page up", show=False, id="room_list.page_up"),
+        Binding("pagedown", "cursor(10)", "Page down", show=False, id="room_list.page_down"),
+        Binding("home", "first", "First", show=False, id="room_list.first"),
+        Binding("end", "last", "Last", show=False, id="room_list.last"),
+        Binding("enter", "choose", "Open", show=False, id="room_list.open"),
     ]
 
     DEFAULT_CSS = """

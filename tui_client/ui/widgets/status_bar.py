@@ -1,4 +1,5 @@
-"""The status line: sync status (with a live countdown while retrying), account, notices."""
+"""The status line: the vim mode, sync status (with a live countdown while retrying),
+account, notices."""
 
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ class StatusBar(Widget):
     state: reactive[SyncState] = reactive(SyncState(SyncStatus.STARTING), always_update=True)
     account: reactive[str] = reactive("")
     message: reactive[str] = reactive("")
+    #: The composer's vim mode ("NORMAL" / "INSERT"), empty when the vim mode is off.
+    vim_mode: reactive[str] = reactive("")
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self._tick)
@@ -47,6 +50,8 @@ class StatusBar(Widget):
     def render(self) -> Text:
         """Status, account, and the latest notice."""
         text = Text()
+        if self.vim_mode:
+            text.append(f" {self.vim_mode} ", style=Style(bold=True, reverse=True))
         colour = STATUS_COLOURS.get(self.state.status, "#8a8a8a")
         text.append(" ● ", style=Style(color=colour, bold=True))
         text.append(self.state.describe(time.time()), style=Style(color=colour))
