@@ -89,10 +89,10 @@ class TuiClientApp(App[None]):
     COMMANDS = App.COMMANDS | {RoomsProvider}
     BINDINGS = [
         # In every footer: how to leave should never be a question.
-        Binding("ctrl+q", "quit", "Quit", show=True, priority=True),
+        Binding("ctrl+q", "quit", "Quit", show=True, priority=True, id="global.quit"),
         # Priority: the composer (a TextArea) would take the key otherwise.
-        Binding("f6", "devices", "Devices", show=False, priority=True),
-        Binding("f7", "encryption_health", "Encryption", show=False, priority=True),
+        Binding("f6", "devices", "Devices", show=False, priority=True, id="global.devices"),
+        Binding("f7", "encryption_health", "Encryption", show=False, priority=True, id="global.encryption"),
     ]
 
     def __init__(
