@@ -30,6 +30,7 @@ from ..protocol.html import sanitize_html
 from ..protocol.ids import InvalidIdentifier, is_user_id, parse_link
 from ..protocol.room_state import RoomSummary
 from ..store.cache import Cache, IngestResult, OutboxEntry, PendingJoin, StoredEvent
+from ..store.encrypted_db import shred, shred_database
 from . import gc_policy
 from .attachments import MediaError, save_attachment
 from .backup import KeyBackup
@@ -80,7 +81,10 @@ CACHE_FILE = "cache.sqlite3"
 #: The cache's meta key of the sync setting: ``v2`` forces ``/sync`` v2.
 SYNC_MODE_SETTING = "sync_mode"
 # The cache, its WAL, and what an interrupted encryption of a plain cache leaves.
-CACHE_FILE_ENDINGS = ("", "-wal", "-shm", "-journal", ".encrypting", ".encrypting-journal", ".plain")
+CACHE_FILE_ENDINGS = (
+    *("", "-wal", "-shm", "-journal", ".encrypting", ".encrypting-journal", ".plain", ".plain-wal"),
+    *("-wal.shred", "-shm.shred"),
+)
 Listener = Callable[[Update], None]
 
 
@@ -394,7 +398,7 @@ class MatrixClient:
         except NetworkError as error:
             log.warning("logout request failed: %s", error)
         await self.connection.aclose()
-        await self.db.run(self.cache.close)
+        await self.db.run(shred_database, self.folder / CACHE_FILE, self.cache.close)
         self.db.shutdown()
         self.secrets.delete_all(["access_token", "pickle_key", CACHE_KEY])
         _wipe_profile(self.folder)
@@ -1134,10 +1138,10 @@ def _load_session(folder: Path) -> SessionInfo | None:
 
 
 def _wipe_profile(folder: Path) -> None:
+    # The cache's files are overwritten with zeros before they go (encrypted as they
+    # are, their blocks would otherwise stay on disk for anyone who finds the key).
     for name in (SESSION_FILE, *(CACHE_FILE + end for end in CACHE_FILE_ENDINGS)):
-        path = folder / name
-        if path.exists():
-            path.unlink()
+        shred(folder / name)
     for child in folder.iterdir():
         if child.is_dir():
             shutil.rmtree(child)

@@ -27,6 +27,8 @@ __all__ = [
     "finish_interrupted_migration",
     "is_plain_sqlite",
     "new_key",
+    "shred",
+    "shred_database",
 ]
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,9 @@ _CIPHER_SETTINGS = (
 )
 ENCRYPTING_SUFFIX = ".encrypting"
 PLAIN_SUFFIX = ".plain"
+#: A second name for the plain cache's WAL while it is folded into the file: SQLite then
+#: deletes the WAL (rather than truncating it), and its bytes are overwritten through this name.
+PLAIN_WAL_SUFFIX = ".plain-wal"
 
 
 #: Called with the name of each migration step once it is done (tests kill the
@@ -128,8 +133,13 @@ def _unlink(path: Path) -> None:
         pass
 
 
-def _shred(path: Path) -> None:
-    """Overwrite a file with zeros, flush it, and remove it."""
+def shred(path: Path) -> None:
+    """Overwrite a file with zeros, flush it, and remove it (nothing if it is not there).
+
+    The zeros go to the file's own blocks, so another name (hard link) of the file, or
+    its blocks on a plain file system, keep nothing of it. (A copy-on-write or
+    log-structured file system, or an SSD's remapping, may still hold old blocks: the
+    cache is encrypted for that reason.)"""
     try:
         size = path.stat().st_size
         with open(path, "r+b") as handle:
@@ -144,6 +154,34 @@ def _shred(path: Path) -> None:
     _unlink(path)
 
 
+_shred = shred
+
+#: The second names :func:`shred_database` gives an open database's WAL and shared memory.
+HELD_SUFFIX = ".shred"
+
+
+def shred_database(path: Path, close: Callable[[], None]) -> None:
+    """Close the database at ``path`` (``close``) and overwrite its file, WAL and shared
+    memory with zeros before they go.
+
+    SQLite deletes the WAL and shared memory when the last connection closes, freeing
+    their blocks as they are; a second name made before the close keeps them for the
+    zeros."""
+    held: list[Path] = []
+    for suffix in ("-wal", "-shm"):
+        side = _sidecar(path, suffix)
+        kept = _sidecar(path, suffix + HELD_SUFFIX)
+        _unlink(kept)
+        try:
+            os.link(side, kept)
+        except FileNotFoundError:
+            continue
+        held.append(kept)
+    close()
+    for leftover in (path, _sidecar(path, "-wal"), _sidecar(path, "-shm"), *held):
+        shred(leftover)
+
+
 def _sidecar(path: Path, suffix: str) -> Path:
     return path.with_name(path.name + suffix)
 
@@ -152,6 +190,14 @@ def finish_interrupted_migration(path: Path) -> None:
     """Clean up after an :func:`encrypt_in_place` that was killed: drop the half copy, shred the plain one."""
     for suffix in ("", "-journal", "-wal", "-shm"):
         _unlink(_sidecar(path, ENCRYPTING_SUFFIX + suffix))
+    plain_wal = _sidecar(path, PLAIN_WAL_SUFFIX)
+    if plain_wal.exists():
+        wal = _sidecar(path, "-wal")
+        if wal.exists() and os.path.samefile(plain_wal, wal):
+            # Killed before SQLite folded the WAL in: it is still the cache's WAL.
+            plain_wal.unlink()
+        else:
+            _shred(plain_wal)
     plain = _sidecar(path, PLAIN_SUFFIX)
     if not plain.exists():
         return
@@ -168,20 +214,29 @@ def encrypt_in_place(path: Path, key: bytes) -> None:
     """Replace the plain SQLite database at ``path`` by an encrypted copy (same name, same content).
 
     Steps: fold the WAL into the file and leave WAL mode (the plain file then stands
-    alone), export every table to ``<name>.encrypting`` with ``sqlcipher_export``,
+    alone; the old WAL, kept by a second name while SQLite deletes it, is overwritten
+    with zeros and removed), export every table to ``<name>.encrypting`` with ``sqlcipher_export``,
     fsync it, hard-link the plain file to ``<name>.plain``, rename the copy over the
     name, fsync the folder, then overwrite the plain file with zeros and delete it.
     Killed at any step, ``path`` holds either the plain or the encrypted database;
     :func:`finish_interrupted_migration` removes what was left over.
     """
     finish_interrupted_migration(path)
+    wal = _sidecar(path, "-wal")
+    plain_wal = _sidecar(path, PLAIN_WAL_SUFFIX)
+    if wal.exists():
+        os.link(wal, plain_wal)
     plain_db = sqlite3.connect(str(path), isolation_level=None)
     try:
-        plain_db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        # Leaving WAL mode folds the WAL into the file and deletes it; a TRUNCATE
+        # checkpoint would free its blocks with the clear text still in them.
+        plain_db.execute("PRAGMA wal_checkpoint(FULL)")
         plain_db.execute("PRAGMA journal_mode=DELETE")
         user_version = int(plain_db.execute("PRAGMA user_version").fetchone()[0])
     finally:
         plain_db.close()
+    _fsync_file(path)
+    _shred(plain_wal)
     after_step("checkpointed")
     tmp = _sidecar(path, ENCRYPTING_SUFFIX)
     db = connect(tmp, key)
@@ -197,8 +252,8 @@ def encrypt_in_place(path: Path, key: bytes) -> None:
     _fsync_dir(path.parent)
     after_step("synced")
     # The plain file's -wal and -shm are empty leftovers now (it is out of WAL mode).
-    _unlink(_sidecar(path, "-wal"))
-    _unlink(_sidecar(path, "-shm"))
+    _shred(_sidecar(path, "-wal"))
+    _shred(_sidecar(path, "-shm"))
     plain = _sidecar(path, PLAIN_SUFFIX)
     _unlink(plain)
     os.link(path, plain)
