@@ -374,16 +374,16 @@ def _toml_value(value: Any) -> str:
 def example_config() -> str:
     """The commented example ``--write-config`` writes: every setting at its default."""
     out = [
-        "# tui_client configuration (TOML). Every setting is shown at its default.",
-        "# Settings named here win over what the client remembers in its cache; a setting",
-        "# you change in the client (the command palette) is written back here, keeping",
-        "# your comments. Delete a line to go back to the default.",
+        "# tui_client configuration (TOML). Every setting is shown, commented out, at its",
+        "# default: remove the '# ' before one to set it. A setting named here wins over what",
+        "# the client remembers in its cache; one you change in the client (the command",
+        "# palette) is written back here, keeping your comments and order.",
     ]
     for section in _SECTIONS:
         out += ["", f"[{section}]"]
         for setting in (s for s in SETTINGS if s.section == section):
             out += [f"# {line}" for line in setting.help.splitlines()]
-            out.append(f"{setting.key} = {_toml_value(getattr(_DEFAULTS, setting.field))}")
+            out.append(f"# {setting.key} = {_toml_value(getattr(_DEFAULTS, setting.field))}")
     out += [
         "",
         "# Key bindings per context (global, room_list, timeline, composer, dialogs):",

@@ -187,8 +187,9 @@ def test_write_back_without_a_file_starts_from_the_commented_example(tmp_path: P
     path = tmp_path / "sub" / "config.toml"
     write_setting(path, "time_format", "12h")
     text = path.read_text()
-    assert text.replace('time_format = "12h"', 'time_format = "locale"') == example_config()
-    assert load_config(path).time_format == "12h"
+    assert text.startswith(example_config().split("[layout]")[0].rstrip("\n"))
+    config = load_config(path)
+    assert config.time_format == "12h" and config.named == frozenset({"time_format"})
 
 
 def test_example_parses_to_the_defaults_and_documents_every_setting(tmp_path: Path) -> None:
@@ -197,9 +198,16 @@ def test_example_parses_to_the_defaults_and_documents_every_setting(tmp_path: Pa
     config = parse_config(text)
     assert config.problems == ()
     defaults = Config()
+    assert config.named == frozenset()  # all commented out: the cache keeps its say
+    names = {f"# {setting.key} = " for setting in SETTINGS}
+    uncommented = "\n".join(
+        line[2:] if any(line.startswith(n) for n in names) else line for line in text.splitlines()
+    )
+    data = tomllib.loads(uncommented)
+    assert parse_config(uncommented).problems == ()
     for setting in SETTINGS:
         assert data[setting.section][setting.key] == getattr(defaults, setting.field)
-        line = line_of(text, f"{setting.section}.{setting.key}")
+        line = line_of(uncommented, f"{setting.section}.{setting.key}")
         assert line is not None and text.splitlines()[line - 2].startswith("# ")
     path = tmp_path / "config.toml"
     assert write_example(path) is True
@@ -214,3 +222,24 @@ def test_config_path_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.delenv("TUI_CLIENT_CONFIG")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     assert config_path() == tmp_path / "xdg" / "tui_client" / "config.toml"
+
+
+def test_write_config_command_writes_the_example_once(tmp_path: Path) -> None:
+    import tomlkit
+
+    from tui_client.__main__ import main
+
+    path = tmp_path / "conf" / "config.toml"
+    with pytest.raises(SystemExit) as written:
+        main(["--config", str(path), "--write-config"])
+    assert written.value.code == 0
+    text = path.read_text()
+    assert text == example_config()
+    assert parse_config(text, path) == Config(path=path)
+    # Round trip: the writer's library reads and writes it unchanged.
+    assert tomlkit.dumps(tomlkit.parse(text)) == text
+    path.write_text("# mine\n")
+    with pytest.raises(SystemExit) as refused:
+        main(["--config", str(path), "--write-config"])
+    assert refused.value.code == 1
+    assert path.read_text() == "# mine\n"

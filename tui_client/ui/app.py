@@ -38,7 +38,7 @@ from .screens.login import LoginScreen, explain_login_failure
 from .screens.room_preview import RoomPreviewScreen
 from .screens.space import SpaceScreen
 from .security_flow import SecurityFlow
-from .themes import DEFAULT_THEME, builtin_themes, load_themes
+from .themes import DEFAULT_THEME, builtin_themes, honour_no_color, load_themes
 from .when import TimeStyle, set_time_style
 from .widgets.room_list import visible_rooms
 
@@ -119,6 +119,8 @@ class TuiClientApp(App[None]):
         self.join_flow = JoinFlow(self)
         self.security = SecurityFlow(self)
         self.notifier = notify.attach(self)
+        if self.no_color:
+            honour_no_color(self._filters)
         self._apply_config(config or Config())
 
     def _apply_config(self, config: Config) -> None:

@@ -14,7 +14,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.segment import Segment
 from textual.color import Color, ColorParseError
+from textual.filter import LineFilter, Monochrome, monochrome_style
 from textual.theme import Theme
 
 BUILTIN_THEMES_DIR = Path(__file__).resolve().parent / "builtin_themes"
@@ -125,3 +127,25 @@ def builtin_themes() -> list[Theme]:
     if problems:
         raise RuntimeError(f"a built-in theme is broken: {problems[0]}")
     return themes
+
+
+class GreyFilter(Monochrome):
+    """Textual's NO_COLOR filter (every colour to its grey), also for unstyled segments.
+
+    Textual's own :class:`Monochrome` fails on a segment without a style (the timeline's
+    indents are such segments), which stops the app under ``NO_COLOR``.
+    """
+
+    def apply(self, segments: list[Segment], background: Color) -> list[Segment]:
+        """Grey every styled segment; pass unstyled ones through."""
+        return [
+            Segment(text, None if style is None else monochrome_style(style), None)
+            for text, style, _ in segments
+        ]
+
+
+def honour_no_color(filters: list[LineFilter]) -> None:
+    """Swap Textual's NO_COLOR filter in ``filters`` (``App._filters``) for :class:`GreyFilter`."""
+    for index, line_filter in enumerate(filters):
+        if type(line_filter) is Monochrome:
+            filters[index] = GreyFilter(enabled=line_filter.enabled)
