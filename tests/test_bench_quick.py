@@ -55,5 +55,7 @@ def test_every_benchmark_runs_once_in_quick_mode() -> None:
         "timeline: 1,000-event room vs 100-event room, 3 PageUps each",
         "directory: 300 public rooms vs 100",
         "memory: peak RSS of a new process, 20 rooms",
+        "first login: 30 joined rooms, /login to the first room list of 20 rooms",
+        "sliding / v2: first list x",
     ):
         assert line in done.stdout, line
