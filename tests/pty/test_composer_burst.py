@@ -62,13 +62,23 @@ def log_in_on_pty(app: PtyApp, user: RegisteredUser, room_name: str) -> None:
     app.wait_for(lambda s: room_name in s and "Send" in s and "connected" in s, timeout=60)
 
 
-@pytest.mark.parametrize("size", [(80, 24), (200, 60)], ids=["80x24", "200x60"])
+def _vim_config(tmp_path: Path) -> dict[str, str]:
+    config = tmp_path / "config.toml"
+    config.write_text("[keys]\nvim = true\n", encoding="utf-8")
+    return {"TUI_CLIENT_CONFIG": str(config)}
+
+
+@pytest.mark.parametrize(
+    ("size", "vim"), [((80, 24), False), ((200, 60), False), ((80, 24), True)], ids=["80x24", "200x60", "80x24-vim"]
+)
 def test_fifty_lines_in_one_write_arrive_once_each_in_order(
     synapse: SynapseServer,
     make_user: Callable[..., RegisteredUser],
     tmp_path: Path,
     size: tuple[int, int],
+    vim: bool,
 ) -> None:
+    """(With the vim mode on, the composer starts in insert mode: the same burst.)"""
     alice = make_user("alice", displayname="Alice")
     bob = make_user("bob", displayname="Bob")
     room_id = make_room(synapse, bob, "Burst room", alice)
@@ -98,8 +108,11 @@ def test_fifty_lines_in_one_write_arrive_once_each_in_order(
         "--user",
         alice.user_id,
         size=size,
+        env=_vim_config(tmp_path) if vim else None,
     ) as app:
         log_in_on_pty(app, alice, "Burst room")
+        if vim:
+            app.wait_for(lambda s: " INSERT " in s, timeout=10)
         app.write(typed)
         deadline = time.monotonic() + 60
         received = server_messages(synapse, alice, room_id)
