@@ -243,3 +243,14 @@ def test_write_config_command_writes_the_example_once(tmp_path: Path) -> None:
         main(["--config", str(path), "--write-config"])
     assert refused.value.code == 1
     assert path.read_text() == "# mine\n"
+
+
+def test_the_readme_example_is_a_valid_config() -> None:
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = re.search(r"```toml\n(.*?)```", readme, re.S)
+    assert block is not None
+    config = parse_config(block.group(1))
+    assert config.problems == ()
+    assert (config.theme, config.time_format, config.typing_notices) == ("tui-light", "12h", False)
