@@ -77,7 +77,9 @@ async def test_a_rebound_key_shows_in_help_and_footer_and_works(
         await pilot.pause(0.2)
         assert not app.screen.query_one("#mode-banner").display
         await pilot.press("y")
-        await wait_for(pilot, lambda: app.screen.query_one("#mode-banner").display, "the reply banner")
+        await wait_for(
+            pilot, lambda: app.screen.query_one("#mode-banner").display, "the reply banner"
+        )
         assert "Replying to" in " ".join(screen_lines(pilot))
         await pilot.press("f1")  # F1 is no longer the help key
         await pilot.pause(0.2)
@@ -152,7 +154,11 @@ async def test_vim_command_line_me_sends_an_emote_and_q_quits(
         assert fake_server.sent[-1]["msgtype"] == "m.emote"
         assert fake_server.sent[-1]["body"] == "waves"
         await pilot.press("colon", *"nosuch", "enter")
-        await wait_for(pilot, lambda: any("unknown command /nosuch" in t for t in toast_texts(pilot)), "the error")
+        await wait_for(
+            pilot,
+            lambda: any("unknown command /nosuch" in t for t in toast_texts(pilot)),
+            "the error",
+        )
         await pilot.press("colon", "q", "enter")
         await pilot.pause(0.3)
         assert not app.is_running
@@ -168,7 +174,9 @@ async def test_vim_j_k_gg_G_in_the_timeline(
         app.open_room(GENERAL)
         chat = app.chat_screen
         assert chat is not None
-        await wait_for(pilot, lambda: chat.view is not None and chat.view.room_id == GENERAL, "General")
+        await wait_for(
+            pilot, lambda: chat.view is not None and chat.view.room_id == GENERAL, "General"
+        )
         timeline = app.screen.query_one(TimelineView)
         timeline.focus()
         keys = [item.key for item in timeline.items]
@@ -203,3 +211,34 @@ async def test_vim_mode_is_off_by_default(fake_profile: Path, fake_server: FakeH
         assert timeline.has_focus
         await pilot.press("k")
         assert timeline.selected_key is None
+
+
+async def test_the_composer_keys_come_from_the_config(
+    fake_profile: Path, fake_server: FakeHomeserver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _config(tmp_path, monkeypatch, '[keys.composer]\nsend = "ctrl+s"\n')
+    app = _app(fake_profile, fake_server)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await _ready(pilot)
+        composer = app.screen.query_one(Composer)
+        assert "^s Send" in screen_lines(pilot)[-1]
+        await pilot.press("a", "enter", "b")
+        assert composer.text == "a\nb"  # Enter is no longer the send key
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: bool(fake_server.sent), "the message sent")
+        assert fake_server.sent[-1]["body"] == "a\nb"
+
+
+async def test_vim_slash_in_normal_mode_opens_the_search(
+    fake_profile: Path, fake_server: FakeHomeserver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tui_client.ui.screens.search import SearchScreen
+
+    _config(tmp_path, monkeypatch, "[keys]\nvim = true\n")
+    app = _app(fake_profile, fake_server)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await _ready(pilot)
+        await pilot.press("slash")  # insert mode: a slash in the text
+        assert app.screen.query_one(Composer).text == "/"
+        await pilot.press("escape", "x", "slash")
+        await wait_for(pilot, lambda: isinstance(app.screen, SearchScreen), "the search screen")

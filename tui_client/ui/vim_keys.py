@@ -56,7 +56,13 @@ def _moves(widget: Widget) -> dict[str, Callable[[], object]] | None:
 
 def _rebound(settings: KeySettings, widget: Widget, key: str) -> bool:
     """The user bound ``key`` to one of this widget's actions."""
-    context = "timeline" if isinstance(widget, TimelineView) else "room_list" if isinstance(widget, RoomList) else ""
+    context = (
+        "timeline"
+        if isinstance(widget, TimelineView)
+        else "room_list"
+        if isinstance(widget, RoomList)
+        else ""
+    )
     return any(
         action_id.startswith(context + ".") and key in split_keys(keys)
         for action_id, keys in settings.keymap.items()

@@ -76,7 +76,9 @@ def run_command_line(origin: Widget, line: str) -> None:
     try:
         command = parse_command("/" + line)
     except CommandError as error:
-        origin.notify(clean_line(str(error).replace("/help", ":help"), 200), severity="error", markup=False)
+        origin.notify(
+            clean_line(str(error).replace("/help", ":help"), 200), severity="error", markup=False
+        )
         return
     if command is None or command.name not in COMMANDS:
         return
