@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.style import Style
@@ -32,7 +33,9 @@ from ...engine.updates import (
     TimelineUpdated,
     TypingChanged,
     Update,
+    UploadProgress,
 )
+from ...engine.uploads import size_text
 from ...protocol.commands import COMMANDS, MESSAGE_COMMANDS, CommandError, parse_command
 from ...protocol.errors import MatrixError, NetworkError
 from ...protocol.push_rules import LEVEL_MUTE
@@ -61,6 +64,7 @@ from ..widgets.security_bar import SecurityBar
 from ..widgets.space_bar import SpaceBar
 from ..widgets.status_bar import StatusBar
 from ..widgets.timeline import TimelineView
+from ..widgets.upload_bar import UploadBar
 from .chat_rooms import RoomActions
 from .dialogs import ConfirmDialog, PromptDialog, ReactionDialog
 from .help import HelpScreen
@@ -85,6 +89,7 @@ class ChatScreen(RoomActions):
         Binding("ctrl+o", "join_dialog", "Join", show=False, priority=True, id="global.join"),
         Binding("ctrl+t", "thread_list", "Threads", show=False, priority=True, id="global.threads"),
         Binding("ctrl+f", "search", "Search", show=False, priority=True, id="global.search"),
+        Binding("f8", "cancel_upload", "Cancel upload", show=False, priority=True, id="global.cancel_upload"),
     ]
 
     def __init__(self, client: MatrixClient) -> None:
@@ -115,6 +120,7 @@ class ChatScreen(RoomActions):
                     yield Button("Accept", variant="primary", id="accept-invite")
                     yield Button("Reject", variant="error", id="reject-invite")
                 yield Static(id="typing")
+                yield UploadBar(id="uploads")
                 yield Static(id="mode-banner")
                 yield CompletionList(id="candidates")
                 yield Composer(id="composer", completions=self._completions)
@@ -250,6 +256,8 @@ class ChatScreen(RoomActions):
             if self.view is not None and self.query_one("#members").display:
                 self.query_one(MemberList).show_members(self.view.members, self.view.power_levels)
             self.query_one(RoomHeader).refresh()
+        elif isinstance(update, UploadProgress):
+            self.query_one(UploadBar).show(update)
         elif isinstance(update, Notice):
             severity = {"warning": "warning", "error": "error"}.get(update.level, "information")
             self.notify(clean_line(update.text), severity=severity, markup=False)  # type: ignore[arg-type]
@@ -481,6 +489,43 @@ class ChatScreen(RoomActions):
 
     def on__show_help(self, _message: _ShowHelp) -> None:
         self.action_help()
+
+    @on(Composer.FilePasted)
+    def _file_pasted(self, event: Composer.FilePasted) -> None:
+        """A pasted file path: offer to upload it; if not, the text goes in after all."""
+        room_id, path, text = self.current_room, event.path, event.text
+        composer = self.query_one(Composer)
+        if room_id is None:
+            composer.insert(text)
+            return
+        try:
+            size = size_text(path.stat().st_size)
+        except OSError:
+            composer.insert(text)
+            return
+        question = f"Upload {clean_line(path.name, 80)} ({size}) to this room?"
+
+        def answered(upload: bool | None) -> None:
+            if upload:
+                self.run_worker(self._upload(room_id, path), group="upload", exit_on_error=False)
+            else:
+                composer.insert(text)
+
+        self.app.push_screen(ConfirmDialog(question, "Upload"), answered)
+
+    async def _upload(self, room_id: str, path: Path) -> None:
+        try:
+            await self.client.uploads.send_file(room_id, path)
+        except (MediaError, OSError) as error:
+            self.post_message(ActionFailed(f"cannot send the file: {error}"))
+
+    def action_cancel_upload(self) -> None:
+        """F8: stop the newest upload under way (nothing is sent)."""
+        latest = self.query_one(UploadBar).latest()
+        if latest is None or not self.client.uploads.cancel(latest.upload_id):
+            self.notify("No upload to cancel.", timeout=3)
+        else:
+            self.notify(f"Cancelled {clean_line(latest.name, 80)}", markup=False, timeout=4)
 
     def on__info(self, message: _Info) -> None:
         self.notify(clean_line(message.text), markup=False)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from textual import events
@@ -42,6 +43,7 @@ from textual.widgets.text_area import Edit, EditResult
 from ...engine.formatting import Pill, pills_in
 from ..keymap import COMPOSER_ACTIONS, split_keys
 from ..vim import Effect, Mode, VimMachine
+from .upload_bar import pasted_file
 
 #: Keys that insert a line break instead of sending.
 NEWLINE_KEYS = frozenset({"shift+enter", "ctrl+j", "alt+enter", "ctrl+enter"})
@@ -130,6 +132,15 @@ class Composer(TextArea):
 
     class EditLast(Message):
         """Up in an empty composer: edit our last message."""
+
+    class FilePasted(Message):
+        """A paste that names a file (an absolute path or a ``file://`` URI, alone on its
+        line): not inserted; the screen offers to upload it and puts ``text`` back if not."""
+
+        def __init__(self, path: Path, text: str) -> None:
+            super().__init__()
+            self.path = path
+            self.text = text
 
     class VimModeChanged(Message):
         """The vim mode changed (``"NORMAL"`` / ``"INSERT"``; ``""`` when vim is off)."""
@@ -251,6 +262,13 @@ class Composer(TextArea):
         offset = max(0, min(offset, len(text)))
         row = text.count("\n", 0, offset)
         return row, offset - (text.rfind("\n", 0, offset) + 1)
+
+    async def _on_paste(self, event: events.Paste) -> None:
+        # Runs before TextArea's own handler, which prevent_default() skips.
+        path = pasted_file(event.text)
+        if path is not None and not self.read_only:
+            event.prevent_default()
+            self.post_message(self.FilePasted(path, event.text))
 
     def action_submit(self) -> None:
         """Send what was written: take the text out and post it, in one step."""
