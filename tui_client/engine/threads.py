@@ -525,6 +525,20 @@ class ThreadService:
 
     # -- the thread list ----------------------------------------------------------------
 
+    def _roots_we_answered(self, root_ids: list[str]) -> set[str]:
+        """(database thread) The roots among ``root_ids`` of threads we wrote in (cached)."""
+        found: set[str] = set()
+        for event in self._cache.load_relations(root_ids):
+            relation = relation_of(event.get("content"))
+            if (
+                event.get("sender") == self.user_id
+                and relation is not None
+                and relation.rel_type == "m.thread"
+                and relation.event_id
+            ):
+                found.add(relation.event_id)
+        return found
+
     async def list_threads(
         self,
         room_id: str,
@@ -548,6 +562,7 @@ class ThreadService:
         ]
         raw = roots + latest
         forms = await self._db.run(self._decrypt, room_id, raw) if raw else {}
+        ours = await self._db.run(self._roots_we_answered, [r.get("event_id", "") for r in roots])
         summaries: list[ThreadSummary] = []
         for root_raw in roots:
             root = parse_event(forms.get(root_raw.get("event_id", ""), root_raw), room_id)
@@ -569,7 +584,10 @@ class ThreadService:
                 count=count
                 if isinstance(count, int) and not isinstance(count, bool) and count > 0
                 else 0,
-                participated=thread.get("current_user_participated") is True,
+                # The server's flag can lag behind our own reply (Synapse caches it).
+                participated=thread.get("current_user_participated") is True
+                or root.sender == self.user_id
+                or root.event_id in ours,
             )
             if isinstance(latest_event, RoomEvent) and not self._hides(latest_event.sender):
                 summary = replace(
