@@ -6,15 +6,19 @@ whose colours are the picture's. Enter on the image opens the full-screen viewer
 from __future__ import annotations
 
 import io
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import pytest
 from nio.crypto.attachments import encrypt_attachment as nio_encrypt
 from PIL import Image
 from rich.segment import Segment
 
 from tui_client.devtools.synapse import RegisteredUser, SynapseServer
 from tui_client.ui.app import TuiClientApp
+from tui_client.ui.pictures import image_service
 from tui_client.ui.screens.image_viewer import ImageViewer
 from tui_client.ui.widgets.timeline import TimelineView
 
@@ -116,6 +120,17 @@ async def test_plain_and_encrypted_images_are_drawn_in_half_blocks_and_open_in_t
         )
         assert_quadrants(half_block_cells(timeline))
 
+        # Images off (the palette's setting): the message is its text line only.
+        await image_service(app.client).set_mode("off")
+        await until(pilot, lambda: not half_block_cells(timeline), "the picture gone")
+        assert any(
+            "quadrants.png" in timeline.render_line(y).text for y in range(timeline.size.height)
+        )
+        await image_service(app.client).set_mode("thumbnails")
+        await until(
+            pilot, lambda: len(half_block_cells(timeline)) == 4, "the picture back", timeout=20
+        )
+
         # Enter on the selected image: the whole screen, bigger; Escape comes back.
         timeline.focus()
         timeline.select_event(image_event)
@@ -181,3 +196,129 @@ async def test_plain_and_encrypted_images_are_drawn_in_half_blocks_and_open_in_t
             assert_quadrants(half_block_cells(timeline))
         finally:
             await bob_client.close()
+
+
+def recording_handler(folder: Path) -> Path:
+    """A stand-in for the system's handler: records its argument, the file's mode and bytes."""
+    script = folder / "handler.py"
+    script.write_text(
+        "#!" + sys.executable + "\n"
+        "import os, sys, pathlib\n"
+        f"out = pathlib.Path({str(folder)!r})\n"
+        "target = sys.argv[1]\n"
+        "if os.path.exists(target):\n"
+        "    (out / 'mode').write_text(oct(os.stat(target).st_mode & 0o777) + ' ' + oct(os.stat(os.path.dirname(os.path.dirname(target))).st_mode & 0o777))\n"
+        "    (out / 'copy').write_bytes(pathlib.Path(target).read_bytes())\n"
+        "(out / 'args').open('a').write(target + '\\n')\n"
+    )
+    script.chmod(0o700)
+    return script
+
+
+async def press_on(
+    pilot: Any, timeline: TimelineView, event_id: str, key: str, done: Callable[[], bool], what: str
+) -> None:
+    """Select a message and press a key until ``done`` holds (a sync that replaces the
+    timeline's items may take the selection away between the two)."""
+    for _ in range(10):
+        timeline.focus()
+        timeline.select_event(event_id)
+        await pilot.press(key)
+        for _ in range(60):
+            if done():
+                return
+            await pilot.pause(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_o_opens_a_file_through_a_private_copy_and_a_link_in_the_handler(
+    synapse: SynapseServer,
+    make_user: Callable[..., RegisteredUser],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    alice = make_user("alice", displayname="Alice")
+    bob = make_user("bob", displayname="Bob")
+    handled = tmp_path / "handled"
+    handled.mkdir()
+    monkeypatch.setenv("BROWSER", str(recording_handler(handled)))
+    room = _room(synapse, bob, "Files", [alice.user_id])
+    _join(synapse, alice, room)
+    data = b"%PDF-1.4 pretend report\n" * 40
+    file_event = _send(
+        synapse,
+        bob,
+        room,
+        {
+            "msgtype": "m.file",
+            "body": "report.pdf",
+            "url": upload(synapse, bob, data),
+            "info": {"size": len(data)},
+        },
+        "f1",
+    )
+    link_event = _send(
+        synapse,
+        bob,
+        room,
+        {"msgtype": "m.text", "body": "the notes: https://example.org/notes?id=1."},
+        "l1",
+    )
+
+    app = TuiClientApp(base_dir=tmp_path / "alice")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _log_in(pilot, app, synapse, alice)
+        timeline = screen.query_one("#timeline", TimelineView)
+        await until(
+            pilot, lambda: any(i.event_id == link_event for i in timeline.items), "the messages"
+        )
+
+        def args() -> list[str]:
+            return (
+                (handled / "args").read_text().splitlines() if (handled / "args").exists() else []
+            )
+
+        await press_on(
+            pilot,
+            timeline,
+            file_event,
+            "o",
+            (handled / "copy").exists,
+            "the handler run on the file",
+        )
+        assert (handled / "copy").read_bytes() == data
+        assert (handled / "mode").read_text() == "0o600 0o700"  # the file, and the private folder
+        opened = Path(args()[0])
+        assert opened.name == "report.pdf" and opened.read_bytes() == data
+
+        url = "https://example.org/notes?id=1"  # (the full stop after it is not part of it)
+        await press_on(
+            pilot, timeline, link_event, "o", lambda: url in args(), "the handler run on the link"
+        )
+        assert set(args()) == {str(opened), url}
+
+        # O copies the link (OSC 52, through the app's clipboard).
+        await press_on(
+            pilot, timeline, link_event, "O", lambda: app.clipboard == url, "the link copied"
+        )
+
+        # The palette turns copying off (kept in the cache); O then says so on screen.
+        await pilot.press("ctrl+p")
+        await pilot.press(*"Copy links with O")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        assert app.client is not None
+        await until(pilot, lambda: not image_service(app.client).copy_links, "copying turned off")  # type: ignore[arg-type]
+        assert await app.client.db.run(app.client.cache.get_meta, "osc52_copy") == "off"
+        app.copy_to_clipboard("")
+        await press_on(
+            pilot,
+            timeline,
+            link_event,
+            "O",
+            lambda: any(
+                "Copying to the clipboard is turned off" in n.message for n in app._notifications
+            ),
+            "the refusal on screen",
+        )
+        assert app.clipboard == ""

@@ -15,6 +15,7 @@ Nothing here imports the UI: the engine, the benchmarks and tests use it headles
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from .client import MatrixClient
 
 __all__ = [
+    "COPY_SETTING",
     "IMAGE_MODES",
     "IMAGE_MODE_SETTING",
     "MAX_IMAGE_BYTES",
@@ -53,8 +55,9 @@ MODE_OFF = "off"
 MODE_THUMBNAILS = "thumbnails"
 MODE_FULL = "full"
 IMAGE_MODES = (MODE_OFF, MODE_THUMBNAILS, MODE_FULL)
-#: The cache's meta key of the images setting.
+#: The cache's meta keys of the images setting and of the clipboard setting.
 IMAGE_MODE_SETTING = "image_mode"
+COPY_SETTING = "osc52_copy"
 
 #: The thumbnail size asked of the server (one of Synapse's default "scale" sizes).
 THUMBNAIL_SIZE = (320, 240)
@@ -170,6 +173,10 @@ class ImageService:
         self.cache = PictureCache(max_bytes)
         self.failed: dict[tuple[str, int, int, bool], str] = {}
         self.mode = MODE_THUMBNAILS
+        #: Whether ``O`` may copy links to the terminal's clipboard (OSC 52).
+        self.copy_links = True
+        #: Called when the settings change (views draw their pictures again).
+        self.listeners: list[weakref.WeakMethod[Callable[[], None]]] = []
         self._loading: dict[tuple[str, int, int, bool], asyncio.Task[Picture | None]] = {}
         self._slots = asyncio.Semaphore(parallel)
 
@@ -178,7 +185,33 @@ class ImageService:
         if self.client is None:
             return
         mode = await self.client.db.run(self.client.cache.get_meta, IMAGE_MODE_SETTING)
+        copy = await self.client.db.run(self.client.cache.get_meta, COPY_SETTING)
+        before = self.mode
         self.mode = mode if mode in IMAGE_MODES else MODE_THUMBNAILS
+        self.copy_links = copy != "off"
+        if self.mode != before:
+            self._changed()
+
+    def listen(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (a bound method, held weakly) when the images setting changes."""
+        self.listeners.append(weakref.WeakMethod(callback))
+
+    def _changed(self) -> None:
+        alive = []
+        for reference in self.listeners:
+            callback = reference()
+            if callback is not None:
+                alive.append(reference)
+                callback()
+        self.listeners = alive
+
+    async def set_copy_links(self, allowed: bool) -> None:
+        """Allow or forbid copying links to the clipboard (kept across restarts)."""
+        if self.client is not None:
+            await self.client.db.run(
+                self.client.cache.set_meta, COPY_SETTING, "on" if allowed else "off"
+            )
+        self.copy_links = allowed
 
     async def set_mode(self, mode: str) -> None:
         """``off``, ``thumbnails`` or ``full`` (kept across restarts)."""
@@ -186,10 +219,12 @@ class ImageService:
             raise ValueError(f"unknown image mode {mode!r}")
         if self.client is not None:
             await self.client.db.run(self.client.cache.set_meta, IMAGE_MODE_SETTING, mode)
-        if mode != self.mode:
+        changed = mode != self.mode
+        self.mode = mode
+        if changed:
             self.cache = PictureCache(self.cache.max_bytes)
             self.failed.clear()
-        self.mode = mode
+            self._changed()
 
     def _key(self, ref: ImageRef, cols: int, rows: int, full: bool) -> tuple[str, int, int, bool]:
         return ref.key, cols, rows, full or self.mode == MODE_FULL

@@ -30,6 +30,7 @@ from . import notification_commands, notify
 from .join_flow import JoinFlow
 from .keymap import KeySettings, load_key_settings
 from .messages import EngineUpdate
+from .pictures import media_commands
 from .screens import recovery, security
 from .screens.chat import ChatScreen
 from .screens.dialogs import ConfirmDialog, PromptDialog
@@ -456,6 +457,7 @@ class TuiClientApp(App[None]):
         yield SystemCommand(
             "Share presence", f"Online while the terminal has focus, away otherwise (now: {presence})", self.action_toggle_presence
         )
+        yield from media_commands(self, chat.client)
         yield SystemCommand("Help", "Keys and commands (F1)", chat.action_help)
         yield SystemCommand("Retry sync now", "Skip the wait after a connection problem", self.action_retry_sync)
         sliding = "allowed" if chat.client.sliding_sync_allowed else "off: /sync v2"

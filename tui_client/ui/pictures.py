@@ -7,15 +7,19 @@ Also the one :class:`~tui_client.engine.images.ImageService` per client the view
 
 from __future__ import annotations
 
+import asyncio
 import weakref
+from collections.abc import Iterable
 from functools import lru_cache
+from typing import Any
 
 from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
+from textual.app import App, SystemCommand
 
 from ..engine.client import MatrixClient
-from ..engine.images import ImageService, Picture, blurhash_colour
+from ..engine.images import IMAGE_MODES, ImageService, Picture, blurhash_colour
 from ..protocol.media import ImageRef
 
 __all__ = [
@@ -33,6 +37,7 @@ Line = list[Segment]
 INLINE_BOX = (40, 12)
 STICKER_BOX = (16, 8)
 
+_loading: set[asyncio.Task[None]] = set()
 _services: weakref.WeakKeyDictionary[MatrixClient, ImageService] = weakref.WeakKeyDictionary()
 
 
@@ -41,6 +46,9 @@ def image_service(client: MatrixClient) -> ImageService:
     service = _services.get(client)
     if service is None:
         service = _services[client] = ImageService(client)
+        task = asyncio.get_running_loop().create_task(service.load_settings())
+        _loading.add(task)
+        task.add_done_callback(_loading.discard)
     return service
 
 
@@ -107,3 +115,33 @@ def placeholder_lines(ref: ImageRef, cols: int, rows: int, label: str, muted: st
     lines: list[Line] = [[Segment(text + " " * (cols - len(text)), fill)]]
     lines.extend([Segment(" " * cols, fill)] for _ in range(rows - 1))
     return lines
+
+
+def media_commands(app: App[Any], client: MatrixClient) -> Iterable[SystemCommand]:
+    """The palette's entries for pictures: the images setting (off, thumbnails, full, in
+    turn) and whether ``O`` may copy to the clipboard."""
+    service = image_service(client)
+    following = IMAGE_MODES[(IMAGE_MODES.index(service.mode) + 1) % len(IMAGE_MODES)]
+
+    async def set_mode() -> None:
+        await service.set_mode(following)
+        app.notify(f"Images: {following}", markup=False, timeout=4)
+
+    async def toggle_copy() -> None:
+        await service.set_copy_links(not service.copy_links)
+        app.notify(
+            f"Copying links to the clipboard: {'on' if service.copy_links else 'off'}",
+            markup=False,
+            timeout=4,
+        )
+
+    yield SystemCommand(
+        f"Images: {service.mode} → {following}",
+        "Pictures in the timeline: off, server thumbnails, or full images",
+        lambda: app.run_worker(set_mode(), exit_on_error=False),
+    )
+    yield SystemCommand(
+        f"Copy links with O: {'on → off' if service.copy_links else 'off → on'}",
+        "O copies a message's link to the terminal's clipboard (OSC 52)",
+        lambda: app.run_worker(toggle_copy(), exit_on_error=False),
+    )

@@ -609,6 +609,8 @@ class ChatScreen(RoomActions):
             open_thread(self.app, self.query_one("#body", Horizontal), self.client, self.view, item.event_id, completions=self._completions, palette=self.query_one(TimelineView).palette)
         elif action == "open_link":
             self.open_link(item)
+        elif action == "copy_link":
+            self.copy_link(item)
         elif action == "save":
             if item.kind != "media" or not item.event_id or item.is_local_echo:
                 self.notify("Select a message with a file (image, video, audio or file) to save it.", severity="warning", markup=False)

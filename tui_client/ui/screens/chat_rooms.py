@@ -15,18 +15,23 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import OptionList
 
+from ...crypto.attachments import AttachmentError
 from ...engine.client import MatrixClient
+from ...engine.opener import fetch_to_private_file, open_with_handler
 from ...engine.room_view import RoomView
 from ...engine.updates import JoinProgress, Reminder, RoomListChanged, SpacesChanged, Update
 from ...protocol.commands import CommandError, parse_command
 from ...protocol.errors import MatrixError, NetworkError
 from ...protocol.ids import MatrixLink, server_name_of
 from ...protocol.links import document_links, find_room_links, has_spoiler
+from ...protocol.media import MediaError
 from ...protocol.room_create import RoomCreateOptions
 from ...protocol.room_state import RoomSummary
 from ...protocol.sanitize import clean_line
 from ...protocol.timeline import TimelineItem
+from ...protocol.web_links import web_links
 from ..messages import ActionFailed
+from ..pictures import image_service
 from ..widgets.room_list import RoomList, visible_rooms
 from ..widgets.space_bar import HOME, PEOPLE, SpaceBar
 from ..widgets.status_bar import StatusBar
@@ -193,27 +198,81 @@ class RoomActions(Screen[None]):
         return False
 
     def open_link(self, item: TimelineItem) -> None:
-        """Open (or offer to join) a room a message links to, or show the actions on a
-        user it mentions: its pills and links first, then room links in its text."""
+        """Open what a message points at: its file (in the system's handler, through a
+        private temporary file), its web links (in the handler), the rooms it links to (or
+        offer to join them), the users it mentions (their actions). A choice when several."""
         revealed = self._spoilers_shown(item)
         links = document_links(item.formatted, spoilers=revealed) if item.formatted is not None else []
         # The plain body holds a spoiler's text too: read it only when nothing is hidden.
-        if item.formatted is None or revealed or not has_spoiler(item.formatted):
+        shows_all = item.formatted is None or revealed or not has_spoiler(item.formatted)
+        if shows_all:
             seen = {(link.kind, link.identifier) for link in links}
             links += [link for link in find_room_links(item.body) if (link.kind, link.identifier) not in seen]
-        if not links:
-            self.notify("This message links to no room or person.", markup=False)
+        urls = web_links(item.body, item.formatted, spoilers=shows_all) if item.kind != "media" else []
+        has_file = item.kind == "media" and bool(item.event_id) and not item.is_local_echo
+        targets: list[tuple[str, object]] = []
+        if has_file:
+            targets.append(("Open the file in the system's viewer", item))
+        targets += [(f"Open {clean_line(url, 80)}", url) for url in urls]
+        targets += [(self._link_label(link), link) for link in links]
+        if not targets:
+            self.notify("This message has no file nor link to open.", markup=False)
             return
-        if len(links) == 1:
-            self._follow_link(links[0])
+        if len(targets) == 1:
+            self._open_target(targets[0][1])
             return
-        choices = [(str(n), self._link_label(link)) for n, link in enumerate(links)]
+        choices = [(str(n), label) for n, (label, _) in enumerate(targets)]
 
         def chosen(key: str | None) -> None:
             if key is not None:
-                self._follow_link(links[int(key)])
+                self._open_target(targets[int(key)][1])
 
         self.app.push_screen(ChoiceDialog("Open which?", choices), chosen)
+
+    def _open_target(self, target: object) -> None:
+        if isinstance(target, MatrixLink):
+            self._follow_link(target)
+        elif isinstance(target, str):
+            self._open_externally(target, None)
+        elif isinstance(target, TimelineItem) and target.event_id:
+            self._open_externally(None, target.event_id)
+
+    @work(group="open-external", exit_on_error=False)
+    async def _open_externally(self, url: str | None, event_id: str | None) -> None:
+        try:
+            if event_id is not None:
+                self.notify("Downloading…", markup=False, timeout=3)
+                path = await fetch_to_private_file(self.client, event_id)
+                await open_with_handler(str(path))
+            elif url is not None:
+                await open_with_handler(url)
+        except (MediaError, AttachmentError, MatrixError, NetworkError, OSError) as error:
+            self.notify(f"Could not open it: {clean_line(str(error), 300)}", severity="error", markup=False)
+
+    def copy_link(self, item: TimelineItem) -> None:
+        """Copy a message's web link to the clipboard (OSC 52), choosing when several."""
+        if not self.client_copy_allowed():
+            self.notify("Copying to the clipboard is turned off (see the palette).", severity="warning", markup=False)
+            return
+        shows_all = item.formatted is None or self._spoilers_shown(item) or not has_spoiler(item.formatted)
+        urls = web_links(item.body, item.formatted, spoilers=shows_all)
+        if not urls:
+            self.notify("This message has no link to copy.", markup=False)
+            return
+
+        def copy(url: str) -> None:
+            self.app.copy_to_clipboard(url)
+            self.notify(f"Copied {clean_line(url, 120)}", markup=False, timeout=4)
+
+        if len(urls) == 1:
+            copy(urls[0])
+            return
+        choices = [(str(n), clean_line(url, 100)) for n, url in enumerate(urls)]
+        self.app.push_screen(ChoiceDialog("Copy which?", choices), lambda key: copy(urls[int(key)]) if key is not None else None)
+
+    def client_copy_allowed(self) -> bool:
+        """Whether ``O`` may write to the terminal's clipboard (the user's setting)."""
+        return image_service(self.client).copy_links
 
     def _spoilers_shown(self, item: TimelineItem) -> bool:
         """Whether the reader revealed this message's spoilers in the timeline."""

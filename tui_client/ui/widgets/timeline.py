@@ -259,6 +259,7 @@ class TimelineView(ScrollView, can_focus=True):
             client = getattr(self.app, "client", None)
             if client is not None:
                 self.images = image_service(client)
+                self.images.listen(self.refresh_pictures)
         return self.images
 
     def _picture_of(self, item: TimelineItem, width: int) -> list[Line]:
@@ -301,7 +302,8 @@ class TimelineView(ScrollView, can_focus=True):
     def refresh_pictures(self) -> None:
         """The images setting changed: draw every picture again."""
         self._unloaded.clear()
-        self.refresh_names()
+        if self.is_attached:
+            self.refresh_names()
 
     def _relayout(self, anchor: tuple[str, int] | None) -> None:
         width = max(20, self.scrollable_content_region.width or 80)
