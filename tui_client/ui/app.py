@@ -40,6 +40,7 @@ from .screens.room_preview import RoomPreviewScreen
 from .screens.space import SpaceScreen
 from .security_flow import SecurityFlow
 from .themes import DEFAULT_THEME, builtin_themes, honour_no_color, load_themes
+from .url_previews import url_preview_commands
 from .when import TimeStyle, set_time_style
 from .widgets.room_list import visible_rooms
 
@@ -458,6 +459,7 @@ class TuiClientApp(App[None]):
             "Share presence", f"Online while the terminal has focus, away otherwise (now: {presence})", self.action_toggle_presence
         )
         yield from media_commands(self, chat.client)
+        yield from url_preview_commands(self, chat.client)
         yield SystemCommand("Help", "Keys and commands (F1)", chat.action_help)
         yield SystemCommand("Retry sync now", "Skip the wait after a connection problem", self.action_retry_sync)
         sliding = "allowed" if chat.client.sliding_sync_allowed else "off: /sync v2"

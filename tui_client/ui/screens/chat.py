@@ -339,6 +339,7 @@ class ChatScreen(RoomActions):
         self._view_version = view.version
         timeline = self.query_one(TimelineView)
         timeline.name_of = view.display_name
+        timeline.room_id = view.room_id
         timeline.room_name_of = lambda target: known_room_name(self.client.rooms, target)
         timeline.empty_text = "No messages yet. Say hello!"
         timeline.set_items(view.model.items, view.read_by(), view.new_messages_after())

@@ -28,6 +28,7 @@ from ...protocol.media import ImageRef
 from ...protocol.timeline import Diff, TimelineItem
 from ..pictures import box_for, image_service, picture_lines, placeholder_lines
 from ..render import TIME_WIDTH, Line, Palette, name_column_width, render_item
+from ..url_previews import preview_line, preview_service, preview_url_of
 
 LOAD_MORE_THRESHOLD = 8
 
@@ -115,6 +116,12 @@ class TimelineView(ScrollView, can_focus=True):
         self.palette = Palette()
         #: Where pictures come from (the app's client's service unless set).
         self.images: ImageService | None = None
+        #: The room shown (its setting decides on link previews); ``None``: no previews.
+        self.room_id: str | None = None
+        #: Items whose link preview is asked for once they are on screen, and the items
+        #: drawn for each previewed link.
+        self._unasked_previews: dict[str, str] = {}
+        self._preview_keys: dict[str, set[str]] = {}
         #: Items drawn with a placeholder: their picture is asked for once they are on screen.
         self._unloaded: dict[str, tuple[ImageRef, int, int]] = {}
         self._cache: dict[str, tuple[int, bool, list[Strip]]] = {}
@@ -239,7 +246,7 @@ class TimelineView(ScrollView, can_focus=True):
             room_name_of=self.room_name_of,
             reveal=item.key in self.revealed,
             thread_unread=item.event_id in self.thread_unread if item.event_id else False,
-            picture=self._picture_of(item, width),
+            picture=self._picture_of(item, width) + self._preview_of(item, width),
         )
         pad = Style(bgcolor=self.palette.selection) if selected else None
         strips = []
@@ -297,6 +304,41 @@ class TimelineView(ScrollView, can_focus=True):
                 self._unloaded.pop(item.key, None)
                 changed = True
         if changed and self.is_attached:
+            self._relayout(None if self._stick_to_bottom else self._anchor())
+
+    def _preview_of(self, item: TimelineItem, width: int) -> list[Line]:
+        self._unasked_previews.pop(item.key, None)
+        client = getattr(self.app, "client", None)
+        if self.room_id is None or client is None:
+            return []
+        url = preview_url_of(item)
+        if url is None:
+            return []
+        service = preview_service(client)
+        if not service.allowed(self.room_id):
+            return []
+        self._preview_keys.setdefault(url, set()).add(item.key)
+        found = service.peek(url)
+        if found is False:
+            self._unasked_previews[item.key] = url
+            return []
+        if found is None or isinstance(found, bool):
+            return []
+        body_width = max(10, width - TIME_WIDTH - name_column_width(width) - 1)
+        return [preview_line(found, body_width, self.palette.muted)]
+
+    def _want_preview(self, item: TimelineItem) -> None:
+        url = self._unasked_previews.pop(item.key, None)
+        client = getattr(self.app, "client", None)
+        if url is None or client is None or self.room_id is None:
+            return
+        preview_service(client).request(self.room_id, url, self._preview_ready)
+
+    def _preview_ready(self, url: str) -> None:
+        keys = self._preview_keys.pop(url, set())
+        for key in keys:
+            self._cache.pop(key, None)
+        if keys and self.is_attached:
             self._relayout(None if self._stick_to_bottom else self._anchor())
 
     def refresh_pictures(self) -> None:
@@ -396,6 +438,8 @@ class TimelineView(ScrollView, can_focus=True):
         item = self.items[index]
         if item.key in self._unloaded:
             self._want_picture(item)
+        if item.key in self._unasked_previews:
+            self._want_preview(item)
         within = line - self._offsets[index]
         if within >= len(strips):
             return Strip.blank(width)
