@@ -268,6 +268,8 @@ class TuiClientApp(App[None]):
         await self._start(message.client)
 
     def on_engine_update(self, message: EngineUpdate) -> None:
+        if not self.is_running:
+            return  # shutting down: the screens are being taken apart
         update = message.update
         screen = self.chat_screen
         if screen is not None:
