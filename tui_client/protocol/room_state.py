@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .bridges import BRIDGE_EVENT_TYPES, Bridge, bridge_from_record, parse_bridge
 from .ids import is_room_alias
 from .sanitize import clean_line
 
@@ -60,6 +61,8 @@ class RoomSummary:
     tombstone: str | None = None
     join_rule: str | None = None
     display_name: str = ""
+    #: ``m.bridge`` / ``uk.half-shot.bridge`` state, by ``"type|state_key"`` (see :mod:`.bridges`).
+    bridges: dict[str, dict[str, str | None]] = field(default_factory=dict)
 
     @property
     def is_space(self) -> bool:
@@ -74,10 +77,24 @@ class RoomSummary:
             hero_names=dict(self.hero_names),
             creators=list(self.creators),
             tags=list(self.tags),
+            bridges=dict(self.bridges),
         )
+
+    @property
+    def bridge_list(self) -> list[Bridge]:
+        """The room's bridges in a stable order; a bridge sent as both ``m.bridge`` and
+        ``uk.half-shot.bridge`` is listed once."""
+        found: dict[tuple[str, str | None, str | None], Bridge] = {}
+        for key in sorted(self.bridges):
+            bridge = bridge_from_record(self.bridges[key])
+            if bridge is not None:
+                found.setdefault((bridge.protocol, bridge.network, bridge.channel), bridge)
+        return list(found.values())
 
     def apply_state(self, event_type: str, state_key: str, content: Mapping[str, Any], sender: str) -> bool:
         """Update from one current state event; True if anything the list shows changed."""
+        if event_type in BRIDGE_EVENT_TYPES:
+            return self._apply_bridge(event_type, state_key, content, sender)
         if state_key != "" and event_type != "m.room.member":
             return False
         if event_type == "m.room.name":
@@ -116,6 +133,17 @@ class RoomSummary:
                 self.hero_names[state_key] = value
                 return True
         return False
+
+    def _apply_bridge(self, event_type: str, state_key: str, content: Mapping[str, Any], sender: str) -> bool:
+        key = f"{event_type}|{state_key}"
+        bridge = parse_bridge(event_type, content, sender)
+        if bridge is None:
+            return self.bridges.pop(key, None) is not None
+        record = bridge.record()
+        if self.bridges.get(key) == record:
+            return False
+        self.bridges = {**self.bridges, key: record}
+        return True
 
     def _set(self, attribute: str, value: object) -> bool:
         if getattr(self, attribute) == value:
