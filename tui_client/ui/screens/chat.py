@@ -87,7 +87,7 @@ class ChatScreen(RoomActions):
         Binding("alt+up", "room_step(-1)", "Prev room", show=False, priority=True, id="global.previous_room"),
         Binding("alt+down", "room_step(1)", "Next room", show=False, priority=True, id="global.next_room"),
         Binding("ctrl+o", "join_dialog", "Join", show=False, priority=True, id="global.join"),
-        Binding("ctrl+t", "thread_list", "Threads", show=False, priority=True, id="global.threads"),
+        Binding("ctrl+t", "thread_list", "The room's threads (all / mine)", show=False, priority=True, id="global.threads"),
         Binding("ctrl+f", "search", "Search", show=False, priority=True, id="global.search"),
         Binding("f8", "cancel_upload", "Cancel upload", show=False, priority=True, id="global.cancel_upload"),
     ]
