@@ -54,7 +54,7 @@ class TimelineView(ScrollView, can_focus=True):
         Binding("s", "save_attachment", "Save file", show=False, id="timeline.save"),
         Binding("v", "reveal", "Show spoiler", show=False, id="timeline.reveal"),
         Binding("enter", "view_image", "View image", show=False, id="timeline.view_image"),
-        Binding("t", "thread", "Thread", show=False, id="timeline.thread"),
+        Binding("t", "thread", "Open its thread (replies, answer)", show=False, id="timeline.thread"),
         Binding("escape", "clear_selection", "Unselect", show=False, id="timeline.unselect"),
         Binding("slash", "search", "Search room", show=False, id="timeline.search"),
         Binding("n", "search_step(1)", "Next result", show=False, id="timeline.next_result"),
