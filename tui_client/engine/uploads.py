@@ -347,9 +347,13 @@ class UploadService:
                 try:
                     content = await self._upload(job)
                     break
-                except NetworkError as error:
-                    # Offline or cut: the file is still queued; try again after a while.
+                except (NetworkError, MatrixError) as error:
+                    # Offline, cut, or rate limited: the file is still queued; try again later.
+                    if isinstance(error, MatrixError) and not error.is_rate_limit:
+                        raise
                     delay = backoff_delay(attempt, base=2.0, cap=60.0)
+                    if isinstance(error, MatrixError) and error.retry_after is not None:
+                        delay = max(delay, error.retry_after)
                     attempt += 1
                     job.sent = 0
                     self._progress(job, "waiting", f"{error}; trying again in {delay:.0f}s")
