@@ -25,6 +25,17 @@ from ..protocol.errors import MatrixError, NetworkError
 from ..protocol.events import RoomEvent, parse_event
 from ..protocol.ids import is_room_id, parse_server_name, server_name_of
 from ..protocol.room_state import RoomMembers
+from ..protocol.thirdparty import (
+    Network,
+    ThirdPartyLocation,
+    ThirdPartyProtocol,
+    parse_locations,
+    parse_protocols,
+    parse_users,
+    thirdparty_location,
+    thirdparty_protocols,
+    thirdparty_user,
+)
 from ..protocol.timeline import TimelineItem, TimelineModel
 
 if TYPE_CHECKING:
@@ -36,6 +47,9 @@ __all__ = [
     "DirectoryBrowser",
     "RoomPreview",
     "ServerFailure",
+    "bridged_protocols",
+    "lookup_location",
+    "lookup_users",
     "parse_server_list",
     "preview_room",
 ]
@@ -104,8 +118,11 @@ class DirectoryBrowser:
         search: str = "",
         page_size: int = DIRECTORY_PAGE,
         timeout: float = DIRECTORY_TIMEOUT,
+        network: Network | None = None,
     ) -> None:
         self._client = client
+        #: Which network's rooms to list (bridged networks): ``None`` or Matrix is the default.
+        self.network = network
         self.own_server = server_name_of(client.user_id)
         names = list(dict.fromkeys(servers)) or [None]
         self.search = search.strip()
@@ -178,6 +195,8 @@ class DirectoryBrowser:
             limit=self.page_size,
             since=cursor.next_batch,
             search_term=self.search or None,
+            include_all_networks=self.network is not None and self.network.include_all,
+            third_party_instance_id=self.network.instance_id if self.network is not None else None,
         )
         try:
             data = await asyncio.wait_for(self._client.connection.send(request), self.timeout)
@@ -309,3 +328,25 @@ async def _recent_history(
         return (), "No messages yet."
     return tuple(model.items), ""
 
+
+
+async def bridged_protocols(client: MatrixClient, timeout: float = DIRECTORY_TIMEOUT) -> list[ThirdPartyProtocol]:
+    """The networks the homeserver's bridges offer (``/thirdparty/protocols``)."""
+    data = await asyncio.wait_for(client.connection.send(thirdparty_protocols()), timeout)
+    return parse_protocols(data)
+
+
+async def lookup_location(
+    client: MatrixClient, protocol: str, fields: dict[str, str], timeout: float = DIRECTORY_TIMEOUT
+) -> list[ThirdPartyLocation]:
+    """The Matrix rooms (aliases) a bridge has for a channel, by the protocol's location fields."""
+    data = await asyncio.wait_for(client.connection.send(thirdparty_location(protocol, fields)), timeout)
+    return parse_locations(data)
+
+
+async def lookup_users(
+    client: MatrixClient, protocol: str, fields: dict[str, str], timeout: float = DIRECTORY_TIMEOUT
+) -> list[str]:
+    """The Matrix user IDs of a bridged user, by the protocol's user fields."""
+    data = await asyncio.wait_for(client.connection.send(thirdparty_user(protocol, fields)), timeout)
+    return parse_users(data)
