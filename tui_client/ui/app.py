@@ -272,7 +272,8 @@ class TuiClientApp(App[None]):
             return  # shutting down: the screens are being taken apart
         update = message.update
         screen = self.chat_screen
-        if screen is not None:
+        # A chat screen not mounted yet reads the client's state when it mounts.
+        if screen is not None and screen.is_mounted:
             screen.handle_update(update)
         # The directory and space views follow memberships and join progress too.
         for other in self.screen_stack:

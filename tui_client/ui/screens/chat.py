@@ -138,6 +138,9 @@ class ChatScreen(RoomActions):
         self.query_one("#mode-banner").display = False
         self.mount_spaces()
         self._refresh_rooms()
+        sync_loop = self.client.sync_loop
+        if sync_loop is not None and sync_loop.first_batch_done.is_set():
+            self._arm_alerts()  # the first batch came before this screen did
         # After the first frame: the room list is painted before the timeline loads.
         self.call_after_refresh(self._open_initial_room)
         self.query_one(Composer).focus()
