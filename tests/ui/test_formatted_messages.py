@@ -96,6 +96,13 @@ async def test_formatted_message_from_another_user_is_drawn_rich_and_safe(
             isinstance(b, CodeBlock) and b.language == "python" for b in item.formatted.blocks
         )
 
+        # The pill reads with the member's current name once the room's members are known
+        # (they may arrive after the message on a loaded machine).
+        await until(
+            pilot,
+            lambda: "@Alice Liddell" in "\n".join(_rendered(timeline, item.key)),
+            "the pill with Alice's name",
+        )
         lines = [line.rstrip() for line in _rendered(timeline, item.key)]
         text = "\n".join(lines)
         assert "Weekly notes" in text and "Weekly notes (plain)" not in text
