@@ -977,9 +977,14 @@ class _Ingest:
         seen = self.timeline_ids.setdefault(room_id, set())
         if last is not None and events:
             seen.update(self.cache._timeline_ids([e["event_id"] for e in events if type(e.get("event_id")) is str]))
-            # A "limited" timeline that starts with an event we hold (sliding sync sends a
-            # room's latest events again on a new connection) joins on: no gap.
-            if limited and events[0].get("event_id") in seen:
+            # A timeline holding an event we hold (sliding sync sends a room's latest
+            # events again on a new connection, and more of them when the room's timeline
+            # limit grows, as when it is opened) joins on after the newest such event: no
+            # gap; the older ones before it are history, not new events, left to the gap
+            # they belong in (back-fill), never appended after the newest.
+            held = [i for i, e in enumerate(events) if e.get("event_id") in seen]
+            if held:
+                events = events[held[-1] + 1 :]
                 limited = False
         if last is None:
             start = 0
