@@ -336,6 +336,13 @@ class MatrixClient:
             asyncio.ensure_future(self.encryption.run()),
             asyncio.ensure_future(self.backup.run()),
             asyncio.ensure_future(self.uploads.resume()),
+            # Sliding sync carries no presence: ours said and the open rooms' members read apart.
+            asyncio.ensure_future(
+                self.presence.keep_alive(
+                    lambda: self.sync_mode == "sliding sync",
+                    lambda: [m.user_id for view in list(self.views.values()) for m in view.members.joined()],
+                )
+            ),
         ]
         if self._unfinished_joins:
             self._tasks.append(asyncio.ensure_future(self._resume_joins(self.sync_loop)))

@@ -11,6 +11,10 @@ Ours: while the setting is on (the default), the terminal's focus decides betwee
 and every later ``/sync`` carries the same value as ``set_presence`` (a sync without it
 would mark us online again). With the setting off, presence is left to the server's
 default (online while syncing). Sending is best effort: a failure is logged.
+
+Sliding sync (Synapse's) carries neither ``set_presence`` nor presence events:
+while it runs, :meth:`PresenceService.keep_alive` says ours every few seconds and
+reads the open rooms' members' with ``GET /presence/{userId}/status``.
 """
 
 from __future__ import annotations
@@ -37,6 +41,10 @@ log = logging.getLogger(__name__)
 SETTING = "share_presence"
 
 _STATES = frozenset({"online", "unavailable", "offline"})
+#: How often ours is said and others' read when the sync carries no presence.
+KEEP_ALIVE_SECONDS = 10.0
+#: At most this many users' presence read each time (the open rooms' first members).
+WATCH_LIMIT = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +180,34 @@ class PresenceService:
         self._last = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    # -- without presence in sync (sliding sync) ---------------------------------------
+
+    async def keep_alive(
+        self,
+        active: Callable[[], bool],
+        watched: Callable[[], Iterable[str]],
+        *,
+        every: float = KEEP_ALIVE_SECONDS,
+    ) -> None:
+        """While ``active()`` (a sync that carries no presence: Synapse's sliding sync has
+        neither ``set_presence`` nor a presence extension), say ours every ``every``
+        seconds (the server marks a device offline 30 s after its last sync or presence
+        update) and read the presence of up to :data:`WATCH_LIMIT` ``watched()`` users
+        (the open rooms' members), which such a sync does not bring. Runs until cancelled."""
+        while True:
+            if active():
+                self._send(self.sync_value or "online")
+                users = [u for u in dict.fromkeys(watched()) if u != self._user_id][:WATCH_LIMIT]
+                for user_id in users:
+                    try:
+                        body = await self._connection.send(api.get_presence(user_id), wait_on_rate_limit=False)
+                    except (MatrixError, NetworkError) as error:
+                        log.debug("presence of %s not read: %s", user_id, error)
+                        continue
+                    self.receive([{"type": "m.presence", "sender": user_id, "content": body}])
+                self.flush()
+            await asyncio.sleep(every)
 
     def stop(self) -> None:
         """Cancel updates on their way (the client is closing)."""

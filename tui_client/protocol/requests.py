@@ -325,6 +325,11 @@ def set_presence(user_id: str, presence: str, status_msg: str | None = None) -> 
     return Request("PUT", f"{CLIENT_V3}/presence/{_seg(user_id)}/status", body=body)
 
 
+def get_presence(user_id: str) -> Request:
+    """``GET /presence/{userId}/status``: a user's presence as the server has it."""
+    return Request("GET", f"{CLIENT_V3}/presence/{_seg(user_id)}/status")
+
+
 def typing(room_id: str, user_id: str, typing_now: bool, timeout_ms: int = 20000) -> Request:
     """``PUT /rooms/{roomId}/typing/{userId}``."""
     body: dict[str, Any] = {"typing": typing_now}
