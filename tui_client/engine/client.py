@@ -80,6 +80,8 @@ SESSION_FILE = "session.json"
 CACHE_FILE = "cache.sqlite3"
 #: The cache's meta key of the sync setting: ``v2`` forces ``/sync`` v2.
 SYNC_MODE_SETTING = "sync_mode"
+#: The cache's meta key of the server's last answer on sliding sync (``1``/``0``).
+SLIDING_OFFERED = "sliding_sync_offered"
 # The cache, its WAL, and what an interrupted encryption of a plain cache leaves.
 CACHE_FILE_ENDINGS = (
     *("", "-wal", "-shm", "-journal", ".encrypting", ".encrypting-journal", ".plain", ".plain-wal"),
@@ -315,7 +317,7 @@ class MatrixClient:
         await self.threads.load()
         await self.notifications.load()
         if self._source_factory is None:
-            await self._choose_sync_source()
+            await self._choose_sync_source(ask=False)
         self.sync_token = await self.db.run(self._source.load_token, self.cache.get_meta)
 
     def start(self) -> None:
@@ -336,6 +338,7 @@ class MatrixClient:
             asyncio.ensure_future(self.encryption.run()),
             asyncio.ensure_future(self.backup.run()),
             asyncio.ensure_future(self.uploads.resume()),
+            asyncio.ensure_future(self._recheck_sliding_sync()),
             # Sliding sync carries no presence: ours said and the open rooms' members read apart.
             asyncio.ensure_future(
                 self.presence.keep_alive(
@@ -424,21 +427,44 @@ class MatrixClient:
         """Whether the user lets sliding sync run where offered (``False``: always v2)."""
         return self._sliding_allowed
 
-    async def _choose_sync_source(self) -> None:
-        """Sliding sync where the server offers it and the user allows it, v2 otherwise."""
+    async def _choose_sync_source(self, *, ask: bool = True) -> None:
+        """Sliding sync where the server offers it and the user allows it, v2 otherwise.
+
+        ``ask=False`` (at open: no network before the cached room list is up, and an
+        offline start keeps its source) takes the server's last answer when there is one;
+        :meth:`_recheck_sliding_sync` asks again once sync runs."""
         self._sliding_allowed = await self.db.run(self.cache.get_meta, SYNC_MODE_SETTING) != "v2"
         offered = False
         if self._sliding_allowed:
-            try:
-                offered = await server_offers_sliding_sync(self.connection)
-            except (MatrixError, NetworkError) as error:
-                log.info("no /versions answer (%s): using /sync v2", error)
+            remembered = await self.db.run(self.cache.get_meta, SLIDING_OFFERED)
+            if remembered is not None and not ask:
+                offered = remembered == "1"
+            else:
+                try:
+                    offered = await server_offers_sliding_sync(self.connection)
+                    await self.db.run(self.cache.set_meta, SLIDING_OFFERED, "1" if offered else "0")
+                except (MatrixError, NetworkError) as error:
+                    log.info("no /versions answer (%s): using /sync v2", error)
+                    offered = remembered == "1"
         if offered:
             self._source = SlidingSyncSource(
                 self.connection, self.user_id, subscriptions=lambda: self.views, known_rooms=lambda: len(self.rooms)
             )
         else:
             self._source = self._v2_source(self.connection)
+
+    async def _recheck_sliding_sync(self) -> None:
+        """Ask ``/versions`` again once sync runs; switch if the server's offer changed."""
+        if not self._sliding_allowed or self._source_factory is not None:
+            return
+        try:
+            offered = await server_offers_sliding_sync(self.connection)
+        except (MatrixError, NetworkError) as error:
+            log.info("no /versions answer (%s): the sync source stays %s", error, self.sync_mode)
+            return
+        await self.db.run(self.cache.set_meta, SLIDING_OFFERED, "1" if offered else "0")
+        if offered != isinstance(self._source, SlidingSyncSource):
+            await self.set_sliding_sync(True)
 
     async def set_sliding_sync(self, allowed: bool) -> None:
         """Allow sliding sync (where offered) or force ``/sync`` v2; kept in the cache. A
