@@ -996,6 +996,8 @@ class MatrixClient:
             shown_forms=self.encryption.shown_forms,
             rooms=lambda: self.rooms,
             on_ignored_changed=self._ignored_changed,
+            # Synapse's sliding sync sends 0 for every room's counts: count them all here.
+            count_all=lambda: self.sync_mode == "sliding sync",
         )
 
     @cached_property

@@ -5,7 +5,8 @@ but it cannot read encrypted events: every message of an encrypted group room is
 plain "notify" to it, and a mention there is never a highlight. This service runs
 the same rules (:mod:`~tui_client.protocol.push_rules`) over the decrypted events of
 each sync batch and counts encrypted rooms itself, from our read receipt (or our
-own latest message) on; other rooms keep the server's counts.
+own latest message) on; other rooms keep the server's counts, except over sliding
+sync (Synapse's sends 0 for every room): then every room is counted here.
 
 After the first batch of a start (which only brings counts of what was missed), each
 live event the rules say to notify of is published as a
@@ -74,6 +75,7 @@ class NotificationService:
         shown_forms: ShownForms,
         rooms: Callable[[], Mapping[str, RoomSummary]],
         on_ignored_changed: Callable[[], None] = lambda: None,
+        count_all: Callable[[], bool] = lambda: False,
     ) -> None:
         self._cache = cache
         self._db = db
@@ -89,6 +91,9 @@ class NotificationService:
         # The list as the rest of the engine last applied it (see check_ignored).
         self._ignored_applied: frozenset[str] = frozenset()
         self._on_ignored_changed = on_ignored_changed
+        # True: the server's counts mean nothing (Synapse's sliding sync sends 0 for
+        # every room), so every room is counted here, not only encrypted ones.
+        self._count_all = count_all
         # Encrypted rooms counted from the cache since start; later batches add to the count.
         self._counted: set[str] = set()
         #: How the user wants to be told of a notification (off / bell / desktop, text shown).
@@ -169,15 +174,17 @@ class NotificationService:
         decrypted = decrypted or {}
         redecrypted = set(redecrypted)
         rules_changed = PUSH_RULES in changed_settings and self.rules != before
-        # Every encrypted room of the batch: ingest gave them the server's counts.
+        # Every encrypted room of the batch (every room when the server's counts mean
+        # nothing): ingest gave them the server's counts.
+        count_all = self._count_all()
         candidates = set(result.changed_rooms) | set(result.new_events) | set(result.receipts) | redecrypted
         if rules_changed or IGNORED_USERS in changed_settings:
-            candidates |= {r for r, s in previous.items() if s.encrypted}
+            candidates |= {r for r, s in previous.items() if s.encrypted or count_all}
             self._counted.clear()  # what counts has changed: count again from the cache
         touched = []
         for room_id in candidates:
             summary = result.changed_rooms.get(room_id) or previous.get(room_id)
-            if summary is None or not summary.encrypted or summary.membership != "join":
+            if summary is None or not (summary.encrypted or count_all) or summary.membership != "join":
                 continue
             own_receipt = any(user == self._user_id for user, _ in result.receipts.get(room_id, ()))
             full = (
