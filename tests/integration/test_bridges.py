@@ -7,11 +7,23 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from textual.widgets import Input, OptionList, Static
+
+from tui_client.engine.client import MatrixClient
 from tui_client.engine.directory import bridged_protocols, lookup_location, lookup_users
 from tui_client.protocol.bridges import bridge_label, is_bridged_user
 from tui_client.protocol.thirdparty import ALL_NETWORKS, MATRIX_NETWORK, directory_networks
+from tui_client.ui.app import TuiClientApp
+from tui_client.ui.screens.bridge_join import BridgeJoinDialog
+from tui_client.ui.screens.dialogs import ChoiceDialog
+from tui_client.ui.screens.directory import DirectoryScreen
+from tui_client.ui.widgets.directory_list import DirectoryList
+from tui_client.ui.widgets.member_list import MemberList
+from tui_client.ui.widgets.room_header import RoomHeader
+from tui_client.ui.widgets.room_list import RoomList, room_segments
 
 from ..engine.support import ClientPool, Wire, login, wait_until
+from ..ui.test_flow import _room, until
 from .fake_bridge import CHANNELS, NETWORK, NETWORK_DESC, PROTOCOL, BridgedWorld, bridged_world
 
 __all__ = ["bridged_world"]
@@ -77,3 +89,110 @@ async def test_networks_directory_location_join_and_bridge_state(
         f"@{PROTOCOL}_bob:{synapse.server_name}"
     ]
     assert len(CHANNELS) == len(bridge.rooms)
+
+
+async def test_directory_network_chooser_location_join_and_bridged_room_on_screen(
+    bridged_world: BridgedWorld, tmp_path: Path
+) -> None:
+    """Pilot: F3, n chooses the bridged network, its rooms are listed; b asks for the
+    channel (an unknown one is refused in the dialog), #chan is joined and opened; the
+    header and the room list show the bridge, the member list marks the puppet."""
+    synapse, bridge = bridged_world.synapse, bridged_world.bridge
+    user = synapse.register_user("pilot", "password-pilot")
+    host = synapse.register_user("pilothost", "password-pilothost")
+    _room(synapse, host, "Plain room", [user.user_id])
+    chan = bridge.rooms["#chan"].room_id
+
+    client = await MatrixClient.login(
+        user.user_id, user.password, homeserver=synapse.base_url, base_dir=tmp_path
+    )
+    app = TuiClientApp(client=client, base_dir=tmp_path)
+    async with app.run_test(size=(140, 36)) as pilot:
+        await until(
+            pilot, lambda: app.chat_screen is not None and app.is_connected, "the chat screen"
+        )
+        await pilot.press("f3")
+        await until(pilot, lambda: isinstance(app.screen, DirectoryScreen), "the directory")
+        screen = app.screen
+        assert isinstance(screen, DirectoryScreen)
+        await until(
+            pilot,
+            lambda: (
+                screen.protocols is not None and screen.browser is not None and screen.browser.done
+            ),
+            "the networks",
+        )
+        results = screen.query_one(DirectoryList)
+        assert not set(results.rooms) & {
+            r.room_id for r in bridge.rooms.values()
+        }  # Matrix only by default
+        await pilot.press("down", "n")
+        await until(pilot, lambda: isinstance(app.screen, ChoiceDialog), "the network chooser")
+        choices = app.screen.query_one(OptionList)
+        labels = [str(choices.get_option_at_index(i).prompt) for i in range(choices.option_count)]
+        assert labels == ["• Matrix", "  All networks", f"  {PROTOCOL}: {NETWORK_DESC}"]
+        choices.highlighted = 2
+        await pilot.press("enter")
+        await until(
+            pilot,
+            lambda: set(results.rooms) == {r.room_id for r in bridge.rooms.values()},
+            "the bridged rooms",
+        )
+        title = screen.query_one("#directory-title", Static).render()
+        assert f"⇄ {PROTOCOL}: {NETWORK_DESC}" in str(title)
+
+        # Join a channel by its fields: the network comes from the chosen instance.
+        await pilot.press("b")
+        await until(pilot, lambda: isinstance(app.screen, BridgeJoinDialog), "the channel dialog")
+        dialog = app.screen
+        assert isinstance(dialog, BridgeJoinDialog)
+        assert dialog.fields() == {"network": NETWORK, "channel": ""}
+        await pilot.press(*"#nowhere", "enter")
+        status = dialog.query_one("#bridge-join-status", Static)
+        await until(pilot, lambda: "knows no channel" in str(status.render()), "the refusal")
+        assert app.screen is dialog
+        dialog.query_one("#bridge-field-channel", Input).value = "#chan"
+        await pilot.press("enter")
+        chat = app.chat_screen
+        assert chat is not None
+        await until(
+            pilot,
+            lambda: app.screen is chat and chat.current_room == chan,
+            "the bridged room opened",
+            timeout=30,
+        )
+
+        header = chat.query_one(RoomHeader)
+        expected = f"⇄ {PROTOCOL} · {NETWORK_DESC} · #chan"
+        await until(pilot, lambda: expected in header.render().plain, "the bridge in the header")
+        assert "<https://irc.example/chan>" in header.render().plain
+        rooms = chat.query_one(RoomList)
+
+        def listed() -> str:
+            return "\n".join(rooms.render_line(y).text for y in range(rooms.size.height))
+
+        # The list is narrow: the row keeps half for the name and cuts the bridge.
+        await until(
+            pilot,
+            lambda: f"⇄ {PROTOCOL} ·" in listed(),
+            "the bridge in the room list",
+            on_timeout=listed,
+        )
+        wide = "".join(segment.text for segment in room_segments(client.rooms[chan], 60))
+        assert wide == f"#chan on {NETWORK_DESC} ⇄ {PROTOCOL} · #chan"
+        assert listed().count("⇄") == 1  # the plain room is not marked
+
+        await pilot.press("f2")
+        members = chat.query_one(MemberList)
+
+        def member_line(user_id: str) -> str:
+            index = members.get_option_index(user_id)
+            return str(members.get_option_at_index(index).prompt)
+
+        await until(
+            pilot,
+            lambda: bridge.puppet in {o.id for o in members.options},
+            "the puppet in the member list",
+        )
+        assert member_line(bridge.puppet).endswith("⇄")
+        assert "⇄" not in member_line(user.user_id)

@@ -28,6 +28,7 @@ __all__ = [
     "Bridge",
     "bridge_from_record",
     "bridge_label",
+    "bridge_short_label",
     "is_bridged_user",
     "parse_bridge",
     "puppet_prefix",
@@ -134,6 +135,12 @@ def bridge_label(bridge: Bridge) -> str:
     if bridge.channel:
         parts.append(bridge.channel)
     return "⇄ " + " · ".join(parts)
+
+
+def bridge_short_label(bridge: Bridge) -> str:
+    """``⇄ fakeirc · #chan``: protocol and channel (else network), for narrow places."""
+    where = bridge.channel or bridge.network
+    return f"⇄ {bridge.protocol} · {where}" if where else f"⇄ {bridge.protocol}"
 
 
 def puppet_prefix(bridgebot: str) -> str | None:

@@ -36,6 +36,7 @@ from ...engine.updates import (
     UploadProgress,
 )
 from ...engine.uploads import size_text
+from ...protocol.bridges import is_bridged_user
 from ...protocol.commands import COMMANDS, MESSAGE_COMMANDS, CommandError, parse_command
 from ...protocol.errors import MatrixError, NetworkError
 from ...protocol.push_rules import LEVEL_MUTE
@@ -280,6 +281,8 @@ class ChatScreen(RoomActions):
         header = self.query_one(RoomHeader)
         room = self.client.rooms.get(self.current_room) if self.current_room else None
         header.room = room
+        bridges = room.bridge_list if room is not None and room.bridges else []
+        self.query_one(MemberList).is_bridged = lambda user_id: is_bridged_user(user_id, bridges)
         invite = room is not None and room.membership == "invite"
         bar = self.query_one("#invite-bar")
         bar.display = invite

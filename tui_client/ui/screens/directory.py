@@ -19,13 +19,23 @@ from ...engine.directory import (
     DIRECTORY_TIMEOUT,
     DirectoryBatch,
     DirectoryBrowser,
+    bridged_protocols,
     parse_server_list,
 )
 from ...engine.updates import JoinProgress, RoomListChanged, Update
 from ...protocol.directory import PublicRoom
 from ...protocol.ids import InvalidIdentifier
 from ...protocol.sanitize import clean_line
+from ...protocol.thirdparty import (
+    MATRIX_NETWORK,
+    Network,
+    ThirdPartyLocation,
+    ThirdPartyProtocol,
+    directory_networks,
+)
 from ..widgets.directory_list import DirectoryList
+from .bridge_join import BridgeJoinDialog
+from .dialogs import ChoiceDialog
 
 SEARCH_DEBOUNCE = 0.35
 
@@ -44,6 +54,8 @@ class DirectoryScreen(Screen[None]):
         Binding("ctrl+f", "focus_search", "Search"),
         Binding("ctrl+s", "focus_servers", "Servers"),
         Binding("ctrl+r", "reload", "Reload"),
+        Binding("n", "network", "Network"),
+        Binding("b", "bridge_join", "Bridged channel"),
     ]
 
     def __init__(self, client: MatrixClient, *, servers: str = "", search: str = "") -> None:
@@ -56,6 +68,10 @@ class DirectoryScreen(Screen[None]):
         self.errors: list[str] = []
         self._debounce: Timer | None = None
         self._generation = 0
+        #: Whose rooms are listed: Matrix (default), all networks, or one bridged network.
+        self.network: Network = MATRIX_NETWORK
+        #: The bridged protocols the homeserver offers (``None`` until known).
+        self.protocols: list[ThirdPartyProtocol] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="directory-title")
@@ -72,6 +88,7 @@ class DirectoryScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self._restart()
+        self._load_protocols()
         # Opened to search: what is typed first goes into the search box, not to the
         # list's one-key actions (p would open a preview).
         self.query_one("#directory-search", Input).focus()
@@ -94,7 +111,8 @@ class DirectoryScreen(Screen[None]):
             return
         search = self.query_one("#directory-search", Input).value
         self._generation += 1
-        self.browser = self.client.browse_directory(servers, search, timeout=self.timeout)
+        network = None if self.network is MATRIX_NETWORK else self.network
+        self.browser = self.client.browse_directory(servers, search, timeout=self.timeout, network=network)
         self.errors = []
         results = self.query_one(DirectoryList)
         results.clear_rooms()
@@ -108,6 +126,8 @@ class DirectoryScreen(Screen[None]):
         text = Text("Explore public rooms", style=Style(bold=True))
         if browser is not None:
             text.append("  ·  " + ", ".join(clean_line(s, 60) for s in browser.servers), style=Style(dim=True))
+            if browser.network is not None:
+                text.append(f"  ·  ⇄ {self.network.label}", style=Style(bold=True))
             if browser.search:
                 text.append(f"  ·  “{clean_line(browser.search, 60)}”", style=Style(dim=True))
         self.query_one("#directory-title", Static).update(text)
@@ -264,6 +284,64 @@ class DirectoryScreen(Screen[None]):
     def action_focus_servers(self) -> None:
         """Choose which servers' directories to list."""
         self.query_one("#directory-servers", Input).focus()
+
+    # -- bridged networks -------------------------------------------------------------
+
+    @work(group="directory-protocols", exit_on_error=False)
+    async def _load_protocols(self) -> None:
+        try:
+            self.protocols = await bridged_protocols(self.client, self.timeout)
+        except Exception as error:  # no bridges is not an error worth a line; a failure is
+            self.protocols = []
+            self.errors.append(f"Could not ask for bridged networks: {error or type(error).__name__}")
+            self._show_status()
+
+    def action_network(self) -> None:
+        """Choose whose rooms to list: Matrix, all networks, or one bridged network."""
+        if self.protocols is None:
+            self.app.notify("Still asking the server which networks it bridges…", markup=False)
+            return
+        networks = {n.key: n for n in directory_networks(self.protocols)}
+        choices = [(key, ("• " if key == self.network.key else "  ") + n.label) for key, n in networks.items()]
+
+        def chosen(key: str | None) -> None:
+            if key is not None and key in networks:
+                self.network = networks[key]
+                self._restart()
+
+        self.app.push_screen(ChoiceDialog("List the rooms of", choices), chosen)
+
+    def action_bridge_join(self) -> None:
+        """Join a bridged channel by the fields its bridge asks for (network, channel…)."""
+        protocols = [p for p in self.protocols or [] if p.location_fields]
+        instance = self.network.instance
+        if instance is not None:
+            protocols = [p for p in protocols if p.name == instance.protocol]
+        if not protocols:
+            self.app.notify("This server offers no bridged networks to join channels of.", markup=False)
+            return
+        if len(protocols) == 1:
+            self._ask_location(protocols[0])
+            return
+        by_name = {p.name: p for p in protocols}
+
+        def chosen(name: str | None) -> None:
+            if name in by_name:
+                self._ask_location(by_name[name])
+
+        self.app.push_screen(ChoiceDialog("Which network?", [(p.name, clean_line(p.name, 40)) for p in protocols]), chosen)
+
+    def _ask_location(self, protocol: ThirdPartyProtocol) -> None:
+        instance = self.network.instance
+        if instance is None or instance.protocol != protocol.name:
+            instance = protocol.instances[0] if len(protocol.instances) == 1 else None
+
+        def found(location: ThirdPartyLocation | None) -> None:
+            if location is not None:
+                label = clean_line(location.alias, 80)
+                self.app.join_flow.join(location.alias, label=label, open_after=True)  # type: ignore[attr-defined]
+
+        self.app.push_screen(BridgeJoinDialog(self.client, protocol, instance), found)
 
     def action_reload(self) -> None:
         """Start again (after a server failed, say)."""

@@ -43,6 +43,8 @@ class MemberList(OptionList):
         self.own_user: str | None = None
         #: A member's presence in a word ("online", "away", "offline"), when the server says it.
         self.presence_of: Callable[[str], str | None] = lambda user_id: None
+        #: Whether a member is a bridged (puppeted) user of one of the room's bridges.
+        self.is_bridged: Callable[[str], bool] = lambda user_id: False
 
     def show_members(self, members: RoomMembers, power: PowerLevels) -> None:
         """Rebuild from the room's members."""
@@ -60,6 +62,8 @@ class MemberList(OptionList):
     def _line(self, members: RoomMembers, power: PowerLevels, user_id: str) -> Text:
         text = Text(_badge(power.user_level(user_id)) + " ", style=Style(bold=True))
         text.append(members.display_name(user_id), style=Style(color=sender_colour(user_id)))
+        if self.is_bridged(user_id):
+            text.append(" ⇄", style=Style(color="#56b6c2", bold=True))
         # Other people's trust (ours is the devices screen's business).
         trust = self.trust_of(user_id) if user_id != self.own_user else None
         if trust is not None and trust.needs_attention:

@@ -10,6 +10,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from ...engine.devices import IdentityState, UserTrust
+from ...protocol.bridges import bridge_label
 from ...protocol.room_state import RoomSummary
 from ...protocol.sanitize import clean_line
 
@@ -53,6 +54,11 @@ class RoomHeader(Widget):
                 text.append_text(_trust_text(trust))
         if room.membership == "invite":
             text.append("  (invited)", style=Style(italic=True))
+        for bridge in room.bridge_list:
+            # Bridged: which network and channel (each bridge), and the channel's URL.
+            text.append("  " + bridge_label(bridge), style=Style(color="#56b6c2"))
+            if bridge.external_url:
+                text.append(f" <{bridge.external_url}>", style=Style(dim=True))
         count = self.member_count or room.joined_count
         if count:
             text.append(f"  · {count} member{'s' if count != 1 else ''}", style=Style(dim=True))

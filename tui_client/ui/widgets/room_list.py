@@ -22,6 +22,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from ...protocol.bridges import bridge_short_label
 from ...protocol.room_state import RoomSummary
 from ...protocol.sanitize import clean_line
 
@@ -83,14 +84,26 @@ def room_segments(room: RoomSummary, width: int) -> list[Segment]:
     elif room.notification_count:
         badge, badge_style = f" {room.notification_count}", Style(color="#61afef", bold=True)
     marks = " 🔒" if room.encrypted else ""
-    room_width = max(4, width - cell_len(badge) - cell_len(marks))
     name = clean_line(room.display_name or room.room_id)
+    bridges = room.bridge_list if room.bridges else []
+    if bridges:
+        # The first bridge, and how many more (the header lists them all); when the row
+        # is short, the name keeps at least half of it and the bridge is cut.
+        more = f" +{len(bridges) - 1}" if len(bridges) > 1 else ""
+        label = bridge_short_label(bridges[0])
+        free = width - cell_len(badge) - cell_len(marks) - cell_len(more) - 1
+        if cell_len(name) + cell_len(label) > free:
+            keep = max(3, free - min(cell_len(name), free // 2))
+            if cell_len(label) > keep:
+                label = chop_cells(label, keep - 1)[0] + "…"
+        marks = " " + label + more + marks
+    room_width = max(4, width - cell_len(badge) - cell_len(marks))
     if cell_len(name) > room_width:
         name = chop_cells(name, room_width - 1)[0] + "…"
     bold = bool(room.notification_count or room.highlight_count or room.membership == "invite")
     segments = [Segment(name, Style(bold=bold, italic=room.membership == "invite"))]
     if marks:
-        segments.append(Segment(marks))
+        segments.append(Segment(marks, Style(dim=True) if bridges else Style()))
     if badge:
         segments.append(Segment(badge, badge_style))
     return segments
@@ -183,7 +196,7 @@ class RoomList(ScrollView, can_focus=True):
             (
                 key,
                 tuple(
-                    (r.room_id, r.display_name, r.notification_count, r.highlight_count, r.encrypted, r.membership)
+                    (r.room_id, r.display_name, r.notification_count, r.highlight_count, r.encrypted, r.membership, str(r.bridges))
                     for r in members
                 ),
             )
