@@ -21,10 +21,19 @@ from tui_client.ui.widgets.directory_list import DirectoryList
 from tui_client.ui.widgets.member_list import MemberList
 from tui_client.ui.widgets.room_header import RoomHeader
 from tui_client.ui.widgets.room_list import RoomList, room_segments
+from tui_client.ui.widgets.timeline import TimelineView
 
 from ..engine.support import ClientPool, Wire, login, wait_until
 from ..ui.test_flow import _room, until
-from .fake_bridge import CHANNELS, NETWORK, NETWORK_DESC, PROTOCOL, BridgedWorld, bridged_world
+from .fake_bridge import (
+    CHANNELS,
+    NETWORK,
+    NETWORK_DESC,
+    PROTOCOL,
+    PUPPET_SAYS,
+    BridgedWorld,
+    bridged_world,
+)
 
 __all__ = ["bridged_world"]
 
@@ -181,6 +190,18 @@ async def test_directory_network_chooser_location_join_and_bridged_room_on_scree
         wide = "".join(segment.text for segment in room_segments(client.rooms[chan], 60))
         assert wide == f"#chan on {NETWORK_DESC} ⇄ {PROTOCOL} · #chan"
         assert listed().count("⇄") == 1  # the plain room is not marked
+
+        # The puppet's message: its sender marked as bridged in the name column.
+        timeline = chat.query_one(TimelineView)
+
+        def said() -> list[str]:
+            lines = (timeline.render_line(y).text for y in range(timeline.size.height))
+            return [line for line in lines if PUPPET_SAYS in line]
+
+        await until(
+            pilot, lambda: bool(said()), "the puppet's message", on_timeout=lambda: str(said())
+        )
+        assert "⇄ fakeirc_" in said()[0], said()
 
         await pilot.press("f2")
         members = chat.query_one(MemberList)

@@ -208,9 +208,11 @@ def render_item(
     reveal: bool = False,
     thread_unread: bool = False,
     picture: Sequence[Line] = (),
+    bridged: bool = False,
 ) -> list[Line]:
     """The lines of one item: day separator, "new messages" line, reply quote, body,
-    its picture (an image's lines, drawn as given), reactions, thread, status."""
+    its picture (an image's lines, drawn as given), reactions, thread, status.
+    ``bridged`` marks a bridged (puppeted) sender with ``⇄`` before the name."""
     muted = Style(color=palette.muted)
     lines: list[Line] = []
     day = day_of(item.ts)
@@ -237,6 +239,8 @@ def render_item(
         name = blank_name
     else:
         display = clean_line(name_of(item.sender))
+        if bridged:
+            display = "⇄ " + display
         if cell_len(display) > name_width:
             display = chop_cells(display, name_width - 1)[0] + "…"
         padding = " " * max(0, name_width - cell_len(display))

@@ -283,6 +283,7 @@ class ChatScreen(RoomActions):
         header.room = room
         bridges = room.bridge_list if room is not None and room.bridges else []
         self.query_one(MemberList).is_bridged = lambda user_id: is_bridged_user(user_id, bridges)
+        self.query_one(TimelineView).set_bridges(tuple(bridges), lambda user_id: is_bridged_user(user_id, bridges))
         invite = room is not None and room.membership == "invite"
         bar = self.query_one("#invite-bar")
         bar.display = invite

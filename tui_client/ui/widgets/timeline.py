@@ -108,6 +108,9 @@ class TimelineView(ScrollView, can_focus=True):
         self.revealed: set[str] = set()
         #: The sender's current trust, when known (marks messages of verified users).
         self.trust_of: Callable[[str], UserTrust | None] = lambda user_id: None
+        #: Whether a sender is a bridged (puppeted) user of the room's bridges.
+        self.is_bridged: Callable[[str], bool] = lambda user_id: False
+        self._bridges: object = ()
         self.own_user: str | None = None
         #: Shown event ID -> the members who have read up to it.
         self.read_by: dict[str, tuple[str, ...]] = {}
@@ -213,6 +216,14 @@ class TimelineView(ScrollView, can_focus=True):
                 self._cache.pop(item.key, None)
         self._relayout(None if self._stick_to_bottom else self._anchor())
 
+    def set_bridges(self, bridges: object, is_bridged: Callable[[str], bool]) -> None:
+        """The room's bridges (compared to the last ones: re-rendered when they change)."""
+        if bridges == self._bridges:
+            return
+        self._bridges = bridges
+        self.is_bridged = is_bridged
+        self.refresh_names()
+
     def refresh_names(self) -> None:
         """Display names changed: re-render everything."""
         self._cache.clear()
@@ -247,6 +258,7 @@ class TimelineView(ScrollView, can_focus=True):
             reveal=item.key in self.revealed,
             thread_unread=item.event_id in self.thread_unread if item.event_id else False,
             picture=self._picture_of(item, width) + self._preview_of(item, width),
+            bridged=self.is_bridged(item.sender),
         )
         pad = Style(bgcolor=self.palette.selection) if selected else None
         strips = []
