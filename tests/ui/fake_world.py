@@ -252,6 +252,24 @@ def build_sync(extra_rooms: dict[str, dict[str, Any]] | None = None) -> dict[str
     }
 
 
+def thread_roots(room_id: str) -> list[dict[str, Any]]:
+    """``/threads`` of a room of the fixed sync: each root with the summary the server
+    bundles (latest reply, count, whether we wrote in it), latest activity first."""
+    events = build_sync()["rooms"]["join"].get(room_id, {}).get("timeline", {}).get("events", [])
+    replies: dict[str, list[dict[str, Any]]] = {}
+    for event in events:
+        relation = event.get("content", {}).get("m.relates_to", {})
+        if relation.get("rel_type") == "m.thread":
+            replies.setdefault(relation["event_id"], []).append(event)
+    roots = []
+    for event in events:
+        thread = replies.get(event.get("event_id", ""))
+        if thread:
+            summary = {"latest_event": thread[-1], "count": len(thread), "current_user_participated": any(e["sender"] == ME for e in [event, *thread])}
+            roots.append({**event, "unsigned": {"m.relations": {"m.thread": summary}}})
+    return sorted(roots, key=lambda root: -root["unsigned"]["m.relations"]["m.thread"]["latest_event"]["origin_server_ts"])
+
+
 def make_profile(base_dir: Path, sync: dict[str, Any] | None = None, profile: str = "default") -> Path:
     """A saved session whose cache already holds ``sync`` (the keyring must be set first)."""
     from tui_client.store.cache import Cache
@@ -405,6 +423,9 @@ class FakeHomeserver:
             return httpx.Response(200, json={"devices": DEVICES})
         if path.endswith("/messages"):
             return httpx.Response(200, json={"chunk": [], "start": "p1"})
+        if path.endswith("/threads"):
+            room_id = unquote(path.split("/rooms/", 1)[1].split("/", 1)[0])
+            return httpx.Response(200, json={"chunk": thread_roots(room_id)})
         if path.endswith("/publicRooms"):
             return await self._public_rooms(request)
         if path.endswith("/hierarchy"):

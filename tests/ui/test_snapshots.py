@@ -11,12 +11,14 @@ from pathlib import Path
 
 from textual.app import App
 from textual.pilot import Pilot
-from textual.widgets import Input
+from textual.widgets import Input, OptionList
 
+from tui_client.store.cache import IngestResult
 from tui_client.ui.app import TuiClientApp
 from tui_client.ui.screens.help import HelpScreen
 from tui_client.ui.screens.login import LoginScreen
 from tui_client.ui.screens.switcher import RoomSwitcher
+from tui_client.ui.screens.threads import ThreadListScreen, ThreadPanel
 from tui_client.ui.widgets.member_list import MemberList
 from tui_client.ui.widgets.timeline import TimelineView
 
@@ -133,5 +135,57 @@ def test_login_screen(snap_compare, tmp_path: Path, memory_keyring: None) -> Non
     async def run_before(pilot: Pilot[None]) -> None:
         await wait_for(pilot, lambda: isinstance(app.screen, LoginScreen), "the login screen")
         save_screenshot("login", app.export_screenshot(title="tui_client"))
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+async def _open_thread(pilot: Pilot[None], app: TuiClientApp) -> ThreadPanel:
+    """General's thread (ideas for the next sprint) opened with t on its root."""
+    await _settle(pilot)
+    app.open_room(GENERAL)
+    await _settle(pilot, GENERAL)
+    timeline = app.screen.query_one("#timeline", TimelineView)
+    root = next(item.event_id for item in timeline.items if item.thread_count)
+    assert root is not None and timeline.select_event(root)
+    timeline.focus()
+    await pilot.press("t")
+    await wait_for(pilot, lambda: bool(app.screen.query(ThreadPanel)), "the thread panel")
+    panel = app.screen.query_one(ThreadPanel)
+    thread = panel.query_one("#thread-timeline", TimelineView)
+    await wait_for(pilot, lambda: len(thread.items) == 4, "the thread's messages")
+    return panel
+
+
+def test_thread_panel(snap_compare, fake_profile: Path, fake_server: FakeHomeserver) -> None:
+    """t on a message with replies: the thread beside the timeline, its own composer."""
+    app = _app(fake_profile, fake_server)
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await _open_thread(pilot, app)
+        save_screenshot("thread", app.export_screenshot(title="tui_client"))
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_thread_list(snap_compare, fake_profile: Path, fake_server: FakeHomeserver) -> None:
+    """Ctrl+T: the room's threads with their latest reply and count, one unread."""
+    app = _app(fake_profile, fake_server)
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await _settle(pilot)
+        app.open_room(GENERAL)
+        await _settle(pilot, GENERAL)
+        await pilot.press("ctrl+t")
+        await wait_for(
+            pilot,
+            lambda: isinstance(app.screen, ThreadListScreen) and bool(app.screen.threads),
+            "the thread list",
+        )
+        listing = app.screen
+        assert isinstance(listing, ThreadListScreen) and app.client is not None
+        # As sync says of a thread with replies we have not read (unread_thread_notifications).
+        root = listing.threads[0].root_id
+        app.client.threads.on_commit(IngestResult("s2", thread_counts={GENERAL: {root: (2, 0)}}))
+        await wait_for(pilot, lambda: "●" in str(listing.query_one(OptionList).get_option_at_index(0).prompt), "the unread mark")
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

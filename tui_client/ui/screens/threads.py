@@ -500,7 +500,8 @@ class ThreadListScreen(ModalScreen[str | None]):
         self.include = include
         self.threads: list[ThreadSummary] = []
         self.next_batch: str | None = None
-        self.loading = False
+        # A page is being fetched (not Textual's ``loading``, which would cover the screen).
+        self._fetching = False
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -525,7 +526,7 @@ class ThreadListScreen(ModalScreen[str | None]):
 
     @work(group="thread-list", exclusive=True, exit_on_error=False)
     async def _fetch(self, from_token: str | None) -> None:
-        self.loading = True
+        self._fetching = True
         include = self.include
         try:
             page = await self.client.threads.list_threads(
@@ -535,13 +536,13 @@ class ThreadListScreen(ModalScreen[str | None]):
                 name_of=self.name_of,
             )
         except (MatrixError, NetworkError) as error:
-            self.loading = False
+            self._fetching = False
             self._title(clean_line(f"Could not load the threads: {error}", 200))
             return
         self.post_message(_PageLoaded(page, include, from_token is None))
 
     def on__page_loaded(self, message: _PageLoaded) -> None:
-        self.loading = False
+        self._fetching = False
         if message.include != self.include:
             return
         if message.first:
@@ -615,7 +616,7 @@ class ThreadListScreen(ModalScreen[str | None]):
     def _selected(self, event: OptionList.OptionSelected) -> None:
         option_id = event.option.id
         if option_id == "\x00more":
-            if not self.loading and self.next_batch is not None:
+            if not self._fetching and self.next_batch is not None:
                 self._fetch(self.next_batch)
             return
         if option_id and not option_id.startswith("\x00"):
