@@ -57,5 +57,6 @@ def test_every_benchmark_runs_once_in_quick_mode() -> None:
         "memory: peak RSS of a new process, 20 rooms",
         "first login: 30 joined rooms, /login to the first room list of 20 rooms",
         "sliding / v2: first list x",
+        "images: 40-image room vs 40-message text room",
     ):
         assert line in done.stdout, line

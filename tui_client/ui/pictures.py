@@ -13,7 +13,8 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
-from rich.color import Color
+from rich.color import Color, ColorType
+from rich.color_triplet import ColorTriplet
 from rich.segment import Segment
 from rich.style import Style
 from textual.app import App, SystemCommand
@@ -58,11 +59,17 @@ def box_for(ref: ImageRef, body_width: int) -> tuple[int, int]:
     return max(1, min(cols, body_width)), rows
 
 
+@lru_cache(maxsize=16384)
+def _colour(rgb: tuple[int, int, int]) -> Color:
+    # (Color.from_rgb, without its detour through floats and a second triplet)
+    return Color(f"#{rgb[0]:02x}{rgb[1]:02x}{rgb[2]:02x}", ColorType.TRUECOLOR, triplet=ColorTriplet(*rgb))
+
+
 @lru_cache(maxsize=65536)
 def _style(top: tuple[int, int, int] | None, bottom: tuple[int, int, int] | None) -> Style:
     return Style(
-        color=Color.from_rgb(*top) if top is not None else None,
-        bgcolor=Color.from_rgb(*bottom) if bottom is not None else None,
+        color=_colour(top) if top is not None else None,
+        bgcolor=_colour(bottom) if bottom is not None else None,
     )
 
 
@@ -106,11 +113,13 @@ def picture_lines(picture: Picture) -> list[Line]:
 
 def placeholder_lines(ref: ImageRef, cols: int, rows: int, label: str, muted: str) -> list[Line]:
     """What stands for an image while it loads: its blurhash's average colour over the box
-    it will take, with ``label`` on the first line (or the label alone without one)."""
+    it will take, with ``label`` on the first line (without one, the label and blank lines:
+    the space is kept either way, so what is below does not jump, and only the images
+    really on screen are fetched)."""
     colour = blurhash_colour(ref.blurhash) if ref.blurhash else None
     text = label[:cols]
     if colour is None:
-        return [[Segment(label, Style(color=muted, italic=True))]]
+        return [[Segment(label, Style(color=muted, italic=True))], *([] for _ in range(rows - 1))]
     fill = Style(bgcolor=Color.from_rgb(*colour), color=muted, italic=True)
     lines: list[Line] = [[Segment(text + " " * (cols - len(text)), fill)]]
     lines.extend([Segment(" " * cols, fill)] for _ in range(rows - 1))
