@@ -272,9 +272,7 @@ def bridged_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgedW
     base = tmp_path_factory.mktemp("bridged")
     bridge = FakeBridge(base / "bridge")
     registration = bridge.start()
-    synapse = SynapseServer(
-        base / "synapse", extra_config={"app_service_config_files": [str(registration)]}
-    )
+    synapse = SynapseServer(base / "synapse", app_service_config_files=[registration])
     synapse.start()
     try:
         bridge.seed(synapse, CHANNELS, PUPPET_SAYS)

@@ -193,6 +193,7 @@ class SynapseServer:
         server_name: str = "localhost",
         rate_limits: bool = False,
         extra_config: dict[str, Any] | None = None,
+        app_service_config_files: list[Path] | None = None,
     ) -> None:
         """Describe a server; nothing is written or started until :meth:`start`.
 
@@ -204,11 +205,14 @@ class SynapseServer:
                 if true, Synapse's defaults apply except ``rc_message``, which
                 is tightened to 0.5/s with a burst of 3.
             extra_config: merged over the generated config at the top level.
+            app_service_config_files: application service registration files
+                (bridges) the server loads and calls.
         """
         self.base_dir = Path(base_dir).resolve()
         self.server_name = server_name
         self.rate_limits = rate_limits
         self.extra_config: dict[str, Any] = dict(extra_config or {})
+        self.app_service_config_files = [Path(p).resolve() for p in app_service_config_files or ()]
         self.registration_shared_secret = secrets.token_urlsafe(32)
         self._port = port
         self._configured = False
@@ -297,6 +301,8 @@ class SynapseServer:
             "bcrypt_rounds": 4,
         }
         config.update(_STRICT_RATE_LIMITS if self.rate_limits else _GENEROUS_RATE_LIMITS)
+        if self.app_service_config_files:
+            config["app_service_config_files"] = [str(p) for p in self.app_service_config_files]
         config.update(self.extra_config)
         return config
 
