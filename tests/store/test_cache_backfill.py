@@ -151,20 +151,24 @@ def test_load_before_stops_at_each_gap_and_reports_it(account: Account) -> None:
     assert _ids(account.cache.load_after(ROOM, newest[0].pos, 10)) == ["$4"]
 
 
-def test_a_limited_timeline_resent_with_more_history_appends_only_what_is_newer(account: Account) -> None:
+def test_a_timeline_resent_with_more_history_fills_the_gap_above_and_appends_only_what_is_newer(
+    account: Account,
+) -> None:
     # Sliding sync: a room first comes with its latest events, then (opened, a larger
     # timeline limit) again with older ones before them and one new event.
     account.ingest(
         batch("s1", join={ROOM: joined_room([message("$8"), message("$9")], limited=True, prev_batch="p7")})
     )
-    resent = [create_event("$c", "11"), message("$6"), message("$7"), message("$8"), message("$9"), message("$10")]
+    resent = [message("$6"), message("$7"), message("$8"), message("$9"), message("$10")]
     # (Synapse says "limited": false for it.)
-    result = account.ingest(batch("s2", join={ROOM: joined_room(resent, limited=False, prev_batch="p0")}))
-    assert account.timeline_ids(ROOM) == ["$8", "$9", "$10"]
+    result = account.ingest(batch("s2", join={ROOM: joined_room(resent, limited=False, prev_batch="p5")}))
+    assert account.timeline_ids(ROOM) == ["$6", "$7", "$8", "$9", "$10"]
     assert [s.event["event_id"] for s in result.new_events[ROOM]] == ["$10"]
-    # The older events are left to back-fill through the gap above "$8", not lost.
+    assert ROOM in result.limited_rooms  # an open room reads its window again
+    # The gap moved above the history, with the resent chunk's token.
     (gap,) = account.cache.gaps(ROOM)
-    stored = account.cache.fill_gap(gap, [message("$7"), message("$6"), create_event("$c", "11")], None, None)
-    assert _ids(stored) == ["$c", "$6", "$7"]
+    assert gap.token == "p5"
+    stored = account.cache.fill_gap(gap, [message("$5"), create_event("$c", "11")], None, None)
+    assert _ids(stored) == ["$c", "$5"]
     window, _ = account.cache.load_before(ROOM, None, 100)
-    assert _ids(window) == ["$c", "$6", "$7", "$8", "$9", "$10"]
+    assert _ids(window) == ["$c", "$5", "$6", "$7", "$8", "$9", "$10"]

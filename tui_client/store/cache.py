@@ -980,10 +980,13 @@ class _Ingest:
             # A timeline holding an event we hold (sliding sync sends a room's latest
             # events again on a new connection, and more of them when the room's timeline
             # limit grows, as when it is opened) joins on after the newest such event: no
-            # gap; the older ones before it are history, not new events, left to the gap
-            # they belong in (back-fill), never appended after the newest.
+            # gap; the older ones before it are history, not new events: they fill the
+            # gap just above the first event held (as a back-fill page would), never
+            # appended after the newest.
             held = [i for i, e in enumerate(events) if e.get("event_id") in seen]
             if held:
+                if held[0]:
+                    self._fill_above(room_id, events[held[0]], events[: held[0]], prev_batch)
                 events = events[held[-1] + 1 :]
                 limited = False
         if last is None:
@@ -1034,6 +1037,34 @@ class _Ingest:
         if stored:
             self.result.new_events.setdefault(room_id, []).extend(stored)
             self.last_pos[room_id] = stored[-1].pos
+
+    def _fill_above(self, room_id: str, held: Event, older: list[Event], prev_batch: str | None) -> None:
+        """History sent again before an event we hold: into the gap right above that event
+        (if there is one and the positions below it are free); the gap moves above it,
+        with the chunk's token, or closes when the chunk starts with the room's creation."""
+        row = self.db.execute("SELECT pos FROM events WHERE event_id = ? AND pos IS NOT NULL", (held.get("event_id"),)).fetchone()
+        if row is None:
+            return
+        pos = int(row[0])
+        gap = self.db.execute("SELECT 1 FROM gaps WHERE room_id = ? AND pos_above = ?", (room_id, pos)).fetchone()
+        indexed = [(e, i) for e in older if (i := index_event(e)) is not None]
+        if gap is None or not indexed:
+            return
+        top = pos - len(indexed)
+        taken = self.db.execute(
+            "SELECT 1 FROM events WHERE room_id = ? AND pos >= ? AND pos < ? LIMIT 1", (room_id, top, pos)
+        ).fetchone()
+        if taken:
+            return
+        for offset, (event, index) in enumerate(indexed):
+            self.cache._insert_event(room_id, top + offset, event, index)
+        self.db.execute("DELETE FROM gaps WHERE room_id = ? AND pos_above = ?", (room_id, pos))
+        if prev_batch and indexed[0][1][1] != "m.room.create":
+            self.db.execute(
+                "INSERT OR REPLACE INTO gaps (room_id, pos_above, token) VALUES (?, ?, ?)", (room_id, top, prev_batch)
+            )
+        # An open room shows them: its window is read again.
+        self.result.limited_rooms.add(room_id)
 
     def joined(self, room: JoinedRoom) -> None:
         self.db.execute("DELETE FROM meta WHERE key = ?", (f"forgotten:{room.room_id}",))
