@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements.lock
 	$(BIN)/python -m pip install -q --no-deps -e .
+	# An editable install writes no bytecode: compile it now, not on the first start
+	# (issue 13: ~170 ms more to the first painted room list without it).
+	$(BIN)/python -m compileall -q tui_client
 	touch $(STAMP)
 
 demo: $(STAMP)

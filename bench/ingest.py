@@ -121,13 +121,6 @@ def open_encryption(engine: _Engine) -> None:
     )
 
 
-def room_list_from(summaries: dict[str, RoomSummary]) -> list[RoomSummary]:
-    """The sorted room list, by the client's own ``MatrixClient.room_list``."""
-    return MatrixClient.room_list(
-        cast(MatrixClient, _Engine(cast(Any, None), cast(Any, None), summaries))
-    )
-
-
 def ours_case(raw: bytes, expected_events: int) -> Case:
     """Our path: open a new cache, ``MatrixClient._ingest_raw`` (parse + ingest), sort the room list.
 
@@ -296,7 +289,8 @@ def profile_ingest(raw: bytes, folder: Path, top: int = 18) -> str:
     open_encryption(engine)
     profiler.enable()
     result = MatrixClient._ingest_raw(cast(MatrixClient, engine), raw)
-    room_list_from(dict(result.changed_rooms))
+    engine.rooms.update(result.changed_rooms)
+    MatrixClient.room_list(cast(MatrixClient, engine))
     profiler.disable()
     cache.close()
     stats = pstats.Stats(profiler, stream=out)
