@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import quote
 
 from textual.widgets import Input, OptionList, Static
 
@@ -217,3 +218,50 @@ async def test_directory_network_chooser_location_join_and_bridged_room_on_scree
         )
         assert member_line(bridge.puppet).endswith("⇄")
         assert "⇄" not in member_line(user.user_id)
+
+
+async def test_direct_chat_with_a_bridged_user_from_the_palette(
+    bridged_world: BridgedWorld, tmp_path: Path
+) -> None:
+    """Pilot: the palette's "bridged user" command asks the bridge's user fields; an
+    unknown nickname is refused in the dialog; alice's puppet is found and invited to a
+    new direct chat (read back from Synapse)."""
+    synapse, bridge = bridged_world.synapse, bridged_world.bridge
+    user = synapse.register_user("dmer", "password-dmer")
+    host = synapse.register_user("dmhost", "password-dmhost")
+    _room(synapse, host, "Plain room", [user.user_id])
+    client = await MatrixClient.login(
+        user.user_id, user.password, homeserver=synapse.base_url, base_dir=tmp_path
+    )
+    app = TuiClientApp(client=client, base_dir=tmp_path)
+    async with app.run_test(size=(140, 36)) as pilot:
+        await until(
+            pilot, lambda: app.chat_screen is not None and app.is_connected, "the chat screen"
+        )
+        chat = app.chat_screen
+        assert chat is not None
+        await pilot.press("ctrl+p")
+        await pilot.press(*"bridged user")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, BridgeJoinDialog), "the user dialog")
+        dialog = app.screen
+        assert isinstance(dialog, BridgeJoinDialog)
+        assert dialog.fields() == {"network": NETWORK, "nickname": ""}
+        await pilot.press(*"nobody-here", "enter")
+        status = dialog.query_one("#bridge-join-status", Static)
+        await until(pilot, lambda: "knows no user" in str(status.render()), "the refusal")
+        dialog.query_one("#bridge-field-nickname", Input).value = "alice"
+        await pilot.press("enter")
+        await until(
+            pilot,
+            lambda: chat.current_room is not None and client.rooms[chat.current_room].is_dm,
+            "the direct chat opened",
+        )
+        room = chat.current_room
+        assert room is not None
+        path = f"/_matrix/client/v3/rooms/{quote(room, safe='')}/state/m.room.member/{quote(bridge.puppet, safe='')}"
+        status_code, member = synapse.request_json("GET", path, None, user.access_token)
+        assert (
+            status_code == 200 and member["membership"] == "invite" and member["is_direct"] is True
+        )

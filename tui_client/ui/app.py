@@ -426,6 +426,7 @@ class TuiClientApp(App[None]):
         yield SystemCommand("Create room", "A new room, public or private (Ctrl+N)", chat.action_create_room)
         yield SystemCommand("Create space", "A new space to group rooms", chat.action_create_space)
         yield SystemCommand("Start direct chat", "A private, encrypted chat with one person", chat.action_create_dm)
+        yield SystemCommand("Start direct chat with a bridged user", "Someone on a network the server bridges (IRC…)", chat.action_create_bridged_dm)
         if chat.may("invite"):
             yield SystemCommand("Invite to room", "Invite someone to the current room", chat.action_invite)
         if chat.may("topic"):

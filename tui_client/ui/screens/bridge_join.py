@@ -1,6 +1,8 @@
-"""Join a bridged channel the way its bridge asks: the protocol's location fields
-(for IRC: network and channel), looked up through ``/thirdparty/location`` to the
-alias to join. The dialog stays open and says why when nothing is found."""
+"""Join a bridged channel, or find a bridged user, the way the bridge asks: the
+protocol's location fields (for IRC: network and channel) looked up through
+``/thirdparty/location`` to the alias to join, or its user fields (network and
+nickname) through ``/thirdparty/user`` to the Matrix user to talk to. The dialog stays
+open and says why when nothing is found."""
 
 from __future__ import annotations
 
@@ -14,14 +16,15 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from ...engine.client import MatrixClient
-from ...engine.directory import lookup_location
+from ...engine.directory import lookup_location, lookup_users
 from ...protocol.errors import MatrixError, NetworkError
 from ...protocol.sanitize import clean_line
 from ...protocol.thirdparty import ProtocolInstance, ThirdPartyLocation, ThirdPartyProtocol
 
 
-class BridgeJoinDialog(ModalScreen[ThirdPartyLocation | None]):
-    """Ask for a protocol's location fields; dismisses with the room found, or None."""
+class BridgeJoinDialog(ModalScreen[ThirdPartyLocation | str | None]):
+    """Ask for a protocol's location fields (or, with ``users``, its user fields);
+    dismisses with the room found (or the user ID found), or None."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
@@ -30,18 +33,23 @@ class BridgeJoinDialog(ModalScreen[ThirdPartyLocation | None]):
         client: MatrixClient,
         protocol: ThirdPartyProtocol,
         instance: ProtocolInstance | None = None,
+        *,
+        users: bool = False,
     ) -> None:
         super().__init__()
         self.client = client
         self.protocol = protocol
+        self.users = users
+        self.wanted = protocol.user_fields if users else protocol.location_fields
         self.preset = dict(instance.fields) if instance is not None else {}
         self.looking = False
 
     def compose(self) -> ComposeResult:
         name = clean_line(self.protocol.name, 40)
         with Vertical(classes="dialog"):
-            yield Label(Text(f"Join a {name} channel"), classes="dialog-title")
-            for field in self.protocol.location_fields:
+            title = f"Find a {name} user to talk to" if self.users else f"Join a {name} channel"
+            yield Label(Text(title), classes="dialog-title")
+            for field in self.wanted:
                 kind = self.protocol.field_types.get(field)
                 yield Label(Text(clean_line(field, 40)))
                 yield Input(
@@ -52,7 +60,9 @@ class BridgeJoinDialog(ModalScreen[ThirdPartyLocation | None]):
                 )
             yield Static(id="bridge-join-status")
             with Horizontal(classes="dialog-buttons"):
-                yield Button("Find and join", variant="primary", id="ok")
+                yield Button(
+                    "Find and talk" if self.users else "Find and join", variant="primary", id="ok"
+                )
                 yield Button("Cancel", id="cancel")
 
     def on_mount(self) -> None:
@@ -64,7 +74,7 @@ class BridgeJoinDialog(ModalScreen[ThirdPartyLocation | None]):
         """The values typed, by field name."""
         return {
             field: self.query_one(f"#bridge-field-{_safe_id(field)}", Input).value.strip()
-            for field in self.protocol.location_fields
+            for field in self.wanted
         }
 
     def _say(self, message: str) -> None:
@@ -96,7 +106,11 @@ class BridgeJoinDialog(ModalScreen[ThirdPartyLocation | None]):
     @work(group="bridge-lookup", exit_on_error=False)
     async def _lookup(self, values: dict[str, str]) -> None:
         try:
-            found = await lookup_location(self.client, self.protocol.name, values)
+            found: list[ThirdPartyLocation] | list[str]
+            if self.users:
+                found = await lookup_users(self.client, self.protocol.name, values)
+            else:
+                found = await lookup_location(self.client, self.protocol.name, values)
         except (MatrixError, NetworkError, TimeoutError) as error:
             self.looking = False
             self._say(f"The lookup failed: {error or type(error).__name__}")
@@ -104,7 +118,8 @@ class BridgeJoinDialog(ModalScreen[ThirdPartyLocation | None]):
         self.looking = False
         if not found:
             shown = ", ".join(f"{k} {v}" for k, v in values.items())
-            self._say(f"The {self.protocol.name} bridge knows no channel {shown}.")
+            what = "user" if self.users else "channel"
+            self._say(f"The {self.protocol.name} bridge knows no {what} {shown}.")
             return
         self.dismiss(found[0])
 

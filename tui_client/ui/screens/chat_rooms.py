@@ -17,6 +17,7 @@ from textual.widgets import OptionList
 
 from ...crypto.attachments import AttachmentError
 from ...engine.client import MatrixClient
+from ...engine.directory import bridged_protocols
 from ...engine.opener import fetch_to_private_file, open_with_handler
 from ...engine.room_view import RoomView
 from ...engine.updates import JoinProgress, Reminder, RoomListChanged, SpacesChanged, Update
@@ -28,6 +29,7 @@ from ...protocol.media import MediaError
 from ...protocol.room_create import RoomCreateOptions
 from ...protocol.room_state import RoomSummary
 from ...protocol.sanitize import clean_line
+from ...protocol.thirdparty import ThirdPartyLocation, ThirdPartyProtocol
 from ...protocol.timeline import TimelineItem
 from ...protocol.web_links import web_links
 from ..messages import ActionFailed
@@ -36,6 +38,7 @@ from ..widgets.room_list import RoomList, visible_rooms
 from ..widgets.space_bar import HOME, PEOPLE, SpaceBar
 from ..widgets.status_bar import StatusBar
 from ..widgets.timeline import TimelineView
+from .bridge_join import BridgeJoinDialog
 from .create_room import CreateRoomDialog
 from .dialogs import ChoiceDialog, ConfirmDialog, PromptDialog
 
@@ -346,6 +349,38 @@ class RoomActions(Screen[None]):
     def _dm_chosen(self, user_id: str | None) -> None:
         if user_id:
             self._run_dm(user_id.strip())
+
+    @work(group="create-room", exit_on_error=False)
+    async def action_create_bridged_dm(self) -> None:
+        """Start a direct chat with a bridged network's user, found by the fields its
+        bridge asks for (``/thirdparty/user``: network and nickname, say)."""
+        try:
+            protocols = [p for p in await bridged_protocols(self.client) if p.user_fields]
+        except (MatrixError, NetworkError, TimeoutError) as error:
+            self.post_message(ActionFailed(f"Could not ask for bridged networks: {error}"))
+            return
+        if not protocols:
+            self.notify("This server offers no bridged networks.", markup=False)
+            return
+
+        def found(user_id: ThirdPartyLocation | str | None) -> None:
+            if isinstance(user_id, str):
+                self._run_dm(user_id)
+
+        def ask(protocol: ThirdPartyProtocol) -> None:
+            instance = protocol.instances[0] if len(protocol.instances) == 1 else None
+            self.app.push_screen(BridgeJoinDialog(self.client, protocol, instance, users=True), found)
+
+        if len(protocols) == 1:
+            ask(protocols[0])
+            return
+        by_name = {p.name: p for p in protocols}
+
+        def chosen(name: str | None) -> None:
+            if name in by_name:
+                ask(by_name[name])
+
+        self.app.push_screen(ChoiceDialog("Which network?", [(p.name, clean_line(p.name, 40)) for p in protocols]), chosen)
 
     @work(group="create-room", exit_on_error=False)
     async def _run_dm(self, user_id: str) -> None:

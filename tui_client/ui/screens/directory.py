@@ -336,8 +336,8 @@ class DirectoryScreen(Screen[None]):
         if instance is None or instance.protocol != protocol.name:
             instance = protocol.instances[0] if len(protocol.instances) == 1 else None
 
-        def found(location: ThirdPartyLocation | None) -> None:
-            if location is not None:
+        def found(location: ThirdPartyLocation | str | None) -> None:
+            if isinstance(location, ThirdPartyLocation):
                 label = clean_line(location.alias, 80)
                 self.app.join_flow.join(location.alias, label=label, open_after=True)  # type: ignore[attr-defined]
 
