@@ -11,8 +11,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-import emoji
-
 from ..protocol.sanitize import clean_line
 
 __all__ = [
@@ -102,6 +100,8 @@ def complete_room(word: str, rooms: Iterable[tuple[str, str | None, str]]) -> li
 @lru_cache(maxsize=1)
 def _shortcodes() -> tuple[tuple[str, str], ...]:
     """Every ``:shortcode:`` (names and aliases) with its emoji, sorted."""
+    import emoji  # its table (~16 ms to import) only when the first :shortcode is completed
+
     pairs: set[tuple[str, str]] = set()
     for character, data in emoji.EMOJI_DATA.items():
         if data.get("status", emoji.STATUS["fully_qualified"]) != emoji.STATUS["fully_qualified"]:
