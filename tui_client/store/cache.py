@@ -562,10 +562,12 @@ class Cache:
     # -- receipts and account data ---------------------------------------------------
 
     def receipts_for(self, room_id: str) -> dict[str, str]:
-        """The latest ``m.read`` (any thread) per user in a room: user -> event ID."""
+        """The latest ``m.read`` (or ``m.read.private``) in the main timeline per user in a
+        room: user -> event ID. Unthreaded receipts and those of thread ``main`` count; a
+        thread's receipt (on an event that may be older) does not move the room's mark."""
         rows = self._db.execute(
             "SELECT user_id, event_id, ts FROM receipts WHERE room_id = ? AND receipt_type IN ('m.read', 'm.read.private') "
-            "ORDER BY ts",
+            "AND thread_id IN ('', 'main') ORDER BY ts",
             (room_id,),
         )
         return {user: event for user, event, _ts in rows}
