@@ -282,9 +282,19 @@ class ImageService:
         try:
             async with self._slots:
                 data = await self.fetch(ref, full=key[3])
-                picture = await asyncio.to_thread(
-                    decode_picture, data, cols, rows, ref.original.mimetype
-                )
+                try:
+                    picture = await asyncio.to_thread(
+                        decode_picture, data, cols, rows, ref.original.mimetype
+                    )
+                except ImageDecodeError:
+                    if key[3] or ref.original.encrypted is not None:
+                        raise
+                    # The server's thumbnail is not a picture (a server that answers
+                    # anything on that route): the original, with the same checks.
+                    data = await self.fetch(ref, full=True)
+                    picture = await asyncio.to_thread(
+                        decode_picture, data, cols, rows, ref.original.mimetype
+                    )
         except (ImageDecodeError, MediaError, AttachmentError) as error:
             self.failed[key] = str(error)
             return None

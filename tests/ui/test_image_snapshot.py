@@ -1,0 +1,84 @@
+"""Snapshot of an image in the timeline, drawn in half-blocks, with the fake world: a
+picture sent by Bob in General (a server's thumbnail, here the fake server's file)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageDraw
+from textual.pilot import Pilot
+
+from tui_client.store.cache import StoredEvent
+from tui_client.ui.widgets.timeline import TimelineView
+
+from .fake_world import FakeHomeserver
+from .test_snapshots import GENERAL, SIZE, _app, _settle, wait_for
+
+
+def sunset_png() -> bytes:
+    """A small deterministic picture: sky, sun, sea, a boat (64 x 32 pixels)."""
+    image = Image.new("RGB", (64, 32), (40, 60, 140))
+    draw = ImageDraw.Draw(image)
+    for y in range(16):
+        draw.line([(0, y), (63, y)], fill=(250 - y * 6, 120 + y * 4, 60 + y * 5))
+    draw.ellipse([24, 6, 40, 22], fill=(255, 220, 80))
+    draw.rectangle([0, 16, 63, 31], fill=(20, 70, 130))
+    for y in range(18, 32, 3):
+        draw.line([(4 + y % 7, y), (60 - y % 5, y)], fill=(60, 120, 190))
+    draw.polygon([(40, 22), (54, 22), (50, 26), (44, 26)], fill=(90, 50, 30))
+    draw.line([(47, 12), (47, 22)], fill=(230, 230, 230))
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+def image_event() -> dict[str, Any]:
+    return {
+        "event_id": "$sunset",
+        "type": "m.room.message",
+        "sender": "@bob:example.org",
+        "origin_server_ts": 1795779995000,
+        "content": {
+            "msgtype": "m.image",
+            "body": "sunset.png",
+            "url": "mxc://example.org/sunset",
+            "info": {"mimetype": "image/png", "w": 64, "h": 32, "size": len(sunset_png())},
+        },
+    }
+
+
+def test_image_in_half_blocks(
+    snap_compare, fake_profile: Path, fake_server: FakeHomeserver
+) -> None:
+    """General ends with Bob's picture: 40 x 10 cells of ▀ under its file line."""
+    fake_server.media["sunset"] = sunset_png()
+    app = _app(fake_profile, fake_server)
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await _settle(pilot)
+        app.open_room(GENERAL)
+        await _settle(pilot, GENERAL)
+        chat = app.chat_screen
+        assert chat is not None and chat.view is not None
+        timeline = chat.query_one(TimelineView)
+        chat.view.on_sync_events([StoredEvent(10_000, image_event())])
+
+        def drawn() -> int:
+            return sum(
+                1 for y in range(timeline.size.height) if "▀" in timeline.render_line(y).text
+            )
+
+        # 64 x 32 pixels in a 40 x 12 box: 40 cells wide, 20 pixel rows, 10 lines.
+        try:
+            await wait_for(pilot, lambda: drawn() == 10, "the picture drawn")
+        except AssertionError:
+            raise AssertionError(
+                [timeline.render_line(y).text for y in range(timeline.size.height)][-16:],
+                [r.url.path for r in fake_server.requests if "media" in r.url.path],
+            ) from None
+        app.clear_notifications()
+        await pilot.pause(0.1)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
