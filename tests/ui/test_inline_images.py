@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import sys
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from tui_client.devtools.synapse import RegisteredUser, SynapseServer
 from tui_client.ui.app import TuiClientApp
 from tui_client.ui.pictures import image_service
 from tui_client.ui.screens.image_viewer import ImageViewer
+from tui_client.ui.widgets.room_list import RoomList
 from tui_client.ui.widgets.timeline import TimelineView
 
 from ..integration.e2ee_support import client_for, encrypted_room
@@ -322,3 +324,73 @@ async def test_o_opens_a_file_through_a_private_copy_and_a_link_in_the_handler(
             "the refusal on screen",
         )
         assert app.clipboard == ""
+
+
+async def test_room_avatars_are_drawn_in_the_room_list_kept_on_disk_and_can_be_turned_off(
+    synapse: SynapseServer, make_user: Callable[..., RegisteredUser], tmp_path: Path
+) -> None:
+    alice = make_user("alice", displayname="Alice")
+    bob = make_user("bob", displayname="Bob")
+    avatar = upload(synapse, bob, quadrants_png())
+    room = _room(synapse, bob, "Painted", [alice.user_id])
+    _join(synapse, alice, room)
+    path = f"/_matrix/client/v3/rooms/{urllib.parse.quote(room, safe='')}/state/m.room.avatar"
+    status, answer = synapse.request_json("PUT", path, {"url": avatar}, bob.access_token)
+    assert status == 200, answer
+
+    app = TuiClientApp(base_dir=tmp_path / "alice")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _log_in(pilot, app, synapse, alice)
+        assert app.client is not None
+        rooms = app.screen.query_one(RoomList)
+
+        def avatar_cells() -> list[tuple[tuple[int, int, int], tuple[int, int, int]]]:
+            for y in range(rooms.size.height):
+                strip = rooms.render_line(y)
+                if "Painted" in strip.text:
+                    cells = []
+                    for segment in strip:
+                        if (
+                            "▀" in segment.text
+                            and segment.style
+                            and segment.style.color
+                            and segment.style.bgcolor
+                        ):
+                            up, down = (
+                                segment.style.color.get_truecolor(),
+                                segment.style.bgcolor.get_truecolor(),
+                            )
+                            cells += [
+                                ((up.red, up.green, up.blue), (down.red, down.green, down.blue))
+                            ] * len(segment.text)
+                    return cells
+            return []
+
+        # 2 cells of half-blocks: the picture's four quadrants, 2 x 2 pixels.
+        await until(
+            pilot,
+            lambda: len(avatar_cells()) == 2,
+            "the room's avatar",
+            timeout=20,
+            on_timeout=lambda: repr(
+                (
+                    [rooms.render_line(y).text for y in range(6)],
+                    [s.avatar_url for s in app.client.rooms.values()],  # type: ignore[union-attr]
+                    image_service(app.client)._avatars,  # type: ignore[arg-type]
+                )
+            ),
+        )
+        (top_left, bottom_left), (top_right, bottom_right) = avatar_cells()
+        assert (
+            near(top_left, RED)
+            and near(top_right, GREEN)
+            and near(bottom_left, BLUE)
+            and near(bottom_right, YELLOW)
+        )
+        # Kept on disk: the next start draws it without asking the server.
+        stored = await app.client.db.run(app.client.cache.get_avatar, avatar)
+        assert stored is not None and stored[:2] == (2, 2)
+
+        await image_service(app.client).set_avatars(False)
+        await until(pilot, lambda: not avatar_cells(), "the avatar gone")
+        assert await app.client.db.run(app.client.cache.get_meta, "avatars") == "off"

@@ -15,6 +15,7 @@ Nothing here imports the UI: the engine, the benchmarks and tests use it headles
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
@@ -26,13 +27,15 @@ from PIL import Image
 from ..crypto.attachments import AttachmentError, decrypt_attachment
 from ..protocol import requests as api
 from ..protocol.errors import MatrixError, NetworkError
-from ..protocol.media import Attachment, ImageRef, MediaError
+from ..protocol.media import Attachment, ImageRef, MediaError, parse_mxc
 from .image_decode import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, ImageDecodeError, decode_image
 
 if TYPE_CHECKING:
     from .client import MatrixClient
 
 __all__ = [
+    "AVATAR_CELLS",
+    "AVATAR_SETTING",
     "COPY_SETTING",
     "IMAGE_MODES",
     "IMAGE_MODE_SETTING",
@@ -58,6 +61,9 @@ IMAGE_MODES = (MODE_OFF, MODE_THUMBNAILS, MODE_FULL)
 #: The cache's meta keys of the images setting and of the clipboard setting.
 IMAGE_MODE_SETTING = "image_mode"
 COPY_SETTING = "osc52_copy"
+AVATAR_SETTING = "avatars"
+#: An avatar's box: 2 cells wide, one row (2 x 2 pixels in half-blocks).
+AVATAR_CELLS = (2, 1)
 
 #: The thumbnail size asked of the server (one of Synapse's default "scale" sizes).
 THUMBNAIL_SIZE = (320, 240)
@@ -175,6 +181,10 @@ class ImageService:
         self.mode = MODE_THUMBNAILS
         #: Whether ``O`` may copy links to the terminal's clipboard (OSC 52).
         self.copy_links = True
+        #: Whether rooms' and users' avatars are drawn.
+        self.avatars = True
+        self._avatars: dict[str, Picture | None] = {}
+        self._avatar_tasks: dict[str, asyncio.Task[None]] = {}
         #: Called when the settings change (views draw their pictures again).
         self.listeners: list[weakref.WeakMethod[Callable[[], None]]] = []
         self._loading: dict[tuple[str, int, int, bool], asyncio.Task[Picture | None]] = {}
@@ -186,10 +196,12 @@ class ImageService:
             return
         mode = await self.client.db.run(self.client.cache.get_meta, IMAGE_MODE_SETTING)
         copy = await self.client.db.run(self.client.cache.get_meta, COPY_SETTING)
-        before = self.mode
+        avatars = await self.client.db.run(self.client.cache.get_meta, AVATAR_SETTING)
+        before = self.mode, self.avatars
         self.mode = mode if mode in IMAGE_MODES else MODE_THUMBNAILS
         self.copy_links = copy != "off"
-        if self.mode != before:
+        self.avatars = avatars != "off"
+        if (self.mode, self.avatars) != before:
             self._changed()
 
     def listen(self, callback: Callable[[], None]) -> None:
@@ -204,6 +216,66 @@ class ImageService:
                 alive.append(reference)
                 callback()
         self.listeners = alive
+
+    async def set_avatars(self, shown: bool) -> None:
+        """Draw avatars or not (kept across restarts)."""
+        if self.client is not None:
+            await self.client.db.run(self.client.cache.set_meta, AVATAR_SETTING, "on" if shown else "off")
+        if shown != self.avatars:
+            self.avatars = shown
+            self._changed()
+
+    def avatar(self, mxc: str | None) -> Picture | None:
+        """An avatar's pixels if loaded (``None``: none, failed, or not loaded yet)."""
+        return self._avatars.get(mxc) if mxc else None
+
+    def request_avatar(self, mxc: str, done: Callable[[str], None]) -> None:
+        """Load an avatar (the disk cache, else a server thumbnail, kept on disk after);
+        ``done(mxc)`` on the event loop once it is there. Asked once per run."""
+        if mxc in self._avatars or mxc in self._avatar_tasks or self.client is None:
+            return
+        task = self._avatar_tasks[mxc] = asyncio.get_running_loop().create_task(self._load_avatar(mxc))
+        task.add_done_callback(lambda _task: done(mxc))
+
+    async def _load_avatar(self, mxc: str) -> None:
+        assert self.client is not None
+        client = self.client
+        picture: Picture | None = None
+        try:
+            stored = await client.db.run(client.cache.get_avatar, mxc)
+            if stored is not None:
+                width, height, rgba = stored
+                picture = Picture(width, height, rgba) if len(rgba) == width * height * 4 else None
+            else:
+                server, media_id = parse_mxc(mxc)
+                async with self._slots:
+                    picture = await self._fetch_avatar(server, media_id)
+                await client.db.run(
+                    client.cache.put_avatar, mxc, picture.width, picture.height, picture.rgba, int(time.time() * 1000)
+                )
+        except (ImageDecodeError, MediaError, MatrixError, NetworkError):
+            picture = None  # no avatar drawn: the row keeps its blank cells
+        finally:
+            self._avatar_tasks.pop(mxc, None)
+        self._avatars[mxc] = picture
+
+    async def _fetch_avatar(self, server: str, media_id: str) -> Picture:
+        small = AVATAR_CELLS[0] * 4, AVATAR_CELLS[1] * 4
+        try:
+            data = await self._send_fallback(
+                api.thumbnail_media(server, media_id, 32, 32),
+                api.thumbnail_media(server, media_id, 32, 32, legacy=True),
+            )
+            picture = await asyncio.to_thread(decode_picture, data, *small)
+        except (MatrixError, ImageDecodeError):
+            # No thumbnail (too small to thumbnail, or a format the server does not):
+            # the original, with the same checks.
+            data = await self._send_fallback(
+                api.download_media(server, media_id), api.download_media(server, media_id, legacy=True)
+            )
+            picture = await asyncio.to_thread(decode_picture, data, *small)
+        # Squared to the pixels drawn, whatever its shape.
+        return await asyncio.to_thread(_square, picture, AVATAR_CELLS[0], AVATAR_CELLS[1] * 2)
 
     async def set_copy_links(self, allowed: bool) -> None:
         """Allow or forbid copying links to the clipboard (kept across restarts)."""
@@ -352,6 +424,12 @@ class ImageService:
             ):
                 raise
             return await self.client.connection.send_raw(legacy)
+
+
+def _square(picture: Picture, width: int, height: int) -> Picture:
+    image = Image.frombytes("RGBA", (picture.width, picture.height), picture.rgba)
+    image = image.resize((width, height), Image.Resampling.BOX)
+    return Picture(width, height, image.tobytes())
 
 
 def placeholder_rows(ref: ImageRef, max_cols: int, max_rows: int) -> tuple[int, int]:

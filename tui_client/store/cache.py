@@ -188,6 +188,22 @@ class Cache:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
+    def get_avatar(self, mxc: str) -> tuple[int, int, bytes] | None:
+        """A cached avatar's pixels: (width, height, RGBA bytes)."""
+        row = self._db.execute("SELECT width, height, rgba FROM avatars WHERE mxc = ?", (mxc,)).fetchone()
+        return (int(row[0]), int(row[1]), bytes(row[2])) if row else None
+
+    def put_avatar(self, mxc: str, width: int, height: int, rgba: bytes, fetched_ts: int) -> None:
+        """Keep an avatar's pixels (its own transaction)."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute(
+                "INSERT INTO avatars (mxc, width, height, rgba, fetched_ts) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT(mxc) DO UPDATE SET width = excluded.width, height = excluded.height,"
+                " rgba = excluded.rgba, fetched_ts = excluded.fetched_ts",
+                (mxc, width, height, rgba, fetched_ts),
+            )
+
     def set_meta(self, key: str, value: str) -> None:
         """Store a meta value (its own transaction)."""
         with self._db:

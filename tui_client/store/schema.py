@@ -358,6 +358,16 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (room_id, root_id)
     ) WITHOUT ROWID;
     """,
+    # 9: avatars (rooms' and users'), as the few pixels drawn: no refetch at each start.
+    """
+    CREATE TABLE avatars (
+        mxc TEXT PRIMARY KEY,
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        rgba BLOB NOT NULL,
+        fetched_ts INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

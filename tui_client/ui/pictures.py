@@ -62,7 +62,9 @@ def box_for(ref: ImageRef, body_width: int) -> tuple[int, int]:
 @lru_cache(maxsize=16384)
 def _colour(rgb: tuple[int, int, int]) -> Color:
     # (Color.from_rgb, without its detour through floats and a second triplet)
-    return Color(f"#{rgb[0]:02x}{rgb[1]:02x}{rgb[2]:02x}", ColorType.TRUECOLOR, triplet=ColorTriplet(*rgb))
+    return Color(
+        f"#{rgb[0]:02x}{rgb[1]:02x}{rgb[2]:02x}", ColorType.TRUECOLOR, triplet=ColorTriplet(*rgb)
+    )
 
 
 @lru_cache(maxsize=65536)
@@ -148,6 +150,16 @@ def media_commands(app: App[Any], client: MatrixClient) -> Iterable[SystemComman
         f"Images: {service.mode} → {following}",
         "Pictures in the timeline: off, server thumbnails, or full images",
         lambda: app.run_worker(set_mode(), exit_on_error=False),
+    )
+
+    async def toggle_avatars() -> None:
+        await service.set_avatars(not service.avatars)
+        app.notify(f"Avatars: {'on' if service.avatars else 'off'}", markup=False, timeout=4)
+
+    yield SystemCommand(
+        f"Avatars: {'on → off' if service.avatars else 'off → on'}",
+        "Rooms' pictures in the room list",
+        lambda: app.run_worker(toggle_avatars(), exit_on_error=False),
     )
     yield SystemCommand(
         f"Copy links with O: {'on → off' if service.copy_links else 'off → on'}",

@@ -25,6 +25,7 @@ from textual.strip import Strip
 from ...protocol.bridges import bridge_short_label
 from ...protocol.room_state import RoomSummary
 from ...protocol.sanitize import clean_line
+from ..pictures import image_service, picture_lines
 
 GROUPS = (
     ("invites", "Invites"),
@@ -170,6 +171,7 @@ class RoomList(ScrollView, can_focus=True):
         self.current_room: str | None = None
         self._rows: list[_Row] = []
         self._signature: tuple[object, ...] = ()
+        self._listening = False
 
     @property
     def option_count(self) -> int:
@@ -247,7 +249,8 @@ class RoomList(ScrollView, can_focus=True):
             return Strip(segments).adjust_cell_length(width)
         current = row.room.room_id == self.current_room
         marker = Segment("▌" if current else " ", Style(color="#61afef", bold=True))
-        segments = [marker, *room_segments(row.room, width - 1)]
+        avatar = self._avatar(row.room)
+        segments = [marker, *avatar, *room_segments(row.room, width - 1 - sum(s.cell_length for s in avatar))]
         style = None
         if index == self.highlighted:
             style = Style(reverse=True) if self.has_focus else Style(bgcolor="#2c313a")
@@ -255,6 +258,30 @@ class RoomList(ScrollView, can_focus=True):
             style = Style(bgcolor="#2c313a")
         strip = Strip(segments).adjust_cell_length(width)
         return strip.apply_style(style) if style is not None else strip
+
+    def _avatar(self, room: RoomSummary) -> list[Segment]:
+        """A room's avatar, 2 cells and a space, while avatars are on (blank until it is
+        loaded; nothing for a room without one, so rooms without avatars look as before)."""
+        client = getattr(self.app, "client", None)
+        if client is None or not room.avatar_url:
+            return []
+        service = image_service(client)
+        if not self._listening:
+            self._listening = True
+            service.listen(self._settings_changed)
+        if not service.avatars:
+            return []
+        picture = service.avatar(room.avatar_url)
+        if picture is not None:
+            return [*picture_lines(picture)[0], Segment(" ")]
+        service.request_avatar(room.avatar_url, self._avatar_loaded)
+        return [Segment("   ")]
+
+    def _avatar_loaded(self, _mxc: str) -> None:
+        self.refresh()
+
+    def _settings_changed(self) -> None:
+        self.refresh()
 
     def watch_highlighted(self, _old: int | None, new: int | None) -> None:
         if new is not None:
