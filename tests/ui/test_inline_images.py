@@ -20,7 +20,9 @@ from rich.segment import Segment
 from tui_client.devtools.synapse import RegisteredUser, SynapseServer
 from tui_client.ui.app import TuiClientApp
 from tui_client.ui.pictures import image_service
+from tui_client.ui.screens.chat import ChatScreen
 from tui_client.ui.screens.image_viewer import ImageViewer
+from tui_client.ui.widgets.member_list import MemberList
 from tui_client.ui.widgets.room_list import RoomList
 from tui_client.ui.widgets.timeline import TimelineView
 
@@ -337,6 +339,15 @@ async def test_room_avatars_are_drawn_in_the_room_list_kept_on_disk_and_can_be_t
     path = f"/_matrix/client/v3/rooms/{urllib.parse.quote(room, safe='')}/state/m.room.avatar"
     status, answer = synapse.request_json("PUT", path, {"url": avatar}, bob.access_token)
     assert status == 200, answer
+    # Bob's own avatar (his member event carries it): a flat yellow picture.
+    flat = io.BytesIO()
+    Image.new("RGB", (8, 8), YELLOW).save(flat, "PNG")
+    bob_avatar = upload(synapse, bob, flat.getvalue())
+    profile = f"/_matrix/client/v3/profile/{urllib.parse.quote(bob.user_id, safe='')}/avatar_url"
+    status, answer = synapse.request_json(
+        "PUT", profile, {"avatar_url": bob_avatar}, bob.access_token
+    )
+    assert status == 200, answer
 
     app = TuiClientApp(base_dir=tmp_path / "alice")
     async with app.run_test(size=(120, 40)) as pilot:
@@ -391,6 +402,32 @@ async def test_room_avatars_are_drawn_in_the_room_list_kept_on_disk_and_can_be_t
         stored = await app.client.db.run(app.client.cache.get_avatar, avatar)
         assert stored is not None and stored[:2] == (2, 2)
 
+        # The member list: Bob's avatar before his name.
+        chat = app.screen
+        assert isinstance(chat, ChatScreen)
+        await until(pilot, lambda: chat.current_room == room, "the room open")
+        if not chat.query(MemberList) or not chat.query_one(MemberList).display:
+            chat.action_toggle_members()
+        members = chat.query_one(MemberList)
+
+        def bob_cells() -> list[tuple[tuple[int, int, int], tuple[int, int, int]]]:
+            for y in range(members.size.height):
+                strip = members.render_line(y)
+                if "Bob" in strip.text:
+                    return [
+                        (s.style.color.get_truecolor()[:3], s.style.bgcolor.get_truecolor()[:3])  # type: ignore[union-attr]
+                        for s in strip
+                        for _ in s.text
+                        if "▀" in s.text
+                    ]
+            return []
+
+        await until(
+            pilot, lambda: len(bob_cells()) == 2, "Bob's avatar in the member list", timeout=20
+        )
+        assert all(near(up, YELLOW) and near(down, YELLOW) for up, down in bob_cells())
+
         await image_service(app.client).set_avatars(False)
         await until(pilot, lambda: not avatar_cells(), "the avatar gone")
+        await until(pilot, lambda: not bob_cells(), "Bob's avatar gone")
         assert await app.client.db.run(app.client.cache.get_meta, "avatars") == "off"

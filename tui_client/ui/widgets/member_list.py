@@ -12,6 +12,7 @@ from textual.widgets.option_list import Option
 
 from ...engine.devices import UserTrust
 from ...protocol.room_state import PowerLevels, RoomMembers
+from ..pictures import image_service, picture_lines
 from ..render import sender_colour
 
 
@@ -45,19 +46,60 @@ class MemberList(OptionList):
         self.presence_of: Callable[[str], str | None] = lambda user_id: None
         #: Whether a member is a bridged (puppeted) user of one of the room's bridges.
         self.is_bridged: Callable[[str], bool] = lambda user_id: False
+        self._shown: tuple[RoomMembers, PowerLevels] | None = None
+        self._redraw_pending = False
+        self._listening = False
 
     def show_members(self, members: RoomMembers, power: PowerLevels) -> None:
         """Rebuild from the room's members."""
+        self._shown = members, power
         options: list[Option] = []
         joined, invited = members.joined(), members.invited()
         options.append(Option(Text(f"JOINED — {len(joined)}", style=Style(dim=True, bold=True)), disabled=True))
         for member in joined:
-            options.append(Option(self._line(members, power, member.user_id), id=member.user_id))
+            options.append(Option(self._avatar(member.avatar_url) + self._line(members, power, member.user_id), id=member.user_id))
         if invited:
             options.append(Option(Text(f"INVITED — {len(invited)}", style=Style(dim=True, bold=True)), disabled=True))
             for member in invited:
                 options.append(Option(self._line(members, power, member.user_id), id="invite:" + member.user_id))
         self.set_options(options)
+
+    def _avatar(self, mxc: str | None) -> Text:
+        """A joined member's avatar: 2 cells of half-blocks and a space, while avatars are
+        on (blank until it loads; nothing for a member without one)."""
+        client = getattr(self.app, "client", None) if self.is_attached else None
+        if client is None or not mxc:
+            return Text()
+        service = image_service(client)
+        if not self._listening:
+            self._listening = True
+            service.listen(self._settings_changed)
+        if not service.avatars:
+            return Text()
+        picture = service.avatar(mxc)
+        if picture is None:
+            service.request_avatar(mxc, self._avatar_loaded)
+            return Text("   ")
+        text = Text()
+        for segment in picture_lines(picture)[0]:
+            text.append(segment.text, style=segment.style)
+        text.append(" ")
+        return text
+
+    def _settings_changed(self) -> None:
+        self._avatar_loaded("")
+
+    def _avatar_loaded(self, _mxc: str) -> None:
+        if not self._redraw_pending:
+            self._redraw_pending = True
+            self.call_later(self._redraw)
+
+    def _redraw(self) -> None:
+        self._redraw_pending = False
+        if self._shown is not None:
+            highlighted = self.highlighted
+            self.show_members(*self._shown)
+            self.highlighted = highlighted
 
     def _line(self, members: RoomMembers, power: PowerLevels, user_id: str) -> Text:
         text = Text(_badge(power.user_level(user_id)) + " ", style=Style(bold=True))
