@@ -21,18 +21,10 @@ from pathlib import Path
 
 
 def _prepare(folder: Path) -> None:
-    from tui_client.engine.client import CACHE_FILE, SLIDING_OFFERED
-    from tui_client.store.cache import Cache
-
     from .cold_start import cache_key_of, prepare_warm_profile
 
     profile = prepare_warm_profile(folder)
     key = cache_key_of(profile)
-    # A client that ran before remembers the server's /versions answer: the start
-    # does not wait for the (never answering) fake server.
-    cache = Cache(profile / CACHE_FILE, key=key)
-    cache.set_meta(SLIDING_OFFERED, "0")
-    cache.close()
     (folder / "key.hex").write_text(key.hex())
     (folder / "profile.txt").write_text(str(profile))
 
