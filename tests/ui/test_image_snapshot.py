@@ -82,3 +82,31 @@ def test_image_in_half_blocks(
         await pilot.pause(0.1)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+async def test_o_and_O_in_the_thread_panel_act_as_in_the_room(
+    fake_profile: Path, fake_server: FakeHomeserver
+) -> None:
+    """A thread reply without file or link: o and O say so (they did nothing in the panel)."""
+    from .test_snapshots import _open_thread
+
+    app = _app(fake_profile, fake_server)
+    async with app.run_test(size=SIZE) as pilot:
+        panel = await _open_thread(pilot, app)
+        thread = panel.query_one("#thread-timeline", TimelineView)
+        reply = next(item for item in thread.items if item.body == "Key backup")
+        assert reply.event_id is not None and thread.select_event(reply.event_id)
+        thread.focus()
+        app.clear_notifications()
+        await pilot.press("o")
+        await wait_for(
+            pilot,
+            lambda: any("no file nor link to open" in n.message for n in app._notifications),
+            "o's answer",
+        )
+        await pilot.press("O")
+        await wait_for(
+            pilot,
+            lambda: any("no link to copy" in n.message for n in app._notifications),
+            "O's answer",
+        )

@@ -366,6 +366,13 @@ class ThreadPanel(Vertical):
                 )
                 return
             self._save(item.event_id)
+        elif action in ("open_link", "copy_link"):
+            # The same as in the room: its file or links (spoilers count as not revealed).
+            chat = getattr(self.app, "chat_screen", None)
+            if chat is not None and action == "open_link":
+                chat.open_link(item)
+            elif chat is not None:
+                chat.copy_link(item)
 
     @work(group="thread-save", exit_on_error=False)
     async def _save(self, event_id: str) -> None:
