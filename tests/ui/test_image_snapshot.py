@@ -101,7 +101,10 @@ async def test_o_and_O_in_the_thread_panel_act_as_in_the_room(
         await pilot.press("o")
         await wait_for(
             pilot,
-            lambda: any("no file nor link to open" in n.message for n in app._notifications),
+            lambda: any(
+                "links to no room or person, and has no file or web link" in n.message
+                for n in app._notifications
+            ),
             "o's answer",
         )
         await pilot.press("O")

@@ -219,7 +219,7 @@ class RoomActions(Screen[None]):
         targets += [(f"Open {clean_line(url, 80)}", url) for url in urls]
         targets += [(self._link_label(link), link) for link in links]
         if not targets:
-            self.notify("This message has no file nor link to open.", markup=False)
+            self.notify("This message links to no room or person, and has no file or web link to open.", markup=False)
             return
         if len(targets) == 1:
             self._open_target(targets[0][1])
