@@ -439,6 +439,11 @@ class MatrixClient:
             remembered = await self.db.run(self.cache.get_meta, SLIDING_OFFERED)
             if remembered is not None and not ask:
                 offered = remembered == "1"
+            elif not ask and await self.db.run(self.cache.get_meta, "next_batch") is not None:
+                # A cache that synced with v2 before the server was ever asked: go on with v2
+                # without waiting on the network (an offline start must not hang here);
+                # _recheck_sliding_sync switches once sync runs.
+                offered = False
             else:
                 try:
                     offered = await server_offers_sliding_sync(self.connection)
