@@ -26,7 +26,10 @@ from tui_client.protocol.html import (
     Spoiler,
     Table,
     Text,
+    block_inlines,
     inline_text,
+    iter_blocks,
+    iter_inlines,
     parse_html,
     sanitize_html,
 )
@@ -44,44 +47,22 @@ def only_paragraph(document: Document) -> Paragraph:
 def all_text(document: Document) -> str:
     """Every piece of text and every attribute the document holds, for safety checks."""
     parts: list[str] = []
-
-    def inline(children: tuple[object, ...]) -> None:
-        for child in children:
+    for block in iter_blocks(document):
+        if isinstance(block, CodeBlock):
+            parts.append(block.text)
+        for child in block_inlines(block):
             if isinstance(child, Text):
                 parts.append(child.text)
             elif isinstance(child, Link):
                 parts.append(child.href)
-                inline(child.children)
             elif isinstance(child, Spoiler):
                 parts.append(child.reason)
-                inline(child.children)
             elif isinstance(child, Pill):
                 parts.extend((child.text, child.target, child.href))
             elif isinstance(child, Image):
                 parts.extend((child.alt, child.src))
             elif isinstance(child, Maths):
                 parts.append(child.latex)
-
-    def blocks(items: tuple[object, ...]) -> None:
-        for block in items:
-            if isinstance(block, Paragraph | Heading):
-                inline(block.children)
-            elif isinstance(block, CodeBlock):
-                parts.append(block.text)
-            elif isinstance(block, Quote):
-                blocks(block.children)
-            elif isinstance(block, ListBlock):
-                for item in block.items:
-                    blocks(item)
-            elif isinstance(block, Table):
-                for row in block.rows:
-                    for cell in row:
-                        inline(cell.children)
-            elif isinstance(block, Details):
-                inline(block.summary)
-                blocks(block.children)
-
-    blocks(document.blocks)
     return "\n".join(parts)
 
 
@@ -322,28 +303,7 @@ def test_hostile_html_parses_bounded_and_clean(name: str) -> None:
 
 
 def _links(document: Document) -> list[Link]:
-    found: list[Link] = []
-
-    def walk(children: tuple[object, ...]) -> None:
-        for child in children:
-            if isinstance(child, Link):
-                found.append(child)
-                walk(child.children)
-            elif isinstance(child, Spoiler):
-                walk(child.children)
-
-    def blocks(items: tuple[object, ...]) -> None:
-        for block in items:
-            if isinstance(block, Paragraph | Heading):
-                walk(block.children)
-            elif isinstance(block, Quote):
-                blocks(block.children)
-            elif isinstance(block, ListBlock):
-                for item in block.items:
-                    blocks(item)
-
-    blocks(document.blocks)
-    return found
+    return [child for child in iter_inlines(document) if isinstance(child, Link)]
 
 
 def test_hostile_specifics() -> None:

@@ -20,6 +20,7 @@ the user typed.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
 from dataclasses import dataclass
 from html import escape
 from html.parser import HTMLParser
@@ -53,7 +54,10 @@ __all__ = [
     "Table",
     "TableCell",
     "Text",
+    "block_inlines",
     "inline_text",
+    "iter_blocks",
+    "iter_inlines",
     "parse_html",
     "safe_href",
     "sanitize_html",
@@ -227,6 +231,45 @@ class Document:
     """A parsed ``formatted_body``: blocks of clean, styled text."""
 
     blocks: tuple[Block, ...]
+
+
+def iter_blocks(document: Document) -> Iterator[Block]:
+    """Every block of ``document``, nested ones included, in document order."""
+    stack: list[Block] = list(reversed(document.blocks))
+    while stack:
+        block = stack.pop()
+        yield block
+        if isinstance(block, Quote | Details):
+            stack.extend(reversed(block.children))
+        elif isinstance(block, ListBlock):
+            for item in reversed(block.items):
+                stack.extend(reversed(item))
+
+
+def block_inlines(block: Block, *, spoilers: bool = True) -> Iterator[Inline]:
+    """The inlines a block holds itself (not those of its nested blocks), nested ones
+    included, in order; a spoiler's contents only if ``spoilers`` (the spoiler itself always)."""
+    if isinstance(block, Paragraph | Heading):
+        yield from _walk_inlines(block.children, spoilers)
+    elif isinstance(block, Table):
+        for row in block.rows:
+            for cell in row:
+                yield from _walk_inlines(cell.children, spoilers)
+    elif isinstance(block, Details):
+        yield from _walk_inlines(block.summary, spoilers)
+
+
+def iter_inlines(document: Document, *, spoilers: bool = True) -> Iterator[Inline]:
+    """Every inline of ``document``, in document order (see :func:`block_inlines`)."""
+    for block in iter_blocks(document):
+        yield from block_inlines(block, spoilers=spoilers)
+
+
+def _walk_inlines(children: tuple[Inline, ...], spoilers: bool) -> Iterator[Inline]:
+    for child in children:
+        yield child
+        if isinstance(child, Link) or (isinstance(child, Spoiler) and spoilers):
+            yield from _walk_inlines(child.children, spoilers)
 
 
 # -- the allow-list ------------------------------------------------------------------

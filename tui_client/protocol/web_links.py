@@ -9,20 +9,7 @@ from __future__ import annotations
 
 import re
 
-from .html import (
-    Block,
-    Details,
-    Document,
-    Heading,
-    Inline,
-    Link,
-    ListBlock,
-    Paragraph,
-    Quote,
-    Spoiler,
-    Table,
-    safe_href,
-)
+from .html import Document, Link, iter_inlines, safe_href
 
 __all__ = ["web_links"]
 
@@ -52,33 +39,10 @@ def web_links(
         if cleaned is not None and cleaned not in found and len(found) < limit:
             found.append(cleaned)
 
-    def inlines(children: tuple[Inline, ...]) -> None:
-        for child in children:
+    if document is not None:
+        for child in iter_inlines(document, spoilers=spoilers):
             if isinstance(child, Link):
                 add(child.href)
-                inlines(child.children)
-            elif isinstance(child, Spoiler) and spoilers:
-                inlines(child.children)
-
-    def blocks(children: tuple[Block, ...]) -> None:
-        for block in children:
-            if isinstance(block, Paragraph | Heading):
-                inlines(block.children)
-            elif isinstance(block, Quote):
-                blocks(block.children)
-            elif isinstance(block, ListBlock):
-                for item in block.items:
-                    blocks(item)
-            elif isinstance(block, Table):
-                for row in block.rows:
-                    for cell in row:
-                        inlines(cell.children)
-            elif isinstance(block, Details):
-                inlines(block.summary)
-                blocks(block.children)
-
-    if document is not None:
-        blocks(document.blocks)
     if document is None or spoilers:
         # The plain body holds a spoiler's text too: read it only when nothing is hidden.
         for match in _URL.finditer(body[:20000]):
