@@ -129,11 +129,7 @@ class HomeserverConnection:
 
     async def send_raw(self, request: Request) -> bytes:
         """Run one request once; return the body of a 2xx answer, raise otherwise."""
-        headers = {}
-        if request.authenticated:
-            if not self.access_token:
-                raise MatrixError(401, "M_MISSING_TOKEN", "not logged in")
-            headers["Authorization"] = f"Bearer {self.access_token}"
+        headers: dict[str, str] = {}
         content = None
         if request.content is not None:
             content = request.content
@@ -145,6 +141,31 @@ class HomeserverConnection:
             self.timeout + (request.timeout + LONG_POLL_GRACE if request.timeout else 0.0),
             connect=min(self.timeout, 10.0),
         )
+        return await self._exchange(request, content, headers, timeout)
+
+    async def send_stream(self, request: Request, chunks: AsyncIterable[bytes], length: int) -> Any:
+        """Run a request whose body is streamed from ``chunks`` (an upload read from disk,
+        never held whole in memory), ``length`` bytes in all; decode its JSON answer.
+
+        Not retried on 429: the stream is spent; the caller starts again.
+        """
+        headers = {"Content-Type": request.content_type, "Content-Length": str(length)}
+        timeout = httpx.Timeout(self.timeout + request.timeout, connect=min(self.timeout, 10.0))
+        return decode_json(await self._exchange(request, chunks, headers, timeout), self.base_url)
+
+    async def _exchange(
+        self,
+        request: Request,
+        content: bytes | AsyncIterable[bytes] | None,
+        headers: dict[str, str],
+        timeout: httpx.Timeout,
+    ) -> bytes:
+        """Send ``request`` once (with its access token when it needs one); return the
+        body of a 2xx answer, raise the transport or Matrix error otherwise."""
+        if request.authenticated:
+            if not self.access_token:
+                raise MatrixError(401, "M_MISSING_TOKEN", "not logged in")
+            headers["Authorization"] = f"Bearer {self.access_token}"
         try:
             response = await self._client.request(
                 request.method,
@@ -159,34 +180,6 @@ class HomeserverConnection:
             raise map_transport_error(error, self.base_url) from error
         if 200 <= response.status_code < 300:
             return body
-        raise _error_from(response.status_code, body, response.headers.get("Retry-After"))
-
-    async def send_stream(self, request: Request, chunks: AsyncIterable[bytes], length: int) -> Any:
-        """Run a request whose body is streamed from ``chunks`` (an upload read from disk,
-        never held whole in memory), ``length`` bytes in all; decode its JSON answer.
-
-        Not retried on 429: the stream is spent; the caller starts again.
-        """
-        headers = {"Content-Type": request.content_type, "Content-Length": str(length)}
-        if request.authenticated:
-            if not self.access_token:
-                raise MatrixError(401, "M_MISSING_TOKEN", "not logged in")
-            headers["Authorization"] = f"Bearer {self.access_token}"
-        timeout = httpx.Timeout(self.timeout + request.timeout, connect=min(self.timeout, 10.0))
-        try:
-            response = await self._client.request(
-                request.method,
-                request.path,
-                params=list(request.query) or None,
-                content=chunks,
-                headers=headers,
-                timeout=timeout,
-            )
-            body = await response.aread()
-        except (httpx.HTTPError, OSError) as error:
-            raise map_transport_error(error, self.base_url) from error
-        if 200 <= response.status_code < 300:
-            return decode_json(body, self.base_url)
         raise _error_from(response.status_code, body, response.headers.get("Retry-After"))
 
     async def send(self, request: Request, *, wait_on_rate_limit: bool = True) -> Any:
