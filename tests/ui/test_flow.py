@@ -7,35 +7,16 @@ import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
-from textual.pilot import Pilot
-from textual.widgets import Input
-
 from tui_client.devtools.synapse import RegisteredUser, SynapseServer
 from tui_client.protocol.timeline import SendState
 from tui_client.ui.app import TuiClientApp
-from tui_client.ui.screens.chat import ChatScreen
-from tui_client.ui.screens.login import LoginScreen
 from tui_client.ui.screens.switcher import RoomSwitcher
 from tui_client.ui.widgets.composer import Composer
 from tui_client.ui.widgets.timeline import TimelineView
 
+from .synapse_login import log_in, until
+
 HISTORY = 150
-
-
-async def until(
-    pilot: Pilot[None],
-    predicate: Callable[[], bool],
-    what: str,
-    timeout: float = 30.0,
-    on_timeout: Callable[[], str] | None = None,
-) -> None:
-    """Wait for a condition of the running app; fail with ``what`` if it never holds."""
-    for _ in range(int(timeout / 0.05)):
-        if predicate():
-            return
-        await pilot.pause(0.05)
-    detail = f": {on_timeout()}" if on_timeout else ""
-    raise AssertionError(f"timed out waiting for {what}{detail}")
 
 
 def _room(synapse: SynapseServer, owner: RegisteredUser, name: str, invite: list[str]) -> str:
@@ -81,15 +62,7 @@ async def test_log_in_switch_rooms_send_and_scroll(
 
     app = TuiClientApp(base_dir=tmp_path)
     async with app.run_test(size=(120, 36)) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, LoginScreen), "the login screen")
-        app.screen.query_one("#user-id", Input).value = alice.user_id
-        app.screen.query_one("#password", Input).value = alice.password
-        app.screen.query_one("#homeserver", Input).value = synapse.base_url
-        app.screen.query_one("#password", Input).focus()
-        await pilot.press("enter")
-        await until(pilot, lambda: isinstance(app.screen, ChatScreen), "the chat screen", on_timeout=lambda: str(app.screen.query_one("#login-error").render()))
-        screen = app.screen
-        assert isinstance(screen, ChatScreen)
+        screen = await log_in(pilot, app, alice, synapse)
         await until(pilot, lambda: {history, chat} <= set(app.client.rooms) if app.client else False, "both rooms")
 
         # Switch rooms with the fuzzy switcher.

@@ -6,14 +6,11 @@ import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
-from textual.widgets import Input
-
+from tests.ui.synapse_login import log_in
 from tests.ui.test_flow import _join, _room, until
 from tui_client.devtools.synapse import RegisteredUser, SynapseServer
 from tui_client.protocol.html import CodeBlock, Heading
 from tui_client.ui.app import TuiClientApp
-from tui_client.ui.screens.chat import ChatScreen
-from tui_client.ui.screens.login import LoginScreen
 from tui_client.ui.widgets.timeline import TimelineView
 
 HTML = (
@@ -72,15 +69,7 @@ async def test_formatted_message_from_another_user_is_drawn_rich_and_safe(
 
     app = TuiClientApp(base_dir=tmp_path)
     async with app.run_test(size=(110, 50)) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, LoginScreen), "the login screen")
-        app.screen.query_one("#user-id", Input).value = alice.user_id
-        app.screen.query_one("#password", Input).value = alice.password
-        app.screen.query_one("#homeserver", Input).value = synapse.base_url
-        app.screen.query_one("#password", Input).focus()
-        await pilot.press("enter")
-        await until(pilot, lambda: isinstance(app.screen, ChatScreen), "the chat screen")
-        screen = app.screen
-        assert isinstance(screen, ChatScreen)
+        screen = await log_in(pilot, app, alice, synapse)
         await until(pilot, lambda: app.client is not None and room in app.client.rooms, "the room")
         screen.open_room(room)
         timeline = screen.query_one(TimelineView)

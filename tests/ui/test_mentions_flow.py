@@ -10,17 +10,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from textual.widgets import Input
-
 from tui_client.devtools.synapse import RegisteredUser, SynapseServer
 from tui_client.protocol.timeline import SendState
 from tui_client.ui.app import TuiClientApp
-from tui_client.ui.screens.chat import ChatScreen
 from tui_client.ui.screens.dialogs import ReactionDialog
-from tui_client.ui.screens.login import LoginScreen
 from tui_client.ui.widgets.composer import Composer
 from tui_client.ui.widgets.timeline import TimelineView
 
+from .synapse_login import log_in
 from .test_flow import _join, _room, until
 
 
@@ -45,15 +42,7 @@ async def test_complete_a_mention_from_the_keyboard_and_read_the_pill_back(
 
     app = TuiClientApp(base_dir=tmp_path)
     async with app.run_test(size=(120, 36)) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, LoginScreen), "the login screen")
-        app.screen.query_one("#user-id", Input).value = alice.user_id
-        app.screen.query_one("#password", Input).value = alice.password
-        app.screen.query_one("#homeserver", Input).value = synapse.base_url
-        app.screen.query_one("#password", Input).focus()
-        await pilot.press("enter")
-        await until(pilot, lambda: isinstance(app.screen, ChatScreen), "the chat screen")
-        screen = app.screen
-        assert isinstance(screen, ChatScreen)
+        screen = await log_in(pilot, app, alice, synapse)
         await until(
             pilot,
             lambda: screen.current_room == room and screen.view is not None,

@@ -13,11 +13,10 @@ from textual.widgets import Input, OptionList, Static
 
 from tui_client.devtools.synapse import RegisteredUser, SynapseServer
 from tui_client.ui.app import TuiClientApp
-from tui_client.ui.screens.chat import ChatScreen
-from tui_client.ui.screens.login import LoginScreen
 from tui_client.ui.screens.search import SearchScreen
 from tui_client.ui.widgets.timeline import TimelineView
 
+from .synapse_login import log_in
 from .test_flow import _join, _room, until
 
 
@@ -62,15 +61,7 @@ async def test_search_screen_groups_highlights_and_opens_the_room_at_the_result(
 
     app = TuiClientApp(base_dir=tmp_path)
     async with app.run_test(size=(120, 36)) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, LoginScreen), "the login screen")
-        app.screen.query_one("#user-id", Input).value = alice.user_id
-        app.screen.query_one("#password", Input).value = alice.password
-        app.screen.query_one("#homeserver", Input).value = synapse.base_url
-        app.screen.query_one("#password", Input).focus()
-        await pilot.press("enter")
-        await until(pilot, lambda: isinstance(app.screen, ChatScreen), "the chat screen")
-        chat = app.screen
-        assert isinstance(chat, ChatScreen)
+        chat = await log_in(pilot, app, alice, synapse)
         await until(
             pilot,
             lambda: {garden, kitchen} <= set(app.client.rooms) if app.client else False,

@@ -9,16 +9,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from textual.widgets import Input, OptionList
+from textual.widgets import OptionList
 
 from tui_client.devtools.synapse import RegisteredUser, SynapseServer
 from tui_client.ui.app import TuiClientApp
 from tui_client.ui.screens.chat import ChatScreen
-from tui_client.ui.screens.login import LoginScreen
 from tui_client.ui.screens.threads import ThreadListScreen, ThreadPanel
 from tui_client.ui.widgets.composer import Composer
 from tui_client.ui.widgets.timeline import TimelineView
 
+from .synapse_login import log_in
 from .test_flow import _join, _room, until
 
 
@@ -86,15 +86,7 @@ async def test_a_thread_started_by_another_user_is_read_answered_listed_and_mark
 
     app = TuiClientApp(base_dir=tmp_path)
     async with app.run_test(size=(140, 40)) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, LoginScreen), "the login screen")
-        app.screen.query_one("#user-id", Input).value = alice.user_id
-        app.screen.query_one("#password", Input).value = alice.password
-        app.screen.query_one("#homeserver", Input).value = synapse.base_url
-        app.screen.query_one("#password", Input).focus()
-        await pilot.press("enter")
-        await until(pilot, lambda: isinstance(app.screen, ChatScreen), "the chat screen")
-        screen = app.screen
-        assert isinstance(screen, ChatScreen)
+        screen = await log_in(pilot, app, alice, synapse)
         client = app.client
         assert client is not None
         # Counts per thread come with /sync v2 (unread_thread_notifications); sliding sync,
