@@ -191,9 +191,11 @@ async def login(
     *,
     wire: Wire | None = None,
     start: bool = True,
+    sliding: bool = False,
     **options: Any,
 ) -> MatrixClient:
-    """Log in, open, and (by default) start syncing and wait for the first batch."""
+    """Log in, open, and (by default) start syncing and wait for the first batch;
+    ``sliding`` turns sliding sync on first (the client's default is ``/sync`` v2)."""
     options.setdefault("long_poll_ms", LONG_POLL_MS)
     client = await MatrixClient.login(
         user.user_id,
@@ -203,6 +205,8 @@ async def login(
         transport=wire.transport() if wire else None,
         **options,
     )
+    if sliding:
+        await client.set_sliding_sync(True)
     await client.open()
     if start:
         client.start()

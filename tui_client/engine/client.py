@@ -55,8 +55,8 @@ from .secrets import SecretStore
 from .send_queue import NotReady, Refused, SendQueue
 from .sliding_sync import SlidingSyncSource, server_offers_sliding_sync
 from .spaces import SpaceService
-from .threads import ThreadService
 from .sync import SyncLoop, SyncSource, SyncV2Source
+from .threads import ThreadService
 from .typing_notices import TypingNotices
 from .uia import PasswordPrompt
 from .updates import (
@@ -428,12 +428,16 @@ class MatrixClient:
         return self._sliding_allowed
 
     async def _choose_sync_source(self, *, ask: bool = True) -> None:
-        """Sliding sync where the server offers it and the user allows it, v2 otherwise.
+        """Sliding sync where the user turned it on and the server offers it, v2 otherwise.
+
+        ``/sync`` v2 is the default until sliding sync matches it (Synapse's sliding sync
+        sends no unread counts, no per-thread counts and no presence, which the client can
+        only approximate).
 
         ``ask=False`` (at open: no network before the cached room list is up, and an
         offline start keeps its source) takes the server's last answer when there is one;
         :meth:`_recheck_sliding_sync` asks again once sync runs."""
-        self._sliding_allowed = await self.db.run(self.cache.get_meta, SYNC_MODE_SETTING) != "v2"
+        self._sliding_allowed = await self.db.run(self.cache.get_meta, SYNC_MODE_SETTING) == "auto"
         offered = False
         if self._sliding_allowed:
             remembered = await self.db.run(self.cache.get_meta, SLIDING_OFFERED)
