@@ -25,6 +25,7 @@ ACCOUNT_SETTINGS = (
     "share_keys_only_with_verified",
     "notification_alerts",
     "notification_text",
+    "sync_source",
 )
 
 
@@ -38,6 +39,7 @@ def account_values(client: MatrixClient) -> dict[str, Any]:
         "share_keys_only_with_verified": client.devices.only_verified,
         "notification_alerts": alerts.mode,
         "notification_text": alerts.text,
+        "sync_source": "sliding" if client.sliding_sync_allowed else "v2",
     }
 
 
@@ -62,4 +64,6 @@ async def apply_config(client: MatrixClient, config: Config) -> list[str]:
             await client.notifications.alerts.set_mode(value)
         elif name == "notification_text":
             await client.notifications.alerts.set_text(value)
+        elif name == "sync_source":
+            await client.set_sliding_sync(value == "sliding")
     return changed
