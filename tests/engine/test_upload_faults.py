@@ -1,5 +1,5 @@
-"""Uploads against a real Synapse with faults injected at the transport: a rate limit and
-a cut connection are waited out (the file is sent once), a refusal ends the upload with
+"""Uploads against a real Synapse with faults injected at the transport: a rate limit, a
+cut connection and a proxy's 502 are waited out (the file is sent once), a refusal ends the upload with
 a plain notice and nothing sent."""
 
 from __future__ import annotations
@@ -49,12 +49,14 @@ async def test_rate_limit_and_cut_connection_are_waited_out_and_a_refusal_is_sai
         lambda r: json_response(429, {"errcode": "M_LIMIT_EXCEEDED", "retry_after_ms": 300}),
     )
     wire.inject(is_upload, _cut)
+    # A reverse proxy's 502 while the homeserver restarts is waited out too.
+    wire.inject(is_upload, lambda r: httpx.Response(502, text="<html>Bad Gateway</html>"))
     job = await client.uploads.send_file(room_id, notes)
-    await wait_until(job.done.is_set, what="the upload", timeout=30)
+    await wait_until(job.done.is_set, what="the upload", timeout=40)
     assert job.error is None and job.entry is not None
-    assert len([r for r in wire.requests if r.method == "POST" and r.path.endswith("/media/v3/upload")]) == 3
+    assert len([r for r in wire.requests if r.method == "POST" and r.path.endswith("/media/v3/upload")]) == 4
     waiting = [u for u in recorder.of(UploadProgress) if u.state == "waiting"]
-    assert len(waiting) == 2 and "could not connect" in (waiting[1].error or "")
+    assert len(waiting) == 3 and "could not connect" in (waiting[1].error or "")
     await wait_until(
         lambda: (
             [e["content"].get("body") for e in server_messages(synapse, user.access_token, room_id)]

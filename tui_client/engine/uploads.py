@@ -168,6 +168,8 @@ class UploadJob:
     name: str
     task: asyncio.Task[None] | None = None
     cancelled: bool = False
+    #: The file is on the server and its message is being queued: too late to cancel.
+    finishing: bool = False
     sent: int = 0
     started: float = field(default_factory=time.monotonic)
     done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -263,7 +265,7 @@ class UploadService:
     def cancel(self, upload_id: str) -> bool:
         """Stop an upload and forget it (nothing is sent). False if it is not running."""
         job = self.jobs.get(upload_id)
-        if job is None or job.task is None or job.task.done():
+        if job is None or job.task is None or job.task.done() or job.finishing:
             return False
         job.cancelled = True
         job.task.cancel()
@@ -348,8 +350,9 @@ class UploadService:
                     content = await self._upload(job)
                     break
                 except (NetworkError, MatrixError) as error:
-                    # Offline, cut, or rate limited: the file is still queued; try again later.
-                    if isinstance(error, MatrixError) and not error.is_rate_limit:
+                    # Offline, cut, rate limited or a server error (a proxy's 502 while the
+                    # homeserver restarts): the file is still queued; try again later.
+                    if isinstance(error, MatrixError) and not error.is_transient:
                         raise
                     delay = backoff_delay(attempt, base=2.0, cap=60.0)
                     if isinstance(error, MatrixError) and error.retry_after is not None:
@@ -358,7 +361,12 @@ class UploadService:
                     job.sent = 0
                     self._progress(job, "waiting", f"{error}; trying again in {delay:.0f}s")
                     await asyncio.sleep(delay)
-            job.entry = await self._finish(job.pending.upload_id, job.pending.room_id, content)
+            # Past this point the message is being queued on the database thread, which a
+            # cancel cannot stop: finish it and say "sent" rather than a false "cancelled".
+            job.finishing = True
+            job.entry = await asyncio.shield(
+                self._finish(job.pending.upload_id, job.pending.room_id, content)
+            )
             self._progress(job, "sent" if job.entry is not None else "cancelled")
         except asyncio.CancelledError:
             if job.cancelled:
