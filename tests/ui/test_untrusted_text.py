@@ -130,3 +130,32 @@ async def test_the_command_palette_shows_hostile_names_literally(tmp_path: Path,
             await pilot.press("escape")
             await wait_for(pilot, lambda: not isinstance(app.screen, CommandPalette), "the palette closed")
         assert app.is_running
+
+
+async def test_palette_help_shows_hostile_keywords_and_ignored_ids_literally(
+    tmp_path: Path, memory_keyring: None
+) -> None:
+    """Keywords come from push rules any client of the user wrote; ignored IDs from account
+    data: the palette's help line (read as markup by Textual) shows them as typed."""
+    from textual.command import CommandPalette
+    from textual.widgets import Input
+
+    make_profile(tmp_path, build_sync(_evil_room()))
+    app = TuiClientApp(base_dir=tmp_path, transport=FakeHomeserver().transport())
+    async with app.run_test(size=(160, 40)) as pilot:
+        await _open_evil(app, pilot)
+        assert app.client is not None
+        notifications = app.client.notifications
+        notifications.keywords = lambda: ["[/]", "[b]PROD"]  # type: ignore[method-assign]
+        notifications.ignored = frozenset({"@x[/y]:evil.example"})
+        for query, expected in (
+            ("Remove notification", "Now: [/], [b]PROD"),
+            ("Stop ignoring", "Ignored: @x[/y]:evil.example"),
+        ):
+            await pilot.press("ctrl+p")
+            await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), "the command palette")
+            app.screen.query_one(Input).value = query
+            await wait_for(pilot, lambda text=expected: text in _screen_text(app), f"the help of {query!r}")
+            assert app.is_running
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: not isinstance(app.screen, CommandPalette), "the palette closed")

@@ -7,6 +7,7 @@ from functools import partial
 from typing import Any
 
 from textual.app import App, SystemCommand
+from textual.markup import escape as escape_markup
 
 from ..engine.client import MatrixClient
 from ..engine.notifications import level_label
@@ -51,7 +52,8 @@ def commands(app: App[Any], client: MatrixClient, room_id: str | None) -> Iterab
         shown = ", ".join(clean_line(k, 40) for k in keywords[:10])
         yield SystemCommand(
             "Remove notification keyword",
-            f"Now: {shown}",
+            # Palette help is read as markup: keywords come from any of the user's clients.
+            escape_markup(f"Now: {shown}"),
             partial(
                 _ask,
                 app,
@@ -77,7 +79,7 @@ def commands(app: App[Any], client: MatrixClient, room_id: str | None) -> Iterab
         shown = ", ".join(clean_line(u, 60) for u in sorted(service.ignored)[:10])
         yield SystemCommand(
             "Stop ignoring user",
-            f"Ignored: {shown}",
+            escape_markup(f"Ignored: {shown}"),
             partial(
                 _ask,
                 app,
