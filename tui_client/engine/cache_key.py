@@ -17,7 +17,7 @@ from pathlib import Path
 from ..store.encrypted_db import KEY_BYTES, CacheKeyError, is_plain_sqlite, new_key
 from .secrets import SecretStore
 
-__all__ = ["CACHE_KEY", "CacheKeyError", "cache_key", "set_aside_unreadable_cache"]
+__all__ = ["CACHE_KEY", "CacheKeyError", "aside_key_name", "cache_key", "set_aside_unreadable_cache"]
 
 CACHE_KEY = "cache_key"
 UNREADABLE_MESSAGE = "the cache cannot be opened with this device's key"
@@ -42,11 +42,16 @@ def cache_key(secrets: SecretStore, cache_file: Path) -> bytes:
     return key
 
 
+def aside_key_name(aside: Path) -> str:
+    """The secret holding the key of a cache set aside as ``aside``."""
+    return f"{CACHE_KEY}.{aside.name}"
+
+
 def set_aside_unreadable_cache(folder: Path, cache_name: str, session_name: str) -> Path | None:
     """Move an unreadable cache aside and forget the session, so the next login starts afresh.
 
-    The cache (with its WAL) is renamed, not deleted: a key found again later still
-    opens it. The session file and the access token go, so the next login makes a
+    The cache (with its WAL) is renamed, not deleted, and the key it had is kept under
+    :func:`aside_key_name`: a key that was right (a damaged file) still opens it. The session file and the access token go, so the next login makes a
     new device rather than reuse one whose Olm account is in the unreadable file.
     Returns where the cache went, or ``None`` if there was none.
     """
@@ -68,6 +73,11 @@ def set_aside_unreadable_cache(folder: Path, cache_name: str, session_name: str)
     if isinstance(user_id, str):
         secrets = SecretStore(folder, user_id)
         secrets.delete("access_token")
+        old_key = secrets.get(CACHE_KEY)
+        if old_key is not None and aside is not None:
+            # The key may be right and the file damaged, or the other way round: keep it
+            # beside the file it belongs to, so that file can still be opened by hand.
+            secrets.set(aside_key_name(aside), old_key)
         secrets.delete(CACHE_KEY)
     session.unlink(missing_ok=True)
     return aside
