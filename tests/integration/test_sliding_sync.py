@@ -151,8 +151,10 @@ async def test_killed_mid_stream_resumes_without_loss_or_duplicates(
     # The server answers with the to-device message (and maybe the new event), and the
     # client dies before committing them.
     answered = asyncio.Event()
+    intercepted = asyncio.Event()
 
     async def die_after_answer(request: httpx.Request) -> httpx.Response:
+        intercepted.set()
         real = await wire.forward(request)
         if b"org.example.ping" in real.content:
             answered.set()
@@ -160,6 +162,9 @@ async def test_killed_mid_stream_resumes_without_loss_or_duplicates(
         return real
 
     wire.inject(_sliding, die_after_answer, times=None)
+    # The sync loop sends one request at a time: once an intercepted one has started, none
+    # from before the injection can carry the message past it.
+    await asyncio.wait_for(intercepted.wait(), 30)
     send_text(synapse, bob, room, "during the kill", "k2")
     _send_to_device(synapse, bob, alice.user_id, client.device_id, 1)
     await asyncio.wait_for(answered.wait(), 30)
