@@ -49,7 +49,9 @@ def _sentence(rng: random.Random, low: int = 4, high: int = 18) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(rng.randint(low, high)))
 
 
-def _html(n: int, rng: random.Random) -> str:
+def element_html(n: int, rng: random.Random) -> str:
+    """An Element-style formatted_body: a paragraph with styles, links and a pill, and one
+    block (code, nested lists, nested quotes, a table, a spoiler or a heading) by ``n``."""
     parts = [
         f"<p>{_sentence(rng)} <b>{_sentence(rng, 1, 3)}</b> <em>{_sentence(rng, 1, 3)}</em> "
         f'<a href="https://example.org/{n}">{_sentence(rng, 1, 3)}</a> '
@@ -90,7 +92,7 @@ def _events(formatted: bool, seed: int = 11) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     events = []
     for n in range(MESSAGES):
-        html = _html(n, rng)
+        html = element_html(n, rng)
         content: dict[str, Any] = {"msgtype": "m.text", "body": f"{n}: {_sentence(rng, 10, 40)}"}
         if formatted:
             content.update(format="org.matrix.custom.html", formatted_body=html)

@@ -42,7 +42,7 @@ from tui_client.protocol.sync import parse_sync
 from tui_client.store.cache import Cache
 
 from ._harness import sized
-from .formatted import _html as element_html
+from .formatted import WORDS, element_html
 
 ROOM = "!bigroom0000000000000000000000000000000000001"
 ME = "@me:bench.example"
@@ -57,24 +57,9 @@ FORMATTED_EVERY = 5
 
 def _events(start: int, count: int, rng: random.Random) -> list[dict[str, Any]]:
     senders = [f"@user{n}:bench.example" for n in range(12)]
-    words = [
-        "the",
-        "quick",
-        "brown",
-        "fox",
-        "jumps",
-        "over",
-        "a",
-        "lazy",
-        "dog",
-        "while",
-        "matrix",
-        "rooms",
-        "sync",
-    ]
     events = []
     for n in range(start, start + count):
-        body = " ".join(rng.choice(words) for _ in range(rng.randint(3, 40)))
+        body = " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 40)))
         content: dict[str, Any] = {"msgtype": "m.text", "body": f"{n}: {body}"}
         if n % FORMATTED_EVERY == 0:
             content["format"] = "org.matrix.custom.html"
