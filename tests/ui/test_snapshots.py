@@ -79,8 +79,12 @@ def test_chat_screen(snap_compare, fake_profile: Path, fake_server: FakeHomeserv
     app = _app(fake_profile, fake_server)
 
     async def run_before(pilot: Pilot[None]) -> None:
+        # The room shown first (Bob's DM) would be marked read after a second with the
+        # terminal's focus; a slow machine took that second, and Bob's count varied.
+        app.app_focus = False
         await _settle(pilot)
         app.open_room(GENERAL)
+        app.app_focus = True
         await _settle(pilot, GENERAL)
         save_screenshot("chat", app.export_screenshot(title="tui_client"))
 
@@ -105,8 +109,12 @@ def test_members_and_invite(snap_compare, fake_profile: Path, fake_server: FakeH
     app = _app(fake_profile, fake_server)
 
     async def run_before(pilot: Pilot[None]) -> None:
+        # The room shown first (Bob's DM) would be marked read after a second with the
+        # terminal's focus; a slow machine took that second, and Bob's count varied.
+        app.app_focus = False
         await _settle(pilot)
         app.open_room(GENERAL)
+        app.app_focus = True
         await _settle(pilot, GENERAL)
         await pilot.press("f2")
         members = app.screen.query_one(MemberList)
