@@ -104,7 +104,11 @@ def main(argv: list[str] | None = None) -> None:
     base = args.data_dir or data_dir()
     log_path = args.log or (base / args.profile / "client.log")
     configure_logging(log_path, debug=bool(os.environ.get("TUI_CLIENT_DEBUG")))
+    from .engine.opener import remove_stale_folders
     from .ui.app import run_app
+
+    # Files opened with o by a run that crashed (their copies are private, but not kept).
+    remove_stale_folders()
 
     run_app(
         profile=args.profile,

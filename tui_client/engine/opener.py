@@ -1,7 +1,9 @@
 """Opening files and links in the system's handler (``o``).
 
 A file is fetched (decrypted in an encrypted room, its hash checked first) into a private
-temporary folder (0700, made on first use, removed when the program exits), as a new file
+folder of this run (0700, made on first use under the user's cache folder, named by the
+process ID, removed when the program exits; a run that crashed leaves its folder, which the
+next start removes, see :func:`remove_stale_folders`), as a new file
 readable by the user only (0600), and handed to the handler with its path. A link is handed
 as it is. The handler is ``$BROWSER`` when set, else ``open`` on macOS, else ``xdg-open``;
 it is started without a shell, its output discarded, and not waited for.
@@ -19,6 +21,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import platformdirs
+
 from ..crypto.attachments import decrypt_attachment
 from ..protocol.media import parse_attachment
 from .attachments import download, message_content
@@ -30,8 +34,10 @@ __all__ = [
     "HandlerError",
     "fetch_to_private_file",
     "handler_command",
+    "open_root",
     "open_with_handler",
     "private_folder",
+    "remove_stale_folders",
 ]
 
 _folder: Path | None = None
@@ -43,11 +49,57 @@ class HandlerError(OSError):
     """No handler could be started (the text says why)."""
 
 
+def open_root() -> Path:
+    """Where the runs' private folders are: ``$TUI_CLIENT_OPEN_DIR`` if set, else ``open``
+    in the user's cache folder (0700)."""
+    override = os.environ.get("TUI_CLIENT_OPEN_DIR")
+    root = Path(override) if override else Path(platformdirs.user_cache_dir("tui_client")) / "open"
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(root, 0o700)
+    return root
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process has that number now: left alone
+    return True
+
+
+def remove_stale_folders(root: Path | None = None) -> list[Path]:
+    """Remove the private folders of runs that ended without removing theirs (a crash, a
+    kill): those named after a process that no longer runs. Folders of running processes
+    (another window of the client) are kept. Returns what was removed."""
+    root = open_root() if root is None else root
+    removed: list[Path] = []
+    try:
+        entries = list(root.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        pid_text = entry.name.split("-", 1)[0]
+        if not pid_text.isdigit() or entry.is_symlink() or not entry.is_dir():
+            continue
+        pid = int(pid_text)
+        if pid == os.getpid() or _alive(pid):
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
+    return removed
+
+
 def private_folder() -> Path:
-    """The program's private temporary folder (0700), removed at exit."""
+    """This run's private folder (0700), removed at exit (and at the next start after a
+    crash). The first call also removes the folders crashed runs left."""
     global _folder
     if _folder is None or not _folder.is_dir():
-        _folder = Path(tempfile.mkdtemp(prefix="tui-client-open-"))
+        root = open_root()
+        if _folder is None:
+            remove_stale_folders(root)
+        _folder = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=root))
         os.chmod(_folder, 0o700)
         atexit.register(shutil.rmtree, _folder, True)
     return _folder
