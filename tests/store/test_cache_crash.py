@@ -60,9 +60,9 @@ with open(batch_path) as handle:
     batch = parse_sync(json.load(handle))
 hook = None
 if mode == "hook":
-    def hook(db, batch):
+    def hook(batch):
         # The batch's rows are in the database (uncommitted) when we die.
-        written = db.execute("SELECT COUNT(*) FROM events WHERE event_id = '$b2-msg-0'").fetchone()[0]
+        written = cache._db.execute("SELECT COUNT(*) FROM events WHERE event_id = '$b2-msg-0'").fetchone()[0]
         print(f"written={written}", flush=True)
         os._exit(9)
 else:
@@ -302,7 +302,7 @@ def test_an_exception_in_the_ingest_rolls_back(prepared: dict[str, Any], tmp_pat
     path = _copy_of_base(prepared, tmp_path, "raise.sqlite3")
     account = Account(path)
 
-    def fail(db: sqlite3.Connection, batch: object) -> None:
+    def fail(batch: object) -> None:
         raise RuntimeError("boom")
 
     rooms_before = {k: v.copy() for k, v in account.rooms.items()}

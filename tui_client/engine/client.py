@@ -522,7 +522,7 @@ class MatrixClient:
     def _on_rate_limited(self, seconds: float) -> None:
         self.notify("warning", f"Rate limited by the server; retrying in {seconds:.0f}s")
 
-    def _ingest_raw(self, raw: bytes) -> IngestResult:
+    def _ingest_raw(self, raw: bytes) -> IngestResult[CryptoResult]:
         # Decoding and storing a batch allocates hundreds of thousands of objects,
         # none of them cyclic garbage; letting the collector walk the growing heap
         # meanwhile costs ~20% of the time. It runs again once the batch is done.
@@ -530,7 +530,7 @@ class MatrixClient:
             batch = self._source.parse(raw)
             result = self.cache.ingest_sync(batch, self.rooms, hook=self.encryption.ingest_hook)
             self.presence.receive(batch.presence)
-        crypto = result.hook_result if isinstance(result.hook_result, CryptoResult) else CryptoResult()
+        crypto = result.hook_result or CryptoResult()
         # Push rules over the decrypted events: encrypted rooms get counts the server cannot make.
         self.notifications.on_batch(
             result,
@@ -550,9 +550,9 @@ class MatrixClient:
             BatchCommitted({room: tuple(s.event for s in stored) for room, stored in result.new_events.items()}, first)
         )
 
-    def _after_commit(self, result: IngestResult) -> None:
+    def _after_commit(self, result: IngestResult[CryptoResult]) -> None:
         self.sync_token = result.next_batch
-        crypto = result.hook_result if isinstance(result.hook_result, CryptoResult) else CryptoResult()
+        crypto = result.hook_result or CryptoResult()
         for room_id, shown in crypto.clear.items():
             # Views get the decrypted (or explained) form of encrypted events.
             stored = result.new_events.get(room_id, [])

@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import secrets
-import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -225,7 +224,7 @@ class Encryption:
 
     # -- the sync hook (database thread, inside the batch's transaction) ---------------
 
-    def ingest_hook(self, db: sqlite3.Connection, batch: SyncBatch) -> CryptoResult:
+    def ingest_hook(self, batch: SyncBatch) -> CryptoResult:
         """Feed a sync batch to the machine and decrypt its events (same transaction)."""
         machine = self.machine
         result = CryptoResult()

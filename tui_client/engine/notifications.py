@@ -154,7 +154,7 @@ class NotificationService:
 
     def on_batch(
         self,
-        result: IngestResult,
+        result: IngestResult[Any],
         previous: Mapping[str, RoomSummary],
         *,
         account_types: Iterable[str] = (),
@@ -223,7 +223,7 @@ class NotificationService:
 
     def _live_notifications(
         self,
-        result: IngestResult,
+        result: IngestResult[Any],
         previous: Mapping[str, RoomSummary],
         decrypted: Mapping[str, Mapping[str, Event]],
     ) -> list[PushNotification]:
@@ -299,7 +299,7 @@ class NotificationService:
         room_id: str,
         summary: RoomSummary,
         before: RoomSummary | None,
-        result: IngestResult,
+        result: IngestResult[Any],
         decrypted: Mapping[str, Event],
         full: bool,
     ) -> tuple[int, int]:

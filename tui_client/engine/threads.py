@@ -470,7 +470,7 @@ class ThreadService:
 
     # -- fed by the client -----------------------------------------------------------------
 
-    def on_commit(self, result: IngestResult) -> None:
+    def on_commit(self, result: IngestResult[Any]) -> None:
         """A sync batch was committed (events in their shown form)."""
         for room_id, stored in result.new_events.items():
             for view in self._views_of(room_id):

@@ -11,7 +11,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .cache import Cache, OutboxEntry, _dumps
+from .cache import Cache
+from .records import OutboxEntry, _dumps
 
 __all__ = ["PendingUpload", "uploads_add", "uploads_finish", "uploads_pending", "uploads_remove"]
 
