@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-quick screenshots clean
+.PHONY: demo test soak lint bench bench-quick screenshots clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The long forms of the real-world tests (issue 19; tests/resilience): 50 kills while
+# sending, ... `make test` runs each in a short form.
+soak: $(STAMP)
+	TUI_CLIENT_SOAK=1 $(BIN)/python -m pytest -q -s tests/resilience
 
 lint: $(STAMP)
 	$(BIN)/ruff check tui_client tests bench
