@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tui_client.devtools.oauth_server import AuthServer
 from tui_client.devtools.synapse import RegisteredUser, SynapseServer
 
 # The directory tests' 155 public rooms are seeded from the start of the session, in
@@ -69,5 +70,21 @@ def make_user(synapse: SynapseServer) -> MakeUser:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test that uses the ``synapse`` fixture (even indirectly) as ``synapse``."""
     for item in items:
-        if "synapse" in getattr(item, "fixturenames", ()):
+        if {"synapse", "oauth_homeserver"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.synapse)
+
+
+@pytest.fixture(scope="session")
+def oauth_homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SynapseServer, AuthServer]]:
+    """A second real Synapse that delegates authentication to our test authorization
+    server (tui_client/devtools/oauth_server.py), as a homeserver behind the Matrix
+    Authentication Service does: no password login, OAuth 2.0 only."""
+    auth = AuthServer().start()
+    server = SynapseServer(tmp_path_factory.mktemp("synapse-oauth"), extra_config=auth.synapse_config())
+    server.start()
+    auth.homeserver = server.base_url
+    try:
+        yield server, auth
+    finally:
+        server.stop()
+        auth.stop()

@@ -89,8 +89,10 @@ def test_credentials_in_a_library_message_are_blanked(tmp_path: Path, root_loggi
         "GET %s", "https://example.org/_matrix/client/v3/sync?access_token=syt_c2VjcmV0_abcdef&x=1"
     )
     other.debug("body %s", {"password": "hunter2", "user": "me"})
+    other.debug("form %s", "grant_type=refresh_token&refresh_token=mar_s3cr3t&client_id=c")
     text = log.read_text(encoding="utf-8")
     assert "syt_c2VjcmV0_abcdef" not in text
     assert "hunter2" not in text
-    assert text.count("<redacted>") == 3
+    assert "mar_s3cr3t" not in text
+    assert text.count("<redacted>") == 4
     assert "&x=1" in text and "'user': 'me'" in text

@@ -17,7 +17,7 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Defence in depth: nothing in the client logs a credential, but a library might put one
 # in a message (an ``Authorization`` header, a URL with ``?access_token=``).
 _CREDENTIALS = re.compile(
-    r"(?i)(bearer\s+|access_token[\"']?\s*[=:]\s*[\"']?|password[\"']?\s*[=:]\s*[\"']?)[^\s\"'&,;)}]+"
+    r"(?i)(bearer\s+|(?:access|refresh)_token[\"']?\s*[=:]\s*[\"']?|password[\"']?\s*[=:]\s*[\"']?)[^\s\"'&,;)}]+"
 )
 
 

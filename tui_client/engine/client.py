@@ -28,6 +28,7 @@ from ..protocol.commands import Command, CommandError, parse_command, unescape_m
 from ..protocol.errors import MatrixError, NetworkError
 from ..protocol.html import sanitize_html
 from ..protocol.ids import InvalidIdentifier, is_user_id, parse_link
+from ..protocol.oauth import TokenResponse
 from ..protocol.room_state import RoomSummary
 from ..store.cache import Cache, IngestResult, OutboxEntry, PendingJoin, StoredEvent
 from ..store.encrypted_db import shred, shred_database
@@ -44,6 +45,7 @@ from .formatting import Pill, edit_content, html_to_plain, message_content, pill
 from .joins import JoinQueue
 from .notices import say_once
 from .notifications import NotificationService
+from .oauth import OAUTH_FILE, OAuthLogin, OAuthTokens, remove_saved
 from .paths import profile_dir
 from .presence import PresenceService
 from .read_receipts import ReadReceipts
@@ -142,6 +144,11 @@ class MatrixClient:
         self.folder = folder
         self.secrets = secrets
         self.connection = HomeserverConnection(info.homeserver, access_token, transport=transport)
+        #: The OAuth session's tokens (refreshed as they expire), or None after a password login.
+        self.oauth: OAuthTokens | None = OAuthTokens.load(self.connection, secrets, folder)
+        if self.oauth is not None:
+            self.connection.token_source = self.oauth
+            self.oauth.on_lost = self._on_oauth_lost
         key = cache_key(secrets, folder / CACHE_FILE)
         self.db = DatabaseThread()
         try:
@@ -254,6 +261,51 @@ class MatrixClient:
         secrets.set("access_token", data["access_token"])
         _write_private_json(folder / SESSION_FILE, info.to_json())
         return cls(info, data["access_token"], folder, secrets, transport=transport, **options)
+
+    @classmethod
+    async def login_oauth(
+        cls,
+        flow: OAuthLogin,
+        tokens: TokenResponse,
+        *,
+        profile: str = "default",
+        base_dir: Path | None = None,
+        **options: Any,
+    ) -> Self:
+        """Turn an OAuth login's tokens into a session: ask who we are, save, open."""
+        if flow.client_id is None:
+            raise LoginError("The OAuth login did not register a client.")
+        metadata = flow.metadata
+        async with HomeserverConnection(flow.base_url, tokens.access_token, transport=flow.transport) as connection:
+            try:
+                data = await connection.send(api.whoami(), wait_on_rate_limit=False)
+            except MatrixError as error:
+                raise LoginError(f"The server did not accept the new login: {error}") from error
+            except NetworkError as error:
+                raise LoginError(f"Cannot reach {flow.base_url}: {error}") from error
+        user_id = data.get("user_id") if isinstance(data, dict) else None
+        if not isinstance(user_id, str) or not is_user_id(user_id):
+            raise LoginError("The server's answer to who we are is incomplete.")
+        device_id = data.get("device_id") if isinstance(data.get("device_id"), str) else flow.device_id
+        folder = profile_dir(profile, base_dir)
+        session = _load_session(folder)
+        info = SessionInfo(user_id, device_id, flow.base_url)
+        if session is not None and (session.user_id != info.user_id or session.device_id != info.device_id):
+            _wipe_profile(folder)
+        secrets = SecretStore(folder, info.user_id)
+        saved = OAuthTokens(
+            HomeserverConnection(flow.base_url),
+            secrets,
+            folder,
+            metadata=metadata.raw,
+            client_id=flow.client_id,
+            access_token=tokens.access_token,
+            refresh_token=None,
+            expires_at=None,
+        )
+        saved.take(tokens)
+        _write_private_json(folder / SESSION_FILE, info.to_json())
+        return cls(info, tokens.access_token, folder, secrets, transport=flow.transport, **options)
 
     @classmethod
     def restore(
@@ -400,17 +452,23 @@ class MatrixClient:
         """Invalidate the token on the server, then remove local secrets and the cache."""
         await self.stop()
         await self._stop_services()
-        try:
-            await self.connection.send(api.logout(), wait_on_rate_limit=False)
-        except MatrixError as error:
-            if not error.is_unknown_token:
+        if self.oauth is not None:
+            # The server's /logout belongs to the sign-in service: revoking the tokens
+            # ends the session there, and it deletes the device (RFC 7009).
+            await self.oauth.revoke_all()
+            remove_saved(self.folder)
+        else:
+            try:
+                await self.connection.send(api.logout(), wait_on_rate_limit=False)
+            except MatrixError as error:
+                if not error.is_unknown_token:
+                    log.warning("logout request failed: %s", error)
+            except NetworkError as error:
                 log.warning("logout request failed: %s", error)
-        except NetworkError as error:
-            log.warning("logout request failed: %s", error)
         await self.connection.aclose()
         await self.db.run(shred_database, self.folder / CACHE_FILE, self.cache.close)
         self.db.shutdown()
-        self.secrets.delete_all(["access_token", "pickle_key", CACHE_KEY])
+        self.secrets.delete_all(["access_token", "refresh_token", "pickle_key", CACHE_KEY])
         _wipe_profile(self.folder)
         self.ended = SessionEnded(False, "Logged out.")
         self.publish(self.ended)
@@ -512,10 +570,15 @@ class MatrixClient:
         if state.status is SyncStatus.CONNECTED and previous is not SyncStatus.CONNECTED:
             self.send_queue.wake()
 
+    def _on_oauth_lost(self, reason: str) -> None:
+        log.warning("the OAuth session cannot be refreshed any more")
+
     async def _on_unknown_token(self, error: MatrixError) -> None:
         self.send_queue.stop()
         if not error.soft_logout:
             self.secrets.delete("access_token")
+            self.secrets.delete("refresh_token")
+            remove_saved(self.folder)
         self.ended = SessionEnded(error.soft_logout, self.sync_state.detail)
         self.publish(self.ended)
 
@@ -1184,7 +1247,7 @@ def _load_session(folder: Path) -> SessionInfo | None:
 def _wipe_profile(folder: Path) -> None:
     # The cache's files are overwritten with zeros before they go (encrypted as they
     # are, their blocks would otherwise stay on disk for anyone who finds the key).
-    for name in (SESSION_FILE, *(CACHE_FILE + end for end in CACHE_FILE_ENDINGS)):
+    for name in (SESSION_FILE, OAUTH_FILE, *(CACHE_FILE + end for end in CACHE_FILE_ENDINGS)):
         shred(folder / name)
     for child in folder.iterdir():
         if child.is_dir():

@@ -15,14 +15,14 @@ import random
 import socket
 import ssl
 from collections.abc import AsyncIterable, Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
 from ..protocol.errors import MatrixError, NetworkError
 from ..protocol.requests import Request
 
-__all__ = ["HomeserverConnection", "backoff_delay", "map_transport_error"]
+__all__ = ["HomeserverConnection", "TokenSource", "backoff_delay", "map_transport_error"]
 
 USER_AGENT = "tui_client/0.1 (Matrix terminal client)"
 DEFAULT_TIMEOUT = 30.0
@@ -77,6 +77,18 @@ def _tls_failure(error: BaseException, host: str) -> NetworkError | None:
     return None
 
 
+class TokenSource(Protocol):
+    """Access tokens that expire and are refreshed (an OAuth 2.0 login, engine/oauth.py)."""
+
+    async def current(self) -> str | None:
+        """The token to send now, refreshed first if it is about to expire."""
+        ...
+
+    async def renew(self, rejected: str) -> bool:
+        """``rejected`` was refused (``M_UNKNOWN_TOKEN``): True if a newer token is now in place."""
+        ...
+
+
 class HomeserverConnection:
     """An HTTP connection to one homeserver, with its access token.
 
@@ -99,6 +111,9 @@ class HomeserverConnection:
         self.timeout = timeout
         self.max_rate_limit_wait = max_rate_limit_wait
         self.on_rate_limited: RateLimitCallback | None = None
+        #: Where the access token comes from when it expires and is refreshed (OAuth);
+        #: ``None``: :attr:`access_token` is used as it is.
+        self.token_source: TokenSource | None = None
         self._transport = transport
         self._client_instance: httpx.AsyncClient | None = None
 
@@ -141,7 +156,22 @@ class HomeserverConnection:
             self.timeout + (request.timeout + LONG_POLL_GRACE if request.timeout else 0.0),
             connect=min(self.timeout, 10.0),
         )
+        if not (request.authenticated and self.token_source is not None):
+            return await self._exchange(request, content, headers, timeout)
+        sent = await self._current_token()
+        try:
+            return await self._exchange(request, content, dict(headers), timeout)
+        except MatrixError as error:
+            # An expired or revoked token is refreshed once, and the request sent again.
+            if not (error.is_unknown_token and sent and await self.token_source.renew(sent)):
+                raise
+        await self._current_token()
         return await self._exchange(request, content, headers, timeout)
+
+    async def _current_token(self) -> str | None:
+        if self.token_source is not None:
+            self.access_token = await self.token_source.current()
+        return self.access_token
 
     async def send_stream(self, request: Request, chunks: AsyncIterable[bytes], length: int) -> Any:
         """Run a request whose body is streamed from ``chunks`` (an upload read from disk,
@@ -150,6 +180,8 @@ class HomeserverConnection:
         Not retried on 429: the stream is spent; the caller starts again.
         """
         headers = {"Content-Type": request.content_type, "Content-Length": str(length)}
+        if request.authenticated:
+            await self._current_token()
         timeout = httpx.Timeout(self.timeout + request.timeout, connect=min(self.timeout, 10.0))
         return decode_json(await self._exchange(request, chunks, headers, timeout), self.base_url)
 
