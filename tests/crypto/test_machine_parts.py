@@ -46,7 +46,6 @@ from tui_client.crypto.types import (
 
 from .harness import FakeClock
 
-
 KEY = secrets.token_bytes(32)
 
 
