@@ -75,6 +75,7 @@ class Config:
     presence: bool = True
     share_keys_only_with_verified: bool = False
     sync_source: str = "v2"
+    image_protocol: str = "auto"
     #: ``[keys]`` as parsed: ``{context: {key: action}}``; checked by the key-binding code.
     keys: Mapping[str, Any] = field(default_factory=dict)
     #: The ``Config`` field names the file set (these win over the cache).
@@ -237,6 +238,16 @@ SETTINGS: tuple[Setting, ...] = (
         _choice("v2", "sliding"),
         'How the client syncs: "v2" (/sync) or "sliding" (simplified sliding sync, where\n'
         "the server offers it).",
+    ),
+    Setting(
+        "images",
+        "protocol",
+        "image_protocol",
+        _choice("auto", "kitty", "sixel", "iterm2", "halfblocks", "off"),
+        'How pictures are drawn: "auto" (asks the terminal at start), "kitty", "sixel",\n'
+        '"iterm2", or "halfblocks" (coloured cells, any terminal; "off" is the same).\n'
+        "sixel and iTerm2 pictures show in the full-screen viewer, half-blocks in the timeline.\n"
+        "TUI_CLIENT_GRAPHICS in the environment wins over this.",
     ),
 )
 

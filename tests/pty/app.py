@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import os
 import pty
+import re
 import select
 import signal
 import struct
@@ -28,6 +29,11 @@ import pyte
 
 __all__ = ["PtyApp"]
 
+#: Picture sequences (kitty graphics APC, sixel DCS, iTerm2's OSC 1337), kept in
+#: ``output`` but not fed to pyte, which would print their payload as text.
+_GRAPHICS = re.compile(rb"\x1b_G.*?\x1b\\|\x1bP[0-9;]*q.*?\x1b\\|\x1b\]1337;.*?\x07", re.DOTALL)
+_UNFINISHED = re.compile(rb"\x1b(_G|P[0-9;]*q|\]1337;)")
+
 
 class PtyApp:
     """One process on a pseudo-terminal, with a screen that follows its output."""
@@ -39,7 +45,12 @@ class PtyApp:
         size: tuple[int, int] = (80, 24),
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
+        answers: dict[bytes, bytes] | None = None,
     ) -> None:
+        """``answers``: what the terminal answers to a query the app writes (the first
+        time each query is seen), as a terminal that identifies itself."""
+        self.answers = dict(answers or {})
+        self._held = b""
         self.columns, self.rows = size
         self.screen = pyte.Screen(self.columns, self.rows)
         self._stream = pyte.ByteStream(self.screen)
@@ -71,10 +82,16 @@ class PtyApp:
 
     @classmethod
     def client(
-        cls, *args: str, size: tuple[int, int] = (80, 24), env: dict[str, str] | None = None
+        cls,
+        *args: str,
+        size: tuple[int, int] = (80, 24),
+        env: dict[str, str] | None = None,
+        answers: dict[bytes, bytes] | None = None,
     ) -> PtyApp:
         """``python -m tui_client`` with these arguments."""
-        return cls([sys.executable, "-m", "tui_client", *args], size=size, env=env)
+        return cls(
+            [sys.executable, "-m", "tui_client", *args], size=size, env=env, answers=answers
+        )
 
     def _read_loop(self) -> None:
         while not self._closed.is_set():
@@ -89,7 +106,19 @@ class PtyApp:
                 break
             with self._lock:
                 self.output += data
-                self._stream.feed(data)
+                self._stream.feed(self._screen_bytes(data))
+                asked = [query for query in self.answers if query in self.output]
+            for query in asked:
+                self.write(self.answers.pop(query))
+
+    def _screen_bytes(self, data: bytes) -> bytes:
+        data = self._held + data
+        self._held = b""
+        data = _GRAPHICS.sub(b"", data)
+        unfinished = _UNFINISHED.search(data)
+        if unfinished is not None:
+            data, self._held = data[: unfinished.start()], data[unfinished.start() :]
+        return data
 
     # -- input ------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ Nothing here imports the UI: the engine, the benchmarks and tests use it headles
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 import weakref
 from collections import OrderedDict
@@ -48,6 +49,7 @@ __all__ = [
     "ImageService",
     "Picture",
     "PictureCache",
+    "PictureKey",
     "blurhash_colour",
     "cell_box",
     "decode_picture",
@@ -69,14 +71,26 @@ AVATAR_CELLS = (2, 1)
 THUMBNAIL_SIZE = (320, 240)
 
 
+#: A picture's place in the cache: its image, its box (columns, rows), whether in full,
+#: and the pixels per cell of its PNG (``None``: none).
+PictureKey = tuple[str, int, int, bool, "tuple[int, int] | None"]
+
+
 @dataclass(frozen=True, slots=True)
 class Picture:
     """An image scaled to terminal cells: ``width`` columns, ``height`` pixel rows (two per
-    cell row), RGBA bytes row by row."""
+    cell row), RGBA bytes row by row; with ``png``, the same box in finer detail (a PNG,
+    for terminals that draw pictures in pixels: kitty graphics, sixel, iTerm2)."""
 
     width: int
     height: int
     rgba: bytes
+    png: bytes = b""
+
+    @property
+    def size(self) -> int:
+        """Bytes held."""
+        return len(self.rgba) + len(self.png)
 
     @property
     def rows(self) -> int:
@@ -101,23 +115,45 @@ def cell_box(width: int, height: int, max_cols: int, max_rows: int) -> tuple[int
 
 
 def decode_picture(
-    data: bytes, max_cols: int, max_rows: int, mimetype: str | None = None
+    data: bytes,
+    max_cols: int,
+    max_rows: int,
+    mimetype: str | None = None,
+    detail: tuple[int, int] | None = None,
 ) -> Picture:
-    """Decode an image's bytes and scale it into a box of cells (see :func:`cell_box`).
+    """Decode an image's bytes and scale it into a box of cells (see :func:`cell_box`);
+    with ``detail`` (pixels per cell, across and down), also a PNG of the box at that
+    resolution (never enlarged past the image's own pixels).
 
     Runs in a worker thread. The checks before decoding (byte size, SVG and other formats
     refused, the header's pixel count) and the first frame are
     :func:`.image_decode.decode_image`'s. Raises :class:`ImageDecodeError`.
     """
-    image = decode_image(data, mimetype, max_side=max(max_cols, max_rows * 2))
+    side = max(max_cols, max_rows * 2)
+    if detail is not None:
+        side = max(max_cols * detail[0], max_rows * detail[1])
+    image = decode_image(data, mimetype, max_side=side)
     cols, rows = cell_box(image.width, image.height, max_cols, max_rows)
+    png = b""
+    if detail is not None:
+        png = _detailed_png(image, cols * detail[0], rows * detail[1])
     target = (cols, min(rows * 2, max(1, round(image.height * cols / image.width))))
     frame = image.convert("RGBA")
     if frame.size != target:
         frame = frame.resize(
             target, Image.Resampling.BOX if frame.width >= target[0] else Image.Resampling.NEAREST
         )
-    return Picture(frame.width, frame.height, frame.tobytes())
+    return Picture(frame.width, frame.height, frame.tobytes(), png)
+
+
+def _detailed_png(image: Image.Image, max_width: int, max_height: int) -> bytes:
+    scale = min(max_width / image.width, max_height / image.height, 1.0)
+    size = max(1, round(image.width * scale)), max(1, round(image.height * scale))
+    if size != image.size:
+        image = image.resize(size, Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    image.save(out, "PNG", compress_level=1)
+    return out.getvalue()
 
 
 _BASE83 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz#$%*+,-.:;=?@[\\]^_{|}~"
@@ -143,28 +179,28 @@ class PictureCache:
     def __init__(self, max_bytes: int = 32 * 1024 * 1024) -> None:
         self.max_bytes = max_bytes
         self.bytes = 0
-        self._pictures: OrderedDict[tuple[str, int, int, bool], Picture] = OrderedDict()
+        self._pictures: OrderedDict[PictureKey, Picture] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._pictures)
 
-    def get(self, key: tuple[str, int, int, bool]) -> Picture | None:
+    def get(self, key: PictureKey) -> Picture | None:
         """A cached picture (now the most recently used)."""
         picture = self._pictures.get(key)
         if picture is not None:
             self._pictures.move_to_end(key)
         return picture
 
-    def put(self, key: tuple[str, int, int, bool], picture: Picture) -> None:
+    def put(self, key: PictureKey, picture: Picture) -> None:
         """Keep a picture, dropping the least recently used past the bound."""
         old = self._pictures.pop(key, None)
         if old is not None:
-            self.bytes -= len(old.rgba)
+            self.bytes -= old.size
         self._pictures[key] = picture
-        self.bytes += len(picture.rgba)
+        self.bytes += picture.size
         while self.bytes > self.max_bytes and len(self._pictures) > 1:
             _, dropped = self._pictures.popitem(last=False)
-            self.bytes -= len(dropped.rgba)
+            self.bytes -= dropped.size
 
 
 class ImageService:
@@ -177,7 +213,7 @@ class ImageService:
     ) -> None:
         self.client = client
         self.cache = PictureCache(max_bytes)
-        self.failed: dict[tuple[str, int, int, bool], str] = {}
+        self.failed: dict[PictureKey, str] = {}
         self.mode = MODE_THUMBNAILS
         #: Whether ``O`` may copy links to the terminal's clipboard (OSC 52).
         self.copy_links = True
@@ -187,8 +223,19 @@ class ImageService:
         self._avatar_tasks: dict[str, asyncio.Task[None]] = {}
         #: Called when the settings change (views draw their pictures again).
         self.listeners: list[weakref.WeakMethod[Callable[[], None]]] = []
-        self._loading: dict[tuple[str, int, int, bool], asyncio.Task[Picture | None]] = {}
+        self._loading: dict[PictureKey, asyncio.Task[Picture | None]] = {}
         self._slots = asyncio.Semaphore(parallel)
+        #: Pixels per cell (across, down) of the PNG each picture also gets, for a terminal
+        #: that draws pixels (kitty graphics, sixel, iTerm2); ``None``: half-blocks only.
+        self.detail: tuple[int, int] | None = None
+
+    def set_detail(self, detail: tuple[int, int] | None) -> None:
+        """Decode pictures with (or without) a detailed PNG from now on."""
+        if detail != self.detail:
+            self.detail = detail
+            self.cache = PictureCache(self.cache.max_bytes)
+            self.failed.clear()
+            self._changed()
 
     async def load_settings(self) -> None:
         """Read the images setting (thumbnails when unset)."""
@@ -298,8 +345,10 @@ class ImageService:
             self.failed.clear()
             self._changed()
 
-    def _key(self, ref: ImageRef, cols: int, rows: int, full: bool) -> tuple[str, int, int, bool]:
-        return ref.key, cols, rows, full or self.mode == MODE_FULL
+    def _key(
+        self, ref: ImageRef, cols: int, rows: int, full: bool, detail: tuple[int, int] | None = None
+    ) -> PictureKey:
+        return ref.key, cols, rows, full or self.mode == MODE_FULL, detail or self.detail
 
     def peek(
         self, ref: ImageRef, cols: int, rows: int, *, full: bool = False
@@ -332,10 +381,18 @@ class ImageService:
             )
         task.add_done_callback(lambda _task: done(ref))
 
-    async def picture(self, ref: ImageRef, cols: int, rows: int, *, full: bool = False) -> Picture:
-        """Load (or take from the cache) a picture; raises :class:`ImageDecodeError` with
-        the reason it cannot be shown."""
-        key = self._key(ref, cols, rows, full)
+    async def picture(
+        self,
+        ref: ImageRef,
+        cols: int,
+        rows: int,
+        *,
+        full: bool = False,
+        detail: tuple[int, int] | None = None,
+    ) -> Picture:
+        """Load (or take from the cache) a picture (with a PNG at ``detail`` pixels per cell
+        if given); raises :class:`ImageDecodeError` with the reason it cannot be shown."""
+        key = self._key(ref, cols, rows, full, detail)
         cached = self.cache.get(key)
         if cached is None:
             task = self._loading.get(key)
@@ -343,20 +400,22 @@ class ImageService:
                 task = self._loading[key] = asyncio.get_running_loop().create_task(
                     self._load(key, ref, cols, rows)
                 )
-            cached = await task
+            # (shielded: a caller that gives up, such as a viewer reloading at a new size,
+            # must not cancel the load others wait on)
+            cached = await asyncio.shield(task)
         if cached is None:
             raise ImageDecodeError(self.failed.get(key, "the image could not be loaded"))
         return cached
 
     async def _load(
-        self, key: tuple[str, int, int, bool], ref: ImageRef, cols: int, rows: int
+        self, key: PictureKey, ref: ImageRef, cols: int, rows: int
     ) -> Picture | None:
         try:
             async with self._slots:
                 data = await self.fetch(ref, full=key[3])
                 try:
                     picture = await asyncio.to_thread(
-                        decode_picture, data, cols, rows, ref.original.mimetype
+                        decode_picture, data, cols, rows, ref.original.mimetype, key[4]
                     )
                 except ImageDecodeError:
                     if key[3] or ref.original.encrypted is not None:
@@ -365,7 +424,7 @@ class ImageService:
                     # anything on that route): the original, with the same checks.
                     data = await self.fetch(ref, full=True)
                     picture = await asyncio.to_thread(
-                        decode_picture, data, cols, rows, ref.original.mimetype
+                        decode_picture, data, cols, rows, ref.original.mimetype, key[4]
                     )
         except (ImageDecodeError, MediaError, AttachmentError) as error:
             self.failed[key] = str(error)

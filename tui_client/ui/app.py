@@ -27,6 +27,7 @@ from ..protocol.directory import PublicRoom
 from ..protocol.ids import InvalidIdentifier
 from ..protocol.sanitize import clean_line
 from . import notification_commands, notify
+from .graphics import detect, graphics, set_graphics
 from .join_flow import JoinFlow
 from .keymap import KeySettings, load_key_settings
 from .messages import EngineUpdate
@@ -551,8 +552,13 @@ class TuiClientApp(App[None]):
         self._show_login("Logged out.", user_id)
 
     async def on_unmount(self) -> None:
+        graphics().forget(self)  # the kitty images this run sent
         if self.client is not None:
             await self.client.close()
+
+    def post_display_hook(self) -> None:
+        """After each frame: the viewer's sixel or iTerm2 picture over its cells."""
+        graphics().after_frame(self)
 
     @property
     def is_connected(self) -> bool:
@@ -568,4 +574,6 @@ def run_app(
     config: Config | None = None,
 ) -> None:
     """Run the client (restoring the profile's saved session, or showing the login)."""
+    # Before Textual takes the terminal: ask it how it draws pictures.
+    set_graphics(detect(config.image_protocol if config is not None else "auto"))
     TuiClientApp(profile=profile, base_dir=base_dir, homeserver=homeserver, user_id=user_id, config=config).run()

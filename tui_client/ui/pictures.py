@@ -22,11 +22,13 @@ from textual.app import App, SystemCommand
 from ..engine.client import MatrixClient
 from ..engine.images import IMAGE_MODES, ImageService, Picture, blurhash_colour
 from ..protocol.media import ImageRef
+from .graphics import KITTY, graphics
 
 __all__ = [
     "INLINE_BOX",
     "STICKER_BOX",
     "box_for",
+    "half_block_lines",
     "image_service",
     "picture_lines",
     "placeholder_lines",
@@ -47,6 +49,9 @@ def image_service(client: MatrixClient) -> ImageService:
     service = _services.get(client)
     if service is None:
         service = _services[client] = ImageService(client)
+        if graphics().protocol == KITTY:
+            # Pictures in pixels in the timeline too (sixel and iTerm2: in the viewer only).
+            service.detail = graphics().detail
         task = asyncio.get_running_loop().create_task(service.load_settings())
         _loading.add(task)
         task.add_done_callback(_loading.discard)
@@ -75,7 +80,16 @@ def _style(top: tuple[int, int, int] | None, bottom: tuple[int, int, int] | None
     )
 
 
-def picture_lines(picture: Picture) -> list[Line]:
+def picture_lines(picture: Picture, app: Any = None) -> list[Line]:
+    """The lines of a picture: kitty placeholders when the terminal has kitty graphics and
+    the picture has its PNG (sent to the terminal through ``app``'s driver the first time),
+    else half-blocks."""
+    if app is not None and picture.png and graphics().protocol == KITTY:
+        return graphics().kitty_image(app, picture.png, picture.width, picture.rows)
+    return half_block_lines(picture)
+
+
+def half_block_lines(picture: Picture) -> list[Line]:
     """The half-block lines of a picture (a transparent pixel is left to the terminal's
     background: ``▄`` or a space)."""
     rgba = picture.rgba

@@ -296,7 +296,7 @@ class TimelineView(ScrollView, can_focus=True):
         cols, rows = box_for(ref, body_width)
         found = service.peek(ref, cols, rows)
         if isinstance(found, Picture):
-            return picture_lines(found)
+            return picture_lines(found, self.app)
         if isinstance(found, str):
             return [[Segment(f"⚠ image not shown: {found}", Style(color=self.palette.error, italic=True))]]
         self._unloaded[item.key] = (ref, cols, rows)
