@@ -195,7 +195,8 @@ def test_we_request_and_start_they_accept(
     ours.flush()
     request = peer.expect("m.key.verification.request")
     txn = request["transaction_id"]
-    assert request["from_device"] == "A1" and request["methods"] == ["m.sas.v1"]
+    assert request["from_device"] == "A1"
+    assert request["methods"] == ["m.sas.v1", "m.qr_code.show.v1", "m.reciprocate.v1"]
     assert isinstance(request["timestamp"], int) and txn == flow.flow_id
     peer.send(
         ours,

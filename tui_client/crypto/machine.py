@@ -652,6 +652,7 @@ class OlmMachine:
         """A flow ended verified: trust what its MACs proved, sign it, ask for our secrets."""
         user_id, device_id = result.other_user_id, result.other_device_id
         device_verified = False
+        own_master_trusted = False
         if result.device_key is not None:
             record = self._store.get_device(user_id, device_id)
             if (
@@ -667,6 +668,7 @@ class OlmMachine:
             if identity is not None and identity.master.public_key == result.master_key:
                 if user_id == self._user_id:
                     self._own.trust_own_master(result.master_key)
+                    own_master_trusted = True
                 else:
                     record_identity = self._store.get_user_identity(user_id) or new_identity_record(
                         user_id
@@ -680,7 +682,9 @@ class OlmMachine:
                         }
                     )
         self._own.signatures_changed()
-        if user_id == self._user_id and device_verified:
+        if user_id == self._user_id and (device_verified or own_master_trusted):
+            # (A QR code shown by a session that did not trust the master key proves only
+            # the master key: our other sessions, cross-signed, can then send the secrets.)
             self._gossip.own_device_verified()
 
     def _room_message_sent(
@@ -744,6 +748,20 @@ class OlmMachine:
     def sas_mismatch(self, verification_id: str) -> Verification:
         """The user said the emoji / numbers do not match (cancels with ``m.mismatched_sas``)."""
         return self._verification_call(lambda: self._verifications.sas_mismatch(verification_id))
+
+    def confirm_qr_scanned(self, verification_id: str) -> Verification:
+        """The user says the other device confirmed scanning our QR code: trust, send ``done``."""
+        return self._verification_call(
+            lambda: self._verifications.confirm_qr_scanned(verification_id)
+        )
+
+    def qr_not_scanned(self, verification_id: str) -> Verification:
+        """The user says the other device did not confirm the scan: cancel, trust nothing."""
+        return self._verification_call(lambda: self._verifications.qr_not_scanned(verification_id))
+
+    def scan_qr_code(self, verification_id: str, data: bytes) -> Verification:
+        """We read the other device's QR code (``data``): check its keys and reciprocate."""
+        return self._verification_call(lambda: self._verifications.scan_qr(verification_id, data))
 
     def cancel_verification(
         self, verification_id: str, code: CancelCode | str = CancelCode.USER

@@ -1,4 +1,4 @@
-"""Interactive verification (SAS: emoji and decimals), the engine's side.
+"""Interactive verification (SAS: emoji and decimals; QR codes), the engine's side.
 
 The crypto machine runs the flows (``tui_client.crypto.verification``); this service
 drives it for one client and tells the listeners what changed:
@@ -18,7 +18,8 @@ drives it for one client and tells the listeners what changed:
   with the flow's snapshot. A flow that ends verified refreshes the trust the UI shows,
   and the machine's follow-ups (signature uploads, secret requests) are sent.
 
-When we asked and the other side accepted, SAS is started by itself
+When we asked and the other side accepted, SAS is started by itself (unless the other
+side can scan our QR code: then the code is shown, and SAS is a button away)
 (:attr:`VerificationService.auto_start`), waiting for the other device's keys if
 they are still being fetched; starting it again once under way is nothing to do.
 Accepting a request waits for the other device's keys too (their start may follow at
@@ -35,7 +36,13 @@ from typing import TYPE_CHECKING, Any
 
 from ..crypto import EncryptionError, OlmMachine
 from ..crypto.requests import RoomMessageRequest
-from ..crypto.verification import CancelCode, Verification, VerificationError, VerificationState
+from ..crypto.verification import (
+    QR_SHOW_METHOD,
+    CancelCode,
+    Verification,
+    VerificationError,
+    VerificationState,
+)
 from ..protocol import requests as api
 from ..protocol.commands import CommandError
 from ..protocol.errors import MatrixError, NetworkError
@@ -236,6 +243,21 @@ class VerificationService:
         machine = self._machine()
         return await self._act(lambda: machine.confirm_sas(verification_id))
 
+    async def confirm_qr_scanned(self, verification_id: str) -> Verification:
+        """The other device says it scanned our QR code (the user saw it): trust, finish."""
+        machine = self._machine()
+        return await self._act(lambda: machine.confirm_qr_scanned(verification_id))
+
+    async def qr_not_scanned(self, verification_id: str) -> Verification:
+        """The other device does not say it scanned our code: cancel, trusting nothing."""
+        machine = self._machine()
+        return await self._act(lambda: machine.qr_not_scanned(verification_id))
+
+    async def scan_qr(self, verification_id: str, data: bytes) -> Verification:
+        """The other device's QR code was read (``data``): check it and reciprocate."""
+        machine = self._machine()
+        return await self._act(lambda: machine.scan_qr_code(verification_id, data))
+
     async def mismatch(self, verification_id: str) -> Verification:
         """The emoji (or numbers) do not match: cancel, telling the other side."""
         machine = self._machine()
@@ -286,6 +308,8 @@ class VerificationService:
                 and flow.we_requested
                 and flow.state is VerificationState.READY
                 and flow.id not in self._auto_started
+                # The other side can scan our QR code: it is shown instead (SAS a button away).
+                and QR_SHOW_METHOD not in flow.methods
             )
             if start:
                 # Before publishing: the dialog then offers no "start" of its own.

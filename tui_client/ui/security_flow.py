@@ -45,6 +45,9 @@ if TYPE_CHECKING:
     from .app import TuiClientApp
     from .screens.chat import ChatScreen
 
+# States where the user must answer: the dialog opens again even if they hid it.
+_ASK_STATES = frozenset({VerificationState.KEYS_EXCHANGED, VerificationState.QR_SCANNED})
+
 
 class SecurityFlow:
     """See the module documentation."""
@@ -114,12 +117,13 @@ class SecurityFlow:
         if dialog is not None:
             dialog.update_flow(flow)
         elif (flow.we_requested and not flow.is_final and flow.id not in self._opened) or (
-            flow.state is VerificationState.KEYS_EXCHANGED and f"{flow.id}:emoji" not in self._opened
+            flow.state in _ASK_STATES and f"{flow.id}:{flow.state.value}" not in self._opened
         ):
-            # Ours: show it at once. Any: when the emoji need comparing (even if hidden before).
+            # Ours: show it at once. Any: when the user must answer (even if hidden before):
+            # the emoji to compare, or whether the other device says it scanned our code.
             self.show_dialog(flow)
-        if flow.state is VerificationState.KEYS_EXCHANGED:
-            self._opened.add(f"{flow.id}:emoji")
+        if flow.state in _ASK_STATES:
+            self._opened.add(f"{flow.id}:{flow.state.value}")
         self.refresh_bar()
         if flow.state is VerificationState.INCOMING and flow.id not in self._notified:
             self._notified.add(flow.id)

@@ -1,4 +1,4 @@
-"""Interactive key verification: the request framework and SAS (emoji / decimal), sans-I/O.
+"""Interactive key verification: the request framework, SAS (emoji / decimal) and QR codes, sans-I/O.
 
 One state machine for both transports the spec's "Key verification framework"
 defines: to-device (``m.key.verification.*`` with a ``transaction_id``, for our own
@@ -34,11 +34,16 @@ cross (both sides asked each other) end in one flow: see "crossed requests" in
 The parts: :mod:`.model` (states, cancel codes, snapshots, the host protocol),
 :mod:`.core` (bookkeeping every flow shares: outputs, sending, ending, the keys fixed
 for a flow), :mod:`.sas_flow` (the SAS steps), :mod:`.lifecycle` (requests, ready,
-crossed requests, cancel, timeouts, input dispatch: :class:`VerificationMachine`).
+crossed requests, cancel, timeouts, input dispatch: :class:`VerificationMachine`),
+:mod:`.qr` (the QR code steps: show, scan, reciprocate) and :mod:`.qr_code` (the
+code's bytes).
 """
 
 from .lifecycle import VerificationMachine
 from .model import (
+    QR_SCAN_METHOD,
+    QR_SHOW_METHOD,
+    RECIPROCATE_METHOD,
     REQUEST_MSGTYPE,
     VERIFICATION_EVENT_TYPES,
     CancelCode,
@@ -54,6 +59,9 @@ from .model import (
 )
 
 __all__ = [
+    "QR_SCAN_METHOD",
+    "QR_SHOW_METHOD",
+    "RECIPROCATE_METHOD",
     "REQUEST_MSGTYPE",
     "VERIFICATION_EVENT_TYPES",
     "CancelCode",

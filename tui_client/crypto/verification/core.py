@@ -96,7 +96,12 @@ class MachineCore:
             keys=dict(flow.their_keys or {}),
             verified_keys=flow.verified_keys,
             cancellation=flow.cancellation,
+            qr_code=self._qr_bytes(flow),
         )
+
+    def _qr_bytes(self, flow: _Flow) -> bytes | None:
+        """The QR code to show for ``flow`` now (none without the QR steps)."""
+        return None
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -200,6 +205,7 @@ class MachineCore:
         *,
         send: bool = True,
         devices: Sequence[str] | None = None,
+        explanation: str | None = None,
     ) -> None:
         if flow.final:
             return
@@ -207,7 +213,9 @@ class MachineCore:
         reason = reason or explain_cancel(code, True)
         if send and flow.flow_id is not None:
             self._send(flow, CANCEL, {"code": code, "reason": reason}, devices)
-        flow.cancellation = Cancellation(code, reason, True, explain_cancel(code, True))
+        flow.cancellation = Cancellation(
+            code, reason, True, explanation or explain_cancel(code, True)
+        )
         log.info("verification %s cancelled here: %s", flow.id, code)
         self._end(flow, VerificationState.CANCELLED)
 
@@ -259,6 +267,13 @@ class MachineCore:
                 raise
             self._cancel(flow, cancel.code, cancel.reason)
 
+    def _fix_keys_quietly(self, flow: _Flow) -> None:
+        """Fix the keys if they have arrived meanwhile (no new key query); a collision cancels."""
+        try:
+            self._fix_keys(flow, refresh=False)
+        except _Cancel as cancel:
+            self._cancel(flow, cancel.code, cancel.reason)
+
     def _send_done(self, flow: _Flow) -> None:
         if not flow.from_request:
             # A bare start (the protocol before the request framework): no done either way.
@@ -269,6 +284,25 @@ class MachineCore:
         flow.state = VerificationState.WAITING_FOR_DONE
         if flow.done_received:
             self._finish(flow)
+
+    def _on_done(self, flow: _Flow) -> None:
+        if flow.state is VerificationState.WAITING_FOR_DONE:
+            flow.done_received = True
+            if not flow.done_sent:
+                # We scanned their QR code: our done answers theirs.
+                self._send(flow, DONE, {})
+                flow.done_sent = True
+            self._finish(flow)
+            return
+        if flow.state is VerificationState.CONFIRMED and not flow.done_received:
+            # Their done can only follow their MAC; wait for it (a reordered delivery).
+            flow.done_received = True
+            return
+        if flow.state is VerificationState.QR_SCANNED and not flow.done_received:
+            # They scanned our code and are done; we wait for our user's answer.
+            flow.done_received = True
+            return
+        raise _Cancel(CancelCode.UNEXPECTED_MESSAGE, "unexpected done")
 
     def _finish(self, flow: _Flow) -> None:
         assert flow.other_device is not None and flow.their_keys is not None
@@ -283,6 +317,9 @@ class MachineCore:
             and flow.their_master_key_id in flow.verified_keys
             else None
         )
+        if flow.qr_device_key is not None or flow.qr_master_key is not None:
+            # A QR code flow: what the code (and the user) confirmed.
+            device_key, master_key = flow.qr_device_key, flow.qr_master_key
         flow.result = VerificationResult(
             verification_id=flow.id,
             other_user_id=flow.other_user,

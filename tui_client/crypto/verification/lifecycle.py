@@ -13,7 +13,6 @@ from typing import Any
 
 from ..sas import SAS_METHOD
 from .model import (
-    _SUPPORTED_METHODS,
     _UNANSWERED,
     ACCEPT,
     CANCEL,
@@ -21,6 +20,7 @@ from .model import (
     KEY,
     MAC,
     READY,
+    RECIPROCATE_METHOD,
     REQUEST,
     REQUEST_MSGTYPE,
     START,
@@ -39,13 +39,15 @@ from .model import (
     _str,
     _str_list,
     explain_cancel,
+    usable_methods,
 )
+from .qr import QrSteps
 from .sas_flow import SasSteps, _sas_offer
 
 log = logging.getLogger(__name__)
 
 
-class VerificationMachine(SasSteps):
+class VerificationMachine(SasSteps, QrSteps):
     """Every verification flow of one device (see the package documentation)."""
 
     # ------------------------------------------------------------------ our actions
@@ -73,7 +75,7 @@ class VerificationMachine(SasSteps):
             state=VerificationState.REQUESTED,
         )
         flow.request_targets = devices
-        flow.methods = _SUPPORTED_METHODS
+        flow.methods = self._config.methods
         if len(devices) == 1:
             flow.other_device = devices[0]
         self._send(
@@ -81,7 +83,7 @@ class VerificationMachine(SasSteps):
             REQUEST,
             {
                 "from_device": self._host.device_id,
-                "methods": list(_SUPPORTED_METHODS),
+                "methods": list(self._config.methods),
                 "timestamp": self._host.now_ms(),
             },
             devices,
@@ -108,7 +110,7 @@ class VerificationMachine(SasSteps):
             we_requested=True,
             state=VerificationState.CREATED,
         )
-        flow.methods = _SUPPORTED_METHODS
+        flow.methods = self._config.methods
         flow.request_txn = _new_id()
         content = {
             "msgtype": REQUEST_MSGTYPE,
@@ -118,7 +120,7 @@ class VerificationMachine(SasSteps):
                 "verification to verify keys."
             ),
             "from_device": self._host.device_id,
-            "methods": list(_SUPPORTED_METHODS),
+            "methods": list(self._config.methods),
             "to": user_id,
         }
         self._messages.append(
@@ -239,6 +241,9 @@ class VerificationMachine(SasSteps):
                 continue
             if flow.pending_start is not None:
                 self._resume_start(flow)
+            elif flow.state is VerificationState.READY and flow.their_keys is None:
+                # The key query came back: the QR code can be shown now.
+                self._fix_keys_quietly(flow)
 
     def _forget(self, flow: _Flow) -> None:
         self._flows.pop(flow.id, None)
@@ -379,7 +384,7 @@ class VerificationMachine(SasSteps):
                     ours,
                     flow_id=flow_id,
                     from_device=from_device,
-                    methods=tuple(m for m in _SUPPORTED_METHODS if m in methods),
+                    methods=usable_methods(self._config.methods, methods),
                     seen=(_digest(REQUEST, content),),
                 )
                 return
@@ -395,7 +400,7 @@ class VerificationMachine(SasSteps):
             created_ms=min(timestamp, now),
         )
         flow.other_device = from_device
-        flow.methods = tuple(m for m in _SUPPORTED_METHODS if m in methods)
+        flow.methods = usable_methods(self._config.methods, methods)
         flow.prompt_deadline_ms = min(
             timestamp + self._config.timeout_ms, now + self._config.request_prompt_ms
         )
@@ -625,7 +630,8 @@ class VerificationMachine(SasSteps):
             state=VerificationState.INCOMING,
         )
         flow.other_device = from_device
-        flow.methods = _SUPPORTED_METHODS
+        # A bare start is SAS (the protocol before the request framework).
+        flow.methods = (SAS_METHOD,)
         flow.from_request = False
         flow.prompt_deadline_ms = now + self._config.request_prompt_ms
         flow.seen.add(_digest(START, content))
@@ -691,6 +697,8 @@ class VerificationMachine(SasSteps):
                 self._on_cancel(flow, content)
             elif event_type == READY:
                 self._on_ready(flow, content)
+            elif event_type == START and content.get("method") == RECIPROCATE_METHOD:
+                self._on_reciprocate(flow, content)
             elif event_type == START:
                 self._on_start(flow, content)
             elif event_type == ACCEPT:
@@ -707,7 +715,7 @@ class VerificationMachine(SasSteps):
                 flow.final_digest = digest
         except _Cancel as cancel:
             log.info("verification %s: %s", flow.id, cancel.reason)
-            self._cancel(flow, cancel.code, cancel.reason)
+            self._cancel(flow, cancel.code, cancel.reason, explanation=cancel.explanation)
 
     def _on_cancel(self, flow: _Flow, content: Mapping[str, Any]) -> None:
         code = content.get("code")
@@ -744,7 +752,7 @@ class VerificationMachine(SasSteps):
             log.info("ready from a device of %s we did not ask: ignored", flow.other_user)
             return
         flow.other_device = from_device
-        flow.methods = tuple(m for m in _SUPPORTED_METHODS if m in methods)
+        flow.methods = usable_methods(self._config.methods, methods)
         flow.state = VerificationState.READY
         if not flow.in_room:
             others = [d for d in flow.request_targets if d != from_device]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -19,6 +19,7 @@ from ..sas import (
     SAS_METHOD,
     SasEmoji,
 )
+from .qr_code import QrCode
 
 REQUEST = "m.key.verification.request"
 READY = "m.key.verification.ready"
@@ -33,6 +34,13 @@ VERIFICATION_EVENT_TYPES = frozenset({REQUEST, READY, START, ACCEPT, KEY, MAC, D
 #: The ``msgtype`` of an in-room request.
 REQUEST_MSGTYPE = REQUEST
 
+#: This device can show a QR code (the spec's "QR codes").
+QR_SHOW_METHOD = "m.qr_code.show.v1"
+#: This device can scan a QR code.
+QR_SCAN_METHOD = "m.qr_code.scan.v1"
+#: The ``start`` method a device sends once it scanned the other's QR code.
+RECIPROCATE_METHOD = "m.reciprocate.v1"
+
 
 class VerificationState(StrEnum):
     """Where a flow is, and what the UI should offer."""
@@ -43,8 +51,12 @@ class VerificationState(StrEnum):
     REQUESTED = "requested"
     #: They asked; show "accept / decline" (``Verification.methods`` empty: unsupported).
     INCOMING = "incoming"
-    #: Both sides ready; either may start SAS (``start_sas``).
+    #: Both sides ready; either may start SAS (``start_sas``); our QR code is shown
+    #: (``Verification.qr_code``) if the other side can scan it.
     READY = "ready"
+    #: The other device scanned our QR code (its secret matched): ask the user whether it
+    #: says so (``confirm_qr_scanned`` / ``qr_not_scanned``).
+    QR_SCANNED = "qr_scanned"
     #: SAS negotiation in flight (start, accept, keys).
     STARTED = "started"
     #: Show the emoji (and decimals); ask "do they match?" (``confirm_sas`` / ``sas_mismatch``).
@@ -172,7 +184,9 @@ class Verification:
     created_ms: int
     #: When it times out unless something happens (``expire_verifications``).
     expires_ms: int
-    #: Verification methods both sides support (only ``m.sas.v1`` here).
+    #: What this flow can do: ``m.sas.v1`` if both sides offer it, ``m.qr_code.show.v1``
+    #: if we show a QR code and they scan, ``m.qr_code.scan.v1`` if we scan theirs (and
+    #: ``m.reciprocate.v1`` with either). Before the other side answers: what we offered.
     methods: tuple[str, ...]
     #: The seven emoji, once the keys are exchanged (if the emoji method was agreed).
     emoji: tuple[SasEmoji, ...] | None
@@ -183,6 +197,9 @@ class Verification:
     #: Key IDs whose MAC the other side sent and we checked.
     verified_keys: tuple[str, ...]
     cancellation: Cancellation | None
+    #: The QR code to show (its bytes, the spec's format), while ready and if the other
+    #: side can scan it and the keys it needs are known.
+    qr_code: bytes | None = None
 
     @property
     def in_room(self) -> bool:
@@ -305,9 +322,24 @@ class VerificationConfig:
     future_tolerance_ms: int = 300_000
     #: Finished flows are kept this long (late or repeated events are then ignored quietly).
     linger_ms: int = 600_000
+    #: The methods this device offers. A terminal shows QR codes but has no camera to
+    #: scan one: ``m.qr_code.scan.v1`` is for programs (and tests) that read codes.
+    methods: tuple[str, ...] = (SAS_METHOD, QR_SHOW_METHOD, RECIPROCATE_METHOD)
 
 
-_SUPPORTED_METHODS = (SAS_METHOD,)
+def usable_methods(ours: Sequence[str], theirs: Sequence[str]) -> tuple[str, ...]:
+    """What a flow can do, given the methods each side offered (see ``Verification.methods``)."""
+    usable = []
+    if SAS_METHOD in ours and SAS_METHOD in theirs:
+        usable.append(SAS_METHOD)
+    if RECIPROCATE_METHOD in ours and RECIPROCATE_METHOD in theirs:
+        if QR_SHOW_METHOD in ours and QR_SCAN_METHOD in theirs:
+            usable.append(QR_SHOW_METHOD)
+        if QR_SCAN_METHOD in ours and QR_SHOW_METHOD in theirs:
+            usable.append(QR_SCAN_METHOD)
+        if QR_SHOW_METHOD in usable or QR_SCAN_METHOD in usable:
+            usable.append(RECIPROCATE_METHOD)
+    return tuple(usable)
 
 
 @dataclass(eq=False)
@@ -350,6 +382,12 @@ class _Flow:
     emoji: tuple[SasEmoji, ...] | None = None
     decimals: tuple[int, int, int] | None = None
     verified_keys: tuple[str, ...] = ()
+    # QR codes: the code we show (its secret, to check the other side's reciprocate), and
+    # what a QR flow proved once the user (or our scan) confirmed it: their device key and
+    # master key, as for SAS (``_finish``).
+    qr: QrCode | None = field(default=None, repr=False)
+    qr_device_key: str | None = None
+    qr_master_key: str | None = None
     their_mac_ok: bool = False
     our_mac_sent: bool = False
     done_sent: bool = False
@@ -373,10 +411,12 @@ class _Flow:
 class _Cancel(Exception):
     """Processing an event hit an error: cancel the flow with ``code``."""
 
-    def __init__(self, code: CancelCode, reason: str) -> None:
+    def __init__(self, code: CancelCode, reason: str, explanation: str | None = None) -> None:
         super().__init__(reason)
         self.code = code
         self.reason = reason
+        #: Our words for the user, when the code's usual ones would not say what happened.
+        self.explanation = explanation
 
 
 def _new_id() -> str:

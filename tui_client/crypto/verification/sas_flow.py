@@ -350,17 +350,6 @@ class SasSteps(MachineCore):
         if flow.state is VerificationState.CONFIRMED:
             self._send_done(flow)
 
-    def _on_done(self, flow: _Flow) -> None:
-        if flow.state is VerificationState.WAITING_FOR_DONE:
-            flow.done_received = True
-            self._finish(flow)
-            return
-        if flow.state is VerificationState.CONFIRMED and not flow.done_received:
-            # Their done can only follow their MAC; wait for it (a reordered delivery).
-            flow.done_received = True
-            return
-        raise _Cancel(CancelCode.UNEXPECTED_MESSAGE, "unexpected done")
-
     def _send_mac(self, flow: _Flow) -> None:
         assert flow.sas is not None and flow.mac_method is not None
         assert flow.other_device is not None and flow.flow_id is not None

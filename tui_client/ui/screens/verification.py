@@ -1,6 +1,7 @@
 """The verification dialog: one flow, from the request to verified (or why not).
 
-It shows whom it verifies, where the flow is, the seven emoji large with their names
+It shows whom it verifies, where the flow is, our QR code while the other side can scan
+it (then asks whether the other device says it scanned), the seven emoji large with their names
 (the spec's table) and the three numbers as the alternative, the time left, and the
 buttons that make sense now: accept or decline a request, start comparing, confirm
 or report a mismatch, cancel. A cancellation is explained in our own words; a reason
@@ -26,9 +27,10 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
-from ...crypto.verification import Verification, VerificationState
+from ...crypto.verification import QR_SHOW_METHOD, Verification, VerificationState
 from ...engine.devices import UserTrust
 from ...protocol.sanitize import clean_line
+from ..widgets.qr_code import QrCodeView
 
 if TYPE_CHECKING:
     from ...engine.client import MatrixClient
@@ -38,6 +40,7 @@ _STATE_TEXT = {
     VerificationState.REQUESTED: "Waiting for the other side to accept the request…",
     VerificationState.INCOMING: "Accept to compare emoji with them. Only accept if you expected this.",
     VerificationState.READY: "Both sides are ready. Start comparing emoji (or wait for the other side to).",
+    VerificationState.QR_SCANNED: "The other device scanned the code. Does it show a shield (✓) or say it verified?",
     VerificationState.STARTED: "Exchanging keys…",
     VerificationState.KEYS_EXCHANGED: "Compare these emoji with the ones shown on the other device, in the same order:",
     VerificationState.CONFIRMED: "You confirmed. Waiting for the other side to confirm…",
@@ -47,6 +50,9 @@ _STATE_TEXT = {
 }
 
 _AUTO_START_TEXT = "Both sides are ready. Starting to compare emoji…"
+_QR_OWN_TEXT = "Scan this code with your other device (in Element: “Scan QR code”)."
+_QR_OTHER_TEXT = "Ask them to scan this code with their device (in Element: “Scan QR code”)."
+_QR_WAIT_TEXT = "Both sides are ready. The QR code shows once this device knows their keys…"
 
 # Which buttons each state offers.
 _BUTTONS: dict[VerificationState, tuple[str, ...]] = {
@@ -54,6 +60,7 @@ _BUTTONS: dict[VerificationState, tuple[str, ...]] = {
     VerificationState.REQUESTED: ("cancel",),
     VerificationState.INCOMING: ("accept", "decline"),
     VerificationState.READY: ("start", "cancel"),
+    VerificationState.QR_SCANNED: ("qr_yes", "qr_no"),
     VerificationState.STARTED: ("cancel",),
     VerificationState.KEYS_EXCHANGED: ("match", "mismatch", "cancel"),
     VerificationState.CONFIRMED: ("cancel",),
@@ -164,6 +171,35 @@ class VerificationDialog(ModalScreen[None]):
     VerificationDialog #verification-timer {
         color: $text-muted;
     }
+    VerificationDialog #verification-body, VerificationDialog #verification-main {
+        height: auto;
+    }
+    VerificationDialog #verification-qr {
+        display: none;
+    }
+    /* Showing a QR code: the whole screen, the code on the left (45x23 fits 80x24). */
+    VerificationDialog #verification-box.-qr {
+        width: 100%;
+        max-width: 100%;
+        height: 100%;
+        max-height: 100%;
+        border: none;
+        padding: 0 1;
+    }
+    VerificationDialog .-qr #verification-body {
+        height: 1fr;
+    }
+    VerificationDialog .-qr #verification-qr {
+        display: block;
+        height: 1fr;
+        margin-right: 2;
+    }
+    VerificationDialog .-qr #verification-main {
+        width: 1fr;
+    }
+    VerificationDialog .-qr .dialog-buttons {
+        layout: vertical;
+    }
     """
 
     #: Milliseconds now (snapshot tests freeze it).
@@ -186,21 +222,26 @@ class VerificationDialog(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="verification-box"):
             yield Label(self._title(), id="verification-title", classes="dialog-title")
-            yield Static(id="verification-status")
-            with Horizontal(id="emoji-row"):
-                for n in range(7):
-                    yield Static(id=f"emoji-{n}", classes="emoji-card")
-            yield Static(id="verification-decimals")
-            yield Static(id="verification-detail")
-            yield Static(id="verification-timer")
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("Accept", variant="primary", id="accept")
-                yield Button("Decline", variant="error", id="decline")
-                yield Button("Start comparing emoji", variant="primary", id="start")
-                yield Button("They match", variant="success", id="match")
-                yield Button("They don't match", variant="error", id="mismatch")
-                yield Button("Cancel verification", id="cancel")
-                yield Button("Close", variant="primary", id="close")
+            with Horizontal(id="verification-body"):
+                yield QrCodeView(id="verification-qr")
+                with Vertical(id="verification-main"):
+                    yield Static(id="verification-status")
+                    with Horizontal(id="emoji-row"):
+                        for n in range(7):
+                            yield Static(id=f"emoji-{n}", classes="emoji-card")
+                    yield Static(id="verification-decimals")
+                    yield Static(id="verification-detail")
+                    yield Static(id="verification-timer")
+                    with Horizontal(classes="dialog-buttons"):
+                        yield Button("Accept", variant="primary", id="accept")
+                        yield Button("Decline", variant="error", id="decline")
+                        yield Button("Start comparing emoji", variant="primary", id="start")
+                        yield Button("They match", variant="success", id="match")
+                        yield Button("They don't match", variant="error", id="mismatch")
+                        yield Button("Yes, it says verified", variant="success", id="qr_yes")
+                        yield Button("No", variant="error", id="qr_no")
+                        yield Button("Cancel verification", id="cancel")
+                        yield Button("Close", variant="primary", id="close")
 
     def on_mount(self) -> None:
         self._show()
@@ -269,6 +310,21 @@ class VerificationDialog(ModalScreen[None]):
             self.query_one("#verification-status", Static).update(Text(_AUTO_START_TEXT))
         for button in self.query(Button):
             button.display = button.id in wanted
+        self._show_qr()
+
+    def _show_qr(self) -> None:
+        """Our QR code, while the other side can scan it (SAS is the button beside it)."""
+        flow = self.flow
+        code = flow.qr_code if flow.state is VerificationState.READY else None
+        self.query_one("#verification-qr", QrCodeView).show(code)
+        self.query_one("#verification-box").set_class(code is not None, "-qr")
+        start = self.query_one("#start", Button)
+        start.label = "Compare emoji instead" if code is not None else "Start comparing emoji"
+        if flow.state is not VerificationState.READY or QR_SHOW_METHOD not in flow.methods:
+            return
+        mine = flow.other_user_id == self.client.user_id
+        text = _QR_WAIT_TEXT if code is None else _QR_OWN_TEXT if mine else _QR_OTHER_TEXT
+        self.query_one("#verification-status", Static).update(Text(text))
 
     def _auto_starting(self) -> bool:
         flow = self.flow
@@ -282,6 +338,8 @@ class VerificationDialog(ModalScreen[None]):
             return Text("If they differ, someone may be intercepting: choose “They don't match”.", style=Style(dim=True))
         if flow.state is VerificationState.INCOMING:
             return Text(trust_note(self.client.devices.trust(flow.other_user_id), flow))
+        if flow.state is VerificationState.QR_SCANNED:
+            return Text("Answer yes only if the other device says so: this trusts it.", style=Style(dim=True))
         if flow.state is VerificationState.DONE:
             mine = flow.other_user_id == self.client.user_id
             what = "This session and that one now trust each other." if mine else "Their messages now show as verified (✓)."
@@ -313,6 +371,8 @@ class VerificationDialog(ModalScreen[None]):
             "start": service.start_sas,
             "match": service.confirm,
             "mismatch": service.mismatch,
+            "qr_yes": service.confirm_qr_scanned,
+            "qr_no": service.qr_not_scanned,
             "cancel": service.cancel,
         }
         call = calls.get(action)
