@@ -9,7 +9,6 @@ resend, the transaction ID still decides). ``make test``: 5 rounds; ``make soak`
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -27,6 +26,7 @@ from tui_client.engine.client import MatrixClient
 
 from ..engine.support import create_room, join
 from . import scale
+from .support import saved_login
 
 ROUNDS = scale(5, 50)
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,15 +65,6 @@ class HoldNthSend:
                 self.held_event.set()
                 return HOLD
         return PASS
-
-
-def pin_session(base: Path, homeserver: str) -> None:
-    """Point a saved session at ``homeserver`` (Synapse's login answer names its own URL
-    as ``well_known``, which the client follows; the tests want the proxy in between)."""
-    (session_file,) = base.glob("*/session.json")
-    data = json.loads(session_file.read_text())
-    data["homeserver"] = homeserver
-    session_file.write_text(json.dumps(data))
 
 
 def _child(mode: str, *args: str, log: Path) -> subprocess.Popen[bytes]:
@@ -139,17 +130,7 @@ async def test_sends_pending_at_kill_9_arrive_exactly_once(
     base = tmp_path / "alice"
     rng = random.Random(19)
     with FaultProxy(synapse.base_url, policy) as proxy:
-        client = await MatrixClient.login(
-            alice.user_id,
-            alice.password,
-            homeserver=proxy.base_url,
-            base_dir=base,
-            long_poll_ms=1000,
-        )
-        device_token = client.secrets.get("access_token")
-        assert device_token
-        await client.close()
-        pin_session(base, proxy.base_url)
+        device_token = await saved_login(alice.user_id, alice.password, base, proxy.base_url)
         client = MatrixClient.restore(base_dir=base, long_poll_ms=1000)
         assert client is not None
         await client.open()

@@ -22,7 +22,14 @@ import httpx
 from ..protocol.errors import MatrixError, NetworkError
 from ..protocol.requests import Request
 
-__all__ = ["HomeserverConnection", "TokenSource", "backoff_delay", "map_transport_error"]
+__all__ = [
+    "HomeserverConnection",
+    "TokenSource",
+    "backoff_delay",
+    "certificate_problem",
+    "map_transport_error",
+    "trust_context",
+]
 
 USER_AGENT = "tui_client/0.1 (Matrix terminal client)"
 DEFAULT_TIMEOUT = 30.0
@@ -61,6 +68,30 @@ def map_transport_error(error: Exception, base_url: str) -> NetworkError:
     return NetworkError("protocol", f"request to {host} failed: {error}")
 
 
+# OpenSSL's verification results (X509_V_ERR_*): what is wrong with a certificate, short
+# (the status line), and what the user can do about it (the login screen).
+_CERT_PROBLEMS: dict[int, tuple[str, str]] = {
+    9: ("is not valid yet", "it is not valid yet. Check this computer's clock."),
+    10: ("has expired", "it has expired. The server's admin must renew it (or this computer's clock is wrong)."),
+    18: ("is self-signed", "it is self-signed. If you trust it, point SSL_CERT_FILE at it (see the README)."),
+    19: ("is from an untrusted authority", "its authority is self-signed. For a private CA, point SSL_CERT_FILE at it."),
+    20: (
+        "is from an unknown authority",
+        "its issuer is not in the system trust store. For a private CA, point SSL_CERT_FILE at it.",
+    ),
+    62: ("is for another host name", "it was issued for another host name. Check the homeserver URL."),
+    64: ("is for another IP address", "it was issued for another address. Check the homeserver URL."),
+}
+_CERT_PROBLEMS[2] = _CERT_PROBLEMS[21] = _CERT_PROBLEMS[20]
+
+
+def certificate_problem(error: ssl.SSLCertVerificationError) -> str | None:
+    """Why a certificate failed verification and what the user can do, as the end of a
+    sentence (``it has expired. The server's admin ...``); None for a rarer failure."""
+    known = _CERT_PROBLEMS.get(error.verify_code)
+    return known[1] if known else None
+
+
 def _tls_failure(error: BaseException, host: str) -> NetworkError | None:
     """A :class:`NetworkError` of kind ``tls`` if ``error`` comes from the TLS layer."""
     cause: BaseException | None = error
@@ -68,6 +99,9 @@ def _tls_failure(error: BaseException, host: str) -> NetworkError | None:
     while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
         if isinstance(cause, ssl.SSLCertVerificationError):
+            known = _CERT_PROBLEMS.get(cause.verify_code)
+            if known is not None:
+                return NetworkError("tls", f"the TLS certificate of {host} {known[0]}")
             reason = cause.verify_message or cause.reason or "verification failed"
             return NetworkError("tls", f"the TLS certificate of {host} is not trusted ({reason})")
         if isinstance(cause, ssl.SSLError):
@@ -87,6 +121,24 @@ class TokenSource(Protocol):
     async def renew(self, rejected: str) -> bool:
         """``rejected`` was refused (``M_UNKNOWN_TOKEN``): True if a newer token is now in place."""
         ...
+
+
+_trust: ssl.SSLContext | None = None
+
+
+def trust_context() -> ssl.SSLContext:
+    """The TLS context of every connection: the system's trust store (through truststore).
+
+    On Linux that is OpenSSL's default locations, so ``SSL_CERT_FILE`` and
+    ``SSL_CERT_DIR`` replace them as they do for curl; on macOS and Windows the
+    system's own verifier. One per process (building it reads the CA bundle).
+    """
+    global _trust
+    if _trust is None:
+        import truststore
+
+        _trust = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    return _trust
 
 
 class HomeserverConnection:
@@ -125,6 +177,7 @@ class HomeserverConnection:
             self._client_instance = httpx.AsyncClient(
                 base_url=self.base_url,
                 transport=self._transport,
+                verify=trust_context(),
                 timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
                 headers={"User-Agent": USER_AGENT},
                 follow_redirects=False,

@@ -23,6 +23,7 @@ from textual.widgets import Button, Footer, Input, Label, Static
 
 from ...engine.client import LoginError, MatrixClient
 from ...net.discovery import DiscoveryError
+from ...net.http import certificate_problem
 from ...protocol.errors import MatrixError, NetworkError
 from ...protocol.ids import InvalidIdentifier, is_user_id, server_name_of
 from ...protocol.sanitize import clean_line
@@ -118,6 +119,9 @@ def _network_problem(error: NetworkError, where: str, chain: list[BaseException]
 def _tls_problem(where: str, chain: list[BaseException]) -> str:
     certificate = next((e for e in chain if isinstance(e, ssl.SSLCertVerificationError)), None)
     if certificate is not None:
+        problem = certificate_problem(certificate)
+        if problem is not None:
+            return f"The TLS certificate of {where} is not trusted: {problem}"
         reason = clean_line(certificate.verify_message or "verification failed", 60)
         return f"The TLS certificate of {where} is not trusted ({reason}). Check the URL, or ask the server's admin."
     handshake = next((e for e in chain if isinstance(e, ssl.SSLError)), None)
