@@ -118,3 +118,40 @@ def _png(size: tuple[int, int], colour: tuple[int, int, int]) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", size, colour).save(out, "PNG")
     return out.getvalue()
+
+
+def test_a_blurhash_is_drawn_as_a_picture_while_the_image_loads() -> None:
+    import blurhash
+
+    from tui_client.engine.images import blurhash_picture
+    from tui_client.protocol.media import parse_image
+    from tui_client.ui.pictures import placeholder_lines
+
+    # Red on the left, blue on the right: the blurhash an uploader computes of it.
+    pixels = [[[220, 20, 20]] * 16 + [[30, 40, 210]] * 16 for _ in range(16)]
+    hash_ = blurhash.encode(pixels, components_x=4, components_y=3)
+    picture = blurhash_picture(hash_, 16, 4)
+    assert picture is not None and (picture.width, picture.rows) == (16, 4)
+    left, right = picture.pixel(1, 4), picture.pixel(14, 4)
+    assert left[0] > 150 and left[2] < 100, left  # reddish
+    assert right[2] > 150 and right[0] < 100, right  # bluish
+    for bad in ("", "LEHV6", "LEHV6nWB2yk8pyo0adR*.7kCMdnj\x1b[2J", "é" * 30, "L" * 300):
+        assert blurhash_picture(bad, 16, 4) is None
+
+    ref = parse_image(
+        "m.room.message",
+        {
+            "msgtype": "m.image",
+            "body": "a.png",
+            "url": "mxc://example.org/a",
+            "info": {"w": 32, "h": 16, "xyz.amorgan.blurhash": hash_},
+        },
+    )
+    assert ref is not None
+    lines = placeholder_lines(ref, 16, 4, "loading…", "#888888")
+    assert len(lines) == 4
+    assert "".join(s.text for s in lines[0]).startswith("loading…")
+    # The other rows are the blurhash in half-blocks: red then blue, not one flat colour.
+    colours = [s.style.color.get_truecolor() for s in lines[2] if s.style and s.style.color]
+    assert colours[0].red > 150 and colours[-1].blue > 150, colours
+    assert sum(len(s.text) for s in lines[2]) == 16

@@ -21,8 +21,10 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
+import blurhash as _blurhash  # type: ignore[import-untyped]
 from PIL import Image
 
 from ..crypto.attachments import AttachmentError, decrypt_attachment
@@ -51,6 +53,7 @@ __all__ = [
     "PictureCache",
     "PictureKey",
     "blurhash_colour",
+    "blurhash_picture",
     "cell_box",
     "decode_picture",
     "placeholder_rows",
@@ -157,6 +160,30 @@ def _detailed_png(image: Image.Image, max_width: int, max_height: int) -> bytes:
 
 
 _BASE83 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz#$%*+,-.:;=?@[\\]^_{|}~"
+
+
+@lru_cache(maxsize=512)
+def blurhash_picture(blurhash: str, cols: int, rows: int) -> Picture | None:
+    """A blurhash drawn as a picture of ``cols`` x ``rows`` cells (two pixels a cell row),
+    for the box an image takes while it loads; ``None`` if it is malformed.
+
+    Decoded small (a blurhash has a few components: its detail is gone at 16 x 12), then
+    scaled to the box. Cached: the timeline asks again on every layout."""
+    if len(blurhash) < 6 or len(blurhash) > 200 or any(c not in _BASE83 for c in blurhash):
+        return None
+    cols, rows = max(1, cols), max(1, rows)
+    small = min(cols, 16), min(rows * 2, 12)
+    try:
+        pixels = _blurhash.decode(blurhash, *small)
+    except (ValueError, KeyError, IndexError):
+        return None
+    data = bytes(
+        max(0, min(255, int(channel))) for row in pixels for pixel in row for channel in pixel[:3]
+    )
+    image = Image.frombytes("RGB", small, data)
+    if small != (cols, rows * 2):
+        image = image.resize((cols, rows * 2), Image.Resampling.BILINEAR)
+    return Picture(cols, rows * 2, image.convert("RGBA").tobytes())
 
 
 def blurhash_colour(blurhash: str) -> tuple[int, int, int] | None:

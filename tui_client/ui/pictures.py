@@ -20,7 +20,13 @@ from rich.style import Style
 from textual.app import App, SystemCommand
 
 from ..engine.client import MatrixClient
-from ..engine.images import IMAGE_MODES, ImageService, Picture, blurhash_colour
+from ..engine.images import (
+    IMAGE_MODES,
+    ImageService,
+    Picture,
+    blurhash_colour,
+    blurhash_picture,
+)
 from ..protocol.media import ImageRef
 from .graphics import KITTY, graphics
 
@@ -128,17 +134,21 @@ def half_block_lines(picture: Picture) -> list[Line]:
 
 
 def placeholder_lines(ref: ImageRef, cols: int, rows: int, label: str, muted: str) -> list[Line]:
-    """What stands for an image while it loads: its blurhash's average colour over the box
-    it will take, with ``label`` on the first line (without one, the label and blank lines:
-    the space is kept either way, so what is below does not jump, and only the images
-    really on screen are fetched)."""
-    colour = blurhash_colour(ref.blurhash) if ref.blurhash else None
-    text = label[:cols]
-    if colour is None:
+    """What stands for an image while it loads: its blurhash drawn (in half-blocks) over
+    the box it will take, with ``label`` over the start of the first line (without a
+    blurhash, the label and blank lines: the space is kept either way, so what is below
+    does not jump, and only the images really on screen are fetched)."""
+    picture = blurhash_picture(ref.blurhash, cols, rows) if ref.blurhash else None
+    if picture is None:
         return [[Segment(label, Style(color=muted, italic=True))], *([] for _ in range(rows - 1))]
-    fill = Style(bgcolor=Color.from_rgb(*colour), color=muted, italic=True)
-    lines: list[Line] = [[Segment(text + " " * (cols - len(text)), fill)]]
-    lines.extend([Segment(" " * cols, fill)] for _ in range(rows - 1))
+    lines = half_block_lines(picture)
+    text = label[:cols]
+    colour = blurhash_colour(ref.blurhash) if ref.blurhash else None
+    fill = Style(
+        bgcolor=Color.from_rgb(*colour) if colour is not None else None, color=muted, italic=True
+    )
+    _, rest = Segment.divide(lines[0], [len(text), cols])
+    lines[0] = [Segment(text, fill), *rest]
     return lines
 
 
