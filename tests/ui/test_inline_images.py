@@ -431,3 +431,54 @@ async def test_room_avatars_are_drawn_in_the_room_list_kept_on_disk_and_can_be_t
         await until(pilot, lambda: not avatar_cells(), "the avatar gone")
         await until(pilot, lambda: not bob_cells(), "Bob's avatar gone")
         assert await app.client.db.run(app.client.cache.get_meta, "avatars") == "off"
+
+
+async def test_the_dm_header_shows_the_other_persons_avatar_while_avatars_are_on(
+    synapse: SynapseServer, make_user: Callable[..., RegisteredUser], tmp_path: Path
+) -> None:
+    from tui_client.ui.widgets.room_header import RoomHeader
+
+    alice = make_user("alice", displayname="Alice")
+    bob = make_user("bob", displayname="Bob")
+    flat = io.BytesIO()
+    Image.new("RGB", (8, 8), GREEN).save(flat, "PNG")
+    profile = f"/_matrix/client/v3/profile/{urllib.parse.quote(bob.user_id, safe='')}/avatar_url"
+    status, answer = synapse.request_json(
+        "PUT", profile, {"avatar_url": upload(synapse, bob, flat.getvalue())}, bob.access_token
+    )
+    assert status == 200, answer
+    status, body = synapse.request_json(
+        "POST",
+        "/_matrix/client/v3/createRoom",
+        {"preset": "trusted_private_chat", "invite": [alice.user_id], "is_direct": True},
+        bob.access_token,
+    )
+    assert status == 200, body
+    dm = str(body["room_id"])
+    _join(synapse, alice, dm)
+    direct = f"/_matrix/client/v3/user/{urllib.parse.quote(alice.user_id, safe='')}/account_data/m.direct"
+    status, answer = synapse.request_json("PUT", direct, {bob.user_id: [dm]}, alice.access_token)
+    assert status == 200, answer
+
+    app = TuiClientApp(base_dir=tmp_path / "alice")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _log_in(pilot, app, synapse, alice)
+        assert app.client is not None
+        await until(pilot, lambda: screen.current_room == dm and screen.view is not None, "the DM")
+        header = screen.query_one(RoomHeader)
+
+        def avatar() -> list[Any]:
+            strip = header.render_line(0)
+            return [s for s in strip if isinstance(s, Segment) and "▀" in s.text]
+
+        await until(pilot, lambda: bool(avatar()), "Bob's avatar in the header", timeout=20)
+        (segment,) = avatar()
+        assert segment.text == "▀▀"
+        assert segment.style is not None and segment.style.color is not None
+        upper = segment.style.color.get_truecolor()
+        assert near((upper.red, upper.green, upper.blue), GREEN)
+        assert "Bob" in header.render_line(0).text and "(direct message)" in header.render_line(0).text
+
+        await image_service(app.client).set_avatars(False)
+        await until(pilot, lambda: not avatar(), "the avatar gone from the header")
+        assert "Bob" in header.render_line(0).text

@@ -150,6 +150,11 @@ class ChatScreen(RoomActions):
         presence_of = self._presence_label
         self.query_one(MemberList).presence_of = presence_of
         self.query_one(RoomHeader).presence_of = presence_of
+        self.query_one(RoomHeader).avatar_of = self._member_avatar
+
+    def _member_avatar(self, user_id: str) -> str | None:
+        member = self.view.members.get(user_id) if self.view is not None else None
+        return member.avatar_url if member is not None else None
 
     def on_key(self, event: events.Key) -> None:
         # The vim mode's j/k/gg/G/Ctrl+D/Ctrl+U/: on the timeline and the lists (off: nothing).

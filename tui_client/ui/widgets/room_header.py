@@ -1,4 +1,5 @@
-"""The header of the open room: name, padlock, and the topic on one line."""
+"""The header of the open room: name, padlock, and the topic on one line; in a direct
+message, the other person's avatar first (while avatars are on)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from ...engine.devices import IdentityState, UserTrust
 from ...protocol.bridges import bridge_label
 from ...protocol.room_state import RoomSummary
 from ...protocol.sanitize import clean_line
+from ..pictures import image_service, picture_lines
 
 
 class RoomHeader(Widget):
@@ -34,6 +36,9 @@ class RoomHeader(Widget):
         self.trust_of: Callable[[str], UserTrust | None] = lambda user_id: None
         #: The other person's presence in a DM, in a word, when the server says it.
         self.presence_of: Callable[[str], str | None] = lambda user_id: None
+        #: A member's avatar (an mxc URI) in the open room, when known.
+        self.avatar_of: Callable[[str], str | None] = lambda user_id: None
+        self._listening = False
 
     def render(self) -> Text:
         """One line."""
@@ -41,6 +46,8 @@ class RoomHeader(Widget):
         if room is None:
             return Text(" tui_client — pick a room (Ctrl+K)", style=Style(dim=True))
         text = Text(" ")
+        if room.is_dm:
+            text.append_text(self._avatar(room))
         if room.encrypted:
             text.append("🔒 ")
         text.append(clean_line(room.display_name), style=Style(bold=True))
@@ -67,6 +74,35 @@ class RoomHeader(Widget):
             text.append(clean_line(room.topic), style=Style(dim=True, italic=True))
         text.truncate(max(1, self.size.width), overflow="ellipsis")
         return text
+
+
+    def _avatar(self, room: RoomSummary) -> Text:
+        """The other person's avatar (else the room's) as 2 cells of half-blocks and a
+        space; nothing while avatars are off or there is none, blank while it loads."""
+        client = getattr(self.app, "client", None)
+        mxc = (self.avatar_of(room.dm_user) if room.dm_user else None) or room.avatar_url
+        if client is None or not mxc:
+            return Text()
+        service = image_service(client)
+        if not self._listening:
+            self._listening = True
+            service.listen(self.refresh_avatar)
+        if not service.avatars:
+            return Text()
+        picture = service.avatar(mxc)
+        if picture is None:
+            service.request_avatar(mxc, lambda _mxc: self.refresh_avatar())
+            return Text("   ")
+        text = Text()
+        for segment in picture_lines(picture)[0]:
+            text.append(segment.text, style=segment.style)
+        text.append(" ")
+        return text
+
+    def refresh_avatar(self) -> None:
+        """An avatar loaded, or the avatar setting changed."""
+        if self.is_attached:
+            self.refresh()
 
 
 def _trust_text(trust: UserTrust) -> Text:
