@@ -62,7 +62,7 @@ def test_resolve_reports_unknown_actions_and_conflicts() -> None:
 async def test_a_rebound_key_shows_in_help_and_footer_and_works(
     fake_profile: Path, fake_server: FakeHomeserver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _config(tmp_path, monkeypatch, '[keys.timeline]\nreply = "y"\n\n[keys.global]\nhelp = "f9"\n')
+    _config(tmp_path, monkeypatch, '[keys.timeline]\nreply = "y"\n\n[keys.global]\nhelp = "f12"\n')
     app = _app(fake_profile, fake_server)
     async with app.run_test(size=(120, 36)) as pilot:
         await _ready(pilot)
@@ -72,7 +72,7 @@ async def test_a_rebound_key_shows_in_help_and_footer_and_works(
         await pilot.pause(0.2)
         footer = screen_lines(pilot)[-1]
         assert "y Reply" in footer and "r Reply" not in footer
-        assert "f9 Help" in footer
+        assert "f12 Help" in footer
         await pilot.press("r")  # the old key does nothing now
         await pilot.pause(0.2)
         assert not app.screen.query_one("#mode-banner").display
@@ -84,13 +84,13 @@ async def test_a_rebound_key_shows_in_help_and_footer_and_works(
         await pilot.press("f1")  # F1 is no longer the help key
         await pilot.pause(0.2)
         assert not isinstance(app.screen, HelpScreen)
-        await pilot.press("f9")
+        await pilot.press("f12")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), "the help")
         help_text = str(app.screen.query_one("#help-text", Static).render())
         reply_line = next(line for line in help_text.splitlines() if " reply " in line)
         assert reply_line.split()[0] == "y", reply_line
         help_line = next(line for line in help_text.splitlines() if " help " in line)
-        assert help_line.split()[0] == "f9", help_line
+        assert help_line.split()[0] == "f12", help_line
 
 
 async def test_conflicts_and_unknown_actions_are_named_in_a_toast(

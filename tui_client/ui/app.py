@@ -22,11 +22,12 @@ from ..engine.client import CACHE_FILE, SESSION_FILE, MatrixClient
 from ..engine.directory import parse_server_list
 from ..engine.paths import profile_dir
 from ..engine.settings import account_values, apply_config
-from ..engine.updates import SessionEnded, SyncStatus, Update
+from ..engine.updates import RoomListChanged, SessionEnded, SyncStatus, Update
 from ..protocol.directory import PublicRoom
 from ..protocol.ids import InvalidIdentifier
 from ..protocol.sanitize import clean_line
 from . import notification_commands, notify
+from .accounts import AccountBar, AccountManager
 from .graphics import detect, graphics, set_graphics
 from .join_flow import JoinFlow
 from .keymap import KeySettings, load_key_settings
@@ -96,6 +97,7 @@ class TuiClientApp(App[None]):
         # Priority: the composer (a TextArea) would take the key otherwise.
         Binding("f6", "devices", "Devices", show=False, priority=True, id="global.devices"),
         Binding("f7", "encryption_health", "Encryption", show=False, priority=True, id="global.encryption"),
+        Binding("f9", "accounts", "Accounts", show=False, priority=True, id="global.accounts"),
     ]
 
     def __init__(
@@ -122,6 +124,8 @@ class TuiClientApp(App[None]):
         self.join_flow = JoinFlow(self)
         self.security = SecurityFlow(self)
         self.notifier = notify.attach(self)
+        #: Every account in the window (ui/accounts.py); ``client`` is the one in front.
+        self.accounts = AccountManager(self)
         if self.no_color:
             honour_no_color(self._filters)
         self._apply_config(config or Config())
@@ -182,10 +186,11 @@ class TuiClientApp(App[None]):
             except Exception as error:
                 log.exception("could not restore the session")
                 self.notify(f"Could not restore the saved session: {error}", severity="error", markup=False)
-        if self.client is None:
-            self._show_login()
-        else:
+        if self.client is not None:
             await self._start(self.client)
+        # The accounts added to this window before (each in its own folder and mode).
+        if not await self.accounts.restore_others() and self.client is None:
+            self._show_login()
 
     #: The key bindings in force (the config's [keys]); set when the app starts.
     key_settings: KeySettings | None = None
@@ -243,8 +248,9 @@ class TuiClientApp(App[None]):
 
     async def _start(self, client: MatrixClient) -> None:
         self.client = client
+
         def forward(update: Update) -> None:
-            self.post_message(EngineUpdate(update))
+            self.post_message(EngineUpdate(update, client))
 
         self._unsubscribe = client.subscribe(forward)
         await client.open()
@@ -253,6 +259,7 @@ class TuiClientApp(App[None]):
         self._saved_settings.update(account_values(client))
         chat = ChatScreen(client)
         await self.push_screen(chat)
+        self.accounts.started(client, chat, self._unsubscribe)
         # Named widths only: the stylesheet's narrow layout stays for the rest.
         for selector, setting in (("#rooms", "room_list_width"), ("#members", "member_list_width")):
             if self.config.names(setting):
@@ -272,6 +279,12 @@ class TuiClientApp(App[None]):
         if not self.is_running:
             return  # shutting down: the screens are being taken apart
         update = message.update
+        account = self.accounts.of(message.source)
+        if account is not None and message.source is not self.client:
+            self.accounts.background_update(account, update)
+            return
+        if message.source is not None and account is None and message.source is not self.client:
+            return  # a closed account's last words
         screen = self.chat_screen
         # A chat screen not mounted yet reads the client's state when it mounts.
         if screen is not None and screen.is_mounted:
@@ -281,8 +294,10 @@ class TuiClientApp(App[None]):
             if isinstance(other, DirectoryScreen | SpaceScreen) and other.is_mounted:
                 other.handle_update(update)
         self.security.handle(update)
-        self.notifier.handle(update)
+        (account.notifier if account is not None else self.notifier).handle(update)
         recovery.handle_update(self, self.client, update)
+        if isinstance(update, RoomListChanged):
+            self.accounts.refresh()
         if isinstance(update, SessionEnded) and update.message != "Logged out.":
             self._session_ended(update)
 
@@ -312,20 +327,27 @@ class TuiClientApp(App[None]):
             return
 
         async def relogin() -> None:
+            # In the account's own folder (the main one, or its slot's).
+            profile, base_dir = self.accounts.location_of(client)
+            mode = self.current_mode
             await self._drop_client("")
             try:
                 fresh = await MatrixClient.login(
                     client.user_id,
                     password,
                     homeserver=client.info.homeserver,
-                    profile=self.profile,
-                    base_dir=self.base_dir,
+                    profile=profile,
+                    base_dir=base_dir,
                     transport=self.transport,
                 )
             except Exception as error:
                 problem = explain_login_failure(
                     error, user_id=client.user_id, homeserver=client.info.homeserver
                 )
+                if await self.accounts.leave_for_another(mode):
+                    # The login screen is the main folder's: another account may be in it.
+                    self.notify(problem.text, title=clean_line(client.user_id, 100), severity="error", markup=False)
+                    return
                 self._show_login(problem.text, client.user_id)
                 return
             await self._start(fresh)
@@ -338,10 +360,15 @@ class TuiClientApp(App[None]):
         if self._unsubscribe:
             self._unsubscribe()
         if client is not None:
+            self.accounts.ended(client, forget=bool(message))
             await client.close()
         while len(self.screen_stack) > 1:
             await self.pop_screen()
         if message:
+            if await self.accounts.leave_for_another(self.current_mode):
+                user = clean_line(client.user_id, 100) if client is not None else ""
+                self.notify(f"{clean_line(message, 200)} F9, then a, to log in to it again.", title=user, severity="error", markup=False)
+                return
             self._show_login(message)
 
     def open_room(self, room_id: str) -> None:
@@ -473,6 +500,7 @@ class TuiClientApp(App[None]):
             f"Use sliding sync where the server offers it (now: {sliding}; running: {chat.client.sync_mode})",
             self.action_toggle_sliding_sync,
         )
+        yield from self.accounts.commands()
         yield SystemCommand("Log out", "End this session on the server and remove local data", self.action_logout)
 
     async def action_toggle_typing(self) -> None:
@@ -546,15 +574,29 @@ class TuiClientApp(App[None]):
         if self._unsubscribe:
             self._unsubscribe()
         user_id = client.user_id
+        self.accounts.ended(client, forget=True)
         await client.logout()
         while len(self.screen_stack) > 1:
             await self.pop_screen()
+        if await self.accounts.leave_for_another(self.current_mode):
+            self.notify(f"Logged out of {clean_line(user_id, 100)}.", markup=False)
+            return
         self._show_login("Logged out.", user_id)
 
     async def on_unmount(self) -> None:
         graphics().forget(self)  # the kitty images this run sent
-        if self.client is not None:
-            await self.client.close()
+        clients = [account.client for account in self.accounts.accounts]
+        if self.client is not None and self.client not in clients:
+            clients.append(self.client)
+        for client in clients:
+            await client.close()
+
+    def action_accounts(self) -> None:
+        """F9: the accounts in this window (switch, or add one)."""
+        self.accounts.show_switcher()
+
+    def on_account_bar_account_chosen(self, message: AccountBar.AccountChosen) -> None:
+        self.accounts.switch_slot(message.slot)
 
     def post_display_hook(self) -> None:
         """After each frame: the viewer's sixel or iTerm2 picture over its cells."""

@@ -9,15 +9,21 @@ from ..engine.updates import RoomListChanged, SyncState, Update
 
 
 class EngineUpdate(Message):
-    """An update from the engine. Status and room-list updates coalesce (latest wins)."""
+    """An update from the engine. Status and room-list updates coalesce (latest wins).
 
-    def __init__(self, update: Update) -> None:
+    ``source`` is the client (the account) it came from: with several accounts in the
+    window, the app hands it to that account's screens only, and only updates of the
+    same account coalesce.
+    """
+
+    def __init__(self, update: Update, source: object = None) -> None:
         super().__init__()
         self.update = update
+        self.source = source
 
     def can_replace(self, message: Message) -> bool:
         """A newer room list or sync status makes an older queued one pointless."""
-        if not isinstance(message, EngineUpdate):
+        if not isinstance(message, EngineUpdate) or message.source is not self.source:
             return False
         for kind in (SyncState, RoomListChanged):
             if isinstance(self.update, kind) and isinstance(message.update, kind):

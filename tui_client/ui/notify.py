@@ -306,13 +306,20 @@ class Notifier:
 # -- the app's side ------------------------------------------------------------------------
 
 
-def attach(app: TuiClientApp) -> Notifier:
-    """The app's notifier: the settings of its client, its screen and focus, its driver."""
+def attach(app: TuiClientApp, client: MatrixClient | None = None) -> Notifier:
+    """The app's notifier: the settings of its client, its screen and focus, its driver.
+
+    With ``client``, one account's: its own settings, and the user looks at none of its
+    rooms while another account is in front.
+    """
 
     def settings() -> AlertSettings | None:
-        return app.client.notifications.alerts if app.client is not None else None
+        shown = client if client is not None else app.client
+        return shown.notifications.alerts if shown is not None else None
 
     def looking_at() -> Screen:
+        if client is not None and app.client is not client:
+            return Screen(app.app_focus, None)
         chat = app.chat_screen
         room = chat.current_room if chat is not None and app.screen is chat else None
         return Screen(app.app_focus, room)

@@ -43,6 +43,7 @@ from ...protocol.push_rules import LEVEL_MUTE
 from ...protocol.room_state import RoomSummary
 from ...protocol.sanitize import clean_line
 from ...protocol.timeline import SendState, TimelineItem
+from ..accounts import AccountBar
 from ..completion import (
     Completion,
     MemberChoice,
@@ -107,12 +108,16 @@ class ChatScreen(RoomActions):
         self._outgoing: deque[tuple[str | None, str, tuple[str, TimelineItem] | None, list[Pill]]] = deque()
         self._draining = False  # a worker is handing them over
         self._search_history: SearchHistory | None = None
+        #: Another account is in front (ui/accounts.py): this screen keeps up, but says nothing.
+        self.background = False
 
     def compose(self) -> ComposeResult:
         yield RoomHeader(id="room-header")
         yield SecurityBar(id="security-bar")
         with Horizontal(id="body"):
-            yield SpaceBar(id="spaces")
+            with Vertical(id="sidebar"):
+                yield AccountBar(id="accounts")
+                yield SpaceBar(id="spaces")
             yield RoomList(id="rooms")
             with Vertical(id="center"):
                 yield TimelineView(id="timeline")
@@ -216,7 +221,8 @@ class ChatScreen(RoomActions):
                     message = f"New message from {name}"
                 else:
                     continue
-                self.notify(message + " (Ctrl+K to go there)", markup=False, timeout=6)
+                if not self.background:
+                    self.notify(message + " (Ctrl+K to go there)", markup=False, timeout=6)
             self._counts = counts
 
     def _arm_alerts(self) -> None:
@@ -269,12 +275,14 @@ class ChatScreen(RoomActions):
             self.query_one(UploadBar).show(update)
         elif isinstance(update, Notice):
             severity = {"warning": "warning", "error": "error"}.get(update.level, "information")
-            self.notify(clean_line(update.text), severity=severity, markup=False)  # type: ignore[arg-type]
+            if not self.background:  # (the app says a background account's, naming it)
+                self.notify(clean_line(update.text), severity=severity, markup=False)  # type: ignore[arg-type]
             self.query_one(StatusBar).message = clean_line(update.text, 80)
         elif isinstance(update, SessionEnded):
             self.query_one(StatusBar).message = clean_line(update.message, 80)
         self.handle_room_update(update)
-        forward_thread_update(self.app, update)
+        if not self.background:  # (the screens in front are another account's)
+            forward_thread_update(self.app, update)
 
     def _ordered_rooms(self) -> list[RoomSummary]:
         return [room for _key, rooms in ordered(self.filtered_rooms()) for room in rooms]
