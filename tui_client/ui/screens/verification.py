@@ -318,6 +318,9 @@ class VerificationDialog(ModalScreen[None]):
         code = flow.qr_code if flow.state is VerificationState.READY else None
         self.query_one("#verification-qr", QrCodeView).show(code)
         self.query_one("#verification-box").set_class(code is not None, "-qr")
+        # (The app's .dialog-title margin wins over this screen's CSS: set here. A row more
+        # for the code lets its quiet zone grow on a 24-row terminal.)
+        self.query_one("#verification-title").styles.margin = (0, 0, 0 if code is not None else 1, 0)
         start = self.query_one("#start", Button)
         start.label = "Compare emoji instead" if code is not None else "Start comparing emoji"
         if flow.state is not VerificationState.READY or QR_SHOW_METHOD not in flow.methods:

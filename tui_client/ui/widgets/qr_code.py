@@ -57,7 +57,7 @@ def half_block_rows(matrix: list[list[bool]], quiet: int) -> list[list[tuple[boo
 
 
 class QrCodeView(Widget):
-    """Shows one QR code, centred, as large a quiet zone as the widget allows."""
+    """Shows one QR code (centred across, from the top), as large a quiet zone as fits."""
 
     DEFAULT_CSS = """
     QrCodeView {
@@ -111,7 +111,7 @@ class QrCodeView(Widget):
     def render_line(self, y: int) -> Strip:
         width = self.content_size.width
         rows = self._drawing()
-        top = max(0, (self.content_size.height - len(rows)) // 2)
+        top = 0
         if not rows or not top <= y < top + len(rows):
             return Strip.blank(width, self.rich_style)
         cells = rows[y - top]
