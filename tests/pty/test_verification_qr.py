@@ -4,22 +4,20 @@ another client of ours scans the code and reciprocates, the user answers from th
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pytest
 
 from tui_client.crypto.verification import VerificationState
 from tui_client.devtools.synapse import RegisteredUser, SynapseServer
-from tui_client.engine.client import MatrixClient
 
 from ..integration.verification_support import cross_signing_complete, incoming, reach
-from ..ui.test_verification_qr import SCANNER, decode
+from ..ui.test_verification_qr import decode, scanner_client
 from .app import PtyApp
 from .test_composer_burst import log_in_on_pty, make_room
+from .test_graphics import Loop
 
 T = TypeVar("T")
 
@@ -56,34 +54,6 @@ def terminal_modules(app: PtyApp) -> list[list[bool]]:
     return rows
 
 
-class _Loop:
-    """An event loop in a thread, for the other client while the test drives the terminal."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="phone", daemon=True)
-        self.thread.start()
-
-    def run(self, work: Coroutine[Any, Any, T], timeout: float = 90.0) -> T:
-        return asyncio.run_coroutine_threadsafe(work, self.loop).result(timeout)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-
-
-async def _phone(synapse: SynapseServer, user: RegisteredUser, folder: Path) -> MatrixClient:
-    client = await MatrixClient.login(
-        user.user_id, user.password, homeserver=synapse.base_url, base_dir=folder, long_poll_ms=500
-    )
-    client.encryption.config = SCANNER
-    await client.open()
-    client.start()
-    await client.wait_synced()
-    await cross_signing_complete(client)
-    return client
-
-
 @pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
 def test_a_phone_scans_the_terminal(
     synapse: SynapseServer,
@@ -94,8 +64,9 @@ def test_a_phone_scans_the_terminal(
     alice = make_user("alice", displayname="Alice")
     bob = make_user("bob", displayname="Bob")
     make_room(synapse, bob, "QR room", alice)
-    loop = _Loop()
-    phone = loop.run(_phone(synapse, alice, tmp_path / "phone"))
+    loop = Loop()
+    phone = loop.run(scanner_client(synapse, alice, tmp_path / "phone"))
+    loop.run(cross_signing_complete(phone))
     try:
         with PtyApp.client(
             "--data-dir",
@@ -131,4 +102,4 @@ def test_a_phone_scans_the_terminal(
             loop.run(reach(phone, request.id, VerificationState.DONE))
     finally:
         loop.run(phone.close())
-        loop.close()
+        loop.stop()

@@ -35,7 +35,7 @@ SCANNER = MachineConfig(
 )
 
 
-async def _scanner(synapse: SynapseServer, user: RegisteredUser, folder: Path) -> MatrixClient:
+async def scanner_client(synapse: SynapseServer, user: RegisteredUser, folder: Path) -> MatrixClient:
     client = await MatrixClient.login(
         user.user_id, user.password, homeserver=synapse.base_url, base_dir=folder, long_poll_ms=500
     )
@@ -138,7 +138,7 @@ async def test_a_phone_scans_this_session_on_an_80x24_terminal(
     synapse: SynapseServer, make_user: MakeUser, tmp_path: Path, memory_keyring: None
 ) -> None:
     alice_user = make_user("alice")
-    phone = await _scanner(synapse, alice_user, tmp_path / "phone")
+    phone = await scanner_client(synapse, alice_user, tmp_path / "phone")
     await cross_signing_complete(phone)
     client = await _app_client(synapse, alice_user, tmp_path / "app")
     app = TuiClientApp(client=client, base_dir=tmp_path / "app")
@@ -208,7 +208,7 @@ async def test_what_goes_wrong_is_said_on_screen(
 ) -> None:
     """A wrong secret (an attack), the user answering no, and a timeout: each on screen."""
     alice_user = make_user("alice")
-    phone = await _scanner(synapse, alice_user, tmp_path / "phone")
+    phone = await scanner_client(synapse, alice_user, tmp_path / "phone")
     await cross_signing_complete(phone)
     quick = MachineConfig(verification=VerificationConfig(timeout_ms=20_000, inactivity_ms=20_000))
     client = await _app_client(synapse, alice_user, tmp_path / "app", quick)
