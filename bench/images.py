@@ -1,4 +1,5 @@
-"""Images: scroll a room of 500 images (half-blocks) against a room of 500 text messages.
+"""Images: scroll a room of 500 images (half-blocks, then kitty placeholders) against a
+room of 500 text messages.
 
 Both rooms are shown by the real :class:`~tui_client.ui.widgets.timeline.TimelineView` in a
 small Textual app (no engine: the items are built directly, and the image service's fetch
@@ -6,7 +7,9 @@ returns a PNG made here, so the network is not measured; decoding runs in its wo
 threads as it does for a user). From the newest message, PageUp to the oldest and back
 down, a key at a time, waiting for the images on screen to load. An event-loop monitor
 records the longest stall (the worst frame); the image cache's size at the end is printed
-next to its bound.
+next to its bound. The kitty run decodes each picture with its PNG too (at 10 x 20 pixels
+a cell) and draws placeholder cells; what it would write to a terminal is not written
+(headless), so it measures the client's side only.
 """
 
 from __future__ import annotations
@@ -112,17 +115,22 @@ def _on_screen(timeline: Any) -> set[str]:
     return keys
 
 
-async def measure(images: bool, pngs: list[bytes]) -> dict[str, Any]:
+async def measure(images: bool, pngs: list[bytes], kitty: bool = False) -> dict[str, Any]:
     """Scroll one room to the top and back; the worst stall, keys, cache size."""
     from textual import events
     from textual.app import App, ComposeResult
 
+    from tui_client.ui.graphics import HALFBLOCKS, KITTY, Terminal, set_graphics
     from tui_client.ui.widgets.timeline import TimelineView
+
+    set_graphics(Terminal(KITTY if kitty else HALFBLOCKS, (10, 20)))
 
     # The collector as the app sets it up (engine/gc_policy.py), from the same state each time.
     gc_policy.reset()
     gc_policy.configure()
     service = LocalImages(pngs)
+    if kitty:
+        service.detail = (10, 20)
     # Pillow's plugins load on its first decode: once per process, not per image.
     decode_picture(pngs[0], 8, 4)
 
@@ -190,6 +198,7 @@ async def measure(images: bool, pngs: list[bytes]) -> dict[str, Any]:
         running = False
         await watcher
         meter.__exit__()
+    set_graphics(Terminal())
     return {
         "worst_ms": max(stalls) * 1000,
         "key_median_ms": statistics.median(keys),
@@ -207,11 +216,12 @@ async def measure(images: bool, pngs: list[bytes]) -> dict[str, Any]:
 def run(rounds: int = ROUNDS) -> dict[str, Any]:
     """Both rooms, ``rounds`` times alternately."""
     pngs = [_png(seed) for seed in range(MESSAGES)]  # every picture its own, colours too
-    with_images, text_only = [], []
+    with_images, text_only, kitty = [], [], []
     for _ in range(rounds):
         with_images.append(asyncio.run(measure(True, pngs)))
         text_only.append(asyncio.run(measure(False, pngs)))
-    return {"images": with_images, "text": text_only}
+        kitty.append(asyncio.run(measure(True, pngs, kitty=True)))
+    return {"images": with_images, "text": text_only, "kitty": kitty}
 
 
 def main() -> None:
@@ -242,6 +252,12 @@ def main() -> None:
     print(
         f"  image cache at the end        {last['cache_bytes'] / 1024:8.0f} KiB ({last['cached']} pictures, {last['fetched']} fetched;"
         f" bound {CACHE_BYTES // (1024 * 1024)} MiB)"
+    )
+    kitty = report["kitty"]
+    worst_kitty = statistics.median(r["worst_ms"] for r in kitty)
+    print(
+        f"  kitty placeholders: worst frame {worst_kitty:6.1f} ms   ratio to text {worst_kitty / worst_text:.2f};"
+        f" cache {kitty[-1]['cache_bytes'] / 1024:.0f} KiB ({kitty[-1]['cached']} pictures with PNGs)"
     )
 
 

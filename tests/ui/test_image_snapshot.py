@@ -113,3 +113,48 @@ async def test_o_and_O_in_the_thread_panel_act_as_in_the_room(
             lambda: any("no link to copy" in n.message for n in app._notifications),
             "O's answer",
         )
+
+
+async def test_kitty_placeholders_in_the_timeline_and_the_palette_switch_to_half_blocks(
+    fake_profile: Path, fake_server: FakeHomeserver
+) -> None:
+    """With kitty graphics, Bob's picture is placeholder cells (U+10EEEE, the image ID as
+    colour), as many as the half-blocks would take; the palette switches to half-blocks
+    and back."""
+    from tui_client.ui.graphics import HALFBLOCKS, KITTY, PLACEHOLDER, Terminal, set_graphics
+
+    fake_server.media["sunset"] = sunset_png()
+    set_graphics(Terminal(KITTY, (10, 20)))
+    try:
+        app = _app(fake_profile, fake_server)
+        async with app.run_test(size=SIZE) as pilot:
+            await _settle(pilot)
+            app.open_room(GENERAL)
+            await _settle(pilot, GENERAL)
+            chat = app.chat_screen
+            assert chat is not None and chat.view is not None
+            timeline = chat.query_one(TimelineView)
+            chat.view.on_sync_events([StoredEvent(10_000, image_event())])
+
+            def rows_of(mark: str) -> list[str]:
+                lines = [timeline.render_line(y).text for y in range(timeline.size.height)]
+                return [line for line in lines if mark in line]
+
+            await wait_for(pilot, lambda: len(rows_of(PLACEHOLDER)) == 10, "the placeholders")
+            assert all(row.count(PLACEHOLDER) == 40 for row in rows_of(PLACEHOLDER))
+            assert not rows_of("▀")
+
+            async def run_command(title: str) -> None:
+                await pilot.press("ctrl+p")
+                await pilot.pause(0.2)
+                await pilot.press(*title)
+                await pilot.pause(0.5)
+                await pilot.press("enter")
+
+            await run_command("Pictures drawn with")
+            await wait_for(pilot, lambda: len(rows_of("▀")) == 10, "half-blocks")
+            assert not rows_of(PLACEHOLDER)
+            await run_command("Pictures drawn with")
+            await wait_for(pilot, lambda: len(rows_of(PLACEHOLDER)) == 10, "placeholders again")
+    finally:
+        set_graphics(Terminal(HALFBLOCKS))

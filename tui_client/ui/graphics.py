@@ -324,8 +324,11 @@ def iterm2_sequence(png: bytes, cols: int, rows: int) -> str:
 class Graphics:
     """The terminal's protocol for one app, and what it has been sent."""
 
-    def __init__(self, terminal: Terminal | None = None) -> None:
+    def __init__(self, terminal: Terminal | None = None, detected: Terminal | None = None) -> None:
         self.terminal = terminal or Terminal()
+        #: What the terminal was found to have at start (the palette switches between it
+        #: and half-blocks).
+        self.detected = detected or self.terminal
         #: Kitty image IDs by picture (its PNG), most recently drawn last.
         self._ids: OrderedDict[bytes, int] = OrderedDict()
         # IDs start at a random point: another program's images keep theirs.
@@ -395,10 +398,11 @@ def graphics() -> Graphics:
     return _graphics
 
 
-def set_graphics(terminal: Terminal) -> Graphics:
-    """Draw with this terminal's protocol from now on."""
+def set_graphics(terminal: Terminal, detected: Terminal | None = None) -> Graphics:
+    """Draw with this terminal's protocol from now on (``detected``: what the terminal
+    has, when this is a switch away from it)."""
     global _graphics
-    _graphics = Graphics(terminal)
+    _graphics = Graphics(terminal, detected)
     if terminal.protocol == KITTY:
         # The image ID is the foreground colour, so colours must reach the terminal as
         # they are (kitty and Ghostty have 24-bit colour): no downgrade to 256 colours.

@@ -28,7 +28,7 @@ from ..engine.images import (
     blurhash_picture,
 )
 from ..protocol.media import ImageRef
-from .graphics import KITTY, graphics
+from .graphics import HALFBLOCKS, KITTY, Terminal, graphics, set_graphics
 
 __all__ = [
     "INLINE_BOX",
@@ -185,6 +185,22 @@ def media_commands(app: App[Any], client: MatrixClient) -> Iterable[SystemComman
         "Rooms' pictures in the room list",
         lambda: app.run_worker(toggle_avatars(), exit_on_error=False),
     )
+    detected = graphics().detected
+    if detected.protocol != HALFBLOCKS:
+        drawn = graphics().protocol
+        other = HALFBLOCKS if drawn != HALFBLOCKS else detected.protocol
+
+        def switch() -> None:
+            graphics().forget(app)  # the kitty images sent so far
+            set_graphics(Terminal(other, detected.cell), detected)
+            service.set_detail(graphics().detail if other == KITTY else None)
+            app.notify(f"Pictures drawn with {other}", markup=False, timeout=4)
+
+        yield SystemCommand(
+            f"Pictures drawn with: {drawn} → {other}",
+            "How the terminal draws pictures (this run; images.protocol in the config file keeps it)",
+            switch,
+        )
     yield SystemCommand(
         f"Copy links with O: {'on → off' if service.copy_links else 'off → on'}",
         "O copies a message's link to the terminal's clipboard (OSC 52)",
