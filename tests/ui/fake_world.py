@@ -400,6 +400,8 @@ class FakeHomeserver:
         self._undelivered: list[str] = []
         #: Media ID -> bytes served by the download endpoints.
         self.media: dict[str, bytes] = {}
+        #: Media IDs whose download never answers (an image that stays loading).
+        self.held_media: set[str] = set()
         self._wake: asyncio.Event | None = None
         self._batch = 1
 
@@ -414,6 +416,8 @@ class FakeHomeserver:
             return httpx.Response(200, json={"event_id": f"$sent{self.counter}"})
         if "/media/download/" in path or "/media/v3/download/" in path:
             media_id = unquote(path.rsplit("/", 1)[1])
+            if media_id in self.held_media:
+                await asyncio.sleep(3600)
             if media_id in self.media:
                 return httpx.Response(200, content=self.media[media_id])
             return httpx.Response(404, json={"errcode": "M_NOT_FOUND", "error": "Not found"})

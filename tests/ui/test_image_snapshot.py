@@ -158,3 +158,70 @@ async def test_kitty_placeholders_in_the_timeline_and_the_palette_switch_to_half
             await wait_for(pilot, lambda: len(rows_of(PLACEHOLDER)) == 10, "placeholders again")
     finally:
         set_graphics(Terminal(HALFBLOCKS))
+
+
+def harbour_event() -> dict[str, Any]:
+    """A second picture, still loading: its sender's blurhash (of the sunset) stands in."""
+    import blurhash
+
+    with Image.open(io.BytesIO(sunset_png())) as image:
+        rgb = image.convert("RGB")
+        pixels = [[list(rgb.getpixel((x, y))) for x in range(64)] for y in range(32)]  # type: ignore[arg-type]
+    return {
+        "event_id": "$harbour",
+        "type": "m.room.message",
+        "sender": "@bob:example.org",
+        "origin_server_ts": 1795779996000,
+        "content": {
+            "msgtype": "m.image",
+            "body": "harbour.png",
+            "url": "mxc://example.org/harbour",
+            "info": {
+                "mimetype": "image/png",
+                "w": 64,
+                "h": 32,
+                "xyz.amorgan.blurhash": blurhash.encode(pixels, components_x=4, components_y=3),
+            },
+        },
+    }
+
+
+def test_images_and_a_blurhash_while_loading(
+    snap_compare, fake_profile: Path, fake_server: FakeHomeserver
+) -> None:
+    """Bob's picture drawn, then a second one still loading: its blurhash as a blurred
+    picture of the box it will take (the README's screenshot of pictures)."""
+    from .conftest import save_screenshot
+
+    fake_server.media["sunset"] = sunset_png()
+    fake_server.held_media.add("harbour")
+    app = _app(fake_profile, fake_server)
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await _settle(pilot)
+        app.open_room(GENERAL)
+        await _settle(pilot, GENERAL)
+        chat = app.chat_screen
+        assert chat is not None and chat.view is not None
+        timeline = chat.query_one(TimelineView)
+        chat.view.on_sync_events([StoredEvent(10_000, image_event()), StoredEvent(10_001, harbour_event())])
+
+        def lines() -> list[str]:
+            return [timeline.render_line(y).text for y in range(timeline.size.height)]
+
+        # The sunset (10 lines), then the harbour's 10 lines of blurhash, its label over
+        # the first.
+        try:
+            await wait_for(
+                pilot,
+                lambda: sum(1 for line in lines() if "▀" in line) == 20
+                and any("loading image…▀" in line for line in lines()),
+                "the picture and the blurhash",
+            )
+        except AssertionError:
+            raise AssertionError(lines()) from None
+        app.clear_notifications()
+        await pilot.pause(0.1)
+        save_screenshot("images", app.export_screenshot(title="tui_client"))
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
