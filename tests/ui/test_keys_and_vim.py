@@ -139,6 +139,52 @@ async def test_vim_mode_in_the_composer_type_esc_dd_u_send(
         assert composer.text == ""
 
 
+async def test_vim_dot_repeat_and_visual_mode_in_the_composer(
+    fake_profile: Path, fake_server: FakeHomeserver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _config(tmp_path, monkeypatch, "[keys]\nvim = true\n")
+    app = _app(fake_profile, fake_server)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await _ready(pilot)
+        composer = app.screen.query_one(Composer)
+        status = app.screen.query_one(StatusBar)
+        await pilot.press(*"one two three four", "escape", "0")
+        # . repeats dw, then a count replaces its own.
+        await pilot.press("d", "w", ".")
+        assert composer.text == "three four"
+        await pilot.press("u")
+        assert composer.text == "two three four"
+        # . repeats a change with what insert mode typed.
+        await pilot.press("c", "w", *"2", "escape", "w", ".")
+        assert composer.text == "2 2 four"
+        # v: a character selection, shown in the composer and the status line.
+        await pilot.press("0", "v", "l", "l")
+        await pilot.pause(0.1)
+        assert status.vim_mode == "VISUAL"
+        assert screen_lines(pilot)[-2].startswith(" VISUAL ")
+        assert composer.selected_text == "2 2"
+        await pilot.press("y", "$", "p")
+        assert status.vim_mode == "NORMAL" and composer.text == "2 2 four2 2"
+        await pilot.press("0", "v", "e", "c", *"two", "escape")
+        assert composer.text == "two four2 2"  # e went on to the next word's end
+        # V: whole lines; d takes them, . takes as many again.
+        await pilot.press("o", *"line b", "escape", "o", *"line c", "escape", "o", *"line d", "escape")
+        assert composer.text == "two four2 2\nline b\nline c\nline d"
+        await pilot.press("g", "g", "j", "V")
+        await pilot.pause(0.1)
+        assert status.vim_mode == "VISUAL LINE"
+        assert screen_lines(pilot)[-2].startswith(" VISUAL LINE ")
+        assert composer.selected_text == "line b"
+        await pilot.press("d")
+        assert composer.text == "two four2 2\nline c\nline d"
+        await pilot.press(".")
+        assert composer.text == "two four2 2\nline d"
+        await pilot.press("V", "k", "y")
+        assert composer.text == "two four2 2\nline d" and not fake_server.sent
+        await pilot.press("P")
+        assert composer.text == "two four2 2\nline d\ntwo four2 2\nline d"
+
+
 async def test_vim_command_line_me_sends_an_emote_and_q_quits(
     fake_profile: Path, fake_server: FakeHomeserver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -173,3 +173,130 @@ def test_a_stray_operator_key_is_dropped() -> None:
     assert b.machine.pending == ""
     b.type("d2")
     assert b.machine.pending == "2d"
+
+
+# -- . repeats the last change ------------------------------------------------------------
+
+
+def test_dot_repeats_x_dw_and_dd_with_their_counts() -> None:
+    b = Buffer("abcdef")
+    assert b.type("x").at == "|bcdef"
+    assert b.type(".").at == "|cdef"
+    assert b.type("2x").at == "|ef"
+    assert b.type(".").at == "|"  # 2x again: two characters
+    b = Buffer("one two three four five")
+    assert b.type("dw").at == "|two three four five"
+    assert b.type(".").at == "|three four five"
+    assert b.type("2.").at == "|five"  # a count replaces the change's own
+    b = Buffer("a\nb\nc\nd\ne")
+    assert b.type("dd").text == "b\nc\nd\ne"
+    assert b.type(".").text == "c\nd\ne"
+    assert b.type("2.").text == "e"
+
+
+def test_dot_repeats_an_insert_with_what_was_typed() -> None:
+    b = Buffer("x")
+    b.type("A").type(" hi").keys("escape")
+    assert b.at == "x h|i"
+    assert b.type(".").at == "x hi h|i"
+    b = Buffer("one two three")
+    b.type("cw").type("ONE").keys("escape")
+    assert b.at == "ON|E two three"
+    assert b.type("w").type(".").at == "ONE ON|E three"
+    b = Buffer("first")
+    b.type("o").type("next").keys("escape")
+    assert b.text == "first\nnext"
+    assert b.type(".").text == "first\nnext\nnext"
+    b = Buffer("", mode=Mode.INSERT)
+    b.type("typed before any command").keys("escape")
+    assert b.type(".").text == "typed before any command"  # nothing to repeat
+
+
+def test_dot_is_one_undo_step_and_motions_and_yanks_are_not_repeated() -> None:
+    b = Buffer("aa bb cc dd")
+    b.type("cw").type("XX").keys("escape")
+    b.type("w").type("yw")  # a yank is not a change
+    b.type("w").type(".")
+    assert b.text == "XX bb XX dd"
+    assert b.type("u").text == "XX bb cc dd"
+    assert b.type("u").text == "aa bb cc dd"
+    b = Buffer("abc")
+    b.type("x").type("u").type(".")  # u is not the last change: x is
+    assert b.text == "bc"
+
+
+# -- visual mode ----------------------------------------------------------------------------
+
+
+def test_v_selects_characters_and_y_d_c_act_on_them() -> None:
+    b = Buffer("hello big world")
+    b.type("wv")
+    assert b.machine.mode is Mode.VISUAL
+    outcome = b.machine.key("e", b.text, b.cursor)
+    b.text, b.cursor = outcome.text, outcome.cursor
+    assert outcome.selection == (6, 9)  # "big", the cursor's character included
+    assert b.type("y").machine.mode is Mode.NORMAL and b.at == "hello |big world"
+    assert b.type("$p").text == "hello big worldbig"
+    b = Buffer("hello big world")
+    assert b.type("wvlld").at == "hello | world"
+    assert b.machine.mode is Mode.NORMAL
+    b = Buffer("hello big world")
+    b.type("wvec").type("small").keys("escape")
+    assert b.text == "hello small world" and b.machine.mode is Mode.NORMAL
+    assert b.type("u").text == "hello big world"
+
+
+def test_visual_o_swaps_the_ends_and_backwards_selections() -> None:
+    b = Buffer("abcdef", 3)
+    outcome = b.machine.key("v", b.text, b.cursor)
+    assert outcome.selection == (3, 4)
+    outcome = b.machine.key("h", b.text, 3)
+    outcome = b.machine.key("h", b.text, outcome.cursor)
+    assert outcome.cursor == 1 and outcome.selection == (4, 1)  # anchor after the cursor
+    outcome = b.machine.key("o", b.text, outcome.cursor)
+    assert outcome.cursor == 3 and outcome.selection == (1, 4)
+    b.text, b.cursor = outcome.text, outcome.cursor
+    assert b.type("d").text == "aef"
+
+
+def test_V_selects_lines_and_y_d_c_take_whole_lines() -> None:
+    b = Buffer("one\ntwo\nthree\nfour", 5)
+    outcome = b.machine.key("V", b.text, b.cursor)
+    assert b.machine.mode is Mode.VISUAL_LINE and outcome.selection == (4, 7)
+    outcome = b.machine.key("j", b.text, outcome.cursor)
+    assert outcome.selection == (4, 13)
+    b.cursor = outcome.cursor
+    assert b.type("d").text == "one\nfour" and b.machine.mode is Mode.NORMAL
+    assert b.type("p").text == "one\nfour\ntwo\nthree"  # a linewise register
+    b = Buffer("one\ntwo\nthree", 4)
+    assert b.type("Vy").machine.mode is Mode.NORMAL
+    assert b.type("P").text == "one\ntwo\ntwo\nthree"
+    b = Buffer("one\ntwo\nthree", 4)
+    b.type("Vc").type("TWO").keys("escape")
+    assert b.text == "one\nTWO\nthree"
+
+
+def test_v_and_V_switch_kinds_and_escape_leaves() -> None:
+    b = Buffer("one\ntwo", 1)
+    b.type("v")
+    assert b.machine.mode is Mode.VISUAL
+    assert b.type("V").machine.mode is Mode.VISUAL_LINE
+    assert b.type("v").machine.mode is Mode.VISUAL
+    assert b.type("v").machine.mode is Mode.NORMAL and b.text == "one\ntwo"
+    b.type("Vj").keys("escape")
+    assert b.machine.mode is Mode.NORMAL and b.text == "one\ntwo" and b.at == "one\nt|wo"  # j kept the column
+
+
+def test_dot_repeats_a_visual_delete_on_as_many_lines_or_characters() -> None:
+    b = Buffer("a\nb\nc\nd\ne")
+    b.type("Vjd")
+    assert b.text == "c\nd\ne"
+    assert b.type(".").text == "e"
+    b = Buffer("abcdefgh")
+    b.type("vld")
+    assert b.text == "cdefgh"
+    assert b.type(".").text == "efgh"
+    b = Buffer("aaa bbb ccc")
+    b.type("vecX").keys("escape")
+    assert b.text == "X bbb ccc"
+    assert b.type("w.").text == "X X ccc"

@@ -13,6 +13,18 @@ the operators ``d c y`` with a motion, a count (``d2w``), doubled for whole line
 (``dd``, ``cc``, ``yy``) or with ``iw``/``aw``; ``i a A I o O`` enter insert mode; ``:``
 asks for the command line, ``/`` for search, Enter sends, Escape cancels (reply/edit).
 Insert mode: every key but Escape passes through to the text area.
+
+``.`` repeats the last change (a count replaces the change's own): the keys of the normal
+mode command, and for a command that entered insert mode (``i a A I o O c C s``) the
+text typed before Escape, inserted again at the cursor; one ``.`` is one undo step.
+
+Visual mode: ``v`` (characters) or ``V`` (whole lines) from normal mode; the motions and
+counts move the cursor end of the selection, ``o`` goes to its other end, ``v``/``V``
+switch between the two kinds or back to normal mode, Escape leaves. ``y`` copies the
+selection, ``d``/``x`` delete it, ``c``/``s`` change it (delete, then insert mode). The
+outcome carries the selection so the composer can show it. ``.`` after a visual ``d`` or
+``c`` repeats it on as many lines (``V``) or characters (``v`` within one line) from
+the cursor, as vim does.
 """
 
 from __future__ import annotations
@@ -28,6 +40,8 @@ class Mode(enum.Enum):
 
     NORMAL = "NORMAL"
     INSERT = "INSERT"
+    VISUAL = "VISUAL"
+    VISUAL_LINE = "VISUAL LINE"
 
 
 class Effect(enum.Enum):
@@ -49,6 +63,9 @@ class Outcome:
     text: str
     cursor: int
     effect: Effect = Effect.NONE
+    #: In visual mode: the selection to show, ``(anchor, end)`` offsets, ``end``
+    #: exclusive on the cursor's side (``anchor > end`` when the cursor is before it).
+    selection: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +100,16 @@ class VimMachine:
     _undo: list[tuple[str, int]] = field(default_factory=list)
     _redo: list[tuple[str, int]] = field(default_factory=list)
     _insert_start: tuple[str, int] | None = None
+    #: The keys of the normal mode command being typed (for ``.``).
+    _keys: list[str] = field(default_factory=list)
+    #: The last change: its keys, and the text its insert mode typed (``None``: none).
+    _last_change: tuple[tuple[str, ...], str | None] | None = None
+    #: A recorded command entered insert mode: its keys, and the text and cursor then.
+    _inserting: tuple[tuple[str, ...], str, int] | None = None
+    _replaying: bool = False
+    #: Visual mode: where the selection started, and its moving end.
+    _anchor: int = 0
+    _end: int = 0
 
     # -- the public door -------------------------------------------------------------
 
@@ -92,11 +119,14 @@ class VimMachine:
             if self._insert_start is None:
                 self._insert_start = (text, cursor)
             if token == "escape":
+                self._finish_insert(text)
                 self._leave_insert(text)
                 start = _line_start(text, cursor)
                 return Outcome(text, max(start, cursor - 1))
             return Outcome(text, cursor, Effect.PASS)
-        return self._normal(token, text, cursor)
+        if self.mode in (Mode.VISUAL, Mode.VISUAL_LINE):
+            return self._visual(token, text)
+        return self._recorded(token, text, cursor)
 
     def reset(self, text: str = "", cursor: int = 0) -> None:
         """The text changed outside vim (sent, restored, loaded for an edit): forget the
@@ -104,6 +134,10 @@ class VimMachine:
         self._undo.clear()
         self._redo.clear()
         self._clear_pending()
+        self._keys.clear()
+        self._inserting = None
+        if self.mode in (Mode.VISUAL, Mode.VISUAL_LINE):
+            self.mode = Mode.NORMAL
         if self.mode is Mode.INSERT:
             self._insert_start = (text, cursor)
 
@@ -142,6 +176,163 @@ class VimMachine:
         self._undo.append(before)
         self._redo.clear()
 
+    # -- repeating: . ----------------------------------------------------------------
+
+    def _recorded(self, token: str, text: str, cursor: int) -> Outcome:
+        """A normal mode key, kept in the command's keys until the command is complete;
+        a complete command that changed the text (or entered insert mode) is the last
+        change."""
+        if token == "." and not self._operator and not self._pending:
+            count = int(self._count) if self._count else None
+            self._count = ""
+            self._keys.clear()
+            return self._repeat(text, cursor, count)
+        self._keys.append(token)
+        outcome = self._normal(token, text, cursor)
+        if self._count or self._operator or self._pending:
+            return outcome  # the command goes on
+        keys, self._keys = tuple(self._keys), []
+        if self.mode is Mode.INSERT:
+            self._inserting = (keys, outcome.text, outcome.cursor)
+        elif outcome.text != text and token not in ("u", "ctrl+r"):
+            self._last_change = (keys, None)
+        return outcome
+
+    def _finish_insert(self, text: str) -> None:
+        """Escape: the command that entered insert mode, with what was typed, is the last change."""
+        inserting, self._inserting = self._inserting, None
+        if inserting is None:
+            return
+        keys, before, _cursor = inserting
+        prefix = 0
+        limit = min(len(before), len(text))
+        while prefix < limit and before[prefix] == text[prefix]:
+            prefix += 1
+        suffix = 0
+        while suffix < limit - prefix and before[-1 - suffix] == text[-1 - suffix]:
+            suffix += 1
+        self._last_change = (keys, text[prefix : len(text) - suffix])
+
+    def _repeat(self, text: str, cursor: int, count: int | None) -> Outcome:
+        last = self._last_change
+        if last is None or self._replaying:
+            return Outcome(text, cursor)
+        keys, typed = last
+        if count is not None:
+            rest = list(keys)
+            while rest and rest[0].isdigit():
+                rest.pop(0)
+            keys = (str(count), *rest)
+        undo_depth = len(self._undo)
+        self._replaying = True
+        try:
+            outcome = Outcome(text, cursor)
+            for token in keys:
+                outcome = self._normal(token, outcome.text, outcome.cursor)
+            self._clear_pending()
+            if self.mode is Mode.INSERT:
+                new, at = outcome.text, outcome.cursor
+                if typed:
+                    new, at = new[:at] + typed + new[at:], at + len(typed)
+                self._inserting = None
+                self._leave_insert(new)
+                start = _line_start(new, at)
+                outcome = Outcome(new, max(start, at - 1))
+        finally:
+            self._replaying = False
+        # One . is one undo step: the state before it.
+        del self._undo[undo_depth + 1 :]
+        self._last_change = (keys, typed)
+        return outcome
+
+    # -- visual mode -----------------------------------------------------------------
+
+    def _enter_visual(self, mode: Mode, cursor: int) -> None:
+        self.mode = mode
+        self._anchor = self._end = cursor
+
+    def _region(self, text: str) -> tuple[int, int]:
+        """The selection as ``[begin, stop)`` offsets."""
+        low, high = sorted((self._anchor, self._end))
+        if self.mode is Mode.VISUAL_LINE:
+            return _line_start(text, low), _line_end(text, high)
+        return low, min(len(text), high + 1)
+
+    def _shown(self, text: str) -> Outcome:
+        begin, stop = self._region(text)
+        selection = (begin, stop) if self._end >= self._anchor else (stop, begin)
+        return Outcome(text, self._end, selection=selection)
+
+    def _visual(self, token: str, text: str) -> Outcome:
+        self._anchor = max(0, min(self._anchor, len(text)))
+        self._end = max(0, min(self._end, len(text)))
+        if self._pending == "g":
+            self._pending = ""
+            if token == "g":
+                self._end = 0
+            return self._shown(text)
+        if token.isdigit() and len(token) == 1 and (token != "0" or self._count):
+            self._count += token
+            return self._shown(text)
+        if token in _MOTIONS:
+            self._end = self._rest(text, self._motion(token, text, self._end, self._take_count()))
+            return self._shown(text)
+        self._count = ""
+        if token == "g":
+            self._pending = "g"
+            return self._shown(text)
+        if token == "G":
+            self._end = self._rest(text, _line_start(text, len(text)))
+            return self._shown(text)
+        if token == "o":
+            self._anchor, self._end = self._end, self._anchor
+            return self._shown(text)
+        wanted = {"v": Mode.VISUAL, "V": Mode.VISUAL_LINE}.get(token)
+        if wanted is not None:
+            if self.mode is wanted:
+                return self._leave_visual(text, self._end)
+            self.mode = wanted
+            return self._shown(text)
+        if token in ("escape", "ctrl+c"):
+            return self._leave_visual(text, self._end)
+        if token in ("y", "d", "x", "X", "D", "c", "s", "C", "S"):
+            return self._visual_operator(token, text)
+        return self._shown(text)
+
+    def _leave_visual(self, text: str, cursor: int) -> Outcome:
+        self.mode = Mode.NORMAL
+        self._clear_pending()
+        return Outcome(text, self._rest(text, cursor))
+
+    def _visual_operator(self, token: str, text: str) -> Outcome:
+        if token in ("X", "D", "C", "S"):
+            self.mode = Mode.VISUAL_LINE  # vim: these work on whole lines
+        linewise = self.mode is Mode.VISUAL_LINE
+        begin, stop = self._region(text)
+        operator = {"x": "d", "X": "d", "D": "d", "s": "c", "C": "c", "S": "c"}.get(token, token)
+        lines = text.count("\n", begin, stop) + 1
+        self.mode = Mode.NORMAL
+        self._clear_pending()
+        if operator == "y":
+            self._register = _Register(text[begin:stop], linewise)
+            return Outcome(text, self._rest(text, begin))
+        # What . repeats: as many lines, or characters (within one line), from the cursor.
+        if linewise:
+            self._last_change = ((*((str(lines),) if lines > 1 else ()), operator, operator), None)
+        elif lines == 1 and stop > begin:
+            self._last_change = ((str(stop - begin), "x" if operator == "d" else "s"), None)
+        else:
+            self._last_change = None
+        if operator == "d":
+            return self._delete(text, begin, begin, stop, linewise=linewise)
+        outcome = self._delete(
+            text, begin, begin, stop, linewise=False, rest=False, register_linewise=linewise
+        )
+        self._enter_insert(text, begin)
+        keys = self._last_change[0] if self._last_change is not None else ()
+        self._inserting = (keys, outcome.text, outcome.cursor) if keys else None
+        return outcome
+
     # -- normal mode -----------------------------------------------------------------
 
     def _normal(self, token: str, text: str, cursor: int) -> Outcome:
@@ -165,6 +356,9 @@ class VimMachine:
             return Outcome(text, cursor)
         if token == "G":
             return Outcome(text, self._rest(text, _line_start(text, len(text))))
+        if token in ("v", "V") and not self._replaying:
+            self._enter_visual(Mode.VISUAL if token == "v" else Mode.VISUAL_LINE, cursor)
+            return self._shown(text)
         return self._command(token, text, cursor, count)
 
     def _command(self, token: str, text: str, cursor: int, count: int) -> Outcome:
@@ -195,6 +389,11 @@ class VimMachine:
             return self._delete(text, cursor, begin, cursor, linewise=False)
         if token == "D":
             return self._delete(text, cursor, cursor, end, linewise=False)
+        if token == "s":  # substitute: the characters under the cursor, then insert
+            stop = min(end, cursor + count)
+            outcome = self._delete(text, cursor, cursor, stop, linewise=False, rest=False)
+            self._enter_insert(text, cursor)
+            return outcome
         if token == "C":
             outcome = self._delete(text, cursor, cursor, end, linewise=False, rest=False)
             self._enter_insert(text, cursor)

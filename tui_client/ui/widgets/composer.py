@@ -38,7 +38,7 @@ from textual import events
 from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import TextArea
-from textual.widgets.text_area import Edit, EditResult
+from textual.widgets.text_area import Edit, EditResult, Selection
 
 from ...engine.formatting import Pill, pills_in
 from ..keymap import COMPOSER_ACTIONS, split_keys
@@ -215,7 +215,7 @@ class Composer(TextArea):
         """Feed a key to the vim mode; False hands it on (typing in insert mode, Tab)."""
         if vim.mode is Mode.INSERT and action_name != "cancel":
             return False
-        if vim.mode is Mode.NORMAL and (action_name in ("complete", "complete_previous") or event.key in ("tab", "shift+tab")):
+        if vim.mode is not Mode.INSERT and (action_name in ("complete", "complete_previous") or event.key in ("tab", "shift+tab")):
             return False  # Tab moves the focus from normal mode
         token = event.character if event.is_printable and event.character else event.key
         if action_name in ("send", "cancel"):
@@ -227,6 +227,9 @@ class Composer(TextArea):
             return False
         self._end_completion()
         self._apply(outcome.text, outcome.cursor)
+        if outcome.selection is not None:  # visual mode: the selection shows
+            anchor, end = outcome.selection
+            self.selection = Selection(self._location(anchor), self._location(end))
         if vim.mode is not before:
             self.post_message(self.VimModeChanged(vim.mode.value))
         if outcome.effect is Effect.SUBMIT:
