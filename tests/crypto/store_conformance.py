@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from tui_client.crypto.store_api import (
     AccountRecord,
     CryptoStore,
@@ -428,15 +430,46 @@ def check_secrets(factory: StoreFactory) -> None:
     assert store.list_secret_names() == ["m.megolm_backup.v1"]
 
 
-def check_machine_conversation(factory: StoreFactory) -> None:
+def check_pickle_format_and_listing(factory: StoreFactory) -> None:
+    """The recorded pickle format, and the full listings a migration walks."""
+    store = factory()
+    assert store.load_pickle_format() is None
+    store.save_pickle_format("olm")
+    store.save_pickle_format("vodozemac")
+    assert store.load_pickle_format() == "vodozemac"
+    assert store.list_olm_sessions() == [] and store.list_outbound_group_sessions() == []
+    store.save_olm_session(_olm("K1", "S1"))
+    store.save_olm_session(_olm("K2", "S2"))
+    store.save_olm_session(_olm("K2", "S3"))
+    listed = sorted((r["sender_key"], r["session_id"]) for r in store.list_olm_sessions())
+    assert listed == [("K1", "S1"), ("K2", "S2"), ("K2", "S3")]
+    for room in ("!a:x", "!b:x"):
+        store.save_outbound_group_session(
+            OutboundGroupSessionRecord(
+                room_id=room,
+                session_id=f"S{room}",
+                pickle="p",
+                created_ms=1,
+                message_count=0,
+                rotation_period_ms=10,
+                rotation_period_msgs=10,
+                settings_key="k",
+                invalidated=False,
+            )
+        )
+    store.delete_outbound_group_session("!a:x")
+    assert [r["room_id"] for r in store.list_outbound_group_sessions()] == ["!b:x"]
+
+
+def _machine_conversation(factory: StoreFactory, backend: str) -> None:
     """Two machines on this store type exchange messages, survive a restart, and detect replays."""
     from tui_client.crypto.types import DecryptedEvent, FailureReason
 
     from .harness import FakeClock, FakeHomeserver, Peer
 
     server, clock = FakeHomeserver(), FakeClock()
-    alice = Peer(server, "@alice:x", "ALICE", "olm", clock, store=factory())  # type: ignore[arg-type]
-    bob = Peer(server, "@bob:y", "BOB", "olm", clock, store=factory())  # type: ignore[arg-type]
+    alice = Peer(server, "@alice:x", "ALICE", backend, clock, store=factory())  # type: ignore[arg-type]
+    bob = Peer(server, "@bob:y", "BOB", backend, clock, store=factory())  # type: ignore[arg-type]
     alice.login()
     bob.login()
     users = ["@alice:x", "@bob:y"]
@@ -456,6 +489,62 @@ def check_machine_conversation(factory: StoreFactory) -> None:
     assert alice.decrypt(back, "!room:x").content["body"] == "three"
 
 
+def check_machine_conversation_olm(factory: StoreFactory) -> None:
+    """Two python-olm machines on this store type."""
+    _machine_conversation(factory, "olm")
+
+
+def check_machine_conversation_vodozemac(factory: StoreFactory) -> None:
+    """Two vodozemac machines on this store type."""
+    _machine_conversation(factory, "vodozemac")
+
+
+def check_migration_to_vodozemac(factory: StoreFactory) -> None:
+    """A python-olm device's store moves to vodozemac and carries on talking to a python-olm peer."""
+    from tui_client.crypto import load_backend
+    from tui_client.crypto.migration import PickleFormatError, prepare_store
+
+    from .harness import FakeClock, FakeHomeserver, Peer
+
+    server, clock = FakeHomeserver(), FakeClock()
+    alice = Peer(server, "@alice:x", "ALICE", "olm", clock, store=factory())  # type: ignore[arg-type]
+    bob = Peer(server, "@bob:y", "BOB", "olm", clock, store=factory())  # type: ignore[arg-type]
+    alice.login()
+    bob.login()
+    users = ["@alice:x", "@bob:y"]
+    ours = [alice.encrypt(room, users, f"before in {room}") for room in ("!one:x", "!two:x")]
+    bob.sync()
+    theirs = bob.encrypt("!one:x", users, "theirs before")
+    alice.sync()
+    identity = alice.machine.identity_keys
+    store, vodozemac = alice.store, load_backend("vodozemac")
+    assert store.load_pickle_format() is None  # a store from before formats were recorded
+
+    report = prepare_store(store, vodozemac, alice.pickle_key)
+    assert (report.source, report.target, report.dropped_outbound) == ("olm", "vodozemac", 2)
+    # The account, one Olm session each way (or one, reused), our two room keys and Bob's.
+    assert report.migrated >= 5 and store.load_pickle_format() == "vodozemac"
+    # The store says vodozemac now: python-olm is refused before it misreads anything.
+    with pytest.raises(PickleFormatError):
+        prepare_store(store, load_backend("olm"), alice.pickle_key)
+    again = prepare_store(store, vodozemac, alice.pickle_key)
+    assert not again.changed
+
+    alice.backend_name = "vodozemac"
+    alice.restart()
+    assert alice.machine.identity_keys == identity
+    for room, event in zip(("!one:x", "!two:x"), ours, strict=True):
+        assert alice.decrypt(event, room).content["body"] == f"before in {room}"
+    assert alice.decrypt(theirs, "!one:x").content["body"] == "theirs before"
+    after = alice.encrypt("!one:x", users, "after")
+    assert after["content"]["session_id"] != ours[0]["content"]["session_id"]  # rotated
+    bob.sync()
+    assert bob.decrypt(after, "!one:x").content["body"] == "after"
+    reply = bob.encrypt("!one:x", users, "reply")
+    alice.sync()
+    assert alice.decrypt(reply, "!one:x").content["body"] == "reply"
+
+
 CONFORMANCE_CHECKS: list[Callable[[StoreFactory], None]] = [
     check_account_roundtrip,
     check_records_are_copies,
@@ -472,5 +561,8 @@ CONFORMANCE_CHECKS: list[Callable[[StoreFactory], None]] = [
     check_peer_state,
     check_user_identities,
     check_secrets,
-    check_machine_conversation,
+    check_pickle_format_and_listing,
+    check_machine_conversation_olm,
+    check_machine_conversation_vodozemac,
+    check_migration_to_vodozemac,
 ]

@@ -136,6 +136,7 @@ async def test_setting_up_recovery_shows_the_key_once_and_saves_it(
             "✓ Backup version 1 is in use",
             "✓ This device holds the backup key",
             "1 message (1 key): the key has not arrived",
+            "✓ Encryption library: vodozemac",
         ):
             assert expected in report, report
 

@@ -81,6 +81,16 @@ def test_the_health_report_names_problems_and_fixes() -> None:
     assert "not available" in off and "pickle key" in off
 
 
+def test_the_health_report_names_the_crypto_backend() -> None:
+    assert "✓ Encryption library: vodozemac" in health_text(_health(crypto_backend="vodozemac")).plain
+    report = health_text(_health(crypto_backend="olm")).plain
+    assert "✗ Encryption library: python-olm (libolm: deprecated" in report
+    off = health_text(_health(available=False, error="no key", crypto_backend="olm")).plain
+    assert "Encryption library: python-olm" in off
+    strange = health_text(_health(crypto_backend="\x1b[31mnew\u202e")).plain
+    assert "Encryption library: " in strange and is_clean(strange.replace("\n", " "))
+
+
 def test_the_recovery_key_file_is_private(tmp_path: Path) -> None:
     target = tmp_path / "key.txt"
     target.write_text("old")

@@ -54,8 +54,8 @@ __all__ = [
 BACKENDS = ("olm", "vodozemac")
 
 
-def load_backend(name: str = "olm") -> CryptoBackend:
-    """The backend called ``name`` (``olm``, the default, or ``vodozemac``), imported on demand."""
+def load_backend(name: str = "vodozemac") -> CryptoBackend:
+    """The backend called ``name`` (``vodozemac``, the default, or ``olm``), imported on demand."""
     if name == "olm":
         from .olm_backend import OlmBackend
 

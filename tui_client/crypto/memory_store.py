@@ -78,6 +78,7 @@ class MemoryCryptoStore:
         self._peers: dict[str, OlmPeerStateRecord] = {}
         self._identities: dict[str, UserIdentityRecord] = {}
         self._secrets: dict[str, SecretRecord] = {}
+        self._pickle_format: str | None = None
 
     # Transactions, for tests: a snapshot is what a rollback returns to.
     def snapshot(self) -> dict[str, Any]:
@@ -98,7 +99,19 @@ class MemoryCryptoStore:
         """Upsert the account record."""
         self._account = _copy(record)
 
+    def load_pickle_format(self) -> str | None:
+        """The backend the pickles were made by, if recorded."""
+        return self._pickle_format
+
+    def save_pickle_format(self, backend: str) -> None:
+        """Record the backend the pickles were made by."""
+        self._pickle_format = backend
+
     # Olm sessions
+    def list_olm_sessions(self) -> list[OlmSessionRecord]:
+        """Every session."""
+        return [_copy(r) for sessions in self._olm.values() for r in sessions.values()]
+
     def get_olm_sessions(self, sender_key: str) -> list[OlmSessionRecord]:
         """Sessions with one device."""
         return [_copy(r) for r in self._olm.get(sender_key, {}).values()]
@@ -161,6 +174,10 @@ class MemoryCryptoStore:
     def save_outbound_group_session(self, record: OutboundGroupSessionRecord) -> None:
         """Upsert by room_id."""
         self._outbound[record["room_id"]] = _copy(record)
+
+    def list_outbound_group_sessions(self) -> list[OutboundGroupSessionRecord]:
+        """Every room's outbound session."""
+        return [_copy(r) for r in self._outbound.values()]
 
     def delete_outbound_group_session(self, room_id: str) -> None:
         """Forget the room's outbound session."""

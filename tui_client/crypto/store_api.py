@@ -273,9 +273,21 @@ class CryptoStore(Protocol):
         """Upsert the account record."""
         ...
 
+    def load_pickle_format(self) -> str | None:
+        """The backend whose pickle format the stored pickles are in (``None``: not recorded)."""
+        ...
+
+    def save_pickle_format(self, backend: str) -> None:
+        """Record the backend whose pickle format the stored pickles are in."""
+        ...
+
     # Olm sessions
     def get_olm_sessions(self, sender_key: str) -> list[OlmSessionRecord]:
         """Every Olm session with the device whose Curve25519 key is ``sender_key``."""
+        ...
+
+    def list_olm_sessions(self) -> list[OlmSessionRecord]:
+        """Every Olm session (to migrate pickles)."""
         ...
 
     def save_olm_session(self, record: OlmSessionRecord) -> None:
@@ -326,6 +338,10 @@ class CryptoStore(Protocol):
 
     def save_outbound_group_session(self, record: OutboundGroupSessionRecord) -> None:
         """Upsert by ``room_id`` (replacing the previous session of the room)."""
+        ...
+
+    def list_outbound_group_sessions(self) -> list[OutboundGroupSessionRecord]:
+        """Every room's outbound session (to migrate pickles)."""
         ...
 
     def delete_outbound_group_session(self, room_id: str) -> None:

@@ -138,7 +138,7 @@ class MatrixClient:
         transport: Any = None,
         sync_source: Callable[[HomeserverConnection], SyncSource] | None = None,
         long_poll_ms: int = 30_000,
-        crypto_backend: str = "olm",
+        crypto_backend: str = "vodozemac",
     ) -> None:
         self.info = info
         self.folder = folder

@@ -42,6 +42,7 @@ from ..crypto import (
     ToDeviceRequest,
     load_backend,
 )
+from ..crypto.migration import PickleFormatError, prepare_store
 from ..crypto.types import MachineConfig, RequestOutcome, SenderTrust
 from ..crypto.verification import REQUEST_MSGTYPE, VERIFICATION_EVENT_TYPES
 from ..protocol.errors import MatrixError, NetworkError
@@ -117,7 +118,7 @@ class CryptoResult:
 class Encryption:
     """The crypto machine of one logged-in client, run on the client's database thread."""
 
-    def __init__(self, client: MatrixClient, *, backend: str = "olm") -> None:
+    def __init__(self, client: MatrixClient, *, backend: str = "vodozemac") -> None:
         self.client = client
         self.backend_name = backend
         self.machine: OlmMachine | None = None
@@ -193,11 +194,16 @@ class Encryption:
             # The SQLite store returns plain dicts of the records' shape; the store
             # conformance suite (tests/store/test_crypto_store.py) is what holds it to that.
             store = cast(CryptoStore, self.store)
-            self.machine = await self._run(
-                lambda: OlmMachine(client.user_id, client.device_id, store, backend, pickle_key=key, config=self.config)
-            )
+
+            def build() -> OlmMachine:
+                # A python-olm store is moved to vodozemac's format first, in the same
+                # transaction: killed half-way, it is still the store it was.
+                prepare_store(store, backend, key)
+                return OlmMachine(client.user_id, client.device_id, store, backend, pickle_key=key, config=self.config)
+
+            self.machine = await self._run(build)
             self.pickle_key = key
-        except (CryptoStoreMismatch, ValueError) as error:
+        except (CryptoStoreMismatch, PickleFormatError, ValueError) as error:
             self.error = f"End-to-end encryption is off: {error}."
             log.error("encryption unavailable: %s", error)
             self.client.publish(Notice("error", self.error + " Log out and in again to start afresh."))

@@ -195,6 +195,8 @@ class EncryptionHealth:
     undecryptable: tuple[Undecryptable, ...] = ()
     #: Why the access token and keys are in a file instead of the system keyring, if so.
     keyring_warning: str | None = None
+    #: The crypto backend this device runs on (``vodozemac`` or ``olm``).
+    crypto_backend: str = ""
 
     @property
     def device_verified(self) -> bool:
@@ -678,6 +680,7 @@ class Recovery:
                 backup=BackupStatus(BackupState.OFF),
                 one_time_keys=None,
                 keyring_warning=client.secrets.warning,
+                crypto_backend=client.encryption.backend_name,
             )
         if check_backup:
             try:
@@ -718,6 +721,7 @@ class Recovery:
             one_time_keys=otks,
             undecryptable=tuple(_undecryptable(code, events, sessions) for code, events, sessions in summary),
             keyring_warning=client.secrets.warning,
+            crypto_backend=client.encryption.backend_name,
         )
 
     # -- suggestions after the first sync -----------------------------------------------------

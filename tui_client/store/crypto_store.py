@@ -54,7 +54,24 @@ class SqliteCryptoStore:
             (_dumps(record),),
         )
 
+    def load_pickle_format(self) -> str | None:
+        """The backend whose format the stored pickles are in, if recorded."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'crypto_pickle_format'").fetchone()
+        return None if row is None else str(row[0])
+
+    def save_pickle_format(self, backend: str) -> None:
+        """Record the backend whose format the stored pickles are in (in the caller's transaction)."""
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES ('crypto_pickle_format', ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (backend,),
+        )
+
     # -- Olm sessions ------------------------------------------------------------------
+
+    def list_olm_sessions(self) -> list[Record]:
+        """Every Olm session."""
+        return self._all("SELECT data FROM crypto_olm_sessions")
 
     def get_olm_sessions(self, sender_key: str) -> list[Record]:
         """Every Olm session with one device."""
@@ -136,6 +153,10 @@ class SqliteCryptoStore:
             "ON CONFLICT(room_id) DO UPDATE SET data = excluded.data",
             (record["room_id"], _dumps(record)),
         )
+
+    def list_outbound_group_sessions(self) -> list[Record]:
+        """Every room's outbound session."""
+        return self._all("SELECT data FROM crypto_outbound_sessions")
 
     def delete_outbound_group_session(self, room_id: str) -> None:
         """Forget the room's outbound session."""

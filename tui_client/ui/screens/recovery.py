@@ -373,6 +373,7 @@ def health_text(health: EncryptionHealth) -> Text:
         if health.error:
             text.append(clean_line(health.error, 300) + "\n")
         _keyring_line(text, health)
+        _backend_line(text, health.crypto_backend)
         return text
     status = health.cross_signing
     text.append("Cross-signing\n", style=_HEAD)
@@ -409,6 +410,7 @@ def health_text(health: EncryptionHealth) -> Text:
     _backup_lines(text, health.backup)
     text.append("\nThis device\n", style=_HEAD)
     _keyring_line(text, health)
+    _backend_line(text, health.crypto_backend)
     otks = health.one_time_keys
     _line(
         text,
@@ -431,6 +433,20 @@ def health_text(health: EncryptionHealth) -> Text:
                 text.append(f"{key} ", style=Style(bold=True))
             text.append(words + "\n", style=_DIM)
     return text
+
+
+#: The crypto backends by name, as the health screen names them, and whether each is sound.
+_BACKENDS = {
+    "vodozemac": ("Encryption library: vodozemac", True),
+    "olm": ("Encryption library: python-olm (libolm: deprecated, with known timing side channels)", False),
+}
+
+
+def _backend_line(text: Text, backend: str) -> None:
+    if not backend:
+        return
+    label, sound = _BACKENDS.get(backend, (f"Encryption library: {clean_line(backend, 40)}", False))
+    _line(text, sound, label)
 
 
 def _keyring_line(text: Text, health: EncryptionHealth) -> None:
