@@ -3,9 +3,10 @@
 - :mod:`.machine`: :class:`OlmMachine`, the push/pull state machine.
 - :mod:`.store_api`: the :class:`CryptoStore` Protocol it keeps all state in
   (:mod:`.memory_store` implements it in memory; ``store/`` in SQLite).
-- :mod:`.backend`: the primitive interface; :mod:`.olm_backend` (python-olm, the
-  default) and :mod:`.vodozemac_backend` implement it. Only those two modules
-  import ``olm``/``vodozemac`` (an import-linter contract).
+- :mod:`.backend`: the primitive interface; :mod:`.vodozemac_backend` (the
+  default) and :mod:`.olm_backend` (python-olm, libolm: deprecated upstream)
+  implement it. Only those two modules import ``olm``/``vodozemac`` (an
+  import-linter contract). :mod:`.migration` moves a python-olm store to vodozemac.
 - :mod:`.key_export`: the room key export file format.
 """
 

@@ -1,7 +1,8 @@
 """The backend interface: the Olm/Megolm primitives the machine is built on.
 
-Two implementations exist: :mod:`.olm_backend` (python-olm, libolm: the default)
-and :mod:`.vodozemac_backend` (vodozemac, libolm's maintained successor). Only
+Two implementations exist: :mod:`.vodozemac_backend` (vodozemac, libolm's
+maintained successor: the default) and :mod:`.olm_backend` (python-olm, libolm:
+deprecated upstream, with unfixed timing side channels). Only
 those two modules import ``olm`` or ``vodozemac``; everything else in the client
 speaks to the primitives through the abstract classes here, with plain Python
 values (unpadded base64 strings for keys, signatures and ciphertexts; ``str`` for

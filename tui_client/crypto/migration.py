@@ -19,9 +19,10 @@ Crash safety: everything happens in the caller's transaction, so a process kille
 during the migration leaves the store as it was, and the next start migrates
 again. Even a store left half-migrated (a caller that commits in between) opens:
 the vodozemac backend reads both formats, pickle by pickle, and re-pickling a
-vodozemac pickle is a no-op. Nothing is written unless it was read back first, so
-a pickle that does not load (wrong key, damage) stops the migration with
-:class:`~.backend.PickleError` before anything changes for it.
+vodozemac pickle is a no-op. A pickle is rewritten only once it loaded: an
+account or Olm session that does not load (wrong key, damage) stops the migration
+with :class:`~.backend.PickleError` (the transaction rolls back); an inbound
+session that does not load is left as it was (it did not decrypt before either).
 """
 
 from __future__ import annotations
