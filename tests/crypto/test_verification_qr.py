@@ -381,3 +381,29 @@ def test_the_phone_may_ask_and_scan(make_peer: MakePeer) -> None:
     settle(phone, terminal)
     assert _now(phone, ours).state is _now(terminal, theirs).state is VerificationState.DONE
     assert terminal.machine.cross_signing_status().master_trusted is True
+
+
+def test_a_done_before_the_user_answers_waits_for_the_answer(
+    make_peer: MakePeer, server: FakeHomeserver
+) -> None:
+    """A scanner that sends its done right after reciprocating: nothing is trusted until yes."""
+    phone, terminal = _new_session(make_peer)
+    ours, theirs = _ready_to_device(terminal, phone)
+    assert ours.qr_code is not None
+    phone.machine.scan_qr_code(theirs.id, ours.qr_code)
+    phone.flush()
+    server.deliver(
+        ALICE,
+        "TERM",
+        {
+            "type": "m.key.verification.done",
+            "sender": ALICE,
+            "content": {"transaction_id": ours.flow_id},
+        },
+    )
+    terminal.sync()
+    assert _now(terminal, ours).state is VerificationState.QR_SCANNED
+    assert terminal.machine.cross_signing_status().master_trusted is False
+    # The answer completes it at once (their done is already here).
+    assert terminal.machine.confirm_qr_scanned(ours.id).state is VerificationState.DONE
+    assert terminal.machine.cross_signing_status().master_trusted is True

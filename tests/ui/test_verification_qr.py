@@ -206,7 +206,8 @@ async def test_a_phone_scans_this_session_on_an_80x24_terminal(
 async def test_what_goes_wrong_is_said_on_screen(
     synapse: SynapseServer, make_user: MakeUser, tmp_path: Path, memory_keyring: None
 ) -> None:
-    """A wrong secret (an attack), the user answering no, and a timeout: each on screen."""
+    """The other side cancelling, a wrong secret (an attack), the user answering no, a timeout:
+    each on screen."""
     alice_user = make_user("alice")
     phone = await scanner_client(synapse, alice_user, tmp_path / "phone")
     await cross_signing_complete(phone)
@@ -241,6 +242,22 @@ async def test_what_goes_wrong_is_said_on_screen(
                 assert found == [_dialog(app).flow.qr_code]
                 return request.id
 
+            # 0. The other side gives up while the code shows.
+            request_id = await shown()
+            await phone.verification.cancel(request_id)
+            await wait_for(pilot, lambda: _dialog(app).flow.state is VerificationState.CANCELLED, "their cancel", timeout=30)
+            assert "declined or cancelled" in _text(app) and "m.user" in _text(app)
+            await pilot.click("#close")
+            # SAS is a button away: the emoji replace the code.
+            request_id = await shown()
+            await pilot.click("#start")
+            await wait_for(pilot, lambda: _dialog(app).flow.state is VerificationState.KEYS_EXCHANGED, "the emoji", timeout=30)
+            theirs = await reach(phone, request_id, VerificationState.KEYS_EXCHANGED)
+            assert theirs.emoji == _dialog(app).flow.emoji and "Scan this code" not in _text(app)
+            assert not decode(screen_modules(app))
+            await pilot.click("#cancel")
+            await wait_for(pilot, lambda: _dialog(app).flow.state is VerificationState.CANCELLED, "our cancel", timeout=30)
+            await pilot.click("#close")
             # 1. Someone answers with the wrong secret.
             request_id = await shown()
             code = _dialog(app).flow.qr_code
