@@ -57,6 +57,7 @@ from .secrets import SecretStore
 from .send_queue import NotReady, Refused, SendQueue
 from .sliding_sync import SlidingSyncSource, server_offers_sliding_sync
 from .spaces import SpaceService
+from .storage import StorageHealth
 from .sync import SyncLoop, SyncSource, SyncV2Source
 from .threads import ThreadService
 from .typing_notices import TypingNotices
@@ -173,7 +174,12 @@ class MatrixClient:
         self._long_poll_ms = long_poll_ms
         self.sync_loop: SyncLoop | None = None
         self._sliding_allowed = True
-        self.send_queue = SendQueue(self.cache, self.db, self.connection, self._on_send_progress, prepare=self._prepare_send)
+        #: Whether the cache can be written (a full disk, a read-only folder: engine/storage.py).
+        self.storage = StorageHealth(self.db.run, self.cache.probe_write, self.publish)
+        self.db.on_storage_problem = self.storage.report
+        self.send_queue = SendQueue(
+            self.cache, self.db, self.connection, self._on_send_progress, prepare=self._prepare_send, storage=self.storage
+        )
         self.encryption = Encryption(self, backend=crypto_backend)
         self.ended: SessionEnded | None = None
         self.connection.on_rate_limited = self._on_rate_limited
@@ -383,6 +389,7 @@ class MatrixClient:
             on_state=self._on_sync_state,
             on_unknown_token=self._on_unknown_token,
             long_poll_ms=self._long_poll_ms,
+            storage=self.storage,
         )
         self._tasks = [
             asyncio.ensure_future(self.sync_loop.run()),
@@ -414,6 +421,7 @@ class MatrixClient:
 
     async def stop(self) -> None:
         """Stop sync and sending (in-flight requests are cancelled; nothing is lost)."""
+        self.storage.stop()
         if self.sync_loop is not None:
             self.sync_loop.stop()
         if "uploads" in self.__dict__:
@@ -555,6 +563,7 @@ class MatrixClient:
                 on_state=self._on_sync_state,
                 on_unknown_token=self._on_unknown_token,
                 long_poll_ms=self._long_poll_ms,
+                storage=self.storage,
             )
             self._tasks[0] = asyncio.ensure_future(self.sync_loop.run())
 

@@ -22,6 +22,7 @@ from ..protocol import requests as api
 from ..protocol.errors import MatrixError, NetworkError
 from ..store.cache import Cache, OutboxEntry
 from .dbthread import DatabaseThread
+from .storage import StorageHealth, StorageUnavailable
 
 __all__ = ["NotReady", "Refused", "SendQueue", "new_transaction_id"]
 
@@ -59,7 +60,9 @@ class SendQueue:
         *,
         prepare: PrepareHook | None = None,
         max_backoff: float = 30.0,
+        storage: StorageHealth | None = None,
     ) -> None:
+        self._storage = storage
         self._cache = cache
         self._db = db
         self._connection = connection
@@ -118,7 +121,17 @@ class SendQueue:
                 if outcome != "not ready":
                     break
                 waiting.add(entry.room_id)
-            if outcome in ("retry", "not ready"):
+            if outcome == "no storage" and self._storage is not None:
+                # The outbox cannot be written: wait for space (the messages are kept).
+                self._wake.clear()
+                waits = [asyncio.ensure_future(self._storage.wait_writable()), asyncio.ensure_future(self._wake.wait())]
+                try:
+                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for wait in waits:
+                        wait.cancel()
+                continue
+            if outcome in ("retry", "not ready", "no storage"):
                 failures += 1
                 delay = backoff_delay(failures, cap=self._max_backoff)
                 self._wake.clear()
@@ -132,6 +145,15 @@ class SendQueue:
                 failures = 0
 
     async def _send(self, entry: OutboxEntry) -> str:
+        try:
+            return await self._attempt(entry)
+        except StorageUnavailable as error:
+            # Whatever the server answered, the entry stays pending under its transaction
+            # ID: sent again once the cache can be written, the server keeps one copy.
+            self._listener(entry, "pending", None, f"waiting: {error}")
+            return "no storage"
+
+    async def _attempt(self, entry: OutboxEntry) -> str:
         await self._db.run(self._cache.outbox_attempt, entry.txn_id)
         try:
             event_type, content = (
@@ -159,6 +181,8 @@ class SendQueue:
             await self._db.run(self._cache.outbox_set_state, entry.txn_id, "failed", str(error))
             self._listener(entry, "failed", None, str(error))
             return "next"
+        except StorageUnavailable:
+            raise
         except Exception as error:
             # A bug in preparing (or encrypting) must not lose the message: fail it visibly.
             log.exception("could not prepare message %s", entry.txn_id)

@@ -23,6 +23,7 @@ from ..net.http import HomeserverConnection, backoff_delay
 from ..protocol import requests as api
 from ..protocol.errors import MatrixError, NetworkError
 from ..protocol.sync import MalformedResponse, SyncBatch, parse_sync
+from .storage import StorageHealth, StorageUnavailable
 from .updates import SyncState, SyncStatus
 
 __all__ = ["SyncLoop", "SyncSource", "SyncV2Source"]
@@ -104,8 +105,10 @@ class SyncLoop:
         on_unknown_token: UnknownTokenHandler,
         long_poll_ms: int = LONG_POLL_MS,
         max_backoff: float = MAX_BACKOFF,
+        storage: StorageHealth | None = None,
     ) -> None:
         self._source = source
+        self._storage = storage
         self._commit = commit
         self._get_token = get_token
         self._on_state = on_state
@@ -176,6 +179,12 @@ class SyncLoop:
                 log.warning("bad sync response: %s; retrying in %.1fs", error, delay)
                 await self._back_off(SyncStatus.BACKING_OFF, f"bad response: {error}", delay, last_success)
                 continue
+            except StorageUnavailable as error:
+                # Nothing was stored (a batch is all or nothing) and the token stays: wait
+                # until the cache can be written, then fetch the batch again.
+                log.warning("sync batch not stored: %s", error)
+                await self._wait_for_storage(error.problem, last_success)
+                continue
             except Exception as error:
                 # A bug (or a batch the cache cannot take) must not end sync silently:
                 # the status says so and the loop keeps trying.
@@ -192,6 +201,19 @@ class SyncLoop:
             if self.state.status is not SyncStatus.CONNECTED:
                 self._set(SyncState(SyncStatus.CONNECTED, last_success=last_success))
         self._set(SyncState(SyncStatus.STOPPED, last_success=last_success))
+
+    async def _wait_for_storage(self, problem: str, last_success: float | None) -> None:
+        self._set(SyncState(SyncStatus.BACKING_OFF, f"{problem}: sync paused", last_success=last_success))
+        if self._storage is None:
+            await self._back_off(SyncStatus.BACKING_OFF, f"{problem}: sync paused", 5.0, last_success)
+            return
+        self._wake.clear()
+        waits = [asyncio.ensure_future(self._storage.wait_writable()), asyncio.ensure_future(self._wake.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
 
     async def _back_off(self, status: SyncStatus, detail: str, delay: float, last_success: float | None) -> None:
         self._set(SyncState(status, detail, retry_at=time.time() + delay, last_success=last_success))

@@ -81,6 +81,14 @@ class SyncState:
 
 
 @dataclass(frozen=True, slots=True)
+class StorageChanged:
+    """The cache cannot be written (``problem``: "the disk is full", ...) or, with None,
+    can be again (engine/storage.py)."""
+
+    problem: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class RoomListChanged:
     """Some rooms changed; ``rooms`` is the whole current list (any order)."""
 
@@ -424,4 +432,5 @@ Update = (
     | ThreadUpdated
     | ThreadUnreadChanged
     | UploadProgress
+    | StorageChanged
 )

@@ -109,8 +109,24 @@ class Cache(TimelineStore):
         self._db.execute("COMMIT")
 
     def rollback(self) -> None:
-        """Abandon the current transaction."""
-        self._db.execute("ROLLBACK")
+        """Abandon the current transaction (SQLite may have ended it already: a full disk)."""
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+
+    def probe_write(self, size: int = 256 * 1024) -> None:
+        """Write ``size`` bytes and delete them again, each committed: raises if the cache
+        cannot be written now (a full disk, a read-only folder)."""
+        for statement, params in (
+            ("INSERT INTO meta (key, value) VALUES ('storage_probe', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", ("x" * size,)),
+            ("DELETE FROM meta WHERE key = 'storage_probe'", ()),
+        ):
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(statement, params)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self.rollback()
+                raise
 
     def close(self) -> None:
         """Close the connection (checkpointing the WAL)."""
@@ -218,7 +234,8 @@ class Cache(TimelineStore):
             )
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # a full disk can end the transaction itself
+                db.execute("ROLLBACK")
             raise
         return result
 

@@ -20,6 +20,7 @@ from ...engine.attachments import AttachmentError, MediaError
 from ...engine.client import MatrixClient
 from ...engine.formatting import Pill, pills_of, place_pills
 from ...engine.room_view import RoomView
+from ...engine.storage import StorageUnavailable
 from ...engine.updates import (
     BatchCommitted,
     MembersChanged,
@@ -28,6 +29,7 @@ from ...engine.updates import (
     ReceiptsChanged,
     RoomListChanged,
     SessionEnded,
+    StorageChanged,
     SyncState,
     ThreadUnreadChanged,
     TimelineUpdated,
@@ -234,6 +236,10 @@ class ChatScreen(RoomActions):
         """Apply one engine update (called by the app's message handler)."""
         if isinstance(update, SyncState):
             self.query_one(StatusBar).state = update
+        elif isinstance(update, StorageChanged):
+            self.query_one(StatusBar).storage = update.problem or ""
+            if update.problem is None:
+                self.notify("The cache can be written again; sync and sending carry on.", markup=False, timeout=6)
         elif isinstance(update, BatchCommitted) and update.first:
             self._arm_alerts()
         elif isinstance(update, RoomListChanged):
@@ -494,6 +500,10 @@ class ChatScreen(RoomActions):
             result = await self.client.submit(room_id, text, reply_to=reply_to, pills=pills)
         except CommandError as error:
             self.post_message(ActionFailed(str(error)))
+            self.post_message(_RestoreComposer(text, mentions))
+            return
+        except StorageUnavailable as error:
+            self.post_message(ActionFailed(f"Not sent: {error} (your text is back in the composer)"))
             self.post_message(_RestoreComposer(text, mentions))
             return
         except (MatrixError, NetworkError, OSError) as error:

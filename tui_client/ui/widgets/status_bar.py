@@ -39,6 +39,8 @@ class StatusBar(Widget):
     message: reactive[str] = reactive("")
     #: The composer's vim mode ("NORMAL" / "INSERT"), empty when the vim mode is off.
     vim_mode: reactive[str] = reactive("")
+    #: Why the cache cannot be written ("the disk is full"), empty when it can.
+    storage: reactive[str] = reactive("")
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self._tick)
@@ -52,6 +54,9 @@ class StatusBar(Widget):
         text = Text()
         if self.vim_mode:
             text.append(f" {self.vim_mode} ", style=Style(bold=True, reverse=True))
+        if self.storage:
+            # First: a narrow status line cuts its end, and this matters most.
+            text.append(f" ⚠ {self.storage}: nothing new is saved ", style=Style(color="#e06c75", bold=True, reverse=True))
         colour = STATUS_COLOURS.get(self.state.status, "#8a8a8a")
         text.append(" ● ", style=Style(color=colour, bold=True))
         text.append(self.state.describe(time.time()), style=Style(color=colour))
