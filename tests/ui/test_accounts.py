@@ -23,6 +23,7 @@ from tui_client.ui.screens.chat import ChatScreen
 from tui_client.ui.screens.dialogs import ConfirmDialog
 from tui_client.ui.widgets.timeline import TimelineView
 
+from .conftest import save_screenshot
 from .synapse_login import log_in, until
 
 
@@ -150,6 +151,7 @@ async def test_two_accounts_receive_at_once_in_one_window(
         assert bar.display and alice.user_id[:12] in shown and bob.user_id[:12] in shown
         assert "Bob's workshop" in shown and "for bob only" in shown
         assert "Alice's garden" not in shown and "for alice" not in shown
+        save_screenshot("accounts", app.export_screenshot(title="tui_client"))
 
         # F9, 1: alice in front, her rooms and messages, nothing of bob's.
         await pilot.press("f9")

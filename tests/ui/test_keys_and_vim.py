@@ -16,6 +16,7 @@ from tui_client.ui.widgets.composer import Composer
 from tui_client.ui.widgets.status_bar import StatusBar
 from tui_client.ui.widgets.timeline import TimelineView
 
+from .conftest import save_screenshot
 from .fake_world import FakeHomeserver
 from .test_first_minutes import screen_lines, toast_texts
 from .test_snapshots import GENERAL, _settle, wait_for
@@ -175,6 +176,7 @@ async def test_vim_dot_repeat_and_visual_mode_in_the_composer(
         assert status.vim_mode == "VISUAL LINE"
         assert screen_lines(pilot)[-2].startswith(" VISUAL LINE ")
         assert composer.selected_text == "line b"
+        save_screenshot("vim", app.export_screenshot(title="tui_client"))
         await pilot.press("d")
         assert composer.text == "two four2 2\nline c\nline d"
         await pilot.press(".")
