@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import re
 import threading
@@ -224,6 +225,31 @@ def prepare_room(
     return room_id, bob_client
 
 
+@contextlib.contextmanager
+def picture_sent(
+    synapse: SynapseServer,
+    make_user: Callable[..., RegisteredUser],
+    tmp_path: Path,
+    loop: Loop,
+    encrypted: bool,
+    env: dict[str, str],
+    answers: dict[bytes, bytes],
+) -> Iterator[PtyApp]:
+    """Alice's app on a terminal that answers as ``answers`` say, logged in, once Bob (his
+    own client) has sent the quadrants picture to their room."""
+    alice = make_user("alice", displayname="Alice")
+    bob = make_user("bob", displayname="Bob")
+    room_id, bob_client = prepare_room(synapse, bob, alice, encrypted, loop, tmp_path)
+    try:
+        with start_app(synapse, alice, tmp_path, env, answers) as app:
+            log_in_on_pty(app, alice, "Pictures")
+            send_image(synapse, bob, room_id, encrypted, bob_client, loop)
+            yield app
+    finally:
+        if bob_client is not None:
+            loop.run(bob_client.close())
+
+
 @pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
 def test_kitty_terminal_gets_the_picture_and_placeholder_cells(
     synapse: SynapseServer,
@@ -232,29 +258,20 @@ def test_kitty_terminal_gets_the_picture_and_placeholder_cells(
     other_loop: Loop,
     encrypted: bool,
 ) -> None:
-    alice = make_user("alice", displayname="Alice")
-    bob = make_user("bob", displayname="Bob")
-    room_id, bob_client = prepare_room(synapse, bob, alice, encrypted, other_loop, tmp_path)
-    try:
-        with start_app(synapse, alice, tmp_path, KITTY_ENV, KITTY_ANSWERS) as app:
-            log_in_on_pty(app, alice, "Pictures")
-            send_image(synapse, bob, room_id, encrypted, bob_client, other_loop)
-            app.wait_for("quadrants.png" if not encrypted else "secret.png")
-            images = wait_bytes(app, kitty_images, "a kitty image")
-            ((image_id, cols, rows, png),) = images
-            # 16 x 8 pixels: 16 cells by 4 rows, as in half-blocks, in finer detail.
-            assert (cols, rows) == (16, 4)
-            assert_quadrants_png(png)
-            wait_bytes(
-                app, lambda out: placeholder_rows(out, image_id) == 4, "4 rows of placeholders"
-            )
-            # Not the half-block form.
-            assert "▀" not in app.text()
-            # The app asked the terminal first (and drew in 24-bit colour to carry the ID).
-            assert app.output.index(b"\x1b_Gi=31,") < app.output.index(b"\x1b_Ga=T")
-    finally:
-        if bob_client is not None:
-            other_loop.run(bob_client.close())
+    with picture_sent(
+        synapse, make_user, tmp_path, other_loop, encrypted, KITTY_ENV, KITTY_ANSWERS
+    ) as app:
+        app.wait_for("quadrants.png" if not encrypted else "secret.png")
+        images = wait_bytes(app, kitty_images, "a kitty image")
+        ((image_id, cols, rows, png),) = images
+        # 16 x 8 pixels: 16 cells by 4 rows, as in half-blocks, in finer detail.
+        assert (cols, rows) == (16, 4)
+        assert_quadrants_png(png)
+        wait_bytes(app, lambda out: placeholder_rows(out, image_id) == 4, "4 rows of placeholders")
+        # Not the half-block form.
+        assert "▀" not in app.text()
+        # The app asked the terminal first (and drew in 24-bit colour to carry the ID).
+        assert app.output.index(b"\x1b_Gi=31,") < app.output.index(b"\x1b_Ga=T")
 
 
 @pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
@@ -265,40 +282,33 @@ def test_sixel_terminal_views_the_picture_in_sixel_and_keeps_half_blocks_inline(
     other_loop: Loop,
     encrypted: bool,
 ) -> None:
-    alice = make_user("alice", displayname="Alice")
-    bob = make_user("bob", displayname="Bob")
-    room_id, bob_client = prepare_room(synapse, bob, alice, encrypted, other_loop, tmp_path)
-    try:
-        with start_app(synapse, alice, tmp_path, SIXEL_ENV, SIXEL_ANSWERS) as app:
-            log_in_on_pty(app, alice, "Pictures")
-            send_image(synapse, bob, room_id, encrypted, bob_client, other_loop)
-            # In the timeline: half-blocks (read from the screen).
-            app.wait_for(lambda screen: screen.count("▀" * 16) == 4, timeout=30)
-            assert b"\x1bP" not in app.output and b"\x1b_Ga=" not in app.output
-            # The viewer: the image selected (Shift+Tab to the timeline, Up), Enter.
-            app.write(b"\x1b[Z")
-            time.sleep(0.3)
-            app.write(b"\x1b[A")
-            time.sleep(0.3)
-            app.write(b"\r")
-            sixel = wait_bytes(
-                app,
-                lambda out: re.search(rb"\x1bP0;1;0q\"1;1;(\d+);(\d+)(.*?)\x1b\\", out, re.DOTALL),
-                "a sixel image",
-            )
-            width, height = int(sixel.group(1)), int(sixel.group(2))
-            # Never enlarged past the image's own pixels.
-            assert (width, height) == (16, 8)
-            body = sixel.group(3)
-            colours = {
-                tuple(int(v) * 255 // 100 for v in found)
-                for found in re.findall(rb"#\d+;2;(\d+);(\d+);(\d+)", body)
-            }
-            for expected in (RED, GREEN, BLUE, YELLOW):
-                assert any(near(colour, expected) for colour in colours), (expected, colours)  # type: ignore[arg-type]
-            # Written at a cursor position (saved and restored around it).
-            before = app.output[: sixel.start()]
-            assert re.search(rb"\x1b7\x1b\[\d+;\d+H$", before)
-    finally:
-        if bob_client is not None:
-            other_loop.run(bob_client.close())
+    with picture_sent(
+        synapse, make_user, tmp_path, other_loop, encrypted, SIXEL_ENV, SIXEL_ANSWERS
+    ) as app:
+        # In the timeline: half-blocks (read from the screen).
+        app.wait_for(lambda screen: screen.count("▀" * 16) == 4, timeout=30)
+        assert b"\x1bP" not in app.output and b"\x1b_Ga=" not in app.output
+        # The viewer: the image selected (Shift+Tab to the timeline, Up), Enter.
+        app.write(b"\x1b[Z")
+        time.sleep(0.3)
+        app.write(b"\x1b[A")
+        time.sleep(0.3)
+        app.write(b"\r")
+        sixel = wait_bytes(
+            app,
+            lambda out: re.search(rb"\x1bP0;1;0q\"1;1;(\d+);(\d+)(.*?)\x1b\\", out, re.DOTALL),
+            "a sixel image",
+        )
+        width, height = int(sixel.group(1)), int(sixel.group(2))
+        # Never enlarged past the image's own pixels.
+        assert (width, height) == (16, 8)
+        body = sixel.group(3)
+        colours = {
+            tuple(int(v) * 255 // 100 for v in found)
+            for found in re.findall(rb"#\d+;2;(\d+);(\d+);(\d+)", body)
+        }
+        for expected in (RED, GREEN, BLUE, YELLOW):
+            assert any(near(colour, expected) for colour in colours), (expected, colours)  # type: ignore[arg-type]
+        # Written at a cursor position (saved and restored around it).
+        before = app.output[: sixel.start()]
+        assert re.search(rb"\x1b7\x1b\[\d+;\d+H$", before)

@@ -155,7 +155,7 @@ def _cell_from_winsize(fd: int) -> tuple[int, int] | None:
 
 
 def query_terminal(
-    fd: int, timeout: float = 1.0
+    fd: int, timeout: float = 0.5
 ) -> tuple[bool, tuple[int, ...] | None, tuple[int, int] | None]:
     """Ask the terminal on ``fd`` (raw mode for the while): whether it has kitty graphics,
     its DA1 attributes and its cell size in pixels. Reads until the DA1 answer or the

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any
 
@@ -17,6 +17,7 @@ from rich.color import Color, ColorType
 from rich.color_triplet import ColorTriplet
 from rich.segment import Segment
 from rich.style import Style
+from rich.text import Text
 from textual.app import App, SystemCommand
 
 from ..engine.client import MatrixClient
@@ -33,6 +34,7 @@ from .graphics import HALFBLOCKS, KITTY, Terminal, graphics, set_graphics
 __all__ = [
     "INLINE_BOX",
     "STICKER_BOX",
+    "avatar_text",
     "box_for",
     "half_block_lines",
     "image_service",
@@ -150,6 +152,22 @@ def placeholder_lines(ref: ImageRef, cols: int, rows: int, label: str, muted: st
     _, rest = Segment.divide(lines[0], [len(text), cols])
     lines[0] = [Segment(text, fill), *rest]
     return lines
+
+
+def avatar_text(service: ImageService, mxc: str, loaded: Callable[[str], None]) -> Text:
+    """An avatar as 2 cells of half-blocks and a space while avatars are on (blank while it
+    loads: ``loaded(mxc)`` once it is there; nothing with avatars off)."""
+    if not service.avatars:
+        return Text()
+    picture = service.avatar(mxc)
+    if picture is None:
+        service.request_avatar(mxc, loaded)
+        return Text("   ")
+    text = Text()
+    for segment in picture_lines(picture)[0]:
+        text.append(segment.text, style=segment.style)
+    text.append(" ")
+    return text
 
 
 def media_commands(app: App[Any], client: MatrixClient) -> Iterable[SystemCommand]:

@@ -12,7 +12,7 @@ from textual.widgets.option_list import Option
 
 from ...engine.devices import UserTrust
 from ...protocol.room_state import PowerLevels, RoomMembers
-from ..pictures import image_service, picture_lines
+from ..pictures import avatar_text, image_service
 from ..render import sender_colour
 
 
@@ -74,17 +74,7 @@ class MemberList(OptionList):
         if not self._listening:
             self._listening = True
             service.listen(self._settings_changed)
-        if not service.avatars:
-            return Text()
-        picture = service.avatar(mxc)
-        if picture is None:
-            service.request_avatar(mxc, self._avatar_loaded)
-            return Text("   ")
-        text = Text()
-        for segment in picture_lines(picture)[0]:
-            text.append(segment.text, style=segment.style)
-        text.append(" ")
-        return text
+        return avatar_text(service, mxc, self._avatar_loaded)
 
     def _settings_changed(self) -> None:
         self._avatar_loaded("")

@@ -14,7 +14,7 @@ from ...engine.devices import IdentityState, UserTrust
 from ...protocol.bridges import bridge_label
 from ...protocol.room_state import RoomSummary
 from ...protocol.sanitize import clean_line
-from ..pictures import image_service, picture_lines
+from ..pictures import avatar_text, image_service
 
 
 class RoomHeader(Widget):
@@ -87,17 +87,7 @@ class RoomHeader(Widget):
         if not self._listening:
             self._listening = True
             service.listen(self.refresh_avatar)
-        if not service.avatars:
-            return Text()
-        picture = service.avatar(mxc)
-        if picture is None:
-            service.request_avatar(mxc, lambda _mxc: self.refresh_avatar())
-            return Text("   ")
-        text = Text()
-        for segment in picture_lines(picture)[0]:
-            text.append(segment.text, style=segment.style)
-        text.append(" ")
-        return text
+        return avatar_text(service, mxc, lambda _mxc: self.refresh_avatar())
 
     def refresh_avatar(self) -> None:
         """An avatar loaded, or the avatar setting changed."""
