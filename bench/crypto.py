@@ -253,7 +253,7 @@ def prepare_share(backend: str, devices: int) -> ShareSetup:
         curve = loop.device_keys[user]["PHONE"]["keys"]["curve25519:PHONE"]
         targets.append((curve, key_object["key"]))
     # The size of one m.room_key Olm payload, for the baseline to encrypt the same amount.
-    payload = alice._olm_payload(
+    payload = alice._olm._olm_payload(
         store.get_user_devices(users[0])[0],
         "m.room_key",
         {

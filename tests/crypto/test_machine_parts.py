@@ -143,9 +143,10 @@ def test_account_keys_alone(backend: CryptoBackend, clock: FakeClock) -> None:
 
 
 def test_device_tracker_alone(backend: CryptoBackend, clock: FakeClock) -> None:
-    me = AccountKeys(_core(backend, clock, "@a:x", "A1"))
+    store = MemoryCryptoStore()
+    me = AccountKeys(_core(backend, clock, "@a:x", "A1", store))
     bob = AccountKeys(_core(backend, clock, "@b:y", "B1"))
-    tracker = DeviceTracker(_core(backend, clock, "@a:x", "A1", me._store), me.identity)
+    tracker = DeviceTracker(_core(backend, clock, "@a:x", "A1", store), me.identity)
     assert tracker.tracked_users() == {"@a:x"} == tracker.outdated_users()
 
     tracker.update_tracked_users(["@b:y"])
