@@ -279,3 +279,64 @@ async def test_logging_out_of_one_account_shows_the_other(
         )
     listing = json.loads((tmp_path / "default" / ACCOUNTS_FILE).read_text())
     assert listing == {"accounts": ["main"], "active": "main"}
+
+
+async def test_an_account_behind_logged_out_elsewhere_leaves_and_says_so(
+    synapse: SynapseServer, make_user: Callable[..., RegisteredUser], tmp_path: Path
+) -> None:
+    """Bob's session ends on the server (signed out from another device) while alice is in
+    front: a toast naming bob says so, bob leaves the window and the list, alice stays.
+    And a message to an account behind rings its own bell."""
+    alice = make_user("alice", displayname="Alice")
+    bob = make_user("bob", displayname="Bob")
+    carol = make_user("carol", displayname="Carol")
+    bobs_room = _room(synapse, carol, "Bob's workshop", bob)
+    app = TuiClientApp(base_dir=tmp_path)
+    rings: list[int] = []
+    app.bell = lambda: rings.append(1)  # type: ignore[method-assign]
+    async with app.run_test(size=(120, 36), notifications=True) as pilot:
+        first = await log_in(pilot, app, alice, synapse)
+        await _add_account(pilot, app, bob, synapse)
+        await until(
+            pilot,
+            lambda: isinstance(app.screen, ChatScreen) and app.screen is not first,
+            "bob's screen",
+        )
+        second = _chat(app)
+        await until(
+            pilot, lambda: app.is_connected and second.client.sync_loop is not None, "bob syncing"
+        )
+        await pilot.press("f9")
+        await until(pilot, lambda: isinstance(app.screen, AccountSwitcher), "the account switcher")
+        await pilot.press("1")
+        await until(pilot, lambda: app.screen is first, "alice in front")
+        await pilot.pause(1.0)  # bob's first sync done: what comes next is live
+
+        # A message to bob, behind: his notifier rings (a room of two notifies with a sound).
+        rings.clear()
+        _say(synapse, carol, bobs_room, "ring for bob", "r1")
+        await until(pilot, lambda: "ring for bob" in _bodies(second), "bob's message behind")
+        await until(pilot, lambda: len(rings) >= 1, "bob's bell")
+        assert "ring for bob" not in _screen_text(app)
+
+        token = second.client.connection.access_token
+        status, body = synapse.request_json("POST", "/_matrix/client/v3/logout", {}, token)
+        assert status == 200, body
+        await until(
+            pilot,
+            lambda: [a.client.user_id for a in app.accounts.accounts] == [alice.user_id],
+            "bob gone from the window",
+        )
+        await until(
+            pilot,
+            lambda: any(
+                n.title == bob.user_id and "log in to it again" in n.message
+                for n in app._notifications
+            ),
+            "a toast naming bob",
+            on_timeout=lambda: repr([(n.title, n.message) for n in app._notifications]),
+        )
+        assert app.screen is first and app.client is first.client and app.is_connected
+        await until(pilot, lambda: not first.query_one(AccountBar).display, "the list hidden")
+    listing = json.loads((tmp_path / "default" / ACCOUNTS_FILE).read_text())
+    assert listing == {"accounts": ["main"], "active": "main"}

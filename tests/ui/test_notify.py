@@ -309,3 +309,23 @@ async def test_the_palette_sets_alerts_and_their_text_kept_in_the_cache(fake_pro
             )
         assert client.db.call(client.cache.get_meta, MODE_SETTING) == MODE_BELL
         assert client.db.call(client.cache.get_meta, TEXT_SETTING) == TEXT_NEVER
+
+
+def test_with_several_accounts_the_title_names_the_account() -> None:
+    h = Harness(WEZTERM)
+    named: list[str | None] = ["@me:example.org"]
+    h.notifier = Notifier(
+        lambda: h.settings,
+        lambda: h.screen,
+        h.written.append,
+        h.ring,
+        environ=WEZTERM,
+        clock=lambda: h.now,
+        account=lambda: named[0],
+    )
+    h.notifier.handle(notification())
+    assert h.written == ["\x1b]777;notify;Lobby (@me:example.org);Bob: lunch?\x1b\\"]
+    named[0] = None  # one account: no name
+    h.now = 100.0
+    h.notifier.handle(notification())
+    assert h.written[-1] == "\x1b]777;notify;Lobby;Bob: lunch?\x1b\\"

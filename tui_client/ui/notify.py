@@ -228,8 +228,11 @@ class Notifier:
         environ: Mapping[str, str] | None = None,
         dbus: Callable[..., None] = send_dbus_notification,
         clock: Callable[[], float] = time.monotonic,
+        account: Callable[[], str | None] | None = None,
     ) -> None:
         self._settings = settings
+        #: The account to name in the title (several accounts in one window), if any.
+        self._account = account
         self._looking_at = looking_at
         self._write = write
         self._bell = bell
@@ -261,6 +264,9 @@ class Notifier:
             self._bell()
             return
         title, body = desktop_text(update, settings.shows_text(update.encrypted))
+        account = self._account() if self._account is not None else None
+        if account:
+            title = f"{title} ({account})"
         if local_session_bus(self._environ):
             self._notify_dbus(update, title, body)
         else:
@@ -330,7 +336,13 @@ def attach(app: TuiClientApp, client: MatrixClient | None = None) -> Notifier:
         if not app.is_headless and driver is not None:
             driver.write(sequence)
 
-    return Notifier(settings, looking_at, write, lambda: app.bell())
+    def account() -> str | None:
+        # With several accounts in the window, say whose notification it is.
+        if client is None or len(app.accounts.accounts) < 2:
+            return None
+        return client.user_id
+
+    return Notifier(settings, looking_at, write, lambda: app.bell(), account=account)
 
 
 _MODE_TITLES = {
