@@ -209,6 +209,9 @@ async def test_two_accounts_receive_at_once_in_one_window(
         assert users == {alice.user_id, bob.user_id}
         _say(synapse, carol, alices_room, "after the restart", "a3")
         background = next(a for a in again.accounts.accounts if a.client.user_id == alice.user_id)
+        front = next(a for a in again.accounts.accounts if a.client.user_id == bob.user_id)
+        assert background.chat is not None and background.chat.background  # quiet behind
+        assert front.chat is again.screen and not front.chat.background
         await until(
             pilot,
             lambda: background.chat is not None and "after the restart" in _bodies(background.chat),
@@ -235,6 +238,9 @@ async def test_a_failed_second_login_keeps_the_first_account(
         )
         assert isinstance(app.screen, AddAccountScreen)
         assert app.client is client and len(app.accounts.accounts) == 1
+        await pilot.press("f9")  # no switcher over a login
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, AddAccountScreen)
 
         # The same account twice: refused before asking the server.
         app.screen.query_one("#user-id", Input).value = alice.user_id

@@ -333,6 +333,10 @@ class AccountManager:
             chat=chat,
         )
         self.accounts.append(account)
+        # The account started is in front: every other one keeps quiet.
+        for other in self.accounts:
+            if other.chat is not None:
+                other.chat.background = other is not account
         if len(self.accounts) > 1 or account.slot != MAIN or self.listing.slots != (MAIN,):
             self._save(self.listing.adding(account.slot))
         self.refresh()
@@ -433,7 +437,9 @@ class AccountManager:
         del stack[1:]
 
     def show_switcher(self) -> None:
-        """F9: the account switcher."""
+        """F9: the account switcher (once an account is logged in; not over a login)."""
+        if not self.accounts or isinstance(self.app.screen, LoginScreen | AccountSwitcher):
+            return
 
         def chosen(slot: str | None) -> None:
             if slot == ADD:
