@@ -289,3 +289,51 @@ async def test_a_message_sent_the_moment_a_room_is_created_is_never_plaintext(
         gate.set()
         await alice.close()
         await bob.close()
+
+
+async def test_a_python_olm_device_moves_to_vodozemac_at_its_next_start(
+    synapse: SynapseServer, make_user: MakeUser, tmp_path: Path
+) -> None:
+    """Started on python-olm, restarted on the default (vodozemac): same device, same keys.
+
+    Bob keeps his room key after Alice's restart, so his next message decrypts only if
+    Alice's inbound session came across; Alice's own next message needs her account
+    and an Olm channel to Bob, and a new outbound session (libolm's is not carried).
+    """
+    alice_user, bob_user = make_user("alice"), make_user("bob")
+    alice = await client_for(synapse, alice_user, tmp_path / "alice", crypto_backend="olm")
+    bob = await client_for(synapse, bob_user, tmp_path / "bob")
+    try:
+        room = await encrypted_room(alice, "moving", [bob_user.user_id])
+        await join(bob, room)
+        alice_view, bob_view = await alice.open_room(room), await bob.open_room(room)
+        await alice.send_message(room, "sent on python-olm")
+        await shown(bob_view, "sent on python-olm")
+        await bob.send_message(room, "read on python-olm")
+        await shown(alice_view, "read on python-olm")
+        machine = alice.encryption.machine
+        assert machine is not None and alice.encryption.backend_name == "olm"
+        identity = machine.identity_keys
+        store = alice.encryption.store
+        before = await alice.encryption.call(lambda: store.get_outbound_group_session(room))
+        assert before is not None
+        await alice.close()
+
+        alice = await restore(tmp_path / "alice")
+        machine = alice.encryption.machine
+        assert machine is not None and alice.encryption.backend_name == "vodozemac"
+        assert machine.identity_keys == identity
+        store = alice.encryption.store
+        assert await alice.encryption.call(store.load_pickle_format) == "vodozemac"
+        health = await alice.recovery.health(check_backup=False)
+        assert health.available and health.crypto_backend == "vodozemac"
+        alice_view = await alice.open_room(room)
+        await bob.send_message(room, "bob's old key, alice's new library")
+        await shown(alice_view, "bob's old key, alice's new library")
+        await alice.send_message(room, "sent on vodozemac")
+        await shown(bob_view, "sent on vodozemac")
+        after = await alice.encryption.call(lambda: store.get_outbound_group_session(room))
+        assert after is not None and after["session_id"] != before["session_id"]
+    finally:
+        await alice.close()
+        await bob.close()
