@@ -107,7 +107,11 @@ class PtyApp:
             with self._lock:
                 self.output += data
                 self._stream.feed(self._screen_bytes(data))
-                asked = [query for query in self.answers if query in self.output]
+                # Answered in the order asked, as a terminal does.
+                asked = sorted(
+                    (query for query in self.answers if query in self.output),
+                    key=self.output.index,
+                )
             for query in asked:
                 self.write(self.answers.pop(query))
 

@@ -72,7 +72,7 @@ def image_content(synapse: SynapseServer, bob: RegisteredUser, picture: bytes) -
         "msgtype": "m.image",
         "body": "quadrants.png",
         "url": upload(synapse, bob, picture),
-        "info": {"mimetype": "image/png", "w": 16, "h": 8, "size": len(picture)},
+        "info": {"mimetype": "image/png", "size": len(picture)},
     }
 
 
@@ -91,7 +91,7 @@ def encrypted_image_content(
         "msgtype": "m.image",
         "body": "secret.png",
         "file": file,
-        "info": {"mimetype": "image/png", "w": 16, "h": 8},
+        "info": {"mimetype": "image/png"},
     }
 
 
@@ -193,8 +193,8 @@ def send_image(
     encrypted: bool,
     bob_client: MatrixClient | None,
     loop: Loop,
+    picture: bytes,
 ) -> None:
-    picture = quadrants_png()
     if not encrypted:
         _send(synapse, bob, room_id, image_content(synapse, bob, picture), "img")
         return
@@ -234,6 +234,7 @@ def picture_sent(
     encrypted: bool,
     env: dict[str, str],
     answers: dict[bytes, bytes],
+    picture: bytes,
 ) -> Iterator[PtyApp]:
     """Alice's app on a terminal that answers as ``answers`` say, logged in, once Bob (his
     own client) has sent the quadrants picture to their room."""
@@ -243,7 +244,7 @@ def picture_sent(
     try:
         with start_app(synapse, alice, tmp_path, env, answers) as app:
             log_in_on_pty(app, alice, "Pictures")
-            send_image(synapse, bob, room_id, encrypted, bob_client, loop)
+            send_image(synapse, bob, room_id, encrypted, bob_client, loop, picture)
             yield app
     finally:
         if bob_client is not None:
@@ -258,20 +259,35 @@ def test_kitty_terminal_gets_the_picture_and_placeholder_cells(
     other_loop: Loop,
     encrypted: bool,
 ) -> None:
+    picture = quadrants_png(64, 32)
     with picture_sent(
-        synapse, make_user, tmp_path, other_loop, encrypted, KITTY_ENV, KITTY_ANSWERS
+        synapse, make_user, tmp_path, other_loop, encrypted, KITTY_ENV, KITTY_ANSWERS, picture
     ) as app:
         app.wait_for("quadrants.png" if not encrypted else "secret.png")
         images = wait_bytes(app, kitty_images, "a kitty image")
         ((image_id, cols, rows, png),) = images
-        # 16 x 8 pixels: 16 cells by 4 rows, as in half-blocks, in finer detail.
-        assert (cols, rows) == (16, 4)
+        # 64 x 32 pixels in the timeline's box (40 x 12 cells at most, the body's width at
+        # 100 columns): aspect kept (a cell is 1 x 2), as many cells as half-blocks take.
+        assert cols <= 40 and 4 <= rows <= 12 and abs(cols - 4 * rows) <= 1, (cols, rows)
         assert_quadrants_png(png)
-        wait_bytes(app, lambda out: placeholder_rows(out, image_id) == 4, "4 rows of placeholders")
+        wait_bytes(app, lambda out: placeholder_rows(out, image_id) == rows, "the placeholder rows")
         # Not the half-block form.
         assert "▀" not in app.text()
         # The app asked the terminal first (and drew in 24-bit colour to carry the ID).
         assert app.output.index(b"\x1b_Gi=31,") < app.output.index(b"\x1b_Ga=T")
+
+        # The viewer (Shift+Tab to the timeline, Up to the image, Enter): the picture in its
+        # own box of the 100 x 40 screen, 64 x 16 cells (never enlarged), as placeholders.
+        app.write(b"\x1b[Z")
+        time.sleep(0.3)
+        app.write(b"\x1b[A")
+        time.sleep(0.3)
+        app.write(b"\r")
+        viewed = wait_bytes(app, lambda out: kitty_images(out)[1:], "the viewer's kitty image")
+        ((viewer_id, cols, rows, png),) = viewed
+        assert (cols, rows) == (64, 16) and viewer_id != image_id
+        assert_quadrants_png(png)
+        wait_bytes(app, lambda out: placeholder_rows(out, viewer_id) == 16, "16 rows in the viewer")
 
 
 @pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
@@ -283,7 +299,14 @@ def test_sixel_terminal_views_the_picture_in_sixel_and_keeps_half_blocks_inline(
     encrypted: bool,
 ) -> None:
     with picture_sent(
-        synapse, make_user, tmp_path, other_loop, encrypted, SIXEL_ENV, SIXEL_ANSWERS
+        synapse,
+        make_user,
+        tmp_path,
+        other_loop,
+        encrypted,
+        SIXEL_ENV,
+        SIXEL_ANSWERS,
+        quadrants_png(),
     ) as app:
         # In the timeline: half-blocks (read from the screen).
         app.wait_for(lambda screen: screen.count("▀" * 16) == 4, timeout=30)

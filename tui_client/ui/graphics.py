@@ -329,8 +329,8 @@ class Graphics:
         #: What the terminal was found to have at start (the palette switches between it
         #: and half-blocks).
         self.detected = detected or self.terminal
-        #: Kitty image IDs by picture (its PNG), most recently drawn last.
-        self._ids: OrderedDict[bytes, int] = OrderedDict()
+        #: Kitty image IDs by picture (its PNG and box), most recently drawn last.
+        self._ids: OrderedDict[tuple[bytes, int, int], int] = OrderedDict()
         # IDs start at a random point: another program's images keep theirs.
         self._next_id = int.from_bytes(os.urandom(3)) % 0xE00000 + 0x100000
         #: (screen, x, y, sequence) written over the cells a viewer keeps blank, after
@@ -353,7 +353,9 @@ class Graphics:
     def kitty_image(self, app: Any, png: bytes, cols: int, rows: int) -> list[Line]:
         """The placeholder lines of a picture, sending it first if the terminal does not
         have it yet."""
-        key = png
+        # (one virtual placement per image: the same picture in another box, as in the
+        # viewer, is another image)
+        key = (png, cols, rows)
         image_id = self._ids.get(key)
         if image_id is None:
             image_id = self._ids[key] = self._next_id
