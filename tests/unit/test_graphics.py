@@ -136,3 +136,38 @@ def test_iterm2_sends_the_png_with_its_size_in_cells() -> None:
     head, data = sequence.removeprefix("\x1b]1337;File=").removesuffix("\x07").split(":")
     assert head == f"inline=1;size={len(png)};width=8;height=2;preserveAspectRatio=1"
     assert base64.b64decode(data) == png
+
+
+class _Driver:
+    def __init__(self) -> None:
+        self.written: list[str] = []
+
+    def write(self, data: str) -> None:
+        self.written.append(data)
+
+
+class _App:
+    is_headless = False
+
+    def __init__(self) -> None:
+        self._driver = _Driver()
+
+
+def test_a_picture_is_sent_once_per_box_and_old_ones_are_deleted() -> None:
+    from tui_client.ui.graphics import Graphics, Terminal
+
+    app = _App()
+    graphics = Graphics(Terminal(KITTY))
+    png = _png((8, 4), (9, 9, 9, 255))
+    first = graphics.kitty_image(app, png, 8, 2)
+    again = graphics.kitty_image(app, png, 8, 2)
+    assert first == again and len(app._driver.written) == 1  # sent once
+    bigger = graphics.kitty_image(app, png, 16, 4)  # the viewer's box: another placement
+    assert len(app._driver.written) == 2 and "c=16,r=4" in app._driver.written[1]
+    assert bigger[0][0].style != first[0][0].style  # another image ID
+    for n in range(1100):
+        graphics.kitty_image(app, png + bytes([n % 256, n // 256]), 1, 1)
+    deletes = [w for w in app._driver.written if w.startswith("\x1b_Ga=d,d=I,")]
+    assert len(deletes) == 1102 - 1024  # beyond 1024 kept, the oldest deleted
+    graphics.forget(app)
+    assert sum(w.startswith("\x1b_Ga=d,d=I,") for w in app._driver.written) == 1102

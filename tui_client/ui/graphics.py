@@ -25,6 +25,7 @@ How each is drawn, and why:
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import os
 import re
@@ -329,7 +330,8 @@ class Graphics:
         #: What the terminal was found to have at start (the palette switches between it
         #: and half-blocks).
         self.detected = detected or self.terminal
-        #: Kitty image IDs by picture (its PNG and box), most recently drawn last.
+        #: Kitty image IDs by picture (its PNG's digest, not the PNG: the picture cache
+        #: bounds what is held, and box), most recently drawn last.
         self._ids: OrderedDict[tuple[bytes, int, int], int] = OrderedDict()
         # IDs start at a random point: another program's images keep theirs.
         self._next_id = int.from_bytes(os.urandom(3)) % 0xE00000 + 0x100000
@@ -355,7 +357,7 @@ class Graphics:
         have it yet."""
         # (one virtual placement per image: the same picture in another box, as in the
         # viewer, is another image)
-        key = (png, cols, rows)
+        key = (hashlib.blake2b(png, digest_size=16).digest(), cols, rows)
         image_id = self._ids.get(key)
         if image_id is None:
             image_id = self._ids[key] = self._next_id
