@@ -147,8 +147,6 @@ class _Driver:
 
 
 class _App:
-    is_headless = False
-
     def __init__(self) -> None:
         self._driver = _Driver()
 
