@@ -43,6 +43,7 @@ from tui_client.crypto.types import (
     SyncChanges,
     WarningKind,
 )
+from tui_client.crypto.verification_host import MachineVerificationHost
 
 from .harness import FakeClock
 
@@ -367,3 +368,28 @@ def test_own_identity_alone(backend: CryptoBackend, clock: FakeClock) -> None:
     assert own.mark_failed(upload.request_id)
     assert own.signature_upload_request() is None  # retried after a pause, not at once
     assert not own.mark_failed(upload.request_id)
+
+
+# ---------------------------------------------------------------- what verification reads
+
+
+def test_verification_host_alone(backend: CryptoBackend, clock: FakeClock) -> None:
+    alice, bob = (
+        Device(backend, clock, "@a:x", "A1"),
+        AccountKeys(_core(backend, clock, "@b:y", "B1")),
+    )
+    alice.devices.update_tracked_users(["@b:y"])
+    _learn(alice.devices, alice.keys, bob)
+    host = MachineVerificationHost(alice.core, alice.keys.identity, alice.devices)
+    assert (host.user_id, host.device_id, host.ed25519) == (
+        "@a:x",
+        "A1",
+        alice.keys.identity.ed25519,
+    )
+    assert host.now_ms() == clock()
+    assert host.device_key("@b:y", "B1") == bob.identity.ed25519
+    assert host.device_key("@b:y", "NOPE") is None and host.device_ids("@b:y") == ["B1"]
+    assert host.cross_signing_keys("@b:y") == (None, frozenset())
+    assert not host.device_id_collision("@b:y") and host.own_trusted_master_key() is None
+    host.refresh_user("@b:y")
+    assert alice.devices.outdated_users() == {"@b:y"}

@@ -52,12 +52,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from .account_keys import AccountKeys
-from .backend import BackendError, CryptoBackend, IdentityKeys, Sas
+from .backend import BackendError, CryptoBackend, IdentityKeys
 from .cross_signing import (
     CrossSigningStatus,
     UserIdentity,
     new_identity_record,
-    published_public_keys,
 )
 from .devices import DeviceTracker
 from .gossip import KeyGossip
@@ -104,71 +103,11 @@ from .verification import (
     VerificationMachine,
     VerificationResult,
 )
+from .verification_host import MachineVerificationHost
 
 __all__ = ["CryptoStoreMismatch", "EncryptionError", "OlmMachine"]
 
 log = logging.getLogger(__name__)
-
-
-class _VerificationHost:
-    """What the verification machine reads from the crypto machine (see ``VerificationHost``)."""
-
-    def __init__(self, machine: OlmMachine) -> None:
-        self._machine = machine
-
-    @property
-    def user_id(self) -> str:
-        return self._machine.user_id
-
-    @property
-    def device_id(self) -> str:
-        return self._machine.device_id
-
-    @property
-    def ed25519(self) -> str:
-        return self._machine.identity_keys.ed25519
-
-    def now_ms(self) -> int:
-        return self._machine._core.clock()
-
-    def create_sas(self) -> Sas:
-        return self._machine.backend.create_sas()
-
-    def device_key(self, user_id: str, device_id: str) -> str | None:
-        record = self._machine._core.store.get_device(user_id, device_id)
-        if record is None or record["deleted"]:
-            return None
-        return record["ed25519"]
-
-    def device_ids(self, user_id: str) -> list[str]:
-        return [
-            d["device_id"]
-            for d in self._machine._core.store.get_user_devices(user_id)
-            if not d["deleted"]
-        ]
-
-    def cross_signing_keys(self, user_id: str) -> tuple[str | None, frozenset[str]]:
-        machine = self._machine
-        identity = machine._core.cross_signing.published(user_id)
-        record = machine._core.store.get_cross_signing_keys(user_id)
-        return (
-            None if identity is None else identity.master.public_key,
-            published_public_keys(record, user_id),
-        )
-
-    def device_id_collision(self, user_id: str) -> bool:
-        record = self._machine._core.store.get_user_identity(user_id)
-        return record is not None and record["device_id_collision"]
-
-    def own_trusted_master_key(self) -> str | None:
-        policy = self._machine._core.cross_signing
-        own = policy.published(self._machine.user_id)
-        if own is None or not policy.own_master_trusted(own):
-            return None
-        return own.master.public_key
-
-    def refresh_user(self, user_id: str) -> None:
-        self._machine.mark_users_outdated([user_id])
 
 
 class OlmMachine:
@@ -212,7 +151,8 @@ class OlmMachine:
         self._gossip = KeyGossip(core, self._devices, self._olm, self._own)
         self._inbound = InboundGroupSessions(core, self._devices, self._olm, self._gossip)
         self._outbound = OutboundGroupSessions(core, self._keys.identity, self._devices, self._olm)
-        self._verifications = VerificationMachine(_VerificationHost(self), core.config.verification)
+        host = MachineVerificationHost(core, self._keys.identity, self._devices)
+        self._verifications = VerificationMachine(host, core.config.verification)
         self._verification_requests: dict[str, ToDeviceRequest] = {}
         self._room_messages: dict[str, RoomMessageRequest] = {}
 
