@@ -47,15 +47,17 @@ def _trust(peer: Peer, user_id: str, device_id: str) -> DeviceTrust:
 # ------------------------------------------------------------------------- bootstrap
 
 
-def test_bootstrap_builds_a_signed_identity(server: FakeHomeserver, clock: FakeClock) -> None:
-    peer = Peer(server, ALICE, "A1", "olm", clock)
+def test_bootstrap_builds_a_signed_identity(
+    server: FakeHomeserver, clock: FakeClock, backend_name: str
+) -> None:
+    peer = Peer(server, ALICE, "A1", backend_name, clock)
     with pytest.raises(CrossSigningError, match="queried"):
         peer.machine.bootstrap_cross_signing()
     peer.login()
     request = peer.machine.bootstrap_cross_signing()
     assert isinstance(request, DeviceSigningUploadRequest)
     assert all(r.request_id != request.request_id for r in peer.machine.outgoing_requests())
-    backend = load_backend("olm")
+    backend = load_backend(backend_name)
     body = request.body
     [master] = body["master_key"]["keys"].values()
     assert body["master_key"]["usage"] == ["master"] and body["master_key"]["user_id"] == ALICE

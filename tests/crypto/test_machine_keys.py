@@ -270,16 +270,19 @@ def test_to_device_requests_have_the_txn_id_in_the_path(make_peer: MakePeer) -> 
     assert "ciphertext" not in repr(request)
 
 
-def test_a_store_of_another_device_is_refused(server: FakeHomeserver, clock: FakeClock) -> None:
+def test_a_store_of_another_device_is_refused(
+    server: FakeHomeserver, clock: FakeClock, backend_name: str
+) -> None:
     import pytest
 
     from tui_client.crypto.machine import CryptoStoreMismatch, OlmMachine
 
-    peer = Peer(server, "@a:x", "DEV", "olm", clock)
+    peer = Peer(server, "@a:x", "DEV", backend_name, clock)
+    backend = load_backend(backend_name)
     with pytest.raises(CryptoStoreMismatch):
-        OlmMachine("@a:x", "OTHER", peer.store, load_backend("olm"), pickle_key=peer.pickle_key)
+        OlmMachine("@a:x", "OTHER", peer.store, backend, pickle_key=peer.pickle_key)
     with pytest.raises(ValueError):
-        OlmMachine("@a:x", "DEV", peer.store, load_backend("olm"), pickle_key=b"short")
+        OlmMachine("@a:x", "DEV", peer.store, backend, pickle_key=b"short")
 
 
 def test_a_trust_policy_replaces_local_trust(
