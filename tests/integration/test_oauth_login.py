@@ -24,13 +24,12 @@ def _localpart() -> str:
     return f"oauth-{secrets.token_hex(4)}"
 
 
-async def _approve_when_asked(auth: AuthServer, localpart: str, *, deny: bool = False) -> None:
-    while not auth.pending_user_codes():
-        await asyncio.sleep(0.05)
-    code = auth.pending_user_codes()[0]
-    await asyncio.to_thread(
-        auth.deny if deny else auth.approve, *((code,) if deny else (code, localpart))
-    )
+async def _approve(auth: AuthServer, user_code: str, localpart: str, *, deny: bool = False) -> None:
+    """The user, on their phone: approves (or refuses) the code the client shows."""
+    if deny:
+        await asyncio.to_thread(auth.deny, user_code)
+    else:
+        await asyncio.to_thread(auth.approve, user_code, localpart)
 
 
 async def _device_login(
@@ -41,7 +40,7 @@ async def _device_login(
     flow.connection  # noqa: B018 - created with the flow
     grant = await flow.start_device_login()
     assert grant.user_code in auth.pending_user_codes()
-    approver = asyncio.create_task(_approve_when_asked(auth, localpart))
+    approver = asyncio.create_task(_approve(auth, grant.user_code, localpart))
     tokens = await flow.wait_device_login()
     await approver
     client = await MatrixClient.login_oauth(flow, tokens, profile="p", base_dir=tmp_path)
@@ -151,9 +150,9 @@ async def test_device_login_refused_or_expired(oauth_homeserver: Homeserver, out
     synapse, auth = oauth_homeserver
     flow = await OAuthLogin.prepare("", synapse.base_url)
     try:
-        await flow.start_device_login()
+        grant = await flow.start_device_login()
         if outcome == "denied":
-            task = asyncio.create_task(_approve_when_asked(auth, "x", deny=True))
+            task = asyncio.create_task(_approve(auth, grant.user_code, "x", deny=True))
         else:
             auth.expire_device_codes()
             task = asyncio.create_task(asyncio.sleep(0))
@@ -170,10 +169,10 @@ async def test_slow_down_lengthens_the_interval(oauth_homeserver: Homeserver) ->
     flow = await OAuthLogin.prepare("", synapse.base_url)
     said: list[str] = []
     try:
-        await flow.start_device_login()
+        grant = await flow.start_device_login()
         assert flow.device_login is not None
         flow.device_login.interval = 0.01  # polls faster than told: the server says slow_down
-        approver = asyncio.create_task(_approve_when_asked(auth, _localpart()))
+        approver = asyncio.create_task(_approve(auth, grant.user_code, _localpart()))
         task = asyncio.create_task(flow.wait_device_login(said.append))
         while not said:
             await asyncio.sleep(0.02)

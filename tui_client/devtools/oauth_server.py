@@ -111,6 +111,8 @@ class AuthServer:
         self.interval = interval
         #: The user a ``GET /authorize`` (the browser) logs in as; None answers access_denied.
         self.browser_user: str | None = None
+        #: Answer this many of the next device code polls with ``slow_down``.
+        self.slow_down_polls = 0
         self._state = _State()
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -356,7 +358,8 @@ class AuthServer:
                 }
             too_soon = grant.last_poll and now - grant.last_poll < grant.interval * 0.9
             grant.last_poll = now
-            if too_soon:
+            if too_soon or self.slow_down_polls > 0:
+                self.slow_down_polls = max(0, self.slow_down_polls - 1)
                 grant.interval += 5
                 return 400, {"error": "slow_down"}
             if grant.approved_for is None:

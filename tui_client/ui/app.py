@@ -313,7 +313,8 @@ class TuiClientApp(App[None]):
         client = self.client
         if client is None:
             return
-        if update.soft:
+        # An OAuth session has no password to ask for: its login screen signs in again.
+        if update.soft and client.oauth is None:
             self.push_screen(
                 PromptDialog(f"{update.message} Password for {client.user_id}:", password=True),
                 self._relogin,

@@ -1,4 +1,9 @@
-"""Logging in: user ID, password, and an optional homeserver URL.
+"""Logging in: user ID, password, and an optional homeserver URL; or through the
+server's OAuth 2.0 sign-in (a code entered on another device, or a browser here).
+
+Once the user ID (or homeserver) is typed, the server is asked how it lets us log in
+(``GET /login`` and its auth metadata), and the screen offers only that: the password
+where allowed, "Sign in with a code" where OAuth is offered, and says why when neither.
 
 A failed login is said on one short line in the box, above the "Log in" button: what
 failed and what to do. The user ID and homeserver stay as typed; the password is
@@ -22,11 +27,13 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Static
 
 from ...engine.client import LoginError, MatrixClient
+from ...engine.oauth import LoginOptions, OAuthLogin
 from ...net.discovery import DiscoveryError
 from ...net.http import certificate_problem
 from ...protocol.errors import MatrixError, NetworkError
 from ...protocol.ids import InvalidIdentifier, is_user_id, server_name_of
 from ...protocol.sanitize import clean_line
+from .oauth_login import OAuthLoginScreen
 
 BUSY = "Logging in…"
 
@@ -145,6 +152,12 @@ def _refusal(error: MatrixError) -> LoginProblem:
             "This account has been deactivated and can no longer log in. Ask your server's admin.",
             "user-id",
         )
+    if error.errcode == "M_UNRECOGNIZED" and error.status in (404, 405):
+        return LoginProblem(
+            "This server takes no password here: it signs you in on its own web page. "
+            "Choose 'Sign in with a code'.",
+            "password",
+        )
     if error.errcode == "M_USER_LOCKED":
         return LoginProblem(
             "This account is locked. Ask your server's admin to unlock it.", "user-id"
@@ -201,14 +214,114 @@ class LoginScreen(Screen[None]):
                 placeholder="homeserver URL (optional: found from your user ID)",
                 id="homeserver",
             )
+            yield Static(id="login-note", markup=False)
             yield Static(id="login-error", markup=False)
             yield Button("Log in", variant="primary", id="login")
+            yield Button("Sign in with a code (OAuth)", id="login-oauth")
         yield Footer()
 
     def on_mount(self) -> None:
+        self._options: tuple[str, LoginOptions] | None = None
+        self.query_one("#login-note").display = False
         self._show_status(self._message, error=True)
         target = "#password" if self._user_id else "#user-id"
         self.query_one(target, Input).focus()
+        if self._user_id or self._homeserver:
+            self._check_server(self._user_id, self._homeserver)
+
+    # -- what the server offers ---------------------------------------------------------
+
+    @on(Input.Blurred, "#user-id, #homeserver")
+    def _server_may_have_changed(self) -> None:
+        user_id = self.query_one("#user-id", Input).value.strip()
+        homeserver = self.query_one("#homeserver", Input).value.strip()
+        if user_id and not is_user_id(user_id):
+            return  # said when the user logs in, before anything is sent
+        if homeserver or user_id:
+            key = homeserver or _server_of(user_id)
+            if self._options is None or self._options[0] != key:
+                self._check_server(user_id, homeserver)
+
+    @work(exclusive=True, exit_on_error=False, group="login-options")
+    async def _check_server(self, user_id: str, homeserver: str) -> None:
+        try:
+            flow = await OAuthLogin.prepare(user_id, homeserver or None, transport=self._transport)
+        except Exception:
+            # Said when the user tries to log in; the screen offers both meanwhile.
+            return
+        await flow.aclose()
+        self.post_message(_OptionsKnown(homeserver or _server_of(user_id), flow.options))
+
+    def on__options_known(self, message: _OptionsKnown) -> None:
+        self._options = (message.key, message.options)
+        self._offer(message.options)
+
+    def _offer(self, options: LoginOptions) -> None:
+        offers_oauth = options.oauth is not None
+        self.query_one("#password").display = options.password or not offers_oauth
+        self.query_one("#login").display = options.password or not offers_oauth
+        self.query_one("#login-oauth").display = offers_oauth
+        note = self.query_one("#login-note", Static)
+        if options.why_none():
+            note.display = False
+            self._show_status(options.why_none(), error=True)
+        elif not options.password:
+            note.update(Text("No password here: this server signs you in on its web page."))
+            note.display = True
+            if self.query_one("#password", Input).has_focus or self.focused is None:
+                self.query_one("#login-oauth", Button).focus()
+        else:
+            note.display = False
+
+    # -- OAuth ------------------------------------------------------------------------------
+
+    @on(Button.Pressed, "#login-oauth")
+    def _oauth_pressed(self) -> None:
+        if self.query_one("#login-oauth", Button).disabled:
+            return
+        user_id = self.query_one("#user-id", Input).value.strip()
+        homeserver = self.query_one("#homeserver", Input).value.strip()
+        if not homeserver and not user_id:
+            self._problem(LoginProblem("Enter your user ID (or the homeserver URL) first.", "user-id"))
+            return
+        if not homeserver and not is_user_id(user_id):
+            self._problem(LoginProblem("Write your user ID in full, like @name:example.org.", "user-id"))
+            return
+        self._show_status("Asking the server…", error=False)
+        self._busy(True)
+        self._start_oauth(user_id, homeserver)
+
+    @work(exclusive=True, exit_on_error=False, group="login")
+    async def _start_oauth(self, user_id: str, homeserver: str) -> None:
+        try:
+            flow = await OAuthLogin.prepare(user_id, homeserver or None, transport=self._transport)
+        except Exception as error:
+            problem = explain_login_failure(error, user_id=user_id, homeserver=homeserver)
+            self.post_message(_LoginFailed(LoginProblem(problem.text, "homeserver" if homeserver else "user-id")))
+            return
+        if flow.options.oauth is None:
+            await flow.aclose()
+            text = flow.options.why_none() or "This server does not offer OAuth sign-in: log in with your password."
+            self.post_message(_LoginFailed(LoginProblem(text, "password" if flow.options.password else "user-id")))
+            return
+        self.post_message(_OpenOAuth(flow, user_id))
+
+    def on__open_oauth(self, message: _OpenOAuth) -> None:
+        self._busy(False)
+        self._show_status("", error=False)
+
+        def done(client: MatrixClient | None) -> None:
+            if client is not None:
+                self.post_message(self.LoggedIn(client))
+
+        self.app.push_screen(
+            OAuthLoginScreen(message.flow, profile=self._profile, base_dir=self._base_dir, user_hint=message.user_id),
+            done,
+        )
+
+    def _busy(self, busy: bool) -> None:
+        self.query_one("#login", Button).disabled = busy
+        self.query_one("#login-oauth", Button).disabled = busy
 
     @on(Input.Submitted)
     def _next_field(self, event: Input.Submitted) -> None:
@@ -230,6 +343,13 @@ class LoginScreen(Screen[None]):
         if not is_user_id(user_id):
             self._problem(
                 LoginProblem("Write your user ID in full, like @name:example.org.", "user-id")
+            )
+            return
+        if self._options is not None and not self._options[1].password and self._options[1].oauth is not None:
+            self._problem(
+                LoginProblem(
+                    "This server takes no password here: choose 'Sign in with a code'.", "user-id"
+                )
             )
             return
         if not password:
@@ -258,13 +378,15 @@ class LoginScreen(Screen[None]):
         self.post_message(self.LoggedIn(client))
 
     def on__login_failed(self, message: _LoginFailed) -> None:
-        self.query_one("#login", Button).disabled = False
+        self._busy(False)
         self.query_one("#password", Input).value = ""
         self._problem(message.problem)
 
     def _problem(self, problem: LoginProblem) -> None:
         self._show_status(problem.text, error=True)
-        self.query_one(f"#{problem.field}", Input).focus()
+        field = self.query_one(f"#{problem.field}", Input)
+        if field.display:
+            field.focus()
 
     def _show_status(self, text: str, *, error: bool) -> None:
         status = self.query_one("#login-error", Static)
@@ -278,3 +400,17 @@ class _LoginFailed(Message):
     def __init__(self, problem: LoginProblem) -> None:
         super().__init__()
         self.problem = problem
+
+
+class _OptionsKnown(Message):
+    def __init__(self, key: str, options: LoginOptions) -> None:
+        super().__init__()
+        self.key = key
+        self.options = options
+
+
+class _OpenOAuth(Message):
+    def __init__(self, flow: OAuthLogin, user_id: str) -> None:
+        super().__init__()
+        self.flow = flow
+        self.user_id = user_id
