@@ -457,8 +457,13 @@ class AccountManager:
         profile, base = slot_location(app.profile, app.base_dir, slot)
 
         def added(client: MatrixClient | None) -> None:
-            if client is not None:
-                app.run_worker(self._start_added(client), exit_on_error=False)
+            if client is None:
+                return
+            if any(a.client.user_id == client.user_id for a in self.accounts):
+                # (The login screen refuses this before asking the server; should it not.)
+                app.run_worker(self._refuse_twice(client), exit_on_error=False)
+                return
+            app.run_worker(self._start_added(client), exit_on_error=False)
 
         app.push_screen(
             AddAccountScreen(
@@ -468,6 +473,14 @@ class AccountManager:
                 transport=app.transport,
             ),
             added,
+        )
+
+    async def _refuse_twice(self, client: MatrixClient) -> None:
+        await client.logout()  # the device just made, on the server and here
+        self.app.notify(
+            f"{clean_line(client.user_id, 100)} is already open in this window (F9 switches to it).",
+            severity="error",
+            markup=False,
         )
 
     async def _start_added(self, client: MatrixClient) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
@@ -174,6 +175,13 @@ def _refusal(error: MatrixError) -> LoginProblem:
 
 class LoginScreen(Screen[None]):
     """The first screen when there is no saved session (or after a logout)."""
+
+    BINDINGS = [
+        # Priority: the focus moves before the keys typed after Tab are handed out (a
+        # password manager types user, Tab, password, Enter in one burst).
+        Binding("tab", "app.focus_next", show=False, priority=True),
+        Binding("shift+tab", "app.focus_previous", show=False, priority=True),
+    ]
 
     class LoggedIn(Message):
         """Login succeeded."""
