@@ -1,7 +1,8 @@
 """End-to-end encryption: the machine's cost over the bare Olm/Megolm work, per backend.
 
-Two benchmarks, each run for python-olm and for vodozemac, each case paired with
-a baseline measured in the same round (see ``_harness.py``):
+Two benchmarks, each run for python-olm and for vodozemac, and the migration from
+one to the other; each case paired with a baseline measured in the same round
+(see ``_harness.py``):
 
 ``decrypt``: 10,000 Megolm events
     ``machine``: ``OlmMachine.decrypt_room_event`` on each event (session lookup in
@@ -17,8 +18,15 @@ a baseline measured in the same round (see ``_harness.py``):
     requests) + marking those requests sent. ``bare`` (the baseline): 500
     ``create_outbound_session`` + ``encrypt`` of a payload of the same size.
 
+``migrate``: a python-olm device's store of 10,000 room keys moved to vodozemac
+    (run when both backends are): ``machine``: ``migration.prepare_store`` (the
+    account and every room key read through vodozemac's libolm import, pickled
+    again, written back; the format recorded). ``bare`` (the baseline):
+    vodozemac's libolm import and pickle of the same 10,000 room keys in a loop.
+
 Run ``python -m bench.crypto`` (``--rounds N``, ``--events N``, ``--devices N``,
-``--backend olm|vodozemac``). Nothing here is an assertion: read the ratios.
+``--keys N``, ``--backend olm|vodozemac``). Nothing here is an assertion: read the
+ratios.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from typing import Any
 from tui_client.crypto import BACKENDS, load_backend
 from tui_client.crypto.machine import OlmMachine
 from tui_client.crypto.memory_store import MemoryCryptoStore
+from tui_client.crypto.migration import prepare_store
 from tui_client.crypto.requests import (
     KeysClaimRequest,
     KeysQueryRequest,
@@ -309,6 +318,80 @@ def bare_share_case(setup: ShareSetup) -> Case:
     return run
 
 
+@dataclass(slots=True)
+class MigrateSetup:
+    snapshot: dict[str, Any]
+    pickle_key: bytes
+    pickles: list[str]
+
+
+def prepare_migrate(keys: int) -> MigrateSetup:
+    """A python-olm device's store holding ``keys`` room keys (and one outbound session)."""
+    key = secrets.token_bytes(32)
+    store = MemoryCryptoStore()
+    alice = _machine("@alice:example.org", "ALICE", "olm", store, key)
+    _Loopback().flush(alice)
+    olm = load_backend("olm")
+    sessions = []
+    for i in range(keys):
+        exported = olm.create_outbound_group_session()
+        sessions.append(
+            {
+                "algorithm": "m.megolm.v1.aes-sha2",
+                "room_id": f"!room{i % 100}:example.org",
+                "session_id": exported.session_id,
+                "session_key": olm.inbound_group_session(exported.session_key).export_at(0),
+                "sender_key": "x" * 43,
+                "sender_claimed_keys": {"ed25519": "y" * 43},
+                "forwarding_curve25519_key_chain": [],
+            }
+        )
+    assert alice.import_sessions(sessions).imported == keys
+    pickles = [r["pickle"] for r in store.list_inbound_group_sessions()]
+    return MigrateSetup(store.snapshot(), key, pickles)
+
+
+def machine_migrate_case(setup: MigrateSetup) -> Case:
+    """``prepare_store``: the account and every room key re-pickled for vodozemac."""
+
+    def run(_scratch: Path) -> Sample:
+        store = MemoryCryptoStore()
+        store.restore(setup.snapshot)
+        backend = load_backend("vodozemac")
+        watch = Stopwatch()
+        with watch.part("prepare_store"):
+            report = prepare_store(store, backend, setup.pickle_key)
+        assert report.migrated == len(setup.pickles) + 1, report
+        return watch.sample
+
+    return run
+
+
+def bare_migrate_case(setup: MigrateSetup) -> Case:
+    """vodozemac reading each libolm room key pickle and writing its own, nothing else."""
+
+    def run(_scratch: Path) -> Sample:
+        backend = load_backend("vodozemac")
+        load, key = backend.inbound_group_session_from_pickle, setup.pickle_key
+        watch = Stopwatch()
+        with watch.part("unpickle + pickle"):
+            for pickle in setup.pickles:
+                load(pickle, key).pickle(key)
+        return watch.sample
+
+    return run
+
+
+def run_migrate(
+    rounds: int, keys: int, progress: Callable[[str], None] | None = None
+) -> dict[str, CaseResult]:
+    """The python-olm to vodozemac migration benchmark."""
+    setup = prepare_migrate(keys)
+    return _run(
+        {BARE: bare_migrate_case(setup), MACHINE: machine_migrate_case(setup)}, rounds, progress
+    )
+
+
 def _run(
     cases: dict[str, Case], rounds: int, progress: Callable[[str], None] | None
 ) -> dict[str, CaseResult]:
@@ -343,41 +426,56 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=sized(5, 1))
     parser.add_argument("--events", type=int, default=sized(10_000, 50))
     parser.add_argument("--devices", type=int, default=sized(500, 5))
+    parser.add_argument("--keys", type=int, default=sized(10_000, 20))
     parser.add_argument("--backend", choices=BACKENDS, action="append")
     args = parser.parse_args(argv)
     began = time.perf_counter()
     rows: list[list[str]] = []
     parts: list[str] = []
-    for backend in args.backend or list(BACKENDS):
-        for label, results, unit in (
+    chosen = args.backend or list(BACKENDS)
+    runs: list[tuple[str, Callable[[], dict[str, CaseResult]], int]] = []
+    for backend in chosen:
+        runs.append(
             (
                 f"decrypt {args.events:,} events ({backend})",
-                run_decrypt(backend, args.rounds, args.events),
+                lambda backend=backend: run_decrypt(backend, args.rounds, args.events),
                 args.events,
-            ),
+            )
+        )
+        runs.append(
             (
                 f"share to {args.devices} devices ({backend})",
-                run_share(backend, args.rounds, args.devices),
+                lambda backend=backend: run_share(backend, args.rounds, args.devices),
                 args.devices,
-            ),
-        ):
-            ours, bare = results[MACHINE], results[BARE]
-            throughput = 1.0 / ours.wall_ratio if ours.wall_ratio else float("nan")
-            rows.append(
-                [
-                    label,
-                    fmt_ms(ours.wall_median),
-                    fmt_ms(bare.wall_median),
-                    f"{ours.wall_ratio:.2f}",
-                    f"{ours.cpu_ratio:.2f}",
-                    f"{throughput:.2f}",
-                    f"{ours.wall_median / unit * 1e6:.1f} us",
-                ]
             )
-            parts.append(
-                f"{label}: "
-                + ", ".join(f"{name} {fmt_ms(t)}" for name, t in ours.part_medians().items())
+        )
+    if set(BACKENDS) <= set(chosen):
+        runs.append(
+            (
+                f"migrate {args.keys:,} room keys (olm to vodozemac)",
+                lambda: run_migrate(args.rounds, args.keys),
+                args.keys,
             )
+        )
+    for label, run, unit in runs:
+        results = run()
+        ours, bare = results[MACHINE], results[BARE]
+        throughput = 1.0 / ours.wall_ratio if ours.wall_ratio else float("nan")
+        rows.append(
+            [
+                label,
+                fmt_ms(ours.wall_median),
+                fmt_ms(bare.wall_median),
+                f"{ours.wall_ratio:.2f}",
+                f"{ours.cpu_ratio:.2f}",
+                f"{throughput:.2f}",
+                f"{ours.wall_median / unit * 1e6:.1f} us",
+            ]
+        )
+        parts.append(
+            f"{label}: "
+            + ", ".join(f"{name} {fmt_ms(t)}" for name, t in ours.part_medians().items())
+        )
     print_table(
         rows,
         ["benchmark", "machine", "bare", "x (wall)", "x (cpu)", "bare/machine", "per item"],
