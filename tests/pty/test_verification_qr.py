@@ -93,7 +93,7 @@ def test_a_phone_scans_the_terminal(
             app.wait_for("Scan this code", timeout=60)
             app.wait_for("Compare emoji instead")
             found = decode(terminal_modules(app))
-            assert len(found) == 1 and found[0].startswith(b"MATRIX\x02\x02"), found  # mode 0x02
+            assert len(found) == 1 and found[0].startswith(b"MATRIX\x02\x02"), app.text()  # mode 0x02
             loop.run(phone.verification.scan_qr(request.id, found[0]))
             app.wait_for("scanned the code", timeout=60)
             app.write(b"\t")  # the first button: "Yes, it says verified"

@@ -143,7 +143,7 @@ async def test_a_phone_scans_this_session_on_an_80x24_terminal(
     client = await _app_client(synapse, alice_user, tmp_path / "app")
     app = TuiClientApp(client=client, base_dir=tmp_path / "app")
     try:
-        async with app.run_test(size=SIZE) as pilot:
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
 
             def bar_text() -> str:
                 bar = app.screen_stack[1].query_one(SecurityBar)
@@ -166,6 +166,10 @@ async def test_a_phone_scans_this_session_on_an_80x24_terminal(
             assert "Scan this code" in screen and "Compare emoji instead" in screen
             save_screenshot("verification_qr", app.export_screenshot(title="tui_client"))
             # The code on the screen is the flow's code, and it fits: every row of it is on screen.
+            # A notification while it shows does not cover it (it waits until the code goes).
+            app.notify("A long notification that would cover the corner of the code " * 3, timeout=60)
+            await pilot.pause(0.5)
+            assert "long notification" not in _text(app)
             found = decode(screen_modules(app))
             assert found == [dialog.flow.qr_code]
             # The phone reads it and reciprocates; the app asks its user.
@@ -178,6 +182,7 @@ async def test_a_phone_scans_this_session_on_an_80x24_terminal(
             )
             screen = _text(app)
             assert "scanned the code" in screen and "Yes, it says verified" in screen
+            assert "long notification" in screen  # the code is gone: notifications show again
             assert (
                 client.cross_signing.state is None
                 or not client.cross_signing.state.status.master_trusted

@@ -200,6 +200,9 @@ class VerificationDialog(ModalScreen[None]):
     VerificationDialog .-qr .dialog-buttons {
         layout: vertical;
     }
+    VerificationDialog.-showing-qr Toast {
+        display: none;
+    }
     """
 
     #: Milliseconds now (snapshot tests freeze it).
@@ -318,6 +321,9 @@ class VerificationDialog(ModalScreen[None]):
         code = flow.qr_code if flow.state is VerificationState.READY else None
         self.query_one("#verification-qr", QrCodeView).show(code)
         self.query_one("#verification-box").set_class(code is not None, "-qr")
+        # A notification drawn over the code (bottom right, over its corner at 80x24) makes
+        # it unreadable: none while it shows (they show again after, if not expired).
+        self.set_class(code is not None, "-showing-qr")
         # (The app's .dialog-title margin wins over this screen's CSS: set here. A row more
         # for the code lets its quiet zone grow on a 24-row terminal.)
         self.query_one("#verification-title").styles.margin = (0, 0, 0 if code is not None else 1, 0)
