@@ -92,8 +92,15 @@ def test_a_phone_scans_the_terminal(
             loop.run(phone.verification.accept(request.id))
             app.wait_for("Scan this code", timeout=60)
             app.wait_for("Compare emoji instead")
-            found = decode(terminal_modules(app))
-            assert len(found) == 1 and found[0].startswith(b"MATRIX\x02\x02"), app.text()  # mode 0x02
+            found: list[bytes] = []
+
+            def readable(_: str) -> bool:
+                # (The terminal may still be painting the frame that replaced the palette.)
+                found[:] = decode(terminal_modules(app))
+                return bool(found)
+
+            app.wait_for(readable, timeout=20)
+            assert len(found) == 1 and found[0].startswith(b"MATRIX\x02\x02"), found  # mode 0x02
             loop.run(phone.verification.scan_qr(request.id, found[0]))
             app.wait_for("scanned the code", timeout=60)
             app.write(b"\t")  # the first button: "Yes, it says verified"
