@@ -1,0 +1,76 @@
+"""The crypto backend a client opens with: python-olm's store moves to vodozemac at
+the first start on the default, and python-olm is then refused, saying why (on F7's
+report), with nothing of the store changed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import keyring
+import pytest
+
+from tests.ui.fake_world import FakeHomeserver, make_profile, use_memory_keyring
+from tui_client.engine.client import MatrixClient
+from tui_client.ui.screens.recovery import health_text
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Iterator[Path]:
+    previous = keyring.get_keyring()
+    use_memory_keyring()
+    make_profile(tmp_path)
+    yield tmp_path
+    keyring.set_keyring(previous)
+
+
+async def _opened(folder: Path, **options: str) -> MatrixClient:
+    client = MatrixClient.restore(
+        base_dir=folder, transport=FakeHomeserver().transport(), **options
+    )
+    assert client is not None
+    await client.open()
+    return client
+
+
+async def test_python_olm_moves_to_vodozemac_and_cannot_come_back(folder: Path) -> None:
+    client = await _opened(folder, crypto_backend="olm")
+    try:
+        machine = client.encryption.machine
+        assert machine is not None
+        identity = machine.identity_keys
+        store = client.encryption.store
+        assert await client.encryption.call(store.load_pickle_format) == "olm"
+    finally:
+        await client.close()
+
+    client = await _opened(folder)
+    try:
+        machine = client.encryption.machine
+        assert machine is not None and machine.backend.name == "vodozemac"
+        assert machine.identity_keys == identity
+        store = client.encryption.store
+        assert await client.encryption.call(store.load_pickle_format) == "vodozemac"
+        report = health_text(await client.recovery.health(check_backup=False)).plain
+        assert "✓ Encryption library: vodozemac" in report
+    finally:
+        await client.close()
+
+    client = await _opened(folder, crypto_backend="olm")
+    try:
+        assert client.encryption.machine is None
+        report = health_text(await client.recovery.health(check_backup=False)).plain
+        assert "End-to-end encryption is not available on this device" in report
+        assert "stored in vodozemac's format, which olm cannot read" in report
+        assert "Encryption library: python-olm" in report
+        store = client.encryption.store
+        assert await client.encryption.call(store.load_pickle_format) == "vodozemac"
+    finally:
+        await client.close()
+
+    client = await _opened(folder)
+    try:
+        machine = client.encryption.machine
+        assert machine is not None and machine.identity_keys == identity
+    finally:
+        await client.close()
