@@ -4,7 +4,6 @@ behind, F9 and a digit switch, and each account shows only its own rooms and mes
 
 from __future__ import annotations
 
-import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,22 +11,13 @@ import pytest
 
 from tui_client.devtools.synapse import RegisteredUser, SynapseServer
 
+from ..integration.receipts_support import say
 from .app import PtyApp
 from .test_composer_burst import log_in_on_pty, make_room
 
 F9 = "\x1b[20~"
 TAB = "\t"
 ESC = "\x1b"
-
-
-def _say(synapse: SynapseServer, user: RegisteredUser, room_id: str, body: str, txn: str) -> None:
-    path = (
-        f"/_matrix/client/v3/rooms/{urllib.parse.quote(room_id, safe='')}/send/m.room.message/{txn}"
-    )
-    status, answer = synapse.request_json(
-        "PUT", path, {"msgtype": "m.text", "body": body}, user.access_token
-    )
-    assert status == 200, answer
 
 
 def _sidebar_line(screen: str, start: str) -> str:
@@ -82,8 +72,8 @@ def test_two_accounts_switch_on_a_terminal(
         assert "Garden" not in screen
         # The sidebar lists both accounts (numbered), and carol's message to alice, behind,
         # shows as her unread count there, never on bob's screen.
-        _say(synapse, carol, garden, "hello alice", "g1")
-        _say(synapse, carol, workshop, "hello bob", "w1")
+        say(synapse, carol, garden, "hello alice", "g1")
+        say(synapse, carol, workshop, "hello bob", "w1")
         screen = app.wait_for(
             lambda s: "hello bob" in s and _sidebar_line(s, "1 @alic").endswith(" 1"),
             timeout=60,

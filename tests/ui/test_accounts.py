@@ -7,7 +7,6 @@ other."""
 from __future__ import annotations
 
 import json
-import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,35 +22,10 @@ from tui_client.ui.screens.chat import ChatScreen
 from tui_client.ui.screens.dialogs import ConfirmDialog
 from tui_client.ui.widgets.timeline import TimelineView
 
+from ..integration.receipts_support import say
+from ..pty.test_composer_burst import make_room
 from .conftest import save_screenshot
 from .synapse_login import log_in, until
-
-
-def _room(synapse: SynapseServer, owner: RegisteredUser, name: str, guest: RegisteredUser) -> str:
-    status, body = synapse.request_json(
-        "POST", "/_matrix/client/v3/createRoom",
-        {"name": name, "preset": "private_chat", "invite": [guest.user_id]}, owner.access_token,
-    )  # fmt: skip
-    assert status == 200, body
-    room_id = str(body["room_id"])
-    status, body = synapse.request_json(
-        "POST",
-        f"/_matrix/client/v3/join/{urllib.parse.quote(room_id, safe='')}",
-        {},
-        guest.access_token,
-    )
-    assert status == 200, body
-    return room_id
-
-
-def _say(synapse: SynapseServer, user: RegisteredUser, room_id: str, body: str, txn: str) -> None:
-    path = (
-        f"/_matrix/client/v3/rooms/{urllib.parse.quote(room_id, safe='')}/send/m.room.message/{txn}"
-    )
-    status, answer = synapse.request_json(
-        "PUT", path, {"msgtype": "m.text", "body": body}, user.access_token
-    )
-    assert status == 200, answer
 
 
 def _screen_text(app: Any) -> str:
@@ -93,8 +67,8 @@ async def test_two_accounts_receive_at_once_in_one_window(
     alice = make_user("alice", displayname="Alice")
     bob = make_user("bob", displayname="Bob")
     carol = make_user("carol", displayname="Carol")
-    alices_room = _room(synapse, carol, "Alice's garden", alice)
-    bobs_room = _room(synapse, carol, "Bob's workshop", bob)
+    alices_room = make_room(synapse, carol, "Alice's garden", alice)
+    bobs_room = make_room(synapse, carol, "Bob's workshop", bob)
 
     app = TuiClientApp(base_dir=tmp_path)
     async with app.run_test(size=(120, 36)) as pilot:
@@ -122,9 +96,9 @@ async def test_two_accounts_receive_at_once_in_one_window(
         assert first.client.user_id == alice.user_id and first.background and not second.background
 
         # Both receive at once: each message lands in its own account only.
-        _say(synapse, carol, alices_room, "for alice only", "a1")
-        _say(synapse, carol, bobs_room, "for bob only", "b1")
-        _say(synapse, carol, alices_room, "more for alice", "a2")
+        say(synapse, carol, alices_room, "for alice only", "a1")
+        say(synapse, carol, bobs_room, "for bob only", "b1")
+        say(synapse, carol, alices_room, "more for alice", "a2")
         await until(
             pilot, lambda: "for bob only" in _bodies(second), "bob's message on bob's screen"
         )
@@ -172,7 +146,7 @@ async def test_two_accounts_receive_at_once_in_one_window(
         assert "Bob's workshop" not in shown and "for bob only" not in shown
 
         # Bob keeps receiving while alice is in front: his count shows in her sidebar.
-        _say(synapse, carol, bobs_room, "bob, again", "b2")
+        say(synapse, carol, bobs_room, "bob, again", "b2")
         await until(
             pilot, lambda: "bob, again" in _bodies(second), "bob's message, in the background"
         )
@@ -207,7 +181,7 @@ async def test_two_accounts_receive_at_once_in_one_window(
         assert again.client is not None and again.client.user_id == bob.user_id
         users = {a.client.user_id for a in again.accounts.accounts}
         assert users == {alice.user_id, bob.user_id}
-        _say(synapse, carol, alices_room, "after the restart", "a3")
+        say(synapse, carol, alices_room, "after the restart", "a3")
         background = next(a for a in again.accounts.accounts if a.client.user_id == alice.user_id)
         front = next(a for a in again.accounts.accounts if a.client.user_id == bob.user_id)
         assert background.chat is not None and background.chat.background  # quiet behind
@@ -296,7 +270,7 @@ async def test_an_account_behind_logged_out_elsewhere_leaves_and_says_so(
     alice = make_user("alice", displayname="Alice")
     bob = make_user("bob", displayname="Bob")
     carol = make_user("carol", displayname="Carol")
-    bobs_room = _room(synapse, carol, "Bob's workshop", bob)
+    bobs_room = make_room(synapse, carol, "Bob's workshop", bob)
     app = TuiClientApp(base_dir=tmp_path)
     rings: list[int] = []
     app.bell = lambda: rings.append(1)  # type: ignore[method-assign]
@@ -320,7 +294,7 @@ async def test_an_account_behind_logged_out_elsewhere_leaves_and_says_so(
 
         # A message to bob, behind: his notifier rings (a room of two notifies with a sound).
         rings.clear()
-        _say(synapse, carol, bobs_room, "ring for bob", "r1")
+        say(synapse, carol, bobs_room, "ring for bob", "r1")
         await until(pilot, lambda: "ring for bob" in _bodies(second), "bob's message behind")
         await until(pilot, lambda: len(rings) >= 1, "bob's bell")
         assert "ring for bob" not in _screen_text(app)
