@@ -130,7 +130,7 @@ def test_python_olm_refuses_a_vodozemac_store_with_a_clear_error() -> None:
 
 
 _MIGRATE = """
-import sys, time
+import sys
 from tui_client.crypto import load_backend
 from tui_client.crypto.migration import prepare_store
 from tui_client.store.cache import Cache
@@ -139,40 +139,46 @@ cache = Cache(sys.argv[1])
 store = cache.crypto_store()
 
 def step(kind):
+    # Report the step, then wait for the test to say go on (or to kill us right here).
     print(kind, flush=True)
-    time.sleep(0.05)
+    sys.stdin.readline()
 
 cache.begin()
 prepare_store(store, load_backend("vodozemac"), bytes.fromhex(sys.argv[2]), step=step)
 cache.commit()
-print("committed", flush=True)
-time.sleep(30)
+step("committed")
 """
 
 
 def _migrate_and_kill(path: Path, key: bytes, after: int) -> list[str]:
-    """Run the migration in a process; SIGKILL it after ``after`` steps were reported."""
+    """Run the migration in a process; SIGKILL it while it waits after step ``after``."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     process = subprocess.Popen(
         [sys.executable, "-c", _MIGRATE, str(path), key.hex()],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
         env=env,
     )
     seen: list[str] = []
-    assert process.stdout is not None
+    assert process.stdin is not None and process.stdout is not None
     try:
+        # Each step waits for a line from us: the kill lands exactly after step ``after``.
         while len(seen) < after and "committed" not in seen:
             line = process.stdout.readline()
             if not line:
                 break
             seen.append(line.strip())
+            if len(seen) < after and seen[-1] != "committed":
+                process.stdin.write("go\n")
+                process.stdin.flush()
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+        process.stdin.close()
         process.stdout.close()
     assert process.returncode == -signal.SIGKILL, (process.returncode, seen)
     return seen
@@ -188,7 +194,14 @@ def test_a_migration_killed_at_any_step_leaves_a_store_that_opens(tmp_path: Path
     assert expected[0] == "account" and expected[-1] == "committed"
     steps = len(expected) - 1
     assert steps >= 1 + 6 + 3  # the account, the room keys, the outbound sessions (and Olm's)
-    for after in range(steps + 2):
+    # Killed before anything, after each first and second step of a kind (account, Olm
+    # sessions, room keys, outbound sessions), half-way, before and after the commit.
+    points = {0, steps // 2, steps, steps + 1}
+    for i in range(steps):
+        if i == 0 or expected[i] != expected[i - 1]:
+            points |= {i + 1, i + 2}
+    assert len(points) >= 8
+    for after in sorted(p for p in points if p <= steps + 1):
         path = _copy(original, tmp_path / f"killed-{after}.sqlite3")
         seen = _migrate_and_kill(path, key, after)
         cache = Cache(path)
