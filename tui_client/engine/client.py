@@ -23,6 +23,7 @@ from typing import Any, Self
 
 from ..net.discovery import DiscoveryError, Homeserver, discover_homeserver, validate_homeserver
 from ..net.http import HomeserverConnection
+from ..protocol import oauth
 from ..protocol import requests as api
 from ..protocol.commands import Command, CommandError, parse_command, unescape_message
 from ..protocol.errors import MatrixError, NetworkError
@@ -61,7 +62,7 @@ from .storage import StorageHealth
 from .sync import SyncLoop, SyncSource, SyncV2Source
 from .threads import ThreadService
 from .typing_notices import TypingNotices
-from .uia import PasswordPrompt
+from .uia import ApprovalPrompt, PasswordPrompt
 from .updates import (
     BatchCommitted,
     Notice,
@@ -186,6 +187,9 @@ class MatrixClient:
         #: Asks the user for their password when the server wants it (user-interactive
         #: auth, engine/uia.py); the UI sets it. ``None``: such requests are refused.
         self.ask_password: PasswordPrompt | None = None
+        #: Opens the account page where the user approves a request the server guards with
+        #: ``m.oauth`` (a cross-signing reset after an OAuth login); the UI sets it.
+        self.approve_in_browser: ApprovalPrompt | None = None
 
     # -- identity -------------------------------------------------------------------
 
@@ -312,6 +316,18 @@ class MatrixClient:
         saved.take(tokens)
         _write_private_json(folder / SESSION_FILE, info.to_json())
         return cls(info, tokens.access_token, folder, secrets, transport=flow.transport, **options)
+
+    def account_page(self, action: str | None = None) -> str | None:
+        """The account management URL of an OAuth login (with ``action=``: ``sessions``,
+        ``profile``, ``session``, ``cross_signing_reset``), or None without one."""
+        if self.oauth is None:
+            return None
+        try:
+            metadata = self.oauth.auth_metadata
+            device = self.device_id if action == "session" else None
+            return oauth.account_management_url(metadata, action, device)
+        except oauth.MetadataError:
+            return None
 
     @classmethod
     def restore(

@@ -249,7 +249,10 @@ class CrossSigningService:
         if request is None:
             return await self.status()
         auth = UserInteractiveAuth(
-            self.client.connection, self.client.user_id, self.client.ask_password
+            self.client.connection,
+            self.client.user_id,
+            self.client.ask_password,
+            approve=self.client.approve_in_browser,
         )
         purpose = "Replace your cross-signing identity" if reset else "Set up cross-signing"
         try:

@@ -30,7 +30,9 @@ from ..protocol.errors import MatrixError
 from ..protocol.requests import Request
 
 __all__ = [
+    "OAUTH_STAGES",
     "PASSWORD_STAGE",
+    "ApprovalPrompt",
     "AuthCancelled",
     "AuthChallenge",
     "AuthFailed",
@@ -42,10 +44,17 @@ __all__ = [
 ]
 
 PASSWORD_STAGE = "m.login.password"
+#: Approving the request on the account management page of an OAuth server (spec v1.17),
+#: and its unstable name (MSC4312), which Synapse offers beside it.
+OAUTH_STAGES = ("m.oauth", "org.matrix.cross_signing_reset")
 
 #: Shows its argument (what the password is for, and why it is asked again) and returns
 #: the password, or ``None`` if the user declines.
 PasswordPrompt = Callable[[str], Awaitable[str | None]]
+
+#: Shows (and opens) the URL where the user approves the request, with what it is for;
+#: returns True once the user says it is done, False if they give up.
+ApprovalPrompt = Callable[[str, str], Awaitable[bool]]
 
 
 class AuthCancelled(Exception):
@@ -103,6 +112,16 @@ class AuthChallenge:
         done = self.completed
         return [flow[len(done) :] for flow in self.flows if flow[: len(done)] == done]
 
+    def approval_url(self) -> str | None:
+        """The account page where the user approves this request (``m.oauth``), if offered."""
+        for rest in self.remaining():
+            if len(rest) == 1 and rest[0] in OAUTH_STAGES:
+                params = self.params.get(rest[0])
+                url = params.get("url") if isinstance(params, dict) else None
+                if isinstance(url, str) and url.startswith(("https://", "http://")):
+                    return url
+        return None
+
     @property
     def password_suffices(self) -> bool:
         """Some flow needs nothing more than the password stage."""
@@ -140,11 +159,13 @@ class UserInteractiveAuth:
         ask_password: PasswordPrompt | None,
         *,
         attempts: int = 3,
+        approve: ApprovalPrompt | None = None,
     ) -> None:
         self.connection = connection
         self.user_id = user_id
         self.ask_password = ask_password
         self.attempts = attempts
+        self.approve = approve
 
     async def send(self, build: Callable[[dict[str, Any] | None], Request], *, purpose: str) -> Any:
         """Send ``build(None)``; if the server asks, authenticate with the password and resend.
@@ -158,6 +179,8 @@ class UserInteractiveAuth:
             challenge = AuthChallenge.from_error(error)
             if challenge is None:
                 raise
+        if challenge.approval_url() is not None and not challenge.password_suffices:
+            return await self._approve_in_browser(build, challenge, purpose)
         prompt = f"{purpose}: confirm with the password of {self.user_id}"
         for _ in range(self.attempts):
             if not challenge.password_suffices:
@@ -185,3 +208,26 @@ class UserInteractiveAuth:
             else:
                 prompt = f"{purpose}: the server asks again ({challenge.error or 'not accepted'})"
         raise AuthFailed("the password was refused: nothing was changed")
+
+    async def _approve_in_browser(
+        self, build: Callable[[dict[str, Any] | None], Request], challenge: AuthChallenge, purpose: str
+    ) -> Any:
+        """The ``m.oauth`` stage: the user approves on the account page, then we retry
+        with just the session (as the spec says)."""
+        for _ in range(self.attempts):
+            url = challenge.approval_url()
+            if url is None:
+                break
+            if self.approve is None:
+                raise AuthUnsupported(f"approve this at {url} in a browser, then try again")
+            if not await self.approve(url, purpose):
+                raise AuthCancelled("cancelled: it was not approved")
+            auth = {"session": challenge.session} if challenge.session is not None else {}
+            try:
+                return await self.connection.send(build(auth))
+            except MatrixError as error:
+                again = AuthChallenge.from_error(error)
+                if again is None:
+                    raise
+                challenge = again
+        raise AuthFailed("the server still wants it approved on the account page: nothing was changed")

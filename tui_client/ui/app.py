@@ -20,6 +20,7 @@ from ..engine import gc_policy
 from ..engine.cache_key import CacheKeyError, set_aside_unreadable_cache
 from ..engine.client import CACHE_FILE, SESSION_FILE, MatrixClient
 from ..engine.directory import parse_server_list
+from ..engine.opener import HandlerError, open_with_handler
 from ..engine.paths import profile_dir
 from ..engine.settings import account_values, apply_config
 from ..engine.updates import RoomListChanged, SessionEnded, SyncStatus, Update
@@ -502,7 +503,26 @@ class TuiClientApp(App[None]):
             self.action_toggle_sliding_sync,
         )
         yield from self.accounts.commands()
+        if chat.client.account_page() is not None:
+            for label, action, help_text in (
+                ("Account page", None, "Your account on the server's sign-in service, in the browser"),
+                ("Account page: sessions", "sessions", "Your signed-in devices, in the browser"),
+                ("Account page: profile", "profile", "Name, avatar and contact details, in the browser"),
+            ):
+                yield SystemCommand(label, help_text, partial(self.open_account_page, action))
         yield SystemCommand("Log out", "End this session on the server and remove local data", self.action_logout)
+
+    async def open_account_page(self, action: str | None) -> None:
+        """Open the account management page (OAuth servers) for ``action`` in the browser."""
+        url = self.client.account_page(action) if self.client is not None else None
+        if url is None:
+            return
+        try:
+            await open_with_handler(url)
+        except HandlerError as error:
+            self.notify(f"Cannot open a browser ({error}). Open {url}", severity="warning", markup=False, timeout=30)
+            return
+        self.notify(f"Opened {url}", markup=False)
 
     async def action_toggle_typing(self) -> None:
         """Turn typing notices on or off."""

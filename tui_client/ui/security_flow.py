@@ -24,6 +24,7 @@ from textual.app import SystemCommand
 from textual.markup import escape as escape_markup
 
 from ..crypto.verification import Verification, VerificationState
+from ..engine.opener import HandlerError, open_with_handler
 from ..engine.updates import (
     CrossSigningChanged,
     IdentityWarnings,
@@ -33,7 +34,7 @@ from ..engine.updates import (
 )
 from ..protocol.sanitize import clean_line
 from .screens.devices import DevicesScreen
-from .screens.dialogs import PromptDialog
+from .screens.dialogs import ConfirmDialog, PromptDialog
 from .screens.verification import VerificationDialog, describe_other, trust_note
 from .widgets.member_list import MemberList
 from .widgets.room_header import RoomHeader
@@ -69,6 +70,7 @@ class SecurityFlow:
         """Give the chat screen's views the trust cache, and the engine a password prompt."""
         client = chat.client
         client.ask_password = self.ask_password
+        client.approve_in_browser = self.approve_in_browser
         trust = client.devices.trust
         timeline = chat.query_one(TimelineView)
         timeline.trust_of = trust
@@ -89,6 +91,28 @@ class SecurityFlow:
                 answer.set_result(value)
 
         self.app.push_screen(PromptDialog(clean_line(prompt, 200), password=True), done)
+        return await answer
+
+    async def approve_in_browser(self, url: str, purpose: str) -> bool:
+        """Open the account page where the server wants ``purpose`` approved, and wait for
+        the user to say it is done (True) or give up (False)."""
+        try:
+            await open_with_handler(url)
+            opened = "It is open in your browser"
+        except HandlerError:
+            opened = "Open it in a browser"
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[bool] = loop.create_future()
+
+        def done(value: bool | None) -> None:
+            if not answer.done():
+                answer.set_result(bool(value))
+
+        question = (
+            f"{clean_line(purpose, 80)}: your server asks you to approve this on your account page. "
+            f"{opened}: {clean_line(url, 300)} , then choose 'Approved, go on'."
+        )
+        self.app.push_screen(ConfirmDialog(question, "Approved, go on"), done)
         return await answer
 
     # -- updates --------------------------------------------------------------------------

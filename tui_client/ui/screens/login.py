@@ -207,6 +207,8 @@ class LoginScreen(Screen[None]):
         self._user_id = user_id
         self._homeserver = homeserver
         self._message = message
+        #: What the server last asked about offers (keyed by the server typed), once known.
+        self._options: tuple[str, LoginOptions] | None = None
 
     def compose(self) -> ComposeResult:
         # Not inside a Center: a percentage max-height there resolves against the box's
@@ -229,8 +231,6 @@ class LoginScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self._options: tuple[str, LoginOptions] | None = None
-        self.query_one("#login-note").display = False
         self._show_status(self._message, error=True)
         target = "#password" if self._user_id else "#user-id"
         self.query_one(target, Input).focus()
