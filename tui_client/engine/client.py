@@ -56,6 +56,7 @@ from .room_view import RoomView
 from .search import SearchService
 from .secrets import SecretStore
 from .send_queue import NotReady, Refused, SendQueue
+from .server_clock import ServerClock
 from .sliding_sync import SlidingSyncSource, server_offers_sliding_sync
 from .spaces import SpaceService
 from .storage import StorageHealth
@@ -181,6 +182,9 @@ class MatrixClient:
         self.send_queue = SendQueue(
             self.cache, self.db, self.connection, self._on_send_progress, prepare=self._prepare_send, storage=self.storage
         )
+        #: The server's time (local time corrected by what events say): a local clock
+        #: hours off does not upset verification or key rotation (engine/server_clock.py).
+        self.server_clock = ServerClock()
         self.encryption = Encryption(self, backend=crypto_backend)
         self.ended: SessionEnded | None = None
         self.connection.on_rate_limited = self._on_rate_limited
@@ -616,6 +620,7 @@ class MatrixClient:
         # meanwhile costs ~20% of the time. It runs again once the batch is done.
         with gc_paused():
             batch = self._source.parse(raw)
+            self.server_clock.observe(event for room in batch.joined for event in room.timeline)
             result = self.cache.ingest_sync(batch, self.rooms, hook=self.encryption.ingest_hook)
             self.presence.receive(batch.presence)
         crypto = result.hook_result or CryptoResult()

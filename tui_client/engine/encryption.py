@@ -199,7 +199,15 @@ class Encryption:
                 # A python-olm store is moved to vodozemac's format first, in the same
                 # transaction: killed half-way, it is still the store it was.
                 prepare_store(store, backend, key)
-                return OlmMachine(client.user_id, client.device_id, store, backend, pickle_key=key, config=self.config)
+                return OlmMachine(
+                    client.user_id,
+                    client.device_id,
+                    store,
+                    backend,
+                    pickle_key=key,
+                    config=self.config,
+                    clock=client.server_clock.now_ms,
+                )
 
             self.machine = await self._run(build)
             self.pickle_key = key
