@@ -40,17 +40,20 @@ class ServerClock:
         """Learn from a batch's events (the newest one with an ``age`` counts)."""
         received = self.local_ms() if received_ms is None else received_ms
         best: int | None = None
+        sample = 0
         for event in events:
             ts = event.get("origin_server_ts")
             unsigned = event.get("unsigned")
             age = unsigned.get("age") if isinstance(unsigned, dict) else None
-            if not _is_int(ts) or not _is_int(age) or age < 0:
+            if not _is_int(ts) or not _is_int(age):
                 continue
-            server_then = ts + age
-            # The youngest event is the least stale sample (age grows with nothing else).
+            assert isinstance(ts, int) and isinstance(age, int)
+            if age < 0:
+                continue
+            # The youngest event is the least stale sample.
             if best is None or age < best:
                 best = age
-                sample = server_then - received
+                sample = ts + age - received
         if best is not None:
             self._samples.append(sample)
             self.offset_ms = int(statistics.median(self._samples))
