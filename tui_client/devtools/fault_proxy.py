@@ -60,6 +60,8 @@ class Exchange:
     method: str
     path: str
     request_body: bytes
+    #: The request's headers (names in lower case).
+    headers: dict[str, str] = field(default_factory=dict)
     status: int | None = None
     response_body: bytes = b""
     faults: list[str] = field(default_factory=list)
@@ -186,7 +188,7 @@ class FaultProxy:
                 except (_Closed, ConnectionError, ssl.SSLError, asyncio.IncompleteReadError):
                     return
                 method, target = _request_line(head)
-                exchange = Exchange(method, target, body)
+                exchange = Exchange(method, target, body, _headers(head))
                 with self._lock:
                     self.exchanges.append(exchange)
                 fault = self._decide(exchange, "request")

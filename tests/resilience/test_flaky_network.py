@@ -1,0 +1,228 @@
+"""Two clients of ours chat in an encrypted room through a network that drops, delays
+(2-30 s), resets and truncates at random, before or after the server has the request.
+
+At the end (faults off) every message is on both sides exactly once and decrypted, and
+the status line told the truth all along: each sync request the network broke was
+followed at once by a "retrying"/"offline" state of that client, and both end connected.
+Room keys are replaced along the way (each sender drops its Megolm session every 12
+messages), so new keys travel through the faults too. ``make test``: 60 s of faults;
+``make soak``: 10 minutes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from tui_client.devtools.fault_proxy import DROP, PASS, RESET, TRUNCATE, Exchange, Fault, FaultProxy
+from tui_client.devtools.synapse import SynapseServer
+from tui_client.engine.client import MatrixClient
+from tui_client.engine.room_view import RoomView
+from tui_client.engine.updates import SyncStatus
+
+from ..engine.support import Recorder
+from ..integration.e2ee_support import encrypted_room, join, until
+from . import scale
+from .support import saved_login
+
+SECONDS = int(os.environ.get("TUI_CLIENT_FLAKY_SECONDS", scale(60, 600)))
+BROKEN = ("drop", "reset", "truncate")
+
+
+class RandomFaults:
+    """The network's misbehaviour, seeded; records each fault with its time and token."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.lock = threading.Lock()
+        self.active = False
+        self.log: list[tuple[float, str, str, str, str]] = []  # time, token, path, phase, kind
+
+    def __call__(self, exchange: Exchange, phase: str) -> Fault:
+        with self.lock:
+            if not self.active:
+                return PASS
+            r = self.rng.random()
+            if phase == "request":
+                fault = (
+                    DROP
+                    if r < 0.05
+                    else RESET
+                    if r < 0.08
+                    else Fault.delay(self.rng.uniform(2, 30))
+                    if r < 0.12
+                    else PASS
+                )
+            else:
+                fault = (
+                    DROP
+                    if r < 0.05
+                    else RESET
+                    if r < 0.08
+                    else TRUNCATE
+                    if r < 0.12
+                    else Fault.delay(self.rng.uniform(2, 30))
+                    if r < 0.17
+                    else PASS
+                )
+            if fault is not PASS:
+                token = exchange.headers.get("authorization", "").removeprefix("Bearer ")
+                self.log.append(
+                    (time.time(), token, exchange.path.split("?", 1)[0], phase, fault.kind)
+                )
+            return fault
+
+
+def _bodies(view: RoomView) -> list[str]:
+    return [
+        i.body
+        for i in view.model.items
+        if not i.is_local_echo and i.body.startswith(("alice ", "bob "))
+    ]
+
+
+async def _delivered(client: MatrixClient, view: RoomView, room: str, sent: list[str]) -> list[str]:
+    """The bodies of the room's messages in the client's cache, decrypted, once every sent
+    message is there or three minutes passed. Gaps a delayed sync left (a limited
+    timeline) are filled by paginating back, as a user scrolling up would."""
+    deadline = time.monotonic() + 180
+    while True:
+        while await client.db.run(client.cache.gaps, room) and time.monotonic() < deadline:
+            if not await view.paginate_back(200):
+                await asyncio.sleep(1)
+        stored, _gap = await client.db.run(client.cache.load_before, room, None, 1_000_000)
+        encrypted = [
+            s.event["event_id"] for s in stored if s.event.get("type") == "m.room.encrypted"
+        ]
+        clear = await client.db.run(client.encryption.store.decrypted, encrypted)
+        bodies = [clear[e][0].get("content", {}).get("body", "") for e in encrypted if e in clear]
+        got = [b for b in bodies if b.startswith(("alice ", "bob "))]
+        undecrypted = [e for e in encrypted if e not in clear]
+        if (set(got) >= set(sent) and not undecrypted) or time.monotonic() > deadline:
+            assert not undecrypted, (
+                f"{client.user_id} cannot decrypt {len(undecrypted)} events: "
+                + str(
+                    await client.db.run(
+                        _why,
+                        client,
+                        [s.event for s in stored if s.event["event_id"] in undecrypted],
+                    )
+                )
+            )
+            return got
+        await asyncio.sleep(1)
+
+
+def _why(client: MatrixClient, events: list[dict[str, Any]]) -> list[tuple[str, str, int, bool]]:
+    """Sender, session, index and whether the room key is held, per event not decrypted."""
+    db = client.cache._db
+    found = []
+    for event in events:
+        content = event.get("content", {})
+        session = content.get("session_id", "")
+        held = db.execute(
+            "SELECT 1 FROM crypto_inbound_sessions WHERE session_id = ?", (session,)
+        ).fetchone()
+        found.append(
+            (event.get("sender", ""), session, len(content.get("ciphertext", "")), held is not None)
+        )
+    return found
+
+
+async def _client(base: Path) -> MatrixClient:
+    client = MatrixClient.restore(base_dir=base, long_poll_ms=2000)
+    assert client is not None
+    await client.open()
+    client.start()
+    await client.wait_synced()
+    return client
+
+
+async def test_chat_through_a_flaky_network(
+    synapse: SynapseServer, make_user: Any, tmp_path: Path
+) -> None:
+    faults = RandomFaults(seed=19)
+    alice_user, bob_user = make_user("alice"), make_user("bob")
+    with FaultProxy(synapse.base_url, faults) as proxy:
+        tokens = {
+            "alice": await saved_login(
+                alice_user.user_id, alice_user.password, tmp_path / "alice", proxy.base_url
+            ),
+            "bob": await saved_login(
+                bob_user.user_id, bob_user.password, tmp_path / "bob", proxy.base_url
+            ),
+        }
+        alice, bob = await _client(tmp_path / "alice"), await _client(tmp_path / "bob")
+        clients = {"alice": alice, "bob": bob}
+        try:
+            room = await encrypted_room(alice, "flaky", [bob_user.user_id])
+            await join(bob, room)
+            await until(lambda: alice.rooms[room].joined_count == 2, "bob in the room")
+            views = {name: await c.open_room(room) for name, c in clients.items()}
+            recorders = {name: Recorder(c) for name, c in clients.items()}
+
+            faults.active = True
+            sent: list[str] = []
+            deadline = time.monotonic() + SECONDS
+            n = 0
+            while time.monotonic() < deadline:
+                name = ("alice", "bob")[n % 2]
+                if n % 24 in (22, 23):  # each sender replaces its room key now and then
+                    client = clients[name]
+                    await client.encryption.call(
+                        lambda c=client: c.encryption.machine.invalidate_group_session(room)  # type: ignore[union-attr]
+                    )
+                body = f"{name} {n}"
+                await clients[name].send_message(room, body)
+                sent.append(body)
+                n += 1
+                await asyncio.sleep(0.75)
+            faults.active = False
+            for client in clients.values():  # what a "network is back" signal does
+                assert client.sync_loop is not None
+                client.sync_loop.retry_now()
+                client.send_queue.wake()
+                client.encryption.wake()
+
+            for name, client in clients.items():
+                got = await _delivered(client, views[name], room, sent)
+                missing = sorted(set(sent) - set(got))
+                assert not missing, f"{name} lacks {len(missing)}: {missing[:8]}"
+                assert sorted(got) == sorted(sent), f"{name} has duplicates or strangers"
+            for name, client in clients.items():
+                await until(
+                    lambda c=client: c.sync_state.status is SyncStatus.CONNECTED,
+                    f"{name} connected",
+                )
+                assert await client.db.run(client.cache.outbox, None, ("pending", "failed")) == []
+
+            # The status line told the truth: every sync the network broke was followed by a
+            # retrying/offline state of that client within a few seconds.
+            broken_syncs = [
+                (t, token)
+                for t, token, path, _phase, kind in faults.log
+                if path.endswith("/sync") and kind in BROKEN
+            ]
+            assert broken_syncs, "no sync request was broken: the test tested nothing"
+            by_token = {tokens[name]: name for name in clients}
+            for t, token in broken_syncs:
+                states = recorders[by_token[token]].states()
+                assert any(
+                    t - 0.5 <= when <= t + 5
+                    and s.status in (SyncStatus.BACKING_OFF, SyncStatus.OFFLINE)
+                    for when, s in states
+                ), f"{by_token[token]}'s status did not say the broken sync at {t}"
+            kinds = sorted({kind for *_, kind in faults.log})
+            print(
+                f"{SECONDS}s, {len(sent)} messages, {len(faults.log)} faults ({', '.join(kinds)}), "
+                f"{len(broken_syncs)} broken syncs each said in the status"
+            )
+        finally:
+            faults.active = False
+            for client in clients.values():
+                await client.close()
