@@ -407,3 +407,22 @@ def test_a_done_before_the_user_answers_waits_for_the_answer(
     # The answer completes it at once (their done is already here).
     assert terminal.machine.confirm_qr_scanned(ours.id).state is VerificationState.DONE
     assert terminal.machine.cross_signing_status().master_trusted is True
+
+
+def test_no_code_without_the_keys_it_needs_then_sas_only(
+    make_peer: MakePeer, clock: FakeClock
+) -> None:
+    """Bob has no cross-signing identity: Alice can show no mode 0x00 code, SAS remains."""
+    alice = make_peer(ALICE, "A1")
+    bob = make_peer(BOB, "PHONE", config=PHONE)
+    bootstrap(alice)
+    _meet(alice, bob)
+    room = FakeRoom("!dm:x", clock)
+    ours = alice.machine.request_verification_in_room(room.room_id, BOB)
+    settle(alice, bob, rooms=[room])
+    bob.machine.accept_verification(_incoming(bob).id)
+    settle(alice, bob, rooms=[room])
+    ours = _now(alice, ours)
+    assert ours.state is VerificationState.READY
+    assert ours.qr_code is None and ours.methods == (SAS,)
+    assert _now(alice, ours).methods == (SAS,)

@@ -73,6 +73,18 @@ class QrSteps(MachineCore):
         if flow.qr is None:
             # Made once, the first time it can be shown (its secret then stays the same).
             flow.qr = self._our_code(flow)
+            if flow.qr is None and flow.their_keys is not None:
+                # The keys are known and no code can be made (another user without
+                # cross-signing, or our master key not trusted): SAS only.
+                dropped = (
+                    {QR_SHOW_METHOD}
+                    if QR_SCAN_METHOD in flow.methods
+                    else {
+                        QR_SHOW_METHOD,
+                        RECIPROCATE_METHOD,
+                    }
+                )
+                flow.methods = tuple(m for m in flow.methods if m not in dropped)
         return None if flow.qr is None else flow.qr.to_bytes()
 
     def _our_code(self, flow: _Flow) -> QrCode | None:
