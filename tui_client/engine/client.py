@@ -33,6 +33,7 @@ from ..protocol.oauth import TokenResponse
 from ..protocol.room_state import RoomSummary
 from ..store.cache import Cache, IngestResult, OutboxEntry, PendingJoin, StoredEvent
 from ..store.encrypted_db import shred, shred_database
+from ..store.repair import RepairReport, open_checked
 from . import gc_policy
 from .attachments import MediaError, save_attachment
 from .backup import KeyBackup
@@ -155,7 +156,10 @@ class MatrixClient:
         key = cache_key(secrets, folder / CACHE_FILE)
         self.db = DatabaseThread()
         try:
-            self.cache: Cache = self.db.call(Cache, folder / CACHE_FILE, own_user_id=info.user_id, key=key)
+            self.cache: Cache
+            #: What a damaged cache lost when it was rebuilt at this open (store/repair.py).
+            self.cache_repair: RepairReport | None
+            self.cache, self.cache_repair = self.db.call(open_checked, folder / CACHE_FILE, own_user_id=info.user_id, key=key)
         except BaseException:
             self.db.shutdown()
             raise
@@ -387,6 +391,8 @@ class MatrixClient:
         self.publish(RoomListChanged(tuple(self.rooms.values()), frozenset(self.rooms)))
         if self.secrets.warning:
             await say_once(self, "no_keyring", "warning", self.secrets.warning)
+        if self.cache_repair is not None:
+            self.notify("warning" if self.cache_repair.crypto_intact else "error", self.cache_repair.describe())
         await self.encryption.open()
         await self.devices.open()
         await self.typing.load()

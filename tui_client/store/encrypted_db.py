@@ -21,6 +21,7 @@ from typing import cast
 
 __all__ = [
     "KEY_BYTES",
+    "CacheDamaged",
     "CacheKeyError",
     "connect",
     "encrypt_in_place",
@@ -74,6 +75,10 @@ def _no_hook(step: str) -> None:
 after_step: Callable[[str], None] = _no_hook
 
 
+class CacheDamaged(Exception):
+    """The cache's key is right but its file is damaged (store/repair.py rebuilds it)."""
+
+
 class CacheKeyError(Exception):
     """The cache does not open with the key this device holds (wrong, or missing)."""
 
@@ -125,6 +130,10 @@ def connect(path: Path | str, key: bytes | None) -> sqlite3.Connection:
             continue
         # sqlcipher3 is the sqlite3 module built against SQLCipher: the same API.
         return cast(sqlite3.Connection, db)
+    if error is not None and "malformed" in str(error):
+        # The key opened the first page (a wrong key reads "file is not a database"):
+        # the file itself is damaged.
+        raise CacheDamaged(f"the cache file is damaged ({error})") from error
     raise CacheKeyError(
         "the cache cannot be opened with this device's key "
         "(the key is not the cache's, or the file is damaged)"

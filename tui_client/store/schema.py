@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate"]
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SchemaTooNew", "migrate"]
 
 # Each entry moves the schema from version N to N+1. Never edit one that has shipped:
 # add the next.
@@ -373,6 +373,10 @@ MIGRATIONS: tuple[str, ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+class SchemaTooNew(RuntimeError):
+    """The cache was written by a newer release (a schema this code does not know)."""
+
+
 def migrate(connection: sqlite3.Connection) -> int:
     """Bring the database to :data:`SCHEMA_VERSION`, one transaction per step.
 
@@ -381,7 +385,7 @@ def migrate(connection: sqlite3.Connection) -> int:
     """
     (found,) = connection.execute("PRAGMA user_version").fetchone()
     if found > SCHEMA_VERSION:
-        raise RuntimeError(
+        raise SchemaTooNew(
             f"the cache was written by a newer tui_client (schema {found} > {SCHEMA_VERSION})"
         )
     for version in range(found, SCHEMA_VERSION):

@@ -1,0 +1,217 @@
+"""A damaged cache, found at open and rebuilt around what can be saved.
+
+:func:`open_checked` opens the cache and runs ``PRAGMA quick_check``; a cache that
+fails it, that SQLite cannot read (a truncated file, a page of zeros), or whose schema
+comes from a newer release is rebuilt: a new file with the current schema receives,
+table by table, what still reads from the old one and cannot be fetched again (the
+crypto store: this device's identity, Olm and Megolm sessions, cross-signing and backup
+state; the outbox, unfinished uploads and joins; the settings kept in ``meta``), and
+takes its place. Everything else (rooms, timelines, members) comes back with a sync
+from scratch (the sync position is not kept). The old file is set aside beside it, and
+a :class:`RepairReport` says what was kept and what was lost, for the user.
+
+A torn WAL is not damage: SQLite ignores the frames of a transaction that was never
+committed, which is all a crash can leave there.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .cache import Cache
+from .encrypted_db import CacheDamaged, CacheKeyError, connect
+from .schema import SchemaTooNew, migrate
+
+__all__ = ["RepairReport", "open_checked"]
+
+log = logging.getLogger(__name__)
+
+# Tables worth keeping: what the server cannot give back.
+_KEPT_TABLES = ("outbox", "pending_uploads", "pending_joins", "meta")
+# meta keys of the sync position: a rebuilt cache syncs from scratch.
+_SYNC_POSITION_KEYS = ("next_batch", "sliding_pos", "storage_probe")
+_FILE_ENDINGS = ("", "-wal", "-shm")
+
+
+@dataclass
+class RepairReport:
+    """What happened to a damaged cache (shown to the user)."""
+
+    reason: str
+    set_aside: Path
+    crypto_intact: bool
+    kept: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)
+    unsent: int = 0
+    account_lost: bool = False
+
+    def describe(self) -> str:
+        """A few sentences for the user."""
+        text = f"The local cache was damaged ({self.reason}) and has been rebuilt from the server."
+        if self.crypto_intact:
+            text += " Your encryption keys were kept."
+        elif self.account_lost:
+            text += (
+                " This device's encryption identity could not be read back: log out and log in again,"
+                " then restore your keys from your recovery key or a key file."
+            )
+        else:
+            text += (
+                " Some of this device's encryption keys could not be read back: restore them from your"
+                " recovery key or a key file (palette: Recovery / Import keys); messages they opened"
+                " stay unreadable until then."
+            )
+        if self.unsent:
+            text += f" {self.unsent} unsent message{'s' if self.unsent != 1 else ''} kept."
+        if self.lost:
+            text += " Lost: " + "; ".join(self.lost) + "."
+        text += f" The damaged file is kept as {self.set_aside.name}."
+        return text
+
+
+def _problem(cache: Cache) -> str | None:
+    """``PRAGMA quick_check``'s first complaint, or None for a sound file."""
+    rows = cache._db.execute("PRAGMA quick_check(5)").fetchall()
+    found = [str(r[0]) for r in rows]
+    return None if found == ["ok"] else "; ".join(found)[:200]
+
+
+def open_checked(
+    path: Path, *, own_user_id: str = "", key: bytes | None = None
+) -> tuple[Cache, RepairReport | None]:
+    """Open the cache at ``path``; rebuild it first if it is damaged or from a newer release.
+
+    A cache that does not open with ``key`` at all still raises :class:`CacheKeyError`
+    (the key may be wrong: engine/cache_key.py sets such a file aside, untouched).
+    """
+    reason: str | None = None
+    try:
+        cache = Cache(path, own_user_id=own_user_id, key=key)
+    except CacheKeyError:
+        raise
+    except (SchemaTooNew, CacheDamaged) as error:
+        reason = str(error)
+    except sqlite3.DatabaseError as error:
+        reason = f"SQLite: {error}"
+    except Exception as error:
+        # sqlcipher3's errors are not sqlite3's classes.
+        if type(error).__name__ not in ("DatabaseError", "OperationalError", "IntegrityError"):
+            raise
+        reason = f"SQLite: {error}"
+    else:
+        try:
+            reason = _problem(cache)
+        except Exception as error:
+            reason = f"SQLite: {error}"
+        if reason is None:
+            return cache, None
+        cache.close()
+    log.error("the cache at %s is damaged (%s): rebuilding it", path, reason)
+    report = _rebuild(path, key, reason)
+    return Cache(path, own_user_id=own_user_id, key=key), report
+
+
+def _rebuild(path: Path, key: bytes | None, reason: str) -> RepairReport:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    fresh = path.with_name(path.name + ".rebuilding")
+    for ending in _FILE_ENDINGS:
+        Path(f"{fresh}{ending}").unlink(missing_ok=True)
+    aside = path.with_name(f"{path.name}.damaged-{stamp}")
+    report = RepairReport(reason=reason, set_aside=aside, crypto_intact=False)
+    new = connect(fresh, key)
+    try:
+        new.execute("PRAGMA journal_mode=WAL")
+        migrate(new)
+        new_tables = [
+            r[0] for r in new.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        ]
+        crypto_tables = [t for t in new_tables if t.startswith("crypto_")]
+        copied, failed = _copy(
+            path, key, new, [*crypto_tables, *(t for t in _KEPT_TABLES if t in new_tables)]
+        )
+        has_account = (
+            bool(new.execute("SELECT count(*) FROM crypto_account").fetchone()[0])
+            if "crypto_account" in new_tables
+            else False
+        )
+        report.crypto_intact = not any(t in failed for t in crypto_tables) and has_account
+        report.account_lost = not has_account
+        report.unsent = (
+            int(new.execute("SELECT count(*) FROM outbox WHERE state != 'sent'").fetchone()[0])
+            if "outbox" in new_tables
+            else 0
+        )
+        if not report.crypto_intact:
+            report.lost.append("some encryption keys")
+        if "outbox" in failed:
+            report.lost.append("messages waiting to be sent")
+        if "meta" in failed:
+            report.lost.append("some settings")
+        report.kept = copied
+        report.lost.append("the cached rooms and messages (fetched again)")
+        new.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        new.close()
+    for ending in _FILE_ENDINGS:
+        old = Path(f"{path}{ending}")
+        if old.exists():
+            os.replace(old, Path(f"{aside}{ending}"))
+    os.replace(fresh, path)
+    for ending in _FILE_ENDINGS[1:]:
+        Path(f"{fresh}{ending}").unlink(missing_ok=True)
+    return report
+
+
+def _copy(
+    path: Path, key: bytes | None, new: sqlite3.Connection, tables: list[str]
+) -> tuple[list[str], list[str]]:
+    """Copy each table's readable rows (the columns both schemas have); the tables copied
+    whole and those that failed."""
+    copied: list[str] = []
+    failed: list[str] = []
+    try:
+        old = connect(path, key)
+    except Exception as error:
+        log.error("the damaged cache does not open for reading: %s", error)
+        return copied, list(tables)
+    try:
+        for table in tables:
+            try:
+                old_columns = {r[1] for r in old.execute(f'PRAGMA table_info("{table}")')}
+                columns = [
+                    r[1]
+                    for r in new.execute(f'PRAGMA table_info("{table}")')
+                    if r[1] in old_columns
+                ]
+                if not columns:
+                    failed.append(table)
+                    continue
+                names = ", ".join(f'"{c}"' for c in columns)
+                rows = old.execute(f'SELECT {names} FROM "{table}"').fetchall()
+                if table == "meta":
+                    rows = (
+                        [r for r in rows if r[columns.index("key")] not in _SYNC_POSITION_KEYS]
+                        if "key" in columns
+                        else []
+                    )
+                marks = ", ".join("?" * len(columns))
+                new.execute("BEGIN")
+                new.execute(f'DELETE FROM "{table}"')
+                new.executemany(
+                    f'INSERT OR REPLACE INTO "{table}" ({names}) VALUES ({marks})', rows
+                )
+                new.execute("COMMIT")
+                copied.append(table)
+            except Exception as error:
+                if new.in_transaction:
+                    new.execute("ROLLBACK")
+                log.error("cannot read %s back from the damaged cache: %s", table, error)
+                failed.append(table)
+    finally:
+        old.close()
+    return copied, failed
