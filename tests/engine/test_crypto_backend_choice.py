@@ -12,6 +12,7 @@ import pytest
 
 from tests.ui.fake_world import FakeHomeserver, make_profile, use_memory_keyring
 from tui_client.engine.client import MatrixClient
+from tui_client.engine.updates import Notice
 from tui_client.ui.screens.recovery import health_text
 
 
@@ -56,9 +57,17 @@ async def test_python_olm_moves_to_vodozemac_and_cannot_come_back(folder: Path) 
     finally:
         await client.close()
 
-    client = await _opened(folder, crypto_backend="olm")
+    client = MatrixClient.restore(
+        base_dir=folder, transport=FakeHomeserver().transport(), crypto_backend="olm"
+    )
+    assert client is not None
+    notices: list[Notice] = []
+    client.subscribe(lambda update: notices.append(update) if isinstance(update, Notice) else None)
+    await client.open()
     try:
         assert client.encryption.machine is None
+        [notice] = [n for n in notices if n.level == "error"]
+        assert "which olm cannot read" in notice.text and "with vodozemac" in notice.text
         report = health_text(await client.recovery.health(check_backup=False)).plain
         assert "End-to-end encryption is not available on this device" in report
         assert "stored in vodozemac's format, which olm cannot read" in report

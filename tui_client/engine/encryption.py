@@ -214,7 +214,12 @@ class Encryption:
         except (CryptoStoreMismatch, PickleFormatError, ValueError) as error:
             self.error = f"End-to-end encryption is off: {error}."
             log.error("encryption unavailable: %s", error)
-            self.client.publish(Notice("error", self.error + " Log out and in again to start afresh."))
+            advice = (
+                " Open it with vodozemac, the default crypto backend."
+                if isinstance(error, PickleFormatError)
+                else " Log out and in again to start afresh."
+            )
+            self.client.publish(Notice("error", self.error + advice))
             return
         encrypted = [room_id for room_id, summary in self.client.rooms.items() if summary.encrypted and summary.membership == "join"]
         await self._run(lambda: self._track_rooms(encrypted))
