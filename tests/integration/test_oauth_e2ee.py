@@ -133,3 +133,18 @@ async def _master_key(client: MatrixClient) -> str:
     )
     keys = answer["master_keys"][client.user_id]["keys"]
     return str(next(iter(keys.values())))
+
+
+async def test_a_session_ended_elsewhere_ends_here(oauth_homeserver: Homeserver, tmp_path: Path) -> None:
+    _, auth = oauth_homeserver
+    client = await oauth_client(oauth_homeserver, tmp_path / "dave", f"dave-{secrets.token_hex(3)}")
+    try:
+        await asyncio.to_thread(auth.end_session, client.device_id)
+        for _ in range(400):
+            if client.ended is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert client.ended is not None and not client.ended.soft
+        assert client.secrets.get("refresh_token") is None
+    finally:
+        await client.close()

@@ -16,6 +16,8 @@ from textual.pilot import Pilot
 from tui_client.devtools.oauth_server import AuthServer
 from tui_client.devtools.synapse import SynapseServer
 from tui_client.engine.client import MatrixClient
+from tui_client.engine.oauth import OAuthLogin
+from tui_client.engine.updates import SyncStatus
 from tui_client.ui.app import TuiClientApp
 from tui_client.ui.screens.chat import ChatScreen
 from tui_client.ui.screens.dialogs import ConfirmDialog
@@ -70,7 +72,9 @@ async def test_palette_opens_the_account_page(
         await _palette(pilot, "Account page: sessions")
         await until(pilot, lambda: opened.exists(), "the browser to be started")
         assert opened.read_text().split() == [f"{auth.url}account/?action=org.matrix.devices_list"]
-        await until(pilot, lambda: any("Opened" in n.message for n in app._notifications), "the notice")
+        await until(
+            pilot, lambda: any("Opened" in n.message for n in app._notifications), "the notice"
+        )
         assert client.account_page("profile") == f"{auth.url}account/?action=org.matrix.profile"
 
 
@@ -106,7 +110,9 @@ async def test_cross_signing_reset_waits_for_approval_on_the_account_page(
 
         task = asyncio.create_task(reset())
         await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the approval dialog")
-        await until(pilot, lambda: "approve this on your account" in screen_text(app), "the dialog's words")
+        await until(
+            pilot, lambda: "approve this on your account" in screen_text(app), "the dialog's words"
+        )
         text = screen_text(app)
         assert "Approved, go on" in text
         await until(pilot, lambda: opened.exists(), "the browser to be started")
@@ -116,3 +122,47 @@ async def test_cross_signing_reset_waits_for_approval_on_the_account_page(
         await task
         assert outcome and not isinstance(outcome[0], Exception), outcome
         assert outcome[0].published and outcome[0].has_master
+
+
+async def test_session_ended_on_the_account_page_is_said(
+    oauth_homeserver: Homeserver, tmp_path: Path
+) -> None:
+    synapse, auth = oauth_homeserver
+    auth.interval = 0.2
+    # Logged in with a short long-poll, so the end is seen within a second.
+    flow = await OAuthLogin.prepare("", synapse.base_url)
+    grant = await flow.start_device_login()
+    await asyncio.to_thread(auth.approve, grant.user_code, "ended-user")
+    tokens = await flow.wait_device_login()
+    client = await MatrixClient.login_oauth(
+        flow, tokens, base_dir=tmp_path / "profile", long_poll_ms=500
+    )
+    await flow.aclose()
+    app = TuiClientApp(client=client, base_dir=tmp_path / "profile", start_sync=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, ChatScreen), "the chat screen")
+        await until(
+            pilot, lambda: client.sync_state.status is SyncStatus.CONNECTED, "the first sync"
+        )
+        await asyncio.to_thread(auth.end_session, client.device_id)
+        # The refused token is refreshed once; the refresh token is refused too: logged out.
+        await until(pilot, lambda: type(app.screen).__name__ == "LoginScreen", "the login screen")
+        await until(pilot, lambda: "session was ended" in screen_text(app), "the reason")
+        assert client.secrets.get("refresh_token") is None
+        assert client.secrets.get("access_token") is None
+
+
+async def test_logout_revokes_the_tokens(oauth_homeserver: Homeserver, tmp_path: Path) -> None:
+    _, auth = oauth_homeserver
+    auth.interval = 0.2
+    app = TuiClientApp(base_dir=tmp_path / "profile", start_sync=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        client = await _logged_in(pilot, oauth_homeserver, "logout-user")
+        device = client.device_id
+        await _palette(pilot, "Log out")
+        if isinstance(app.screen, ConfirmDialog):
+            await pilot.click("#yes")
+        await until(pilot, lambda: type(app.screen).__name__ == "LoginScreen", "the login screen")
+        [session] = [s for s in auth.sessions() if s.device_id == device]
+        assert session.revoked
+        assert MatrixClient.restore(base_dir=tmp_path / "profile") is None

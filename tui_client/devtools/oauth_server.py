@@ -216,6 +216,16 @@ class AuthServer:
             for session in self._state.sessions:
                 session.expires_at = 0.0
 
+    def end_session(self, device_id: str) -> None:
+        """The user signs the device out on the account page: its tokens stop working
+        (the refresh token too) and the device is deleted from the homeserver."""
+        with self._lock:
+            ended = [s for s in self._state.sessions if s.device_id == device_id and not s.revoked]
+            for session in ended:
+                session.revoked = True
+        for session in ended:
+            self._synapse("delete_device", {"localpart": session.localpart, "device_id": session.device_id})
+
     def _grant_by_user_code(self, user_code: str) -> _DeviceGrant:
         for grant in self._state.device_grants.values():
             if grant.user_code == user_code:

@@ -529,7 +529,8 @@ class OAuthTokens:
         async with self._lock:
             if self.access_token != seen:
                 return True  # another request refreshed it meanwhile
-            assert self.refresh_token is not None
+            if self.refresh_token is None:
+                return False  # another request found the session ended meanwhile
             endpoint = self.auth_metadata.token_endpoint
             try:
                 data = await self.connection.send(
