@@ -24,7 +24,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 # The long forms of the real-world tests (issue 19; tests/resilience): 50 kills while
-# sending, ... `make test` runs each in a short form.
+# sending, 10 minutes of a flaky network, a 2-hour soak (bench/soak.py); about 2.5 hours
+# in all. `make test` runs each in a short form.
 soak: $(STAMP)
 	TUI_CLIENT_SOAK=1 $(BIN)/python -m pytest -q -s tests/resilience
 

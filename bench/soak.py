@@ -1,0 +1,254 @@
+"""Long run: a bot writes into 50 rooms while the UI switches rooms and pages back.
+
+``python -m bench.soak --seconds 7200`` (``make soak`` runs the 2-hour form through
+tests/resilience/test_soak.py; ``make test`` a 60-second one). One Synapse on loopback,
+the real app headless (Textual's ``run_test``, 120x40), a bot account sending through
+the admin-free client API from a thread. Every few seconds it samples this process's
+RSS and open file descriptors, the items the timeline widget holds, the client's open
+room views, the app's running workers, and how late the event loop answers. The slope
+of each (least squares, after a warm-up of the first third) is the figure: flat means
+no leak. A worker running longer than a minute counts as stuck.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import tempfile
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOMS = 50
+
+
+@dataclass
+class Sample:
+    t: float
+    rss_mb: float
+    fds: int
+    held_items: int
+    views: int
+    workers: int
+    loop_lag_ms: float
+
+
+@dataclass
+class SoakReport:
+    seconds: float
+    sent: int
+    switches: int
+    pages: int
+    samples: list[Sample] = field(default_factory=list)
+    stuck_workers: list[str] = field(default_factory=list)
+
+    def after_warm_up(self) -> list[Sample]:
+        start = (
+            self.samples[0].t + (self.samples[-1].t - self.samples[0].t) / 3 if self.samples else 0
+        )
+        return [s for s in self.samples if s.t >= start]
+
+    def slope_per_hour(self, name: str) -> float:
+        """Least-squares slope of ``name`` after the warm-up, per hour."""
+        points = [(s.t, float(getattr(s, name))) for s in self.after_warm_up()]
+        if len(points) < 3:
+            return 0.0
+        mean_t = sum(t for t, _ in points) / len(points)
+        mean_v = sum(v for _, v in points) / len(points)
+        var = sum((t - mean_t) ** 2 for t, _ in points)
+        if var == 0:
+            return 0.0
+        return sum((t - mean_t) * (v - mean_v) for t, v in points) / var * 3600
+
+    def table(self) -> str:
+        warm = self.after_warm_up()
+        lines = [
+            f"soak: {self.seconds:.0f} s, {self.sent} messages into {ROOMS} rooms, "
+            f"{self.switches} room switches, {self.pages} page-ups, {len(self.samples)} samples",
+            f"{'':24}{'after warm-up':>16}{'end':>10}{'max':>10}{'slope/hour':>14}",
+        ]
+        for name, unit in (
+            ("rss_mb", "MB"),
+            ("fds", ""),
+            ("held_items", ""),
+            ("views", ""),
+            ("workers", ""),
+            ("loop_lag_ms", "ms"),
+        ):
+            values = [float(getattr(s, name)) for s in warm] or [0.0]
+            lines.append(
+                f"{name + (' (' + unit + ')' if unit else ''):24}{values[0]:>16.1f}{values[-1]:>10.1f}"
+                f"{max(values):>10.1f}{self.slope_per_hour(name):>14.2f}"
+            )
+        lines.append(f"stuck workers: {', '.join(self.stuck_workers) or 'none'}")
+        return "\n".join(lines)
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def _bot(
+    synapse: Any,
+    token: str,
+    rooms: list[str],
+    stop: threading.Event,
+    rate: float,
+    counter: list[int],
+) -> None:
+    rng = random.Random(19)
+    n = 0
+    while not stop.is_set():
+        room = rng.choice(rooms)
+        path = urllib.parse.quote(room, safe="")
+        status, _ = synapse.request_json(
+            "PUT",
+            f"/_matrix/client/v3/rooms/{path}/send/m.room.message/soak{n}",
+            {
+                "msgtype": "m.text",
+                "body": f"soak message {n}: " + "lorem ipsum " * rng.randint(1, 20),
+            },
+            token=token,
+        )
+        if status == 200:
+            counter[0] += 1
+        n += 1
+        stop.wait(1 / rate)
+
+
+async def run_soak(
+    synapse: Any, folder: Path, seconds: float, *, rate: float = 5.0, sample_every: float = 5.0
+) -> SoakReport:
+    """The soak against a running ``synapse`` (a SynapseServer); the app's data under ``folder``."""
+    from tui_client.engine.client import MatrixClient
+    from tui_client.ui.app import TuiClientApp
+    from tui_client.ui.widgets.timeline import TimelineView
+
+    suffix = f"{os.getpid()}{random.randrange(10**6)}"
+    reader = synapse.register_user(f"soakreader{suffix}", "pw")
+    bot = synapse.register_user(f"soakbot{suffix}", "pw")
+    rooms: list[str] = []
+    for i in range(ROOMS):
+        status, body = synapse.request_json(
+            "POST",
+            "/_matrix/client/v3/createRoom",
+            {"name": f"Soak {i:02}", "preset": "private_chat", "invite": [reader.user_id]},
+            token=bot.access_token,
+        )
+        assert status == 200, body
+        rooms.append(body["room_id"])
+        status, body = synapse.request_json(
+            "POST",
+            f"/_matrix/client/v3/join/{urllib.parse.quote(rooms[-1], safe='')}",
+            {},
+            token=reader.access_token,
+        )
+        assert status == 200, body
+    client = await MatrixClient.login(
+        reader.user_id, "pw", homeserver=synapse.base_url, base_dir=folder
+    )
+    await client.close()
+
+    report = SoakReport(seconds=seconds, sent=0, switches=0, pages=0)
+    counter = [0]
+    stop = threading.Event()
+    bot_thread = threading.Thread(
+        target=_bot, args=(synapse, bot.access_token, rooms, stop, rate, counter), daemon=True
+    )
+    app = TuiClientApp(base_dir=folder)
+    rng = random.Random(7)
+    first_seen: dict[int, float] = {}
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            deadline = time.monotonic() + 60
+            while (
+                app.chat_screen is None or app.client is None or len(app.client.rooms) < ROOMS
+            ) and time.monotonic() < deadline:
+                await pilot.pause(0.2)
+            assert app.chat_screen is not None and app.client is not None, (
+                "the app did not reach the rooms"
+            )
+            bot_thread.start()
+            start = time.monotonic()
+            next_sample = start
+            while (now := time.monotonic()) < start + seconds:
+                chat = app.chat_screen
+                assert chat is not None
+                chat.open_room(rng.choice(rooms))
+                report.switches += 1
+                await pilot.pause(0.3)
+                timeline = chat.query_one(TimelineView)
+                timeline.focus()
+                for _ in range(rng.randint(0, 4)):
+                    await pilot.press("pageup")
+                    report.pages += 1
+                    await pilot.pause(0.1)
+                await pilot.press("end")
+                if now >= next_sample:
+                    next_sample += sample_every
+                    before = time.perf_counter()
+                    await asyncio.sleep(0)
+                    lag = (time.perf_counter() - before) * 1000
+                    running = [w for w in app.workers if w.is_running]
+                    for worker in running:
+                        first_seen.setdefault(id(worker), now)
+                        if (
+                            now - first_seen[id(worker)] > 60
+                            and worker.name not in report.stuck_workers
+                        ):
+                            report.stuck_workers.append(f"{worker.group}/{worker.name}")
+                    report.samples.append(
+                        Sample(
+                            now - start,
+                            _rss_mb(),
+                            _fds(),
+                            len(timeline.items),
+                            len(app.client.views),
+                            len(running),
+                            lag,
+                        )
+                    )
+    finally:
+        stop.set()
+        if bot_thread.is_alive():
+            bot_thread.join(10)
+    report.sent = counter[0]
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=300)
+    parser.add_argument("--rate", type=float, default=5.0, help="bot messages per second")
+    args = parser.parse_args(argv)
+    from tui_client.devtools.synapse import SynapseServer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ.setdefault("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+        server = SynapseServer(Path(tmp) / "synapse")
+        server.start()
+        try:
+            report = asyncio.run(
+                run_soak(server, Path(tmp) / "client", args.seconds, rate=args.rate)
+            )
+        finally:
+            server.stop()
+    print(report.table())
+    return 0 if not report.stuck_workers else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,33 @@
+"""Long run (bench/soak.py): a bot writes into 50 rooms while the app switches rooms and
+pages back. After warm-up, open file descriptors and the items the timeline holds stay
+flat, no worker is stuck; the figures (RSS slope included) are printed. ``make test``:
+60 s; ``make soak``: 2 hours.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.soak import run_soak
+from tui_client.devtools.synapse import SynapseServer
+
+from . import scale
+
+SECONDS = scale(60, 7200)
+
+
+async def test_long_run_stays_flat(synapse: SynapseServer, tmp_path: Path) -> None:
+    report = await run_soak(synapse, tmp_path / "client", SECONDS, sample_every=scale(3, 30))
+    print(report.table())
+    warm = report.after_warm_up()
+    assert report.sent > SECONDS, "the bot hardly sent anything"
+    assert report.switches > SECONDS / 2
+    assert not report.stuck_workers, report.stuck_workers
+    # Flat after warm-up: a few descriptors of slack (a connection opening), a bounded timeline.
+    assert max(s.fds for s in warm) - warm[0].fds <= 8, report.table()
+    assert (
+        max(s.held_items for s in warm)
+        <= 2 * max(1, max(s.held_items for s in report.samples[: len(report.samples) // 3 or 1]))
+        + 200
+    ), report.table()
+    assert max(s.views for s in warm) <= 60, report.table()
