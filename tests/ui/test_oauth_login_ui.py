@@ -269,3 +269,112 @@ async def test_password_only_server_hides_oauth(tmp_path: Path) -> None:
         )
         assert screen.query_one("#password").display
         assert "Sign in with a code" not in screen_text(app)
+
+
+# -- faults the real servers cannot be made to give, from an httpx MockTransport ----------------
+
+MOCK_HS = "https://matrix.example.org"
+MOCK_ISSUER = "https://auth.example.org/"
+
+
+def _oauth_mock(
+    *,
+    metadata: dict[str, Any] | None = None,
+    registration: httpx.Response | None = None,
+    token_down: bool = False,
+) -> httpx.MockTransport:
+    """A homeserver without /login whose OAuth server misbehaves as told."""
+    good = {
+        "issuer": MOCK_ISSUER,
+        "authorization_endpoint": f"{MOCK_ISSUER}authorize",
+        "token_endpoint": f"{MOCK_ISSUER}token",
+        "registration_endpoint": f"{MOCK_ISSUER}register",
+        "device_authorization_endpoint": f"{MOCK_ISSUER}device",
+        "grant_types_supported": [
+            "authorization_code",
+            "refresh_token",
+            "urn:ietf:params:oauth:grant-type:device_code",
+        ],
+        "code_challenge_methods_supported": ["S256"],
+    }
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path == "/_matrix/client/versions":
+            return httpx.Response(200, json={"versions": ["v1.15"]})
+        if path.endswith("/auth_metadata"):
+            return httpx.Response(200, json=metadata if metadata is not None else good)
+        if request.url.host == "auth.example.org":
+            if path == "/register":
+                return registration or httpx.Response(201, json={"client_id": "c1"})
+            if path == "/device":
+                return httpx.Response(
+                    200,
+                    json={
+                        "device_code": "d",
+                        "user_code": "WDJB-MJHT",
+                        "verification_uri": f"{MOCK_ISSUER}link",
+                        "expires_in": 600,
+                        "interval": 0.01,
+                    },
+                )
+            if path == "/token" and token_down:
+                raise httpx.ConnectError("connection refused", request=request)
+        return httpx.Response(
+            404, json={"errcode": "M_UNRECOGNIZED", "error": "Unrecognized request"}
+        )
+
+    return httpx.MockTransport(handle)
+
+
+async def test_unusable_auth_metadata_is_said(tmp_path: Path) -> None:
+    bad = {"issuer": "http://auth.example.org/", "token_endpoint": "http://auth.example.org/token"}
+    app = TuiClientApp(base_dir=tmp_path, transport=_oauth_mock(metadata=bad), start_sync=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _login_screen(pilot, MOCK_HS)
+        await until(
+            pilot, lambda: "sign-in service cannot be used" in screen_text(app), "the explanation"
+        )
+        assert "not an https URL" in " ".join(screen_text(app).split())
+
+
+async def test_registration_refused_is_said(tmp_path: Path) -> None:
+    refusal = httpx.Response(
+        400,
+        json={"error": "invalid_client_metadata", "error_description": "client_uri is not allowed"},
+    )
+    app = TuiClientApp(
+        base_dir=tmp_path, transport=_oauth_mock(registration=refusal), start_sync=False
+    )
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _login_screen(pilot, MOCK_HS)
+        await until(
+            pilot, lambda: not screen.query_one("#password").display, "the password field to go"
+        )
+        screen.query_one("#login-oauth", Button).press()
+        await until(
+            pilot, lambda: isinstance(app.screen, OAuthLoginScreen), "the device login screen"
+        )
+        device = app.screen
+        assert isinstance(device, OAuthLoginScreen)
+        await until(pilot, lambda: "refused to register" in _status(device), "the refusal")
+        assert "The sign-in service refused to" in screen_text(app)
+        assert device.query_one("#oauth-restart").display
+
+
+async def test_sign_in_service_unreachable_while_waiting_is_said(tmp_path: Path) -> None:
+    app = TuiClientApp(base_dir=tmp_path, transport=_oauth_mock(token_down=True), start_sync=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _login_screen(pilot, MOCK_HS)
+        await until(
+            pilot, lambda: not screen.query_one("#password").display, "the password field to go"
+        )
+        screen.query_one("#login-oauth", Button).press()
+        await until(
+            pilot, lambda: isinstance(app.screen, OAuthLoginScreen), "the device login screen"
+        )
+        device = app.screen
+        assert isinstance(device, OAuthLoginScreen)
+        await until(pilot, lambda: "Lost the sign-in service" in _status(device), "the loss")
+        assert "Lost the sign-in service" in screen_text(app)
+        assert "New code" in screen_text(app)
