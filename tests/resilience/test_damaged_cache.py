@@ -66,31 +66,41 @@ def _zero_page(path: Path, page: int, page_size: int) -> None:
 
 
 async def _damage(alice: MatrixClient, how: str) -> None:
+    """The cache as a crash leaves it (the files copied while the client runs: it was not
+    closed cleanly), then damaged ``how``."""
     db = alice.cache._db  # the test reaches into the cache on purpose
     path = _cache_file(alice)
-    if how == "torn-wal":
-        # A crash mid-write: the files as they are with a transaction half in the WAL.
-        await alice.db.run(lambda: db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall())
+    page = int(
         await alice.db.run(
-            lambda: db.execute("INSERT INTO meta (key, value) VALUES ('torn', ?)", ("x" * 50_000,))
+            lambda: db.execute(
+                "SELECT rootpage FROM sqlite_master WHERE name = 'events'"
+            ).fetchone()[0]
         )
-        copies = {ending: Path(f"{path}{ending}").read_bytes() for ending in ("", "-wal")}
-        await alice.close()
-        Path(f"{path}").write_bytes(copies[""])
-        Path(f"{path}-wal").write_bytes(copies["-wal"][: len(copies["-wal"]) * 2 // 3])
-        return
-    page = await alice.db.run(
-        lambda: db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'events'").fetchone()[0]
     )
     page_size = int(await alice.db.run(lambda: db.execute("PRAGMA page_size").fetchone()[0]))
     if how == "newer-schema":
         await alice.db.run(lambda: db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 3}"))
+    await alice.db.run(lambda: db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall())
+    if how == "torn-wal":
+        # A crash mid-write: a transaction half in the WAL.
+        await alice.db.run(
+            lambda: db.execute("INSERT INTO meta (key, value) VALUES ('torn', ?)", ("x" * 50_000,))
+        )
+    copies = {
+        ending: Path(f"{path}{ending}").read_bytes()
+        for ending in ("", "-wal")
+        if Path(f"{path}{ending}").exists()
+    }
     await alice.close()
-    if how == "page-of-zeros":
+    for ending in ("", "-wal", "-shm"):
+        Path(f"{path}{ending}").unlink(missing_ok=True)
+    path.write_bytes(copies[""])
+    if how == "torn-wal":
+        Path(f"{path}-wal").write_bytes(copies["-wal"][: len(copies["-wal"]) * 2 // 3])
+    elif how == "page-of-zeros":
         _zero_page(path, page, page_size)
     elif how == "truncated":
-        size = path.stat().st_size
-        os.truncate(path, size - 3 * page_size)
+        os.truncate(path, path.stat().st_size - 3 * page_size)
 
 
 @pytest.mark.parametrize("how", ["page-of-zeros", "truncated", "newer-schema", "torn-wal"])

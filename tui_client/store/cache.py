@@ -69,6 +69,10 @@ def _secure_create(path: Path) -> None:
     os.chmod(path, 0o600)
 
 
+#: The meta key set when the cache was closed cleanly, cleared while it is open.
+CLEAN_CLOSE = "closed_cleanly"
+
+
 class Cache(TimelineStore):
     """The account's SQLite cache (WAL, one writer, numbered migrations)."""
 
@@ -129,7 +133,12 @@ class Cache(TimelineStore):
                 raise
 
     def close(self) -> None:
-        """Close the connection (checkpointing the WAL)."""
+        """Close the connection (checkpointing the WAL), noting that it closed cleanly
+        (the next open skips the integrity check: store/repair.py)."""
+        try:
+            self.set_meta(CLEAN_CLOSE, "1")
+        except Exception:  # a full disk or a read-only folder: checked next time
+            pass
         self._db.close()
 
     # -- meta ----------------------------------------------------------------------
