@@ -30,7 +30,8 @@ from typing import Any
 
 from ..net.http import HomeserverConnection
 from ..protocol import requests as api
-from ..protocol.errors import MatrixError
+from ..protocol.errors import MatrixError, NetworkError
+from ..protocol.events import relation_of
 from ..protocol.push_rules import (
     LEVEL_ALL,
     PushActions,
@@ -53,12 +54,86 @@ log = logging.getLogger(__name__)
 PUSH_RULES = "m.push_rules"
 IGNORED_USERS = "m.ignored_user_list"
 
-#: How far back an encrypted room is counted when our read receipt is older (or unknown).
+#: How far back a room is counted when our read receipt is older (or unknown).
 COUNT_WINDOW = 500
+#: Events asked for per ``/messages`` page when history is fetched to reach our receipt.
+FILL_PAGE = 100
+
+#: A thread key of :class:`Unread`: the main timeline (thread roots belong to it).
+MAIN = ""
 
 Event = dict[str, Any]
 #: The decrypted (shown) forms of stored ``m.room.encrypted`` events, by event ID.
 ShownForms = Callable[[list[Event]], Mapping[str, Event]]
+
+
+class Unread:
+    """A room's unread counts as counted here: the main timeline's and each thread's."""
+
+    __slots__ = ("main", "threads")
+
+    def __init__(
+        self, main: tuple[int, int] = (0, 0), threads: dict[str, tuple[int, int]] | None = None
+    ) -> None:
+        self.main = main
+        self.threads = dict(threads or {})
+
+    @property
+    def total(self) -> tuple[int, int]:
+        """``(notifications, highlights)`` of the room, its threads included (as v2 says)."""
+        return (
+            self.main[0] + sum(n for n, _h in self.threads.values()),
+            self.main[1] + sum(h for _n, h in self.threads.values()),
+        )
+
+    def add(self, thread: str, highlight: bool) -> None:
+        if thread == MAIN:
+            self.main = (self.main[0] + 1, self.main[1] + highlight)
+        else:
+            n, h = self.threads.get(thread, (0, 0))
+            self.threads[thread] = (n + 1, h + highlight)
+
+    def clear(self, thread: str) -> None:
+        if thread == MAIN:
+            self.main = (0, 0)
+        else:
+            self.threads.pop(thread, None)
+
+    def copy(self) -> Unread:
+        return Unread(self.main, self.threads)
+
+
+def thread_of(event: Mapping[str, Any]) -> str:
+    """The thread root an event replies in, :data:`MAIN` for the main timeline."""
+    relation = relation_of(event.get("content"))
+    if relation is not None and relation.rel_type == "m.thread" and relation.event_id:
+        return relation.event_id
+    return MAIN
+
+
+def read_marks(
+    events: list[Event], own_user_id: str, receipts: Mapping[str, str]
+) -> tuple[int, dict[str, int], bool]:
+    """Where reading stopped in ``events`` (oldest first), from our receipts (thread ID ->
+    event ID, ``""`` unthreaded, ``"main"`` the main timeline's, else a thread root's) and our
+    own messages (each one read up to itself in its thread), per the spec's threaded
+    receipts: ``(unthreaded index, {thread: index}, main mark found)``; -1 where none is in
+    ``events``. An event is unread if it comes after both its thread's mark and the
+    unthreaded one."""
+    at = {e.get("event_id"): i for i, e in enumerate(events)}
+    unthreaded = at.get(receipts.get(""), -1)
+    marks: dict[str, int] = {}
+    main = at.get(receipts.get("main"), -1)
+    if main >= 0:
+        marks[MAIN] = main
+    for thread, event_id in receipts.items():
+        if thread not in ("", "main") and event_id in at:
+            marks[thread] = max(marks.get(thread, -1), at[event_id])
+    for index, event in enumerate(events):
+        if event.get("sender") == own_user_id:
+            thread = thread_of(event)
+            marks[thread] = max(marks.get(thread, -1), index)
+    return unthreaded, marks, unthreaded >= 0 or MAIN in marks
 
 
 class NotificationService:
@@ -94,8 +169,17 @@ class NotificationService:
         # True: the server's counts mean nothing (Synapse's sliding sync sends 0 for
         # every room), so every room is counted here, not only encrypted ones.
         self._count_all = count_all
-        # Encrypted rooms counted from the cache since start; later batches add to the count.
-        self._counted: set[str] = set()
+        # Rooms counted from the cache since start, with their counts; later batches add to them.
+        self._counted: dict[str, Unread] = {}
+        # Rooms whose receipt lies beyond the cached history (counted too low until the
+        # history is fetched: see fill_history).
+        self._short: set[str] = set()
+        self._filling: asyncio.Task[None] | None = None
+        #: Called (event loop) with a room whose counts a history fetch changed, and its
+        #: counts per thread.
+        self.on_recount: Callable[[RoomSummary, dict[str, tuple[int, int]]], None] = lambda s, t: None
+        # Back-filled encrypted events: decrypted as they are stored (room, events).
+        self.decrypt: Callable[[str, list[Event]], object] | None = None
         #: How the user wants to be told of a notification (off / bell / desktop, text shown).
         self.alerts = AlertSettings(cache, db)
         # Live once the first batch (what was missed) is in: later events notify.
@@ -194,18 +278,20 @@ class NotificationService:
                 or room_id in result.limited_rooms
             )
             try:
-                counts = self._count_room(
-                    room_id,
-                    summary,
-                    previous.get(room_id),
-                    result,
-                    decrypted.get(room_id, {}),
-                    full,
+                unread = self._count_room(
+                    room_id, summary, result, decrypted.get(room_id, {}), full, count_all
                 )
             except Exception:
                 log.exception("counting notifications in %s failed", room_id)
                 continue
-            self._counted.add(room_id)
+            before_threads = self._counted[room_id].threads if room_id in self._counted else None
+            self._counted[room_id] = unread
+            counts = unread.total
+            if count_all and unread.threads != before_threads:
+                # Synapse's sliding sync sends no counts per thread either: ours are kept
+                # where v2's go.
+                result.thread_counts[room_id] = dict(unread.threads)
+                self._cache.set_thread_unread(room_id, unread.threads)
             if (
                 summary.notification_count,
                 summary.highlight_count,
@@ -298,40 +384,117 @@ class NotificationService:
         self,
         room_id: str,
         summary: RoomSummary,
-        before: RoomSummary | None,
-        result: IngestResult[Any],
+        result: IngestResult[Any] | None,
         decrypted: Mapping[str, Event],
         full: bool,
-    ) -> tuple[int, int]:
+        count_all: bool,
+    ) -> Unread:
+        """(database thread) The room's unread counts: from the cache (``full``), else the
+        last counts plus the batch's new events."""
         context = self._context(room_id, summary)
-        if full:
-            stored, _gap = self._cache.load_before(room_id, None, COUNT_WINDOW)
+        if full or result is None:
+            stored, gap = self._cache.load_before(room_id, None, COUNT_WINDOW)
             events = [s.event for s in stored]
             shown = self._shown_forms(events)
             events = [shown.get(e.get("event_id", ""), e) for e in events]
-            receipt = self._cache.receipts_for(room_id).get(self._user_id)
-            start = 0
-            for index, event in enumerate(events):
-                if event.get("event_id") == receipt or event.get("sender") == self._user_id:
-                    start = index + 1
-            notifications = highlights = 0
+            receipts = self._cache.own_receipts(room_id, self._user_id)
+            if not count_all:  # only the room's count is ours: threads' receipts left aside
+                receipts = {k: v for k, v in receipts.items() if k in ("", "main")}
+            unthreaded, marks, found = read_marks(events, self._user_id, receipts)
+            unread = Unread()
+            if count_all and not found and gap is not None and len(events) < COUNT_WINDOW:
+                # Our receipt is older than what is cached: the count is too low until the
+                # history down to it is fetched.
+                self._short.add(room_id)
+            else:
+                self._short.discard(room_id)
         else:
             new = [s.event for s in result.new_events.get(room_id, [])]
             events = [decrypted.get(e.get("event_id", ""), e) for e in new]
-            start = 0
-            for index, event in enumerate(events):
-                if event.get("sender") == self._user_id:
-                    start = index + 1
-            if start:
-                notifications = highlights = 0
-            else:
-                notifications = before.notification_count if before is not None else 0
-                highlights = before.highlight_count if before is not None else 0
-        for event in events[start:]:
+            unthreaded, marks, _found = read_marks(events, self._user_id, {})
+            unread = self._counted[room_id].copy()
+            for thread in marks:
+                unread.clear(thread if count_all else MAIN)
+        for index, event in enumerate(events):
+            thread = thread_of(event) if count_all else MAIN
+            if index <= unthreaded or index <= marks.get(thread, -1):
+                continue
+            if not count_all and index <= max(marks.values(), default=-1):
+                continue  # (only the room's count is ours: any own event read up to it)
             actions = self.evaluate(room_id, event, context)
-            notifications += actions.notify
-            highlights += actions.notify and actions.highlight
-        return notifications, highlights
+            if actions.notify:
+                unread.add(thread, actions.highlight)
+        return unread
+
+    # -- history for counts beyond the cache (sliding sync) -------------------------------
+
+    def after_commit(self) -> None:
+        """(event loop, once the engine took the batch's summaries) Fetch, one room at a
+        time, the history down to our receipt of the rooms counted short."""
+        if self._short and (self._filling is None or self._filling.done()):
+            self._filling = asyncio.ensure_future(self.fill_history())
+
+    async def fill_history(self) -> None:
+        """Page back each room whose receipt is older than its cached history (at most
+        :data:`COUNT_WINDOW` events), then count it again and say so. Sliding sync brings
+        10 events a room; Synapse's counts are 0, so without this a room with more unread
+        messages than that would show too few."""
+        while self._short:
+            room_id = self._short.pop()
+            try:
+                await self._fill_room(room_id)
+            except (MatrixError, NetworkError) as error:
+                log.info("history for the unread count of %s not fetched: %s", room_id, error)
+            except Exception:
+                log.exception("history for the unread count of %s not fetched", room_id)
+
+    async def _fill_room(self, room_id: str) -> None:
+        summary = self._rooms().get(room_id)
+        if summary is None or summary.membership != "join":
+            return
+        for _ in range(COUNT_WINDOW // FILL_PAGE + 1):
+            stored, gap = await self._db.run(self._cache.load_before, room_id, None, COUNT_WINDOW)
+            if gap is None or len(stored) >= COUNT_WINDOW:
+                break
+            events = [s.event for s in stored]
+            receipts = await self._db.run(self._cache.own_receipts, room_id, self._user_id)
+            if read_marks(events, self._user_id, receipts)[2]:
+                break
+            data = await self._connection.send(
+                api.messages(room_id, from_token=gap.token, direction="b", limit=FILL_PAGE)
+            )
+            chunk = data.get("chunk") if isinstance(data, dict) else None
+            end = data.get("end") if isinstance(data, dict) else None
+            page = [e for e in chunk if isinstance(e, dict)] if isinstance(chunk, list) else []
+            added = await self._db.run(
+                self._cache.fill_gap, gap, page, end if isinstance(end, str) else None, summary.room_version
+            )
+            encrypted = [s.event for s in added if s.event.get("type") == "m.room.encrypted"]
+            if encrypted and self.decrypt is not None:
+                await self._db.run(self.decrypt, room_id, encrypted)
+            if not page:
+                break
+        summary = self._rooms().get(room_id)
+        if summary is None:
+            return
+        unread = await self._db.run(self._recount, room_id, summary)
+        self._short.discard(room_id)  # (the rest is older than the window: counted as far as it goes)
+        if unread is None:
+            return
+        updated = summary.copy()
+        updated.notification_count, updated.highlight_count = unread.total
+        await self._db.run(self._cache.save_summary, updated)
+        self.on_recount(updated, dict(unread.threads))
+
+    def _recount(self, room_id: str, summary: RoomSummary) -> Unread | None:
+        """(database thread) Count a room from the cache again; ``None`` if nothing changed."""
+        before = self._counted.get(room_id)
+        unread = self._count_room(room_id, summary, None, {}, True, True)
+        self._counted[room_id] = unread
+        if before is not None and before.main == unread.main and before.threads == unread.threads:
+            return None
+        self._cache.set_thread_unread(room_id, unread.threads)
+        return unread
 
     def evaluate(self, room_id: str, event: Mapping[str, Any], context: PushContext) -> PushActions:
         """The rules' verdict on one event of a room (ignored users' events: nothing)."""

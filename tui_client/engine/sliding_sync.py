@@ -15,6 +15,7 @@ connection at once: ``pos`` is dropped, the to-device token and the cache are ke
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable, Iterable
@@ -72,8 +73,17 @@ class SlidingSyncSource:
         self._range_end: int | None = None  # set by the first request of a connection
         self._count: int | None = None  # the ``all`` list's size, from the last response
         self._sent_since: str | None = None
+        self._sent_subscriptions: list[str] = []
+        # Set when the open rooms change: a long-poll in flight is cut short and asked
+        # again with them (as Element X does), so an opened room gets its longer timeline
+        # at once instead of after the long-poll.
+        self._resubscribe = asyncio.Event()
         #: New connections started after ``M_UNKNOWN_POS`` (for tests and the log).
         self.restarts = 0
+
+    def resubscribe(self) -> None:
+        """The open rooms changed: a long-poll in flight is asked again with them."""
+        self._resubscribe.set()
 
     def load_token(self, get_meta: Callable[[str], str | None]) -> str | None:
         """The committed position (runs on the database thread)."""
@@ -124,11 +134,43 @@ class SlidingSyncSource:
             to_device_since=to_device_since,
             subscriptions=sorted(self._subscriptions()),
         )
-        raw = await self._connection.send_raw(
-            ss.sliding_sync(
-                pos=pos, timeout_ms=0 if growing or pos is None else timeout_ms, body=body
+        subscriptions = body["room_subscriptions"]
+        self._resubscribe.clear()
+        timeout = 0 if growing or pos is None else timeout_ms
+        while True:
+            request = ss.sliding_sync(pos=pos, timeout_ms=timeout, body=body)
+            if not timeout:
+                raw = await self._connection.send_raw(request)
+                break
+            sending = asyncio.ensure_future(self._connection.send_raw(request))
+            woken = asyncio.ensure_future(self._resubscribe.wait())
+            try:
+                await asyncio.wait({sending, woken}, return_when=asyncio.FIRST_COMPLETED)
+            except BaseException:
+                sending.cancel()  # the loop stopped: the request goes with it
+                raise
+            finally:
+                woken.cancel()
+            if sending.done():
+                raw = sending.result()
+                break
+            self._resubscribe.clear()
+            body = ss.sliding_sync_body(
+                range_end=range_end,
+                to_device_since=to_device_since,
+                subscriptions=sorted(self._subscriptions()),
             )
-        )
+            if body["room_subscriptions"] == subscriptions:
+                raw = await sending  # nothing new to ask for: the long-poll goes on
+                break
+            # The same position again (the server answers a repeated pos afresh).
+            sending.cancel()
+            try:
+                await sending
+            except (asyncio.CancelledError, Exception):
+                pass
+            subscriptions = body["room_subscriptions"]
+            timeout = 0
         self._range_end = range_end
         self._sent_since = to_device_since
         return raw

@@ -506,6 +506,11 @@ class ThreadService:
             )
         )
 
+    def counted(self, room_id: str, counts: dict[str, tuple[int, int]]) -> None:
+        """The counts per thread of a room counted here again (outside a sync batch)."""
+        if self.unread.get(room_id, {}) != counts:
+            self._set_unread(room_id, dict(counts))
+
     def unread_in(self, room_id: str) -> dict[str, tuple[int, int]]:
         """Thread root -> (notifications, highlights) of the room's threads with unread replies."""
         return dict(self.unread.get(room_id, {}))

@@ -206,8 +206,9 @@ def _room(
         timeline=timeline,
         limited=limited,
         prev_batch=prev,
-        notification_count=_int(data.get("notification_count")),
-        highlight_count=_int(data.get("highlight_count")),
+        # Synapse's ``notification_count``/``highlight_count`` are always 0 (and it has no
+        # counts per thread): the client counts (engine/notifications.py), so these are
+        # left unset and the cache keeps the counts it has.
         heroes=hero_ids or None,
         joined_count=_int(data.get("joined_count")),
         invited_count=_int(data.get("invited_count")),

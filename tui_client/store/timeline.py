@@ -309,7 +309,27 @@ class TimelineStore:
                 "DELETE FROM thread_unread WHERE room_id = ? AND root_id = ?", (room_id, root_id)
             )
 
+    def set_thread_unread(self, room_id: str, counts: dict[str, tuple[int, int]]) -> None:
+        """The unread counts of a room's threads as counted here (sliding sync has none)."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM thread_unread WHERE room_id = ?", (room_id,))
+            self._db.executemany(
+                "INSERT INTO thread_unread (room_id, root_id, notifications, highlights) VALUES (?, ?, ?, ?)",
+                [(room_id, root, n, h) for root, (n, h) in counts.items() if n or h],
+            )
+
     # -- receipts and account data ---------------------------------------------------
+
+    def own_receipts(self, room_id: str, user_id: str) -> dict[str, str]:
+        """A user's latest ``m.read`` (or ``m.read.private``) in a room per thread: thread ID
+        (``""`` unthreaded, ``"main"``, or a thread root) -> event ID."""
+        rows = self._db.execute(
+            "SELECT thread_id, event_id, ts FROM receipts WHERE room_id = ? AND user_id = ? "
+            "AND receipt_type IN ('m.read', 'm.read.private') ORDER BY ts",
+            (room_id, user_id),
+        )
+        return {thread: event for thread, event, _ts in rows}
 
     def receipts_for(self, room_id: str) -> dict[str, str]:
         """The latest ``m.read`` (or ``m.read.private``) in the main timeline per user in a
