@@ -7,7 +7,7 @@ in afresh for each case, each in a new interpreter so no case sees another's hea
 | case | what the child does |
 | --- | --- |
 | ``sync v2`` (baseline) | ``MatrixClient.login``, ``open()``, ``start()`` with ``/sync`` v2 forced |
-| ``sliding sync`` | the same with sliding sync turned on (``/versions`` offers simplified sliding sync) |
+| ``sliding sync`` | the same with the default source (``/versions`` offers simplified sliding sync) |
 
 Each child reports the time from ``login()`` returning to the engine's first
 ``RoomListChanged`` holding at least :data:`FIRST_LIST` rooms (what the room list

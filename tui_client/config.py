@@ -74,7 +74,7 @@ class Config:
     private_read_receipts: bool = False
     presence: bool = True
     share_keys_only_with_verified: bool = False
-    sync_source: str = "v2"
+    sync_source: str = "sliding"
     image_protocol: str = "auto"
     #: ``[keys]`` as parsed: ``{context: {key: action}}``; checked by the key-binding code.
     keys: Mapping[str, Any] = field(default_factory=dict)
@@ -236,8 +236,8 @@ SETTINGS: tuple[Setting, ...] = (
         "source",
         "sync_source",
         _choice("v2", "sliding"),
-        'How the client syncs: "v2" (/sync) or "sliding" (simplified sliding sync, where\n'
-        "the server offers it).",
+        'How the client syncs: "sliding" (simplified sliding sync where the server offers\n'
+        'it, /sync v2 otherwise: the default) or "v2" (always /sync v2).',
     ),
     Setting(
         "images",

@@ -195,7 +195,7 @@ async def login(
     **options: Any,
 ) -> MatrixClient:
     """Log in, open, and (by default) start syncing and wait for the first batch;
-    ``sliding`` turns sliding sync on first (the client's default is ``/sync`` v2)."""
+    ``sliding`` allows sliding sync explicitly (the client's default where Synapse offers it)."""
     options.setdefault("long_poll_ms", LONG_POLL_MS)
     client = await MatrixClient.login(
         user.user_id,

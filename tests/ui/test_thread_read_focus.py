@@ -56,9 +56,6 @@ async def test_the_thread_panel_marks_read_only_what_is_seen_with_focus(
     async with app.run_test(size=(140, 30)) as pilot:
         screen = await _log_in(pilot, app, synapse, alice)
         assert app.client is not None
-        # On /sync v2: under sliding sync (the default where offered) this room opened
-        # without the thread's root in its timeline (reported; not this test's subject).
-        await app.client.set_sliding_sync(False)
         await until(
             pilot, lambda: screen.current_room == room and screen.view is not None, "the room"
         )

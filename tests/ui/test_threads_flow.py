@@ -89,9 +89,6 @@ async def test_a_thread_started_by_another_user_is_read_answered_listed_and_mark
         screen = await log_in(pilot, app, alice, synapse)
         client = app.client
         assert client is not None
-        # Counts per thread come with /sync v2 (unread_thread_notifications); sliding sync,
-        # the default where offered, brings none.
-        await client.set_sliding_sync(False)
         await until(
             pilot,
             lambda: screen.current_room == room and screen.view is not None,

@@ -520,16 +520,17 @@ class MatrixClient:
         return self._sliding_allowed
 
     async def _choose_sync_source(self, *, ask: bool = True) -> None:
-        """Sliding sync where the user turned it on and the server offers it, v2 otherwise.
+        """Sliding sync where the server offers it (unless the user forced v2), v2 otherwise.
 
-        ``/sync`` v2 is the default until sliding sync matches it (Synapse's sliding sync
-        sends no unread counts, no per-thread counts and no presence, which the client can
-        only approximate).
+        Synapse's sliding sync sends no unread counts, no per-thread counts and no
+        presence: the client counts from the push rules over its cache
+        (:class:`~.notifications.NotificationService`, threads included) and reads presence
+        apart (:meth:`~.presence.PresenceService.keep_alive`).
 
         ``ask=False`` (at open: no network before the cached room list is up, and an
         offline start keeps its source) takes the server's last answer when there is one;
         :meth:`_recheck_sliding_sync` asks again once sync runs."""
-        self._sliding_allowed = await self.db.run(self.cache.get_meta, SYNC_MODE_SETTING) == "auto"
+        self._sliding_allowed = await self.db.run(self.cache.get_meta, SYNC_MODE_SETTING) != "v2"
         offered = False
         if self._sliding_allowed:
             remembered = await self.db.run(self.cache.get_meta, SLIDING_OFFERED)
@@ -697,6 +698,7 @@ class MatrixClient:
             self.publish(TypingChanged(room_id, tuple(users)))
         self._show_decrypted(crypto.redecrypted)
         self.notifications.check_ignored()
+        self.notifications.after_commit()
 
     def _ignored_changed(self) -> None:
         """The ignore list changed (a sync brought it, or we set it): open rooms and
@@ -738,6 +740,8 @@ class MatrixClient:
         if view is None:
             view = RoomView(self, room_id)
             self.views[room_id] = view
+            if isinstance(self._source, SlidingSyncSource):
+                self._source.resubscribe()  # its longer timeline now, not after the long-poll
             await view.load()
         return view
 
@@ -1095,7 +1099,7 @@ class MatrixClient:
     @cached_property
     def notifications(self) -> NotificationService:
         """Push rules, local unread counts of encrypted rooms, ignored users (engine/notifications.py)."""
-        return NotificationService(
+        service = NotificationService(
             self.cache,
             self.db,
             self.connection,
@@ -1107,6 +1111,21 @@ class MatrixClient:
             # Synapse's sliding sync sends 0 for every room's counts: count them all here.
             count_all=lambda: self.sync_mode == "sliding sync",
         )
+        service.decrypt = self._decrypt_fetched
+        service.on_recount = self._recounted
+        return service
+
+    def _decrypt_fetched(self, room_id: str, events: list[dict[str, Any]]) -> object:
+        """(database thread) Decrypt back-filled events as they are stored."""
+        return self.encryption.fetched_forms(room_id, events) if self.encryption.available else None
+
+    def _recounted(self, summary: RoomSummary, threads: dict[str, tuple[int, int]]) -> None:
+        """A room counted again once its history came (sliding sync)."""
+        if summary.room_id not in self.rooms:
+            return
+        self.rooms[summary.room_id] = summary
+        self.publish(RoomListChanged(tuple(self.rooms.values()), frozenset({summary.room_id})))
+        self.threads.counted(summary.room_id, threads)
 
     @cached_property
     def admin(self) -> RoomAdmin:
