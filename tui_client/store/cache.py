@@ -347,6 +347,35 @@ class Cache(TimelineStore):
 
     # -- local full-text search -----------------------------------------------------
 
+    #: Messages indexed per transaction by :meth:`index_pending`.
+    INDEX_SLICE = 2000
+
+    def index_pending(self, limit: int | None = INDEX_SLICE) -> int:
+        """Index up to ``limit`` (``None``: all) of the messages stored since the last call
+        (schema 10), in one transaction; returns how many are left. Runs after each sync
+        batch and before every search, so searches see every stored message."""
+        db = self._db
+        while True:
+            with db:
+                db.execute("BEGIN")
+                rows = db.execute(
+                    "SELECT seq FROM fts_pending ORDER BY seq LIMIT ?",
+                    (limit if limit is not None else self.INDEX_SLICE,),
+                ).fetchall()
+                if not rows:
+                    return 0
+                low, high = rows[0][0], rows[-1][0]
+                db.execute(
+                    "INSERT INTO message_fts (rowid, body) SELECT s.seq, s.body FROM search_text s "
+                    "WHERE s.seq IN (SELECT seq FROM fts_pending WHERE seq BETWEEN ? AND ?) "
+                    "AND s.body IS NOT NULL AND NOT EXISTS (SELECT 1 FROM message_fts f WHERE f.rowid = s.seq)",
+                    (low, high),
+                )
+                db.execute("DELETE FROM fts_pending WHERE seq BETWEEN ? AND ?", (low, high))
+            if limit is not None:
+                (left,) = db.execute("SELECT COUNT(*) FROM fts_pending").fetchone()
+                return int(left)
+
     def search_messages(
         self,
         words: Sequence[str],
@@ -362,13 +391,13 @@ class Cache(TimelineStore):
     ) -> list[SearchHit]:
         """Messages whose current text holds every word and phrase, newest first.
 
-        The index is kept by triggers (schema 6) in the same transactions as the events
-        and their decryptions. ``older_than`` is the ``(ts, seq)`` of the last hit of a
+        Messages not indexed yet (schema 10) are indexed first. ``older_than`` is the ``(ts, seq)`` of the last hit of a
         previous page; ``exclude_senders`` (ignored users) are never found.
         """
         match = fts_match(words, phrases)
         if not match:
             return []
+        self.index_pending(None)
         sql = (
             "SELECT e.event_id, e.room_id, e.sender, e.ts, f.body, e.seq FROM message_fts f "
             "JOIN events e ON e.seq = f.rowid WHERE message_fts MATCH ?"
@@ -408,6 +437,7 @@ class Cache(TimelineStore):
         ).fetchone()
         if row is None:
             return None
+        self.index_pending(None)
         skip = f" AND e.sender NOT IN ({','.join('?' * len(exclude_senders))})" if exclude_senders else ""
         found: list[SearchHit | None] = []
         for compare, order in (("<", "DESC"), (">", "ASC")):
@@ -422,6 +452,7 @@ class Cache(TimelineStore):
 
     def indexed_count(self, room_id: str | None = None) -> int:
         """How many messages the local index holds (in one room, or in all)."""
+        self.index_pending(None)
         if room_id is None:
             row = self._db.execute("SELECT COUNT(*) FROM message_fts").fetchone()
         else:

@@ -368,6 +368,22 @@ MIGRATIONS: tuple[str, ...] = (
         fetched_ts INTEGER NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 10: new messages are indexed after their batch, not by triggers inside it (the index
+    # was most of a first sync's ingest): an insert only notes the message in
+    # `fts_pending`; `Cache.index_pending` indexes them in slices (after each sync batch,
+    # and before any search). Edits, redactions and decryptions keep their triggers (an
+    # edit's trigger may index a pending message early: the catch-up skips it then).
+    """
+    DROP TRIGGER message_fts_message_added;
+    DROP TRIGGER message_fts_encrypted_added;
+    CREATE TABLE fts_pending (seq INTEGER PRIMARY KEY);
+    CREATE TRIGGER fts_pending_added AFTER INSERT ON events
+    WHEN NEW.state_key IS NULL AND NEW.type IN ('m.room.message', 'm.room.encrypted')
+        AND NEW.rel_type IS NOT 'm.replace' AND NEW.redacted_by IS NULL
+    BEGIN INSERT OR IGNORE INTO fts_pending (seq) VALUES (NEW.seq); END;
+    CREATE TRIGGER fts_pending_removed AFTER DELETE ON events
+    BEGIN DELETE FROM fts_pending WHERE seq = OLD.seq; END;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
