@@ -189,6 +189,7 @@ class MatrixClient:
         #: The server's time (local time corrected by what events say): a local clock
         #: hours off does not upset verification or key rotation (engine/server_clock.py).
         self.server_clock = ServerClock()
+        self._indexing: asyncio.Future[None] | None = None
         self.encryption = Encryption(self, backend=crypto_backend)
         self.ended: SessionEnded | None = None
         self.connection.on_rate_limited = self._on_rate_limited
@@ -454,14 +455,16 @@ class MatrixClient:
             await self.uploads.stop()  # still queued: the next start resumes them
         self.send_queue.stop()
         self.encryption.stop()
-        for task in self._tasks:
+        tasks = [*self._tasks, *([self._indexing] if self._indexing is not None else [])]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             try:
                 await task
             except (asyncio.CancelledError, Exception):
                 pass
         self._tasks = []
+        self._indexing = None
         for view in self.views.values():
             view.close()
         # The cancelled loop could not say so itself.
@@ -646,9 +649,20 @@ class MatrixClient:
         result = await self.db.run(self._ingest_raw, raw)
         self._after_commit(result)
         self.presence.flush()
+        if result.new_events and (self._indexing is None or self._indexing.done()):
+            self._indexing = asyncio.ensure_future(self._index_messages())
         self.publish(
             BatchCommitted({room: tuple(s.event for s in stored) for room, stored in result.new_events.items()}, first)
         )
+
+    async def _index_messages(self) -> None:
+        """Add the batch's messages to the search index, a slice per turn of the database
+        thread (outside the batch's transaction: the index was most of a first sync)."""
+        try:
+            while await self.db.run(self.cache.index_pending):
+                await asyncio.sleep(0)
+        except Exception:
+            log.exception("indexing messages for search failed (a search will try again)")
 
     def _after_commit(self, result: IngestResult[CryptoResult]) -> None:
         self.sync_token = result.next_batch
