@@ -1,5 +1,7 @@
 """The local full-text index (schema 6): what it holds follows the events, their edits,
-redactions and decryptions, in the same transactions; queries with filters."""
+redactions and decryptions; queries with filters. Since schema 10 new messages are
+indexed after their batch (``index_pending``, in slices), and a search indexes what is
+left first, so it never misses a stored message."""
 
 from __future__ import annotations
 
@@ -280,3 +282,51 @@ def test_migrating_a_version_5_cache_indexes_what_it_holds(
         assert cache.search_messages(["index"]) == []
     finally:
         cache.close()
+
+
+# -- schema 10: the index is built after a batch, not inside it ---------------------------
+
+
+def _count(account: Account, table: str) -> int:
+    return int(account.cache.execute_readonly(f"SELECT COUNT(*) FROM {table}")[0][0])
+
+
+def test_ingest_leaves_the_index_for_later_and_slices_build_it(account: Account) -> None:
+    account.ingest(batch("s1", join={ROOM: joined_room([message(f"${n}", f"word{n} common") for n in range(5)])}))
+    assert _count(account, "message_fts") == 0 and _count(account, "fts_pending") == 5
+    assert account.cache.index_pending(2) == 3
+    assert _count(account, "message_fts") == 2
+    assert account.cache.index_pending(2) == 1
+    assert account.cache.index_pending(2) == 0
+    assert _count(account, "message_fts") == 5 and _count(account, "fts_pending") == 0
+    assert account.cache.index_pending() == 0
+
+
+def test_a_search_indexes_what_is_pending_first(account: Account) -> None:
+    account.ingest(batch("s1", join={ROOM: joined_room([message("$1", "the quick fox"), message("$2", "a dog")])}))
+    assert [h.event_id for h in account.cache.search_messages(["quick"])] == ["$1"]
+    assert _count(account, "fts_pending") == 0
+    assert account.cache.indexed_count(ROOM) == 2
+
+
+def test_an_edit_or_redaction_before_indexing_leaves_the_current_text_once(account: Account) -> None:
+    account.ingest(
+        batch(
+            "s1",
+            join={
+                ROOM: joined_room(
+                    [
+                        message("$1", "first draft"),
+                        _edit("$e", "$1", "final text"),
+                        message("$2", "to be removed"),
+                        event("$r", "m.room.redaction", content={"redacts": "$2"}, redacts="$2"),
+                    ]
+                )
+            },
+        )
+    )
+    account.cache.index_pending()
+    rows = account.cache.execute_readonly("SELECT rowid, body FROM message_fts")
+    assert [body for _rowid, body in rows] == ["final text"]
+    assert [h.event_id for h in account.cache.search_messages(["final"])] == ["$1"]
+    assert account.cache.search_messages(["draft"]) == [] and account.cache.search_messages(["removed"]) == []
