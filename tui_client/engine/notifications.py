@@ -439,8 +439,11 @@ class NotificationService:
         :data:`COUNT_WINDOW` events), then count it again and say so. Sliding sync brings
         10 events a room; Synapse's counts are 0, so without this a room with more unread
         messages than that would show too few."""
-        while self._short:
-            room_id = self._short.pop()
+        while True:
+            try:
+                room_id = self._short.pop()  # (the database thread adds and discards too)
+            except KeyError:
+                return
             try:
                 await self._fill_room(room_id)
             except (MatrixError, NetworkError) as error:
