@@ -54,8 +54,18 @@ async def test_search_screen_groups_highlights_and_opens_the_room_at_the_result(
     for room in (garden, kitchen):
         _join(synapse, alice, room)
     old = _say(synapse, bob, garden, "the first Tomato of the year", "g0")
-    for n in range(70):
-        _say(synapse, bob, garden, f"weeding, day {n}", f"g{n + 1}")
+    for n in range(130):
+        weeding = _say(synapse, bob, garden, f"weeding, day {n}", f"g{n + 1}")
+    # Read up to there (so the client need not fetch history to count what is unread),
+    # and more than an opened room fills its screen with (100 events): the first message
+    # is only on the server.
+    status, body = synapse.request_json(
+        "POST",
+        f"/_matrix/client/v3/rooms/{urllib.parse.quote(garden)}/receipt/m.read/{urllib.parse.quote(weeding)}",
+        {},
+        alice.access_token,
+    )
+    assert status == 200, body
     _say(synapse, bob, garden, "tomatoes everywhere, tomato soup tonight", "g-new")
     _say(synapse, bob, kitchen, "tomato sauce is ready", "k0")
 

@@ -30,8 +30,8 @@ __all__ = ["RoomView"]
 log = logging.getLogger(__name__)
 
 INITIAL_EVENTS = 80
-#: A window shorter than this with history above it is filled from the server at once
-#: (sliding sync brings 10 events a room: less than a screen).
+#: Under sliding sync (10 events a room: less than a screen), a window shorter than this
+#: with history above it is filled from the server at once.
 SHORT_WINDOW = 30
 PAGE_EVENTS = 80
 SERVER_PAGE = 100
@@ -184,7 +184,8 @@ class RoomView:
             self.fully_read_at_open = event_id if isinstance(event_id, str) else None
         self._spawn(self._resolve_missing_replies())
         await self.apply_receipts(receipts.items(), publish=False)
-        if gap is not None and len(stored) < SHORT_WINDOW:
+        if gap is not None and len(stored) < SHORT_WINDOW and self.client.sync_mode == "sliding sync":
+            # (v2 brings 50 events a room: a window this short has no history above it)
             self._spawn(self.paginate_back(INITIAL_EVENTS - len(stored)))
 
     # -- read receipts ---------------------------------------------------------------
