@@ -318,8 +318,10 @@ def _oauth_mock(
                         "interval": 0.01,
                     },
                 )
-            if path == "/token" and token_down:
-                raise httpx.ConnectError("connection refused", request=request)
+            if path == "/token":
+                if token_down:
+                    raise httpx.ConnectError("connection refused", request=request)
+                return httpx.Response(400, json={"error": "authorization_pending"})
         return httpx.Response(
             404, json={"errcode": "M_UNRECOGNIZED", "error": "Unrecognized request"}
         )
@@ -378,3 +380,26 @@ async def test_sign_in_service_unreachable_while_waiting_is_said(tmp_path: Path)
         await until(pilot, lambda: "Lost the sign-in service" in _status(device), "the loss")
         assert "Lost the sign-in service" in screen_text(app)
         assert "New code" in screen_text(app)
+
+
+async def test_no_browser_here_is_said(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BROWSER", str(tmp_path / "no-such-browser"))
+    app = TuiClientApp(base_dir=tmp_path, transport=_oauth_mock(), start_sync=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _login_screen(pilot, MOCK_HS)
+        await until(
+            pilot, lambda: not screen.query_one("#password").display, "the password field to go"
+        )
+        screen.query_one("#login-oauth", Button).press()
+        await until(
+            pilot, lambda: isinstance(app.screen, OAuthLoginScreen), "the device login screen"
+        )
+        device = app.screen
+        assert isinstance(device, OAuthLoginScreen)
+        await until(pilot, lambda: device.grant is not None, "the user code")
+        await pilot.pause(0.1)
+        await pilot.click("#oauth-browser")
+        await until(
+            pilot, lambda: "Cannot open a browser here" in _status(device), "the explanation"
+        )
+        assert "Cannot open a browser here" in screen_text(app)

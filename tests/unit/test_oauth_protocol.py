@@ -207,3 +207,4 @@ def test_account_management_url() -> None:
 def test_oauth_error_bodies() -> None:
     assert oauth.oauth_error({"error": "slow_down"}) == OAuthError("slow_down")
     assert oauth.oauth_error({"errcode": "M_UNKNOWN"}) is None
+    assert oauth.oauth_error({"errcode": "M_UNRECOGNIZED", "error": "Unrecognized request"}) is None

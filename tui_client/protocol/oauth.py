@@ -88,7 +88,8 @@ class OAuthError(Exception):
 
 def oauth_error(body: object) -> OAuthError | None:
     """The OAuth error in a decoded error body, or None if it is not one."""
-    if not isinstance(body, dict) or not isinstance(body.get("error"), str):
+    # A Matrix error (``errcode``) also has an ``error`` field: its message, not a code.
+    if not isinstance(body, dict) or not isinstance(body.get("error"), str) or "errcode" in body:
         return None
     description = body.get("error_description")
     return OAuthError(body["error"], description if isinstance(description, str) else "")
