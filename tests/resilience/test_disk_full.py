@@ -88,3 +88,63 @@ async def _scenario(
         free(disk)
         await alice.close()
         await bob.close()
+
+
+def test_a_full_disk_during_a_migration_is_not_damage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    from tui_client.store import cache as cache_module
+    from tui_client.store.cache import Cache
+    from tui_client.store.repair import open_checked
+
+    Cache(tmp_path / "cache.sqlite3").close()
+    before = (tmp_path / "cache.sqlite3").read_bytes()
+
+    def full(connection: object) -> int:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(cache_module, "migrate", full)
+    with pytest.raises(sqlite3.OperationalError, match="full"):
+        open_checked(tmp_path / "cache.sqlite3")
+    # Not set aside, not rebuilt: the file is as it was.
+    assert (
+        sorted(p.name for p in tmp_path.iterdir() if "damaged" in p.name or "rebuilding" in p.name)
+        == []
+    )
+    assert (tmp_path / "cache.sqlite3").read_bytes() == before
+
+
+async def test_the_app_says_it_cannot_open_the_cache_on_a_full_disk(
+    synapse: SynapseServer, make_user: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    from tui_client.store import cache as cache_module
+    from tui_client.ui.app import TuiClientApp
+
+    alice = await client_for(synapse, make_user("alice"), tmp_path / "alice")
+    await alice.close()
+
+    def full(connection: object) -> int:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(cache_module, "migrate", full)
+    app = TuiClientApp(base_dir=tmp_path / "alice")
+    messages: list[str] = []
+    leave = app.exit
+
+    def exit_saying(*args: Any, **kwargs: Any) -> None:
+        messages.append(str(kwargs.get("message")))
+        leave(*args, **kwargs)
+
+    app.exit = exit_saying  # type: ignore[method-assign]
+    async with app.run_test(size=(80, 24)) as pilot:
+        for _ in range(100):
+            if app.return_code is not None:
+                break
+            await pilot.pause(0.05)
+    assert app.return_code == 1
+    said = " ".join(messages)
+    assert "the disk is full" in said and "nothing was lost" in said, said

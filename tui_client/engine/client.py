@@ -60,7 +60,7 @@ from .send_queue import NotReady, Refused, SendQueue
 from .server_clock import ServerClock
 from .sliding_sync import SlidingSyncSource, server_offers_sliding_sync
 from .spaces import SpaceService
-from .storage import StorageHealth
+from .storage import StorageHealth, StorageUnavailable, storage_problem
 from .sync import SyncLoop, SyncSource, SyncV2Source
 from .threads import ThreadService
 from .typing_notices import TypingNotices
@@ -160,8 +160,11 @@ class MatrixClient:
             #: What a damaged cache lost when it was rebuilt at this open (store/repair.py).
             self.cache_repair: RepairReport | None
             self.cache, self.cache_repair = self.db.call(open_checked, folder / CACHE_FILE, own_user_id=info.user_id, key=key)
-        except BaseException:
+        except BaseException as error:
             self.db.shutdown()
+            problem = storage_problem(error)
+            if problem is not None:  # a migration on a full disk: nothing was changed
+                raise StorageUnavailable(problem) from error
             raise
         self.rooms: dict[str, RoomSummary] = {}
         # The last committed next_batch, kept here so the loop never reads the database.

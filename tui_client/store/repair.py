@@ -75,6 +75,15 @@ class RepairReport:
         return text
 
 
+def _cannot_write(error: BaseException) -> bool:
+    """SQLITE_FULL, SQLITE_READONLY, SQLITE_IOERR: the disk, not the file."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if isinstance(code, int) and code & 0xFF in (8, 10, 13):
+        return True
+    text = str(error).lower()
+    return any(words in text for words in ("disk is full", "readonly database", "disk i/o error"))
+
+
 def _problem(cache: Cache) -> str | None:
     """``PRAGMA quick_check``'s first complaint, or None for a sound file."""
     rows = cache._db.execute("PRAGMA quick_check(5)").fetchall()
@@ -97,11 +106,10 @@ def open_checked(
         raise
     except (SchemaTooNew, CacheDamaged) as error:
         reason = str(error)
-    except sqlite3.DatabaseError as error:
-        reason = f"SQLite: {error}"
     except Exception as error:
-        # sqlcipher3's errors are not sqlite3's classes.
-        if type(error).__name__ not in ("DatabaseError", "OperationalError", "IntegrityError"):
+        # sqlcipher3's errors are not sqlite3's classes. A full disk or a read-only folder
+        # is not damage: it goes up as it is (the file is left alone).
+        if type(error).__name__ not in ("DatabaseError", "OperationalError", "IntegrityError") or _cannot_write(error):
             raise
         reason = f"SQLite: {error}"
     else:
@@ -110,6 +118,9 @@ def open_checked(
             # did not end cleanly (a crash, a kill, a power cut), where damage comes from.
             reason = None if cache.get_meta(CLEAN_CLOSE) == "1" else _problem(cache)
         except Exception as error:
+            if _cannot_write(error):
+                cache._db.close()
+                raise
             reason = f"SQLite: {error}"
         if reason is None:
             try:

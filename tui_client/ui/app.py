@@ -23,6 +23,7 @@ from ..engine.directory import parse_server_list
 from ..engine.opener import HandlerError, open_with_handler
 from ..engine.paths import profile_dir
 from ..engine.settings import account_values, apply_config
+from ..engine.storage import StorageUnavailable
 from ..engine.updates import RoomListChanged, SessionEnded, SyncStatus, Update
 from ..protocol.directory import PublicRoom
 from ..protocol.ids import InvalidIdentifier
@@ -183,6 +184,15 @@ class TuiClientApp(App[None]):
             except CacheKeyError as error:
                 log.warning("the cache does not open: %s", error)
                 self._offer_fresh_login(str(error))
+                return
+            except StorageUnavailable as error:
+                # Not a reason to log in again (a new device): say it and leave.
+                log.error("the cache cannot be opened: %s", error)
+                self.exit(
+                    return_code=1,
+                    message=f"tui_client cannot open its cache: {error}. Free some space (or make the data "
+                    "folder writable) and start it again; nothing was lost.",
+                )
                 return
             except Exception as error:
                 log.exception("could not restore the session")
