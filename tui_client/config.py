@@ -74,6 +74,7 @@ class Config:
     private_read_receipts: bool = False
     presence: bool = True
     share_keys_only_with_verified: bool = False
+    crypto_backend: str = "vodozemac"
     sync_source: str = "sliding"
     image_protocol: str = "auto"
     #: ``[keys]`` as parsed: ``{context: {key: action}}``; checked by the key-binding code.
@@ -230,6 +231,17 @@ SETTINGS: tuple[Setting, ...] = (
         "share_keys_only_with_verified",
         _boolean,
         "Share the keys of your encrypted messages only with verified devices.",
+    ),
+    Setting(
+        "encryption",
+        "backend",
+        "crypto_backend",
+        _choice("vodozemac", "olm"),
+        'The encryption library: "vodozemac" (the default) or "olm" (python-olm, libolm:\n'
+        "deprecated upstream, kept for old installs). A python-olm store is moved to\n"
+        "vodozemac on the first start with vodozemac; there is no way back, so python-olm\n"
+        "cannot open a store vodozemac has written. Read at start.\n"
+        "TUI_CLIENT_CRYPTO_BACKEND in the environment wins over this.",
     ),
     Setting(
         "sync",

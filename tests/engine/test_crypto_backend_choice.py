@@ -11,7 +11,9 @@ import keyring
 import pytest
 
 from tests.ui.fake_world import FakeHomeserver, make_profile, use_memory_keyring
+from tui_client.engine import encryption
 from tui_client.engine.client import MatrixClient
+from tui_client.engine.encryption import BACKEND_ENV
 from tui_client.engine.updates import Notice
 from tui_client.ui.screens.recovery import health_text
 
@@ -45,7 +47,7 @@ async def test_python_olm_moves_to_vodozemac_and_cannot_come_back(folder: Path) 
     finally:
         await client.close()
 
-    client = await _opened(folder)
+    client = await _opened(folder, crypto_backend="vodozemac")
     try:
         machine = client.encryption.machine
         assert machine is not None and machine.backend.name == "vodozemac"
@@ -77,9 +79,64 @@ async def test_python_olm_moves_to_vodozemac_and_cannot_come_back(folder: Path) 
     finally:
         await client.close()
 
-    client = await _opened(folder)
+    client = await _opened(folder, crypto_backend="vodozemac")
     try:
         machine = client.encryption.machine
         assert machine is not None and machine.identity_keys == identity
     finally:
         await client.close()
+
+
+async def _backend_opened(folder: Path) -> tuple[str, str]:
+    """The backend a client opens with when the API names none, and F7's line for it."""
+    client = await _opened(folder)
+    try:
+        machine = client.encryption.machine
+        assert machine is not None
+        report = health_text(await client.recovery.health(check_backup=False)).plain
+        [line] = [line for line in report.splitlines() if "Encryption library" in line]
+        return machine.backend.name, line.strip()
+    finally:
+        await client.close()
+
+
+async def test_the_environment_then_the_config_file_choose_the_backend(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(BACKEND_ENV, raising=False)
+    monkeypatch.setattr(encryption, "_configured_backend", None)
+    monkeypatch.setenv(BACKEND_ENV, "olm")
+    name, line = await _backend_opened(folder)
+    assert name == "olm" and "Encryption library: python-olm (libolm: deprecated" in line
+    # The config file's choice, when the environment names none.
+    monkeypatch.delenv(BACKEND_ENV)
+    encryption.configure_backend("olm")
+    assert (await _backend_opened(folder))[0] == "olm"
+    # The environment wins over the config file; vodozemac moves the store over.
+    monkeypatch.setenv(BACKEND_ENV, "vodozemac")
+    name, line = await _backend_opened(folder)
+    assert name == "vodozemac" and line == "✓ Encryption library: vodozemac"
+    monkeypatch.delenv(BACKEND_ENV)
+    encryption.configure_backend(None)
+    assert (await _backend_opened(folder))[0] == "vodozemac"
+
+
+async def test_a_misspelt_backend_turns_encryption_off_and_says_how_to_fix_it(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(BACKEND_ENV, "vodozemak")
+    client = MatrixClient.restore(base_dir=folder, transport=FakeHomeserver().transport())
+    assert client is not None
+    notices: list[Notice] = []
+    client.subscribe(lambda update: notices.append(update) if isinstance(update, Notice) else None)
+    await client.open()
+    try:
+        assert client.encryption.machine is None
+        [notice] = [n for n in notices if n.level == "error"]
+        assert "unknown crypto backend 'vodozemak'" in notice.text
+        assert f"Set {BACKEND_ENV} to vodozemac or olm, or unset it." in notice.text
+        assert "Log out" not in notice.text
+    finally:
+        await client.close()
+    monkeypatch.delenv(BACKEND_ENV)
+    assert (await _backend_opened(folder))[0] == "vodozemac"

@@ -302,7 +302,7 @@ async def test_a_python_olm_device_moves_to_vodozemac_at_its_next_start(
     """
     alice_user, bob_user = make_user("alice"), make_user("bob")
     alice = await client_for(synapse, alice_user, tmp_path / "alice", crypto_backend="olm")
-    bob = await client_for(synapse, bob_user, tmp_path / "bob")
+    bob = await client_for(synapse, bob_user, tmp_path / "bob", crypto_backend="vodozemac")
     try:
         room = await encrypted_room(alice, "moving", [bob_user.user_id])
         await join(bob, room)
@@ -319,7 +319,7 @@ async def test_a_python_olm_device_moves_to_vodozemac_at_its_next_start(
         assert before is not None
         await alice.close()
 
-        alice = await restore(tmp_path / "alice")
+        alice = await restore(tmp_path / "alice", crypto_backend="vodozemac")
         machine = alice.encryption.machine
         assert machine is not None and alice.encryption.backend_name == "vodozemac"
         assert machine.identity_keys == identity

@@ -254,3 +254,16 @@ def test_the_readme_example_is_a_valid_config() -> None:
     config = parse_config(block.group(1))
     assert config.problems == ()
     assert (config.theme, config.time_format, config.typing_notices) == ("tui-light", "12h", False)
+
+
+def test_the_encryption_library_is_a_setting() -> None:
+    assert Config().crypto_backend == "vodozemac"
+    config = parse_config('[encryption]\nbackend = "olm"\n')
+    assert config.problems == () and config.crypto_backend == "olm" and config.names("crypto_backend")
+    bad = parse_config('[encryption]\nbackend = "libolm"\n')
+    assert bad.crypto_backend == "vodozemac"
+    [problem] = bad.problems
+    assert (problem.line, problem.message) == (
+        2,
+        'encryption.backend must be one of "vodozemac", "olm"; using the default ("vodozemac")',
+    )

@@ -142,7 +142,7 @@ class MatrixClient:
         transport: Any = None,
         sync_source: Callable[[HomeserverConnection], SyncSource] | None = None,
         long_poll_ms: int = 30_000,
-        crypto_backend: str = "vodozemac",
+        crypto_backend: str | None = None,
     ) -> None:
         self.info = info
         self.folder = folder

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from ..crypto import (
+    BACKENDS,
     CryptoStore,
     CryptoStoreMismatch,
     DecryptedEvent,
@@ -54,7 +55,7 @@ from .updates import Notice
 if TYPE_CHECKING:
     from .client import MatrixClient
 
-__all__ = ["CryptoResult", "Encryption", "failure_text"]
+__all__ = ["BACKEND_ENV", "CryptoResult", "Encryption", "chosen_backend", "configure_backend", "failure_text"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -75,6 +76,27 @@ TRUST_LABELS = {
     SenderTrust.UNKNOWN_DEVICE: "unknown device",
     SenderTrust.UNAUTHENTICATED: "unauthenticated",
 }
+
+
+#: The environment variable that picks the crypto backend (wins over the config file).
+BACKEND_ENV = "TUI_CLIENT_CRYPTO_BACKEND"
+_configured_backend: str | None = None
+
+
+def configure_backend(name: str | None) -> None:
+    """The backend the config file names (``[encryption] backend``); set once at start."""
+    global _configured_backend
+    _configured_backend = name
+
+
+def chosen_backend(explicit: str | None = None) -> str:
+    """The crypto backend a client opens with: ``explicit`` (the API's ``crypto_backend``),
+    else ``$TUI_CLIENT_CRYPTO_BACKEND``, else the config file's, else ``vodozemac``.
+
+    Not checked here: an unknown name turns encryption off with the reason when the
+    machine opens (:meth:`Encryption.open`), rather than failing the whole client.
+    """
+    return explicit or os.environ.get(BACKEND_ENV, "").strip() or _configured_backend or "vodozemac"
 
 
 def failure_text(failure: DecryptionFailure) -> str:
@@ -118,9 +140,10 @@ class CryptoResult:
 class Encryption:
     """The crypto machine of one logged-in client, run on the client's database thread."""
 
-    def __init__(self, client: MatrixClient, *, backend: str = "vodozemac") -> None:
+    def __init__(self, client: MatrixClient, *, backend: str | None = None) -> None:
         self.client = client
-        self.backend_name = backend
+        #: ``olm`` or ``vodozemac`` (see :func:`chosen_backend`); F7's report names it.
+        self.backend_name = chosen_backend(backend)
         self.machine: OlmMachine | None = None
         self.store: SqliteCryptoStore = client.cache.crypto_store()
         self.error: str | None = None
@@ -214,11 +237,16 @@ class Encryption:
         except (CryptoStoreMismatch, PickleFormatError, ValueError) as error:
             self.error = f"End-to-end encryption is off: {error}."
             log.error("encryption unavailable: %s", error)
-            advice = (
-                " Open it with vodozemac, the default crypto backend."
-                if isinstance(error, PickleFormatError)
-                else " Log out and in again to start afresh."
-            )
+            if isinstance(error, PickleFormatError):
+                advice = (
+                    " Open it with vodozemac, the default crypto backend"
+                    f' ([encryption] backend = "vodozemac" in the config file, and no {BACKEND_ENV}).'
+                )
+            elif self.backend_name not in BACKENDS:
+                # A misspelt $TUI_CLIENT_CRYPTO_BACKEND: the keys are fine, the name is not.
+                advice = f" Set {BACKEND_ENV} to vodozemac or olm, or unset it."
+            else:
+                advice = " Log out and in again to start afresh."
             self.client.publish(Notice("error", self.error + advice))
             return
         encrypted = [room_id for room_id, summary in self.client.rooms.items() if summary.encrypted and summary.membership == "join"]

@@ -20,6 +20,7 @@ from ..engine import gc_policy
 from ..engine.cache_key import CacheKeyError, set_aside_unreadable_cache
 from ..engine.client import CACHE_FILE, SESSION_FILE, MatrixClient
 from ..engine.directory import parse_server_list
+from ..engine.encryption import configure_backend
 from ..engine.opener import HandlerError, open_with_handler
 from ..engine.paths import profile_dir
 from ..engine.settings import account_values, apply_config
@@ -649,4 +650,7 @@ def run_app(
     """Run the client (restoring the profile's saved session, or showing the login)."""
     # Before Textual takes the terminal: ask it how it draws pictures.
     set_graphics(detect(config.image_protocol if config is not None else "auto"))
+    # The config's encryption library, for every account this run opens (the
+    # environment's TUI_CLIENT_CRYPTO_BACKEND wins over it).
+    configure_backend(config.crypto_backend if config is not None else None)
     TuiClientApp(profile=profile, base_dir=base_dir, homeserver=homeserver, user_id=user_id, config=config).run()
