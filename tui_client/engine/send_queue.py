@@ -123,13 +123,7 @@ class SendQueue:
                 waiting.add(entry.room_id)
             if outcome == "no storage" and self._storage is not None:
                 # The outbox cannot be written: wait for space (the messages are kept).
-                self._wake.clear()
-                waits = [asyncio.ensure_future(self._storage.wait_writable()), asyncio.ensure_future(self._wake.wait())]
-                try:
-                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    for wait in waits:
-                        wait.cancel()
+                await self._storage.wait_writable(self._wake)
                 continue
             if outcome in ("retry", "not ready", "no storage"):
                 failures += 1

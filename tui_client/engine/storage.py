@@ -119,8 +119,18 @@ class StorageHealth:
         if first and (self._prober is None or self._prober.done()):
             self._prober = asyncio.ensure_future(self._probe_until_writable())
 
-    async def wait_writable(self) -> None:
-        await self.writable.wait()
+    async def wait_writable(self, wake: asyncio.Event | None = None) -> None:
+        """Until the cache can be written again (or ``wake`` is set, cleared first)."""
+        if wake is None:
+            await self.writable.wait()
+            return
+        wake.clear()
+        waits = [asyncio.ensure_future(self.writable.wait()), asyncio.ensure_future(wake.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
 
     async def _probe_until_writable(self) -> None:
         while self.problem is not None:

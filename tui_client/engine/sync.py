@@ -207,13 +207,7 @@ class SyncLoop:
         if self._storage is None:
             await self._back_off(SyncStatus.BACKING_OFF, f"{problem}: sync paused", 5.0, last_success)
             return
-        self._wake.clear()
-        waits = [asyncio.ensure_future(self._storage.wait_writable()), asyncio.ensure_future(self._wake.wait())]
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for wait in waits:
-                wait.cancel()
+        await self._storage.wait_writable(self._wake)
 
     async def _back_off(self, status: SyncStatus, detail: str, delay: float, last_success: float | None) -> None:
         self._set(SyncState(status, detail, retry_at=time.time() + delay, last_success=last_success))
