@@ -41,9 +41,11 @@ from typing import Any, cast
 from tui_client.crypto import CryptoStore, OlmMachine, load_backend
 from tui_client.engine import gc_policy
 from tui_client.engine.client import CACHE_FILE, MatrixClient
+from tui_client.engine.core import Core
 from tui_client.engine.encryption import Encryption
 from tui_client.engine.notifications import NotificationService
 from tui_client.engine.presence import PresenceService
+from tui_client.engine.secrets import SecretStore
 from tui_client.engine.sync import SyncV2Source
 from tui_client.protocol.room_state import RoomSummary
 from tui_client.store.cache import Cache
@@ -94,9 +96,13 @@ class _Engine:
     presence: PresenceService | None = None
 
 
+async def _no_members(room_id: str) -> None:
+    raise AssertionError("the ingest benchmark fetches no members")
+
+
 def open_encryption(engine: _Engine) -> None:
     """Give the stand-in the engine's encryption service with a new Olm machine in its cache."""
-    encryption = Encryption(cast(MatrixClient, engine))
+    encryption = Encryption(cast(Core, engine), cast(SecretStore, None), fetch_members=_no_members)
     engine.cache.begin()
     encryption.machine = OlmMachine(
         engine.user_id,

@@ -16,7 +16,9 @@ from textual.widgets import Button, Static
 from tui_client.crypto.requests import RoomMessageRequest
 from tui_client.crypto.types import RequestOutcome
 from tui_client.crypto.verification import Verification, VerificationError, VerificationState
-from tui_client.engine.client import MatrixClient
+from tui_client.engine.core import Core
+from tui_client.engine.devices import DeviceService
+from tui_client.engine.encryption import Encryption
 from tui_client.engine.verification import VerificationService
 from tui_client.protocol.errors import NetworkError
 from tui_client.protocol.requests import Request
@@ -130,20 +132,32 @@ def _service() -> tuple[VerificationService, _Machine, _Connection, list[str], l
     published: list[Any] = []
     machine = _Machine(log)
     connection = _Connection(log)
-    client = SimpleNamespace(
+    # Built alone: only the narrow things the service uses, no client.
+    core = SimpleNamespace(
         user_id=ALICE,
         device_id="A1",
-        encryption=_Encryption(machine),
         connection=connection,
-        devices=_Devices(log),
         rooms={
             "!dm:x": SimpleNamespace(encrypted=False),
             "!other:x": SimpleNamespace(encrypted=False),
         },
         publish=published.append,
     )
-    service = VerificationService(cast(MatrixClient, client))
-    client.verification = service
+
+    async def no_dm(user_id: str) -> str:
+        raise AssertionError("no DM is made here")
+
+    async def no_wait(room_id: str, timeout: float) -> bool:
+        raise AssertionError("no room is waited for here")
+
+    service = VerificationService(
+        cast(Core, core),
+        cast(Encryption, _Encryption(machine)),
+        cast(DeviceService, _Devices(log)),
+        cross_signing_changed=lambda: log.append("cross-signing refresh"),
+        create_dm=no_dm,
+        wait_for_room=no_wait,
+    )
     service.tick_seconds = 3600.0
     return service, machine, connection, log, published
 
@@ -199,8 +213,8 @@ async def test_starting_sas_already_started_is_nothing_to_do() -> None:
 async def test_the_automatic_start_is_announced_before_the_flow() -> None:
     service, machine, _, log, _ = _service()
     seen: list[bool] = []
-    client = service.client
-    client.publish = lambda update: seen.append(service.auto_starting(update.verification.id))  # type: ignore[method-assign]
+    core = cast(Any, service.core)
+    core.publish = lambda update: seen.append(service.auto_starting(update.verification.id))
     gate = asyncio.Event()
     machine.flow = _flow(keys={"ed25519:B1": "key"})
 
@@ -208,7 +222,7 @@ async def test_the_automatic_start_is_announced_before_the_flow() -> None:
         await gate.wait()
         return True
 
-    client.devices.await_queried = held_query  # type: ignore[attr-defined]
+    cast(Any, service._devices).await_queried = held_query
     machine.start = lambda: replace(machine.flow, state=VerificationState.STARTED)
     service._apply([_flow()])  # ours, ready, keys not fixed yet: the start waits for them
     assert seen == [True] and service.auto_starting("flow-1")

@@ -12,7 +12,6 @@ import pytest
 from tests.ui.fake_world import FakeHomeserver, make_profile, use_memory_keyring
 from tests.ui.test_search_jump import ROOM, _history_sync
 from tui_client.engine.client import MatrixClient
-from tui_client.engine.room_view import RoomView
 from tui_client.engine.updates import TimelineUpdated, Update
 from tui_client.store.cache import StoredEvent
 
@@ -32,7 +31,7 @@ async def test_a_jump_is_not_the_live_end_and_keeps_synced_messages_out(
     client = MatrixClient.restore(base_dir=history_folder, transport=FakeHomeserver().transport())
     assert client is not None
     await client.open()
-    view = RoomView(client, ROOM)
+    view = client.new_view(ROOM)
     client.views[ROOM] = view
     try:
         await view.load()
@@ -40,14 +39,12 @@ async def test_a_jump_is_not_the_live_end_and_keeps_synced_messages_out(
         assert target is not None
         middle = "$event0155histo"  # "the lighthouse keeper's log", 250 messages back
         live_end_when_published: list[bool] = []
-        publish = client.publish
 
         def watching(update: Update) -> None:
             if isinstance(update, TimelineUpdated) and update.room_id == ROOM:
                 live_end_when_published.append(view.at_live_end)
-            publish(update)
 
-        client.publish = watching  # type: ignore[method-assign]
+        client.subscribe(watching)
         late = {
             "event_id": "$late",
             "type": "m.room.message",

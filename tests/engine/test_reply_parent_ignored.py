@@ -15,7 +15,6 @@ import pytest
 
 from tests.ui.fake_world import Clock, FakeHomeserver, build_sync, make_profile, use_memory_keyring
 from tui_client.engine.client import MatrixClient
-from tui_client.engine.room_view import RoomView
 from tui_client.protocol.timeline import HIDDEN_QUOTE
 
 ROOM = "!replies0000000000000000000000000000000000014"
@@ -81,7 +80,7 @@ async def test_a_fetched_reply_parent_of_an_ignored_user_is_quoted_as_hidden(fol
     await client.open()
     try:
         assert client.notifications.is_ignored(EVE)
-        view = RoomView(client, ROOM)
+        view = client.new_view(ROOM)
         client.views[ROOM] = view
         await view.load()
         for _ in range(50):

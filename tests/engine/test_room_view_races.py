@@ -11,7 +11,6 @@ import pytest
 
 from tests.ui.fake_world import ME, FakeHomeserver, make_profile, use_memory_keyring
 from tui_client.engine.client import MatrixClient
-from tui_client.engine.room_view import RoomView
 from tui_client.store.cache import StoredEvent
 
 GENERAL = "!general0000000000000000000000000000000000001"
@@ -37,7 +36,7 @@ async def test_events_synced_while_the_window_loads_are_not_lost(client_folder: 
         "origin_server_ts": 1795780000000,
         "content": {"msgtype": "m.text", "body": "arrived during the load"},
     }
-    view = RoomView(client, GENERAL)
+    view = client.new_view(GENERAL)
     client.views[GENERAL] = view
     original = view._reset_window
 
@@ -60,7 +59,7 @@ async def test_a_failed_load_does_not_hold_later_events_forever(client_folder: P
     client = MatrixClient.restore(base_dir=client_folder, transport=FakeHomeserver().transport())
     assert client is not None
     await client.open()
-    view = RoomView(client, GENERAL)
+    view = client.new_view(GENERAL)
 
     async def broken(stored: list[StoredEvent]) -> None:
         raise RuntimeError("disk on fire")

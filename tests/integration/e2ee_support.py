@@ -51,7 +51,7 @@ def bodies(view: RoomView) -> list[str]:
 
 async def shown(view: RoomView, body: str, timeout: float = 30.0) -> None:
     """Wait until ``body`` is shown decrypted (not as a local echo) in ``view``."""
-    await until(lambda: body in bodies(view), f"{body!r} in {view.client.user_id}'s view: {bodies(view)[-4:]}", timeout)
+    await until(lambda: body in bodies(view), f"{body!r} in {view.core.user_id}'s view: {bodies(view)[-4:]}", timeout)
 
 
 def server_event_types(synapse: SynapseServer, token: str, room_id: str) -> list[str]:

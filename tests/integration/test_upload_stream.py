@@ -206,7 +206,7 @@ async def test_an_encrypted_upload_streams_and_the_other_side_decrypts_it(
             {"msgtype": "m.image", "body": "t", "file": info["thumbnail_file"]}
         )
         assert thumb.encrypted is not None
-        plain = decrypt_attachment(await download(bob, thumb), thumb.encrypted)
+        plain = decrypt_attachment(await download(bob.connection, thumb), thumb.encrypted)
         assert decode_image(plain, "image/jpeg").size == (800, 600)
         assert Image.open(io.BytesIO(plain)).format == "JPEG"
     finally:

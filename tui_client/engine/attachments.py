@@ -15,26 +15,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..crypto.attachments import AttachmentError, decrypt_attachment
+from ..net.http import HomeserverConnection
 from ..protocol import requests as api
 from ..protocol.errors import MatrixError
 from ..protocol.media import Attachment, MediaError, parse_attachment
 from .paths import downloads_dir
 
 if TYPE_CHECKING:
-    from .client import MatrixClient
+    from .core import Core
+    from .encryption import Encryption
 
 __all__ = ["AttachmentError", "MediaError", "save_attachment"]
 
-async def message_content(client: MatrixClient, event_id: str) -> dict[str, Any]:
+async def message_content(core: Core, encryption: Encryption, event_id: str) -> dict[str, Any]:
     """The content of a cached message (its decrypted form in an encrypted room)."""
-    events = await client.db.run(client.cache.load_events, [event_id])
+    events = await core.db.run(core.cache.load_events, [event_id])
     event = events.get(event_id)
     if event is None:
         raise MediaError("the message is not in the cache")
     if event.get("type") == "m.room.encrypted":
-        if client.encryption.machine is None:
+        if encryption.machine is None:
             raise MediaError("the message is encrypted and encryption is not available")
-        clear = await client.db.run(client.encryption.store.decrypted, [event_id])
+        clear = await core.db.run(encryption.store.decrypted, [event_id])
         if event_id not in clear:
             raise MediaError("the message could not be decrypted, so neither can its attachment")
         event = clear[event_id][0]
@@ -44,15 +46,15 @@ async def message_content(client: MatrixClient, event_id: str) -> dict[str, Any]
     return content
 
 
-async def download(client: MatrixClient, attachment: Attachment) -> bytes:
+async def download(connection: HomeserverConnection, attachment: Attachment) -> bytes:
     """The bytes of the attachment as stored on the server (still encrypted if it is)."""
     try:
-        return await client.connection.send_raw(api.download_media(attachment.server, attachment.media_id))
+        return await connection.send_raw(api.download_media(attachment.server, attachment.media_id))
     except MatrixError as error:
         # Servers without authenticated media (before Matrix 1.11) do not know the route.
         if error.errcode not in ("M_UNRECOGNIZED", "M_NOT_FOUND") and error.status not in (404, 405):
             raise
-        return await client.connection.send_raw(api.download_media(attachment.server, attachment.media_id, legacy=True))
+        return await connection.send_raw(api.download_media(attachment.server, attachment.media_id, legacy=True))
 
 
 def _write_new(folder: Path, name: str, data: bytes) -> Path:
@@ -73,13 +75,13 @@ def _write_new(folder: Path, name: str, data: bytes) -> Path:
     raise OSError(f"no free file name for {name} in {folder}")
 
 
-async def save_attachment(client: MatrixClient, event_id: str, folder: Path | None = None) -> Path:
+async def save_attachment(core: Core, encryption: Encryption, event_id: str, folder: Path | None = None) -> Path:
     """Save the attachment of a message; returns where. Raises :class:`MediaError` (no
     usable attachment), :class:`AttachmentError` (hash mismatch), ``MatrixError``/
     ``NetworkError`` (download), ``OSError`` (writing)."""
-    content = await message_content(client, event_id)
+    content = await message_content(core, encryption, event_id)
     attachment = parse_attachment(content)
-    data = await download(client, attachment)
+    data = await download(core.connection, attachment)
     if attachment.encrypted is not None:
         data = await asyncio.to_thread(decrypt_attachment, data, attachment.encrypted)
     return await asyncio.to_thread(_write_new, folder or downloads_dir(), attachment.filename, data)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from ..crypto import CryptoStore, OlmMachine
@@ -53,7 +53,10 @@ from ..protocol.errors import MatrixError, NetworkError
 from .updates import BackupStatus, Notice
 
 if TYPE_CHECKING:
-    from .client import MatrixClient
+    from .core import Core
+    from .devices import DeviceService
+    from .encryption import Encryption
+    from .sync import SyncLoop
 
 __all__ = [
     "BackupState",
@@ -83,19 +86,19 @@ class _VersionGone(Exception):
     """The server refused an upload because the version is no longer the current one."""
 
 
-async def in_transaction(client: MatrixClient, work: Callable[[], T]) -> T:
+async def in_transaction(encryption: Encryption, work: Callable[[], T]) -> T:
     """Run ``work`` on the client's database thread inside one transaction."""
-    return await client.encryption.call(work)
+    return await encryption.call(work)
 
 
-async def ensure_own_keys(client: MatrixClient, timeout: float = 15.0) -> bool:
+async def ensure_own_keys(encryption: Encryption, devices: DeviceService, timeout: float = 15.0) -> bool:
     """Make sure our own devices and cross-signing keys have been queried (``/keys/query``).
 
     Returns False if they are still outdated after ``timeout`` seconds.
     """
-    if client.encryption.machine is None:
+    if encryption.machine is None:
         return False
-    return await client.devices.await_queried([client.user_id], timeout=timeout)
+    return await devices.await_queried([encryption.core.user_id], timeout=timeout)
 
 
 def master_signer(machine: OlmMachine) -> PkSigning | None:
@@ -133,13 +136,21 @@ class KeyBackup:
 
     def __init__(
         self,
-        client: MatrixClient,
+        core: Core,
+        encryption: Encryption,
+        devices: DeviceService,
         *,
+        sync_loop: Callable[[], SyncLoop | None],
+        suggest_recovery: Callable[[], Awaitable[None]],
         upload_delay: float = 0.5,
         batch_size: int = DEFAULT_UPLOAD_BATCH,
         max_backoff: float = 60.0,
     ) -> None:
-        self.client = client
+        self.core = core
+        self.encryption = encryption
+        self._devices = devices
+        self._sync_loop = sync_loop
+        self._suggest_recovery = suggest_recovery
         self.upload_delay = upload_delay
         self.batch_size = batch_size
         self.max_backoff = max_backoff
@@ -181,17 +192,17 @@ class KeyBackup:
         )
 
     def _publish(self) -> None:
-        self.client.publish(self.status())
+        self.core.publish(self.status())
 
     def _machine(self) -> OlmMachine:
-        return self.client.encryption.require_machine(BackupError)
+        return self.encryption.require_machine(BackupError)
 
     async def _run(self, work: Callable[[], T]) -> T:
-        return await in_transaction(self.client, work)
+        return await in_transaction(self.encryption, work)
 
     async def refresh_counts(self) -> BackupStatus:
         """Count the room keys on this device and those backed up (and publish)."""
-        store = self.client.encryption.store
+        store = self.encryption.store
         self.counts = await self._run(store.count_inbound_group_sessions)
         self._publish()
         return self.status()
@@ -220,12 +231,12 @@ class KeyBackup:
 
     async def run(self) -> None:
         """After the first sync, check the backup; then upload whenever woken, until stopped."""
-        sync_loop = self.client.sync_loop
+        sync_loop = self._sync_loop()
         if sync_loop is not None:
             await sync_loop.first_batch_done.wait()
-        if self.client.encryption.machine is None:
+        if self.encryption.machine is None:
             self.state = BackupState.OFF
-            self.detail = self.client.encryption.error or "end-to-end encryption is off"
+            self.detail = self.encryption.error or "end-to-end encryption is off"
             self.checked.set()
             self.idle.set()
             self._publish()
@@ -278,7 +289,7 @@ class KeyBackup:
     async def _suggest(self) -> None:
         """What to suggest about recovery, after the first check (never fatal)."""
         try:
-            await self.client.recovery.suggest()
+            await self._suggest_recovery()
         except Exception:
             log.exception("recovery suggestion failed")
 
@@ -302,7 +313,7 @@ class KeyBackup:
     async def _send(self, uploader: BackupUploader, upload: BackupUpload) -> None:
         request = api.put_room_keys(upload.version, upload.body)
         try:
-            answer = await self.client.connection.send(request, wait_on_rate_limit=False)
+            answer = await self.core.connection.send(request, wait_on_rate_limit=False)
         except MatrixError as error:
             await self._run(lambda: uploader.mark_failed(upload))
             if error.errcode == "M_WRONG_ROOM_KEYS_VERSION" or error.status == 404:
@@ -313,7 +324,7 @@ class KeyBackup:
             await self._run(lambda: uploader.mark_failed(upload))
             raise
         response = answer if isinstance(answer, dict) else {}
-        store = self.client.encryption.store
+        store = self.encryption.store
 
         def mark() -> tuple[int, tuple[int, int]]:
             outcome = uploader.mark_sent(upload, response)
@@ -337,7 +348,7 @@ class KeyBackup:
         client cannot use, :class:`MatrixError`/:class:`NetworkError` on failure.
         """
         try:
-            answer = await self.client.connection.send(api.room_keys_version())
+            answer = await self.core.connection.send(api.room_keys_version())
         except MatrixError as error:
             if error.status == 404 or error.errcode == "M_NOT_FOUND":
                 return None
@@ -347,7 +358,7 @@ class KeyBackup:
     async def check(self) -> BackupStatus:
         """Read the current version and decide whether to use it (and publish the result)."""
         machine = self._machine()
-        await ensure_own_keys(self.client)
+        await ensure_own_keys(self.encryption, self._devices)
         try:
             version = await self.fetch_version()
         except UnsupportedBackupError as error:
@@ -368,7 +379,7 @@ class KeyBackup:
         await self._unusable(BackupState.UNTRUSTED, trust.explain(), version=version)
         if self._warned_untrusted != version.version:
             self._warned_untrusted = version.version
-            self.client.publish(
+            self.core.publish(
                 Notice(
                     "warning",
                     f"The key backup on the server (version {version.version}) is not trusted by this "
@@ -387,7 +398,7 @@ class KeyBackup:
             return  # never had one: asked for after a verification, with the other secrets
         self._asked_key_for = version.version
         if await self._run(lambda: machine.request_secret(MEGOLM_BACKUP_V1)) is not None:
-            self.client.encryption.wake()
+            self.encryption.wake()
 
     def _held_key(self, machine: OlmMachine) -> BackupKey | None:
         secret = machine.get_secret(MEGOLM_BACKUP_V1)
@@ -428,8 +439,8 @@ class KeyBackup:
         """Use ``version`` from now on (it is trusted): persist it; if it is not the version
         the ``backed_up`` flags refer to, clear them so every key goes to it."""
         machine = self._machine()
-        store = self.client.encryption.store
-        pickle_key = self.client.encryption.pickle_key
+        store = self.encryption.store
+        pickle_key = self.encryption.pickle_key
         if pickle_key is None:
             raise BackupError("end-to-end encryption is not available")
 
@@ -469,7 +480,7 @@ class KeyBackup:
         """
         machine = self._machine()
         body = await self._run(lambda: backup_version_body(key.public_key, machine, master))
-        answer = await self.client.connection.send(api.create_room_keys_version(body))
+        answer = await self.core.connection.send(api.create_room_keys_version(body))
         version_id = answer.get("version") if isinstance(answer, dict) else None
         if not isinstance(version_id, str) or not version_id:
             raise BackupError("the server did not say which backup version it created")
@@ -482,14 +493,14 @@ class KeyBackup:
         """Sign ``version`` again (a new cross-signing identity): ``PUT /room_keys/version/{v}``."""
         machine = self._machine()
         body = await self._run(lambda: backup_version_body(key.public_key, machine, master))
-        await self.client.connection.send(api.update_room_keys_version(version.version, body))
+        await self.core.connection.send(api.update_room_keys_version(version.version, body))
         updated = BackupVersion.from_response({**body, "version": version.version, "count": version.count})
         await self.adopt(updated)
         return updated
 
     async def delete(self, version: str) -> None:
         """Delete a backup version on the server (its keys are lost for every device)."""
-        await self.client.connection.send(api.delete_room_keys_version(version))
+        await self.core.connection.send(api.delete_room_keys_version(version))
         if self.version is not None and self.version.version == version:
             self.recheck()
 

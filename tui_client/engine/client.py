@@ -17,7 +17,6 @@ import shutil
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Self
 
@@ -30,7 +29,7 @@ from ..protocol.errors import MatrixError, NetworkError
 from ..protocol.html import sanitize_html
 from ..protocol.ids import InvalidIdentifier, is_user_id, parse_link
 from ..protocol.oauth import TokenResponse
-from ..protocol.room_state import RoomSummary
+from ..protocol.room_state import PowerLevels, RoomSummary
 from ..store.cache import Cache, IngestResult, OutboxEntry, PendingJoin, StoredEvent
 from ..store.encrypted_db import shred, shred_database
 from ..store.repair import RepairReport, open_checked
@@ -38,6 +37,7 @@ from . import gc_policy
 from .attachments import MediaError, save_attachment
 from .backup import KeyBackup
 from .cache_key import CACHE_KEY, cache_key
+from .core import Core, Lazy
 from .cross_signing import CrossSigningService
 from .dbthread import DatabaseThread
 from .devices import DeviceService
@@ -167,6 +167,18 @@ class MatrixClient:
                 raise StorageUnavailable(problem) from error
             raise
         self.rooms: dict[str, RoomSummary] = {}
+        #: What the services are built with (engine/core.py), instead of this whole client.
+        self.core = Core(
+            self.connection,
+            self.cache,
+            self.db,
+            self.publish,
+            self.subscribe,
+            self.notify,
+            info.user_id,
+            info.device_id,
+            lambda: self.rooms,
+        )
         # The last committed next_batch, kept here so the loop never reads the database.
         self.sync_token: str | None = None
         # The room the user had open last time (reopened at start).
@@ -193,7 +205,7 @@ class MatrixClient:
         #: hours off does not upset verification or key rotation (engine/server_clock.py).
         self.server_clock = ServerClock()
         self._indexing: asyncio.Future[None] | None = None
-        self.encryption = Encryption(self, backend=crypto_backend)
+        self._make_services(crypto_backend)
         self.ended: SessionEnded | None = None
         self.connection.on_rate_limited = self._on_rate_limited
         #: Asks the user for their password when the server wants it (user-interactive
@@ -394,7 +406,7 @@ class MatrixClient:
         self._unfinished_joins = await self.db.run(self.cache.joins_pending)
         self.publish(RoomListChanged(tuple(self.rooms.values()), frozenset(self.rooms)))
         if self.secrets.warning:
-            await say_once(self, "no_keyring", "warning", self.secrets.warning)
+            await say_once(self.core, "no_keyring", "warning", self.secrets.warning)
         if self.cache_repair is not None:
             self.notify("warning" if self.cache_repair.crypto_intact else "error", self.cache_repair.describe())
         await self.encryption.open()
@@ -454,8 +466,8 @@ class MatrixClient:
         self.storage.stop()
         if self.sync_loop is not None:
             self.sync_loop.stop()
-        if "uploads" in self.__dict__:
-            await self.uploads.stop()  # still queued: the next start resumes them
+        if self._uploads.made is not None:
+            await self._uploads.made.stop()  # still queued: the next start resumes them
         self.send_queue.stop()
         self.encryption.stop()
         tasks = [*self._tasks, *([self._indexing] if self._indexing is not None else [])]
@@ -725,8 +737,8 @@ class MatrixClient:
             if view.typing:
                 view.typing = tuple(u for u in view.typing if not self.notifications.is_ignored(u))
                 self.publish(TypingChanged(view.room_id, view.typing))
-        if "threads" in self.__dict__:
-            self.threads.refilter()
+        if self._threads.made is not None:
+            self._threads.made.refilter()
         self.publish(RoomListChanged(tuple(self.rooms.values()), frozenset(self.rooms)))
 
     def _spawn(self, coroutine: Any) -> None:
@@ -739,8 +751,8 @@ class MatrixClient:
             view = self.views.get(room_id)
             if view is not None:
                 view.on_decrypted(events)
-        if "threads" in self.__dict__:
-            self.threads.on_decrypted(redecrypted)
+        if self._threads.made is not None:
+            self._threads.made.on_decrypted(redecrypted)
 
     # -- rooms ----------------------------------------------------------------------
 
@@ -755,12 +767,23 @@ class MatrixClient:
         """Open a room (loads its window from the cache); reuses an open view."""
         view = self.views.get(room_id)
         if view is None:
-            view = RoomView(self, room_id)
+            view = self.new_view(room_id)
             self.views[room_id] = view
             if isinstance(self._source, SlidingSyncSource):
                 self._source.resubscribe()  # its longer timeline now, not after the long-poll
             await view.load()
         return view
+
+    def new_view(self, room_id: str) -> RoomView:
+        """A view of a room, not loaded nor kept (:meth:`open_room` does both)."""
+        return RoomView(
+            self.core,
+            room_id,
+            self.encryption,
+            hidden_sender=self.notifications.is_ignored,
+            fetch_members=self.fetch_members,
+            sliding=lambda: self.sync_mode == "sliding sync",
+        )
 
     async def remember_room(self, room_id: str) -> None:
         """Note the room the user is looking at, to reopen it next time."""
@@ -813,16 +836,16 @@ class MatrixClient:
         """Import room keys from an export file; returns (keys in the file, keys new to us)."""
         total, imported, redecrypted = await self.encryption.import_keys(path, passphrase)
         self._show_decrypted(redecrypted)
-        if imported and "backup" in self.__dict__:
-            self.backup.wake()  # the imported keys go to the key backup too
+        if imported and self._backup.made is not None:
+            self._backup.made.wake()  # the imported keys go to the key backup too
         return total, imported
 
     def _on_send_progress(self, entry: OutboxEntry, state: str, event_id: str | None, error: str | None) -> None:
         view = self.views.get(entry.room_id)
         if view is not None:
             view.on_send_state(entry.txn_id, state, event_id, error)
-        if "threads" in self.__dict__:
-            self.threads.on_send_state(entry, state, event_id, error)
+        if self._threads.made is not None:
+            self._threads.made.on_send_state(entry, state, event_id, error)
 
     async def send_message(
         self,
@@ -879,8 +902,8 @@ class MatrixClient:
 
     async def send_event(self, room_id: str, event_type: str, content: dict[str, Any]) -> OutboxEntry:
         """Queue any message-like event."""
-        if "typing" in self.__dict__ and event_type == "m.room.message":
-            self.typing.stopped()
+        if self._typing.made is not None and event_type == "m.room.message":
+            self._typing.made.stopped()
         entry = await self.send_queue.enqueue(room_id, event_type, content)
         view = self.views.get(room_id)
         if view is not None:
@@ -934,7 +957,7 @@ class MatrixClient:
     async def save_attachment(self, event_id: str, folder: Path | None = None) -> Path:
         """Save a message's file (decrypted) to ``folder`` or the Downloads folder; see
         :func:`.attachments.save_attachment`."""
-        return await save_attachment(self, event_id, folder)
+        return await save_attachment(self.core, self.encryption, event_id, folder)
 
     async def redact(self, room_id: str, event_id: str, reason: str | None = None) -> None:
         """Delete a message."""
@@ -1022,100 +1045,192 @@ class MatrixClient:
             raise MatrixError(500, "M_UNKNOWN", "the answer has no room ID")
         return room_id
 
-    # -- spaces, the directory, joins, room administration ---------------------------
+    # -- the services (engine/core.py: each gets the core and what else it uses) ----
 
-    @cached_property
+    def _make_services(self, crypto_backend: str | None) -> None:
+        core = self.core
+        self.encryption = Encryption(
+            core, self.secrets, fetch_members=self.fetch_members, clock=self.server_clock.now_ms, backend=crypto_backend
+        )
+        password = lambda: self.ask_password  # noqa: E731 (the UI sets it later)
+        cross_signing_changed = lambda: self.cross_signing.refresh_soon()  # noqa: E731
+        self._spaces = Lazy(lambda: SpaceService(core))
+        self._joins = Lazy(lambda: JoinQueue(core, self.spaces, note_joined=self.note_joined))
+        self._backup = Lazy(
+            lambda: KeyBackup(
+                core,
+                self.encryption,
+                self.devices,
+                sync_loop=lambda: self.sync_loop,
+                suggest_recovery=lambda: self.recovery.suggest(),
+            )
+        )
+        self._recovery = Lazy(
+            lambda: Recovery(
+                core,
+                self.encryption,
+                self.backup,
+                self.devices,
+                self.cross_signing,
+                self.secrets,
+                show_decrypted=self._show_decrypted,
+            )
+        )
+        self._devices = Lazy(
+            lambda: DeviceService(
+                core,
+                self.encryption,
+                password_prompt=password,
+                cross_signing_changed=cross_signing_changed,
+                trust_changed=self._backup_trust_changed,
+            )
+        )
+        self._verification = Lazy(
+            lambda: VerificationService(
+                core,
+                self.encryption,
+                self.devices,
+                cross_signing_changed=cross_signing_changed,
+                create_dm=lambda user_id: self.admin.create_dm(user_id),
+                wait_for_room=lambda room_id, timeout: self.joins.wait_for_room(room_id, timeout),
+            )
+        )
+        self._cross_signing = Lazy(
+            lambda: CrossSigningService(
+                core,
+                self.encryption,
+                self.devices,
+                password_prompt=password,
+                approve_prompt=lambda: self.approve_in_browser,
+                verify_own_devices=lambda: self.verification.verify_own_devices(),
+                trust_changed=self._backup_trust_changed,
+            )
+        )
+        self._search = Lazy(
+            lambda: SearchService(
+                core.cache,
+                core.db,
+                core.connection,
+                rooms=lambda: self.rooms,
+                decrypt=self.encryption.fetched_forms,
+                ignored=lambda: self.notifications.ignored,
+            )
+        )
+        self._receipts = Lazy(
+            lambda: ReadReceipts(
+                core.connection, core.cache, core.db, self.publish, rooms=lambda: self.rooms, shown_events=self._shown_events
+            )
+        )
+        self._presence = Lazy(lambda: PresenceService(core.connection, core.cache, core.db, self.publish, user_id=self.user_id))
+        self._typing = Lazy(lambda: TypingNotices(core))
+        self._threads = Lazy(
+            lambda: ThreadService(
+                core.connection,
+                core.db,
+                core.cache,
+                self.publish,
+                user_id=self.user_id,
+                decrypt=self.encryption.fetched_forms,
+                enqueue=self.send_queue.enqueue,
+                mark_read=lambda room_id, event_id, thread_id: self.mark_read(room_id, event_id, thread_id=thread_id),
+                hidden_sender=self.notifications.is_ignored,
+            )
+        )
+        self._notifications = Lazy(self._new_notifications)
+        self._admin = Lazy(lambda: RoomAdmin(core, self))
+        self._uploads = Lazy(
+            lambda: UploadService(
+                core.connection,
+                core.cache,
+                core.db,
+                self.publish,
+                rooms=lambda: self.rooms,
+                finish=self._finish_upload,
+                notify=self.notify,
+            )
+        )
+
+    def _backup_trust_changed(self) -> None:
+        # Only a backup already running cares (it rechecks whether it still trusts its version).
+        if self._backup.made is not None:
+            self._backup.made.trust_changed()
+
+    def _shown_events(self, room_id: str) -> list[str]:
+        view = self.views.get(room_id)
+        items = view.model.items if view is not None else ()
+        return [i.event_id for i in items if i.event_id and not i.is_local_echo]
+
+    def open_power_levels(self, room_id: str) -> PowerLevels | None:
+        """The power levels of an open room (what its view shows), else ``None``."""
+        view = self.views.get(room_id)
+        return view.power_levels if view is not None else None
+
+    @property
     def spaces(self) -> SpaceService:
         """The space graph and hierarchies (engine/spaces.py), created on first use."""
-        return SpaceService(self)
+        return self._spaces.get()
 
-    @cached_property
+    @property
     def joins(self) -> JoinQueue:
         """The join queue (engine/joins.py), created on first use."""
-        return JoinQueue(self)
+        return self._joins.get()
 
-    @cached_property
+    @property
     def backup(self) -> KeyBackup:
         """Server-side key backup: uploads every room key to a trusted backup (engine/backup.py)."""
-        return KeyBackup(self)
+        return self._backup.get()
 
-    @cached_property
+    @property
     def recovery(self) -> Recovery:
         """Recovery key, secret storage, restore, encryption health (engine/recovery.py)."""
-        return Recovery(self)
+        return self._recovery.get()
 
-    @cached_property
+    @property
     def devices(self) -> DeviceService:
         """Our devices, anyone's devices and identity, trust for the UI (engine/devices.py)."""
-        return DeviceService(self)
+        return self._devices.get()
 
-    @cached_property
+    @property
     def verification(self) -> VerificationService:
         """Interactive verification flows (engine/verification.py)."""
-        return VerificationService(self)
+        return self._verification.get()
 
-    @cached_property
+    @property
     def cross_signing(self) -> CrossSigningService:
         """This session's cross-signing: set up, or ask to be verified (engine/cross_signing.py)."""
-        return CrossSigningService(self)
+        return self._cross_signing.get()
 
-    @cached_property
+    @property
     def search(self) -> SearchService:
         """The local full-text index and the server's /search (engine/search.py)."""
-        return SearchService(
-            self.cache,
-            self.db,
-            self.connection,
-            rooms=lambda: self.rooms,
-            decrypt=self.encryption.fetched_forms,
-            ignored=lambda: self.notifications.ignored,
-        )
+        return self._search.get()
 
-    @cached_property
+    @property
     def receipts(self) -> ReadReceipts:
         """Read receipts and the fully-read marker (engine/read_receipts.py)."""
+        return self._receipts.get()
 
-        def shown_events(room_id: str) -> list[str]:
-            view = self.views.get(room_id)
-            items = view.model.items if view is not None else ()
-            return [i.event_id for i in items if i.event_id and not i.is_local_echo]
-
-        return ReadReceipts(
-            self.connection, self.cache, self.db, self.publish, rooms=lambda: self.rooms, shown_events=shown_events
-        )
-
-    @cached_property
+    @property
     def presence(self) -> PresenceService:
         """Others' presence, and ours from the terminal's focus (engine/presence.py)."""
-        return PresenceService(self.connection, self.cache, self.db, self.publish, user_id=self.user_id)
+        return self._presence.get()
 
-    @cached_property
+    @property
     def typing(self) -> TypingNotices:
         """Our typing notices to the room being written in (engine/typing_notices.py)."""
-        return TypingNotices(self)
+        return self._typing.get()
 
-    @cached_property
+    @property
     def threads(self) -> ThreadService:
         """Open threads, thread lists, unread counts per thread (engine/threads.py)."""
+        return self._threads.get()
 
-        async def mark_read(room_id: str, event_id: str, thread_id: str) -> None:
-            await self.mark_read(room_id, event_id, thread_id=thread_id)
-
-        return ThreadService(
-            self.connection,
-            self.db,
-            self.cache,
-            self.publish,
-            user_id=self.user_id,
-            decrypt=self.encryption.fetched_forms,
-            enqueue=self.send_queue.enqueue,
-            mark_read=mark_read,
-            hidden_sender=self.notifications.is_ignored,
-        )
-
-    @cached_property
+    @property
     def notifications(self) -> NotificationService:
         """Push rules, local unread counts of encrypted rooms, ignored users (engine/notifications.py)."""
+        return self._notifications.get()
+
+    def _new_notifications(self) -> NotificationService:
         service = NotificationService(
             self.cache,
             self.db,
@@ -1144,23 +1259,15 @@ class MatrixClient:
         self.publish(RoomListChanged(tuple(self.rooms.values()), frozenset({summary.room_id})))
         self.threads.counted(summary.room_id, threads)
 
-    @cached_property
+    @property
     def admin(self) -> RoomAdmin:
         """Creating rooms, permissions, moderation (engine/room_admin.py)."""
-        return RoomAdmin(self)
+        return self._admin.get()
 
-    @cached_property
+    @property
     def uploads(self) -> UploadService:
         """Files streamed to the server with progress, resumed after a restart (engine/uploads.py)."""
-        return UploadService(
-            self.connection,
-            self.cache,
-            self.db,
-            self.publish,
-            rooms=lambda: self.rooms,
-            finish=self._finish_upload,
-            notify=self.notify,
-        )
+        return self._uploads.get()
 
     async def _finish_upload(self, upload_id: str, room_id: str, content: dict[str, Any]) -> OutboxEntry | None:
         """Queue an uploaded file's message and drop its upload, in one transaction."""
@@ -1181,13 +1288,13 @@ class MatrixClient:
         return DirectoryBrowser(self, servers, search=search, **options)
 
     async def _stop_services(self) -> None:
-        if "joins" in self.__dict__:
-            await self.joins.stop()
-        if "spaces" in self.__dict__:
-            self.spaces.stop()
-        for name in ("verification", "cross_signing", "devices", "recovery", "typing", "presence"):
-            if name in self.__dict__:
-                self.__dict__[name].stop()
+        if self._joins.made is not None:
+            await self._joins.made.stop()
+        if self._spaces.made is not None:
+            self._spaces.made.stop()
+        for lazy in (self._verification, self._cross_signing, self._devices, self._recovery, self._typing, self._presence):
+            if lazy.made is not None:
+                lazy.made.stop()
 
     # -- the composer ---------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ..crypto import OlmMachine
@@ -39,7 +40,10 @@ from .uia import AuthCancelled, AuthFailed, AuthUnsupported, UserInteractiveAuth
 from .updates import CrossSigningChanged
 
 if TYPE_CHECKING:
-    from .client import MatrixClient
+    from .core import Core
+    from .devices import DeviceService
+    from .encryption import Encryption
+    from .uia import ApprovalPrompt, PasswordPrompt
 
 __all__ = ["CrossSigningService"]
 
@@ -81,8 +85,24 @@ class CrossSigningService:
     #: How long a setup the user asked for (Retry) waits for our own keys (seconds).
     retry_keys_timeout = 30.0
 
-    def __init__(self, client: MatrixClient) -> None:
-        self.client = client
+    def __init__(
+        self,
+        core: Core,
+        encryption: Encryption,
+        devices: DeviceService,
+        *,
+        password_prompt: Callable[[], PasswordPrompt | None],
+        approve_prompt: Callable[[], ApprovalPrompt | None],
+        verify_own_devices: Callable[[], Awaitable[Verification]],
+        trust_changed: Callable[[], None],
+    ) -> None:
+        self.core = core
+        self.encryption = encryption
+        self._devices = devices
+        self._password_prompt = password_prompt
+        self._approve_prompt = approve_prompt
+        self._verify_own_devices = verify_own_devices
+        self._trust_changed = trust_changed
         self.state: CrossSigningChanged | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._refresh_queued = False
@@ -91,7 +111,7 @@ class CrossSigningService:
         self._auto_error = False
 
     def _machine(self) -> OlmMachine:
-        return self.client.encryption.require_machine(CrossSigningError)
+        return self.encryption.require_machine(CrossSigningError)
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.ensure_future(coroutine)
@@ -105,7 +125,7 @@ class CrossSigningService:
 
     def start(self) -> None:
         """Check (and if need be set up) cross-signing once our own keys are fetched."""
-        if self.client.encryption.available:
+        if self.encryption.available:
             self._spawn(self._startup())
 
     def stop(self) -> None:
@@ -131,7 +151,7 @@ class CrossSigningService:
             await asyncio.sleep(delay)
 
     async def _own_keys_fetched(self, timeout: float) -> bool:
-        return await self.client.devices.await_queried([self.client.user_id], timeout=timeout)
+        return await self._devices.await_queried([self.core.user_id], timeout=timeout)
 
     async def _set_up(
         self, keys_timeout: float, *, retry_in: float | None = None
@@ -182,7 +202,7 @@ class CrossSigningService:
     async def status(self) -> CrossSigningStatus:
         """Our cross-signing state on this device, now."""
         machine = self._machine()
-        return await self.client.encryption.call(machine.cross_signing_status)
+        return await self.encryption.call(machine.cross_signing_status)
 
     async def check(self, *, bootstrap: bool = False) -> CrossSigningChanged:
         """Read the state (setting up an identity first if ``bootstrap`` and there is none,
@@ -203,14 +223,13 @@ class CrossSigningService:
         state = CrossSigningChanged(status, needs, self._error)
         if state != self.state:
             self.state = state
-            self.client.publish(state)
-            if "backup" in self.client.__dict__:
-                self.client.backup.trust_changed()
+            self.core.publish(state)
+            self._trust_changed()
         return state
 
     def refresh_soon(self) -> None:
         """Read the state again shortly (after our keys, a verification or secrets changed it)."""
-        if self._refresh_queued or not self.client.encryption.available:
+        if self._refresh_queued or not self.encryption.available:
             return
         self._refresh_queued = True
 
@@ -244,15 +263,15 @@ class CrossSigningService:
 
     async def _bootstrap(self, *, reset: bool) -> CrossSigningStatus:
         machine = self._machine()
-        encryption = self.client.encryption
+        encryption = self.encryption
         request = await encryption.call(lambda: machine.bootstrap_cross_signing(reset=reset))
         if request is None:
             return await self.status()
         auth = UserInteractiveAuth(
-            self.client.connection,
-            self.client.user_id,
-            self.client.ask_password,
-            approve=self.client.approve_in_browser,
+            self.core.connection,
+            self.core.user_id,
+            self._password_prompt(),
+            approve=self._approve_prompt(),
         )
         purpose = "Replace your cross-signing identity" if reset else "Set up cross-signing"
         try:
@@ -268,4 +287,4 @@ class CrossSigningService:
 
     async def verify_this_session(self) -> Verification:
         """Ask our other sessions to verify this one (the UI then shows the flow)."""
-        return await self.client.verification.verify_own_devices()
+        return await self._verify_own_devices()

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -37,7 +37,9 @@ from .uia import UserInteractiveAuth
 from .updates import IdentityWarnings, TrustChanged
 
 if TYPE_CHECKING:
-    from .client import MatrixClient
+    from .core import Core
+    from .encryption import Encryption
+    from .uia import PasswordPrompt
 
 __all__ = ["ONLY_VERIFIED_SETTING", "DeviceInfo", "DeviceService", "IdentityState", "UserTrust"]
 
@@ -135,8 +137,20 @@ _TRUST_LABEL = {
 class DeviceService:
     """Our devices, anyone's devices and identity, the trust cache (see the module documentation)."""
 
-    def __init__(self, client: MatrixClient) -> None:
-        self.client = client
+    def __init__(
+        self,
+        core: Core,
+        encryption: Encryption,
+        *,
+        password_prompt: Callable[[], PasswordPrompt | None],
+        cross_signing_changed: Callable[[], None],
+        trust_changed: Callable[[], None],
+    ) -> None:
+        self.core = core
+        self.encryption = encryption
+        self._password_prompt = password_prompt
+        self._cross_signing_changed = cross_signing_changed
+        self._trust_changed = trust_changed
         self._trust: dict[str, UserTrust] = {}
         self._pending: set[str] = set()
         self._task: asyncio.Task[None] | None = None
@@ -151,10 +165,10 @@ class DeviceService:
         if self._opened:
             return
         self._opened = True
-        value = await self.client.db.run(self.client.cache.get_meta, ONLY_VERIFIED_SETTING)
-        self.client.encryption.only_verified = value == "1"
-        self.client.encryption.outcome_listeners.append(self._on_outcome)
-        if self.client.encryption.available:
+        value = await self.core.db.run(self.core.cache.get_meta, ONLY_VERIFIED_SETTING)
+        self.encryption.only_verified = value == "1"
+        self.encryption.outcome_listeners.append(self._on_outcome)
+        if self.encryption.available:
             await self.check_warnings()
 
     def stop(self) -> None:
@@ -164,21 +178,21 @@ class DeviceService:
             self._task = None
 
     def _machine(self) -> OlmMachine:
-        return self.client.encryption.require_machine(RuntimeError)
+        return self.encryption.require_machine(RuntimeError)
 
     # -- the key-sharing setting -------------------------------------------------------
 
     @property
     def only_verified(self) -> bool:
         """Room keys are shared only with verified devices (others get a withheld notice)."""
-        return self.client.encryption.only_verified
+        return self.encryption.only_verified
 
     async def set_only_verified(self, value: bool) -> None:
         """Change the key-sharing setting (kept across restarts; new room keys follow it)."""
-        await self.client.db.run(
-            self.client.cache.set_meta, ONLY_VERIFIED_SETTING, "1" if value else "0"
+        await self.core.db.run(
+            self.core.cache.set_meta, ONLY_VERIFIED_SETTING, "1" if value else "0"
         )
-        self.client.encryption.only_verified = value
+        self.encryption.only_verified = value
 
     # -- the trust cache -------------------------------------------------------------
 
@@ -186,7 +200,7 @@ class DeviceService:
         """The cached trust of ``user_id``; ``None`` the first time (computed in the background,
         then :class:`TrustChanged` is published)."""
         known = self._trust.get(user_id)
-        if known is None and self.client.encryption.available and is_user_id(user_id):
+        if known is None and self.encryption.available and is_user_id(user_id):
             self._schedule([user_id])
         return known
 
@@ -211,18 +225,18 @@ class DeviceService:
     async def refresh_trust(self, user_ids: Iterable[str]) -> dict[str, UserTrust]:
         """Recompute the trust of these users now; publishes :class:`TrustChanged` if any changed."""
         users = sorted(set(user_ids))
-        if not users or not self.client.encryption.available:
+        if not users or not self.encryption.available:
             return {}
         machine = self._machine()
-        computed = await self.client.encryption.call(
+        computed = await self.encryption.call(
             lambda: {u: self._user_trust(machine, u) for u in users}
         )
         changed = frozenset(u for u, t in computed.items() if self._trust.get(u) != t)
         self._trust.update(computed)
         if changed:
-            self.client.publish(TrustChanged(changed))
-            if self.client.user_id in changed and "backup" in self.client.__dict__:
-                self.client.backup.trust_changed()
+            self.core.publish(TrustChanged(changed))
+            if self.core.user_id in changed:
+                self._trust_changed()
         return computed
 
     @staticmethod
@@ -246,13 +260,13 @@ class DeviceService:
         users: set[str] = set(outcome.users_updated)
         if isinstance(request, SignatureUploadRequest):
             users.update(request.body)
-        interesting = {u for u in users if u in self._trust or u == self.client.user_id}
+        interesting = {u for u in users if u in self._trust or u == self.core.user_id}
         if interesting:
             self._schedule(interesting)
         if outcome.identity_changes or (isinstance(request, KeysQueryRequest) and users):
             self._spawn(self.check_warnings())
-        if self.client.user_id in users:
-            self.client.cross_signing.refresh_soon()
+        if self.core.user_id in users:
+            self._cross_signing_changed()
 
     def _spawn(self, coroutine: Any) -> None:
         try:
@@ -275,19 +289,19 @@ class DeviceService:
 
     async def check_warnings(self) -> tuple[UserIdentity, ...]:
         """Recompute the users whose identity needs attention; publish when the list changed."""
-        if not self.client.encryption.available:
+        if not self.encryption.available:
             return ()
         machine = self._machine()
-        found = tuple(await self.client.encryption.call(machine.identities_needing_attention))
+        found = tuple(await self.encryption.call(machine.identities_needing_attention))
         if found != self._warnings:
             self._warnings = found
-            self.client.publish(IdentityWarnings(found))
+            self.core.publish(IdentityWarnings(found))
         return found
 
     async def acknowledge(self, user_id: str) -> None:
         """The user saw that ``user_id``'s identity changed: stop warning (it stays unverified)."""
         machine = self._machine()
-        await self.client.encryption.call(lambda: machine.acknowledge_identity_change(user_id))
+        await self.encryption.call(lambda: machine.acknowledge_identity_change(user_id))
         await self.refresh_trust([user_id])
         await self.check_warnings()
 
@@ -297,7 +311,7 @@ class DeviceService:
         """Track these users and wait until their device lists are fetched; False on timeout."""
         users = list(user_ids)
         machine = self._machine()
-        encryption = self.client.encryption
+        encryption = self.encryption
         await encryption.call(lambda: machine.update_tracked_users(users))
         deadline = time.monotonic() + timeout
         while True:
@@ -322,18 +336,18 @@ class DeviceService:
                 (d, machine.device_trust(d)) for d in devices
             ]
 
-        trust, devices = await self.client.encryption.call(read)
+        trust, devices = await self.encryption.call(read)
         if self._trust.get(user_id) != trust:
             self._trust[user_id] = trust
-            self.client.publish(TrustChanged(frozenset({user_id})))
+            self.core.publish(TrustChanged(frozenset({user_id})))
         infos = [
             DeviceInfo(
                 user_id=user_id,
                 device_id=device.device_id,
                 display_name=device.display_name,
                 trust=_TRUST_LABEL.get(verdict, "unverified"),
-                is_current=user_id == self.client.user_id
-                and device.device_id == self.client.device_id,
+                is_current=user_id == self.core.user_id
+                and device.device_id == self.core.device_id,
                 ed25519=device.ed25519,
             )
             for device, verdict in devices
@@ -343,10 +357,10 @@ class DeviceService:
 
     async def device_name(self, user_id: str, device_id: str) -> str | None:
         """The display name of a device we know the keys of (untrusted text), if it has one."""
-        if not self.client.encryption.available:
+        if not self.encryption.available:
             return None
         machine = self._machine()
-        device = await self.client.encryption.call(lambda: machine.get_device(user_id, device_id))
+        device = await self.encryption.call(lambda: machine.get_device(user_id, device_id))
         return device.display_name if device is not None else None
 
     # -- our own devices -------------------------------------------------------------------
@@ -357,7 +371,7 @@ class DeviceService:
         This session first, then the most recently seen. A device the server lists and
         whose keys we do not know (yet) shows as ``unknown``.
         """
-        data = await self.client.connection.send(api.get_devices())
+        data = await self.core.connection.send(api.get_devices())
         listed = data.get("devices") if isinstance(data, dict) else None
         server_devices = (
             [d for d in listed if isinstance(d, dict) and isinstance(d.get("device_id"), str)]
@@ -365,20 +379,20 @@ class DeviceService:
             else []
         )
         known: dict[str, DeviceInfo] = {}
-        if self.client.encryption.available:
+        if self.encryption.available:
             with contextlib.suppress(RuntimeError):
-                _, infos = await self.user_devices(self.client.user_id)
+                _, infos = await self.user_devices(self.core.user_id)
                 known = {d.device_id: d for d in infos}
                 listed_ids = {d["device_id"] for d in server_devices}
-                unknown = listed_ids - set(known) - {self.client.device_id} - self._requeried
+                unknown = listed_ids - set(known) - {self.core.device_id} - self._requeried
                 if unknown:
                     # A session logged in since our last key query (its device list change
                     # may not have reached us yet): fetch our keys again, once per session
                     # (one that never uploads keys stays "unknown").
                     self._requeried |= unknown
                     machine = self._machine()
-                    user_id = self.client.user_id
-                    await self.client.encryption.call(lambda: machine.mark_users_outdated([user_id]))
+                    user_id = self.core.user_id
+                    await self.encryption.call(lambda: machine.mark_users_outdated([user_id]))
                     _, infos = await self.user_devices(user_id)
                     known = {d.device_id: d for d in infos}
         devices = []
@@ -388,10 +402,10 @@ class DeviceService:
             ip = entry.get("last_seen_ip")
             ts = entry.get("last_seen_ts")
             info = known.get(device_id)
-            current = device_id == self.client.device_id
+            current = device_id == self.core.device_id
             devices.append(
                 DeviceInfo(
-                    user_id=self.client.user_id,
+                    user_id=self.core.user_id,
                     device_id=device_id,
                     display_name=name
                     if isinstance(name, str)
@@ -410,7 +424,7 @@ class DeviceService:
 
     async def rename(self, device_id: str, name: str) -> None:
         """Rename one of our devices (the name others see in their device lists)."""
-        await self.client.connection.send(api.update_device(device_id, name.strip()))
+        await self.core.connection.send(api.update_device(device_id, name.strip()))
 
     async def sign_out(self, device_ids: Iterable[str]) -> None:
         """Sign other devices of ours out, after the password (user-interactive auth).
@@ -419,17 +433,17 @@ class DeviceService:
         when it could not be confirmed; this session is never in the list (log out instead).
         """
         ids = [d for d in dict.fromkeys(device_ids) if d]
-        if self.client.device_id in ids:
+        if self.core.device_id in ids:
             raise ValueError("this session cannot sign itself out here: log out instead")
         if not ids:
             return
         auth = UserInteractiveAuth(
-            self.client.connection, self.client.user_id, self.client.ask_password
+            self.core.connection, self.core.user_id, self._password_prompt()
         )
         what = f"Sign out {len(ids)} devices" if len(ids) > 1 else f"Sign out the device {ids[0]}"
         await auth.send(lambda auth_dict: api.delete_devices(ids, auth_dict), purpose=what)
         # The server tells every member's client through device_lists.changed; ours too.
-        self.client.encryption.wake()
+        self.encryption.wake()
 
 
 def _log_failure(task: asyncio.Task[Any]) -> None:

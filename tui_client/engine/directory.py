@@ -17,7 +17,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..protocol import requests as api
 from ..protocol.directory import PublicRoom, merge_rooms, parse_public_rooms, parse_room_chunk
@@ -39,7 +39,22 @@ from ..protocol.thirdparty import (
 from ..protocol.timeline import TimelineItem, TimelineModel
 
 if TYPE_CHECKING:
-    from .client import MatrixClient
+    from ..net.http import HomeserverConnection
+    from .spaces import SpaceService
+
+
+class DirectoryHost(Protocol):
+    """What the directory uses: our connection, who we are, the space service (it notes what it learns)."""
+
+    @property
+    def connection(self) -> HomeserverConnection: ...
+
+    @property
+    def user_id(self) -> str: ...
+
+    @property
+    def spaces(self) -> SpaceService: ...
+
 
 __all__ = [
     "DIRECTORY_TIMEOUT",
@@ -112,7 +127,7 @@ class DirectoryBrowser:
 
     def __init__(
         self,
-        client: MatrixClient,
+        client: DirectoryHost,
         servers: Sequence[str | None] = (),
         *,
         search: str = "",
@@ -253,7 +268,7 @@ class RoomPreview:
 
 
 async def preview_room(
-    client: MatrixClient,
+    client: DirectoryHost,
     target: str,
     *,
     via: Sequence[str] = (),
@@ -302,7 +317,7 @@ def _merge_preview(known: PublicRoom, summary: PublicRoom) -> PublicRoom:
 
 
 async def _recent_history(
-    client: MatrixClient, room_id: str, timeout: float, limit: int
+    client: DirectoryHost, room_id: str, timeout: float, limit: int
 ) -> tuple[tuple[TimelineItem, ...], str]:
     try:
         data = await asyncio.wait_for(
@@ -330,14 +345,14 @@ async def _recent_history(
 
 
 
-async def bridged_protocols(client: MatrixClient, timeout: float = DIRECTORY_TIMEOUT) -> list[ThirdPartyProtocol]:
+async def bridged_protocols(client: DirectoryHost, timeout: float = DIRECTORY_TIMEOUT) -> list[ThirdPartyProtocol]:
     """The networks the homeserver's bridges offer (``/thirdparty/protocols``)."""
     data = await asyncio.wait_for(client.connection.send(thirdparty_protocols()), timeout)
     return parse_protocols(data)
 
 
 async def lookup_location(
-    client: MatrixClient, protocol: str, fields: dict[str, str], timeout: float = DIRECTORY_TIMEOUT
+    client: DirectoryHost, protocol: str, fields: dict[str, str], timeout: float = DIRECTORY_TIMEOUT
 ) -> list[ThirdPartyLocation]:
     """The Matrix rooms (aliases) a bridge has for a channel, by the protocol's location fields."""
     data = await asyncio.wait_for(client.connection.send(thirdparty_location(protocol, fields)), timeout)
@@ -345,7 +360,7 @@ async def lookup_location(
 
 
 async def lookup_users(
-    client: MatrixClient, protocol: str, fields: dict[str, str], timeout: float = DIRECTORY_TIMEOUT
+    client: DirectoryHost, protocol: str, fields: dict[str, str], timeout: float = DIRECTORY_TIMEOUT
 ) -> list[str]:
     """The Matrix user IDs of a bridged user, by the protocol's user fields."""
     data = await asyncio.wait_for(client.connection.send(thirdparty_user(protocol, fields)), timeout)

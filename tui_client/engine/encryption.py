@@ -24,7 +24,7 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -53,7 +53,8 @@ from ..store.crypto_store import SqliteCryptoStore
 from .updates import Notice
 
 if TYPE_CHECKING:
-    from .client import MatrixClient
+    from .core import Core
+    from .secrets import SecretStore
 
 __all__ = ["BACKEND_ENV", "CryptoResult", "Encryption", "chosen_backend", "configure_backend", "failure_text"]
 
@@ -140,12 +141,24 @@ class CryptoResult:
 class Encryption:
     """The crypto machine of one logged-in client, run on the client's database thread."""
 
-    def __init__(self, client: MatrixClient, *, backend: str | None = None) -> None:
-        self.client = client
+    def __init__(
+        self,
+        core: Core,
+        secrets: SecretStore,
+        *,
+        fetch_members: Callable[[str], Awaitable[object]],
+        clock: Callable[[], int] | None = None,
+        backend: str | None = None,
+    ) -> None:
+        self.core = core
+        self._secrets = secrets
+        self._fetch_members = fetch_members
+        #: The machine's time (the server's, engine/server_clock.py); ``None``: local time.
+        self._clock = clock
         #: ``olm`` or ``vodozemac`` (see :func:`chosen_backend`); F7's report names it.
         self.backend_name = chosen_backend(backend)
         self.machine: OlmMachine | None = None
-        self.store: SqliteCryptoStore = client.cache.crypto_store()
+        self.store: SqliteCryptoStore = core.cache.crypto_store()
         self.error: str | None = None
         #: The key that seals this device's crypto state (set once the machine is open).
         self.pickle_key: bytes | None = None
@@ -164,7 +177,7 @@ class Encryption:
     # -- transactions on the database thread ------------------------------------------
 
     def _transaction(self, work: Callable[[], T]) -> T:
-        cache = self.client.cache
+        cache = self.core.cache
         cache.begin()
         try:
             result = work()
@@ -175,7 +188,7 @@ class Encryption:
         return result
 
     async def _run(self, work: Callable[[], T]) -> T:
-        return await self.client.db.run(self._transaction, work)
+        return await self.core.db.run(self._transaction, work)
 
     async def call(self, work: Callable[[], T]) -> T:
         """Run ``work`` (machine calls) on the database thread, in a transaction of its own."""
@@ -198,7 +211,7 @@ class Encryption:
     # -- start --------------------------------------------------------------------------
 
     def _pickle_key(self) -> bytes:
-        secrets_store = self.client.secrets
+        secrets_store = self._secrets
         stored = secrets_store.get("pickle_key")
         if stored:
             return base64.b64decode(stored)
@@ -213,7 +226,7 @@ class Encryption:
         try:
             key = self._pickle_key()
             backend = load_backend(self.backend_name)
-            client = self.client
+            core = self.core
             # The SQLite store returns plain dicts of the records' shape; the store
             # conformance suite (tests/store/test_crypto_store.py) is what holds it to that.
             store = cast(CryptoStore, self.store)
@@ -223,13 +236,13 @@ class Encryption:
                 # transaction: killed half-way, it is still the store it was.
                 prepare_store(store, backend, key)
                 return OlmMachine(
-                    client.user_id,
-                    client.device_id,
+                    core.user_id,
+                    core.device_id,
                     store,
                     backend,
                     pickle_key=key,
                     config=self.config,
-                    clock=client.server_clock.now_ms,
+                    clock=self._clock,
                 )
 
             self.machine = await self._run(build)
@@ -247,9 +260,9 @@ class Encryption:
                 advice = f" Set {BACKEND_ENV} to vodozemac or olm, or unset it."
             else:
                 advice = " Log out and in again to start afresh."
-            self.client.publish(Notice("error", self.error + advice))
+            self.core.publish(Notice("error", self.error + advice))
             return
-        encrypted = [room_id for room_id, summary in self.client.rooms.items() if summary.encrypted and summary.membership == "join"]
+        encrypted = [room_id for room_id, summary in self.core.rooms.items() if summary.encrypted and summary.membership == "join"]
         await self._run(lambda: self._track_rooms(encrypted))
         self.wake()
 
@@ -260,7 +273,7 @@ class Encryption:
 
     def _member_ids(self, room_id: str, *, invited: bool = True) -> list[str]:
         users = []
-        for event in self.client.cache.load_state(room_id, "m.room.member"):
+        for event in self.core.cache.load_state(room_id, "m.room.member"):
             content = event.get("content")
             membership = content.get("membership") if isinstance(content, dict) else None
             if membership == "join" or (invited and membership == "invite"):
@@ -320,7 +333,7 @@ class Encryption:
                     result.verifications.extend(machine.receive_room_verification_event(room_id, event))
 
     def _room_membership(self, machine: OlmMachine, room_id: str, events: list[Event], limited: bool) -> None:
-        summary = self.client.rooms.get(room_id)
+        summary = self.core.rooms.get(room_id)
         became_encrypted = any(e.get("type") == "m.room.encryption" for e in events)
         if not became_encrypted and (summary is None or not summary.encrypted):
             return
@@ -334,7 +347,7 @@ class Encryption:
             membership = content.get("membership") if isinstance(content, dict) else None
             if membership in ("join", "invite"):
                 joined.append(event["state_key"])
-            elif event["state_key"] != self.client.user_id:
+            elif event["state_key"] != self.core.user_id:
                 # Someone left or was removed: what follows must use a new key.
                 machine.invalidate_group_session(room_id)
         if limited:
@@ -460,7 +473,7 @@ class Encryption:
         self._in_flight.add(request.request_id)
         try:
             try:
-                answer = await self.client.connection.send(request.to_http())
+                answer = await self.core.connection.send(request.to_http())
             except MatrixError as error:
                 permanent = not error.is_transient and isinstance(request, ToDeviceRequest)
                 await self._run(lambda: machine.mark_request_as_failed(request.request_id, permanent=permanent))
@@ -480,7 +493,7 @@ class Encryption:
             except Exception:
                 log.exception("request outcome listener failed")
         for warning in outcome.warnings:
-            self.client.publish(Notice("warning", f"Encryption: {warning.message}"))
+            self.core.publish(Notice("warning", f"Encryption: {warning.message}"))
 
     # -- sending -----------------------------------------------------------------------
 
@@ -489,11 +502,11 @@ class Encryption:
 
     async def _recipients(self, room_id: str) -> tuple[list[str], EncryptionSettings]:
         if room_id not in self._members_fetched:
-            await self.client.fetch_members(room_id)
+            await self._fetch_members(room_id)
             self._members_fetched.add(room_id)
 
         def read() -> tuple[list[str], EncryptionSettings]:
-            cache = self.client.cache
+            cache = self.core.cache
             state = {e.get("type"): e.get("content") for e in cache.load_state(room_id) if e.get("state_key") == ""}
             visibility = state.get("m.room.history_visibility") or {}
             history = visibility.get("history_visibility") if isinstance(visibility, dict) else None
@@ -507,7 +520,7 @@ class Encryption:
             users = self._member_ids(room_id, invited=history != "joined")
             return users, settings
 
-        return await self.client.db.run(read)
+        return await self.core.db.run(read)
 
     async def encrypt(
         self, room_id: str, event_type: str, content: dict[str, Any], *, only_verified: bool | None = None

@@ -25,7 +25,7 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -39,7 +39,8 @@ from ..store.cache import PendingJoin
 from .updates import JoinProgress, JoinStatus, RoomListChanged, Update
 
 if TYPE_CHECKING:
-    from .client import MatrixClient
+    from .core import Core
+    from .spaces import SpaceService
 
 __all__ = ["JoinFailed", "JoinJob", "JoinQueue", "RequiredSpace"]
 
@@ -119,13 +120,17 @@ class JoinQueue:
 
     def __init__(
         self,
-        client: MatrixClient,
+        core: Core,
+        spaces: SpaceService,
         *,
+        note_joined: Callable[[str], Awaitable[None]],
         max_fault_retries: int = MAX_FAULT_RETRIES,
         max_backoff: float = MAX_BACKOFF,
         backoff_base: float = 1.0,
     ) -> None:
-        self._client = client
+        self._core = core
+        self._spaces = spaces
+        self._note_joined = note_joined
         self._max_fault_retries = max_fault_retries
         self._max_backoff = max_backoff
         # The first retry after a fault waits about twice this; tests shorten it.
@@ -135,7 +140,7 @@ class JoinQueue:
         self._batch: list[JoinJob] = []
         self._task: asyncio.Task[None] | None = None
         self._room_seen = asyncio.Event()
-        self._unsubscribe = client.subscribe(self._on_update)
+        self._unsubscribe = core.subscribe(self._on_update)
 
     # -- asking for joins -------------------------------------------------------------
 
@@ -162,7 +167,7 @@ class JoinQueue:
             raise CommandError(f"{link.identifier} is a user, not a room")
         servers = tuple(dict.fromkeys([*link.via, *via]))
         if not servers and is_room_id(link.identifier):
-            servers = self._client.spaces.via_for(link.identifier)
+            servers = self._spaces.via_for(link.identifier)
         if not self._batch_is_open():
             self._batch = []
         job = JoinJob(
@@ -178,7 +183,7 @@ class JoinQueue:
             job.key = key
         else:
             self._store(
-                self._client.cache.joins_add,
+                self._core.cache.joins_add,
                 PendingJoin(job.key, job.target, job.via, job.label, reason, after.key if after else None),
             )
         self._pending.append(job)
@@ -205,7 +210,7 @@ class JoinQueue:
                 )
             except CommandError:
                 log.warning("a stored join of %r is not a room: dropped", entry.target)
-                self._store(self._client.cache.joins_remove, entry.key)
+                self._store(self._core.cache.joins_remove, entry.key)
                 continue
             queued[entry.key] = job
             restored.append(job)
@@ -213,7 +218,7 @@ class JoinQueue:
 
     def _store(self, function: Callable[..., None], *args: object) -> None:
         """Write to the cache now, in order with every other write, without waiting."""
-        future = self._client.db.submit(function, *args)
+        future = self._core.db.submit(function, *args)
         future.add_done_callback(_log_store_failure)
 
     def enqueue_many(self, targets: Iterable[tuple[str, Sequence[str]]]) -> list[JoinJob]:
@@ -250,7 +255,7 @@ class JoinQueue:
         """Wait until sync shows the user in ``room_id``; False on timeout."""
         deadline = time.monotonic() + timeout
         while True:
-            summary = self._client.rooms.get(room_id)
+            summary = self._core.rooms.get(room_id)
             if summary is not None and summary.membership == "join":
                 return True
             remaining = deadline - time.monotonic()
@@ -270,10 +275,10 @@ class JoinQueue:
         return any(job.state not in ("joined", "failed") for job in self._batch)
 
     def _label_for(self, identifier: str) -> str:
-        summary = self._client.rooms.get(identifier)
+        summary = self._core.rooms.get(identifier)
         if summary is not None and summary.display_name:
             return summary.display_name
-        described = self._client.spaces.describe(identifier)
+        described = self._spaces.describe(identifier)
         return described.display_name if described is not None else identifier
 
     def _ensure_worker(self) -> None:
@@ -281,7 +286,7 @@ class JoinQueue:
             self._task = asyncio.ensure_future(self._run())
 
     def _publish(self) -> None:
-        self._client.publish(self.progress())
+        self._core.publish(self.progress())
 
     async def _run(self) -> None:
         while self._pending:
@@ -302,7 +307,7 @@ class JoinQueue:
         if job.after is not None and job.after.state == "failed":
             self._finish(job, None, f"{job.after.label} could not be joined first")
             return
-        existing = self._client.rooms.get(job.identifier)
+        existing = self._core.rooms.get(job.identifier)
         if existing is not None and existing.membership == "join":
             self._finish(job, job.identifier, None)
             return
@@ -312,7 +317,7 @@ class JoinQueue:
             job.attempts += 1
             self._publish()
             try:
-                data = await self._client.connection.send(
+                data = await self._core.connection.send(
                     api.join(job.identifier, job.via, job.reason), wait_on_rate_limit=False
                 )
             except MatrixError as error:
@@ -342,7 +347,7 @@ class JoinQueue:
                     continue
                 self._finish(job, None, "the server's answer has no room ID")
                 return
-            await self._client.note_joined(room_id)
+            await self._note_joined(room_id)
             self._finish(job, room_id, None)
             return
 
@@ -362,7 +367,7 @@ class JoinQueue:
         forget: bool = True,
     ) -> None:
         if forget and job.state not in ("joined", "failed"):
-            self._store(self._client.cache.joins_remove, job.key)
+            self._store(self._core.cache.joins_remove, job.key)
         job.retry_at = None
         job.required = tuple(required)
         if room_id is not None:
@@ -400,13 +405,13 @@ class JoinQueue:
         self._finish(job, None, f"You are not allowed to join {name}{said}: it may be invite-only, or you may be banned.")
 
     async def _required_spaces(self, job: JoinJob) -> list[RequiredSpace]:
-        client = self._client
-        spaces = client.spaces
+        core = self._core
+        spaces = self._spaces
         room_id = job.identifier if is_room_id(job.identifier) else None
         info = spaces.describe(room_id) if room_id else None
         if info is None or not info.allowed_room_ids:
             try:
-                data = await asyncio.wait_for(client.connection.send(api.room_summary(job.identifier, job.via)), LOOKUP_TIMEOUT)
+                data = await asyncio.wait_for(core.connection.send(api.room_summary(job.identifier, job.via)), LOOKUP_TIMEOUT)
             except (TimeoutError, MatrixError, NetworkError):
                 data = None
             summary = parse_room_chunk(data)
@@ -415,14 +420,14 @@ class JoinQueue:
                 info, room_id = summary, summary.room_id
         if room_id is None and is_room_alias(job.identifier):
             try:
-                data = await asyncio.wait_for(client.connection.send(api.resolve_alias(job.identifier)), LOOKUP_TIMEOUT)
+                data = await asyncio.wait_for(core.connection.send(api.resolve_alias(job.identifier)), LOOKUP_TIMEOUT)
                 resolved = data.get("room_id") if isinstance(data, dict) else None
                 room_id = resolved if is_room_id(resolved) else None
             except (TimeoutError, MatrixError, NetworkError):
                 room_id = None
         if room_id is None:
             return []
-        joined = {r for r, s in client.rooms.items() if s.membership == "join"}
+        joined = {r for r, s in core.rooms.items() if s.membership == "join"}
         if info is not None and info.allowed_room_ids:
             candidates, certain = list(info.allowed_room_ids), True
         else:
@@ -432,7 +437,7 @@ class JoinQueue:
             if space_id in joined:
                 continue
             via = spaces.via_for(space_id) or job.via
-            if spaces.describe(space_id) is None and space_id not in client.rooms:
+            if spaces.describe(space_id) is None and space_id not in core.rooms:
                 await self._describe(space_id, via)
             found.append(RequiredSpace(space_id, self._label_for(space_id), via, certain))
         return found
@@ -440,12 +445,12 @@ class JoinQueue:
     async def _describe(self, room_id: str, via: Sequence[str]) -> None:
         # The space's name, to say which space to join (public spaces have a summary).
         try:
-            data = await asyncio.wait_for(self._client.connection.send(api.room_summary(room_id, via)), LOOKUP_TIMEOUT)
+            data = await asyncio.wait_for(self._core.connection.send(api.room_summary(room_id, via)), LOOKUP_TIMEOUT)
         except (TimeoutError, MatrixError, NetworkError):
             return
         summary = parse_room_chunk(data)
         if summary is not None:
-            self._client.spaces.note([summary])
+            self._spaces.note([summary])
 
 
 def _log_store_failure(future: concurrent.futures.Future[None]) -> None:

@@ -5,24 +5,20 @@ telling them."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from .core import Core
 from .updates import Notice, Reminder
-
-if TYPE_CHECKING:
-    from .client import MatrixClient
 
 __all__ = ["say_once"]
 
 _SAID = "said:"
 
 
-async def say_once(client: MatrixClient, key: str, level: str, text: str) -> None:
+async def say_once(core: Core, key: str, level: str, text: str) -> None:
     """Publish ``text`` as a :class:`Notice` the first time ``key`` is said in this
     profile's cache, and as a :class:`Reminder` every time after."""
     meta = _SAID + key
-    if await client.db.run(client.cache.get_meta, meta) is None:
-        await client.db.run(client.cache.set_meta, meta, "1")
-        client.publish(Notice(level, text))
+    if await core.db.run(core.cache.get_meta, meta) is None:
+        await core.db.run(core.cache.set_meta, meta, "1")
+        core.publish(Notice(level, text))
     else:
-        client.publish(Reminder(level, text))
+        core.publish(Reminder(level, text))

@@ -117,9 +117,9 @@ def _write_private(name: str, data: bytes) -> Path:
 async def fetch_to_private_file(client: MatrixClient, event_id: str) -> Path:
     """The attachment of a message, decrypted, in a new private file; raises as
     :func:`.attachments.save_attachment` does."""
-    content = await message_content(client, event_id)
+    content = await message_content(client.core, client.encryption, event_id)
     attachment = parse_attachment(content)
-    data = await download(client, attachment)
+    data = await download(client.connection, attachment)
     if attachment.encrypted is not None:
         data = await asyncio.to_thread(decrypt_attachment, data, attachment.encrypted)
     return await asyncio.to_thread(_write_private, attachment.filename, data)

@@ -69,7 +69,12 @@ from .updates import BackupStatus, KeyRestoreProgress, RecoverySuggested
 
 if TYPE_CHECKING:
     from ..crypto import OlmMachine
-    from .client import MatrixClient
+    from .backup import KeyBackup
+    from .core import Core
+    from .cross_signing import CrossSigningService
+    from .devices import DeviceService
+    from .encryption import Encryption
+    from .secrets import SecretStore
 
 __all__ = [
     "FIXES",
@@ -260,8 +265,24 @@ class Recovery:
     per transaction.
     """
 
-    def __init__(self, client: MatrixClient) -> None:
-        self.client = client
+    def __init__(
+        self,
+        core: Core,
+        encryption: Encryption,
+        backup: KeyBackup,
+        devices: DeviceService,
+        cross_signing: CrossSigningService,
+        secrets: SecretStore,
+        *,
+        show_decrypted: Callable[[dict[str, dict[str, dict[str, Any]]]], None],
+    ) -> None:
+        self.core = core
+        self.encryption = encryption
+        self.backup = backup
+        self._devices = devices
+        self._signing = cross_signing
+        self._secrets = secrets
+        self._show_decrypted = show_decrypted
         self.new_storage_key: Callable[[str | None], SecretStorageKey] = _new_storage_key
         self.restore_batch = DEFAULT_RESTORE_BATCH
         #: How long a setup waits for our other sessions to send a backup key it lacks.
@@ -299,11 +320,11 @@ class Recovery:
     # -- helpers ------------------------------------------------------------------------
 
     def _machine(self) -> OlmMachine:
-        return self.client.encryption.require_machine(RecoveryError)
+        return self.encryption.require_machine(RecoveryError)
 
     async def _account_data(self, event_type: str) -> dict[str, Any] | None:
         try:
-            answer = await self.client.connection.send(api.get_account_data(self.client.user_id, event_type))
+            answer = await self.core.connection.send(api.get_account_data(self.core.user_id, event_type))
         except MatrixError as error:
             if error.status == 404 or error.errcode == "M_NOT_FOUND":
                 return None
@@ -311,15 +332,15 @@ class Recovery:
         return answer if isinstance(answer, dict) else None
 
     async def _put_account_data(self, event_type: str, content: dict[str, Any]) -> None:
-        await self.client.connection.send(api.set_account_data(self.client.user_id, event_type, content))
+        await self.core.connection.send(api.set_account_data(self.core.user_id, event_type, content))
 
     def _progress(self, progress: KeyRestoreProgress) -> None:
         self.progress = progress
-        self.client.publish(progress)
+        self.core.publish(progress)
 
     async def _cross_signing(self) -> CrossSigningStatus:
         machine = self._machine()
-        return await in_transaction(self.client, machine.cross_signing_status)
+        return await in_transaction(self.encryption, machine.cross_signing_status)
 
     # -- secret storage -------------------------------------------------------------------
 
@@ -344,21 +365,21 @@ class Recovery:
         The password, when the server asks for it, comes from ``client.ask_password``.
         """
         try:
-            await self.client.cross_signing.bootstrap(reset=reset)
+            await self._signing.bootstrap(reset=reset)
         except CrossSigningError as error:
             raise RecoveryError(str(error)) from None
-        await self.client.encryption.flush()
-        await ensure_own_keys(self.client)
+        await self.encryption.flush()
+        await ensure_own_keys(self.encryption, self._devices)
 
     async def _ask_for_backup_key(self, machine: OlmMachine, version: BackupVersion) -> BackupKey | None:
         """Ask our other sessions for the key of ``version`` and wait a little for it."""
-        asked = await in_transaction(self.client, lambda: machine.request_secret(MEGOLM_BACKUP_V1))
+        asked = await in_transaction(self.encryption, lambda: machine.request_secret(MEGOLM_BACKUP_V1))
         if asked is None:
             return None
-        self.client.encryption.wake()
+        self.encryption.wake()
         deadline = asyncio.get_running_loop().time() + self.secret_wait
         while True:
-            held = await self.client.backup.held_key()
+            held = await self.backup.held_key()
             if held is not None and held.matches(version):
                 return held
             if asyncio.get_running_loop().time() >= deadline:
@@ -383,7 +404,7 @@ class Recovery:
         """
         async with self._busy:
             machine = self._machine()
-            if not await ensure_own_keys(self.client):
+            if not await ensure_own_keys(self.encryption, self._devices):
                 raise RecoveryError("Your own keys could not be read from the server; try again.")
             status = await self._cross_signing()
             new_identity = False
@@ -397,9 +418,9 @@ class Recovery:
                     "device does not hold its keys: restore from your recovery key, or verify this "
                     "device from another one, first (or reset your identity)."
                 )
-            secrets = await in_transaction(self.client, machine.export_cross_signing_keys)
-            master = await in_transaction(self.client, lambda: master_signer(machine))
-            backup = self.client.backup
+            secrets = await in_transaction(self.encryption, machine.export_cross_signing_keys)
+            master = await in_transaction(self.encryption, lambda: master_signer(machine))
+            backup = self.backup
             await backup.check()
             held = await backup.held_key()
             current = backup.version
@@ -521,10 +542,10 @@ class Recovery:
 
     async def _import_identity(self, machine: OlmMachine, stored: StoredSecrets, problems: list[str]) -> list[str]:
         """Keep the stored cross-signing keys that match our published identity; sign this device."""
-        if not await ensure_own_keys(self.client):
+        if not await ensure_own_keys(self.encryption, self._devices):
             problems.append("your own keys could not be read from the server")
             return []
-        own = await in_transaction(self.client, lambda: machine.user_identity(machine.user_id))
+        own = await in_transaction(self.encryption, lambda: machine.user_identity(machine.user_id))
         if own is None or own.master_key is None:
             if stored.master_key is not None:
                 problems.append("the account has no cross-signing identity on the server")
@@ -549,7 +570,7 @@ class Recovery:
         if not given:
             return []
         try:
-            await in_transaction(self.client, lambda: machine.import_cross_signing_keys(**given))
+            await in_transaction(self.encryption, lambda: machine.import_cross_signing_keys(**given))
         except CrossSigningError as error:
             problems.append(str(error))
             return []
@@ -557,8 +578,8 @@ class Recovery:
         # background request loop may be sending it already: keep looking for a while).
         deadline = asyncio.get_running_loop().time() + SIGNATURE_WAIT
         while True:
-            await self.client.encryption.flush()
-            await ensure_own_keys(self.client)
+            await self.encryption.flush()
+            await ensure_own_keys(self.encryption, self._devices)
             status = await self._cross_signing()
             if status.this_device_signed or not status.has_self_signing:
                 break
@@ -566,7 +587,7 @@ class Recovery:
                 problems.append("the signature of this session was not confirmed by the server yet")
                 break
             await asyncio.sleep(0.2)
-        self.client.backup.recheck()
+        self.backup.recheck()
         return [name for name, usage in _USAGE_ARGUMENT.items() if usage in given]
 
     # -- restoring -----------------------------------------------------------------------------
@@ -576,7 +597,7 @@ class Recovery:
         async with self._busy:
             try:
                 if key is None:
-                    key = await self.client.backup.held_key()
+                    key = await self.backup.held_key()
                     if key is None:
                         raise RecoveryError("This device does not hold the backup key: enter your recovery key.")
                 return await self._restore(key)
@@ -589,8 +610,8 @@ class Recovery:
 
     async def _restore(self, key: BackupKey) -> RestoreSummary:
         machine = self._machine()
-        client = self.client
-        backup = client.backup
+        core = self.core
+        backup = self.backup
         self._progress(KeyRestoreProgress("downloading"))
         try:
             version = await backup.fetch_version()
@@ -605,15 +626,15 @@ class Recovery:
             )
         # Holding the key that opens it is trust enough (the key came from secret storage
         # unlocked by the user, or from this device).
-        await in_transaction(client, lambda: machine.save_secret(MEGOLM_BACKUP_V1, key.to_secret()))
+        await in_transaction(self.encryption, lambda: machine.save_secret(MEGOLM_BACKUP_V1, key.to_secret()))
         await backup.adopt(version)
-        answer = await client.connection.send(api.get_room_keys(version.version))
+        answer = await core.connection.send(api.get_room_keys(version.version))
         total = count_backup_entries(answer)
         self._progress(KeyRestoreProgress("restoring", 0, total))
         batches: Iterator[RestoreBatch] = decrypt_backup(key, answer, batch_size=self.restore_batch)
         imported = redecrypted = 0
         failures: list[RestoreFailure] = []
-        encryption = client.encryption
+        encryption = self.encryption
         while True:
             batch = await asyncio.to_thread(next, batches, None)
             if batch is None:
@@ -627,10 +648,10 @@ class Recovery:
                 return result.imported, shown
 
             if sessions:
-                count, shown = await in_transaction(client, work)
+                count, shown = await in_transaction(self.encryption, work)
                 imported += count
                 redecrypted += sum(len(events) for events in shown.values())
-                client._show_decrypted(shown)
+                self._show_decrypted(shown)
             self._progress(KeyRestoreProgress("restoring", batch.done, total, imported, len(failures)))
         for failure in failures:
             log.warning("backup entry %s/%s skipped: %s", failure.room_id, failure.session_id, failure.kind.value)
@@ -646,7 +667,7 @@ class Recovery:
     async def request_missing_keys(self) -> int:
         """Ask our other devices for every missing room key we know of; returns how many asked."""
         machine = self._machine()
-        store = self.client.encryption.store
+        store = self.encryption.store
         codes = (FailureReason.MISSING_ROOM_KEY.value, FailureReason.UNKNOWN_MESSAGE_INDEX.value)
 
         def work() -> int:
@@ -656,31 +677,31 @@ class Recovery:
                     asked += 1
             return asked
 
-        asked = await in_transaction(self.client, work)
-        self.client.encryption.wake()
+        asked = await in_transaction(self.encryption, work)
+        self.encryption.wake()
         return asked
 
     # -- health ----------------------------------------------------------------------------------
 
     async def health(self, *, check_backup: bool = True) -> EncryptionHealth:
         """The state of encryption on this device and the account (reads the server)."""
-        client = self.client
-        machine = client.encryption.machine
-        backup = client.backup
+        core = self.core
+        machine = self.encryption.machine
+        backup = self.backup
         if machine is None:
             return EncryptionHealth(
                 available=False,
-                error=client.encryption.error,
-                user_id=client.user_id,
-                device_id=client.device_id,
+                error=self.encryption.error,
+                user_id=core.user_id,
+                device_id=core.device_id,
                 cross_signing=None,
                 secret_storage=False,
                 secret_storage_passphrase=False,
                 secrets_cached=(),
                 backup=BackupStatus(BackupState.OFF),
                 one_time_keys=None,
-                keyring_warning=client.secrets.warning,
-                crypto_backend=client.encryption.backend_name,
+                keyring_warning=self._secrets.warning,
+                crypto_backend=self.encryption.backend_name,
             )
         if check_backup:
             try:
@@ -691,9 +712,9 @@ class Recovery:
         try:
             storage = await self.secret_storage()
         except (MatrixError, NetworkError):
-            cached = await client.db.run(client.cache.account_data, DEFAULT_KEY_TYPE)
+            cached = await core.db.run(core.cache.account_data, DEFAULT_KEY_TYPE)
             storage = SecretStorageInfo(parse_default_key(cached), None)
-        store = client.encryption.store
+        store = self.encryption.store
 
         def read() -> tuple[CrossSigningStatus, list[str], int | None, list[tuple[str, int, int]], tuple[int, int]]:
             account = store.load_account()
@@ -706,13 +727,13 @@ class Recovery:
                 store.count_inbound_group_sessions(),
             )
 
-        status, names, otks, summary, counts = await in_transaction(client, read)
+        status, names, otks, summary, counts = await in_transaction(self.encryption, read)
         backup.counts = counts
         return EncryptionHealth(
             available=True,
             error=None,
-            user_id=client.user_id,
-            device_id=client.device_id,
+            user_id=core.user_id,
+            device_id=core.device_id,
             cross_signing=status,
             secret_storage=storage.exists or storage.key_id is not None,
             secret_storage_passphrase=storage.has_passphrase,
@@ -720,8 +741,8 @@ class Recovery:
             backup=backup.status(),
             one_time_keys=otks,
             undecryptable=tuple(_undecryptable(code, events, sessions) for code, events, sessions in summary),
-            keyring_warning=client.secrets.warning,
-            crypto_backend=client.encryption.backend_name,
+            keyring_warning=self._secrets.warning,
+            crypto_backend=self.encryption.backend_name,
         )
 
     # -- suggestions after the first sync -----------------------------------------------------
@@ -729,17 +750,17 @@ class Recovery:
     async def suggest(self) -> None:
         """After the first check: offer a restore to an unverified device of an account with
         secret storage (once per device), or nudge an account with encrypted rooms and no backup."""
-        client = self.client
-        machine = client.encryption.machine
+        core = self.core
+        machine = self.encryption.machine
         if machine is None:
             return
-        has_storage = await client.db.run(client.cache.account_data, DEFAULT_KEY_TYPE) is not None
+        has_storage = await core.db.run(core.cache.account_data, DEFAULT_KEY_TYPE) is not None
         status = await self._cross_signing()
         verified = status.master_trusted and status.this_device_signed
         if has_storage and not verified:
-            if await client.db.run(client.cache.get_meta, _RECOVERY_OFFERED) is None:
-                await client.db.run(client.cache.set_meta, _RECOVERY_OFFERED, "1")
-                client.publish(
+            if await core.db.run(core.cache.get_meta, _RECOVERY_OFFERED) is None:
+                await core.db.run(core.cache.set_meta, _RECOVERY_OFFERED, "1")
+                core.publish(
                     RecoverySuggested(
                         "restore",
                         "This account has secret storage. Enter your recovery key (or passphrase) to "
@@ -748,10 +769,10 @@ class Recovery:
                     )
                 )
             return
-        encrypted = any(s.encrypted and s.membership == "join" for s in client.rooms.values())
-        if not has_storage and client.backup.state == BackupState.NONE and encrypted:
+        encrypted = any(s.encrypted and s.membership == "join" for s in core.rooms.values())
+        if not has_storage and self.backup.state == BackupState.NONE and encrypted:
             await say_once(
-                client,
+                core,
                 "no_backup",
                 "info",
                 "Your encrypted messages are not backed up: set up recovery (Ctrl+P, "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..protocol import requests as api
@@ -23,7 +23,8 @@ from ..store.cache import Gap, OutboxEntry, StoredEvent
 from .updates import MembersChanged, ReceiptsChanged, TimelineUpdated
 
 if TYPE_CHECKING:
-    from .client import MatrixClient
+    from .core import Core
+    from .encryption import Encryption
 
 __all__ = ["RoomView"]
 
@@ -41,17 +42,31 @@ MAX_ITEMS = 600
 class RoomView:
     """One open room. Created by :meth:`MatrixClient.open_room`."""
 
-    def __init__(self, client: MatrixClient, room_id: str) -> None:
-        self.client = client
+    def __init__(
+        self,
+        core: Core,
+        room_id: str,
+        encryption: Encryption,
+        *,
+        hidden_sender: Callable[[str], bool],
+        fetch_members: Callable[[str], Awaitable[list[dict[str, Any]]]],
+        sliding: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.core = core
+        self.encryption = encryption
+        self._fetch_members = fetch_members
+        self._hidden_sender = hidden_sender
+        #: Whether sliding sync runs (its windows may start short: they are filled from the server).
+        self._sliding = sliding
         self.room_id = room_id
         self.members = RoomMembers()
         self.power_levels = PowerLevels(None)
         self.model = TimelineModel(
-            client.user_id,
+            core.user_id,
             self.members.display_name,
             may_redact_others=lambda user_id: self.power_levels.can(user_id, "redact"),
             room_name=self._room_name,
-            hidden_sender=client.notifications.is_ignored,
+            hidden_sender=hidden_sender,
         )
         self.first_pos: int | None = None
         self.last_pos: int | None = None
@@ -77,7 +92,7 @@ class RoomView:
 
     def _room_name(self, room_id: str) -> str | None:
         """A room's name from the client's room summaries (for state lines), if known."""
-        summary = self.client.rooms.get(room_id)
+        summary = self.core.rooms.get(room_id)
         return summary.display_name if summary is not None else None
 
     # -- publishing -----------------------------------------------------------------
@@ -85,7 +100,7 @@ class RoomView:
     def _publish(self, diffs: list[Diff]) -> None:
         if diffs:
             self.version += 1
-            self.client.publish(TimelineUpdated(self.room_id, tuple(diffs), self.version))
+            self.core.publish(TimelineUpdated(self.room_id, tuple(diffs), self.version))
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.ensure_future(coroutine)
@@ -102,21 +117,21 @@ class RoomView:
     @property
     def room_version(self) -> str | None:
         """The room version, from the room's summary."""
-        summary = self.client.rooms.get(self.room_id)
+        summary = self.core.rooms.get(self.room_id)
         return summary.room_version if summary else None
 
     # -- reading the cache (database thread): encrypted events in their shown form --
 
     def _clear(self, events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        encryption = self.client.encryption
+        encryption = self.encryption
         return encryption.shown_forms(events) if encryption.available else {}
 
     def _read_before(self, before: int | None, count: int) -> tuple[list[StoredEvent], Gap | None]:
-        stored, gap = self.client.cache.load_before(self.room_id, before, count)
+        stored, gap = self.core.cache.load_before(self.room_id, before, count)
         return self._clear_stored(stored), gap
 
     def _read_after(self, after: int, count: int) -> list[StoredEvent]:
-        return self._clear_stored(self.client.cache.load_after(self.room_id, after, count))
+        return self._clear_stored(self.core.cache.load_after(self.room_id, after, count))
 
     def _clear_stored(self, stored: list[StoredEvent]) -> list[StoredEvent]:
         forms = self._clear([s.event for s in stored])
@@ -125,18 +140,18 @@ class RoomView:
         return [StoredEvent(s.pos, forms.get(s.event.get("event_id", ""), s.event)) for s in stored]
 
     def _read_relations(self, ids: list[str]) -> list[dict[str, Any]]:
-        relations = self.client.cache.load_relations(ids)
+        relations = self.core.cache.load_relations(ids)
         forms = self._clear(relations)
         return [forms.get(e.get("event_id", ""), e) for e in relations]
 
     def _read_events(self, ids: list[str]) -> dict[str, dict[str, Any]]:
-        found = self.client.cache.load_events(ids)
+        found = self.core.cache.load_events(ids)
         forms = self._clear(list(found.values()))
         return {event_id: forms.get(event_id, event) for event_id, event in found.items()}
 
     async def reload_state(self) -> None:
         """Re-read the room's current state (a sync brought a ``state`` block)."""
-        state = await self.client.db.run(self.client.cache.load_state, self.room_id)
+        state = await self.core.db.run(self.core.cache.load_state, self.room_id)
         self._apply_state_events(state)
 
     def on_decrypted(self, events: dict[str, dict[str, Any]]) -> None:
@@ -167,24 +182,24 @@ class RoomView:
 
     async def _load(self) -> None:
         async with self._lock:
-            cache = self.client.cache
-            state = await self.client.db.run(cache.load_state, self.room_id)
+            cache = self.core.cache
+            state = await self.core.db.run(cache.load_state, self.room_id)
             self._apply_state_events(state)
-            stored, gap = await self.client.db.run(self._read_before, None, INITIAL_EVENTS)
+            stored, gap = await self.core.db.run(self._read_before, None, INITIAL_EVENTS)
             self.reached_start = not stored and gap is None
             await self._reset_to(stored)
-            outbox = await self.client.db.run(cache.outbox, self.room_id)
+            outbox = await self.core.db.run(cache.outbox, self.room_id)
             diffs: list[Diff] = []
             for entry in outbox:
                 diffs.extend(self._echo_for_entry(entry))
             self._publish(diffs)
-            receipts = await self.client.db.run(cache.receipts_for, self.room_id)
-            marker = await self.client.db.run(cache.account_data, "m.fully_read", self.room_id)
+            receipts = await self.core.db.run(cache.receipts_for, self.room_id)
+            marker = await self.core.db.run(cache.account_data, "m.fully_read", self.room_id)
             event_id = marker.get("event_id") if marker else None
             self.fully_read_at_open = event_id if isinstance(event_id, str) else None
         self._spawn(self._resolve_missing_replies())
         await self.apply_receipts(receipts.items(), publish=False)
-        if gap is not None and len(stored) < SHORT_WINDOW and self.client.sync_mode == "sliding sync":
+        if gap is not None and len(stored) < SHORT_WINDOW and self._sliding():
             # (v2 brings 50 events a room: a window this short has no history above it)
             self._spawn(self.paginate_back(INITIAL_EVENTS - len(stored)))
 
@@ -192,19 +207,19 @@ class RoomView:
 
     async def apply_receipts(self, pairs: Iterable[tuple[str, str]], *, publish: bool = True) -> None:
         """Receipts (user, event ID) from the cache or a sync batch; others' only."""
-        moved = {u: e for u, e in pairs if u != self.client.user_id}
+        moved = {u: e for u, e in pairs if u != self.core.user_id}
         moved = {u: e for u, e in moved.items() if self.receipts.get(u) != e}
         if not moved:
             return
         # Where each receipted event stands in time, then the receipts and the news together.
         unknown = [e for e in set(moved.values()) if e not in self._receipt_ts]
         if unknown:
-            known = await self.client.db.run(self.client.cache.event_timestamps, unknown)
+            known = await self.core.db.run(self.core.cache.event_timestamps, unknown)
             for event_id in unknown:
                 self._receipt_ts[event_id] = known.get(event_id)
         self.receipts.update(moved)
         if publish:
-            self.client.publish(ReceiptsChanged(self.room_id))
+            self.core.publish(ReceiptsChanged(self.room_id))
 
     def new_messages_after(self) -> str | None:
         """The shown event after which the "new messages" line goes: our fully-read marker
@@ -216,7 +231,7 @@ class RoomView:
         index = next((n for n, item in enumerate(items) if item.event_id == marker), None)
         if index is None:
             return None
-        own = self.client.user_id
+        own = self.core.user_id
         if any(item.sender != own and not item.is_local_echo for item in items[index + 1 :]):
             return marker
         return None
@@ -230,7 +245,7 @@ class RoomView:
         items = [i for i in self.model.items if i.event_id and not i.is_local_echo]
         where = {item.event_id: n for n, item in enumerate(items)}
         found: dict[str, list[str]] = {}
-        ignored = self.client.notifications.is_ignored
+        ignored = self._hidden_sender
         for user_id, event_id in self.receipts.items():
             if ignored(user_id):
                 continue
@@ -264,7 +279,7 @@ class RoomView:
     async def _reset_window(self, stored: list[StoredEvent]) -> None:
         events = self._parse(stored)
         ids = [e.event_id for e in events if isinstance(e, RoomEvent)]
-        relations = await self.client.db.run(self._read_relations, ids)
+        relations = await self.core.db.run(self._read_relations, ids)
         parsed_relations = [r for r in (parse_event(x, self.room_id) for x in relations) if isinstance(r, RoomEvent)]
         self.first_pos = stored[0].pos if stored else None
         self.last_pos = stored[-1].pos if stored else None
@@ -283,12 +298,12 @@ class RoomView:
 
     async def _reload(self) -> None:
         async with self._lock:
-            stored, gap = await self.client.db.run(self._read_before, None, INITIAL_EVENTS)
+            stored, gap = await self.core.db.run(self._read_before, None, INITIAL_EVENTS)
             self.reached_start = not stored and gap is None
             await self._reset_to(stored)
             # A limited sync stops waiting for echoes that fell into the gap: drop their
             # local echoes too (the messages themselves appear when the gap is filled).
-            waiting = {e.txn_id for e in await self.client.db.run(self.client.cache.outbox, self.room_id)}
+            waiting = {e.txn_id for e in await self.core.db.run(self.core.cache.outbox, self.room_id)}
             diffs: list[Diff] = []
             for item in self.model.items:
                 if item.is_local_echo and item.txn_id is not None and item.txn_id not in waiting:
@@ -300,7 +315,7 @@ class RoomView:
         """The ignore list changed: show the newest window again from the cache, without
         (or again with) the ignored users' messages and reactions."""
         await self.reload()
-        self.client.publish(ReceiptsChanged(self.room_id))
+        self.core.publish(ReceiptsChanged(self.room_id))
 
     def _echo_for_entry(self, entry: OutboxEntry) -> list[Diff]:
         if _in_a_thread(entry.content):
@@ -314,7 +329,7 @@ class RoomView:
         missing = self.model.reply_targets_missing()
         if not missing:
             return
-        found = await self.client.db.run(self._read_events, missing)
+        found = await self.core.db.run(self._read_events, missing)
         events = [e for e in (parse_event(x, self.room_id) for x in found.values()) if isinstance(e, RoomEvent)]
         self._publish(self.model.add_context(events))
 
@@ -322,7 +337,7 @@ class RoomView:
         # Parents not in the cache are fetched from the server, a few at a time.
         for event_id in self.model.reply_targets_missing()[:20]:
             try:
-                data = await self.client.connection.send(api.get_event(self.room_id, event_id))
+                data = await self.core.connection.send(api.get_event(self.room_id, event_id))
             except (MatrixError, NetworkError) as error:
                 log.info("cannot fetch reply parent %s: %s", event_id, error)
                 continue
@@ -348,11 +363,11 @@ class RoomView:
 
     async def _paginate_back(self, count: int) -> int:
         for _ in range(10):  # a few server pages at most per call
-            stored, gap = await self.client.db.run(self._read_before, self.first_pos, count)
+            stored, gap = await self.core.db.run(self._read_before, self.first_pos, count)
             if stored:
                 events = self._parse(stored)
                 ids = [e.event_id for e in events if isinstance(e, RoomEvent)]
-                relations = await self.client.db.run(self._read_relations, ids)
+                relations = await self.core.db.run(self._read_relations, ids)
                 diffs = self.model.prepend(
                     [r for r in (parse_event(x, self.room_id) for x in relations) if isinstance(r, RoomEvent)]
                 )
@@ -373,11 +388,11 @@ class RoomView:
 
     async def _fill(self, gap: Gap) -> bool:
         try:
-            data = await self.client.connection.send(
+            data = await self.core.connection.send(
                 api.messages(self.room_id, from_token=gap.token, direction="b", limit=SERVER_PAGE)
             )
         except (MatrixError, NetworkError) as error:
-            self.client.notify("warning", f"Could not load older messages: {error}")
+            self.core.notify("warning", f"Could not load older messages: {error}")
             return False
         chunk = data.get("chunk") if isinstance(data, dict) else None
         end = data.get("end") if isinstance(data, dict) else None
@@ -385,48 +400,48 @@ class RoomView:
         chunk = [e for e in chunk if isinstance(e, dict)] if isinstance(chunk, list) else []
         if isinstance(state, list):
             members = [e for e in state if isinstance(e, dict) and e.get("type") == "m.room.member"]
-            await self.client.db.run(self.client.cache.add_member_events, self.room_id, members)
+            await self.core.db.run(self.core.cache.add_member_events, self.room_id, members)
             for event in members:
                 user = event.get("state_key")
                 content = event.get("content")
                 if isinstance(user, str) and user not in self.members and isinstance(content, dict):
                     self.members.update(user, content)
-        stored = await self.client.db.run(
-            self.client.cache.fill_gap, gap, chunk, end if isinstance(end, str) else None, self.room_version
+        stored = await self.core.db.run(
+            self.core.cache.fill_gap, gap, chunk, end if isinstance(end, str) else None, self.room_version
         )
         # Back-filled encrypted messages are decrypted as they are stored (so they are
         # shown, and indexed for search, like synced ones).
         encrypted = [s.event for s in stored if s.event.get("type") == "m.room.encrypted"]
-        if encrypted and self.client.encryption.available:
-            await self.client.db.run(self.client.encryption.fetched_forms, self.room_id, encrypted)
+        if encrypted and self.encryption.available:
+            await self.core.db.run(self.encryption.fetched_forms, self.room_id, encrypted)
         return True
 
     async def jump_to(self, event_id: str, *, max_server_pages: int = 20) -> bool:
         """Show the window around ``event_id`` (a search result), paging history back from
         the server until it is cached if need be. False if it could not be reached."""
         async with self._lock:
-            pos = await self.client.db.run(self._pos_of, event_id)
+            pos = await self.core.db.run(self._pos_of, event_id)
             for _ in range(max_server_pages):
                 if pos is not None:
                     break
-                gap = await self.client.db.run(self.client.cache.gap_below, self.room_id, None)
+                gap = await self.core.db.run(self.core.cache.gap_below, self.room_id, None)
                 if gap is None or not await self._fill(gap):
                     return False
-                pos = await self.client.db.run(self._pos_of, event_id)
+                pos = await self.core.db.run(self._pos_of, event_id)
             if pos is None:
                 return False
             half = INITIAL_EVENTS // 2
-            older, gap = await self.client.db.run(self._read_before, pos + 1, half)
-            newer = await self.client.db.run(self._read_after, pos, half)
+            older, gap = await self.core.db.run(self._read_before, pos + 1, half)
+            newer = await self.core.db.run(self._read_after, pos, half)
             self.reached_start = gap is None and len(older) < half
-            latest = await self.client.db.run(self.client.cache.last_pos, self.room_id)
+            latest = await self.core.db.run(self.core.cache.last_pos, self.room_id)
             # Known before the window is shown: the UI must not take a window in the middle
             # of history for the live end (it would page on to the newest by itself).
             await self._reset_to(older + newer, at_live_end=(newer[-1].pos if newer else pos) == latest)
             return True
 
     def _pos_of(self, event_id: str) -> int | None:
-        rows = self.client.cache.execute_readonly(
+        rows = self.core.cache.execute_readonly(
             "SELECT pos FROM events WHERE event_id = ? AND room_id = ? AND pos IS NOT NULL", (event_id, self.room_id)
         )
         return int(rows[0][0]) if rows else None
@@ -436,14 +451,14 @@ class RoomView:
         if self.at_live_end or self.last_pos is None:
             return 0
         async with self._lock:
-            stored = await self.client.db.run(self._read_after, self.last_pos, count)
+            stored = await self.core.db.run(self._read_after, self.last_pos, count)
             if not stored:
                 self.at_live_end = True
                 return 0
             diffs = self.model.append(self._parse(stored))
             self.last_pos = stored[-1].pos
             if len(stored) < count:
-                latest = await self.client.db.run(self.client.cache.last_pos, self.room_id)
+                latest = await self.core.db.run(self.core.cache.last_pos, self.room_id)
                 self.at_live_end = latest == self.last_pos
             diffs += self._trim_oldest()
             self._publish(diffs)
@@ -523,10 +538,10 @@ class RoomView:
                 self._set_power_levels(event.content)
                 changed = True
         if changed:
-            self.client.publish(MembersChanged(self.room_id))
+            self.core.publish(MembersChanged(self.room_id))
 
     def _set_power_levels(self, content: dict[str, Any]) -> None:
-        summary = self.client.rooms.get(self.room_id)
+        summary = self.core.rooms.get(self.room_id)
         rules = rules_for(summary.room_version if summary else None)
         self.power_levels = PowerLevels(
             content,
@@ -552,9 +567,9 @@ class RoomView:
         if self.members_complete:
             return
         try:
-            events = await self.client.fetch_members(self.room_id)
+            events = await self._fetch_members(self.room_id)
         except (MatrixError, NetworkError) as error:
-            self.client.notify("warning", f"Could not load the member list: {error}")
+            self.core.notify("warning", f"Could not load the member list: {error}")
             return
         for raw in events:
             user = raw.get("state_key")
@@ -562,7 +577,7 @@ class RoomView:
             if isinstance(user, str) and isinstance(content, dict) and user not in self.members:
                 self.members.update(user, content)
         self.members_complete = True
-        self.client.publish(MembersChanged(self.room_id))
+        self.core.publish(MembersChanged(self.room_id))
 
     def display_name(self, user_id: str) -> str:
         """A member's disambiguated name."""
@@ -570,11 +585,11 @@ class RoomView:
 
     def can(self, action: str) -> bool:
         """Whether we may ``invite``/``kick``/``ban``/``redact`` here."""
-        return self.power_levels.can(self.client.user_id, action)
+        return self.power_levels.can(self.core.user_id, action)
 
     def can_send_state(self, event_type: str) -> bool:
         """Whether we may set this state (``m.room.topic``, ``m.room.name``...)."""
-        return self.power_levels.can_send(self.client.user_id, event_type, is_state=True)
+        return self.power_levels.can_send(self.core.user_id, event_type, is_state=True)
 
 
 NameOf = Callable[[str], str]

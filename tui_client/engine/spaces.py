@@ -37,7 +37,7 @@ from ..protocol.spaces import (
 from .updates import BatchCommitted, RoomListChanged, SpacesChanged, Update
 
 if TYPE_CHECKING:
-    from .client import MatrixClient
+    from .core import Core
 
 __all__ = ["HierarchyBrowser", "HierarchyError", "SpaceService"]
 
@@ -57,8 +57,8 @@ class HierarchyError(Exception):
 class SpaceService:
     """The spaces the user is in, as a graph, kept current from sync."""
 
-    def __init__(self, client: MatrixClient) -> None:
-        self._client = client
+    def __init__(self, core: Core) -> None:
+        self._core = core
         self.graph = SpaceGraph()
         self.described: dict[str, PublicRoom] = {}
         self._hierarchies: dict[str, Hierarchy] = {}
@@ -67,7 +67,7 @@ class SpaceService:
         self._task: asyncio.Task[None] | None = None
         self._again = False
         self._started = False
-        self._unsubscribe = client.subscribe(self._on_update)
+        self._unsubscribe = core.subscribe(self._on_update)
 
     # -- keeping the graph current ----------------------------------------------------
 
@@ -92,7 +92,7 @@ class SpaceService:
             self._schedule()
 
     def _links_may_have_changed(self, update: RoomListChanged) -> bool:
-        rooms = self._client.rooms
+        rooms = self._core.rooms
         trigger = False
         for room_id in update.changed:
             summary = rooms.get(room_id)
@@ -123,11 +123,11 @@ class SpaceService:
 
     async def refresh(self) -> SpaceGraph:
         """Rebuild the graph from the cache now, publish it, and return it."""
-        client = self._client
-        links = await client.db.run(client.cache.load_state_of_types, LINK_TYPES)
-        active = {room_id for room_id, s in client.rooms.items() if s.membership in ("join", "invite")}
+        core = self._core
+        links = await core.db.run(core.cache.load_state_of_types, LINK_TYPES)
+        active = {room_id for room_id, s in core.rooms.items() if s.membership in ("join", "invite")}
         for room_id in active:
-            self._memberships.setdefault(room_id, client.rooms[room_id].membership)
+            self._memberships.setdefault(room_id, core.rooms[room_id].membership)
         children: list[SpaceChild] = []
         parents: list[SpaceParent] = []
         for room_id, event in links:
@@ -147,8 +147,8 @@ class SpaceService:
         unverified = {p.space_id for p in parents if (p.space_id, p.room_id) not in listed and p.space_id in active}
         levels: dict[str, PowerLevels] = {}
         for space_id in unverified:
-            events = await client.db.run(client.cache.load_state, space_id, "m.room.power_levels")
-            summary = client.rooms.get(space_id)
+            events = await core.db.run(core.cache.load_state, space_id, "m.room.power_levels")
+            summary = core.rooms.get(space_id)
             content = events[0].get("content") if events else None
             levels[space_id] = PowerLevels(
                 content if isinstance(content, dict) else None,
@@ -162,18 +162,18 @@ class SpaceService:
             power = levels.get(parent.space_id)
             return power is not None and power.can_send(parent.sender, "m.space.child", is_state=True)
 
-        spaces = {room_id for room_id, s in client.rooms.items() if s.is_space}
+        spaces = {room_id for room_id, s in core.rooms.items() if s.is_space}
         spaces.update(r.room_id for r in self.described.values() if r.is_space)
         self.graph = SpaceGraph(children, parents, spaces=spaces, trust_parent=trusted)
         self._inside = {}
-        client.publish(SpacesChanged(self.graph))
+        core.publish(SpacesChanged(self.graph))
         return self.graph
 
     # -- what the UI shows ------------------------------------------------------------
 
     def joined_spaces(self) -> list[RoomSummary]:
         """The spaces the user is in."""
-        return [s for s in self._client.rooms.values() if s.is_space and s.membership == "join"]
+        return [s for s in self._core.rooms.values() if s.is_space and s.membership == "join"]
 
     def sidebar(self) -> list[TreeNode]:
         """Top-level spaces (by name) and, under each, the subspaces the user is in."""
@@ -191,7 +191,7 @@ class SpaceService:
     def unjoined_in(self, space_id: str) -> list[SpaceChild]:
         """The rooms and subspaces under a space that the user has not joined (nor is
         invited to), each once, with the link that lists it (for its ``via``)."""
-        rooms = self._client.rooms
+        rooms = self._core.rooms
         found: list[SpaceChild] = []
         seen: set[str] = set()
         for room_id in self.graph.descendants(space_id):
@@ -249,7 +249,7 @@ class SpaceService:
     ) -> HierarchyBrowser:
         """A browser over ``space_id``'s hierarchy (nothing is fetched yet)."""
         return HierarchyBrowser(
-            self._client,
+            self._core,
             self,
             space_id,
             max_depth=max_depth,
@@ -272,7 +272,7 @@ class SpaceService:
         except HierarchyError as error:
             log.info("could not describe the children of %s: %s", space_id, error)
             return
-        self._client.publish(SpacesChanged(self.graph))
+        self._core.publish(SpacesChanged(self.graph))
 
 
 class HierarchyBrowser:
@@ -280,7 +280,7 @@ class HierarchyBrowser:
 
     def __init__(
         self,
-        client: MatrixClient,
+        core: Core,
         service: SpaceService,
         space_id: str,
         *,
@@ -289,7 +289,7 @@ class HierarchyBrowser:
         page_size: int = HIERARCHY_PAGE,
         timeout: float = HIERARCHY_TIMEOUT,
     ) -> None:
-        self._client = client
+        self._core = core
         self._service = service
         self.space_id = space_id
         self.max_depth = max_depth
@@ -346,7 +346,7 @@ class HierarchyBrowser:
     async def _fetch(self, request: api.Request) -> Any:
         name = self._space_label()
         try:
-            return await asyncio.wait_for(self._client.connection.send(request), self.timeout)
+            return await asyncio.wait_for(self._core.connection.send(request), self.timeout)
         except TimeoutError as error:
             raise HierarchyError(f"The server did not list {name} within {self.timeout:.0f} s; try again later.") from error
         except MatrixError as error:
@@ -359,7 +359,7 @@ class HierarchyBrowser:
             raise HierarchyError(f"Could not list {name}: {error}") from error
 
     def _space_label(self) -> str:
-        summary = self._client.rooms.get(self.space_id)
+        summary = self._core.rooms.get(self.space_id)
         if summary is not None and summary.display_name:
             return summary.display_name
         described = self._service.describe(self.space_id)

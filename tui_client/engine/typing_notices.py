@@ -13,13 +13,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..protocol import requests as api
 from ..protocol.errors import MatrixError, NetworkError
-
-if TYPE_CHECKING:
-    from .client import MatrixClient
+from .core import Core
 
 __all__ = ["RESEND_AFTER", "SETTING", "TIMEOUT_MS", "TypingNotices"]
 
@@ -36,8 +34,8 @@ SETTING = "send_typing_notices"
 class TypingNotices:
     """See the module documentation."""
 
-    def __init__(self, client: MatrixClient, *, clock: Any = time.monotonic) -> None:
-        self.client = client
+    def __init__(self, core: Core, *, clock: Any = time.monotonic) -> None:
+        self.core = core
         self.enabled = True
         self._clock = clock
         self._room: str | None = None  # where we last said "typing"
@@ -47,14 +45,14 @@ class TypingNotices:
 
     async def load(self) -> None:
         """Read the setting (on unless the user turned it off)."""
-        self.enabled = await self.client.db.run(self.client.cache.get_meta, SETTING) != "0"
+        self.enabled = await self.core.db.run(self.core.cache.get_meta, SETTING) != "0"
 
     async def set_enabled(self, value: bool) -> None:
         """Turn typing notices on or off (kept across restarts)."""
         if not value:
             self.stopped()
         self.enabled = value
-        await self.client.db.run(self.client.cache.set_meta, SETTING, "1" if value else "0")
+        await self.core.db.run(self.core.cache.set_meta, SETTING, "1" if value else "0")
 
     def composing(self, room_id: str | None, draft: str) -> None:
         """The draft in ``room_id``'s composer is now ``draft``."""
@@ -83,14 +81,14 @@ class TypingNotices:
 
     def _send(self, room_id: str, typing_now: bool) -> None:
         """Queue a notice after the ones before it (a "stopped" never overtakes its "typing")."""
-        request = api.typing(room_id, self.client.user_id, typing_now, TIMEOUT_MS)
+        request = api.typing(room_id, self.core.user_id, typing_now, TIMEOUT_MS)
         previous = self._last
 
         async def send() -> None:
             if previous is not None and not previous.done():
                 await asyncio.wait([previous])
             try:
-                await self.client.connection.send(request, wait_on_rate_limit=False)
+                await self.core.connection.send(request, wait_on_rate_limit=False)
             except (MatrixError, NetworkError) as error:
                 log.info("typing notice not sent: %s", error)
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..crypto import EncryptionError, OlmMachine
@@ -50,7 +50,9 @@ from ..protocol.ids import is_user_id
 from .updates import VerificationChanged
 
 if TYPE_CHECKING:
-    from .client import MatrixClient
+    from .core import Core
+    from .devices import DeviceService
+    from .encryption import Encryption
 
 __all__ = ["VerificationService"]
 
@@ -81,8 +83,22 @@ class VerificationService:
     #: Seconds to wait for the other device's keys before SAS can start.
     keys_timeout = 20.0
 
-    def __init__(self, client: MatrixClient) -> None:
-        self.client = client
+    def __init__(
+        self,
+        core: Core,
+        encryption: Encryption,
+        devices: DeviceService,
+        *,
+        cross_signing_changed: Callable[[], None],
+        create_dm: Callable[[str], Awaitable[str]],
+        wait_for_room: Callable[..., Awaitable[bool]],
+    ) -> None:
+        self.core = core
+        self.encryption = encryption
+        self._devices = devices
+        self._cross_signing_changed = cross_signing_changed
+        self._create_dm = create_dm
+        self._wait_for_room = wait_for_room
         self.flows: dict[str, Verification] = {}
         self._ticker: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -113,19 +129,19 @@ class VerificationService:
         return verification_id in self._auto_starting
 
     def _machine(self) -> OlmMachine:
-        return self.client.encryption.require_machine(VerificationError)
+        return self.encryption.require_machine(VerificationError)
 
     # -- starting flows ---------------------------------------------------------------
 
     async def verify_own_devices(self, device_ids: Iterable[str] | None = None) -> Verification:
         """Ask our other devices (all, or ``device_ids``) to verify this one, to-device."""
         machine = self._machine()
-        me = self.client.user_id
-        await self.client.devices.await_queried([me])
+        me = self.core.user_id
+        await self._devices.await_queried([me])
         targets = None if device_ids is None else list(device_ids)
         if targets is None:
-            known = await self.client.encryption.call(lambda: machine.get_user_devices(me))
-            targets = [d.device_id for d in known if d.device_id != self.client.device_id]
+            known = await self.encryption.call(lambda: machine.get_user_devices(me))
+            targets = [d.device_id for d in known if d.device_id != self.core.device_id]
             if not targets:
                 raise VerificationError("you have no other session to verify with")
         chosen = targets
@@ -133,10 +149,10 @@ class VerificationService:
 
     async def verify_device(self, user_id: str, device_id: str) -> Verification:
         """Verify one device of any user over to-device messages."""
-        if user_id == self.client.user_id:
+        if user_id == self.core.user_id:
             return await self.verify_own_devices([device_id])
         machine = self._machine()
-        await self.client.devices.await_queried([user_id])
+        await self._devices.await_queried([user_id])
         return await self._act(lambda: machine.request_verification(user_id, [device_id]))
 
     async def verify_user(self, user_id: str, room_id: str | None = None) -> Verification:
@@ -147,26 +163,26 @@ class VerificationService:
         """
         if not is_user_id(user_id):
             raise CommandError(f"{user_id!r} is not a user ID (@name:server)")
-        if user_id == self.client.user_id:
+        if user_id == self.core.user_id:
             return await self.verify_own_devices()
         machine = self._machine()
         if room_id is None:
             room_id = self.dm_with(user_id)
         if room_id is None:
-            room_id = await self.client.admin.create_dm(user_id)
-            if not await self.client.joins.wait_for_room(room_id, timeout=30):
+            room_id = await self._create_dm(user_id)
+            if not await self._wait_for_room(room_id, timeout=30):
                 raise VerificationError(
                     "the direct chat for the verification was not created in time"
                 )
         target_room = room_id
-        self.client.encryption.wake()
+        self.encryption.wake()
         return await self._act(lambda: machine.request_verification_in_room(target_room, user_id))
 
     def dm_with(self, user_id: str) -> str | None:
         """Our joined direct chat with ``user_id``, encrypted ones first, if any."""
         rooms = [
             r
-            for r in self.client.rooms.values()
+            for r in self.core.rooms.values()
             if r.is_dm and r.dm_user == user_id and r.membership == "join"
         ]
         rooms.sort(key=lambda r: (not r.encrypted, -r.last_ts))
@@ -176,7 +192,7 @@ class VerificationService:
         """``/verify [@user]``: the user given; else the other person of this DM; else our sessions."""
         target = argument.strip()
         if target:
-            summary = self.client.rooms.get(room_id) if room_id else None
+            summary = self.core.rooms.get(room_id) if room_id else None
             in_dm = (
                 summary is not None
                 and summary.is_dm
@@ -184,7 +200,7 @@ class VerificationService:
                 and summary.membership == "join"
             )
             return await self.verify_user(target, room_id if in_dm else None)
-        summary = self.client.rooms.get(room_id) if room_id else None
+        summary = self.core.rooms.get(room_id) if room_id else None
         if (
             summary is not None
             and summary.is_dm
@@ -219,7 +235,7 @@ class VerificationService:
             try:
                 return await self._act(lambda: machine.start_sas(verification_id))
             except VerificationError as error:
-                current = await self.client.encryption.call(
+                current = await self.encryption.call(
                     lambda: machine.get_verification(verification_id)
                 )
                 if current is not None and current.state in _SAS_UNDERWAY:
@@ -228,14 +244,14 @@ class VerificationService:
                 flow = self.flows.get(verification_id)
                 if "not known yet" not in str(error) or flow is None or time.monotonic() > deadline:
                     raise
-                await self.client.devices.await_queried([flow.other_user_id], timeout=2.0)
+                await self._devices.await_queried([flow.other_user_id], timeout=2.0)
 
     async def _await_keys(self, verification_id: str) -> None:
         """Wait (a while) for the key query of the flow's other user, if its keys are not fixed."""
         flow = self.flows.get(verification_id)
         if flow is None or flow.keys or flow.is_final:
             return
-        if not await self.client.devices.await_queried([flow.other_user_id], self.keys_timeout):
+        if not await self._devices.await_queried([flow.other_user_id], self.keys_timeout):
             log.info("the keys of %s are not fetched yet", flow.other_user_id)
 
     async def confirm(self, verification_id: str) -> Verification:
@@ -271,7 +287,7 @@ class VerificationService:
         return await self._act(lambda: machine.cancel_verification(verification_id, code))
 
     async def _act(self, action: Callable[[], Verification]) -> Verification:
-        result = await self.client.encryption.call(action)
+        result = await self.encryption.call(action)
         self._apply([result])
         await self._pump()
         return self.flows.get(result.id, result)
@@ -285,7 +301,7 @@ class VerificationService:
 
     async def refresh(self) -> None:
         """Take the machine's current snapshots (timeouts applied) and publish the changes."""
-        if self.client.encryption.machine is None:
+        if self.encryption.machine is None:
             return
         machine = self._machine()
 
@@ -293,9 +309,9 @@ class VerificationService:
             machine.expire_verifications()
             return machine.verifications(active_only=False)
 
-        self._apply(await self.client.encryption.call(read))
+        self._apply(await self.encryption.call(read))
         # Expiry may have sent something (a held start answered once the keys came).
-        self.client.encryption.wake()
+        self.encryption.wake()
 
     def _apply(self, snapshots: Iterable[Verification]) -> None:
         for flow in snapshots:
@@ -315,7 +331,7 @@ class VerificationService:
                 # Before publishing: the dialog then offers no "start" of its own.
                 self._auto_started.add(flow.id)
                 self._auto_starting.add(flow.id)
-            self.client.publish(VerificationChanged(flow))
+            self.core.publish(VerificationChanged(flow))
             if flow.state is VerificationState.DONE and (
                 old is None or old.state is not VerificationState.DONE
             ):
@@ -345,26 +361,26 @@ class VerificationService:
             flow = self.flows.get(verification_id)
             if flow is not None and not self._stopped:
                 # The dialog offers "start" again if it did not work out.
-                self.client.publish(VerificationChanged(flow))
+                self.core.publish(VerificationChanged(flow))
 
     async def _verified(self, flow: Verification) -> None:
         """A flow ended verified: send the machine's follow-ups, refresh what the UI shows."""
-        self.client.encryption.wake()
-        users = {flow.other_user_id, self.client.user_id}
-        await self.client.devices.refresh_trust(users)
-        await self.client.devices.check_warnings()
-        self.client.cross_signing.refresh_soon()
+        self.encryption.wake()
+        users = {flow.other_user_id, self.core.user_id}
+        await self._devices.refresh_trust(users)
+        await self._devices.check_warnings()
+        self._cross_signing_changed()
 
     # -- sending room messages ------------------------------------------------------------
 
     async def _pump(self) -> None:
         """Send what the flows want sent: to-device by the request loop, room events here."""
-        self.client.encryption.wake()
-        if self.client.encryption.machine is None:
+        self.encryption.wake()
+        if self.encryption.machine is None:
             return
         machine = self._machine()
         async with self._send_lock:
-            requests = await self.client.encryption.call(machine.outgoing_room_messages)
+            requests = await self.encryption.call(machine.outgoing_room_messages)
             now = time.monotonic()
             held: set[str] = set()
             for request in requests:
@@ -379,14 +395,14 @@ class VerificationService:
 
     async def _send_room_message(self, machine: OlmMachine, request: RoomMessageRequest) -> bool:
         """Send one room message; ``False`` if it is to be retried later."""
-        summary = self.client.rooms.get(request.room_id)
+        summary = self.core.rooms.get(request.room_id)
         if summary is None:
             # A room we have not synced yet may be encrypted: wait for its state.
             self._retry_at[request.request_id] = time.monotonic() + 1.0
             return False
         try:
             if summary.encrypted:
-                content = await self.client.encryption.encrypt(
+                content = await self.encryption.encrypt(
                     request.room_id, request.event_type, dict(request.content), only_verified=False
                 )
                 http = api.send_event(
@@ -394,13 +410,13 @@ class VerificationService:
                 )
             else:
                 http = request.to_http()
-            answer = await self.client.connection.send(http)
+            answer = await self.core.connection.send(http)
         except MatrixError as error:
             if error.is_transient:
                 self._retry_at[request.request_id] = time.monotonic() + 5.0
                 return False
             log.warning("verification message refused: %s", error)
-            await self.client.encryption.call(
+            await self.encryption.call(
                 lambda: machine.mark_request_as_failed(request.request_id, permanent=True)
             )
             return True
@@ -410,7 +426,7 @@ class VerificationService:
             return False
         self._retry_at.pop(request.request_id, None)
         event_id = answer.get("event_id") if isinstance(answer, dict) else None
-        outcome = await self.client.encryption.call(
+        outcome = await self.encryption.call(
             lambda: machine.mark_request_as_sent(
                 request.request_id, {"event_id": event_id} if isinstance(event_id, str) else {}
             )
