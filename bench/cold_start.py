@@ -56,7 +56,7 @@ from tui_client.engine.client import (
     SLIDING_OFFERED,
     MatrixClient,
     SessionInfo,
-    _write_private_json,
+    write_private_json,
 )
 from tui_client.engine.paths import profile_dir
 from tui_client.engine.secrets import SecretStore
@@ -114,7 +114,7 @@ def prepare_warm_profile(
     folder = profile_dir(PROFILE_NAME, base_dir)
     info = SessionInfo(OWN_USER_ID, DEVICE_ID, HOMESERVER)
     SecretStore(folder, info.user_id, use_keyring=False).set("access_token", ACCESS_TOKEN)
-    _write_private_json(folder / SESSION_FILE, info.to_json())
+    write_private_json(folder / SESSION_FILE, info.to_json())
     # Encrypted with a key in the secrets file, as the client makes it.
     key = new_key()
     SecretStore(folder, info.user_id, use_keyring=False).set(CACHE_KEY, key.hex())

@@ -9,61 +9,53 @@ tests all drive it the same way; it never imports Textual.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
-import platform
-import shutil
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
-from ..net.discovery import DiscoveryError, Homeserver, discover_homeserver, validate_homeserver
 from ..net.http import HomeserverConnection
 from ..protocol import oauth
 from ..protocol import requests as api
-from ..protocol.commands import Command, CommandError, parse_command, unescape_message
 from ..protocol.errors import MatrixError, NetworkError
-from ..protocol.html import sanitize_html
-from ..protocol.ids import InvalidIdentifier, is_user_id, parse_link
 from ..protocol.oauth import TokenResponse
-from ..protocol.room_state import PowerLevels, RoomSummary
+from ..protocol.room_state import RoomSummary
 from ..store.cache import Cache, IngestResult, OutboxEntry, PendingJoin, StoredEvent
-from ..store.encrypted_db import shred, shred_database
+from ..store.encrypted_db import shred_database
 from ..store.repair import RepairReport, open_checked
 from . import gc_policy
-from .attachments import MediaError, save_attachment
-from .backup import KeyBackup
+from .attachments import save_attachment
 from .cache_key import CACHE_KEY, cache_key
-from .core import Core, Lazy
-from .cross_signing import CrossSigningService
+from .core import Core
 from .dbthread import DatabaseThread
-from .devices import DeviceService
-from .directory import DirectoryBrowser
-from .encryption import CryptoResult, Encryption
-from .formatting import Pill, edit_content, html_to_plain, message_content, pills_in, shift_pills
-from .joins import JoinQueue
+from .encryption import CryptoResult
+from .formatting import Pill, edit_content, message_content, pills_in
 from .notices import say_once
-from .notifications import NotificationService
-from .oauth import OAUTH_FILE, OAuthLogin, OAuthTokens, remove_saved
+from .oauth import OAuthLogin, OAuthTokens, remove_saved
 from .paths import profile_dir
-from .presence import PresenceService
-from .read_receipts import ReadReceipts
-from .recovery import Recovery
-from .room_admin import RoomAdmin, split_user_and_reason
+from .room_commands import RoomCommands
 from .room_view import RoomView
-from .search import SearchService
 from .secrets import SecretStore
 from .send_queue import NotReady, Refused, SendQueue
 from .server_clock import ServerClock
+from .services import ClientServices
+from .session import (
+    CACHE_FILE,
+    CACHE_FILE_ENDINGS,
+    SESSION_FILE,
+    LoginError,
+    SessionInfo,
+    load_session,
+    oauth_login,
+    password_login,
+    saved_login,
+    wipe_profile,
+    write_private_json,
+)
 from .sliding_sync import SlidingSyncSource, server_offers_sliding_sync
-from .spaces import SpaceService
 from .storage import StorageHealth, StorageUnavailable, storage_problem
 from .sync import SyncLoop, SyncSource, SyncV2Source
-from .threads import ThreadService
-from .typing_notices import TypingNotices
 from .uia import ApprovalPrompt, PasswordPrompt
 from .updates import (
     BatchCommitted,
@@ -75,29 +67,24 @@ from .updates import (
     TypingChanged,
     Update,
 )
-from .uploads import UploadService
-from .verification import VerificationService
 
-__all__ = ["LoginError", "MatrixClient", "SessionInfo"]
+__all__ = [
+    "CACHE_FILE",
+    "CACHE_FILE_ENDINGS",
+    "SESSION_FILE",
+    "LoginError",
+    "MatrixClient",
+    "SessionInfo",
+    "write_private_json",
+]
 
 log = logging.getLogger(__name__)
 
-SESSION_FILE = "session.json"
-CACHE_FILE = "cache.sqlite3"
 #: The cache's meta key of the sync setting: ``v2`` forces ``/sync`` v2.
 SYNC_MODE_SETTING = "sync_mode"
 #: The cache's meta key of the server's last answer on sliding sync (``1``/``0``).
 SLIDING_OFFERED = "sliding_sync_offered"
-# The cache, its WAL, and what an interrupted encryption of a plain cache leaves.
-CACHE_FILE_ENDINGS = (
-    *("", "-wal", "-shm", "-journal", ".encrypting", ".encrypting-journal", ".plain", ".plain-wal"),
-    *("-wal.shred", "-shm.shred"),
-)
 Listener = Callable[[Update], None]
-
-
-class LoginError(Exception):
-    """Logging in failed; the message is meant for the user."""
 
 
 class NotJoined(Refused):
@@ -108,28 +95,7 @@ class EncryptionUnavailable(Refused):
     """A message for an encrypted room cannot be encrypted (and is never sent in clear)."""
 
 
-@dataclass(frozen=True, slots=True)
-class SessionInfo:
-    """The non-secret part of a saved session."""
-
-    user_id: str
-    device_id: str
-    homeserver: str
-
-    def to_json(self) -> dict[str, str]:
-        """As stored in ``session.json``."""
-        return {"user_id": self.user_id, "device_id": self.device_id, "homeserver": self.homeserver}
-
-
-def _write_private_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle)
-    os.replace(tmp, path)
-
-
-class MatrixClient:
+class MatrixClient(ClientServices, RoomCommands):
     """A logged-in account: cache, sync, send queue, open rooms."""
 
     def __init__(
@@ -242,59 +208,17 @@ class MatrixClient:
         device_name: str | None = None,
         **options: Any,
     ) -> Self:
-        """Log in with a password; the homeserver is discovered from the user ID unless given."""
-        user_id = user_id.strip()
-        if not is_user_id(user_id):
-            raise LoginError(f"{user_id!r} is not a full user ID: write it as @name:server.org")
-        try:
-            server: Homeserver = (
-                await validate_homeserver(homeserver, transport=transport)
-                if homeserver
-                else await discover_homeserver(user_id, transport=transport)
-            )
-        except DiscoveryError as error:
-            raise LoginError(str(error)) from error
-        folder = profile_dir(profile, base_dir)
-        session = _load_session(folder)
-        device_id = session.device_id if session and session.user_id == user_id else None
-        name = device_name or f"tui_client on {platform.node() or 'terminal'}"
-        async with HomeserverConnection(server.base_url, transport=transport) as connection:
-            try:
-                # A refused login is said at once, with the wait, rather than waited out.
-                data = await connection.send(
-                    api.login_password(user_id, password, device_id=device_id, device_name=name),
-                    wait_on_rate_limit=False,
-                )
-            except MatrixError as error:
-                if error.errcode == "M_FORBIDDEN":
-                    raise LoginError("Wrong user ID or password.") from error
-                if error.errcode == "M_USER_DEACTIVATED":
-                    raise LoginError("This account has been deactivated.") from error
-                if error.is_rate_limit:
-                    raise LoginError("Too many login attempts; wait a moment and try again.") from error
-                raise LoginError(f"The server refused the login: {error}") from error
-            except NetworkError as error:
-                raise LoginError(f"Cannot reach {server.base_url}: {error}") from error
-        if not isinstance(data, dict) or not all(
-            isinstance(data.get(k), str) for k in ("user_id", "access_token", "device_id")
-        ):
-            raise LoginError("The server's login answer is incomplete.")
-        base_url = server.base_url
-        well_known = data.get("well_known")
-        if isinstance(well_known, dict):
-            hs = well_known.get("m.homeserver")
-            if isinstance(hs, dict) and isinstance(hs.get("base_url"), str):
-                try:
-                    base_url = (await validate_homeserver(hs["base_url"], transport=transport)).base_url
-                except DiscoveryError:
-                    log.warning("ignoring the login answer's unusable well_known base_url")
-        info = SessionInfo(data["user_id"], data["device_id"], base_url)
-        if session is not None and (session.user_id != info.user_id or session.device_id != info.device_id):
-            _wipe_profile(folder)
-        secrets = SecretStore(folder, info.user_id)
-        secrets.set("access_token", data["access_token"])
-        _write_private_json(folder / SESSION_FILE, info.to_json())
-        return cls(info, data["access_token"], folder, secrets, transport=transport, **options)
+        """Log in with a password (engine/session.py); the homeserver is discovered from the user ID unless given."""
+        info, token, folder, secrets = await password_login(
+            user_id,
+            password,
+            homeserver=homeserver,
+            profile=profile,
+            base_dir=base_dir,
+            transport=transport,
+            device_name=device_name,
+        )
+        return cls(info, token, folder, secrets, transport=transport, **options)
 
     @classmethod
     async def login_oauth(
@@ -306,40 +230,9 @@ class MatrixClient:
         base_dir: Path | None = None,
         **options: Any,
     ) -> Self:
-        """Turn an OAuth login's tokens into a session: ask who we are, save, open."""
-        if flow.client_id is None:
-            raise LoginError("The OAuth login did not register a client.")
-        metadata = flow.metadata
-        async with HomeserverConnection(flow.base_url, tokens.access_token, transport=flow.transport) as connection:
-            try:
-                data = await connection.send(api.whoami(), wait_on_rate_limit=False)
-            except MatrixError as error:
-                raise LoginError(f"The server did not accept the new login: {error}") from error
-            except NetworkError as error:
-                raise LoginError(f"Cannot reach {flow.base_url}: {error}") from error
-        user_id = data.get("user_id") if isinstance(data, dict) else None
-        if not isinstance(user_id, str) or not is_user_id(user_id):
-            raise LoginError("The server's answer to who we are is incomplete.")
-        device_id = data.get("device_id") if isinstance(data.get("device_id"), str) else flow.device_id
-        folder = profile_dir(profile, base_dir)
-        session = _load_session(folder)
-        info = SessionInfo(user_id, device_id, flow.base_url)
-        if session is not None and (session.user_id != info.user_id or session.device_id != info.device_id):
-            _wipe_profile(folder)
-        secrets = SecretStore(folder, info.user_id)
-        saved = OAuthTokens(
-            HomeserverConnection(flow.base_url),
-            secrets,
-            folder,
-            metadata=metadata.raw,
-            client_id=flow.client_id,
-            access_token=tokens.access_token,
-            refresh_token=None,
-            expires_at=None,
-        )
-        saved.take(tokens)
-        _write_private_json(folder / SESSION_FILE, info.to_json())
-        return cls(info, tokens.access_token, folder, secrets, transport=flow.transport, **options)
+        """Turn an OAuth login's tokens into a session (engine/session.py): ask who we are, save, open."""
+        info, token, folder, secrets = await oauth_login(flow, tokens, profile=profile, base_dir=base_dir)
+        return cls(info, token, folder, secrets, transport=flow.transport, **options)
 
     def account_page(self, action: str | None = None) -> str | None:
         """The account management URL of an OAuth login (with ``action=``: ``sessions``,
@@ -363,20 +256,16 @@ class MatrixClient:
         **options: Any,
     ) -> Self | None:
         """The saved session of a profile, or None if there is none (or no token)."""
-        folder = profile_dir(profile, base_dir)
-        info = _load_session(folder)
-        if info is None:
+        saved = saved_login(profile, base_dir)
+        if saved is None:
             return None
-        secrets = SecretStore(folder, info.user_id)
-        token = secrets.get("access_token")
-        if not token:
-            return None
+        info, token, folder, secrets = saved
         return cls(info, token, folder, secrets, transport=transport, **options)
 
     @staticmethod
     def saved_session(profile: str = "default", base_dir: Path | None = None) -> SessionInfo | None:
         """The saved session's identity, even if its token is gone (for a soft-logout prompt)."""
-        return _load_session(profile_dir(profile, base_dir))
+        return load_session(profile_dir(profile, base_dir))
 
     # -- listeners ------------------------------------------------------------------
 
@@ -521,7 +410,7 @@ class MatrixClient:
         await self.db.run(shred_database, self.folder / CACHE_FILE, self.cache.close)
         self.db.shutdown()
         self.secrets.delete_all(["access_token", "refresh_token", "pickle_key", CACHE_KEY])
-        _wipe_profile(self.folder)
+        wipe_profile(self.folder)
         self.ended = SessionEnded(False, "Logged out.")
         self.publish(self.ended)
 
@@ -974,461 +863,9 @@ class MatrixClient:
         newest = view is not None and view.model.last_event_id() == event_id
         await self.receipts.mark_read(room_id, event_id, thread_id=thread_id, newest=newest)
 
-    # -- room membership and settings -----------------------------------------------
-
-    async def join(self, target: str) -> str:
-        """Join by room ID, alias, matrix.to link or matrix: URI; returns the room ID."""
-        try:
-            link = parse_link(target)
-        except InvalidIdentifier as error:
-            raise CommandError(str(error)) from error
-        if link.kind == "user":
-            raise CommandError(f"{link.identifier} is a user, not a room")
-        data = await self.connection.send(api.join(link.identifier, link.via))
-        room_id = data.get("room_id") if isinstance(data, dict) else None
-        if not isinstance(room_id, str):
-            raise MatrixError(500, "M_UNKNOWN", "the join answer has no room ID")
-        await self.note_joined(room_id)
-        return room_id
-
-    async def note_joined(self, room_id: str) -> None:
-        """The server accepted our join: show the room as joined before sync says so.
-
-        (A room we were invited to would otherwise refuse messages until the next sync.)
-        """
-        summary = self.rooms.get(room_id)
-        if summary is None or summary.membership == "join":
-            return
-        joined = summary.copy()
-        joined.membership = "join"
-        joined.inviter = None
-        self.rooms[room_id] = joined
-        await self.db.run(self.cache.save_summary, joined)
-        self.publish(RoomListChanged(tuple(self.rooms.values()), frozenset({room_id})))
-        self.send_queue.wake()
-
-    async def leave(self, room_id: str, reason: str | None = None) -> None:
-        """Leave a room, or reject an invite."""
-        await self.connection.send(api.leave(room_id, reason))
-
-    async def forget(self, room_id: str) -> None:
-        """Forget a room we left, and drop it from the cache."""
-        await self.connection.send(api.forget(room_id))
-        self.close_room(room_id)
-        await self.db.run(self.cache.forget_room, room_id)
-        self.rooms.pop(room_id, None)
-        self.publish(RoomListChanged(tuple(self.rooms.values()), frozenset({room_id})))
-
-    async def invite(self, room_id: str, user_id: str) -> None:
-        """Invite a user."""
-        if not is_user_id(user_id):
-            raise CommandError(f"{user_id!r} is not a user ID (@name:server)")
-        await self.connection.send(api.invite(room_id, user_id))
-
-    async def set_topic(self, room_id: str, topic: str) -> None:
-        """Set the room topic."""
-        await self.connection.send(api.send_state(room_id, "m.room.topic", "", {"topic": topic}))
-
-    async def set_room_name(self, room_id: str, name: str) -> None:
-        """Rename the room."""
-        await self.connection.send(api.send_state(room_id, "m.room.name", "", {"name": name}))
-
-    async def set_display_name(self, name: str) -> None:
-        """Change our display name (the server updates our member events)."""
-        await self.connection.send(api.set_displayname(self.user_id, name))
-
-    async def create_room(self, body: dict[str, Any]) -> str:
-        """``/createRoom``; returns the new room's ID."""
-        data = await self.connection.send(api.create_room(body))
-        room_id = data.get("room_id") if isinstance(data, dict) else None
-        if not isinstance(room_id, str):
-            raise MatrixError(500, "M_UNKNOWN", "the answer has no room ID")
-        return room_id
-
-    # -- the services (engine/core.py: each gets the core and what else it uses) ----
-
-    def _make_services(self, crypto_backend: str | None) -> None:
-        core = self.core
-        self.encryption = Encryption(
-            core, self.secrets, fetch_members=self.fetch_members, clock=self.server_clock.now_ms, backend=crypto_backend
-        )
-        password = lambda: self.ask_password  # noqa: E731 (the UI sets it later)
-        cross_signing_changed = lambda: self.cross_signing.refresh_soon()  # noqa: E731
-        self._spaces = Lazy(lambda: SpaceService(core))
-        self._joins = Lazy(lambda: JoinQueue(core, self.spaces, note_joined=self.note_joined))
-        self._backup = Lazy(
-            lambda: KeyBackup(
-                core,
-                self.encryption,
-                self.devices,
-                sync_loop=lambda: self.sync_loop,
-                suggest_recovery=lambda: self.recovery.suggest(),
-            )
-        )
-        self._recovery = Lazy(
-            lambda: Recovery(
-                core,
-                self.encryption,
-                self.backup,
-                self.devices,
-                self.cross_signing,
-                self.secrets,
-                show_decrypted=self._show_decrypted,
-            )
-        )
-        self._devices = Lazy(
-            lambda: DeviceService(
-                core,
-                self.encryption,
-                password_prompt=password,
-                cross_signing_changed=cross_signing_changed,
-                trust_changed=self._backup_trust_changed,
-            )
-        )
-        self._verification = Lazy(
-            lambda: VerificationService(
-                core,
-                self.encryption,
-                self.devices,
-                cross_signing_changed=cross_signing_changed,
-                create_dm=lambda user_id: self.admin.create_dm(user_id),
-                wait_for_room=lambda room_id, timeout: self.joins.wait_for_room(room_id, timeout),
-            )
-        )
-        self._cross_signing = Lazy(
-            lambda: CrossSigningService(
-                core,
-                self.encryption,
-                self.devices,
-                password_prompt=password,
-                approve_prompt=lambda: self.approve_in_browser,
-                verify_own_devices=lambda: self.verification.verify_own_devices(),
-                trust_changed=self._backup_trust_changed,
-            )
-        )
-        self._search = Lazy(
-            lambda: SearchService(
-                core.cache,
-                core.db,
-                core.connection,
-                rooms=lambda: self.rooms,
-                decrypt=self.encryption.fetched_forms,
-                ignored=lambda: self.notifications.ignored,
-            )
-        )
-        self._receipts = Lazy(
-            lambda: ReadReceipts(
-                core.connection, core.cache, core.db, self.publish, rooms=lambda: self.rooms, shown_events=self._shown_events
-            )
-        )
-        self._presence = Lazy(lambda: PresenceService(core.connection, core.cache, core.db, self.publish, user_id=self.user_id))
-        self._typing = Lazy(lambda: TypingNotices(core))
-        self._threads = Lazy(
-            lambda: ThreadService(
-                core.connection,
-                core.db,
-                core.cache,
-                self.publish,
-                user_id=self.user_id,
-                decrypt=self.encryption.fetched_forms,
-                enqueue=self.send_queue.enqueue,
-                mark_read=lambda room_id, event_id, thread_id: self.mark_read(room_id, event_id, thread_id=thread_id),
-                hidden_sender=self.notifications.is_ignored,
-            )
-        )
-        self._notifications = Lazy(self._new_notifications)
-        self._admin = Lazy(lambda: RoomAdmin(core, self))
-        self._uploads = Lazy(
-            lambda: UploadService(
-                core.connection,
-                core.cache,
-                core.db,
-                self.publish,
-                rooms=lambda: self.rooms,
-                finish=self._finish_upload,
-                notify=self.notify,
-            )
-        )
-
-    def _backup_trust_changed(self) -> None:
-        # Only a backup already running cares (it rechecks whether it still trusts its version).
-        if self._backup.made is not None:
-            self._backup.made.trust_changed()
-
-    def _shown_events(self, room_id: str) -> list[str]:
-        view = self.views.get(room_id)
-        items = view.model.items if view is not None else ()
-        return [i.event_id for i in items if i.event_id and not i.is_local_echo]
-
-    def open_power_levels(self, room_id: str) -> PowerLevels | None:
-        """The power levels of an open room (what its view shows), else ``None``."""
-        view = self.views.get(room_id)
-        return view.power_levels if view is not None else None
-
-    @property
-    def spaces(self) -> SpaceService:
-        """The space graph and hierarchies (engine/spaces.py), created on first use."""
-        return self._spaces.get()
-
-    @property
-    def joins(self) -> JoinQueue:
-        """The join queue (engine/joins.py), created on first use."""
-        return self._joins.get()
-
-    @property
-    def backup(self) -> KeyBackup:
-        """Server-side key backup: uploads every room key to a trusted backup (engine/backup.py)."""
-        return self._backup.get()
-
-    @property
-    def recovery(self) -> Recovery:
-        """Recovery key, secret storage, restore, encryption health (engine/recovery.py)."""
-        return self._recovery.get()
-
-    @property
-    def devices(self) -> DeviceService:
-        """Our devices, anyone's devices and identity, trust for the UI (engine/devices.py)."""
-        return self._devices.get()
-
-    @property
-    def verification(self) -> VerificationService:
-        """Interactive verification flows (engine/verification.py)."""
-        return self._verification.get()
-
-    @property
-    def cross_signing(self) -> CrossSigningService:
-        """This session's cross-signing: set up, or ask to be verified (engine/cross_signing.py)."""
-        return self._cross_signing.get()
-
-    @property
-    def search(self) -> SearchService:
-        """The local full-text index and the server's /search (engine/search.py)."""
-        return self._search.get()
-
-    @property
-    def receipts(self) -> ReadReceipts:
-        """Read receipts and the fully-read marker (engine/read_receipts.py)."""
-        return self._receipts.get()
-
-    @property
-    def presence(self) -> PresenceService:
-        """Others' presence, and ours from the terminal's focus (engine/presence.py)."""
-        return self._presence.get()
-
-    @property
-    def typing(self) -> TypingNotices:
-        """Our typing notices to the room being written in (engine/typing_notices.py)."""
-        return self._typing.get()
-
-    @property
-    def threads(self) -> ThreadService:
-        """Open threads, thread lists, unread counts per thread (engine/threads.py)."""
-        return self._threads.get()
-
-    @property
-    def notifications(self) -> NotificationService:
-        """Push rules, local unread counts of encrypted rooms, ignored users (engine/notifications.py)."""
-        return self._notifications.get()
-
-    def _new_notifications(self) -> NotificationService:
-        service = NotificationService(
-            self.cache,
-            self.db,
-            self.connection,
-            self.publish,
-            user_id=self.user_id,
-            shown_forms=self.encryption.shown_forms,
-            rooms=lambda: self.rooms,
-            on_ignored_changed=self._ignored_changed,
-            # Synapse's sliding sync sends 0 for every room's counts: count them all here.
-            count_all=lambda: self.sync_mode == "sliding sync",
-        )
-        service.decrypt = self._decrypt_fetched
-        service.on_recount = self._recounted
-        return service
-
-    def _decrypt_fetched(self, room_id: str, events: list[dict[str, Any]]) -> object:
-        """(database thread) Decrypt back-filled events as they are stored."""
-        return self.encryption.fetched_forms(room_id, events) if self.encryption.available else None
-
-    def _recounted(self, summary: RoomSummary, threads: dict[str, tuple[int, int]]) -> None:
-        """A room counted again once its history came (sliding sync)."""
-        if summary.room_id not in self.rooms:
-            return
-        self.rooms[summary.room_id] = summary
-        self.publish(RoomListChanged(tuple(self.rooms.values()), frozenset({summary.room_id})))
-        self.threads.counted(summary.room_id, threads)
-
-    @property
-    def admin(self) -> RoomAdmin:
-        """Creating rooms, permissions, moderation (engine/room_admin.py)."""
-        return self._admin.get()
-
-    @property
-    def uploads(self) -> UploadService:
-        """Files streamed to the server with progress, resumed after a restart (engine/uploads.py)."""
-        return self._uploads.get()
-
-    async def _finish_upload(self, upload_id: str, room_id: str, content: dict[str, Any]) -> OutboxEntry | None:
-        """Queue an uploaded file's message and drop its upload, in one transaction."""
-        from ..store.uploads import uploads_finish
-        from .send_queue import new_transaction_id
-
-        entry = await self.db.run(uploads_finish, self.cache, upload_id, new_transaction_id(), room_id, "m.room.message", content)
-        if entry is not None:
-            self.send_queue.idle.clear()
-            self.send_queue.wake()
-            view = self.views.get(room_id)
-            if view is not None:
-                view.add_local_echo(entry)
-        return entry
-
-    def browse_directory(self, servers: Sequence[str | None] = (), search: str = "", **options: Any) -> DirectoryBrowser:
-        """A browser over the published room directories of ``servers`` (``None``: ours, the default)."""
-        return DirectoryBrowser(self, servers, search=search, **options)
-
-    async def _stop_services(self) -> None:
-        if self._joins.made is not None:
-            await self._joins.made.stop()
-        if self._spaces.made is not None:
-            self._spaces.made.stop()
-        for lazy in (self._verification, self._cross_signing, self._devices, self._recovery, self._typing, self._presence):
-            if lazy.made is not None:
-                lazy.made.stop()
-
-    # -- the composer ---------------------------------------------------------------
-
-    async def submit(
-        self, room_id: str | None, text: str, *, reply_to: str | None = None, pills: Sequence[Pill] = ()
-    ) -> str | None:
-        """Handle a composer line: a command or a message. Returns text to show, if any.
-
-        Messages are markdown (``/plain`` sends literally); ``pills`` are the mentions
-        completed in the composer.
-
-        Raises :class:`CommandError` for commands typed wrong, :class:`MatrixError` and
-        :class:`NetworkError` for server refusals.
-        """
-        command = parse_command(text)
-        if command is None:
-            if room_id is None:
-                raise CommandError("open a room first")
-            unescaped = unescape_message(text)
-            await self.send_text(room_id, unescaped, reply_to=reply_to, pills=shift_pills(pills, len(text) - len(unescaped)))
-            return None
-        # The argument ends the line: the pills move back by what comes before it.
-        return await self._run_command(room_id, command, reply_to, shift_pills(pills, len(text.rstrip()) - len(command.argument)))
-
-    async def _run_command(
-        self, room_id: str | None, command: Command, reply_to: str | None, pills: Sequence[Pill] = ()
-    ) -> str | None:
-        name, argument = command.name, command.argument
-        if name == "join":
-            job = self.joins.enqueue(argument)
-            await job.wait()
-            return f"Joined {job.label}"
-        if name == "directory":
-            raise CommandError("/directory opens the room directory (in the client's UI)")
-        if name == "nick":
-            await self.set_display_name(argument)
-            return f"Display name set to {argument}"
-        if name == "help":
-            return "help"
-        if name in ("ignore", "unignore"):
-            return await self._ignore_command(name, argument)
-        if name == "verify":
-            flow = await self.verification.verify_command(room_id, argument)
-            who = "your other sessions" if flow.other_user_id == self.user_id else flow.other_user_id
-            return f"Verification request sent to {who}"
-        if room_id is None:
-            raise CommandError(f"/{name} needs an open room")
-        if name == "me":
-            await self.send_text(room_id, argument, msgtype="m.emote", pills=pills)
-        elif name == "notice":
-            await self.send_text(room_id, argument, msgtype="m.notice", pills=pills)
-        elif name == "plain":
-            await self.send_text(room_id, argument, reply_to=reply_to, markdown=False)
-        elif name == "html":
-            formatted = sanitize_html(argument)
-            body = html_to_plain(formatted)
-            if not body.strip():
-                raise CommandError("nothing to send: the HTML has no text the spec allows")
-            await self.send_text(room_id, body, reply_to=reply_to, formatted_body=formatted)
-        elif name == "upload":
-            try:
-                upload = await self.uploads.send_file(room_id, Path(argument))
-            except (MediaError, OSError) as error:
-                raise CommandError(f"cannot send the file: {error}") from None
-            return f"Sending {upload.name}"
-        elif name == "leave":
-            await self.leave(room_id, argument or None)
-            return "Left the room"
-        elif name == "invite":
-            await self.invite(room_id, argument)
-            return f"Invited {argument}"
-        elif name == "topic":
-            if not argument:
-                summary = self.rooms.get(room_id)
-                return f"Topic: {summary.topic}" if summary and summary.topic else "This room has no topic"
-            await self.set_topic(room_id, argument)
-        elif name == "name":
-            await self.set_room_name(room_id, argument)
-        elif name in ("kick", "ban", "unban"):
-            user, reason = split_user_and_reason(argument)
-            if name == "kick":
-                await self.admin.kick(room_id, user, reason)
-            elif name == "ban":
-                await self.admin.ban(room_id, user, reason)
-            else:
-                await self.admin.unban(room_id, user)
-            return {"kick": "Removed", "ban": "Banned", "unban": "Unbanned"}[name] + f" {user}"
-        elif name == "forget":
-            await self.admin.leave_and_forget(room_id)
-            return "Left and forgot the room"
-        return None
-
-    async def _ignore_command(self, name: str, argument: str) -> str:
-        user_id = argument.strip()
-        if not is_user_id(user_id):
-            raise CommandError(f"/{name} needs a full user ID, like @name:server.org (got {user_id!r})")
-        if user_id == self.user_id:
-            raise CommandError("you cannot ignore yourself")
-        service = self.notifications
-        if name == "ignore":
-            if service.is_ignored(user_id):
-                return f"Already ignoring {user_id}"
-            await service.ignore(user_id)
-            return f"Ignoring {user_id}: their messages and invites are hidden (/unignore to undo)"
-        if not service.is_ignored(user_id):
-            return f"{user_id} is not ignored"
-        await service.unignore(user_id)
-        return f"No longer ignoring {user_id}"
-
-
 @contextmanager
 def gc_paused() -> Iterator[None]:
     """Turn off the cyclic garbage collector for a block (it is process-wide); a big
     block's survivors are frozen at its end (engine/gc_policy.py)."""
     with gc_policy.paused():
         yield
-
-
-def _load_session(folder: Path) -> SessionInfo | None:
-    try:
-        data = json.loads((folder / SESSION_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in ("user_id", "device_id", "homeserver")):
-        return None
-    return SessionInfo(data["user_id"], data["device_id"], data["homeserver"])
-
-
-def _wipe_profile(folder: Path) -> None:
-    # The cache's files are overwritten with zeros before they go (encrypted as they
-    # are, their blocks would otherwise stay on disk for anyone who finds the key).
-    for name in (SESSION_FILE, OAUTH_FILE, *(CACHE_FILE + end for end in CACHE_FILE_ENDINGS)):
-        shred(folder / name)
-    for child in folder.iterdir():
-        if child.is_dir():
-            shutil.rmtree(child)
-
