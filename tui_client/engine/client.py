@@ -411,7 +411,7 @@ class MatrixClient(ClientServices, RoomCommands):
         self.db.shutdown()
         self.secrets.delete_all(["access_token", "refresh_token", "pickle_key", CACHE_KEY])
         wipe_profile(self.folder)
-        self.ended = SessionEnded(False, "Logged out.")
+        self.ended = SessionEnded(False, "Logged out.", by_user=True)
         self.publish(self.ended)
 
     # -- sync -----------------------------------------------------------------------

@@ -152,10 +152,12 @@ class MembersChanged:
 
 @dataclass(frozen=True, slots=True)
 class SessionEnded:
-    """The server no longer accepts our token. ``soft`` means logging in again keeps the cache."""
+    """The session ended. ``soft`` means logging in again keeps the cache; ``by_user``: the
+    user logged out here (nothing to explain), rather than the server ending it."""
 
     soft: bool
     message: str
+    by_user: bool = False
 
 
 @dataclass(frozen=True, slots=True)

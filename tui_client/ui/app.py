@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from textual.app import App, SystemCommand
-from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
 from textual.fuzzy import Matcher
@@ -31,13 +30,15 @@ from ..protocol.ids import InvalidIdentifier
 from ..protocol.sanitize import clean_line
 from . import notification_commands, notify
 from .accounts import AccountBar, AccountManager
+from .app_interface import ClientApp
+from .bindings import APP_BINDINGS
 from .graphics import detect, graphics, set_graphics
 from .join_flow import JoinFlow
 from .keymap import KeySettings, load_key_settings
 from .messages import EngineUpdate
 from .pictures import media_commands
 from .screens import recovery, security
-from .screens.chat import ChatScreen
+from .screens.chat import ChatScreen, chat_screen_of
 from .screens.dialogs import ConfirmDialog, PromptDialog
 from .screens.directory import DirectoryScreen
 from .screens.login import LoginScreen, explain_login_failure
@@ -45,6 +46,7 @@ from .screens.room_preview import RoomPreviewScreen
 from .screens.space import SpaceScreen
 from .security_flow import SecurityFlow
 from .themes import DEFAULT_THEME, builtin_themes, honour_no_color, load_themes
+from .update_routes import UpdateRoutes
 from .url_previews import url_preview_commands
 from .when import TimeStyle, set_time_style
 from .widgets.room_list import visible_rooms
@@ -86,7 +88,7 @@ def plain_highlight(matcher: Matcher, text: str) -> Content:
     return content
 
 
-class TuiClientApp(App[None]):
+class TuiClientApp(ClientApp):
     """tui_client."""
 
     CSS_PATH = "app.tcss"
@@ -94,14 +96,7 @@ class TuiClientApp(App[None]):
     # Below 100 columns the side panels narrow, so an 80-column terminal keeps a readable timeline.
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-normal")]
     COMMANDS = App.COMMANDS | {RoomsProvider}
-    BINDINGS = [
-        # In every footer: how to leave should never be a question.
-        Binding("ctrl+q", "quit", "Quit", show=True, priority=True, id="global.quit"),
-        # Priority: the composer (a TextArea) would take the key otherwise.
-        Binding("f6", "devices", "Devices", show=False, priority=True, id="global.devices"),
-        Binding("f7", "encryption_health", "Encryption", show=False, priority=True, id="global.encryption"),
-        Binding("f9", "accounts", "Accounts", show=False, priority=True, id="global.accounts"),
-    ]
+    BINDINGS = APP_BINDINGS
 
     def __init__(
         self,
@@ -124,11 +119,16 @@ class TuiClientApp(App[None]):
         self._homeserver = homeserver
         self._user_id = user_id
         self._unsubscribe: Any = None
-        self.join_flow = JoinFlow(self)
-        self.security = SecurityFlow(self)
+        self.join_flow: JoinFlow = JoinFlow(self)
+        self.security: SecurityFlow = SecurityFlow(self)
         self.notifier = notify.attach(self)
         #: Every account in the window (ui/accounts.py); ``client`` is the one in front.
         self.accounts = AccountManager(self)
+        self._app_routes = (
+            UpdateRoutes()
+            .on(RoomListChanged, lambda _update: self.accounts.refresh())
+            .on(SessionEnded, self._session_ended)
+        )
         if self.no_color:
             honour_no_color(self._filters)
         self._apply_config(config or Config())
@@ -308,23 +308,17 @@ class TuiClientApp(App[None]):
         self.security.handle(update)
         (account.notifier if account is not None else self.notifier).handle(update)
         recovery.handle_update(self, self.client, update)
-        if isinstance(update, RoomListChanged):
-            self.accounts.refresh()
-        if isinstance(update, SessionEnded) and update.message != "Logged out.":
-            self._session_ended(update)
+        self._app_routes.dispatch(update)
 
     @property
     def chat_screen(self) -> ChatScreen | None:
         """The chat screen, if it is on the stack."""
-        for screen in self.screen_stack:
-            if isinstance(screen, ChatScreen):
-                return screen
-        return None
+        return chat_screen_of(self)
 
     def _session_ended(self, update: SessionEnded) -> None:
         client = self.client
-        if client is None:
-            return
+        if client is None or update.by_user:
+            return  # a logout asked for here already shows the login screen
         # An OAuth session has no password to ask for: its login screen signs in again.
         if update.soft and client.oauth is None:
             self.push_screen(

@@ -50,6 +50,7 @@ from ..protocol.html import (
     inline_text,
 )
 from ..protocol.sanitize import clean_line
+from .wrap import styled_lines
 
 Line = list[Segment]
 Span = tuple[str, Style]
@@ -109,8 +110,6 @@ def render_document(
     ``base`` styles all text (a notice's colour); ``lead`` goes before the first
     line (an emote's ``* name``), ``tail`` after the last (``(edited)``).
     """
-    from .render import styled_lines  # the word-wrapper; render imports this module
-
     renderer = _Renderer(look, base or Style(), styled_lines)
     lines = renderer.blocks(document.blocks, max(MIN_WIDTH, width), 0, lead or [])
     if tail:

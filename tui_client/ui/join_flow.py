@@ -15,12 +15,12 @@ from ..protocol.sanitize import clean_line
 from .screens.dialogs import ChoiceDialog, ConfirmDialog
 
 if TYPE_CHECKING:
-    from .app import TuiClientApp
+    from .app_interface import ClientApp
 
 class JoinFlow:
     """Joins on behalf of the app (its client's join queue does the work)."""
 
-    def __init__(self, app: TuiClientApp) -> None:
+    def __init__(self, app: ClientApp) -> None:
         self.app = app
 
     def join(self, target: str, via: Sequence[str] = (), *, label: str = "", open_after: bool = False) -> JoinJob | None:

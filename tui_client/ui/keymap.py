@@ -29,6 +29,7 @@ from textual.binding import Binding, BindingType
 from textual.keys import _character_to_key, format_key
 
 from ..config import Config, config_path, load_config
+from .bindings import APP_BINDINGS, CHAT_BINDINGS, HELP_BINDINGS
 
 __all__ = [
     "CONTEXTS",
@@ -83,21 +84,22 @@ class KeyAction:
 def _binding_owners() -> list[tuple[str, Iterable[BindingType]]]:
     """The classes whose bindings have ids, with their own BINDINGS (imported late: the
     screens import widgets that import this module's callers)."""
-    from .app import TuiClientApp
-    from .screens.chat import ChatScreen
     from .screens.chat_rooms import RoomActions
     from .screens.dialogs import ChoiceDialog, ConfirmDialog, PromptDialog, ReactionDialog
-    from .screens.help import HelpScreen
     from .screens.switcher import RoomSwitcher
-    from .widgets.composer import Composer
     from .widgets.room_list import RoomList
     from .widgets.timeline import TimelineView
 
-    owners: list[type] = [
-        TuiClientApp, RoomActions, ChatScreen, RoomList, TimelineView, Composer,
-        PromptDialog, ConfirmDialog, ChoiceDialog, ReactionDialog, HelpScreen, RoomSwitcher,
+    def of(owner: type) -> tuple[str, Iterable[BindingType]]:
+        return owner.__name__, owner.__dict__.get("BINDINGS", ())
+
+    # The app's, the chat screen's and the help's come from .bindings (those classes import
+    # this module); the composer's are COMPOSER_ACTIONS.
+    return [
+        ("TuiClientApp", APP_BINDINGS), of(RoomActions), ("ChatScreen", CHAT_BINDINGS), of(RoomList),
+        of(TimelineView), of(PromptDialog), of(ConfirmDialog), of(ChoiceDialog), of(ReactionDialog),
+        ("HelpScreen", HELP_BINDINGS), of(RoomSwitcher),
     ]  # fmt: skip
-    return [(owner.__name__, owner.__dict__.get("BINDINGS", ())) for owner in owners]
 
 
 def all_actions() -> dict[str, KeyAction]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
+from ..engine.formatting import Pill
 from ..engine.room_view import RoomView
 from ..engine.updates import RoomListChanged, SyncState, Update
 
@@ -45,3 +46,17 @@ class ActionFailed(Message):
     def __init__(self, text: str) -> None:
         super().__init__()
         self.text = text
+
+
+class ComposerSubmitted(Message, namespace="composer"):
+    """The user pressed Enter with this text (already taken out of the composer), or ran a
+    command line (``:me waves``); handled as ``on_composer_submitted`` (``Composer.Submitted``).
+
+    ``mentions`` are the members and rooms completed in it that are still there, each
+    a pill at its offset in ``text``.
+    """
+
+    def __init__(self, text: str, mentions: list[Pill] | None = None) -> None:
+        super().__init__()
+        self.text = text
+        self.mentions = mentions or []

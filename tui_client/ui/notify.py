@@ -45,9 +45,10 @@ from ..engine.alert_settings import (
 from ..engine.client import MatrixClient
 from ..engine.updates import PushNotification
 from ..protocol.sanitize import clean_line
+from .screens.chat import chat_screen_of
 
 if TYPE_CHECKING:
-    from .app import TuiClientApp
+    from .app_interface import ClientApp
 
 __all__ = [
     "BELL",
@@ -312,7 +313,7 @@ class Notifier:
 # -- the app's side ------------------------------------------------------------------------
 
 
-def attach(app: TuiClientApp, client: MatrixClient | None = None) -> Notifier:
+def attach(app: ClientApp, client: MatrixClient | None = None) -> Notifier:
     """The app's notifier: the settings of its client, its screen and focus, its driver.
 
     With ``client``, one account's: its own settings, and the user looks at none of its
@@ -326,7 +327,7 @@ def attach(app: TuiClientApp, client: MatrixClient | None = None) -> Notifier:
     def looking_at() -> Screen:
         if client is not None and app.client is not client:
             return Screen(app.app_focus, None)
-        chat = app.chat_screen
+        chat = chat_screen_of(app)
         room = chat.current_room if chat is not None and app.screen is chat else None
         return Screen(app.app_focus, room)
 
@@ -363,7 +364,7 @@ _TEXT_TITLES = {
 }
 
 
-def commands(app: TuiClientApp, client: MatrixClient) -> Iterable[SystemCommand]:
+def commands(app: ClientApp, client: MatrixClient) -> Iterable[SystemCommand]:
     """Palette entries (Ctrl+P) for how notifications reach the user."""
     alerts = client.notifications.alerts
     for mode, (title, help_text) in _MODE_TITLES.items():
@@ -383,7 +384,7 @@ def commands(app: TuiClientApp, client: MatrixClient) -> Iterable[SystemCommand]
 
 
 def _change(
-    app: TuiClientApp, setter: Callable[[str], Awaitable[None]], value: str, title: str
+    app: ClientApp, setter: Callable[[str], Awaitable[None]], value: str, title: str
 ) -> None:
     async def work() -> None:
         try:

@@ -11,7 +11,6 @@ greedy word-wrapper by terminal cells builds the segments directly.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -24,6 +23,8 @@ from ..protocol.sanitize import clean_line
 from ..protocol.timeline import SendState, TimelineItem
 from .formatted import Look, render_document
 from .when import clock_text, day_label, time_width
+from .wrap import Line, Span, styled_lines
+from .wrap import truncate as _truncate
 
 SENDER_COLOURS = (
     "#e06c75",
@@ -37,10 +38,7 @@ SENDER_COLOURS = (
 )
 GROUP_WINDOW_MS = 5 * 60 * 1000
 TIME_WIDTH = 6
-_TOKEN = re.compile(r"\s*\S+")
 
-Line = list[Segment]
-Span = tuple[str, Style]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,89 +85,6 @@ def name_column_width(total_width: int) -> int:
     if total_width < 80:
         return 12
     return 16
-
-
-def wrap_offsets(text: str, width: int) -> list[tuple[int, int]]:
-    """Greedy word wrap by terminal cells: ``(start, end)`` offsets of each line in ``text``.
-
-    Newlines always break; spaces at a break are dropped; a word wider than a line
-    is folded.
-    """
-    width = max(1, width)
-    lines: list[tuple[int, int]] = []
-    base = 0
-    for paragraph in text.split("\n"):
-        lines.extend(_wrap_paragraph(paragraph, base, width))
-        base += len(paragraph) + 1
-    return lines
-
-
-def _wrap_paragraph(paragraph: str, base: int, width: int) -> list[tuple[int, int]]:
-    if cell_len(paragraph) <= width:
-        return [(base, base + len(paragraph))]
-    lines: list[tuple[int, int]] = []
-    start = end = cells = 0
-    for match in _TOKEN.finditer(paragraph):
-        token = match.group()
-        token_cells = cell_len(token)
-        if cells + token_cells <= width:
-            end = match.end()
-            cells += token_cells
-            continue
-        word_start = match.end() - len(token.lstrip())
-        word = paragraph[word_start : match.end()]
-        word_cells = cell_len(word)
-        if end > start:
-            lines.append((base + start, base + end))
-        if word_cells <= width:
-            start, end, cells = word_start, match.end(), word_cells
-            continue
-        position = word_start
-        pieces = chop_cells(word, width)
-        for piece in pieces[:-1]:
-            lines.append((base + position, base + position + len(piece)))
-            position += len(piece)
-        start, end, cells = position, match.end(), cell_len(pieces[-1])
-    if end > start or not lines:
-        lines.append((base + start, base + end))
-    return lines
-
-
-def styled_lines(spans: list[Span], width: int) -> list[Line]:
-    """Wrap a run of styled spans to ``width`` cells, keeping each span's style."""
-    plain = "".join(text for text, _ in spans)
-    bounds = []
-    offset = 0
-    for text, style in spans:
-        bounds.append((offset, offset + len(text), style))
-        offset += len(text)
-    lines: list[Line] = []
-    for start, end in wrap_offsets(plain, width):
-        line: Line = []
-        for low, high, style in bounds:
-            lo, hi = max(low, start), min(high, end)
-            if lo < hi:
-                line.append(Segment(plain[lo:hi], style))
-        lines.append(line)
-    return lines
-
-
-def _truncate(spans: list[Span], width: int) -> Line:
-    """One line of spans cut to ``width`` cells with an ellipsis."""
-    line: Line = []
-    used = 0
-    for text, style in spans:
-        cells = cell_len(text)
-        if used + cells <= width:
-            line.append(Segment(text, style))
-            used += cells
-            continue
-        room = width - used - 1
-        if room > 0:
-            line.append(Segment(chop_cells(text, room)[0], style))
-        line.append(Segment("…", style))
-        break
-    return line
 
 
 def sender_marker(item: TimelineItem, trust: UserTrust | None, own_user: str | None = None) -> str | None:

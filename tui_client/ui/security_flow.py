@@ -33,9 +33,11 @@ from ..engine.updates import (
     VerificationChanged,
 )
 from ..protocol.sanitize import clean_line
+from .screens.chat import ChatScreen, chat_screen_of
 from .screens.devices import DevicesScreen
 from .screens.dialogs import ConfirmDialog, PromptDialog
 from .screens.verification import VerificationDialog, describe_other, trust_note
+from .update_routes import UpdateRoutes
 from .widgets.member_list import MemberList
 from .widgets.room_header import RoomHeader
 from .widgets.security_bar import BarItem, SecurityBar
@@ -43,8 +45,7 @@ from .widgets.timeline import TimelineView
 
 if TYPE_CHECKING:
     from ..engine.client import MatrixClient
-    from .app import TuiClientApp
-    from .screens.chat import ChatScreen
+    from .app_interface import ClientApp
 
 # States where the user must answer: the dialog opens again even if they hid it.
 _ASK_STATES = frozenset({VerificationState.KEYS_EXCHANGED, VerificationState.QR_SCANNED})
@@ -53,8 +54,15 @@ _ASK_STATES = frozenset({VerificationState.KEYS_EXCHANGED, VerificationState.QR_
 class SecurityFlow:
     """See the module documentation."""
 
-    def __init__(self, app: TuiClientApp) -> None:
+    def __init__(self, app: ClientApp) -> None:
         self.app = app
+        self._routes = (
+            UpdateRoutes()
+            .on(VerificationChanged, lambda update: self._flow_changed(update.verification))
+            .on(TrustChanged, self._on_trust_changed)
+            .on(IdentityWarnings, lambda _update: self.refresh_bar())
+            .on(CrossSigningChanged, lambda _update: self.refresh_bar())
+        )
         self._notified: set[str] = set()
         self._later: set[str] = set()
         self._opened: set[str] = set()
@@ -119,16 +127,14 @@ class SecurityFlow:
 
     def handle(self, update: Update) -> None:
         """Apply one engine update (called by the app for every update)."""
-        if isinstance(update, VerificationChanged):
-            self._flow_changed(update.verification)
-        elif isinstance(update, TrustChanged):
-            self._trust_changed(update.user_ids)
-            self.refresh_bar()
-        elif isinstance(update, IdentityWarnings | CrossSigningChanged):
-            self.refresh_bar()
+        self._routes.dispatch(update)
         for screen in self.app.screen_stack:
             if isinstance(screen, DevicesScreen) and screen.is_mounted:
                 screen.handle_update(update)
+
+    def _on_trust_changed(self, update: TrustChanged) -> None:
+        self._trust_changed(update.user_ids)
+        self.refresh_bar()
 
     def _dialog(self, verification_id: str) -> VerificationDialog | None:
         for screen in self.app.screen_stack:
@@ -167,7 +173,7 @@ class SecurityFlow:
         return bool(self.app.screen.query(SecurityBar))
 
     def _trust_changed(self, user_ids: Iterable[str]) -> None:
-        chat = self.app.chat_screen
+        chat = chat_screen_of(self.app)
         if chat is None or not chat.is_mounted:
             return
         chat.query_one(TimelineView).refresh_names()
@@ -238,7 +244,7 @@ class SecurityFlow:
 
     def refresh_bar(self) -> None:
         """Show the current most urgent item in the bars of the chat and devices screens."""
-        chat = self.app.chat_screen
+        chat = chat_screen_of(self.app)
         for screen in self.app.screen_stack:
             devices = isinstance(screen, DevicesScreen)
             if not screen.is_mounted or not (devices or screen is chat):
@@ -373,7 +379,7 @@ class SecurityFlow:
             f"Share room keys only with verified devices (now: {sharing})",
             self.toggle_key_sharing,
         )
-        chat = self.app.chat_screen
+        chat = chat_screen_of(self.app)
         summary = client.rooms.get(chat.current_room) if chat is not None and chat.current_room else None
         if summary is not None and summary.is_dm and summary.dm_user:
             user = summary.dm_user

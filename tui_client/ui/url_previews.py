@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol, cast
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -70,16 +70,20 @@ def preview_line(preview: UrlPreview, width: int, colour: str) -> list[Segment]:
     return [Segment(text, Style(color=colour, italic=True))]
 
 
+
+class _Redrawable(Protocol):
+    def refresh_names(self) -> None: ...
+
+
 def url_preview_commands(app: App[Any], client: MatrixClient) -> Iterable[SystemCommand]:
     """The palette's entries: previews in plain rooms, and in encrypted rooms."""
     service = preview_service(client)
 
     def redraw() -> None:
-        from .widgets.timeline import TimelineView
-
+        # By name: the timeline widget imports this module.
         for screen in app.screen_stack:
-            for timeline in screen.query(TimelineView):
-                timeline.refresh_names()
+            for timeline in screen.query("TimelineView"):
+                cast(_Redrawable, timeline).refresh_names()
 
     async def toggle(encrypted: bool) -> None:
         if encrypted:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import time
 from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.style import Style
 from rich.text import Text
 from textual import events, on, work
-from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.app import App, ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Footer, Static, TextArea
 
@@ -46,6 +45,8 @@ from ...protocol.room_state import RoomSummary
 from ...protocol.sanitize import clean_line
 from ...protocol.timeline import SendState, TimelineItem
 from ..accounts import AccountBar
+from ..app_interface import client_app
+from ..bindings import CHAT_BINDINGS
 from ..completion import (
     Completion,
     MemberChoice,
@@ -55,9 +56,10 @@ from ..completion import (
     complete_room,
 )
 from ..formatted import known_room_name
-from ..messages import ActionFailed, RoomOpened
+from ..messages import ActionFailed, ComposerSubmitted, RoomOpened
 from ..render import Palette
 from ..seen import SeenTracker
+from ..update_routes import UpdateRoutes
 from ..vim_keys import list_key
 from ..widgets.completion_list import CompletionList
 from ..widgets.composer import Composer
@@ -80,21 +82,18 @@ if TYPE_CHECKING:
     pass
 
 
+def chat_screen_of(app: App[Any]) -> ChatScreen | None:
+    """The chat screen, if it is on the app's stack."""
+    for screen in app.screen_stack:
+        if isinstance(screen, ChatScreen):
+            return screen
+    return None
+
+
 class ChatScreen(RoomActions):
     """Where the user spends their time (spaces, joining, creating: :class:`RoomActions`)."""
 
-    BINDINGS = [
-        # Priority: the composer (a TextArea) has its own meaning for some of these keys.
-        Binding("ctrl+k", "switch_room", "Rooms", priority=True, id="global.switch_room"),
-        Binding("f1", "help", "Help", priority=True, id="global.help"),
-        Binding("f2", "toggle_members", "Members", priority=True, id="global.members"),
-        Binding("alt+up", "room_step(-1)", "Prev room", show=False, priority=True, id="global.previous_room"),
-        Binding("alt+down", "room_step(1)", "Next room", show=False, priority=True, id="global.next_room"),
-        Binding("ctrl+o", "join_dialog", "Join", show=False, priority=True, id="global.join"),
-        Binding("ctrl+t", "thread_list", "The room's threads (all / mine)", show=False, priority=True, id="global.threads"),
-        Binding("ctrl+f", "search", "Search", show=False, priority=True, id="global.search"),
-        Binding("f8", "cancel_upload", "Cancel upload", show=False, priority=True, id="global.cancel_upload"),
-    ]
+    BINDINGS = CHAT_BINDINGS
 
     def __init__(self, client: MatrixClient) -> None:
         super().__init__()
@@ -112,6 +111,7 @@ class ChatScreen(RoomActions):
         self._search_history: SearchHistory | None = None
         #: Another account is in front (ui/accounts.py): this screen keeps up, but says nothing.
         self.background = False
+        self._chat_routes = self._routes()
 
     def compose(self) -> ComposeResult:
         yield RoomHeader(id="room-header")
@@ -234,61 +234,94 @@ class ChatScreen(RoomActions):
 
     def handle_update(self, update: Update) -> None:
         """Apply one engine update (called by the app's message handler)."""
-        if isinstance(update, SyncState):
-            self.query_one(StatusBar).state = update
-        elif isinstance(update, StorageChanged):
-            self.query_one(StatusBar).storage = update.problem or ""
-            if update.problem is None:
-                self.notify("The cache can be written again; sync and sending carry on.", markup=False, timeout=6)
-        elif isinstance(update, BatchCommitted) and update.first:
-            self._arm_alerts()
-        elif isinstance(update, RoomListChanged):
-            self._alert_new(update)
-            self._refresh_rooms()
-            if self.current_room in update.changed:
-                self._refresh_header()
-            if self.current_room is None:
-                self._open_initial_room()  # a first start: the rooms arrive with the first sync
-        elif isinstance(update, TimelineUpdated):
-            if update.room_id == self.current_room and update.version > self._view_version:
-                self._view_version = update.version
-                timeline = self.query_one(TimelineView)
-                timeline.apply_diffs(update.diffs)
-                if self.view is not None:
-                    timeline.set_read_by(self.view.read_by())
-                self._sync_view_flags()
-                self._schedule_read()
-        elif isinstance(update, ReceiptsChanged):
-            if update.room_id == self.current_room and self.view is not None:
-                self.query_one(TimelineView).set_read_by(self.view.read_by())
-        elif isinstance(update, ThreadUnreadChanged):
-            if update.room_id == self.current_room:
-                self.query_one(TimelineView).set_thread_unread(frozenset(root for root, _n, _h in update.counts))
-        elif isinstance(update, TypingChanged):
-            if update.room_id == self.current_room:
-                self._show_typing(update.user_ids)
-        elif isinstance(update, MembersChanged):
-            if update.room_id == self.current_room and self.view is not None:
-                self.query_one(TimelineView).refresh_names()
-                if self.query_one("#members").display:
-                    self.query_one(MemberList).show_members(self.view.members, self.view.power_levels)
-                self.query_one(RoomHeader).member_count = len(self.view.members.joined())
-        elif isinstance(update, PresenceChanged):
-            if self.view is not None and self.query_one("#members").display:
-                self.query_one(MemberList).show_members(self.view.members, self.view.power_levels)
-            self.query_one(RoomHeader).refresh()
-        elif isinstance(update, UploadProgress):
-            self.query_one(UploadBar).show(update)
-        elif isinstance(update, Notice):
-            severity = {"warning": "warning", "error": "error"}.get(update.level, "information")
-            if not self.background:  # (the app says a background account's, naming it)
-                self.notify(clean_line(update.text), severity=severity, markup=False)  # type: ignore[arg-type]
-            self.query_one(StatusBar).message = clean_line(update.text, 80)
-        elif isinstance(update, SessionEnded):
-            self.query_one(StatusBar).message = clean_line(update.message, 80)
+        self._chat_routes.dispatch(update)
         self.handle_room_update(update)
         if not self.background:  # (the screens in front are another account's)
             forward_thread_update(self.app, update)
+
+    def _routes(self) -> UpdateRoutes:
+        return (
+            UpdateRoutes()
+            .on(SyncState, self._on_sync_state)
+            .on(BatchCommitted, self._on_batch)
+            .on(RoomListChanged, self._on_room_list)
+            .on(TimelineUpdated, self._on_timeline)
+            .on(ReceiptsChanged, self._on_receipts)
+            .on(ThreadUnreadChanged, self._on_thread_unread)
+            .on(TypingChanged, self._on_typing)
+            .on(MembersChanged, self._on_members)
+            .on(PresenceChanged, self._on_presence)
+            .on(UploadProgress, self._on_upload)
+            .on(Notice, self._on_notice)
+            .on(SessionEnded, self._on_session_ended)
+            .on(StorageChanged, self._on_storage)
+        )
+
+    def _on_sync_state(self, update: SyncState) -> None:
+        self.query_one(StatusBar).state = update
+
+    def _on_batch(self, update: BatchCommitted) -> None:
+        if update.first:
+            self._arm_alerts()
+
+    def _on_room_list(self, update: RoomListChanged) -> None:
+        self._alert_new(update)
+        self._refresh_rooms()
+        if self.current_room in update.changed:
+            self._refresh_header()
+        if self.current_room is None:
+            self._open_initial_room()  # a first start: the rooms arrive with the first sync
+
+    def _on_timeline(self, update: TimelineUpdated) -> None:
+        if update.room_id == self.current_room and update.version > self._view_version:
+            self._view_version = update.version
+            timeline = self.query_one(TimelineView)
+            timeline.apply_diffs(update.diffs)
+            if self.view is not None:
+                timeline.set_read_by(self.view.read_by())
+            self._sync_view_flags()
+            self._schedule_read()
+
+    def _on_receipts(self, update: ReceiptsChanged) -> None:
+        if update.room_id == self.current_room and self.view is not None:
+            self.query_one(TimelineView).set_read_by(self.view.read_by())
+
+    def _on_thread_unread(self, update: ThreadUnreadChanged) -> None:
+        if update.room_id == self.current_room:
+            self.query_one(TimelineView).set_thread_unread(frozenset(root for root, _n, _h in update.counts))
+
+    def _on_typing(self, update: TypingChanged) -> None:
+        if update.room_id == self.current_room:
+            self._show_typing(update.user_ids)
+
+    def _on_members(self, update: MembersChanged) -> None:
+        if update.room_id == self.current_room and self.view is not None:
+            self.query_one(TimelineView).refresh_names()
+            if self.query_one("#members").display:
+                self.query_one(MemberList).show_members(self.view.members, self.view.power_levels)
+            self.query_one(RoomHeader).member_count = len(self.view.members.joined())
+
+    def _on_presence(self, update: PresenceChanged) -> None:
+        if self.view is not None and self.query_one("#members").display:
+            self.query_one(MemberList).show_members(self.view.members, self.view.power_levels)
+        self.query_one(RoomHeader).refresh()
+
+    def _on_upload(self, update: UploadProgress) -> None:
+        self.query_one(UploadBar).show(update)
+
+    def _on_notice(self, update: Notice) -> None:
+        severity = {"warning": "warning", "error": "error"}.get(update.level, "information")
+        if not self.background:  # (the app says a background account's, naming it)
+            self.notify(clean_line(update.text), severity=severity, markup=False)  # type: ignore[arg-type]
+        self.query_one(StatusBar).message = clean_line(update.text, 80)
+
+    def _on_session_ended(self, update: SessionEnded) -> None:
+        self.query_one(StatusBar).message = clean_line(update.message, 80)
+
+    def _on_storage(self, update: StorageChanged) -> None:
+        self.query_one(StatusBar).storage = update.problem or ""
+        if update.problem is None:
+            self.notify("The cache can be written again; sync and sending carry on.", markup=False, timeout=6)
 
     def _ordered_rooms(self) -> list[RoomSummary]:
         return [room for _key, rooms in ordered(self.filtered_rooms()) for room in rooms]
@@ -457,7 +490,7 @@ class ChatScreen(RoomActions):
         self.query_one(CompletionList).show(event.labels, event.index)
 
     @on(Composer.Submitted)
-    def _submitted(self, event: Composer.Submitted) -> None:
+    def _submitted(self, event: ComposerSubmitted) -> None:
         # The composer has already emptied itself; the text travels with the message.
         text = event.text
         mode = self.mode
@@ -797,7 +830,7 @@ class ChatScreen(RoomActions):
         )
 
     def _join(self, target: str) -> None:
-        self.app.join_flow.join(target, open_after=True)  # type: ignore[attr-defined]
+        client_app(self).join_flow.join(target, open_after=True)
 
     def action_leave_room(self) -> None:
         """Leave the current room, after confirmation."""

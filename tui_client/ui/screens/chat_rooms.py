@@ -32,8 +32,10 @@ from ...protocol.sanitize import clean_line
 from ...protocol.thirdparty import ThirdPartyLocation, ThirdPartyProtocol
 from ...protocol.timeline import TimelineItem
 from ...protocol.web_links import web_links
+from ..app_interface import client_app
 from ..messages import ActionFailed
 from ..pictures import image_service
+from ..update_routes import UpdateRoutes
 from ..widgets.room_list import RoomList, visible_rooms
 from ..widgets.space_bar import HOME, PEOPLE, SpaceBar
 from ..widgets.status_bar import StatusBar
@@ -62,6 +64,13 @@ class RoomActions(Screen[None]):
         super().__init__()
         self.space_filter = HOME
         self._described: set[str] = set()
+        self._room_routes = (
+            UpdateRoutes()
+            .on(SpacesChanged, self._on_spaces)
+            .on(RoomListChanged, lambda _update: self.refresh_spaces())
+            .on(JoinProgress, self._on_join_progress)
+            .on(Reminder, self._on_reminder)
+        )
 
     # Provided by the chat screen.
     def open_room(self, room_id: str) -> None:
@@ -80,17 +89,19 @@ class RoomActions(Screen[None]):
 
     def handle_room_update(self, update: Update) -> None:
         """The updates this part of the screen cares about."""
-        if isinstance(update, SpacesChanged):
-            self.refresh_spaces()
-            self._refresh_rooms()
-        elif isinstance(update, RoomListChanged):
-            self.refresh_spaces()
-        elif isinstance(update, JoinProgress):
-            self.query_one(StatusBar).message = update.describe(time.time())
-        elif isinstance(update, Reminder):
-            # Said as a pop-up on an earlier start; F7 has the whole story (the key first:
-            # a narrow status line cuts the end).
-            self.query_one(StatusBar).message = "F7: " + clean_line(update.text, 80)
+        self._room_routes.dispatch(update)
+
+    def _on_spaces(self, update: SpacesChanged) -> None:
+        self.refresh_spaces()
+        self._refresh_rooms()
+
+    def _on_join_progress(self, update: JoinProgress) -> None:
+        self.query_one(StatusBar).message = update.describe(time.time())
+
+    def _on_reminder(self, update: Reminder) -> None:
+        # Said as a pop-up on an earlier start; F7 has the whole story (the key first:
+        # a narrow status line cuts the end).
+        self.query_one(StatusBar).message = "F7: " + clean_line(update.text, 80)
 
     def refresh_spaces(self) -> None:
         """Rebuild the sidebar (nothing is redrawn when nothing changed)."""
@@ -152,15 +163,15 @@ class RoomActions(Screen[None]):
         via = spaces.via_for(event.room_id)
         described = spaces.describe(event.room_id)
         if (described is not None and described.is_space) or spaces.graph.is_space(event.room_id):
-            self.app.show_space(event.room_id, via=via)  # type: ignore[attr-defined]
+            client_app(self).show_space(event.room_id, via=via)
         else:
-            self.app.preview_room(event.room_id, via=via, known=described)  # type: ignore[attr-defined]
+            client_app(self).preview_room(event.room_id, via=via, known=described)
 
     # -- the directory and the space view -------------------------------------------------
 
     def action_directory(self, servers: str = "") -> None:
         """Explore public rooms (F3)."""
-        self.app.open_directory(servers)  # type: ignore[attr-defined]
+        client_app(self).open_directory(servers)
 
     def action_space_view(self) -> None:
         """The selected space's hierarchy, or that of the current room's space (F4)."""
@@ -176,7 +187,7 @@ class RoomActions(Screen[None]):
         if space is None:
             self.notify("Choose a space in the sidebar first (or explore the directory with F3).", markup=False)
             return
-        self.app.show_space(space)  # type: ignore[attr-defined]
+        client_app(self).show_space(space)
 
     # -- joining ------------------------------------------------------------------------
 
@@ -193,7 +204,7 @@ class RoomActions(Screen[None]):
         if command is None:
             return False
         if command.name == "join":
-            self.app.join_flow.join(command.argument, open_after=True)  # type: ignore[attr-defined]
+            client_app(self).join_flow.join(command.argument, open_after=True)
             return True
         if command.name == "directory":
             self.action_directory(command.argument)
@@ -298,11 +309,11 @@ class RoomActions(Screen[None]):
         for summary in self.client.rooms.values():
             if summary.membership == "join" and identifier in (summary.room_id, summary.canonical_alias):
                 if summary.is_space:
-                    self.app.show_space(summary.room_id)  # type: ignore[attr-defined]
+                    client_app(self).show_space(summary.room_id)
                 else:
                     self.open_room(summary.room_id)
                 return
-        self.app.preview_room(identifier, via=link.via)  # type: ignore[attr-defined]
+        client_app(self).preview_room(identifier, via=link.via)
 
     # -- creating -------------------------------------------------------------------------
 
@@ -338,7 +349,7 @@ class RoomActions(Screen[None]):
         self.notify(f"Created {clean_line(options.name)}", markup=False)
         if await self.client.joins.wait_for_room(room_id, timeout=20):
             if options.space:
-                self.app.show_space(room_id)  # type: ignore[attr-defined]
+                client_app(self).show_space(room_id)
             else:
                 self.open_room(room_id)
 
@@ -485,9 +496,9 @@ class RoomActions(Screen[None]):
             if action == "dm":
                 self._run_dm(user_id)
             elif action == "verify":
-                self.app.security.verify_user(user_id)  # type: ignore[attr-defined]
+                client_app(self).security.verify_user(user_id)
             elif action == "devices":
-                self.app.security.show_devices(user_id)  # type: ignore[attr-defined]
+                client_app(self).security.show_devices(user_id)
             elif action == "ignore":
                 self.app.push_screen(
                     ConfirmDialog(f"Ignore {name}? Their messages and invites will be hidden everywhere.", "Ignore"),

@@ -13,6 +13,7 @@ from textual.widgets import Input, Static
 
 from ...protocol.commands import COMMANDS, CommandError, parse_command
 from ...protocol.sanitize import clean_line
+from ..messages import ComposerSubmitted
 
 QUIT_COMMANDS = frozenset({"q", "q!", "quit", "quit!", "qa", "qa!", "qall"})
 
@@ -65,8 +66,6 @@ def open_command_line(origin: Widget) -> None:
 def run_command_line(origin: Widget, line: str) -> None:
     """Run a command line: quit, or hand ``/<line>`` to the chat screen as the composer
     would (so ``:me waves`` sends an emote to the open room)."""
-    from ..widgets.composer import Composer
-
     line = line.strip()
     if not line:
         return
@@ -82,4 +81,4 @@ def run_command_line(origin: Widget, line: str) -> None:
         return
     if command is None or command.name not in COMMANDS:
         return
-    origin.post_message(Composer.Submitted("/" + line))
+    origin.post_message(ComposerSubmitted("/" + line))

@@ -26,6 +26,7 @@ from ...engine.devices import DeviceInfo, IdentityState, UserTrust
 from ...engine.updates import CrossSigningChanged, TrustChanged, Update
 from ...protocol.errors import MatrixError, NetworkError
 from ...protocol.sanitize import clean_line
+from ..app_interface import client_app
 from ..widgets.security_bar import SecurityBar
 from .dialogs import ConfirmDialog, PromptDialog
 
@@ -126,7 +127,7 @@ class DevicesScreen(Screen[None]):
         self._status("Loading…")
         self.reload()
         table.focus()
-        self.app.security.refresh_bar()  # type: ignore[attr-defined]
+        client_app(self).security.refresh_bar()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Offer only what applies to whose devices these are."""
@@ -250,18 +251,18 @@ class DevicesScreen(Screen[None]):
         if device.is_current:
             self.notify("This is the session you are using: select another one to verify with.", markup=False)
             return
-        self.app.security.verify_device(device.user_id, device.device_id)  # type: ignore[attr-defined]
+        client_app(self).security.verify_device(device.user_id, device.device_id)
 
     def action_verify_user(self) -> None:
         """Verify the user (in our DM with them)."""
-        self.app.security.verify_user(self.user_id)  # type: ignore[attr-defined]
+        client_app(self).security.verify_user(self.user_id)
 
     def action_acknowledge(self) -> None:
         """Accept that the user's identity changed (they stay unverified)."""
         if self.trust is None or not self.trust.needs_attention:
             self.notify("Nothing to acknowledge.", markup=False)
             return
-        self.app.security.acknowledge(self.user_id)  # type: ignore[attr-defined]
+        client_app(self).security.acknowledge(self.user_id)
 
     def action_rename(self) -> None:
         """Rename the selected session."""

@@ -33,6 +33,8 @@ from ...protocol.thirdparty import (
     ThirdPartyProtocol,
     directory_networks,
 )
+from ..app_interface import client_app
+from ..update_routes import UpdateRoutes
 from ..widgets.directory_list import DirectoryList
 from .bridge_join import BridgeJoinDialog
 from .dialogs import ChoiceDialog
@@ -62,6 +64,9 @@ class DirectoryScreen(Screen[None]):
         super().__init__()
         self.client = client
         self._initial_servers = servers
+        self._routes = (
+            UpdateRoutes().on(RoomListChanged, lambda _update: self._sync_membership()).on(JoinProgress, self._on_join_progress)
+        )
         self._initial_search = search
         self.browser: DirectoryBrowser | None = None
         self.fetching = False
@@ -195,11 +200,12 @@ class DirectoryScreen(Screen[None]):
 
     def handle_update(self, update: Update) -> None:
         """Engine updates while this screen is shown."""
-        if isinstance(update, RoomListChanged):
-            self._sync_membership()
-        elif isinstance(update, JoinProgress) and update.busy:
+        self._routes.dispatch(update)
+
+    def _on_join_progress(self, update: JoinProgress) -> None:
+        if update.busy:
             self.query_one("#directory-status", Static).update(Text(update.describe(time.time())))
-        elif isinstance(update, JoinProgress):
+        else:
             self._show_status()
 
     @on(DirectoryList.NearEnd)
@@ -245,9 +251,9 @@ class DirectoryScreen(Screen[None]):
             return
         summary = self.client.rooms.get(room.room_id)
         if room.is_space:
-            self.app.show_space(room.room_id, via=room.servers)  # type: ignore[attr-defined]
+            client_app(self).show_space(room.room_id, via=room.servers)
         elif summary is not None and summary.membership == "join":
-            self.app.show_room(room.room_id)  # type: ignore[attr-defined]
+            client_app(self).show_room(room.room_id)
         else:
             self.action_preview()
 
@@ -255,7 +261,7 @@ class DirectoryScreen(Screen[None]):
         """Preview the highlighted room."""
         room = self._current()
         if room is not None:
-            self.app.preview_room(room.room_id, via=self._via(room), known=room)  # type: ignore[attr-defined]
+            client_app(self).preview_room(room.room_id, via=self._via(room), known=room)
 
     def action_join(self) -> None:
         """Join the highlighted room (through the server that listed it)."""
@@ -266,7 +272,7 @@ class DirectoryScreen(Screen[None]):
         if summary is not None and summary.membership == "join":
             self.app.notify(f"You are already in {room.display_name}.", markup=False)
             return
-        self.app.join_flow.join(room.room_id, self._via(room), label=room.display_name)  # type: ignore[attr-defined]
+        client_app(self).join_flow.join(room.room_id, self._via(room), label=room.display_name)
 
     def _via(self, room: PublicRoom) -> tuple[str, ...]:
         return tuple(s for s in dict.fromkeys([*room.servers, _alias_server(room.canonical_alias)]) if s)
@@ -339,7 +345,7 @@ class DirectoryScreen(Screen[None]):
         def found(location: ThirdPartyLocation | str | None) -> None:
             if isinstance(location, ThirdPartyLocation):
                 label = clean_line(location.alias, 80)
-                self.app.join_flow.join(location.alias, label=label, open_after=True)  # type: ignore[attr-defined]
+                client_app(self).join_flow.join(location.alias, label=label, open_after=True)
 
         self.app.push_screen(BridgeJoinDialog(self.client, protocol, instance), found)
 

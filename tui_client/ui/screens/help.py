@@ -6,12 +6,12 @@ from __future__ import annotations
 from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from ...protocol.commands import COMMANDS
+from ..bindings import HELP_BINDINGS
 from ..keymap import CONTEXTS, KeySettings, display_keys, resolve
 
 #: What the bindings table does not say: keys of the other screens, marks.
@@ -72,7 +72,7 @@ def help_text(settings: KeySettings | None = None) -> Text:
 class HelpScreen(ModalScreen[None]):
     """Shows :func:`help_text`."""
 
-    BINDINGS = [Binding("escape,f1,q", "close", "Close", id="dialogs.close")]
+    BINDINGS = HELP_BINDINGS
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog help"):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -47,6 +48,7 @@ from ...engine.uia import AuthCancelled, AuthFailed, AuthUnsupported
 from ...engine.updates import BackupStatus, KeyRestoreProgress, RecoverySuggested, Update
 from ...protocol.errors import MatrixError, NetworkError
 from ...protocol.sanitize import clean_line
+from ..update_routes import UpdateRoutes
 from .dialogs import ChoiceDialog, ConfirmDialog, PromptDialog
 
 if TYPE_CHECKING:
@@ -774,28 +776,38 @@ def handle_update(app: App[Any], client: MatrixClient | None, update: Update) ->
     """Route the engine's recovery updates to the screens that show them."""
     if client is None:
         return
-    if isinstance(update, KeyRestoreProgress):
-        shown = False
-        for screen in app.screen_stack:
-            if isinstance(screen, RestoreDialog) and screen.is_mounted:
-                screen.show_progress(update)
-                shown = True
-        if not shown and update.finished:
-            # The dialog was closed while the restore went on: say how it ended.
-            if update.stage == "done" and update.total:
-                message = f"Key backup restore finished: {update.imported:,} room keys restored"
-                message += f", {update.failed} damaged entries skipped." if update.failed else "."
-                app.notify(message, markup=False, timeout=10)
-            elif update.stage == "done":
-                detail = f": {clean_line(update.detail, 300)}" if update.detail else "."
-                app.notify(f"Recovery finished{detail}", markup=False, timeout=10)
-            else:
-                app.notify(f"Key backup restore failed: {clean_line(update.detail, 300)}", markup=False, severity="error", timeout=10)
-    elif isinstance(update, BackupStatus):
-        for screen in app.screen_stack:
-            if isinstance(screen, EncryptionHealthScreen) and screen.is_mounted:
-                screen.handle_update(update)
-    elif isinstance(update, RecoverySuggested) and update.kind == "restore":
+    UpdateRoutes().on(KeyRestoreProgress, partial(_restore_progress, app)).on(
+        BackupStatus, partial(_backup_status, app)
+    ).on(RecoverySuggested, partial(_suggested, app, client)).dispatch(update)
+
+
+def _restore_progress(app: App[Any], update: KeyRestoreProgress) -> None:
+    shown = False
+    for screen in app.screen_stack:
+        if isinstance(screen, RestoreDialog) and screen.is_mounted:
+            screen.show_progress(update)
+            shown = True
+    if not shown and update.finished:
+        # The dialog was closed while the restore went on: say how it ended.
+        if update.stage == "done" and update.total:
+            message = f"Key backup restore finished: {update.imported:,} room keys restored"
+            message += f", {update.failed} damaged entries skipped." if update.failed else "."
+            app.notify(message, markup=False, timeout=10)
+        elif update.stage == "done":
+            detail = f": {clean_line(update.detail, 300)}" if update.detail else "."
+            app.notify(f"Recovery finished{detail}", markup=False, timeout=10)
+        else:
+            app.notify(f"Key backup restore failed: {clean_line(update.detail, 300)}", markup=False, severity="error", timeout=10)
+
+
+def _backup_status(app: App[Any], update: BackupStatus) -> None:
+    for screen in app.screen_stack:
+        if isinstance(screen, EncryptionHealthScreen) and screen.is_mounted:
+            screen.handle_update(update)
+
+
+def _suggested(app: App[Any], client: MatrixClient, update: RecoverySuggested) -> None:
+    if update.kind == "restore":
         offer_restore(app, client, update.text)
 
 

@@ -17,6 +17,8 @@ from ...engine.client import MatrixClient
 from ...engine.spaces import HierarchyBrowser, HierarchyError
 from ...engine.updates import JoinProgress, RoomListChanged, Update
 from ...protocol.sanitize import clean_line, clean_text
+from ..app_interface import client_app
+from ..update_routes import UpdateRoutes
 from ..widgets.space_tree import SpaceTree
 
 DEPTHS: tuple[int | None, ...] = (None, 1, 2, 3)
@@ -40,6 +42,7 @@ class SpaceScreen(Screen[None]):
         super().__init__()
         self.client = client
         self.space_id = space_id
+        self._routes = UpdateRoutes().on(RoomListChanged, self._on_room_list).on(JoinProgress, self._on_join_progress)
         self.via = tuple(via)
         self.max_depth: int | None = None
         self.browser: HierarchyBrowser | None = None
@@ -156,16 +159,19 @@ class SpaceScreen(Screen[None]):
 
     def handle_update(self, update: Update) -> None:
         """Engine updates while this screen is shown."""
-        if isinstance(update, RoomListChanged):
-            if self._access_changed():
-                # Joined the space (or a room the server would not describe): what the
-                # user may see has changed, so ask again.
-                self._restart()
-            else:
-                self._redraw()
-        elif isinstance(update, JoinProgress):
-            self.progress = update.describe(time.time())
-            self._show_status()
+        self._routes.dispatch(update)
+
+    def _on_room_list(self, update: RoomListChanged) -> None:
+        if self._access_changed():
+            # Joined the space (or a room the server would not describe): what the
+            # user may see has changed, so ask again.
+            self._restart()
+        else:
+            self._redraw()
+
+    def _on_join_progress(self, update: JoinProgress) -> None:
+        self.progress = update.describe(time.time())
+        self._show_status()
 
     def _access_changed(self) -> bool:
         rooms = self.client.rooms
@@ -192,9 +198,9 @@ class SpaceScreen(Screen[None]):
             return
         summary = self.client.rooms.get(row.room_id)
         if row.is_space and row.room_id != self.space_id:
-            self.app.show_space(row.room_id, via=row.via)  # type: ignore[attr-defined]
+            client_app(self).show_space(row.room_id, via=row.via)
         elif summary is not None and summary.membership == "join" and not row.is_space:
-            self.app.show_room(row.room_id)  # type: ignore[attr-defined]
+            client_app(self).show_room(row.room_id)
         elif row.info is None:
             self.action_join()
         elif not row.is_space:
@@ -204,7 +210,7 @@ class SpaceScreen(Screen[None]):
         """Preview the highlighted room."""
         row = self.query_one(SpaceTree).highlighted_row
         if row is not None:
-            self.app.preview_room(row.room_id, via=row.via or self.via, known=row.info)  # type: ignore[attr-defined]
+            client_app(self).preview_room(row.room_id, via=row.via or self.via, known=row.info)
 
     def action_join(self) -> None:
         """Join the highlighted room or subspace."""
@@ -216,7 +222,7 @@ class SpaceScreen(Screen[None]):
             self.app.notify("You are already in it.", markup=False)
             return
         label = row.info.display_name if row.info is not None else ""
-        self.app.join_flow.join(row.room_id, row.via or self.via, label=label)  # type: ignore[attr-defined]
+        client_app(self).join_flow.join(row.room_id, row.via or self.via, label=label)
 
     def action_join_suggested(self) -> None:
         """Join every suggested room not joined yet."""
@@ -232,7 +238,7 @@ class SpaceScreen(Screen[None]):
         if not wanted:
             self.app.notify("You are in every suggested room already.", markup=False)
             return
-        self.app.join_flow.join_many(wanted)  # type: ignore[attr-defined]
+        client_app(self).join_flow.join_many(wanted)
 
     def action_join_space(self) -> None:
         """Join the space itself."""
@@ -240,7 +246,7 @@ class SpaceScreen(Screen[None]):
         if summary is not None and summary.membership == "join":
             self.app.notify("You are in this space already.", markup=False)
             return
-        self.app.join_flow.join(self.space_id, self.via, label=self._space_name())  # type: ignore[attr-defined]
+        client_app(self).join_flow.join(self.space_id, self.via, label=self._space_name())
 
     def action_depth(self) -> None:
         """Show all levels, or only 1, 2 or 3 levels deep."""

@@ -34,6 +34,7 @@ from ...protocol.errors import MatrixError, NetworkError
 from ...protocol.sanitize import clean_line
 from ...protocol.timeline import SendState, TimelineItem
 from ..completion import Completion
+from ..messages import ComposerSubmitted
 from ..render import Palette
 from ..seen import SeenTracker
 from ..widgets.composer import Composer
@@ -229,7 +230,7 @@ class ThreadPanel(Vertical):
     # -- the composer -------------------------------------------------------------------
 
     @on(Composer.Submitted)
-    def _submitted(self, event: Composer.Submitted) -> None:
+    def _submitted(self, event: ComposerSubmitted) -> None:
         event.stop()
         mode, text = self.mode, event.text
         self._set_mode(None)

@@ -42,6 +42,7 @@ from textual.widgets.text_area import Edit, EditResult, Selection
 
 from ...engine.formatting import Pill, pills_in
 from ..keymap import COMPOSER_ACTIONS, split_keys
+from ..messages import ComposerSubmitted
 from ..vim import Effect, Mode, VimMachine
 from .upload_bar import pasted_file
 
@@ -106,17 +107,8 @@ class Composer(TextArea):
     }
     """
 
-    class Submitted(Message):
-        """The user pressed Enter with this text (already taken out of the composer).
-
-        ``mentions`` are the members and rooms completed in it that are still there, each
-        a pill at its offset in ``text``.
-        """
-
-        def __init__(self, text: str, mentions: list[Pill] | None = None) -> None:
-            super().__init__()
-            self.text = text
-            self.mentions = mentions or []
+    #: The user pressed Enter with this text (see :class:`~..messages.ComposerSubmitted`).
+    Submitted = ComposerSubmitted
 
     class Completing(Message):
         """The candidates of a completion in progress (best first) and which one is in;

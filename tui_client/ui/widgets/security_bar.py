@@ -16,6 +16,8 @@ from textual import on
 from textual.containers import Horizontal
 from textual.widgets import Button, Static
 
+from ..app_interface import client_app
+
 
 @dataclass(frozen=True, slots=True)
 class BarItem:
@@ -78,4 +80,4 @@ class SecurityBar(Horizontal):
     def _pressed(self, event: Button.Pressed) -> None:
         event.stop()
         if self.item is not None and event.button.name:
-            self.app.security.bar_action(event.button.name, self.item.key)  # type: ignore[attr-defined]
+            client_app(self).security.bar_action(event.button.name, self.item.key)

@@ -28,8 +28,9 @@ from ...engine.images import MODE_OFF, ImageService, Picture, placeholder_rows
 from ...protocol.media import ImageRef
 from ...protocol.timeline import Diff, TimelineItem
 from ..pictures import box_for, image_service, picture_lines, placeholder_lines
-from ..render import TIME_WIDTH, Line, Palette, name_column_width, render_item
+from ..render import TIME_WIDTH, Palette, name_column_width, render_item
 from ..url_previews import preview_line, preview_service, preview_url_of
+from ..wrap import Line
 
 LOAD_MORE_THRESHOLD = 8
 
