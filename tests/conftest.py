@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,10 +22,11 @@ from tui_client.devtools.synapse import RegisteredUser, SynapseServer
 # The directory tests' 155 public rooms are seeded from the start of the session, in
 # the background, while the tests before them run (see tests/integration/directory_world.py).
 from .integration.directory_world import _seed_directory_early, directory_world
+from .support.synapse import own_synapse
+from .support.users import MakeUser
 
 __all__ = ["_seed_directory_early", "directory_world"]
 
-MakeUser = Callable[..., RegisteredUser]
 
 _user_counter = itertools.count(1)
 
@@ -43,12 +44,7 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 @pytest.fixture(scope="session")
 def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapseServer]:
     """One real Synapse (generous rate limits) shared by the whole session."""
-    server = SynapseServer(tmp_path_factory.mktemp("synapse"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from own_synapse(tmp_path_factory, "synapse")
 
 
 @pytest.fixture

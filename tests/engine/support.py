@@ -21,7 +21,8 @@ import pytest
 
 from tui_client.devtools.synapse import RegisteredUser, SynapseServer
 from tui_client.engine.client import MatrixClient
-from tui_client.engine.updates import SyncState, Update
+
+from ..support.waiting import until, until_async
 
 LONG_POLL_MS = 1000
 
@@ -152,36 +153,14 @@ async def wait_until(
     predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition"
 ) -> None:
     """Poll ``predicate`` until true (fails the test after ``timeout`` seconds)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
+    await until(predicate, what, timeout, step=0.02)
 
 
 async def wait_until_async(
     predicate: Callable[[], Awaitable[bool]], timeout: float = 10.0, what: str = "condition"
 ) -> None:
     """Like :func:`wait_until` for a predicate that must be awaited (a cache query)."""
-    deadline = time.monotonic() + timeout
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-class Recorder:
-    """Collects a client's updates with the time they were published."""
-
-    def __init__(self, client: MatrixClient) -> None:
-        self.updates: list[tuple[float, Update]] = []
-        self.unsubscribe = client.subscribe(lambda u: self.updates.append((time.time(), u)))
-
-    def of(self, kind: type) -> list[Any]:
-        return [u for _, u in self.updates if isinstance(u, kind)]
-
-    def states(self) -> list[tuple[float, SyncState]]:
-        return [(t, u) for t, u in self.updates if isinstance(u, SyncState)]
+    await until_async(predicate, what, timeout)
 
 
 async def login(

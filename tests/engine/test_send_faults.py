@@ -10,9 +10,9 @@ from tui_client.engine.room_view import RoomView
 from tui_client.engine.updates import Notice
 from tui_client.protocol.timeline import SendState, TimelineItem
 
+from ..support.updates import Recorder
 from .support import (
     ClientPool,
-    Recorder,
     Wire,
     bodies,
     create_room,

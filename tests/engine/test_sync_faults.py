@@ -22,9 +22,9 @@ from tui_client.engine.sync import SyncV2Source
 from tui_client.engine.updates import SessionEnded, SyncState, SyncStatus
 from tui_client.store.encrypted_db import connect
 
+from ..support.updates import Recorder
 from .support import (
     ClientPool,
-    Recorder,
     Wire,
     create_room,
     is_sync,

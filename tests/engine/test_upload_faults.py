@@ -13,9 +13,9 @@ from tui_client.devtools.synapse import SynapseServer
 from tui_client.engine.updates import Notice, UploadProgress
 from tui_client.store.uploads import uploads_pending
 
+from ..support.updates import Recorder
 from .support import (
     ClientPool,
-    Recorder,
     Wire,
     create_room,
     json_response,

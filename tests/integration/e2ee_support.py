@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import urllib.parse
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,16 +10,9 @@ from tui_client.devtools.synapse import RegisteredUser, SynapseServer
 from tui_client.engine.client import MatrixClient
 from tui_client.engine.room_view import RoomView
 
+from ..support.waiting import until
+
 ENCRYPTION_STATE = {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}
-
-
-async def until(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    """Wait for a condition; fail with ``what`` if it never holds."""
-    for _ in range(int(timeout / 0.05)):
-        if predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def client_for(synapse: SynapseServer, user: RegisteredUser, folder: Path, **options: Any) -> MatrixClient:

@@ -29,6 +29,8 @@ from tui_client.engine.client import MatrixClient
 from tui_client.engine.room_view import RoomView
 from tui_client.protocol.timeline import TimelineItem
 
+from ..support.synapse import own_synapse
+
 
 def _seg(value: str) -> str:
     return quote(value, safe="")
@@ -36,12 +38,7 @@ def _seg(value: str) -> str:
 
 @pytest.fixture(scope="module")
 def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapseServer]:
-    server = SynapseServer(tmp_path_factory.mktemp("demo-synapse"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from own_synapse(tmp_path_factory, "demo-synapse")
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,10 +12,9 @@ from tui_client.engine.devices import ONLY_VERIFIED_SETTING
 from tui_client.engine.uia import AuthCancelled, AuthFailed
 from tui_client.engine.updates import SessionEnded
 
+from ..support.updates import Recorder
+from ..support.users import MakeUser
 from .e2ee_support import client_for, encrypted_room, join, restore, until
-from .verification_support import Recorder
-
-MakeUser = Callable[..., RegisteredUser]
 
 
 async def test_list_rename_and_sign_out_with_the_password(

@@ -6,14 +6,14 @@ import asyncio
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
-from tui_client.devtools.synapse import RegisteredUser, SynapseServer
+from tui_client.devtools.synapse import SynapseServer
 
 from ..engine.support import Wire, is_sync
+from ..support.users import MakeUser
 from .e2ee_support import (
     bodies,
     client_for,
@@ -24,8 +24,6 @@ from .e2ee_support import (
     shown,
     until,
 )
-
-MakeUser = Callable[..., RegisteredUser]
 
 
 async def test_two_clients_exchange_encrypted_messages(synapse: SynapseServer, make_user: MakeUser, tmp_path: Path) -> None:

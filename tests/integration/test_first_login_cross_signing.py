@@ -14,7 +14,6 @@ session signed by its self-signing key, read from the server's ``/keys/query``.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,8 @@ from tui_client.devtools.synapse import RegisteredUser, SynapseServer
 from tui_client.engine.client import MatrixClient
 
 from ..engine.support import LONG_POLL_MS, Wire, json_response
-
-MakeUser = Callable[..., RegisteredUser]
+from ..support.users import MakeUser
+from ..support.waiting import until as _until
 
 LOGINS = 20
 
@@ -102,14 +101,6 @@ def _server_identity(synapse: SynapseServer, user: RegisteredUser, device_id: st
     return master_id in self_signing.get("signatures", {}).get(
         user.user_id, {}
     ) and self_signing_id in device.get("signatures", {}).get(user.user_id, {})
-
-
-async def _until(predicate: Callable[[], bool], what: Callable[[], str], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what()}")
-        await asyncio.sleep(0.05)
 
 
 async def _first_login(

@@ -15,7 +15,6 @@ from tui_client.engine.updates import JoinProgress
 
 from ..engine.support import (
     ClientPool,
-    Recorder,
     Wire,
     create_room,
     login,
@@ -23,6 +22,8 @@ from ..engine.support import (
     wait_until,
     wait_until_async,
 )
+from ..support.synapse import own_synapse
+from ..support.updates import Recorder
 
 ROOMS = 5
 _EASY = {"per_second": 1000, "burst_count": 1000}
@@ -32,8 +33,9 @@ _EASY = {"per_second": 1000, "burst_count": 1000}
 def strict_synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapseServer]:
     """A Synapse with rate limits on; joins limited to a burst of 2, then one every two
     seconds (slow enough that even a loaded machine's joins meet the limit)."""
-    server = SynapseServer(
-        tmp_path_factory.mktemp("strict-synapse"),
+    yield from own_synapse(
+        tmp_path_factory,
+        "strict-synapse",
         rate_limits=True,
         extra_config={
             "rc_joins": {"local": {"per_second": 0.5, "burst_count": 2}, "remote": {"per_second": 0.5, "burst_count": 2}},
@@ -41,11 +43,6 @@ def strict_synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synapse
             "rc_login": {"address": _EASY, "account": _EASY, "failed_attempts": _EASY},
         },
     )
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _unlimited(server: SynapseServer, user: RegisteredUser) -> RegisteredUser:

@@ -22,7 +22,6 @@ from tui_client.protocol.timeline import SendState, TimelineItem
 
 from ..engine.support import (
     ClientPool,
-    Recorder,
     Wire,
     bodies,
     create_room,
@@ -35,17 +34,14 @@ from ..engine.support import (
     wait_until,
     wait_until_async,
 )
+from ..support.synapse import own_synapse
+from ..support.updates import Recorder
 
 
 @pytest.fixture(scope="module")
 def restartable(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapseServer]:
     """A homeserver of this module's own, free to be stopped and restarted."""
-    server = SynapseServer(tmp_path_factory.mktemp("restartable-synapse"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from own_synapse(tmp_path_factory, "restartable-synapse")
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ from urllib.parse import quote
 from tui_client.devtools.synapse import SynapseServer
 from tui_client.engine.updates import ReceiptsChanged
 
-from ..engine.support import ClientPool, Recorder, login, wait_until, wait_until_async
+from ..engine.support import ClientPool, login, wait_until, wait_until_async
+from ..support.updates import Recorder
 
 
 async def test_who_has_read_what_follows_their_receipts(

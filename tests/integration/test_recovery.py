@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.parse
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +28,9 @@ from tui_client.engine.uia import AuthCancelled, fixed_password
 from tui_client.engine.updates import KeyRestoreProgress
 
 from ..engine.support import Wire, json_response
+from ..support.users import MakeUser
 from .e2ee_support import bodies, client_for, encrypted_room, join, shown, until
 
-MakeUser = Callable[..., RegisteredUser]
 ROOM_KEYS = "/_matrix/client/v3/room_keys"
 
 

@@ -5,17 +5,15 @@ indexing a room's older history."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
-from tui_client.devtools.synapse import RegisteredUser, SynapseServer
+from tui_client.devtools.synapse import SynapseServer
 from tui_client.engine.search import IndexProgress
 
 from ..engine.support import Wire, create_room, join, login, seed_messages, send_text
+from ..support.users import MakeUser
 from .e2ee_support import client_for, encrypted_room, shown, until
 from .e2ee_support import join as join_encrypted
-
-MakeUser = Callable[..., RegisteredUser]
 
 
 def _search_bodies(wire: Wire) -> list[dict[str, object]]:

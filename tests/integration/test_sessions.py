@@ -13,7 +13,8 @@ from tui_client.engine.updates import Notice, RoomListChanged, SessionEnded, Tim
 from tui_client.protocol.sliding_sync import decode_token
 from tui_client.protocol.timeline import SendState
 
-from ..engine.support import ClientPool, Recorder, Wire, login, wait_until
+from ..engine.support import ClientPool, Wire, login, wait_until
+from ..support.updates import Recorder
 
 
 def _mode(path: Path) -> int:

@@ -16,7 +16,8 @@ from tui_client.devtools.synapse import RegisteredUser, SynapseServer
 from tui_client.engine.joins import JoinFailed
 from tui_client.engine.updates import JoinProgress, SpacesChanged
 
-from ..engine.support import ClientPool, Recorder, create_room, join, login, room_path, wait_until
+from ..engine.support import ClientPool, create_room, join, login, room_path, wait_until
+from ..support.updates import Recorder
 
 SPACE_BODY = {
     "preset": "public_chat",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from tui_client.devtools.synapse import (
     SynapseServer,
 )
 
-MakeUser = Callable[..., RegisteredUser]
+from ..support.users import MakeUser
 
 
 def _whoami(server: SynapseServer, user: RegisteredUser) -> tuple[int, dict[str, object]]:

@@ -11,28 +11,26 @@ and test_request_from_a_device_named_like_a_master_key.)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from pathlib import Path
 
 from tui_client.crypto.types import DeviceTrust, MachineConfig
 from tui_client.crypto.verification import VerificationConfig, VerificationState
-from tui_client.devtools.synapse import RegisteredUser, SynapseServer
+from tui_client.devtools.synapse import SynapseServer
 from tui_client.engine.client import MatrixClient
 from tui_client.engine.devices import IdentityState
 from tui_client.engine.uia import fixed_password
 from tui_client.engine.updates import IdentityWarnings, VerificationChanged
 
+from ..support.updates import Recorder
+from ..support.users import MakeUser
 from .e2ee_support import client_for, join, until
 from .verification_support import (
-    Recorder,
     compare_and_confirm,
     cross_signing,
     cross_signing_complete,
     incoming,
     reach,
 )
-
-MakeUser = Callable[..., RegisteredUser]
 
 
 async def _device_trust(observer: MatrixClient, user_id: str, device_id: str) -> str:

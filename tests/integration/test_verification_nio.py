@@ -13,7 +13,7 @@ Each side starts once: nio with its bare to-device ``start``, we with a request.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +22,16 @@ from nio import AsyncClient, AsyncClientConfig
 from nio.event_builders import ToDeviceMessage
 
 from tui_client.crypto.verification import VerificationState
-from tui_client.devtools.synapse import RegisteredUser, SynapseServer
+from tui_client.devtools.synapse import SynapseServer
 from tui_client.engine.client import MatrixClient
 
 from ..crypto.test_interop_nio_sas import patched_nio
+from ..support.users import MakeUser
 from .e2ee_support import client_for, encrypted_room, until
 from .verification_support import reach
 
 __all__ = ["patched_nio"]
 
-MakeUser = Callable[..., RegisteredUser]
 
 
 class NioPeer:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tui_client.crypto.verification import Verification, VerificationState
 from tui_client.engine.client import MatrixClient
-from tui_client.engine.updates import CrossSigningChanged, Update
+from tui_client.engine.updates import CrossSigningChanged
 
 from .e2ee_support import until
 
@@ -63,13 +63,3 @@ async def compare_and_confirm(left: MatrixClient, left_id: str, right: MatrixCli
     await reach(right, right_id, VerificationState.DONE)
 
 
-class Recorder:
-    """Every update a client published (subscribe before acting)."""
-
-    def __init__(self, client: MatrixClient) -> None:
-        self.updates: list[Update] = []
-        client.subscribe(self.updates.append)
-
-    def of(self, kind: type) -> list:  # type: ignore[type-arg]
-        """The updates of one type, in order."""
-        return [u for u in self.updates if isinstance(u, kind)]

@@ -12,6 +12,7 @@ import pytest
 
 from tui_client.devtools.synapse import SynapseServer
 
+from ..support.synapse import own_synapse
 from .app import PtyApp
 from .test_composer_burst import log_in_on_pty, make_room, server_messages
 
@@ -19,12 +20,7 @@ from .test_composer_burst import log_in_on_pty, make_room, server_messages
 @pytest.fixture(scope="module")
 def restartable(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapseServer]:
     """A homeserver of this module's own, free to be stopped and restarted."""
-    server = SynapseServer(tmp_path_factory.mktemp("pty-outage-synapse"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from own_synapse(tmp_path_factory, "pty-outage-synapse")
 
 
 def test_lines_typed_during_an_outage_are_pending_then_sent_one_by_one(

@@ -13,6 +13,8 @@ from tui_client.ui.app import TuiClientApp
 from tui_client.ui.screens.chat import ChatScreen
 from tui_client.ui.screens.login import LoginScreen
 
+from ..support.waiting import pilot_until
+
 
 async def until(
     pilot: Pilot[None],
@@ -22,12 +24,7 @@ async def until(
     on_timeout: Callable[[], str] | None = None,
 ) -> None:
     """Wait for a condition of the running app; fail with ``what`` if it never holds."""
-    for _ in range(int(timeout / 0.05)):
-        if predicate():
-            return
-        await pilot.pause(0.05)
-    detail = f": {on_timeout()}" if on_timeout else ""
-    raise AssertionError(f"timed out waiting for {what}{detail}")
+    await pilot_until(pilot, predicate, what, timeout, describe=on_timeout)
 
 
 async def log_in(

@@ -20,6 +20,7 @@ from tui_client.ui.screens.chat import ChatScreen
 from tui_client.ui.screens.dialogs import ConfirmDialog
 from tui_client.ui.screens.login import LoginScreen
 
+from ..support.waiting import pilot_until
 from .fake_world import ME, make_profile
 
 
@@ -34,13 +35,7 @@ def _text(app: Any) -> str:
 
 
 async def _until(pilot: Pilot[None], predicate: Any, what: str) -> None:
-    for _ in range(200):
-        if predicate():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError(
-        f"timed out waiting for {what}; the screen shows:\n{_screen_text(pilot.app)}"
-    )
+    await pilot_until(pilot, predicate, what, 10.0, describe=lambda: f"the screen shows:\n{_screen_text(pilot.app)}")
 
 
 def _encrypted_profile(base: Path, stored_key: bytes | None) -> Path:

@@ -11,7 +11,7 @@ import httpx
 from textual.pilot import Pilot
 from textual.widgets import Button, Static
 
-from tui_client.devtools.synapse import RegisteredUser, SynapseServer
+from tui_client.devtools.synapse import SynapseServer
 from tui_client.engine.client import MatrixClient
 from tui_client.ui.app import TuiClientApp
 from tui_client.ui.screens.dialogs import PromptDialog
@@ -19,8 +19,9 @@ from tui_client.ui.widgets.security_bar import SecurityBar
 
 from ..engine.support import Wire, json_response
 from ..integration.test_first_login_cross_signing import _server_identity
+from ..support.users import MakeUser
+from ..support.waiting import pilot_until
 
-MakeUser = Callable[..., RegisteredUser]
 SIZE = (120, 36)
 
 
@@ -34,11 +35,7 @@ def _bar_text(app: TuiClientApp) -> str:
 
 
 async def _until(pilot: Pilot[None], predicate: Callable[[], bool], what: str) -> None:
-    for _ in range(600):
-        if predicate():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError(f"timed out after 30 s waiting for {what}: {pilot.app.screen_stack}")
+    await pilot_until(pilot, predicate, what, 30.0, describe=lambda: str(pilot.app.screen_stack))
 
 
 def _password_wanted(_request: httpx.Request) -> httpx.Response:

@@ -27,14 +27,15 @@ from textual.pilot import Pilot
 from textual.widget import Widget
 from textual.widgets import Button, Footer, Input, Static
 
-from tui_client.devtools.synapse import RegisteredUser, SynapseServer
+from tui_client.devtools.synapse import SynapseServer
 from tui_client.ui.app import TuiClientApp
 from tui_client.ui.screens.chat import ChatScreen
 from tui_client.ui.screens.login import LoginScreen
 
+from ..support.synapse import own_synapse
+from ..support.users import MakeUser
+from ..support.waiting import pilot_until
 from .test_snapshots import freeze_cursors
-
-MakeUser = Callable[..., RegisteredUser]
 
 SIZES = [(80, 24), (120, 40), (120, 60), (200, 80)]
 _EASY = {"per_second": 1000, "burst_count": 1000}
@@ -47,13 +48,7 @@ async def until(
     pilot: Pilot[None], predicate: Callable[[], bool], what: str, timeout: float = 30.0
 ) -> None:
     """Wait for a condition of the running app; fail with ``what`` if it never holds."""
-    for _ in range(int(timeout / 0.05)):
-        if predicate():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError(
-        f"timed out waiting for {what}; the screen shows:\n{screen_text(pilot.app)}"
-    )
+    await pilot_until(pilot, predicate, what, timeout, describe=lambda: f"the screen shows:\n{screen_text(pilot.app)}")
 
 
 def screen_text(app: Any) -> str:
@@ -335,8 +330,9 @@ async def test_locked_account_is_said(
 @pytest.fixture(scope="module")
 def strict_login_synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapseServer]:
     """A Synapse that refuses a user's third failed login in a row for about 100 s."""
-    server = SynapseServer(
-        tmp_path_factory.mktemp("strict-login-synapse"),
+    yield from own_synapse(
+        tmp_path_factory,
+        "strict-login-synapse",
         extra_config={
             "rc_login": {
                 "address": _EASY,
@@ -345,11 +341,6 @@ def strict_login_synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
             }
         },
     )
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def test_rate_limited_login_says_how_long_to_wait(

@@ -7,7 +7,7 @@ only an Accept leads to the emoji. The app against a real Synapse, nio as the ot
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ from textual.pilot import Pilot
 from textual.widgets import Button, Static
 
 from tui_client.crypto.verification import VerificationState
-from tui_client.devtools.synapse import RegisteredUser, SynapseServer
+from tui_client.devtools.synapse import SynapseServer
 from tui_client.engine.client import MatrixClient
 from tui_client.ui.app import TuiClientApp
 from tui_client.ui.screens.verification import VerificationDialog, emoji_glyph
@@ -26,11 +26,11 @@ from ..crypto.test_interop_nio_sas import patched_nio
 from ..integration.e2ee_support import encrypted_room, until
 from ..integration.test_verification_nio import NioPeer
 from ..integration.verification_support import reach
+from ..support.users import MakeUser
 from .test_snapshots import wait_for
 
 __all__ = ["patched_nio"]
 
-MakeUser = Callable[..., RegisteredUser]
 SIZE = (120, 36)
 
 

@@ -3,7 +3,6 @@ of ours (headless, on the same engine) as the other side."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from textual.widgets import Button, Static
@@ -21,9 +20,9 @@ from tui_client.ui.widgets.security_bar import SecurityBar
 
 from ..integration.e2ee_support import client_for, join, until
 from ..integration.verification_support import cross_signing_complete, incoming, reach
+from ..support.users import MakeUser
 from .test_snapshots import wait_for
 
-MakeUser = Callable[..., RegisteredUser]
 SIZE = (120, 36)
 
 

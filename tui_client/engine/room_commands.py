@@ -150,7 +150,12 @@ class RoomCommands:
     # -- the composer ---------------------------------------------------------------
 
     async def submit(
-        self, room_id: str | None, text: str, *, reply_to: str | None = None, pills: Sequence[Pill] = ()
+        self,
+        room_id: str | None,
+        text: str,
+        *,
+        reply_to: str | None = None,
+        pills: Sequence[Pill] = (),
     ) -> str | None:
         """Handle a composer line: a command or a message. Returns text to show, if any.
 
@@ -165,13 +170,27 @@ class RoomCommands:
             if room_id is None:
                 raise CommandError("open a room first")
             unescaped = unescape_message(text)
-            await self.send_text(room_id, unescaped, reply_to=reply_to, pills=shift_pills(pills, len(text) - len(unescaped)))
+            await self.send_text(
+                room_id,
+                unescaped,
+                reply_to=reply_to,
+                pills=shift_pills(pills, len(text) - len(unescaped)),
+            )
             return None
         # The argument ends the line: the pills move back by what comes before it.
-        return await self._run_command(room_id, command, reply_to, shift_pills(pills, len(text.rstrip()) - len(command.argument)))
+        return await self._run_command(
+            room_id,
+            command,
+            reply_to,
+            shift_pills(pills, len(text.rstrip()) - len(command.argument)),
+        )
 
     async def _run_command(
-        self, room_id: str | None, command: Command, reply_to: str | None, pills: Sequence[Pill] = ()
+        self,
+        room_id: str | None,
+        command: Command,
+        reply_to: str | None,
+        pills: Sequence[Pill] = (),
     ) -> str | None:
         name, argument = command.name, command.argument
         if name == "join":
@@ -189,7 +208,9 @@ class RoomCommands:
             return await self._ignore_command(name, argument)
         if name == "verify":
             flow = await self.verification.verify_command(room_id, argument)
-            who = "your other sessions" if flow.other_user_id == self.user_id else flow.other_user_id
+            who = (
+                "your other sessions" if flow.other_user_id == self.user_id else flow.other_user_id
+            )
             return f"Verification request sent to {who}"
         if room_id is None:
             raise CommandError(f"/{name} needs an open room")
@@ -220,7 +241,11 @@ class RoomCommands:
         elif name == "topic":
             if not argument:
                 summary = self.rooms.get(room_id)
-                return f"Topic: {summary.topic}" if summary and summary.topic else "This room has no topic"
+                return (
+                    f"Topic: {summary.topic}"
+                    if summary and summary.topic
+                    else "This room has no topic"
+                )
             await self.set_topic(room_id, argument)
         elif name == "name":
             await self.set_room_name(room_id, argument)
@@ -241,7 +266,9 @@ class RoomCommands:
     async def _ignore_command(self, name: str, argument: str) -> str:
         user_id = argument.strip()
         if not is_user_id(user_id):
-            raise CommandError(f"/{name} needs a full user ID, like @name:server.org (got {user_id!r})")
+            raise CommandError(
+                f"/{name} needs a full user ID, like @name:server.org (got {user_id!r})"
+            )
         if user_id == self.user_id:
             raise CommandError("you cannot ignore yourself")
         service = self.notifications

@@ -76,7 +76,9 @@ class ClientServices:
 
         async def note_joined(self, room_id: str) -> None: ...
 
-        async def mark_read(self, room_id: str, event_id: str, thread_id: str | None = None) -> None: ...
+        async def mark_read(
+            self, room_id: str, event_id: str, thread_id: str | None = None
+        ) -> None: ...
 
         def _show_decrypted(self, redecrypted: dict[str, dict[str, dict[str, Any]]]) -> None: ...
 
@@ -91,7 +93,11 @@ class ClientServices:
     def _make_services(self, crypto_backend: str | None) -> None:
         core = self.core
         self.encryption = Encryption(
-            core, self.secrets, fetch_members=self.fetch_members, clock=self.server_clock.now_ms, backend=crypto_backend
+            core,
+            self.secrets,
+            fetch_members=self.fetch_members,
+            clock=self.server_clock.now_ms,
+            backend=crypto_backend,
         )
         password = lambda: self.ask_password  # noqa: E731 (the UI sets it later)
         cross_signing_changed = lambda: self.cross_signing.refresh_soon()  # noqa: E731
@@ -159,10 +165,19 @@ class ClientServices:
         )
         self._receipts = Lazy(
             lambda: ReadReceipts(
-                core.connection, core.cache, core.db, self.publish, rooms=lambda: self.rooms, shown_events=self._shown_events
+                core.connection,
+                core.cache,
+                core.db,
+                self.publish,
+                rooms=lambda: self.rooms,
+                shown_events=self._shown_events,
             )
         )
-        self._presence = Lazy(lambda: PresenceService(core.connection, core.cache, core.db, self.publish, user_id=self.user_id))
+        self._presence = Lazy(
+            lambda: PresenceService(
+                core.connection, core.cache, core.db, self.publish, user_id=self.user_id
+            )
+        )
         self._typing = Lazy(lambda: TypingNotices(core))
         self._threads = Lazy(
             lambda: ThreadService(
@@ -173,7 +188,9 @@ class ClientServices:
                 user_id=self.user_id,
                 decrypt=self.encryption.fetched_forms,
                 enqueue=self.send_queue.enqueue,
-                mark_read=lambda room_id, event_id, thread_id: self.mark_read(room_id, event_id, thread_id=thread_id),
+                mark_read=lambda room_id, event_id, thread_id: self.mark_read(
+                    room_id, event_id, thread_id=thread_id
+                ),
                 hidden_sender=self.notifications.is_ignored,
             )
         )
@@ -310,12 +327,22 @@ class ClientServices:
         """Files streamed to the server with progress, resumed after a restart (engine/uploads.py)."""
         return self._uploads.get()
 
-    async def _finish_upload(self, upload_id: str, room_id: str, content: dict[str, Any]) -> OutboxEntry | None:
+    async def _finish_upload(
+        self, upload_id: str, room_id: str, content: dict[str, Any]
+    ) -> OutboxEntry | None:
         """Queue an uploaded file's message and drop its upload, in one transaction."""
         from ..store.uploads import uploads_finish
         from .send_queue import new_transaction_id
 
-        entry = await self.db.run(uploads_finish, self.cache, upload_id, new_transaction_id(), room_id, "m.room.message", content)
+        entry = await self.db.run(
+            uploads_finish,
+            self.cache,
+            upload_id,
+            new_transaction_id(),
+            room_id,
+            "m.room.message",
+            content,
+        )
         if entry is not None:
             self.send_queue.idle.clear()
             self.send_queue.wake()
@@ -324,7 +351,9 @@ class ClientServices:
                 view.add_local_echo(entry)
         return entry
 
-    def browse_directory(self, servers: Sequence[str | None] = (), search: str = "", **options: Any) -> DirectoryBrowser:
+    def browse_directory(
+        self, servers: Sequence[str | None] = (), search: str = "", **options: Any
+    ) -> DirectoryBrowser:
         """A browser over the published room directories of ``servers`` (``None``: ours, the default)."""
         return DirectoryBrowser(self, servers, search=search, **options)
 
@@ -333,7 +362,13 @@ class ClientServices:
             await self._joins.made.stop()
         if self._spaces.made is not None:
             self._spaces.made.stop()
-        for lazy in (self._verification, self._cross_signing, self._devices, self._recovery, self._typing, self._presence):
+        for lazy in (
+            self._verification,
+            self._cross_signing,
+            self._devices,
+            self._recovery,
+            self._typing,
+            self._presence,
+        ):
             if lazy.made is not None:
                 lazy.made.stop()
-

@@ -60,8 +60,6 @@ class LoginError(Exception):
     """Logging in failed; the message is meant for the user."""
 
 
-
-
 @dataclass(frozen=True, slots=True)
 class SessionInfo:
     """The non-secret part of a saved session."""
@@ -81,7 +79,6 @@ def write_private_json(path: Path, data: dict[str, Any]) -> None:
     with os.fdopen(fd, "w") as handle:
         json.dump(data, handle)
     os.replace(tmp, path)
-
 
 
 async def password_login(
@@ -144,7 +141,9 @@ async def password_login(
             except DiscoveryError:
                 log.warning("ignoring the login answer's unusable well_known base_url")
     info = SessionInfo(data["user_id"], data["device_id"], base_url)
-    if session is not None and (session.user_id != info.user_id or session.device_id != info.device_id):
+    if session is not None and (
+        session.user_id != info.user_id or session.device_id != info.device_id
+    ):
         wipe_profile(folder)
     secrets = SecretStore(folder, info.user_id)
     secrets.set("access_token", data["access_token"])
@@ -213,7 +212,9 @@ def load_session(folder: Path) -> SessionInfo | None:
         data = json.loads((folder / SESSION_FILE).read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in ("user_id", "device_id", "homeserver")):
+    if not isinstance(data, dict) or not all(
+        isinstance(data.get(k), str) for k in ("user_id", "device_id", "homeserver")
+    ):
         return None
     return SessionInfo(data["user_id"], data["device_id"], data["homeserver"])
 
@@ -226,5 +227,3 @@ def wipe_profile(folder: Path) -> None:
     for child in folder.iterdir():
         if child.is_dir():
             shutil.rmtree(child)
-
-

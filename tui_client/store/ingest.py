@@ -22,7 +22,9 @@ from .timeline import TimelineStore, _apply_redaction_row
 class Ingest:
     """One sync batch being written (inside the caller's transaction)."""
 
-    def __init__(self, cache: TimelineStore, summaries: dict[str, RoomSummary], result: IngestResult[Any]) -> None:
+    def __init__(
+        self, cache: TimelineStore, summaries: dict[str, RoomSummary], result: IngestResult[Any]
+    ) -> None:
         self.cache = cache
         self.db = cache._db
         self.own = cache.own_user_id
@@ -97,7 +99,9 @@ class Ingest:
             rows.append((index[0], room_id, None, *index[1:], _dumps(event)))
             state_rows.append((room_id, index[1], index[4], index[0]))
             content = event.get("content")
-            if summary.apply_state(index[1], index[4], content if isinstance(content, dict) else {}, index[2]):
+            if summary.apply_state(
+                index[1], index[4], content if isinstance(content, dict) else {}, index[2]
+            ):
                 self.result.state_changed_rooms.add(room_id)
 
     def add_timeline(
@@ -113,7 +117,11 @@ class Ingest:
         # its place and is not reported as new.
         seen = self.timeline_ids.setdefault(room_id, set())
         if last is not None and events:
-            seen.update(self.cache._timeline_ids([e["event_id"] for e in events if type(e.get("event_id")) is str]))
+            seen.update(
+                self.cache._timeline_ids(
+                    [e["event_id"] for e in events if type(e.get("event_id")) is str]
+                )
+            )
             # A timeline holding an event we hold (sliding sync sends a room's latest
             # events again on a new connection, and more of them when the room's timeline
             # limit grows, as when it is opened) joins on after the newest such event: no
@@ -156,7 +164,13 @@ class Ingest:
             if index[0] in seen:
                 continue
             seen.add(index[0])
-            event_id, event_type, sender, ts, state_key = index[0], index[1], index[2], index[3], index[4]
+            event_id, event_type, sender, ts, state_key = (
+                index[0],
+                index[1],
+                index[2],
+                index[3],
+                index[4],
+            )
             rows.append((event_id, room_id, pos, *index[1:], _dumps(event)))
             stored.append(StoredEvent(pos, event))
             pos += 1
@@ -165,7 +179,9 @@ class Ingest:
             if state_key is not None:
                 state_rows.append((room_id, event_type, state_key, event_id))
                 content = event.get("content")
-                if summary.apply_state(event_type, state_key, content if isinstance(content, dict) else {}, sender):
+                if summary.apply_state(
+                    event_type, state_key, content if isinstance(content, dict) else {}, sender
+                ):
                     self.result.state_changed_rooms.add(room_id)
             elif event_type == "m.room.redaction":
                 self.redactions.append((room_id, event, summary.room_version))
@@ -175,21 +191,28 @@ class Ingest:
             self.result.new_events.setdefault(room_id, []).extend(stored)
             self.last_pos[room_id] = stored[-1].pos
 
-    def _fill_above(self, room_id: str, held: Event, older: list[Event], prev_batch: str | None) -> None:
+    def _fill_above(
+        self, room_id: str, held: Event, older: list[Event], prev_batch: str | None
+    ) -> None:
         """History sent again before an event we hold: into the gap right above that event
         (if there is one and the positions below it are free); the gap moves above it,
         with the chunk's token, or closes when the chunk starts with the room's creation."""
-        row = self.db.execute("SELECT pos FROM events WHERE event_id = ? AND pos IS NOT NULL", (held.get("event_id"),)).fetchone()
+        row = self.db.execute(
+            "SELECT pos FROM events WHERE event_id = ? AND pos IS NOT NULL", (held.get("event_id"),)
+        ).fetchone()
         if row is None:
             return
         pos = int(row[0])
-        gap = self.db.execute("SELECT 1 FROM gaps WHERE room_id = ? AND pos_above = ?", (room_id, pos)).fetchone()
+        gap = self.db.execute(
+            "SELECT 1 FROM gaps WHERE room_id = ? AND pos_above = ?", (room_id, pos)
+        ).fetchone()
         indexed = [(e, i) for e in older if (i := index_event(e)) is not None]
         if gap is None or not indexed:
             return
         top = pos - len(indexed)
         taken = self.db.execute(
-            "SELECT 1 FROM events WHERE room_id = ? AND pos >= ? AND pos < ? LIMIT 1", (room_id, top, pos)
+            "SELECT 1 FROM events WHERE room_id = ? AND pos >= ? AND pos < ? LIMIT 1",
+            (room_id, top, pos),
         ).fetchone()
         if taken:
             return
@@ -198,7 +221,8 @@ class Ingest:
         self.db.execute("DELETE FROM gaps WHERE room_id = ? AND pos_above = ?", (room_id, pos))
         if prev_batch and indexed[0][1][1] != "m.room.create":
             self.db.execute(
-                "INSERT OR REPLACE INTO gaps (room_id, pos_above, token) VALUES (?, ?, ?)", (room_id, top, prev_batch)
+                "INSERT OR REPLACE INTO gaps (room_id, pos_above, token) VALUES (?, ?, ?)",
+                (room_id, top, prev_batch),
             )
         # An open room shows them: its window is read again.
         self.result.limited_rooms.add(room_id)
@@ -262,9 +286,15 @@ class Ingest:
             event_type, state_key = event.get("type"), event.get("state_key")
             content = event.get("content")
             sender = event.get("sender")
-            if not isinstance(event_type, str) or not isinstance(state_key, str) or not isinstance(content, dict):
+            if (
+                not isinstance(event_type, str)
+                or not isinstance(state_key, str)
+                or not isinstance(content, dict)
+            ):
                 continue
-            summary.apply_state(event_type, state_key, content, sender if isinstance(sender, str) else "")
+            summary.apply_state(
+                event_type, state_key, content, sender if isinstance(sender, str) else ""
+            )
             if event_type == "m.room.member":
                 if content.get("membership") == "join":
                     members += 1
@@ -276,7 +306,11 @@ class Ingest:
                     ts = event.get("origin_server_ts")
                     if isinstance(ts, int):
                         summary.last_ts = max(summary.last_ts, ts)
-                elif state_key != self.own and isinstance(content.get("displayname"), str) and not summary.heroes:
+                elif (
+                    state_key != self.own
+                    and isinstance(content.get("displayname"), str)
+                    and not summary.heroes
+                ):
                     summary.hero_names[state_key] = content["displayname"]
         if not summary.heroes and summary.inviter:
             summary.heroes = [summary.inviter]
@@ -292,7 +326,9 @@ class Ingest:
 
     def left(self, room: LeftRoom) -> None:
         # A room the user forgot: the server may still report the leave once.
-        if self.db.execute("SELECT 1 FROM meta WHERE key = ?", (f"forgotten:{room.room_id}",)).fetchone():
+        if self.db.execute(
+            "SELECT 1 FROM meta WHERE key = ?", (f"forgotten:{room.room_id}",)
+        ).fetchone():
             return
         summary = self.summary(room.room_id)
         self.add_state(room.room_id, summary, room.state)
@@ -356,7 +392,9 @@ class Ingest:
         )
         if event_type == "m.tag":
             tags = content.get("tags")
-            summary.tags = sorted(t for t in tags if isinstance(t, str)) if isinstance(tags, dict) else []
+            summary.tags = (
+                sorted(t for t in tags if isinstance(t, str)) if isinstance(tags, dict) else []
+            )
 
     def global_account_data(self, event: Event) -> None:
         event_type, content = event.get("type"), event.get("content")
@@ -377,7 +415,9 @@ class Ingest:
     def apply_direct(self) -> None:
         assert self.dm_rooms is not None
         dm_rooms = self.dm_rooms
-        for room_id, summary in list(self.summaries.items()) + list(self.result.changed_rooms.items()):
+        for room_id, summary in list(self.summaries.items()) + list(
+            self.result.changed_rooms.items()
+        ):
             is_dm = room_id in dm_rooms
             if summary.membership == "invite" and summary.is_dm:
                 continue

@@ -53,11 +53,14 @@ class TimelineStore:
     def gaps(self, room_id: str) -> list[Gap]:
         """All gaps of a room, newest first."""
         rows = self._db.execute(
-            "SELECT pos_above, token FROM gaps WHERE room_id = ? ORDER BY pos_above DESC", (room_id,)
+            "SELECT pos_above, token FROM gaps WHERE room_id = ? ORDER BY pos_above DESC",
+            (room_id,),
         ).fetchall()
         return [Gap(room_id, p, t) for p, t in rows]
 
-    def load_before(self, room_id: str, before_pos: int | None, limit: int) -> tuple[list[StoredEvent], Gap | None]:
+    def load_before(
+        self, room_id: str, before_pos: int | None, limit: int
+    ) -> tuple[list[StoredEvent], Gap | None]:
         """Up to ``limit`` timeline events older than ``before_pos``, oldest first.
 
         Stops at a gap: events below a gap are not contiguous with those above it. The
@@ -79,7 +82,8 @@ class TimelineStore:
     def load_after(self, room_id: str, after_pos: int, limit: int) -> list[StoredEvent]:
         """Up to ``limit`` timeline events newer than ``after_pos``, oldest first (to the next gap)."""
         gap = self._db.execute(
-            "SELECT MIN(pos_above) FROM gaps WHERE room_id = ? AND pos_above > ?", (room_id, after_pos)
+            "SELECT MIN(pos_above) FROM gaps WHERE room_id = ? AND pos_above > ?",
+            (room_id, after_pos),
         ).fetchone()
         ceiling = gap[0] if gap and gap[0] is not None else (1 << 62)
         rows = self._db.execute(
@@ -117,7 +121,9 @@ class TimelineStore:
         found: dict[str, int] = {}
         for chunk in _chunks(list(event_ids), 500):
             marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(f"SELECT event_id, ts FROM events WHERE event_id IN ({marks})", chunk)
+            rows = self._db.execute(
+                f"SELECT event_id, ts FROM events WHERE event_id IN ({marks})", chunk
+            )
             found.update((e, int(ts)) for e, ts in rows)
         return found
 
@@ -170,7 +176,9 @@ class TimelineStore:
 
     def load_invite_state(self, room_id: str) -> list[Event]:
         """The stripped state of a room we are invited to."""
-        row = self._db.execute("SELECT events FROM invite_state WHERE room_id = ?", (room_id,)).fetchone()
+        row = self._db.execute(
+            "SELECT events FROM invite_state WHERE room_id = ?", (room_id,)
+        ).fetchone()
         return list(json.loads(row[0])) if row else []
 
     def add_member_events(self, room_id: str, events: Iterable[Event]) -> int:
@@ -197,7 +205,9 @@ class TimelineStore:
                 stored += cursor.rowcount
         return stored
 
-    def _insert_event(self, room_id: str, pos: int | None, event: Event, index: tuple[Any, ...]) -> bool:
+    def _insert_event(
+        self, room_id: str, pos: int | None, event: Event, index: tuple[Any, ...]
+    ) -> bool:
         cursor = self._db.execute(
             "INSERT INTO events (event_id, room_id, pos, type, sender, ts, state_key, rel_type, relates_to, "
             "rel_key, txn_id, json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -261,7 +271,9 @@ class TimelineStore:
                     stored.append(StoredEvent(pos, event))
                     if index[1] == "m.room.redaction":
                         redactions.append(event)
-            db.execute("DELETE FROM gaps WHERE room_id = ? AND pos_above = ?", (gap.room_id, gap.pos_above))
+            db.execute(
+                "DELETE FROM gaps WHERE room_id = ? AND pos_above = ?", (gap.room_id, gap.pos_above)
+            )
             if not reached_known and end_token and chunk:
                 db.execute(
                     "INSERT OR REPLACE INTO gaps (room_id, pos_above, token) VALUES (?, ?, ?)",
@@ -343,7 +355,9 @@ class TimelineStore:
         return {user: event for user, event, _ts in rows}
 
 
-def _apply_redaction_row(db: sqlite3.Connection, room_id: str, redaction: Event, room_version: str | None) -> None:
+def _apply_redaction_row(
+    db: sqlite3.Connection, room_id: str, redaction: Event, room_version: str | None
+) -> None:
     content = redaction.get("content")
     target = content.get("redacts") if isinstance(content, dict) else None
     if not isinstance(target, str):
@@ -358,11 +372,15 @@ def _apply_redaction_row(db: sqlite3.Connection, room_id: str, redaction: Event,
         return
     original = json.loads(row[0])
     redacter = redaction.get("sender")
-    if not isinstance(redacter, str) or not _may_redact(db, room_id, redacter, original.get("sender"), room_version):
+    if not isinstance(redacter, str) or not _may_redact(
+        db, room_id, redacter, original.get("sender"), room_version
+    ):
         log.info("ignoring redaction %s of %s: not allowed", redaction.get("event_id"), target)
         return
     because: dict[str, Any] = {
-        k: redaction[k] for k in ("event_id", "sender", "origin_server_ts", "type") if k in redaction
+        k: redaction[k]
+        for k in ("event_id", "sender", "origin_server_ts", "type")
+        if k in redaction
     }
     redacted = redact(original, room_version, because)
     db.execute(
@@ -372,7 +390,9 @@ def _apply_redaction_row(db: sqlite3.Connection, room_id: str, redaction: Event,
     )
 
 
-def _current_state_content(db: sqlite3.Connection, room_id: str, event_type: str) -> tuple[dict[str, Any], str] | None:
+def _current_state_content(
+    db: sqlite3.Connection, room_id: str, event_type: str
+) -> tuple[dict[str, Any], str] | None:
     row = db.execute(
         "SELECT e.json FROM room_state s JOIN events e ON e.event_id = s.event_id "
         "WHERE s.room_id = ? AND s.type = ? AND s.state_key = ''",
@@ -385,7 +405,13 @@ def _current_state_content(db: sqlite3.Connection, room_id: str, event_type: str
     return (content if isinstance(content, dict) else {}), str(event.get("sender", ""))
 
 
-def _may_redact(db: sqlite3.Connection, room_id: str, redacter: str, original_sender: object, room_version: str | None) -> bool:
+def _may_redact(
+    db: sqlite3.Connection,
+    room_id: str,
+    redacter: str,
+    original_sender: object,
+    room_version: str | None,
+) -> bool:
     """The spec's rule: the redacter has redact power, or shares the original sender's server."""
     if same_server(redacter, original_sender):
         return True
@@ -393,7 +419,9 @@ def _may_redact(db: sqlite3.Connection, room_id: str, redacter: str, original_se
     creators: list[str] = []
     if create is not None:
         content, creator = create
-        creators = [creator] + [u for u in content.get("additional_creators", []) if isinstance(u, str)]
+        creators = [creator] + [
+            u for u in content.get("additional_creators", []) if isinstance(u, str)
+        ]
     power = _current_state_content(db, room_id, "m.room.power_levels")
     levels = PowerLevels(
         power[0] if power is not None else None,

@@ -23,7 +23,9 @@ __all__ = ["ClientApp", "JoinRequests", "SecurityRequests", "client_app"]
 class JoinRequests(Protocol):
     """Joining rooms with progress shown (:class:`~.join_flow.JoinFlow`)."""
 
-    def join(self, target: str, via: Sequence[str] = (), *, label: str = "", open_after: bool = False) -> JoinJob | None: ...
+    def join(
+        self, target: str, via: Sequence[str] = (), *, label: str = "", open_after: bool = False
+    ) -> JoinJob | None: ...
 
     def join_many(self, targets: Sequence[tuple[str, Sequence[str]]]) -> list[JoinJob]: ...
 
@@ -64,7 +66,9 @@ class ClientApp(App[None]):
         """The space view of ``space_id`` (joined or not)."""
         raise NotImplementedError
 
-    def preview_room(self, target: str, via: Sequence[str] = (), known: PublicRoom | None = None) -> None:
+    def preview_room(
+        self, target: str, via: Sequence[str] = (), known: PublicRoom | None = None
+    ) -> None:
         """Preview a room, then join, open or explore it as the user chooses."""
         raise NotImplementedError
 
@@ -81,5 +85,7 @@ def client_app(node: DOMNode) -> ClientApp:
     """The app ``node`` runs in, as a :class:`ClientApp`."""
     app = node.app
     if not isinstance(app, ClientApp):
-        raise TypeError(f"{type(node).__name__} runs only in tui_client's app, not in {type(app).__name__}")
+        raise TypeError(
+            f"{type(node).__name__} runs only in tui_client's app, not in {type(app).__name__}"
+        )
     return app

@@ -16,7 +16,9 @@ APP_BINDINGS: list[BindingType] = [
     Binding("ctrl+q", "quit", "Quit", show=True, priority=True, id="global.quit"),
     # Priority: the composer (a TextArea) would take the key otherwise.
     Binding("f6", "devices", "Devices", show=False, priority=True, id="global.devices"),
-    Binding("f7", "encryption_health", "Encryption", show=False, priority=True, id="global.encryption"),
+    Binding(
+        "f7", "encryption_health", "Encryption", show=False, priority=True, id="global.encryption"
+    ),
     Binding("f9", "accounts", "Accounts", show=False, priority=True, id="global.accounts"),
 ]
 
@@ -25,12 +27,25 @@ CHAT_BINDINGS: list[BindingType] = [
     Binding("ctrl+k", "switch_room", "Rooms", priority=True, id="global.switch_room"),
     Binding("f1", "help", "Help", priority=True, id="global.help"),
     Binding("f2", "toggle_members", "Members", priority=True, id="global.members"),
-    Binding("alt+up", "room_step(-1)", "Prev room", show=False, priority=True, id="global.previous_room"),
-    Binding("alt+down", "room_step(1)", "Next room", show=False, priority=True, id="global.next_room"),
+    Binding(
+        "alt+up", "room_step(-1)", "Prev room", show=False, priority=True, id="global.previous_room"
+    ),
+    Binding(
+        "alt+down", "room_step(1)", "Next room", show=False, priority=True, id="global.next_room"
+    ),
     Binding("ctrl+o", "join_dialog", "Join", show=False, priority=True, id="global.join"),
-    Binding("ctrl+t", "thread_list", "The room's threads (all / mine)", show=False, priority=True, id="global.threads"),
+    Binding(
+        "ctrl+t",
+        "thread_list",
+        "The room's threads (all / mine)",
+        show=False,
+        priority=True,
+        id="global.threads",
+    ),
     Binding("ctrl+f", "search", "Search", show=False, priority=True, id="global.search"),
-    Binding("f8", "cancel_upload", "Cancel upload", show=False, priority=True, id="global.cancel_upload"),
+    Binding(
+        "f8", "cancel_upload", "Cancel upload", show=False, priority=True, id="global.cancel_upload"
+    ),
 ]
 
 HELP_BINDINGS: list[BindingType] = [Binding("escape,f1,q", "close", "Close", id="dialogs.close")]

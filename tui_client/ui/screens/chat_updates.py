@@ -1,0 +1,236 @@
+"""The chat screen's part that follows the engine: each update kind to its handler
+(:class:`~..update_routes.UpdateRoutes`), the room list, the header, typing and alerts."""
+
+from __future__ import annotations
+
+from rich.style import Style
+from rich.text import Text
+from textual.widgets import Static
+
+from ...engine.updates import (
+    BatchCommitted,
+    MembersChanged,
+    Notice,
+    PresenceChanged,
+    ReceiptsChanged,
+    RoomListChanged,
+    SessionEnded,
+    StorageChanged,
+    SyncState,
+    ThreadUnreadChanged,
+    TimelineUpdated,
+    TypingChanged,
+    Update,
+    UploadProgress,
+)
+from ...protocol.bridges import is_bridged_user
+from ...protocol.push_rules import LEVEL_MUTE
+from ...protocol.room_state import RoomSummary
+from ...protocol.sanitize import clean_line
+from ..update_routes import UpdateRoutes
+from ..widgets.composer import Composer
+from ..widgets.member_list import MemberList
+from ..widgets.room_header import RoomHeader
+from ..widgets.room_list import RoomList, ordered
+from ..widgets.status_bar import StatusBar
+from ..widgets.timeline import TimelineView
+from ..widgets.upload_bar import UploadBar
+from .chat_rooms import RoomActions
+from .threads import forward_thread_update
+
+__all__ = ["ChatUpdates"]
+
+
+class ChatUpdates(RoomActions):
+    """The engine's updates, applied to the chat screen (a base of :class:`~.chat.ChatScreen`)."""
+
+    # Kept by the chat screen.
+    #: Another account is in front (ui/accounts.py): this screen keeps up, but says nothing.
+    background: bool
+    _view_version: int
+    _counts: dict[str, tuple[int, int]] | None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._chat_routes = self._routes()
+
+    # Provided by the chat screen.
+    def _open_initial_room(self) -> None:
+        raise NotImplementedError
+
+    def _schedule_read(self) -> None:
+        raise NotImplementedError
+
+    def _alert_new(self, update: RoomListChanged) -> None:
+        """A mention, or a direct message, in a room not on screen: a notice (the bell or a
+        desktop notification is the notifier's, ui/notify.py, from the push rules).
+
+        Only live: what the first sync after a start brings (missed while away) is shown
+        by the unread counts alone.
+        """
+        counts = {r.room_id: (r.notification_count, r.highlight_count) for r in update.rooms}
+        if self._counts is not None:
+            for room in update.rooms:
+                # (room list updates coalesce: compare counts, not the ``changed`` sets)
+                if (
+                    room.room_id == self.current_room
+                    or self.client.notifications.room_level(room.room_id) == LEVEL_MUTE
+                ):
+                    continue
+                notifications, highlights = self._counts.get(room.room_id, (0, 0))
+                name = clean_line(room.display_name, 60)
+                if room.highlight_count > highlights:
+                    message = f"You were mentioned in {name}"
+                elif room.is_dm and room.notification_count > notifications:
+                    message = f"New message from {name}"
+                else:
+                    continue
+                if not self.background:
+                    self.notify(message + " (Ctrl+K to go there)", markup=False, timeout=6)
+            self._counts = counts
+
+    def _arm_alerts(self) -> None:
+        """After the first sync batch: what it brought is the baseline, later changes alert."""
+        if self._counts is None:
+            self._counts = {
+                r.room_id: (r.notification_count, r.highlight_count)
+                for r in self.client.rooms.values()
+            }
+
+    def handle_update(self, update: Update) -> None:
+        """Apply one engine update (called by the app's message handler)."""
+        self._chat_routes.dispatch(update)
+        self.handle_room_update(update)
+        if not self.background:  # (the screens in front are another account's)
+            forward_thread_update(self.app, update)
+
+    def _routes(self) -> UpdateRoutes:
+        return (
+            UpdateRoutes()
+            .on(SyncState, self._on_sync_state)
+            .on(BatchCommitted, self._on_batch)
+            .on(RoomListChanged, self._on_room_list)
+            .on(TimelineUpdated, self._on_timeline)
+            .on(ReceiptsChanged, self._on_receipts)
+            .on(ThreadUnreadChanged, self._on_thread_unread)
+            .on(TypingChanged, self._on_typing)
+            .on(MembersChanged, self._on_members)
+            .on(PresenceChanged, self._on_presence)
+            .on(UploadProgress, self._on_upload)
+            .on(Notice, self._on_notice)
+            .on(SessionEnded, self._on_session_ended)
+            .on(StorageChanged, self._on_storage)
+        )
+
+    def _on_sync_state(self, update: SyncState) -> None:
+        self.query_one(StatusBar).state = update
+
+    def _on_batch(self, update: BatchCommitted) -> None:
+        if update.first:
+            self._arm_alerts()
+
+    def _on_room_list(self, update: RoomListChanged) -> None:
+        self._alert_new(update)
+        self._refresh_rooms()
+        if self.current_room in update.changed:
+            self._refresh_header()
+        if self.current_room is None:
+            self._open_initial_room()  # a first start: the rooms arrive with the first sync
+
+    def _on_timeline(self, update: TimelineUpdated) -> None:
+        if update.room_id == self.current_room and update.version > self._view_version:
+            self._view_version = update.version
+            timeline = self.query_one(TimelineView)
+            timeline.apply_diffs(update.diffs)
+            if self.view is not None:
+                timeline.set_read_by(self.view.read_by())
+            self._sync_view_flags()
+            self._schedule_read()
+
+    def _on_receipts(self, update: ReceiptsChanged) -> None:
+        if update.room_id == self.current_room and self.view is not None:
+            self.query_one(TimelineView).set_read_by(self.view.read_by())
+
+    def _on_thread_unread(self, update: ThreadUnreadChanged) -> None:
+        if update.room_id == self.current_room:
+            self.query_one(TimelineView).set_thread_unread(
+                frozenset(root for root, _n, _h in update.counts)
+            )
+
+    def _on_typing(self, update: TypingChanged) -> None:
+        if update.room_id == self.current_room:
+            self._show_typing(update.user_ids)
+
+    def _on_members(self, update: MembersChanged) -> None:
+        if update.room_id == self.current_room and self.view is not None:
+            self.query_one(TimelineView).refresh_names()
+            if self.query_one("#members").display:
+                self.query_one(MemberList).show_members(self.view.members, self.view.power_levels)
+            self.query_one(RoomHeader).member_count = len(self.view.members.joined())
+
+    def _on_presence(self, update: PresenceChanged) -> None:
+        if self.view is not None and self.query_one("#members").display:
+            self.query_one(MemberList).show_members(self.view.members, self.view.power_levels)
+        self.query_one(RoomHeader).refresh()
+
+    def _on_upload(self, update: UploadProgress) -> None:
+        self.query_one(UploadBar).show(update)
+
+    def _on_notice(self, update: Notice) -> None:
+        severity = {"warning": "warning", "error": "error"}.get(update.level, "information")
+        if not self.background:  # (the app says a background account's, naming it)
+            self.notify(clean_line(update.text), severity=severity, markup=False)  # type: ignore[arg-type]
+        self.query_one(StatusBar).message = clean_line(update.text, 80)
+
+    def _on_session_ended(self, update: SessionEnded) -> None:
+        self.query_one(StatusBar).message = clean_line(update.message, 80)
+
+    def _on_storage(self, update: StorageChanged) -> None:
+        self.query_one(StatusBar).storage = update.problem or ""
+        if update.problem is None:
+            self.notify("The cache can be written again; sync and sending carry on.", markup=False, timeout=6)
+
+    def _ordered_rooms(self) -> list[RoomSummary]:
+        return [room for _key, rooms in ordered(self.filtered_rooms()) for room in rooms]
+
+    def _refresh_rooms(self) -> None:
+        self.query_one(RoomList).show_rooms(
+            self.filtered_rooms(), self.current_room, self.unjoined_rows()
+        )
+
+    def _refresh_header(self) -> None:
+        header = self.query_one(RoomHeader)
+        room = self.client.rooms.get(self.current_room) if self.current_room else None
+        header.room = room
+        bridges = room.bridge_list if room is not None and room.bridges else []
+        self.query_one(MemberList).is_bridged = lambda user_id: is_bridged_user(user_id, bridges)
+        self.query_one(TimelineView).set_bridges(
+            tuple(bridges), lambda user_id: is_bridged_user(user_id, bridges)
+        )
+        invite = room is not None and room.membership == "invite"
+        bar = self.query_one("#invite-bar")
+        bar.display = invite
+        if invite and room is not None:
+            inviter = clean_line(room.inviter or "someone")
+            self.query_one("#invite-text", Static).update(
+                Text(f"{inviter} invited you to {clean_line(room.display_name)}")
+            )
+        self.query_one(Composer).disabled = invite
+
+    def _show_typing(self, users: tuple[str, ...]) -> None:
+        others = [u for u in users if u != self.client.user_id]
+        name_of = self.view.display_name if self.view else clean_line
+        if not others:
+            text = Text("")
+        elif len(others) == 1:
+            text = Text(f"{name_of(others[0])} is typing…", style=Style(dim=True, italic=True))
+        else:
+            text = Text(f"{len(others)} people are typing…", style=Style(dim=True, italic=True))
+        self.query_one("#typing", Static).update(text)
+
+    def _sync_view_flags(self) -> None:
+        if self.view is None:
+            return
+        timeline = self.query_one(TimelineView)
+        timeline.at_live_end = self.view.at_live_end
+        timeline.reached_start = self.view.reached_start
