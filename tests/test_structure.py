@@ -21,8 +21,7 @@ LIMIT = 800
 #: Modules allowed over :data:`LIMIT` for now, and why. Each must still be over it (the
 #: test below fails once it is split, so the entry goes).
 OVERSIZE = {
-    "crypto/machine.py": "the Olm machine, being split into its parts (issue 17, crypto)",
-    "crypto/verification.py": "verification flows, being split into request lifecycle and SAS (issue 17, crypto)",
+    "crypto/machine.py": "the Olm machine's wiring after its split into parts (issue 17, crypto engineers)",
     "crypto/backup.py": "key backup crypto, in the crypto engineers' part of issue 17",
     "ui/screens/recovery.py": "the recovery screens and dialogs, 811 lines, to be split next",
 }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
@@ -30,7 +30,6 @@ from .cache_key import CACHE_KEY, cache_key
 from .core import Core
 from .dbthread import DatabaseThread
 from .encryption import CryptoResult
-from .formatting import Pill, edit_content, message_content, pills_in
 from .notices import say_once
 from .oauth import OAuthLogin, OAuthTokens, remove_saved
 from .paths import profile_dir
@@ -736,59 +735,6 @@ class MatrixClient(ClientServices, RoomCommands):
         if self._threads.made is not None:
             self._threads.made.on_send_state(entry, state, event_id, error)
 
-    async def send_message(
-        self,
-        room_id: str,
-        body: str,
-        *,
-        msgtype: str = "m.text",
-        reply_to: str | None = None,
-        event_type: str = "m.room.message",
-        extra: dict[str, Any] | None = None,
-    ) -> OutboxEntry:
-        """Queue a message (shown at once as a local echo); returns its outbox entry.
-
-        A reply carries only its relation: the quoted fallback left the spec in v1.13.
-        Every message carries ``m.mentions`` (empty unless ``extra`` says otherwise).
-        """
-        content: dict[str, Any] = {"msgtype": msgtype, "body": body}
-        if reply_to:
-            content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}
-        if extra:
-            content.update(extra)
-        if event_type == "m.room.message":
-            content.setdefault("m.mentions", {})
-        return await self.send_event(room_id, event_type, content)
-
-    async def send_text(
-        self,
-        room_id: str,
-        text: str,
-        *,
-        msgtype: str = "m.text",
-        reply_to: str | None = None,
-        pills: Sequence[Pill] = (),
-        markdown: bool = True,
-        formatted_body: str | None = None,
-    ) -> OutboxEntry:
-        """Send composer text: markdown to HTML, completed mentions as pills and in
-        ``m.mentions`` (see :mod:`.formatting`); ``markdown=False`` sends it literally."""
-        content = message_content(
-            text,
-            msgtype=msgtype,
-            pills=pills_in(text, pills),
-            own_user_id=self.user_id,
-            may_mention_room=self.may_mention_room(room_id),
-            markdown=markdown,
-            formatted_body=formatted_body,
-        )
-        return await self.send_message(room_id, text, msgtype=msgtype, reply_to=reply_to, extra=content)
-
-    def may_mention_room(self, room_id: str) -> bool:
-        """True if our power level lets ``@room`` notify everyone (the room must be open)."""
-        view = self.views.get(room_id)
-        return view is not None and view.power_levels.can_notify(self.user_id, "room")
-
     async def send_event(self, room_id: str, event_type: str, content: dict[str, Any]) -> OutboxEntry:
         """Queue any message-like event."""
         if self._typing.made is not None and event_type == "m.room.message":
@@ -798,38 +744,6 @@ class MatrixClient(ClientServices, RoomCommands):
         if view is not None:
             view.add_local_echo(entry)
         return entry
-
-    async def send_reaction(self, room_id: str, event_id: str, key: str) -> OutboxEntry:
-        """React to a message."""
-        content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}}
-        return await self.send_queue.enqueue(room_id, "m.reaction", content)
-
-    async def toggle_reaction(self, room_id: str, event_id: str, key: str) -> bool:
-        """React with ``key``, or take our reaction back if we already reacted so (the
-        room must be open). True if a reaction was sent, False if ours was redacted."""
-        view = self.views.get(room_id)
-        ours = view.model.reaction_event_id(event_id, self.user_id, key) if view is not None else None
-        if ours is None:
-            await self.send_reaction(room_id, event_id, key)
-            return True
-        await self.redact(room_id, ours)
-        return False
-
-    async def send_edit(self, room_id: str, event_id: str, new_body: str, *, pills: Sequence[Pill] = ()) -> OutboxEntry:
-        """Replace the text of one of our messages (``m.replace``), formatted as
-        :meth:`send_text` formats; the outer content is the ``* `` fallback."""
-        view = self.views.get(room_id)
-        original = view.model.content_of(event_id) if view is not None else None
-        msgtype = original.get("msgtype") if original else None
-        new_content = message_content(
-            new_body,
-            msgtype=msgtype if msgtype in ("m.text", "m.emote", "m.notice") else "m.text",
-            pills=pills_in(new_body, pills),
-            own_user_id=self.user_id,
-            may_mention_room=self.may_mention_room(room_id),
-        )
-        content = edit_content(event_id, new_content, original)
-        return await self.send_queue.enqueue(room_id, "m.room.message", content)
 
     async def retry_send(self, txn_id: str) -> None:
         """Send a failed message again (same transaction ID)."""

@@ -1,5 +1,5 @@
-"""What the client does in rooms on the user's word: joining, leaving, settings, and the
-composer's lines (a message, or a ``/command``).
+"""What the client does in rooms on the user's word: messages (text, replies, edits,
+reactions), joining, leaving, settings, and the composer's lines (a message, or a ``/command``).
 
 :class:`RoomCommands` is a base class of :class:`~.client.MatrixClient`; it declares what it
 needs of the client below.
@@ -21,10 +21,11 @@ from ..protocol.room_state import RoomSummary
 from ..store.cache import Cache, OutboxEntry
 from .attachments import MediaError
 from .dbthread import DatabaseThread
-from .formatting import Pill, html_to_plain, shift_pills
+from .formatting import Pill, edit_content, html_to_plain, message_content, pills_in, shift_pills
 from .joins import JoinQueue
 from .notifications import NotificationService
 from .room_admin import RoomAdmin, split_user_and_reason
+from .room_view import RoomView
 from .send_queue import SendQueue
 from .updates import RoomListChanged, Update
 from .uploads import UploadService
@@ -34,7 +35,7 @@ __all__ = ["RoomCommands"]
 
 
 class RoomCommands:
-    """Room membership, room settings, the composer's commands (see the module documentation)."""
+    """Messages, room membership and settings, the composer's commands (see the module documentation)."""
 
     if TYPE_CHECKING:
         # Defined by MatrixClient and its services.
@@ -66,17 +67,100 @@ class RoomCommands:
 
         def close_room(self, room_id: str) -> None: ...
 
-        async def send_text(
-            self,
-            room_id: str,
-            text: str,
-            *,
-            msgtype: str = "m.text",
-            reply_to: str | None = None,
-            pills: Sequence[Pill] = (),
-            markdown: bool = True,
-            formatted_body: str | None = None,
-        ) -> OutboxEntry: ...
+        views: dict[str, RoomView]
+
+        async def send_event(self, room_id: str, event_type: str, content: dict[str, Any]) -> OutboxEntry: ...
+
+        async def redact(self, room_id: str, event_id: str, reason: str | None = None) -> None: ...
+
+    # -- messages --------------------------------------------------------------------
+
+    async def send_message(
+        self,
+        room_id: str,
+        body: str,
+        *,
+        msgtype: str = "m.text",
+        reply_to: str | None = None,
+        event_type: str = "m.room.message",
+        extra: dict[str, Any] | None = None,
+    ) -> OutboxEntry:
+        """Queue a message (shown at once as a local echo); returns its outbox entry.
+
+        A reply carries only its relation: the quoted fallback left the spec in v1.13.
+        Every message carries ``m.mentions`` (empty unless ``extra`` says otherwise).
+        """
+        content: dict[str, Any] = {"msgtype": msgtype, "body": body}
+        if reply_to:
+            content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}
+        if extra:
+            content.update(extra)
+        if event_type == "m.room.message":
+            content.setdefault("m.mentions", {})
+        return await self.send_event(room_id, event_type, content)
+
+    async def send_text(
+        self,
+        room_id: str,
+        text: str,
+        *,
+        msgtype: str = "m.text",
+        reply_to: str | None = None,
+        pills: Sequence[Pill] = (),
+        markdown: bool = True,
+        formatted_body: str | None = None,
+    ) -> OutboxEntry:
+        """Send composer text: markdown to HTML, completed mentions as pills and in
+        ``m.mentions`` (see :mod:`.formatting`); ``markdown=False`` sends it literally."""
+        content = message_content(
+            text,
+            msgtype=msgtype,
+            pills=pills_in(text, pills),
+            own_user_id=self.user_id,
+            may_mention_room=self.may_mention_room(room_id),
+            markdown=markdown,
+            formatted_body=formatted_body,
+        )
+        return await self.send_message(room_id, text, msgtype=msgtype, reply_to=reply_to, extra=content)
+
+    def may_mention_room(self, room_id: str) -> bool:
+        """True if our power level lets ``@room`` notify everyone (the room must be open)."""
+        view = self.views.get(room_id)
+        return view is not None and view.power_levels.can_notify(self.user_id, "room")
+
+    async def send_reaction(self, room_id: str, event_id: str, key: str) -> OutboxEntry:
+        """React to a message."""
+        content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}}
+        return await self.send_queue.enqueue(room_id, "m.reaction", content)
+
+    async def toggle_reaction(self, room_id: str, event_id: str, key: str) -> bool:
+        """React with ``key``, or take our reaction back if we already reacted so (the
+        room must be open). True if a reaction was sent, False if ours was redacted."""
+        view = self.views.get(room_id)
+        ours = view.model.reaction_event_id(event_id, self.user_id, key) if view is not None else None
+        if ours is None:
+            await self.send_reaction(room_id, event_id, key)
+            return True
+        await self.redact(room_id, ours)
+        return False
+
+    async def send_edit(self, room_id: str, event_id: str, new_body: str, *, pills: Sequence[Pill] = ()) -> OutboxEntry:
+        """Replace the text of one of our messages (``m.replace``), formatted as
+        :meth:`send_text` formats; the outer content is the ``* `` fallback."""
+        view = self.views.get(room_id)
+        original = view.model.content_of(event_id) if view is not None else None
+        msgtype = original.get("msgtype") if original else None
+        new_content = message_content(
+            new_body,
+            msgtype=msgtype if msgtype in ("m.text", "m.emote", "m.notice") else "m.text",
+            pills=pills_in(new_body, pills),
+            own_user_id=self.user_id,
+            may_mention_room=self.may_mention_room(room_id),
+        )
+        content = edit_content(event_id, new_content, original)
+        return await self.send_queue.enqueue(room_id, "m.room.message", content)
+
+    # -- membership and room settings -------------------------------------------------
 
     async def join(self, target: str) -> str:
         """Join by room ID, alias, matrix.to link or matrix: URI; returns the room ID."""
