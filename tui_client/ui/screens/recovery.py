@@ -37,7 +37,6 @@ from textual.widgets import Button, Footer, Input, Label, ProgressBar, Static
 from ...crypto import EncryptionError
 from ...crypto.backup import BackupError
 from ...engine.recovery import (
-    FIXES,
     EncryptionHealth,
     RecoveryError,
     RecoveryResult,
@@ -50,6 +49,7 @@ from ...protocol.errors import MatrixError, NetworkError
 from ...protocol.sanitize import clean_line
 from ..update_routes import UpdateRoutes
 from .dialogs import ChoiceDialog, ConfirmDialog, PromptDialog
+from .health_report import BAD, DIM, GOOD, health_text
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -67,10 +67,6 @@ _FAILURES = (
     AuthUnsupported,
     OSError,
 )
-_GOOD = Style(color="green")
-_BAD = Style(color="yellow", bold=True)
-_DIM = Style(dim=True)
-_HEAD = Style(bold=True, underline=True)
 
 
 def _sentence(error: BaseException) -> str:
@@ -146,7 +142,7 @@ class RecoveryKeyDialog(ModalScreen[None]):
             self._status(Text(f"Not saved: {_sentence(error)}", style=Style(color="red")))
             return
         self.saved_to = target
-        self._status(Text(f"Saved to {clean_line(str(target), 200)} (readable only by you).", style=_GOOD))
+        self._status(Text(f"Saved to {clean_line(str(target), 200)} (readable only by you).", style=GOOD))
 
     def _status(self, text: Text) -> None:
         self.query_one("#recovery-key-status", Static).update(text)
@@ -231,13 +227,13 @@ class RestoreDialog(ModalScreen[None]):
             return
         text = "" if self.from_backup else self.query_one("#restore-input", Input).value
         if not self.from_backup and not text.strip():
-            self._status(Text("Enter your recovery key or passphrase.", style=_BAD))
+            self._status(Text("Enter your recovery key or passphrase.", style=BAD))
             return
         self.running = True
         self.query_one("#restore", Button).disabled = True
         if not self.from_backup:
             self.query_one("#restore-input", Input).disabled = True
-        self._status(Text("Unlocking…" if not self.from_backup else "Downloading the backup…", style=_DIM))
+        self._status(Text("Unlocking…" if not self.from_backup else "Downloading the backup…", style=DIM))
         self._restore(text)
 
     @work(group="restore", exclusive=True, exit_on_error=False)
@@ -273,28 +269,28 @@ class RestoreDialog(ModalScreen[None]):
     def _result_text(self, result: RecoveryResult) -> Text:
         text = Text()
         if result.device_verified:
-            text.append("✓ This session is verified.\n", style=_GOOD)
+            text.append("✓ This session is verified.\n", style=GOOD)
         else:
-            text.append("This session could not be verified with your recovery.\n", style=_BAD)
+            text.append("This session could not be verified with your recovery.\n", style=BAD)
         if result.restore is not None:
             text.append_text(self._summary_text(result.restore, []))
         for problem in result.problems:
-            text.append(f"\n! {clean_line(problem, 300)}", style=_BAD)
+            text.append(f"\n! {clean_line(problem, 300)}", style=BAD)
         return text
 
     @staticmethod
     def _summary_text(summary: RestoreSummary, _problems: list[str]) -> Text:
         text = Text(
             f"✓ {summary.imported:,} room keys restored from backup version {clean_line(summary.version, 40)}",
-            style=_GOOD,
+            style=GOOD,
         )
         if summary.redecrypted:
-            text.append(f"; {summary.redecrypted:,} messages decrypted in place", style=_GOOD)
+            text.append(f"; {summary.redecrypted:,} messages decrypted in place", style=GOOD)
         text.append(".")
         if summary.failures:
             text.append(
                 f"\n! {len(summary.failures)} damaged backup entries were skipped (the rest is restored).",
-                style=_BAD,
+                style=BAD,
             )
         return text
 
@@ -314,12 +310,12 @@ class RestoreDialog(ModalScreen[None]):
                 line += f" ({progress.failed} damaged entries skipped)"
             if not self.running:
                 return
-            self._status(Text(line, style=_DIM))
+            self._status(Text(line, style=DIM))
         elif progress.stage == "done" and progress.total:
             bar.display = True
             bar.update(total=max(progress.total, 1), progress=progress.total)
         elif progress.stage in labels and self.running:
-            self._status(Text(labels[progress.stage], style=_DIM))
+            self._status(Text(labels[progress.stage], style=DIM))
 
     def _status(self, text: Text) -> None:
         self.query_one("#restore-status", Static).update(text)
@@ -328,163 +324,6 @@ class RestoreDialog(ModalScreen[None]):
     def action_close(self) -> None:
         """Close (a restore under way goes on in the background)."""
         self.dismiss(None)
-
-
-# --------------------------------------------------------------------------- health
-
-
-def _mark(ok: bool) -> tuple[str, Style]:
-    return ("✓ ", _GOOD) if ok else ("✗ ", _BAD)
-
-
-def _line(text: Text, ok: bool, message: str, hint: str = "") -> None:
-    mark, style = _mark(ok)
-    text.append("  " + mark, style=style)
-    text.append(message)
-    if hint:
-        text.append(f"  ({hint})", style=_DIM)
-    text.append("\n")
-
-
-_SECRET_NAMES = {
-    "m.cross_signing.master": "master key",
-    "m.cross_signing.self_signing": "self-signing key",
-    "m.cross_signing.user_signing": "user-signing key",
-    "m.megolm_backup.v1": "backup key",
-}
-def _fix(fix: str, health: EncryptionHealth) -> tuple[str, str]:
-    """The key that does ``fix`` on the health screen, and its words (given the state)."""
-    if fix == "restore":
-        if health.backup.key_cached:
-            return "b", FIXES[fix]
-        return "k", "enter your recovery key to verify this session and restore the keys from the backup"
-    if fix == "request":
-        if health.device_verified:
-            return "q", "request the keys from your other sessions"
-        return "q", FIXES[fix] + " (verify this session first: F6)"
-    if fix == "import":
-        return "i", FIXES[fix]
-    return "", FIXES.get(fix, fix)
-
-
-def health_text(health: EncryptionHealth) -> Text:
-    """The health report as styled plain text."""
-    text = Text()
-    if not health.available:
-        text.append("End-to-end encryption is not available on this device.\n", style=_BAD)
-        if health.error:
-            text.append(clean_line(health.error, 300) + "\n")
-        _keyring_line(text, health)
-        _backend_line(text, health.crypto_backend)
-        return text
-    status = health.cross_signing
-    text.append("Cross-signing\n", style=_HEAD)
-    if status is None or not status.published:
-        _line(text, False, "Your account has no cross-signing identity", "set up recovery: s")
-    else:
-        _line(text, status.master_trusted, "Your identity " + ("is trusted here" if status.master_trusted else "is not trusted here"))
-    _line(
-        text,
-        health.device_verified,
-        "This session is " + ("verified (signed by your identity)" if health.device_verified else "not verified"),
-        "" if health.device_verified else "restore from your recovery key: k; or verify it from another session: F6",
-    )
-    if status is not None and status.published:
-        held = [
-            ("master", status.has_master),
-            ("self-signing", status.has_self_signing),
-            ("user-signing", status.has_user_signing),
-        ]
-        text.append("  Private keys here: ", style=_DIM)
-        text.append(" · ".join(f"{name} {'✓' if ok else '✗'}" for name, ok in held) + "\n", style=_DIM)
-    text.append("\nRecovery\n", style=_HEAD)
-    kind = "a recovery key or passphrase" if health.secret_storage_passphrase else "a recovery key"
-    _line(
-        text,
-        health.secret_storage,
-        f"Secret storage is set up, unlocked by {kind}" if health.secret_storage else "No secret storage: nothing to recover a new device with",
-        "" if health.secret_storage else "s",
-    )
-    cached = [_SECRET_NAMES.get(name, clean_line(name, 60)) for name in health.secrets_cached]
-    text.append("  Secrets cached on this device: ", style=_DIM)
-    text.append((", ".join(cached) if cached else "none") + "\n", style=_DIM)
-    text.append("\nKey backup\n", style=_HEAD)
-    _backup_lines(text, health.backup)
-    text.append("\nThis device\n", style=_HEAD)
-    _keyring_line(text, health)
-    _backend_line(text, health.crypto_backend)
-    otks = health.one_time_keys
-    _line(
-        text,
-        otks is not None and otks > 0,
-        f"{otks} one-time keys on the server" if otks is not None else "One-time keys on the server: not known yet",
-        "others start encrypted sessions with this device with them",
-    )
-    text.append("\nMessages that could not be decrypted\n", style=_HEAD)
-    if not health.undecryptable:
-        _line(text, True, "None")
-    for group in health.undecryptable:
-        plural = "s" if group.events != 1 else ""
-        keys = "s" if group.sessions != 1 else ""
-        text.append(f"  ! {group.events:,} message{plural} ({group.sessions:,} key{keys}): ", style=_BAD)
-        text.append(clean_line(group.reason, 200) + "\n")
-        for fix in group.fixes:
-            key, words = _fix(fix, health)
-            text.append("      → ")
-            if key:
-                text.append(f"{key} ", style=Style(bold=True))
-            text.append(words + "\n", style=_DIM)
-    return text
-
-
-#: The crypto backends by name, as the health screen names them, and whether each is sound.
-_BACKENDS = {
-    "vodozemac": ("Encryption library: vodozemac", True),
-    "olm": ("Encryption library: python-olm (libolm: deprecated, with known timing side channels)", False),
-}
-
-
-def _backend_line(text: Text, backend: str) -> None:
-    if not backend:
-        return
-    label, sound = _BACKENDS.get(backend, (f"Encryption library: {clean_line(backend, 40)}", False))
-    _line(text, sound, label)
-
-
-def _keyring_line(text: Text, health: EncryptionHealth) -> None:
-    warning = health.keyring_warning
-    _line(text, warning is None, clean_line(warning, 400) if warning else "Your access token and keys are in the system keyring")
-
-
-def _backup_lines(text: Text, backup: BackupStatus) -> None:
-    state = backup.state
-    version = f"version {clean_line(backup.version, 40)}" if backup.version else ""
-    if state == "active":
-        _line(text, True, f"Backup {version} is in use")
-        text.append(f"    {clean_line(backup.detail, 200)}\n", style=_DIM)
-        _line(
-            text,
-            backup.up_to_date,
-            f"{backup.keys_backed_up:,} of {backup.keys_total:,} room keys on this device are backed up"
-            + (f" ({backup.server_count:,} in the backup)" if backup.server_count is not None else ""),
-            "" if backup.up_to_date else "uploading",
-        )
-        _line(
-            text,
-            backup.key_cached,
-            "This device holds the backup key" if backup.key_cached else "This device does not hold the backup key",
-            "it can restore from the backup: b" if backup.key_cached else "enter your recovery key to get it: k",
-        )
-    elif state == "none":
-        _line(text, False, "This account has no key backup: new devices cannot read your history", "s")
-    elif state == "untrusted":
-        _line(text, False, f"The backup on the server ({version}) is not used: {clean_line(backup.detail, 200)}", "x to reset it")
-    elif state in ("unknown", "off"):
-        text.append("  " + ("Checking…" if state == "unknown" else clean_line(backup.detail, 200)) + "\n", style=_DIM)
-    else:
-        _line(text, False, clean_line(backup.detail, 300) or f"The backup is {state}")
-    if backup.error:
-        text.append(f"  Last upload failed: {clean_line(backup.error, 200)}\n", style=_BAD)
 
 
 class EncryptionHealthScreen(Screen[None]):
@@ -522,7 +361,7 @@ class EncryptionHealthScreen(Screen[None]):
         title = Text(f"Encryption health · {clean_line(self.client.user_id, 80)} · session {clean_line(self.client.device_id, 40)}")
         yield Static(title, id="health-title")
         with VerticalScroll(id="health-body"):
-            yield Static(Text("Checking…", style=_DIM), id="health-report")
+            yield Static(Text("Checking…", style=DIM), id="health-report")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -535,7 +374,7 @@ class EncryptionHealthScreen(Screen[None]):
             health = await self.client.recovery.health(check_backup=self._check_backup)
         except _FAILURES as error:
             for report in self.query("#health-report").results(Static):
-                report.update(Text(f"Could not check: {_sentence(error)}", style=_BAD))
+                report.update(Text(f"Could not check: {_sentence(error)}", style=BAD))
             return
         self.show(health)
 
