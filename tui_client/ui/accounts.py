@@ -29,7 +29,6 @@ from textual import on
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
@@ -42,10 +41,11 @@ from ..engine.updates import Notice, SessionEnded, Update, VerificationChanged
 from ..protocol.sanitize import clean_line
 from . import notify
 from .screens.login import LoginProblem, LoginScreen, _LoginFailed
+from .widgets.account_bar import AccountBar, AccountEntry, account_row
 from .widgets.room_list import visible_rooms
 
 if TYPE_CHECKING:
-    from .app import TuiClientApp
+    from .app_interface import ClientApp
     from .screens.chat import ChatScreen
 
 log = logging.getLogger(__name__)
@@ -65,18 +65,6 @@ def unread_of(client: MatrixClient) -> tuple[int, int]:
             notifications += room.notification_count
             highlights += room.highlight_count
     return notifications, highlights
-
-
-@dataclass(frozen=True, slots=True)
-class AccountEntry:
-    """One account as the switcher and the sidebar show it."""
-
-    slot: str
-    user_id: str
-    homeserver: str
-    notifications: int
-    highlights: int
-    active: bool
 
 
 @dataclass(eq=False)
@@ -103,76 +91,6 @@ class Account:
         )
 
 
-def _row(number: int, entry: AccountEntry, width: int) -> Text:
-    text = Text(f"{number} " if number < 10 else "  ", style=Style(dim=True))
-    name = clean_line(entry.user_id, 200)
-    badge = f" {entry.notifications}" if entry.notifications else ""
-    room = max(3, width - len(text) - len(badge))
-    shown = name if len(name) <= room else name[: room - 1] + "…"
-    text.append(shown, style=Style(bold=entry.active, reverse=False))
-    if badge:
-        colour = "#e06c75" if entry.highlights else "#61afef"
-        text.append(badge, style=Style(color=colour, bold=True))
-    return text
-
-
-class AccountBar(OptionList):
-    """The sidebar's list of accounts (above the spaces); shown once there are two."""
-
-    DEFAULT_CSS = """
-    AccountBar {
-        height: auto;
-        max-height: 10;
-        border: none;
-        padding: 0;
-        background: $surface;
-        border-right: solid $panel;
-        border-bottom: solid $panel;
-        text-wrap: nowrap;
-        display: none;
-    }
-    AccountBar:focus {
-        border: none;
-        border-right: solid $accent;
-        border-bottom: solid $panel;
-    }
-    """
-
-    class AccountChosen(Message):
-        """The user picked an account (its slot)."""
-
-        def __init__(self, slot: str) -> None:
-            super().__init__()
-            self.slot = slot
-
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(markup=False, id=id)
-        self.entries: tuple[AccountEntry, ...] = ()
-
-    def show(self, entries: Iterable[AccountEntry]) -> None:
-        """List ``entries`` (hidden with fewer than two)."""
-        entries = tuple(entries)
-        self.display = len(entries) > 1
-        if entries == self.entries:
-            return
-        self.entries = entries
-        width = max(8, (self.size.width or 20) - 1)
-        highlighted = self.highlighted
-        self.set_options(Option(_row(n, e, width), id=e.slot) for n, e in enumerate(entries, 1))
-        if highlighted is not None and highlighted < len(entries):
-            self.highlighted = highlighted
-
-    def on_resize(self) -> None:
-        entries, self.entries = self.entries, ()
-        self.show(entries)
-
-    @on(OptionList.OptionSelected)
-    def _chosen(self, event: OptionList.OptionSelected) -> None:
-        event.stop()
-        if event.option.id:
-            self.post_message(self.AccountChosen(event.option.id))
-
-
 class AccountSwitcher(ModalScreen[str | None]):
     """F9: the accounts in this window, with their unread counts; Enter or 1-9 switches,
     the last line adds an account."""
@@ -195,7 +113,7 @@ class AccountSwitcher(ModalScreen[str | None]):
     def on_mount(self) -> None:
         options = []
         for n, entry in enumerate(self._entries, 1):
-            row = _row(n, entry, 40)
+            row = account_row(n, entry, 40)
             row.append(f"  {clean_line(entry.homeserver, 60)}", style=Style(dim=True))
             if entry.active:
                 row.append("  (shown)", style=Style(italic=True))
@@ -260,7 +178,7 @@ class AddAccountScreen(LoginScreen):
 class AccountManager:
     """The accounts of the app's profile (see the module documentation)."""
 
-    def __init__(self, app: TuiClientApp) -> None:
+    def __init__(self, app: ClientApp) -> None:
         self.app = app
         self.accounts: list[Account] = []
         self._listing: AccountList | None = None
@@ -521,7 +439,7 @@ class AccountManager:
                 title=who,
                 markup=False,
             )
-        elif isinstance(update, SessionEnded) and update.message != "Logged out.":
+        elif isinstance(update, SessionEnded) and not update.by_user:
             self.app.run_worker(self._background_ended(account, update), exit_on_error=False)
         self.refresh()
 

@@ -29,7 +29,7 @@ from ..protocol.directory import PublicRoom
 from ..protocol.ids import InvalidIdentifier
 from ..protocol.sanitize import clean_line
 from . import notification_commands, notify
-from .accounts import AccountBar, AccountManager
+from .accounts import AccountManager
 from .app_interface import ClientApp
 from .bindings import APP_BINDINGS
 from .graphics import detect, graphics, set_graphics
@@ -49,6 +49,7 @@ from .themes import DEFAULT_THEME, builtin_themes, honour_no_color, load_themes
 from .update_routes import UpdateRoutes
 from .url_previews import url_preview_commands
 from .when import TimeStyle, set_time_style
+from .widgets.account_bar import AccountBar
 from .widgets.room_list import visible_rooms
 
 log = logging.getLogger(__name__)

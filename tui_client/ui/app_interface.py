@@ -8,13 +8,15 @@ the UI, so none of them needs to import :mod:`.app` (which imports them all).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 from textual.app import App
 from textual.dom import DOMNode
 
 from ..engine.client import MatrixClient
 from ..engine.joins import JoinJob
+from ..engine.updates import SessionEnded
 from ..protocol.directory import PublicRoom
 
 __all__ = ["ClientApp", "JoinRequests", "SecurityRequests", "client_app"]
@@ -49,10 +51,25 @@ class SecurityRequests(Protocol):
 class ClientApp(App[None]):
     """What every screen of tui_client may ask of the app it runs in."""
 
-    #: The logged-in account (``None`` before login and after logout).
+    #: The logged-in account in front (``None`` before login and after logout).
     client: MatrixClient | None
     join_flow: JoinRequests
     security: SecurityRequests
+    #: Where the accounts' data lives (``profile_dir(profile, base_dir)``), and the
+    #: HTTP transport the clients are made with (tests give a fake one).
+    profile: str
+    base_dir: Path | None
+    transport: Any
+    #: Stops the front account's updates reaching the app (the account manager swaps it).
+    _unsubscribe: Any
+
+    async def _start(self, client: MatrixClient) -> None:
+        """Show ``client``'s chat screen and start it (the account manager starts added accounts)."""
+        raise NotImplementedError
+
+    def _session_ended(self, update: SessionEnded) -> None:
+        """The server ended the front account's session: ask for the password, or log in again."""
+        raise NotImplementedError
 
     def open_room(self, room_id: str) -> None:
         """Open a room in the chat screen."""

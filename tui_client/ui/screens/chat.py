@@ -25,7 +25,6 @@ from ...protocol.commands import COMMANDS, MESSAGE_COMMANDS, CommandError, parse
 from ...protocol.errors import MatrixError, NetworkError
 from ...protocol.sanitize import clean_line
 from ...protocol.timeline import SendState, TimelineItem
-from ..accounts import AccountBar
 from ..app_interface import client_app
 from ..bindings import CHAT_BINDINGS
 from ..completion import (
@@ -41,6 +40,7 @@ from ..messages import ActionFailed, ComposerSubmitted, RoomOpened
 from ..render import Palette
 from ..seen import SeenTracker
 from ..vim_keys import list_key
+from ..widgets.account_bar import AccountBar
 from ..widgets.completion_list import CompletionList
 from ..widgets.composer import Composer
 from ..widgets.member_list import MemberList
