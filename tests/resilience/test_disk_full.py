@@ -19,8 +19,8 @@ from tui_client.devtools.synapse import SynapseServer
 from tui_client.engine.storage import FULL, StorageUnavailable
 from tui_client.engine.updates import StorageChanged
 
-from ..engine.support import Recorder
 from ..integration.e2ee_support import bodies, client_for, encrypted_room, join, shown, until
+from ..support.updates import Recorder
 from .disk_faults import fill_now, free, small_disk
 
 
