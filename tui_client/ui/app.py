@@ -311,6 +311,10 @@ class TuiClientApp(ClientApp):
         recovery.handle_update(self, self.client, update)
         self._app_routes.dispatch(update)
 
+    def account_count(self) -> int:
+        """How many accounts the window holds."""
+        return len(self.accounts.accounts)
+
     @property
     def chat_screen(self) -> ChatScreen | None:
         """The chat screen, if it is on the stack."""

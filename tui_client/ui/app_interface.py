@@ -93,6 +93,10 @@ class ClientApp(App[None]):
         """The room directory (of ``servers``, comma-separated; ours by default)."""
         raise NotImplementedError
 
+    def account_count(self) -> int:
+        """How many accounts the window holds (one unless more were added)."""
+        return 1
+
     def save_settings(self) -> None:
         """Write the settings changed in the client back to the config file."""
         raise NotImplementedError

@@ -339,7 +339,7 @@ def attach(app: ClientApp, client: MatrixClient | None = None) -> Notifier:
 
     def account() -> str | None:
         # With several accounts in the window, say whose notification it is.
-        if client is None or len(app.accounts.accounts) < 2:
+        if client is None or app.account_count() < 2:
             return None
         return client.user_id
 
