@@ -153,3 +153,11 @@ async def test_two_homeservers_restored_and_a_soft_logout_behind_asks_its_own_pa
             lambda: isinstance(app.screen, ChatScreen) and app.screen is again.chat,
             "bob's chat",
         )
+
+        # The palette adds an account or switches to another one (not to the one in front).
+        commands = {c.title: c for c in app.get_system_commands(app.screen)}
+        assert "Add account" in commands and f"Switch to {BOB}" not in commands
+        commands[f"Switch to {ME}"].callback()
+        await wait_for(
+            pilot, lambda: app.screen is alice.chat and app.client is alice.client, "alice in front"
+        )
