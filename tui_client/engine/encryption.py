@@ -50,6 +50,7 @@ from ..protocol.errors import MatrixError, NetworkError
 from ..protocol.events import DECRYPTION_FAILURE, ENCRYPTION_INFO
 from ..protocol.sync import SyncBatch
 from ..store.crypto_store import SqliteCryptoStore
+from .storage import StorageUnavailable
 from .updates import Notice
 
 if TYPE_CHECKING:
@@ -453,6 +454,12 @@ class Encryption:
                 failures += 1
                 log.warning("encryption requests failed: %s", error)
                 await asyncio.sleep(min(30.0, 2.0**failures))
+                self._wake.set()
+            except StorageUnavailable as error:
+                # The cache cannot be written (a full disk): the machine's requests are
+                # tried again once it can, instead of every few seconds in vain.
+                log.warning("encryption requests wait: %s", error)
+                await self.client.storage.wait_writable()
                 self._wake.set()
             except Exception:
                 log.exception("encryption request loop error")
