@@ -69,7 +69,9 @@ async def _device_screen(pilot: Pilot[None], synapse: SynapseServer) -> OAuthLog
 
 
 def _status(screen: OAuthLoginScreen) -> str:
-    return str(screen.query_one("#oauth-status", Static).render())
+    """The status line ("" while the screen is still being composed)."""
+    found = screen.query("#oauth-status")
+    return str(found.first(Static).render()) if found else ""
 
 
 def _drawn_qr(app: Any) -> list[list[bool]]:
@@ -329,6 +331,20 @@ def _oauth_mock(
     return httpx.MockTransport(handle)
 
 
+async def _open_oauth(pilot: Pilot[None], homeserver: str) -> OAuthLoginScreen:
+    """The login screen for ``homeserver``, once it offers only OAuth: its button pressed."""
+    app = pilot.app
+    screen = await _login_screen(pilot, homeserver)
+    await until(
+        pilot, lambda: not screen.query_one("#password").display, "the password field to go"
+    )
+    screen.query_one("#login-oauth", Button).press()
+    await until(pilot, lambda: isinstance(app.screen, OAuthLoginScreen), "the device login screen")
+    device = app.screen
+    assert isinstance(device, OAuthLoginScreen)
+    return device
+
+
 async def test_unusable_auth_metadata_is_said(tmp_path: Path) -> None:
     bad = {"issuer": "http://auth.example.org/", "token_endpoint": "http://auth.example.org/token"}
     app = TuiClientApp(base_dir=tmp_path, transport=_oauth_mock(metadata=bad), start_sync=False)
@@ -349,16 +365,7 @@ async def test_registration_refused_is_said(tmp_path: Path) -> None:
         base_dir=tmp_path, transport=_oauth_mock(registration=refusal), start_sync=False
     )
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = await _login_screen(pilot, MOCK_HS)
-        await until(
-            pilot, lambda: not screen.query_one("#password").display, "the password field to go"
-        )
-        screen.query_one("#login-oauth", Button).press()
-        await until(
-            pilot, lambda: isinstance(app.screen, OAuthLoginScreen), "the device login screen"
-        )
-        device = app.screen
-        assert isinstance(device, OAuthLoginScreen)
+        device = await _open_oauth(pilot, MOCK_HS)
         await until(pilot, lambda: "refused to register" in _status(device), "the refusal")
         assert "The sign-in service refused to" in screen_text(app)
         assert device.query_one("#oauth-restart").display
@@ -367,16 +374,7 @@ async def test_registration_refused_is_said(tmp_path: Path) -> None:
 async def test_sign_in_service_unreachable_while_waiting_is_said(tmp_path: Path) -> None:
     app = TuiClientApp(base_dir=tmp_path, transport=_oauth_mock(token_down=True), start_sync=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = await _login_screen(pilot, MOCK_HS)
-        await until(
-            pilot, lambda: not screen.query_one("#password").display, "the password field to go"
-        )
-        screen.query_one("#login-oauth", Button).press()
-        await until(
-            pilot, lambda: isinstance(app.screen, OAuthLoginScreen), "the device login screen"
-        )
-        device = app.screen
-        assert isinstance(device, OAuthLoginScreen)
+        device = await _open_oauth(pilot, MOCK_HS)
         await until(pilot, lambda: "Lost the sign-in service" in _status(device), "the loss")
         assert "Lost the sign-in service" in screen_text(app)
         assert "New code" in screen_text(app)
@@ -386,16 +384,7 @@ async def test_no_browser_here_is_said(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("BROWSER", str(tmp_path / "no-such-browser"))
     app = TuiClientApp(base_dir=tmp_path, transport=_oauth_mock(), start_sync=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = await _login_screen(pilot, MOCK_HS)
-        await until(
-            pilot, lambda: not screen.query_one("#password").display, "the password field to go"
-        )
-        screen.query_one("#login-oauth", Button).press()
-        await until(
-            pilot, lambda: isinstance(app.screen, OAuthLoginScreen), "the device login screen"
-        )
-        device = app.screen
-        assert isinstance(device, OAuthLoginScreen)
+        device = await _open_oauth(pilot, MOCK_HS)
         await until(pilot, lambda: device.grant is not None, "the user code")
         await pilot.pause(0.1)
         await pilot.click("#oauth-browser")

@@ -542,7 +542,10 @@ def _handler_for(server: AuthServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(data)))
             self.send_header("Cache-Control", "no-store")
             self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up on this request (a cancelled poll)
 
         def _form(self) -> dict[str, str]:
             length = int(self.headers.get("Content-Length") or 0)
