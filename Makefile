@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test soak lint bench bench-quick screenshots clean
+.PHONY: demo sydent test soak lint bench bench-quick screenshots clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,12 @@ $(STAMP): pyproject.toml requirements.lock
 demo: $(STAMP)
 	$(BIN)/python -m tui_client.devtools.demo
 
-test: $(STAMP)
+# matrix-sydent (the identity server of tests/integration/test_identity.py) needs its own
+# venv (its signedjson pin clashes with Synapse's), made from requirements-sydent.lock.
+sydent: $(STAMP)
+	$(BIN)/python -c "from tui_client.devtools.sydent import ensure_venv; ensure_venv()"
+
+test: $(STAMP) sydent
 	$(BIN)/python -m pytest -q
 
 # The long forms of the real-world tests (issue 19; tests/resilience): 50 kills while
@@ -50,4 +55,4 @@ screenshots: $(STAMP)
 	TUI_CLIENT_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/ui --snapshot-update
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-sydent .pytest_cache .mypy_cache .ruff_cache

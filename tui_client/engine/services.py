@@ -21,6 +21,7 @@ from .dbthread import DatabaseThread
 from .devices import DeviceService
 from .directory import DirectoryBrowser
 from .encryption import Encryption
+from .identity import GetMeta, IdentityService, SetMeta
 from .joins import JoinQueue
 from .notifications import NotificationService
 from .presence import PresenceService
@@ -103,6 +104,7 @@ class ClientServices:
         cross_signing_changed = lambda: self.cross_signing.refresh_soon()  # noqa: E731
         self._spaces = Lazy(lambda: SpaceService(core))
         self._joins = Lazy(lambda: JoinQueue(core, self.spaces, note_joined=self.note_joined))
+        self._identity = Lazy(lambda: IdentityService(core.connection, core.user_id, *_meta(core)))
         self._backup = Lazy(
             lambda: KeyBackup(
                 core,
@@ -258,6 +260,11 @@ class ClientServices:
         return self._spaces.get()
 
     @property
+    def identity(self) -> IdentityService:
+        """The identity server: find and invite people by email (engine/identity.py)."""
+        return self._identity.get()
+
+    @property
     def joins(self) -> JoinQueue:
         """The join queue (engine/joins.py), created on first use."""
         return self._joins.get()
@@ -362,6 +369,8 @@ class ClientServices:
             await self._joins.made.stop()
         if self._spaces.made is not None:
             self._spaces.made.stop()
+        if self._identity.made is not None:
+            await self._identity.made.aclose()
         for lazy in (
             self._verification,
             self._cross_signing,
@@ -372,3 +381,16 @@ class ClientServices:
         ):
             if lazy.made is not None:
                 lazy.made.stop()
+
+
+def _meta(core: Core) -> tuple[GetMeta, SetMeta]:
+    """Reading and writing the cache's meta table, on the database thread."""
+
+    async def get_meta(key: str) -> str | None:
+        value: str | None = await core.db.run(core.cache.get_meta, key)
+        return value
+
+    async def set_meta(key: str, value: str) -> None:
+        await core.db.run(core.cache.set_meta, key, value)
+
+    return get_meta, set_meta

@@ -170,6 +170,11 @@ class HomeserverConnection:
         self._client_instance: httpx.AsyncClient | None = None
 
     @property
+    def transport(self) -> httpx.AsyncBaseTransport | None:
+        """The transport given at construction (``None``: httpx's network transport)."""
+        return self._transport
+
+    @property
     def _client(self) -> httpx.AsyncClient:
         # Made on first use: its TLS context (loading the CA bundle) costs ~50 ms,
         # which a cold start should not spend before the room list is painted.
