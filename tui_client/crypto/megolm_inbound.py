@@ -112,24 +112,18 @@ class InboundGroupSessions(MachinePart):
             and isinstance(session_key, str)
         ):
             raise Rejected("malformed m.room_key")
-        session = self._backend.inbound_group_session(session_key)
-        if session.session_id != session_id:
-            raise Rejected("m.room_key session_id does not match its key")
-        candidate = InboundGroupSessionRecord(
-            room_id=room_id,
-            session_id=session_id,
-            pickle=session.pickle(self._pickle_key),
+        return self._keep(
+            self._backend.inbound_group_session(session_key),
+            room_id,
+            session_id,
+            "m.room_key ",
             sender_key=sender_key,
             signing_key=claimed_ed25519,
             sender_user_id=sender,
-            first_known_index=session.first_known_index,
-            forwarding_chain=[],
-            origin=KeyOrigin.ROOM_KEY.value,
+            chain=[],
+            origin=KeyOrigin.ROOM_KEY,
             shared_history=content.get("shared_history") is True,
-            backed_up=False,
-            received_ms=self._clock(),
         )
-        return self._store_inbound(candidate, session)
 
     def receive_forwarded_room_key(
         self,
@@ -163,26 +157,58 @@ class InboundGroupSessions(MachinePart):
         request = self._store.find_room_key_request(room_id, session_id)
         if request is None or device["device_id"] not in request["recipients"]:
             raise Rejected("forwarded room key we did not ask that device for")
-        session = self._backend.import_inbound_group_session(session_key)
+        info = self._keep(
+            self._backend.import_inbound_group_session(session_key),
+            room_id,
+            session_id,
+            "forwarded ",
+            sender_key=original_sender_key,
+            signing_key=claimed,
+            sender_user_id=None,
+            chain=[*chain, forwarder_key],
+            origin=KeyOrigin.FORWARDED,
+            shared_history=content.get("shared_history") is True,
+        )
+        self._gossip.key_arrived(room_id, session_id)
+        return info
+
+    def _keep(
+        self,
+        session: InboundGroupSession,
+        room_id: str,
+        session_id: str,
+        what: str,
+        *,
+        sender_key: str,
+        signing_key: str,
+        sender_user_id: str | None,
+        chain: list[str],
+        origin: KeyOrigin,
+        shared_history: bool,
+    ) -> RoomKeyInfo | None:
+        """Store a session that came as a room key, forwarded, from a file or the backup.
+
+        The one place an inbound record is built: the session must be the one its
+        ``session_id`` names (``what`` starts the refusal), a copy from the backup is
+        already backed up, and what we had is merged (:meth:`_store_inbound`).
+        """
         if session.session_id != session_id:
-            raise Rejected("forwarded session_id does not match its key")
+            raise Rejected(f"{what}session_id does not match its key")
         candidate = InboundGroupSessionRecord(
             room_id=room_id,
             session_id=session_id,
             pickle=session.pickle(self._pickle_key),
-            sender_key=original_sender_key,
-            signing_key=claimed,
-            sender_user_id=None,
+            sender_key=sender_key,
+            signing_key=signing_key,
+            sender_user_id=sender_user_id,
             first_known_index=session.first_known_index,
-            forwarding_chain=[*chain, forwarder_key],
-            origin=KeyOrigin.FORWARDED.value,
-            shared_history=content.get("shared_history") is True,
-            backed_up=False,
+            forwarding_chain=chain,
+            origin=origin.value,
+            shared_history=shared_history,
+            backed_up=origin is KeyOrigin.BACKUP,
             received_ms=self._clock(),
         )
-        info = self._store_inbound(candidate, session)
-        self._gossip.key_arrived(room_id, session_id)
-        return info
+        return self._store_inbound(candidate, session)
 
     def _store_inbound(
         self, candidate: InboundGroupSessionRecord, session: InboundGroupSession
@@ -545,24 +571,18 @@ class InboundGroupSessions(MachinePart):
             and isinstance(chain, list)
         ):
             raise Rejected("incomplete session")
-        session = self._backend.import_inbound_group_session(session_key)
-        if session.session_id != session_id:
-            raise Rejected("session_id does not match its key")
-        candidate = InboundGroupSessionRecord(
-            room_id=room_id,
-            session_id=session_id,
-            pickle=session.pickle(self._pickle_key),
+        return self._keep(
+            self._backend.import_inbound_group_session(session_key),
+            room_id,
+            session_id,
+            "",
             sender_key=sender_key,
             signing_key=claimed_ed,
             sender_user_id=None,
-            first_known_index=session.first_known_index,
-            forwarding_chain=[k for k in chain if isinstance(k, str)],
-            origin=origin.value,
+            chain=[k for k in chain if isinstance(k, str)],
+            origin=origin,
             shared_history=item.get("shared_history") is True,
-            backed_up=origin is KeyOrigin.BACKUP,
-            received_ms=self._clock(),
         )
-        return self._store_inbound(candidate, session)
 
     def import_room_keys(self, text: str, passphrase: str) -> ImportResult:
         """Decrypt and import a key export file; raises ``KeyExportError`` (bad file or passphrase)."""
