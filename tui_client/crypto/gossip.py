@@ -297,29 +297,12 @@ class KeyGossip(MachinePart):
         }
         if sender_key is not None:
             body["sender_key"] = sender_key
-        content = {
-            "action": "request",
-            "body": body,
-            "request_id": request_id,
-            "requesting_device_id": self._device_id,
-        }
-        self._store.save_key_request(
-            KeyRequestRecord(
-                request_id=request_id,
-                kind="room_key",
-                room_id=room_id,
-                session_id=session_id,
-                secret_name=None,
-                recipients=[d["device_id"] for d in devices],
-                state="unsent",
-                created_ms=self._clock(),
-            )
-        )
-        self._core.queue_to_device(
-            "m.room_key_request",
-            {self._user_id: {d["device_id"]: content for d in devices}},
-            ToDeviceKind.KEY_REQUEST,
-            {"request_id": request_id},
+        self._ask(
+            devices,
+            request_id,
+            {"action": "request", "body": body},
+            room_id=room_id,
+            session_id=session_id,
         )
         return True
 
@@ -333,31 +316,41 @@ class KeyGossip(MachinePart):
         if not devices:
             return None
         request_id = new_id()
-        content = {
-            "name": name,
-            "action": "request",
-            "requesting_device_id": self._device_id,
-            "request_id": request_id,
-        }
+        self._ask(devices, request_id, {"name": name, "action": "request"}, secret_name=name)
+        return request_id
+
+    def _ask(
+        self,
+        devices: list[DeviceRecord],
+        request_id: str,
+        content: dict[str, Any],
+        *,
+        room_id: str | None = None,
+        session_id: str | None = None,
+        secret_name: str | None = None,
+    ) -> None:
+        """Keep a request for a room key (``room_id``, ``session_id``) or a secret
+        (``secret_name``), and queue ``content`` to each of our ``devices`` as its event."""
+        kind = "room_key" if secret_name is None else "secret"
         self._store.save_key_request(
             KeyRequestRecord(
                 request_id=request_id,
-                kind="secret",
-                room_id=None,
-                session_id=None,
-                secret_name=name,
+                kind=kind,
+                room_id=room_id,
+                session_id=session_id,
+                secret_name=secret_name,
                 recipients=[d["device_id"] for d in devices],
                 state="unsent",
                 created_ms=self._clock(),
             )
         )
+        content = {**content, "request_id": request_id, "requesting_device_id": self._device_id}
         self._core.queue_to_device(
-            "m.secret.request",
+            "m.room_key_request" if kind == "room_key" else "m.secret.request",
             {self._user_id: {d["device_id"]: content for d in devices}},
-            ToDeviceKind.SECRET_REQUEST,
+            ToDeviceKind.KEY_REQUEST if kind == "room_key" else ToDeviceKind.SECRET_REQUEST,
             {"request_id": request_id},
         )
-        return request_id
 
     def key_arrived(self, room_id: str, session_id: str) -> None:
         request = self._store.find_room_key_request(room_id, session_id)

@@ -188,24 +188,21 @@ class InboundGroupSessions(MachinePart):
     ) -> RoomKeyInfo | None:
         """Store a session that came as a room key, forwarded, from a file or the backup.
 
-        The one place an inbound record is built: the session must be the one its
-        ``session_id`` names (``what`` starts the refusal), a copy from the backup is
-        already backed up, and what we had is merged (:meth:`_store_inbound`).
+        The session must be the one its ``session_id`` names (``what`` starts the
+        refusal); what we had is merged (:meth:`_store_inbound`).
         """
         if session.session_id != session_id:
             raise Rejected(f"{what}session_id does not match its key")
-        candidate = InboundGroupSessionRecord(
-            room_id=room_id,
-            session_id=session_id,
-            pickle=session.pickle(self._pickle_key),
+        candidate = inbound_record(
+            session,
+            self._pickle_key,
+            room_id,
             sender_key=sender_key,
             signing_key=signing_key,
             sender_user_id=sender_user_id,
-            first_known_index=session.first_known_index,
-            forwarding_chain=chain,
-            origin=origin.value,
+            chain=chain,
+            origin=origin,
             shared_history=shared_history,
-            backed_up=origin is KeyOrigin.BACKUP,
             received_ms=self._clock(),
         )
         return self._store_inbound(candidate, session)
@@ -594,3 +591,34 @@ class InboundGroupSessions(MachinePart):
         if not isinstance(sessions, list):
             raise KeyExportError("the decrypted export is not a list of sessions")
         return self.import_sessions(sessions)
+
+
+def inbound_record(
+    session: InboundGroupSession,
+    pickle_key: bytes,
+    room_id: str,
+    *,
+    sender_key: str,
+    signing_key: str,
+    sender_user_id: str | None,
+    chain: list[str],
+    origin: KeyOrigin,
+    shared_history: bool,
+    received_ms: int,
+) -> InboundGroupSessionRecord:
+    """The stored form of an inbound Megolm session, whatever brought it (our own
+    outbound session, a room key, a forwarded key, a file, the backup: already backed up)."""
+    return InboundGroupSessionRecord(
+        room_id=room_id,
+        session_id=session.session_id,
+        pickle=session.pickle(pickle_key),
+        sender_key=sender_key,
+        signing_key=signing_key,
+        sender_user_id=sender_user_id,
+        first_known_index=session.first_known_index,
+        forwarding_chain=chain,
+        origin=origin.value,
+        shared_history=shared_history,
+        backed_up=origin is KeyOrigin.BACKUP,
+        received_ms=received_ms,
+    )

@@ -26,6 +26,7 @@ from .machine_core import (
     MachinePart,
     compact,
 )
+from .megolm_inbound import inbound_record
 from .olm_sessions import OlmSessions
 from .requests import (
     ToDeviceKind,
@@ -33,7 +34,6 @@ from .requests import (
 )
 from .store_api import (
     DeviceRecord,
-    InboundGroupSessionRecord,
     OlmSessionRecord,
     OutboundGroupSessionRecord,
     PendingToDeviceRecord,
@@ -226,18 +226,16 @@ class OutboundGroupSessions(MachinePart):
         session = self._backend.create_outbound_group_session()
         inbound = self._backend.inbound_group_session(session.session_key)
         self._store.save_inbound_group_session(
-            InboundGroupSessionRecord(
-                room_id=room_id,
-                session_id=session.session_id,
-                pickle=inbound.pickle(self._pickle_key),
+            inbound_record(
+                inbound,
+                self._pickle_key,
+                room_id,
                 sender_key=self._identity.curve25519,
                 signing_key=self._identity.ed25519,
                 sender_user_id=self._user_id,
-                first_known_index=inbound.first_known_index,
-                forwarding_chain=[],
-                origin=KeyOrigin.OWN.value,
+                chain=[],
+                origin=KeyOrigin.OWN,
                 shared_history=settings.shared_history,
-                backed_up=False,
                 received_ms=now,
             )
         )

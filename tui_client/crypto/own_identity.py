@@ -157,19 +157,8 @@ class OwnIdentity(MachinePart):
 
     def matching_private_key(self, usage: str, own: PublishedIdentity | None) -> PkSigning | None:
         """Our private key for ``usage`` if it belongs to the published (valid) public key."""
-        if own is None:
-            return None
-        published = {
-            MASTER: own.master,
-            SELF_SIGNING: own.self_signing,
-            USER_SIGNING: own.user_signing,
-        }[usage]
-        if published is None:
-            return None
         signer = self._private_key(usage)
-        if signer is None or not hmac.compare_digest(
-            signer.public_key.encode(), published.public_key.encode()
-        ):
+        if signer is None or not _is_published(signer, usage, own):
             return None
         return signer
 
@@ -195,16 +184,7 @@ class OwnIdentity(MachinePart):
         except (ValueError, BackendError):
             return False
         own = self._cross_signing.published(self._user_id)
-        if own is None:
-            return False
-        published = {
-            MASTER: own.master,
-            SELF_SIGNING: own.self_signing,
-            USER_SIGNING: own.user_signing,
-        }[usage]
-        if published is None or not hmac.compare_digest(
-            signer.public_key.encode(), published.public_key.encode()
-        ):
+        if own is None or not _is_published(signer, usage, own):
             return False
         self.save_secret(CROSS_SIGNING_SECRET_NAMES[usage], b64encode(seed))
         if usage == MASTER:
@@ -478,3 +458,17 @@ class OwnIdentity(MachinePart):
         if failed:
             log.warning("the server refused %d cross-signing signature(s)", len(failed))
         return RequestOutcome(signature_failures=tuple(failed))
+
+
+def _is_published(signer: PkSigning, usage: str, own: PublishedIdentity | None) -> bool:
+    """True if ``signer`` is the private half of our published (valid) ``usage`` key."""
+    if own is None:
+        return False
+    published = {
+        MASTER: own.master,
+        SELF_SIGNING: own.self_signing,
+        USER_SIGNING: own.user_signing,
+    }[usage]
+    return published is not None and hmac.compare_digest(
+        signer.public_key.encode(), published.public_key.encode()
+    )
