@@ -25,6 +25,7 @@ from tui_client.ui.widgets.qr_code import MAX_QUIET, half_block_rows, qr_matrix
 
 from .conftest import save_screenshot
 from .test_login_errors import screen_text, until
+from .test_verification_qr import decode
 
 Homeserver = tuple[SynapseServer, AuthServer]
 
@@ -118,6 +119,8 @@ async def test_device_code_login_through_the_ui(
         cells = half_block_rows(qr_matrix(grant.verification_uri_complete), MAX_QUIET)
         expected = [row for pair in cells for row in ([t for t, _ in pair], [b for _, b in pair])]
         assert drawn == expected
+        # And a QR decoder reads the complete address back from the screen.
+        assert decode(drawn) == [grant.verification_uri_complete.encode()]
         if size == (80, 24):
             save_screenshot("oauth_device_login", app.export_screenshot(title="tui_client"))
         localpart = f"ui-{grant.user_code.lower()}"
