@@ -20,8 +20,8 @@ from tui_client.engine.updates import Notice
 from tui_client.store.schema import SCHEMA_VERSION
 from tui_client.ui.app import TuiClientApp
 
-from ..engine.support import Recorder
 from ..integration.e2ee_support import bodies, client_for, encrypted_room, join, shown, until
+from ..support.updates import Recorder
 from ..ui.synapse_login import until as ui_until
 
 

@@ -25,8 +25,8 @@ from tui_client.engine.client import MatrixClient
 from tui_client.engine.room_view import RoomView
 from tui_client.engine.updates import SyncStatus
 
-from ..engine.support import Recorder
 from ..integration.e2ee_support import encrypted_room, join, until
+from ..support.updates import Recorder
 from . import scale
 from .support import saved_login
 
