@@ -34,7 +34,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -46,6 +46,7 @@ from tui_client.engine.encryption import Encryption
 from tui_client.engine.notifications import NotificationService
 from tui_client.engine.presence import PresenceService
 from tui_client.engine.secrets import SecretStore
+from tui_client.engine.server_clock import ServerClock
 from tui_client.engine.sync import SyncV2Source
 from tui_client.protocol.room_state import RoomSummary
 from tui_client.store.cache import Cache
@@ -94,6 +95,7 @@ class _Engine:
     encryption: Encryption | None = None
     notifications: NotificationService | None = None
     presence: PresenceService | None = None
+    server_clock: ServerClock = field(default_factory=ServerClock)
 
 
 async def _no_members(room_id: str) -> None:
