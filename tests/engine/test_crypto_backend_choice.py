@@ -4,6 +4,7 @@ report), with nothing of the store changed."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from tests.ui.fake_world import FakeHomeserver, make_profile, use_memory_keyring
 from tui_client.engine import encryption
 from tui_client.engine.client import MatrixClient
 from tui_client.engine.encryption import BACKEND_ENV
-from tui_client.engine.updates import Notice
+from tui_client.engine.updates import CryptoStoreUpgrade, Notice
 from tui_client.ui.screens.recovery import health_text
 
 
@@ -140,3 +141,54 @@ async def test_a_misspelt_backend_turns_encryption_off_and_says_how_to_fix_it(
         await client.close()
     monkeypatch.delenv(BACKEND_ENV)
     assert (await _backend_opened(folder))[0] == "vodozemac"
+
+
+async def test_a_long_move_to_vodozemac_says_so_and_when_it_is_done(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store's move is held after its first pickle until the engine has said it is
+    upgrading (what a big store's move looks like); then it is told done, with the count."""
+    client = await _opened(folder, crypto_backend="olm")
+    await client.close()
+    monkeypatch.setattr(encryption, "UPGRADE_NOTICE_AFTER", 0.05)
+    client = MatrixClient.restore(
+        base_dir=folder, transport=FakeHomeserver().transport(), crypto_backend="vodozemac"
+    )
+    assert client is not None
+    said: list[CryptoStoreUpgrade] = []
+    told = threading.Event()
+
+    def heard(update: object) -> None:
+        if isinstance(update, CryptoStoreUpgrade):
+            said.append(update)
+            told.set()
+
+    client.subscribe(heard)
+    client.encryption.migration_step = lambda _kind: told.wait(10)
+    await client.open()
+    try:
+        assert said == [CryptoStoreUpgrade(1, done=False), CryptoStoreUpgrade(1, done=True)]
+        machine = client.encryption.machine
+        assert machine is not None and machine.backend.name == "vodozemac"
+    finally:
+        await client.close()
+
+
+async def test_a_quick_move_and_an_open_without_one_say_nothing(folder: Path) -> None:
+    client = await _opened(folder, crypto_backend="olm")
+    await client.close()
+    said: list[object] = []
+
+    def heard(update: object) -> None:
+        if isinstance(update, CryptoStoreUpgrade):
+            said.append(update)
+
+    for _ in range(2):  # the move (one pickle: instant), then an open with nothing to move
+        client = MatrixClient.restore(
+            base_dir=folder, transport=FakeHomeserver().transport(), crypto_backend="vodozemac"
+        )
+        assert client is not None
+        client.subscribe(heard)
+        await client.open()
+        await client.close()
+    assert said == []

@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +52,7 @@ from ..protocol.events import DECRYPTION_FAILURE, ENCRYPTION_INFO
 from ..protocol.sync import SyncBatch
 from ..store.crypto_store import SqliteCryptoStore
 from .storage import StorageUnavailable
-from .updates import Notice
+from .updates import CryptoStoreUpgrade, Notice
 
 if TYPE_CHECKING:
     from .core import Core
@@ -79,6 +80,11 @@ TRUST_LABELS = {
     SenderTrust.UNAUTHENTICATED: "unauthenticated",
 }
 
+
+#: How long moving a python-olm store to vodozemac may take before the user is told
+#: (:class:`CryptoStoreUpgrade`), and how often its progress is looked at, in seconds.
+UPGRADE_NOTICE_AFTER = 0.3
+UPGRADE_POLL = 0.1
 
 #: The environment variable that picks the crypto backend (wins over the config file).
 BACKEND_ENV = "TUI_CLIENT_CRYPTO_BACKEND"
@@ -167,6 +173,9 @@ class Encryption:
         self.only_verified = False
         #: The machine's tunables (tests shorten the verification timeouts); read by :meth:`open`.
         self.config: MachineConfig | None = None
+        #: Called on the database thread after each pickle the store's move to vodozemac
+        #: rewrote (tests hold the move there); see :meth:`open`.
+        self.migration_step: Callable[[str], None] | None = None
         #: Called with each request the loop sent and what marking it sent changed.
         self.outcome_listeners: list[Callable[[OutgoingRequest, RequestOutcome], None]] = []
         self._wake = asyncio.Event()
@@ -232,10 +241,17 @@ class Encryption:
             # conformance suite (tests/store/test_crypto_store.py) is what holds it to that.
             store = cast(CryptoStore, self.store)
 
+            migrated: list[int] = []
+
+            def step(kind: str) -> None:
+                migrated.append(1)
+                if self.migration_step is not None:
+                    self.migration_step(kind)
+
             def build() -> OlmMachine:
                 # A python-olm store is moved to vodozemac's format first, in the same
                 # transaction: killed half-way, it is still the store it was.
-                prepare_store(store, backend, key)
+                prepare_store(store, backend, key, step=step)
                 return OlmMachine(
                     core.user_id,
                     core.device_id,
@@ -246,7 +262,7 @@ class Encryption:
                     clock=self._clock,
                 )
 
-            self.machine = await self._run(build)
+            self.machine = await self._with_upgrade_notice(self._run(build), migrated)
             self.pickle_key = key
         except (CryptoStoreMismatch, PickleFormatError, ValueError) as error:
             self.error = f"End-to-end encryption is off: {error}."
@@ -266,6 +282,27 @@ class Encryption:
         encrypted = [room_id for room_id, summary in self.core.rooms.items() if summary.encrypted and summary.membership == "join"]
         await self._run(lambda: self._track_rooms(encrypted))
         self.wake()
+
+    async def _with_upgrade_notice(self, opening: Awaitable[T], migrated: list[int]) -> T:
+        """Await ``opening``; if moving the store to vodozemac takes over
+        :data:`UPGRADE_NOTICE_AFTER` seconds, say so (:class:`CryptoStoreUpgrade`, its
+        count growing), then say when it is done: a big store takes seconds, and the
+        client must not look frozen meanwhile."""
+        task = asyncio.ensure_future(opening)
+        started = time.monotonic()
+        said = -1
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=UPGRADE_POLL)
+            if done:
+                break
+            moved = len(migrated)
+            if moved and moved != said and time.monotonic() - started >= UPGRADE_NOTICE_AFTER:
+                said = moved
+                self.core.publish(CryptoStoreUpgrade(moved, done=False))
+        result = task.result()
+        if said >= 0:
+            self.core.publish(CryptoStoreUpgrade(len(migrated), done=True))
+        return result
 
     def _track_rooms(self, room_ids: Iterable[str]) -> None:
         machine = self._machine()

@@ -19,6 +19,7 @@ __all__ = [
     "BackupStatus",
     "BatchCommitted",
     "CrossSigningChanged",
+    "CryptoStoreUpgrade",
     "IdentityWarnings",
     "JoinProgress",
     "JoinStatus",
@@ -178,6 +179,18 @@ class Notice:
 
     level: str
     text: str
+
+
+@dataclass(frozen=True, slots=True)
+class CryptoStoreUpgrade:
+    """The crypto store is being moved from python-olm's format to vodozemac's, at open.
+
+    Published only when the move takes long enough to be noticed (engine/encryption.py:
+    ``done`` False, with the pickles rewritten so far), then once more when it is done.
+    """
+
+    migrated: int
+    done: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,6 +431,7 @@ Update = (
     | MembersChanged
     | SessionEnded
     | Notice
+    | CryptoStoreUpgrade
     | Reminder
     | BatchCommitted
     | SpacesChanged

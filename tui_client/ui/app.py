@@ -24,7 +24,7 @@ from ..engine.opener import HandlerError, open_with_handler
 from ..engine.paths import profile_dir
 from ..engine.settings import account_values, apply_config
 from ..engine.storage import StorageUnavailable
-from ..engine.updates import RoomListChanged, SessionEnded, SyncStatus, Update
+from ..engine.updates import CryptoStoreUpgrade, RoomListChanged, SessionEnded, SyncStatus, Update
 from ..protocol.directory import PublicRoom
 from ..protocol.ids import InvalidIdentifier
 from ..protocol.sanitize import clean_line
@@ -44,6 +44,7 @@ from .screens.directory import DirectoryScreen
 from .screens.login import LoginScreen, explain_login_failure
 from .screens.room_preview import RoomPreviewScreen
 from .screens.space import SpaceScreen
+from .screens.store_upgrade import show_upgrade
 from .security_flow import SecurityFlow
 from .themes import DEFAULT_THEME, builtin_themes, honour_no_color, load_themes
 from .update_routes import UpdateRoutes
@@ -262,8 +263,13 @@ class TuiClientApp(ClientApp):
     async def _start(self, client: MatrixClient) -> None:
         self.client = client
 
+        # Told while the account opens, before the chat screen: the app's own queue waits
+        # for open() to return, so these are handled as they come.
+        opening = UpdateRoutes().on(CryptoStoreUpgrade, partial(show_upgrade, self))
+
         def forward(update: Update) -> None:
-            self.post_message(EngineUpdate(update, client))
+            if not opening.dispatch(update):
+                self.post_message(EngineUpdate(update, client))
 
         self._unsubscribe = client.subscribe(forward)
         await client.open()
