@@ -25,8 +25,23 @@ demo: $(STAMP)
 sydent: $(STAMP)
 	$(BIN)/python -c "from tui_client.devtools.sydent import ensure_venv; ensure_venv()"
 
+# The suite runs on vodozemac, the default crypto backend (tests/crypto runs both);
+# then the E2EE integration tests again on python-olm (about a minute).
 test: $(STAMP) sydent
 	$(BIN)/python -m pytest -q
+	TUI_CLIENT_CRYPTO_BACKEND=olm $(BIN)/python -m pytest -q $(OLM_QUICK)
+
+# Every test where the crypto backend matters, on python-olm (about 11 minutes on 2 cores).
+OLM_QUICK := tests/integration/test_e2ee.py tests/engine/test_crypto_backend_choice.py
+OLM_TESTS := tests/engine \
+	$(addprefix tests/integration/test_,e2ee.py encrypted_cache.py first_login_cross_signing.py \
+	  recovery.py verification.py verification_nio.py devices.py threads_e2ee.py \
+	  mark_all_read_encrypted.py attachments.py oauth_e2ee.py) \
+	$(addprefix tests/ui/test_,cross_signing_setup_ui.py recovery_ui.py security_actions.py \
+	  verification_bare_start.py verification_flow.py verification_qr.py verification_ui.py \
+	  store_upgrade_ui.py)
+test-olm: $(STAMP)
+	TUI_CLIENT_CRYPTO_BACKEND=olm $(BIN)/python -m pytest -q $(OLM_TESTS)
 
 # The long forms of the real-world tests (issue 19; tests/resilience): 50 kills while
 # sending, 10 minutes of a flaky network, a 2-hour soak (bench/soak.py); about 2.5 hours
