@@ -51,7 +51,7 @@ from ..protocol.errors import MatrixError, NetworkError
 from ..protocol.events import DECRYPTION_FAILURE, ENCRYPTION_INFO
 from ..protocol.sync import SyncBatch
 from ..store.crypto_store import SqliteCryptoStore
-from .storage import StorageUnavailable
+from .storage import StorageHealth, StorageUnavailable
 from .updates import CryptoStoreUpgrade, Notice
 
 if TYPE_CHECKING:
@@ -156,8 +156,11 @@ class Encryption:
         fetch_members: Callable[[str], Awaitable[object]],
         clock: Callable[[], int] | None = None,
         backend: str | None = None,
+        storage: StorageHealth | None = None,
     ) -> None:
         self.core = core
+        #: Whether the cache can be written: the request loop waits for it (a full disk).
+        self._storage = storage
         self._secrets = secrets
         self._fetch_members = fetch_members
         #: The machine's time (the server's, engine/server_clock.py); ``None``: local time.
@@ -496,7 +499,10 @@ class Encryption:
                 # The cache cannot be written (a full disk): the machine's requests are
                 # tried again once it can, instead of every few seconds in vain.
                 log.warning("encryption requests wait: %s", error)
-                await self.client.storage.wait_writable()
+                if self._storage is not None:
+                    await self._storage.wait_writable()
+                else:
+                    await asyncio.sleep(5.0)
                 self._wake.set()
             except Exception:
                 log.exception("encryption request loop error")

@@ -34,6 +34,7 @@ from .secrets import SecretStore
 from .send_queue import SendQueue
 from .server_clock import ServerClock
 from .spaces import SpaceService
+from .storage import StorageHealth
 from .sync import SyncLoop
 from .threads import ThreadService
 from .typing_notices import TypingNotices
@@ -56,6 +57,7 @@ class ClientServices:
         ask_password: PasswordPrompt | None
         approve_in_browser: ApprovalPrompt | None
         server_clock: ServerClock
+        storage: StorageHealth
         sync_loop: SyncLoop | None
         send_queue: SendQueue
         rooms: dict[str, RoomSummary]
@@ -99,6 +101,7 @@ class ClientServices:
             fetch_members=self.fetch_members,
             clock=self.server_clock.now_ms,
             backend=crypto_backend,
+            storage=self.storage,
         )
         password = lambda: self.ask_password  # noqa: E731 (the UI sets it later)
         cross_signing_changed = lambda: self.cross_signing.refresh_soon()  # noqa: E731
