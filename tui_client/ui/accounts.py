@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from rich.style import Style
 from rich.text import Text
@@ -41,6 +41,7 @@ from ..engine.updates import Notice, SessionEnded, Update, VerificationChanged
 from ..protocol.sanitize import clean_line
 from . import notify
 from .screens.login import LoginProblem, LoginScreen, _LoginFailed
+from .update_routes import UpdateRoutes
 from .widgets.account_bar import AccountBar, AccountEntry, account_row
 from .widgets.room_list import visible_rooms
 
@@ -420,28 +421,28 @@ class AccountManager:
         if chat is not None and chat.is_mounted:
             chat.handle_update(update)
         account.notifier.handle(update)
-        who = clean_line(account.client.user_id, 100)
-        if isinstance(update, Notice) and update.level in ("warning", "error"):
-            if update.level == "error":
-                self.app.notify(
-                    clean_line(update.text, 300), title=who, severity="error", markup=False
-                )
-            else:
-                self.app.notify(
-                    clean_line(update.text, 300), title=who, severity="warning", markup=False
-                )
-        elif (
-            isinstance(update, VerificationChanged)
-            and update.verification.state is VerificationState.INCOMING
-        ):
+        UpdateRoutes().on(Notice, partial(self._background_notice, account)).on(
+            VerificationChanged, partial(self._background_verification, account)
+        ).on(SessionEnded, partial(self._background_session_ended, account)).dispatch(update)
+        self.refresh()
+
+    def _background_notice(self, account: Account, update: Notice) -> None:
+        if update.level in ("warning", "error"):
+            who = clean_line(account.client.user_id, 100)
+            severity: Literal["warning", "error"] = "error" if update.level == "error" else "warning"
+            self.app.notify(clean_line(update.text, 300), title=who, severity=severity, markup=False)
+
+    def _background_verification(self, account: Account, update: VerificationChanged) -> None:
+        if update.verification.state is VerificationState.INCOMING:
             self.app.notify(
                 "A verification request: F9 switches to this account to answer it.",
-                title=who,
+                title=clean_line(account.client.user_id, 100),
                 markup=False,
             )
-        elif isinstance(update, SessionEnded) and not update.by_user:
+
+    def _background_session_ended(self, account: Account, update: SessionEnded) -> None:
+        if not update.by_user:
             self.app.run_worker(self._background_ended(account, update), exit_on_error=False)
-        self.refresh()
 
     async def _background_ended(self, account: Account, update: SessionEnded) -> None:
         if update.soft:
