@@ -9,6 +9,7 @@ the config gives to a timeline or room list action is left to that binding.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 
 from textual import events
@@ -21,6 +22,8 @@ from .widgets.timeline import TimelineView
 
 #: vim key -> a name for the move it makes.
 VIM_KEYS = {"j": "down", "k": "up", "G": "last", "ctrl+d": "page_down", "ctrl+u": "page_up"}
+#: The lists where a first ``g`` was typed (``gg`` goes to the top).
+_PENDING_G: weakref.WeakSet[Widget] = weakref.WeakSet()
 
 
 def _moves(widget: Widget) -> dict[str, Callable[[], object]] | None:
@@ -82,13 +85,13 @@ def list_key(widget: Widget | None, event: events.Key) -> bool:
     token = event.character if event.is_printable and event.character else key
     if _rebound(settings, widget, key):
         return False
-    pending = getattr(widget, "_vim_pending_g", False)
-    widget._vim_pending_g = False  # type: ignore[attr-defined]
+    pending = widget in _PENDING_G
+    _PENDING_G.discard(widget)
     if token == "g":
         if pending:
             moves["first"]()
         else:
-            widget._vim_pending_g = True  # type: ignore[attr-defined]
+            _PENDING_G.add(widget)
     elif token == ":":
         from .screens.command_line import open_command_line
 
