@@ -58,14 +58,15 @@ async def _device_screen(pilot: Pilot[None], synapse: SynapseServer) -> OAuthLog
     await until(
         pilot, lambda: not screen.query_one("#password").display, "the password field to go"
     )
-    await pilot.pause(0.1)
-    assert "No password here" in screen_text(app), screen_text(app)
+    await until(pilot, lambda: "No password here" in screen_text(app), "the note")
     screen.query_one("#login-oauth", Button).press()
     await until(pilot, lambda: isinstance(app.screen, OAuthLoginScreen), "the device login screen")
     device = app.screen
     assert isinstance(device, OAuthLoginScreen)
     await until(pilot, lambda: device.grant is not None, "the user code")
-    await pilot.pause(0.1)
+    grant = device.grant
+    assert grant is not None
+    await until(pilot, lambda: grant.user_code in screen_text(app), "the code on screen")
     return device
 
 
@@ -138,12 +139,18 @@ async def test_refused_then_a_new_code(oauth_homeserver: Homeserver, tmp_path: P
         assert first is not None
         await asyncio.to_thread(auth.deny, first.user_code)
         await until(pilot, lambda: "refused" in _status(device), "the refusal")
-        assert "The login was refused on the other" in screen_text(app)
+        await until(
+            pilot,
+            lambda: "The login was refused on the other" in screen_text(app),
+            "The login was refused on the other",
+        )
         assert device.query_one("#oauth-restart").display
         await pilot.click("#oauth-restart")
         await until(pilot, lambda: device.grant is not first, "a new code")
         await pilot.pause(0.1)
-        assert device.grant is not None and device.grant.user_code in screen_text(app)
+        grant = device.grant
+        assert grant is not None
+        await until(pilot, lambda: grant.user_code in screen_text(app), "the new code")
         assert "refused" not in screen_text(app)
 
 
@@ -154,18 +161,22 @@ async def test_expired_code_is_said(oauth_homeserver: Homeserver, tmp_path: Path
         device = await _device_screen(pilot, synapse)
         auth.expire_device_codes()
         await until(pilot, lambda: "expired" in _status(device), "the expiry")
-        assert "The code expired before it was" in screen_text(app)
-        assert "New code" in screen_text(app)
+        await until(
+            pilot,
+            lambda: "The code expired before it was" in screen_text(app),
+            "The code expired before it was",
+        )
+        await until(pilot, lambda: "New code" in screen_text(app), "New code")
 
 
 async def test_slow_down_is_said_and_obeyed(oauth_homeserver: Homeserver, tmp_path: Path) -> None:
     synapse, auth = oauth_homeserver
-    auth.slow_down_polls = 1
+    auth.slow_down_polls = 1  # for the grants made from now on
     app = TuiClientApp(base_dir=tmp_path, start_sync=False)
     async with app.run_test(size=(80, 24)) as pilot:
         device = await _device_screen(pilot, synapse)
         await until(pilot, lambda: "slow down" in _status(device), "the slow_down notice")
-        assert "checking every 5 s" in screen_text(app)
+        await until(pilot, lambda: "checking every 5 s" in screen_text(app), "checking every 5 s")
         assert device.flow.device_login is not None and device.flow.device_login.interval >= 5
 
 
@@ -195,7 +206,7 @@ async def test_a_password_on_an_oauth_only_server_is_explained(
         screen.query_one("#password", Input).focus()
         await pilot.press("enter")
         await until(pilot, lambda: "no password" in screen_text(app), "the explanation")
-        assert "Sign in with a code" in screen_text(app)
+        await until(pilot, lambda: "Sign in with a code" in screen_text(app), "Sign in with a code")
 
 
 def _fake_browser(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -233,7 +244,11 @@ async def test_browser_refusal_is_said(
         device = await _device_screen(pilot, synapse)
         await pilot.click("#oauth-browser")
         await until(pilot, lambda: "refused in the browser" in _status(device), "the refusal")
-        assert "The login was refused in the" in screen_text(app)
+        await until(
+            pilot,
+            lambda: "The login was refused in the" in screen_text(app),
+            "The login was refused in the",
+        )
 
 
 def _legacy_server(flows: list[str]) -> httpx.MockTransport:
@@ -260,7 +275,7 @@ async def test_neither_password_nor_oauth_is_said(tmp_path: Path) -> None:
         await until(
             pilot, lambda: "neither password nor OAuth" in screen_text(app), "the explanation"
         )
-        assert "m.login.sso" in screen_text(app)
+        await until(pilot, lambda: "m.login.sso" in screen_text(app), "m.login.sso")
 
 
 async def test_password_only_server_hides_oauth(tmp_path: Path) -> None:
@@ -370,7 +385,11 @@ async def test_registration_refused_is_said(tmp_path: Path) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         device = await _open_oauth(pilot, MOCK_HS)
         await until(pilot, lambda: "refused to register" in _status(device), "the refusal")
-        assert "The sign-in service refused to" in screen_text(app)
+        await until(
+            pilot,
+            lambda: "The sign-in service refused to" in screen_text(app),
+            "The sign-in service refused to",
+        )
         assert device.query_one("#oauth-restart").display
 
 
@@ -379,8 +398,12 @@ async def test_sign_in_service_unreachable_while_waiting_is_said(tmp_path: Path)
     async with app.run_test(size=(80, 24)) as pilot:
         device = await _open_oauth(pilot, MOCK_HS)
         await until(pilot, lambda: "Lost the sign-in service" in _status(device), "the loss")
-        assert "Lost the sign-in service" in screen_text(app)
-        assert "New code" in screen_text(app)
+        await until(
+            pilot,
+            lambda: "Lost the sign-in service" in screen_text(app),
+            "Lost the sign-in service",
+        )
+        await until(pilot, lambda: "New code" in screen_text(app), "New code")
 
 
 async def test_no_browser_here_is_said(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -394,4 +417,8 @@ async def test_no_browser_here_is_said(tmp_path: Path, monkeypatch: pytest.Monke
         await until(
             pilot, lambda: "Cannot open a browser here" in _status(device), "the explanation"
         )
-        assert "Cannot open a browser here" in screen_text(app)
+        await until(
+            pilot,
+            lambda: "Cannot open a browser here" in screen_text(app),
+            "Cannot open a browser here",
+        )

@@ -67,6 +67,7 @@ class _DeviceGrant:
     approved_for: str | None = None
     denied: bool = False
     used: bool = False
+    slow_downs: int = 0
 
 
 @dataclass
@@ -111,7 +112,7 @@ class AuthServer:
         self.interval = interval
         #: The user a ``GET /authorize`` (the browser) logs in as; None answers access_denied.
         self.browser_user: str | None = None
-        #: Answer this many of the next device code polls with ``slow_down``.
+        #: Answer this many of the first polls of each new device code with ``slow_down``.
         self.slow_down_polls = 0
         self._state = _State()
         self._lock = threading.Lock()
@@ -327,6 +328,7 @@ class AuthServer:
                 user_code,
                 time.monotonic() + self.device_code_lifetime,
                 self.interval,
+                slow_downs=self.slow_down_polls,
             )
         link = f"{self.url}link"
         return 200, {
@@ -368,8 +370,8 @@ class AuthServer:
                 }
             too_soon = grant.last_poll and now - grant.last_poll < grant.interval * 0.9
             grant.last_poll = now
-            if too_soon or self.slow_down_polls > 0:
-                self.slow_down_polls = max(0, self.slow_down_polls - 1)
+            if too_soon or grant.slow_downs > 0:
+                grant.slow_downs = max(0, grant.slow_downs - 1)
                 grant.interval += 5
                 return 400, {"error": "slow_down"}
             if grant.approved_for is None:
