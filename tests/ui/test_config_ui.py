@@ -15,7 +15,7 @@ from tui_client.ui.app import TuiClientApp
 
 from .conftest import save_screenshot
 from .fake_world import FakeHomeserver
-from .test_snapshots import GENERAL, SIZE, _settle, wait_for
+from .test_snapshots import GENERAL, SIZE, _settle, show_general, wait_for
 
 USER_THEME = {
     "name": "my-sunset",
@@ -188,9 +188,7 @@ def test_light_theme_snapshot(
     app = _app(fake_profile, fake_server, path)
 
     async def run_before(pilot: Pilot[None]) -> None:
-        await _settle(pilot)
-        app.open_room(GENERAL)
-        await _settle(pilot, GENERAL)
+        await show_general(pilot)
         save_screenshot("chat_light", app.export_screenshot(title="tui_client"))
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

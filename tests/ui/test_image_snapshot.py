@@ -14,7 +14,7 @@ from tui_client.store.cache import StoredEvent
 from tui_client.ui.widgets.timeline import TimelineView
 
 from .fake_world import FakeHomeserver
-from .test_snapshots import GENERAL, SIZE, _app, _settle, wait_for
+from .test_snapshots import GENERAL, SIZE, _app, _settle, show_general, wait_for
 
 
 def sunset_png() -> bytes:
@@ -57,9 +57,7 @@ def test_image_in_half_blocks(
     app = _app(fake_profile, fake_server)
 
     async def run_before(pilot: Pilot[None]) -> None:
-        await _settle(pilot)
-        app.open_room(GENERAL)
-        await _settle(pilot, GENERAL)
+        await show_general(pilot)
         chat = app.chat_screen
         assert chat is not None and chat.view is not None
         timeline = chat.query_one(TimelineView)
@@ -198,9 +196,7 @@ def test_images_and_a_blurhash_while_loading(
     app = _app(fake_profile, fake_server)
 
     async def run_before(pilot: Pilot[None]) -> None:
-        await _settle(pilot)
-        app.open_room(GENERAL)
-        await _settle(pilot, GENERAL)
+        await show_general(pilot)
         chat = app.chat_screen
         assert chat is not None and chat.view is not None
         timeline = chat.query_one(TimelineView)

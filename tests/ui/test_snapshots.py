@@ -74,18 +74,27 @@ async def _settle(pilot: Pilot[None], room: str | None = None) -> None:
     await pilot.pause(0.1)
 
 
+async def show_general(pilot: Pilot[None]) -> None:
+    """Settle on General, the room most snapshots show, with Bob's DM (the room shown
+    first) left unread. A room in front with the terminal's focus for READ_DELAY (a second)
+    is marked read, and a busy machine takes that long to settle: Bob's unread count went
+    missing from the snapshots. So the terminal has no focus until General is in front."""
+    app = pilot.app
+    assert isinstance(app, TuiClientApp)
+    app.app_focus = False
+    await _settle(pilot)
+    app.open_room(GENERAL)
+    await _settle(pilot, GENERAL)
+    app.app_focus = True
+    await _settle(pilot, GENERAL)
+
+
 def test_chat_screen(snap_compare, fake_profile: Path, fake_server: FakeHomeserver) -> None:
     """The chat screen on the busiest room: replies, edits, reactions, threads, a deletion."""
     app = _app(fake_profile, fake_server)
 
     async def run_before(pilot: Pilot[None]) -> None:
-        # The room shown first (Bob's DM) would be marked read after a second with the
-        # terminal's focus; a slow machine took that second, and Bob's count varied.
-        app.app_focus = False
-        await _settle(pilot)
-        app.open_room(GENERAL)
-        app.app_focus = True
-        await _settle(pilot, GENERAL)
+        await show_general(pilot)
         save_screenshot("chat", app.export_screenshot(title="tui_client"))
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
@@ -109,13 +118,7 @@ def test_members_and_invite(snap_compare, fake_profile: Path, fake_server: FakeH
     app = _app(fake_profile, fake_server)
 
     async def run_before(pilot: Pilot[None]) -> None:
-        # The room shown first (Bob's DM) would be marked read after a second with the
-        # terminal's focus; a slow machine took that second, and Bob's count varied.
-        app.app_focus = False
-        await _settle(pilot)
-        app.open_room(GENERAL)
-        app.app_focus = True
-        await _settle(pilot, GENERAL)
+        await show_general(pilot)
         await pilot.press("f2")
         members = app.screen.query_one(MemberList)
         await wait_for(pilot, lambda: bool(members.display) and members.option_count >= 6, "the member list")
@@ -149,9 +152,7 @@ def test_login_screen(snap_compare, tmp_path: Path, memory_keyring: None) -> Non
 
 async def _open_thread(pilot: Pilot[None], app: TuiClientApp) -> ThreadPanel:
     """General's thread (ideas for the next sprint) opened with t on its root."""
-    await _settle(pilot)
-    app.open_room(GENERAL)
-    await _settle(pilot, GENERAL)
+    await show_general(pilot)
     timeline = app.screen.query_one("#timeline", TimelineView)
     root = next(item.event_id for item in timeline.items if item.thread_count)
     assert root is not None and timeline.select_event(root)
@@ -180,9 +181,7 @@ def test_thread_list(snap_compare, fake_profile: Path, fake_server: FakeHomeserv
     app = _app(fake_profile, fake_server)
 
     async def run_before(pilot: Pilot[None]) -> None:
-        await _settle(pilot)
-        app.open_room(GENERAL)
-        await _settle(pilot, GENERAL)
+        await show_general(pilot)
         await pilot.press("ctrl+t")
         await wait_for(
             pilot,
