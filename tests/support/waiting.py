@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
+from textual.app import App
 from textual.pilot import Pilot
 
-__all__ = ["pilot_until", "until", "until_async"]
+__all__ = ["pilot_until", "ui_caught_up", "until", "until_async"]
 
 
 def _what(what: str | Callable[[], str]) -> str:
@@ -65,3 +67,12 @@ async def pilot_until(
         await pilot.pause(0.05)
     detail = f"; {describe()}" if describe is not None else ""
     raise AssertionError(f"timed out waiting for {_what(what)}{detail}")
+
+
+async def ui_caught_up(app: App[Any]) -> None:
+    """Wait until the app has handled every message posted to it before now: the engine's
+    updates (which the app receives as messages, after the engine's own state changed)
+    included. What the UI does about an update is then on screen, or never will be."""
+    handled = asyncio.Event()
+    if app.call_later(handled.set):  # (queued behind the messages already posted)
+        await handled.wait()
