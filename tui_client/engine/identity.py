@@ -166,10 +166,13 @@ class IdentityService:
             META_ACCEPTED, json.dumps({"server": server, "urls": sorted(p.url for p in policies)})
         )
 
+    async def terms(self) -> list[ids.Policy]:
+        """The server's terms (all its policies)."""
+        server = await self.server()
+        return ids.parse_terms(await self._call(server, self._is(server, None).send(ids.terms())))
+
     async def _check_terms(self, server: str) -> None:
-        policies = ids.parse_terms(
-            await self._call(server, self._is(server, None).send(ids.terms()))
-        )
+        policies = await self.terms()
         if not policies:
             return
         raw = await self._get(META_ACCEPTED)

@@ -471,10 +471,12 @@ class TuiClientApp(ClientApp):
         yield SystemCommand("Space view", "All rooms of the selected space, joined or not (F4)", chat.action_space_view)
         yield SystemCommand("Create room", "A new room, public or private (Ctrl+N)", chat.action_create_room)
         yield SystemCommand("Create space", "A new space to group rooms", chat.action_create_space)
-        yield SystemCommand("Start direct chat", "A private, encrypted chat with one person", chat.action_create_dm)
+        yield SystemCommand("Start direct chat", "A private, encrypted chat with one person (user ID or email)", chat.action_create_dm)
+        yield SystemCommand("Link my email address", "So people who know it find you (identity server)", chat.action_link_email)
+        yield SystemCommand("Unlink my email address", "Remove it from the identity server", chat.action_unlink_email)
         yield SystemCommand("Start direct chat with a bridged user", "Someone on a network the server bridges (IRC…)", chat.action_create_bridged_dm)
         if chat.may("invite"):
-            yield SystemCommand("Invite to room", "Invite someone to the current room", chat.action_invite)
+            yield SystemCommand("Invite to room", "Invite someone to the current room (user ID or email)", chat.action_invite)
         if chat.may("topic"):
             yield SystemCommand("Set room topic", "Change the current room's topic", chat.action_set_topic)
         if chat.may("name"):

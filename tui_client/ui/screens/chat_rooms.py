@@ -18,6 +18,7 @@ from textual.widgets import OptionList
 from ...crypto.attachments import AttachmentError
 from ...engine.client import MatrixClient
 from ...engine.directory import bridged_protocols
+from ...engine.identity import IdentityError
 from ...engine.opener import fetch_to_private_file, open_with_handler
 from ...engine.room_view import RoomView
 from ...engine.updates import JoinProgress, Reminder, RoomListChanged, SpacesChanged, Update
@@ -32,6 +33,7 @@ from ...protocol.sanitize import clean_line
 from ...protocol.thirdparty import ThirdPartyLocation, ThirdPartyProtocol
 from ...protocol.timeline import TimelineItem
 from ...protocol.web_links import web_links
+from .. import identity_flow
 from ..app_interface import client_app
 from ..messages import ActionFailed
 from ..pictures import image_service
@@ -355,11 +357,48 @@ class RoomActions(Screen[None]):
 
     def action_create_dm(self) -> None:
         """Start a direct chat (the existing one with that person, if any)."""
-        self.app.push_screen(PromptDialog("Start a direct chat with", "@name:server"), self._dm_chosen)
+        self.app.push_screen(PromptDialog("Start a direct chat with", "@name:server or email"), self._dm_chosen)
 
     def _dm_chosen(self, user_id: str | None) -> None:
-        if user_id:
+        if user_id and identity_flow.is_email(user_id):
+            self._dm_by_email(user_id.strip())
+        elif user_id:
             self._run_dm(user_id.strip())
+
+    @work(group="identity", exit_on_error=False)
+    async def _dm_by_email(self, address: str) -> None:
+        user_id = await identity_flow.find_by_email(self, self.client.identity, address)
+        if user_id is not None:
+            self._run_dm(user_id)
+
+    def action_link_email(self) -> None:
+        """Link an email address to this account on the identity server (a mailed link confirms it)."""
+        def chosen(address: str | None) -> None:
+            if address:
+                self._link_email(address.strip())
+
+        self.app.push_screen(PromptDialog("Link an email address", "you@example.org"), chosen)
+
+    @work(group="identity", exit_on_error=False)
+    async def _link_email(self, address: str) -> None:
+        await identity_flow.bind_email(self, self.client.identity, address)
+
+    def action_unlink_email(self) -> None:
+        """Remove an email address's link to this account from the identity server."""
+        def chosen(address: str | None) -> None:
+            if address:
+                self._unlink_email(address.strip())
+
+        self.app.push_screen(PromptDialog("Unlink an email address", "you@example.org"), chosen)
+
+    @work(group="identity", exit_on_error=False)
+    async def _unlink_email(self, address: str) -> None:
+        try:
+            await self.client.identity.unbind_email(address)
+        except (IdentityError, MatrixError, NetworkError) as error:
+            self.post_message(ActionFailed(f"Could not unlink {clean_line(address, 80)}: {error}"))
+            return
+        self.notify(f"{clean_line(address, 80)} is no longer linked to your account.", markup=False)
 
     @work(group="create-room", exit_on_error=False)
     async def action_create_bridged_dm(self) -> None:
@@ -446,9 +485,19 @@ class RoomActions(Screen[None]):
         if room is None or not self.may("invite"):
             return
         self.app.push_screen(
-            PromptDialog("Invite to this room", "@name:server"),
-            lambda user: self._guard(self.client.invite(room, user.strip())) if user else None,
+            PromptDialog("Invite to this room", "@name:server or email"),
+            lambda user: self._invite_chosen(room, user.strip()) if user else None,
         )
+
+    def _invite_chosen(self, room: str, user: str) -> None:
+        if identity_flow.is_email(user):
+            self._invite_by_email(room, user)
+        else:
+            self._guard(self.client.invite(room, user))
+
+    @work(group="identity", exit_on_error=False)
+    async def _invite_by_email(self, room: str, address: str) -> None:
+        await identity_flow.invite_by_email(self, self.client.identity, room, address)
 
     def action_leave_and_forget(self) -> None:
         """Leave the open room and forget it (its history leaves this device too)."""
