@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -160,6 +161,12 @@ async def _confirm(pilot: Any, app: TuiClientApp, says: str, *, yes: bool = True
     return str(question)
 
 
+def _save_screenshot(name: str, svg: str) -> None:
+    """The README's screenshot, written when asked to (TUI_CLIENT_UPDATE_SCREENSHOTS=1)."""
+    if os.environ.get("TUI_CLIENT_UPDATE_SCREENSHOTS"):
+        (Path(__file__).resolve().parents[2] / "screenshots" / f"{name}.svg").write_text(svg)
+
+
 def shown(app: TuiClientApp) -> str:
     """The screen's text, each toast's wrapped lines joined into one line after it."""
     lines = screen_text(app).splitlines()
@@ -213,6 +220,11 @@ async def test_invite_link_and_find_by_email_through_the_ui(
         # Consent (asked once), then the terms, then the invitation is mailed.
         await _command(pilot, "Invite to room")
         await _answer(pilot, app, "Erin@Example.test")
+        await ui_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the consent dialog")
+        await pilot.pause(0.3)
+        _save_screenshot(
+            "identity_consent", app.export_screenshot(title="Consent before the first lookup")
+        )
         question = await _confirm(pilot, app, "Find people by email")
         assert server in question
         terms = await _confirm(pilot, app, "asks you to accept")
