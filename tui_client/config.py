@@ -77,6 +77,8 @@ class Config:
     crypto_backend: str = "vodozemac"
     sync_source: str = "sliding"
     image_protocol: str = "auto"
+    #: The identity server to find people by email ("": the one the homeserver suggests).
+    identity_server: str = ""
     #: ``[keys]`` as parsed: ``{context: {key: action}}``; checked by the key-binding code.
     keys: Mapping[str, Any] = field(default_factory=dict)
     #: The ``Config`` field names the file set (these win over the cache).
@@ -130,6 +132,12 @@ def _strftime(value: Any) -> str | None:
         time.strftime(value, time.localtime(0))
     except ValueError as error:
         return f"is not a valid date pattern ({error})"
+    return None
+
+
+def _https_url(value: Any) -> str | None:
+    if not isinstance(value, str) or (value and not value.startswith(("https://", "http://"))):
+        return 'must be a URL such as "https://vector.im", or "" for the homeserver\'s choice'
     return None
 
 
@@ -260,6 +268,14 @@ SETTINGS: tuple[Setting, ...] = (
         '"iterm2", or "halfblocks" (coloured cells, any terminal; "off" is the same).\n'
         "sixel and iTerm2 pictures show in the full-screen viewer, half-blocks in the timeline.\n"
         "TUI_CLIENT_GRAPHICS in the environment wins over this.",
+    ),
+    Setting(
+        "identity",
+        "server",
+        "identity_server",
+        _https_url,
+        "The identity server that finds people by email (its base URL); empty: the one\n"
+        "your homeserver suggests (m.identity_server in its .well-known).",
     ),
 )
 

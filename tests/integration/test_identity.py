@@ -14,7 +14,9 @@ import httpx
 import pytest
 from textual.widgets._toast import Toast
 
+from tui_client.config import Config
 from tui_client.engine.identity import ConsentNeeded, IdentityError, TermsNeeded
+from tui_client.engine.settings import apply_config
 from tui_client.net.http import trust_context
 from tui_client.protocol import identity as ids
 from tui_client.ui.app import TuiClientApp
@@ -310,7 +312,10 @@ async def test_unreachable_identity_server_on_screen(
     fay = pool.add(
         await login(synapse, synapse.register_user("fay", "password-fay"), tmp_path / "f")
     )
-    fay.identity.configured = "https://127.0.0.1:9"
+    # The settings name a server (wins over the homeserver's .well-known): nothing listens there.
+    config = Config(identity_server="https://127.0.0.1:9/", named=frozenset({"identity_server"}))
+    assert await apply_config(fay, config) == ["identity_server"]
+    assert await fay.identity.server() == "https://127.0.0.1:9"
     app = TuiClientApp(client=fay, base_dir=tmp_path / "ui")
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await ui_until(

@@ -26,6 +26,7 @@ ACCOUNT_SETTINGS = (
     "notification_alerts",
     "notification_text",
     "sync_source",
+    "identity_server",
 )
 
 
@@ -40,6 +41,7 @@ def account_values(client: MatrixClient) -> dict[str, Any]:
         "notification_alerts": alerts.mode,
         "notification_text": alerts.text,
         "sync_source": "sliding" if client.sliding_sync_allowed else "v2",
+        "identity_server": client.identity.configured or "",
     }
 
 
@@ -66,4 +68,6 @@ async def apply_config(client: MatrixClient, config: Config) -> list[str]:
             await client.notifications.alerts.set_text(value)
         elif name == "sync_source":
             await client.set_sliding_sync(value == "sliding")
+        elif name == "identity_server":
+            client.identity.configured = value.rstrip("/") or None
     return changed
