@@ -103,6 +103,7 @@ async def test_encrypted_mention_rings_and_a_muted_room_never_does(
                 lambda: client.rooms[secret].highlight_count == 1,
                 "the highlight",
                 timeout=30,
+                on_timeout=lambda: _what_alice_has(client, secret),
             )
             assert client.rooms[secret].notification_count == 2
             await until(pilot, lambda: len(rings) == 2, "the bell", on_timeout=lambda: str(rings))
@@ -172,6 +173,23 @@ def _decrypted_in(client: MatrixClient, room_id: str) -> bool:
     shown = client.db.call(client.encryption.shown_forms, [stored[-1].event])
     event = shown.get(stored[-1].event.get("event_id", ""), stored[-1].event)
     return event.get("type") == "m.room.message"
+
+
+def _what_alice_has(client: MatrixClient, room_id: str) -> str:
+    """The room's counts and its newest cached events as shown to us (decrypted or not),
+    for a failure to say whether the message never came, or came and stayed unreadable."""
+    summary = client.rooms[room_id]
+    lines = [
+        f"counts {summary.notification_count}/{summary.highlight_count}, "
+        f"{summary.joined_count} joined, encrypted={summary.encrypted}"
+    ]
+    stored, _ = client.db.call(client.cache.load_before, room_id, None, 6)
+    events = [s.event for s in stored]
+    shown = client.db.call(client.encryption.shown_forms, events)
+    for event in events:
+        form = shown.get(event.get("event_id", ""), event)
+        lines.append(f"  {event.get('type')} from {event.get('sender')}: {form.get('type')} {str(form.get('content'))[:160]}")
+    return "\n".join(lines)
 
 
 async def _palette(pilot: Pilot[None], app: TuiClientApp, text: str) -> None:
