@@ -69,6 +69,43 @@ async def test_room_list_by_keyboard_and_mouse(fake_profile: Path) -> None:
         await wait_for(pilot, lambda: chat.current_room == order[0], "the first room by mouse")
 
 
+def _room_list_rows(app: TuiClientApp) -> list[str]:
+    """The room list's rows as the screen shows them (the column left of the timeline)."""
+    import html
+    import re
+
+    rows: dict[str, list[tuple[float, str]]] = {}
+    for x, y, text in re.findall(r'<text[^>]*? x="([\d.]+)" y="([\d.]+)"[^>]*>([^<]*)</text>', app.export_screenshot()):
+        rows.setdefault(y, []).append((float(x), html.unescape(text).replace("\xa0", " ")))
+    lines = ["".join(text for _x, text in sorted(parts)) for _y, parts in sorted(rows.items(), key=lambda r: float(r[0]))]
+    return [line.split("│")[1] for line in lines if line.count("│") >= 2]
+
+
+async def test_a_room_opened_from_elsewhere_is_marked_in_the_room_list(fake_profile: Path) -> None:
+    """A room opened by the switcher, a link or a notice (not from the list) gets the list's
+    marker and cursor at once, not at the list's next update."""
+    from tui_client.ui.widgets.room_list import RoomList
+
+    app = TuiClientApp(base_dir=fake_profile, transport=FakeHomeserver().transport())
+    async with app.run_test(size=(120, 36)) as pilot:
+        app.app_focus = False  # no read mark (which would redraw the list anyway)
+        await wait_for(pilot, lambda: app.chat_screen is not None and app.chat_screen.view is not None, "a room")
+        chat = app.chat_screen
+        assert chat is not None
+        first = chat.current_room
+        assert first is not None and first != GENERAL
+        await wait_for(pilot, lambda: any(row.startswith("▌Bob") for row in _room_list_rows(app)), "Bob's DM marked")
+        app.open_room(GENERAL)
+        await wait_for(pilot, lambda: chat.view is not None and chat.view.room_id == GENERAL, "General")
+        marked = [row.strip() for row in _room_list_rows(app) if row.startswith("▌")]
+        assert [row.split()[0] for row in marked] == ["▌General"], _room_list_rows(app)
+        rooms = chat.query_one(RoomList)
+        rooms.focus()
+        await pilot.press("enter")  # the cursor is on General: Enter keeps it open
+        await pilot.pause(0.1)
+        assert chat.current_room == GENERAL
+
+
 async def test_a_first_start_opens_a_room_once_the_first_sync_brings_them(tmp_path: Path, memory_keyring: None) -> None:
     import asyncio
     import json

@@ -168,10 +168,27 @@ class RoomList(ScrollView, can_focus=True):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.current_room: str | None = None
+        self._current_room: str | None = None
         self._rows: list[_Row] = []
         self._signature: tuple[object, ...] = ()
         self._listening = False
+
+    @property
+    def current_room(self) -> str | None:
+        """The room open beside the list (marked ▌)."""
+        return self._current_room
+
+    @current_room.setter
+    def current_room(self, room_id: str | None) -> None:
+        """A room opened from anywhere (the switcher, a link, a notice) is marked at once,
+        and the cursor moves to it, as if it had been chosen here."""
+        if room_id == self._current_room:
+            return
+        self._current_room = room_id
+        index = self._index_of(room_id) if room_id is not None else None
+        if index is not None:
+            self.highlighted = index
+        self.refresh()
 
     @property
     def option_count(self) -> int:
@@ -192,7 +209,7 @@ class RoomList(ScrollView, can_focus=True):
         user has not joined; they are shown last, under their own heading.
         """
         if current is not None:
-            self.current_room = current
+            self._current_room = current
         groups = ordered(rooms)
         signature = tuple(
             (
@@ -332,7 +349,6 @@ class RoomList(ScrollView, can_focus=True):
             room_id = self._rows[self.highlighted].room_id
             if room_id is not None:
                 self.current_room = room_id
-                self.refresh()
                 self.post_message(self.RoomChosen(room_id))
 
     def on_click(self, event: events.Click) -> None:
