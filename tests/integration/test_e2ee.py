@@ -7,9 +7,11 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from tui_client.crypto.types import FailureReason
 from tui_client.devtools.synapse import SynapseServer
 
 from ..engine.support import Wire, is_sync
@@ -332,6 +334,47 @@ async def test_a_python_olm_device_moves_to_vodozemac_at_its_next_start(
         await shown(bob_view, "sent on vodozemac")
         after = await alice.encryption.call(lambda: store.get_outbound_group_session(room))
         assert after is not None and after["session_id"] != before["session_id"]
+    finally:
+        await alice.close()
+        await bob.close()
+
+
+async def test_a_back_filled_event_is_decrypted_with_a_key_that_came_while_it_was_not_stored(
+    synapse: SynapseServer, make_user: MakeUser, tmp_path: Path
+) -> None:
+    """Sliding sync sends a room's older events again; those the cache cannot place yet
+    are decrypted but not stored, and a key that comes later is retried only over stored
+    events. When a back-fill page stores such an event, the failure noted before its key
+    came must not stand: the event is decrypted with the key now held."""
+    alice_user, bob_user = make_user("alice"), make_user("bob")
+    alice = await client_for(synapse, alice_user, tmp_path / "alice")
+    bob = await client_for(synapse, bob_user, tmp_path / "bob")
+    try:
+        room = await encrypted_room(alice, "late key", [bob_user.user_id])
+        await join(bob, room)
+        bob_view = await bob.open_room(room)
+        await alice.send_message(room, "seen before its key")
+        await shown(bob_view, "seen before its key")
+        store = bob.encryption.store
+
+        def as_if_seen_before_its_key() -> dict[str, Any]:
+            stored, _gap = bob.cache.load_before(room, None, 1000)
+            encrypted = [s.event for s in stored if s.event.get("type") == "m.room.encrypted"]
+            clear = store.decrypted([e["event_id"] for e in encrypted])
+            event = next(e for e in encrypted if clear[e["event_id"]][0]["content"]["body"] == "seen before its key")
+            db = bob.cache._db  # its clear form (and so its search entry) goes
+            db.execute("DELETE FROM message_fts WHERE rowid = (SELECT seq FROM events WHERE event_id = ?)", (event["event_id"],))
+            db.execute("DELETE FROM decrypted_events WHERE event_id = ?", (event["event_id"],))
+            store.save_undecrypted(
+                event["event_id"], room, event["content"]["session_id"], FailureReason.MISSING_ROOM_KEY.value, "key not received"
+            )
+            return event
+
+        event = await bob.db.run(as_if_seen_before_its_key)
+        forms = await bob.db.run(bob.encryption.fetched_forms, room, [event])
+        assert forms[event["event_id"]]["content"]["body"] == "seen before its key"
+        assert await bob.db.run(store.undecrypted, [event["event_id"]]) == {}
+        assert event["event_id"] in await bob.db.run(store.decrypted, [event["event_id"]])
     finally:
         await alice.close()
         await bob.close()

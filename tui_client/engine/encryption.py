@@ -446,14 +446,24 @@ class Encryption:
 
     def fetched_forms(self, room_id: str, events: list[Event]) -> dict[str, Event]:
         """For ``m.room.encrypted`` events fetched outside sync (``/relations``, ``/threads``):
-        their shown form, decrypting (and storing, so a late key mends them) those not seen
-        before. Database thread."""
+        their shown form, decrypting (and storing, so a late key mends them) those not
+        decrypted before. Database thread.
+
+        Those that failed before are tried again: their key may have come while the event
+        was not in the cache (sliding sync sends a room's older events again, and the ones
+        the cache cannot place yet are decrypted but not stored), and a key is retried
+        only over stored events, so nothing else would mend them."""
         machine = self.machine
         if machine is None:
             return {}
         shown = self.shown_forms(events)
+        failed = self.store.undecrypted(list(shown))
         missing = [
-            e for e in events if e.get("type") == "m.room.encrypted" and isinstance(e.get("event_id"), str) and e["event_id"] not in shown
+            e
+            for e in events
+            if e.get("type") == "m.room.encrypted"
+            and isinstance(e.get("event_id"), str)
+            and (e["event_id"] not in shown or e["event_id"] in failed)
         ]
         if missing:
 
