@@ -238,6 +238,13 @@ async def test_invite_link_and_find_by_email_through_the_ui(
             lambda: "dana invited eri...@exa... by third-party" in shown(app),
             "the pending invite in the timeline",
         )
+        # The member list (F2) lists the invitation as pending.
+        await pilot.press("f2")
+        await ui_until(
+            pilot,
+            lambda: "INVITED BY EMAIL — 1" in shown(app) and "✉ eri...@exa..." in shown(app),
+            "the pending invite in the member list",
+        )
 
         # A second lookup asks nothing more; an unknown address is said on screen.
         await _command(pilot, "Start direct chat")
@@ -302,6 +309,10 @@ async def test_invite_link_and_find_by_email_through_the_ui(
             )
 
         await wait_until_async(erin_invited, timeout=30)
+        # In the room Erin was invited to by email, the invitation is no longer pending.
+        view = await dana.open_room(room_id)
+        assert view.members.get(erin.user_id) is not None
+        assert view.members.third_party_pending() == []
     pool.forget(dana)
 
 

@@ -534,6 +534,9 @@ class RoomView:
             if event.type == "m.room.member":
                 self.members.update(event.state_key, event.content)
                 changed = True
+            elif event.type == "m.room.third_party_invite":
+                self.members.update_third_party(event.state_key, event.content)
+                changed = True
             elif event.type == "m.room.power_levels" and event.state_key == "":
                 self._set_power_levels(event.content)
                 changed = True

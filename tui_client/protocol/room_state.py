@@ -228,6 +228,23 @@ class RoomMembers:
     def __init__(self) -> None:
         self._members: dict[str, Member] = {}
         self._by_name: dict[str, set[str]] = {}
+        #: Third-party invites not yet taken up: ``{token: display name}``
+        #: (``m.room.third_party_invite``, its state key the token).
+        self._third_party: dict[str, str] = {}
+        #: Tokens a member event took up (state may arrive in any order).
+        self._taken: set[str] = set()
+
+    def update_third_party(self, token: str, content: Mapping[str, Any]) -> None:
+        """Apply an ``m.room.third_party_invite``; empty content revokes it."""
+        name = content.get("display_name")
+        if isinstance(name, str) and name and token not in self._taken:
+            self._third_party[token] = name
+        else:
+            self._third_party.pop(token, None)
+
+    def third_party_pending(self) -> list[str]:
+        """The display names (safe for the terminal) of third-party invites not yet taken up."""
+        return [clean_line(name, 80) for name in self._third_party.values()]
 
     def __len__(self) -> int:
         return len(self._members)
@@ -241,6 +258,11 @@ class RoomMembers:
 
     def update(self, user_id: str, content: Mapping[str, Any]) -> None:
         """Apply an ``m.room.member`` state event's content."""
+        invite = content.get("third_party_invite")
+        signed = invite.get("signed") if isinstance(invite, Mapping) else None
+        if isinstance(signed, Mapping) and isinstance(signed.get("token"), str):
+            self._taken.add(signed["token"])
+            self._third_party.pop(signed["token"], None)
         membership = content.get("membership")
         name = content.get("displayname")
         avatar = content.get("avatar_url")

@@ -62,6 +62,11 @@ class MemberList(OptionList):
             options.append(Option(Text(f"INVITED — {len(invited)}", style=Style(dim=True, bold=True)), disabled=True))
             for member in invited:
                 options.append(Option(self._line(members, power, member.user_id), id="invite:" + member.user_id))
+        pending = members.third_party_pending()
+        if pending:
+            options.append(Option(Text(f"INVITED BY EMAIL — {len(pending)}", style=Style(dim=True, bold=True)), disabled=True))
+            for name in pending:
+                options.append(Option(Text(f"✉ {name} (pending)", style=Style(dim=True)), disabled=True))
         self.set_options(options)
 
     def _avatar(self, mxc: str | None) -> Text:
