@@ -19,7 +19,7 @@ from tui_client.ui.app import TuiClientApp
 from tui_client.ui.screens.dialogs import PromptDialog
 
 from ..integration.e2ee_support import client_for, encrypted_room
-from ..support.waiting import ui_caught_up
+from ..support.waiting import ui_caught_up, until_async
 from .test_flow import until
 
 
@@ -77,6 +77,13 @@ async def test_encrypted_mention_rings_and_a_muted_room_never_does(
                 pilot,
                 lambda: all(bob.rooms[r].joined_count == 2 for r in (secret, quiet)),
                 "bob sees the joins",
+            )
+            # Bob shares the room key with the devices of Alice he knows: hers must be one.
+            # Its keys go up after her first sync; on a busy machine Bob queried before, and
+            # the messages below stayed undecryptable (reproduced by delaying the upload).
+            await until_async(
+                lambda: _knows_device(bob, me.user_id, client.device_id),
+                "Bob knows the keys of Alice's device",
             )
 
             # Mute through our API; Synapse holds Element's shape of the rule.
@@ -173,6 +180,12 @@ def _decrypted_in(client: MatrixClient, room_id: str) -> bool:
     shown = client.db.call(client.encryption.shown_forms, [stored[-1].event])
     event = shown.get(stored[-1].event.get("event_id", ""), stored[-1].event)
     return event.get("type") == "m.room.message"
+
+
+async def _knows_device(observer: MatrixClient, user_id: str, device_id: str) -> bool:
+    """``observer`` has the keys of ``user_id``'s device ``device_id``."""
+    _, devices = await observer.devices.user_devices(user_id)
+    return any(d.device_id == device_id and d.ed25519 for d in devices)
 
 
 def _what_alice_has(client: MatrixClient, room_id: str) -> str:
