@@ -145,8 +145,12 @@ async def _client(base: Path) -> MatrixClient:
     assert client is not None
     # /sync v2, forced: over sliding sync (the default where offered) this test failed 2
     # of 3 runs: once 2 events stayed undecrypted though their room key was held, once a
-    # broken sliding sync request was not followed by "retrying" within 5 s (issue 13,
-    # open). v2 passed in the same runs.
+    # broken sliding sync request was not followed by "retrying" within 5 s (issue 13).
+    # The first is fixed (an event sliding sync sent again before its key came was
+    # decrypted but not stored, and a back-fill page storing it later kept the failure:
+    # Encryption.fetched_forms now tries it again). The second is open: with the fix,
+    # of 6 sliding sync runs 4 passed, 1 failed on the status again, 1 lost a room key in
+    # transit (key not held: the known issue 19 bug, xfail here, seen over v2 too).
     await client.set_sliding_sync(False)
     await client.open()
     client.start()
