@@ -51,6 +51,7 @@ soak: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check tui_client tests bench
+	$(BIN)/ruff format --check tui_client tests bench
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 

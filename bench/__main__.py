@@ -26,9 +26,32 @@ from ._harness import QUICK_ENV, fmt_ms, print_table
 # once the mode is known (see main).
 DEFAULT_SEED = 20250101
 
-BENCHMARKS = ("ingest", "cold_start", "encrypted_cache", "formatted", "search", "crypto", "backup", "ui_start", "timeline", "directory", "memory", "first_login", "images")
+BENCHMARKS = (
+    "ingest",
+    "cold_start",
+    "encrypted_cache",
+    "formatted",
+    "search",
+    "crypto",
+    "backup",
+    "ui_start",
+    "timeline",
+    "directory",
+    "memory",
+    "first_login",
+    "images",
+)
 # These run in their own process and print their own report (the UI ones drive the whole app).
-UI_BENCHMARKS = ("crypto", "backup", "ui_start", "timeline", "directory", "memory", "first_login", "images")
+UI_BENCHMARKS = (
+    "crypto",
+    "backup",
+    "ui_start",
+    "timeline",
+    "directory",
+    "memory",
+    "first_login",
+    "images",
+)
 Row = list[str]
 
 

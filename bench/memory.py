@@ -32,7 +32,9 @@ ROOMS = sized(DEFAULT_ROOMS, 20)
 
 # VmHWM, the high-water mark of this address space: ``ru_maxrss`` would carry the
 # parent's peak over (Linux keeps it across fork and exec).
-_PEAK = "print('peak', [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')][0])"
+_PEAK = (
+    "print('peak', [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')][0])"
+)
 
 _CHILD_BASE = f"""
 import json, sys
@@ -85,7 +87,11 @@ def _peak_mb(code: str, *args: str) -> float:
 
 def run(rounds: int = ROUNDS, rooms: int = ROOMS) -> dict[str, list[float]]:
     """Peak RSS in MB of each case, per round."""
-    peaks: dict[str, list[float]] = {"interpreter + payload": [], "first sync": [], "restart from cache": []}
+    peaks: dict[str, list[float]] = {
+        "interpreter + payload": [],
+        "first sync": [],
+        "restart from cache": [],
+    }
     with tempfile.TemporaryDirectory(prefix="tui-bench-memory-") as tmp:
         base = Path(tmp)
         payload = base / "sync.json"

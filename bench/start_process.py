@@ -43,7 +43,9 @@ async def _ours(folder: Path) -> None:
         return httpx.Response(500)
 
     profile = Path((folder / "profile.txt").read_text())
-    app = TuiClientApp(profile=profile.name, base_dir=profile.parent, transport=httpx.MockTransport(never))
+    app = TuiClientApp(
+        profile=profile.name, base_dir=profile.parent, transport=httpx.MockTransport(never)
+    )
     async with app.run_test(size=(120, 40)) as pilot:
         while True:
             chat = app.chat_screen
@@ -69,7 +71,9 @@ async def _bare(folder: Path) -> None:
     class Bare(App[None]):
         def compose(self) -> ComposeResult:
             db = connect(profile / "cache.sqlite3", key)
-            names = [json.loads(s)["display_name"] for (s,) in db.execute("SELECT summary FROM rooms")]
+            names = [
+                json.loads(s)["display_name"] for (s,) in db.execute("SELECT summary FROM rooms")
+            ]
             db.close()
             yield OptionList(*[Option(Text(name)) for name in names], markup=False)
 

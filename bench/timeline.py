@@ -223,7 +223,16 @@ async def measure(base_dir: Path, events: int) -> Run:
         await watcher
         meter.__exit__()
         rss_growth = _rss_mb() - rss_before
-    return Run(events, opened, max(stalls) * 1000, keys, items_max, rss_growth, meter.passes, meter.worst_ms)
+    return Run(
+        events,
+        opened,
+        max(stalls) * 1000,
+        keys,
+        items_max,
+        rss_growth,
+        meter.passes,
+        meter.worst_ms,
+    )
 
 
 def run(rounds: int = ROUNDS) -> dict[str, Any]:
@@ -308,7 +317,10 @@ def main() -> None:
     print(
         f"  RSS growth while paging       {report['rss_growth_mb'][0]:8.1f} MB   vs {report['rss_growth_mb'][1]:8.1f} MB"
     )
-    (big_passes, small_passes), (big_gc, small_gc) = report["gc_passes_while_paging"], report["gc_worst_pass_ms"]
+    (big_passes, small_passes), (big_gc, small_gc) = (
+        report["gc_passes_while_paging"],
+        report["gc_worst_pass_ms"],
+    )
     print(
         f"  GC passes gen0/1/2 while paging {'/'.join(map(str, big_passes)):>10} vs {'/'.join(map(str, small_passes)):>10}"
         f"   longest pass {big_gc:.1f} ms vs {small_gc:.1f} ms"

@@ -71,12 +71,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def oauth_homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SynapseServer, AuthServer]]:
+def oauth_homeserver(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[SynapseServer, AuthServer]]:
     """A second real Synapse that delegates authentication to our test authorization
     server (tui_client/devtools/oauth_server.py), as a homeserver behind the Matrix
     Authentication Service does: no password login, OAuth 2.0 only."""
     auth = AuthServer().start()
-    server = SynapseServer(tmp_path_factory.mktemp("synapse-oauth"), extra_config=auth.synapse_config())
+    server = SynapseServer(
+        tmp_path_factory.mktemp("synapse-oauth"), extra_config=auth.synapse_config()
+    )
     server.start()
     auth.homeserver = server.base_url
     try:

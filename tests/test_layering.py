@@ -43,7 +43,9 @@ def test_core_module_does_not_load_textual(module: str) -> None:
         "bad = [m for m in ('textual',) if m in sys.modules]; "
         "print(','.join(bad)); sys.exit(1 if bad else 0)"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, f"{module} loads {result.stdout.strip()} {result.stderr[-500:]}"
 
 
@@ -55,5 +57,7 @@ def test_protocol_uses_only_the_standard_library() -> None:
         "third = sorted({m.split('.')[0] for m in set(sys.modules) - before} - set(sys.stdlib_module_names) - {'tui_client'})\n"
         "print(third); sys.exit(1 if third else 0)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr

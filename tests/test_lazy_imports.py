@@ -10,8 +10,7 @@ LAZY = ("markdown_it", "emoji")
 
 def test_importing_the_app_leaves_formatting_and_emoji_for_later() -> None:
     code = (
-        "import sys, tui_client.ui.app\n"
-        f"print(' '.join(m for m in {LAZY!r} if m in sys.modules))\n"
+        f"import sys, tui_client.ui.app\nprint(' '.join(m for m in {LAZY!r} if m in sys.modules))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == []

@@ -14,7 +14,11 @@ from tui_client.protocol.media import parse_attachment
 
 
 def _content(file: dict[str, Any]) -> dict[str, Any]:
-    return {"msgtype": "m.file", "body": "notes.txt", "file": {**file, "url": "mxc://example.org/abc"}}
+    return {
+        "msgtype": "m.file",
+        "body": "notes.txt",
+        "file": {**file, "url": "mxc://example.org/abc"},
+    }
 
 
 def test_ours_round_trips_and_the_counter_starts_at_zero() -> None:
@@ -29,9 +33,16 @@ def test_ours_round_trips_and_the_counter_starts_at_zero() -> None:
 def test_nio_reads_ours_and_we_read_nio() -> None:
     plaintext = b"shared with another implementation " * 100
     ciphertext, file = encrypt_attachment(plaintext)
-    assert nio_decrypt(ciphertext, file["key"]["k"], file["hashes"]["sha256"], file["iv"]) == plaintext
+    assert (
+        nio_decrypt(ciphertext, file["key"]["k"], file["hashes"]["sha256"], file["iv"]) == plaintext
+    )
     their_ciphertext, their_keys = nio_encrypt(plaintext)
-    theirs = {"v": "v2", "key": their_keys["key"], "iv": their_keys["iv"], "hashes": their_keys["hashes"]}
+    theirs = {
+        "v": "v2",
+        "key": their_keys["key"],
+        "iv": their_keys["iv"],
+        "hashes": their_keys["hashes"],
+    }
     attachment = parse_attachment(_content(theirs))
     assert attachment.encrypted is not None
     assert decrypt_attachment(their_ciphertext, attachment.encrypted) == plaintext

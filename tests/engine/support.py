@@ -138,7 +138,9 @@ class Wire:
 def is_sync(request: httpx.Request, *, with_since: bool = True) -> bool:
     """A ``/sync`` request, v2 or sliding sync (by default only incremental ones)."""
     params = request.url.params
-    return request.url.path.endswith("/sync") and (not with_since or "since" in params or "pos" in params)
+    return request.url.path.endswith("/sync") and (
+        not with_since or "since" in params or "pos" in params
+    )
 
 
 def is_send(request: httpx.Request) -> bool:

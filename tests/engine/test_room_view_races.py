@@ -68,7 +68,13 @@ async def test_a_failed_load_does_not_hold_later_events_forever(client_folder: P
     try:
         with pytest.raises(RuntimeError):
             await view.load()
-        event = {"event_id": "$after", "type": "m.room.message", "sender": ME, "origin_server_ts": 1, "content": {"msgtype": "m.text", "body": "after"}}
+        event = {
+            "event_id": "$after",
+            "type": "m.room.message",
+            "sender": ME,
+            "origin_server_ts": 1,
+            "content": {"msgtype": "m.text", "body": "after"},
+        }
         view.on_sync_events([StoredEvent(10**9, event)])
         assert [item.body for item in view.model.items][-1] == "after"
     finally:
@@ -94,7 +100,9 @@ async def test_members_from_a_state_block_reach_an_open_view(client_folder: Path
         }
         # A batch whose state block (not its timeline) brings a member: a limited sync,
         # or the first batch of a room joined a moment ago.
-        batch = parse_sync({"next_batch": "s9", "rooms": {"join": {GENERAL: {"state": {"events": [member]}}}}})
+        batch = parse_sync(
+            {"next_batch": "s9", "rooms": {"join": {GENERAL: {"state": {"events": [member]}}}}}
+        )
         result = await client.db.run(client.cache.ingest_sync, batch, client.rooms)
         client._after_commit(result)
         for _ in range(100):

@@ -73,7 +73,9 @@ async def _client_in_room(
     room_id = create_room(synapse, user, name="Faults")
     send_text(synapse, user, room_id, "before the faults", "before")
     # These faults are /sync v2 answers; sliding sync's own are in test_sliding_sync.py.
-    client = pool.add(await login(synapse, user, tmp_path / "profile", wire=wire, sync_source=SyncV2Source))
+    client = pool.add(
+        await login(synapse, user, tmp_path / "profile", wire=wire, sync_source=SyncV2Source)
+    )
     await _wait_for_body(client, room_id, "before the faults")
     return client, user, room_id
 

@@ -28,7 +28,9 @@ from tui_client.protocol.errors import MatrixError
 ME = "@alice:example.org"
 
 
-def _challenge(*flows: list[str], completed: list[str] | None = None, **extra: Any) -> httpx.Response:
+def _challenge(
+    *flows: list[str], completed: list[str] | None = None, **extra: Any
+) -> httpx.Response:
     body = {"flows": [{"stages": f} for f in flows], "session": "S1", "params": {}, **extra}
     if completed:
         body["completed"] = completed
@@ -40,7 +42,9 @@ def _connection(answers: list[httpx.Response], seen: list[dict[str, Any]]) -> Ho
         seen.append(json.loads(request.content))
         return answers.pop(0)
 
-    return HomeserverConnection("https://hs.example.org", "token", transport=httpx.MockTransport(handle))
+    return HomeserverConnection(
+        "https://hs.example.org", "token", transport=httpx.MockTransport(handle)
+    )
 
 
 async def test_the_password_stage_is_completed_with_the_session() -> None:
@@ -81,25 +85,41 @@ async def test_declining_and_having_no_prompt_make_no_second_request() -> None:
         seen: list[dict[str, Any]] = []
         connection = _connection([_challenge(["m.login.password"])], seen)
         with pytest.raises(AuthCancelled):
-            await UserInteractiveAuth(connection, ME, ask).send(lambda a: api.delete_devices(["D1"], a), purpose="x")
+            await UserInteractiveAuth(connection, ME, ask).send(
+                lambda a: api.delete_devices(["D1"], a), purpose="x"
+            )
         assert len(seen) == 1
 
 
 async def test_other_errors_pass_through() -> None:
     seen: list[dict[str, Any]] = []
-    connection = _connection([httpx.Response(403, json={"errcode": "M_FORBIDDEN", "error": "no"})], seen)
+    connection = _connection(
+        [httpx.Response(403, json={"errcode": "M_FORBIDDEN", "error": "no"})], seen
+    )
     with pytest.raises(MatrixError) as caught:
-        await UserInteractiveAuth(connection, ME, fixed_password("p")).send(lambda a: api.delete_devices(["D1"], a), purpose="x")
+        await UserInteractiveAuth(connection, ME, fixed_password("p")).send(
+            lambda a: api.delete_devices(["D1"], a), purpose="x"
+        )
     assert caught.value.errcode == "M_FORBIDDEN"
 
 
 def test_the_challenge_reads_what_remains() -> None:
     error = MatrixError.from_response(
         401,
-        {"flows": [{"stages": ["m.login.recaptcha", "m.login.password"]}, {"stages": ["m.login.sso"]}], "completed": ["m.login.recaptcha"], "session": "S"},
+        {
+            "flows": [
+                {"stages": ["m.login.recaptcha", "m.login.password"]},
+                {"stages": ["m.login.sso"]},
+            ],
+            "completed": ["m.login.recaptcha"],
+            "session": "S",
+        },
     )
     challenge = AuthChallenge.from_error(error)
     assert challenge is not None and challenge.session == "S"
     assert challenge.remaining() == [("m.login.password",)]
     assert challenge.password_suffices
-    assert AuthChallenge.from_error(MatrixError.from_response(401, {"errcode": "M_UNKNOWN_TOKEN"})) is None
+    assert (
+        AuthChallenge.from_error(MatrixError.from_response(401, {"errcode": "M_UNKNOWN_TOKEN"}))
+        is None
+    )

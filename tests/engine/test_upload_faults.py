@@ -54,7 +54,12 @@ async def test_rate_limit_and_cut_connection_are_waited_out_and_a_refusal_is_sai
     job = await client.uploads.send_file(room_id, notes)
     await wait_until(job.done.is_set, what="the upload", timeout=40)
     assert job.error is None and job.entry is not None
-    assert len([r for r in wire.requests if r.method == "POST" and r.path.endswith("/media/v3/upload")]) == 4
+    assert (
+        len(
+            [r for r in wire.requests if r.method == "POST" and r.path.endswith("/media/v3/upload")]
+        )
+        == 4
+    )
     waiting = [u for u in recorder.of(UploadProgress) if u.state == "waiting"]
     assert len(waiting) == 3 and "could not connect" in (waiting[1].error or "")
     await wait_until(

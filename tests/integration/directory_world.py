@@ -106,7 +106,9 @@ class DirectoryWorld:
 def directory_world(synapse: SynapseServer) -> Iterator[DirectoryWorld]:
     """The seeded directory (being seeded until :meth:`DirectoryWorld.wait` returns)."""
     token = f"dt{secrets.token_hex(3)}"
-    owner = synapse.register_user(f"curator-{token}", f"password-curator-{token}", displayname="Curator")
+    owner = synapse.register_user(
+        f"curator-{token}", f"password-curator-{token}", displayname="Curator"
+    )
     world = DirectoryWorld(
         owner,
         token,

@@ -12,13 +12,24 @@ from tui_client.engine.room_view import RoomView
 
 from ..support.waiting import until
 
-ENCRYPTION_STATE = {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}
+ENCRYPTION_STATE = {
+    "type": "m.room.encryption",
+    "state_key": "",
+    "content": {"algorithm": "m.megolm.v1.aes-sha2"},
+}
 
 
-async def client_for(synapse: SynapseServer, user: RegisteredUser, folder: Path, **options: Any) -> MatrixClient:
+async def client_for(
+    synapse: SynapseServer, user: RegisteredUser, folder: Path, **options: Any
+) -> MatrixClient:
     """A started client of ours, logged in as ``user``, its data under ``folder``."""
     client = await MatrixClient.login(
-        user.user_id, user.password, homeserver=synapse.base_url, base_dir=folder, long_poll_ms=500, **options
+        user.user_id,
+        user.password,
+        homeserver=synapse.base_url,
+        base_dir=folder,
+        long_poll_ms=500,
+        **options,
     )
     await client.open()
     client.start()
@@ -42,12 +53,18 @@ def bodies(view: RoomView) -> list[str]:
 
 async def shown(view: RoomView, body: str, timeout: float = 30.0) -> None:
     """Wait until ``body`` is shown decrypted (not as a local echo) in ``view``."""
-    await until(lambda: body in bodies(view), f"{body!r} in {view.core.user_id}'s view: {bodies(view)[-4:]}", timeout)
+    await until(
+        lambda: body in bodies(view),
+        f"{body!r} in {view.core.user_id}'s view: {bodies(view)[-4:]}",
+        timeout,
+    )
 
 
 def server_event_types(synapse: SynapseServer, token: str, room_id: str) -> list[str]:
     """The types of the room's last events as the server stores them."""
-    path = f"/_matrix/client/v3/rooms/{urllib.parse.quote(room_id, safe='')}/messages?dir=b&limit=20"
+    path = (
+        f"/_matrix/client/v3/rooms/{urllib.parse.quote(room_id, safe='')}/messages?dir=b&limit=20"
+    )
     status, data = synapse.request_json("GET", path, None, token)
     assert status == 200, data
     return [event["type"] for event in data["chunk"]]
@@ -56,7 +73,12 @@ def server_event_types(synapse: SynapseServer, token: str, room_id: str) -> list
 async def encrypted_room(owner: MatrixClient, name: str, invite: list[str]) -> str:
     """A private encrypted room created by ``owner``."""
     return await owner.create_room(
-        {"name": name, "preset": "private_chat", "invite": invite, "initial_state": [ENCRYPTION_STATE]}
+        {
+            "name": name,
+            "preset": "private_chat",
+            "invite": invite,
+            "initial_state": [ENCRYPTION_STATE],
+        }
     )
 
 

@@ -24,7 +24,10 @@ def upload(synapse: SynapseServer, user: RegisteredUser, data: bytes) -> str:
         f"{synapse.base_url}/_matrix/media/v3/upload",
         params={"filename": "upload.bin"},
         content=data,
-        headers={"Authorization": f"Bearer {user.access_token}", "Content-Type": "application/octet-stream"},
+        headers={
+            "Authorization": f"Bearer {user.access_token}",
+            "Content-Type": "application/octet-stream",
+        },
         timeout=30,
     )
     assert answer.status_code == 200, answer.text
@@ -37,7 +40,12 @@ async def media_item(client: MatrixClient, room: str, label: str) -> str:
 
     def found() -> str | None:
         for item in view.model.items:
-            if item.kind == "media" and label in item.body and item.event_id and not item.is_local_echo:
+            if (
+                item.kind == "media"
+                and label in item.body
+                and item.event_id
+                and not item.is_local_echo
+            ):
                 return item.event_id
         return None
 
@@ -60,7 +68,16 @@ async def test_plain_and_encrypted_files_are_saved_and_a_swapped_one_is_refused(
         await join(bob, plain)
         data = b"the quarterly numbers\n" * 50
         uri = upload(synapse, bob_user, data)
-        await bob.send_event(plain, "m.room.message", {"msgtype": "m.file", "body": "../../numbers.txt", "url": uri, "info": {"size": len(data)}})
+        await bob.send_event(
+            plain,
+            "m.room.message",
+            {
+                "msgtype": "m.file",
+                "body": "../../numbers.txt",
+                "url": uri,
+                "info": {"size": len(data)},
+            },
+        )
         event_id = await media_item(alice, plain, "numbers.txt")
         saved = await alice.save_attachment(event_id, downloads)
         assert saved == downloads / "numbers.txt" and saved.read_bytes() == data
@@ -74,15 +91,32 @@ async def test_plain_and_encrypted_files_are_saved_and_a_swapped_one_is_refused(
         await until(lambda: alice.rooms[secret].joined_count == 2, "bob in the encrypted room")
         photo = bytes(range(256)) * 64
         ciphertext, keys = nio_encrypt(photo)
-        file = {"v": "v2", "key": keys["key"], "iv": keys["iv"], "hashes": keys["hashes"], "url": upload(synapse, bob_user, ciphertext)}
-        await bob.send_event(secret, "m.room.message", {"msgtype": "m.image", "body": "photo.png", "file": file, "info": {"mimetype": "image/png"}})
+        file = {
+            "v": "v2",
+            "key": keys["key"],
+            "iv": keys["iv"],
+            "hashes": keys["hashes"],
+            "url": upload(synapse, bob_user, ciphertext),
+        }
+        await bob.send_event(
+            secret,
+            "m.room.message",
+            {
+                "msgtype": "m.image",
+                "body": "photo.png",
+                "file": file,
+                "info": {"mimetype": "image/png"},
+            },
+        )
         event_id = await media_item(alice, secret, "photo.png")
         saved = await alice.save_attachment(event_id, downloads)
         assert saved.name == "photo.png" and saved.read_bytes() == photo
 
         # A file swapped on the way (its hash names other bytes): refused, nothing written.
         swapped = {**file, "url": upload(synapse, bob_user, nio_encrypt(b"something else")[0])}
-        await bob.send_event(secret, "m.room.message", {"msgtype": "m.file", "body": "swapped.bin", "file": swapped})
+        await bob.send_event(
+            secret, "m.room.message", {"msgtype": "m.file", "body": "swapped.bin", "file": swapped}
+        )
         event_id = await media_item(alice, secret, "swapped.bin")
         with pytest.raises(AttachmentError, match="does not match its hash"):
             await alice.save_attachment(event_id, downloads)
@@ -115,7 +149,10 @@ async def test_upload_sends_a_file_that_the_other_side_saves(
         assert saved.read_bytes() == photo.read_bytes()
         content = (await bob.db.run(bob.cache.load_events, [event_id]))[event_id]["content"]
         assert content["msgtype"] == "m.image" and content["info"]["mimetype"] == "image/png"
-        assert (content["info"]["w"], content["info"]["h"]) == (30, 20) and "thumbnail_url" not in content["info"]
+        assert (content["info"]["w"], content["info"]["h"]) == (
+            30,
+            20,
+        ) and "thumbnail_url" not in content["info"]
 
         # In an encrypted room the server sees neither the message nor the file.
         secret = await encrypted_room(alice, "files", [bob_user.user_id])
@@ -126,7 +163,9 @@ async def test_upload_sends_a_file_that_the_other_side_saves(
         saved = await bob.save_attachment(event_id, tmp_path / "bob-downloads")
         assert saved.read_bytes() == photo.read_bytes()
         assert server_event_types(synapse, bob_user.access_token, secret)[0] == "m.room.encrypted"
-        clear = (await bob.db.run(bob.encryption.store.decrypted, [event_id]))[event_id][0]["content"]
+        clear = (await bob.db.run(bob.encryption.store.decrypted, [event_id]))[event_id][0][
+            "content"
+        ]
         assert "url" not in clear and clear["file"]["url"].startswith("mxc://")
         server, media_id = clear["file"]["url"][len("mxc://") :].split("/")
         stored = httpx.get(

@@ -15,7 +15,9 @@ from ..engine.support import ClientPool, login
 async def test_sliding_sync_by_default_and_the_config_forces_v2_and_back(
     synapse: SynapseServer, make_user: MakeUser, tmp_path: Path, pool: ClientPool
 ) -> None:
-    client = pool.add(await login(synapse, make_user("alice"), tmp_path / "alice", long_poll_ms=500))
+    client = pool.add(
+        await login(synapse, make_user("alice"), tmp_path / "alice", long_poll_ms=500)
+    )
     # The default where the server offers it: sliding sync.
     assert client.sync_mode == "sliding sync" and account_values(client)["sync_source"] == "sliding"
 
@@ -27,5 +29,7 @@ async def test_sliding_sync_by_default_and_the_config_forces_v2_and_back(
     # A file that does not name it changes nothing; one that says sliding goes back.
     assert await apply_config(client, parse_config("")) == []
     assert client.sync_mode == "sync v2"
-    assert await apply_config(client, parse_config('[sync]\nsource = "sliding"\n')) == ["sync_source"]
+    assert await apply_config(client, parse_config('[sync]\nsource = "sliding"\n')) == [
+        "sync_source"
+    ]
     assert client.sync_mode == "sliding sync" and client.sliding_sync_allowed

@@ -26,7 +26,9 @@ async def test_list_rename_and_sign_out_with_the_password(
     ended = Recorder(a2)
     try:
         # (a2 uploads its keys from its background request loop)
-        await until(lambda: _keys_on_server(synapse, alice_user, a2.device_id), "a2's keys on the server")
+        await until(
+            lambda: _keys_on_server(synapse, alice_user, a2.device_id), "a2's keys on the server"
+        )
         devices = await a1.devices.own_devices()
         ids = [d.device_id for d in devices]
         assert ids[0] == a1.device_id and a2.device_id in ids
@@ -50,7 +52,10 @@ async def test_list_rename_and_sign_out_with_the_password(
         a1.ask_password = _answers("wrong", "wrong again", "still wrong", seen=prompts)
         with pytest.raises(AuthFailed):
             await a1.devices.sign_out([a2.device_id])
-        assert prompts[0] == f"Sign out the device {a2.device_id}: confirm with the password of {alice_user.user_id}"
+        assert (
+            prompts[0]
+            == f"Sign out the device {a2.device_id}: confirm with the password of {alice_user.user_id}"
+        )
         assert prompts[1].startswith("Wrong password.")
         assert a2.device_id in [d.device_id for d in await a1.devices.own_devices()]
         # A wrong password, then the right one.
@@ -67,7 +72,10 @@ async def test_list_rename_and_sign_out_with_the_password(
 
 def _keys_on_server(synapse: SynapseServer, user: RegisteredUser, device_id: str | None) -> bool:
     status, body = synapse.request_json(
-        "POST", "/_matrix/client/v3/keys/query", {"device_keys": {user.user_id: []}}, user.access_token
+        "POST",
+        "/_matrix/client/v3/keys/query",
+        {"device_keys": {user.user_id: []}},
+        user.access_token,
     )
     return status == 200 and device_id in body.get("device_keys", {}).get(user.user_id, {})
 
@@ -105,7 +113,9 @@ async def test_keys_can_be_kept_from_unverified_devices(
         def withheld() -> bool:
             return any(i.kind == "encrypted" and "unverified" in i.body for i in view.model.items)
 
-        await until(withheld, f"the withheld message at bob: {[i.body for i in view.model.items][-3:]}")
+        await until(
+            withheld, f"the withheld message at bob: {[i.body for i in view.model.items][-3:]}"
+        )
         assert "for verified eyes only" not in [i.body for i in view.model.items]
     finally:
         await alice.close()

@@ -37,7 +37,12 @@ def _directory_requests(wire: Wire) -> list[tuple[str | None, dict[str, Any]]]:
 
 
 async def test_pages_through_every_seeded_room(
-    synapse: SynapseServer, make_user: Any, directory_world: DirectoryWorld, wire: Wire, pool: ClientPool, tmp_path: Path
+    synapse: SynapseServer,
+    make_user: Any,
+    directory_world: DirectoryWorld,
+    wire: Wire,
+    pool: ClientPool,
+    tmp_path: Path,
 ) -> None:
     directory_world.wait()
     client = pool.add(await login(synapse, make_user("browser"), tmp_path, wire=wire, start=False))
@@ -54,16 +59,26 @@ async def test_pages_through_every_seeded_room(
     requests = _directory_requests(wire)
     assert len(requests) == 4
     assert "since" not in requests[0][1] and all("since" in body for _, body in requests[1:])
-    assert all(body["filter"] == {"generic_search_term": directory_world.token} for _, body in requests)
+    assert all(
+        body["filter"] == {"generic_search_term": directory_world.token} for _, body in requests
+    )
     (room,) = [r for r in browser.rooms if r.name == directory_world.names[7]]
     assert room.canonical_alias == directory_world.aliases[7]
     assert room.topic == f"Room number 7 of the {directory_world.token} directory test"
-    assert (room.join_rule, room.num_joined_members, room.servers) == ("public", 1, (synapse.server_name,))
+    assert (room.join_rule, room.num_joined_members, room.servers) == (
+        "public",
+        1,
+        (synapse.server_name,),
+    )
     assert room.room_id == directory_world.room_ids[room.name]
 
 
 async def test_whole_directory_without_a_search_has_no_duplicates(
-    synapse: SynapseServer, make_user: Any, directory_world: DirectoryWorld, pool: ClientPool, tmp_path: Path
+    synapse: SynapseServer,
+    make_user: Any,
+    directory_world: DirectoryWorld,
+    pool: ClientPool,
+    tmp_path: Path,
 ) -> None:
     directory_world.wait()
     client = pool.add(await login(synapse, make_user("browser"), tmp_path, start=False))
@@ -76,7 +91,12 @@ async def test_whole_directory_without_a_search_has_no_duplicates(
 
 
 async def test_search_happens_on_the_server(
-    synapse: SynapseServer, make_user: Any, directory_world: DirectoryWorld, wire: Wire, pool: ClientPool, tmp_path: Path
+    synapse: SynapseServer,
+    make_user: Any,
+    directory_world: DirectoryWorld,
+    wire: Wire,
+    pool: ClientPool,
+    tmp_path: Path,
 ) -> None:
     directory_world.wait()
     client = pool.add(await login(synapse, make_user("searcher"), tmp_path, wire=wire, start=False))
@@ -106,10 +126,17 @@ async def test_search_happens_on_the_server(
 
 
 async def test_another_servers_directory_side_by_side_merged(
-    synapse: SynapseServer, make_user: Any, directory_world: DirectoryWorld, wire: Wire, pool: ClientPool, tmp_path: Path
+    synapse: SynapseServer,
+    make_user: Any,
+    directory_world: DirectoryWorld,
+    wire: Wire,
+    pool: ClientPool,
+    tmp_path: Path,
 ) -> None:
     directory_world.wait()
-    client = pool.add(await login(synapse, make_user("federated"), tmp_path, wire=wire, start=False))
+    client = pool.add(
+        await login(synapse, make_user("federated"), tmp_path, wire=wire, start=False)
+    )
     own = synapse.server_name
     # Our own list, and the same server asked by name (`server=`): the same rooms,
     # listed once.
@@ -125,12 +152,31 @@ async def test_another_servers_directory_side_by_side_merged(
     shared_name = browser.rooms[0].name
     remote = {
         "chunk": [
-            {"room_id": shared_id, "name": "Shared, described by the other server", "num_joined_members": 9, "world_readable": False, "guest_can_join": False},
-            {"room_id": "!remote:other.example", "name": "Only over there", "num_joined_members": 3, "world_readable": True, "guest_can_join": False, "join_rule": "knock"},
+            {
+                "room_id": shared_id,
+                "name": "Shared, described by the other server",
+                "num_joined_members": 9,
+                "world_readable": False,
+                "guest_can_join": False,
+            },
+            {
+                "room_id": "!remote:other.example",
+                "name": "Only over there",
+                "num_joined_members": 3,
+                "world_readable": True,
+                "guest_can_join": False,
+                "join_rule": "knock",
+            },
         ]
     }
-    wire.inject(lambda r: r.url.params.get("server") == "other.example", lambda r: json_response(200, remote), times=None)
-    both = client.browse_directory([None, "other.example"], search=directory_world.token, page_size=100)
+    wire.inject(
+        lambda r: r.url.params.get("server") == "other.example",
+        lambda r: json_response(200, remote),
+        times=None,
+    )
+    both = client.browse_directory(
+        [None, "other.example"], search=directory_world.token, page_size=100
+    )
     await both.load_until(10_000)
     assert len(both.rooms) == DIRECTORY_SIZE + 1
     shared = both.room(shared_id)
@@ -141,7 +187,12 @@ async def test_another_servers_directory_side_by_side_merged(
 
 
 async def test_a_down_or_slow_directory_server_times_out_without_blocking_others(
-    synapse: SynapseServer, make_user: Any, directory_world: DirectoryWorld, wire: Wire, pool: ClientPool, tmp_path: Path
+    synapse: SynapseServer,
+    make_user: Any,
+    directory_world: DirectoryWorld,
+    wire: Wire,
+    pool: ClientPool,
+    tmp_path: Path,
 ) -> None:
     directory_world.wait()
     client = pool.add(await login(synapse, make_user("patient"), tmp_path, wire=wire))
@@ -153,10 +204,14 @@ async def test_a_down_or_slow_directory_server_times_out_without_blocking_others
     wire.inject(lambda r: r.url.params.get("server") == "slow.example", hang, times=None)
     wire.inject(
         lambda r: r.url.params.get("server") == "down.example",
-        lambda r: json_response(502, {"errcode": "M_UNKNOWN", "error": "Failed to fetch room list"}),
+        lambda r: json_response(
+            502, {"errcode": "M_UNKNOWN", "error": "Failed to fetch room list"}
+        ),
         times=None,
     )
-    browser = client.browse_directory([None, "slow.example", "down.example"], search=directory_world.token, timeout=1.5)
+    browser = client.browse_directory(
+        [None, "slow.example", "down.example"], search=directory_world.token, timeout=1.5
+    )
     began = time.monotonic()
     batch = await browser.load_more()
     elapsed = time.monotonic() - began
@@ -164,8 +219,14 @@ async def test_a_down_or_slow_directory_server_times_out_without_blocking_others
     assert len(batch.added) == 50  # our own server's page is there
     failures = {f.server: f.message for f in batch.failures}
     assert set(failures) == {"slow.example", "down.example"}
-    assert "did not answer within 2 s" in failures["slow.example"] and "slow.example" in failures["slow.example"]
-    assert "could not be reached" in failures["down.example"] and "Failed to fetch room list" in failures["down.example"]
+    assert (
+        "did not answer within 2 s" in failures["slow.example"]
+        and "slow.example" in failures["slow.example"]
+    )
+    assert (
+        "could not be reached" in failures["down.example"]
+        and "Failed to fetch room list" in failures["down.example"]
+    )
     # The failed servers are not asked again; our own list goes on paging.
     await browser.load_until(10_000)
     assert len(browser.rooms) == DIRECTORY_SIZE and browser.done
@@ -177,7 +238,10 @@ async def test_a_down_or_slow_directory_server_times_out_without_blocking_others
 def test_server_lists_are_validated() -> None:
     with pytest.raises(InvalidIdentifier, match="server!"):
         parse_server_list("matrix.org, bad-server!")
-    assert parse_server_list(" matrix.org,example.org:8448  matrix.org") == ["matrix.org", "example.org:8448"]
+    assert parse_server_list(" matrix.org,example.org:8448  matrix.org") == [
+        "matrix.org",
+        "example.org:8448",
+    ]
     assert parse_server_list("") == []
 
 
@@ -191,7 +255,13 @@ async def test_preview_shows_world_readable_history_only(
         preset="public_chat",
         name="Open book",
         topic="Anyone may read",
-        initial_state=[{"type": "m.room.history_visibility", "state_key": "", "content": {"history_visibility": "world_readable"}}],
+        initial_state=[
+            {
+                "type": "m.room.history_visibility",
+                "state_key": "",
+                "content": {"history_visibility": "world_readable"},
+            }
+        ],
     )
     for n in range(3):
         send_text(synapse, owner, readable, f"visible message {n} [bold]not markup[/bold]", f"p{n}")
@@ -201,7 +271,11 @@ async def test_preview_shows_world_readable_history_only(
     client = pool.add(await login(synapse, make_user("visitor"), tmp_path, start=False))
 
     preview = await preview_room(client, readable)
-    assert preview.info is not None and preview.info.name == "Open book" and preview.info.world_readable
+    assert (
+        preview.info is not None
+        and preview.info.name == "Open book"
+        and preview.info.world_readable
+    )
     bodies = [item.body for item in preview.history]
     assert bodies[-3:] == [f"visible message {n} [bold]not markup[/bold]" for n in range(3)]
     assert any(item.sender == owner.user_id for item in preview.history)
@@ -212,5 +286,7 @@ async def test_preview_shows_world_readable_history_only(
 
     hidden = await preview_room(client, private)
     assert hidden.info is None and hidden.error is not None and "not visible" in hidden.error
-    status, _ = synapse.request_json("GET", f"/_matrix/client/v1/room_summary/{room_path(private)}", token=owner.access_token)
+    status, _ = synapse.request_json(
+        "GET", f"/_matrix/client/v1/room_summary/{room_path(private)}", token=owner.access_token
+    )
     assert status == 200  # the room exists; it is only hidden from the visitor

@@ -28,7 +28,9 @@ from .e2ee_support import (
 )
 
 
-async def test_two_clients_exchange_encrypted_messages(synapse: SynapseServer, make_user: MakeUser, tmp_path: Path) -> None:
+async def test_two_clients_exchange_encrypted_messages(
+    synapse: SynapseServer, make_user: MakeUser, tmp_path: Path
+) -> None:
     alice_user, bob_user = make_user("alice"), make_user("bob")
     alice = await client_for(synapse, alice_user, tmp_path / "alice")
     bob = await client_for(synapse, bob_user, tmp_path / "bob")
@@ -43,7 +45,9 @@ async def test_two_clients_exchange_encrypted_messages(synapse: SynapseServer, m
         # The server only ever saw ciphertext.
         types = server_event_types(synapse, bob_user.access_token, room)
         assert types.count("m.room.encrypted") >= 2 and "m.room.message" not in types
-        item = next(i for i in bob_view.model.items if i.body == "hello bob, only you can read this")
+        item = next(
+            i for i in bob_view.model.items if i.body == "hello bob, only you can read this"
+        )
         assert item.encrypted and item.trust == "unverified"
         assert alice.rooms[room].encrypted and bob.rooms[room].encrypted
     finally:
@@ -81,7 +85,9 @@ async def test_a_late_joiner_reads_new_messages_but_not_old_ones(
             await client.close()
 
 
-async def test_a_member_who_left_cannot_read_what_follows(synapse: SynapseServer, make_user: MakeUser, tmp_path: Path) -> None:
+async def test_a_member_who_left_cannot_read_what_follows(
+    synapse: SynapseServer, make_user: MakeUser, tmp_path: Path
+) -> None:
     alice_user, carol_user = make_user("alice"), make_user("carol")
     alice = await client_for(synapse, alice_user, tmp_path / "alice")
     carol = await client_for(synapse, carol_user, tmp_path / "carol")
@@ -94,7 +100,10 @@ async def test_a_member_who_left_cannot_read_what_follows(synapse: SynapseServer
         await carol.leave(room)
         await until(lambda: alice.rooms[room].joined_count == 1, "carol's leave at alice")
         await alice.send_message(room, "after carol left")
-        await until(lambda: not any(s.state == "pending" for s in alice.cache.outbox(room)), "the message sent")
+        await until(
+            lambda: not any(s.state == "pending" for s in alice.cache.outbox(room)),
+            "the message sent",
+        )
         await alice.invite(room, carol_user.user_id)
         await join(carol, room)
         await until(lambda: alice.rooms[room].joined_count == 2, "carol back at alice")
@@ -148,7 +157,9 @@ async def test_a_client_killed_right_after_a_room_key_arrives_still_decrypts(
         await until(lambda: alice.rooms[room].joined_count == 2, "bob's join at alice")
         await bob.close()
         child = subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(tmp_path / "bob"), room], stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", CHILD, str(tmp_path / "bob"), room],
+            stdout=subprocess.PIPE,
+            text=True,
         )
         assert child.stdout is not None
         ready = await asyncio.to_thread(child.stdout.readline)
@@ -188,7 +199,10 @@ async def test_exported_keys_decrypt_old_messages_on_a_fresh_login(
         view = await fresh.open_room(room)
         while not view.reached_start:
             await view.paginate_back()
-        await until(lambda: any(i.kind == "encrypted" for i in view.model.items), "the undecryptable history")
+        await until(
+            lambda: any(i.kind == "encrypted" for i in view.model.items),
+            "the undecryptable history",
+        )
         assert "a message from the past" not in bodies(view)
         total, imported = await fresh.import_room_keys(export, "correct horse battery staple")
         assert total >= 1 and imported >= 1
@@ -200,7 +214,9 @@ async def test_exported_keys_decrypt_old_messages_on_a_fresh_login(
             await fresh.close()
 
 
-async def test_matrix_nio_and_we_read_each_other(synapse: SynapseServer, make_user: MakeUser, tmp_path: Path) -> None:
+async def test_matrix_nio_and_we_read_each_other(
+    synapse: SynapseServer, make_user: MakeUser, tmp_path: Path
+) -> None:
     from nio import AsyncClient, AsyncClientConfig, MegolmEvent, RoomMessageText
 
     alice_user, nio_user = make_user("alice"), make_user("niouser")
@@ -243,10 +259,19 @@ async def test_matrix_nio_and_we_read_each_other(synapse: SynapseServer, make_us
         await until(lambda: not nio.should_upload_keys, "nio's keys uploaded")
         alice_view = await alice.open_room(room)
         await alice.send_message(room, "hello nio, from tui_client")
-        await until(lambda: "hello nio, from tui_client" in received, f"nio decrypting ours (undecrypted: {undecrypted})")
-        await until(lambda: room in nio.rooms and nio.rooms[room].encrypted, "nio knows the room is encrypted")
+        await until(
+            lambda: "hello nio, from tui_client" in received,
+            f"nio decrypting ours (undecrypted: {undecrypted})",
+        )
+        await until(
+            lambda: room in nio.rooms and nio.rooms[room].encrypted,
+            "nio knows the room is encrypted",
+        )
         answer = await nio.room_send(
-            room, "m.room.message", {"msgtype": "m.text", "body": "hello tui_client, from nio"}, ignore_unverified_devices=True
+            room,
+            "m.room.message",
+            {"msgtype": "m.text", "body": "hello tui_client, from nio"},
+            ignore_unverified_devices=True,
         )
         assert getattr(answer, "event_id", None), answer
         await shown(alice_view, "hello tui_client, from nio")
@@ -361,12 +386,23 @@ async def test_a_back_filled_event_is_decrypted_with_a_key_that_came_while_it_wa
             stored, _gap = bob.cache.load_before(room, None, 1000)
             encrypted = [s.event for s in stored if s.event.get("type") == "m.room.encrypted"]
             clear = store.decrypted([e["event_id"] for e in encrypted])
-            event = next(e for e in encrypted if clear[e["event_id"]][0]["content"]["body"] == "seen before its key")
+            event = next(
+                e
+                for e in encrypted
+                if clear[e["event_id"]][0]["content"]["body"] == "seen before its key"
+            )
             db = bob.cache._db  # its clear form (and so its search entry) goes
-            db.execute("DELETE FROM message_fts WHERE rowid = (SELECT seq FROM events WHERE event_id = ?)", (event["event_id"],))
+            db.execute(
+                "DELETE FROM message_fts WHERE rowid = (SELECT seq FROM events WHERE event_id = ?)",
+                (event["event_id"],),
+            )
             db.execute("DELETE FROM decrypted_events WHERE event_id = ?", (event["event_id"],))
             store.save_undecrypted(
-                event["event_id"], room, event["content"]["session_id"], FailureReason.MISSING_ROOM_KEY.value, "key not received"
+                event["event_id"],
+                room,
+                event["content"]["session_id"],
+                FailureReason.MISSING_ROOM_KEY.value,
+                "key not received",
             )
             return event
 

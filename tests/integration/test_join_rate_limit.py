@@ -38,7 +38,10 @@ def strict_synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synapse
         "strict-synapse",
         rate_limits=True,
         extra_config={
-            "rc_joins": {"local": {"per_second": 0.5, "burst_count": 2}, "remote": {"per_second": 0.5, "burst_count": 2}},
+            "rc_joins": {
+                "local": {"per_second": 0.5, "burst_count": 2},
+                "remote": {"per_second": 0.5, "burst_count": 2},
+            },
             "rc_room_creation": _EASY,
             "rc_login": {"address": _EASY, "account": _EASY, "failed_attempts": _EASY},
         },
@@ -48,7 +51,9 @@ def strict_synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synapse
 def _unlimited(server: SynapseServer, user: RegisteredUser) -> RegisteredUser:
     """Exempt a user from every rate limit (Synapse's admin override), for seeding."""
     path = f"/_synapse/admin/v1/users/{room_path(user.user_id)}/override_ratelimit"
-    status, body = server.request_json("POST", path, {"messages_per_second": 0, "burst_count": 0}, server.admin_token)
+    status, body = server.request_json(
+        "POST", path, {"messages_per_second": 0, "burst_count": 0}, server.admin_token
+    )
     assert status == 200, body
     return user
 
@@ -58,7 +63,10 @@ async def test_rate_limited_joins_are_queued_and_none_is_lost(
 ) -> None:
     owner = _unlimited(strict_synapse, strict_synapse.register_user("owner", "password-owner"))
     joiner = strict_synapse.register_user("joiner", "password-joiner")
-    rooms = [create_room(strict_synapse, owner, preset="public_chat", name=f"Busy {n}") for n in range(ROOMS)]
+    rooms = [
+        create_room(strict_synapse, owner, preset="public_chat", name=f"Busy {n}")
+        for n in range(ROOMS)
+    ]
     client = pool.add(await login(strict_synapse, joiner, tmp_path, wire=wire))
     updates = Recorder(client)
 
@@ -69,7 +77,9 @@ async def test_rate_limited_joins_are_queued_and_none_is_lost(
     elapsed = time.monotonic() - began
     assert joined == rooms  # every one, in the order asked
 
-    status, body = strict_synapse.request_json("GET", "/_matrix/client/v3/joined_rooms", token=joiner.access_token)
+    status, body = strict_synapse.request_json(
+        "GET", "/_matrix/client/v3/joined_rooms", token=joiner.access_token
+    )
     assert status == 200 and set(rooms) <= set(body["joined_rooms"])
     join_answers = [r for r in wire.requests if r.method == "POST" and "/join/" in r.path]
     # The server did refuse some (429), and each refused join was tried again later.
@@ -79,12 +89,19 @@ async def test_rate_limited_joins_are_queued_and_none_is_lost(
     progress: list[JoinProgress] = updates.of(JoinProgress)
     waiting = [s for p in progress for s in p.jobs if s.state == "waiting"]
     assert waiting and all(s.error == "rate limited" and s.retry_at is not None for s in waiting)
-    described = [p.describe(time.time()) for p in progress if any(s.state == "waiting" for s in p.jobs)]
+    described = [
+        p.describe(time.time()) for p in progress if any(s.state == "waiting" for s in p.jobs)
+    ]
     assert any("rate limited, next try in" in text for text in described)
     final = progress[-1]
     assert (final.total, final.joined, final.failed, final.busy) == (ROOMS, ROOMS, 0, False)
     assert final.describe(time.time()) == f"Joined {ROOMS} of {ROOMS} rooms"
-    await wait_until(lambda: all(client.rooms.get(r) is not None and client.rooms[r].membership == "join" for r in rooms), what="sync")
+    await wait_until(
+        lambda: all(
+            client.rooms.get(r) is not None and client.rooms[r].membership == "join" for r in rooms
+        ),
+        what="sync",
+    )
 
 
 async def test_joins_survive_server_errors_and_a_cut_connection(
@@ -106,7 +123,11 @@ async def test_joins_survive_server_errors_and_a_cut_connection(
     def cut(request: httpx.Request) -> Any:
         raise httpx.RemoteProtocolError("connection cut", request=request)
 
-    wire.inject(is_join, lambda r: json_response(502, {"errcode": "M_UNKNOWN", "error": "bad gateway"}), times=1)
+    wire.inject(
+        is_join,
+        lambda r: json_response(502, {"errcode": "M_UNKNOWN", "error": "bad gateway"}),
+        times=1,
+    )
     wire.inject(is_join, cut, times=1)
     updates = Recorder(client)
     assert await client.joins.join(room) == room
@@ -140,12 +161,16 @@ async def test_joins_still_queued_when_the_client_stops_are_made_after_a_restart
 
     wire.inject(
         second_join_on,
-        lambda r: json_response(429, {"errcode": "M_LIMIT_EXCEEDED", "error": "slow down", "retry_after_ms": 60_000}),
+        lambda r: json_response(
+            429, {"errcode": "M_LIMIT_EXCEEDED", "error": "slow down", "retry_after_ms": 60_000}
+        ),
         times=None,
     )
     jobs = client.joins.enqueue_many((room, [synapse.server_name]) for room in rooms)
     assert await jobs[0].wait() == rooms[0]
-    await wait_until(lambda: jobs[1].state == "waiting", what="the second join waiting out the limit")
+    await wait_until(
+        lambda: jobs[1].state == "waiting", what="the second join waiting out the limit"
+    )
     await client.close()
     pool.forget(client)
     for job in jobs[1:]:
@@ -162,16 +187,27 @@ async def test_joins_still_queued_when_the_client_stops_are_made_after_a_restart
     await restored.open()
     restored.start()
     await wait_until(
-        lambda: all(restored.rooms.get(r) is not None and restored.rooms[r].membership == "join" for r in rooms),
+        lambda: all(
+            restored.rooms.get(r) is not None and restored.rooms[r].membership == "join"
+            for r in rooms
+        ),
         what="every room joined after the restart",
         timeout=30,
     )
     assert any(n.text == "Resuming 2 joins left unfinished last time" for n in updates.of(Notice))
     import urllib.parse
 
-    posted = [urllib.parse.unquote(r.path) for r in wire.requests[before:] if r.method == "POST" and "/join/" in r.path]
-    assert len(posted) == 2 and all(room in path for path, room in zip(posted, rooms[1:], strict=True)), posted
-    status, body = synapse.request_json("GET", "/_matrix/client/v3/joined_rooms", token=user.access_token)
+    posted = [
+        urllib.parse.unquote(r.path)
+        for r in wire.requests[before:]
+        if r.method == "POST" and "/join/" in r.path
+    ]
+    assert len(posted) == 2 and all(
+        room in path for path, room in zip(posted, rooms[1:], strict=True)
+    ), posted
+    status, body = synapse.request_json(
+        "GET", "/_matrix/client/v3/joined_rooms", token=user.access_token
+    )
     assert status == 200 and set(rooms) <= set(body["joined_rooms"])
     # Nothing is left to resume on the start after that (removed once each answer is handled).
     await wait_until_async(

@@ -135,7 +135,9 @@ async def _master_key(client: MatrixClient) -> str:
     return str(next(iter(keys.values())))
 
 
-async def test_a_session_ended_elsewhere_ends_here(oauth_homeserver: Homeserver, tmp_path: Path) -> None:
+async def test_a_session_ended_elsewhere_ends_here(
+    oauth_homeserver: Homeserver, tmp_path: Path
+) -> None:
     _, auth = oauth_homeserver
     client = await oauth_client(oauth_homeserver, tmp_path / "dave", f"dave-{secrets.token_hex(3)}")
     try:

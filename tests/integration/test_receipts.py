@@ -23,36 +23,72 @@ async def test_who_has_read_what_follows_their_receipts(
     room = await alice.create_room({"preset": "private_chat", "invite": [bob_user.user_id]})
     await wait_until(lambda: room in bob.rooms, what="the invite", timeout=30)
     await bob.join(room)
-    await wait_until(lambda: alice.rooms.get(room) is not None and alice.rooms[room].joined_count == 2, what="bob in", timeout=30)
+    await wait_until(
+        lambda: alice.rooms.get(room) is not None and alice.rooms[room].joined_count == 2,
+        what="bob in",
+        timeout=30,
+    )
     view = await alice.open_room(room)
     updates = Recorder(alice)
 
     first = await alice.send_message(room, "first")
-    await wait_until(lambda: any(i.body == "first" and i.event_id and not i.is_local_echo for i in view.model.items), what="sent", timeout=30)
-    first_id = next(i.event_id for i in view.model.items if i.body == "first" and not i.is_local_echo)
+    await wait_until(
+        lambda: any(
+            i.body == "first" and i.event_id and not i.is_local_echo for i in view.model.items
+        ),
+        what="sent",
+        timeout=30,
+    )
+    first_id = next(
+        i.event_id for i in view.model.items if i.body == "first" and not i.is_local_echo
+    )
     bob_view = await bob.open_room(room)
-    await wait_until(lambda: any(i.event_id == first_id for i in bob_view.model.items), what="bob has it", timeout=30)
+    await wait_until(
+        lambda: any(i.event_id == first_id for i in bob_view.model.items),
+        what="bob has it",
+        timeout=30,
+    )
     await bob.mark_read(room, _newest(bob, room))
-    await wait_until(lambda: view.read_by().get(first_id) == (bob_user.user_id,), what="bob's receipt", timeout=30)
+    await wait_until(
+        lambda: view.read_by().get(first_id) == (bob_user.user_id,),
+        what="bob's receipt",
+        timeout=30,
+    )
     assert updates.of(ReceiptsChanged)
     assert first.txn_id
 
     # Alice's next message is unread until bob reads it; then his mark moves down.
     await alice.send_message(room, "second")
-    await wait_until(lambda: any(i.body == "second" and not i.is_local_echo for i in view.model.items), what="sent", timeout=30)
-    second_id = next(i.event_id for i in view.model.items if i.body == "second" and not i.is_local_echo)
+    await wait_until(
+        lambda: any(i.body == "second" and not i.is_local_echo for i in view.model.items),
+        what="sent",
+        timeout=30,
+    )
+    second_id = next(
+        i.event_id for i in view.model.items if i.body == "second" and not i.is_local_echo
+    )
     assert view.read_by() == {first_id: (bob_user.user_id,)}
-    await wait_until(lambda: any(i.event_id == second_id for i in bob_view.model.items), what="bob has it", timeout=30)
+    await wait_until(
+        lambda: any(i.event_id == second_id for i in bob_view.model.items),
+        what="bob has it",
+        timeout=30,
+    )
     await bob.mark_read(room, _newest(bob, room))
-    await wait_until(lambda: view.read_by() == {second_id: (bob_user.user_id,)}, what="bob read on", timeout=30)
+    await wait_until(
+        lambda: view.read_by() == {second_id: (bob_user.user_id,)}, what="bob read on", timeout=30
+    )
     # Alice's own receipts (she reads bob's reply) never list her.
     await bob.send_message(room, "reply")
-    await wait_until(lambda: any(i.body == "reply" for i in view.model.items), what="the reply", timeout=30)
+    await wait_until(
+        lambda: any(i.body == "reply" for i in view.model.items), what="the reply", timeout=30
+    )
     await alice.mark_read(room, _newest(alice, room))
     assert all(alice_user.user_id not in users for users in view.read_by().values())
 
     # A receipt on an event that is not shown (bob's reaction) marks the message before it.
-    reply_id = next(i.event_id for i in view.model.items if i.body == "reply" and not i.is_local_echo)
+    reply_id = next(
+        i.event_id for i in view.model.items if i.body == "reply" and not i.is_local_echo
+    )
     await bob.send_reaction(room, reply_id, "👍")
     reaction_id: list[str] = []
 
@@ -61,7 +97,10 @@ async def test_who_has_read_what_follows_their_receipts(
 
     await wait_until(reacted, what="the reaction", timeout=30)
     status, body = synapse.request_json(
-        "GET", f"/_matrix/client/v3/rooms/{quote(room, safe='')}/messages?dir=b&limit=1", None, bob_user.access_token
+        "GET",
+        f"/_matrix/client/v3/rooms/{quote(room, safe='')}/messages?dir=b&limit=1",
+        None,
+        bob_user.access_token,
     )
     assert status == 200 and body["chunk"][0]["type"] == "m.reaction"
     assert view.read_by() == {second_id: (bob_user.user_id,)}
@@ -73,7 +112,11 @@ async def test_who_has_read_what_follows_their_receipts(
         bob_user.access_token,
     )
     assert status == 200, body
-    await wait_until(lambda: view.read_by().get(reply_id) == (bob_user.user_id,), what="the mark under the reply", timeout=30)
+    await wait_until(
+        lambda: view.read_by().get(reply_id) == (bob_user.user_id,),
+        what="the mark under the reply",
+        timeout=30,
+    )
 
 
 async def test_the_new_messages_line_follows_our_fully_read_marker(
@@ -85,29 +128,55 @@ async def test_the_new_messages_line_follows_our_fully_read_marker(
     room = await alice.create_room({"preset": "private_chat", "invite": [bob_user.user_id]})
     await wait_until(lambda: room in bob.rooms, what="the invite", timeout=30)
     await bob.join(room)
-    await wait_until(lambda: alice.rooms.get(room) is not None and alice.rooms[room].joined_count == 2, what="bob in", timeout=30)
+    await wait_until(
+        lambda: alice.rooms.get(room) is not None and alice.rooms[room].joined_count == 2,
+        what="bob in",
+        timeout=30,
+    )
     await bob.send_message(room, "read this")
     view = await alice.open_room(room)
-    await wait_until(lambda: any(i.body == "read this" and not i.is_local_echo for i in view.model.items), what="the message", timeout=30)
+    await wait_until(
+        lambda: any(i.body == "read this" and not i.is_local_echo for i in view.model.items),
+        what="the message",
+        timeout=30,
+    )
     read_id = next(i.event_id for i in view.model.items if i.body == "read this")
     await alice.mark_read(room, _newest(alice, room))
     # The marker comes back as room account data, into the cache.
-    await wait_until_async(lambda: _marker(alice, room, read_id), what="the fully-read marker synced", timeout=30)
+    await wait_until_async(
+        lambda: _marker(alice, room, read_id), what="the fully-read marker synced", timeout=30
+    )
     alice.close_room(room)
 
     await bob.send_message(room, "new one")
-    await wait_until(lambda: alice.rooms[room].last_ts > 0 and alice.rooms[room].notification_count > 0, what="unread", timeout=30)
+    await wait_until(
+        lambda: alice.rooms[room].last_ts > 0 and alice.rooms[room].notification_count > 0,
+        what="unread",
+        timeout=30,
+    )
     view = await alice.open_room(room)
-    await wait_until(lambda: any(i.body == "new one" for i in view.model.items), what="the new message", timeout=30)
+    await wait_until(
+        lambda: any(i.body == "new one" for i in view.model.items),
+        what="the new message",
+        timeout=30,
+    )
     assert view.fully_read_at_open == read_id
     assert view.new_messages_after() == read_id
     # Only our own messages after the marker: no line.
     await alice.mark_read(room, _newest(alice, room))
-    await wait_until_async(lambda: _marker(alice, room, view.model.last_event_id()), what="the marker moved", timeout=30)
+    await wait_until_async(
+        lambda: _marker(alice, room, view.model.last_event_id()),
+        what="the marker moved",
+        timeout=30,
+    )
     alice.close_room(room)
     await alice.send_message(room, "mine")
     view = await alice.open_room(room)
-    await wait_until(lambda: any(i.body == "mine" and not i.is_local_echo for i in view.model.items), what="ours", timeout=30)
+    await wait_until(
+        lambda: any(i.body == "mine" and not i.is_local_echo for i in view.model.items),
+        what="ours",
+        timeout=30,
+    )
     assert view.new_messages_after() is None
 
 

@@ -36,7 +36,9 @@ ROOM_KEYS = "/_matrix/client/v3/room_keys"
 
 def fast_passphrases(client: MatrixClient) -> None:
     """Passphrase-derived keys with fewer PBKDF2 rounds (the default takes ~1 s each time)."""
-    client.recovery.new_storage_key = lambda passphrase: SecretStorageKey.create(passphrase=passphrase, iterations=20_000)
+    client.recovery.new_storage_key = lambda passphrase: SecretStorageKey.create(
+        passphrase=passphrase, iterations=20_000
+    )
 
 
 def server_backup(synapse: SynapseServer, token: str, version: str | None = None) -> dict[str, Any]:
@@ -47,7 +49,9 @@ def server_backup(synapse: SynapseServer, token: str, version: str | None = None
     return dict(body)
 
 
-def server_account_data(synapse: SynapseServer, user: RegisteredUser, event_type: str) -> dict[str, Any] | None:
+def server_account_data(
+    synapse: SynapseServer, user: RegisteredUser, event_type: str
+) -> dict[str, Any] | None:
     """The user's global account data of ``event_type`` on the server (``None`` if unset)."""
     path = f"/_matrix/client/v3/user/{urllib.parse.quote(user.user_id)}/account_data/{event_type}"
     status, body = synapse.request_json("GET", path, None, user.access_token)
@@ -74,7 +78,9 @@ async def backed_up(client: MatrixClient, at_least: int) -> None:
     await until(done, f"{at_least} keys backed up ({client.backup.status()})")
 
 
-async def history_room(alice: MatrixClient, bob: MatrixClient, bob_user: RegisteredUser, texts: list[str]) -> str:
+async def history_room(
+    alice: MatrixClient, bob: MatrixClient, bob_user: RegisteredUser, texts: list[str]
+) -> str:
     """An encrypted room where Bob and Alice wrote ``texts`` (alternating), all seen by Alice."""
     room = await encrypted_room(alice, "history", [bob_user.user_id])
     await join(bob, room)
@@ -104,7 +110,9 @@ async def test_a_new_login_with_only_the_recovery_key_is_verified_and_reads_the_
     bob = await client_for(synapse, bob_user, tmp_path / "bob")
     fresh: MatrixClient | None = None
     try:
-        room = await history_room(alice, bob, bob_user, ["bob: before recovery", "alice: before recovery"])
+        room = await history_room(
+            alice, bob, bob_user, ["bob: before recovery", "alice: before recovery"]
+        )
         setup = await alice.recovery.set_up()
         assert setup.new_backup and setup.recovery_key.count(" ") == 11
         await backed_up(alice, 2)
@@ -112,7 +120,9 @@ async def test_a_new_login_with_only_the_recovery_key_is_verified_and_reads_the_
         info = server_backup(synapse, alice_user.access_token)
         assert info["version"] == version and info["algorithm"] == BACKUP_ALGORITHM
         signers = set(info["auth_data"]["signatures"][alice_user.user_id])
-        assert f"ed25519:{alice.device_id}" in signers and len(signers) == 2  # device and master key
+        assert (
+            f"ed25519:{alice.device_id}" in signers and len(signers) == 2
+        )  # device and master key
         # Continuous backup: a message's new session appears on the server by itself.
         alice.close_room(room)
         view = await alice.open_room(room)
@@ -131,7 +141,11 @@ async def test_a_new_login_with_only_the_recovery_key_is_verified_and_reads_the_
         fresh.subscribe(lambda u: progress.append(u) if isinstance(u, KeyRestoreProgress) else None)
         result = await fresh.recovery.recover(setup.recovery_key)
         assert result.device_verified, result
-        assert set(result.imported) >= {"m.cross_signing.master", "m.cross_signing.self_signing", MEGOLM_BACKUP_V1}
+        assert set(result.imported) >= {
+            "m.cross_signing.master",
+            "m.cross_signing.self_signing",
+            MEGOLM_BACKUP_V1,
+        }
         assert result.problems == ()
         restore = result.restore
         assert restore is not None and restore.version == version and restore.failures == ()
@@ -187,7 +201,9 @@ async def test_a_wrong_key_or_passphrase_changes_nothing_and_the_passphrase_work
             assert not (status.has_master or status.has_self_signing or status.this_device_signed)
             assert await fresh.encryption.call(machine.secret_names) == []
             assert await fresh.encryption.call(fresh.encryption.store.load_backup_state) is None
-            assert fresh.backup.status().state == "untrusted"  # signed by keys it cannot vouch for yet
+            assert (
+                fresh.backup.status().state == "untrusted"
+            )  # signed by keys it cannot vouch for yet
 
         await untouched()
         wrong_key = BackupKey.create(load_backend("olm")).recovery_key()
@@ -203,7 +219,9 @@ async def test_a_wrong_key_or_passphrase_changes_nothing_and_the_passphrase_work
             await untouched()
         assert fresh.recovery.progress is not None and fresh.recovery.progress.stage == "failed"
         result = await fresh.recovery.recover("correct horse battery staple")
-        assert result.device_verified and result.restore is not None and result.restore.imported >= 1
+        assert (
+            result.device_verified and result.restore is not None and result.restore.imported >= 1
+        )
         assert "the first secret" in await read_all(fresh, room)
         # The recovery key of a passphrase-made key opens it as well.
         info = await fresh.recovery.secret_storage()
@@ -241,7 +259,10 @@ async def test_a_backup_made_without_our_keys_is_never_used(
         await bob.encryption.call(lambda: bob.encryption.machine.invalidate_group_session(room))  # type: ignore[union-attr]
         await bob.send_message(room, "after the swap")
         await shown(view, "after the swap")
-        await until(lambda: alice.backup.status().state == "untrusted", f"untrusted ({alice.backup.status()})")
+        await until(
+            lambda: alice.backup.status().state == "untrusted",
+            f"untrusted ({alice.backup.status()})",
+        )
         status_now = alice.backup.status()
         assert status_now.version == rogue_version and not status_now.up_to_date
         assert "another key" in status_now.detail
@@ -253,9 +274,14 @@ async def test_a_backup_made_without_our_keys_is_never_used(
         assert any("not made with your backup key" in p for p in result.problems), result.problems
         assert "kept safe" not in await read_all(fresh, room)
         # (the backup loop looks at the version again in the background after the recovery)
-        await until(lambda: fresh.backup.status().state == "untrusted", f"untrusted ({fresh.backup.status()})")
+        await until(
+            lambda: fresh.backup.status().state == "untrusted",
+            f"untrusted ({fresh.backup.status()})",
+        )
         # The rogue version deleted, ours is the current one again: Alice goes back to it.
-        status, body = synapse.request_json("DELETE", f"{ROOM_KEYS}/version/{rogue_version}", None, alice_user.access_token)
+        status, body = synapse.request_json(
+            "DELETE", f"{ROOM_KEYS}/version/{rogue_version}", None, alice_user.access_token
+        )
         assert status == 200, body
         health = await alice.recovery.health()
         assert health.backup.state == "active" and health.backup.version == setup.backup_version
@@ -266,7 +292,9 @@ async def test_a_backup_made_without_our_keys_is_never_used(
         )
         assert status == 200, body
         health = await alice.recovery.health()
-        assert health.backup.state == "none" and health.secret_storage and not health.backup.up_to_date
+        assert (
+            health.backup.state == "none" and health.secret_storage and not health.backup.up_to_date
+        )
     finally:
         for client in (alice, bob, fresh):
             if client is not None:
@@ -290,7 +318,9 @@ async def test_a_backup_replaced_by_another_of_our_devices_is_followed(
         replaced = await second.recovery.set_up(new_backup=True, delete_old_backup=True)
         assert replaced.new_backup and replaced.backup_version != setup.backup_version
         assert replaced.recovery_key != setup.recovery_key
-        status, _ = synapse.request_json("GET", f"{ROOM_KEYS}/version/{setup.backup_version}", None, alice_user.access_token)
+        status, _ = synapse.request_json(
+            "GET", f"{ROOM_KEYS}/version/{setup.backup_version}", None, alice_user.access_token
+        )
         assert status == 404
         # Alice's next upload is refused; the new version is trusted (our master key signed
         # it), so she uploads everything to it.
@@ -299,19 +329,30 @@ async def test_a_backup_replaced_by_another_of_our_devices_is_followed(
         await bob.send_message(room, "three")
         await shown(view, "three")
         await until(
-            lambda: alice.backup.status().version == replaced.backup_version and alice.backup.status().up_to_date,
+            lambda: (
+                alice.backup.status().version == replaced.backup_version
+                and alice.backup.status().up_to_date
+            ),
             f"alice following the new backup ({alice.backup.status()})",
         )
-        assert alice.backup.trust is not None and "your cross-signing identity" in alice.backup.trust.explain()
+        assert (
+            alice.backup.trust is not None
+            and "your cross-signing identity" in alice.backup.trust.explain()
+        )
         on_server = server_sessions(synapse, alice_user.access_token, replaced.backup_version)
         assert len(on_server) >= alice.backup.status().keys_total >= 3
         # She held the old backup's key: she asks her other session for the new one.
-        await until(lambda: alice.backup.status().key_cached, f"the new key asked for ({alice.backup.status()})")
+        await until(
+            lambda: alice.backup.status().key_cached,
+            f"the new key asked for ({alice.backup.status()})",
+        )
 
         # A new recovery key made here keeps that backup (secret storage gets its key).
         again = await alice.recovery.set_up()
         assert not again.new_backup and again.backup_version == replaced.backup_version
-        await until(lambda: alice.backup.status().key_cached, f"the key held ({alice.backup.status()})")
+        await until(
+            lambda: alice.backup.status().key_cached, f"the key held ({alice.backup.status()})"
+        )
         # The other session replaces the backup once more and goes offline: with nobody to
         # send the key, a setup here refuses, says what to do, and changes nothing.
         latest = await second.recovery.set_up(new_backup=True, delete_old_backup=True)
@@ -319,12 +360,18 @@ async def test_a_backup_replaced_by_another_of_our_devices_is_followed(
         second = None
         alice.recovery.secret_wait = 1.0
         alice.backup.recheck()
-        await until(lambda: alice.backup.status().version == latest.backup_version, "alice sees the latest backup")
+        await until(
+            lambda: alice.backup.status().version == latest.backup_version,
+            "alice sees the latest backup",
+        )
         default_before = server_account_data(synapse, alice_user, "m.secret_storage.default_key")
         with pytest.raises(RecoveryError, match="whose key this device does not hold"):
             await alice.recovery.set_up()
         assert server_backup(synapse, alice_user.access_token)["version"] == latest.backup_version
-        assert server_account_data(synapse, alice_user, "m.secret_storage.default_key") == default_before
+        assert (
+            server_account_data(synapse, alice_user, "m.secret_storage.default_key")
+            == default_before
+        )
     finally:
         for client in (alice, bob, second):
             if client is not None:
@@ -351,8 +398,12 @@ async def test_a_damaged_backup_entry_is_skipped_and_reported(
         setup = await alice.recovery.set_up()
         await backed_up(alice, 2)
         # One entry that never was a room key, put there by raw API...
-        junk = {"first_message_index": 0, "forwarded_count": 0, "is_verified": False,
-                "session_data": {"ephemeral": "AAAA", "ciphertext": "broken", "mac": "AAAA"}}
+        junk = {
+            "first_message_index": 0,
+            "forwarded_count": 0,
+            "is_verified": False,
+            "session_data": {"ephemeral": "AAAA", "ciphertext": "broken", "mac": "AAAA"},
+        }
         path = f"{ROOM_KEYS}/keys/{urllib.parse.quote(room, safe='')}/junksession?version={setup.backup_version}"
         status, body = synapse.request_json("PUT", path, junk, alice_user.access_token)
         assert status == 200, body
@@ -362,7 +413,8 @@ async def test_a_damaged_backup_entry_is_skipped_and_reported(
         target = next(
             s["session_id"]
             for s in await bob.encryption.call(lambda: machine.export_sessions(room))
-            if damaged_session.event_id and s["session_id"] == _session_of(bob, damaged_session.event_id)
+            if damaged_session.event_id
+            and s["session_id"] == _session_of(bob, damaged_session.event_id)
         )
 
         async def corrupt(request: httpx.Request) -> httpx.Response:
@@ -378,7 +430,10 @@ async def test_a_damaged_backup_entry_is_skipped_and_reported(
         restore = result.restore
         assert restore is not None
         kinds = {(f.room_id, f.session_id): f.kind for f in restore.failures}
-        assert kinds == {(room, "junksession"): RestoreFailureKind.UNDECRYPTABLE, (room, target): RestoreFailureKind.UNDECRYPTABLE}
+        assert kinds == {
+            (room, "junksession"): RestoreFailureKind.UNDECRYPTABLE,
+            (room, target): RestoreFailureKind.UNDECRYPTABLE,
+        }
         assert restore.imported == restore.total - 2 >= 1
         shown_bodies = await read_all(fresh, room)
         assert "readable" in shown_bodies and "damaged in the backup" not in shown_bodies
@@ -411,8 +466,13 @@ async def test_uploads_ride_out_server_faults_and_resume_after_a_restart(
         def is_upload(request: httpx.Request) -> bool:
             return request.method == "PUT" and request.url.path.endswith("/room_keys/keys")
 
-        wire.inject(is_upload, lambda _r: json_response(503, {"errcode": "M_UNKNOWN", "error": "down"}))
-        wire.inject(is_upload, lambda _r: json_response(429, {"errcode": "M_LIMIT_EXCEEDED", "retry_after_ms": 10}))
+        wire.inject(
+            is_upload, lambda _r: json_response(503, {"errcode": "M_UNKNOWN", "error": "down"})
+        )
+        wire.inject(
+            is_upload,
+            lambda _r: json_response(429, {"errcode": "M_LIMIT_EXCEEDED", "retry_after_ms": 10}),
+        )
         setup = await alice.recovery.set_up()
         await backed_up(alice, 2)
         uploads = wire.requests_to("/room_keys/keys", "PUT")
@@ -422,21 +482,31 @@ async def test_uploads_ride_out_server_faults_and_resume_after_a_restart(
         await alice.close()
         # A restart: the version the flags refer to is kept, nothing is uploaded again...
         seen = len(wire.requests)
-        alice = MatrixClient.restore(base_dir=tmp_path / "a", long_poll_ms=500, transport=wire.transport())  # type: ignore[assignment]
+        alice = MatrixClient.restore(
+            base_dir=tmp_path / "a", long_poll_ms=500, transport=wire.transport()
+        )  # type: ignore[assignment]
         assert alice is not None
         await alice.open()
         alice.start()
         await alice.backup.checked.wait()
         await alice.backup.idle.wait()
-        assert alice.backup.status().version == setup.backup_version and alice.backup.status().up_to_date
-        assert not [r for r in wire.requests[seen:] if r.method == "PUT" and "/room_keys/keys" in r.path]
+        assert (
+            alice.backup.status().version == setup.backup_version
+            and alice.backup.status().up_to_date
+        )
+        assert not [
+            r for r in wire.requests[seen:] if r.method == "PUT" and "/room_keys/keys" in r.path
+        ]
         # ...and a key arriving later is.
         view = await alice.open_room(room)
         await bob.encryption.call(lambda: bob.encryption.machine.invalidate_group_session(room))  # type: ignore[union-attr]
         await bob.send_message(room, "c")
         await shown(view, "c")
         await backed_up(alice, count + 1)
-        assert len(server_sessions(synapse, alice_user.access_token, setup.backup_version)) == count + 1
+        assert (
+            len(server_sessions(synapse, alice_user.access_token, setup.backup_version))
+            == count + 1
+        )
     finally:
         await alice.close()
         await bob.close()
@@ -465,17 +535,24 @@ async def test_with_everything_lost_the_identity_is_reset_behind_the_password(
             await lost.recovery.set_up(reset_identity=True)
         lost.ask_password = fixed_password(alice_user.password)
         reset = await lost.recovery.set_up(reset_identity=True)
-        assert reset.new_identity and reset.new_backup and reset.backup_version != old.backup_version
+        assert (
+            reset.new_identity and reset.new_backup and reset.backup_version != old.backup_version
+        )
         machine = lost.encryption.machine
         assert machine is not None
-        new_master = (await lost.encryption.call(lambda: machine.user_identity(alice_user.user_id))).master_key  # type: ignore[union-attr]
+        new_master = (
+            await lost.encryption.call(lambda: machine.user_identity(alice_user.user_id))
+        ).master_key  # type: ignore[union-attr]
         assert new_master is not None and new_master != old_master
         info = server_backup(synapse, alice_user.access_token)
         assert f"ed25519:{new_master}" in info["auth_data"]["signatures"][alice_user.user_id]
         # The first session no longer trusts the account's identity: it stops using the
         # new backup until it is verified again (what the reset's warning says).
         alice.backup.recheck()
-        await until(lambda: alice.backup.status().state == "untrusted", f"untrusted at alice ({alice.backup.status()})")
+        await until(
+            lambda: alice.backup.status().state == "untrusted",
+            f"untrusted at alice ({alice.backup.status()})",
+        )
         # The old recovery key no longer opens anything; the new one verifies a new login.
         third = await client_for(synapse, alice_user, tmp_path / "c")
         with pytest.raises(RecoveryError, match="does not unlock"):

@@ -137,7 +137,11 @@ async def test_restore_shows_the_cache_before_any_request(
         # sliding sync's pos: which runs was remembered, not asked before the room list).
         token = restored.sync_token
         assert token is not None
-        expected = ("pos", decode_token(token)[0]) if restored.sync_mode == "sliding sync" else ("since", token)
+        expected = (
+            ("pos", decode_token(token)[0])
+            if restored.sync_mode == "sliding sync"
+            else ("since", token)
+        )
         restored.start()
         await restored.wait_synced()
         first_sync = next(r for r in wire.requests if r.path.endswith("/sync"))

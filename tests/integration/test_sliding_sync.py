@@ -54,7 +54,9 @@ async def test_room_list_dm_space_and_live_messages(
         creation_content={"type": "m.space"},
     )
 
-    client = pool.add(await login(synapse, alice, tmp_path / "alice", wire=wire, long_poll_ms=500, sliding=True))
+    client = pool.add(
+        await login(synapse, alice, tmp_path / "alice", wire=wire, long_poll_ms=500, sliding=True)
+    )
     assert client.sync_mode == "sliding sync"
     assert "sliding sync" in client.sync_state.describe(0)
     await until(lambda: {room, dm, space} <= set(client.rooms), "three invites")
@@ -77,7 +79,9 @@ async def test_encrypted_room_over_sliding_sync(
     synapse: SynapseServer, make_user: MakeUser, tmp_path: Path, pool: ClientPool
 ) -> None:
     alice_user, bob_user = make_user("alice"), make_user("bob")
-    alice = pool.add(await login(synapse, alice_user, tmp_path / "alice", long_poll_ms=500, sliding=True))
+    alice = pool.add(
+        await login(synapse, alice_user, tmp_path / "alice", long_poll_ms=500, sliding=True)
+    )
     bob = pool.add(await login(synapse, bob_user, tmp_path / "bob", long_poll_ms=500, sliding=True))
     assert alice.sync_mode == bob.sync_mode == "sliding sync"
     room = await encrypted_room(alice, "secret", [bob_user.user_id])
@@ -109,7 +113,9 @@ async def test_unknown_pos_starts_a_new_connection_and_keeps_the_cache(
 ) -> None:
     alice, bob = make_user("alice"), make_user("bob")
     room = create_room(synapse, bob, invite=[alice.user_id], name="Expiry")
-    client = pool.add(await login(synapse, alice, tmp_path / "alice", wire=wire, long_poll_ms=500, sliding=True))
+    client = pool.add(
+        await login(synapse, alice, tmp_path / "alice", wire=wire, long_poll_ms=500, sliding=True)
+    )
     await join(client, room)
     send_text(synapse, bob, room, "before expiry", "b1")
     view = await client.open_room(room)
@@ -142,7 +148,9 @@ async def test_killed_mid_stream_resumes_without_loss_or_duplicates(
     alice, bob = make_user("alice"), make_user("bob")
     room = create_room(synapse, bob, invite=[alice.user_id], name="Kill")
     folder = tmp_path / "alice"
-    client = pool.add(await login(synapse, alice, folder, wire=wire, long_poll_ms=500, sliding=True))
+    client = pool.add(
+        await login(synapse, alice, folder, wire=wire, long_poll_ms=500, sliding=True)
+    )
     await join(client, room)
     send_text(synapse, bob, room, "before the kill", "k1")
     await shown(await client.open_room(room), "before the kill")
@@ -208,7 +216,15 @@ async def test_switching_v2_sliding_v2_keeps_the_cache(
     alice, bob = make_user("alice"), make_user("bob")
     room = create_room(synapse, bob, invite=[alice.user_id], name="Switch")
     client = pool.add(
-        await login(synapse, alice, tmp_path / "alice", wire=wire, long_poll_ms=500, start=False, sliding=True)
+        await login(
+            synapse,
+            alice,
+            tmp_path / "alice",
+            wire=wire,
+            long_poll_ms=500,
+            start=False,
+            sliding=True,
+        )
     )
     await client.set_sliding_sync(False)
     assert client.sync_mode == "sync v2"

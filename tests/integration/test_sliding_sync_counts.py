@@ -18,18 +18,32 @@ from ..engine.support import ClientPool, create_room, join, login, send_text, wa
 from .receipts_support import q
 
 
-def _send(synapse: SynapseServer, user: RegisteredUser, room: str, content: dict[str, Any], txn: str) -> str:
+def _send(
+    synapse: SynapseServer, user: RegisteredUser, room: str, content: dict[str, Any], txn: str
+) -> str:
     status, answer = synapse.request_json(
-        "PUT", f"/_matrix/client/v3/rooms/{q(room)}/send/m.room.message/{txn}", content, user.access_token
+        "PUT",
+        f"/_matrix/client/v3/rooms/{q(room)}/send/m.room.message/{txn}",
+        content,
+        user.access_token,
     )
     assert status == 200, answer
     return str(answer["event_id"])
 
 
-def _receipt(synapse: SynapseServer, user: RegisteredUser, room: str, event_id: str, thread: str | None = None) -> None:
+def _receipt(
+    synapse: SynapseServer,
+    user: RegisteredUser,
+    room: str,
+    event_id: str,
+    thread: str | None = None,
+) -> None:
     body = {"thread_id": thread} if thread else {}
     status, answer = synapse.request_json(
-        "POST", f"/_matrix/client/v3/rooms/{q(room)}/receipt/m.read/{q(event_id)}", body, user.access_token
+        "POST",
+        f"/_matrix/client/v3/rooms/{q(room)}/receipt/m.read/{q(event_id)}",
+        body,
+        user.access_token,
     )
     assert status == 200, answer
 
@@ -38,7 +52,12 @@ def _in_thread(root: str, body: str) -> dict[str, Any]:
     return {
         "msgtype": "m.text",
         "body": body,
-        "m.relates_to": {"rel_type": "m.thread", "event_id": root, "is_falling_back": True, "m.in_reply_to": {"event_id": root}},
+        "m.relates_to": {
+            "rel_type": "m.thread",
+            "event_id": root,
+            "is_falling_back": True,
+            "m.in_reply_to": {"event_id": root},
+        },
     }
 
 
@@ -64,8 +83,14 @@ async def test_counts_over_sliding_sync_are_the_servers_v2_counts(
     for n in range(20):
         send_text(synapse, bob, busy, f"unread {n}", f"u{n}")
     _send(
-        synapse, bob, busy,
-        {"msgtype": "m.text", "body": f"hey {alice.user_id}", "m.mentions": {"user_ids": [alice.user_id]}},
+        synapse,
+        bob,
+        busy,
+        {
+            "msgtype": "m.text",
+            "body": f"hey {alice.user_id}",
+            "m.mentions": {"user_ids": [alice.user_id]},
+        },
         "mention",
     )
     root = send_text(synapse, bob, busy, "a thread", "root")
@@ -100,11 +125,15 @@ async def test_counts_over_sliding_sync_are_the_servers_v2_counts(
     # Live: a new reply in the thread counts there, a new message in the room; reading the
     # thread (a threaded receipt) takes its replies off, not the room's main messages.
     _send(synapse, bob, busy, _in_thread(root, "reply live"), "t-live")
-    await wait_until(lambda: _counts(client, busy)[2].get(root) == (4, 0), 30, "the live reply counted")
+    await wait_until(
+        lambda: _counts(client, busy)[2].get(root) == (4, 0), 30, "the live reply counted"
+    )
     assert _counts(client, busy)[:2] == (29, 1)
     await client.threads.open(busy, root)
     await client.threads.mark_read(busy, root)
-    await wait_until(lambda: _counts(client, busy) == (25, 1, {other: (2, 0)}), 30, "the thread read")
+    await wait_until(
+        lambda: _counts(client, busy) == (25, 1, {other: (2, 0)}), 30, "the thread read"
+    )
 
     # After a restart from the cache (before any sync) the counts are still there.
     folder = tmp_path / "sliding"

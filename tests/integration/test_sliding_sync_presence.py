@@ -32,7 +32,9 @@ async def test_presence_is_said_and_read_apart_over_sliding_sync(
 ) -> None:
     alice, bob = make_user("alice"), make_user("bob")
     room = create_room(synapse, bob, invite=[alice.user_id], name="Presence")
-    client = pool.add(await login(synapse, alice, tmp_path / "alice", long_poll_ms=500, sliding=True))
+    client = pool.add(
+        await login(synapse, alice, tmp_path / "alice", long_poll_ms=500, sliding=True)
+    )
     assert client.sync_mode == "sliding sync"
     await until(lambda: room in client.rooms, "the invite")
     await join(client, room)

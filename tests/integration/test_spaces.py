@@ -41,19 +41,43 @@ class SpaceWorld:
     readable: str
 
 
-def _set_state(synapse: SynapseServer, user: RegisteredUser, room: str, event_type: str, key: str, content: dict[str, Any]) -> None:
+def _set_state(
+    synapse: SynapseServer,
+    user: RegisteredUser,
+    room: str,
+    event_type: str,
+    key: str,
+    content: dict[str, Any],
+) -> None:
     status, body = synapse.request_json(
-        "PUT", f"/_matrix/client/v3/rooms/{room_path(room)}/state/{event_type}/{room_path(key)}", content, user.access_token
+        "PUT",
+        f"/_matrix/client/v3/rooms/{room_path(room)}/state/{event_type}/{room_path(key)}",
+        content,
+        user.access_token,
     )
     assert status == 200, body
 
 
-def _add_child(synapse: SynapseServer, owner: RegisteredUser, space: str, child: str, order: str, suggested: bool = False) -> None:
+def _add_child(
+    synapse: SynapseServer,
+    owner: RegisteredUser,
+    space: str,
+    child: str,
+    order: str,
+    suggested: bool = False,
+) -> None:
     content: dict[str, Any] = {"via": [synapse.server_name], "order": order}
     if suggested:
         content["suggested"] = True
     _set_state(synapse, owner, space, "m.space.child", child, content)
-    _set_state(synapse, owner, child, "m.space.parent", space, {"via": [synapse.server_name], "canonical": True})
+    _set_state(
+        synapse,
+        owner,
+        child,
+        "m.space.parent",
+        space,
+        {"via": [synapse.server_name], "canonical": True},
+    )
 
 
 def _restricted(space: str) -> list[dict[str, Any]]:
@@ -61,7 +85,10 @@ def _restricted(space: str) -> list[dict[str, Any]]:
         {
             "type": "m.room.join_rules",
             "state_key": "",
-            "content": {"join_rule": "restricted", "allow": [{"type": "m.room_membership", "room_id": space}]},
+            "content": {
+                "join_rule": "restricted",
+                "allow": [{"type": "m.room_membership", "room_id": space}],
+            },
         }
     ]
 
@@ -70,8 +97,12 @@ def build_world(synapse: SynapseServer, owner: RegisteredUser) -> SpaceWorld:
     outer = create_room(synapse, owner, name="Outer", topic="The whole project", **SPACE_BODY)
     inner = create_room(synapse, owner, name="Inner", **SPACE_BODY)
     deep = create_room(synapse, owner, preset="public_chat", name="Deep")
-    suggested = create_room(synapse, owner, preset="public_chat", name="Suggested", topic="Start here")
-    members = create_room(synapse, owner, name="Members", room_version="10", initial_state=_restricted(outer))
+    suggested = create_room(
+        synapse, owner, preset="public_chat", name="Suggested", topic="Start here"
+    )
+    members = create_room(
+        synapse, owner, name="Members", room_version="10", initial_state=_restricted(outer)
+    )
     readable = create_room(
         synapse,
         owner,
@@ -79,7 +110,11 @@ def build_world(synapse: SynapseServer, owner: RegisteredUser) -> SpaceWorld:
         room_version="12",
         initial_state=[
             *_restricted(outer),
-            {"type": "m.room.history_visibility", "state_key": "", "content": {"history_visibility": "world_readable"}},
+            {
+                "type": "m.room.history_visibility",
+                "state_key": "",
+                "content": {"history_visibility": "world_readable"},
+            },
         ],
     )
     _add_child(synapse, owner, outer, suggested, "10", suggested=True)
@@ -94,7 +129,9 @@ def build_world(synapse: SynapseServer, owner: RegisteredUser) -> SpaceWorld:
 def shared_world(synapse: SynapseServer) -> SpaceWorld:
     """One world for the tests that only add members to it (each with its own users)."""
     localpart = f"architect-{secrets.token_hex(3)}"
-    return build_world(synapse, synapse.register_user(localpart, f"password-{localpart}", displayname="Architect"))
+    return build_world(
+        synapse, synapse.register_user(localpart, f"password-{localpart}", displayname="Architect")
+    )
 
 
 @pytest.fixture
@@ -104,13 +141,19 @@ def world(synapse: SynapseServer, make_user: Any) -> SpaceWorld:
 
 
 def _joined(synapse: SynapseServer, user: RegisteredUser) -> set[str]:
-    status, body = synapse.request_json("GET", "/_matrix/client/v3/joined_rooms", token=user.access_token)
+    status, body = synapse.request_json(
+        "GET", "/_matrix/client/v3/joined_rooms", token=user.access_token
+    )
     assert status == 200
     return set(body["joined_rooms"])
 
 
 async def test_hierarchy_pages_depth_and_suggested(
-    synapse: SynapseServer, make_user: Any, shared_world: SpaceWorld, pool: ClientPool, tmp_path: Path
+    synapse: SynapseServer,
+    make_user: Any,
+    shared_world: SpaceWorld,
+    pool: ClientPool,
+    tmp_path: Path,
 ) -> None:
     world = shared_world
     client = pool.add(await login(synapse, make_user("explorer"), tmp_path, start=False))
@@ -132,20 +175,36 @@ async def test_hierarchy_pages_depth_and_suggested(
         (world.deep, 2, False, "Deep"),
     ]
     readable = rows[3].info
-    assert readable is not None and readable.join_rule == "restricted" and readable.allowed_room_ids == (world.outer,)
+    assert (
+        readable is not None
+        and readable.join_rule == "restricted"
+        and readable.allowed_room_ids == (world.outer,)
+    )
     assert rows[4].is_space and rows[1].via == (synapse.server_name,)
     assert [r.room_id for r in browser.hierarchy.suggested_rooms()] == [world.suggested]
 
     shallow = client.spaces.browse(world.outer, max_depth=1)
     await shallow.load_all()
-    assert [r.room_id for r in shallow.hierarchy.rows() if r.info] == [world.outer, world.suggested, world.readable, world.inner]
+    assert [r.room_id for r in shallow.hierarchy.rows() if r.info] == [
+        world.outer,
+        world.suggested,
+        world.readable,
+        world.inner,
+    ]
     only_suggested = client.spaces.browse(world.outer, suggested_only=True)
     await only_suggested.load_all()
-    assert {r.room_id for r in only_suggested.hierarchy.rows() if r.info} == {world.outer, world.suggested}
+    assert {r.room_id for r in only_suggested.hierarchy.rows() if r.info} == {
+        world.outer,
+        world.suggested,
+    }
 
 
 async def test_join_space_and_all_suggested_then_restricted_through_membership(
-    synapse: SynapseServer, make_user: Any, shared_world: SpaceWorld, pool: ClientPool, tmp_path: Path
+    synapse: SynapseServer,
+    make_user: Any,
+    shared_world: SpaceWorld,
+    pool: ClientPool,
+    tmp_path: Path,
 ) -> None:
     world = shared_world
     user = make_user("member")
@@ -154,7 +213,9 @@ async def test_join_space_and_all_suggested_then_restricted_through_membership(
     browser = client.spaces.browse(world.outer)
     await browser.load_all()
     await client.joins.join(world.outer)
-    jobs = client.joins.enqueue_many((row.room_id, row.via) for row in browser.hierarchy.suggested_rooms())
+    jobs = client.joins.enqueue_many(
+        (row.room_id, row.via) for row in browser.hierarchy.suggested_rooms()
+    )
     assert [await job.wait() for job in jobs] == [world.suggested]
     # A restricted room, joined through the membership of the space.
     assert await client.joins.join(world.members, [synapse.server_name]) == world.members
@@ -168,7 +229,11 @@ async def test_join_space_and_all_suggested_then_restricted_through_membership(
 
 
 async def test_restricted_room_refused_until_the_space_is_joined(
-    synapse: SynapseServer, make_user: Any, shared_world: SpaceWorld, pool: ClientPool, tmp_path: Path
+    synapse: SynapseServer,
+    make_user: Any,
+    shared_world: SpaceWorld,
+    pool: ClientPool,
+    tmp_path: Path,
 ) -> None:
     world = shared_world
     user = make_user("outsider")
@@ -197,7 +262,9 @@ async def test_restricted_room_refused_until_the_space_is_joined(
     assert await then.wait() == world.members
     assert first.state == "joined"
     assert {world.outer, world.members} <= _joined(synapse, user)
-    assert await client.joins.join(world.readable) == world.readable  # via found from the space's links
+    assert (
+        await client.joins.join(world.readable) == world.readable
+    )  # via found from the space's links
 
 
 async def test_space_graph_from_sync_filters_rooms_and_lists_unjoined_children(
@@ -207,13 +274,31 @@ async def test_space_graph_from_sync_filters_rooms_and_lists_unjoined_children(
     # A room that claims Outer as parent without Outer listing it: valid, because its
     # sender (the owner) may add children to Outer. And one whose claim is not.
     claimed = create_room(
-        synapse, owner, preset="public_chat", name="Claimed",
-        initial_state=[{"type": "m.space.parent", "state_key": world.outer, "content": {"via": [synapse.server_name]}}],
+        synapse,
+        owner,
+        preset="public_chat",
+        name="Claimed",
+        initial_state=[
+            {
+                "type": "m.space.parent",
+                "state_key": world.outer,
+                "content": {"via": [synapse.server_name]},
+            }
+        ],
     )
     stranger = make_user("stranger")
     bogus = create_room(
-        synapse, stranger, preset="public_chat", name="Bogus",
-        initial_state=[{"type": "m.space.parent", "state_key": world.outer, "content": {"via": [synapse.server_name]}}],
+        synapse,
+        stranger,
+        preset="public_chat",
+        name="Bogus",
+        initial_state=[
+            {
+                "type": "m.space.parent",
+                "state_key": world.outer,
+                "content": {"via": [synapse.server_name]},
+            }
+        ],
     )
     user = make_user("resident")
     for room in (world.outer, world.inner, world.suggested, claimed, bogus):
@@ -225,12 +310,22 @@ async def test_space_graph_from_sync_filters_rooms_and_lists_unjoined_children(
     spaces = client.spaces
     assert [(n.room_id, n.depth) for n in spaces.sidebar()] == [(world.outer, 0), (world.inner, 1)]
     inside = spaces.rooms_in(world.outer)
-    assert {world.suggested, world.members, world.readable, world.inner, world.deep, claimed} <= inside
+    assert {
+        world.suggested,
+        world.members,
+        world.readable,
+        world.inner,
+        world.deep,
+        claimed,
+    } <= inside
     assert bogus not in inside
     assert spaces.rooms_in(world.inner) == {world.deep}
     unjoined = {c.room_id: c for c in spaces.unjoined_in(world.outer)}
     assert set(unjoined) == {world.members, world.readable, world.deep}
-    assert unjoined[world.deep].via == (synapse.server_name,) and unjoined[world.deep].space_id == world.inner
+    assert (
+        unjoined[world.deep].via == (synapse.server_name,)
+        and unjoined[world.deep].space_id == world.inner
+    )
 
     # Rooms visible before joining them: the hierarchy gives their names.
     await spaces.learn_children(world.outer)
@@ -240,7 +335,10 @@ async def test_space_graph_from_sync_filters_rooms_and_lists_unjoined_children(
     # Joining one updates the lists; a new child added by the owner shows up live.
     count = len(updates.of(SpacesChanged))
     await client.joins.join(world.deep, unjoined[world.deep].via)
-    await wait_until(lambda: world.deep not in {c.room_id for c in spaces.unjoined_in(world.outer)}, what="deep joined")
+    await wait_until(
+        lambda: world.deep not in {c.room_id for c in spaces.unjoined_in(world.outer)},
+        what="deep joined",
+    )
     late = create_room(synapse, owner, preset="public_chat", name="Late")
     _add_child(synapse, owner, world.inner, late, "20")
     await wait_until(lambda: late in spaces.rooms_in(world.outer), what="the new child")
@@ -268,7 +366,10 @@ async def test_space_loops_on_a_real_server(
     spaces = client.spaces
     assert spaces.rooms_in(first) == {second, room}
     assert spaces.rooms_in(second) == {first, room}
-    assert [(n.room_id, n.depth) for n in spaces.sidebar()] == [(min(first, second), 0), (max(first, second), 1)]
+    assert [(n.room_id, n.depth) for n in spaces.sidebar()] == [
+        (min(first, second), 0),
+        (max(first, second), 1),
+    ]
     browser = spaces.browse(first)
     await asyncio.wait_for(browser.load_all(), 20)
     assert browser.done

@@ -29,7 +29,11 @@ async def test_the_other_side_sees_us_typing_until_we_stop(
     room = await alice.create_room({"preset": "private_chat", "invite": [bob_user.user_id]})
     await wait_until(lambda: room in bob.rooms, what="the invite", timeout=30)
     await bob.join(room)
-    await wait_until(lambda: alice.rooms.get(room) is not None and alice.rooms[room].joined_count == 2, what="bob in", timeout=30)
+    await wait_until(
+        lambda: alice.rooms.get(room) is not None and alice.rooms[room].joined_count == 2,
+        what="bob in",
+        timeout=30,
+    )
     view = await bob.open_room(room)
     clock = _Clock()
     alice.typing._clock = clock
@@ -40,7 +44,9 @@ async def test_the_other_side_sees_us_typing_until_we_stop(
     # Every keystroke reports the draft; one notice goes out.
     for draft in ("h", "he", "hel", "hello"):
         alice.typing.composing(room, draft)
-    await wait_until(lambda: view.typing == (alice_user.user_id,), what="bob sees alice typing", timeout=30)
+    await wait_until(
+        lambda: view.typing == (alice_user.user_id,), what="bob sees alice typing", timeout=30
+    )
     assert len(typing_puts()) == 1
     # Still typing after a while: renewed once, not per key.
     clock.now += RESEND_AFTER + 1

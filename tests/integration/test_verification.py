@@ -54,7 +54,12 @@ async def test_own_sessions_and_another_user_verify_and_a_third_sees_the_signatu
 
         # A second session of alice: the account has an identity it cannot vouch for yet.
         a2 = await client_for(synapse, alice_user, tmp_path / "a2")
-        await until(lambda: a2.cross_signing.state is not None and a2.cross_signing.state.needs_verification, "a2 asks to be verified")
+        await until(
+            lambda: (
+                a2.cross_signing.state is not None and a2.cross_signing.state.needs_verification
+            ),
+            "a2 asks to be verified",
+        )
         status = cross_signing(a2).status
         assert status.published and not status.master_trusted and not status.has_master
 
@@ -73,8 +78,12 @@ async def test_own_sessions_and_another_user_verify_and_a_third_sees_the_signatu
         # In a DM, between two users: bob asks alice; both her sessions are asked, a1 answers.
         room = await bob.admin.create_dm(alice_user.user_id)
         await join(a1, room)
-        await until(lambda: room in a2.rooms and a2.rooms[room].membership == "join", "a2 in the DM")
-        await until(lambda: room in bob.rooms and bob.rooms[room].joined_count == 2, "alice in bob's DM")
+        await until(
+            lambda: room in a2.rooms and a2.rooms[room].membership == "join", "a2 in the DM"
+        )
+        await until(
+            lambda: room in bob.rooms and bob.rooms[room].joined_count == 2, "alice in bob's DM"
+        )
         asked = await bob.verification.verify_user(alice_user.user_id)
         assert asked.room_id == room
         request = await incoming(a1)
@@ -111,7 +120,9 @@ async def test_own_sessions_and_another_user_verify_and_a_third_sees_the_signatu
             await a2.close()
 
 
-async def until_trust(observer: MatrixClient, user_id: str, device_id: str, trust: str, timeout: float = 30.0) -> None:
+async def until_trust(
+    observer: MatrixClient, user_id: str, device_id: str, trust: str, timeout: float = 30.0
+) -> None:
     """Wait until ``observer`` judges the device as ``trust`` (signatures arrive via sync)."""
     seen: list[str] = []
     for _ in range(int(timeout / 0.25)):
@@ -124,7 +135,9 @@ async def until_trust(observer: MatrixClient, user_id: str, device_id: str, trus
         import asyncio
 
         await asyncio.sleep(0.25)
-    raise AssertionError(f"{observer.device_id} judges {user_id}/{device_id} {seen[-1]}, not {trust}")
+    raise AssertionError(
+        f"{observer.device_id} judges {user_id}/{device_id} {seen[-1]}, not {trust}"
+    )
 
 
 async def test_an_identity_change_warns_until_acknowledged(
@@ -153,7 +166,10 @@ async def test_an_identity_change_warns_until_acknowledged(
         # Alice replaces her identity (the server asks for her password).
         alice.ask_password = fixed_password(alice_user.password)
         await alice.cross_signing.bootstrap(reset=True)
-        await until(lambda: any(w.user_id == alice_user.user_id for w in bob.devices.warnings), "bob's warning")
+        await until(
+            lambda: any(w.user_id == alice_user.user_id for w in bob.devices.warnings),
+            "bob's warning",
+        )
         [warning] = bob.devices.warnings
         assert warning.verification_violation
         assert recorder.of(IdentityWarnings)[-1].identities == (warning,)
@@ -189,7 +205,10 @@ async def test_decline_mismatch_and_cancel_are_explained_on_both_sides(
         declined = await reach(a2, asked.id, VerificationState.CANCELLED)
         assert declined.cancellation is not None
         assert (declined.cancellation.code, declined.cancellation.by_us) == ("m.user", False)
-        assert declined.cancellation.explanation == "The other side declined or cancelled the verification."
+        assert (
+            declined.cancellation.explanation
+            == "The other side declined or cancelled the verification."
+        )
 
         # The emoji do not match.
         asked = await a2.verification.verify_own_devices()
@@ -222,13 +241,23 @@ async def test_decline_mismatch_and_cancel_are_explained_on_both_sides(
         await a2.close()
 
 
-async def test_requests_time_out(synapse: SynapseServer, make_user: MakeUser, tmp_path: Path) -> None:
+async def test_requests_time_out(
+    synapse: SynapseServer, make_user: MakeUser, tmp_path: Path
+) -> None:
     alice_user = make_user("alice")
-    quick = MachineConfig(verification=VerificationConfig(timeout_ms=12_000, inactivity_ms=12_000, request_prompt_ms=4_000))
+    quick = MachineConfig(
+        verification=VerificationConfig(
+            timeout_ms=12_000, inactivity_ms=12_000, request_prompt_ms=4_000
+        )
+    )
     clients = []
     for name in ("a1", "a2"):
         client = await MatrixClient.login(
-            alice_user.user_id, alice_user.password, homeserver=synapse.base_url, base_dir=tmp_path / name, long_poll_ms=500
+            alice_user.user_id,
+            alice_user.password,
+            homeserver=synapse.base_url,
+            base_dir=tmp_path / name,
+            long_poll_ms=500,
         )
         client.encryption.config = quick
         await client.open()
@@ -279,7 +308,9 @@ async def test_verifying_a_device_of_another_user_to_device(
         await bob.close()
 
 
-async def test_two_requests_at_once_do_not_mix(synapse: SynapseServer, make_user: MakeUser, tmp_path: Path) -> None:
+async def test_two_requests_at_once_do_not_mix(
+    synapse: SynapseServer, make_user: MakeUser, tmp_path: Path
+) -> None:
     alice_user = make_user("alice")
     a1 = await client_for(synapse, alice_user, tmp_path / "a1")
     await cross_signing_complete(a1)
@@ -304,7 +335,9 @@ async def test_two_requests_at_once_do_not_mix(synapse: SynapseServer, make_user
             await client.close()
 
 
-async def test_crossing_requests_end_in_one_verification(synapse: SynapseServer, make_user: MakeUser, tmp_path: Path) -> None:
+async def test_crossing_requests_end_in_one_verification(
+    synapse: SynapseServer, make_user: MakeUser, tmp_path: Path
+) -> None:
     alice_user = make_user("alice")
     a1 = await client_for(synapse, alice_user, tmp_path / "a1")
     a2 = await client_for(synapse, alice_user, tmp_path / "a2")

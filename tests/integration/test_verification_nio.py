@@ -33,7 +33,6 @@ from .verification_support import reach
 __all__ = ["patched_nio"]
 
 
-
 class NioPeer:
     """A nio client syncing in the background, sending what its SAS queues."""
 
@@ -61,7 +60,9 @@ class NioPeer:
     async def send(self, recipient: MatrixClient, event_type: str, content: dict[str, Any]) -> None:
         message = ToDeviceMessage(event_type, recipient.user_id, recipient.device_id, content)
         answer = await self.client.to_device(message)
-        assert getattr(answer, "transaction_id", None) is not None or not hasattr(answer, "message"), answer
+        assert getattr(answer, "transaction_id", None) is not None or not hasattr(
+            answer, "message"
+        ), answer
 
 
 @pytest.fixture
@@ -73,7 +74,10 @@ async def peers(
     store = tmp_path / "nio-store"
     store.mkdir()
     nio = AsyncClient(
-        synapse.base_url, nio_user.user_id, store_path=str(store), config=AsyncClientConfig(encryption_enabled=True)
+        synapse.base_url,
+        nio_user.user_id,
+        store_path=str(store),
+        config=AsyncClientConfig(encryption_enabled=True),
     )
     await nio.login(nio_user.password, device_name="nio test peer")
     peer = NioPeer(nio)

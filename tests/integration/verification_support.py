@@ -16,22 +16,34 @@ def flow_of(client: MatrixClient, verification_id: str) -> Verification:
     return flow
 
 
-async def reach(client: MatrixClient, verification_id: str, state: VerificationState, timeout: float = 30.0) -> Verification:
+async def reach(
+    client: MatrixClient, verification_id: str, state: VerificationState, timeout: float = 30.0
+) -> Verification:
     """Wait until a flow is in ``state`` (failing early, with the reason, if it is cancelled)."""
 
     def there() -> bool:
         flow = client.verification.get(verification_id)
-        if flow is not None and flow.state is VerificationState.CANCELLED and state is not VerificationState.CANCELLED:
+        if (
+            flow is not None
+            and flow.state is VerificationState.CANCELLED
+            and state is not VerificationState.CANCELLED
+        ):
             raise AssertionError(f"the verification was cancelled: {flow.cancellation}")
         return flow is not None and flow.state is state
 
-    await until(there, f"{client.device_id}'s verification {verification_id} to be {state.value}", timeout)
+    await until(
+        there, f"{client.device_id}'s verification {verification_id} to be {state.value}", timeout
+    )
     return flow_of(client, verification_id)
 
 
 async def incoming(client: MatrixClient, timeout: float = 30.0) -> Verification:
     """Wait for a request the user of ``client`` is asked to answer; the oldest one."""
-    await until(lambda: bool(client.verification.incoming()), f"an incoming request at {client.device_id}", timeout)
+    await until(
+        lambda: bool(client.verification.incoming()),
+        f"an incoming request at {client.device_id}",
+        timeout,
+    )
     return client.verification.incoming()[0]
 
 
@@ -45,13 +57,17 @@ def cross_signing(client: MatrixClient) -> CrossSigningChanged:
 async def cross_signing_complete(client: MatrixClient, timeout: float = 30.0) -> None:
     """Wait until the client holds the account's whole, trusted, identity and is signed by it."""
     await until(
-        lambda: client.cross_signing.state is not None and client.cross_signing.state.status.complete,
+        lambda: (
+            client.cross_signing.state is not None and client.cross_signing.state.status.complete
+        ),
         f"{client.device_id}'s cross-signing to be complete: {client.cross_signing.state}",
         timeout,
     )
 
 
-async def compare_and_confirm(left: MatrixClient, left_id: str, right: MatrixClient, right_id: str) -> None:
+async def compare_and_confirm(
+    left: MatrixClient, left_id: str, right: MatrixClient, right_id: str
+) -> None:
     """Both sides show the same emoji and numbers; both users confirm; both end verified."""
     ours = await reach(left, left_id, VerificationState.KEYS_EXCHANGED)
     theirs = await reach(right, right_id, VerificationState.KEYS_EXCHANGED)
@@ -61,5 +77,3 @@ async def compare_and_confirm(left: MatrixClient, left_id: str, right: MatrixCli
     await right.verification.confirm(right_id)
     await reach(left, left_id, VerificationState.DONE)
     await reach(right, right_id, VerificationState.DONE)
-
-

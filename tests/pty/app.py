@@ -89,9 +89,7 @@ class PtyApp:
         answers: dict[bytes, bytes] | None = None,
     ) -> PtyApp:
         """``python -m tui_client`` with these arguments."""
-        return cls(
-            [sys.executable, "-m", "tui_client", *args], size=size, env=env, answers=answers
-        )
+        return cls([sys.executable, "-m", "tui_client", *args], size=size, env=env, answers=answers)
 
     def _read_loop(self) -> None:
         while not self._closed.is_set():

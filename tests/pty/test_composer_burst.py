@@ -69,7 +69,9 @@ def _vim_config(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(
-    ("size", "vim"), [((80, 24), False), ((200, 60), False), ((80, 24), True)], ids=["80x24", "200x60", "80x24-vim"]
+    ("size", "vim"),
+    [((80, 24), False), ((200, 60), False), ((80, 24), True)],
+    ids=["80x24", "200x60", "80x24-vim"],
 )
 def test_fifty_lines_in_one_write_arrive_once_each_in_order(
     synapse: SynapseServer,

@@ -157,11 +157,16 @@ def test_a_timeline_resent_with_more_history_fills_the_gap_above_and_appends_onl
     # Sliding sync: a room first comes with its latest events, then (opened, a larger
     # timeline limit) again with older ones before them and one new event.
     account.ingest(
-        batch("s1", join={ROOM: joined_room([message("$8"), message("$9")], limited=True, prev_batch="p7")})
+        batch(
+            "s1",
+            join={ROOM: joined_room([message("$8"), message("$9")], limited=True, prev_batch="p7")},
+        )
     )
     resent = [message("$6"), message("$7"), message("$8"), message("$9"), message("$10")]
     # (Synapse says "limited": false for it.)
-    result = account.ingest(batch("s2", join={ROOM: joined_room(resent, limited=False, prev_batch="p5")}))
+    result = account.ingest(
+        batch("s2", join={ROOM: joined_room(resent, limited=False, prev_batch="p5")})
+    )
     assert account.timeline_ids(ROOM) == ["$6", "$7", "$8", "$9", "$10"]
     assert [s.event["event_id"] for s in result.new_events[ROOM]] == ["$10"]
     assert ROOM in result.limited_rooms  # an open room reads its window again

@@ -644,14 +644,18 @@ def test_a_redaction_applies_only_as_the_spec_says(
     target = message("$t", "keep me unless allowed")
     power = state("$pl", "m.room.power_levels", "", {"redact": 50, **levels})
     red = event("$r", "m.room.redaction", redacter, {"redacts": "$t"})
-    account.ingest(batch("s1", join={ROOM: joined_room([create_event("$c", "11"), power, target, red])}))
+    account.ingest(
+        batch("s1", join={ROOM: joined_room([create_event("$c", "11"), power, target, red])})
+    )
     stored = account.stored("$t")
     assert stored is not None
     assert (stored["content"] == {}) is applies
 
 
 def test_a_forgotten_room_stays_forgotten_until_joined_again(account: Account) -> None:
-    account.ingest(batch("s1", join={ROOM: joined_room([create_event("$c", "11"), message("$m1", "hi")])}))
+    account.ingest(
+        batch("s1", join={ROOM: joined_room([create_event("$c", "11"), message("$m1", "hi")])})
+    )
     account.cache.forget_room(ROOM)
     assert account.cache.count_timeline(ROOM) == 0
     # The server reports the leave once more after we forgot: nothing comes back.

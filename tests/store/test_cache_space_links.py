@@ -17,14 +17,26 @@ def test_current_space_links_of_every_room(tmp_path: Path) -> None:
         batch(
             "s1",
             join={
-                SPACE: joined_room([first], state_events=[state("$name", "m.room.name", "", {"name": "Space"})]),
-                ROOM: joined_room([], state_events=[state("$p1", "m.space.parent", SPACE, {"via": ["example.org"]})]),
+                SPACE: joined_room(
+                    [first], state_events=[state("$name", "m.room.name", "", {"name": "Space"})]
+                ),
+                ROOM: joined_room(
+                    [],
+                    state_events=[state("$p1", "m.space.parent", SPACE, {"via": ["example.org"]})],
+                ),
             },
         )
     )
     # A later child event replaces the first (current state only); other types are left out.
     account.ingest(
-        batch("s2", join={SPACE: joined_room([state("$c2", "m.space.child", ROOM, {"via": ["example.org"], "order": "2"})])})
+        batch(
+            "s2",
+            join={
+                SPACE: joined_room(
+                    [state("$c2", "m.space.child", ROOM, {"via": ["example.org"], "order": "2"})]
+                )
+            },
+        )
     )
     links = account.cache.load_state_of_types(["m.space.child", "m.space.parent"])
     assert sorted((room, e["event_id"], e["content"].get("order")) for room, e in links) == [

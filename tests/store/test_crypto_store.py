@@ -29,7 +29,9 @@ def _factory(tmp_path: Path) -> StoreFactory:
 
 
 @pytest.mark.parametrize("check", CONFORMANCE_CHECKS, ids=lambda c: c.__name__)
-def test_sqlite_crypto_store_conformance(check: Callable[[StoreFactory], None], tmp_path: Path) -> None:
+def test_sqlite_crypto_store_conformance(
+    check: Callable[[StoreFactory], None], tmp_path: Path
+) -> None:
     check(_factory(tmp_path))
 
 
@@ -42,7 +44,13 @@ def test_decrypted_and_undecryptable_events(tmp_path: Path) -> None:
         "$a": ("missing_key", "the key has not arrived yet"),
         "$b": ("missing_key", "the key has not arrived yet"),
     }
-    store.save_decrypted("$a", "!r", "S1", {"type": "m.room.message", "content": {"body": "hi"}}, {"trust": "verified"})
+    store.save_decrypted(
+        "$a",
+        "!r",
+        "S1",
+        {"type": "m.room.message", "content": {"body": "hi"}},
+        {"trust": "verified"},
+    )
     assert "$a" not in store.undecrypted(["$a"])
     assert store.decrypted(["$a"])["$a"][0]["content"] == {"body": "hi"}
     cache.close()

@@ -292,7 +292,11 @@ def _count(account: Account, table: str) -> int:
 
 
 def test_ingest_leaves_the_index_for_later_and_slices_build_it(account: Account) -> None:
-    account.ingest(batch("s1", join={ROOM: joined_room([message(f"${n}", f"word{n} common") for n in range(5)])}))
+    account.ingest(
+        batch(
+            "s1", join={ROOM: joined_room([message(f"${n}", f"word{n} common") for n in range(5)])}
+        )
+    )
     assert _count(account, "message_fts") == 0 and _count(account, "fts_pending") == 5
     assert account.cache.index_pending(2) == 3
     assert _count(account, "message_fts") == 2
@@ -303,13 +307,19 @@ def test_ingest_leaves_the_index_for_later_and_slices_build_it(account: Account)
 
 
 def test_a_search_indexes_what_is_pending_first(account: Account) -> None:
-    account.ingest(batch("s1", join={ROOM: joined_room([message("$1", "the quick fox"), message("$2", "a dog")])}))
+    account.ingest(
+        batch(
+            "s1", join={ROOM: joined_room([message("$1", "the quick fox"), message("$2", "a dog")])}
+        )
+    )
     assert [h.event_id for h in account.cache.search_messages(["quick"])] == ["$1"]
     assert _count(account, "fts_pending") == 0
     assert account.cache.indexed_count(ROOM) == 2
 
 
-def test_an_edit_or_redaction_before_indexing_leaves_the_current_text_once(account: Account) -> None:
+def test_an_edit_or_redaction_before_indexing_leaves_the_current_text_once(
+    account: Account,
+) -> None:
     account.ingest(
         batch(
             "s1",
@@ -329,4 +339,7 @@ def test_an_edit_or_redaction_before_indexing_leaves_the_current_text_once(accou
     rows = account.cache.execute_readonly("SELECT rowid, body FROM message_fts")
     assert [body for _rowid, body in rows] == ["final text"]
     assert [h.event_id for h in account.cache.search_messages(["final"])] == ["$1"]
-    assert account.cache.search_messages(["draft"]) == [] and account.cache.search_messages(["removed"]) == []
+    assert (
+        account.cache.search_messages(["draft"]) == []
+        and account.cache.search_messages(["removed"]) == []
+    )

@@ -67,7 +67,9 @@ class Clock:
         self.ts = BASE_TS
         self.n = 0
 
-    def event(self, room: str, sender: str, event_type: str, content: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    def event(
+        self, room: str, sender: str, event_type: str, content: dict[str, Any], **extra: Any
+    ) -> dict[str, Any]:
         self.n += 1
         self.ts += 47_000
         event = {
@@ -82,12 +84,27 @@ class Clock:
         return event
 
 
-def _member(clock: Clock, room: str, user: str, name: str, membership: str = "join", sender: str | None = None) -> dict[str, Any]:
-    return clock.event(room, sender or user, "m.room.member", {"membership": membership, "displayname": name}, state_key=user)
+def _member(
+    clock: Clock,
+    room: str,
+    user: str,
+    name: str,
+    membership: str = "join",
+    sender: str | None = None,
+) -> dict[str, Any]:
+    return clock.event(
+        room,
+        sender or user,
+        "m.room.member",
+        {"membership": membership, "displayname": name},
+        state_key=user,
+    )
 
 
 def _text(clock: Clock, room: str, sender: str, body: str, **content: Any) -> dict[str, Any]:
-    return clock.event(room, sender, "m.room.message", {"msgtype": "m.text", "body": body, **content})
+    return clock.event(
+        room, sender, "m.room.message", {"msgtype": "m.text", "body": body, **content}
+    )
 
 
 def build_sync(extra_rooms: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -100,33 +117,120 @@ def build_sync(extra_rooms: dict[str, dict[str, Any]] | None = None) -> dict[str
     space = "!space0000000000000000000000000000000000000005"
     book = "!bookclub000000000000000000000000000000000006"
 
-    def state(room: str, creator: str, name: str | None, topic: str | None = None, encrypted: bool = False, space_type: bool = False) -> list[dict[str, Any]]:
+    def state(
+        room: str,
+        creator: str,
+        name: str | None,
+        topic: str | None = None,
+        encrypted: bool = False,
+        space_type: bool = False,
+    ) -> list[dict[str, Any]]:
         events = [
-            clock.event(room, creator, "m.room.create", {"room_version": "12", **({"type": "m.space"} if space_type else {})}, state_key=""),
-            clock.event(room, creator, "m.room.power_levels", {"users": {}, "users_default": 0, "events_default": 0, "state_default": 50}, state_key=""),
-            clock.event(room, creator, "m.room.join_rules", {"join_rule": "public" if not encrypted else "invite"}, state_key=""),
+            clock.event(
+                room,
+                creator,
+                "m.room.create",
+                {"room_version": "12", **({"type": "m.space"} if space_type else {})},
+                state_key="",
+            ),
+            clock.event(
+                room,
+                creator,
+                "m.room.power_levels",
+                {"users": {}, "users_default": 0, "events_default": 0, "state_default": 50},
+                state_key="",
+            ),
+            clock.event(
+                room,
+                creator,
+                "m.room.join_rules",
+                {"join_rule": "public" if not encrypted else "invite"},
+                state_key="",
+            ),
         ]
         if name:
             events.append(clock.event(room, creator, "m.room.name", {"name": name}, state_key=""))
         if topic:
-            events.append(clock.event(room, creator, "m.room.topic", {"topic": topic}, state_key=""))
+            events.append(
+                clock.event(room, creator, "m.room.topic", {"topic": topic}, state_key="")
+            )
         if encrypted:
-            events.append(clock.event(room, creator, "m.room.encryption", {"algorithm": "m.megolm.v1.aes-sha2"}, state_key=""))
+            events.append(
+                clock.event(
+                    room,
+                    creator,
+                    "m.room.encryption",
+                    {"algorithm": "m.megolm.v1.aes-sha2"},
+                    state_key="",
+                )
+            )
         return events
 
     g_state = state(general, ME, "General", "Everything and nothing — be kind")
-    g_state += [_member(clock, general, ME, "Alice"), _member(clock, general, "@bob:example.org", "Bob")]
-    g_state += [_member(clock, general, "@carol:example.org", "Carol"), _member(clock, general, "@helper:example.org", "Helper bot")]
+    g_state += [
+        _member(clock, general, ME, "Alice"),
+        _member(clock, general, "@bob:example.org", "Bob"),
+    ]
+    g_state += [
+        _member(clock, general, "@carol:example.org", "Carol"),
+        _member(clock, general, "@helper:example.org", "Helper bot"),
+    ]
     timeline: list[dict[str, Any]] = []
     hello = _text(clock, general, "@bob:example.org", "Good morning everyone!")
     timeline.append(hello)
     timeline.append(_text(clock, general, ME, "Morning Bob. Did the release go out?"))
-    release = _text(clock, general, "@bob:example.org", "It did. Changelog is in the usual place, and the benchmarks look good.")
+    release = _text(
+        clock,
+        general,
+        "@bob:example.org",
+        "It did. Changelog is in the usual place, and the benchmarks look good.",
+    )
     timeline.append(release)
-    timeline.append(clock.event(general, "@carol:example.org", "m.reaction", {"m.relates_to": {"rel_type": "m.annotation", "event_id": release["event_id"], "key": "🎉"}}))
-    timeline.append(clock.event(general, ME, "m.reaction", {"m.relates_to": {"rel_type": "m.annotation", "event_id": release["event_id"], "key": "🎉"}}))
-    timeline.append(clock.event(general, "@bob:example.org", "m.reaction", {"m.relates_to": {"rel_type": "m.annotation", "event_id": release["event_id"], "key": "👍"}}))
-    question = _text(clock, general, "@carol:example.org", "Can someone review my patch for the sync loop?")
+    timeline.append(
+        clock.event(
+            general,
+            "@carol:example.org",
+            "m.reaction",
+            {
+                "m.relates_to": {
+                    "rel_type": "m.annotation",
+                    "event_id": release["event_id"],
+                    "key": "🎉",
+                }
+            },
+        )
+    )
+    timeline.append(
+        clock.event(
+            general,
+            ME,
+            "m.reaction",
+            {
+                "m.relates_to": {
+                    "rel_type": "m.annotation",
+                    "event_id": release["event_id"],
+                    "key": "🎉",
+                }
+            },
+        )
+    )
+    timeline.append(
+        clock.event(
+            general,
+            "@bob:example.org",
+            "m.reaction",
+            {
+                "m.relates_to": {
+                    "rel_type": "m.annotation",
+                    "event_id": release["event_id"],
+                    "key": "👍",
+                }
+            },
+        )
+    )
+    question = _text(
+        clock, general, "@carol:example.org", "Can someone review my patch for the sync loop?"
+    )
     timeline.append(question)
     reply = _text(
         clock,
@@ -144,33 +248,103 @@ def build_sync(extra_rooms: dict[str, dict[str, Any]] | None = None) -> dict[str
             general,
             "@bob:example.org",
             "* The meeting is at 4pm",
-            **{"m.new_content": {"msgtype": "m.text", "body": "The meeting is at 4pm"}, "m.relates_to": {"rel_type": "m.replace", "event_id": typo["event_id"]}},
+            **{
+                "m.new_content": {"msgtype": "m.text", "body": "The meeting is at 4pm"},
+                "m.relates_to": {"rel_type": "m.replace", "event_id": typo["event_id"]},
+            },
         )
     )
-    timeline.append(clock.event(general, "@carol:example.org", "m.room.message", {"msgtype": "m.emote", "body": "waves at everyone"}))
+    timeline.append(
+        clock.event(
+            general,
+            "@carol:example.org",
+            "m.room.message",
+            {"msgtype": "m.emote", "body": "waves at everyone"},
+        )
+    )
     oops = _text(clock, general, "@carol:example.org", "oops, wrong room")
     timeline.append(oops)
-    timeline.append(clock.event(general, "@carol:example.org", "m.room.redaction", {"redacts": oops["event_id"]}, redacts=oops["event_id"]))
+    timeline.append(
+        clock.event(
+            general,
+            "@carol:example.org",
+            "m.room.redaction",
+            {"redacts": oops["event_id"]},
+            redacts=oops["event_id"],
+        )
+    )
     root = _text(clock, general, ME, "Thread: ideas for the next sprint")
     timeline.append(root)
     for n, text in enumerate(("Spaces view", "Key backup", "Faster start")):
-        timeline.append(_text(clock, general, ["@bob:example.org", "@carol:example.org", ME][n], text, **{"m.relates_to": {"rel_type": "m.thread", "event_id": root["event_id"]}}))
-    reminder = clock.event(general, "@helper:example.org", "m.room.message", {"msgtype": "m.notice", "body": "Reminder: stand-up in 10 minutes."})
+        timeline.append(
+            _text(
+                clock,
+                general,
+                ["@bob:example.org", "@carol:example.org", ME][n],
+                text,
+                **{"m.relates_to": {"rel_type": "m.thread", "event_id": root["event_id"]}},
+            )
+        )
+    reminder = clock.event(
+        general,
+        "@helper:example.org",
+        "m.room.message",
+        {"msgtype": "m.notice", "body": "Reminder: stand-up in 10 minutes."},
+    )
     timeline.append(reminder)
-    literal = _text(clock, general, "@bob:example.org", "Literal markup stays literal: [bold]not bold[/bold] and [@click=app.quit]not a link[/]")
+    literal = _text(
+        clock,
+        general,
+        "@bob:example.org",
+        "Literal markup stays literal: [bold]not bold[/bold] and [@click=app.quit]not a link[/]",
+    )
     timeline.append(literal)
     # Bob and Carol have read up to Bob's message (shown under it).
-    read_up_to = {literal["event_id"]: {"m.read": {"@bob:example.org": {"ts": clock.ts}, "@carol:example.org": {"ts": clock.ts}}}}
+    read_up_to = {
+        literal["event_id"]: {
+            "m.read": {"@bob:example.org": {"ts": clock.ts}, "@carol:example.org": {"ts": clock.ts}}
+        }
+    }
     timeline.append(_member(clock, general, "@dave:example.org", "Dave"))
-    timeline.append(_text(clock, general, "@dave:example.org", "Hi all, just joined. This is a longer message to show how the timeline wraps text that does not fit on one line of the terminal."))
+    timeline.append(
+        _text(
+            clock,
+            general,
+            "@dave:example.org",
+            "Hi all, just joined. This is a longer message to show how the timeline wraps text that does not fit on one line of the terminal.",
+        )
+    )
 
-    dm_state = state(dm, "@bob:example.org", None) + [_member(clock, dm, ME, "Alice"), _member(clock, dm, "@bob:example.org", "Bob")]
-    dm_timeline = [_text(clock, dm, "@bob:example.org", "Lunch today?"), _text(clock, dm, ME, "Yes! 12:30?")]
-    secret_state = state(secret, ME, "Secret plans", "Encrypted", encrypted=True) + [_member(clock, secret, ME, "Alice")]
-    secret_timeline = [clock.event(secret, "@bob:example.org", "m.room.encrypted", {"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "AwgA", "session_id": "s", "sender_key": "k", "device_id": "D"})]
+    dm_state = state(dm, "@bob:example.org", None) + [
+        _member(clock, dm, ME, "Alice"),
+        _member(clock, dm, "@bob:example.org", "Bob"),
+    ]
+    dm_timeline = [
+        _text(clock, dm, "@bob:example.org", "Lunch today?"),
+        _text(clock, dm, ME, "Yes! 12:30?"),
+    ]
+    secret_state = state(secret, ME, "Secret plans", "Encrypted", encrypted=True) + [
+        _member(clock, secret, ME, "Alice")
+    ]
+    secret_timeline = [
+        clock.event(
+            secret,
+            "@bob:example.org",
+            "m.room.encrypted",
+            {
+                "algorithm": "m.megolm.v1.aes-sha2",
+                "ciphertext": "AwgA",
+                "session_id": "s",
+                "sender_key": "k",
+                "device_id": "D",
+            },
+        )
+    ]
     random_state = state(random_room, ME, "Random") + [_member(clock, random_room, ME, "Alice")]
     random_timeline = [_text(clock, random_room, "@carol:example.org", "Anyone seen my cat?")]
-    space_state = state(space, ME, "Project Space", space_type=True) + [_member(clock, space, ME, "Alice")]
+    space_state = state(space, ME, "Project Space", space_type=True) + [
+        _member(clock, space, ME, "Alice")
+    ]
     team = TEAM_SPACE
 
     def child(parent: str, room: str, order: str, suggested: bool = False) -> dict[str, Any]:
@@ -185,7 +359,10 @@ def build_sync(extra_rooms: dict[str, dict[str, Any]] | None = None) -> dict[str
         child(space, DESIGN, "25", suggested=True),
         child(space, team, "30"),
     ]
-    team_state = state(team, ME, "Team Space", space_type=True) + [_member(clock, team, ME, "Alice"), child(team, STANDUP, "10")]
+    team_state = state(team, ME, "Team Space", space_type=True) + [
+        _member(clock, team, ME, "Alice"),
+        child(team, STANDUP, "10"),
+    ]
 
     rooms: dict[str, Any] = {
         general: {
@@ -193,14 +370,20 @@ def build_sync(extra_rooms: dict[str, dict[str, Any]] | None = None) -> dict[str
             "timeline": {"events": timeline, "limited": False, "prev_batch": "p1"},
             "ephemeral": {"events": [{"type": "m.receipt", "content": read_up_to}]},
             # Alice had read up to the reminder: what follows is new to her.
-            "account_data": {"events": [{"type": "m.fully_read", "content": {"event_id": reminder["event_id"]}}]},
+            "account_data": {
+                "events": [{"type": "m.fully_read", "content": {"event_id": reminder["event_id"]}}]
+            },
             "summary": {"m.joined_member_count": 5, "m.invited_member_count": 0},
             "unread_notifications": {"notification_count": 0, "highlight_count": 0},
         },
         dm: {
             "state": {"events": dm_state},
             "timeline": {"events": dm_timeline, "limited": False, "prev_batch": "p2"},
-            "summary": {"m.heroes": ["@bob:example.org"], "m.joined_member_count": 2, "m.invited_member_count": 0},
+            "summary": {
+                "m.heroes": ["@bob:example.org"],
+                "m.joined_member_count": 2,
+                "m.invited_member_count": 0,
+            },
             "unread_notifications": {"notification_count": 1, "highlight_count": 0},
         },
         secret: {
@@ -239,8 +422,19 @@ def build_sync(extra_rooms: dict[str, dict[str, Any]] | None = None) -> dict[str
         book: {
             "invite_state": {
                 "events": [
-                    {"type": "m.room.name", "state_key": "", "sender": "@carol:example.org", "content": {"name": "Book club"}},
-                    {"type": "m.room.member", "state_key": ME, "sender": "@carol:example.org", "content": {"membership": "invite"}, "origin_server_ts": clock.ts + 1000},
+                    {
+                        "type": "m.room.name",
+                        "state_key": "",
+                        "sender": "@carol:example.org",
+                        "content": {"name": "Book club"},
+                    },
+                    {
+                        "type": "m.room.member",
+                        "state_key": ME,
+                        "sender": "@carol:example.org",
+                        "content": {"membership": "invite"},
+                        "origin_server_ts": clock.ts + 1000,
+                    },
                 ]
             }
         }
@@ -265,12 +459,23 @@ def thread_roots(room_id: str) -> list[dict[str, Any]]:
     for event in events:
         thread = replies.get(event.get("event_id", ""))
         if thread:
-            summary = {"latest_event": thread[-1], "count": len(thread), "current_user_participated": any(e["sender"] == ME for e in [event, *thread])}
+            summary = {
+                "latest_event": thread[-1],
+                "count": len(thread),
+                "current_user_participated": any(e["sender"] == ME for e in [event, *thread]),
+            }
             roots.append({**event, "unsigned": {"m.relations": {"m.thread": summary}}})
-    return sorted(roots, key=lambda root: -root["unsigned"]["m.relations"]["m.thread"]["latest_event"]["origin_server_ts"])
+    return sorted(
+        roots,
+        key=lambda root: (
+            -root["unsigned"]["m.relations"]["m.thread"]["latest_event"]["origin_server_ts"]
+        ),
+    )
 
 
-def make_profile(base_dir: Path, sync: dict[str, Any] | None = None, profile: str = "default") -> Path:
+def make_profile(
+    base_dir: Path, sync: dict[str, Any] | None = None, profile: str = "default"
+) -> Path:
     """A saved session whose cache already holds ``sync`` (the keyring must be set first)."""
     from tui_client.store.cache import Cache
 
@@ -289,8 +494,15 @@ GENERAL_ID = "!general0000000000000000000000000000000000001"
 RANDOM_ID = "!random00000000000000000000000000000000000004"
 
 
-def _chunk(room_id: str, name: str | None, members: int, topic: str | None = None, **extra: Any) -> dict[str, Any]:
-    chunk: dict[str, Any] = {"room_id": room_id, "num_joined_members": members, "world_readable": False, "guest_can_join": False}
+def _chunk(
+    room_id: str, name: str | None, members: int, topic: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    chunk: dict[str, Any] = {
+        "room_id": room_id,
+        "num_joined_members": members,
+        "world_readable": False,
+        "guest_can_join": False,
+    }
     if name is not None:
         chunk["name"] = name
     if topic is not None:
@@ -312,25 +524,85 @@ DIRECTORY: list[dict[str, Any]] = [
         world_readable=True,
         join_rule="public",
     ),
-    _chunk(GENERAL_ID, "General", 5, "Everything and nothing — be kind", canonical_alias="#general:example.org", join_rule="public"),
-    _chunk(PROJECT_SPACE, "Project Space", 3, "Everything about building the terminal client", room_type="m.space", canonical_alias="#project:example.org"),
-    _chunk("!rust00000000000000000000000000000000000001b", "Rust", 3120, "Rust programming: questions, news, crabs", canonical_alias="#rust:example.org", world_readable=True),
+    _chunk(
+        GENERAL_ID,
+        "General",
+        5,
+        "Everything and nothing — be kind",
+        canonical_alias="#general:example.org",
+        join_rule="public",
+    ),
+    _chunk(
+        PROJECT_SPACE,
+        "Project Space",
+        3,
+        "Everything about building the terminal client",
+        room_type="m.space",
+        canonical_alias="#project:example.org",
+    ),
+    _chunk(
+        "!rust00000000000000000000000000000000000001b",
+        "Rust",
+        3120,
+        "Rust programming: questions, news, crabs",
+        canonical_alias="#rust:example.org",
+        world_readable=True,
+    ),
     _chunk(
         "!hostile0000000000000000000000000000000001c",
         "[bold]Not bold[/bold] \x1b[31mred\x1b[0m [@click=app.quit]",
         7,
         "markup [i]stays[/i] literal\nand \u202eRTL override is removed",
     ),
-    _chunk("!lounge000000000000000000000000000000000001d", "Encrypted lounge", 41, "Knock to come in", join_rule="knock", encryption="m.megolm.v1.aes-sha2"),
-    _chunk("!python00000000000000000000000000000000001e", "Python", 2210, "The Python language and its ecosystem", canonical_alias="#python:example.org"),
-    _chunk("!terminal000000000000000000000000000000001f", "Terminal clients", 389, "TUIs for Matrix: iamb, gomuks, tui_client and friends", canonical_alias="#tui:example.org"),
-    _chunk("!offtopic000000000000000000000000000000001g", None, 96, "Unnamed: shown by its alias", canonical_alias="#offtopic:example.org"),
+    _chunk(
+        "!lounge000000000000000000000000000000000001d",
+        "Encrypted lounge",
+        41,
+        "Knock to come in",
+        join_rule="knock",
+        encryption="m.megolm.v1.aes-sha2",
+    ),
+    _chunk(
+        "!python00000000000000000000000000000000001e",
+        "Python",
+        2210,
+        "The Python language and its ecosystem",
+        canonical_alias="#python:example.org",
+    ),
+    _chunk(
+        "!terminal000000000000000000000000000000001f",
+        "Terminal clients",
+        389,
+        "TUIs for Matrix: iamb, gomuks, tui_client and friends",
+        canonical_alias="#tui:example.org",
+    ),
+    _chunk(
+        "!offtopic000000000000000000000000000000001g",
+        None,
+        96,
+        "Unnamed: shown by its alias",
+        canonical_alias="#offtopic:example.org",
+    ),
     _chunk("!noname0000000000000000000000000000000001h", None, 2),
-    _chunk(MEMBERS_ONLY, "Members only", 8, "For the members of Other Space", join_rule="restricted", allowed_room_ids=[OTHER_SPACE]),
+    _chunk(
+        MEMBERS_ONLY,
+        "Members only",
+        8,
+        "For the members of Other Space",
+        join_rule="restricted",
+        allowed_room_ids=[OTHER_SPACE],
+    ),
 ]
 # Rooms the server describes (room summaries) without listing them in the directory.
 UNLISTED: list[dict[str, Any]] = [
-    _chunk(OTHER_SPACE, "Other Space", 30, "A space the user has not joined", room_type="m.space", join_rule="public"),
+    _chunk(
+        OTHER_SPACE,
+        "Other Space",
+        30,
+        "A space the user has not joined",
+        room_type="m.space",
+        join_rule="public",
+    ),
 ]
 
 # GET /hierarchy of the Project Space: a subspace, a suggested room not joined yet, a
@@ -343,16 +615,61 @@ HIERARCHY: list[dict[str, Any]] = [
         "Everything about building the terminal client",
         room_type="m.space",
         children_state=[
-            {"type": "m.space.child", "state_key": GENERAL_ID, "content": {"via": ["example.org"], "order": "10", "suggested": True}, "sender": ME, "origin_server_ts": BASE_TS},
-            {"type": "m.space.child", "state_key": RANDOM_ID, "content": {"via": ["example.org"], "order": "20"}, "sender": ME, "origin_server_ts": BASE_TS},
-            {"type": "m.space.child", "state_key": DESIGN, "content": {"via": ["example.org"], "order": "25", "suggested": True}, "sender": ME, "origin_server_ts": BASE_TS},
-            {"type": "m.space.child", "state_key": TEAM_SPACE, "content": {"via": ["example.org"], "order": "30"}, "sender": ME, "origin_server_ts": BASE_TS},
-            {"type": "m.space.child", "state_key": HIDDEN, "content": {"via": ["example.org"], "order": "40"}, "sender": ME, "origin_server_ts": BASE_TS},
+            {
+                "type": "m.space.child",
+                "state_key": GENERAL_ID,
+                "content": {"via": ["example.org"], "order": "10", "suggested": True},
+                "sender": ME,
+                "origin_server_ts": BASE_TS,
+            },
+            {
+                "type": "m.space.child",
+                "state_key": RANDOM_ID,
+                "content": {"via": ["example.org"], "order": "20"},
+                "sender": ME,
+                "origin_server_ts": BASE_TS,
+            },
+            {
+                "type": "m.space.child",
+                "state_key": DESIGN,
+                "content": {"via": ["example.org"], "order": "25", "suggested": True},
+                "sender": ME,
+                "origin_server_ts": BASE_TS,
+            },
+            {
+                "type": "m.space.child",
+                "state_key": TEAM_SPACE,
+                "content": {"via": ["example.org"], "order": "30"},
+                "sender": ME,
+                "origin_server_ts": BASE_TS,
+            },
+            {
+                "type": "m.space.child",
+                "state_key": HIDDEN,
+                "content": {"via": ["example.org"], "order": "40"},
+                "sender": ME,
+                "origin_server_ts": BASE_TS,
+            },
         ],
     ),
-    _chunk(GENERAL_ID, "General", 5, "Everything and nothing — be kind", join_rule="public", children_state=[]),
+    _chunk(
+        GENERAL_ID,
+        "General",
+        5,
+        "Everything and nothing — be kind",
+        join_rule="public",
+        children_state=[],
+    ),
     _chunk(RANDOM_ID, "Random", 3, join_rule="public", children_state=[]),
-    _chunk(DESIGN, "Design", 12, "Mockups, themes and key bindings", join_rule="public", world_readable=True, children_state=[]),
+    _chunk(
+        DESIGN,
+        "Design",
+        12,
+        "Mockups, themes and key bindings",
+        join_rule="public",
+        world_readable=True,
+        children_state=[],
+    ),
     _chunk(
         TEAM_SPACE,
         "Team Space",
@@ -360,26 +677,67 @@ HIERARCHY: list[dict[str, Any]] = [
         room_type="m.space",
         join_rule="public",
         children_state=[
-            {"type": "m.space.child", "state_key": STANDUP, "content": {"via": ["example.org"], "order": "10"}, "sender": ME, "origin_server_ts": BASE_TS},
+            {
+                "type": "m.space.child",
+                "state_key": STANDUP,
+                "content": {"via": ["example.org"], "order": "10"},
+                "sender": ME,
+                "origin_server_ts": BASE_TS,
+            },
         ],
     ),
-    _chunk(STANDUP, "Standup", 4, "Daily standup at 10:00", join_rule="restricted", allowed_room_ids=[TEAM_SPACE], encryption="m.megolm.v1.aes-sha2", children_state=[]),
+    _chunk(
+        STANDUP,
+        "Standup",
+        4,
+        "Daily standup at 10:00",
+        join_rule="restricted",
+        allowed_room_ids=[TEAM_SPACE],
+        encryption="m.megolm.v1.aes-sha2",
+        children_state=[],
+    ),
 ]
 
 
 # GET /devices: our sessions (this one and three others, one named with markup and an escape).
 DEVICES: list[dict[str, Any]] = [
-    {"device_id": "TESTDEVICE", "display_name": "tui_client on laptop", "last_seen_ip": "192.0.2.10", "last_seen_ts": BASE_TS + 3_600_000},
-    {"device_id": "PHONEDEVICE", "display_name": "Element on phone", "last_seen_ip": "198.51.100.7", "last_seen_ts": BASE_TS - 86_400_000},
-    {"device_id": "TABLETDEVICE", "display_name": "Element on tablet", "last_seen_ip": "198.51.100.8", "last_seen_ts": BASE_TS - 3 * 86_400_000},
-    {"device_id": "OLDLAPTOP", "display_name": "[bold]Old[/bold] laptop \x1b[31m", "last_seen_ip": "203.0.113.5", "last_seen_ts": BASE_TS - 40 * 86_400_000},
+    {
+        "device_id": "TESTDEVICE",
+        "display_name": "tui_client on laptop",
+        "last_seen_ip": "192.0.2.10",
+        "last_seen_ts": BASE_TS + 3_600_000,
+    },
+    {
+        "device_id": "PHONEDEVICE",
+        "display_name": "Element on phone",
+        "last_seen_ip": "198.51.100.7",
+        "last_seen_ts": BASE_TS - 86_400_000,
+    },
+    {
+        "device_id": "TABLETDEVICE",
+        "display_name": "Element on tablet",
+        "last_seen_ip": "198.51.100.8",
+        "last_seen_ts": BASE_TS - 3 * 86_400_000,
+    },
+    {
+        "device_id": "OLDLAPTOP",
+        "display_name": "[bold]Old[/bold] laptop \x1b[31m",
+        "last_seen_ip": "203.0.113.5",
+        "last_seen_ts": BASE_TS - 40 * 86_400_000,
+    },
 ]
 
 
 def synthetic_directory(count: int) -> list[dict[str, Any]]:
     """``count`` plain public rooms (for paging through a long directory)."""
     return [
-        _chunk(f"!bulk{n:06d}:big.example", f"Room {n:05d}", count - n, f"Topic of room {n}", canonical_alias=f"#room{n}:big.example")
+        _chunk(
+            f"!bulk{n:06d}:big.example",
+            f"Room {n:05d}",
+            count - n,
+            f"Topic of room {n}",
+            canonical_alias=f"#room{n}:big.example",
+        )
         for n in range(count)
     ]
 
@@ -467,7 +825,10 @@ class FakeHomeserver:
         return httpx.Response(200, json={"next_batch": f"s{self._batch}", "rooms": {"join": rooms}})
 
     def _joined_room(self, room_id: str) -> dict[str, Any]:
-        known = next((r for r in DIRECTORY + HIERARCHY + UNLISTED if r["room_id"] == room_id), {"room_id": room_id})
+        known = next(
+            (r for r in DIRECTORY + HIERARCHY + UNLISTED if r["room_id"] == room_id),
+            {"room_id": room_id},
+        )
         create: dict[str, Any] = {"room_version": "12"}
         if known.get("room_type"):
             create["type"] = known["room_type"]
@@ -482,18 +843,27 @@ class FakeHomeserver:
                 "content": content,
             }
 
-        events = [state("m.room.create", create), state("m.room.member", {"membership": "join", "displayname": "Alice"}, ME)]
+        events = [
+            state("m.room.create", create),
+            state("m.room.member", {"membership": "join", "displayname": "Alice"}, ME),
+        ]
         if known.get("name"):
             events.append(state("m.room.name", {"name": known["name"]}))
         events.append(state("m.room.join_rules", {"join_rule": known.get("join_rule", "public")}))
-        return {"state": {"events": events}, "timeline": {"events": [], "limited": False}, "summary": {"m.joined_member_count": 1}}
+        return {
+            "state": {"events": events},
+            "timeline": {"events": [], "limited": False},
+            "summary": {"m.joined_member_count": 1},
+        }
 
     async def _public_rooms(self, request: httpx.Request) -> httpx.Response:
         server = request.url.params.get("server")
         if server == "slow.example":
             await asyncio.sleep(3600)
         if server == "down.example":
-            return httpx.Response(502, json={"errcode": "M_UNKNOWN", "error": "Failed to fetch room list"})
+            return httpx.Response(
+                502, json={"errcode": "M_UNKNOWN", "error": "Failed to fetch room list"}
+            )
         if server == "big.example":
             if self._big is None:
                 self._big = synthetic_directory(self.BIG_DIRECTORY)
@@ -504,7 +874,12 @@ class FakeHomeserver:
         term = str(body.get("filter", {}).get("generic_search_term", "")).casefold()
         if term:
             rooms = [
-                r for r in rooms if any(term in str(r.get(k, "")).casefold() for k in ("name", "topic", "canonical_alias"))
+                r
+                for r in rooms
+                if any(
+                    term in str(r.get(k, "")).casefold()
+                    for k in ("name", "topic", "canonical_alias")
+                )
             ]
         limit = int(body.get("limit", 100))
         start = int(body.get("since", "0") or 0)
@@ -517,9 +892,16 @@ class FakeHomeserver:
     def _hierarchy(self, request: httpx.Request) -> httpx.Response:
         space = unquote(request.url.path.rsplit("/", 2)[1])
         if space != PROJECT_SPACE:
-            return httpx.Response(403, json={"errcode": "M_FORBIDDEN", "error": "You are not allowed to view this room."})
+            return httpx.Response(
+                403,
+                json={"errcode": "M_FORBIDDEN", "error": "You are not allowed to view this room."},
+            )
         depth = request.url.params.get("max_depth")
-        rooms = HIERARCHY if depth is None or int(depth) > 1 else [r for r in HIERARCHY if r["room_id"] != STANDUP]
+        rooms = (
+            HIERARCHY
+            if depth is None or int(depth) > 1
+            else [r for r in HIERARCHY if r["room_id"] != STANDUP]
+        )
         return httpx.Response(200, json={"rooms": rooms})
 
     def transport(self) -> httpx.MockTransport:

@@ -79,7 +79,9 @@ class RecoveryServer(FakeHomeserver):
             if "device_keys" in body:
                 self.device_keys[body["device_keys"]["device_id"]] = body["device_keys"]
             self.one_time_keys += len(body.get("one_time_keys", {}))
-            return httpx.Response(200, json={"one_time_key_counts": {"signed_curve25519": self.one_time_keys}})
+            return httpx.Response(
+                200, json={"one_time_key_counts": {"signed_curve25519": self.one_time_keys}}
+            )
         if path.endswith("/keys/query"):
             self.requests.append(request)
             return httpx.Response(200, json=self._query(body))
@@ -101,7 +103,9 @@ class RecoveryServer(FakeHomeserver):
             return httpx.Response(200, json={"failures": {}})
         if path.endswith("/devices"):
             self.requests.append(request)
-            return httpx.Response(200, json={"devices": [{"device_id": d} for d in sorted(self.device_keys)]})
+            return httpx.Response(
+                200, json={"devices": [{"device_id": d} for d in sorted(self.device_keys)]}
+            )
         if "/account_data/" in path and "/rooms/" not in path:
             self.requests.append(request)
             event_type = unquote(path.rsplit("/", 1)[1])
@@ -111,7 +115,9 @@ class RecoveryServer(FakeHomeserver):
                 return httpx.Response(200, json={})
             if event_type in self.account_data:
                 return httpx.Response(200, json=self.account_data[event_type])
-            return httpx.Response(404, json={"errcode": "M_NOT_FOUND", "error": "Account data not found"})
+            return httpx.Response(
+                404, json={"errcode": "M_NOT_FOUND", "error": "Account data not found"}
+            )
         if "/room_keys/" in path:
             self.requests.append(request)
             return self._room_keys(request, body)
@@ -122,7 +128,9 @@ class RecoveryServer(FakeHomeserver):
             events, self.extra_events = self.extra_events, []
             self._batch += 1
             room = {"timeline": {"events": events, "limited": False}}
-            return httpx.Response(200, json={"next_batch": f"s{self._batch}", "rooms": {"join": {SECRET_ROOM: room}}})
+            return httpx.Response(
+                200, json={"next_batch": f"s{self._batch}", "rooms": {"join": {SECRET_ROOM: room}}}
+            )
         return await super()._sync(request)
 
     def _query(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -132,7 +140,11 @@ class RecoveryServer(FakeHomeserver):
                 answer["device_keys"][user] = {}
                 continue
             answer["device_keys"][ME] = copy.deepcopy(self.device_keys)
-            for name, field in (("master_key", "master_keys"), ("self_signing_key", "self_signing_keys"), ("user_signing_key", "user_signing_keys")):
+            for name, field in (
+                ("master_key", "master_keys"),
+                ("self_signing_key", "self_signing_keys"),
+                ("user_signing_key", "user_signing_keys"),
+            ):
                 if name in self.cross_signing:
                     answer.setdefault(field, {})[ME] = copy.deepcopy(self.cross_signing[name])
         return answer
@@ -150,18 +162,39 @@ class RecoveryServer(FakeHomeserver):
             wanted = path.rsplit("/", 1)[1]
             version = current if wanted == "version" else wanted
             if version is None or version not in self.versions:
-                return httpx.Response(404, json={"errcode": "M_NOT_FOUND", "error": "No current backup version"})
+                return httpx.Response(
+                    404, json={"errcode": "M_NOT_FOUND", "error": "No current backup version"}
+                )
             count = sum(len(s) for s in self.backup[version].values())
-            return httpx.Response(200, json={**self.versions[version], "version": version, "count": count, "etag": str(count)})
+            return httpx.Response(
+                200,
+                json={
+                    **self.versions[version],
+                    "version": version,
+                    "count": count,
+                    "etag": str(count),
+                },
+            )
         if path.endswith("/room_keys/keys"):
             version = request.url.params.get("version")
             if version != current or version is None:
-                return httpx.Response(403, json={"errcode": "M_WRONG_ROOM_KEYS_VERSION", "error": "Wrong backup version.", "current_version": current})
+                return httpx.Response(
+                    403,
+                    json={
+                        "errcode": "M_WRONG_ROOM_KEYS_VERSION",
+                        "error": "Wrong backup version.",
+                        "current_version": current,
+                    },
+                )
             stored = self.backup[version]
             if method == "PUT":
                 for room_id, room in body.get("rooms", {}).items():
                     stored.setdefault(room_id, {}).update(room.get("sessions", {}))
                 count = sum(len(s) for s in stored.values())
                 return httpx.Response(200, json={"count": count, "etag": str(count)})
-            return httpx.Response(200, json={"rooms": {r: {"sessions": s} for r, s in stored.items()}})
-        return httpx.Response(404, json={"errcode": "M_UNRECOGNIZED", "error": "Unrecognized request"})
+            return httpx.Response(
+                200, json={"rooms": {r: {"sessions": s} for r, s in stored.items()}}
+            )
+        return httpx.Response(
+            404, json={"errcode": "M_UNRECOGNIZED", "error": "Unrecognized request"}
+        )

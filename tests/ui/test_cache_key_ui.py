@@ -35,7 +35,13 @@ def _text(app: Any) -> str:
 
 
 async def _until(pilot: Pilot[None], predicate: Any, what: str) -> None:
-    await pilot_until(pilot, predicate, what, 10.0, describe=lambda: f"the screen shows:\n{_screen_text(pilot.app)}")
+    await pilot_until(
+        pilot,
+        predicate,
+        what,
+        10.0,
+        describe=lambda: f"the screen shows:\n{_screen_text(pilot.app)}",
+    )
 
 
 def _encrypted_profile(base: Path, stored_key: bytes | None) -> Path:

@@ -19,21 +19,35 @@ RANDOM = "!random00000000000000000000000000000000000004"
 async def test_the_last_open_room_is_reopened_at_start(fake_profile: Path) -> None:
     app = TuiClientApp(base_dir=fake_profile, transport=FakeHomeserver().transport())
     async with app.run_test(size=(120, 36)) as pilot:
-        await wait_for(pilot, lambda: app.chat_screen is not None and app.chat_screen.view is not None, "a room")
+        await wait_for(
+            pilot,
+            lambda: app.chat_screen is not None and app.chat_screen.view is not None,
+            "a room",
+        )
         app.open_room(RANDOM)
         chat = app.chat_screen
         assert chat is not None
-        await wait_for(pilot, lambda: chat.view is not None and chat.view.room_id == RANDOM, "Random")
+        await wait_for(
+            pilot, lambda: chat.view is not None and chat.view.room_id == RANDOM, "Random"
+        )
     again = TuiClientApp(base_dir=fake_profile, transport=FakeHomeserver().transport())
     async with again.run_test(size=(120, 36)) as pilot:
-        await wait_for(pilot, lambda: again.chat_screen is not None and again.chat_screen.view is not None, "a room")
+        await wait_for(
+            pilot,
+            lambda: again.chat_screen is not None and again.chat_screen.view is not None,
+            "a room",
+        )
         assert again.chat_screen is not None and again.chat_screen.current_room == RANDOM
 
 
 async def test_ctrl_k_opens_the_switcher_even_while_typing(fake_profile: Path) -> None:
     app = TuiClientApp(base_dir=fake_profile, transport=FakeHomeserver().transport())
     async with app.run_test(size=(120, 36)) as pilot:
-        await wait_for(pilot, lambda: app.chat_screen is not None and app.chat_screen.view is not None, "a room")
+        await wait_for(
+            pilot,
+            lambda: app.chat_screen is not None and app.chat_screen.view is not None,
+            "a room",
+        )
         composer = app.screen.query_one(Composer)
         composer.focus()
         await pilot.press(*"half a sentence")
@@ -51,7 +65,11 @@ async def test_room_list_by_keyboard_and_mouse(fake_profile: Path) -> None:
 
     app = TuiClientApp(base_dir=fake_profile, transport=FakeHomeserver().transport())
     async with app.run_test(size=(120, 36)) as pilot:
-        await wait_for(pilot, lambda: app.chat_screen is not None and app.chat_screen.view is not None, "a room")
+        await wait_for(
+            pilot,
+            lambda: app.chat_screen is not None and app.chat_screen.view is not None,
+            "a room",
+        )
         chat = app.chat_screen
         assert chat is not None
         rooms = chat.query_one(RoomList)
@@ -75,9 +93,14 @@ def _room_list_rows(app: TuiClientApp) -> list[str]:
     import re
 
     rows: dict[str, list[tuple[float, str]]] = {}
-    for x, y, text in re.findall(r'<text[^>]*? x="([\d.]+)" y="([\d.]+)"[^>]*>([^<]*)</text>', app.export_screenshot()):
+    for x, y, text in re.findall(
+        r'<text[^>]*? x="([\d.]+)" y="([\d.]+)"[^>]*>([^<]*)</text>', app.export_screenshot()
+    ):
         rows.setdefault(y, []).append((float(x), html.unescape(text).replace("\xa0", " ")))
-    lines = ["".join(text for _x, text in sorted(parts)) for _y, parts in sorted(rows.items(), key=lambda r: float(r[0]))]
+    lines = [
+        "".join(text for _x, text in sorted(parts))
+        for _y, parts in sorted(rows.items(), key=lambda r: float(r[0]))
+    ]
     return [line.split("│")[1] for line in lines if line.count("│") >= 2]
 
 
@@ -89,14 +112,24 @@ async def test_a_room_opened_from_elsewhere_is_marked_in_the_room_list(fake_prof
     app = TuiClientApp(base_dir=fake_profile, transport=FakeHomeserver().transport())
     async with app.run_test(size=(120, 36)) as pilot:
         app.app_focus = False  # no read mark (which would redraw the list anyway)
-        await wait_for(pilot, lambda: app.chat_screen is not None and app.chat_screen.view is not None, "a room")
+        await wait_for(
+            pilot,
+            lambda: app.chat_screen is not None and app.chat_screen.view is not None,
+            "a room",
+        )
         chat = app.chat_screen
         assert chat is not None
         first = chat.current_room
         assert first is not None and first != GENERAL
-        await wait_for(pilot, lambda: any(row.startswith("▌Bob") for row in _room_list_rows(app)), "Bob's DM marked")
+        await wait_for(
+            pilot,
+            lambda: any(row.startswith("▌Bob") for row in _room_list_rows(app)),
+            "Bob's DM marked",
+        )
         app.open_room(GENERAL)
-        await wait_for(pilot, lambda: chat.view is not None and chat.view.room_id == GENERAL, "General")
+        await wait_for(
+            pilot, lambda: chat.view is not None and chat.view.room_id == GENERAL, "General"
+        )
         marked = [row.strip() for row in _room_list_rows(app) if row.startswith("▌")]
         assert [row.split()[0] for row in marked] == ["▌General"], _room_list_rows(app)
         rooms = chat.query_one(RoomList)
@@ -106,7 +139,9 @@ async def test_a_room_opened_from_elsewhere_is_marked_in_the_room_list(fake_prof
         assert chat.current_room == GENERAL
 
 
-async def test_a_first_start_opens_a_room_once_the_first_sync_brings_them(tmp_path: Path, memory_keyring: None) -> None:
+async def test_a_first_start_opens_a_room_once_the_first_sync_brings_them(
+    tmp_path: Path, memory_keyring: None
+) -> None:
     import asyncio
     import json
 
@@ -119,7 +154,9 @@ async def test_a_first_start_opens_a_room_once_the_first_sync_brings_them(tmp_pa
     from .fake_world import ME, build_sync
 
     folder = profile_dir("default", tmp_path)
-    (folder / SESSION_FILE).write_text(json.dumps(SessionInfo(ME, "DEV", "https://matrix.example.org").to_json()))
+    (folder / SESSION_FILE).write_text(
+        json.dumps(SessionInfo(ME, "DEV", "https://matrix.example.org").to_json())
+    )
     SecretStore(folder, ME).set("access_token", "token")
     first_sync = build_sync()
 
@@ -132,7 +169,11 @@ async def test_a_first_start_opens_a_room_once_the_first_sync_brings_them(tmp_pa
 
     app = TuiClientApp(base_dir=tmp_path, transport=httpx.MockTransport(server))
     async with app.run_test(size=(120, 36)) as pilot:
-        await wait_for(pilot, lambda: app.chat_screen is not None and app.chat_screen.view is not None, "a room to open")
+        await wait_for(
+            pilot,
+            lambda: app.chat_screen is not None and app.chat_screen.view is not None,
+            "a room to open",
+        )
         chat = app.chat_screen
         assert chat is not None and chat.current_room is not None
         assert app.client is not None and app.client.rooms[chat.current_room].membership == "join"
@@ -152,7 +193,11 @@ async def test_typing_notices_follow_the_composer_and_can_be_turned_off(fake_pro
         ]
 
     async with app.run_test(size=(120, 36)) as pilot:
-        await wait_for(pilot, lambda: app.chat_screen is not None and app.chat_screen.view is not None, "a room")
+        await wait_for(
+            pilot,
+            lambda: app.chat_screen is not None and app.chat_screen.view is not None,
+            "a room",
+        )
         chat = app.chat_screen
         assert chat is not None and app.client is not None
         room = chat.current_room
@@ -164,7 +209,9 @@ async def test_typing_notices_follow_the_composer_and_can_be_turned_off(fake_pro
         assert notices() == [(room, True)]
         # Switching rooms stops it; Enter (sending) after typing elsewhere stops that one.
         app.open_room(RANDOM)
-        await wait_for(pilot, lambda: chat.current_room == RANDOM and len(notices()) == 2, "stopped")
+        await wait_for(
+            pilot, lambda: chat.current_room == RANDOM and len(notices()) == 2, "stopped"
+        )
         assert notices()[1] == (room, False)
         composer.focus()
         await pilot.press(*"hi", "enter")
@@ -184,27 +231,46 @@ async def test_a_receipt_moves_the_seen_by_line(fake_profile: Path) -> None:
 
     app = TuiClientApp(base_dir=fake_profile, transport=FakeHomeserver().transport())
     async with app.run_test(size=(120, 36)) as pilot:
-        await wait_for(pilot, lambda: app.chat_screen is not None and app.chat_screen.view is not None, "a room")
+        await wait_for(
+            pilot,
+            lambda: app.chat_screen is not None and app.chat_screen.view is not None,
+            "a room",
+        )
         app.open_room(GENERAL)
         chat = app.chat_screen
         assert chat is not None
-        await wait_for(pilot, lambda: chat.view is not None and chat.view.room_id == GENERAL, "General")
+        await wait_for(
+            pilot, lambda: chat.view is not None and chat.view.room_id == GENERAL, "General"
+        )
         assert chat.view is not None
         timeline = chat.query_one(TimelineView)
 
         def shown() -> str:
-            return "\n".join("".join(s.text for s in timeline.render_line(y)) for y in range(timeline.size.height))
+            return "\n".join(
+                "".join(s.text for s in timeline.render_line(y))
+                for y in range(timeline.size.height)
+            )
 
         assert "Seen by Carol" in shown()
-        last = next(item for item in reversed(timeline.items) if item.sender == "@dave:example.org" and item.kind == "text")
+        last = next(
+            item
+            for item in reversed(timeline.items)
+            if item.sender == "@dave:example.org" and item.kind == "text"
+        )
         assert last.event_id is not None
         # Carol reads on to Dave's message: her mark moves there.
         await chat.view.apply_receipts([("@carol:example.org", last.event_id)])
-        await wait_for(pilot, lambda: "Seen by Carol" in shown().split("Dave")[-1], "Carol's mark under Dave's message")
+        await wait_for(
+            pilot,
+            lambda: "Seen by Carol" in shown().split("Dave")[-1],
+            "Carol's mark under Dave's message",
+        )
         assert shown().count("Seen by") == 1
 
 
-async def test_s_saves_the_selected_file(tmp_path: Path, memory_keyring: None, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_s_saves_the_selected_file(
+    tmp_path: Path, memory_keyring: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from tui_client.ui.widgets.timeline import TimelineView
 
     from .fake_world import Clock, build_sync, make_profile
@@ -218,33 +284,65 @@ async def test_s_saves_the_selected_file(tmp_path: Path, memory_keyring: None, m
         clock.event(room, me, "m.room.member", {"membership": "join"}, state_key=me),
     ]
     files = [
-        clock.event(room, "@bob:example.org", "m.room.message", {"msgtype": "m.file", "body": "report.pdf", "url": "mxc://example.org/report1"}),
-        clock.event(room, "@bob:example.org", "m.room.message", {"msgtype": "m.file", "body": "gone.pdf", "url": "mxc://example.org/gone1"}),
+        clock.event(
+            room,
+            "@bob:example.org",
+            "m.room.message",
+            {"msgtype": "m.file", "body": "report.pdf", "url": "mxc://example.org/report1"},
+        ),
+        clock.event(
+            room,
+            "@bob:example.org",
+            "m.room.message",
+            {"msgtype": "m.file", "body": "gone.pdf", "url": "mxc://example.org/gone1"},
+        ),
     ]
     for event in files:
         event["origin_server_ts"] = 1795790000000 + len(event["event_id"])  # the newest room
-    make_profile(tmp_path, build_sync({room: {"state": {"events": state}, "timeline": {"events": files, "limited": False}}}))
+    make_profile(
+        tmp_path,
+        build_sync(
+            {room: {"state": {"events": state}, "timeline": {"events": files, "limited": False}}}
+        ),
+    )
     monkeypatch.setenv("TUI_CLIENT_DOWNLOADS", str(tmp_path / "dl"))
     server = FakeHomeserver()
     server.media["report1"] = b"%PDF-1.7 quarterly"
     app = TuiClientApp(base_dir=tmp_path, transport=server.transport())
     async with app.run_test(size=(120, 36)) as pilot:
-        await wait_for(pilot, lambda: app.chat_screen is not None and app.chat_screen.view is not None, "a room")
+        await wait_for(
+            pilot,
+            lambda: app.chat_screen is not None and app.chat_screen.view is not None,
+            "a room",
+        )
         app.open_room(room)
         chat = app.chat_screen
         assert chat is not None
         timeline = chat.query_one(TimelineView)
-        await wait_for(pilot, lambda: chat.current_room == room and len([i for i in timeline.items if i.kind == "media"]) == 2, "the files")
+        await wait_for(
+            pilot,
+            lambda: (
+                chat.current_room == room
+                and len([i for i in timeline.items if i.kind == "media"]) == 2
+            ),
+            "the files",
+        )
         report, gone = [i for i in timeline.items if i.kind == "media"]
         timeline.focus()
         timeline.selected_key = report.key
         await pilot.press("s")
-        await wait_for(pilot, lambda: any("Saved to" in n.message for n in app._notifications), "saved")
+        await wait_for(
+            pilot, lambda: any("Saved to" in n.message for n in app._notifications), "saved"
+        )
         assert (tmp_path / "dl" / "report.pdf").read_bytes() == b"%PDF-1.7 quarterly"
         # A file the server no longer has: said plainly.
         timeline.selected_key = gone.key
         await pilot.press("s")
-        await wait_for(pilot, lambda: any("Could not save the file" in n.message for n in app._notifications), "the error")
+        await wait_for(
+            pilot,
+            lambda: any("Could not save the file" in n.message for n in app._notifications),
+            "the error",
+        )
         assert not (tmp_path / "dl" / "gone.pdf").exists()
 
 
@@ -260,7 +358,15 @@ async def test_a_live_mention_or_direct_message_elsewhere_is_told(fake_profile: 
         return app.chat_screen._counts if app.chat_screen is not None else None
 
     async with app.run_test(size=(120, 36)) as pilot:
-        await wait_for(pilot, lambda: app.chat_screen is not None and app.chat_screen.view is not None and app.is_connected, "a room")
+        await wait_for(
+            pilot,
+            lambda: (
+                app.chat_screen is not None
+                and app.chat_screen.view is not None
+                and app.is_connected
+            ),
+            "a room",
+        )
         client = app.client
         assert client is not None and client.sync_loop is not None
         await wait_for(pilot, lambda: chat_counts() is not None, "the first sync (alerts armed)")

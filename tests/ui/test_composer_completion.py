@@ -107,7 +107,10 @@ async def test_tab_completes_cycles_and_the_mentions_travel_with_the_text() -> N
         assert app.sent == [
             (
                 "hi Bob and #rust:example.org 🎉",
-                [Pill("Bob", "@bob:example.org", 3), Pill("#rust:example.org", "#rust:example.org", 11)],
+                [
+                    Pill("Bob", "@bob:example.org", 3),
+                    Pill("#rust:example.org", "#rust:example.org", 11),
+                ],
             )
         ]
         assert composer.text == ""

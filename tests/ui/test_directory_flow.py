@@ -20,15 +20,26 @@ from .test_flow import _room, until
 
 
 def _create(synapse: SynapseServer, owner: RegisteredUser, body: dict[str, object]) -> str:
-    status, answer = synapse.request_json("POST", "/_matrix/client/v3/createRoom", body, owner.access_token)
+    status, answer = synapse.request_json(
+        "POST", "/_matrix/client/v3/createRoom", body, owner.access_token
+    )
     assert status == 200, answer
     return str(answer["room_id"])
 
 
-def _set_state(synapse: SynapseServer, owner: RegisteredUser, room: str, event_type: str, key: str, content: dict[str, object]) -> None:
+def _set_state(
+    synapse: SynapseServer,
+    owner: RegisteredUser,
+    room: str,
+    event_type: str,
+    key: str,
+    content: dict[str, object],
+) -> None:
     from urllib.parse import quote
 
-    path = f"/_matrix/client/v3/rooms/{quote(room, safe='')}/state/{event_type}/{quote(key, safe='')}"
+    path = (
+        f"/_matrix/client/v3/rooms/{quote(room, safe='')}/state/{event_type}/{quote(key, safe='')}"
+    )
     status, answer = synapse.request_json("PUT", path, content, owner.access_token)
     assert status == 200, answer
 
@@ -38,25 +49,49 @@ async def test_search_join_open_and_a_restricted_room(
 ) -> None:
     token = f"ui{secrets.token_hex(3)}"
     host = make_user("host", displayname="Host")
-    findable = _create(synapse, host, {"preset": "public_chat", "visibility": "public", "name": f"Findable {token}", "topic": "Come in"})
+    findable = _create(
+        synapse,
+        host,
+        {
+            "preset": "public_chat",
+            "visibility": "public",
+            "name": f"Findable {token}",
+            "topic": "Come in",
+        },
+    )
     space = _create(
         synapse,
         host,
-        {"preset": "public_chat", "visibility": "public", "name": f"Club {token}", "creation_content": {"type": "m.space"}},
+        {
+            "preset": "public_chat",
+            "visibility": "public",
+            "name": f"Club {token}",
+            "creation_content": {"type": "m.space"},
+        },
     )
     rules = {"join_rule": "restricted", "allow": [{"type": "m.room_membership", "room_id": space}]}
     lounge = _create(
-        synapse, host, {"preset": "private_chat", "name": f"Lounge {token}", "initial_state": [{"type": "m.room.join_rules", "state_key": "", "content": rules}]}
+        synapse,
+        host,
+        {
+            "preset": "private_chat",
+            "name": f"Lounge {token}",
+            "initial_state": [{"type": "m.room.join_rules", "state_key": "", "content": rules}],
+        },
     )
     _set_state(synapse, host, space, "m.space.child", lounge, {"via": [synapse.server_name]})
     # A room to open at start, so the chat screen is settled.
     user = make_user("visitor")
     _room(synapse, host, "Hello", [user.user_id])
 
-    client = await MatrixClient.login(user.user_id, user.password, homeserver=synapse.base_url, base_dir=tmp_path)
+    client = await MatrixClient.login(
+        user.user_id, user.password, homeserver=synapse.base_url, base_dir=tmp_path
+    )
     app = TuiClientApp(client=client, base_dir=tmp_path)
     async with app.run_test(size=(120, 36)) as pilot:
-        await until(pilot, lambda: app.chat_screen is not None and app.is_connected, "the chat screen")
+        await until(
+            pilot, lambda: app.chat_screen is not None and app.is_connected, "the chat screen"
+        )
         await pilot.press("f3")
         await until(pilot, lambda: isinstance(app.screen, DirectoryScreen), "the directory")
         screen = app.screen
@@ -67,21 +102,50 @@ async def test_search_join_open_and_a_restricted_room(
 
         results.highlighted = results.order.index(findable)
         await pilot.press("j")
-        await until(pilot, lambda: results.memberships.get(findable) == "join", "the join, seen through sync")
+        await until(
+            pilot,
+            lambda: results.memberships.get(findable) == "join",
+            "the join, seen through sync",
+        )
         await pilot.press("enter")
-        await until(pilot, lambda: app.chat_screen is not None and app.screen is app.chat_screen and app.chat_screen.current_room == findable, "the room opened")
+        await until(
+            pilot,
+            lambda: (
+                app.chat_screen is not None
+                and app.screen is app.chat_screen
+                and app.chat_screen.current_room == findable
+            ),
+            "the room opened",
+        )
 
         # The space: its members-only room is offered after joining the space.
         await pilot.press("f3")
-        await until(pilot, lambda: isinstance(app.screen, DirectoryScreen) and app.screen.query_one(DirectoryList).option_count > 0, "the directory again")
+        await until(
+            pilot,
+            lambda: (
+                isinstance(app.screen, DirectoryScreen)
+                and app.screen.query_one(DirectoryList).option_count > 0
+            ),
+            "the directory again",
+        )
         directory = app.screen
         assert isinstance(directory, DirectoryScreen)
         await pilot.press("ctrl+f", *token, "enter")
         listed = directory.query_one(DirectoryList)
-        await until(pilot, lambda: space in listed.rooms and listed.option_count == 2, "the space listed")
+        await until(
+            pilot, lambda: space in listed.rooms and listed.option_count == 2, "the space listed"
+        )
         listed.highlighted = listed.order.index(space)
         await pilot.press("enter")
-        await until(pilot, lambda: isinstance(app.screen, SpaceScreen) and app.screen.browser is not None and app.screen.browser.done, "the space view")
+        await until(
+            pilot,
+            lambda: (
+                isinstance(app.screen, SpaceScreen)
+                and app.screen.browser is not None
+                and app.screen.browser.done
+            ),
+            "the space view",
+        )
         view = app.screen
         assert isinstance(view, SpaceScreen)
         tree = view.query_one(SpaceTree)
@@ -89,7 +153,12 @@ async def test_search_join_open_and_a_restricted_room(
         assert tree.rows[hidden].info is None  # not described to a non-member
         tree.highlighted = tree.get_option_index(hidden)
         await pilot.press("j")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the offer to join the space first", timeout=20)
+        await until(
+            pilot,
+            lambda: isinstance(app.screen, ConfirmDialog),
+            "the offer to join the space first",
+            timeout=20,
+        )
         assert f"Club {token}" in str(app.screen.query_one(".dialog-title").render())
         await pilot.press("y")
 
@@ -99,4 +168,10 @@ async def test_search_join_open_and_a_restricted_room(
 
         await until(pilot, in_both, "the space and the room joined")
         # Now a member, the view describes the room it could not before.
-        await until(pilot, lambda: any(row.room_id == lounge and row.info is not None for row in tree.rows.values()), "the room described")
+        await until(
+            pilot,
+            lambda: any(
+                row.room_id == lounge and row.info is not None for row in tree.rows.values()
+            ),
+            "the room described",
+        )

@@ -56,7 +56,10 @@ async def _open_directory(pilot: Pilot[None], count: int = len(DIRECTORY)) -> Di
     await pilot.press("f3")
     await wait_for(
         pilot,
-        lambda: isinstance(app.screen, DirectoryScreen) and app.screen.query_one(DirectoryList).option_count == count,
+        lambda: (
+            isinstance(app.screen, DirectoryScreen)
+            and app.screen.query_one(DirectoryList).option_count == count
+        ),
         "the directory",
     )
     screen = app.screen
@@ -73,7 +76,9 @@ def test_directory_snapshot(snap_compare, fake_profile: Path, fake_server: FakeH
         await pilot.press("down")  # from the search box into the list
         await pilot.press("t", "down", "down", "down", "down")
         results = screen.query_one(DirectoryList)
-        await wait_for(pilot, lambda: results.highlighted == 4 and bool(results.expanded), "the highlight")
+        await wait_for(
+            pilot, lambda: results.highlighted == 4 and bool(results.expanded), "the highlight"
+        )
         app.clear_notifications()
         save_screenshot("directory", app.export_screenshot(title="tui_client"))
 
@@ -95,7 +100,10 @@ def test_space_view_snapshot(snap_compare, fake_profile: Path, fake_server: Fake
         await pilot.press("f4")
         await wait_for(
             pilot,
-            lambda: isinstance(app.screen, SpaceScreen) and app.screen.query_one(SpaceTree).option_count == 7,
+            lambda: (
+                isinstance(app.screen, SpaceScreen)
+                and app.screen.query_one(SpaceTree).option_count == 7
+            ),
             "the space view",
         )
         app.clear_notifications()
@@ -104,7 +112,9 @@ def test_space_view_snapshot(snap_compare, fake_profile: Path, fake_server: Fake
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
 
 
-async def test_f3_opens_with_the_search_box_focused(fake_profile: Path, fake_server: FakeHomeserver) -> None:
+async def test_f3_opens_with_the_search_box_focused(
+    fake_profile: Path, fake_server: FakeHomeserver
+) -> None:
     """Typing right after F3 searches: ``py`` is a search, not ``p`` (preview) and ``y``."""
     app = _app(fake_profile, fake_server)
     async with app.run_test(size=SIZE) as pilot:
@@ -113,8 +123,14 @@ async def test_f3_opens_with_the_search_box_focused(fake_profile: Path, fake_ser
         search = screen.query_one("#directory-search", Input)
         assert search.value == "py"
         results = screen.query_one(DirectoryList)
-        await wait_for(pilot, lambda: screen.browser is not None and screen.browser.search == "py", "the search")
-        assert app.screen is screen and not any(isinstance(s, RoomPreviewScreen) for s in app.screen_stack)
+        await wait_for(
+            pilot,
+            lambda: screen.browser is not None and screen.browser.search == "py",
+            "the search",
+        )
+        assert app.screen is screen and not any(
+            isinstance(s, RoomPreviewScreen) for s in app.screen_stack
+        )
         assert "“py”" in str(screen.query_one("#directory-title").render())
         # Down goes from the search box into the results, where keys act on a room again.
         await wait_for(pilot, lambda: results.option_count > 0, "the results")
@@ -124,14 +140,20 @@ async def test_f3_opens_with_the_search_box_focused(fake_profile: Path, fake_ser
         await wait_for(pilot, lambda: isinstance(app.screen, RoomPreviewScreen), "the preview")
 
 
-async def test_search_is_debounced_and_sent_to_the_server(fake_profile: Path, fake_server: FakeHomeserver) -> None:
+async def test_search_is_debounced_and_sent_to_the_server(
+    fake_profile: Path, fake_server: FakeHomeserver
+) -> None:
     app = _app(fake_profile, fake_server)
     async with app.run_test(size=SIZE) as pilot:
         screen = await _open_directory(pilot)
         before = len(_directory_requests(fake_server))
         await pilot.press("ctrl+f", *"rust")
         results = screen.query_one(DirectoryList)
-        await wait_for(pilot, lambda: list(results.rooms) == ["!rust00000000000000000000000000000000000001b"], "the search result")
+        await wait_for(
+            pilot,
+            lambda: list(results.rooms) == ["!rust00000000000000000000000000000000000001b"],
+            "the search result",
+        )
         searches = _directory_requests(fake_server)[before:]
         # Typed as a burst: one search, for the whole word, not one per key.
         assert [body.get("filter") for _, body in searches] == [{"generic_search_term": "rust"}]
@@ -140,7 +162,9 @@ async def test_search_is_debounced_and_sent_to_the_server(fake_profile: Path, fa
         assert "No rooms found." in str(screen.query_one("#directory-status").render())
 
 
-async def test_a_long_directory_pages_in_as_the_user_scrolls(fake_profile: Path, fake_server: FakeHomeserver) -> None:
+async def test_a_long_directory_pages_in_as_the_user_scrolls(
+    fake_profile: Path, fake_server: FakeHomeserver
+) -> None:
     app = _app(fake_profile, fake_server)
     async with app.run_test(size=SIZE) as pilot:
         await _open_directory(pilot)
@@ -155,10 +179,14 @@ async def test_a_long_directory_pages_in_as_the_user_scrolls(fake_profile: Path,
                 break
             await pilot.press("end")
             await pilot.pause(0.02)
-        await wait_for(pilot, lambda: results.option_count == FakeHomeserver.BIG_DIRECTORY, "every page")
+        await wait_for(
+            pilot, lambda: results.option_count == FakeHomeserver.BIG_DIRECTORY, "every page"
+        )
         assert len(set(results.rooms)) == FakeHomeserver.BIG_DIRECTORY
         assert screen.browser is not None and screen.browser.done
-        assert f"{FakeHomeserver.BIG_DIRECTORY} rooms" in str(screen.query_one("#directory-status").render())
+        assert f"{FakeHomeserver.BIG_DIRECTORY} rooms" in str(
+            screen.query_one("#directory-status").render()
+        )
 
 
 async def test_a_down_or_slow_server_does_not_block_the_ui(
@@ -173,7 +201,12 @@ async def test_a_down_or_slow_server_does_not_block_the_ui(
         await pilot.press("ctrl+s", "enter")
         results = screen.query_one(DirectoryList)
         # The down server fails at once; the working one is listed while the slow one hangs.
-        await wait_for(pilot, lambda: results.option_count == len(DIRECTORY) and len(screen.errors) == 2, "the failures", timeout=10)
+        await wait_for(
+            pilot,
+            lambda: results.option_count == len(DIRECTORY) and len(screen.errors) == 2,
+            "the failures",
+            timeout=10,
+        )
         status = str(screen.query_one("#directory-status").render())
         assert "down.example could not be reached" in status
         assert "slow.example did not answer within 1 s" in status
@@ -184,7 +217,9 @@ async def test_a_down_or_slow_server_does_not_block_the_ui(
         await wait_for(pilot, lambda: app.screen is app.chat_screen, "the chat")
 
 
-async def test_join_and_preview_from_the_directory(fake_profile: Path, fake_server: FakeHomeserver) -> None:
+async def test_join_and_preview_from_the_directory(
+    fake_profile: Path, fake_server: FakeHomeserver
+) -> None:
     app = _app(fake_profile, fake_server)
     async with app.run_test(size=SIZE) as pilot:
         screen = await _open_directory(pilot)
@@ -192,31 +227,58 @@ async def test_join_and_preview_from_the_directory(fake_profile: Path, fake_serv
         await pilot.press("down")  # from the search box into the list
         results.highlighted = 3  # Rust
         await pilot.press("j")
-        await wait_for(pilot, lambda: fake_server.joined == ["!rust00000000000000000000000000000000000001b"], "the join")
+        await wait_for(
+            pilot,
+            lambda: fake_server.joined == ["!rust00000000000000000000000000000000000001b"],
+            "the join",
+        )
         # Once sync brings the room, the entry says so (and the user stays in the directory).
-        await wait_for(pilot, lambda: results.memberships.get("!rust00000000000000000000000000000000000001b") == "join", "✓ joined")
+        await wait_for(
+            pilot,
+            lambda: (
+                results.memberships.get("!rust00000000000000000000000000000000000001b") == "join"
+            ),
+            "✓ joined",
+        )
         assert app.screen is screen
         # Enter on a joined room opens it in the chat.
         results.highlighted = 1
         await pilot.press("enter")
-        await wait_for(pilot, lambda: app.screen is app.chat_screen and app.chat_screen.current_room == GENERAL_ID, "General")
+        await wait_for(
+            pilot,
+            lambda: app.screen is app.chat_screen and app.chat_screen.current_room == GENERAL_ID,
+            "General",
+        )
         # Enter on a room not joined shows its preview; Join there joins it.
         screen = await _open_directory(pilot)
         await pilot.press("down")
         screen.query_one(DirectoryList).highlighted = 6  # Python
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, RoomPreviewScreen) and app.screen.preview is not None, "the preview")
+        await wait_for(
+            pilot,
+            lambda: isinstance(app.screen, RoomPreviewScreen) and app.screen.preview is not None,
+            "the preview",
+        )
         await pilot.press("j")
-        await wait_for(pilot, lambda: "!python00000000000000000000000000000000001e" in fake_server.joined, "the join from the preview")
+        await wait_for(
+            pilot,
+            lambda: "!python00000000000000000000000000000000001e" in fake_server.joined,
+            "the join from the preview",
+        )
         # Joined from a preview, the room opens.
         await wait_for(
             pilot,
-            lambda: app.screen is app.chat_screen and app.chat_screen.current_room == "!python00000000000000000000000000000000001e",
+            lambda: (
+                app.screen is app.chat_screen
+                and app.chat_screen.current_room == "!python00000000000000000000000000000000001e"
+            ),
             "Python opened",
         )
 
 
-async def test_restricted_room_offers_to_join_its_space_first(fake_profile: Path, fake_server: FakeHomeserver) -> None:
+async def test_restricted_room_offers_to_join_its_space_first(
+    fake_profile: Path, fake_server: FakeHomeserver
+) -> None:
     app = _app(fake_profile, fake_server)
     async with app.run_test(size=SIZE) as pilot:
         screen = await _open_directory(pilot)
@@ -226,14 +288,21 @@ async def test_restricted_room_offers_to_join_its_space_first(fake_profile: Path
         await pilot.press("j")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the offer")
         question = str(app.screen.query_one(".dialog-title").render())
-        assert "Members only is open to members of Other Space only: join Other Space first." in question
+        assert (
+            "Members only is open to members of Other Space only: join Other Space first."
+            in question
+        )
         assert "Join Other Space now, then Members only?" in question
         assert fake_server.joined == []
         await pilot.press("y")
-        await wait_for(pilot, lambda: fake_server.joined == [OTHER_SPACE, MEMBERS_ONLY], "both joins, in order")
+        await wait_for(
+            pilot, lambda: fake_server.joined == [OTHER_SPACE, MEMBERS_ONLY], "both joins, in order"
+        )
 
 
-async def test_space_view_joins_suggested_and_the_sidebar_filters(fake_profile: Path, fake_server: FakeHomeserver) -> None:
+async def test_space_view_joins_suggested_and_the_sidebar_filters(
+    fake_profile: Path, fake_server: FakeHomeserver
+) -> None:
     app = _app(fake_profile, fake_server)
     async with app.run_test(size=SIZE) as pilot:
         await _settle(pilot)
@@ -241,36 +310,70 @@ async def test_space_view_joins_suggested_and_the_sidebar_filters(fake_profile: 
         assert chat is not None
         bar = chat.query_one(SpaceBar)
         await wait_for(pilot, lambda: bar.option_count == 5, "the spaces in the sidebar")
-        assert [bar.get_option_at_index(i).id for i in range(bar.option_count)] == ["home", "people", "heading:spaces", PROJECT_SPACE, TEAM_SPACE]
+        assert [bar.get_option_at_index(i).id for i in range(bar.option_count)] == [
+            "home",
+            "people",
+            "heading:spaces",
+            PROJECT_SPACE,
+            TEAM_SPACE,
+        ]
         rooms = chat.query_one(RoomList)
         everything = set(rooms.room_ids)
 
         bar.focus()
         await pilot.press("down", "enter")  # People
         await wait_for(pilot, lambda: rooms.room_ids == [DM], "only the DM")
-        await pilot.press("down", "enter")  # Project Space (the heading is skipped), subspace rooms included
-        await wait_for(pilot, lambda: set(rooms.room_ids) == {GENERAL_ID, RANDOM}, "the space's rooms")
+        await pilot.press(
+            "down", "enter"
+        )  # Project Space (the heading is skipped), subspace rooms included
+        await wait_for(
+            pilot, lambda: set(rooms.room_ids) == {GENERAL_ID, RANDOM}, "the space's rooms"
+        )
         # Rooms of the space not joined yet are listed too, by name once the hierarchy named them.
-        await wait_for(pilot, lambda: [r.title for r in rooms._rows if r.unjoined] == ["Design", "Standup"], "the unjoined rooms")
+        await wait_for(
+            pilot,
+            lambda: [r.title for r in rooms._rows if r.unjoined] == ["Design", "Standup"],
+            "the unjoined rooms",
+        )
         await pilot.press("down", "enter")  # Team Space
-        await wait_for(pilot, lambda: rooms.room_ids == [] and [r.unjoined for r in rooms._rows if r.unjoined] == [STANDUP], "Team Space")
+        await wait_for(
+            pilot,
+            lambda: (
+                rooms.room_ids == []
+                and [r.unjoined for r in rooms._rows if r.unjoined] == [STANDUP]
+            ),
+            "Team Space",
+        )
         await pilot.press("up", "up", "up", "enter")  # Home
         await wait_for(pilot, lambda: set(rooms.room_ids) == everything, "all rooms again")
 
         app.show_space(PROJECT_SPACE)
-        await wait_for(pilot, lambda: isinstance(app.screen, SpaceScreen) and app.screen.query_one(SpaceTree).option_count == 7, "the space view")
+        await wait_for(
+            pilot,
+            lambda: (
+                isinstance(app.screen, SpaceScreen)
+                and app.screen.query_one(SpaceTree).option_count == 7
+            ),
+            "the space view",
+        )
         await pilot.press("a")
         # General is suggested too, but joined already: only Design is joined.
         await wait_for(pilot, lambda: fake_server.joined == [DESIGN], "the suggested join")
         await pilot.press("d")
         space = app.screen
         assert isinstance(space, SpaceScreen)
-        await wait_for(pilot, lambda: space.max_depth == 1 and space.query_one(SpaceTree).option_count == 6, "depth 1")
+        await wait_for(
+            pilot,
+            lambda: space.max_depth == 1 and space.query_one(SpaceTree).option_count == 6,
+            "depth 1",
+        )
         hierarchy_requests = [r for r in fake_server.requests if r.url.path.endswith("/hierarchy")]
         assert hierarchy_requests[-1].url.params.get("max_depth") == "1"
 
 
-async def test_a_room_link_in_a_message_opens_its_preview(fake_profile: Path, fake_server: FakeHomeserver) -> None:
+async def test_a_room_link_in_a_message_opens_its_preview(
+    fake_profile: Path, fake_server: FakeHomeserver
+) -> None:
     from tui_client.ui.widgets.timeline import TimelineView
 
     app = _app(fake_profile, fake_server)
@@ -289,18 +392,30 @@ async def test_a_room_link_in_a_message_opens_its_preview(fake_profile: Path, fa
             "type": "m.room.message",
             "sender": "@bob:example.org",
             "origin_server_ts": 1795779999000,
-            "content": {"msgtype": "m.text", "body": "come to https://matrix.to/#/%23rust%3Aexample.org?via=example.org"},
+            "content": {
+                "msgtype": "m.text",
+                "body": "come to https://matrix.to/#/%23rust%3Aexample.org?via=example.org",
+            },
         }
         from tui_client.store.cache import StoredEvent
 
         chat.view.on_sync_events([StoredEvent(10_000, event)])
-        await wait_for(pilot, lambda: any(i.event_id == "$withlink" for i in timeline.items), "the message")
+        await wait_for(
+            pilot, lambda: any(i.event_id == "$withlink" for i in timeline.items), "the message"
+        )
         timeline.focus()
         timeline.selected_key = next(i.key for i in timeline.items if i.event_id == "$withlink")
         await pilot.press("o")
-        await wait_for(pilot, lambda: isinstance(app.screen, RoomPreviewScreen) and app.screen.preview is not None, "the preview")
+        await wait_for(
+            pilot,
+            lambda: isinstance(app.screen, RoomPreviewScreen) and app.screen.preview is not None,
+            "the preview",
+        )
         preview = app.screen
         assert isinstance(preview, RoomPreviewScreen)
         assert preview.target == "#rust:example.org" and preview.via == ("example.org",)
-        assert preview.preview is not None and preview.preview.info is not None and preview.preview.info.name == "Rust"
-
+        assert (
+            preview.preview is not None
+            and preview.preview.info is not None
+            and preview.preview.info.name == "Rust"
+        )

@@ -200,7 +200,9 @@ def test_images_and_a_blurhash_while_loading(
         chat = app.chat_screen
         assert chat is not None and chat.view is not None
         timeline = chat.query_one(TimelineView)
-        chat.view.on_sync_events([StoredEvent(10_000, image_event()), StoredEvent(10_001, harbour_event())])
+        chat.view.on_sync_events(
+            [StoredEvent(10_000, image_event()), StoredEvent(10_001, harbour_event())]
+        )
 
         def lines() -> list[str]:
             return [timeline.render_line(y).text for y in range(timeline.size.height)]
@@ -210,8 +212,10 @@ def test_images_and_a_blurhash_while_loading(
         try:
             await wait_for(
                 pilot,
-                lambda: sum(1 for line in lines() if "▀" in line) == 20
-                and any("loading image…▀" in line for line in lines()),
+                lambda: (
+                    sum(1 for line in lines() if "▀" in line) == 20
+                    and any("loading image…▀" in line for line in lines())
+                ),
                 "the picture and the blurhash",
             )
         except AssertionError:

@@ -477,7 +477,9 @@ async def test_the_dm_header_shows_the_other_persons_avatar_while_avatars_are_on
         assert segment.style is not None and segment.style.color is not None
         upper = segment.style.color.get_truecolor()
         assert near((upper.red, upper.green, upper.blue), GREEN)
-        assert "Bob" in header.render_line(0).text and "(direct message)" in header.render_line(0).text
+        assert (
+            "Bob" in header.render_line(0).text and "(direct message)" in header.render_line(0).text
+        )
 
         await image_service(app.client).set_avatars(False)
         await until(pilot, lambda: not avatar(), "the avatar gone from the header")

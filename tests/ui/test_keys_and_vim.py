@@ -169,7 +169,9 @@ async def test_vim_dot_repeat_and_visual_mode_in_the_composer(
         await pilot.press("0", "v", "e", "c", *"two", "escape")
         assert composer.text == "two four2 2"  # e went on to the next word's end
         # V: whole lines; d takes them, . takes as many again.
-        await pilot.press("o", *"line b", "escape", "o", *"line c", "escape", "o", *"line d", "escape")
+        await pilot.press(
+            "o", *"line b", "escape", "o", *"line c", "escape", "o", *"line d", "escape"
+        )
         assert composer.text == "two four2 2\nline b\nline c\nline d"
         await pilot.press("g", "g", "j", "V")
         await pilot.pause(0.1)

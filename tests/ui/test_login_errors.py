@@ -48,7 +48,13 @@ async def until(
     pilot: Pilot[None], predicate: Callable[[], bool], what: str, timeout: float = 30.0
 ) -> None:
     """Wait for a condition of the running app; fail with ``what`` if it never holds."""
-    await pilot_until(pilot, predicate, what, timeout, describe=lambda: f"the screen shows:\n{screen_text(pilot.app)}")
+    await pilot_until(
+        pilot,
+        predicate,
+        what,
+        timeout,
+        describe=lambda: f"the screen shows:\n{screen_text(pilot.app)}",
+    )
 
 
 def screen_text(app: Any) -> str:

@@ -119,8 +119,7 @@ async def test_encrypted_mention_rings_and_a_muted_room_never_does(
             await until(
                 pilot,
                 lambda: any(
-                    n.message.startswith("You were mentioned in Secret")
-                    for n in app._notifications
+                    n.message.startswith("You were mentioned in Secret") for n in app._notifications
                 ),
                 "the mention's notice",
                 on_timeout=lambda: str([n.message for n in app._notifications]),
@@ -201,7 +200,9 @@ def _what_alice_has(client: MatrixClient, room_id: str) -> str:
     shown = client.db.call(client.encryption.shown_forms, events)
     for event in events:
         form = shown.get(event.get("event_id", ""), event)
-        lines.append(f"  {event.get('type')} from {event.get('sender')}: {form.get('type')} {str(form.get('content'))[:160]}")
+        lines.append(
+            f"  {event.get('type')} from {event.get('sender')}: {form.get('type')} {str(form.get('content'))[:160]}"
+        )
     return "\n".join(lines)
 
 

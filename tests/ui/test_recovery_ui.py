@@ -79,7 +79,9 @@ async def _set_up_with_a_key(pilot: Pilot[None], app: TuiClientApp) -> RecoveryK
     await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), "the command palette")
     await pilot.press(*"Set up recovery")
     await wait_for(
-        pilot, lambda: app.screen.query_one(CommandList).highlighted is not None, "the palette's results"
+        pilot,
+        lambda: app.screen.query_one(CommandList).highlighted is not None,
+        "the palette's results",
     )
     await pilot.press("enter")
     await _choose(pilot, app, "key")
@@ -127,10 +129,18 @@ async def test_setting_up_recovery_shows_the_key_once_and_saves_it(
         assert key in target.read_text() and target.stat().st_mode & 0o777 == 0o600
         assert "readable only by you" in _shown_text(dialog, "#recovery-key-status")
         await pilot.click("#done")
-        await wait_for(pilot, lambda: not isinstance(app.screen, RecoveryKeyDialog), "the dialog closed")
+        await wait_for(
+            pilot, lambda: not isinstance(app.screen, RecoveryKeyDialog), "the dialog closed"
+        )
         # The health screen says it all.
         await pilot.press("f7")
-        await wait_for(pilot, lambda: isinstance(app.screen, EncryptionHealthScreen) and app.screen.health is not None, f"health {app.screen} {_shown_text(app.screen, '#health-report') if isinstance(app.screen, EncryptionHealthScreen) else None}")
+        await wait_for(
+            pilot,
+            lambda: (
+                isinstance(app.screen, EncryptionHealthScreen) and app.screen.health is not None
+            ),
+            f"health {app.screen} {_shown_text(app.screen, '#health-report') if isinstance(app.screen, EncryptionHealthScreen) else None}",
+        )
         report = _shown_text(app.screen, "#health-report")
         for expected in (
             "✓ This session is verified",
@@ -169,7 +179,9 @@ async def test_passphrases_that_differ_set_nothing_up(fake_profile: Path) -> Non
         await _choose(pilot, app, "passphrase")
         await _answer(pilot, app, "a long passphrase")
         await _answer(pilot, app, "another passphrase")
-        await wait_for(pilot, lambda: any("differ" in n.message for n in app._notifications), "the mismatch")
+        await wait_for(
+            pilot, lambda: any("differ" in n.message for n in app._notifications), "the mismatch"
+        )
         assert server.account_data_writes == [] and server.versions == {}
 
 
@@ -211,7 +223,9 @@ def test_encryption_health_snapshot(
         await pilot.press("f7")
         await wait_for(
             pilot,
-            lambda: isinstance(app.screen, EncryptionHealthScreen) and app.screen.health is not None,
+            lambda: (
+                isinstance(app.screen, EncryptionHealthScreen) and app.screen.health is not None
+            ),
             "the health report",
         )
         app.clear_notifications()
@@ -242,20 +256,27 @@ async def _history_with_recovery(
         await bob.send_message(room, text)
         await shown(view, text)
     setup = await alice.recovery.set_up()
-    await until(lambda: alice.backup.status().up_to_date and alice.backup.status().keys_total >= 4, "the backup")
+    await until(
+        lambda: alice.backup.status().up_to_date and alice.backup.status().keys_total >= 4,
+        "the backup",
+    )
     return alice, bob, room, texts, setup
 
 
-async def _open_and_read(pilot: Pilot[None], app: TuiClientApp, room: str, texts: list[str]) -> list[Any]:
+async def _open_and_read(
+    pilot: Pilot[None], app: TuiClientApp, room: str, texts: list[str]
+) -> list[Any]:
     """Open ``room`` and wait until its latest ``texts`` are shown decrypted; their items."""
     app.open_room(room)
     chat = app.chat_screen
     assert chat is not None
     await wait_for(
         pilot,
-        lambda: chat.view is not None
-        and chat.view.room_id == room
-        and all(t in [i.body for i in chat.query_one(TimelineView).items] for t in texts[-2:]),
+        lambda: (
+            chat.view is not None
+            and chat.view.room_id == room
+            and all(t in [i.body for i in chat.query_one(TimelineView).items] for t in texts[-2:])
+        ),
         "the history decrypted",
         timeout=60,
     )
@@ -270,7 +291,9 @@ async def test_closing_the_dialog_does_not_stop_the_restore(
     from ..engine.support import Wire
 
     alice_user: RegisteredUser = make_user("alice")
-    alice, bob, room, texts, setup = await _history_with_recovery(synapse, alice_user, make_user("bob"), tmp_path)
+    alice, bob, room, texts, setup = await _history_with_recovery(
+        synapse, alice_user, make_user("bob"), tmp_path
+    )
     wire = Wire()
     gate = asyncio.Event()
 
@@ -280,31 +303,52 @@ async def test_closing_the_dialog_does_not_stop_the_restore(
     wire.inject(lambda r: r.method == "GET" and r.url.path.endswith("/room_keys/keys"), held)
     try:
         fresh = await MatrixClient.login(
-            alice_user.user_id, alice_user.password, homeserver=synapse.base_url, base_dir=tmp_path / "new",
-            long_poll_ms=500, transport=wire.transport(),
+            alice_user.user_id,
+            alice_user.password,
+            homeserver=synapse.base_url,
+            base_dir=tmp_path / "new",
+            long_poll_ms=500,
+            transport=wire.transport(),
         )
         app = TuiClientApp(client=fresh, base_dir=tmp_path / "new")
         async with app.run_test(size=SIZE) as pilot:
-            await wait_for(pilot, lambda: isinstance(app.screen, ChoiceDialog), "the offer to restore", timeout=60)
+            await wait_for(
+                pilot,
+                lambda: isinstance(app.screen, ChoiceDialog),
+                "the offer to restore",
+                timeout=60,
+            )
             await _choose(pilot, app, "key")
-            await wait_for(pilot, lambda: isinstance(app.screen, RestoreDialog), "the restore dialog")
+            await wait_for(
+                pilot, lambda: isinstance(app.screen, RestoreDialog), "the restore dialog"
+            )
             dialog = app.screen
             assert isinstance(dialog, RestoreDialog)
             dialog.query_one("#restore-input", Input).value = setup.recovery_key
             await pilot.click("#restore")
             # (the restore's worker is running: wait without waiting for idle workers)
             for _ in range(1200):
-                if fresh.recovery.progress is not None and fresh.recovery.progress.stage == "downloading":
+                if (
+                    fresh.recovery.progress is not None
+                    and fresh.recovery.progress.stage == "downloading"
+                ):
                     break
                 await pilot.pause(0.05)
-            assert fresh.recovery.progress is not None and fresh.recovery.progress.stage == "downloading"
+            assert (
+                fresh.recovery.progress is not None
+                and fresh.recovery.progress.stage == "downloading"
+            )
             # Closed while the backup is on its way: the restore goes on, and says how it ended.
             await pilot.click("#close")
-            await wait_for(pilot, lambda: not isinstance(app.screen, RestoreDialog), "the dialog closed")
+            await wait_for(
+                pilot, lambda: not isinstance(app.screen, RestoreDialog), "the dialog closed"
+            )
             gate.set()
             await wait_for(
                 pilot,
-                lambda: fresh.recovery.progress is not None and fresh.recovery.progress.stage == "done",
+                lambda: (
+                    fresh.recovery.progress is not None and fresh.recovery.progress.stage == "done"
+                ),
                 "the restore to finish",
                 timeout=60,
             )
@@ -325,10 +369,16 @@ async def test_a_new_login_restores_its_history_with_a_progress_bar(
     synapse: SynapseServer, make_user: Any, tmp_path: Path, memory_keyring: None
 ) -> None:
     alice_user: RegisteredUser = make_user("alice")
-    alice, bob, room, texts, setup = await _history_with_recovery(synapse, alice_user, make_user("bob"), tmp_path)
+    alice, bob, room, texts, setup = await _history_with_recovery(
+        synapse, alice_user, make_user("bob"), tmp_path
+    )
     try:
         fresh = await MatrixClient.login(
-            alice_user.user_id, alice_user.password, homeserver=synapse.base_url, base_dir=tmp_path / "new", long_poll_ms=500
+            alice_user.user_id,
+            alice_user.password,
+            homeserver=synapse.base_url,
+            base_dir=tmp_path / "new",
+            long_poll_ms=500,
         )
         fresh.recovery.restore_batch = 1  # one key per step: the bar moves
         seen: list[KeyRestoreProgress] = []
@@ -336,16 +386,25 @@ async def test_a_new_login_restores_its_history_with_a_progress_bar(
         app = TuiClientApp(client=fresh, base_dir=tmp_path / "new")
         async with app.run_test(size=SIZE) as pilot:
             # Offered at once: the account has secret storage and this session is not verified.
-            await wait_for(pilot, lambda: isinstance(app.screen, ChoiceDialog), "the offer to restore", timeout=60)
+            await wait_for(
+                pilot,
+                lambda: isinstance(app.screen, ChoiceDialog),
+                "the offer to restore",
+                timeout=60,
+            )
             await _choose(pilot, app, "key")
-            await wait_for(pilot, lambda: isinstance(app.screen, RestoreDialog), "the restore dialog")
+            await wait_for(
+                pilot, lambda: isinstance(app.screen, RestoreDialog), "the restore dialog"
+            )
             dialog = app.screen
             assert isinstance(dialog, RestoreDialog)
             field = dialog.query_one("#restore-input", Input)
             # A wrong key first: said plainly, nothing changed, the field is back.
             field.value = "EsTc LW2K PGiF wKEA 3As5 g5c4 BXwk qeeJ ZJV8 Q9fu gUMN UE4d"
             await pilot.click("#restore")
-            await wait_for(pilot, lambda: not dialog.running and not field.disabled, "the refusal", timeout=60)
+            await wait_for(
+                pilot, lambda: not dialog.running and not field.disabled, "the refusal", timeout=60
+            )
             assert "does not unlock" in _shown_text(dialog, "#restore-status")
             assert await fresh.encryption.call(fresh.encryption.machine.secret_names) == []  # type: ignore[union-attr]
             field.value = setup.recovery_key
@@ -353,7 +412,9 @@ async def test_a_new_login_restores_its_history_with_a_progress_bar(
             await wait_for(pilot, lambda: dialog.result is not None, "the restore", timeout=60)
             bar = dialog.query_one("#restore-progress", ProgressBar)
             restoring = [p for p in seen if p.stage == "restoring"]
-            assert len(restoring) >= 4 and [p.done for p in restoring] == sorted(p.done for p in restoring)
+            assert len(restoring) >= 4 and [p.done for p in restoring] == sorted(
+                p.done for p in restoring
+            )
             assert bar.total is not None and bar.progress == bar.total >= 4
             status = _shown_text(dialog, "#restore-status")
             assert "✓ This session is verified." in status and "room keys restored" in status

@@ -41,7 +41,9 @@ def freeze_cursors(app: App[None]) -> None:
                 widget.cursor_blink = False  # type: ignore[attr-defined]
 
 
-async def wait_for(pilot: Pilot[None], predicate: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+async def wait_for(
+    pilot: Pilot[None], predicate: Callable[[], bool], what: str, timeout: float = 20.0
+) -> None:
     """Wait until ``predicate()`` holds and the app's workers are idle; fail if it never does."""
     app = pilot.app
     for _ in range(int(timeout / 0.05)):
@@ -108,7 +110,13 @@ def test_room_switcher(snap_compare, fake_profile: Path, fake_server: FakeHomese
     async def run_before(pilot: Pilot[None]) -> None:
         await _settle(pilot)
         await pilot.press("ctrl+k", "s", "e")
-        await wait_for(pilot, lambda: isinstance(app.screen, RoomSwitcher) and app.screen.query_one(Input).value == "se", "the switcher")
+        await wait_for(
+            pilot,
+            lambda: (
+                isinstance(app.screen, RoomSwitcher) and app.screen.query_one(Input).value == "se"
+            ),
+            "the switcher",
+        )
         save_screenshot("switcher", app.export_screenshot(title="tui_client"))
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
@@ -122,7 +130,9 @@ def test_members_and_invite(snap_compare, fake_profile: Path, fake_server: FakeH
         await show_general(pilot)
         await pilot.press("f2")
         members = app.screen.query_one(MemberList)
-        await wait_for(pilot, lambda: bool(members.display) and members.option_count >= 6, "the member list")
+        await wait_for(
+            pilot, lambda: bool(members.display) and members.option_count >= 6, "the member list"
+        )
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
 
@@ -194,6 +204,10 @@ def test_thread_list(snap_compare, fake_profile: Path, fake_server: FakeHomeserv
         # As sync says of a thread with replies we have not read (unread_thread_notifications).
         root = listing.threads[0].root_id
         app.client.threads.on_commit(IngestResult("s2", thread_counts={GENERAL: {root: (2, 0)}}))
-        await wait_for(pilot, lambda: "●" in str(listing.query_one(OptionList).get_option_at_index(0).prompt), "the unread mark")
+        await wait_for(
+            pilot,
+            lambda: "●" in str(listing.query_one(OptionList).get_option_at_index(0).prompt),
+            "the unread mark",
+        )
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

@@ -36,12 +36,32 @@ def _evil_room() -> dict[str, Any]:
         clock.event(EVIL, mallory, "m.room.create", {"room_version": "12"}, state_key=""),
         clock.event(EVIL, mallory, "m.room.name", {"name": EVIL_NAME}, state_key=""),
         clock.event(EVIL, mallory, "m.room.topic", {"topic": EVIL_TOPIC}, state_key=""),
-        clock.event(EVIL, mallory, "m.room.member", {"membership": "join", "displayname": EVIL_DISPLAYNAME}, state_key=mallory),
-        clock.event(EVIL, "@alice:example.org", "m.room.member", {"membership": "join", "displayname": "Alice"}, state_key="@alice:example.org"),
+        clock.event(
+            EVIL,
+            mallory,
+            "m.room.member",
+            {"membership": "join", "displayname": EVIL_DISPLAYNAME},
+            state_key=mallory,
+        ),
+        clock.event(
+            EVIL,
+            "@alice:example.org",
+            "m.room.member",
+            {"membership": "join", "displayname": "Alice"},
+            state_key="@alice:example.org",
+        ),
     ]
-    timeline = [clock.event(EVIL, mallory, "m.room.message", {"msgtype": "m.text", "body": EVIL_BODY})]
+    timeline = [
+        clock.event(EVIL, mallory, "m.room.message", {"msgtype": "m.text", "body": EVIL_BODY})
+    ]
     timeline[0]["origin_server_ts"] = 1795780000000  # newest room, opened first
-    return {EVIL: {"state": {"events": state}, "timeline": {"events": timeline, "limited": False}, "summary": {"m.joined_member_count": 2}}}
+    return {
+        EVIL: {
+            "state": {"events": state},
+            "timeline": {"events": timeline, "limited": False},
+            "summary": {"m.joined_member_count": 2},
+        }
+    }
 
 
 def _screen_text(app: TuiClientApp) -> str:
@@ -57,7 +77,9 @@ def _segments(app: TuiClientApp) -> list[Segment]:
     return segments
 
 
-async def test_hostile_text_reaches_the_screen_as_plain_text(tmp_path: Path, memory_keyring: None) -> None:
+async def test_hostile_text_reaches_the_screen_as_plain_text(
+    tmp_path: Path, memory_keyring: None
+) -> None:
     make_profile(tmp_path, build_sync(_evil_room()))
     app = TuiClientApp(base_dir=tmp_path, transport=FakeHomeserver().transport())
     async with app.run_test(size=(160, 40)) as pilot:
@@ -90,18 +112,28 @@ async def test_hostile_text_reaches_the_screen_as_plain_text(tmp_path: Path, mem
 
 
 async def _open_evil(app: TuiClientApp, pilot: Pilot[None]) -> None:
-    await wait_for(pilot, lambda: app.chat_screen is not None and app.chat_screen.view is not None, "the chat screen")
+    await wait_for(
+        pilot,
+        lambda: app.chat_screen is not None and app.chat_screen.view is not None,
+        "the chat screen",
+    )
     app.open_room(EVIL)
     chat = app.chat_screen
     assert chat is not None
     await wait_for(
         pilot,
-        lambda: chat.current_room == EVIL and chat.view is not None and bool(chat.query_one(TimelineView).items),
+        lambda: (
+            chat.current_room == EVIL
+            and chat.view is not None
+            and bool(chat.query_one(TimelineView).items)
+        ),
         "the hostile room",
     )
 
 
-async def test_the_command_palette_shows_hostile_names_literally(tmp_path: Path, memory_keyring: None) -> None:
+async def test_the_command_palette_shows_hostile_names_literally(
+    tmp_path: Path, memory_keyring: None
+) -> None:
     """Textual reads palette titles as markup: room names and user IDs must not be."""
     from textual.command import CommandPalette
     from textual.widgets import Input
@@ -117,18 +149,30 @@ async def test_the_command_palette_shows_hostile_names_literally(tmp_path: Path,
         assert summary is not None and summary.dm_user == bracketed
         for query in ("", "Evil", "Verify", "Devices of"):
             await pilot.press("ctrl+p")
-            await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), "the command palette")
+            await wait_for(
+                pilot, lambda: isinstance(app.screen, CommandPalette), "the command palette"
+            )
             palette = app.screen
             palette.query_one(Input).value = query
-            expected = {"Evil": "[@click=app.quit]Evil[/]", "Verify": bracketed, "Devices of": bracketed}.get(query)
+            expected = {
+                "Evil": "[@click=app.quit]Evil[/]",
+                "Verify": bracketed,
+                "Devices of": bracketed,
+            }.get(query)
             if expected is not None:
                 # (the palette fills its list in a worker: wait for the literal text)
-                await wait_for(pilot, lambda text=expected: text in _screen_text(app), f"the results of {query!r}")
+                await wait_for(
+                    pilot,
+                    lambda text=expected: text in _screen_text(app),
+                    f"the results of {query!r}",
+                )
             else:
                 await pilot.pause(0.5)
             assert app.is_running, query
             await pilot.press("escape")
-            await wait_for(pilot, lambda: not isinstance(app.screen, CommandPalette), "the palette closed")
+            await wait_for(
+                pilot, lambda: not isinstance(app.screen, CommandPalette), "the palette closed"
+            )
         assert app.is_running
 
 
@@ -153,9 +197,15 @@ async def test_palette_help_shows_hostile_keywords_and_ignored_ids_literally(
             ("Stop ignoring", "Ignored: @x[/y]:evil.example"),
         ):
             await pilot.press("ctrl+p")
-            await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), "the command palette")
+            await wait_for(
+                pilot, lambda: isinstance(app.screen, CommandPalette), "the command palette"
+            )
             app.screen.query_one(Input).value = query
-            await wait_for(pilot, lambda text=expected: text in _screen_text(app), f"the help of {query!r}")
+            await wait_for(
+                pilot, lambda text=expected: text in _screen_text(app), f"the help of {query!r}"
+            )
             assert app.is_running
             await pilot.press("escape")
-            await wait_for(pilot, lambda: not isinstance(app.screen, CommandPalette), "the palette closed")
+            await wait_for(
+                pilot, lambda: not isinstance(app.screen, CommandPalette), "the palette closed"
+            )

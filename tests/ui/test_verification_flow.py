@@ -27,7 +27,9 @@ SIZE = (120, 36)
 
 
 async def _app_client(synapse: SynapseServer, user: RegisteredUser, folder: Path) -> MatrixClient:
-    return await MatrixClient.login(user.user_id, user.password, homeserver=synapse.base_url, base_dir=folder, long_poll_ms=500)
+    return await MatrixClient.login(
+        user.user_id, user.password, homeserver=synapse.base_url, base_dir=folder, long_poll_ms=500
+    )
 
 
 def _dialog(app: TuiClientApp) -> VerificationDialog:
@@ -51,29 +53,49 @@ async def test_this_session_is_verified_from_the_bar(
     app = TuiClientApp(client=client, base_dir=tmp_path / "app")
     try:
         async with app.run_test(size=SIZE) as pilot:
-            await wait_for(pilot, lambda: "This session is not verified" in _bar_text(app), "the bar asking to verify", timeout=40)
+            await wait_for(
+                pilot,
+                lambda: "This session is not verified" in _bar_text(app),
+                "the bar asking to verify",
+                timeout=40,
+            )
             await pilot.click("#security-bar .security-action")  # "Verify this session"
             await wait_for(pilot, lambda: isinstance(app.screen, VerificationDialog), "the dialog")
             request = await incoming(other)
             assert request.other_device_id == client.device_id
             await other.verification.accept(request.id)
             theirs = await reach(other, request.id, VerificationState.KEYS_EXCHANGED)
-            await wait_for(pilot, lambda: _dialog(app).flow.state is VerificationState.KEYS_EXCHANGED, "the emoji")
+            await wait_for(
+                pilot,
+                lambda: _dialog(app).flow.state is VerificationState.KEYS_EXCHANGED,
+                "the emoji",
+            )
             dialog = _dialog(app)
             assert theirs.emoji is not None
             for n, emoji in enumerate(theirs.emoji):
                 card = str(dialog.query_one(f"#emoji-{n}", Static).render())
                 assert emoji_glyph(emoji.symbol) in card and emoji.name in card
             assert theirs.decimals is not None
-            assert "  ".join(map(str, theirs.decimals)) in str(dialog.query_one("#verification-decimals", Static).render())
+            assert "  ".join(map(str, theirs.decimals)) in str(
+                dialog.query_one("#verification-decimals", Static).render()
+            )
             await other.verification.confirm(request.id)
             await pilot.click("#match")
-            await wait_for(pilot, lambda: _dialog(app).flow.state is VerificationState.DONE, "verified", timeout=30)
+            await wait_for(
+                pilot,
+                lambda: _dialog(app).flow.state is VerificationState.DONE,
+                "verified",
+                timeout=30,
+            )
             assert "✓ Verified." in str(dialog.query_one("#verification-status", Static).render())
             await reach(other, request.id, VerificationState.DONE)
             await pilot.click("#close")
             await cross_signing_complete(client)
-            await wait_for(pilot, lambda: not app.screen_stack[1].query_one(SecurityBar).display, "the bar to go")
+            await wait_for(
+                pilot,
+                lambda: not app.screen_stack[1].query_one(SecurityBar).display,
+                "the bar to go",
+            )
     finally:
         await other.close()
 
@@ -87,37 +109,60 @@ async def test_an_incoming_request_in_a_dm_is_answered_from_the_bar(
     app = TuiClientApp(client=client, base_dir=tmp_path / "app")
     try:
         async with app.run_test(size=SIZE) as pilot:
-            await until(lambda: client.cross_signing.state is not None and client.cross_signing.state.status.complete, "alice's identity")
+            await until(
+                lambda: (
+                    client.cross_signing.state is not None
+                    and client.cross_signing.state.status.complete
+                ),
+                "alice's identity",
+            )
             await cross_signing_complete(bob)
             room = await bob.admin.create_dm(alice_user.user_id)
             await join(client, room)
             await until(lambda: bob.rooms[room].joined_count == 2, "alice in the DM")
             app.open_room(room)
             chat = app.screen_stack[1]
-            await wait_for(pilot, lambda: getattr(chat, "current_room", None) == room, "the DM open")
+            await wait_for(
+                pilot, lambda: getattr(chat, "current_room", None) == room, "the DM open"
+            )
             asked = await bob.verification.verify_user(alice_user.user_id, room)
-            await wait_for(pilot, lambda: "wants to verify you" in _bar_text(app), "the request in the bar")
+            await wait_for(
+                pilot, lambda: "wants to verify you" in _bar_text(app), "the request in the bar"
+            )
             assert bob_user.user_id in _bar_text(app)
             accept = [b for b in chat.query_one(SecurityBar).query(Button) if b.name == "accept"]
             await pilot.click(accept[0])
             await wait_for(pilot, lambda: isinstance(app.screen, VerificationDialog), "the dialog")
-            await wait_for(pilot, lambda: _dialog(app).flow.state is VerificationState.KEYS_EXCHANGED, "the emoji", timeout=30)
+            await wait_for(
+                pilot,
+                lambda: _dialog(app).flow.state is VerificationState.KEYS_EXCHANGED,
+                "the emoji",
+                timeout=30,
+            )
             theirs = await reach(bob, asked.id, VerificationState.KEYS_EXCHANGED)
             assert theirs.emoji == _dialog(app).flow.emoji
             await pilot.click("#match")
             await bob.verification.confirm(asked.id)
-            await wait_for(pilot, lambda: _dialog(app).flow.state is VerificationState.DONE, "verified", timeout=30)
+            await wait_for(
+                pilot,
+                lambda: _dialog(app).flow.state is VerificationState.DONE,
+                "verified",
+                timeout=30,
+            )
             await reach(bob, asked.id, VerificationState.DONE)
             await pilot.press("escape")
             # Bob is now shown as verified: the DM's header and the member list say so.
             header = chat.query_one(RoomHeader)
-            await wait_for(pilot, lambda: "✓ verified" in str(header.render()), "the verified DM header")
+            await wait_for(
+                pilot, lambda: "✓ verified" in str(header.render()), "the verified DM header"
+            )
             await pilot.press("f2")
             members = chat.query_one(MemberList)
 
             def bob_marked() -> bool:
                 return any(
-                    "✓" in str(members.get_option_at_index(i).prompt) and "bob" in str(members.get_option_at_index(i).prompt).lower()
+                    "✓" in str(members.get_option_at_index(i).prompt)
+                    and "bob" in str(members.get_option_at_index(i).prompt).lower()
                     for i in range(members.option_count)
                 )
 
@@ -137,9 +182,16 @@ async def test_a_request_arriving_while_the_devices_screen_is_open_is_answered_t
     app = TuiClientApp(client=client, base_dir=tmp_path / "app")
     try:
         async with app.run_test(size=SIZE) as pilot:
-            await wait_for(pilot, lambda: client.cross_signing.state is not None, "the cross-signing check", timeout=40)
+            await wait_for(
+                pilot,
+                lambda: client.cross_signing.state is not None,
+                "the cross-signing check",
+                timeout=40,
+            )
             await pilot.press("f6")
-            await wait_for(pilot, lambda: isinstance(app.screen, DevicesScreen), "the devices screen")
+            await wait_for(
+                pilot, lambda: isinstance(app.screen, DevicesScreen), "the devices screen"
+            )
             devices = app.screen
             bar = devices.query_one(SecurityBar)
             # Only requests and flows in progress there: not the chat bar's "verify this session".
@@ -148,22 +200,47 @@ async def test_a_request_arriving_while_the_devices_screen_is_open_is_answered_t
             asked = await other.verification.verify_device(alice_user.user_id, client.device_id)
 
             def shown() -> str:
-                return str(bar.query_one("#security-text", Static).render()) if bar.display and app.screen is devices else ""
+                return (
+                    str(bar.query_one("#security-text", Static).render())
+                    if bar.display and app.screen is devices
+                    else ""
+                )
 
-            await wait_for(pilot, lambda: "asks to verify this session" in shown(), "the request on the devices screen")
-            assert f"Your session {other.device_id}" in shown() and "That device is not verified yet." in shown()
+            await wait_for(
+                pilot,
+                lambda: "asks to verify this session" in shown(),
+                "the request on the devices screen",
+            )
+            assert (
+                f"Your session {other.device_id}" in shown()
+                and "That device is not verified yet." in shown()
+            )
             assert any("answer it in the bar above" in n.message for n in app._notifications)
             [accept] = [b for b in bar.query(Button) if b.name == "accept"]
             await pilot.click(accept)
             await wait_for(pilot, lambda: isinstance(app.screen, VerificationDialog), "the dialog")
-            await wait_for(pilot, lambda: _dialog(app).flow.state is VerificationState.KEYS_EXCHANGED, "the emoji", timeout=30)
+            await wait_for(
+                pilot,
+                lambda: _dialog(app).flow.state is VerificationState.KEYS_EXCHANGED,
+                "the emoji",
+                timeout=30,
+            )
             theirs = await reach(other, asked.id, VerificationState.KEYS_EXCHANGED)
             assert theirs.emoji == _dialog(app).flow.emoji
             await other.verification.confirm(asked.id)
             await pilot.click("#match")
-            await wait_for(pilot, lambda: _dialog(app).flow.state is VerificationState.DONE, "verified", timeout=30)
+            await wait_for(
+                pilot,
+                lambda: _dialog(app).flow.state is VerificationState.DONE,
+                "verified",
+                timeout=30,
+            )
             await pilot.click("#close")
-            await wait_for(pilot, lambda: app.screen is devices and not bar.display, "the devices screen, the bar gone")
+            await wait_for(
+                pilot,
+                lambda: app.screen is devices and not bar.display,
+                "the devices screen, the bar gone",
+            )
     finally:
         await other.close()
 
@@ -180,7 +257,12 @@ async def test_a_request_arriving_behind_another_screen_says_how_to_answer_it(
     app = TuiClientApp(client=client, base_dir=tmp_path / "app")
     try:
         async with app.run_test(size=SIZE, notifications=True) as pilot:
-            await wait_for(pilot, lambda: client.cross_signing.state is not None, "the cross-signing check", timeout=40)
+            await wait_for(
+                pilot,
+                lambda: client.cross_signing.state is not None,
+                "the cross-signing check",
+                timeout=40,
+            )
             app.push_screen(PromptDialog("Anything"))
             await wait_for(pilot, lambda: isinstance(app.screen, PromptDialog), "a modal screen")
             app.clear_notifications()
@@ -188,14 +270,22 @@ async def test_a_request_arriving_behind_another_screen_says_how_to_answer_it(
             await incoming(client)
 
             def told() -> list[str]:
-                return [n.message for n in app._notifications if "Verification request from" in n.message]
+                return [
+                    n.message
+                    for n in app._notifications
+                    if "Verification request from" in n.message
+                ]
 
             await wait_for(pilot, lambda: bool(told()), "the notification")
             assert "press Escape to go back to the chat" in told()[0]
             assert "Ctrl+P: Answer verification request" in told()[0]
             # On the screen on top, with its words.
             await pilot.pause(0.2)
-            screen = " ".join(" ".join(strip.text.split()) for strip in app.screen._compositor.render_strips())
-            assert "Ctrl+P: Answer verification request" in " ".join(screen.replace("▌", "").split())
+            screen = " ".join(
+                " ".join(strip.text.split()) for strip in app.screen._compositor.render_strips()
+            )
+            assert "Ctrl+P: Answer verification request" in " ".join(
+                screen.replace("▌", "").split()
+            )
     finally:
         await other.close()

@@ -35,7 +35,9 @@ SCANNER = MachineConfig(
 )
 
 
-async def scanner_client(synapse: SynapseServer, user: RegisteredUser, folder: Path) -> MatrixClient:
+async def scanner_client(
+    synapse: SynapseServer, user: RegisteredUser, folder: Path
+) -> MatrixClient:
     client = await MatrixClient.login(
         user.user_id, user.password, homeserver=synapse.base_url, base_dir=folder, long_poll_ms=500
     )
@@ -167,7 +169,9 @@ async def test_a_phone_scans_this_session_on_an_80x24_terminal(
             save_screenshot("verification_qr", app.export_screenshot(title="tui_client"))
             # The code on the screen is the flow's code, and it fits: every row of it is on screen.
             # A notification while it shows does not cover it (it waits until the code goes).
-            app.notify("A long notification that would cover the corner of the code " * 3, timeout=60)
+            app.notify(
+                "A long notification that would cover the corner of the code " * 3, timeout=60
+            )
             await pilot.pause(0.5)
             assert "long notification" not in _text(app)
             found = decode(screen_modules(app))
@@ -250,18 +254,33 @@ async def test_what_goes_wrong_is_said_on_screen(
             # 0. The other side gives up while the code shows.
             request_id = await shown()
             await phone.verification.cancel(request_id)
-            await wait_for(pilot, lambda: _dialog(app).flow.state is VerificationState.CANCELLED, "their cancel", timeout=30)
+            await wait_for(
+                pilot,
+                lambda: _dialog(app).flow.state is VerificationState.CANCELLED,
+                "their cancel",
+                timeout=30,
+            )
             assert "declined or cancelled" in _text(app) and "m.user" in _text(app)
             await pilot.click("#close")
             # SAS is a button away: the emoji replace the code.
             request_id = await shown()
             await pilot.click("#start")
-            await wait_for(pilot, lambda: _dialog(app).flow.state is VerificationState.KEYS_EXCHANGED, "the emoji", timeout=30)
+            await wait_for(
+                pilot,
+                lambda: _dialog(app).flow.state is VerificationState.KEYS_EXCHANGED,
+                "the emoji",
+                timeout=30,
+            )
             theirs = await reach(phone, request_id, VerificationState.KEYS_EXCHANGED)
             assert theirs.emoji == _dialog(app).flow.emoji and "Scan this code" not in _text(app)
             assert not decode(screen_modules(app))
             await pilot.click("#cancel")
-            await wait_for(pilot, lambda: _dialog(app).flow.state is VerificationState.CANCELLED, "our cancel", timeout=30)
+            await wait_for(
+                pilot,
+                lambda: _dialog(app).flow.state is VerificationState.CANCELLED,
+                "our cancel",
+                timeout=30,
+            )
             await pilot.click("#close")
             # 1. Someone answers with the wrong secret.
             request_id = await shown()

@@ -87,10 +87,20 @@ def _columns(line: str, characters: str, width: Callable[[str], int]) -> list[in
     return [width(line[:n]) for n, c in enumerate(line) if c in characters]
 
 
-async def test_emoji_with_a_variation_selector_keep_the_dialog_in_line(fake_profile: Path, fake_server: FakeHomeserver) -> None:
+async def test_emoji_with_a_variation_selector_keep_the_dialog_in_line(
+    fake_profile: Path, fake_server: FakeHomeserver
+) -> None:
     """The spec's emoji written with U+FE0F: every border stays in its column on any terminal."""
     selected = tuple(e for e in EMOJI if "\ufe0f" in e.symbol)
-    assert [e.name for e in selected] == ["Cloud", "Heart", "Umbrella", "Pencil", "Scissors", "Telephone", "Aeroplane"]
+    assert [e.name for e in selected] == [
+        "Cloud",
+        "Heart",
+        "Umbrella",
+        "Pencil",
+        "Scissors",
+        "Telephone",
+        "Aeroplane",
+    ]
     app = TuiClientApp(base_dir=fake_profile, transport=fake_server.transport())
     async with app.run_test(size=SIZE) as pilot:
         await _settle(pilot)
@@ -108,15 +118,24 @@ async def test_emoji_with_a_variation_selector_keep_the_dialog_in_line(fake_prof
         right_borders = {_columns(line, "█", width)[-1] for line in box}
         assert len(right_borders) == 1, (terminal, box)
         card_borders = [_columns(line, "╭╮│╰╯", width) for line in cards]
-        assert len(card_borders[0]) == 14 and all(columns == card_borders[0] for columns in card_borders), (terminal, cards)
+        assert len(card_borders[0]) == 14 and all(
+            columns == card_borders[0] for columns in card_borders
+        ), (terminal, cards)
 
 
-async def test_a_cancellation_is_explained_and_their_reason_stays_plain_text(fake_profile: Path, fake_server: FakeHomeserver) -> None:
+async def test_a_cancellation_is_explained_and_their_reason_stays_plain_text(
+    fake_profile: Path, fake_server: FakeHomeserver
+) -> None:
     app = TuiClientApp(base_dir=fake_profile, transport=fake_server.transport())
     reason = "[bold]click[/bold] [@click=app.quit]here[/] \x1b[31mred\u202e"
     cancelled = _flow(
         state=VerificationState.CANCELLED,
-        cancellation=Cancellation("m.mismatched_sas", reason, False, "The other side reported that the emoji did not match."),
+        cancellation=Cancellation(
+            "m.mismatched_sas",
+            reason,
+            False,
+            "The other side reported that the emoji did not match.",
+        ),
     )
     async with app.run_test(size=SIZE) as pilot:
         await _settle(pilot)
@@ -180,9 +199,13 @@ def test_devices_screen(snap_compare, fake_profile: Path) -> None:
         client = app.client
         assert client is not None and client.encryption.machine is not None
         machine = client.encryption.machine
-        await wait_for(pilot, lambda: client.cross_signing.state is not None, "the cross-signing check")
+        await wait_for(
+            pilot, lambda: client.cross_signing.state is not None, "the cross-signing check"
+        )
         await client.devices.await_queried([ME])
-        await client.encryption.call(lambda: machine.set_local_trust(ME, "PHONEDEVICE", LocalTrust.VERIFIED))
+        await client.encryption.call(
+            lambda: machine.set_local_trust(ME, "PHONEDEVICE", LocalTrust.VERIFIED)
+        )
         await pilot.press("f6")
         await wait_for(pilot, lambda: isinstance(app.screen, DevicesScreen), "the devices screen")
         table = app.screen.query_one(DataTable)

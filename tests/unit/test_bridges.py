@@ -17,9 +17,21 @@ from tui_client.protocol.room_state import RoomSummary
 SPEC_LIKE = {
     "bridgebot": "@appservicebot:matrix.org",
     "creator": "@alice:matrix.org",
-    "protocol": {"id": "irc", "displayname": "IRC", "external_url": "https://en.wikipedia.org/wiki/IRC"},
-    "network": {"id": "freenode", "displayname": "Freenode", "external_url": "https://freenode.net"},
-    "channel": {"id": "#python", "displayname": "#python", "external_url": "https://webchat.freenode.net?channels=python"},
+    "protocol": {
+        "id": "irc",
+        "displayname": "IRC",
+        "external_url": "https://en.wikipedia.org/wiki/IRC",
+    },
+    "network": {
+        "id": "freenode",
+        "displayname": "Freenode",
+        "external_url": "https://freenode.net",
+    },
+    "channel": {
+        "id": "#python",
+        "displayname": "#python",
+        "external_url": "https://webchat.freenode.net?channels=python",
+    },
 }
 
 
@@ -55,7 +67,9 @@ def test_hostile_names_become_one_clean_line() -> None:
     assert bridge is not None
     for text in (bridge.protocol, bridge.network, bridge.channel, bridge_label(bridge)):
         assert text is not None
-        assert "\x1b" not in text and "\x07" not in text and "\n" not in text and "\u202e" not in text
+        assert (
+            "\x1b" not in text and "\x07" not in text and "\n" not in text and "\u202e" not in text
+        )
     assert bridge.channel is not None and len(bridge.channel) <= 80 and bridge.channel.endswith("…")
     # Markup-looking text stays text (it is rendered as a rich Text, never as markup).
     assert "[bold]" in (bridge.network or "")
@@ -74,16 +88,22 @@ def test_malformed_or_removed_bridges_are_none() -> None:
 
 def test_summary_lists_several_bridges_once_each_and_survives_json() -> None:
     summary = RoomSummary("!r:x")
-    assert summary.apply_state("m.bridge", "irc/freenode/#python", SPEC_LIKE, "@appservicebot:matrix.org")
+    assert summary.apply_state(
+        "m.bridge", "irc/freenode/#python", SPEC_LIKE, "@appservicebot:matrix.org"
+    )
     # The same bridge in the old event type is not listed twice.
-    assert summary.apply_state("uk.half-shot.bridge", "irc/freenode/#python", SPEC_LIKE, "@appservicebot:matrix.org")
+    assert summary.apply_state(
+        "uk.half-shot.bridge", "irc/freenode/#python", SPEC_LIKE, "@appservicebot:matrix.org"
+    )
     slack = {"protocol": {"id": "slack"}, "channel": {"id": "C1", "displayname": "general"}}
     assert summary.apply_state("m.bridge", "slack/C1", slack, "@slackbot:x")
     assert not summary.apply_state("m.bridge", "slack/C1", slack, "@slackbot:x")  # unchanged
     labels = [bridge_label(b) for b in summary.bridge_list]
     assert labels == ["⇄ IRC · Freenode · #python", "⇄ slack · general"]
     # The room list's cache keeps the summary as JSON.
-    restored = RoomSummary(**json.loads(json.dumps({"room_id": "!r:x", "bridges": summary.bridges})))
+    restored = RoomSummary(
+        **json.loads(json.dumps({"room_id": "!r:x", "bridges": summary.bridges}))
+    )
     assert restored.bridge_list == summary.bridge_list
     copy = summary.copy()
     assert summary.apply_state("m.bridge", "slack/C1", {}, "@slackbot:x")  # removed
@@ -103,4 +123,6 @@ def test_puppet_rule() -> None:
     assert not is_bridged_user("@alice:localhost", bridges)
     assert not is_bridged_user("@fakeircalice:localhost", bridges)
     only_bot = [Bridge("irc", bridgebot="@appservice:x")]
-    assert is_bridged_user("@appservice:x", only_bot) and not is_bridged_user("@appservice_u:x", only_bot)
+    assert is_bridged_user("@appservice:x", only_bot) and not is_bridged_user(
+        "@appservice_u:x", only_bot
+    )

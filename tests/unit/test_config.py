@@ -259,7 +259,9 @@ def test_the_readme_example_is_a_valid_config() -> None:
 def test_the_encryption_library_is_a_setting() -> None:
     assert Config().crypto_backend == "vodozemac"
     config = parse_config('[encryption]\nbackend = "olm"\n')
-    assert config.problems == () and config.crypto_backend == "olm" and config.names("crypto_backend")
+    assert (
+        config.problems == () and config.crypto_backend == "olm" and config.names("crypto_backend")
+    )
     bad = parse_config('[encryption]\nbackend = "libolm"\n')
     assert bad.crypto_backend == "vodozemac"
     [problem] = bad.problems

@@ -42,7 +42,12 @@ def _example(file: str, path: str, method: str) -> dict[str, Any]:
 
 def test_spec_public_rooms_example() -> None:
     page = parse_public_rooms(_example("list_public_rooms.yaml", "/publicRooms", "get"))
-    assert (page.next_batch, page.prev_batch, page.total_estimate, page.skipped) == ("p190q", "p1902", 115, 0)
+    assert (page.next_batch, page.prev_batch, page.total_estimate, page.skipped) == (
+        "p190q",
+        "p1902",
+        115,
+        0,
+    )
     (room,) = page.rooms
     assert room == PublicRoom(
         room_id="!ol19s:bleecker.street",
@@ -87,7 +92,13 @@ def test_chunks_with_wrong_types_keep_what_is_usable() -> None:
 def test_a_page_drops_unusable_and_duplicate_chunks() -> None:
     page = parse_public_rooms(
         {
-            "chunk": [{"room_id": "!a:x"}, {"room_id": "!a:x"}, None, {"name": "no id"}, {"room_id": "!b:x"}],
+            "chunk": [
+                {"room_id": "!a:x"},
+                {"room_id": "!a:x"},
+                None,
+                {"name": "no id"},
+                {"room_id": "!b:x"},
+            ],
             "next_batch": "",
             "total_room_count_estimate": True,
         }
@@ -110,8 +121,12 @@ def test_untrusted_names_are_cleaned_for_display() -> None:
 
 def test_merge_keeps_first_description_and_records_servers() -> None:
     known: dict[str, PublicRoom] = {}
-    first = merge_rooms(known, [PublicRoom("!a:x", name="A"), PublicRoom("!b:x", name="B")], "one.org")
-    again = merge_rooms(known, [PublicRoom("!b:x", name="B elsewhere"), PublicRoom("!c:x", name="C")], "two.org")
+    first = merge_rooms(
+        known, [PublicRoom("!a:x", name="A"), PublicRoom("!b:x", name="B")], "one.org"
+    )
+    again = merge_rooms(
+        known, [PublicRoom("!b:x", name="B elsewhere"), PublicRoom("!c:x", name="C")], "two.org"
+    )
     assert [r.room_id for r in first] == ["!a:x", "!b:x"]
     assert [r.room_id for r in again] == ["!c:x"]
     assert known["!b:x"].name == "B" and known["!b:x"].servers == ("one.org", "two.org")
@@ -121,7 +136,13 @@ def test_merge_keeps_first_description_and_records_servers() -> None:
 
 @pytest.mark.parametrize(
     ("rule", "label"),
-    [("public", "public"), ("invite", "invite only"), ("restricted", "space members"), ("knock", "ask to join"), ("weird\x1b[31m", "weird")],
+    [
+        ("public", "public"),
+        ("invite", "invite only"),
+        ("restricted", "space members"),
+        ("knock", "ask to join"),
+        ("weird\x1b[31m", "weird"),
+    ],
 )
 def test_join_rule_labels(rule: str, label: str) -> None:
     assert join_rule_label(rule) == label
@@ -151,20 +172,29 @@ def test_room_links_in_a_message() -> None:
 
 
 def test_private_rooms_are_created_encrypted() -> None:
-    body = create_room_body(RoomCreateOptions(name=" Plans ", topic="secret", invite=("@bob:x.org",)))
+    body = create_room_body(
+        RoomCreateOptions(name=" Plans ", topic="secret", invite=("@bob:x.org",))
+    )
     assert body == {
         "preset": "private_chat",
         "visibility": "private",
         "name": "Plans",
         "topic": "secret",
         "invite": ["@bob:x.org"],
-        "initial_state": [{"type": "m.room.encryption", "state_key": "", "content": {"algorithm": MEGOLM}}],
+        "initial_state": [
+            {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": MEGOLM}}
+        ],
     }
 
 
 def test_public_rooms_are_published_and_not_encrypted_by_default() -> None:
     body = create_room_body(RoomCreateOptions(name="Lobby", alias_localpart="#lobby", public=True))
-    assert body == {"preset": "public_chat", "visibility": "public", "name": "Lobby", "room_alias_name": "lobby"}
+    assert body == {
+        "preset": "public_chat",
+        "visibility": "public",
+        "name": "Lobby",
+        "room_alias_name": "lobby",
+    }
     encrypted = create_room_body(RoomCreateOptions(public=True, encrypted=True))
     assert encrypted["initial_state"][0]["content"] == {"algorithm": MEGOLM}
     clear = create_room_body(RoomCreateOptions(encrypted=False))
@@ -173,7 +203,11 @@ def test_public_rooms_are_published_and_not_encrypted_by_default() -> None:
 
 def test_dm_space_and_parent_bodies() -> None:
     dm = create_room_body(RoomCreateOptions(invite=("@bob:x.org",), is_direct=True))
-    assert (dm["preset"], dm["is_direct"], dm["initial_state"][0]["type"]) == ("trusted_private_chat", True, "m.room.encryption")
+    assert (dm["preset"], dm["is_direct"], dm["initial_state"][0]["type"]) == (
+        "trusted_private_chat",
+        True,
+        "m.room.encryption",
+    )
     with pytest.raises(InvalidIdentifier):
         create_room_body(RoomCreateOptions(is_direct=True))
     space = create_room_body(RoomCreateOptions(name="S", space=True, public=True))
@@ -210,13 +244,25 @@ def test_public_rooms_request() -> None:
 
 
 def test_hierarchy_summary_knock_requests() -> None:
-    request = api.space_hierarchy(V12_ROOM, from_token="n1", limit=20, max_depth=2, suggested_only=True)
-    assert request.path == "/_matrix/client/v1/rooms/%2131hneApxJ_1o-63DmFrpeqnkFfWppnzWso1JvH3ogLM/hierarchy"
-    assert request.query == (("suggested_only", "true"), ("limit", "20"), ("max_depth", "2"), ("from", "n1"))
+    request = api.space_hierarchy(
+        V12_ROOM, from_token="n1", limit=20, max_depth=2, suggested_only=True
+    )
+    assert (
+        request.path
+        == "/_matrix/client/v1/rooms/%2131hneApxJ_1o-63DmFrpeqnkFfWppnzWso1JvH3ogLM/hierarchy"
+    )
+    assert request.query == (
+        ("suggested_only", "true"),
+        ("limit", "20"),
+        ("max_depth", "2"),
+        ("from", "n1"),
+    )
     assert api.space_hierarchy(V12_ROOM).query == ()
     summary = api.room_summary("#a:x.org", via=["x.org", "y.org"])
     assert summary.path == "/_matrix/client/v1/room_summary/%23a%3Ax.org"
     assert summary.query == (("via", "x.org"), ("via", "y.org"))
     knock = api.knock(V12_ROOM, via=["x.org"], reason="please")
-    assert knock.path.startswith("/_matrix/client/v3/knock/%21") and knock.body == {"reason": "please"}
+    assert knock.path.startswith("/_matrix/client/v3/knock/%21") and knock.body == {
+        "reason": "please"
+    }
     assert api.unban("!r:x", "@b:x").body == {"user_id": "@b:x"}

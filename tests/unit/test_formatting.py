@@ -229,19 +229,33 @@ def test_only_the_completed_occurrence_is_a_pill_never_the_same_words_elsewhere(
 
 
 def test_a_mention_completed_inside_code_or_a_link_is_not_a_link() -> None:
-    for text, start in [("`see Bob`", 5), ("```\nBob\n```", 4), ("    Bob", 4), ("[Bob](https://x.org)", 1)]:
+    for text, start in [
+        ("`see Bob`", 5),
+        ("```\nBob\n```", 4),
+        ("    Bob", 4),
+        ("[Bob](https://x.org)", 1),
+    ]:
         assert text[start : start + 3] == "Bob"
         content = message_content(text, pills=[Pill("Bob", "@bob:example.org", start)])
         assert "matrix.to" not in content.get("formatted_body", ""), text
         assert content["m.mentions"] == {}, text
     # Nothing else mentioned: no HTML is sent for what is only the text.
-    assert message_content("see Bob", pills=[Pill("Bob", "@bob:example.org", 0)])["m.mentions"] == {}
+    assert (
+        message_content("see Bob", pills=[Pill("Bob", "@bob:example.org", 0)])["m.mentions"] == {}
+    )
 
 
 def test_a_pill_whose_text_has_moved_is_not_sent_and_commands_move_pills_back() -> None:
-    assert pills_in("hi Bob", [Pill("Bob", "@b:x", 0), Pill("Bob", "@b:x", 3)]) == [Pill("Bob", "@b:x", 3)]
-    assert shift_pills([Pill("Bob", "@b:x", 4), Pill("Me", "@m:x", 1)], 4) == [Pill("Bob", "@b:x", 0)]
-    assert place_pills("Bob and Bob", [BOB, BOB]) == [Pill("Bob", BOB.target, 0), Pill("Bob", BOB.target, 8)]
+    assert pills_in("hi Bob", [Pill("Bob", "@b:x", 0), Pill("Bob", "@b:x", 3)]) == [
+        Pill("Bob", "@b:x", 3)
+    ]
+    assert shift_pills([Pill("Bob", "@b:x", 4), Pill("Me", "@m:x", 1)], 4) == [
+        Pill("Bob", "@b:x", 0)
+    ]
+    assert place_pills("Bob and Bob", [BOB, BOB]) == [
+        Pill("Bob", BOB.target, 0),
+        Pill("Bob", BOB.target, 8),
+    ]
     # Characters that are our placeholders cannot be typed into a pill.
     text = "x\ue000 Bob"
     assert markdown_to_html(text, [Pill("Bob", "@bob:example.org", 3)]) == (
@@ -250,7 +264,9 @@ def test_a_pill_whose_text_has_moved_is_not_sent_and_commands_move_pills_back() 
 
 
 def test_typed_control_characters_and_escapes_are_not_sent() -> None:
-    text = "a\x07b\x1b[31mred\x1b[0m \x9b2J Bob\x00 **x\x7f**\r\nnext\tend \x1b]8;;http://evil\x07link"
+    text = (
+        "a\x07b\x1b[31mred\x1b[0m \x9b2J Bob\x00 **x\x7f**\r\nnext\tend \x1b]8;;http://evil\x07link"
+    )
     bob = Pill("Bob", "@bob:example.org", text.index("Bob"))
     content = message_content(text, pills=[bob])
     assert content["body"] == "abred 2J Bob **x**\nnext\tend link"
@@ -263,4 +279,7 @@ def test_typed_control_characters_and_escapes_are_not_sent() -> None:
     assert raw["formatted_body"] == "<b>x</b>"
     edit = edit_content("$e", message_content("fixed\x1b[H\x00 *now*"))
     assert edit["m.new_content"]["body"] == "fixed *now*" and edit["body"] == "* fixed *now*"
-    assert "\x1b" not in edit["formatted_body"] and "\x00" not in edit["m.new_content"]["formatted_body"]
+    assert (
+        "\x1b" not in edit["formatted_body"]
+        and "\x00" not in edit["m.new_content"]["formatted_body"]
+    )

@@ -70,7 +70,8 @@ def all_text(document: Document) -> str:
 
 
 @pytest.mark.parametrize(
-    "name", ["m.room.message$m.text.yaml", "m.room.message$m.notice.yaml", "m.room.message$m.emote.yaml"]
+    "name",
+    ["m.room.message$m.text.yaml", "m.room.message$m.notice.yaml", "m.room.message$m.emote.yaml"],
 )
 def test_spec_message_examples_keep_their_bold_text(name: str) -> None:
     content = load_example(name)["content"]
@@ -314,7 +315,9 @@ def test_hostile_specifics() -> None:
     # a link whose URL needed cleaning is not a link at all (not a repaired one)
     assert _links(parse_html(HOSTILE["osc 8 in href"])) == []
     assert _links(parse_html(HOSTILE["bidi in href"])) == []
-    assert all_text(parse_html(HOSTILE["csi in text"])) == "redalert 31m c1 osc"  # a lone C1 CSI loses its introducer; the rest is text
+    assert (
+        all_text(parse_html(HOSTILE["csi in text"])) == "redalert 31m c1 osc"
+    )  # a lone C1 CSI loses its introducer; the rest is text
     pill = only_paragraph(parse_html(HOSTILE["bidi in pill name"])).children[0]
     assert isinstance(pill, Pill) and pill.text == "ecila"
     assert parse_html(HOSTILE["mx-reply unclosed"]).blocks == ()

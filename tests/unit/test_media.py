@@ -16,7 +16,13 @@ ENCRYPTED_IMAGE = {
     "file": {
         "url": "mxc://example.org/FHyPlCeYUSFFxlgbQYZmoEoe",
         "v": "v2",
-        "key": {"alg": "A256CTR", "ext": True, "k": "aWF6-32KGYaC3A_FEUCk1Bt0JA37zP0wrStgmdCaW-0", "key_ops": ["encrypt", "decrypt"], "kty": "oct"},
+        "key": {
+            "alg": "A256CTR",
+            "ext": True,
+            "k": "aWF6-32KGYaC3A_FEUCk1Bt0JA37zP0wrStgmdCaW-0",
+            "key_ops": ["encrypt", "decrypt"],
+            "kty": "oct",
+        },
         "iv": "w+sE15fzSc0AAAAAAAAAAA",
         "hashes": {"sha256": "fdSLu/YkRx3Wyh3KQabP3rd6+SFiKg5lsJZQHtkSAYA"},
     },
@@ -63,7 +69,14 @@ def test_bad_encrypted_files_are_refused_plainly(change, message: str) -> None: 
 
 def test_content_uris() -> None:
     assert parse_mxc("mxc://matrix.org/abc_DEF-123") == ("matrix.org", "abc_DEF-123")
-    for bad in ("mxc://matrix.org/../../etc", "mxc://matrix.org/a/b", "mxc:///abc", "http://x/y", None, "mxc://bad server/x"):
+    for bad in (
+        "mxc://matrix.org/../../etc",
+        "mxc://matrix.org/a/b",
+        "mxc:///abc",
+        "http://x/y",
+        None,
+        "mxc://bad server/x",
+    ):
         with pytest.raises(MediaError):
             parse_mxc(bad)
     with pytest.raises(MediaError, match="no attachment"):
@@ -78,4 +91,7 @@ def test_names_from_others_are_made_safe() -> None:
     assert safe_filename('a<b>c:"d"|e?*.txt') == "abcde.txt"
     long = safe_filename("x" * 300 + ".tar.gz")
     assert len(long) <= 120 and long.endswith(".gz")
-    assert parse_attachment({"msgtype": "m.file", "body": "", "url": "mxc://s.org/abc"}).filename == "file-abc"
+    assert (
+        parse_attachment({"msgtype": "m.file", "body": "", "url": "mxc://s.org/abc"}).filename
+        == "file-abc"
+    )

@@ -22,22 +22,41 @@ def test_backup_request_builders() -> None:
     assert api.room_keys_version("7").path == "/_matrix/client/v3/room_keys/version/7"
     body = {"algorithm": "m.megolm_backup.v1.curve25519-aes-sha2", "auth_data": {"public_key": "k"}}
     created = api.create_room_keys_version(body)
-    assert (created.method, created.path, created.body) == ("POST", "/_matrix/client/v3/room_keys/version", body)
+    assert (created.method, created.path, created.body) == (
+        "POST",
+        "/_matrix/client/v3/room_keys/version",
+        body,
+    )
     updated = api.update_room_keys_version("7", body)
     assert updated.method == "PUT" and updated.body == {**body, "version": "7"}
     assert api.delete_room_keys_version("a/b").path == "/_matrix/client/v3/room_keys/version/a%2Fb"
     put = api.put_room_keys("3", {"rooms": {}})
-    assert (put.method, put.path, put.query) == ("PUT", "/_matrix/client/v3/room_keys/keys", (("version", "3"),))
+    assert (put.method, put.path, put.query) == (
+        "PUT",
+        "/_matrix/client/v3/room_keys/keys",
+        (("version", "3"),),
+    )
     one = api.get_room_keys("3", room_id="!r:x", session_id="s/1+")
-    assert one.path == "/_matrix/client/v3/room_keys/keys/%21r%3Ax/s%2F1%2B" and one.query == (("version", "3"),)
+    assert one.path == "/_matrix/client/v3/room_keys/keys/%21r%3Ax/s%2F1%2B" and one.query == (
+        ("version", "3"),
+    )
     room = api.put_room_keys("3", {"sessions": {}}, room_id="!r:x")
     assert room.path == "/_matrix/client/v3/room_keys/keys/%21r%3Ax"
 
 
 def _item(trust: str | None) -> TimelineItem:
     return TimelineItem(
-        key="$e", event_id="$e", txn_id=None, sender="@bob:x", ts=1_700_000_000_000, kind="text",
-        body="restored", event_type="m.room.message", encrypted=True, trust=trust, device_id="BOB",
+        key="$e",
+        event_id="$e",
+        txn_id=None,
+        sender="@bob:x",
+        ts=1_700_000_000_000,
+        kind="text",
+        body="restored",
+        event_type="m.room.message",
+        encrypted=True,
+        trust=trust,
+        device_id="BOB",
     )
 
 
@@ -62,7 +81,15 @@ def _health(**changes: object) -> EncryptionHealth:
         secrets_cached=(),
         backup=BackupStatus("none", detail="This account has no key backup."),
         one_time_keys=None,
-        undecryptable=(Undecryptable("missing_room_key", 3, 2, "the key has not arrived", ("restore", "request", "import")),),
+        undecryptable=(
+            Undecryptable(
+                "missing_room_key",
+                3,
+                2,
+                "the key has not arrived",
+                ("restore", "request", "import"),
+            ),
+        ),
     )
     return dataclasses.replace(health, **changes)  # type: ignore[arg-type]
 
@@ -74,15 +101,21 @@ def test_the_health_report_names_problems_and_fixes() -> None:
     assert "✗ No secret storage" in report and "no key backup" in report
     assert "3 messages (2 keys): the key has not arrived" in report
     assert "k enter your recovery key" in report and "q " + FIXES["request"] in report
-    untrusted = BackupStatus("untrusted", version="9", detail="\x1b[31mThe backup is not signed\u202e")
+    untrusted = BackupStatus(
+        "untrusted", version="9", detail="\x1b[31mThe backup is not signed\u202e"
+    )
     report = health_text(_health(backup=untrusted)).plain
-    assert "(version 9) is not used: The backup is not signed" in report and is_clean(report.replace("\n", " "))
+    assert "(version 9) is not used: The backup is not signed" in report and is_clean(
+        report.replace("\n", " ")
+    )
     off = health_text(_health(available=False, error="the pickle key is missing")).plain
     assert "not available" in off and "pickle key" in off
 
 
 def test_the_health_report_names_the_crypto_backend() -> None:
-    assert "✓ Encryption library: vodozemac" in health_text(_health(crypto_backend="vodozemac")).plain
+    assert (
+        "✓ Encryption library: vodozemac" in health_text(_health(crypto_backend="vodozemac")).plain
+    )
     report = health_text(_health(crypto_backend="olm")).plain
     assert "✗ Encryption library: python-olm (libolm: deprecated" in report
     off = health_text(_health(available=False, error="no key", crypto_backend="olm")).plain

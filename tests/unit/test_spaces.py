@@ -26,14 +26,24 @@ from .spec_examples import CLIENT_SERVER_API_DIR, load_document, load_example
 SPACE = "!space:example.org"
 
 
-def child_event(room: str, *, via: object = ("example.org",), ts: int = 0, **content: Any) -> dict[str, Any]:
+def child_event(
+    room: str, *, via: object = ("example.org",), ts: int = 0, **content: Any
+) -> dict[str, Any]:
     body: dict[str, Any] = dict(content)
     if via is not None:
         body["via"] = list(via) if isinstance(via, tuple) else via
-    return {"type": "m.space.child", "state_key": room, "content": body, "origin_server_ts": ts, "sender": "@a:example.org"}
+    return {
+        "type": "m.space.child",
+        "state_key": room,
+        "content": body,
+        "origin_server_ts": ts,
+        "sender": "@a:example.org",
+    }
 
 
-def link(space: str, room: str, *, order: str | None = None, ts: int = 0, suggested: bool = False) -> SpaceChild:
+def link(
+    space: str, room: str, *, order: str | None = None, ts: int = 0, suggested: bool = False
+) -> SpaceChild:
     return SpaceChild(space, room, ("example.org",), order, suggested, ts)
 
 
@@ -51,7 +61,10 @@ def test_spec_examples_of_child_and_parent_parse() -> None:
         "lexicographically_compare_me",
         True,
     )
-    assert (child.origin_server_ts, child.sender) == (example["origin_server_ts"], example["sender"])
+    assert (child.origin_server_ts, child.sender) == (
+        example["origin_server_ts"],
+        example["sender"],
+    )
     parent = parse_space_parent("!room:example.org", load_example("m.space.parent.yaml"))
     assert parent is not None
     assert (parent.space_id, parent.via, parent.canonical) == (
@@ -85,7 +98,12 @@ def test_unusable_child_events_link_nothing(event: object) -> None:
 
 
 def test_child_fields_of_the_wrong_type_are_ignored() -> None:
-    event = child_event("!a:x.org", via=["x.org", 7, "bad server!", "x.org", "y.org:8448"], suggested="yes", order=12)
+    event = child_event(
+        "!a:x.org",
+        via=["x.org", 7, "bad server!", "x.org", "y.org:8448"],
+        suggested="yes",
+        order=12,
+    )
     event["origin_server_ts"] = "yesterday"
     child = parse_space_child(SPACE, event)
     assert child is not None
@@ -136,11 +154,36 @@ def test_restricted_allow_rooms() -> None:
 def test_ordering_follows_the_spec_example() -> None:
     # The example of "Ordering of children within a space", verbatim.
     events = [
-        {"type": "m.space.child", "state_key": "!b:example.org", "origin_server_ts": 1640341000000, "content": {"order": " ", "via": ["example.org"]}},
-        {"type": "m.space.child", "state_key": "!a:example.org", "origin_server_ts": 1640141000000, "content": {"order": "aaaa", "via": ["example.org"]}},
-        {"type": "m.space.child", "state_key": "!c:example.org", "origin_server_ts": 1640841000000, "content": {"order": "first", "via": ["example.org"]}},
-        {"type": "m.space.child", "state_key": "!e:example.org", "origin_server_ts": 1640641000000, "content": {"via": ["example.org"]}},
-        {"type": "m.space.child", "state_key": "!d:example.org", "origin_server_ts": 1640741000000, "content": {"via": ["example.org"]}},
+        {
+            "type": "m.space.child",
+            "state_key": "!b:example.org",
+            "origin_server_ts": 1640341000000,
+            "content": {"order": " ", "via": ["example.org"]},
+        },
+        {
+            "type": "m.space.child",
+            "state_key": "!a:example.org",
+            "origin_server_ts": 1640141000000,
+            "content": {"order": "aaaa", "via": ["example.org"]},
+        },
+        {
+            "type": "m.space.child",
+            "state_key": "!c:example.org",
+            "origin_server_ts": 1640841000000,
+            "content": {"order": "first", "via": ["example.org"]},
+        },
+        {
+            "type": "m.space.child",
+            "state_key": "!e:example.org",
+            "origin_server_ts": 1640641000000,
+            "content": {"via": ["example.org"]},
+        },
+        {
+            "type": "m.space.child",
+            "state_key": "!d:example.org",
+            "origin_server_ts": 1640741000000,
+            "content": {"via": ["example.org"]},
+        },
     ]
     children = [c for c in (parse_space_child(SPACE, e) for e in events) if c is not None]
     assert [c.room_id for c in order_children(children)] == [
@@ -173,7 +216,11 @@ def test_ordering_ties_break_on_timestamp_then_room_id() -> None:
 
 
 def test_code_point_order_not_locale_order() -> None:
-    children = [link(SPACE, "!1:x.org", order="a"), link(SPACE, "!2:x.org", order="B"), link(SPACE, "!3:x.org", order="~")]
+    children = [
+        link(SPACE, "!1:x.org", order="a"),
+        link(SPACE, "!2:x.org", order="B"),
+        link(SPACE, "!3:x.org", order="~"),
+    ]
     assert [c.room_id for c in order_children(children)] == ["!2:x.org", "!1:x.org", "!3:x.org"]
 
 
@@ -191,7 +238,13 @@ def test_nested_spaces_descendants_and_tree() -> None:
         ],
         spaces={"!top:x", "!sub:x", "!subsub:x"},
     )
-    assert graph.descendants("!top:x") == ["!room1:x", "!sub:x", "!room2:x", "!subsub:x", "!room3:x"]
+    assert graph.descendants("!top:x") == [
+        "!room1:x",
+        "!sub:x",
+        "!room2:x",
+        "!subsub:x",
+        "!room3:x",
+    ]
     assert graph.descendants("!top:x", max_depth=1) == ["!room1:x", "!sub:x"]
     assert graph.contains("!top:x", "!room3:x") and not graph.contains("!sub:x", "!room1:x")
     assert graph.parents_of("!room2:x") == {"!sub:x"}
@@ -232,14 +285,21 @@ def test_loops_between_spaces_end_every_walk() -> None:
     rows = graph.tree(["!a:x"])
     assert [r.room_id for r in rows] == ["!a:x", "!b:x", "!c:x", "!rc:x", "!rb:x", "!ra:x"]
     # Two separate loops give two tops.
-    other = SpaceGraph([link("!p:x", "!q:x"), link("!q:x", "!p:x"), link("!a:x", "!b:x"), link("!b:x", "!a:x")])
+    other = SpaceGraph(
+        [link("!p:x", "!q:x"), link("!q:x", "!p:x"), link("!a:x", "!b:x"), link("!b:x", "!a:x")]
+    )
     assert other.top_level(["!q:x", "!p:x", "!b:x", "!a:x"]) == ["!a:x", "!p:x"]
 
 
 def test_a_room_in_two_spaces_appears_under_both() -> None:
     graph = SpaceGraph([link("!a:x", "!r:x"), link("!b:x", "!r:x"), link("!a:x", "!b:x")])
     assert graph.parents_of("!r:x") == {"!a:x", "!b:x"}
-    assert [(r.room_id, r.depth) for r in graph.tree(["!a:x"])] == [("!a:x", 0), ("!b:x", 1), ("!r:x", 2), ("!r:x", 1)]
+    assert [(r.room_id, r.depth) for r in graph.tree(["!a:x"])] == [
+        ("!a:x", 0),
+        ("!b:x", 1),
+        ("!r:x", 2),
+        ("!r:x", 1),
+    ]
     assert graph.descendants("!a:x") == ["!b:x", "!r:x"]
 
 
@@ -254,7 +314,9 @@ def test_parent_claims_need_a_child_link_or_power() -> None:
     # Without anyone to vouch for it, a claim alone counts for nothing.
     assert SpaceGraph([], [claim]).parents_of("!room:x") == frozenset()
     # A matching child link is enough.
-    assert SpaceGraph([link("!space:x", "!room:x")], [claim]).canonical_parent("!room:x") == "!space:x"
+    assert (
+        SpaceGraph([link("!space:x", "!room:x")], [claim]).canonical_parent("!room:x") == "!space:x"
+    )
 
 
 def test_canonical_parent_tiebreak_is_lowest_room_id() -> None:
@@ -264,13 +326,18 @@ def test_canonical_parent_tiebreak_is_lowest_room_id() -> None:
 
 
 def test_duplicate_links_keep_the_newest() -> None:
-    graph = SpaceGraph([link(SPACE, "!r:x", order="old", ts=1), link(SPACE, "!r:x", order="new", ts=2)])
+    graph = SpaceGraph(
+        [link(SPACE, "!r:x", order="old", ts=1), link(SPACE, "!r:x", order="new", ts=2)]
+    )
     assert [c.order for c in graph.children_of(SPACE)] == ["new"]
 
 
 def test_thousands_of_children() -> None:
     count = 5000
-    children = [link(SPACE, f"!room{n:05d}:x", order=f"{(n * 7919) % count:05d}", ts=n) for n in range(count)]
+    children = [
+        link(SPACE, f"!room{n:05d}:x", order=f"{(n * 7919) % count:05d}", ts=n)
+        for n in range(count)
+    ]
     graph = SpaceGraph(children, spaces={SPACE})
     descendants = graph.descendants(SPACE)
     rows = graph.tree([SPACE])
@@ -299,7 +366,9 @@ def test_walks_are_bounded() -> None:
 def _hierarchy_example() -> dict[str, Any]:
     spec = load_document(CLIENT_SERVER_API_DIR / "space_hierarchy.yaml")
     response = spec["paths"]["/rooms/{roomId}/hierarchy"]["get"]["responses"]["200"]
-    example: dict[str, Any] = response["content"]["application/json"]["examples"]["response"]["value"]
+    example: dict[str, Any] = response["content"]["application/json"]["examples"]["response"][
+        "value"
+    ]
     return example
 
 
@@ -312,7 +381,9 @@ def test_spec_hierarchy_example_parses() -> None:
     assert [c.room_id for c in room.children] == ["!a:example.org"]
 
 
-def _room(room_id: str, *children: dict[str, Any], room_type: str | None = None, **extra: Any) -> dict[str, Any]:
+def _room(
+    room_id: str, *children: dict[str, Any], room_type: str | None = None, **extra: Any
+) -> dict[str, Any]:
     data: dict[str, Any] = {
         "room_id": room_id,
         "num_joined_members": 1,
@@ -348,7 +419,16 @@ def test_hierarchy_rows_depth_first_with_suggested_and_pages() -> None:
     )
     # Not complete: children not described yet are left out.
     assert [(r.room_id, r.depth) for r in tree.rows()] == [(SPACE, 0), ("!sub:x", 1)]
-    fresh = tree.add_page(parse_hierarchy({"rooms": [_room("!deep:x", name="Deep"), _room("!general:x", name="General", join_rule="public")]}))
+    fresh = tree.add_page(
+        parse_hierarchy(
+            {
+                "rooms": [
+                    _room("!deep:x", name="Deep"),
+                    _room("!general:x", name="General", join_rule="public"),
+                ]
+            }
+        )
+    )
     assert [r.room_id for r in fresh] == ["!deep:x", "!general:x"]
     assert tree.complete
     rows = tree.rows()
@@ -369,7 +449,12 @@ def test_hierarchy_max_depth_does_not_report_undescribed_children_below_it() -> 
     tree = Hierarchy(SPACE, max_depth=1)
     tree.add_page(
         parse_hierarchy(
-            {"rooms": [_room(SPACE, child_event("!sub:x"), room_type="m.space"), _room("!sub:x", child_event("!deep:x"), room_type="m.space")]}
+            {
+                "rooms": [
+                    _room(SPACE, child_event("!sub:x"), room_type="m.space"),
+                    _room("!sub:x", child_event("!deep:x"), room_type="m.space"),
+                ]
+            }
         )
     )
     assert [(r.room_id, r.depth) for r in tree.rows()] == [(SPACE, 0), ("!sub:x", 1)]
@@ -381,7 +466,13 @@ def test_hierarchy_loops_and_duplicates() -> None:
         parse_hierarchy(
             {
                 "rooms": [
-                    _room("!a:x", child_event("!b:x"), child_event("!a:x"), child_event("!r:x"), room_type="m.space"),
+                    _room(
+                        "!a:x",
+                        child_event("!b:x"),
+                        child_event("!a:x"),
+                        child_event("!r:x"),
+                        room_type="m.space",
+                    ),
                     _room("!b:x", child_event("!a:x"), child_event("!r:x"), room_type="m.space"),
                     _room("!r:x"),
                     _room("!r:x"),  # the same room twice in a page
@@ -392,7 +483,12 @@ def test_hierarchy_loops_and_duplicates() -> None:
         )
     )
     rows = tree.rows()
-    assert [(r.room_id, r.depth) for r in rows] == [("!a:x", 0), ("!b:x", 1), ("!r:x", 2), ("!r:x", 1)]
+    assert [(r.room_id, r.depth) for r in rows] == [
+        ("!a:x", 0),
+        ("!b:x", 1),
+        ("!r:x", 2),
+        ("!r:x", 1),
+    ]
     assert len({r.key for r in rows}) == len(rows)
 
 
@@ -400,7 +496,9 @@ def test_hierarchy_with_thousands_of_children_and_malformed_ones() -> None:
     count = 3000
     children = [child_event(f"!r{n}:x", ts=n) for n in range(count)]
     children += [child_event("!nope:x", via=None), {"state_key": 5}, "junk", child_event("nope")]
-    rooms = [_room(SPACE, *children, room_type="m.space")] + [_room(f"!r{n}:x") for n in range(count)]
+    rooms = [_room(SPACE, *children, room_type="m.space")] + [
+        _room(f"!r{n}:x") for n in range(count)
+    ]
     page = parse_hierarchy({"rooms": rooms})
     assert len(page.rooms) == count + 1
     assert len(page.rooms[0].children) == count
@@ -411,7 +509,9 @@ def test_hierarchy_with_thousands_of_children_and_malformed_ones() -> None:
     assert [r.room_id for r in rows[1:4]] == ["!r0:x", "!r1:x", "!r2:x"]
 
 
-@pytest.mark.parametrize("data", [None, [], "x", {"rooms": "nope"}, {"rooms": [None, 5]}, {"next_batch": 7}])
+@pytest.mark.parametrize(
+    "data", [None, [], "x", {"rooms": "nope"}, {"rooms": [None, 5]}, {"next_batch": 7}]
+)
 def test_malformed_hierarchy_answers_are_empty_pages(data: object) -> None:
     page = parse_hierarchy(data)
     assert page.rooms == () and page.next_batch is None

@@ -714,8 +714,12 @@ def test_random_operations_keep_diffs_consistent(seed: int) -> None:
         ("@mod:other.example", True, True),
     ],
 )
-def test_redactions_follow_the_room_power_levels(redacter: str, has_power: bool, applies: bool) -> None:
-    mirror = Mirror(TimelineModel(ME, may_redact_others=lambda user: has_power and user == redacter))
+def test_redactions_follow_the_room_power_levels(
+    redacter: str, has_power: bool, applies: bool
+) -> None:
+    mirror = Mirror(
+        TimelineModel(ME, may_redact_others=lambda user: has_power and user == redacter)
+    )
     mirror.apply(mirror.model.reset([text("$t", "still here?", sender=ALICE)]))
     mirror.apply(mirror.model.append([redaction("$r", "$t", sender=redacter)]))
     item = mirror.model.item("$t")

@@ -10,15 +10,32 @@ from tui_client.protocol.timeline import TimelineModel
 from .diffs import Mirror
 from .events_factory import ALICE, BOB, ME, event, text
 
-CIPHER = {"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "AwgA", "session_id": "sess", "sender_key": "k", "device_id": "D"}
+CIPHER = {
+    "algorithm": "m.megolm.v1.aes-sha2",
+    "ciphertext": "AwgA",
+    "session_id": "sess",
+    "sender_key": "k",
+    "device_id": "D",
+}
 
 
-def encrypted(event_id: str, *, sender: str = ALICE, failure: dict[str, Any] | None = None, **extra: Any) -> RoomEvent:
+def encrypted(
+    event_id: str, *, sender: str = ALICE, failure: dict[str, Any] | None = None, **extra: Any
+) -> RoomEvent:
     unsigned = {DECRYPTION_FAILURE: failure} if failure else None
-    return event(event_id, "m.room.encrypted", {**CIPHER, **extra}, sender=sender, unsigned=unsigned)
+    return event(
+        event_id, "m.room.encrypted", {**CIPHER, **extra}, sender=sender, unsigned=unsigned
+    )
 
 
-def decrypted(event_id: str, event_type: str, content: dict[str, Any], *, sender: str = ALICE, trust: str = "verified") -> RoomEvent:
+def decrypted(
+    event_id: str,
+    event_type: str,
+    content: dict[str, Any],
+    *,
+    sender: str = ALICE,
+    trust: str = "verified",
+) -> RoomEvent:
     info = {"trust": trust, "session_id": "sess"}
     return event(event_id, event_type, content, sender=sender, unsigned={ENCRYPTION_INFO: info})
 
@@ -36,7 +53,11 @@ def test_an_undecryptable_event_says_why() -> None:
 def test_decrypted_in_place_when_the_key_arrives() -> None:
     mirror = Mirror(TimelineModel(ME))
     mirror.apply(mirror.model.reset([text("$a", "before"), encrypted("$e"), text("$b", "after")]))
-    mirror.apply(mirror.model.replace_event(decrypted("$e", "m.room.message", {"msgtype": "m.text", "body": "secret"})))
+    mirror.apply(
+        mirror.model.replace_event(
+            decrypted("$e", "m.room.message", {"msgtype": "m.text", "body": "secret"})
+        )
+    )
     assert [i.body for i in mirror.items] == ["before", "secret", "after"]
     item = mirror.model.item("$e")
     assert item is not None and item.encrypted and item.trust == "verified" and item.kind == "text"
@@ -44,7 +65,15 @@ def test_decrypted_in_place_when_the_key_arrives() -> None:
 
 def test_unverified_sender_device_is_marked() -> None:
     mirror = Mirror(TimelineModel(ME))
-    mirror.apply(mirror.model.reset([decrypted("$e", "m.room.message", {"msgtype": "m.text", "body": "hi"}, trust="unverified")]))
+    mirror.apply(
+        mirror.model.reset(
+            [
+                decrypted(
+                    "$e", "m.room.message", {"msgtype": "m.text", "body": "hi"}, trust="unverified"
+                )
+            ]
+        )
+    )
     assert mirror.items[0].trust == "unverified"
 
 
@@ -64,16 +93,30 @@ def test_a_decrypted_edit_applies_to_its_target() -> None:
     original = decrypted("$t", "m.room.message", {"msgtype": "m.text", "body": "tpyo"})
     mirror.apply(mirror.model.reset([original, encrypted("$edit", **relation)]))
     assert [i.body for i in mirror.items] == ["tpyo"]
-    new = {"msgtype": "m.text", "body": "* typo", "m.new_content": {"msgtype": "m.text", "body": "typo"}, **relation}
+    new = {
+        "msgtype": "m.text",
+        "body": "* typo",
+        "m.new_content": {"msgtype": "m.text", "body": "typo"},
+        **relation,
+    }
     mirror.apply(mirror.model.replace_event(decrypted("$edit", "m.room.message", new)))
     assert [i.body for i in mirror.items] == ["typo"] and mirror.items[0].edited
 
 
 def test_a_decrypted_reply_parent_updates_the_quote() -> None:
     mirror = Mirror(TimelineModel(ME))
-    reply = event("$r", "m.room.message", {"msgtype": "m.text", "body": "yes", "m.relates_to": {"m.in_reply_to": {"event_id": "$p"}}}, sender=BOB)
+    reply = event(
+        "$r",
+        "m.room.message",
+        {"msgtype": "m.text", "body": "yes", "m.relates_to": {"m.in_reply_to": {"event_id": "$p"}}},
+        sender=BOB,
+    )
     mirror.apply(mirror.model.reset([encrypted("$p"), reply]))
-    mirror.apply(mirror.model.replace_event(decrypted("$p", "m.room.message", {"msgtype": "m.text", "body": "question?"})))
+    mirror.apply(
+        mirror.model.replace_event(
+            decrypted("$p", "m.room.message", {"msgtype": "m.text", "body": "question?"})
+        )
+    )
     quote = mirror.model.item("$r")
     assert quote is not None and quote.reply is not None and quote.reply.body == "question?"
 
@@ -81,4 +124,9 @@ def test_a_decrypted_reply_parent_updates_the_quote() -> None:
 def test_replacing_an_unknown_event_changes_nothing() -> None:
     mirror = Mirror(TimelineModel(ME))
     mirror.apply(mirror.model.reset([text("$a", "a")]))
-    assert mirror.model.replace_event(decrypted("$zzz", "m.room.message", {"msgtype": "m.text", "body": "x"})) == []
+    assert (
+        mirror.model.replace_event(
+            decrypted("$zzz", "m.room.message", {"msgtype": "m.text", "body": "x"})
+        )
+        == []
+    )

@@ -19,14 +19,27 @@ from tui_client.ui.widgets.room_header import _trust_text
 BOB = "@bob:x"
 
 
-def _item(trust: str | None, device: str | None = "BOB1", sender: str = BOB, encrypted: bool = True) -> TimelineItem:
+def _item(
+    trust: str | None, device: str | None = "BOB1", sender: str = BOB, encrypted: bool = True
+) -> TimelineItem:
     return TimelineItem(
-        key="$e", event_id="$e", txn_id=None, sender=sender, ts=1_700_000_000_000, kind="text",
-        body="hi", event_type="m.room.message", encrypted=encrypted, trust=trust, device_id=device,
+        key="$e",
+        event_id="$e",
+        txn_id=None,
+        sender=sender,
+        ts=1_700_000_000_000,
+        kind="text",
+        body="hi",
+        event_type="m.room.message",
+        encrypted=encrypted,
+        trust=trust,
+        device_id=device,
     )
 
 
-VERIFIED_BOB = UserTrust(BOB, IdentityState.VERIFIED, "MASTER", frozenset({"BOB1", "BOB2"}), frozenset({"BOB1"}))
+VERIFIED_BOB = UserTrust(
+    BOB, IdentityState.VERIFIED, "MASTER", frozenset({"BOB1", "BOB2"}), frozenset({"BOB1"})
+)
 
 
 def test_marks_beside_messages() -> None:
@@ -41,13 +54,22 @@ def test_marks_beside_messages() -> None:
     # Their device nobody verified stays flagged, even for a verified user.
     assert sender_marker(_item("unverified", device="BOB2"), VERIFIED_BOB) == "!"
     # Our own messages get no ✓ (we are not "a verified user" to ourselves).
-    assert sender_marker(_item("verified", sender="@me:x"), dataclasses.replace(VERIFIED_BOB, user_id="@me:x"), "@me:x") is None
+    assert (
+        sender_marker(
+            _item("verified", sender="@me:x"),
+            dataclasses.replace(VERIFIED_BOB, user_id="@me:x"),
+            "@me:x",
+        )
+        is None
+    )
     unverified_bob = dataclasses.replace(VERIFIED_BOB, state=IdentityState.UNVERIFIED)
     assert sender_marker(_item("verified"), unverified_bob) is None
 
 
 def test_the_mark_is_in_the_time_column() -> None:
-    lines = render_item(_item("verified"), None, lambda user: user, 80, Palette(), trust=VERIFIED_BOB)
+    lines = render_item(
+        _item("verified"), None, lambda user: user, 80, Palette(), trust=VERIFIED_BOB
+    )
     first = [s for s in lines[1] if isinstance(s, Segment)]
     # "HH:MM" then the mark, in the six cells of the time column.
     assert len(first[0].text) == 5 and first[1].text == "✓"
@@ -55,8 +77,16 @@ def test_the_mark_is_in_the_time_column() -> None:
 
 def _identity(**changes: object) -> UserIdentity:
     identity = UserIdentity(
-        user_id=BOB, master_key="M", self_signing_key="S", user_signing_key=None, verified=False,
-        verified_by=None, pinned_master_key="M", changed=False, verification_violation=False, is_own=False,
+        user_id=BOB,
+        master_key="M",
+        self_signing_key="S",
+        user_signing_key=None,
+        verified=False,
+        verified_by=None,
+        pinned_master_key="M",
+        changed=False,
+        verification_violation=False,
+        is_own=False,
     )
     return dataclasses.replace(identity, **changes)  # type: ignore[arg-type]
 
@@ -67,7 +97,10 @@ def test_identity_states() -> None:
     assert identity_state(_identity()) is IdentityState.UNVERIFIED
     assert identity_state(_identity(verified=True)) is IdentityState.VERIFIED
     assert identity_state(_identity(changed=True)) is IdentityState.CHANGED
-    assert identity_state(_identity(changed=True, verification_violation=True)) is IdentityState.VIOLATION
+    assert (
+        identity_state(_identity(changed=True, verification_violation=True))
+        is IdentityState.VIOLATION
+    )
     changed = UserTrust(BOB, IdentityState.CHANGED)
     assert changed.needs_attention and not changed.verified
     assert UserTrust(BOB, IdentityState.UNVERIFIED, device_id_collision=True).needs_attention
@@ -82,9 +115,21 @@ def test_dm_header_words() -> None:
 
 def _flow(**changes: object) -> Verification:
     flow = Verification(
-        id="v", flow_id="t", room_id=None, other_user_id=BOB, other_device_id="BOB1", we_requested=True,
-        state=VerificationState.REQUESTED, created_ms=0, expires_ms=600_000, methods=("m.sas.v1",), emoji=None,
-        decimals=None, keys={}, verified_keys=(), cancellation=None,
+        id="v",
+        flow_id="t",
+        room_id=None,
+        other_user_id=BOB,
+        other_device_id="BOB1",
+        we_requested=True,
+        state=VerificationState.REQUESTED,
+        created_ms=0,
+        expires_ms=600_000,
+        methods=("m.sas.v1",),
+        emoji=None,
+        decimals=None,
+        keys={},
+        verified_keys=(),
+        cancellation=None,
     )
     return dataclasses.replace(flow, **changes)  # type: ignore[arg-type]
 
@@ -92,8 +137,14 @@ def _flow(**changes: object) -> Verification:
 def test_whom_a_flow_verifies_in_words() -> None:
     assert describe_other("@me:x", _flow()) == "@bob:x (device BOB1)"
     assert describe_other("@me:x", _flow(room_id="!dm:x")) == "@bob:x"
-    assert describe_other("@me:x", _flow(other_user_id="@me:x"), "Phone") == "your session BOB1 “Phone”"
-    assert describe_other("@me:x", _flow(other_user_id="@me:x", other_device_id=None)) == "your other sessions"
+    assert (
+        describe_other("@me:x", _flow(other_user_id="@me:x"), "Phone")
+        == "your session BOB1 “Phone”"
+    )
+    assert (
+        describe_other("@me:x", _flow(other_user_id="@me:x", other_device_id=None))
+        == "your other sessions"
+    )
     # Names from others are sanitised.
     shown = describe_other("@me:x", _flow(other_user_id="@me:x"), "[b]x[/b]\x1b[31m\u202e")
     assert "\x1b" not in shown and "\u202e" not in shown and "[b]x[/b]" in shown

@@ -284,7 +284,9 @@ def test_v_and_V_switch_kinds_and_escape_leaves() -> None:
     assert b.type("v").machine.mode is Mode.VISUAL
     assert b.type("v").machine.mode is Mode.NORMAL and b.text == "one\ntwo"
     b.type("Vj").keys("escape")
-    assert b.machine.mode is Mode.NORMAL and b.text == "one\ntwo" and b.at == "one\nt|wo"  # j kept the column
+    assert (
+        b.machine.mode is Mode.NORMAL and b.text == "one\ntwo" and b.at == "one\nt|wo"
+    )  # j kept the column
 
 
 def test_dot_repeats_a_visual_delete_on_as_many_lines_or_characters() -> None:

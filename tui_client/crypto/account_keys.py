@@ -87,7 +87,6 @@ class AccountKeys(MachinePart):
         self._upload_in_flight = None
         return True
 
-
     def account(self) -> tuple[AccountRecord, Account]:
         record = self._store.load_account()
         if record is None:

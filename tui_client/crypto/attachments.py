@@ -25,7 +25,9 @@ def decrypt_attachment(ciphertext: bytes, file: EncryptedFile) -> bytes:
     """The plaintext of a downloaded encrypted attachment; :class:`AttachmentError` if its
     hash does not match."""
     if not hmac.compare_digest(hashlib.sha256(ciphertext).digest(), file.sha256):
-        raise AttachmentError("the downloaded file does not match its hash: it was damaged or replaced")
+        raise AttachmentError(
+            "the downloaded file does not match its hash: it was damaged or replaced"
+        )
     decryptor = Cipher(algorithms.AES(file.key), modes.CTR(file.iv)).decryptor()
     return decryptor.update(ciphertext) + decryptor.finalize()
 

@@ -110,7 +110,6 @@ class DeviceTracker(MachinePart):
         self._query_in_flight = None
         return True
 
-
     def trust(self, record: DeviceRecord) -> DeviceTrust:
         if record["device_id"] == self._device_id and record["user_id"] == self._user_id:
             return _DEVICE_VERIFIED

@@ -98,13 +98,16 @@ class KeyGossip(MachinePart):
         ):
             self._store.delete_key_request(pending["meta"]["request_id"])
 
-
     def receive_secret(
         self, sender: str, device: DeviceRecord | None, content: Mapping[str, Any]
     ) -> ReceivedSecret | None:
         if sender != self._user_id:
             raise Rejected("secret from another user")
-        if device is None or device["deleted"] or self._devices.trust(device) is not DeviceTrust.VERIFIED:
+        if (
+            device is None
+            or device["deleted"]
+            or self._devices.trust(device) is not DeviceTrust.VERIFIED
+        ):
             raise Rejected("secret from an unknown or unverified device")
         request_id = content.get("request_id")
         secret = content.get("secret")
@@ -170,7 +173,9 @@ class KeyGossip(MachinePart):
         if record is None or self._olm.preferred_session(requester["curve25519"]) is None:
             return
         # Rare: unpickled here, not through the inbound part's cache.
-        session = self._backend.inbound_group_session_from_pickle(record["pickle"], self._pickle_key)
+        session = self._backend.inbound_group_session_from_pickle(
+            record["pickle"], self._pickle_key
+        )
         exported = session.export_at(session.first_known_index)
         if exported is None:
             return

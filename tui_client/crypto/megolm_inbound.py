@@ -85,7 +85,6 @@ class InboundGroupSessions(MachinePart):
         self._gossip = gossip
         self._inbound_cache: dict[tuple[str, str], tuple[str, InboundGroupSession]] = {}
 
-
     def _inbound_session(self, record: InboundGroupSessionRecord) -> InboundGroupSession:
         key = (record["room_id"], record["session_id"])
         cached = self._inbound_cache.get(key)

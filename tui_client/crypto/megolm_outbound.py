@@ -93,7 +93,6 @@ class OutboundGroupSessions(MachinePart):
             ]
         )
 
-
     def share_room_key(
         self,
         room_id: str,
@@ -358,7 +357,9 @@ class OutboundGroupSessions(MachinePart):
                 )
             )
         for device in no_olm:
-            state = self._olm.peer_state(device["curve25519"], device["user_id"], device["device_id"])
+            state = self._olm.peer_state(
+                device["curve25519"], device["user_id"], device["device_id"]
+            )
             if state["no_olm_sent"]:
                 continue
             messages.setdefault(device["user_id"], {})[device["device_id"]] = {

@@ -130,7 +130,6 @@ class OlmSessions(MachinePart):
                 self._claim_retry_at[device["curve25519"]] = retry_at
         return True
 
-
     def _olm_session(self, record: OlmSessionRecord) -> OlmSession:
         key = (record["sender_key"], record["session_id"])
         cached = self._olm_cache.get(key)

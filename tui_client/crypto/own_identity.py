@@ -112,7 +112,6 @@ class OwnIdentity(MachinePart):
             return True
         return False
 
-
     def save_secret(self, name: str, secret: str) -> None:
         """Keep a secret on this device, sealed under the pickle key (e.g. ``m.megolm_backup.v1``).
 

@@ -225,7 +225,9 @@ class AuthServer:
             for session in ended:
                 session.revoked = True
         for session in ended:
-            self._synapse("delete_device", {"localpart": session.localpart, "device_id": session.device_id})
+            self._synapse(
+                "delete_device", {"localpart": session.localpart, "device_id": session.device_id}
+            )
 
     def _grant_by_user_code(self, user_code: str) -> _DeviceGrant:
         for grant in self._state.device_grants.values():

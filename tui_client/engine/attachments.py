@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AttachmentError", "MediaError", "save_attachment"]
 
+
 async def message_content(core: Core, encryption: Encryption, event_id: str) -> dict[str, Any]:
     """The content of a cached message (its decrypted form in an encrypted room)."""
     events = await core.db.run(core.cache.load_events, [event_id])
@@ -52,9 +53,14 @@ async def download(connection: HomeserverConnection, attachment: Attachment) -> 
         return await connection.send_raw(api.download_media(attachment.server, attachment.media_id))
     except MatrixError as error:
         # Servers without authenticated media (before Matrix 1.11) do not know the route.
-        if error.errcode not in ("M_UNRECOGNIZED", "M_NOT_FOUND") and error.status not in (404, 405):
+        if error.errcode not in ("M_UNRECOGNIZED", "M_NOT_FOUND") and error.status not in (
+            404,
+            405,
+        ):
             raise
-        return await connection.send_raw(api.download_media(attachment.server, attachment.media_id, legacy=True))
+        return await connection.send_raw(
+            api.download_media(attachment.server, attachment.media_id, legacy=True)
+        )
 
 
 def _write_new(folder: Path, name: str, data: bytes) -> Path:
@@ -75,7 +81,9 @@ def _write_new(folder: Path, name: str, data: bytes) -> Path:
     raise OSError(f"no free file name for {name} in {folder}")
 
 
-async def save_attachment(core: Core, encryption: Encryption, event_id: str, folder: Path | None = None) -> Path:
+async def save_attachment(
+    core: Core, encryption: Encryption, event_id: str, folder: Path | None = None
+) -> Path:
     """Save the attachment of a message; returns where. Raises :class:`MediaError` (no
     usable attachment), :class:`AttachmentError` (hash mismatch), ``MatrixError``/
     ``NetworkError`` (download), ``OSError`` (writing)."""

@@ -91,7 +91,9 @@ async def in_transaction(encryption: Encryption, work: Callable[[], T]) -> T:
     return await encryption.call(work)
 
 
-async def ensure_own_keys(encryption: Encryption, devices: DeviceService, timeout: float = 15.0) -> bool:
+async def ensure_own_keys(
+    encryption: Encryption, devices: DeviceService, timeout: float = 15.0
+) -> bool:
     """Make sure our own devices and cross-signing keys have been queried (``/keys/query``).
 
     Returns False if they are still outdated after ``timeout`` seconds.
@@ -366,7 +368,9 @@ class KeyBackup:
             return await self._unusable(BackupState.UNSUPPORTED, f"{error}: it is not used.")
         except BackupError as error:
             self._recheck = False
-            return await self._unusable(BackupState.UNSUPPORTED, f"The backup is malformed ({error}): it is not used.")
+            return await self._unusable(
+                BackupState.UNSUPPORTED, f"The backup is malformed ({error}): it is not used."
+            )
         self._recheck = False
         if version is None:
             return await self._unusable(BackupState.NONE, "This account has no key backup.")
@@ -423,7 +427,9 @@ class KeyBackup:
             backup_key=held,
         )
 
-    async def _unusable(self, state: str, detail: str, *, version: BackupVersion | None = None) -> BackupStatus:
+    async def _unusable(
+        self, state: str, detail: str, *, version: BackupVersion | None = None
+    ) -> BackupStatus:
         async with self._flags:
             self._uploader = None
             self.version = version
@@ -454,12 +460,25 @@ class KeyBackup:
                 is_verified=_sender_verified(machine),
             )
             state = store.load_backup_state()
-            if state is None or state.get("version") != version.version or state.get("public_key") != version.public_key:
+            if (
+                state is None
+                or state.get("version") != version.version
+                or state.get("public_key") != version.public_key
+            ):
                 uploader.reset_flags()
             store.save_backup_state(
-                {"version": version.version, "public_key": version.public_key, "count": version.count, "etag": version.etag}
+                {
+                    "version": version.version,
+                    "public_key": version.public_key,
+                    "count": version.count,
+                    "etag": version.etag,
+                }
             )
-            return uploader, trust or self._trust(machine, version), store.count_inbound_group_sessions()
+            return (
+                uploader,
+                trust or self._trust(machine, version),
+                store.count_inbound_group_sessions(),
+            )
 
         async with self._flags:
             uploader, checked, counts = await self._run(work)
@@ -489,12 +508,16 @@ class KeyBackup:
         await self.adopt(version)
         return version
 
-    async def resign(self, version: BackupVersion, key: BackupKey, master: PkSigning | None) -> BackupVersion:
+    async def resign(
+        self, version: BackupVersion, key: BackupKey, master: PkSigning | None
+    ) -> BackupVersion:
         """Sign ``version`` again (a new cross-signing identity): ``PUT /room_keys/version/{v}``."""
         machine = self._machine()
         body = await self._run(lambda: backup_version_body(key.public_key, machine, master))
         await self.core.connection.send(api.update_room_keys_version(version.version, body))
-        updated = BackupVersion.from_response({**body, "version": version.version, "count": version.count})
+        updated = BackupVersion.from_response(
+            {**body, "version": version.version, "count": version.count}
+        )
         await self.adopt(updated)
         return updated
 
@@ -515,7 +538,9 @@ class KeyBackup:
         """Secrets our verified devices sent us (``SyncChanges.secrets``): keep the backup key
         if it opens the current backup."""
         for secret in secrets:
-            if getattr(secret, "name", None) == MEGOLM_BACKUP_V1 and isinstance(getattr(secret, "secret", None), str):
+            if getattr(secret, "name", None) == MEGOLM_BACKUP_V1 and isinstance(
+                getattr(secret, "secret", None), str
+            ):
                 task = asyncio.ensure_future(self._received_key(secret.secret))
                 task.add_done_callback(_log_failure)
 

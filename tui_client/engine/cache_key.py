@@ -17,7 +17,13 @@ from pathlib import Path
 from ..store.encrypted_db import KEY_BYTES, CacheKeyError, is_plain_sqlite, new_key
 from .secrets import SecretStore
 
-__all__ = ["CACHE_KEY", "CacheKeyError", "aside_key_name", "cache_key", "set_aside_unreadable_cache"]
+__all__ = [
+    "CACHE_KEY",
+    "CacheKeyError",
+    "aside_key_name",
+    "cache_key",
+    "set_aside_unreadable_cache",
+]
 
 CACHE_KEY = "cache_key"
 UNREADABLE_MESSAGE = "the cache cannot be opened with this device's key"

@@ -124,7 +124,9 @@ class MatrixClient(ClientServices, RoomCommands):
             self.cache: Cache
             #: What a damaged cache lost when it was rebuilt at this open (store/repair.py).
             self.cache_repair: RepairReport | None
-            self.cache, self.cache_repair = self.db.call(open_checked, folder / CACHE_FILE, own_user_id=info.user_id, key=key)
+            self.cache, self.cache_repair = self.db.call(
+                open_checked, folder / CACHE_FILE, own_user_id=info.user_id, key=key
+            )
         except BaseException as error:
             self.db.shutdown()
             problem = storage_problem(error)
@@ -164,7 +166,12 @@ class MatrixClient(ClientServices, RoomCommands):
         self.storage = StorageHealth(self.db.run, self.cache.probe_write, self.publish)
         self.db.on_storage_problem = self.storage.report
         self.send_queue = SendQueue(
-            self.cache, self.db, self.connection, self._on_send_progress, prepare=self._prepare_send, storage=self.storage
+            self.cache,
+            self.db,
+            self.connection,
+            self._on_send_progress,
+            prepare=self._prepare_send,
+            storage=self.storage,
         )
         #: The server's time (local time corrected by what events say): a local clock
         #: hours off does not upset verification or key rotation (engine/server_clock.py).
@@ -230,7 +237,9 @@ class MatrixClient(ClientServices, RoomCommands):
         **options: Any,
     ) -> Self:
         """Turn an OAuth login's tokens into a session (engine/session.py): ask who we are, save, open."""
-        info, token, folder, secrets = await oauth_login(flow, tokens, profile=profile, base_dir=base_dir)
+        info, token, folder, secrets = await oauth_login(
+            flow, tokens, profile=profile, base_dir=base_dir
+        )
         return cls(info, token, folder, secrets, transport=flow.transport, **options)
 
     def account_page(self, action: str | None = None) -> str | None:
@@ -296,7 +305,10 @@ class MatrixClient(ClientServices, RoomCommands):
         if self.secrets.warning:
             await say_once(self.core, "no_keyring", "warning", self.secrets.warning)
         if self.cache_repair is not None:
-            self.notify("warning" if self.cache_repair.crypto_intact else "error", self.cache_repair.describe())
+            self.notify(
+                "warning" if self.cache_repair.crypto_intact else "error",
+                self.cache_repair.describe(),
+            )
         await self.encryption.open()
         await self.devices.open()
         await self.typing.load()
@@ -332,7 +344,11 @@ class MatrixClient(ClientServices, RoomCommands):
             asyncio.ensure_future(
                 self.presence.keep_alive(
                     lambda: self.sync_mode == "sliding sync",
-                    lambda: [m.user_id for view in list(self.views.values()) for m in view.members.joined()],
+                    lambda: [
+                        m.user_id
+                        for view in list(self.views.values())
+                        for m in view.members.joined()
+                    ],
                 )
             ),
         ]
@@ -347,7 +363,10 @@ class MatrixClient(ClientServices, RoomCommands):
         restored = self.joins.restore(pending)
         if restored:
             count = len(restored)
-            self.notify("info", f"Resuming {count} join{'s' if count != 1 else ''} left unfinished last time")
+            self.notify(
+                "info",
+                f"Resuming {count} join{'s' if count != 1 else ''} left unfinished last time",
+            )
 
     async def stop(self) -> None:
         """Stop sync and sending (in-flight requests are cancelled; nothing is lost)."""
@@ -371,8 +390,14 @@ class MatrixClient(ClientServices, RoomCommands):
         for view in self.views.values():
             view.close()
         # The cancelled loop could not say so itself.
-        if self.sync_state.status not in (SyncStatus.STOPPED, SyncStatus.LOGGED_OUT, SyncStatus.STARTING):
-            self._on_sync_state(SyncState(SyncStatus.STOPPED, last_success=self.sync_state.last_success))
+        if self.sync_state.status not in (
+            SyncStatus.STOPPED,
+            SyncStatus.LOGGED_OUT,
+            SyncStatus.STARTING,
+        ):
+            self._on_sync_state(
+                SyncState(SyncStatus.STOPPED, last_success=self.sync_state.last_success)
+            )
 
     async def close(self) -> None:
         """Stop and release everything (the cache stays on disk)."""
@@ -456,7 +481,10 @@ class MatrixClient(ClientServices, RoomCommands):
                     offered = remembered == "1"
         if offered:
             self._source = SlidingSyncSource(
-                self.connection, self.user_id, subscriptions=lambda: self.views, known_rooms=lambda: len(self.rooms)
+                self.connection,
+                self.user_id,
+                subscriptions=lambda: self.views,
+                known_rooms=lambda: len(self.rooms),
             )
         else:
             self._source = self._v2_source(self.connection)
@@ -555,7 +583,13 @@ class MatrixClient(ClientServices, RoomCommands):
         if result.new_events and (self._indexing is None or self._indexing.done()):
             self._indexing = asyncio.ensure_future(self._index_messages())
         self.publish(
-            BatchCommitted({room: tuple(s.event for s in stored) for room, stored in result.new_events.items()}, first)
+            BatchCommitted(
+                {
+                    room: tuple(s.event for s in stored)
+                    for room, stored in result.new_events.items()
+                },
+                first,
+            )
         )
 
     async def _index_messages(self) -> None:
@@ -587,14 +621,19 @@ class MatrixClient(ClientServices, RoomCommands):
         if result.changed_rooms:
             self.send_queue.wake()  # messages may be waiting for a room to sync
         if result.skipped_events:
-            log.warning("sync batch %s: skipped %d unusable events", result.next_batch, result.skipped_events)
+            log.warning(
+                "sync batch %s: skipped %d unusable events",
+                result.next_batch,
+                result.skipped_events,
+            )
         self.rooms.update(result.changed_rooms)
         for room_id in result.removed_rooms:
             self.rooms.pop(room_id, None)
         if result.changed_rooms or result.removed_rooms:
             self.publish(
                 RoomListChanged(
-                    tuple(self.rooms.values()), frozenset(result.changed_rooms) | frozenset(result.removed_rooms)
+                    tuple(self.rooms.values()),
+                    frozenset(result.changed_rooms) | frozenset(result.removed_rooms),
                 )
             )
         for room_id, view in list(self.views.items()):
@@ -647,7 +686,9 @@ class MatrixClient(ClientServices, RoomCommands):
     def room_list(self) -> list[RoomSummary]:
         """Rooms the user is in or invited to, most recent activity first."""
         rooms = [
-            r for r in self.rooms.values() if r.membership in ("join", "invite") and not self.notifications.hides_room(r)
+            r
+            for r in self.rooms.values()
+            if r.membership in ("join", "invite") and not self.notifications.hides_room(r)
         ]
         return sorted(rooms, key=lambda r: (-r.last_ts, r.display_name.casefold()))
 
@@ -698,7 +739,9 @@ class MatrixClient(ClientServices, RoomCommands):
         if summary.encrypted:
             # Never send to an encrypted room in clear: encrypt, or fail visibly.
             if not self.encryption.available:
-                raise EncryptionUnavailable(self.encryption.error or "end-to-end encryption is not available")
+                raise EncryptionUnavailable(
+                    self.encryption.error or "end-to-end encryption is not available"
+                )
             content = await self.encryption.encrypt(entry.room_id, entry.event_type, entry.content)
             self.backup.wake()  # a room key of our own may have been made
             return "m.room.encrypted", content
@@ -714,7 +757,9 @@ class MatrixClient(ClientServices, RoomCommands):
 
     async def enable_encryption(self, room_id: str) -> None:
         """Turn on end-to-end encryption in a room (it cannot be turned off)."""
-        await self.connection.send(api.send_state(room_id, "m.room.encryption", "", {"algorithm": "m.megolm.v1.aes-sha2"}))
+        await self.connection.send(
+            api.send_state(room_id, "m.room.encryption", "", {"algorithm": "m.megolm.v1.aes-sha2"})
+        )
 
     async def export_room_keys(self, path: Path, passphrase: str) -> int:
         """Export every room key to ``path`` (standard format, encrypted with ``passphrase``)."""
@@ -728,14 +773,18 @@ class MatrixClient(ClientServices, RoomCommands):
             self._backup.made.wake()  # the imported keys go to the key backup too
         return total, imported
 
-    def _on_send_progress(self, entry: OutboxEntry, state: str, event_id: str | None, error: str | None) -> None:
+    def _on_send_progress(
+        self, entry: OutboxEntry, state: str, event_id: str | None, error: str | None
+    ) -> None:
         view = self.views.get(entry.room_id)
         if view is not None:
             view.on_send_state(entry.txn_id, state, event_id, error)
         if self._threads.made is not None:
             self._threads.made.on_send_state(entry, state, event_id, error)
 
-    async def send_event(self, room_id: str, event_type: str, content: dict[str, Any]) -> OutboxEntry:
+    async def send_event(
+        self, room_id: str, event_type: str, content: dict[str, Any]
+    ) -> OutboxEntry:
         """Queue any message-like event."""
         if self._typing.made is not None and event_type == "m.room.message":
             self._typing.made.stopped()
@@ -776,6 +825,7 @@ class MatrixClient(ClientServices, RoomCommands):
         view = self.views.get(room_id)
         newest = view is not None and view.model.last_event_id() == event_id
         await self.receipts.mark_read(room_id, event_id, thread_id=thread_id, newest=newest)
+
 
 @contextmanager
 def gc_paused() -> Iterator[None]:

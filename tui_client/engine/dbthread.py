@@ -23,7 +23,9 @@ class DatabaseThread:
     """A single worker thread; :meth:`run` awaits a function executed on it."""
 
     def __init__(self, name: str = "tui-client-db") -> None:
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=name
+        )
         #: Told (on the event loop) when a call failed because the cache cannot be written.
         self.on_storage_problem: Callable[[str], None] | None = None
 
@@ -50,7 +52,9 @@ class DatabaseThread:
         if self.on_storage_problem is not None:
             self.on_storage_problem(problem)
 
-    def submit(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> concurrent.futures.Future[T]:
+    def submit(
+        self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+    ) -> concurrent.futures.Future[T]:
         """Queue ``function`` now, without waiting (it runs after everything queued before it)."""
         return self._executor.submit(function, *args, **kwargs)
 

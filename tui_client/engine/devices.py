@@ -346,8 +346,7 @@ class DeviceService:
                 device_id=device.device_id,
                 display_name=device.display_name,
                 trust=_TRUST_LABEL.get(verdict, "unverified"),
-                is_current=user_id == self.core.user_id
-                and device.device_id == self.core.device_id,
+                is_current=user_id == self.core.user_id and device.device_id == self.core.device_id,
                 ed25519=device.ed25519,
             )
             for device, verdict in devices
@@ -437,9 +436,7 @@ class DeviceService:
             raise ValueError("this session cannot sign itself out here: log out instead")
         if not ids:
             return
-        auth = UserInteractiveAuth(
-            self.core.connection, self.core.user_id, self._password_prompt()
-        )
+        auth = UserInteractiveAuth(self.core.connection, self.core.user_id, self._password_prompt())
         what = f"Sign out {len(ids)} devices" if len(ids) > 1 else f"Sign out the device {ids[0]}"
         await auth.send(lambda auth_dict: api.delete_devices(ids, auth_dict), purpose=what)
         # The server tells every member's client through device_lists.changed; ours too.

@@ -220,7 +220,9 @@ class DirectoryBrowser:
         except MatrixError as error:
             return ServerFailure(cursor.server, self._refusal_message(cursor, error))
         except NetworkError as error:
-            return ServerFailure(cursor.server, f"Could not reach your homeserver to list {cursor.server}: {error}")
+            return ServerFailure(
+                cursor.server, f"Could not reach your homeserver to list {cursor.server}: {error}"
+            )
         page = parse_public_rooms(data)
         cursor.started = True
         if page.total_estimate is not None:
@@ -285,7 +287,9 @@ async def preview_room(
     info = known
     error: str | None = None
     try:
-        data = await asyncio.wait_for(client.connection.send(api.room_summary(target, via)), timeout)
+        data = await asyncio.wait_for(
+            client.connection.send(api.room_summary(target, via)), timeout
+        )
         summary = parse_room_chunk(data)
         if summary is not None:
             info = summary if known is None else _merge_preview(known, summary)
@@ -321,7 +325,10 @@ async def _recent_history(
 ) -> tuple[tuple[TimelineItem, ...], str]:
     try:
         data = await asyncio.wait_for(
-            client.connection.send(api.messages(room_id, from_token=None, direction="b", limit=limit)), timeout
+            client.connection.send(
+                api.messages(room_id, from_token=None, direction="b", limit=limit)
+            ),
+            timeout,
         )
     except TimeoutError:
         return (), "The server did not send the room's messages in time."
@@ -329,7 +336,9 @@ async def _recent_history(
         return (), f"The room's messages could not be loaded: {error}"
     chunk = data.get("chunk") if isinstance(data, dict) else None
     state = data.get("state") if isinstance(data, dict) else None
-    raw_events: list[Any] = [e for e in chunk if isinstance(e, dict)] if isinstance(chunk, list) else []
+    raw_events: list[Any] = (
+        [e for e in chunk if isinstance(e, dict)] if isinstance(chunk, list) else []
+    )
     members = RoomMembers()
     for event in [*(state if isinstance(state, list) else []), *reversed(raw_events)]:
         if isinstance(event, dict) and event.get("type") == "m.room.member":
@@ -344,8 +353,9 @@ async def _recent_history(
     return tuple(model.items), ""
 
 
-
-async def bridged_protocols(client: DirectoryHost, timeout: float = DIRECTORY_TIMEOUT) -> list[ThirdPartyProtocol]:
+async def bridged_protocols(
+    client: DirectoryHost, timeout: float = DIRECTORY_TIMEOUT
+) -> list[ThirdPartyProtocol]:
     """The networks the homeserver's bridges offer (``/thirdparty/protocols``)."""
     data = await asyncio.wait_for(client.connection.send(thirdparty_protocols()), timeout)
     return parse_protocols(data)
@@ -355,7 +365,9 @@ async def lookup_location(
     client: DirectoryHost, protocol: str, fields: dict[str, str], timeout: float = DIRECTORY_TIMEOUT
 ) -> list[ThirdPartyLocation]:
     """The Matrix rooms (aliases) a bridge has for a channel, by the protocol's location fields."""
-    data = await asyncio.wait_for(client.connection.send(thirdparty_location(protocol, fields)), timeout)
+    data = await asyncio.wait_for(
+        client.connection.send(thirdparty_location(protocol, fields)), timeout
+    )
     return parse_locations(data)
 
 
@@ -363,5 +375,7 @@ async def lookup_users(
     client: DirectoryHost, protocol: str, fields: dict[str, str], timeout: float = DIRECTORY_TIMEOUT
 ) -> list[str]:
     """The Matrix user IDs of a bridged user, by the protocol's user fields."""
-    data = await asyncio.wait_for(client.connection.send(thirdparty_user(protocol, fields)), timeout)
+    data = await asyncio.wait_for(
+        client.connection.send(thirdparty_user(protocol, fields)), timeout
+    )
     return parse_users(data)

@@ -58,7 +58,14 @@ if TYPE_CHECKING:
     from .core import Core
     from .secrets import SecretStore
 
-__all__ = ["BACKEND_ENV", "CryptoResult", "Encryption", "chosen_backend", "configure_backend", "failure_text"]
+__all__ = [
+    "BACKEND_ENV",
+    "CryptoResult",
+    "Encryption",
+    "chosen_backend",
+    "configure_backend",
+    "failure_text",
+]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -117,7 +124,11 @@ def failure_text(failure: DecryptionFailure) -> str:
     if reason is FailureReason.WITHHELD:
         code = failure.withheld_code or ""
         text = _WITHHELD.get(code, f"the sender withheld the key ({code or 'no reason given'})")
-        return text + (f": {failure.withheld_reason}" if failure.withheld_reason and code not in _WITHHELD else "")
+        return text + (
+            f": {failure.withheld_reason}"
+            if failure.withheld_reason and code not in _WITHHELD
+            else ""
+        )
     if reason is FailureReason.DECRYPTION_ERROR:
         return "the message is damaged or was not encrypted for this key"
     if reason in (FailureReason.MISMATCHED_ROOM, FailureReason.MISMATCHED_SENDER):
@@ -135,7 +146,9 @@ def failure_text(failure: DecryptionFailure) -> str:
 class CryptoResult:
     """What the crypto step of a committed sync batch changed, for the engine to show."""
 
-    clear: dict[str, dict[str, Event]] = field(default_factory=dict)  # room -> event_id -> shown form
+    clear: dict[str, dict[str, Event]] = field(
+        default_factory=dict
+    )  # room -> event_id -> shown form
     redecrypted: dict[str, dict[str, Event]] = field(default_factory=dict)
     to_device: list[Any] = field(default_factory=list)
     secrets: list[Any] = field(default_factory=list)
@@ -229,7 +242,9 @@ class Encryption:
         if stored:
             return base64.b64decode(stored)
         if self.store.load_account() is not None:
-            raise CryptoStoreMismatch("the key that unlocks this device's encryption keys is missing")
+            raise CryptoStoreMismatch(
+                "the key that unlocks this device's encryption keys is missing"
+            )
         key = secrets.token_bytes(32)
         secrets_store.set("pickle_key", base64.b64encode(key).decode())
         return key
@@ -282,7 +297,11 @@ class Encryption:
                 advice = " Log out and in again to start afresh."
             self.core.publish(Notice("error", self.error + advice))
             return
-        encrypted = [room_id for room_id, summary in self.core.rooms.items() if summary.encrypted and summary.membership == "join"]
+        encrypted = [
+            room_id
+            for room_id, summary in self.core.rooms.items()
+            if summary.encrypted and summary.membership == "join"
+        ]
         await self._run(lambda: self._track_rooms(encrypted))
         self.wake()
 
@@ -343,14 +362,18 @@ class Encryption:
         result.verifications = list(changes.verifications)
         result.room_keys = len(changes.room_keys)
         for room in batch.joined:
-            self._room_membership(machine, room.room_id, [*room.state, *room.timeline], room.limited)
+            self._room_membership(
+                machine, room.room_id, [*room.state, *room.timeline], room.limited
+            )
             for event in room.timeline:
                 if event.get("type") == "m.room.encrypted":
                     shown = self._decrypt_and_store(machine, event, room.room_id)
                     if shown is not None:
                         result.clear.setdefault(room.room_id, {})[event["event_id"]] = shown
         sessions = [(key.room_id, key.session_id) for key in changes.room_keys]
-        sessions += [(w.room_id, w.session_id) for w in changes.withheld if w.room_id and w.session_id]
+        sessions += [
+            (w.room_id, w.session_id) for w in changes.withheld if w.room_id and w.session_id
+        ]
         for event_id, room_id, data in self.store.undecrypted_for_sessions(sessions):
             shown = self._decrypt_and_store(machine, json.loads(data), room_id)
             if shown is not None:
@@ -367,13 +390,19 @@ class Encryption:
                 if event.get("type") == "m.room.encrypted":
                     event = shown.get(event.get("event_id", ""), event)
                 if is_verification_event(event):
-                    result.verifications.extend(machine.receive_room_verification_event(room.room_id, event))
+                    result.verifications.extend(
+                        machine.receive_room_verification_event(room.room_id, event)
+                    )
         for room_id, events in result.redecrypted.items():
             for event in events.values():
                 if is_verification_event(event):
-                    result.verifications.extend(machine.receive_room_verification_event(room_id, event))
+                    result.verifications.extend(
+                        machine.receive_room_verification_event(room_id, event)
+                    )
 
-    def _room_membership(self, machine: OlmMachine, room_id: str, events: list[Event], limited: bool) -> None:
+    def _room_membership(
+        self, machine: OlmMachine, room_id: str, events: list[Event], limited: bool
+    ) -> None:
         summary = self.core.rooms.get(room_id)
         became_encrypted = any(e.get("type") == "m.room.encryption" for e in events)
         if not became_encrypted and (summary is None or not summary.encrypted):
@@ -407,7 +436,9 @@ class Encryption:
         session_id = outcome.session_id or ""
         if isinstance(outcome, DecryptedEvent):
             shown = self._shown_form(event, outcome)
-            self.store.save_decrypted(event_id, room_id, session_id, shown, shown["unsigned"][ENCRYPTION_INFO])
+            self.store.save_decrypted(
+                event_id, room_id, session_id, shown, shown["unsigned"][ENCRYPTION_INFO]
+            )
             return shown
         text = failure_text(outcome)
         self.store.save_undecrypted(event_id, room_id, session_id, outcome.reason.value, text)
@@ -429,7 +460,11 @@ class Encryption:
 
     def shown_forms(self, events: list[Event]) -> dict[str, Event]:
         """For stored ``m.room.encrypted`` events: their decrypted or explained form."""
-        ids = [e["event_id"] for e in events if e.get("type") == "m.room.encrypted" and isinstance(e.get("event_id"), str)]
+        ids = [
+            e["event_id"]
+            for e in events
+            if e.get("type") == "m.room.encrypted" and isinstance(e.get("event_id"), str)
+        ]
         if not ids:
             return {}
         clear = self.store.decrypted(ids)
@@ -522,7 +557,11 @@ class Encryption:
         """Send every queued request (a few rounds: answers can queue more)."""
         machine = self._machine()
         for _ in range(rounds):
-            requests = [r for r in await self._run(machine.outgoing_requests) if r.request_id not in self._in_flight]
+            requests = [
+                r
+                for r in await self._run(machine.outgoing_requests)
+                if r.request_id not in self._in_flight
+            ]
             if not requests:
                 return
             for request in requests:
@@ -536,7 +575,9 @@ class Encryption:
                 answer = await self.core.connection.send(request.to_http())
             except MatrixError as error:
                 permanent = not error.is_transient and isinstance(request, ToDeviceRequest)
-                await self._run(lambda: machine.mark_request_as_failed(request.request_id, permanent=permanent))
+                await self._run(
+                    lambda: machine.mark_request_as_failed(request.request_id, permanent=permanent)
+                )
                 if error.is_transient:
                     raise
                 log.warning("request %s refused: %s", type(request).__name__, error)
@@ -544,7 +585,11 @@ class Encryption:
             except NetworkError:
                 await self._run(lambda: machine.mark_request_as_failed(request.request_id))
                 raise
-            outcome = await self._run(lambda: machine.mark_request_as_sent(request.request_id, answer if isinstance(answer, dict) else {}))
+            outcome = await self._run(
+                lambda: machine.mark_request_as_sent(
+                    request.request_id, answer if isinstance(answer, dict) else {}
+                )
+            )
         finally:
             self._in_flight.discard(request.request_id)
         for listener in list(self.outcome_listeners):
@@ -567,7 +612,11 @@ class Encryption:
 
         def read() -> tuple[list[str], EncryptionSettings]:
             cache = self.core.cache
-            state = {e.get("type"): e.get("content") for e in cache.load_state(room_id) if e.get("state_key") == ""}
+            state = {
+                e.get("type"): e.get("content")
+                for e in cache.load_state(room_id)
+                if e.get("state_key") == ""
+            }
             visibility = state.get("m.room.history_visibility") or {}
             history = visibility.get("history_visibility") if isinstance(visibility, dict) else None
             encryption = state.get("m.room.encryption")
@@ -583,7 +632,12 @@ class Encryption:
         return await self.core.db.run(read)
 
     async def encrypt(
-        self, room_id: str, event_type: str, content: dict[str, Any], *, only_verified: bool | None = None
+        self,
+        room_id: str,
+        event_type: str,
+        content: dict[str, Any],
+        *,
+        only_verified: bool | None = None,
     ) -> dict[str, Any]:
         """Share the room key as needed and encrypt one event for ``room_id``.
 
@@ -613,7 +667,9 @@ class Encryption:
                 for share in shares:
                     await self._send(share)
                 try:
-                    return await self._run(lambda: machine.encrypt_room_event(room_id, event_type, content))
+                    return await self._run(
+                        lambda: machine.encrypt_room_event(room_id, event_type, content)
+                    )
                 except EncryptionError as error:
                     last_error = error
             raise last_error or EncryptionError("could not share the room key")
@@ -628,7 +684,9 @@ class Encryption:
         await asyncio.to_thread(_write_private, path, text)
         return count
 
-    async def import_keys(self, path: Path, passphrase: str) -> tuple[int, int, dict[str, dict[str, Event]]]:
+    async def import_keys(
+        self, path: Path, passphrase: str
+    ) -> tuple[int, int, dict[str, dict[str, Event]]]:
         """Import a key export file; returns (total, imported, events decrypted thanks to it)."""
         machine = self._machine()
         text = await asyncio.to_thread(path.read_text)
@@ -677,4 +735,3 @@ def _write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
-

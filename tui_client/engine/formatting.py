@@ -168,13 +168,17 @@ def _without_markers(text: str, pills: Sequence[Pill]) -> tuple[str, list[Pill]]
             cleaned.append(character)
     removed_before.append(removed)
     moved = [
-        chosen if chosen.start is None or chosen.start > len(text) else chosen.at(chosen.start - removed_before[chosen.start])
+        chosen
+        if chosen.start is None or chosen.start > len(text)
+        else chosen.at(chosen.start - removed_before[chosen.start])
         for chosen in pills
     ]
     return "".join(cleaned), moved
 
 
-def _unmark_code_and_links(tokens: Sequence[Token], pills: Sequence[Pill], inside_link: bool = False) -> None:
+def _unmark_code_and_links(
+    tokens: Sequence[Token], pills: Sequence[Pill], inside_link: bool = False
+) -> None:
     """Put a pill's own text back where markdown made code, a link's text or an image's
     description of it: a mention is never a link inside code or inside another link."""
 
@@ -190,7 +194,9 @@ def _unmark_code_and_links(tokens: Sequence[Token], pills: Sequence[Pill], insid
         elif token.type == "link_close":
             depth = max(0, depth - 1)
         if token.children:
-            _unmark_code_and_links(token.children, pills, inside_link=bool(depth) or token.type == "image")
+            _unmark_code_and_links(
+                token.children, pills, inside_link=bool(depth) or token.type == "image"
+            )
 
 
 def _unwrap_paragraph(rendered: str) -> str:
@@ -473,7 +479,11 @@ def pills_in(text: str, pills: Iterable[Pill]) -> list[Pill]:
         chosen
         for chosen in pills
         if chosen.text
-        and (text.startswith(chosen.text, chosen.start) if chosen.start is not None else chosen.text in text)
+        and (
+            text.startswith(chosen.text, chosen.start)
+            if chosen.start is not None
+            else chosen.text in text
+        )
     ]
 
 

@@ -101,7 +101,9 @@ class PauseMeter:
             return
         generation = info["generation"]
         self.passes[generation] += 1
-        self.worst_ms[generation] = max(self.worst_ms[generation], (time.perf_counter() - self._began) * 1000)
+        self.worst_ms[generation] = max(
+            self.worst_ms[generation], (time.perf_counter() - self._began) * 1000
+        )
 
     def __enter__(self) -> PauseMeter:
         gc.callbacks.append(self._callback)

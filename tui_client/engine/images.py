@@ -294,7 +294,9 @@ class ImageService:
     async def set_avatars(self, shown: bool) -> None:
         """Draw avatars or not (kept across restarts)."""
         if self.client is not None:
-            await self.client.db.run(self.client.cache.set_meta, AVATAR_SETTING, "on" if shown else "off")
+            await self.client.db.run(
+                self.client.cache.set_meta, AVATAR_SETTING, "on" if shown else "off"
+            )
         if shown != self.avatars:
             self.avatars = shown
             self._changed()
@@ -308,7 +310,9 @@ class ImageService:
         ``done(mxc)`` on the event loop once it is there. Asked once per run."""
         if mxc in self._avatars or mxc in self._avatar_tasks or self.client is None:
             return
-        task = self._avatar_tasks[mxc] = asyncio.get_running_loop().create_task(self._load_avatar(mxc))
+        task = self._avatar_tasks[mxc] = asyncio.get_running_loop().create_task(
+            self._load_avatar(mxc)
+        )
         task.add_done_callback(lambda _task: done(mxc))
 
     async def _load_avatar(self, mxc: str) -> None:
@@ -325,7 +329,12 @@ class ImageService:
                 async with self._slots:
                     picture = await self._fetch_avatar(server, media_id)
                 await client.db.run(
-                    client.cache.put_avatar, mxc, picture.width, picture.height, picture.rgba, int(time.time() * 1000)
+                    client.cache.put_avatar,
+                    mxc,
+                    picture.width,
+                    picture.height,
+                    picture.rgba,
+                    int(time.time() * 1000),
                 )
         except (ImageDecodeError, MediaError, MatrixError, NetworkError):
             picture = None  # no avatar drawn: the row keeps its blank cells
@@ -345,7 +354,8 @@ class ImageService:
             # No thumbnail (too small to thumbnail, or a format the server does not):
             # the original, with the same checks.
             data = await self._send_fallback(
-                api.download_media(server, media_id), api.download_media(server, media_id, legacy=True)
+                api.download_media(server, media_id),
+                api.download_media(server, media_id, legacy=True),
             )
             picture = await asyncio.to_thread(decode_picture, data, *small)
         # Squared to the pixels drawn, whatever its shape.
@@ -434,9 +444,7 @@ class ImageService:
             raise ImageDecodeError(self.failed.get(key, "the image could not be loaded"))
         return cached
 
-    async def _load(
-        self, key: PictureKey, ref: ImageRef, cols: int, rows: int
-    ) -> Picture | None:
+    async def _load(self, key: PictureKey, ref: ImageRef, cols: int, rows: int) -> Picture | None:
         try:
             async with self._slots:
                 data = await self.fetch(ref, full=key[3])

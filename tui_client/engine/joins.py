@@ -69,7 +69,9 @@ class JoinFailed(Exception):
     members only.
     """
 
-    def __init__(self, target: str, message: str, *, required: Sequence[RequiredSpace] = ()) -> None:
+    def __init__(
+        self, target: str, message: str, *, required: Sequence[RequiredSpace] = ()
+    ) -> None:
         super().__init__(message)
         self.target = target
         self.message = message
@@ -95,7 +97,9 @@ class JoinJob:
     attempts: int = 0
     #: The join's key in the cache (``pending_joins``), kept until it is made or refused.
     key: str = field(default_factory=lambda: uuid.uuid4().hex)
-    future: asyncio.Future[str] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    future: asyncio.Future[str] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
 
     def status(self) -> JoinStatus:
         """A snapshot for the UI."""
@@ -184,7 +188,9 @@ class JoinQueue:
         else:
             self._store(
                 self._core.cache.joins_add,
-                PendingJoin(job.key, job.target, job.via, job.label, reason, after.key if after else None),
+                PendingJoin(
+                    job.key, job.target, job.via, job.label, reason, after.key if after else None
+                ),
             )
         self._pending.append(job)
         self._batch.append(job)
@@ -225,7 +231,9 @@ class JoinQueue:
         """Queue several joins (``(target, via)`` pairs), in order."""
         return [self.enqueue(target, via) for target, via in targets]
 
-    def enqueue_via_space(self, target: str, via: Iterable[str], space: RequiredSpace) -> tuple[JoinJob, JoinJob]:
+    def enqueue_via_space(
+        self, target: str, via: Iterable[str], space: RequiredSpace
+    ) -> tuple[JoinJob, JoinJob]:
         """Join ``space`` first, then ``target`` (which only fails if the space join did)."""
         first = self.enqueue(space.room_id, space.via, label=space.name)
         return first, self.enqueue(target, via, after=first)
@@ -326,24 +334,42 @@ class JoinQueue:
                     return
                 if error.is_rate_limit:
                     rate_limits += 1
-                    delay = error.retry_after if error.retry_after is not None else backoff_delay(rate_limits, base=self.backoff_base, cap=self._max_backoff)
+                    delay = (
+                        error.retry_after
+                        if error.retry_after is not None
+                        else backoff_delay(
+                            rate_limits, base=self.backoff_base, cap=self._max_backoff
+                        )
+                    )
                     await self._wait(job, delay, "rate limited")
                     continue
                 if error.is_transient and job.attempts <= self._max_fault_retries:
-                    await self._wait(job, backoff_delay(job.attempts, base=self.backoff_base, cap=self._max_backoff), f"server error {error.status}")
+                    await self._wait(
+                        job,
+                        backoff_delay(job.attempts, base=self.backoff_base, cap=self._max_backoff),
+                        f"server error {error.status}",
+                    )
                     continue
                 await self._refused(job, error)
                 return
             except NetworkError as error:
                 if job.attempts <= self._max_fault_retries:
-                    await self._wait(job, backoff_delay(job.attempts, base=self.backoff_base, cap=self._max_backoff), "connection problem")
+                    await self._wait(
+                        job,
+                        backoff_delay(job.attempts, base=self.backoff_base, cap=self._max_backoff),
+                        "connection problem",
+                    )
                     continue
                 self._finish(job, None, f"could not reach the server: {error}")
                 return
             room_id = data.get("room_id") if isinstance(data, dict) else None
             if not isinstance(room_id, str):
                 if job.attempts <= self._max_fault_retries:
-                    await self._wait(job, backoff_delay(job.attempts, base=self.backoff_base, cap=self._max_backoff), "odd answer")
+                    await self._wait(
+                        job,
+                        backoff_delay(job.attempts, base=self.backoff_base, cap=self._max_backoff),
+                        "odd answer",
+                    )
                     continue
                 self._finish(job, None, "the server's answer has no room ID")
                 return
@@ -377,7 +403,9 @@ class JoinQueue:
         else:
             job.state, job.error = "failed", error
             if not job.future.done():
-                job.future.set_exception(JoinFailed(job.target, error or "could not join", required=required))
+                job.future.set_exception(
+                    JoinFailed(job.target, error or "could not join", required=required)
+                )
                 # Nobody may be waiting (a batch of joins): do not warn about it.
                 job.future.exception()
 
@@ -387,7 +415,11 @@ class JoinQueue:
         name = job.label
         if error.errcode == "M_NOT_FOUND" or error.status == 404:
             what = "alias" if is_room_alias(job.identifier) else "room"
-            self._finish(job, None, f"No {what} {job.identifier} was found (it may be on a server yours cannot reach).")
+            self._finish(
+                job,
+                None,
+                f"No {what} {job.identifier} was found (it may be on a server yours cannot reach).",
+            )
             return
         if error.errcode != "M_FORBIDDEN" and error.status != 403:
             self._finish(job, None, f"Could not join {name}: {error}")
@@ -402,7 +434,11 @@ class JoinQueue:
             self._finish(job, None, message, required)
             return
         said = f" ({error.message})" if error.message else ""
-        self._finish(job, None, f"You are not allowed to join {name}{said}: it may be invite-only, or you may be banned.")
+        self._finish(
+            job,
+            None,
+            f"You are not allowed to join {name}{said}: it may be invite-only, or you may be banned.",
+        )
 
     async def _required_spaces(self, job: JoinJob) -> list[RequiredSpace]:
         core = self._core
@@ -411,7 +447,9 @@ class JoinQueue:
         info = spaces.describe(room_id) if room_id else None
         if info is None or not info.allowed_room_ids:
             try:
-                data = await asyncio.wait_for(core.connection.send(api.room_summary(job.identifier, job.via)), LOOKUP_TIMEOUT)
+                data = await asyncio.wait_for(
+                    core.connection.send(api.room_summary(job.identifier, job.via)), LOOKUP_TIMEOUT
+                )
             except (TimeoutError, MatrixError, NetworkError):
                 data = None
             summary = parse_room_chunk(data)
@@ -420,7 +458,9 @@ class JoinQueue:
                 info, room_id = summary, summary.room_id
         if room_id is None and is_room_alias(job.identifier):
             try:
-                data = await asyncio.wait_for(core.connection.send(api.resolve_alias(job.identifier)), LOOKUP_TIMEOUT)
+                data = await asyncio.wait_for(
+                    core.connection.send(api.resolve_alias(job.identifier)), LOOKUP_TIMEOUT
+                )
                 resolved = data.get("room_id") if isinstance(data, dict) else None
                 room_id = resolved if is_room_id(resolved) else None
             except (TimeoutError, MatrixError, NetworkError):
@@ -445,7 +485,9 @@ class JoinQueue:
     async def _describe(self, room_id: str, via: Sequence[str]) -> None:
         # The space's name, to say which space to join (public spaces have a summary).
         try:
-            data = await asyncio.wait_for(self._core.connection.send(api.room_summary(room_id, via)), LOOKUP_TIMEOUT)
+            data = await asyncio.wait_for(
+                self._core.connection.send(api.room_summary(room_id, via)), LOOKUP_TIMEOUT
+            )
         except (TimeoutError, MatrixError, NetworkError):
             return
         summary = parse_room_chunk(data)

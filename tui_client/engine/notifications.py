@@ -177,7 +177,9 @@ class NotificationService:
         self._filling: asyncio.Task[None] | None = None
         #: Called (event loop) with a room whose counts a history fetch changed, and its
         #: counts per thread.
-        self.on_recount: Callable[[RoomSummary, dict[str, tuple[int, int]]], None] = lambda s, t: None
+        self.on_recount: Callable[[RoomSummary, dict[str, tuple[int, int]]], None] = lambda s, t: (
+            None
+        )
         # Back-filled encrypted events: decrypted as they are stored (room, events).
         self.decrypt: Callable[[str, list[Event]], object] | None = None
         #: How the user wants to be told of a notification (off / bell / desktop, text shown).
@@ -261,14 +263,20 @@ class NotificationService:
         # Every encrypted room of the batch (every room when the server's counts mean
         # nothing): ingest gave them the server's counts.
         count_all = self._count_all()
-        candidates = set(result.changed_rooms) | set(result.new_events) | set(result.receipts) | redecrypted
+        candidates = (
+            set(result.changed_rooms) | set(result.new_events) | set(result.receipts) | redecrypted
+        )
         if rules_changed or IGNORED_USERS in changed_settings:
             candidates |= {r for r, s in previous.items() if s.encrypted or count_all}
             self._counted.clear()  # what counts has changed: count again from the cache
         touched = []
         for room_id in candidates:
             summary = result.changed_rooms.get(room_id) or previous.get(room_id)
-            if summary is None or not (summary.encrypted or count_all) or summary.membership != "join":
+            if (
+                summary is None
+                or not (summary.encrypted or count_all)
+                or summary.membership != "join"
+            ):
                 continue
             own_receipt = any(user == self._user_id for user, _ in result.receipts.get(room_id, ()))
             full = (
@@ -470,7 +478,11 @@ class NotificationService:
             end = data.get("end") if isinstance(data, dict) else None
             page = [e for e in chunk if isinstance(e, dict)] if isinstance(chunk, list) else []
             added = await self._db.run(
-                self._cache.fill_gap, gap, page, end if isinstance(end, str) else None, summary.room_version
+                self._cache.fill_gap,
+                gap,
+                page,
+                end if isinstance(end, str) else None,
+                summary.room_version,
             )
             encrypted = [s.event for s in added if s.event.get("type") == "m.room.encrypted"]
             if encrypted and self.decrypt is not None:
@@ -481,7 +493,9 @@ class NotificationService:
         if summary is None:
             return
         unread = await self._db.run(self._recount, room_id, summary)
-        self._short.discard(room_id)  # (the rest is older than the window: counted as far as it goes)
+        self._short.discard(
+            room_id
+        )  # (the rest is older than the window: counted as far as it goes)
         if unread is None:
             return
         updated = summary.copy()

@@ -640,8 +640,10 @@ class OAuthLogin:
         """The issuer's metadata (raises :class:`OAuthLoginError` when OAuth is not offered)."""
         if self.options.oauth is None:
             raise OAuthLoginError(
-                (self.options.oauth_problem
-                and f"This server's sign-in service cannot be used: {self.options.oauth_problem}")
+                (
+                    self.options.oauth_problem
+                    and f"This server's sign-in service cannot be used: {self.options.oauth_problem}"
+                )
                 or "This server does not offer OAuth login; log in with your password."
             )
         return self.options.oauth

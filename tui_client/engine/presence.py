@@ -201,7 +201,9 @@ class PresenceService:
                 users = [u for u in dict.fromkeys(watched()) if u != self._user_id][:WATCH_LIMIT]
                 for user_id in users:
                     try:
-                        body = await self._connection.send(api.get_presence(user_id), wait_on_rate_limit=False)
+                        body = await self._connection.send(
+                            api.get_presence(user_id), wait_on_rate_limit=False
+                        )
                     except (MatrixError, NetworkError) as error:
                         log.debug("presence of %s not read: %s", user_id, error)
                         continue

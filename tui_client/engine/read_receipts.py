@@ -104,9 +104,7 @@ class ReadReceipts:
         # the server may already be answering; the next one waits for it.
         return await asyncio.shield(self._mark(room_id, event_id, thread_id, newest))
 
-    async def _mark(
-        self, room_id: str, event_id: str, thread_id: str | None, newest: bool
-    ) -> bool:
+    async def _mark(self, room_id: str, event_id: str, thread_id: str | None, newest: bool) -> bool:
         in_thread = bool(thread_id)
         async with self._locks.setdefault(room_id, asyncio.Lock()):
             key = (room_id, thread_id or "")

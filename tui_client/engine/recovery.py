@@ -245,7 +245,9 @@ def _undecryptable(code: str, events: int, sessions: int) -> Undecryptable:
         )
         return Undecryptable(code, events, sessions, reason, ("restore", "request", "import"))
     if code == FailureReason.WITHHELD:
-        return Undecryptable(code, events, sessions, "the sender withheld the key", ("ask_sender", "import"))
+        return Undecryptable(
+            code, events, sessions, "the sender withheld the key", ("ask_sender", "import")
+        )
     labels = {
         FailureReason.DECRYPTION_ERROR.value: "damaged, or not encrypted for this key",
         FailureReason.MISMATCHED_ROOM.value: "failed a security check",
@@ -324,7 +326,9 @@ class Recovery:
 
     async def _account_data(self, event_type: str) -> dict[str, Any] | None:
         try:
-            answer = await self.core.connection.send(api.get_account_data(self.core.user_id, event_type))
+            answer = await self.core.connection.send(
+                api.get_account_data(self.core.user_id, event_type)
+            )
         except MatrixError as error:
             if error.status == 404 or error.errcode == "M_NOT_FOUND":
                 return None
@@ -332,7 +336,9 @@ class Recovery:
         return answer if isinstance(answer, dict) else None
 
     async def _put_account_data(self, event_type: str, content: dict[str, Any]) -> None:
-        await self.core.connection.send(api.set_account_data(self.core.user_id, event_type, content))
+        await self.core.connection.send(
+            api.set_account_data(self.core.user_id, event_type, content)
+        )
 
     def _progress(self, progress: KeyRestoreProgress) -> None:
         self.progress = progress
@@ -351,7 +357,9 @@ class Recovery:
             return SecretStorageInfo(None, None)
         content = await self._account_data(KEY_TYPE_PREFIX + key_id)
         if content is None:
-            return SecretStorageInfo(key_id, None, "the default secret storage key's description is missing")
+            return SecretStorageInfo(
+                key_id, None, "the default secret storage key's description is missing"
+            )
         try:
             return SecretStorageInfo(key_id, KeyDescription.from_content(key_id, content))
         except SecretStorageError as error:
@@ -371,9 +379,13 @@ class Recovery:
         await self.encryption.flush()
         await ensure_own_keys(self.encryption, self._devices)
 
-    async def _ask_for_backup_key(self, machine: OlmMachine, version: BackupVersion) -> BackupKey | None:
+    async def _ask_for_backup_key(
+        self, machine: OlmMachine, version: BackupVersion
+    ) -> BackupKey | None:
         """Ask our other sessions for the key of ``version`` and wait a little for it."""
-        asked = await in_transaction(self.encryption, lambda: machine.request_secret(MEGOLM_BACKUP_V1))
+        asked = await in_transaction(
+            self.encryption, lambda: machine.request_secret(MEGOLM_BACKUP_V1)
+        )
         if asked is None:
             return None
         self.encryption.wake()
@@ -499,7 +511,9 @@ class Recovery:
                     )
                 description = info.description
                 try:
-                    storage_key = await asyncio.to_thread(SecretStorageKey.unlock, text, description)
+                    storage_key = await asyncio.to_thread(
+                        SecretStorageKey.unlock, text, description
+                    )
                 except RecoveryKeyError as error:
                     raise RecoveryError(f"{str(error)[:1].upper()}{str(error)[1:]}.") from None
                 except SecretStorageError as error:
@@ -508,7 +522,10 @@ class Recovery:
                     ) from None
                 contents = {name: await self._account_data(name) for name in RECOVERY_SECRET_NAMES}
                 stored, unreadable = read_recovery_secrets(storage_key, contents)
-                problems = [f"the stored {_SECRET_LABELS[name]} is unreadable: {error}" for name, error in unreadable.items()]
+                problems = [
+                    f"the stored {_SECRET_LABELS[name]} is unreadable: {error}"
+                    for name, error in unreadable.items()
+                ]
                 self._progress(KeyRestoreProgress("verifying"))
                 imported = await self._import_identity(machine, stored, problems)
                 status = await self._cross_signing()
@@ -540,7 +557,9 @@ class Recovery:
                 restore=restore,
             )
 
-    async def _import_identity(self, machine: OlmMachine, stored: StoredSecrets, problems: list[str]) -> list[str]:
+    async def _import_identity(
+        self, machine: OlmMachine, stored: StoredSecrets, problems: list[str]
+    ) -> list[str]:
         """Keep the stored cross-signing keys that match our published identity; sign this device."""
         if not await ensure_own_keys(self.encryption, self._devices):
             problems.append("your own keys could not be read from the server")
@@ -570,7 +589,9 @@ class Recovery:
         if not given:
             return []
         try:
-            await in_transaction(self.encryption, lambda: machine.import_cross_signing_keys(**given))
+            await in_transaction(
+                self.encryption, lambda: machine.import_cross_signing_keys(**given)
+            )
         except CrossSigningError as error:
             problems.append(str(error))
             return []
@@ -599,7 +620,9 @@ class Recovery:
                 if key is None:
                     key = await self.backup.held_key()
                     if key is None:
-                        raise RecoveryError("This device does not hold the backup key: enter your recovery key.")
+                        raise RecoveryError(
+                            "This device does not hold the backup key: enter your recovery key."
+                        )
                 return await self._restore(key)
             except (RecoveryError, MatrixError, NetworkError, BackupError) as error:
                 self._progress(KeyRestoreProgress("failed", detail=str(error)))
@@ -626,7 +649,9 @@ class Recovery:
             )
         # Holding the key that opens it is trust enough (the key came from secret storage
         # unlocked by the user, or from this device).
-        await in_transaction(self.encryption, lambda: machine.save_secret(MEGOLM_BACKUP_V1, key.to_secret()))
+        await in_transaction(
+            self.encryption, lambda: machine.save_secret(MEGOLM_BACKUP_V1, key.to_secret())
+        )
         await backup.adopt(version)
         answer = await core.connection.send(api.get_room_keys(version.version))
         total = count_backup_entries(answer)
@@ -642,7 +667,9 @@ class Recovery:
             failures.extend(batch.failures)
             sessions = batch.sessions
 
-            def work(sessions: list[dict[str, Any]] = sessions) -> tuple[int, dict[str, dict[str, dict[str, Any]]]]:
+            def work(
+                sessions: list[dict[str, Any]] = sessions,
+            ) -> tuple[int, dict[str, dict[str, dict[str, Any]]]]:
                 result = machine.import_sessions(sessions, origin=KeyOrigin.BACKUP)
                 shown = encryption.redecrypt((k.room_id, k.session_id) for k in result.room_keys)
                 return result.imported, shown
@@ -652,11 +679,20 @@ class Recovery:
                 imported += count
                 redecrypted += sum(len(events) for events in shown.values())
                 self._show_decrypted(shown)
-            self._progress(KeyRestoreProgress("restoring", batch.done, total, imported, len(failures)))
+            self._progress(
+                KeyRestoreProgress("restoring", batch.done, total, imported, len(failures))
+            )
         for failure in failures:
-            log.warning("backup entry %s/%s skipped: %s", failure.room_id, failure.session_id, failure.kind.value)
+            log.warning(
+                "backup entry %s/%s skipped: %s",
+                failure.room_id,
+                failure.session_id,
+                failure.kind.value,
+            )
         summary = RestoreSummary(version.version, total, imported, tuple(failures), redecrypted)
-        detail = f"{imported} keys restored" + (f", {len(failures)} damaged entries skipped" if failures else "")
+        detail = f"{imported} keys restored" + (
+            f", {len(failures)} damaged entries skipped" if failures else ""
+        )
         self._progress(KeyRestoreProgress("done", total, total, imported, len(failures), detail))
         await backup.refresh_counts()
         backup.wake()
@@ -716,7 +752,9 @@ class Recovery:
             storage = SecretStorageInfo(parse_default_key(cached), None)
         store = self.encryption.store
 
-        def read() -> tuple[CrossSigningStatus, list[str], int | None, list[tuple[str, int, int]], tuple[int, int]]:
+        def read() -> tuple[
+            CrossSigningStatus, list[str], int | None, list[tuple[str, int, int]], tuple[int, int]
+        ]:
             account = store.load_account()
             otks = account.get("uploaded_otk_count") if account else None
             return (
@@ -740,7 +778,9 @@ class Recovery:
             secrets_cached=tuple(names),
             backup=backup.status(),
             one_time_keys=otks,
-            undecryptable=tuple(_undecryptable(code, events, sessions) for code, events, sessions in summary),
+            undecryptable=tuple(
+                _undecryptable(code, events, sessions) for code, events, sessions in summary
+            ),
             keyring_warning=self._secrets.warning,
             crypto_backend=self.encryption.backend_name,
         )

@@ -85,10 +85,14 @@ class RoomAdmin:
         if options.parent_space:
             try:
                 await self._core.connection.send(
-                    api.send_state(options.parent_space, "m.space.child", room_id, {"via": [self.own_server]})
+                    api.send_state(
+                        options.parent_space, "m.space.child", room_id, {"via": [self.own_server]}
+                    )
                 )
             except (MatrixError, NetworkError) as error:
-                self._core.notify("warning", f"The room was created but could not be added to the space: {error}")
+                self._core.notify(
+                    "warning", f"The room was created but could not be added to the space: {error}"
+                )
         return room_id
 
     async def create_dm(self, user_id: str, *, encrypted: bool = True) -> str:
@@ -114,7 +118,9 @@ class RoomAdmin:
         if room_id not in updated[user_id]:
             updated[user_id].append(room_id)
         try:
-            await self._core.connection.send(api.set_account_data(self._core.user_id, "m.direct", updated))
+            await self._core.connection.send(
+                api.set_account_data(self._core.user_id, "m.direct", updated)
+            )
         except (MatrixError, NetworkError) as error:
             log.warning("could not record the DM in m.direct: %s", error)
         return room_id
@@ -126,13 +132,17 @@ class RoomAdmin:
         shown = self._actions.open_power_levels(room_id)
         if shown is not None:
             return shown
-        events = await self._core.db.run(self._core.cache.load_state, room_id, "m.room.power_levels")
+        events = await self._core.db.run(
+            self._core.cache.load_state, room_id, "m.room.power_levels"
+        )
         content = events[0].get("content") if events else None
         summary = self._core.rooms.get(room_id)
         return PowerLevels(
             content if isinstance(content, dict) else None,
             creators=summary.creators if summary else (),
-            creators_have_infinite_power=rules_for(summary.room_version if summary else None).creators_have_infinite_power,
+            creators_have_infinite_power=rules_for(
+                summary.room_version if summary else None
+            ).creators_have_infinite_power,
         )
 
     async def permissions(self, room_id: str) -> RoomPermissions:
@@ -187,7 +197,9 @@ class RoomAdmin:
             link = parse_link(target)
         except InvalidIdentifier as error:
             raise CommandError(str(error)) from error
-        data = await self._core.connection.send(api.knock(link.identifier, (*link.via, *via), reason))
+        data = await self._core.connection.send(
+            api.knock(link.identifier, (*link.via, *via), reason)
+        )
         room_id = data.get("room_id") if isinstance(data, dict) else None
         return room_id if isinstance(room_id, str) else link.identifier
 

@@ -69,7 +69,9 @@ class RoomCommands:
 
         views: dict[str, RoomView]
 
-        async def send_event(self, room_id: str, event_type: str, content: dict[str, Any]) -> OutboxEntry: ...
+        async def send_event(
+            self, room_id: str, event_type: str, content: dict[str, Any]
+        ) -> OutboxEntry: ...
 
         async def redact(self, room_id: str, event_id: str, reason: str | None = None) -> None: ...
 
@@ -121,7 +123,9 @@ class RoomCommands:
             markdown=markdown,
             formatted_body=formatted_body,
         )
-        return await self.send_message(room_id, text, msgtype=msgtype, reply_to=reply_to, extra=content)
+        return await self.send_message(
+            room_id, text, msgtype=msgtype, reply_to=reply_to, extra=content
+        )
 
     def may_mention_room(self, room_id: str) -> bool:
         """True if our power level lets ``@room`` notify everyone (the room must be open)."""
@@ -137,14 +141,18 @@ class RoomCommands:
         """React with ``key``, or take our reaction back if we already reacted so (the
         room must be open). True if a reaction was sent, False if ours was redacted."""
         view = self.views.get(room_id)
-        ours = view.model.reaction_event_id(event_id, self.user_id, key) if view is not None else None
+        ours = (
+            view.model.reaction_event_id(event_id, self.user_id, key) if view is not None else None
+        )
         if ours is None:
             await self.send_reaction(room_id, event_id, key)
             return True
         await self.redact(room_id, ours)
         return False
 
-    async def send_edit(self, room_id: str, event_id: str, new_body: str, *, pills: Sequence[Pill] = ()) -> OutboxEntry:
+    async def send_edit(
+        self, room_id: str, event_id: str, new_body: str, *, pills: Sequence[Pill] = ()
+    ) -> OutboxEntry:
         """Replace the text of one of our messages (``m.replace``), formatted as
         :meth:`send_text` formats; the outer content is the ``* `` fallback."""
         view = self.views.get(room_id)

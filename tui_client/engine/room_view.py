@@ -205,7 +205,9 @@ class RoomView:
 
     # -- read receipts ---------------------------------------------------------------
 
-    async def apply_receipts(self, pairs: Iterable[tuple[str, str]], *, publish: bool = True) -> None:
+    async def apply_receipts(
+        self, pairs: Iterable[tuple[str, str]], *, publish: bool = True
+    ) -> None:
         """Receipts (user, event ID) from the cache or a sync batch; others' only."""
         moved = {u: e for u, e in pairs if u != self.core.user_id}
         moved = {u: e for u, e in moved.items() if self.receipts.get(u) != e}
@@ -280,7 +282,9 @@ class RoomView:
         events = self._parse(stored)
         ids = [e.event_id for e in events if isinstance(e, RoomEvent)]
         relations = await self.core.db.run(self._read_relations, ids)
-        parsed_relations = [r for r in (parse_event(x, self.room_id) for x in relations) if isinstance(r, RoomEvent)]
+        parsed_relations = [
+            r for r in (parse_event(x, self.room_id) for x in relations) if isinstance(r, RoomEvent)
+        ]
         self.first_pos = stored[0].pos if stored else None
         self.last_pos = stored[-1].pos if stored else None
         self.at_live_end = self._window_at_live_end
@@ -303,7 +307,9 @@ class RoomView:
             await self._reset_to(stored)
             # A limited sync stops waiting for echoes that fell into the gap: drop their
             # local echoes too (the messages themselves appear when the gap is filled).
-            waiting = {e.txn_id for e in await self.core.db.run(self.core.cache.outbox, self.room_id)}
+            waiting = {
+                e.txn_id for e in await self.core.db.run(self.core.cache.outbox, self.room_id)
+            }
             diffs: list[Diff] = []
             for item in self.model.items:
                 if item.is_local_echo and item.txn_id is not None and item.txn_id not in waiting:
@@ -320,9 +326,17 @@ class RoomView:
     def _echo_for_entry(self, entry: OutboxEntry) -> list[Diff]:
         if _in_a_thread(entry.content):
             return []  # shown in its thread's view (engine/threads.py)
-        state = {"pending": SendState.PENDING, "sent": SendState.SENT, "failed": SendState.FAILED}[entry.state]
+        state = {"pending": SendState.PENDING, "sent": SendState.SENT, "failed": SendState.FAILED}[
+            entry.state
+        ]
         return self.model.add_local_echo(
-            entry.txn_id, entry.event_type, entry.content, entry.created_ts, state, entry.event_id, entry.error
+            entry.txn_id,
+            entry.event_type,
+            entry.content,
+            entry.created_ts,
+            state,
+            entry.event_id,
+            entry.error,
         )
 
     async def _add_reply_context(self) -> None:
@@ -330,7 +344,11 @@ class RoomView:
         if not missing:
             return
         found = await self.core.db.run(self._read_events, missing)
-        events = [e for e in (parse_event(x, self.room_id) for x in found.values()) if isinstance(e, RoomEvent)]
+        events = [
+            e
+            for e in (parse_event(x, self.room_id) for x in found.values())
+            if isinstance(e, RoomEvent)
+        ]
         self._publish(self.model.add_context(events))
 
     async def _resolve_missing_replies(self) -> None:
@@ -369,7 +387,11 @@ class RoomView:
                 ids = [e.event_id for e in events if isinstance(e, RoomEvent)]
                 relations = await self.core.db.run(self._read_relations, ids)
                 diffs = self.model.prepend(
-                    [r for r in (parse_event(x, self.room_id) for x in relations) if isinstance(r, RoomEvent)]
+                    [
+                        r
+                        for r in (parse_event(x, self.room_id) for x in relations)
+                        if isinstance(r, RoomEvent)
+                    ]
                 )
                 diffs += self.model.prepend(events)
                 self.first_pos = stored[0].pos
@@ -407,7 +429,11 @@ class RoomView:
                 if isinstance(user, str) and user not in self.members and isinstance(content, dict):
                     self.members.update(user, content)
         stored = await self.core.db.run(
-            self.core.cache.fill_gap, gap, chunk, end if isinstance(end, str) else None, self.room_version
+            self.core.cache.fill_gap,
+            gap,
+            chunk,
+            end if isinstance(end, str) else None,
+            self.room_version,
         )
         # Back-filled encrypted messages are decrypted as they are stored (so they are
         # shown, and indexed for search, like synced ones).
@@ -437,12 +463,15 @@ class RoomView:
             latest = await self.core.db.run(self.core.cache.last_pos, self.room_id)
             # Known before the window is shown: the UI must not take a window in the middle
             # of history for the live end (it would page on to the newest by itself).
-            await self._reset_to(older + newer, at_live_end=(newer[-1].pos if newer else pos) == latest)
+            await self._reset_to(
+                older + newer, at_live_end=(newer[-1].pos if newer else pos) == latest
+            )
             return True
 
     def _pos_of(self, event_id: str) -> int | None:
         rows = self.core.cache.execute_readonly(
-            "SELECT pos FROM events WHERE event_id = ? AND room_id = ? AND pos IS NOT NULL", (event_id, self.room_id)
+            "SELECT pos FROM events WHERE event_id = ? AND room_id = ? AND pos IS NOT NULL",
+            (event_id, self.room_id),
         )
         return int(rows[0][0]) if rows else None
 
@@ -495,7 +524,9 @@ class RoomView:
         return self._positions.get(last) if last else None
 
     def _forget_dropped_positions(self) -> None:
-        self._positions = {k: v for k, v in self._positions.items() if self.model.item(k) is not None}
+        self._positions = {
+            k: v for k, v in self._positions.items() if self.model.item(k) is not None
+        }
 
     # -- live updates ---------------------------------------------------------------
 
@@ -552,10 +583,18 @@ class RoomView:
             creators_have_infinite_power=rules.creators_have_infinite_power,
         )
 
-    def on_send_state(self, txn_id: str, state: str, event_id: str | None, error: str | None) -> None:
+    def on_send_state(
+        self, txn_id: str, state: str, event_id: str | None, error: str | None
+    ) -> None:
         """The send queue reports progress on one of our messages."""
-        send_state = {"pending": SendState.PENDING, "sent": SendState.SENT, "failed": SendState.FAILED}[state]
-        self._publish(self.model.update_local_echo(txn_id, send_state, event_id=event_id, error=error))
+        send_state = {
+            "pending": SendState.PENDING,
+            "sent": SendState.SENT,
+            "failed": SendState.FAILED,
+        }[state]
+        self._publish(
+            self.model.update_local_echo(txn_id, send_state, event_id=event_id, error=error)
+        )
 
     def add_local_echo(self, entry: OutboxEntry) -> None:
         """Show a message the user just queued."""

@@ -104,8 +104,14 @@ class SecretStore:
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as error:
-            raise RuntimeError(f"cannot read the secrets file {self.fallback_path}: {error}") from error
-        return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)} if isinstance(data, dict) else {}
+            raise RuntimeError(
+                f"cannot read the secrets file {self.fallback_path}: {error}"
+            ) from error
+        return (
+            {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)}
+            if isinstance(data, dict)
+            else {}
+        )
 
     def _write_file(self, data: dict[str, str]) -> None:
         # Written to a 0600 temporary file and renamed over, so it is never readable

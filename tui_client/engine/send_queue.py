@@ -75,7 +75,9 @@ class SendQueue:
 
     async def enqueue(self, room_id: str, event_type: str, content: dict[str, Any]) -> OutboxEntry:
         """Write the message to the outbox (durably) and wake the worker."""
-        entry = await self._db.run(self._cache.outbox_add, new_transaction_id(), room_id, event_type, content)
+        entry = await self._db.run(
+            self._cache.outbox_add, new_transaction_id(), room_id, event_type, content
+        )
         self.idle.clear()
         self._wake.set()
         return entry
@@ -151,9 +153,13 @@ class SendQueue:
         await self._db.run(self._cache.outbox_attempt, entry.txn_id)
         try:
             event_type, content = (
-                await self._prepare(entry) if self._prepare is not None else (entry.event_type, entry.content)
+                await self._prepare(entry)
+                if self._prepare is not None
+                else (entry.event_type, entry.content)
             )
-            answer = await self._connection.send(api.send_event(entry.room_id, event_type, entry.txn_id, content))
+            answer = await self._connection.send(
+                api.send_event(entry.room_id, event_type, entry.txn_id, content)
+            )
         except MatrixError as error:
             if error.is_unknown_token:
                 self._listener(entry, "pending", None, "not logged in")

@@ -162,7 +162,9 @@ async def oauth_login(
     if flow.client_id is None:
         raise LoginError("The OAuth login did not register a client.")
     metadata = flow.metadata
-    async with HomeserverConnection(flow.base_url, tokens.access_token, transport=flow.transport) as connection:
+    async with HomeserverConnection(
+        flow.base_url, tokens.access_token, transport=flow.transport
+    ) as connection:
         try:
             data = await connection.send(api.whoami(), wait_on_rate_limit=False)
         except MatrixError as error:
@@ -176,7 +178,9 @@ async def oauth_login(
     folder = profile_dir(profile, base_dir)
     session = load_session(folder)
     info = SessionInfo(user_id, device_id, flow.base_url)
-    if session is not None and (session.user_id != info.user_id or session.device_id != info.device_id):
+    if session is not None and (
+        session.user_id != info.user_id or session.device_id != info.device_id
+    ):
         wipe_profile(folder)
     secrets = SecretStore(folder, info.user_id)
     saved = OAuthTokens(

@@ -87,7 +87,9 @@ class SpaceService:
             return
         if (isinstance(update, RoomListChanged) and self._links_may_have_changed(update)) or (
             isinstance(update, BatchCommitted)
-            and any(e.get("type") in LINK_TYPES for events in update.events.values() for e in events)
+            and any(
+                e.get("type") in LINK_TYPES for events in update.events.values() for e in events
+            )
         ):
             self._schedule()
 
@@ -125,7 +127,9 @@ class SpaceService:
         """Rebuild the graph from the cache now, publish it, and return it."""
         core = self._core
         links = await core.db.run(core.cache.load_state_of_types, LINK_TYPES)
-        active = {room_id for room_id, s in core.rooms.items() if s.membership in ("join", "invite")}
+        active = {
+            room_id for room_id, s in core.rooms.items() if s.membership in ("join", "invite")
+        }
         for room_id in active:
             self._memberships.setdefault(room_id, core.rooms[room_id].membership)
         children: list[SpaceChild] = []
@@ -144,7 +148,11 @@ class SpaceService:
                 if parent is not None:
                     parents.append(parent)
         listed = {(c.space_id, c.room_id) for c in children}
-        unverified = {p.space_id for p in parents if (p.space_id, p.room_id) not in listed and p.space_id in active}
+        unverified = {
+            p.space_id
+            for p in parents
+            if (p.space_id, p.room_id) not in listed and p.space_id in active
+        }
         levels: dict[str, PowerLevels] = {}
         for space_id in unverified:
             events = await core.db.run(core.cache.load_state, space_id, "m.room.power_levels")
@@ -153,14 +161,18 @@ class SpaceService:
             levels[space_id] = PowerLevels(
                 content if isinstance(content, dict) else None,
                 creators=summary.creators if summary else (),
-                creators_have_infinite_power=rules_for(summary.room_version if summary else None).creators_have_infinite_power,
+                creators_have_infinite_power=rules_for(
+                    summary.room_version if summary else None
+                ).creators_have_infinite_power,
             )
 
         def trusted(parent: SpaceParent) -> bool:
             # The spec: a claim without a matching child counts if its sender may add
             # children to that space. A space we are not in cannot be checked: ignored.
             power = levels.get(parent.space_id)
-            return power is not None and power.can_send(parent.sender, "m.space.child", is_state=True)
+            return power is not None and power.can_send(
+                parent.sender, "m.space.child", is_state=True
+            )
 
         spaces = {room_id for room_id, s in core.rooms.items() if s.is_space}
         spaces.update(r.room_id for r in self.described.values() if r.is_space)
@@ -196,7 +208,9 @@ class SpaceService:
         seen: set[str] = set()
         for room_id in self.graph.descendants(space_id):
             summary = rooms.get(room_id)
-            if room_id in seen or (summary is not None and summary.membership in ("join", "invite")):
+            if room_id in seen or (
+                summary is not None and summary.membership in ("join", "invite")
+            ):
                 continue
             seen.add(room_id)
             link = self._link_to(room_id, space_id)
@@ -232,7 +246,9 @@ class SpaceService:
         """Servers to join a room through, from every link known to list it."""
         servers: list[str] = []
         for space_id in self.graph.parents_of(room_id):
-            servers.extend(v for c in self.graph.children_of(space_id) if c.room_id == room_id for v in c.via)
+            servers.extend(
+                v for c in self.graph.children_of(space_id) if c.room_id == room_id for v in c.via
+            )
         for hierarchy in self._hierarchies.values():
             for room in hierarchy.rooms.values():
                 servers.extend(v for c in room.children if c.room_id == room_id for v in c.via)
@@ -348,10 +364,14 @@ class HierarchyBrowser:
         try:
             return await asyncio.wait_for(self._core.connection.send(request), self.timeout)
         except TimeoutError as error:
-            raise HierarchyError(f"The server did not list {name} within {self.timeout:.0f} s; try again later.") from error
+            raise HierarchyError(
+                f"The server did not list {name} within {self.timeout:.0f} s; try again later."
+            ) from error
         except MatrixError as error:
             if error.status == 403 or error.errcode == "M_FORBIDDEN":
-                raise HierarchyError(f"You cannot see inside {name}: {error.message or 'not allowed'}.") from error
+                raise HierarchyError(
+                    f"You cannot see inside {name}: {error.message or 'not allowed'}."
+                ) from error
             if error.status == 404 or error.errcode == "M_NOT_FOUND":
                 raise HierarchyError(f"{name} is unknown to your server.") from error
             raise HierarchyError(f"Could not list {name}: {error}") from error

@@ -72,7 +72,10 @@ class SyncV2Source:
     async def fetch(self, since: str | None, timeout_ms: int) -> bytes:
         """One ``/sync`` request; errors raise as MatrixError/NetworkError."""
         request = api.sync(
-            since=since, timeout_ms=timeout_ms, filter_json=self._filter, set_presence=self.presence()
+            since=since,
+            timeout_ms=timeout_ms,
+            filter_json=self._filter,
+            set_presence=self.presence(),
         )
         return await self._connection.send_raw(request)
 
@@ -151,7 +154,9 @@ class SyncLoop:
             except MatrixError as error:
                 if error.is_unknown_token:
                     message = "Your session was ended by the server" + (
-                        "; log in again to continue (your cache is kept)." if error.soft_logout else "."
+                        "; log in again to continue (your cache is kept)."
+                        if error.soft_logout
+                        else "."
                     )
                     self._set(SyncState(SyncStatus.LOGGED_OUT, message, last_success=last_success))
                     await self._on_unknown_token(error)
@@ -169,7 +174,11 @@ class SyncLoop:
             except NetworkError as error:
                 failures += 1
                 delay = backoff_delay(failures, cap=self._max_backoff)
-                status = SyncStatus.OFFLINE if error.kind in ("connect", "dns") else SyncStatus.BACKING_OFF
+                status = (
+                    SyncStatus.OFFLINE
+                    if error.kind in ("connect", "dns")
+                    else SyncStatus.BACKING_OFF
+                )
                 log.warning("sync failed: %s; retrying in %.1fs", error, delay)
                 await self._back_off(status, str(error), delay, last_success)
                 continue
@@ -177,7 +186,9 @@ class SyncLoop:
                 failures += 1
                 delay = backoff_delay(failures, cap=self._max_backoff)
                 log.warning("bad sync response: %s; retrying in %.1fs", error, delay)
-                await self._back_off(SyncStatus.BACKING_OFF, f"bad response: {error}", delay, last_success)
+                await self._back_off(
+                    SyncStatus.BACKING_OFF, f"bad response: {error}", delay, last_success
+                )
                 continue
             except StorageUnavailable as error:
                 # Nothing was stored (a batch is all or nothing) and the token stays: wait
@@ -203,14 +214,22 @@ class SyncLoop:
         self._set(SyncState(SyncStatus.STOPPED, last_success=last_success))
 
     async def _wait_for_storage(self, problem: str, last_success: float | None) -> None:
-        self._set(SyncState(SyncStatus.BACKING_OFF, f"{problem}: sync paused", last_success=last_success))
+        self._set(
+            SyncState(SyncStatus.BACKING_OFF, f"{problem}: sync paused", last_success=last_success)
+        )
         if self._storage is None:
-            await self._back_off(SyncStatus.BACKING_OFF, f"{problem}: sync paused", 5.0, last_success)
+            await self._back_off(
+                SyncStatus.BACKING_OFF, f"{problem}: sync paused", 5.0, last_success
+            )
             return
         await self._storage.wait_writable(self._wake)
 
-    async def _back_off(self, status: SyncStatus, detail: str, delay: float, last_success: float | None) -> None:
-        self._set(SyncState(status, detail, retry_at=time.time() + delay, last_success=last_success))
+    async def _back_off(
+        self, status: SyncStatus, detail: str, delay: float, last_success: float | None
+    ) -> None:
+        self._set(
+            SyncState(status, detail, retry_at=time.time() + delay, last_success=last_success)
+        )
         self._wake.clear()
         try:
             await asyncio.wait_for(self._wake.wait(), timeout=delay)

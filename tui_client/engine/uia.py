@@ -210,7 +210,10 @@ class UserInteractiveAuth:
         raise AuthFailed("the password was refused: nothing was changed")
 
     async def _approve_in_browser(
-        self, build: Callable[[dict[str, Any] | None], Request], challenge: AuthChallenge, purpose: str
+        self,
+        build: Callable[[dict[str, Any] | None], Request],
+        challenge: AuthChallenge,
+        purpose: str,
     ) -> Any:
         """The ``m.oauth`` stage: the user approves on the account page, then we retry
         with just the session (as the spec says)."""
@@ -230,4 +233,6 @@ class UserInteractiveAuth:
                 if again is None:
                     raise
                 challenge = again
-        raise AuthFailed("the server still wants it approved on the account page: nothing was changed")
+        raise AuthFailed(
+            "the server still wants it approved on the account page: nothing was changed"
+        )

@@ -75,7 +75,11 @@ class SyncState:
         text = self.status.value
         if self.retry_at is not None:
             seconds = max(0, round(self.retry_at - now))
-            text = f"{text} · retrying in {seconds}s" if self.status is SyncStatus.OFFLINE else f"retrying in {seconds}s"
+            text = (
+                f"{text} · retrying in {seconds}s"
+                if self.status is SyncStatus.OFFLINE
+                else f"retrying in {seconds}s"
+            )
         if self.mode == "sliding sync":
             text = f"{text} · sliding sync"
         return text
@@ -293,7 +297,10 @@ class JoinProgress:
             text = f"Joined {self.joined} of {self.total} room{'s' if self.total != 1 else ''}"
             return text + (f", {self.failed} failed" if self.failed else "")
         text = f"Joining {done + 1}/{self.total}"
-        waiting = sorted((j for j in self.jobs if j.state == "waiting" and j.retry_at is not None), key=lambda j: j.retry_at or 0)
+        waiting = sorted(
+            (j for j in self.jobs if j.state == "waiting" and j.retry_at is not None),
+            key=lambda j: j.retry_at or 0,
+        )
         if waiting:
             first = waiting[0]
             seconds = max(0, round((first.retry_at or now) - now))

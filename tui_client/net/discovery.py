@@ -61,10 +61,14 @@ async def validate_homeserver(
             data = await connection.send(api.versions(), wait_on_rate_limit=False)
         except NetworkError as error:
             if error.kind == "decode":
-                raise DiscoveryError(f"{base_url} is not a Matrix homeserver (its answer is not JSON)") from error
+                raise DiscoveryError(
+                    f"{base_url} is not a Matrix homeserver (its answer is not JSON)"
+                ) from error
             raise DiscoveryError(f"cannot reach the homeserver at {base_url}: {error}") from error
         except MatrixError as error:
-            raise DiscoveryError(f"{base_url} is not a Matrix homeserver ({error.status} {error.errcode})") from error
+            raise DiscoveryError(
+                f"{base_url} is not a Matrix homeserver ({error.status} {error.errcode})"
+            ) from error
     versions = data.get("versions") if isinstance(data, dict) else None
     if not isinstance(versions, list) or not all(isinstance(v, str) for v in versions):
         raise DiscoveryError(f"{base_url} is not a Matrix homeserver (no version list)")
@@ -83,7 +87,9 @@ async def discover_homeserver(
         ) from error
     host = server_name
     well_known_url = f"https://{host}/.well-known/matrix/client"
-    async with HomeserverConnection(f"https://{host}", transport=transport, timeout=15.0) as connection:
+    async with HomeserverConnection(
+        f"https://{host}", transport=transport, timeout=15.0
+    ) as connection:
         try:
             status, body = await connection.get_url(well_known_url)
         except NetworkError as error:
@@ -91,7 +97,9 @@ async def discover_homeserver(
                 raise DiscoveryError(f"unknown server {server_name}: no such host") from error
             raise DiscoveryError(f"cannot reach {server_name}: {error}") from error
     if status == 404:
-        return await validate_homeserver(f"https://{host}", transport=transport, source="server name")
+        return await validate_homeserver(
+            f"https://{host}", transport=transport, source="server name"
+        )
     if status != 200 or not body.strip():
         raise DiscoveryError(
             f"{server_name} gave no usable discovery answer (HTTP {status}); enter the homeserver URL",
@@ -107,9 +115,12 @@ async def discover_homeserver(
     base_url = homeserver.get("base_url") if isinstance(homeserver, dict) else None
     if not isinstance(base_url, str) or not base_url:
         raise DiscoveryError(
-            f"{server_name}'s discovery file names no homeserver; enter the homeserver URL", prompt=True
+            f"{server_name}'s discovery file names no homeserver; enter the homeserver URL",
+            prompt=True,
         )
     try:
         return await validate_homeserver(base_url, transport=transport, source="well-known")
     except DiscoveryError as error:
-        raise DiscoveryError(f"{server_name} points to {base_url}, which failed: {error}") from error
+        raise DiscoveryError(
+            f"{server_name} points to {base_url}, which failed: {error}"
+        ) from error

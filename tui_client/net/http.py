@@ -60,9 +60,15 @@ def map_transport_error(error: Exception, base_url: str) -> NetworkError:
                 return NetworkError("dns", f"could not find the server {host} (unknown host)")
             cause = cause.__cause__ or cause.__context__
         text = str(error).lower()
-        if "name or service not known" in text or "nodename nor servname" in text or "name resolution" in text:
+        if (
+            "name or service not known" in text
+            or "nodename nor servname" in text
+            or "name resolution" in text
+        ):
             return NetworkError("dns", f"could not find the server {host} (unknown host)")
-        return NetworkError("connect", f"could not connect to {host}: the server is down or unreachable")
+        return NetworkError(
+            "connect", f"could not connect to {host}: the server is down or unreachable"
+        )
     if isinstance(error, httpx.TransportError):
         return NetworkError("protocol", f"the connection to {host} failed: {type(error).__name__}")
     return NetworkError("protocol", f"request to {host} failed: {error}")
@@ -72,15 +78,30 @@ def map_transport_error(error: Exception, base_url: str) -> NetworkError:
 # (the status line), and what the user can do about it (the login screen).
 _CERT_PROBLEMS: dict[int, tuple[str, str]] = {
     9: ("is not valid yet", "it is not valid yet. Check this computer's clock."),
-    10: ("has expired", "it has expired. The server's admin must renew it (or this computer's clock is wrong)."),
-    18: ("is self-signed", "it is self-signed. If you trust it, point SSL_CERT_FILE at it (see the README)."),
-    19: ("is from an untrusted authority", "its authority is self-signed. For a private CA, point SSL_CERT_FILE at it."),
+    10: (
+        "has expired",
+        "it has expired. The server's admin must renew it (or this computer's clock is wrong).",
+    ),
+    18: (
+        "is self-signed",
+        "it is self-signed. If you trust it, point SSL_CERT_FILE at it (see the README).",
+    ),
+    19: (
+        "is from an untrusted authority",
+        "its authority is self-signed. For a private CA, point SSL_CERT_FILE at it.",
+    ),
     20: (
         "is from an unknown authority",
         "its issuer is not in the system trust store. For a private CA, point SSL_CERT_FILE at it.",
     ),
-    62: ("is for another host name", "it was issued for another host name. Check the homeserver URL."),
-    64: ("is for another IP address", "it was issued for another address. Check the homeserver URL."),
+    62: (
+        "is for another host name",
+        "it was issued for another host name. Check the homeserver URL.",
+    ),
+    64: (
+        "is for another IP address",
+        "it was issued for another address. Check the homeserver URL.",
+    ),
 }
 _CERT_PROBLEMS[2] = _CERT_PROBLEMS[21] = _CERT_PROBLEMS[20]
 
@@ -286,7 +307,9 @@ class HomeserverConnection:
             except MatrixError as error:
                 if not (wait_on_rate_limit and error.is_rate_limit):
                     raise
-                delay = error.retry_after if error.retry_after is not None else backoff_delay(attempt)
+                delay = (
+                    error.retry_after if error.retry_after is not None else backoff_delay(attempt)
+                )
                 if waited + delay > self.max_rate_limit_wait:
                     raise
                 waited += delay
@@ -319,7 +342,9 @@ def decode_json(body: bytes, base_url: str) -> Any:
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError) as error:
-        raise NetworkError("decode", f"{base_url} answered with something that is not JSON") from error
+        raise NetworkError(
+            "decode", f"{base_url} answered with something that is not JSON"
+        ) from error
 
 
 def _error_from(status: int, body: bytes, retry_after: str | None) -> MatrixError:

@@ -122,7 +122,9 @@ def bridge_from_record(record: object) -> Bridge | None:
         protocol=protocol,
         network=_line(record.get("network")),
         channel=_line(record.get("channel")),
-        external_url=_line(url) if isinstance(url, str) and url.lower().startswith(("https://", "http://")) else None,
+        external_url=_line(url)
+        if isinstance(url, str) and url.lower().startswith(("https://", "http://"))
+        else None,
         bridgebot=_user_id(record.get("bridgebot")),
     )
 

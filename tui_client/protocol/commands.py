@@ -22,8 +22,18 @@ COMMANDS: dict[str, CommandSpec] = {
     for spec in (
         CommandSpec("me", "/me <action>", "send an emote: /me waves", True),
         CommandSpec("notice", "/notice <text>", "send a notice (shown muted, bots use it)", True),
-        CommandSpec("join", "/join <#alias|!id|link>", "join a room by alias, ID, matrix.to link or matrix: URI", True),
-        CommandSpec("directory", "/directory [server]", "browse public rooms (of your server, or another)", False),
+        CommandSpec(
+            "join",
+            "/join <#alias|!id|link>",
+            "join a room by alias, ID, matrix.to link or matrix: URI",
+            True,
+        ),
+        CommandSpec(
+            "directory",
+            "/directory [server]",
+            "browse public rooms (of your server, or another)",
+            False,
+        ),
         CommandSpec("leave", "/leave [reason]", "leave the current room", False),
         CommandSpec("forget", "/forget", "leave the current room and forget it", False),
         CommandSpec("invite", "/invite <@user:server>", "invite a user to the current room", True),
@@ -32,12 +42,32 @@ COMMANDS: dict[str, CommandSpec] = {
         CommandSpec("unban", "/unban <@user:server>", "lift a ban", True),
         CommandSpec("topic", "/topic [new topic]", "show or set the room topic", False),
         CommandSpec("name", "/name <new name>", "rename the current room", True),
-        CommandSpec("ignore", "/ignore <@user:server>", "hide someone's messages and invites (everywhere)", True),
+        CommandSpec(
+            "ignore",
+            "/ignore <@user:server>",
+            "hide someone's messages and invites (everywhere)",
+            True,
+        ),
         CommandSpec("unignore", "/unignore <@user:server>", "show an ignored user again", True),
         CommandSpec("nick", "/nick <display name>", "change your display name", True),
-        CommandSpec("verify", "/verify [@user:server]", "verify someone (in your DM), or with no name this DM's other person, else your other sessions", False),
-        CommandSpec("upload", "/upload <path>", "send a file (image, video, audio or any file; encrypted in encrypted rooms)", True),
-        CommandSpec("plain", "/plain <text>", "send text as is, without markdown (also text that starts with a slash)", True),
+        CommandSpec(
+            "verify",
+            "/verify [@user:server]",
+            "verify someone (in your DM), or with no name this DM's other person, else your other sessions",
+            False,
+        ),
+        CommandSpec(
+            "upload",
+            "/upload <path>",
+            "send a file (image, video, audio or any file; encrypted in encrypted rooms)",
+            True,
+        ),
+        CommandSpec(
+            "plain",
+            "/plain <text>",
+            "send text as is, without markdown (also text that starts with a slash)",
+            True,
+        ),
         CommandSpec("html", "/html <html>", "send HTML as it is written (sanitised first)", True),
         CommandSpec("help", "/help", "list commands and key bindings", False),
     )
@@ -75,7 +105,9 @@ def parse_command(text: str) -> Command | None:
         argument = (extra + " " + rest).strip()
     spec = COMMANDS.get(name)
     if spec is None:
-        raise CommandError(f"unknown command /{name}: type /help for the list, or //{name} to send it as text")
+        raise CommandError(
+            f"unknown command /{name}: type /help for the list, or //{name} to send it as text"
+        )
     if spec.needs_argument and not argument:
         raise CommandError(f"usage: {spec.usage}")
     return Command(name, argument)

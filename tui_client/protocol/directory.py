@@ -128,7 +128,9 @@ def parse_room_chunk(raw: object) -> PublicRoom | None:
         guest_can_join=raw.get("guest_can_join") is True,
         join_rule=join_rule if isinstance(join_rule, str) and join_rule else "public",
         room_type=_text(raw.get("room_type")),
-        allowed_room_ids=tuple(r for r in allowed if is_room_id(r)) if isinstance(allowed, list) else (),
+        allowed_room_ids=tuple(r for r in allowed if is_room_id(r))
+        if isinstance(allowed, list)
+        else (),
         encryption=encryption,
         room_version=version,
         membership=membership if isinstance(membership, str) and membership else None,
@@ -170,12 +172,16 @@ def parse_public_rooms(data: object) -> DirectoryPage:
         tuple(rooms),
         next_batch=_text(data.get("next_batch")),
         prev_batch=_text(data.get("prev_batch")),
-        total_estimate=estimate if isinstance(estimate, int) and not isinstance(estimate, bool) else None,
+        total_estimate=estimate
+        if isinstance(estimate, int) and not isinstance(estimate, bool)
+        else None,
         skipped=skipped,
     )
 
 
-def merge_rooms(known: dict[str, PublicRoom], rooms: Iterable[PublicRoom], server: str) -> list[PublicRoom]:
+def merge_rooms(
+    known: dict[str, PublicRoom], rooms: Iterable[PublicRoom], server: str
+) -> list[PublicRoom]:
     """Merge a page from ``server`` into ``known`` (room ID to room), in place.
 
     Returns the rooms seen for the first time, in page order; a room already known
@@ -207,4 +213,3 @@ _JOIN_RULE_LABELS = {
 def join_rule_label(join_rule: str) -> str:
     """A short human label for a join rule (unknown rules are shown cleaned, as is)."""
     return _JOIN_RULE_LABELS.get(join_rule, clean_line(join_rule, 20))
-

@@ -41,7 +41,9 @@ def find_room_links(text: str, *, limit: int = 20) -> list[MatrixLink]:
     return found
 
 
-def document_links(document: Document, *, limit: int = 20, spoilers: bool = True) -> list[MatrixLink]:
+def document_links(
+    document: Document, *, limit: int = 20, spoilers: bool = True
+) -> list[MatrixLink]:
     """The distinct users and rooms a formatted body links to (its pills, and links to a
     room or an event in one), in order of appearance; inside spoilers only if ``spoilers``
     (a spoiler the reader has not revealed must not be revealed by listing its links)."""

@@ -93,14 +93,18 @@ def _unpadded(value: object, what: str, *, urlsafe: bool = False) -> bytes:
 
 def _encrypted_file(file: Mapping[str, Any]) -> tuple[str, EncryptedFile]:
     if file.get("v") != "v2":
-        raise MediaError(f"unsupported encrypted attachment version {clean_line(str(file.get('v')), 20)!r}")
+        raise MediaError(
+            f"unsupported encrypted attachment version {clean_line(str(file.get('v')), 20)!r}"
+        )
     key = file.get("key")
     if not isinstance(key, Mapping) or key.get("alg") != "A256CTR" or key.get("kty") != "oct":
         raise MediaError("the encrypted attachment's key is not an AES-256-CTR key")
     raw_key = _unpadded(key.get("k"), "key", urlsafe=True)
     iv = _unpadded(file.get("iv"), "IV")
     hashes = file.get("hashes")
-    digest = _unpadded(hashes.get("sha256") if isinstance(hashes, Mapping) else None, "SHA-256 hash")
+    digest = _unpadded(
+        hashes.get("sha256") if isinstance(hashes, Mapping) else None, "SHA-256 hash"
+    )
     if len(raw_key) != 32 or len(iv) != 16 or len(digest) != 32:
         raise MediaError("the encrypted attachment's key, IV or hash has the wrong length")
     url = file.get("url")
@@ -124,7 +128,13 @@ def parse_attachment(content: Mapping[str, Any]) -> Attachment:
     server, media_id = parse_mxc(uri)
     filename = content.get("filename")
     body = content.get("body")
-    name = filename if isinstance(filename, str) and filename.strip() else body if isinstance(body, str) else ""
+    name = (
+        filename
+        if isinstance(filename, str) and filename.strip()
+        else body
+        if isinstance(body, str)
+        else ""
+    )
     info = content.get("info")
     info = info if isinstance(info, Mapping) else {}
     mimetype = info.get("mimetype")
@@ -146,7 +156,11 @@ def safe_filename(name: str, *, fallback: str = "attachment") -> str:
     cleaned = "".join(c for c in cleaned if c not in '<>:"|?*').strip().lstrip(".").strip()
     if len(cleaned) > 120:
         stem, dot, suffix = cleaned.rpartition(".")
-        cleaned = (stem[: 120 - len(suffix) - 1] + dot + suffix) if dot and len(suffix) <= 10 else cleaned[:120]
+        cleaned = (
+            (stem[: 120 - len(suffix) - 1] + dot + suffix)
+            if dot and len(suffix) <= 10
+            else cleaned[:120]
+        )
     return cleaned or fallback
 
 

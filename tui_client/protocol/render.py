@@ -16,7 +16,14 @@ from .events import RoomEvent, UnknownEvent
 from .html import Document, parse_html
 from .sanitize import clean_line, clean_text
 
-__all__ = ["HTML_FORMAT", "Rendered", "describe", "formatted_document", "message_body", "strip_reply_fallback"]
+__all__ = [
+    "HTML_FORMAT",
+    "Rendered",
+    "describe",
+    "formatted_document",
+    "message_body",
+    "strip_reply_fallback",
+]
 
 NameOf = Callable[[str], str]
 #: A room's name when it is known (``None`` otherwise), for state lines that name rooms.
@@ -129,7 +136,9 @@ def _human_size(size: int) -> str:
 
 
 def describe(
-    event: RoomEvent | UnknownEvent, name_of: NameOf | None = None, room_name: RoomNameOf | None = None
+    event: RoomEvent | UnknownEvent,
+    name_of: NameOf | None = None,
+    room_name: RoomNameOf | None = None,
 ) -> Rendered:
     """Render any event, never raising.
 
@@ -142,7 +151,9 @@ def describe(
     try:
         return _describe(event, names, room_name)
     except Exception as error:  # a renderer bug must never break the timeline
-        return Rendered("unknown", f"event of type {clean_line(event.type)} ({type(error).__name__})")
+        return Rendered(
+            "unknown", f"event of type {clean_line(event.type)} ({type(error).__name__})"
+        )
 
 
 def _describe(event: RoomEvent, names: NameOf, room_name: RoomNameOf | None) -> Rendered:
@@ -155,7 +166,9 @@ def _describe(event: RoomEvent, names: NameOf, room_name: RoomNameOf | None) -> 
         return message_body(content, is_reply=bool(relation and relation.in_reply_to))
     if event_type == "m.sticker":
         body = content.get("body")
-        return Rendered("media", f"[sticker] {clean_line(body) if isinstance(body, str) else ''}".strip())
+        return Rendered(
+            "media", f"[sticker] {clean_line(body) if isinstance(body, str) else ''}".strip()
+        )
     if event_type == "m.room.encrypted":
         failure = event.decryption_failure
         reason = failure.get("reason") if failure else None
@@ -248,7 +261,9 @@ def _member_name(content: Mapping[str, Any], prev: Mapping[str, Any], user_id: s
 
 def _room_label(room_id: str, room_name: RoomNameOf | None) -> str:
     name = room_name(room_id) if room_name is not None and room_id else None
-    return clean_line(name, 80) if isinstance(name, str) and name.strip() else clean_line(room_id, 80)
+    return (
+        clean_line(name, 80) if isinstance(name, str) and name.strip() else clean_line(room_id, 80)
+    )
 
 
 def _state_change(event: RoomEvent, names: NameOf, room_name: RoomNameOf | None = None) -> str:
@@ -265,15 +280,25 @@ def _state_change(event: RoomEvent, names: NameOf, room_name: RoomNameOf | None 
         return f"{actor} created the {kind}"
     if event_type == "m.room.name":
         name = text("name")
-        return f"{actor} changed the room name to {name}" if name else f"{actor} removed the room name"
+        return (
+            f"{actor} changed the room name to {name}" if name else f"{actor} removed the room name"
+        )
     if event_type == "m.room.topic":
         topic = text("topic")
         return f"{actor} changed the topic to: {topic}" if topic else f"{actor} removed the topic"
     if event_type == "m.room.avatar":
-        return f"{actor} changed the room avatar" if content.get("url") else f"{actor} removed the room avatar"
+        return (
+            f"{actor} changed the room avatar"
+            if content.get("url")
+            else f"{actor} removed the room avatar"
+        )
     if event_type == "m.room.canonical_alias":
         alias = text("alias")
-        return f"{actor} set the main address to {alias}" if alias else f"{actor} changed the room addresses"
+        return (
+            f"{actor} set the main address to {alias}"
+            if alias
+            else f"{actor} changed the room addresses"
+        )
     if event_type == "m.room.encryption":
         return f"{actor} turned on end-to-end encryption"
     if event_type == "m.room.history_visibility":
@@ -299,8 +324,16 @@ def _state_change(event: RoomEvent, names: NameOf, room_name: RoomNameOf | None 
         return f"{actor} invited {name or 'someone'} by third-party invite"
     if event_type == "m.space.child":
         room = _room_label(event.state_key or "", room_name)
-        return f"{actor} added {room} to the space" if content.get("via") else f"{actor} removed {room} from the space"
+        return (
+            f"{actor} added {room} to the space"
+            if content.get("via")
+            else f"{actor} removed {room} from the space"
+        )
     if event_type == "m.space.parent":
         room = _room_label(event.state_key or "", room_name)
-        return f"{actor} set the parent space to {room}" if content.get("via") else f"{actor} removed a parent space"
+        return (
+            f"{actor} set the parent space to {room}"
+            if content.get("via")
+            else f"{actor} removed a parent space"
+        )
     return f"{actor} changed the room state ({clean_line(event_type, 80)})"

@@ -125,7 +125,11 @@ def sync_filter(timeline_limit: int = 50) -> str:
         {
             "room": {
                 "state": {"lazy_load_members": True},
-                "timeline": {"limit": timeline_limit, "lazy_load_members": True, "unread_thread_notifications": True},
+                "timeline": {
+                    "limit": timeline_limit,
+                    "lazy_load_members": True,
+                    "unread_thread_notifications": True,
+                },
             }
         },
         separators=(",", ":"),
@@ -187,7 +191,9 @@ def get_event(room_id: str, event_id: str) -> Request:
     return Request("GET", f"{CLIENT_V3}/rooms/{_seg(room_id)}/event/{_seg(event_id)}")
 
 
-def members(room_id: str, *, at: str | None = None, not_membership: str | None = "leave") -> Request:
+def members(
+    room_id: str, *, at: str | None = None, not_membership: str | None = "leave"
+) -> Request:
     """``GET /rooms/{roomId}/members``: the full member list (lazy loading omits it)."""
     return Request(
         "GET",
@@ -267,7 +273,9 @@ def get_profile(user_id: str) -> Request:
     return Request("GET", f"{CLIENT_V3}/profile/{_seg(user_id)}")
 
 
-def receipt(room_id: str, event_id: str, receipt_type: str = "m.read", thread_id: str | None = None) -> Request:
+def receipt(
+    room_id: str, event_id: str, receipt_type: str = "m.read", thread_id: str | None = None
+) -> Request:
     """``POST /rooms/{roomId}/receipt/{receiptType}/{eventId}``: unthreaded unless ``thread_id``
     (a thread root's event ID, or ``"main"`` for the main timeline)."""
     return Request(
@@ -294,7 +302,9 @@ def relations(
     return Request("GET", path, query=_query(dir=direction, limit=limit, **{"from": from_token}))
 
 
-def threads(room_id: str, *, include: str = "all", from_token: str | None = None, limit: int = 20) -> Request:
+def threads(
+    room_id: str, *, include: str = "all", from_token: str | None = None, limit: int = 20
+) -> Request:
     """``GET /v1/rooms/{roomId}/threads``: thread roots, latest activity first, each with its
     summary in ``unsigned.m.relations.m.thread``; ``include`` is ``all`` or ``participated``."""
     return Request(
@@ -335,9 +345,7 @@ def typing(room_id: str, user_id: str, typing_now: bool, timeout_ms: int = 20000
     body: dict[str, Any] = {"typing": typing_now}
     if typing_now:
         body["timeout"] = timeout_ms
-    return Request(
-        "PUT", f"{CLIENT_V3}/rooms/{_seg(room_id)}/typing/{_seg(user_id)}", body=body
-    )
+    return Request("PUT", f"{CLIENT_V3}/rooms/{_seg(room_id)}/typing/{_seg(user_id)}", body=body)
 
 
 def create_room(body: Mapping[str, Any]) -> Request:
@@ -390,7 +398,9 @@ def public_rooms(
         body["include_all_networks"] = True
     elif third_party_instance_id:
         body["third_party_instance_id"] = third_party_instance_id
-    return Request("POST", f"{CLIENT_V3}/publicRooms", query=_query(server=server or None), body=body)
+    return Request(
+        "POST", f"{CLIENT_V3}/publicRooms", query=_query(server=server or None), body=body
+    )
 
 
 def space_hierarchy(
@@ -463,7 +473,9 @@ def push_rules() -> Request:
 
 def put_push_rule(kind: str, rule_id: str, body: Mapping[str, Any]) -> Request:
     """``PUT /pushrules/global/{kind}/{ruleId}``: add or replace one of the user's rules."""
-    return Request("PUT", f"{CLIENT_V3}/pushrules/global/{_seg(kind)}/{_seg(rule_id)}", body=dict(body))
+    return Request(
+        "PUT", f"{CLIENT_V3}/pushrules/global/{_seg(kind)}/{_seg(rule_id)}", body=dict(body)
+    )
 
 
 def delete_push_rule(kind: str, rule_id: str) -> Request:
@@ -537,7 +549,9 @@ def get_devices() -> Request:
 
 def update_device(device_id: str, display_name: str) -> Request:
     """``PUT /devices/{deviceId}``: rename one of our devices."""
-    return Request("PUT", f"{CLIENT_V3}/devices/{_seg(device_id)}", body={"display_name": display_name})
+    return Request(
+        "PUT", f"{CLIENT_V3}/devices/{_seg(device_id)}", body={"display_name": display_name}
+    )
 
 
 def delete_devices(device_ids: Iterable[str], auth: Mapping[str, Any] | None = None) -> Request:
@@ -552,19 +566,37 @@ def download_media(server: str, media_id: str, *, legacy: bool = False) -> Reque
     """``GET /_matrix/client/v1/media/download/{serverName}/{mediaId}`` (authenticated
     media), or the unauthenticated ``/_matrix/media/v3/download`` of older servers."""
     if legacy:
-        return Request("GET", f"/_matrix/media/v3/download/{_seg(server)}/{_seg(media_id)}", authenticated=False, timeout=60.0)
-    return Request("GET", f"/_matrix/client/v1/media/download/{_seg(server)}/{_seg(media_id)}", timeout=60.0)
+        return Request(
+            "GET",
+            f"/_matrix/media/v3/download/{_seg(server)}/{_seg(media_id)}",
+            authenticated=False,
+            timeout=60.0,
+        )
+    return Request(
+        "GET", f"/_matrix/client/v1/media/download/{_seg(server)}/{_seg(media_id)}", timeout=60.0
+    )
 
 
-def thumbnail_media(server: str, media_id: str, width: int, height: int, *, legacy: bool = False) -> Request:
+def thumbnail_media(
+    server: str, media_id: str, width: int, height: int, *, legacy: bool = False
+) -> Request:
     """``GET /_matrix/client/v1/media/thumbnail/{serverName}/{mediaId}?width&height&method=scale``
     (authenticated media), or the legacy ``/_matrix/media/v3/thumbnail`` of older servers."""
     query = _query(width=width, height=height, method="scale")
     if legacy:
         return Request(
-            "GET", f"/_matrix/media/v3/thumbnail/{_seg(server)}/{_seg(media_id)}", query=query, authenticated=False, timeout=60.0
+            "GET",
+            f"/_matrix/media/v3/thumbnail/{_seg(server)}/{_seg(media_id)}",
+            query=query,
+            authenticated=False,
+            timeout=60.0,
         )
-    return Request("GET", f"/_matrix/client/v1/media/thumbnail/{_seg(server)}/{_seg(media_id)}", query=query, timeout=60.0)
+    return Request(
+        "GET",
+        f"/_matrix/client/v1/media/thumbnail/{_seg(server)}/{_seg(media_id)}",
+        query=query,
+        timeout=60.0,
+    )
 
 
 def upload_media(data: bytes, filename: str | None, content_type: str) -> Request:
@@ -583,7 +615,9 @@ def upload_media(data: bytes, filename: str | None, content_type: str) -> Reques
 def media_config(*, legacy: bool = False) -> Request:
     """``GET /_matrix/client/v1/media/config`` (the server's ``m.upload.size``), or the
     legacy ``/_matrix/media/v3/config`` of servers without authenticated media."""
-    return Request("GET", "/_matrix/media/v3/config" if legacy else "/_matrix/client/v1/media/config")
+    return Request(
+        "GET", "/_matrix/media/v3/config" if legacy else "/_matrix/client/v1/media/config"
+    )
 
 
 def preview_url(url: str, ts: int | None = None, *, legacy: bool = False) -> Request:

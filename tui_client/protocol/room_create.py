@@ -26,7 +26,9 @@ def validate_alias_localpart(localpart: str) -> str:
         # "#name:server" typed in full: only our own server can hold it, keep the name.
         localpart = localpart.split(":", 1)[0]
     if not localpart or _BAD_ALIAS_CHARS.search(localpart) or len(localpart.encode()) > 200:
-        raise InvalidIdentifier(f"{localpart!r} cannot be an alias: use letters, digits, '-', '_' or '.'")
+        raise InvalidIdentifier(
+            f"{localpart!r} cannot be an alias: use letters, digits, '-', '_' or '.'"
+        )
     return localpart
 
 
@@ -71,7 +73,10 @@ def create_room_body(options: RoomCreateOptions) -> dict[str, Any]:
         preset = "trusted_private_chat"
     else:
         preset = "private_chat"
-    body: dict[str, Any] = {"preset": preset, "visibility": "public" if options.public else "private"}
+    body: dict[str, Any] = {
+        "preset": preset,
+        "visibility": "public" if options.public else "private",
+    }
     if options.name.strip():
         body["name"] = options.name.strip()
     if options.topic.strip():
@@ -86,7 +91,9 @@ def create_room_body(options: RoomCreateOptions) -> dict[str, Any]:
         body["room_version"] = options.room_version
     initial_state: list[dict[str, Any]] = []
     if options.will_encrypt:
-        initial_state.append({"type": "m.room.encryption", "state_key": "", "content": {"algorithm": MEGOLM}})
+        initial_state.append(
+            {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": MEGOLM}}
+        )
     if options.parent_space:
         initial_state.append(
             {

@@ -91,7 +91,9 @@ class RoomSummary:
                 found.setdefault((bridge.protocol, bridge.network, bridge.channel), bridge)
         return list(found.values())
 
-    def apply_state(self, event_type: str, state_key: str, content: Mapping[str, Any], sender: str) -> bool:
+    def apply_state(
+        self, event_type: str, state_key: str, content: Mapping[str, Any], sender: str
+    ) -> bool:
         """Update from one current state event; True if anything the list shows changed."""
         if event_type in BRIDGE_EVENT_TYPES:
             return self._apply_bridge(event_type, state_key, content, sender)
@@ -134,7 +136,9 @@ class RoomSummary:
                 return True
         return False
 
-    def _apply_bridge(self, event_type: str, state_key: str, content: Mapping[str, Any], sender: str) -> bool:
+    def _apply_bridge(
+        self, event_type: str, state_key: str, content: Mapping[str, Any], sender: str
+    ) -> bool:
         key = f"{event_type}|{state_key}"
         bridge = parse_bridge(event_type, content, sender)
         if bridge is None:

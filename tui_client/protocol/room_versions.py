@@ -34,7 +34,16 @@ _TOP_LEVEL_V1 = frozenset(
 )
 _TOP_LEVEL_V11 = _TOP_LEVEL_V1 - {"prev_state", "origin", "membership"}
 
-_POWER_LEVEL_KEYS = ("ban", "events", "events_default", "kick", "redact", "state_default", "users", "users_default")
+_POWER_LEVEL_KEYS = (
+    "ban",
+    "events",
+    "events_default",
+    "kick",
+    "redact",
+    "state_default",
+    "users",
+    "users_default",
+)
 
 _CONTENT_V1: dict[str, tuple[str, ...]] = {
     "m.room.member": ("membership",),
@@ -98,7 +107,9 @@ def rules_for(version: str | None) -> RoomVersionRules:
     )
 
 
-def redact(event: dict[str, Any], room_version: str | None, because: dict[str, Any] | None = None) -> dict[str, Any]:
+def redact(
+    event: dict[str, Any], room_version: str | None, because: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Apply the room version's redaction algorithm to an event, as a client does locally.
 
     Returns a new dict; ``unsigned.redacted_because`` records the redaction event.

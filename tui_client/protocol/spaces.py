@@ -168,7 +168,10 @@ def restricted_allow_rooms(content: object) -> tuple[str, ...]:
     Only ``m.room_membership`` conditions name a room; others are ignored. Empty for
     join rules that are not ``restricted``/``knock_restricted``.
     """
-    if not isinstance(content, Mapping) or content.get("join_rule") not in ("restricted", "knock_restricted"):
+    if not isinstance(content, Mapping) or content.get("join_rule") not in (
+        "restricted",
+        "knock_restricted",
+    ):
         return ()
     allow = content.get("allow")
     rooms: list[str] = []
@@ -253,7 +256,9 @@ class SpaceGraph:
         """The room's canonical space: among valid ``canonical`` claims, the lowest room ID."""
         return self._canonical.get(room_id)
 
-    def descendants(self, space_id: str, *, max_depth: int | None = None, limit: int = MAX_WALK) -> list[str]:
+    def descendants(
+        self, space_id: str, *, max_depth: int | None = None, limit: int = MAX_WALK
+    ) -> list[str]:
         """Every room under a space, nested spaces included, breadth first, each once.
 
         Loops end the walk where they close; ``limit`` caps the number of rooms.
@@ -282,7 +287,9 @@ class SpaceGraph:
         """True if the room is somewhere under the space."""
         return room_id in set(self.descendants(space_id))
 
-    def top_level(self, spaces: Iterable[str], sort_key: Callable[[str], str] | None = None) -> list[str]:
+    def top_level(
+        self, spaces: Iterable[str], sort_key: Callable[[str], str] | None = None
+    ) -> list[str]:
         """The spaces of ``spaces`` that no other space of ``spaces`` contains.
 
         A group of spaces that only contain each other (a loop) would have no top; the
@@ -373,10 +380,19 @@ def parse_hierarchy(data: object) -> HierarchyPage:
             continue
         assert isinstance(raw, Mapping)
         state = raw.get("children_state")
-        children = [parse_space_child(info.room_id, event) for event in (state if isinstance(state, list) else [])]
-        rooms.append(HierarchyRoom(info, tuple(c for c in children if c is not None and c.room_id != info.room_id)))
+        children = [
+            parse_space_child(info.room_id, event)
+            for event in (state if isinstance(state, list) else [])
+        ]
+        rooms.append(
+            HierarchyRoom(
+                info, tuple(c for c in children if c is not None and c.room_id != info.room_id)
+            )
+        )
     next_batch = data.get("next_batch")
-    return HierarchyPage(tuple(rooms), next_batch if isinstance(next_batch, str) and next_batch else None, skipped)
+    return HierarchyPage(
+        tuple(rooms), next_batch if isinstance(next_batch, str) and next_batch else None, skipped
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -452,13 +468,17 @@ class Hierarchy:
 
         # An explicit stack instead of recursion: a very deep (or malicious) tree must
         # not reach Python's recursion limit.
-        stack: list[tuple[str, int, SpaceChild | None, frozenset[str]]] = [(self.root_id, 0, None, frozenset())]
+        stack: list[tuple[str, int, SpaceChild | None, frozenset[str]]] = [
+            (self.root_id, 0, None, frozenset())
+        ]
         while stack and len(rows) < limit:
             room_id, depth, link, path = stack.pop()
             room = self.rooms.get(room_id)
             if room is None and (link is None or not self.complete):
                 continue
-            rows.append(HierarchyRow(key_for(room_id), room_id, depth, room.info if room else None, link))
+            rows.append(
+                HierarchyRow(key_for(room_id), room_id, depth, room.info if room else None, link)
+            )
             if room is None or (self.max_depth is not None and depth >= self.max_depth):
                 continue
             inner = path | {room_id}
@@ -479,4 +499,6 @@ class Hierarchy:
 
     def spaces_listing(self, room_id: str) -> list[str]:
         """The described spaces that list ``room_id`` as a child."""
-        return [r.room_id for r in self.rooms.values() if any(c.room_id == room_id for c in r.children)]
+        return [
+            r.room_id for r in self.rooms.values() if any(c.room_id == room_id for c in r.children)
+        ]

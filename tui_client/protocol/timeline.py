@@ -224,7 +224,11 @@ class TimelineModel:
 
     def has_event(self, event_id: str) -> bool:
         """True if the event is known to the model (shown, a relation, or context)."""
-        return event_id in self._shown or event_id in self._relation_target or event_id in self._context
+        return (
+            event_id in self._shown
+            or event_id in self._relation_target
+            or event_id in self._context
+        )
 
     def reaction_event_id(self, target: str, sender: str, key: str) -> str | None:
         """The event ID of ``sender``'s reaction ``key`` to ``target``, if one is known."""
@@ -243,7 +247,9 @@ class TimelineModel:
 
     # -- loading -------------------------------------------------------------------
 
-    def reset(self, events: Iterable[RoomEvent | UnknownEvent], relations: Iterable[RoomEvent] = ()) -> list[Diff]:
+    def reset(
+        self, events: Iterable[RoomEvent | UnknownEvent], relations: Iterable[RoomEvent] = ()
+    ) -> list[Diff]:
         """Replace the window with ``events`` (oldest first) and their known relations."""
         self._order = [k for k in self._order if k.startswith("~")]
         self._items = {k: v for k, v in self._items.items() if k.startswith("~")}
@@ -276,7 +282,9 @@ class TimelineModel:
         diffs: list[Diff] = []
         for event in events:
             if self._is_redacted(event) and event.redacted_because is None:
-                event = replace(event, content={}, unsigned={**event.unsigned, "redacted_because": {}})
+                event = replace(
+                    event, content={}, unsigned={**event.unsigned, "redacted_because": {}}
+                )
             self._context[event.event_id] = event
             diffs.extend(self._refresh_replies_to(event.event_id))
         return diffs
@@ -355,7 +363,9 @@ class TimelineModel:
         key = _local_key(txn_id)
         if key in self._items or (event_id and event_id in self._shown):
             return []
-        self._local[txn_id] = _LocalEcho(txn_id, event_type, content, self.own_user_id, ts, state, event_id, error)
+        self._local[txn_id] = _LocalEcho(
+            txn_id, event_type, content, self.own_user_id, ts, state, event_id, error
+        )
         self._order.append(key)
         self._items[key] = self._build(key)
         return [Diff("insert", len(self._order) - 1, self._items[key])]
@@ -486,7 +496,11 @@ class TimelineModel:
             # Not recorded, so a reset after the sender is shown again absorbs it.
             return relation.rel_type in ("m.replace", "m.annotation", "m.thread")
         target = relation.event_id
-        if relation.rel_type == "m.thread" and self.thread_root is not None and target == self.thread_root:
+        if (
+            relation.rel_type == "m.thread"
+            and self.thread_root is not None
+            and target == self.thread_root
+        ):
             return False  # a reply in the thread this model shows
         self._sender_of[event.event_id] = event.sender
         if self._is_redacted(event):
@@ -495,7 +509,10 @@ class TimelineModel:
         if relation.rel_type == "m.replace":
             self._aggregates.setdefault(target, _Aggregates()).edits[event.event_id] = event
         elif relation.rel_type == "m.annotation" and event.type == "m.reaction" and relation.key:
-            self._aggregates.setdefault(target, _Aggregates()).reactions[event.event_id] = (event.sender, relation.key)
+            self._aggregates.setdefault(target, _Aggregates()).reactions[event.event_id] = (
+                event.sender,
+                relation.key,
+            )
         elif relation.rel_type == "m.thread":
             self._aggregates.setdefault(target, _Aggregates()).thread.add(event.event_id)
         else:
@@ -546,11 +563,15 @@ class TimelineModel:
         shown = self._shown.get(target)
         if isinstance(shown, RoomEvent):
             because = {"event_id": redaction.event_id, "sender": redaction.sender}
-            self._shown[target] = replace(shown, content={}, unsigned={**shown.unsigned, "redacted_because": because})
+            self._shown[target] = replace(
+                shown, content={}, unsigned={**shown.unsigned, "redacted_because": because}
+            )
             self._aggregates.pop(target, None)
         context = self._context.get(target)
         if context is not None:
-            self._context[target] = replace(context, content={}, unsigned={**context.unsigned, "redacted_because": {}})
+            self._context[target] = replace(
+                context, content={}, unsigned={**context.unsigned, "redacted_because": {}}
+            )
 
     def apply_redaction(self, redaction: RoomEvent) -> list[Diff]:
         """Apply a redaction to whatever it targets (message, edit, reaction, thread reply)."""
@@ -612,7 +633,9 @@ class TimelineModel:
         event = self._shown[key]
         if isinstance(event, UnknownEvent):
             rendered = describe(event)
-            return TimelineItem(key, event.event_id, None, "", 0, rendered.kind, rendered.body, event.type)
+            return TimelineItem(
+                key, event.event_id, None, "", 0, rendered.kind, rendered.body, event.type
+            )
         rendered = describe(event, self._name_of, self._room_name)
         info = event.encryption_info
         edited = False
@@ -643,8 +666,12 @@ class TimelineModel:
             reply=self._reply_quote(event) if rendered.kind != "redacted" else None,
             thread_count=thread_count,
             encrypted=event.type == "m.room.encrypted" or info is not None,
-            trust=info.get("trust") if info is not None and isinstance(info.get("trust"), str) else None,
-            device_id=info.get("device_id") if info is not None and isinstance(info.get("device_id"), str) else None,
+            trust=info.get("trust")
+            if info is not None and isinstance(info.get("trust"), str)
+            else None,
+            device_id=info.get("device_id")
+            if info is not None and isinstance(info.get("device_id"), str)
+            else None,
             formatted=rendered.formatted,
             image=parse_image(event.type, event.content) if rendered.kind == "media" else None,
         )
@@ -653,7 +680,9 @@ class TimelineModel:
         if echo.event_type == "m.room.message":
             rendered = message_body(echo.content, is_reply=bool(relation_of(echo.content)))
         else:
-            rendered = Rendered("unknown", f"sending an event of type {clean_line(echo.event_type)}")
+            rendered = Rendered(
+                "unknown", f"sending an event of type {clean_line(echo.event_type)}"
+            )
         relation = relation_of(echo.content)
         reply = None
         if relation and relation.in_reply_to:

@@ -76,7 +76,9 @@ CLEAN_CLOSE = "closed_cleanly"
 class Cache(TimelineStore):
     """The account's SQLite cache (WAL, one writer, numbered migrations)."""
 
-    def __init__(self, path: Path | str, *, own_user_id: str = "", key: bytes | None = None) -> None:
+    def __init__(
+        self, path: Path | str, *, own_user_id: str = "", key: bytes | None = None
+    ) -> None:
         # ``key``: open with SQLCipher (a plain cache found there is encrypted first);
         # ``None`` keeps a plain SQLite file (tests and benchmark baselines).
         self.path = Path(path)
@@ -121,7 +123,10 @@ class Cache(TimelineStore):
         """Write ``size`` bytes and delete them again, each committed: raises if the cache
         cannot be written now (a full disk, a read-only folder)."""
         for statement, params in (
-            ("INSERT INTO meta (key, value) VALUES ('storage_probe', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", ("x" * size,)),
+            (
+                "INSERT INTO meta (key, value) VALUES ('storage_probe', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                ("x" * size,),
+            ),
             ("DELETE FROM meta WHERE key = 'storage_probe'", ()),
         ):
             self._db.execute("BEGIN IMMEDIATE")
@@ -150,7 +155,9 @@ class Cache(TimelineStore):
 
     def get_avatar(self, mxc: str) -> tuple[int, int, bytes] | None:
         """A cached avatar's pixels: (width, height, RGBA bytes)."""
-        row = self._db.execute("SELECT width, height, rgba FROM avatars WHERE mxc = ?", (mxc,)).fetchone()
+        row = self._db.execute(
+            "SELECT width, height, rgba FROM avatars WHERE mxc = ?", (mxc,)
+        ).fetchone()
         return (int(row[0]), int(row[1]), bytes(row[2])) if row else None
 
     def put_avatar(self, mxc: str, width: int, height: int, rgba: bytes, fetched_ts: int) -> None:
@@ -195,14 +202,24 @@ class Cache(TimelineStore):
 
     def _write_summaries(self, summaries: Iterable[RoomSummary]) -> None:
         write_summaries(self._db, summaries)
+
     def forget_room(self, room_id: str) -> None:
         """Remove everything cached about a room; later syncs of it as left are ignored."""
         with self._db:
             self._db.execute("BEGIN")
             self._db.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, '1')", (f"forgotten:{room_id}",)
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, '1')",
+                (f"forgotten:{room_id}",),
             )
-            for table in ("rooms", "events", "room_state", "gaps", "receipts", "invite_state", "thread_unread"):
+            for table in (
+                "rooms",
+                "events",
+                "room_state",
+                "gaps",
+                "receipts",
+                "invite_state",
+                "thread_unread",
+            ):
                 self._db.execute(f"DELETE FROM {table} WHERE room_id = ?", (room_id,))
             self._db.execute("DELETE FROM account_data WHERE room_id = ?", (room_id,))
 
@@ -263,7 +280,14 @@ class Cache(TimelineStore):
             self._db.execute("BEGIN")
             self._db.execute(
                 "INSERT OR IGNORE INTO pending_joins (key, target, via, label, reason, after_key) VALUES (?, ?, ?, ?, ?, ?)",
-                (join.key, join.target, _dumps(list(join.via)), join.label, join.reason, join.after_key),
+                (
+                    join.key,
+                    join.target,
+                    _dumps(list(join.via)),
+                    join.label,
+                    join.reason,
+                    join.after_key,
+                ),
             )
 
     def joins_remove(self, key: str) -> None:
@@ -288,7 +312,9 @@ class Cache(TimelineStore):
 
     # -- outbox --------------------------------------------------------------------
 
-    def outbox_add(self, txn_id: str, room_id: str, event_type: str, content: dict[str, Any]) -> OutboxEntry:
+    def outbox_add(
+        self, txn_id: str, room_id: str, event_type: str, content: dict[str, Any]
+    ) -> OutboxEntry:
         """Queue a message; the transaction ID is durable before anything is sent."""
         now = int(time.time() * 1000)
         with self._db:
@@ -297,9 +323,22 @@ class Cache(TimelineStore):
                 "INSERT INTO outbox (txn_id, room_id, event_type, content, created_ts) VALUES (?, ?, ?, ?, ?)",
                 (txn_id, room_id, event_type, _dumps(content), now),
             )
-        return OutboxEntry(int(cursor.lastrowid or 0), txn_id, room_id, event_type, content, "pending", None, None, 0, now)
+        return OutboxEntry(
+            int(cursor.lastrowid or 0),
+            txn_id,
+            room_id,
+            event_type,
+            content,
+            "pending",
+            None,
+            None,
+            0,
+            now,
+        )
 
-    def outbox(self, room_id: str | None = None, states: Sequence[str] = ("pending", "sent", "failed")) -> list[OutboxEntry]:
+    def outbox(
+        self, room_id: str | None = None, states: Sequence[str] = ("pending", "sent", "failed")
+    ) -> list[OutboxEntry]:
         """Queued messages in the order they were written."""
         marks = ",".join("?" * len(states))
         query = f"SELECT seq, txn_id, room_id, event_type, content, state, event_id, error, attempts, created_ts FROM outbox WHERE state IN ({marks})"
@@ -309,7 +348,18 @@ class Cache(TimelineStore):
             params.append(room_id)
         rows = self._db.execute(query + " ORDER BY seq", params).fetchall()
         return [
-            OutboxEntry(seq, txn, room, etype, json.loads(content), state, event_id, error, attempts, created)
+            OutboxEntry(
+                seq,
+                txn,
+                room,
+                etype,
+                json.loads(content),
+                state,
+                event_id,
+                error,
+                attempts,
+                created,
+            )
             for seq, txn, room, etype, content, state, event_id, error, attempts, created in rows
         ]
 
@@ -317,19 +367,24 @@ class Cache(TimelineStore):
         """Count an attempt (before it is made)."""
         with self._db:
             self._db.execute("BEGIN")
-            self._db.execute("UPDATE outbox SET attempts = attempts + 1 WHERE txn_id = ?", (txn_id,))
+            self._db.execute(
+                "UPDATE outbox SET attempts = attempts + 1 WHERE txn_id = ?", (txn_id,)
+            )
 
     def outbox_sent(self, txn_id: str, event_id: str) -> bool:
         """The server answered with an event ID. Returns True if the echo already arrived
         (the entry is then removed); otherwise it waits, marked sent, for the echo."""
         with self._db:
             self._db.execute("BEGIN")
-            echoed = self._db.execute("SELECT 1 FROM events WHERE event_id = ?", (event_id,)).fetchone()
+            echoed = self._db.execute(
+                "SELECT 1 FROM events WHERE event_id = ?", (event_id,)
+            ).fetchone()
             if echoed:
                 self._db.execute("DELETE FROM outbox WHERE txn_id = ?", (txn_id,))
                 return True
             self._db.execute(
-                "UPDATE outbox SET state = 'sent', event_id = ?, error = NULL WHERE txn_id = ?", (event_id, txn_id)
+                "UPDATE outbox SET state = 'sent', event_id = ?, error = NULL WHERE txn_id = ?",
+                (event_id, txn_id),
             )
             return False
 
@@ -337,7 +392,9 @@ class Cache(TimelineStore):
         """Mark an entry ``failed`` (with the error) or ``pending`` again (retry)."""
         with self._db:
             self._db.execute("BEGIN")
-            self._db.execute("UPDATE outbox SET state = ?, error = ? WHERE txn_id = ?", (state, error, txn_id))
+            self._db.execute(
+                "UPDATE outbox SET state = ?, error = ? WHERE txn_id = ?", (state, error, txn_id)
+            )
 
     def outbox_remove(self, txn_id: str) -> None:
         """Drop an entry (the user cancelled a failed message)."""
@@ -438,7 +495,11 @@ class Cache(TimelineStore):
         if row is None:
             return None
         self.index_pending(None)
-        skip = f" AND e.sender NOT IN ({','.join('?' * len(exclude_senders))})" if exclude_senders else ""
+        skip = (
+            f" AND e.sender NOT IN ({','.join('?' * len(exclude_senders))})"
+            if exclude_senders
+            else ""
+        )
         found: list[SearchHit | None] = []
         for compare, order in (("<", "DESC"), (">", "ASC")):
             hit = self._db.execute(

@@ -56,7 +56,9 @@ class SqliteCryptoStore:
 
     def load_pickle_format(self) -> str | None:
         """The backend whose format the stored pickles are in, if recorded."""
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'crypto_pickle_format'").fetchone()
+        row = self._db.execute(
+            "SELECT value FROM meta WHERE key = 'crypto_pickle_format'"
+        ).fetchone()
         return None if row is None else str(row[0])
 
     def save_pickle_format(self, backend: str) -> None:
@@ -88,7 +90,8 @@ class SqliteCryptoStore:
     def delete_olm_session(self, sender_key: str, session_id: str) -> None:
         """Remove one Olm session."""
         self._db.execute(
-            "DELETE FROM crypto_olm_sessions WHERE sender_key = ? AND session_id = ?", (sender_key, session_id)
+            "DELETE FROM crypto_olm_sessions WHERE sender_key = ? AND session_id = ?",
+            (sender_key, session_id),
         )
 
     # -- inbound group sessions ----------------------------------------------------------
@@ -96,7 +99,8 @@ class SqliteCryptoStore:
     def get_inbound_group_session(self, room_id: str, session_id: str) -> Record | None:
         """One inbound session, by room and session ID."""
         return self._one(
-            "SELECT data FROM crypto_inbound_sessions WHERE room_id = ? AND session_id = ?", (room_id, session_id)
+            "SELECT data FROM crypto_inbound_sessions WHERE room_id = ? AND session_id = ?",
+            (room_id, session_id),
         )
 
     def save_inbound_group_session(self, record: Record) -> None:
@@ -104,7 +108,12 @@ class SqliteCryptoStore:
         self._db.execute(
             "INSERT INTO crypto_inbound_sessions (room_id, session_id, backed_up, data) VALUES (?, ?, ?, ?) "
             "ON CONFLICT(room_id, session_id) DO UPDATE SET backed_up = excluded.backed_up, data = excluded.data",
-            (record["room_id"], record["session_id"], int(bool(record["backed_up"])), _dumps(record)),
+            (
+                record["room_id"],
+                record["session_id"],
+                int(bool(record["backed_up"])),
+                _dumps(record),
+            ),
         )
 
     def list_inbound_group_sessions(self, room_id: str | None = None) -> list[Record]:
@@ -115,7 +124,9 @@ class SqliteCryptoStore:
 
     def inbound_group_sessions_to_back_up(self, limit: int) -> list[Record]:
         """Up to ``limit`` sessions not yet in the backup."""
-        return self._all("SELECT data FROM crypto_inbound_sessions WHERE backed_up = 0 LIMIT ?", (limit,))
+        return self._all(
+            "SELECT data FROM crypto_inbound_sessions WHERE backed_up = 0 LIMIT ?", (limit,)
+        )
 
     def mark_inbound_group_sessions_backed_up(self, keys: list[tuple[str, str]]) -> None:
         """Flag sessions as backed up (the JSON copy too)."""
@@ -127,7 +138,9 @@ class SqliteCryptoStore:
 
     def reset_inbound_group_sessions_backup(self) -> None:
         """Clear ``backed_up`` everywhere (a new backup version)."""
-        rows = self._db.execute("SELECT data FROM crypto_inbound_sessions WHERE backed_up = 1").fetchall()
+        rows = self._db.execute(
+            "SELECT data FROM crypto_inbound_sessions WHERE backed_up = 1"
+        ).fetchall()
         for (data,) in rows:
             record = _load(data)
             record["backed_up"] = False
@@ -165,7 +178,8 @@ class SqliteCryptoStore:
     def get_room_key_shares(self, room_id: str, session_id: str) -> list[Record]:
         """Every share record of one outbound session."""
         return self._all(
-            "SELECT data FROM crypto_room_key_shares WHERE room_id = ? AND session_id = ?", (room_id, session_id)
+            "SELECT data FROM crypto_room_key_shares WHERE room_id = ? AND session_id = ?",
+            (room_id, session_id),
         )
 
     def save_room_key_shares(self, records: Iterable[Record]) -> None:
@@ -173,14 +187,20 @@ class SqliteCryptoStore:
         self._db.executemany(
             "INSERT INTO crypto_room_key_shares (room_id, session_id, user_id, device_id, data) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT(room_id, session_id, user_id, device_id) DO UPDATE SET data = excluded.data",
-            [(r["room_id"], r["session_id"], r["user_id"], r["device_id"], _dumps(r)) for r in records],
+            [
+                (r["room_id"], r["session_id"], r["user_id"], r["device_id"], _dumps(r))
+                for r in records
+            ],
         )
 
     # -- devices and tracking ------------------------------------------------------------
 
     def get_device(self, user_id: str, device_id: str) -> Record | None:
         """One device (deleted ones included)."""
-        return self._one("SELECT data FROM crypto_devices WHERE user_id = ? AND device_id = ?", (user_id, device_id))
+        return self._one(
+            "SELECT data FROM crypto_devices WHERE user_id = ? AND device_id = ?",
+            (user_id, device_id),
+        )
 
     def get_user_devices(self, user_id: str) -> list[Record]:
         """Every stored device of a user."""
@@ -265,7 +285,10 @@ class SqliteCryptoStore:
 
     def list_secret_names(self) -> list[str]:
         """Names of the stored secrets."""
-        return [str(name) for (name,) in self._db.execute("SELECT name FROM crypto_secrets ORDER BY name")]
+        return [
+            str(name)
+            for (name,) in self._db.execute("SELECT name FROM crypto_secrets ORDER BY name")
+        ]
 
     # -- server-side key backup ------------------------------------------------------------
 
@@ -309,7 +332,8 @@ class SqliteCryptoStore:
     def find_room_key_request(self, room_id: str, session_id: str) -> Record | None:
         """Our request for one room key, if any."""
         return self._one(
-            "SELECT data FROM crypto_key_requests WHERE room_id = ? AND session_id = ? LIMIT 1", (room_id, session_id)
+            "SELECT data FROM crypto_key_requests WHERE room_id = ? AND session_id = ? LIMIT 1",
+            (room_id, session_id),
         )
 
     def list_key_requests(self) -> list[Record]:
@@ -337,7 +361,9 @@ class SqliteCryptoStore:
 
     def get_pending_to_device(self, request_id: str) -> Record | None:
         """One pending to-device request."""
-        return self._one("SELECT data FROM crypto_pending_to_device WHERE request_id = ?", (request_id,))
+        return self._one(
+            "SELECT data FROM crypto_pending_to_device WHERE request_id = ?", (request_id,)
+        )
 
     def save_pending_to_device(self, record: Record) -> None:
         """Insert, or replace in place (keeping its position)."""
@@ -353,7 +379,9 @@ class SqliteCryptoStore:
 
     # -- replay protection ----------------------------------------------------------------
 
-    def record_megolm_index(self, session_id: str, message_index: int, event_id: str, origin_server_ts: int) -> tuple[str, int]:
+    def record_megolm_index(
+        self, session_id: str, message_index: int, event_id: str, origin_server_ts: int
+    ) -> tuple[str, int]:
         """Remember the first event that used a Megolm index; return that first one."""
         self._db.execute(
             "INSERT OR IGNORE INTO crypto_megolm_replay (session_id, message_index, event_id, ts) VALUES (?, ?, ?, ?)",
@@ -369,7 +397,10 @@ class SqliteCryptoStore:
 
     def get_withheld(self, room_id: str, session_id: str) -> Record | None:
         """The withheld notice of a session."""
-        return self._one("SELECT data FROM crypto_withheld WHERE room_id = ? AND session_id = ?", (room_id, session_id))
+        return self._one(
+            "SELECT data FROM crypto_withheld WHERE room_id = ? AND session_id = ?",
+            (room_id, session_id),
+        )
 
     def save_withheld(self, record: Record) -> None:
         """Upsert by room and session."""
@@ -381,7 +412,10 @@ class SqliteCryptoStore:
 
     def delete_withheld(self, room_id: str, session_id: str) -> None:
         """Forget a withheld notice."""
-        self._db.execute("DELETE FROM crypto_withheld WHERE room_id = ? AND session_id = ?", (room_id, session_id))
+        self._db.execute(
+            "DELETE FROM crypto_withheld WHERE room_id = ? AND session_id = ?",
+            (room_id, session_id),
+        )
 
     # -- per-device Olm bookkeeping -----------------------------------------------------------
 
@@ -403,7 +437,9 @@ class SqliteCryptoStore:
 
     # -- decrypted and undecryptable events (the engine's, not the machine's) ---------------
 
-    def save_decrypted(self, event_id: str, room_id: str, session_id: str, clear: Record, info: Record) -> None:
+    def save_decrypted(
+        self, event_id: str, room_id: str, session_id: str, clear: Record, info: Record
+    ) -> None:
         """Keep the clear form of an event we decrypted (and forget why it failed before)."""
         self._db.execute(
             "INSERT INTO decrypted_events (event_id, room_id, session_id, clear, info) VALUES (?, ?, ?, ?, ?) "
@@ -412,7 +448,9 @@ class SqliteCryptoStore:
         )
         self._db.execute("DELETE FROM undecrypted_events WHERE event_id = ?", (event_id,))
 
-    def save_undecrypted(self, event_id: str, room_id: str, session_id: str, code: str, reason: str) -> None:
+    def save_undecrypted(
+        self, event_id: str, room_id: str, session_id: str, code: str, reason: str
+    ) -> None:
         """Note why an event could not be decrypted (it is retried when its key arrives)."""
         self._db.execute(
             "INSERT INTO undecrypted_events (event_id, room_id, session_id, code, reason) VALUES (?, ?, ?, ?, ?) "
@@ -427,7 +465,8 @@ class SqliteCryptoStore:
             chunk = list(event_ids[start : start + 500])
             marks = ",".join("?" * len(chunk))
             rows = self._db.execute(
-                f"SELECT event_id, clear, info FROM decrypted_events WHERE event_id IN ({marks})", chunk
+                f"SELECT event_id, clear, info FROM decrypted_events WHERE event_id IN ({marks})",
+                chunk,
             )
             found.update((e, (_load(c), _load(i))) for e, c, i in rows)
         return found
@@ -439,12 +478,15 @@ class SqliteCryptoStore:
             chunk = list(event_ids[start : start + 500])
             marks = ",".join("?" * len(chunk))
             rows = self._db.execute(
-                f"SELECT event_id, code, reason FROM undecrypted_events WHERE event_id IN ({marks})", chunk
+                f"SELECT event_id, code, reason FROM undecrypted_events WHERE event_id IN ({marks})",
+                chunk,
             )
             found.update((e, (c, r)) for e, c, r in rows)
         return found
 
-    def undecrypted_for_sessions(self, sessions: Iterable[tuple[str, str]]) -> list[tuple[str, str, str]]:
+    def undecrypted_for_sessions(
+        self, sessions: Iterable[tuple[str, str]]
+    ) -> list[tuple[str, str, str]]:
         """Events waiting for any of these ``(room_id, session_id)`` keys: (event_id, room_id, json)."""
         waiting: list[tuple[str, str, str]] = []
         for room_id, session_id in sessions:

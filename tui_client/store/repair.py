@@ -109,7 +109,11 @@ def open_checked(
     except Exception as error:
         # sqlcipher3's errors are not sqlite3's classes. A full disk or a read-only folder
         # is not damage: it goes up as it is (the file is left alone).
-        if type(error).__name__ not in ("DatabaseError", "OperationalError", "IntegrityError") or _cannot_write(error):
+        if type(error).__name__ not in (
+            "DatabaseError",
+            "OperationalError",
+            "IntegrityError",
+        ) or _cannot_write(error):
             raise
         reason = f"SQLite: {error}"
     else:

@@ -416,4 +416,6 @@ def migrate(connection: sqlite3.Connection) -> int:
 def _statements(script: str) -> list[str]:
     # Split on ';' at line ends; the schema has no ';' inside literals.
     parts = [p.strip() for p in script.split(";\n")]
-    return [p for p in parts if p and not all(line.strip().startswith("--") for line in p.splitlines())]
+    return [
+        p for p in parts if p and not all(line.strip().startswith("--") for line in p.splitlines())
+    ]

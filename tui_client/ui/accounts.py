@@ -429,8 +429,12 @@ class AccountManager:
     def _background_notice(self, account: Account, update: Notice) -> None:
         if update.level in ("warning", "error"):
             who = clean_line(account.client.user_id, 100)
-            severity: Literal["warning", "error"] = "error" if update.level == "error" else "warning"
-            self.app.notify(clean_line(update.text, 300), title=who, severity=severity, markup=False)
+            severity: Literal["warning", "error"] = (
+                "error" if update.level == "error" else "warning"
+            )
+            self.app.notify(
+                clean_line(update.text, 300), title=who, severity=severity, markup=False
+            )
 
     def _background_verification(self, account: Account, update: VerificationChanged) -> None:
         if update.verification.state is VerificationState.INCOMING:

@@ -64,11 +64,18 @@ class RoomsProvider(Provider):
         if not isinstance(app, TuiClientApp) or app.client is None:
             return
         matcher = self.matcher(query)
-        for room in visible_rooms(app.client.rooms.values(), hidden=app.client.notifications.hides_room):
+        for room in visible_rooms(
+            app.client.rooms.values(), hidden=app.client.notifications.hides_room
+        ):
             name = clean_line(room.display_name, 200)
             score = matcher.match(name)
             if score > 0:
-                yield Hit(score, plain_highlight(matcher, name), partial(app.open_room, room.room_id), help="Open room")
+                yield Hit(
+                    score,
+                    plain_highlight(matcher, name),
+                    partial(app.open_room, room.room_id),
+                    help="Open room",
+                )
 
     async def discover(self) -> Hits:
         app = self.app
@@ -76,7 +83,11 @@ class RoomsProvider(Provider):
             return
         rooms = visible_rooms(app.client.rooms.values(), hidden=app.client.notifications.hides_room)
         for room in sorted(rooms, key=lambda r: -r.last_ts)[:10]:
-            yield DiscoveryHit(Content(clean_line(room.display_name, 200)), partial(app.open_room, room.room_id), help="Open room")
+            yield DiscoveryHit(
+                Content(clean_line(room.display_name, 200)),
+                partial(app.open_room, room.room_id),
+                help="Open room",
+            )
 
 
 def plain_highlight(matcher: Matcher, text: str) -> Content:
@@ -139,7 +150,9 @@ class TuiClientApp(ClientApp):
         """Themes, the theme chosen and the time style; the file's problems are kept for a toast."""
         self.config = config
         self.config_problems = [str(problem) for problem in config.problems]
-        set_time_style(TimeStyle.from_settings(config.time_format, config.date_format, config.relative_days))
+        set_time_style(
+            TimeStyle.from_settings(config.time_format, config.date_format, config.relative_days)
+        )
         for theme in builtin_themes():
             self.register_theme(theme)
         if config.path is not None:
@@ -171,7 +184,9 @@ class TuiClientApp(ClientApp):
             try:
                 write_setting(path, name, value)
             except (OSError, ValueError) as error:
-                self.notify(f"Could not save the setting to {path}: {error}", severity="error", markup=False)
+                self.notify(
+                    f"Could not save the setting to {path}: {error}", severity="error", markup=False
+                )
                 return
             self._saved_settings[name] = value
 
@@ -183,7 +198,9 @@ class TuiClientApp(ClientApp):
         self.theme_changed_signal.subscribe(self, lambda _theme: self.save_settings())
         if self.client is None:
             try:
-                self.client = MatrixClient.restore(profile=self.profile, base_dir=self.base_dir, transport=self.transport)
+                self.client = MatrixClient.restore(
+                    profile=self.profile, base_dir=self.base_dir, transport=self.transport
+                )
             except CacheKeyError as error:
                 log.warning("the cache does not open: %s", error)
                 self._offer_fresh_login(str(error))
@@ -199,7 +216,9 @@ class TuiClientApp(ClientApp):
                 return
             except Exception as error:
                 log.exception("could not restore the session")
-                self.notify(f"Could not restore the saved session: {error}", severity="error", markup=False)
+                self.notify(
+                    f"Could not restore the saved session: {error}", severity="error", markup=False
+                )
         if self.client is not None:
             await self._start(self.client)
         # The accounts added to this window before (each in its own folder and mode).
@@ -213,11 +232,17 @@ class TuiClientApp(ClientApp):
         """The config's [keys]: rebind (Textual's keymap, by binding id), the vim switch,
         and a toast naming what is wrong (unknown actions, two actions on one key)."""
         config = getattr(self, "config", None)
-        self.key_settings = load_key_settings(config if config is not None and config.path is not None else None)
+        self.key_settings = load_key_settings(
+            config if config is not None and config.path is not None else None
+        )
         self.set_keymap(self.key_settings.keymap)
         if self.key_settings.problems:
             self.notify(
-                "\n".join(self.key_settings.problems), title="Key bindings", severity="warning", timeout=20, markup=False
+                "\n".join(self.key_settings.problems),
+                title="Key bindings",
+                severity="warning",
+                timeout=20,
+                markup=False,
             )
 
     def _offer_fresh_login(self, reason: str) -> None:
@@ -364,7 +389,12 @@ class TuiClientApp(ClientApp):
                 )
                 if await self.accounts.leave_for_another(mode):
                     # The login screen is the main folder's: another account may be in it.
-                    self.notify(problem.text, title=clean_line(client.user_id, 100), severity="error", markup=False)
+                    self.notify(
+                        problem.text,
+                        title=clean_line(client.user_id, 100),
+                        severity="error",
+                        markup=False,
+                    )
                     return
                 self._show_login(problem.text, client.user_id)
                 return
@@ -385,7 +415,12 @@ class TuiClientApp(ClientApp):
         if message:
             if await self.accounts.leave_for_another(self.current_mode):
                 user = clean_line(client.user_id, 100) if client is not None else ""
-                self.notify(f"{clean_line(message, 200)} F9, then a, to log in to it again.", title=user, severity="error", markup=False)
+                self.notify(
+                    f"{clean_line(message, 200)} F9, then a, to log in to it again.",
+                    title=user,
+                    severity="error",
+                    markup=False,
+                )
                 return
             self._show_login(message)
 
@@ -422,7 +457,9 @@ class TuiClientApp(ClientApp):
         if self.client is not None:
             self.push_screen(SpaceScreen(self.client, space_id, via=via))
 
-    def preview_room(self, target: str, via: Sequence[str] = (), known: PublicRoom | None = None) -> None:
+    def preview_room(
+        self, target: str, via: Sequence[str] = (), known: PublicRoom | None = None
+    ) -> None:
         """Preview a room, then join, open or explore it as the user chooses."""
         client = self.client
         if client is None:
@@ -432,7 +469,9 @@ class TuiClientApp(ClientApp):
             room_id = known.room_id if known is not None else target
             if choice == "join":
                 label = known.display_name if known is not None else ""
-                self.join_flow.join(target, via, label=label, open_after=not (known is not None and known.is_space))
+                self.join_flow.join(
+                    target, via, label=label, open_after=not (known is not None and known.is_space)
+                )
             elif choice == "open":
                 self.show_room(room_id)
             elif choice == "space":
@@ -458,62 +497,140 @@ class TuiClientApp(ClientApp):
             return
         chat = self.chat_screen
         yield SystemCommand("Switch room", "Fuzzy-find a room (Ctrl+K)", chat.action_switch_room)
-        yield SystemCommand("Join room", "Join by alias, ID, matrix.to link or matrix: URI", chat.action_join_dialog)
-        yield SystemCommand("Search messages", "In every room, encrypted ones included (Ctrl+F; / in a room)", chat.action_search)
+        yield SystemCommand(
+            "Join room", "Join by alias, ID, matrix.to link or matrix: URI", chat.action_join_dialog
+        )
+        yield SystemCommand(
+            "Search messages",
+            "In every room, encrypted ones included (Ctrl+F; / in a room)",
+            chat.action_search,
+        )
         if chat.current_room is not None:
             room = chat.current_room
-            yield SystemCommand("Search this room", "Only the current room's messages (/ in its timeline)", partial(chat.action_search, room))
             yield SystemCommand(
-                "Index older messages of this room", "Fetch its history from the server so search finds it",
+                "Search this room",
+                "Only the current room's messages (/ in its timeline)",
+                partial(chat.action_search, room),
+            )
+            yield SystemCommand(
+                "Index older messages of this room",
+                "Fetch its history from the server so search finds it",
                 partial(chat.action_search, room, True),
             )
-        yield SystemCommand("Explore public rooms", "The room directory: search, preview, join (F3)", chat.action_directory)
-        yield SystemCommand("Space view", "All rooms of the selected space, joined or not (F4)", chat.action_space_view)
-        yield SystemCommand("Create room", "A new room, public or private (Ctrl+N)", chat.action_create_room)
+        yield SystemCommand(
+            "Explore public rooms",
+            "The room directory: search, preview, join (F3)",
+            chat.action_directory,
+        )
+        yield SystemCommand(
+            "Space view",
+            "All rooms of the selected space, joined or not (F4)",
+            chat.action_space_view,
+        )
+        yield SystemCommand(
+            "Create room", "A new room, public or private (Ctrl+N)", chat.action_create_room
+        )
         yield SystemCommand("Create space", "A new space to group rooms", chat.action_create_space)
-        yield SystemCommand("Start direct chat", "A private, encrypted chat with one person (user ID or email)", chat.action_create_dm)
-        yield SystemCommand("Link my email address", "So people who know it find you (identity server)", chat.action_link_email)
-        yield SystemCommand("Unlink my email address", "Remove it from the identity server", chat.action_unlink_email)
-        yield SystemCommand("Start direct chat with a bridged user", "Someone on a network the server bridges (IRC…)", chat.action_create_bridged_dm)
+        yield SystemCommand(
+            "Start direct chat",
+            "A private, encrypted chat with one person (user ID or email)",
+            chat.action_create_dm,
+        )
+        yield SystemCommand(
+            "Link my email address",
+            "So people who know it find you (identity server)",
+            chat.action_link_email,
+        )
+        yield SystemCommand(
+            "Unlink my email address",
+            "Remove it from the identity server",
+            chat.action_unlink_email,
+        )
+        yield SystemCommand(
+            "Start direct chat with a bridged user",
+            "Someone on a network the server bridges (IRC…)",
+            chat.action_create_bridged_dm,
+        )
         if chat.may("invite"):
-            yield SystemCommand("Invite to room", "Invite someone to the current room (user ID or email)", chat.action_invite)
+            yield SystemCommand(
+                "Invite to room",
+                "Invite someone to the current room (user ID or email)",
+                chat.action_invite,
+            )
         if chat.may("topic"):
-            yield SystemCommand("Set room topic", "Change the current room's topic", chat.action_set_topic)
+            yield SystemCommand(
+                "Set room topic", "Change the current room's topic", chat.action_set_topic
+            )
         if chat.may("name"):
-            yield SystemCommand("Rename room", "Change the current room's name", chat.action_rename_room)
+            yield SystemCommand(
+                "Rename room", "Change the current room's name", chat.action_rename_room
+            )
         yield SystemCommand("Leave room", "Leave the current room", chat.action_leave_room)
-        yield SystemCommand("Leave and forget room", "Leave the current room and remove it from this device", chat.action_leave_and_forget)
+        yield SystemCommand(
+            "Leave and forget room",
+            "Leave the current room and remove it from this device",
+            chat.action_leave_and_forget,
+        )
         if security.can_enable_encryption(chat):
             yield SystemCommand(
-                "Enable encryption", "Turn on end-to-end encryption in this room (cannot be undone)",
+                "Enable encryption",
+                "Turn on end-to-end encryption in this room (cannot be undone)",
                 partial(security.enable_encryption, chat),
             )
-        yield SystemCommand("Export room keys", "Save your room keys to a passphrase-protected file", partial(security.export_keys, chat))
-        yield SystemCommand("Import room keys", "Read room keys from an export file (e.g. from Element)", partial(security.import_keys, chat))
+        yield SystemCommand(
+            "Export room keys",
+            "Save your room keys to a passphrase-protected file",
+            partial(security.export_keys, chat),
+        )
+        yield SystemCommand(
+            "Import room keys",
+            "Read room keys from an export file (e.g. from Element)",
+            partial(security.import_keys, chat),
+        )
         yield from self.security.commands()
         yield from recovery.commands(self, chat.client)
         yield from notification_commands.commands(self, chat.client, chat.current_room)
         yield from notify.commands(self, chat.client)
         typing = "on" if chat.client.typing.enabled else "off"
         yield SystemCommand(
-            "Typing notices", f"Let others see when you are writing to them (now: {typing})", self.action_toggle_typing
+            "Typing notices",
+            f"Let others see when you are writing to them (now: {typing})",
+            self.action_toggle_typing,
         )
-        yield SystemCommand("Toggle member list", "Show or hide the members (F2)", chat.action_toggle_members)
-        yield SystemCommand("Threads", "The room's threads, all or yours; Enter opens one (Ctrl+T)", chat.action_thread_list)
-        yield SystemCommand("Mark room as read", "Send a read receipt for the latest message", chat.action_mark_read)
-        yield SystemCommand("Mark all rooms as read", "Every room with unread messages, up to its latest", chat.action_mark_all_read)
+        yield SystemCommand(
+            "Toggle member list", "Show or hide the members (F2)", chat.action_toggle_members
+        )
+        yield SystemCommand(
+            "Threads",
+            "The room's threads, all or yours; Enter opens one (Ctrl+T)",
+            chat.action_thread_list,
+        )
+        yield SystemCommand(
+            "Mark room as read", "Send a read receipt for the latest message", chat.action_mark_read
+        )
+        yield SystemCommand(
+            "Mark all rooms as read",
+            "Every room with unread messages, up to its latest",
+            chat.action_mark_all_read,
+        )
         private = "on" if chat.client.receipts.private else "off"
         yield SystemCommand(
-            "Private read receipts", f"Others do not see what you have read (now: {private})", self.action_toggle_private_receipts
+            "Private read receipts",
+            f"Others do not see what you have read (now: {private})",
+            self.action_toggle_private_receipts,
         )
         presence = "on" if chat.client.presence.enabled else "off"
         yield SystemCommand(
-            "Share presence", f"Online while the terminal has focus, away otherwise (now: {presence})", self.action_toggle_presence
+            "Share presence",
+            f"Online while the terminal has focus, away otherwise (now: {presence})",
+            self.action_toggle_presence,
         )
         yield from media_commands(self, chat.client)
         yield from url_preview_commands(self, chat.client)
         yield SystemCommand("Help", "Keys and commands (F1)", chat.action_help)
-        yield SystemCommand("Retry sync now", "Skip the wait after a connection problem", self.action_retry_sync)
+        yield SystemCommand(
+            "Retry sync now", "Skip the wait after a connection problem", self.action_retry_sync
+        )
         sliding = "allowed" if chat.client.sliding_sync_allowed else "off: /sync v2"
         yield SystemCommand(
             "Sliding sync",
@@ -523,12 +640,22 @@ class TuiClientApp(ClientApp):
         yield from self.accounts.commands()
         if chat.client.account_page() is not None:
             for label, action, help_text in (
-                ("Account page", None, "Your account on the server's sign-in service, in the browser"),
+                (
+                    "Account page",
+                    None,
+                    "Your account on the server's sign-in service, in the browser",
+                ),
                 ("Account page: sessions", "sessions", "Your signed-in devices, in the browser"),
-                ("Account page: profile", "profile", "Name, avatar and contact details, in the browser"),
+                (
+                    "Account page: profile",
+                    "profile",
+                    "Name, avatar and contact details, in the browser",
+                ),
             ):
                 yield SystemCommand(label, help_text, partial(self.open_account_page, action))
-        yield SystemCommand("Log out", "End this session on the server and remove local data", self.action_logout)
+        yield SystemCommand(
+            "Log out", "End this session on the server and remove local data", self.action_logout
+        )
 
     async def open_account_page(self, action: str | None) -> None:
         """Open the account management page (OAuth servers) for ``action`` in the browser."""
@@ -538,7 +665,12 @@ class TuiClientApp(ClientApp):
         try:
             await open_with_handler(url)
         except HandlerError as error:
-            self.notify(f"Cannot open a browser ({error}). Open {url}", severity="warning", markup=False, timeout=30)
+            self.notify(
+                f"Cannot open a browser ({error}). Open {url}",
+                severity="warning",
+                markup=False,
+                timeout=30,
+            )
             return
         self.notify(f"Opened {url}", markup=False)
 
@@ -549,7 +681,10 @@ class TuiClientApp(ClientApp):
         value = not self.client.typing.enabled
         await self.client.typing.set_enabled(value)
         self.save_settings()
-        self.notify("Others now see when you are typing." if value else "Typing notices are off.", markup=False)
+        self.notify(
+            "Others now see when you are typing." if value else "Typing notices are off.",
+            markup=False,
+        )
 
     async def action_toggle_sliding_sync(self) -> None:
         """Allow sliding sync where offered, or force /sync v2 (the cache is kept)."""
@@ -565,7 +700,10 @@ class TuiClientApp(ClientApp):
         value = not self.client.receipts.private
         await self.client.receipts.set_private(value)
         self.save_settings()
-        self.notify("Read receipts are private now." if value else "Others now see what you have read.", markup=False)
+        self.notify(
+            "Read receipts are private now." if value else "Others now see what you have read.",
+            markup=False,
+        )
 
     async def action_toggle_presence(self) -> None:
         """Share our presence from the terminal's focus, or not."""
@@ -574,11 +712,20 @@ class TuiClientApp(ClientApp):
         value = not self.client.presence.enabled
         await self.client.presence.set_enabled(value)
         self.save_settings()
-        self.notify("Others see when you are here or away." if value else "Presence follows only whether you are connected.", markup=False)
+        self.notify(
+            "Others see when you are here or away."
+            if value
+            else "Presence follows only whether you are connected.",
+            markup=False,
+        )
 
     def action_help_quit(self) -> None:
         """Ctrl+C with nothing selected to copy: say how to quit, in words that fit a toast."""
-        self.notify("Press Ctrl+Q to quit. (Ctrl+C copies selected text.)", title="Do you want to quit?", markup=False)
+        self.notify(
+            "Press Ctrl+Q to quit. (Ctrl+C copies selected text.)",
+            title="Do you want to quit?",
+            markup=False,
+        )
 
     def action_encryption_health(self) -> None:
         """F7: encryption health, recovery and the key backup."""
@@ -596,12 +743,17 @@ class TuiClientApp(ClientApp):
 
     def action_logout(self) -> None:
         """Log out after confirmation."""
+
         def confirmed(yes: bool | None) -> None:
             if yes:
                 self.run_worker(self._logout(), exit_on_error=False)
 
         self.push_screen(
-            ConfirmDialog("Log out? This ends the session on the server and deletes local data.", "Log out", danger=True),
+            ConfirmDialog(
+                "Log out? This ends the session on the server and deletes local data.",
+                "Log out",
+                danger=True,
+            ),
             confirmed,
         )
 
@@ -660,4 +812,6 @@ def run_app(
     # The config's encryption library, for every account this run opens (the
     # environment's TUI_CLIENT_CRYPTO_BACKEND wins over it).
     configure_backend(config.crypto_backend if config is not None else None)
-    TuiClientApp(profile=profile, base_dir=base_dir, homeserver=homeserver, user_id=user_id, config=config).run()
+    TuiClientApp(
+        profile=profile, base_dir=base_dir, homeserver=homeserver, user_id=user_id, config=config
+    ).run()

@@ -68,7 +68,11 @@ def complete_member(
             continue
         name = (member.displayname or "").casefold()
         localpart = member.user_id[1:].casefold()
-        label = member.shown if member.shown == member.user_id or member.user_id in member.shown else f"{member.shown}  {member.user_id}"
+        label = (
+            member.shown
+            if member.shown == member.user_id or member.user_id in member.shown
+            else f"{member.shown}  {member.user_id}"
+        )
         candidate = Completion(member.shown, member.user_id, label=clean_line(label))
         if name.startswith(prefix) or localpart.startswith(prefix):
             first.append((member.shown.casefold(), candidate))

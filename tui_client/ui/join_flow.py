@@ -17,13 +17,16 @@ from .screens.dialogs import ChoiceDialog, ConfirmDialog
 if TYPE_CHECKING:
     from .app_interface import ClientApp
 
+
 class JoinFlow:
     """Joins on behalf of the app (its client's join queue does the work)."""
 
     def __init__(self, app: ClientApp) -> None:
         self.app = app
 
-    def join(self, target: str, via: Sequence[str] = (), *, label: str = "", open_after: bool = False) -> JoinJob | None:
+    def join(
+        self, target: str, via: Sequence[str] = (), *, label: str = "", open_after: bool = False
+    ) -> JoinJob | None:
         """Queue a join; the outcome is shown as a notification (or a question)."""
         client = self.app.client
         if client is None:
@@ -33,7 +36,9 @@ class JoinFlow:
         except CommandError as error:
             self.app.notify(clean_line(str(error)), severity="error", markup=False)
             return None
-        self.app.run_worker(self._follow(job, tuple(via), open_after), group="joins", exit_on_error=False)
+        self.app.run_worker(
+            self._follow(job, tuple(via), open_after), group="joins", exit_on_error=False
+        )
         return job
 
     def join_many(self, targets: Sequence[tuple[str, Sequence[str]]]) -> list[JoinJob]:
@@ -53,10 +58,16 @@ class JoinFlow:
             if failure.required:
                 self._offer_space(job, via, failure, open_after)
             else:
-                self.app.notify(clean_line(failure.message), severity="error", markup=False, timeout=8)
+                self.app.notify(
+                    clean_line(failure.message), severity="error", markup=False, timeout=8
+                )
             return
         self.app.notify(f"Joined {clean_line(job.label)}", markup=False)
-        if open_after and client is not None and await client.joins.wait_for_room(room_id, timeout=20):
+        if (
+            open_after
+            and client is not None
+            and await client.joins.wait_for_room(room_id, timeout=20)
+        ):
             self.app.show_room(room_id)
 
     async def _follow_batch(self, jobs: list[JoinJob]) -> None:
@@ -69,11 +80,18 @@ class JoinFlow:
         joined = len(jobs) - len(failures)
         text = f"Joined {joined} of {len(jobs)} room{'s' if len(jobs) != 1 else ''}"
         if failures:
-            self.app.notify(clean_line(text + ". " + " ".join(failures[:3]), 400), severity="warning", markup=False, timeout=10)
+            self.app.notify(
+                clean_line(text + ". " + " ".join(failures[:3]), 400),
+                severity="warning",
+                markup=False,
+                timeout=10,
+            )
         else:
             self.app.notify(text, markup=False)
 
-    def _offer_space(self, job: JoinJob, via: tuple[str, ...], failure: JoinFailed, open_after: bool) -> None:
+    def _offer_space(
+        self, job: JoinJob, via: tuple[str, ...], failure: JoinFailed, open_after: bool
+    ) -> None:
         spaces = {space.room_id: space for space in failure.required}
 
         def chosen(space_id: str | None) -> None:
@@ -85,20 +103,30 @@ class JoinFlow:
         if len(spaces) == 1:
             (space,) = spaces.values()
             self.app.push_screen(
-                ConfirmDialog(f"{message}\n\nJoin {clean_line(space.name)} now, then {clean_line(job.label)}?", f"Join {clean_line(space.name, 30)}"),
+                ConfirmDialog(
+                    f"{message}\n\nJoin {clean_line(space.name)} now, then {clean_line(job.label)}?",
+                    f"Join {clean_line(space.name, 30)}",
+                ),
                 lambda yes: chosen(space.room_id) if yes else None,
             )
         else:
             self.app.push_screen(
-                ChoiceDialog(message + "\n\nJoin which space first?", [(s.room_id, clean_line(s.name)) for s in spaces.values()]),
+                ChoiceDialog(
+                    message + "\n\nJoin which space first?",
+                    [(s.room_id, clean_line(s.name)) for s in spaces.values()],
+                ),
                 chosen,
             )
 
-    def join_via_space(self, target: str, via: Sequence[str], space: RequiredSpace, *, open_after: bool = False) -> None:
+    def join_via_space(
+        self, target: str, via: Sequence[str], space: RequiredSpace, *, open_after: bool = False
+    ) -> None:
         """Join ``space``, then ``target``."""
         client = self.app.client
         if client is None:
             return
         first, then = client.joins.enqueue_via_space(target, via, space)
         self.app.run_worker(self._follow(first, (), False), group="joins", exit_on_error=False)
-        self.app.run_worker(self._follow(then, tuple(via), open_after), group="joins", exit_on_error=False)
+        self.app.run_worker(
+            self._follow(then, tuple(via), open_after), group="joins", exit_on_error=False
+        )

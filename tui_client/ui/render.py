@@ -40,7 +40,6 @@ GROUP_WINDOW_MS = 5 * 60 * 1000
 TIME_WIDTH = 6
 
 
-
 @dataclass(frozen=True, slots=True)
 class Palette:
     """Colours the timeline uses, taken from the active Textual theme."""
@@ -87,7 +86,9 @@ def name_column_width(total_width: int) -> int:
     return 16
 
 
-def sender_marker(item: TimelineItem, trust: UserTrust | None, own_user: str | None = None) -> str | None:
+def sender_marker(
+    item: TimelineItem, trust: UserTrust | None, own_user: str | None = None
+) -> str | None:
     """The mark beside an encrypted message's time: ``!`` for a device we cannot vouch for,
     ``?`` for a key from a backup or a file (whose sender cannot be proven), ``✓`` for a
     verified user's verified device, else nothing.
@@ -99,10 +100,19 @@ def sender_marker(item: TimelineItem, trust: UserTrust | None, own_user: str | N
         return None
     if item.trust == "unauthenticated":
         return "?"
-    device_verified = trust is not None and item.device_id is not None and item.device_id in trust.verified_devices
+    device_verified = (
+        trust is not None
+        and item.device_id is not None
+        and item.device_id in trust.verified_devices
+    )
     if item.trust in ("unverified", "unknown device") and not device_verified:
         return "!"
-    if trust is not None and trust.verified and item.sender != own_user and (item.trust == "verified" or device_verified):
+    if (
+        trust is not None
+        and trust.verified
+        and item.sender != own_user
+        and (item.trust == "verified" or device_verified)
+    ):
         return "✓"
     return None
 
@@ -134,7 +144,9 @@ def render_item(
     if previous is None or day_of(previous.ts) != day:
         lines.append([Segment(_rule(f" {day} ", width), muted)])
     if first_new:
-        lines.append([Segment(_rule(" new messages ", width), Style(color=palette.error, bold=True))])
+        lines.append(
+            [Segment(_rule(" new messages ", width), Style(color=palette.error, bold=True))]
+        )
     name_width = name_column_width(width)
     stamp_width = time_width()
     gutter = stamp_width + name_width + 1
@@ -165,7 +177,13 @@ def render_item(
     if marker is not None:
         # The last cell of the time column flags a message from a device we cannot vouch
         # for, or from a verified user.
-        colour = palette.success if marker == "✓" else palette.warning if marker == "!" else palette.muted
+        colour = (
+            palette.success
+            if marker == "✓"
+            else palette.warning
+            if marker == "!"
+            else palette.muted
+        )
         first_prefix[0] = Segment(clock(item.ts).ljust(stamp_width - 1), muted)
         first_prefix.insert(1, Segment(marker, Style(color=colour, bold=True)))
     indent = Segment(" " * gutter)
@@ -176,7 +194,10 @@ def render_item(
             ("↳ ", muted),
             (who, Style(color=sender_colour(quoted_sender or ""), italic=True)),
             (": ", muted),
-            (item.reply.body if item.reply.body is not None else "(not loaded)", Style(color=palette.muted, italic=True)),
+            (
+                item.reply.body if item.reply.body is not None else "(not loaded)",
+                Style(color=palette.muted, italic=True),
+            ),
         ]
         lines.append([*first_prefix, *_truncate(quote_spans, body_width)])
         first_prefix = [Segment(" " * stamp_width), blank_name]
@@ -190,10 +211,19 @@ def render_item(
     for extra in _extras(item, palette, name_of if selected else None, thread_unread=thread_unread):
         lines.append([indent, *_truncate(extra, body_width)])
     if seen_by:
-        lines.append([indent, *_truncate([(seen_text(seen_by), Style(color=palette.muted, italic=True))], body_width)])
+        lines.append(
+            [
+                indent,
+                *_truncate(
+                    [(seen_text(seen_by), Style(color=palette.muted, italic=True))], body_width
+                ),
+            ]
+        )
     if selected:
         highlight = Style(bgcolor=palette.selection)
-        lines = [[Segment(s.text, (s.style or Style()) + highlight) for s in line] for line in lines]
+        lines = [
+            [Segment(s.text, (s.style or Style()) + highlight) for s in line] for line in lines
+        ]
     if picture:
         # After the selection's background: a picture's colours are its own.
         lines[picture_at:picture_at] = [[indent, *line] for line in picture]
@@ -212,7 +242,9 @@ def reacted_text(item: TimelineItem, name_of: Callable[[str], str], shown: int =
     for reaction in item.reactions:
         names = [clean_line(name_of(sender), 40) for sender in reaction.senders[:shown]]
         others = len(reaction.senders) - len(names)
-        listed = ", ".join(names) + (f" and {others} other" + ("s" if others != 1 else "") if others > 0 else "")
+        listed = ", ".join(names) + (
+            f" and {others} other" + ("s" if others != 1 else "") if others > 0 else ""
+        )
         parts.append(f"{reaction.key} {listed}")
     return " · ".join(parts)
 
@@ -221,7 +253,9 @@ def seen_text(names: Sequence[str], shown: int = 3) -> str:
     """``✓ Seen by Bob, Carol and 2 others`` (names of untrusted origin, cleaned here)."""
     cleaned = [clean_line(name, 40) for name in names]
     if len(cleaned) <= shown:
-        listed = cleaned[0] if len(cleaned) == 1 else ", ".join(cleaned[:-1]) + " and " + cleaned[-1]
+        listed = (
+            cleaned[0] if len(cleaned) == 1 else ", ".join(cleaned[:-1]) + " and " + cleaned[-1]
+        )
     else:
         others = len(cleaned) - shown
         listed = ", ".join(cleaned[:shown]) + f" and {others} other" + ("s" if others != 1 else "")
@@ -237,7 +271,10 @@ def _body(item: TimelineItem, name_of: Callable[[str], str], palette: Palette) -
     if kind == "emote":
         spans: list[Span] = [
             ("* ", Style(italic=True)),
-            (clean_line(name_of(item.sender)), Style(color=sender_colour(item.sender), italic=True)),
+            (
+                clean_line(name_of(item.sender)),
+                Style(color=sender_colour(item.sender), italic=True),
+            ),
             (" " + body, Style(italic=True)),
         ]
     elif kind == "notice":
@@ -247,7 +284,12 @@ def _body(item: TimelineItem, name_of: Callable[[str], str], palette: Palette) -
     elif kind == "redacted":
         return [(f"{clean_line(name_of(item.sender))}: message deleted", muted_italic)]
     elif kind == "encrypted":
-        return [(f"{clean_line(name_of(item.sender))}: 🔒 {body}", Style(color=palette.warning, italic=True))]
+        return [
+            (
+                f"{clean_line(name_of(item.sender))}: 🔒 {body}",
+                Style(color=palette.warning, italic=True),
+            )
+        ]
     elif kind in ("unknown", "malformed"):
         who = clean_line(name_of(item.sender)) if item.sender else "someone"
         return [(f"{who} {body}" if kind == "unknown" else body, muted_italic)]
@@ -284,7 +326,10 @@ def _formatted_body(
     if item.kind == "emote":
         lead = [
             ("* ", Style(italic=True)),
-            (clean_line(name_of(item.sender)), Style(color=sender_colour(item.sender), italic=True)),
+            (
+                clean_line(name_of(item.sender)),
+                Style(color=sender_colour(item.sender), italic=True),
+            ),
             (" ", Style()),
         ]
     tail: list[Span] = []
@@ -297,7 +342,11 @@ def _formatted_body(
 
 
 def _extras(
-    item: TimelineItem, palette: Palette, reactors: Callable[[str], str] | None = None, *, thread_unread: bool = False
+    item: TimelineItem,
+    palette: Palette,
+    reactors: Callable[[str], str] | None = None,
+    *,
+    thread_unread: bool = False,
 ) -> list[list[Span]]:
     extras: list[list[Span]] = []
     if item.reactions:
@@ -315,7 +364,9 @@ def _extras(
             extras.append([(reacted_text(item, reactors), Style(color=palette.muted, italic=True))])
     if item.thread_count:
         plural = "reply" if item.thread_count == 1 else "replies"
-        thread: list[Span] = [(f"💬 {item.thread_count} {plural} in thread", Style(color=palette.accent))]
+        thread: list[Span] = [
+            (f"💬 {item.thread_count} {plural} in thread", Style(color=palette.accent))
+        ]
         if thread_unread:
             thread.append(("  ● unread", Style(color=palette.accent, bold=True)))
         extras.append(thread)
@@ -323,6 +374,11 @@ def _extras(
         extras.append([(f"sending… ({item.error})", Style(color=palette.muted, italic=True))])
     elif item.send_state is SendState.FAILED:
         extras.append(
-            [(f"✗ not sent: {item.error or 'failed'} — select it and press R to retry, X to discard", Style(color=palette.error))]
+            [
+                (
+                    f"✗ not sent: {item.error or 'failed'} — select it and press R to retry, X to discard",
+                    Style(color=palette.error),
+                )
+            ]
         )
     return extras

@@ -159,7 +159,11 @@ class SecurityFlow:
             self._notified.add(flow.id)
             who = describe_other(self.client.user_id if self.client else "", flow)
             if self._bar_on_top():
-                self.app.notify(f"Verification request from {who}: answer it in the bar above.", markup=False, timeout=8)
+                self.app.notify(
+                    f"Verification request from {who}: answer it in the bar above.",
+                    markup=False,
+                    timeout=8,
+                )
             else:
                 self.app.notify(
                     f"Verification request from {who}. To answer it, press Escape to go back to the chat "
@@ -212,7 +216,11 @@ class SecurityFlow:
                 text.append(f" {note}", style=Style(dim=True))
             if len(waiting) > 1:
                 text.append(f"  (+{len(waiting) - 1} more)", style=Style(dim=True))
-            return BarItem(f"incoming:{flow.id}", text, (("accept", "Accept", "primary"), ("decline", "Decline", "error")))
+            return BarItem(
+                f"incoming:{flow.id}",
+                text,
+                (("accept", "Accept", "primary"), ("decline", "Decline", "error")),
+            )
         if verifications_only:
             return self._flow_in_progress(client)
         for identity in client.devices.warnings:
@@ -224,22 +232,42 @@ class SecurityFlow:
             return BarItem(
                 f"identity:{identity.user_id}",
                 text,
-                (("verify_user", "Verify again", "primary"), ("acknowledge", "Acknowledge", "default")),
+                (
+                    ("verify_user", "Verify again", "primary"),
+                    ("acknowledge", "Acknowledge", "default"),
+                ),
             )
         state = client.cross_signing.state
         if state is not None and state.needs_verification and "session" not in self._later:
             text = Text("🔐 This session is not verified: ", style=Style(bold=True))
             text.append("your other sessions will not trust it, nor share their keys with it.")
-            return BarItem("session", text, (("verify_session", "Verify this session", "primary"), ("later", "Later", "default")))
+            return BarItem(
+                "session",
+                text,
+                (
+                    ("verify_session", "Verify this session", "primary"),
+                    ("later", "Later", "default"),
+                ),
+            )
         if state is not None and state.error and "error" not in self._later:
-            return BarItem("error", Text(clean_line(state.error, 200)), (("retry_bootstrap", "Retry", "primary"), ("later", "Later", "default")))
+            return BarItem(
+                "error",
+                Text(clean_line(state.error, 200)),
+                (("retry_bootstrap", "Retry", "primary"), ("later", "Later", "default")),
+            )
         return self._flow_in_progress(client)
 
     def _flow_in_progress(self, client: MatrixClient) -> BarItem | None:
         for flow in client.verification.active():
             if self._dialog(flow.id) is None and flow.state is not VerificationState.INCOMING:
-                text = Text(f"Verification with {describe_other(client.user_id, flow)} in progress.")
-                return BarItem(f"flow:{flow.id}", text, (("show", "Show", "primary"), ("cancel", "Cancel", "default")))
+                text = Text(
+                    f"Verification with {describe_other(client.user_id, flow)} in progress."
+                )
+                return BarItem(
+                    f"flow:{flow.id}",
+                    text,
+                    (("show", "Show", "primary"), ("cancel", "Cancel", "default")),
+                )
         return None
 
     def refresh_bar(self) -> None:
@@ -291,7 +319,12 @@ class SecurityFlow:
             try:
                 result = await work
             except Exception as error:  # the engine's messages say why
-                self.app.notify(clean_line(f"Verification: {error}", 300), severity="error", markup=False, timeout=8)
+                self.app.notify(
+                    clean_line(f"Verification: {error}", 300),
+                    severity="error",
+                    markup=False,
+                    timeout=8,
+                )
                 return
             if done is not None:
                 done(result)
@@ -333,7 +366,9 @@ class SecurityFlow:
         client = self.client
         if client is None:
             return
-        if isinstance(self.app.screen, DevicesScreen) and self.app.screen.user_id == (user_id or client.user_id):
+        if isinstance(self.app.screen, DevicesScreen) and self.app.screen.user_id == (
+            user_id or client.user_id
+        ):
             return
         self.app.push_screen(DevicesScreen(client, user_id))
 
@@ -355,7 +390,9 @@ class SecurityFlow:
             await client.devices.set_only_verified(value)
             self.app.save_settings()
             self.app.notify(
-                "Room keys now go only to verified devices." if value else "Room keys now go to every device in the room.",
+                "Room keys now go only to verified devices."
+                if value
+                else "Room keys now go to every device in the room.",
                 markup=False,
             )
 
@@ -368,11 +405,25 @@ class SecurityFlow:
         client = self.client
         if client is None:
             return
-        yield SystemCommand("Devices and sessions", "Your sessions: verify, rename, sign out (F6)", self.show_devices)
-        yield SystemCommand("Verify a user", "Compare emoji with someone, in your DM with them", self.ask_and_verify_user)
-        yield SystemCommand("Verify this session", "Ask one of your other sessions to verify this one", self.verify_this_session)
+        yield SystemCommand(
+            "Devices and sessions",
+            "Your sessions: verify, rename, sign out (F6)",
+            self.show_devices,
+        )
+        yield SystemCommand(
+            "Verify a user",
+            "Compare emoji with someone, in your DM with them",
+            self.ask_and_verify_user,
+        )
+        yield SystemCommand(
+            "Verify this session",
+            "Ask one of your other sessions to verify this one",
+            self.verify_this_session,
+        )
         if client.verification.incoming():
-            yield SystemCommand("Answer verification request", "Open the oldest waiting request", self.answer_next)
+            yield SystemCommand(
+                "Answer verification request", "Open the oldest waiting request", self.answer_next
+            )
         sharing = "only verified devices" if client.devices.only_verified else "every device"
         yield SystemCommand(
             "Key sharing: only verified devices",
@@ -380,12 +431,20 @@ class SecurityFlow:
             self.toggle_key_sharing,
         )
         chat = chat_screen_of(self.app)
-        summary = client.rooms.get(chat.current_room) if chat is not None and chat.current_room else None
+        summary = (
+            client.rooms.get(chat.current_room) if chat is not None and chat.current_room else None
+        )
         if summary is not None and summary.is_dm and summary.dm_user:
             user = summary.dm_user
             # Palette titles are read as markup: a user ID may hold brackets (historical IDs).
             shown = escape_markup(clean_line(user, 200))
             yield SystemCommand(
-                f"Verify {shown}", "Compare emoji in this direct chat", partial(self.verify_user, user, summary.room_id)
+                f"Verify {shown}",
+                "Compare emoji in this direct chat",
+                partial(self.verify_user, user, summary.room_id),
             )
-            yield SystemCommand(f"Devices of {shown}", "Their devices and identity", partial(self.show_devices, user))
+            yield SystemCommand(
+                f"Devices of {shown}",
+                "Their devices and identity",
+                partial(self.show_devices, user),
+            )

@@ -70,7 +70,6 @@ def preview_line(preview: UrlPreview, width: int, colour: str) -> list[Segment]:
     return [Segment(text, Style(color=colour, italic=True))]
 
 
-
 class _Redrawable(Protocol):
     def refresh_names(self) -> None: ...
 

@@ -86,7 +86,9 @@ class ChatScreen(ChatUpdates):
         # Unread counts per room, to tell the user of a mention or a direct message live.
         self._counts: dict[str, tuple[int, int]] | None = None  # None until the first batch
         # Lines from the composer on their way to the engine, in the order typed.
-        self._outgoing: deque[tuple[str | None, str, tuple[str, TimelineItem] | None, list[Pill]]] = deque()
+        self._outgoing: deque[
+            tuple[str | None, str, tuple[str, TimelineItem] | None, list[Pill]]
+        ] = deque()
         self._draining = False  # a worker is handing them over
         self._search_history: SearchHistory | None = None
         #: Another account is in front (ui/accounts.py): this screen keeps up, but says nothing.
@@ -238,7 +240,12 @@ class ChatScreen(ChatUpdates):
     def _send_read(self, room_id: str | None, event_id: str) -> None:
         """Mark read what the user has seen (ui/seen.py: focus, this screen, on screen)."""
         if room_id is not None and room_id == self.current_room:
-            self.run_worker(self.client.mark_read(room_id, event_id), group="read", exclusive=True, exit_on_error=False)
+            self.run_worker(
+                self.client.mark_read(room_id, event_id),
+                group="read",
+                exclusive=True,
+                exit_on_error=False,
+            )
 
     @on(TimelineView.Viewed)
     def _timeline_viewed(self) -> None:
@@ -291,7 +298,11 @@ class ChatScreen(ChatUpdates):
         if sigil == ":":
             return complete_emoji(word)
         if sigil == "#":
-            rooms = [(r.room_id, r.canonical_alias, r.display_name or r.name or r.room_id) for r in self.client.rooms.values() if r.membership == "join"]
+            rooms = [
+                (r.room_id, r.canonical_alias, r.display_name or r.name or r.room_id)
+                for r in self.client.rooms.values()
+                if r.membership == "join"
+            ]
             return complete_room(word, rooms)
         view = self.view
         if view is None:
@@ -300,7 +311,12 @@ class ChatScreen(ChatUpdates):
             MemberChoice(m.user_id, m.displayname, view.display_name(m.user_id))
             for m in (*view.members.joined(), *view.members.invited())
         ]
-        return complete_member(word, members, own_user_id=self.client.user_id, may_mention_room=self.client.may_mention_room(view.room_id))
+        return complete_member(
+            word,
+            members,
+            own_user_id=self.client.user_id,
+            may_mention_room=self.client.may_mention_room(view.room_id),
+        )
 
     @on(Composer.Completing)
     def _completing(self, event: Composer.Completing) -> None:
@@ -334,12 +350,18 @@ class ChatScreen(ChatUpdates):
                 if _is_message(text, mode):
                     await self._send(room_id, text, mode, mentions)
                 else:
-                    self.run_worker(self._send(room_id, text, mode, mentions), group="send", exit_on_error=False)
+                    self.run_worker(
+                        self._send(room_id, text, mode, mentions), group="send", exit_on_error=False
+                    )
         finally:
             self._draining = False
 
     async def _send(
-        self, room_id: str | None, text: str, mode: tuple[str, TimelineItem] | None, mentions: list[Pill]
+        self,
+        room_id: str | None,
+        text: str,
+        mode: tuple[str, TimelineItem] | None,
+        mentions: list[Pill],
     ) -> None:
         pills = mentions
         try:
@@ -353,7 +375,9 @@ class ChatScreen(ChatUpdates):
             self.post_message(_RestoreComposer(text, mentions))
             return
         except StorageUnavailable as error:
-            self.post_message(ActionFailed(f"Not sent: {error} (your text is back in the composer)"))
+            self.post_message(
+                ActionFailed(f"Not sent: {error} (your text is back in the composer)")
+            )
             self.post_message(_RestoreComposer(text, mentions))
             return
         except (MatrixError, NetworkError, OSError) as error:
@@ -427,7 +451,12 @@ class ChatScreen(ChatUpdates):
     def _edit_last(self) -> None:
         timeline = self.query_one(TimelineView)
         for item in reversed(timeline.items):
-            if item.sender == self.client.user_id and item.kind in ("text", "emote", "notice") and item.event_id and not item.is_local_echo:
+            if (
+                item.sender == self.client.user_id
+                and item.kind in ("text", "emote", "notice")
+                and item.event_id
+                and not item.is_local_echo
+            ):
                 self._start_edit(item)
                 return
 
@@ -452,7 +481,11 @@ class ChatScreen(ChatUpdates):
         composer = self.query_one(Composer)
         self._set_mode(("edit", item))
         composer.text = item.body
-        content = self.view.model.content_of(item.event_id) if self.view is not None and item.event_id else None
+        content = (
+            self.view.model.content_of(item.event_id)
+            if self.view is not None and item.event_id
+            else None
+        )
         formatted = content.get("formatted_body") if content else None
         if isinstance(formatted, str):  # its mentions stay mentions
             composer.remember_mentions(place_pills(item.body, pills_of(formatted)))
@@ -484,17 +517,39 @@ class ChatScreen(ChatUpdates):
             )
         elif action == "retry" and item.send_state is SendState.FAILED and item.txn_id:
             self.run_worker(self.client.retry_send(item.txn_id), exit_on_error=False)
-        elif action == "discard" and item.is_local_echo and item.send_state is SendState.FAILED and item.txn_id:
+        elif (
+            action == "discard"
+            and item.is_local_echo
+            and item.send_state is SendState.FAILED
+            and item.txn_id
+        ):
             self.run_worker(self.client.discard_send(item.txn_id), exit_on_error=False)
-        elif action == "thread" and item.event_id and not item.is_local_echo and self.view is not None:
-            open_thread(self.app, self.query_one("#body", Horizontal), self.client, self.view, item.event_id, completions=self._completions, palette=self.query_one(TimelineView).palette)
+        elif (
+            action == "thread"
+            and item.event_id
+            and not item.is_local_echo
+            and self.view is not None
+        ):
+            open_thread(
+                self.app,
+                self.query_one("#body", Horizontal),
+                self.client,
+                self.view,
+                item.event_id,
+                completions=self._completions,
+                palette=self.query_one(TimelineView).palette,
+            )
         elif action == "open_link":
             self.open_link(item)
         elif action == "copy_link":
             self.copy_link(item)
         elif action == "save":
             if item.kind != "media" or not item.event_id or item.is_local_echo:
-                self.notify("Select a message with a file (image, video, audio or file) to save it.", severity="warning", markup=False)
+                self.notify(
+                    "Select a message with a file (image, video, audio or file) to save it.",
+                    severity="warning",
+                    markup=False,
+                )
                 return
             self._save_attachment(item.event_id)
 
@@ -504,7 +559,11 @@ class ChatScreen(ChatUpdates):
         try:
             path = await self.client.save_attachment(event_id)
         except (MediaError, AttachmentError, MatrixError, NetworkError, OSError) as error:
-            self.notify(f"Could not save the file: {clean_line(str(error), 300)}", severity="error", markup=False)
+            self.notify(
+                f"Could not save the file: {clean_line(str(error), 300)}",
+                severity="error",
+                markup=False,
+            )
             return
         self.notify(f"Saved to {clean_line(str(path), 300)}", markup=False, timeout=8)
 
@@ -542,7 +601,9 @@ class ChatScreen(ChatUpdates):
 
     def action_switch_room(self) -> None:
         """The fuzzy switcher."""
-        rooms = visible_rooms(self.client.rooms.values(), hidden=self.client.notifications.hides_room)
+        rooms = visible_rooms(
+            self.client.rooms.values(), hidden=self.client.notifications.hides_room
+        )
         self.app.push_screen(RoomSwitcher(rooms), self._switch_to)
 
     def _switch_to(self, room_id: str | None) -> None:
@@ -562,13 +623,17 @@ class ChatScreen(ChatUpdates):
 
     def action_search(self, room_id: str | None = None, index_older: bool = False) -> None:
         """The search screen: every room, or one (``/`` in its timeline)."""
-        screen = SearchScreen(self.client, room_id, home_room=self.current_room, index_older=index_older)
+        screen = SearchScreen(
+            self.client, room_id, home_room=self.current_room, index_older=index_older
+        )
         self.app.push_screen(screen, self._search_chosen)
 
     def _search_chosen(self, history: SearchHistory | None) -> None:
         if history is not None and history.results:
             self._search_history = history
-            self.show_event(history.results[history.index].room_id, history.results[history.index].event_id)
+            self.show_event(
+                history.results[history.index].room_id, history.results[history.index].event_id
+            )
 
     @on(TimelineView.SearchRequested)
     def _search_room(self) -> None:
@@ -579,7 +644,10 @@ class ChatScreen(ChatUpdates):
         history = self._search_history
         result = history.step(event.step) if history is not None else None
         if result is None:
-            self.notify("No more results." if history is not None else "No search yet: Ctrl+F or /.", timeout=3)
+            self.notify(
+                "No more results." if history is not None else "No search yet: Ctrl+F or /.",
+                timeout=3,
+            )
             return
         self.show_event(result.room_id, result.event_id)
 
@@ -598,7 +666,9 @@ class ChatScreen(ChatUpdates):
     def on__select_event(self, message: _SelectEvent) -> None:
         timeline = self.query_one(TimelineView)
         if self.view is not None:
-            timeline.set_items(self.view.model.items, self.view.read_by(), self.view.new_messages_after())
+            timeline.set_items(
+                self.view.model.items, self.view.read_by(), self.view.new_messages_after()
+            )
             self._sync_view_flags()
         if not (message.found and timeline.select_event(message.event_id)):
             self.notify("That message could not be loaded in its room.", severity="warning")
@@ -612,7 +682,19 @@ class ChatScreen(ChatUpdates):
             return
         self.app.push_screen(
             ThreadListScreen(self.client, view.room_id, view.display_name),
-            lambda root: open_thread(self.app, self.query_one("#body", Horizontal), self.client, view, root, completions=self._completions, palette=self.query_one(TimelineView).palette) if root and view is self.view else None,
+            lambda root: (
+                open_thread(
+                    self.app,
+                    self.query_one("#body", Horizontal),
+                    self.client,
+                    view,
+                    root,
+                    completions=self._completions,
+                    palette=self.query_one(TimelineView).palette,
+                )
+                if root and view is self.view
+                else None
+            ),
         )
 
     @on(ThreadPanel.Closed)
@@ -637,7 +719,9 @@ class ChatScreen(ChatUpdates):
         if view is None:
             return
         self.query_one(MemberList).show_members(view.members, view.power_levels)
-        self.run_worker(view.load_all_members(), group="members", exclusive=True, exit_on_error=False)
+        self.run_worker(
+            view.load_all_members(), group="members", exclusive=True, exit_on_error=False
+        )
 
     def action_join_dialog(self) -> None:
         """Ask for a room to join."""
@@ -670,7 +754,11 @@ class ChatScreen(ChatUpdates):
         """Mark every room with unread messages read."""
         marked, failed = await self.client.receipts.mark_all_read()
         if failed:
-            self.notify(f"Could not mark {failed} room{'s' if failed != 1 else ''} as read; try again later.", severity="error", markup=False)
+            self.notify(
+                f"Could not mark {failed} room{'s' if failed != 1 else ''} as read; try again later.",
+                severity="error",
+                markup=False,
+            )
         elif marked:
             self.notify(f"Marked {marked} room{'s' if marked != 1 else ''} as read.", markup=False)
         else:
@@ -685,8 +773,10 @@ def _palette_from(app: object) -> Palette:
     theme = getattr(app, "current_theme", None)
     if theme is None:
         return Palette()
+
     def colour(value: object, fallback: str) -> str:
         return value if isinstance(value, str) and value.startswith("#") else fallback
+
     base = Palette()
     return Palette(
         foreground=colour(theme.foreground, base.foreground),

@@ -55,7 +55,9 @@ class RoomActions(Screen[None]):
         Binding("ctrl+q", "app.quit", "Quit", priority=True, id="global.quit"),
         Binding("f3", "directory", "Explore", priority=True, id="global.directory"),
         Binding("f4", "space_view", "Space", priority=True, id="global.space_view"),
-        Binding("ctrl+n", "create_room", "New room", show=False, priority=True, id="global.create_room"),
+        Binding(
+            "ctrl+n", "create_room", "New room", show=False, priority=True, id="global.create_room"
+        ),
     ]
 
     client: MatrixClient
@@ -110,7 +112,9 @@ class RoomActions(Screen[None]):
         spaces = self.client.spaces
         rooms = self.client.rooms
         nodes = spaces.sidebar()
-        if self.space_filter not in (HOME, PEOPLE) and self.space_filter not in {n.room_id for n in nodes}:
+        if self.space_filter not in (HOME, PEOPLE) and self.space_filter not in {
+            n.room_id for n in nodes
+        }:
             # The selected space was left: back to all rooms.
             self.space_filter = HOME
             self._refresh_rooms()
@@ -118,13 +122,21 @@ class RoomActions(Screen[None]):
         badges: dict[str, int] = {}
         for node in nodes:
             inside = spaces.rooms_in(node.room_id)
-            badges[node.room_id] = sum(rooms[r].notification_count for r in inside if r in rooms and rooms[r].membership == "join")
-        badges[PEOPLE] = sum(r.notification_count for r in rooms.values() if r.is_dm and r.membership == "join")
+            badges[node.room_id] = sum(
+                rooms[r].notification_count
+                for r in inside
+                if r in rooms and rooms[r].membership == "join"
+            )
+        badges[PEOPLE] = sum(
+            r.notification_count for r in rooms.values() if r.is_dm and r.membership == "join"
+        )
         self.query_one(SpaceBar).show(nodes, names, badges, self.space_filter)
 
     def filtered_rooms(self) -> list[RoomSummary]:
         """The rooms the room list shows under the selected sidebar entry."""
-        rooms = visible_rooms(self.client.rooms.values(), hidden=self.client.notifications.hides_room)
+        rooms = visible_rooms(
+            self.client.rooms.values(), hidden=self.client.notifications.hides_room
+        )
         if self.space_filter == HOME:
             return rooms
         if self.space_filter == PEOPLE:
@@ -141,7 +153,9 @@ class RoomActions(Screen[None]):
         for link in spaces.unjoined_in(self.space_filter):
             described = spaces.describe(link.room_id)
             name = described.display_name if described is not None else clean_line(link.room_id)
-            if (described is not None and described.is_space) or spaces.graph.is_space(link.room_id):
+            if (described is not None and described.is_space) or spaces.graph.is_space(
+                link.room_id
+            ):
                 name = "◆ " + name
             rows.append((link.room_id, name))
         return rows
@@ -187,7 +201,10 @@ class RoomActions(Screen[None]):
                 canonical = self.client.spaces.graph.canonical_parent(self.current_room)
                 space = canonical or (parents[0] if parents else None)
         if space is None:
-            self.notify("Choose a space in the sidebar first (or explore the directory with F3).", markup=False)
+            self.notify(
+                "Choose a space in the sidebar first (or explore the directory with F3).",
+                markup=False,
+            )
             return
         client_app(self).show_space(space)
 
@@ -218,13 +235,21 @@ class RoomActions(Screen[None]):
         private temporary file), its web links (in the handler), the rooms it links to (or
         offer to join them), the users it mentions (their actions). A choice when several."""
         revealed = self._spoilers_shown(item)
-        links = document_links(item.formatted, spoilers=revealed) if item.formatted is not None else []
+        links = (
+            document_links(item.formatted, spoilers=revealed) if item.formatted is not None else []
+        )
         # The plain body holds a spoiler's text too: read it only when nothing is hidden.
         shows_all = item.formatted is None or revealed or not has_spoiler(item.formatted)
         if shows_all:
             seen = {(link.kind, link.identifier) for link in links}
-            links += [link for link in find_room_links(item.body) if (link.kind, link.identifier) not in seen]
-        urls = web_links(item.body, item.formatted, spoilers=shows_all) if item.kind != "media" else []
+            links += [
+                link
+                for link in find_room_links(item.body)
+                if (link.kind, link.identifier) not in seen
+            ]
+        urls = (
+            web_links(item.body, item.formatted, spoilers=shows_all) if item.kind != "media" else []
+        )
         has_file = item.kind == "media" and bool(item.event_id) and not item.is_local_echo
         targets: list[tuple[str, object]] = []
         if has_file:
@@ -232,7 +257,10 @@ class RoomActions(Screen[None]):
         targets += [(f"Open {clean_line(url, 80)}", url) for url in urls]
         targets += [(self._link_label(link), link) for link in links]
         if not targets:
-            self.notify("This message links to no room or person, and has no file or web link to open.", markup=False)
+            self.notify(
+                "This message links to no room or person, and has no file or web link to open.",
+                markup=False,
+            )
             return
         if len(targets) == 1:
             self._open_target(targets[0][1])
@@ -263,14 +291,22 @@ class RoomActions(Screen[None]):
             elif url is not None:
                 await open_with_handler(url)
         except (MediaError, AttachmentError, MatrixError, NetworkError, OSError) as error:
-            self.notify(f"Could not open it: {clean_line(str(error), 300)}", severity="error", markup=False)
+            self.notify(
+                f"Could not open it: {clean_line(str(error), 300)}", severity="error", markup=False
+            )
 
     def copy_link(self, item: TimelineItem) -> None:
         """Copy a message's web link to the clipboard (OSC 52), choosing when several."""
         if not self.client_copy_allowed():
-            self.notify("Copying to the clipboard is turned off (see the palette).", severity="warning", markup=False)
+            self.notify(
+                "Copying to the clipboard is turned off (see the palette).",
+                severity="warning",
+                markup=False,
+            )
             return
-        shows_all = item.formatted is None or self._spoilers_shown(item) or not has_spoiler(item.formatted)
+        shows_all = (
+            item.formatted is None or self._spoilers_shown(item) or not has_spoiler(item.formatted)
+        )
         urls = web_links(item.body, item.formatted, spoilers=shows_all)
         if not urls:
             self.notify("This message has no link to copy.", markup=False)
@@ -284,7 +320,10 @@ class RoomActions(Screen[None]):
             copy(urls[0])
             return
         choices = [(str(n), clean_line(url, 100)) for n, url in enumerate(urls)]
-        self.app.push_screen(ChoiceDialog("Copy which?", choices), lambda key: copy(urls[int(key)]) if key is not None else None)
+        self.app.push_screen(
+            ChoiceDialog("Copy which?", choices),
+            lambda key: copy(urls[int(key)]) if key is not None else None,
+        )
 
     def client_copy_allowed(self) -> bool:
         """Whether ``O`` may write to the terminal's clipboard (the user's setting)."""
@@ -296,10 +335,19 @@ class RoomActions(Screen[None]):
 
     def _link_label(self, link: MatrixLink) -> str:
         if link.kind == "user":
-            name = self.view.display_name(link.identifier) if self.view is not None else link.identifier
-            return clean_line(name if name == link.identifier else f"{name} ({link.identifier})", 80)
+            name = (
+                self.view.display_name(link.identifier)
+                if self.view is not None
+                else link.identifier
+            )
+            return clean_line(
+                name if name == link.identifier else f"{name} ({link.identifier})", 80
+            )
         for summary in self.client.rooms.values():
-            if link.identifier in (summary.room_id, summary.canonical_alias) and summary.display_name:
+            if (
+                link.identifier in (summary.room_id, summary.canonical_alias)
+                and summary.display_name
+            ):
                 return clean_line(f"{summary.display_name} ({link.identifier})", 80)
         return clean_line(link.identifier, 80)
 
@@ -309,7 +357,10 @@ class RoomActions(Screen[None]):
             return
         identifier = link.identifier
         for summary in self.client.rooms.values():
-            if summary.membership == "join" and identifier in (summary.room_id, summary.canonical_alias):
+            if summary.membership == "join" and identifier in (
+                summary.room_id,
+                summary.canonical_alias,
+            ):
                 if summary.is_space:
                     client_app(self).show_space(summary.room_id)
                 else:
@@ -334,7 +385,11 @@ class RoomActions(Screen[None]):
         self._create(space=True)
 
     def _create(self, *, space: bool) -> None:
-        dialog = CreateRoomDialog(server_name=server_name_of(self.client.user_id), space=space, parent=self._parent_choice())
+        dialog = CreateRoomDialog(
+            server_name=server_name_of(self.client.user_id),
+            space=space,
+            parent=self._parent_choice(),
+        )
         self.app.push_screen(dialog, self._create_chosen)
 
     def _create_chosen(self, options: RoomCreateOptions | None) -> None:
@@ -357,7 +412,9 @@ class RoomActions(Screen[None]):
 
     def action_create_dm(self) -> None:
         """Start a direct chat (the existing one with that person, if any)."""
-        self.app.push_screen(PromptDialog("Start a direct chat with", "@name:server or email"), self._dm_chosen)
+        self.app.push_screen(
+            PromptDialog("Start a direct chat with", "@name:server or email"), self._dm_chosen
+        )
 
     def _dm_chosen(self, user_id: str | None) -> None:
         if user_id and identity_flow.is_email(user_id):
@@ -373,6 +430,7 @@ class RoomActions(Screen[None]):
 
     def action_link_email(self) -> None:
         """Link an email address to this account on the identity server (a mailed link confirms it)."""
+
         def chosen(address: str | None) -> None:
             if address:
                 self._link_email(address.strip())
@@ -385,6 +443,7 @@ class RoomActions(Screen[None]):
 
     def action_unlink_email(self) -> None:
         """Remove an email address's link to this account from the identity server."""
+
         def chosen(address: str | None) -> None:
             if address:
                 self._unlink_email(address.strip())
@@ -419,7 +478,9 @@ class RoomActions(Screen[None]):
 
         def ask(protocol: ThirdPartyProtocol) -> None:
             instance = protocol.instances[0] if len(protocol.instances) == 1 else None
-            self.app.push_screen(BridgeJoinDialog(self.client, protocol, instance, users=True), found)
+            self.app.push_screen(
+                BridgeJoinDialog(self.client, protocol, instance, users=True), found
+            )
 
         if len(protocols) == 1:
             ask(protocols[0])
@@ -430,7 +491,10 @@ class RoomActions(Screen[None]):
             if name in by_name:
                 ask(by_name[name])
 
-        self.app.push_screen(ChoiceDialog("Which network?", [(p.name, clean_line(p.name, 40)) for p in protocols]), chosen)
+        self.app.push_screen(
+            ChoiceDialog("Which network?", [(p.name, clean_line(p.name, 40)) for p in protocols]),
+            chosen,
+        )
 
     @work(group="create-room", exit_on_error=False)
     async def _run_dm(self, user_id: str) -> None:
@@ -465,7 +529,9 @@ class RoomActions(Screen[None]):
         summary = self.client.rooms.get(room)
         self.app.push_screen(
             PromptDialog("Room topic", "", summary.topic or "" if summary else ""),
-            lambda topic: self._guard(self.client.set_topic(room, topic)) if topic is not None else None,
+            lambda topic: (
+                self._guard(self.client.set_topic(room, topic)) if topic is not None else None
+            ),
         )
 
     def action_rename_room(self) -> None:
@@ -506,7 +572,9 @@ class RoomActions(Screen[None]):
             return
         name = self.client.rooms[room].display_name if room in self.client.rooms else room
         self.app.push_screen(
-            ConfirmDialog(f"Leave {clean_line(name)} and forget it?", "Leave and forget", danger=True),
+            ConfirmDialog(
+                f"Leave {clean_line(name)} and forget it?", "Leave and forget", danger=True
+            ),
             lambda yes: self._guard(self.client.admin.leave_and_forget(room)) if yes else None,
         )
 
@@ -529,9 +597,15 @@ class RoomActions(Screen[None]):
         choices: list[tuple[str, str]] = []
         if user_id != me:
             choices.append(("dm", "Direct message"))
-            if power.can_act_on(me, user_id, "kick") and member is not None and member.membership in ("join", "invite"):
+            if (
+                power.can_act_on(me, user_id, "kick")
+                and member is not None
+                and member.membership in ("join", "invite")
+            ):
                 choices.append(("kick", "Remove from the room…"))
-            if power.can_act_on(me, user_id, "ban") and (member is None or member.membership != "ban"):
+            if power.can_act_on(me, user_id, "ban") and (
+                member is None or member.membership != "ban"
+            ):
                 choices.append(("ban", "Ban…"))
             choices.append(("verify", "Verify (compare emoji in your DM)"))
             if self.client.notifications.is_ignored(user_id):
@@ -550,7 +624,10 @@ class RoomActions(Screen[None]):
                 client_app(self).security.show_devices(user_id)
             elif action == "ignore":
                 self.app.push_screen(
-                    ConfirmDialog(f"Ignore {name}? Their messages and invites will be hidden everywhere.", "Ignore"),
+                    ConfirmDialog(
+                        f"Ignore {name}? Their messages and invites will be hidden everywhere.",
+                        "Ignore",
+                    ),
                     lambda yes: self._set_ignored(user_id, True) if yes else None,
                 )
             elif action == "unignore":
@@ -559,7 +636,11 @@ class RoomActions(Screen[None]):
                 verb = "Remove" if action == "kick" else "Ban"
                 self.app.push_screen(
                     PromptDialog(f"{verb} {name}? Reason (optional):"),
-                    lambda reason: self._moderate(action, room, user_id, reason) if reason is not None else None,
+                    lambda reason: (
+                        self._moderate(action, room, user_id, reason)
+                        if reason is not None
+                        else None
+                    ),
                 )
 
         self.app.push_screen(ChoiceDialog(f"{name} ({clean_line(user_id)})", choices), chosen)
@@ -592,4 +673,3 @@ class RoomActions(Screen[None]):
                 self.post_message(ActionFailed(f"Failed: {error}"))
 
         self.run_worker(run(), exit_on_error=False)
-

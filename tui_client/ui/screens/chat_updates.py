@@ -188,7 +188,11 @@ class ChatUpdates(RoomActions):
     def _on_storage(self, update: StorageChanged) -> None:
         self.query_one(StatusBar).storage = update.problem or ""
         if update.problem is None:
-            self.notify("The cache can be written again; sync and sending carry on.", markup=False, timeout=6)
+            self.notify(
+                "The cache can be written again; sync and sending carry on.",
+                markup=False,
+                timeout=6,
+            )
 
     def _ordered_rooms(self) -> list[RoomSummary]:
         return [room for _key, rooms in ordered(self.filtered_rooms()) for room in rooms]

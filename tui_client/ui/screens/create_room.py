@@ -21,7 +21,9 @@ class CreateRoomDialog(ModalScreen[RoomCreateOptions | None]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, *, server_name: str, space: bool = False, parent: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self, *, server_name: str, space: bool = False, parent: tuple[str, str] | None = None
+    ) -> None:
         super().__init__()
         self._server_name = server_name
         self._space = space
@@ -41,11 +43,24 @@ class CreateRoomDialog(ModalScreen[RoomCreateOptions | None]):
             with RadioSet(id="create-visibility", compact=True):
                 yield RadioButton("Private: invite only", value=True, id="create-private")
                 yield RadioButton("Public: anyone can find and join it", id="create-public")
-            yield Checkbox("End-to-end encrypted", value=not self._space, id="create-encrypted", disabled=self._space, compact=True)
+            yield Checkbox(
+                "End-to-end encrypted",
+                value=not self._space,
+                id="create-encrypted",
+                disabled=self._space,
+                compact=True,
+            )
             if not self._space:
-                yield Input(placeholder="Invite (user IDs, separated by commas)", id="create-invite")
+                yield Input(
+                    placeholder="Invite (user IDs, separated by commas)", id="create-invite"
+                )
             if self._parent_space is not None:
-                yield Checkbox(Text(f"Add to {clean_line(self._parent_space[1], 40)}"), value=True, id="create-parent", compact=True)
+                yield Checkbox(
+                    Text(f"Add to {clean_line(self._parent_space[1], 40)}"),
+                    value=True,
+                    id="create-parent",
+                    compact=True,
+                )
             yield Static(id="create-error")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Create", variant="primary", id="create")
@@ -103,7 +118,9 @@ class CreateRoomDialog(ModalScreen[RoomCreateOptions | None]):
             topic=self.query_one("#create-topic", Input).value,
             alias_localpart=alias,
             public=public,
-            encrypted=self.query_one("#create-encrypted", Checkbox).value if not self._space else False,
+            encrypted=self.query_one("#create-encrypted", Checkbox).value
+            if not self._space
+            else False,
             invite=invite,
             space=self._space,
             parent_space=parent,

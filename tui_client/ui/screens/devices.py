@@ -158,7 +158,12 @@ class DevicesScreen(Screen[None]):
         """F5."""
         self.reload()
 
-    def show(self, devices: list[DeviceInfo], trust: UserTrust | None, state: CrossSigningChanged | None = None) -> None:
+    def show(
+        self,
+        devices: list[DeviceInfo],
+        trust: UserTrust | None,
+        state: CrossSigningChanged | None = None,
+    ) -> None:
         """Fill the table and the identity line."""
         self.devices = devices
         self.trust = trust
@@ -181,7 +186,11 @@ class DevicesScreen(Screen[None]):
                 )
             else:
                 table.add_row(
-                    name, Text(clean_line(device.device_id, 40)), trust_cell, Text(fingerprint(device.ed25519)), key=device.device_id
+                    name,
+                    Text(clean_line(device.device_id, 40)),
+                    trust_cell,
+                    Text(fingerprint(device.ed25519)),
+                    key=device.device_id,
                 )
         if devices:
             table.move_cursor(row=min(max(row, 0), len(devices) - 1))
@@ -198,32 +207,54 @@ class DevicesScreen(Screen[None]):
                 if state.error:
                     text.append(f": {clean_line(state.error, 200)}")
             elif state.needs_verification:
-                text.append("This session is not verified. ", style=Style(color="yellow", bold=True))
+                text.append(
+                    "This session is not verified. ", style=Style(color="yellow", bold=True)
+                )
                 text.append("Verify it from another of your sessions (select it and press v).")
             else:
-                text.append("Cross-signing is set up and this session is verified ✓", style=Style(color="green"))
-            sharing = "only your verified devices and others' verified devices" if self.client.devices.only_verified else "every device of the room's members"
-            text.append(f"\nRoom keys are shared with {sharing} (k to change).", style=Style(dim=True))
+                text.append(
+                    "Cross-signing is set up and this session is verified ✓",
+                    style=Style(color="green"),
+                )
+            sharing = (
+                "only your verified devices and others' verified devices"
+                if self.client.devices.only_verified
+                else "every device of the room's members"
+            )
+            text.append(
+                f"\nRoom keys are shared with {sharing} (k to change).", style=Style(dim=True)
+            )
             return text
         if trust is None:
             return Text("Identity: unknown yet", style=Style(dim=True))
-        colour = {"verified": "green", "changed": "yellow", "violation": "red"}.get(trust.state.value)
+        colour = {"verified": "green", "changed": "yellow", "violation": "red"}.get(
+            trust.state.value
+        )
         text.append("Identity ", style=Style(bold=True))
         text.append(_IDENTITY_TEXT[trust.state], style=Style(color=colour) if colour else Style())
         if trust.master_key:
             text.append(f"\nMaster key: {fingerprint(trust.master_key)}", style=Style(dim=True))
         if trust.device_id_collision:
-            text.append("\nOne of their device IDs equals a cross-signing key: never trusted.", style=Style(color="red"))
+            text.append(
+                "\nOne of their device IDs equals a cross-signing key: never trusted.",
+                style=Style(color="red"),
+            )
         return text
 
     def _hint(self) -> str:
         if self.own:
             return "v verify · r rename · s sign out · k key sharing · F5 refresh · Esc back"
-        extra = " · a acknowledge the change" if self.trust is not None and self.trust.needs_attention else ""
+        extra = (
+            " · a acknowledge the change"
+            if self.trust is not None and self.trust.needs_attention
+            else ""
+        )
         return f"u verify this user (in your DM) · v verify the selected device{extra} · F5 refresh · Esc back"
 
     def _status(self, message: str, *, error: bool = False) -> None:
-        self.query_one("#devices-status", Static).update(Text(clean_line(message, 300), style=Style(color="red") if error else Style(dim=True)))
+        self.query_one("#devices-status", Static).update(
+            Text(clean_line(message, 300), style=Style(color="red") if error else Style(dim=True))
+        )
 
     def handle_update(self, update: Update) -> None:
         """Follow trust changes of the user shown."""
@@ -249,7 +280,10 @@ class DevicesScreen(Screen[None]):
         if device is None:
             return
         if device.is_current:
-            self.notify("This is the session you are using: select another one to verify with.", markup=False)
+            self.notify(
+                "This is the session you are using: select another one to verify with.",
+                markup=False,
+            )
             return
         client_app(self).security.verify_device(device.user_id, device.device_id)
 
@@ -278,13 +312,21 @@ class DevicesScreen(Screen[None]):
                 try:
                     await self.client.devices.rename(device.device_id, name)
                 except (MatrixError, NetworkError) as error:
-                    self.notify(clean_line(f"Could not rename it: {error}"), severity="error", markup=False)
+                    self.notify(
+                        clean_line(f"Could not rename it: {error}"), severity="error", markup=False
+                    )
                     return
                 self.reload()
 
             self.run_worker(run(), group="device-action", exit_on_error=False)
 
-        self.app.push_screen(PromptDialog(f"New name for {clean_line(device.device_id)}", value=clean_line(device.display_name or "")), chosen)
+        self.app.push_screen(
+            PromptDialog(
+                f"New name for {clean_line(device.device_id)}",
+                value=clean_line(device.display_name or ""),
+            ),
+            chosen,
+        )
 
     def action_sign_out(self) -> None:
         """Sign the selected session out (asks for the password)."""
@@ -304,7 +346,9 @@ class DevicesScreen(Screen[None]):
                 try:
                     await self.client.devices.sign_out([device.device_id])
                 except Exception as error:  # UIA refusals, server errors: say why
-                    self.notify(clean_line(f"Not signed out: {error}"), severity="error", markup=False)
+                    self.notify(
+                        clean_line(f"Not signed out: {error}"), severity="error", markup=False
+                    )
                     return
                 self.notify(f"Signed out {name}.", markup=False)
                 self.reload()
@@ -312,7 +356,11 @@ class DevicesScreen(Screen[None]):
             self.run_worker(run(), group="device-action", exit_on_error=False)
 
         self.app.push_screen(
-            ConfirmDialog(f"Sign out {name} ({clean_line(device.device_id)})? It loses access to your messages.", "Sign out", danger=True),
+            ConfirmDialog(
+                f"Sign out {name} ({clean_line(device.device_id)})? It loses access to your messages.",
+                "Sign out",
+                danger=True,
+            ),
             confirmed,
         )
 
@@ -326,7 +374,9 @@ class DevicesScreen(Screen[None]):
             if save is not None:
                 save()
             self.notify(
-                "Room keys now go only to verified devices." if value else "Room keys now go to every device in the room.",
+                "Room keys now go only to verified devices."
+                if value
+                else "Room keys now go to every device in the room.",
                 markup=False,
             )
             self.show(self.devices, self.trust, self.client.cross_signing.state)

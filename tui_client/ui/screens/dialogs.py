@@ -19,7 +19,9 @@ class PromptDialog(ModalScreen[str | None]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="dialogs.cancel")]
 
-    def __init__(self, title: str, placeholder: str = "", value: str = "", *, password: bool = False) -> None:
+    def __init__(
+        self, title: str, placeholder: str = "", value: str = "", *, password: bool = False
+    ) -> None:
         super().__init__()
         self._title = title
         self._placeholder = placeholder
@@ -29,7 +31,12 @@ class PromptDialog(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(Text(self._title), classes="dialog-title")
-            yield Input(value=self._value, placeholder=self._placeholder, password=self._password, id="prompt-input")
+            yield Input(
+                value=self._value,
+                placeholder=self._placeholder,
+                password=self._password,
+                id="prompt-input",
+            )
             with Horizontal(classes="dialog-buttons"):
                 yield Button("OK", variant="primary", id="ok")
                 yield Button("Cancel", id="cancel")
@@ -48,7 +55,10 @@ class PromptDialog(ModalScreen[str | None]):
 class ConfirmDialog(ModalScreen[bool]):
     """Yes or no."""
 
-    BINDINGS = [Binding("escape", "no", "No", id="dialogs.no"), Binding("y", "yes", "Yes", id="dialogs.yes")]
+    BINDINGS = [
+        Binding("escape", "no", "No", id="dialogs.no"),
+        Binding("y", "yes", "Yes", id="dialogs.yes"),
+    ]
 
     def __init__(self, question: str, yes: str = "Yes", *, danger: bool = False) -> None:
         super().__init__()
@@ -87,7 +97,11 @@ class ChoiceDialog(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(Text(self._question), classes="dialog-title")
-            yield OptionList(*(Option(Text(label), id=key) for key, label in self._choices), markup=False, id="choices")
+            yield OptionList(
+                *(Option(Text(label), id=key) for key, label in self._choices),
+                markup=False,
+                id="choices",
+            )
 
     @on(OptionList.OptionSelected)
     def _chosen(self, event: OptionList.OptionSelected) -> None:
@@ -106,7 +120,10 @@ class ReactionDialog(ModalScreen[str | None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel", id="dialogs.cancel"),
-        *(Binding(str(n + 1), f"quick({n})", key, show=False) for n, key in enumerate(QUICK_REACTIONS)),
+        *(
+            Binding(str(n + 1), f"quick({n})", key, show=False)
+            for n, key in enumerate(QUICK_REACTIONS)
+        ),
     ]
 
     def compose(self) -> ComposeResult:

@@ -65,7 +65,9 @@ class DirectoryScreen(Screen[None]):
         self.client = client
         self._initial_servers = servers
         self._routes = (
-            UpdateRoutes().on(RoomListChanged, lambda _update: self._sync_membership()).on(JoinProgress, self._on_join_progress)
+            UpdateRoutes()
+            .on(RoomListChanged, lambda _update: self._sync_membership())
+            .on(JoinProgress, self._on_join_progress)
         )
         self._initial_search = search
         self.browser: DirectoryBrowser | None = None
@@ -81,7 +83,11 @@ class DirectoryScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(id="directory-title")
         with Horizontal(id="directory-inputs"):
-            yield Input(value=self._initial_search, placeholder="Search by name, topic or alias…", id="directory-search")
+            yield Input(
+                value=self._initial_search,
+                placeholder="Search by name, topic or alias…",
+                id="directory-search",
+            )
             yield Input(
                 value=self._initial_servers,
                 placeholder="Other servers: matrix.org, …",
@@ -117,7 +123,9 @@ class DirectoryScreen(Screen[None]):
         search = self.query_one("#directory-search", Input).value
         self._generation += 1
         network = None if self.network is MATRIX_NETWORK else self.network
-        self.browser = self.client.browse_directory(servers, search, timeout=self.timeout, network=network)
+        self.browser = self.client.browse_directory(
+            servers, search, timeout=self.timeout, network=network
+        )
         self.errors = []
         results = self.query_one(DirectoryList)
         results.clear_rooms()
@@ -130,7 +138,10 @@ class DirectoryScreen(Screen[None]):
         browser = self.browser
         text = Text("Explore public rooms", style=Style(bold=True))
         if browser is not None:
-            text.append("  ·  " + ", ".join(clean_line(s, 60) for s in browser.servers), style=Style(dim=True))
+            text.append(
+                "  ·  " + ", ".join(clean_line(s, 60) for s in browser.servers),
+                style=Style(dim=True),
+            )
             if browser.network is not None:
                 text.append(f"  ·  ⇄ {self.network.label}", style=Style(bold=True))
             if browser.search:
@@ -169,7 +180,11 @@ class DirectoryScreen(Screen[None]):
         self._sync_membership()
         self._show_status()
         # Fill the screen: a first page shorter than the window would never scroll.
-        if browser is not None and not browser.done and results.option_count * 2 < results.size.height + 20:
+        if (
+            browser is not None
+            and not browser.done
+            and results.option_count * 2 < results.size.height + 20
+        ):
             self._load_more()
 
     def _show_status(self) -> None:
@@ -182,7 +197,10 @@ class DirectoryScreen(Screen[None]):
             if estimate and estimate > count and not (browser and browser.done):
                 text.append(f" of about {estimate}")
         elif browser is not None and browser.done and not self.fetching:
-            text.append("No rooms found." if browser.search else "This directory is empty.", style=Style(italic=True))
+            text.append(
+                "No rooms found." if browser.search else "This directory is empty.",
+                style=Style(italic=True),
+            )
         if self.fetching:
             text.append("  loading…", style=Style(dim=True, italic=True))
         elif browser is not None and not browser.done:
@@ -275,7 +293,9 @@ class DirectoryScreen(Screen[None]):
         client_app(self).join_flow.join(room.room_id, self._via(room), label=room.display_name)
 
     def _via(self, room: PublicRoom) -> tuple[str, ...]:
-        return tuple(s for s in dict.fromkeys([*room.servers, _alias_server(room.canonical_alias)]) if s)
+        return tuple(
+            s for s in dict.fromkeys([*room.servers, _alias_server(room.canonical_alias)]) if s
+        )
 
     def action_expand(self) -> None:
         """Show the whole topic of the highlighted room (or one line again)."""
@@ -299,7 +319,9 @@ class DirectoryScreen(Screen[None]):
             self.protocols = await bridged_protocols(self.client, self.timeout)
         except Exception as error:  # no bridges is not an error worth a line; a failure is
             self.protocols = []
-            self.errors.append(f"Could not ask for bridged networks: {error or type(error).__name__}")
+            self.errors.append(
+                f"Could not ask for bridged networks: {error or type(error).__name__}"
+            )
             self._show_status()
 
     def action_network(self) -> None:
@@ -308,7 +330,10 @@ class DirectoryScreen(Screen[None]):
             self.app.notify("Still asking the server which networks it bridges…", markup=False)
             return
         networks = {n.key: n for n in directory_networks(self.protocols)}
-        choices = [(key, ("• " if key == self.network.key else "  ") + n.label) for key, n in networks.items()]
+        choices = [
+            (key, ("• " if key == self.network.key else "  ") + n.label)
+            for key, n in networks.items()
+        ]
 
         def chosen(key: str | None) -> None:
             if key is not None and key in networks:
@@ -324,7 +349,9 @@ class DirectoryScreen(Screen[None]):
         if instance is not None:
             protocols = [p for p in protocols if p.name == instance.protocol]
         if not protocols:
-            self.app.notify("This server offers no bridged networks to join channels of.", markup=False)
+            self.app.notify(
+                "This server offers no bridged networks to join channels of.", markup=False
+            )
             return
         if len(protocols) == 1:
             self._ask_location(protocols[0])
@@ -335,7 +362,10 @@ class DirectoryScreen(Screen[None]):
             if name in by_name:
                 self._ask_location(by_name[name])
 
-        self.app.push_screen(ChoiceDialog("Which network?", [(p.name, clean_line(p.name, 40)) for p in protocols]), chosen)
+        self.app.push_screen(
+            ChoiceDialog("Which network?", [(p.name, clean_line(p.name, 40)) for p in protocols]),
+            chosen,
+        )
 
     def _ask_location(self, protocol: ThirdPartyProtocol) -> None:
         instance = self.network.instance

@@ -23,11 +23,17 @@ NOTES = (
     ("In a space", "j join, a join all suggested, s join the space, d depth"),
     ("In the devices screen", "v verify, r rename, s sign out, k key sharing, u verify the user"),
     ("In encryption health", "s set up recovery, k recovery key, b restore backup, x reset"),
-    ("Beside a message's time", "✓ verified person, ! unverified device, ? key from a backup or file"),
+    (
+        "Beside a message's time",
+        "✓ verified person, ! unverified device, ? key from a backup or file",
+    ),
 )
 
 VIM_NOTES = (
-    ("Composer, normal mode", "h l w b e 0 ^ $ j k gg G, counts (3w), x X D C dd cw ciw diw yw p P u Ctrl+R"),
+    (
+        "Composer, normal mode",
+        "h l w b e 0 ^ $ j k gg G, counts (3w), x X D C dd cw ciw diw yw p P u Ctrl+R",
+    ),
     ("Composer, to insert", "i a A I o O (Esc back to normal)"),
     ("Timeline and lists", "j k, gg G, Ctrl+D Ctrl+U"),
     (":", "command line: :q, :join #room:server, :me waves, :topic …"),
@@ -42,12 +48,18 @@ def help_text(settings: KeySettings | None = None) -> Text:
     settings = settings or resolve({})
     text = Text()
     text.append("Keys", style=_HEAD)
-    text.append("  (rebind them in the config file's [keys.<context>]: action = \"key\")\n", style=Style(dim=True))
+    text.append(
+        '  (rebind them in the config file\'s [keys.<context>]: action = "key")\n',
+        style=Style(dim=True),
+    )
     context = ""
     for action in settings.actions.values():
         if action.context != context:
             context = action.context
-            text.append(f"\n {CONTEXTS.get(context, context).capitalize()} [{context}]\n", style=Style(bold=True))
+            text.append(
+                f"\n {CONTEXTS.get(context, context).capitalize()} [{context}]\n",
+                style=Style(bold=True),
+            )
         keys = settings.keys_of(action.id)
         text.append(f"  {display_keys(keys):<22}", style=Style(bold=True))
         text.append(f"{action.name:<18}", style=Style(dim=True))

@@ -290,10 +290,14 @@ class LoginScreen(Screen[None]):
         user_id = self.query_one("#user-id", Input).value.strip()
         homeserver = self.query_one("#homeserver", Input).value.strip()
         if not homeserver and not user_id:
-            self._problem(LoginProblem("Enter your user ID (or the homeserver URL) first.", "user-id"))
+            self._problem(
+                LoginProblem("Enter your user ID (or the homeserver URL) first.", "user-id")
+            )
             return
         if not homeserver and not is_user_id(user_id):
-            self._problem(LoginProblem("Write your user ID in full, like @name:example.org.", "user-id"))
+            self._problem(
+                LoginProblem("Write your user ID in full, like @name:example.org.", "user-id")
+            )
             return
         self._show_status("Asking the server…", error=False)
         self._busy(True)
@@ -305,12 +309,19 @@ class LoginScreen(Screen[None]):
             flow = await OAuthLogin.prepare(user_id, homeserver or None, transport=self._transport)
         except Exception as error:
             problem = explain_login_failure(error, user_id=user_id, homeserver=homeserver)
-            self.post_message(_LoginFailed(LoginProblem(problem.text, "homeserver" if homeserver else "user-id")))
+            self.post_message(
+                _LoginFailed(LoginProblem(problem.text, "homeserver" if homeserver else "user-id"))
+            )
             return
         if flow.options.oauth is None:
             await flow.aclose()
-            text = flow.options.why_none() or "This server does not offer OAuth sign-in: log in with your password."
-            self.post_message(_LoginFailed(LoginProblem(text, "password" if flow.options.password else "user-id")))
+            text = (
+                flow.options.why_none()
+                or "This server does not offer OAuth sign-in: log in with your password."
+            )
+            self.post_message(
+                _LoginFailed(LoginProblem(text, "password" if flow.options.password else "user-id"))
+            )
             return
         self.post_message(_OpenOAuth(flow, user_id))
 
@@ -323,7 +334,12 @@ class LoginScreen(Screen[None]):
                 self.post_message(self.LoggedIn(client))
 
         self.app.push_screen(
-            OAuthLoginScreen(message.flow, profile=self._profile, base_dir=self._base_dir, user_hint=message.user_id),
+            OAuthLoginScreen(
+                message.flow,
+                profile=self._profile,
+                base_dir=self._base_dir,
+                user_hint=message.user_id,
+            ),
             done,
         )
 
@@ -353,7 +369,11 @@ class LoginScreen(Screen[None]):
                 LoginProblem("Write your user ID in full, like @name:example.org.", "user-id")
             )
             return
-        if self._options is not None and not self._options[1].password and self._options[1].oauth is not None:
+        if (
+            self._options is not None
+            and not self._options[1].password
+            and self._options[1].oauth is not None
+        ):
             self._problem(
                 LoginProblem(
                     "This server takes no password here: choose 'Sign in with a code'.", "user-id"

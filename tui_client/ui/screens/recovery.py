@@ -130,7 +130,9 @@ class RecoveryKeyDialog(ModalScreen[None]):
         """Ask where, then write the key there (readable only by the user)."""
         localpart = self._user_id.lstrip("@").split(":", 1)[0]
         default = str(Path.home() / f"{clean_line(localpart, 40) or 'matrix'}-recovery-key.txt")
-        self.app.push_screen(PromptDialog("Save the recovery key to the file", value=default), self._save)
+        self.app.push_screen(
+            PromptDialog("Save the recovery key to the file", value=default), self._save
+        )
 
     def _save(self, path: str | None) -> None:
         if not path:
@@ -142,7 +144,9 @@ class RecoveryKeyDialog(ModalScreen[None]):
             self._status(Text(f"Not saved: {_sentence(error)}", style=Style(color="red")))
             return
         self.saved_to = target
-        self._status(Text(f"Saved to {clean_line(str(target), 200)} (readable only by you).", style=GOOD))
+        self._status(
+            Text(f"Saved to {clean_line(str(target), 200)} (readable only by you).", style=GOOD)
+        )
 
     def _status(self, text: Text) -> None:
         self.query_one("#recovery-key-status", Static).update(text)
@@ -153,11 +157,14 @@ class RecoveryKeyDialog(ModalScreen[None]):
         if self.saved_to is not None:
             self.dismiss(None)
             return
+
         def closed(yes: bool | None) -> None:
             if yes:
                 self.dismiss(None)
 
-        self.app.push_screen(ConfirmDialog("Close? The recovery key will not be shown again.", "I have it"), closed)
+        self.app.push_screen(
+            ConfirmDialog("Close? The recovery key will not be shown again.", "I have it"), closed
+        )
 
 
 # --------------------------------------------------------------------------- restore
@@ -202,7 +209,9 @@ class RestoreDialog(ModalScreen[None]):
             yield Label(title, classes="dialog-title")
             yield Static(Text(intro), id="restore-intro")
             if not self.from_backup:
-                yield Input(placeholder="recovery key or passphrase", password=True, id="restore-input")
+                yield Input(
+                    placeholder="recovery key or passphrase", password=True, id="restore-input"
+                )
             progress = ProgressBar(total=None, show_eta=False, id="restore-progress")
             progress.display = False
             yield progress
@@ -233,7 +242,9 @@ class RestoreDialog(ModalScreen[None]):
         self.query_one("#restore", Button).disabled = True
         if not self.from_backup:
             self.query_one("#restore-input", Input).disabled = True
-        self._status(Text("Unlocking…" if not self.from_backup else "Downloading the backup…", style=DIM))
+        self._status(
+            Text("Unlocking…" if not self.from_backup else "Downloading the backup…", style=DIM)
+        )
         self._restore(text)
 
     @work(group="restore", exclusive=True, exit_on_error=False)
@@ -358,7 +369,9 @@ class EncryptionHealthScreen(Screen[None]):
         self._check_backup = check_backup
 
     def compose(self) -> ComposeResult:
-        title = Text(f"Encryption health · {clean_line(self.client.user_id, 80)} · session {clean_line(self.client.device_id, 40)}")
+        title = Text(
+            f"Encryption health · {clean_line(self.client.user_id, 80)} · session {clean_line(self.client.device_id, 40)}"
+        )
         yield Static(title, id="health-title")
         with VerticalScroll(id="health-body"):
             yield Static(Text("Checking…", style=DIM), id="health-report")
@@ -409,7 +422,10 @@ class EncryptionHealthScreen(Screen[None]):
     def action_restore_backup(self) -> None:
         """Restore with the backup key this device holds."""
         if self.health is not None and not self.health.backup.key_cached:
-            self.notify("This device does not hold the backup key: press k to enter your recovery key.", markup=False)
+            self.notify(
+                "This device does not hold the backup key: press k to enter your recovery key.",
+                markup=False,
+            )
             return
         self.app.push_screen(RestoreDialog(self.client, from_backup=True), self._reload_after)
 
@@ -422,7 +438,9 @@ class EncryptionHealthScreen(Screen[None]):
         async def work() -> str:
             asked = await self.client.recovery.request_missing_keys()
             if not asked:
-                return "No new request: the keys were asked for already, or you have no other session."
+                return (
+                    "No new request: the keys were asked for already, or you have no other session."
+                )
             return f"Asked your other sessions for {asked} keys; messages decrypt as the keys arrive (only from verified sessions)."
 
         _run(self.app, work, after=self.reload)
@@ -443,7 +461,9 @@ class EncryptionHealthScreen(Screen[None]):
 # --------------------------------------------------------------------------- flows
 
 
-def _run(app: App[Any], work: Callable[[], Awaitable[str]], *, after: Callable[[], object] | None = None) -> None:
+def _run(
+    app: App[Any], work: Callable[[], Awaitable[str]], *, after: Callable[[], object] | None = None
+) -> None:
     async def run() -> None:
         try:
             message = await work()
@@ -472,21 +492,33 @@ def set_up_recovery(
         if choice == "key":
             start(None)
         elif choice == "passphrase":
-            app.push_screen(PromptDialog("A recovery passphrase (not your account password)", password=True), first)
+            app.push_screen(
+                PromptDialog("A recovery passphrase (not your account password)", password=True),
+                first,
+            )
 
     def first(passphrase: str | None) -> None:
         if not passphrase:
             return
         if len(passphrase) < 8:
-            app.notify("Use a passphrase of at least 8 characters (a few words is best).", severity="warning", markup=False)
+            app.notify(
+                "Use a passphrase of at least 8 characters (a few words is best).",
+                severity="warning",
+                markup=False,
+            )
             return
-        app.push_screen(PromptDialog("The same passphrase again", password=True), lambda again: second(passphrase, again))
+        app.push_screen(
+            PromptDialog("The same passphrase again", password=True),
+            lambda again: second(passphrase, again),
+        )
 
     def second(passphrase: str, again: str | None) -> None:
         if again is None:
             return
         if again != passphrase:
-            app.notify("The passphrases differ; nothing was set up.", severity="error", markup=False)
+            app.notify(
+                "The passphrases differ; nothing was set up.", severity="error", markup=False
+            )
             return
         start(passphrase)
 
@@ -495,7 +527,10 @@ def set_up_recovery(
             app.notify("Setting up recovery…", markup=False, timeout=4)
             try:
                 setup = await client.recovery.set_up(
-                    passphrase, new_backup=new_backup, delete_old_backup=new_backup, reset_identity=reset_identity
+                    passphrase,
+                    new_backup=new_backup,
+                    delete_old_backup=new_backup,
+                    reset_identity=reset_identity,
                 )
             except _FAILURES as error:
                 app.notify(_sentence(error), severity="error", markup=False, timeout=12)
@@ -503,14 +538,19 @@ def set_up_recovery(
             finally:
                 if after is not None:
                     after()
-            app.push_screen(RecoveryKeyDialog(setup.recovery_key, client.user_id, passphrase=setup.passphrase))
+            app.push_screen(
+                RecoveryKeyDialog(setup.recovery_key, client.user_id, passphrase=setup.passphrase)
+            )
 
         app.run_worker(run(), group="recovery", exit_on_error=False)
 
     app.push_screen(
         ChoiceDialog(
             "Protect your recovery with",
-            [("key", "A recovery key, generated for you (recommended)"), ("passphrase", "A passphrase you choose")],
+            [
+                ("key", "A recovery key, generated for you (recommended)"),
+                ("passphrase", "A passphrase you choose"),
+            ],
         ),
         chosen,
     )
@@ -560,7 +600,9 @@ RESETS = (
 )
 
 
-def choose_reset(app: App[Any], client: MatrixClient, *, after: Callable[[], object] | None = None) -> None:
+def choose_reset(
+    app: App[Any], client: MatrixClient, *, after: Callable[[], object] | None = None
+) -> None:
     """Pick a reset, confirm its warning, do it."""
     warnings = {key: warning for key, _label, warning in RESETS}
 
@@ -636,7 +678,12 @@ def _restore_progress(app: App[Any], update: KeyRestoreProgress) -> None:
             detail = f": {clean_line(update.detail, 300)}" if update.detail else "."
             app.notify(f"Recovery finished{detail}", markup=False, timeout=10)
         else:
-            app.notify(f"Key backup restore failed: {clean_line(update.detail, 300)}", markup=False, severity="error", timeout=10)
+            app.notify(
+                f"Key backup restore failed: {clean_line(update.detail, 300)}",
+                markup=False,
+                severity="error",
+                timeout=10,
+            )
 
 
 def _backup_status(app: App[Any], update: BackupStatus) -> None:
@@ -658,9 +705,29 @@ def show_health(app: App[Any], client: MatrixClient) -> None:
 
 def commands(app: App[Any], client: MatrixClient) -> Iterable[SystemCommand]:
     """Palette entries."""
-    yield SystemCommand("Encryption health", "Cross-signing, key backup, recovery, undecryptable messages (F7)", lambda: show_health(app, client))
-    yield SystemCommand("Set up recovery", "A recovery key (or passphrase) and a key backup for your encrypted messages", lambda: start_set_up(app, client))
-    yield SystemCommand("Restore from recovery key", "Verify this session and restore your encrypted history", lambda: app.push_screen(RestoreDialog(client)))
+    yield SystemCommand(
+        "Encryption health",
+        "Cross-signing, key backup, recovery, undecryptable messages (F7)",
+        lambda: show_health(app, client),
+    )
+    yield SystemCommand(
+        "Set up recovery",
+        "A recovery key (or passphrase) and a key backup for your encrypted messages",
+        lambda: start_set_up(app, client),
+    )
+    yield SystemCommand(
+        "Restore from recovery key",
+        "Verify this session and restore your encrypted history",
+        lambda: app.push_screen(RestoreDialog(client)),
+    )
     if client.backup.status().key_cached:
-        yield SystemCommand("Restore keys from backup", "Restore every room key from the key backup", lambda: app.push_screen(RestoreDialog(client, from_backup=True)))
-    yield SystemCommand("Reset recovery", "New recovery key, new backup or new identity, with what each loses", lambda: choose_reset(app, client))
+        yield SystemCommand(
+            "Restore keys from backup",
+            "Restore every room key from the key backup",
+            lambda: app.push_screen(RestoreDialog(client, from_backup=True)),
+        )
+    yield SystemCommand(
+        "Reset recovery",
+        "New recovery key, new backup or new identity, with what each loses",
+        lambda: choose_reset(app, client),
+    )

@@ -30,7 +30,13 @@ class RoomPreviewScreen(ModalScreen[str | None]):
         Binding("o", "choose('open')", "Open", show=False),
     ]
 
-    def __init__(self, client: MatrixClient, target: str, via: Sequence[str] = (), known: PublicRoom | None = None) -> None:
+    def __init__(
+        self,
+        client: MatrixClient,
+        target: str,
+        via: Sequence[str] = (),
+        known: PublicRoom | None = None,
+    ) -> None:
         super().__init__()
         self.client = client
         self.target = target
@@ -40,7 +46,13 @@ class RoomPreviewScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog preview"):
-            yield Static(Text(clean_line(self.known.display_name if self.known else self.target), style=Style(bold=True)), id="preview-title")
+            yield Static(
+                Text(
+                    clean_line(self.known.display_name if self.known else self.target),
+                    style=Style(bold=True),
+                ),
+                id="preview-title",
+            )
             yield Static(id="preview-facts")
             yield Static(id="preview-topic")
             yield Static(Text("Loading…", style=Style(dim=True)), id="preview-note")
@@ -87,20 +99,36 @@ class RoomPreviewScreen(ModalScreen[str | None]):
         facts.append(clean_line(info.room_id), style=Style(dim=True))
         facts.append("\n")
         names = {r: s.display_name for r, s in self.client.rooms.items()}
-        names.update({r: d.display_name for r, d in self.client.spaces.described.items() if r not in names})
+        names.update(
+            {r: d.display_name for r, d in self.client.spaces.described.items() if r not in names}
+        )
         summary = self.client.rooms.get(info.room_id)
-        facts.append_text(room_facts(info, membership=self._membership(info.room_id), encrypted=summary.encrypted if summary else None, names=names))
+        facts.append_text(
+            room_facts(
+                info,
+                membership=self._membership(info.room_id),
+                encrypted=summary.encrypted if summary else None,
+                names=names,
+            )
+        )
         if info.servers:
-            facts.append("\nListed by " + ", ".join(clean_line(s, 60) for s in info.servers), style=Style(dim=True))
+            facts.append(
+                "\nListed by " + ", ".join(clean_line(s, 60) for s in info.servers),
+                style=Style(dim=True),
+            )
         self.query_one("#preview-facts", Static).update(facts)
         topic = clean_text(info.topic or "").strip()
-        self.query_one("#preview-topic", Static).update(Text(topic or "No topic.", style=Style(italic=True, dim=not topic)))
+        self.query_one("#preview-topic", Static).update(
+            Text(topic or "No topic.", style=Style(italic=True, dim=not topic))
+        )
         membership = self._membership(info.room_id)
         joined = membership == "join"
         self.query_one("#join").display = not joined
         self.query_one("#open").display = joined and not info.is_space
         self.query_one("#space").display = info.is_space
-        self.query_one("#knock").display = info.can_knock and not joined and info.join_rule != "knock_restricted"
+        self.query_one("#knock").display = (
+            info.can_knock and not joined and info.join_rule != "knock_restricted"
+        )
 
     def _show(self, preview: RoomPreview) -> None:
         self.preview = preview

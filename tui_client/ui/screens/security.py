@@ -17,7 +17,14 @@ from .dialogs import ConfirmDialog, PromptDialog
 if TYPE_CHECKING:
     from .chat import ChatScreen
 
-_FAILURES = (MatrixError, NetworkError, EncryptionError, KeyExportError, OSError, UnicodeDecodeError)
+_FAILURES = (
+    MatrixError,
+    NetworkError,
+    EncryptionError,
+    KeyExportError,
+    OSError,
+    UnicodeDecodeError,
+)
 
 
 def _run(screen: ChatScreen, work: Callable[[], Awaitable[str]]) -> None:
@@ -84,14 +91,16 @@ def export_keys(screen: ChatScreen) -> None:
         if not path:
             return
         screen.app.push_screen(
-            PromptDialog("A passphrase to protect the file", password=True), lambda p: got_passphrase(path, p)
+            PromptDialog("A passphrase to protect the file", password=True),
+            lambda p: got_passphrase(path, p),
         )
 
     def got_passphrase(path: str, passphrase: str | None) -> None:
         if not passphrase:
             return
         screen.app.push_screen(
-            PromptDialog("The same passphrase again", password=True), lambda again: confirmed(path, passphrase, again)
+            PromptDialog("The same passphrase again", password=True),
+            lambda again: confirmed(path, passphrase, again),
         )
 
     def confirmed(path: str, passphrase: str, again: str | None) -> None:
@@ -107,7 +116,9 @@ def export_keys(screen: ChatScreen) -> None:
 
         _run(screen, work)
 
-    screen.app.push_screen(PromptDialog("Export room keys to the file", value=_default_export_path()), got_path)
+    screen.app.push_screen(
+        PromptDialog("Export room keys to the file", value=_default_export_path()), got_path
+    )
 
 
 def import_keys(screen: ChatScreen) -> None:
@@ -125,9 +136,13 @@ def import_keys(screen: ChatScreen) -> None:
             return
 
         async def work() -> str:
-            total, imported = await screen.client.import_room_keys(Path(path).expanduser(), passphrase)
+            total, imported = await screen.client.import_room_keys(
+                Path(path).expanduser(), passphrase
+            )
             return f"Imported {imported} new room keys ({total} in the file); older messages decrypt now."
 
         _run(screen, work)
 
-    screen.app.push_screen(PromptDialog("Import room keys from the file", "path to an exported key file"), got_path)
+    screen.app.push_screen(
+        PromptDialog("Import room keys from the file", "path to an exported key file"), got_path
+    )

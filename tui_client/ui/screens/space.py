@@ -42,7 +42,11 @@ class SpaceScreen(Screen[None]):
         super().__init__()
         self.client = client
         self.space_id = space_id
-        self._routes = UpdateRoutes().on(RoomListChanged, self._on_room_list).on(JoinProgress, self._on_join_progress)
+        self._routes = (
+            UpdateRoutes()
+            .on(RoomListChanged, self._on_room_list)
+            .on(JoinProgress, self._on_join_progress)
+        )
         self.via = tuple(via)
         self.max_depth: int | None = None
         self.browser: HierarchyBrowser | None = None
@@ -111,11 +115,17 @@ class SpaceScreen(Screen[None]):
         rows = browser.hierarchy.rows() if browser is not None else []
         rooms = self.client.rooms
         names = {r: s.display_name for r, s in rooms.items()}
-        names.update({r: d.display_name for r, d in self.client.spaces.described.items() if r not in names})
+        names.update(
+            {r: d.display_name for r, d in self.client.spaces.described.items() if r not in names}
+        )
         self.query_one(SpaceTree).show_rows(
             rows,
-            memberships={r.room_id: rooms[r.room_id].membership for r in rows if r.room_id in rooms},
-            encrypted={r.room_id: True for r in rows if r.room_id in rooms and rooms[r.room_id].encrypted},
+            memberships={
+                r.room_id: rooms[r.room_id].membership for r in rows if r.room_id in rooms
+            },
+            encrypted={
+                r.room_id: True for r in rows if r.room_id in rooms and rooms[r.room_id].encrypted
+            },
             names=names,
             space_name=self._space_name(),
             in_space=self.space_id in rooms and rooms[self.space_id].membership == "join",
@@ -126,14 +136,24 @@ class SpaceScreen(Screen[None]):
         summary = self.client.rooms.get(self.space_id)
         described = self.client.spaces.describe(self.space_id)
         text = Text("◆ " + self._space_name(), style=Style(bold=True))
-        members = summary.joined_count if summary is not None and summary.joined_count else (described.num_joined_members if described else 0)
+        members = (
+            summary.joined_count
+            if summary is not None and summary.joined_count
+            else (described.num_joined_members if described else 0)
+        )
         if members:
             text.append(f" · {members} member{'s' if members != 1 else ''}", style=Style(dim=True))
         joined = summary is not None and summary.membership == "join"
-        text.append(" · " + ("you are in this space" if joined else "you have not joined this space (s to join)"), style=Style(dim=True))
+        text.append(
+            " · "
+            + ("you are in this space" if joined else "you have not joined this space (s to join)"),
+            style=Style(dim=True),
+        )
         topic = (summary.topic if summary else None) or (described.topic if described else None)
         if topic:
-            text.append("\n" + clean_line(clean_text(topic), 300), style=Style(italic=True, dim=True))
+            text.append(
+                "\n" + clean_line(clean_text(topic), 300), style=Style(italic=True, dim=True)
+            )
         self.query_one("#space-title", Static).update(text)
 
     def _show_status(self) -> None:
@@ -146,7 +166,10 @@ class SpaceScreen(Screen[None]):
             text.append(f"{len(rooms)} room{'s' if len(rooms) != 1 else ''} and spaces")
             if suggested:
                 text.append(f" · {len(suggested)} suggested (a to join them)")
-            text.append(f" · depth: {'all' if self.max_depth is None else self.max_depth} (d)", style=Style(dim=True))
+            text.append(
+                f" · depth: {'all' if self.max_depth is None else self.max_depth} (d)",
+                style=Style(dim=True),
+            )
         if self.fetching:
             text.append("  loading…", style=Style(dim=True, italic=True))
         elif browser is not None and not browser.done and not self.error:

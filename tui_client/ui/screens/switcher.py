@@ -50,7 +50,10 @@ class RoomSwitcher(ModalScreen[str | None]):
         else:
             matches = sorted(self._rooms, key=lambda r: -r.last_ts)
         options = [
-            Option(Text.assemble(*((s.text, s.style or "") for s in room_segments(room, 60))), id=room.room_id)
+            Option(
+                Text.assemble(*((s.text, s.style or "") for s in room_segments(room, 60))),
+                id=room.room_id,
+            )
             for room in matches[:200]
         ]
         if not options:

@@ -209,7 +209,12 @@ class VerificationDialog(ModalScreen[None]):
     clock: Callable[[], int] = staticmethod(lambda: int(time.time() * 1000))
 
     def __init__(
-        self, client: MatrixClient, flow: Verification, *, device_name: str | None = None, focus: bool = False
+        self,
+        client: MatrixClient,
+        flow: Verification,
+        *,
+        device_name: str | None = None,
+        focus: bool = False,
     ) -> None:
         super().__init__()
         self.client = client
@@ -250,7 +255,9 @@ class VerificationDialog(ModalScreen[None]):
         self._show()
         self.set_interval(1.0, self._tick)
         if self.device_name is None and self.flow.other_device_id and not self.flow.in_room:
-            self.run_worker(self._learn_device_name(), group="verification-name", exit_on_error=False)
+            self.run_worker(
+                self._learn_device_name(), group="verification-name", exit_on_error=False
+            )
         if self._focus:
             visible = [b for b in self.query(Button) if b.display]
             if visible:
@@ -283,7 +290,9 @@ class VerificationDialog(ModalScreen[None]):
             self._show()
 
     def _tick(self) -> None:
-        self.query_one("#verification-timer", Static).update(Text(time_left(self.flow, self.clock())))
+        self.query_one("#verification-timer", Static).update(
+            Text(time_left(self.flow, self.clock()))
+        )
 
     def _show(self) -> None:
         flow = self.flow
@@ -299,7 +308,11 @@ class VerificationDialog(ModalScreen[None]):
         decimals.display = compare and flow.decimals is not None
         if flow.decimals is not None:
             numbers = "  ".join(str(n) for n in flow.decimals)
-            intro = "Or compare these numbers: " if flow.emoji is not None else "Compare these numbers: "
+            intro = (
+                "Or compare these numbers: "
+                if flow.emoji is not None
+                else "Compare these numbers: "
+            )
             decimals.update(Text(intro) + Text(numbers, style=Style(bold=True)))
         detail = self._detail()
         shown = self.query_one("#verification-detail", Static)
@@ -326,7 +339,12 @@ class VerificationDialog(ModalScreen[None]):
         self.set_class(code is not None, "-showing-qr")
         # (The app's .dialog-title margin wins over this screen's CSS: set here. A row more
         # for the code lets its quiet zone grow on a 24-row terminal.)
-        self.query_one("#verification-title").styles.margin = (0, 0, 0 if code is not None else 1, 0)
+        self.query_one("#verification-title").styles.margin = (
+            0,
+            0,
+            0 if code is not None else 1,
+            0,
+        )
         start = self.query_one("#start", Button)
         start.label = "Compare emoji instead" if code is not None else "Start comparing emoji"
         if flow.state is not VerificationState.READY or QR_SHOW_METHOD not in flow.methods:
@@ -344,14 +362,24 @@ class VerificationDialog(ModalScreen[None]):
     def _detail(self) -> Text:
         flow = self.flow
         if flow.state is VerificationState.KEYS_EXCHANGED:
-            return Text("If they differ, someone may be intercepting: choose “They don't match”.", style=Style(dim=True))
+            return Text(
+                "If they differ, someone may be intercepting: choose “They don't match”.",
+                style=Style(dim=True),
+            )
         if flow.state is VerificationState.INCOMING:
             return Text(trust_note(self.client.devices.trust(flow.other_user_id), flow))
         if flow.state is VerificationState.QR_SCANNED:
-            return Text("Answer yes only if the other device says so: this trusts it.", style=Style(dim=True))
+            return Text(
+                "Answer yes only if the other device says so: this trusts it.",
+                style=Style(dim=True),
+            )
         if flow.state is VerificationState.DONE:
             mine = flow.other_user_id == self.client.user_id
-            what = "This session and that one now trust each other." if mine else "Their messages now show as verified (✓)."
+            what = (
+                "This session and that one now trust each other."
+                if mine
+                else "Their messages now show as verified (✓)."
+            )
             return Text(what)
         cancellation = flow.cancellation
         if flow.state is not VerificationState.CANCELLED or cancellation is None:

@@ -85,7 +85,9 @@ class AccountBar(OptionList):
         self.entries = entries
         width = max(8, (self.size.width or 20) - 1)
         highlighted = self.highlighted
-        self.set_options(Option(account_row(n, e, width), id=e.slot) for n, e in enumerate(entries, 1))
+        self.set_options(
+            Option(account_row(n, e, width), id=e.slot) for n, e in enumerate(entries, 1)
+        )
         if highlighted is not None and highlighted < len(entries):
             self.highlighted = highlighted
 

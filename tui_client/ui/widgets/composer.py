@@ -49,7 +49,9 @@ from .upload_bar import pasted_file
 #: Keys that insert a line break instead of sending.
 NEWLINE_KEYS = frozenset({"shift+enter", "ctrl+j", "alt+enter", "ctrl+enter"})
 #: key -> composer action, before the config has its say.
-DEFAULT_KEYS = {key: name for name, (keys, _what) in COMPOSER_ACTIONS.items() for key in split_keys(keys)}
+DEFAULT_KEYS = {
+    key: name for name, (keys, _what) in COMPOSER_ACTIONS.items() for key in split_keys(keys)
+}
 #: The first character of a word that Tab completes.
 COMPLETION_SIGILS = frozenset("@#:/")
 
@@ -141,7 +143,9 @@ class Composer(TextArea):
             super().__init__()
             self.mode = mode
 
-    def __init__(self, *, id: str | None = None, completions: CompletionProvider | None = None) -> None:
+    def __init__(
+        self, *, id: str | None = None, completions: CompletionProvider | None = None
+    ) -> None:
         super().__init__(id=id, soft_wrap=True, show_line_numbers=False, tab_behavior="focus")
         self.completions = completions
         self._mentions: list[Pill] = []
@@ -169,7 +173,11 @@ class Composer(TextArea):
         key = event.key
         action_name = self.key_actions.get(key)
         vim = self.vim
-        if vim is not None and not self._choosing() and await self._vim_key(vim, event, action_name):
+        if (
+            vim is not None
+            and not self._choosing()
+            and await self._vim_key(vim, event, action_name)
+        ):
             event.stop()
             event.prevent_default()
             return
@@ -207,7 +215,9 @@ class Composer(TextArea):
         """Feed a key to the vim mode; False hands it on (typing in insert mode, Tab)."""
         if vim.mode is Mode.INSERT and action_name != "cancel":
             return False
-        if vim.mode is not Mode.INSERT and (action_name in ("complete", "complete_previous") or event.key in ("tab", "shift+tab")):
+        if vim.mode is not Mode.INSERT and (
+            action_name in ("complete", "complete_previous") or event.key in ("tab", "shift+tab")
+        ):
             return False  # Tab moves the focus from normal mode
         token = event.character if event.is_printable and event.character else event.key
         if action_name in ("send", "cancel"):
@@ -248,7 +258,12 @@ class Composer(TextArea):
             while end_old > start and end_new > start and old[end_old - 1] == text[end_new - 1]:
                 end_old -= 1
                 end_new -= 1
-            self.replace(text[start:end_new], self._location(start), self._location(end_old), maintain_selection_offset=False)
+            self.replace(
+                text[start:end_new],
+                self._location(start),
+                self._location(end_old),
+                maintain_selection_offset=False,
+            )
         self.move_cursor(self._location(cursor))
 
     def _location(self, offset: int) -> tuple[int, int]:
@@ -325,7 +340,12 @@ class Composer(TextArea):
             return True
         if action_name == "cancel":
             self._end_completion()
-            self.replace(cycle.word, (cycle.row, cycle.start), (cycle.row, cycle.end), maintain_selection_offset=False)
+            self.replace(
+                cycle.word,
+                (cycle.row, cycle.start),
+                (cycle.row, cycle.end),
+                maintain_selection_offset=False,
+            )
             self.move_cursor((cycle.row, cycle.start + len(cycle.word)))
             return True
         chosen = cycle.candidates[cycle.index]
@@ -346,7 +366,12 @@ class Composer(TextArea):
     def _put(self, cycle: _Cycle) -> None:
         chosen = cycle.candidates[cycle.index]
         inserted = chosen.insert + chosen.suffix
-        result = self.replace(inserted, (cycle.row, cycle.start), (cycle.row, cycle.end), maintain_selection_offset=False)
+        result = self.replace(
+            inserted,
+            (cycle.row, cycle.start),
+            (cycle.row, cycle.end),
+            maintain_selection_offset=False,
+        )
         cycle.end = cycle.start + len(inserted)
         self.move_cursor(result.end_location)
         if chosen.target is not None:
@@ -410,7 +435,9 @@ class Composer(TextArea):
     def restore(self, text: str, mentions: list[Pill] | None = None) -> None:
         """Put back text that could not be sent, the cursor after it, keeping any new draft."""
         draft = self.text
-        kept = [pill.at((pill.start or 0) + len(text) + 1) for pill in self._mentions] if draft else []
+        kept = (
+            [pill.at((pill.start or 0) + len(text) + 1) for pill in self._mentions] if draft else []
+        )
         self.text = f"{text}\n{draft}" if draft else text
         self._mentions = [*pills_in(self.text, mentions or []), *kept]
         self.move_cursor(self.document.end)

@@ -39,11 +39,20 @@ NAME = Style(bold=True)
 TOPIC = Style(dim=True, italic=True)
 TOPIC_OPEN = Style(italic=True)
 JOINED = Style(color="#98c379", bold=True)
-MEMBERSHIP_MARKS = {"join": "✓ joined", "invite": "✉ invited", "knock": "… knocked", "ban": "⊘ banned"}
+MEMBERSHIP_MARKS = {
+    "join": "✓ joined",
+    "invite": "✉ invited",
+    "knock": "… knocked",
+    "ban": "⊘ banned",
+}
 
 
 def room_facts(
-    room: PublicRoom, *, membership: str | None = None, encrypted: bool | None = None, names: Mapping[str, str] | None = None
+    room: PublicRoom,
+    *,
+    membership: str | None = None,
+    encrypted: bool | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> Text:
     """``42 members · public · 🔒 encrypted · ✓ joined``: the facts about a room."""
     facts = Text(style=DIM)
@@ -55,7 +64,9 @@ def room_facts(
     return facts
 
 
-def _facts_line(room: PublicRoom, encrypted: bool | None, names: Mapping[str, str] | None = None) -> str:
+def _facts_line(
+    room: PublicRoom, encrypted: bool | None, names: Mapping[str, str] | None = None
+) -> str:
     count = room.num_joined_members
     parts = [f"{count} member{'s' if count != 1 else ''}"]
     rule = join_rule_label(room.join_rule)
@@ -173,8 +184,12 @@ class DirectoryList(ScrollView, can_focus=True):
         """Mark the rooms the user is in; only changed entries are redrawn."""
         changed = {
             room_id
-            for room_id in set(memberships) | set(self.memberships) | set(encrypted) | set(self.encrypted)
-            if memberships.get(room_id) != self.memberships.get(room_id) or encrypted.get(room_id) != self.encrypted.get(room_id)
+            for room_id in set(memberships)
+            | set(self.memberships)
+            | set(encrypted)
+            | set(self.encrypted)
+            if memberships.get(room_id) != self.memberships.get(room_id)
+            or encrypted.get(room_id) != self.encrypted.get(room_id)
         }
         self.memberships = dict(memberships)
         self.encrypted = dict(encrypted)
@@ -211,7 +226,11 @@ class DirectoryList(ScrollView, can_focus=True):
         width = self._width()
         offsets = [0]
         for room_id in self.order:
-            height = 1 + (len(self._topic_lines(self.rooms[room_id], width)) if room_id in self.expanded else 1)
+            height = 1 + (
+                len(self._topic_lines(self.rooms[room_id], width))
+                if room_id in self.expanded
+                else 1
+            )
             offsets.append(offsets[-1] + height)
         self._offsets = offsets
         self._resize()
@@ -251,12 +270,16 @@ class DirectoryList(ScrollView, can_focus=True):
         key = (room_id, within, width)
         strip = self._strips.get(key)
         if strip is None:
-            strip = Strip(_fit(self._segments(self.rooms[room_id], within, width), width)).adjust_cell_length(width)
+            strip = Strip(
+                _fit(self._segments(self.rooms[room_id], within, width), width)
+            ).adjust_cell_length(width)
             self._strips[key] = strip
             if len(self._strips) > CACHED_STRIPS:
                 self._strips.popitem(last=False)
         if index == self.highlighted:
-            return strip.apply_style(Style(reverse=True) if self.has_focus else Style(bgcolor="#2c313a"))
+            return strip.apply_style(
+                Style(reverse=True) if self.has_focus else Style(bgcolor="#2c313a")
+            )
         return strip
 
     def _segments(self, room: PublicRoom, within: int, width: int) -> list[Segment]:
@@ -267,13 +290,17 @@ class DirectoryList(ScrollView, can_focus=True):
             segments.append(Segment(room.display_name, NAME))
             if room.canonical_alias and clean_line(room.canonical_alias) != room.display_name:
                 segments.append(Segment("  " + clean_line(room.canonical_alias), DIM))
-            segments.append(Segment("  " + _facts_line(room, self.encrypted.get(room.room_id)), DIM))
+            segments.append(
+                Segment("  " + _facts_line(room, self.encrypted.get(room.room_id)), DIM)
+            )
             mark = MEMBERSHIP_MARKS.get(self.memberships.get(room.room_id, ""))
             if mark:
                 segments.append(Segment(" · ", DIM))
                 segments.append(Segment(mark, JOINED))
             if len(room.servers) > 1:
-                segments.append(Segment("  (" + ", ".join(clean_line(s, 40) for s in room.servers) + ")", DIM))
+                segments.append(
+                    Segment("  (" + ", ".join(clean_line(s, 40) for s in room.servers) + ")", DIM)
+                )
             return segments
         lines = self._topic_lines(room, width)
         text = lines[within - 1] if within - 1 < len(lines) else ""

@@ -55,18 +55,41 @@ class MemberList(OptionList):
         self._shown = members, power
         options: list[Option] = []
         joined, invited = members.joined(), members.invited()
-        options.append(Option(Text(f"JOINED — {len(joined)}", style=Style(dim=True, bold=True)), disabled=True))
+        options.append(
+            Option(Text(f"JOINED — {len(joined)}", style=Style(dim=True, bold=True)), disabled=True)
+        )
         for member in joined:
-            options.append(Option(self._avatar(member.avatar_url) + self._line(members, power, member.user_id), id=member.user_id))
+            options.append(
+                Option(
+                    self._avatar(member.avatar_url) + self._line(members, power, member.user_id),
+                    id=member.user_id,
+                )
+            )
         if invited:
-            options.append(Option(Text(f"INVITED — {len(invited)}", style=Style(dim=True, bold=True)), disabled=True))
+            options.append(
+                Option(
+                    Text(f"INVITED — {len(invited)}", style=Style(dim=True, bold=True)),
+                    disabled=True,
+                )
+            )
             for member in invited:
-                options.append(Option(self._line(members, power, member.user_id), id="invite:" + member.user_id))
+                options.append(
+                    Option(
+                        self._line(members, power, member.user_id), id="invite:" + member.user_id
+                    )
+                )
         pending = members.third_party_pending()
         if pending:
-            options.append(Option(Text(f"INVITED BY EMAIL — {len(pending)}", style=Style(dim=True, bold=True)), disabled=True))
+            options.append(
+                Option(
+                    Text(f"INVITED BY EMAIL — {len(pending)}", style=Style(dim=True, bold=True)),
+                    disabled=True,
+                )
+            )
             for name in pending:
-                options.append(Option(Text(f"✉ {name} (pending)", style=Style(dim=True)), disabled=True))
+                options.append(
+                    Option(Text(f"✉ {name} (pending)", style=Style(dim=True)), disabled=True)
+                )
         self.set_options(options)
 
     def _avatar(self, mxc: str | None) -> Text:
@@ -109,9 +132,16 @@ class MemberList(OptionList):
             text.append(" ✓", style=Style(color="green", bold=True))
         presence = self.presence_of(user_id)
         if presence is not None:
-            text.append(" " + _PRESENCE_MARK.get(presence, "·") + " " + presence, style=_PRESENCE_STYLE.get(presence, Style(dim=True)))
+            text.append(
+                " " + _PRESENCE_MARK.get(presence, "·") + " " + presence,
+                style=_PRESENCE_STYLE.get(presence, Style(dim=True)),
+            )
         return text
 
 
 _PRESENCE_MARK = {"online": "●", "away": "◐", "offline": "○"}
-_PRESENCE_STYLE = {"online": Style(color="green"), "away": Style(color="yellow"), "offline": Style(dim=True)}
+_PRESENCE_STYLE = {
+    "online": Style(color="green"),
+    "away": Style(color="yellow"),
+    "offline": Style(dim=True),
+}

@@ -55,7 +55,10 @@ class RoomHeader(Widget):
             text.append("  (direct message)", style=Style(dim=True))
             presence = self.presence_of(room.dm_user) if room.dm_user else None
             if presence is not None:
-                text.append(f"  {presence}", style=Style(color="green") if presence == "online" else Style(dim=True))
+                text.append(
+                    f"  {presence}",
+                    style=Style(color="green") if presence == "online" else Style(dim=True),
+                )
             trust = self.trust_of(room.dm_user) if room.encrypted and room.dm_user else None
             if trust is not None:
                 text.append_text(_trust_text(trust))
@@ -74,7 +77,6 @@ class RoomHeader(Widget):
             text.append(clean_line(room.topic), style=Style(dim=True, italic=True))
         text.truncate(max(1, self.size.width), overflow="ellipsis")
         return text
-
 
     def _avatar(self, room: RoomSummary) -> Text:
         """The other person's avatar (else the room's) as 2 cells of half-blocks and a

@@ -59,7 +59,9 @@ def visible_rooms(
     return [
         r
         for r in rooms
-        if r.membership in ("join", "invite") and (include_spaces or not r.is_space) and not (hidden and hidden(r))
+        if r.membership in ("join", "invite")
+        and (include_spaces or not r.is_space)
+        and not (hidden and hidden(r))
     ]
 
 
@@ -201,7 +203,10 @@ class RoomList(ScrollView, can_focus=True):
         return [row.room.room_id for row in self._rows if row.room is not None]
 
     def show_rooms(
-        self, rooms: Iterable[RoomSummary], current: str | None = None, unjoined: Sequence[tuple[str, str]] = ()
+        self,
+        rooms: Iterable[RoomSummary],
+        current: str | None = None,
+        unjoined: Sequence[tuple[str, str]] = (),
     ) -> None:
         """Rebuild the rows (keeps the highlighted room where it was).
 
@@ -215,7 +220,15 @@ class RoomList(ScrollView, can_focus=True):
             (
                 key,
                 tuple(
-                    (r.room_id, r.display_name, r.notification_count, r.highlight_count, r.encrypted, r.membership, str(r.bridges))
+                    (
+                        r.room_id,
+                        r.display_name,
+                        r.notification_count,
+                        r.highlight_count,
+                        r.encrypted,
+                        r.membership,
+                        str(r.bridges),
+                    )
                     for r in members
                 ),
             )
@@ -224,7 +237,11 @@ class RoomList(ScrollView, can_focus=True):
         if signature == self._signature:
             return
         self._signature = signature
-        keep = self._rows[self.highlighted].room_id if self.highlighted is not None and self.highlighted < len(self._rows) else None
+        keep = (
+            self._rows[self.highlighted].room_id
+            if self.highlighted is not None and self.highlighted < len(self._rows)
+            else None
+        )
         titles = dict(GROUPS)
         rows: list[_Row] = []
         for key, members in groups:
@@ -256,10 +273,15 @@ class RoomList(ScrollView, can_focus=True):
             name = clean_line(row.title)
             if cell_len(name) > width - 3:
                 name = chop_cells(name, max(1, width - 4))[0] + "…"
-            segments = [Segment(" + ", Style(dim=True)), Segment(name, Style(dim=True, italic=True))]
+            segments = [
+                Segment(" + ", Style(dim=True)),
+                Segment(name, Style(dim=True, italic=True)),
+            ]
             strip = Strip(segments).adjust_cell_length(width)
             if index == self.highlighted:
-                strip = strip.apply_style(Style(reverse=True) if self.has_focus else Style(bgcolor="#2c313a"))
+                strip = strip.apply_style(
+                    Style(reverse=True) if self.has_focus else Style(bgcolor="#2c313a")
+                )
             return strip
         if row.room is None:
             segments = [Segment(" " + row.title, Style(dim=True, bold=True))]
@@ -267,7 +289,11 @@ class RoomList(ScrollView, can_focus=True):
         current = row.room.room_id == self.current_room
         marker = Segment("▌" if current else " ", Style(color="#61afef", bold=True))
         avatar = self._avatar(row.room)
-        segments = [marker, *avatar, *room_segments(row.room, width - 1 - sum(s.cell_length for s in avatar))]
+        segments = [
+            marker,
+            *avatar,
+            *room_segments(row.room, width - 1 - sum(s.cell_length for s in avatar)),
+        ]
         style = None
         if index == self.highlighted:
             style = Style(reverse=True) if self.has_focus else Style(bgcolor="#2c313a")

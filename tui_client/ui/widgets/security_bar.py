@@ -73,7 +73,15 @@ class SecurityBar(Horizontal):
             return
         self.query(Button).remove()
         self.mount_all(
-            [Button(label, variant=variant, name=action, classes="security-action") for action, label, variant in item.actions]  # type: ignore[arg-type]
+            [
+                Button(
+                    label,
+                    variant=variant,  # type: ignore[arg-type]
+                    name=action,
+                    classes="security-action",
+                )
+                for action, label, variant in item.actions
+            ]
         )
 
     @on(Button.Pressed, ".security-action")

@@ -87,20 +87,42 @@ class SpaceBar(OptionList):
         self._signature = signature
         highlighted = self.highlighted_option.id if self.highlighted_option else self.selected
         options = [
-            Option(_entry("⌂", "Home", 0, self.selected == HOME, badges.get(HOME, 0), width), id=HOME),
-            Option(_entry("☺", "People", 0, self.selected == PEOPLE, badges.get(PEOPLE, 0), width), id=PEOPLE),
+            Option(
+                _entry("⌂", "Home", 0, self.selected == HOME, badges.get(HOME, 0), width), id=HOME
+            ),
+            Option(
+                _entry("☺", "People", 0, self.selected == PEOPLE, badges.get(PEOPLE, 0), width),
+                id=PEOPLE,
+            ),
         ]
         if nodes:
-            options.append(Option(Text("SPACES", style=Style(dim=True, bold=True)), id="heading:spaces", disabled=True))
+            options.append(
+                Option(
+                    Text("SPACES", style=Style(dim=True, bold=True)),
+                    id="heading:spaces",
+                    disabled=True,
+                )
+            )
         seen: dict[str, int] = {}
         for node in nodes:
             # A space under two parents is listed twice; option IDs must stay unique.
             seen[node.room_id] = seen.get(node.room_id, 0) + 1
-            option_id = node.room_id if seen[node.room_id] == 1 else f"{node.room_id}\x00{seen[node.room_id]}"
+            option_id = (
+                node.room_id
+                if seen[node.room_id] == 1
+                else f"{node.room_id}\x00{seen[node.room_id]}"
+            )
             name = clean_line(names.get(node.room_id) or node.room_id)
             options.append(
                 Option(
-                    _entry("◆", name, node.depth, self.selected == node.room_id, badges.get(node.room_id, 0), width),
+                    _entry(
+                        "◆",
+                        name,
+                        node.depth,
+                        self.selected == node.room_id,
+                        badges.get(node.room_id, 0),
+                        width,
+                    ),
                     id=option_id,
                 )
             )

@@ -37,17 +37,27 @@ def row_prompt(
         text.append("🔒 ", style=Style(dim=True))
         if in_space:
             text.append("A room you cannot see", style=Style(italic=True))
-            text.append(f"  invite only, or for members of another space · {clean_line(row.room_id)}", style=Style(dim=True))
+            text.append(
+                f"  invite only, or for members of another space · {clean_line(row.room_id)}",
+                style=Style(dim=True),
+            )
         else:
             text.append("A room for members", style=Style(italic=True))
-            text.append(f"  join {space_name} to see it (s) · {clean_line(row.room_id)}", style=Style(dim=True))
+            text.append(
+                f"  join {space_name} to see it (s) · {clean_line(row.room_id)}",
+                style=Style(dim=True),
+            )
         return text
-    text.append("◆ " if info.is_space else "# ", style=Style(bold=info.is_space, dim=not info.is_space))
+    text.append(
+        "◆ " if info.is_space else "# ", style=Style(bold=info.is_space, dim=not info.is_space)
+    )
     text.append(info.display_name, style=Style(bold=True))
     if row.suggested:
         text.append("  ★ suggested", style=Style(color="#e5c07b", bold=True))
     text.append("  ")
-    text.append_text(room_facts(info, membership=membership, encrypted=encrypted, names=dict(names)))
+    text.append_text(
+        room_facts(info, membership=membership, encrypted=encrypted, names=dict(names))
+    )
     topic = info.topic_line
     if topic and row.depth > 0:
         text.append("  " + topic, style=Style(dim=True, italic=True))

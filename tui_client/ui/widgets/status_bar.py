@@ -56,11 +56,17 @@ class StatusBar(Widget):
             text.append(f" {self.vim_mode} ", style=Style(bold=True, reverse=True))
         if self.storage:
             # First: a narrow status line cuts its end, and this matters most.
-            text.append(f" ⚠ {self.storage}: nothing new is saved ", style=Style(color="#e06c75", bold=True, reverse=True))
+            text.append(
+                f" ⚠ {self.storage}: nothing new is saved ",
+                style=Style(color="#e06c75", bold=True, reverse=True),
+            )
         colour = STATUS_COLOURS.get(self.state.status, "#8a8a8a")
         text.append(" ● ", style=Style(color=colour, bold=True))
         text.append(self.state.describe(time.time()), style=Style(color=colour))
-        if self.state.detail and self.state.status not in (SyncStatus.CONNECTED, SyncStatus.SYNCING):
+        if self.state.detail and self.state.status not in (
+            SyncStatus.CONNECTED,
+            SyncStatus.SYNCING,
+        ):
             text.append(f" ({self.state.detail})", style=Style(dim=True))
         if self.account:
             text.append("  │  " + self.account, style=Style(dim=True))

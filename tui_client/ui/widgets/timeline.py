@@ -56,11 +56,15 @@ class TimelineView(ScrollView, can_focus=True):
         Binding("s", "save_attachment", "Save file", show=False, id="timeline.save"),
         Binding("v", "reveal", "Show spoiler", show=False, id="timeline.reveal"),
         Binding("enter", "view_image", "View image", show=False, id="timeline.view_image"),
-        Binding("t", "thread", "Open its thread (replies, answer)", show=False, id="timeline.thread"),
+        Binding(
+            "t", "thread", "Open its thread (replies, answer)", show=False, id="timeline.thread"
+        ),
         Binding("escape", "clear_selection", "Unselect", show=False, id="timeline.unselect"),
         Binding("slash", "search", "Search room", show=False, id="timeline.search"),
         Binding("n", "search_step(1)", "Next result", show=False, id="timeline.next_result"),
-        Binding("N", "search_step(-1)", "Previous result", show=False, id="timeline.previous_result"),
+        Binding(
+            "N", "search_step(-1)", "Previous result", show=False, id="timeline.previous_result"
+        ),
     ]
 
     DEFAULT_CSS = """
@@ -100,7 +104,9 @@ class TimelineView(ScrollView, can_focus=True):
             self.action = action
             self.item = item
 
-    def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+    def __init__(
+        self, *, name: str | None = None, id: str | None = None, classes: str | None = None
+    ) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.items: list[TimelineItem] = []
         self.name_of: Callable[[str], str] = lambda user_id: user_id
@@ -186,7 +192,9 @@ class TimelineView(ScrollView, can_focus=True):
                 removed = self.items.pop(diff.index)
                 self._cache.pop(removed.key, None)
                 self._invalidate_after(diff.index - 1)
-        if self.selected_key is not None and not any(i.key == self.selected_key for i in self.items):
+        if self.selected_key is not None and not any(
+            i.key == self.selected_key for i in self.items
+        ):
             self.selected_key = None
         self._requested_older = False
         self._requested_newer = False
@@ -202,7 +210,9 @@ class TimelineView(ScrollView, can_focus=True):
         """Who has read up to which message (shown under it); re-renders what changed."""
         if read_by == self.read_by:
             return
-        changed = {e for e in set(read_by) | set(self.read_by) if read_by.get(e) != self.read_by.get(e)}
+        changed = {
+            e for e in set(read_by) | set(self.read_by) if read_by.get(e) != self.read_by.get(e)
+        }
         self.read_by = read_by
         for item in self.items:
             if item.event_id in changed:
@@ -299,7 +309,13 @@ class TimelineView(ScrollView, can_focus=True):
         if isinstance(found, Picture):
             return picture_lines(found, self.app)
         if isinstance(found, str):
-            return [[Segment(f"⚠ image not shown: {found}", Style(color=self.palette.error, italic=True))]]
+            return [
+                [
+                    Segment(
+                        f"⚠ image not shown: {found}", Style(color=self.palette.error, italic=True)
+                    )
+                ]
+            ]
         self._unloaded[item.key] = (ref, cols, rows)
         keep_cols, keep_rows = placeholder_rows(ref, cols, rows)
         return placeholder_lines(ref, keep_cols, keep_rows, "loading image…", self.palette.muted)
@@ -412,7 +428,9 @@ class TimelineView(ScrollView, can_focus=True):
             key, delta = anchor
             for index, item in enumerate(self.items):
                 if item.key == key:
-                    self.scroll_to(y=max(0, self._offsets[index] + delta), animate=False, immediate=True)
+                    self.scroll_to(
+                        y=max(0, self._offsets[index] + delta), animate=False, immediate=True
+                    )
                     return
 
     def _anchor(self) -> tuple[str, int] | None:
@@ -458,7 +476,9 @@ class TimelineView(ScrollView, can_focus=True):
         line = round(self.scroll_y) + y
         if not self.items:
             if y == 0:
-                return Strip([Segment(self.empty_text, Style(color=self.palette.muted, italic=True))]).adjust_cell_length(width)
+                return Strip(
+                    [Segment(self.empty_text, Style(color=self.palette.muted, italic=True))]
+                ).adjust_cell_length(width)
             return Strip.blank(width)
         index = self.item_at_line(line)
         if index is None:
@@ -480,10 +500,19 @@ class TimelineView(ScrollView, can_focus=True):
         super().watch_scroll_y(old_value, new_value)
         bottom = max(0, self.virtual_size.height - self.scrollable_content_region.height)
         self._stick_to_bottom = new_value >= bottom - 1 and self.at_live_end
-        if new_value < LOAD_MORE_THRESHOLD and not self._requested_older and not self.reached_start and self.items:
+        if (
+            new_value < LOAD_MORE_THRESHOLD
+            and not self._requested_older
+            and not self.reached_start
+            and self.items
+        ):
             self._requested_older = True
             self.post_message(self.NeedOlder())
-        if not self.at_live_end and new_value >= bottom - LOAD_MORE_THRESHOLD and not self._requested_newer:
+        if (
+            not self.at_live_end
+            and new_value >= bottom - LOAD_MORE_THRESHOLD
+            and not self._requested_newer
+        ):
             self._requested_newer = True
             self.post_message(self.NeedNewer())
         visible = self.last_visible_event_id()
