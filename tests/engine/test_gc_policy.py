@@ -67,3 +67,34 @@ def test_compaction_frees_cycles_that_were_frozen(monkeypatch: pytest.MonkeyPatc
     assert ref() is None
     assert gc_policy.settle() is False  # the frozen set has not doubled since
     assert filler
+
+
+def test_full_collections_wait_until_the_user_is_idle() -> None:
+    gc_policy.configure()
+    gc_policy.settle(compact=False)
+    dropped = Node()
+    ref = weakref.ref(dropped)
+    del dropped
+    with gc_policy.PauseMeter() as meter:
+        # ~40 generation-1 passes: CPython's default threshold (10) would run full ones.
+        survivors = [[] for _ in range(300_000)]
+    assert meter.passes[1] >= 20
+    assert meter.passes[2] == 0
+    assert gc.get_count()[2] > 0
+    assert gc_policy.collect_when_idle(0.0) is False  # the user is typing: not now
+    with gc_policy.PauseMeter() as meter:
+        assert gc_policy.collect_when_idle(gc_policy.IDLE_SECONDS) is True
+    assert meter.passes[2] == 1
+    assert ref() is None
+    assert gc_policy.collect_when_idle(gc_policy.IDLE_SECONDS) is False  # nothing held back now
+    assert survivors
+
+
+def test_held_full_collections_still_run_past_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gc_policy, "HELD_GEN2_THRESHOLD", 5)
+    gc_policy.configure()
+    gc_policy.settle(compact=False)
+    with gc_policy.PauseMeter() as meter:
+        survivors = [[] for _ in range(300_000)]
+    assert meter.passes[2] >= 1  # memory stays bounded without any idle moment
+    assert survivors

@@ -18,6 +18,13 @@ objects in it are still freed by reference counting, only cycles among them wait
 - :func:`paused` for a block that allocates a lot and makes no cyclic garbage (the
   ingest of a sync batch): the collector is off meanwhile, and a large batch's
   survivors are frozen at the end instead of being walked by the next collection.
+- Full (generation-2) collections wait for idleness: :func:`settle` raises the
+  generation-2 threshold to :data:`HELD_GEN2_THRESHOLD`, and the UI calls
+  :func:`collect_when_idle` from a timer, which runs the full collection once no key
+  or mouse event came for :data:`IDLE_SECONDS`. Memory stays bounded: the raised
+  threshold is a cap (about 700 * 10 * 100 = 700,000 net new container objects),
+  past which CPython collects anyway, idle or not. Paging the 100,000-event room
+  otherwise met a full pass of ~100 ms in the middle of a key press.
 """
 
 from __future__ import annotations
@@ -35,6 +42,13 @@ BIG_LOAD = 50_000
 #: Compact (unfreeze, one full collection, freeze) when the frozen set grew past
 #: twice its size at the last compaction, and past this many objects.
 COMPACT_MIN = 200_000
+#: Generation-2 threshold once settled: generation-1 passes before a full collection
+#: runs regardless of idleness (CPython's default is 10; see :func:`collect_when_idle`).
+HELD_GEN2_THRESHOLD = 100
+#: No input for this long counts as idle: a full collection may run then.
+IDLE_SECONDS = 0.5
+
+_DEFAULT_THRESHOLD = gc.get_threshold()
 
 _lock = threading.Lock()
 _frozen_at_compaction = 0
@@ -56,10 +70,30 @@ def settle(*, compact: bool = True) -> bool:
             gc.collect()
             gc.freeze()
             _frozen_at_compaction = gc.get_freeze_count()
+            _hold_full_collections()
             return True
         gc.collect(0)  # the youngest only: at most GEN0_THRESHOLD objects
         gc.freeze()
+        _hold_full_collections()
         return False
+
+
+def _hold_full_collections() -> None:
+    gen0, gen1, _ = gc.get_threshold()
+    gc.set_threshold(gen0, gen1, HELD_GEN2_THRESHOLD)
+
+
+def collect_when_idle(idle_for: float) -> bool:
+    """Run the full collection that was held back, if the user has been idle long enough.
+
+    ``idle_for`` is the seconds since the last input event. Returns True if it collected.
+    Nothing to do when no generation-1 pass ran since the last full collection.
+    """
+    if idle_for < IDLE_SECONDS or gc.get_count()[2] == 0 or not gc.isenabled():
+        return False
+    with _lock:
+        gc.collect(2)
+    return True
 
 
 @contextmanager
@@ -83,7 +117,7 @@ def reset() -> None:
     with _lock:
         gc.unfreeze()
         gc.collect()
-        gc.set_threshold(700, *gc.get_threshold()[1:])
+        gc.set_threshold(*_DEFAULT_THRESHOLD)
         _frozen_at_compaction = 0
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+from textual import events
 from textual.app import App, SystemCommand
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
@@ -169,6 +171,7 @@ class TuiClientApp(ClientApp):
             )
             self.theme = DEFAULT_THEME
         self._saved_settings: dict[str, Any] = {"theme": self.theme}
+        self._last_input = time.monotonic()
 
     def save_settings(self) -> None:
         """Write the settings changed in the client (theme, account toggles) back to the config file."""
@@ -190,8 +193,18 @@ class TuiClientApp(ClientApp):
                 return
             self._saved_settings[name] = value
 
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.InputEvent):
+            self._last_input = time.monotonic()
+        await super().on_event(event)
+
+    def _collect_when_idle(self) -> None:
+        # Full collections are held back while the user types or pages (gc_policy).
+        gc_policy.collect_when_idle(time.monotonic() - self._last_input)
+
     async def on_mount(self) -> None:
         gc_policy.configure()
+        self.set_interval(gc_policy.IDLE_SECONDS / 2, self._collect_when_idle, name="idle gc")
         self._apply_key_settings()
         for problem in self.config_problems:
             self.notify(problem, title="Config", severity="warning", timeout=15, markup=False)
