@@ -221,8 +221,29 @@ def test_wedged_olm_session_is_renewed_once(backend: CryptoBackend, clock: FakeC
     claim = bob.olm.unwedge_claim_request()
     assert claim is not None and claim.one_time_keys == {"@a:x": {"A1": "signed_curve25519"}}
     assert bob.olm.claim_in_flight(claim.request_id)
-    assert bob.olm.mark_failed(claim.request_id)
+    assert bob.olm.mark_failed(claim.request_id, permanent=True)
     assert bob.olm.unwedge_claim_request() is None  # that device waits claim_retry_ms
+
+
+def test_a_claim_lost_on_the_way_is_made_again_at_once(
+    backend: CryptoBackend, clock: FakeClock
+) -> None:
+    """Issue 19: a ``/keys/claim`` whose answer the network lost held the device back for
+    ``claim_retry_ms`` (5 minutes), so the room key went out without it (``m.no_olm``) and
+    the messages meanwhile could never be read there. Only a refusal waits."""
+    alice, bob = Device(backend, clock, "@a:x", "A1"), Device(backend, clock, "@b:y", "B1")
+    alice.devices.update_tracked_users(["@b:y"])
+    _learn(alice.devices, alice.keys, bob.keys)
+    wanted = {"@b:y": {"B1": "signed_curve25519"}}
+    claim = alice.olm.get_missing_sessions(["@b:y"])
+    assert claim is not None and claim.one_time_keys == wanted
+    assert alice.olm.mark_failed(claim.request_id)  # a reset, a timeout, a 502
+    again = alice.olm.get_missing_sessions(["@b:y"])
+    assert again is not None and again.one_time_keys == wanted
+    assert alice.olm.mark_failed(again.request_id, permanent=True)  # a 4xx
+    assert alice.olm.get_missing_sessions(["@b:y"]) is None
+    clock.advance(alice.core.config.claim_retry_ms)
+    assert alice.olm.get_missing_sessions(["@b:y"]) is not None
 
 
 # ---------------------------------------------------------------- Megolm out and in

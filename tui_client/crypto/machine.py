@@ -364,13 +364,15 @@ class OlmMachine:
         """A request failed. Transient: it stays outgoing and will be retried.
 
         ``permanent`` (the server refused it for good): keys requests are rebuilt
-        from state later; a to-device request is dropped, and the room key shares
-        it carried are forgotten so the next ``share_room_key`` retries them.
+        from state later; a key claim's devices wait ``claim_retry_ms`` before being
+        claimed again (a claim that is not permanent lets them be claimed at once); a
+        to-device request is dropped, and the room key shares it carried are forgotten
+        so the next ``share_room_key`` retries them.
         """
         if (
             self._keys.mark_failed(request_id)
             or self._devices.mark_failed(request_id)
-            or self._olm.mark_failed(request_id)
+            or self._olm.mark_failed(request_id, permanent=permanent)
             or self._own.mark_failed(request_id)
             or not permanent
         ):

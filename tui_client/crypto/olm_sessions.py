@@ -118,11 +118,19 @@ class OlmSessions(MachinePart):
             return None
         return self._claim_done(claim[1], response)
 
-    def mark_failed(self, request_id: str) -> bool:
-        """A claim failed: its devices wait ``claim_retry_ms``. ``False``: not ours."""
+    def mark_failed(self, request_id: str, *, permanent: bool = False) -> bool:
+        """A claim failed. ``False``: not ours.
+
+        Refused for good (``permanent``): its devices wait ``claim_retry_ms``. Lost on
+        the way (the network, a 5xx): they may be claimed again at once. Holding them
+        back then would let the room key be shared without them (``m.no_olm``) for
+        minutes, and every message meanwhile be unreadable on those devices (issue 19).
+        """
         claim = self._claims_in_flight.pop(request_id, None)
         if claim is None:
             return False
+        if not permanent:
+            return True
         retry_at = self._clock() + self._config.claim_retry_ms
         for user_id, device_id in claim[1]:
             device = self._store.get_device(user_id, device_id)

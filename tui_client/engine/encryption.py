@@ -39,6 +39,7 @@ from ..crypto import (
     EncryptionError,
     EncryptionSettings,
     FailureReason,
+    KeysClaimRequest,
     OlmMachine,
     OutgoingRequest,
     ToDeviceRequest,
@@ -574,7 +575,9 @@ class Encryption:
             try:
                 answer = await self.core.connection.send(request.to_http())
             except MatrixError as error:
-                permanent = not error.is_transient and isinstance(request, ToDeviceRequest)
+                permanent = not error.is_transient and isinstance(
+                    request, ToDeviceRequest | KeysClaimRequest
+                )
                 await self._run(
                     lambda: machine.mark_request_as_failed(request.request_id, permanent=permanent)
                 )
