@@ -27,3 +27,32 @@ def test_they_load_when_first_used() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == list(LAZY)
+
+
+MACHINE = (
+    "tui_client.crypto.machine",
+    "tui_client.crypto.machine_core",
+    "tui_client.crypto.olm_sessions",
+    "tui_client.crypto.megolm_inbound",
+    "tui_client.crypto.megolm_outbound",
+    "tui_client.crypto.gossip",
+)
+
+
+def test_importing_the_app_leaves_the_crypto_machine_for_later() -> None:
+    code = f"import sys, tui_client.ui.app\nprint(' '.join(m for m in {MACHINE!r} if m in sys.modules))\n"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == []
+
+
+def test_the_machine_loads_when_first_named() -> None:
+    code = (
+        "import sys\n"
+        "from tui_client.crypto import OlmMachine, EncryptionError\n"
+        "from tui_client.crypto.machine import EncryptionError as FromMachine\n"
+        "assert OlmMachine.__module__ == 'tui_client.crypto.machine'\n"
+        "assert EncryptionError is FromMachine\n"
+        f"print(' '.join(m for m in {MACHINE!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == list(MACHINE)

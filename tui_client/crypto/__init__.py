@@ -12,8 +12,10 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .backend import CryptoBackend
-from .machine import CryptoStoreMismatch, EncryptionError, OlmMachine
+from .errors import CryptoStoreMismatch, EncryptionError
 from .requests import (
     KeysClaimRequest,
     KeysQueryRequest,
@@ -53,6 +55,19 @@ __all__ = [
 ]
 
 BACKENDS = ("olm", "vodozemac")
+
+if TYPE_CHECKING:
+    from .machine import OlmMachine
+
+
+def __getattr__(name: str) -> object:
+    # The machine (Olm, Megolm, gossip, verification host) is imported when first
+    # used, not by everything that names a crypto type: start-up does not need it.
+    if name == "OlmMachine":
+        from .machine import OlmMachine
+
+        return OlmMachine
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load_backend(name: str = "vodozemac") -> CryptoBackend:

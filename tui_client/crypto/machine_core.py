@@ -18,6 +18,8 @@ from typing import Any
 
 from .backend import CryptoBackend, check_pickle_key
 from .cross_signing import CROSS_SIGNING_SECRET_NAMES, CrossSigningTrustPolicy
+from .errors import CryptoStoreMismatch as CryptoStoreMismatch
+from .errors import EncryptionError as EncryptionError
 from .requests import ToDeviceKind, ToDeviceRequest
 from .store_api import CryptoStore, PendingToDeviceRecord
 from .types import KeyOrigin, MachineConfig
@@ -38,14 +40,6 @@ BACKUP_SECRET = "m.megolm_backup.v1"
 #: Secrets we give to our own verified devices that ask (``m.secret.request``).
 SHAREABLE_SECRETS = frozenset({*CROSS_SIGNING_SECRET_NAMES.values(), BACKUP_SECRET})
 USAGE_BY_SECRET = {name: usage for usage, name in CROSS_SIGNING_SECRET_NAMES.items()}
-
-
-class EncryptionError(RuntimeError):
-    """A room event cannot be encrypted yet (no shared, unexpired room key): share first."""
-
-
-class CryptoStoreMismatch(RuntimeError):
-    """The store holds the account of another user or device than the machine was built for."""
 
 
 class Rejected(Exception):

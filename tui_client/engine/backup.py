@@ -30,7 +30,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from ..crypto import CryptoStore, OlmMachine
+from ..crypto import CryptoStore
 from ..crypto.backend import PkSigning
 from ..crypto.backup import (
     DEFAULT_UPLOAD_BATCH,
@@ -53,6 +53,7 @@ from ..protocol.errors import MatrixError, NetworkError
 from .updates import BackupStatus, Notice
 
 if TYPE_CHECKING:
+    from ..crypto import OlmMachine
     from .core import Core
     from .devices import DeviceService
     from .encryption import Encryption

@@ -31,7 +31,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from ..crypto import OlmMachine
 from ..crypto.cross_signing import CrossSigningError, CrossSigningStatus, OwnKeysNotQueried
 from ..crypto.verification import Verification
 from ..net.http import backoff_delay
@@ -40,6 +39,7 @@ from .uia import AuthCancelled, AuthFailed, AuthUnsupported, UserInteractiveAuth
 from .updates import CrossSigningChanged
 
 if TYPE_CHECKING:
+    from ..crypto import OlmMachine
     from .core import Core
     from .devices import DeviceService
     from .encryption import Encryption

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from ..crypto import OlmMachine, OutgoingRequest
+from ..crypto import OutgoingRequest
 from ..crypto.cross_signing import UserIdentity
 from ..crypto.requests import KeysQueryRequest, SignatureUploadRequest
 from ..crypto.types import Device, DeviceTrust, RequestOutcome
@@ -37,6 +37,7 @@ from .uia import UserInteractiveAuth
 from .updates import IdentityWarnings, TrustChanged
 
 if TYPE_CHECKING:
+    from ..crypto import OlmMachine
     from .core import Core
     from .encryption import Encryption
     from .uia import PasswordPrompt

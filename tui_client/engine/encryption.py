@@ -40,7 +40,6 @@ from ..crypto import (
     EncryptionSettings,
     FailureReason,
     KeysClaimRequest,
-    OlmMachine,
     OutgoingRequest,
     ToDeviceRequest,
     load_backend,
@@ -56,6 +55,7 @@ from .storage import StorageHealth, StorageUnavailable
 from .updates import CryptoStoreUpgrade, Notice
 
 if TYPE_CHECKING:
+    from ..crypto import OlmMachine
     from .core import Core
     from .secrets import SecretStore
 
@@ -268,6 +268,8 @@ class Encryption:
                     self.migration_step(kind)
 
             def build() -> OlmMachine:
+                from ..crypto.machine import OlmMachine
+
                 # A python-olm store is moved to vodozemac's format first, in the same
                 # transaction: killed half-way, it is still the store it was.
                 prepare_store(store, backend, key, step=step)

@@ -34,7 +34,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from ..crypto import EncryptionError, OlmMachine
+from ..crypto import EncryptionError
 from ..crypto.requests import RoomMessageRequest
 from ..crypto.verification import (
     QR_SHOW_METHOD,
@@ -50,6 +50,7 @@ from ..protocol.ids import is_user_id
 from .updates import VerificationChanged
 
 if TYPE_CHECKING:
+    from ..crypto import OlmMachine
     from .core import Core
     from .devices import DeviceService
     from .encryption import Encryption
