@@ -18,7 +18,8 @@ from tui_client.devtools.fault_proxy import DROP, PASS, Exchange, Fault, FaultPr
 from tui_client.devtools.synapse import SynapseServer
 from tui_client.engine.client import MatrixClient
 
-from ..integration.e2ee_support import encrypted_room, join, until
+from ..integration.e2ee_support import encrypted_room, join
+from ..support.waiting import until
 from .support import saved_login
 
 
