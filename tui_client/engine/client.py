@@ -640,7 +640,11 @@ class MatrixClient(ClientServices, RoomCommands):
             if room_id in result.state_rooms:
                 self._spawn(view.reload_state())
             if room_id in result.limited_rooms:
-                self._spawn(view.reload())
+                # A window in the middle of history (a search result, far scroll-back) stays
+                # where the user put it (sliding sync fills history above an open room's
+                # events as its subscription grows: reading the newest window again yanked
+                # the user away from the result).
+                self._spawn(view.reload(only_at_live_end=True))
             elif room_id in result.new_events:
                 view.on_sync_events(result.new_events[room_id])
         self.threads.on_commit(result)

@@ -292,16 +292,22 @@ class RoomView:
         self._forget_dropped_positions()
         await self._add_reply_context()
 
-    async def reload(self) -> None:
-        """Jump back to the newest events (after a limited sync, or on request)."""
+    async def reload(self, *, only_at_live_end: bool = False) -> None:
+        """Jump back to the newest events (after a limited sync, or on request).
+
+        ``only_at_live_end`` (a sync filled history): a window the user moved into the
+        middle of history (a search result) by the time the lock is taken stays where it is;
+        it meets the new events in the cache when it pages forward."""
         self._loading = True
         try:
-            await self._reload()
+            await self._reload(only_at_live_end)
         finally:
             self._loading = False
 
-    async def _reload(self) -> None:
+    async def _reload(self, only_at_live_end: bool = False) -> None:
         async with self._lock:
+            if only_at_live_end and not self.at_live_end:
+                return
             stored, gap = await self.core.db.run(self._read_before, None, INITIAL_EVENTS)
             self.reached_start = not stored and gap is None
             await self._reset_to(stored)
