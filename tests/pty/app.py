@@ -91,6 +91,31 @@ class PtyApp:
         """``python -m tui_client`` with these arguments."""
         return cls([sys.executable, "-m", "tui_client", *args], size=size, env=env, answers=answers)
 
+    @classmethod
+    def for_account(
+        cls,
+        data_dir: str | Path,
+        homeserver: str,
+        user_id: str,
+        *,
+        size: tuple[int, int] = (80, 24),
+        env: dict[str, str] | None = None,
+        answers: dict[bytes, bytes] | None = None,
+    ) -> PtyApp:
+        """The client of one account: its data folder, homeserver and user ID given on the
+        command line (the login screen then asks for the password)."""
+        return cls.client(
+            "--data-dir",
+            str(data_dir),
+            "--homeserver",
+            homeserver,
+            "--user",
+            user_id,
+            size=size,
+            env=env,
+            answers=answers,
+        )
+
     def _read_loop(self) -> None:
         while not self._closed.is_set():
             try:

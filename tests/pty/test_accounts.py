@@ -50,12 +50,9 @@ def test_two_accounts_switch_on_a_terminal(
     carol = make_user("carol", displayname="Carol")
     garden = make_room(synapse, carol, "Garden", alice)
     workshop = make_room(synapse, carol, "Workshop", bob)
-    with PtyApp.client(
-        "--data-dir",
+    with PtyApp.for_account(
         str(tmp_path / "data"),
-        "--homeserver",
         synapse.base_url,
-        "--user",
         alice.user_id,
         size=size,
     ) as app:

@@ -102,12 +102,9 @@ def test_fifty_lines_in_one_write_arrive_once_each_in_order(
         else:
             typed += f"burst {n:02d}\r"
             expected.append(("m.text", f"burst {n:02d}"))
-    with PtyApp.client(
-        "--data-dir",
+    with PtyApp.for_account(
         str(tmp_path / "data"),
-        "--homeserver",
         synapse.base_url,
-        "--user",
         alice.user_id,
         size=size,
         env=_vim_config(tmp_path) if vim else None,

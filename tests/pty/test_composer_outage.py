@@ -31,12 +31,9 @@ def test_lines_typed_during_an_outage_are_pending_then_sent_one_by_one(
     bob = server.register_user("bob-outage", "password-bob-outage", displayname="Bob")
     room_id = make_room(server, bob, "Outage room", alice)
     lines = ["before-stop", "during-outage 1", "during-outage 2", "during-outage 3"]
-    with PtyApp.client(
-        "--data-dir",
+    with PtyApp.for_account(
         str(tmp_path / "data"),
-        "--homeserver",
         server.base_url,
-        "--user",
         alice.user_id,
         size=(120, 40),
     ) as app:

@@ -33,12 +33,9 @@ def test_the_config_files_encryption_library_is_used(
     config = tmp_path / "config.toml"
     config.write_text('[encryption]\nbackend = "olm"\n', encoding="utf-8")
     env = {"TUI_CLIENT_CONFIG": str(config), "TUI_CLIENT_CRYPTO_BACKEND": environment}
-    with PtyApp.client(
-        "--data-dir",
+    with PtyApp.for_account(
         str(tmp_path / "data"),
-        "--homeserver",
         synapse.base_url,
-        "--user",
         alice.user_id,
         size=(160, 50),
         env=env,

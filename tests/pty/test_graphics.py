@@ -173,12 +173,9 @@ def start_app(
     env: dict[str, str],
     answers: dict[bytes, bytes],
 ) -> PtyApp:
-    return PtyApp.client(
-        "--data-dir",
+    return PtyApp.for_account(
         str(tmp_path / "data"),
-        "--homeserver",
         synapse.base_url,
-        "--user",
         alice.user_id,
         size=(100, 40),
         env=env,

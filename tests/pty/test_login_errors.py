@@ -37,12 +37,9 @@ def test_a_wrong_password_is_said_and_the_button_stays_visible(
     size: tuple[int, int],
 ) -> None:
     alice = make_user("alice")
-    with PtyApp.client(
-        "--data-dir",
+    with PtyApp.for_account(
         str(tmp_path / "data"),
-        "--homeserver",
         synapse.base_url,
-        "--user",
         alice.user_id,
         size=size,
     ) as app:
@@ -59,12 +56,9 @@ def test_a_wrong_password_is_said_and_the_button_stays_visible(
 @pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
 def test_a_server_that_is_down_is_said(tmp_path: Path, size: tuple[int, int]) -> None:
     url = f"http://127.0.0.1:{_closed_port()}"
-    with PtyApp.client(
-        "--data-dir",
+    with PtyApp.for_account(
         str(tmp_path / "data"),
-        "--homeserver",
         url,
-        "--user",
         "@someone:localhost",
         size=size,
     ) as app:

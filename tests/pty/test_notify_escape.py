@@ -83,12 +83,9 @@ def test_a_notification_reaches_the_terminal_when_the_user_is_not_looking(
         "WT_SESSION": "",
         "TUI_CLIENT_NOTIFY_ESCAPE": "",
     }
-    with PtyApp.client(
-        "--data-dir",
+    with PtyApp.for_account(
         str(tmp_path / "data"),
-        "--homeserver",
         synapse.base_url,
-        "--user",
         alice.user_id,
         size=(120, 36),
         env=env,

@@ -25,12 +25,9 @@ def test_device_code_login_in_a_terminal(
     synapse, auth = oauth_homeserver
     auth.interval = 0.5
     localpart = f"pty-{size[0]}"
-    with PtyApp.client(
-        "--data-dir",
+    with PtyApp.for_account(
         str(tmp_path / "data"),
-        "--homeserver",
         synapse.base_url,
-        "--user",
         f"@{localpart}:localhost",
         size=size,
     ) as app:

@@ -35,12 +35,9 @@ def test_receipts_wait_for_the_terminal_focus(
     room_id = make_room(synapse, bob, "Focus room", alice)
     say(synapse, bob, room_id, "first news", "f1")
     second = say(synapse, bob, room_id, "second news", "f2")
-    with PtyApp.client(
-        "--data-dir",
+    with PtyApp.for_account(
         str(tmp_path / "data"),
-        "--homeserver",
         synapse.base_url,
-        "--user",
         alice.user_id,
     ) as app:
         log_in_on_pty(app, alice, "Focus room")

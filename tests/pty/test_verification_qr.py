@@ -68,12 +68,9 @@ def test_a_phone_scans_the_terminal(
     phone = loop.run(scanner_client(synapse, alice, tmp_path / "phone"))
     loop.run(cross_signing_complete(phone))
     try:
-        with PtyApp.client(
-            "--data-dir",
+        with PtyApp.for_account(
             str(tmp_path / "data"),
-            "--homeserver",
             synapse.base_url,
-            "--user",
             alice.user_id,
             size=size,
         ) as app:
