@@ -9,6 +9,7 @@ still a circle a reader has to untangle).
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,43 @@ def test_every_exception_is_still_needed() -> None:
         if lines <= LIMIT:
             stale.append(f"{name} has {lines} lines now: take it out of OVERSIZE")
     assert not stale, stale
+
+
+#: A statement, in the upper case the store writes SQL in (prose that starts with "Select"
+#: or "Update" is not SQL).
+_SQL = re.compile(
+    r"\s*(SELECT\s[\s\S]*\sFROM\s|INSERT\s+(OR\s+[A-Z]+\s+)?INTO\s|UPDATE\s+\w+\s+SET\s"
+    r"|DELETE\s+FROM\s|PRAGMA\s+\w|CREATE\s+(TABLE|INDEX|VIRTUAL|TRIGGER|UNIQUE)\s)"
+)
+
+
+def _sql_literals(tree: ast.AST) -> list[int]:
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if _SQL.match(node.value):
+                lines.append(node.lineno)
+        elif isinstance(node, ast.Attribute) and node.attr == "execute_readonly":
+            lines.append(node.lineno)
+    return lines
+
+
+def test_sql_stays_in_the_store() -> None:
+    """Only ``tui_client/store`` speaks SQL: the rest asks the store's methods."""
+    outside = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        name = path.relative_to(PACKAGE).as_posix()
+        if name.startswith("store/"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        outside += [f"{name}:{line}" for line in _sql_literals(tree)]
+    assert not outside, f"SQL outside tui_client/store: {outside}"
+
+
+def test_the_sql_finder_finds_sql() -> None:
+    source = (
+        'rows = cache.execute_readonly("SELECT 1 FROM t")\n'
+        'q = "  DELETE FROM x"\n'
+        'doc = "Select a room, then update the topic from the list"\n'
+    )
+    assert sorted(_sql_literals(ast.parse(source))) == [1, 1, 2]

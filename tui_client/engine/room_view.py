@@ -475,11 +475,7 @@ class RoomView:
             return True
 
     def _pos_of(self, event_id: str) -> int | None:
-        rows = self.core.cache.execute_readonly(
-            "SELECT pos FROM events WHERE event_id = ? AND room_id = ? AND pos IS NOT NULL",
-            (event_id, self.room_id),
-        )
-        return int(rows[0][0]) if rows else None
+        return self.core.cache.event_pos(self.room_id, event_id)
 
     async def paginate_forward(self, count: int = PAGE_EVENTS) -> int:
         """Show newer events from the cache when the window is not at the live end."""

@@ -259,10 +259,7 @@ class SearchService:
         )
 
     def _seq_of(self, event_id: str) -> int:
-        rows = self._cache.execute_readonly(
-            "SELECT seq FROM events WHERE event_id = ?", (event_id,)
-        )
-        return int(rows[0][0]) if rows else 0
+        return self._cache.event_seq(event_id)
 
     async def _server_page(
         self, query: SearchQuery, rooms: list[str], next_batch: str | None

@@ -35,6 +35,19 @@ class TimelineStore:
         ).fetchone()
         return row[0] if row and row[0] is not None else None
 
+    def event_pos(self, room_id: str, event_id: str) -> int | None:
+        """The timeline position of an event of a room (None when it is not in the timeline)."""
+        row = self._db.execute(
+            "SELECT pos FROM events WHERE event_id = ? AND room_id = ? AND pos IS NOT NULL",
+            (event_id, room_id),
+        ).fetchone()
+        return int(row[0]) if row else None
+
+    def event_seq(self, event_id: str) -> int:
+        """The order in which an event was stored (0 when it is not stored)."""
+        row = self._db.execute("SELECT seq FROM events WHERE event_id = ?", (event_id,)).fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
     def gap_below(self, room_id: str, pos: int | None) -> Gap | None:
         """The nearest gap at or below ``pos`` (the newest gap when ``pos`` is None)."""
         if pos is None:
