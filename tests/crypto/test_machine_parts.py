@@ -246,6 +246,56 @@ def test_a_claim_lost_on_the_way_is_made_again_at_once(
     assert alice.olm.get_missing_sessions(["@b:y"]) is not None
 
 
+def test_a_room_key_waits_for_the_claim_in_flight(backend: CryptoBackend, clock: FakeClock) -> None:
+    """Issue 19: while one room's ``/keys/claim`` for a device is in flight, a second room
+    (encrypting at once) gets no claim for it, and its room key went out without it with an
+    ``m.no_olm`` notice: those messages could never be read there. The machine names the
+    claim to wait for and sends no notice meanwhile; the key follows the claim's answer.
+    Only a device that truly has no one-time key gets ``m.no_olm``."""
+    alice, bob = Device(backend, clock, "@a:x", "A1"), Device(backend, clock, "@b:y", "B1")
+    carol = Device(backend, clock, "@c:z", "C1")  # never uploaded a one-time key
+    alice.devices.update_tracked_users(["@b:y", "@c:z"])
+    _learn(alice.devices, alice.keys, bob.keys, carol.keys)
+    upload = bob.keys.upload_request()
+    assert upload is not None
+    bob.keys.mark_sent(upload.request_id, {"one_time_key_counts": {}})
+    users = ["@a:x", "@b:y", "@c:z"]
+
+    first = alice.olm.get_missing_sessions(users)  # room A's claim; its answer is held
+    assert first is not None
+    assert alice.olm.get_missing_sessions(users) is None  # room B: being claimed already
+    early = alice.outbound.share_room_key("!b:x", users)
+    assert [r.kind for r in early] == [], "a notice while the claim may yet bring a session"
+    assert alice.olm.claims_awaited(users) == [first.request_id]
+    assert alice.olm.claims_awaited(["@a:x"]) == []
+
+    key_id, key = next(iter(upload.body["one_time_keys"].items()))
+    outcome = alice.olm.mark_sent(
+        first.request_id, {"one_time_keys": {"@b:y": {"B1": {key_id: key}}}}
+    )
+    assert outcome is not None and outcome.sessions_created == (("@b:y", "B1"),)
+    assert outcome.claim_failures == (("@c:z", "C1"),)
+    assert alice.olm.claims_awaited(users) == []
+    shares = alice.outbound.share_room_key("!b:x", users)
+    assert sorted(r.kind for r in shares) == [ToDeviceKind.ROOM_KEY_SHARE, ToDeviceKind.WITHHELD]
+    (withheld,) = [r for r in shares if r.kind is ToDeviceKind.WITHHELD]
+    assert withheld.messages == {"@c:z": {"C1": withheld.messages["@c:z"]["C1"]}}
+    assert withheld.messages["@c:z"]["C1"]["code"] == "m.no_olm"
+    (share,) = [r for r in shares if r.kind is ToDeviceKind.ROOM_KEY_SHARE]
+    pending = alice.core.store.get_pending_to_device(share.request_id)
+    assert pending is not None
+    alice.outbound.share_sent(pending)
+
+    payload = bob.olm.decrypt_event("@a:x", share.messages["@b:y"]["B1"])
+    bob.inbound.receive_room_key(
+        "@a:x", payload.sender_key, payload.sender_ed25519, payload.content
+    )
+    content = alice.outbound.encrypt_room_event("!b:x", "m.room.message", {"body": "room B"})
+    event = {"type": "m.room.encrypted", "sender": "@a:x", "event_id": "$b", "content": content}
+    decrypted = bob.inbound.decrypt_room_event(event, "!b:x")
+    assert isinstance(decrypted, DecryptedEvent) and decrypted.content == {"body": "room B"}
+
+
 # ---------------------------------------------------------------- Megolm out and in
 
 

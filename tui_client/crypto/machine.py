@@ -452,6 +452,12 @@ class OlmMachine:
         """A ``/keys/claim`` for the devices of ``users`` we have no Olm session with."""
         return self._olm.get_missing_sessions(users)
 
+    def claims_awaited(self, users: Iterable[str]) -> list[str]:
+        """The ``/keys/claim`` requests in flight for devices of ``users`` that
+        :meth:`get_missing_sessions` therefore left out: mark them sent or failed before
+        :meth:`share_room_key`, or the key goes without those devices."""
+        return self._olm.claims_awaited(users)
+
     # ------------------------------------------------------------------ Megolm
 
     def share_room_key(

@@ -106,7 +106,8 @@ class OutboundGroupSessions(MachinePart):
         included when our user is. Rotates the session first when it is due (age,
         message count, settings), invalidated, or when a device that received it is
         no longer among the recipients (a member left, a device was deleted or
-        blocked). Devices without an Olm session get an ``m.no_olm`` notice (once);
+        blocked). Devices without an Olm session get an ``m.no_olm`` notice (once),
+        unless a claim for them is in flight (see :meth:`.OlmSessions.claims_awaited`);
         with ``only_verified``, unverified devices get ``m.unverified`` and blocked
         ones ``m.blacklisted``.
 
@@ -173,8 +174,10 @@ class OutboundGroupSessions(MachinePart):
             found = self._olm.preferred_session(device["curve25519"])
             if found is not None:
                 to_share.append((device, found))
-            else:
+            elif not self._olm.claiming(device["user_id"], device["device_id"]):
                 no_olm.append(device)
+            # else: a claim in flight may yet bring the session: no ``m.no_olm`` now (it
+            # would say the device can never have the key); the next share sends it.
 
         requests = [
             self._core.to_device_request(r)

@@ -343,9 +343,29 @@ class OlmSessions(MachinePart):
     def claimable(self, curve25519: str, user_id: str, device_id: str) -> bool:
         if self._claim_retry_at.get(curve25519, 0) > self._clock():
             return False
-        return not any(
+        return not self.claiming(user_id, device_id)
+
+    def claiming(self, user_id: str, device_id: str) -> bool:
+        """Whether a ``/keys/claim`` for this device is in flight (its answer may yet
+        bring the Olm session)."""
+        return any(
             (user_id, device_id) in devices for _, devices in self._claims_in_flight.values()
         )
+
+    def claims_awaited(self, users: Iterable[str]) -> list[str]:
+        """The request IDs of the claims in flight for a device of ``users`` (made by
+        another caller: a second room encrypting at once, the unwedging or secret claims).
+
+        :meth:`get_missing_sessions` leaves such a device out (it is being claimed); a
+        room key shared before the claim's answer would go without it. Wait for these
+        to be marked sent or failed first (issue 19).
+        """
+        wanted = {(d["user_id"], d["device_id"]) for d in self._devices.sendable_devices(users)}
+        return [
+            request_id
+            for request_id, (_, devices) in self._claims_in_flight.items()
+            if devices & wanted
+        ]
 
     def claim_request(self, wanted: dict[str, dict[str, str]]) -> KeysClaimRequest | None:
         if not wanted:

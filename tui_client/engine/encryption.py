@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -198,6 +199,11 @@ class Encryption:
         self._wake = asyncio.Event()
         self._stopping = False
         self._in_flight: set[str] = set()
+        # Set (and replaced) each time a request is marked sent or failed.
+        self._settled = asyncio.Event()
+        #: How long a room key share waits for a ``/keys/claim`` in flight for one of its
+        #: devices (a claim's own time limit: 30 s, the server's 10 s, 15 s of grace).
+        self.claim_wait = 60.0
         self._room_locks: dict[str, asyncio.Lock] = {}
         self._members_fetched: set[str] = set()
 
@@ -597,6 +603,8 @@ class Encryption:
             )
         finally:
             self._in_flight.discard(request.request_id)
+            self._settled.set()
+            self._settled = asyncio.Event()
         for listener in list(self.outcome_listeners):
             try:
                 listener(request, outcome)
@@ -663,9 +671,7 @@ class Encryption:
                     # The request loop is sending the query itself (flush skips what is in
                     # flight): wait for its answer rather than share with stale device lists.
                     await asyncio.sleep(0.05)
-            claim = await self._run(lambda: machine.get_missing_sessions(users))
-            if claim is not None:
-                await self._send(claim)
+            await self._claim_sessions(machine, users)
             last_error: EncryptionError | None = None
             for _ in range(3):
                 shares = await self._run(lambda: machine.share_room_key(room_id, users, settings))
@@ -678,6 +684,42 @@ class Encryption:
                 except EncryptionError as error:
                     last_error = error
             raise last_error or EncryptionError("could not share the room key")
+
+    async def _claim_sessions(self, machine: OlmMachine, users: list[str]) -> None:
+        """Claim the Olm sessions ``users``' devices lack, and wait for the claims already
+        in flight for them (another room encrypting at once, the request loop's unwedging
+        claim): a device whose claim is in flight is not claimed again, and a room key
+        shared before that claim's answer would go without it, unreadable there for good
+        (issue 19). A claim lost on the way is made again; after :attr:`claim_wait` a claim
+        nobody is sending any more (its sender was cancelled) counts as lost."""
+        deadline = time.monotonic() + self.claim_wait
+        gave_up = False
+        claims = 0
+        while claims < 10:  # a claim of ours settles (sent, refused or raised) each time
+            settled = self._settled
+            claim = await self._run(lambda: machine.get_missing_sessions(users))
+            if claim is not None:
+                claims += 1
+                await self._send(claim)
+                continue
+            awaited = await self._run(lambda: machine.claims_awaited(users))
+            left = deadline - time.monotonic()
+            if not awaited:
+                return
+            if left <= 0:
+                lost = set(awaited) - self._in_flight
+                if gave_up or not lost:
+                    return  # still in flight: shared without those devices, no m.no_olm
+                gave_up = True
+                log.warning("key claims %s never settled: claiming again", sorted(lost))
+                for request_id in lost:
+                    await self._run(functools.partial(machine.mark_request_as_failed, request_id))
+                continue
+            self.wake()  # the request loop sends a claim it queued, if it has not yet
+            try:
+                await asyncio.wait_for(settled.wait(), timeout=min(left, 1.0))
+            except TimeoutError:
+                pass
 
     # -- key export and import ---------------------------------------------------------
 
