@@ -5,6 +5,7 @@ left first, so it never misses a stored message."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tui_client.protocol.events import index_event
 from tui_client.store import schema
 from tui_client.store.cache import Cache, Gap, fts_match
 
@@ -260,19 +262,19 @@ def test_migrating_a_version_5_cache_indexes_what_it_holds(
 ) -> None:
     path = tmp_path / "cache.sqlite3"
     monkeypatch.setattr(schema, "SCHEMA_VERSION", 5)
-    old = Account(path)
-    old.ingest(
-        batch(
-            "s1",
-            join={
-                ROOM: joined_room(
-                    [message("$1", "before the index"), _edit("$e", "$1", "edited before")]
-                )
-            },
-        )
-    )
-    old.close()
-    with sqlite3.connect(path) as db:
+    # Events as a version-5 writer left them (today's writers need today's tables).
+    with sqlite3.connect(path, isolation_level=None) as db:
+        schema.migrate(db)
+        for pos, item in enumerate(
+            [message("$1", "before the index"), _edit("$e", "$1", "edited before")]
+        ):
+            index = index_event(item)
+            assert index is not None
+            db.execute(
+                "INSERT INTO events (event_id, room_id, pos, type, sender, ts, state_key, rel_type, "
+                "relates_to, rel_key, txn_id, json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (index[0], ROOM, pos, *index[1:], json.dumps(item)),
+            )
         assert db.execute("PRAGMA user_version").fetchone()[0] == 5
     monkeypatch.undo()
     cache = Cache(path, own_user_id=OWN)
@@ -343,3 +345,42 @@ def test_an_edit_or_redaction_before_indexing_leaves_the_current_text_once(
         account.cache.search_messages(["draft"]) == []
         and account.cache.search_messages(["removed"]) == []
     )
+
+
+def test_migrating_a_version_10_cache_keeps_its_pending_messages_and_drops_row_triggers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "cache.sqlite3"
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 10)
+    old = Account(path)
+    old.ingest(batch("s1", join={ROOM: joined_room([message("$1", "waiting to be indexed")])}))
+    old.close()
+    monkeypatch.undo()
+    account = Account(path)
+    try:
+        assert account.cache.schema_found == 10
+        triggers = {
+            name
+            for (name,) in account.cache.execute_readonly(
+                "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+            )
+        }
+        assert "fts_pending_added" not in triggers and "message_fts_edit_added" not in triggers
+        assert _count(account, "fts_pending") == 1
+        assert _ids(account, "waiting") == ["$1"]
+        # Written by schema 11: the edit re-indexes its (already indexed) message at once.
+        account.ingest(
+            batch(
+                "s2",
+                join={
+                    ROOM: joined_room(
+                        [_edit("$e", "$1", "indexed at last"), message("$2", "later")]
+                    )
+                },
+            )
+        )
+        assert _count(account, "fts_pending") == 1
+        assert _ids(account, "waiting") == [] and _ids(account, "last") == ["$1"]
+        assert _ids(account, "later") == ["$2"]
+    finally:
+        account.close()

@@ -39,6 +39,8 @@ class Ingest:
         # malformed response) continues from here, not from the database.
         self.last_pos: dict[str, int] = {}
         self.timeline_ids: dict[str, set[str]] = {}
+        # The batch's events (those _fill_above writes early too) are the rows after this.
+        self.since = cache._newest_seq()
 
     def summary(self, room_id: str) -> RoomSummary:
         existing = self.result.changed_rooms.get(room_id)
@@ -75,6 +77,7 @@ class Ingest:
                 "WHERE events.pos IS NULL AND excluded.pos IS NOT NULL",
                 self.rows,
             )
+        self.cache._events_added(self.since)
         if self.state_rows:
             db.executemany(
                 "INSERT INTO room_state (room_id, type, state_key, event_id) VALUES (?, ?, ?, ?) "

@@ -21,12 +21,49 @@ from .records import _UNSTORABLE, Event, Gap, StoredEvent, _chunks, _dumps, _sto
 
 log = logging.getLogger(__name__)
 
+# The event types the search index holds (their edits too).
+_MESSAGE_TYPES = "('m.room.message', 'm.room.encrypted')"
+
 
 class TimelineStore:
     """Timeline windows, relations, state and back-fill over one connection."""
 
     _db: sqlite3.Connection
     own_user_id: str
+
+    def _newest_seq(self) -> int:
+        """The highest ``seq`` held (0 for none): rows inserted from now on get higher ones
+        (the rowid, one past the highest; nothing deletes events inside a writer's transaction)."""
+        (seq,) = self._db.execute("SELECT MAX(seq) FROM events").fetchone()
+        return int(seq) if seq is not None else 0
+
+    def _events_added(self, since: int) -> None:
+        """The search index's part of inserting the events after ``since`` (schema 11, once
+        for a whole batch of rows, before its redactions are applied): new messages are noted
+        for :meth:`~.cache.Cache.index_pending`; a message an edit replaces is indexed again
+        with its current text (the edit's row now counts)."""
+        db = self._db
+        db.execute(
+            "INSERT OR IGNORE INTO fts_pending (seq) SELECT seq FROM events WHERE seq > ? "
+            f"AND state_key IS NULL AND type IN {_MESSAGE_TYPES} "
+            "AND rel_type IS NOT 'm.replace' AND redacted_by IS NULL",
+            (since,),
+        )
+        targets = db.execute(
+            "SELECT DISTINCT relates_to FROM events WHERE seq > ? AND rel_type = 'm.replace' "
+            f"AND state_key IS NULL AND type IN {_MESSAGE_TYPES}",
+            (since,),
+        ).fetchall()
+        for (target,) in targets:
+            db.execute(
+                "DELETE FROM message_fts WHERE rowid = (SELECT seq FROM events WHERE event_id = ?)",
+                (target,),
+            )
+            db.execute(
+                "INSERT INTO message_fts (rowid, body) SELECT seq, body FROM search_text "
+                "WHERE body IS NOT NULL AND event_id = ?",
+                (target,),
+            )
 
     def last_pos(self, room_id: str) -> int | None:
         """The newest timeline position of a room."""
@@ -206,6 +243,7 @@ class TimelineStore:
         stored = 0
         with self._db:
             self._db.execute("BEGIN")
+            since = self._newest_seq()
             for event in events:
                 index = index_event(event)
                 if index is None or index[1] != "m.room.member" or index[4] is None:
@@ -216,6 +254,7 @@ class TimelineStore:
                     (room_id, "m.room.member", index[4], index[0]),
                 )
                 stored += cursor.rowcount
+            self._events_added(since)
         return stored
 
     def _insert_event(
@@ -267,6 +306,7 @@ class TimelineStore:
             ).fetchone()
             if not still_open:
                 return []
+            since = self._newest_seq()
             ids: list[str] = [e["event_id"] for e in chunk if isinstance(e.get("event_id"), str)]
             known = self._timeline_ids(ids)
             pos = gap.pos_above
@@ -298,6 +338,7 @@ class TimelineStore:
                     "INSERT OR REPLACE INTO gaps (room_id, pos_above, token) VALUES (?, ?, ?)",
                     (gap.room_id, gap.pos_above, end_token),
                 )
+            self._events_added(since)
             for redaction in redactions:
                 _apply_redaction_row(db, gap.room_id, redaction, room_version)
         stored.reverse()
