@@ -13,8 +13,11 @@ the work, the client does not learn it). Faults:
 - ``TRUNCATE``: send the head and half of the body, then close.
 
 With ``ssl_context`` the proxy speaks TLS to the client (a small TLS endpoint in front of
-a plain-HTTP homeserver). It runs its own event loop in a thread, so synchronous tests,
-asyncio tests and subprocesses can all use it. Standard library only, like :mod:`.synapse`.
+a plain-HTTP homeserver); with ``http2`` as well it offers HTTP/2 by ALPN, as the
+reverse proxies of real homeservers do, and speaks HTTP/1.1 to the server behind it
+(:mod:`.h2_front`); a client that does not ask for ``h2`` gets HTTP/1.1. It runs its own
+event loop in a thread, so synchronous tests, asyncio tests and subprocesses can all use
+it. Standard library only (and the ``h2`` library for HTTP/2).
 """
 
 from __future__ import annotations
@@ -65,6 +68,8 @@ class Exchange:
     status: int | None = None
     response_body: bytes = b""
     faults: list[str] = field(default_factory=list)
+    #: ``"HTTP/1.1"``, or ``"h2"`` for a stream of an HTTP/2 connection.
+    protocol: str = "HTTP/1.1"
 
     @property
     def is_send(self) -> bool:
@@ -88,8 +93,8 @@ def _pass(exchange: Exchange, phase: str) -> Fault:
     return PASS
 
 
-class _Closed(Exception):
-    pass
+class Closed(Exception):
+    """The peer closed the connection before a whole message."""
 
 
 class FaultProxy:
@@ -102,7 +107,12 @@ class FaultProxy:
         *,
         ssl_context: ssl.SSLContext | None = None,
         port: int = 0,
+        http2: bool = False,
     ) -> None:
+        if http2:
+            if ssl_context is None:
+                raise ValueError("HTTP/2 is offered by ALPN, over TLS only (no h2c)")
+            ssl_context.set_alpn_protocols(["h2", "http/1.1"])
         host, _, port_text = upstream.rpartition(":")
         self._upstream = (host.removeprefix("http://") or "127.0.0.1", int(port_text.rstrip("/")))
         self.policy: Policy = policy or _pass
@@ -119,6 +129,14 @@ class FaultProxy:
     @property
     def base_url(self) -> str:
         return f"{'https' if self._ssl else 'http'}://127.0.0.1:{self.port}"
+
+    def record(self, exchange: Exchange) -> None:
+        with self._lock:
+            self.exchanges.append(exchange)
+
+    async def open_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A new plain-HTTP connection to the server behind the proxy."""
+        return await asyncio.open_connection(*self._upstream, limit=1 << 20)
 
     def history(self) -> list[Exchange]:
         with self._lock:
@@ -182,29 +200,34 @@ class FaultProxy:
         self._writers.add(writer)
         upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         try:
+            tls = writer.get_extra_info("ssl_object")
+            if tls is not None and tls.selected_alpn_protocol() == "h2":
+                from .h2_front import serve_h2  # the h2 library, only where HTTP/2 is offered
+
+                await serve_h2(self, reader, writer)
+                return
             while True:
                 try:
-                    head, body = await _read_message(reader, request=True)
-                except (_Closed, ConnectionError, ssl.SSLError, asyncio.IncompleteReadError):
+                    head, body = await read_message(reader, request=True)
+                except (Closed, ConnectionError, ssl.SSLError, asyncio.IncompleteReadError):
                     return
                 method, target = _request_line(head)
                 exchange = Exchange(method, target, body, _headers(head))
-                with self._lock:
-                    self.exchanges.append(exchange)
-                fault = self._decide(exchange, "request")
+                self.record(exchange)
+                fault = self.decide(exchange, "request")
                 if not await self._apply_early(fault, writer, reader):
                     return
                 for attempt in range(2):
                     if upstream is None:
-                        upstream = await asyncio.open_connection(*self._upstream, limit=1 << 20)
+                        upstream = await self.open_upstream()
                     upstream[1].write(head + body)
                     try:
                         await upstream[1].drain()
-                        answer_head, answer_body = await _read_message(
+                        answer_head, answer_body = await read_message(
                             upstream[0], request=False, method=method
                         )
                         break
-                    except (_Closed, ConnectionError, asyncio.IncompleteReadError):
+                    except (Closed, ConnectionError, asyncio.IncompleteReadError):
                         # A kept-alive upstream connection the server had closed: once more.
                         upstream[1].close()
                         upstream = None
@@ -215,7 +238,7 @@ class FaultProxy:
                 if upstream is not None and b"connection: close" in answer_head.lower():
                     upstream[1].close()
                     upstream = None
-                fault = self._decide(exchange, "response")
+                fault = self.decide(exchange, "response")
                 if fault.kind == "delay":
                     await asyncio.sleep(fault.seconds)
                 elif fault.kind == "hold":
@@ -224,7 +247,7 @@ class FaultProxy:
                 elif fault.kind == "drop":
                     return
                 elif fault.kind == "reset":
-                    _reset(writer)
+                    reset_connection(writer)
                     return
                 elif fault.kind == "truncate":
                     writer.write(
@@ -244,7 +267,7 @@ class FaultProxy:
             with contextlib.suppress(Exception):
                 writer.close()
 
-    def _decide(self, exchange: Exchange, phase: str) -> Fault:
+    def decide(self, exchange: Exchange, phase: str) -> Fault:
         try:
             fault = self.policy(exchange, phase)
         except Exception:  # a broken policy must not wedge the proxy
@@ -265,7 +288,7 @@ class FaultProxy:
         elif fault.kind in ("drop", "truncate"):
             return False
         elif fault.kind == "reset":
-            _reset(writer)
+            reset_connection(writer)
             return False
         return True
 
@@ -275,7 +298,7 @@ def head_with_close(head: bytes) -> bytes:
     return head[:-2].replace(b"\r\nConnection: keep-alive", b"") + b"Connection: close\r\n\r\n"
 
 
-def _reset(writer: asyncio.StreamWriter) -> None:
+def reset_connection(writer: asyncio.StreamWriter) -> None:
     sock = writer.get_extra_info("socket")
     if sock is not None:
         with contextlib.suppress(OSError):
@@ -308,14 +331,14 @@ def _headers(head: bytes) -> dict[str, str]:
     return headers
 
 
-async def _read_message(
+async def read_message(
     reader: asyncio.StreamReader, *, request: bool, method: str = "GET"
 ) -> tuple[bytes, bytes]:
     """One HTTP/1.1 message: its head (with the blank line) and its raw body."""
     try:
         head = await reader.readuntil(b"\r\n\r\n")
     except asyncio.IncompleteReadError as error:
-        raise _Closed from error
+        raise Closed from error
     headers = _headers(head)
     if "content-length" in headers:
         return head, await reader.readexactly(int(headers["content-length"]))
