@@ -40,6 +40,7 @@ BENCHMARKS = (
     "memory",
     "first_login",
     "images",
+    "http2",
 )
 # These run in their own process and print their own report (the UI ones drive the whole app).
 UI_BENCHMARKS = (
@@ -51,6 +52,7 @@ UI_BENCHMARKS = (
     "memory",
     "first_login",
     "images",
+    "http2",
 )
 Row = list[str]
 

@@ -58,5 +58,6 @@ def test_every_benchmark_runs_once_in_quick_mode() -> None:
         "first login: 30 joined rooms, /login to the first room list of 20 rooms",
         "sliding / v2: first list x",
         "images: 40-image room vs 40-message text room",
+        "http2: HTTP/2 vs HTTP/1.1 through one TLS front",
     ):
         assert line in done.stdout, line

@@ -79,6 +79,8 @@ class Config:
     image_protocol: str = "auto"
     #: The identity server to find people by email ("": the one the homeserver suggests).
     identity_server: str = ""
+    #: Offer HTTP/2 to homeservers over HTTPS (the server chooses by ALPN).
+    http2: bool = True
     #: ``[keys]`` as parsed: ``{context: {key: action}}``; checked by the key-binding code.
     keys: Mapping[str, Any] = field(default_factory=dict)
     #: The ``Config`` field names the file set (these win over the cache).
@@ -276,6 +278,15 @@ SETTINGS: tuple[Setting, ...] = (
         _https_url,
         "The identity server that finds people by email (its base URL); empty: the one\n"
         "your homeserver suggests (m.identity_server in its .well-known).",
+    ),
+    Setting(
+        "network",
+        "http2",
+        "http2",
+        _boolean,
+        "Offer HTTP/2 to homeservers over HTTPS (the server chooses; one without it gets\n"
+        "HTTP/1.1, plain http always does). Read at start.\n"
+        "TUI_CLIENT_HTTP2=0 (or 1) in the environment wins over this.",
     ),
 )
 

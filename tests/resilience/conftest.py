@@ -19,7 +19,8 @@ from .tls_support import TestCA, server_context
 @dataclass
 class TlsWorld:
     """Synapse behind a TLS endpoint at ``https://localhost:<port>`` (its server name is
-    ``localhost:<port>``, so discovery from a user ID finds it), certificates from ``ca``."""
+    ``localhost:<port>``, so discovery from a user ID finds it), certificates from ``ca``.
+    The endpoint offers HTTP/2 by ALPN, as real homeservers' reverse proxies do."""
 
     synapse: SynapseServer
     proxy: FaultProxy
@@ -29,11 +30,12 @@ class TlsWorld:
     def url(self) -> str:
         return f"https://localhost:{self.proxy.port}"
 
-    def endpoint(self, label: str, **leaf: object) -> FaultProxy:
+    def endpoint(self, label: str, *, http2: bool = False, **leaf: object) -> FaultProxy:
         """Another TLS endpoint in front of the same server, with a certificate of its own
-        (``expired=True``, ``hosts=(...)``, ``self_signed=True``), on a free port."""
+        (``expired=True``, ``hosts=(...)``, ``self_signed=True``), on a free port; HTTP/1.1
+        only unless ``http2``."""
         cert = self.ca.leaf(label, **leaf)  # type: ignore[arg-type]
-        return FaultProxy(self.synapse.base_url, ssl_context=server_context(cert))
+        return FaultProxy(self.synapse.base_url, ssl_context=server_context(cert), http2=http2)
 
 
 def free_port() -> int:
@@ -55,7 +57,9 @@ def tls_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsWorld]:
         },
     )
     server.start()
-    proxy = FaultProxy(server.base_url, ssl_context=server_context(ca.leaf("good")), port=port)
+    proxy = FaultProxy(
+        server.base_url, ssl_context=server_context(ca.leaf("good")), port=port, http2=True
+    )
     try:
         proxy.start()
         yield TlsWorld(server, proxy, ca)

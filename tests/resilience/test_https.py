@@ -60,8 +60,10 @@ async def test_discovery_login_sync_files_and_e2ee_over_tls(
     finally:
         await alice.close()
         await bob.close()
-    # Every one of those requests went through the TLS endpoint.
-    paths = [e.path.split("?", 1)[0] for e in tls_world.proxy.history()[before:]]
+    # Every one of those requests went through the TLS endpoint, over HTTP/2 (offered by it).
+    exchanges = tls_world.proxy.history()[before:]
+    assert {e.protocol for e in exchanges} == {"h2"}
+    paths = [e.path.split("?", 1)[0] for e in exchanges]
     for wanted in (
         "/.well-known/matrix/client",
         "/login",

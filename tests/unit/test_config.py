@@ -269,3 +269,20 @@ def test_the_encryption_library_is_a_setting() -> None:
         2,
         'encryption.backend must be one of "vodozemac", "olm"; using the default ("vodozemac")',
     )
+
+
+def test_http2_is_a_setting_and_reaches_the_connections(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tui_client.net import http as net_http
+
+    monkeypatch.delenv(net_http.HTTP2_ENV, raising=False)
+    monkeypatch.setattr(net_http, "_configured_http2", None)
+    assert Config().http2 is True
+    config = parse_config("[network]\nhttp2 = false\n")
+    assert config.problems == () and config.http2 is False and config.names("http2")
+    assert net_http.HomeserverConnection("https://example.org").http2
+    net_http.configure_http2(config.http2)  # what run_app does at start
+    assert not net_http.HomeserverConnection("https://example.org").http2
+    monkeypatch.setenv(net_http.HTTP2_ENV, "1")  # the environment wins
+    assert net_http.HomeserverConnection("https://example.org").http2
+    [problem] = parse_config('[network]\nhttp2 = "yes"\n').problems
+    assert problem.line == 2 and "true or false" in problem.message

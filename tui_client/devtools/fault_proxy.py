@@ -28,6 +28,7 @@ import socket
 import ssl
 import struct
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -125,6 +126,9 @@ class FaultProxy:
         self._thread: threading.Thread | None = None
         self._server: asyncio.base_events.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._upstreams: weakref.WeakSet[asyncio.StreamWriter] = weakref.WeakSet()
+        #: Set by :meth:`stop`: no request is sent again on a new upstream connection.
+        self.closing = False
 
     @property
     def base_url(self) -> str:
@@ -136,7 +140,9 @@ class FaultProxy:
 
     async def open_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """A new plain-HTTP connection to the server behind the proxy."""
-        return await asyncio.open_connection(*self._upstream, limit=1 << 20)
+        connection = await asyncio.open_connection(*self._upstream, limit=1 << 20)
+        self._upstreams.add(connection[1])
+        return connection
 
     def history(self) -> list[Exchange]:
         with self._lock:
@@ -174,13 +180,18 @@ class FaultProxy:
         async def shut() -> None:
             if self._server is not None:
                 self._server.close()
-            for writer in list(self._writers):
+            # Closing the connections ends their tasks (cancelling them would leave a
+            # request still waiting on the server, a long-poll, to be reported at exit).
+            self.closing = True
+            for writer in [*self._writers, *self._upstreams]:
                 writer.transport.abort()
             tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
             if tasks:
                 _, stuck = await asyncio.wait(tasks, timeout=5)
                 for task in stuck:
                     task.cancel()
+                if stuck:
+                    await asyncio.wait(stuck, timeout=1)
 
         asyncio.run_coroutine_threadsafe(shut(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
@@ -231,7 +242,7 @@ class FaultProxy:
                         # A kept-alive upstream connection the server had closed: once more.
                         upstream[1].close()
                         upstream = None
-                        if attempt:
+                        if attempt or self.closing:
                             return
                 exchange.status = _status(answer_head)
                 exchange.response_body = answer_body

@@ -199,7 +199,7 @@ class _H2Connection:
                 )
             except (Closed, ConnectionError, asyncio.IncompleteReadError):
                 upstream[1].close()  # a kept-alive connection the server had closed
-                if attempt:
+                if attempt or self.proxy.closing:
                     raise
                 continue
             except BaseException:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import socket
 import ssl
@@ -27,6 +28,8 @@ __all__ = [
     "TokenSource",
     "backoff_delay",
     "certificate_problem",
+    "configure_http2",
+    "http2_wanted",
     "map_transport_error",
     "trust_context",
 ]
@@ -146,6 +149,41 @@ class TokenSource(Protocol):
 
 _trust: ssl.SSLContext | None = None
 
+HTTP2_ENV = "TUI_CLIENT_HTTP2"
+_configured_http2: bool | None = None
+
+
+def configure_http2(enabled: bool | None) -> None:
+    """Whether connections offer HTTP/2 (the config file's ``[network] http2``); set at start."""
+    global _configured_http2
+    _configured_http2 = enabled
+
+
+def http2_wanted(explicit: bool | None = None) -> bool:
+    """Whether a connection offers HTTP/2: ``explicit``, else ``$TUI_CLIENT_HTTP2`` (``0``/``1``),
+    else the config file's, else yes.
+
+    Offered over HTTPS only, by ALPN, so the server chooses (one without it gets HTTP/1.1);
+    never over plain http (no h2c). It measurably helps where requests overlap: sends and
+    key requests while the ``/sync`` long-poll holds a connection, a burst of thumbnails, a
+    cold start (one TLS handshake instead of several); see bench/README.md, ``http2``.
+    """
+    if explicit is not None:
+        return explicit
+    env = os.environ.get(HTTP2_ENV, "").strip().lower()
+    if env in ("0", "false", "no", "off"):
+        return False
+    if env in ("1", "true", "yes", "on"):
+        return True
+    return _configured_http2 if _configured_http2 is not None else True
+
+
+def _h2_available() -> bool:
+    """Whether httpx can speak HTTP/2 here (the ``h2`` package, ``httpx[http2]``)."""
+    import importlib.util
+
+    return importlib.util.find_spec("h2") is not None
+
 
 def trust_context() -> ssl.SSLContext:
     """The TLS context of every connection: the system's trust store (through truststore).
@@ -166,7 +204,8 @@ class HomeserverConnection:
     """An HTTP connection to one homeserver, with its access token.
 
     ``transport`` replaces httpx's network transport (tests inject faults with
-    ``httpx.MockTransport`` or a proxy). ``max_rate_limit_wait`` caps the total time
+    ``httpx.MockTransport`` or a proxy). ``http2``: whether to offer HTTP/2 over HTTPS
+    (default: :func:`http2_wanted`). ``max_rate_limit_wait`` caps the total time
     one request waits on 429 answers before the error is raised to the caller.
     """
 
@@ -178,8 +217,12 @@ class HomeserverConnection:
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         max_rate_limit_wait: float = 300.0,
+        http2: bool | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        #: Offer HTTP/2 by ALPN (https only: never h2c over plain http); the server chooses.
+        #: ``None``: :func:`http2_wanted` (the environment, the config file, else yes).
+        self.http2 = http2_wanted(http2)
         self.access_token = access_token
         self.timeout = timeout
         self.max_rate_limit_wait = max_rate_limit_wait
@@ -202,6 +245,7 @@ class HomeserverConnection:
         if self._client_instance is None:
             self._client_instance = httpx.AsyncClient(
                 base_url=self.base_url,
+                http2=self.http2 and _h2_available() and self.base_url.startswith("https://"),
                 transport=self._transport,
                 verify=trust_context(),
                 timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),

@@ -27,6 +27,7 @@ from ..engine.paths import profile_dir
 from ..engine.settings import account_values, apply_config
 from ..engine.storage import StorageUnavailable
 from ..engine.updates import CryptoStoreUpgrade, RoomListChanged, SessionEnded, SyncStatus, Update
+from ..net.http import configure_http2
 from ..protocol.directory import PublicRoom
 from ..protocol.ids import InvalidIdentifier
 from ..protocol.sanitize import clean_line
@@ -825,6 +826,8 @@ def run_app(
     # The config's encryption library, for every account this run opens (the
     # environment's TUI_CLIENT_CRYPTO_BACKEND wins over it).
     configure_backend(config.crypto_backend if config is not None else None)
+    # HTTP/2 over HTTPS, unless the config file turns it off (TUI_CLIENT_HTTP2 wins).
+    configure_http2(config.http2 if config is not None else None)
     TuiClientApp(
         profile=profile, base_dir=base_dir, homeserver=homeserver, user_id=user_id, config=config
     ).run()

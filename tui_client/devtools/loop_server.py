@@ -1,0 +1,67 @@
+"""A loopback TCP server with an event loop of its own in a thread (a context manager), for
+the small network stand-ins of tests and benchmarks: an HTTPS proxy that tunnels
+(tests/resilience/tls_support.py), a relay that adds latency (bench/http2.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Self
+
+__all__ = ["LoopbackServer"]
+
+
+class LoopbackServer:
+    """Listens on ``127.0.0.1:port`` (a free port) while entered; :meth:`serve` handles one
+    connection. Leaving closes every connection it tracked (its clients', and any opened
+    with :meth:`track`) and waits for their handlers to end."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._server: asyncio.base_events.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+    def track(self, writer: asyncio.StreamWriter) -> None:
+        """Close ``writer``'s connection too when the server stops."""
+        self._writers.add(writer)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.track(writer)
+        try:
+            await self.serve(reader, writer)
+        except (ConnectionError, OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._writers.discard(writer)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        self._server = asyncio.run_coroutine_threadsafe(
+            asyncio.start_server(self._accept, "127.0.0.1", 0), self._loop
+        ).result(10)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        async def shut() -> None:
+            assert self._server is not None
+            self._server.close()
+            for writer in self._writers:
+                writer.transport.abort()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            if tasks:
+                _, stuck = await asyncio.wait(tasks, timeout=5)
+                for task in stuck:
+                    task.cancel()
+                if stuck:
+                    await asyncio.wait(stuck, timeout=1)
+
+        asyncio.run_coroutine_threadsafe(shut(), self._loop).result(15)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
