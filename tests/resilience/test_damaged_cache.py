@@ -7,6 +7,7 @@ The damage is done to a real client's encrypted cache between two runs.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from pathlib import Path
@@ -39,6 +40,11 @@ async def _prepared(
     await alice.send_message(room, "alice's old secret")
     await bob.send_message(room, "bob's old secret")
     await shown(await alice.open_room(room), "bob's old secret")
+    # Alice's own message answered by the server (not still on its way when she stops).
+    for _ in range(600):
+        if not await alice.db.run(alice.cache.outbox, None, ("pending",)):
+            break
+        await asyncio.sleep(0.05)
     await alice.stop()
     await alice.send_message(room, "queued before the damage")
     await bob.close()

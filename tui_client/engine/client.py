@@ -26,6 +26,7 @@ from ..store.encrypted_db import shred_database
 from ..store.repair import RepairReport, open_checked
 from . import gc_policy
 from .attachments import save_attachment
+from .cache_damage import CacheDamage
 from .cache_key import CACHE_KEY, cache_key
 from .core import Core
 from .dbthread import DatabaseThread
@@ -165,6 +166,10 @@ class MatrixClient(ClientServices, RoomCommands):
         #: Whether the cache can be written (a full disk, a read-only folder: engine/storage.py).
         self.storage = StorageHealth(self.db.run, self.cache.probe_write, self.publish)
         self.db.on_storage_problem = self.storage.report
+        #: A damaged cache found while running (engine/cache_damage.py).
+        self.damage = CacheDamage(
+            self.db, self.cache, self.storage, self.publish, folder / CACHE_FILE, key
+        )
         self.send_queue = SendQueue(
             self.cache,
             self.db,
@@ -297,7 +302,11 @@ class MatrixClient(ClientServices, RoomCommands):
     # -- lifecycle ------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Load the room list from the cache and publish it (before any network I/O)."""
+        """Load the room list from the cache and publish it (before any network I/O); a
+        damaged cache gives what reads back (engine/cache_damage.py)."""
+        await self.damage.survive(self._open_cache())
+
+    async def _open_cache(self) -> None:
         self.rooms = await self.db.run(self.cache.load_summaries)
         self.last_room = await self.db.run(self.cache.get_meta, "last_room")
         self._unfinished_joins = await self.db.run(self.cache.joins_pending)
@@ -340,6 +349,7 @@ class MatrixClient(ClientServices, RoomCommands):
             asyncio.ensure_future(self.backup.run()),
             asyncio.ensure_future(self.uploads.resume()),
             asyncio.ensure_future(self._recheck_sliding_sync()),
+            asyncio.ensure_future(self.damage.check_after(self.sync_loop.first_batch_done)),
             # Sliding sync carries no presence: ours said and the open rooms' members read apart.
             asyncio.ensure_future(
                 self.presence.keep_alive(

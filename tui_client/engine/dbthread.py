@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
-from .storage import StorageUnavailable, storage_problem
+from ..store.repair import is_corruption
+from .storage import IO_ERROR, CacheDamagedError, StorageUnavailable, storage_problem
 
 __all__ = ["DatabaseThread"]
 
@@ -28,25 +29,51 @@ class DatabaseThread:
         )
         #: Told (on the event loop) when a call failed because the cache cannot be written.
         self.on_storage_problem: Callable[[str], None] | None = None
+        #: Told (on the event loop) when a call found the cache file damaged, with SQLite's words.
+        self.on_damage: Callable[[str], None] | None = None
+        #: Whether a disk I/O error is the file's damage (SQLCipher says so of a page whose
+        #: HMAC fails): the full check, on a connection of its own; None if it is not.
+        self.verify: Callable[[], Awaitable[str | None]] | None = None
+        #: Set once the cache was found damaged: every failure to write says so from then on.
+        self.damaged = False
 
     async def run(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``function(*args, **kwargs)`` on the database thread and await its result.
 
         A failure to write (a full disk, a read-only folder) is raised as
-        :class:`~.storage.StorageUnavailable` and reported to :attr:`on_storage_problem`.
+        :class:`~.storage.StorageUnavailable` and reported to :attr:`on_storage_problem`;
+        a damaged file ("database disk image is malformed") as
+        :class:`~.storage.CacheDamagedError`, reported to :attr:`on_damage`.
         """
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, lambda: function(*args, **kwargs))
+        except CacheDamagedError:
+            raise
         except StorageUnavailable as error:
+            if self.damaged:
+                raise CacheDamagedError(str(error)) from error
             self._report(error.problem)
             raise
         except Exception as error:
             problem = storage_problem(error)
+            if is_corruption(error) or (self.damaged and problem is not None):
+                self._damage(str(error))
+                raise CacheDamagedError(str(error)) from error
             if problem is None:
                 raise
+            if problem == IO_ERROR and self.verify is not None:
+                found = await self.verify()
+                if found is not None:
+                    self._damage(found)
+                    raise CacheDamagedError(found) from error
             self._report(problem)
             raise StorageUnavailable(problem) from error
+
+    def _damage(self, reason: str) -> None:
+        self.damaged = True
+        if self.on_damage is not None:
+            self.on_damage(reason)
 
     def _report(self, problem: str) -> None:
         if self.on_storage_problem is not None:

@@ -28,7 +28,7 @@ from typing import Any
 
 from .updates import StorageChanged, Update
 
-__all__ = ["StorageHealth", "StorageUnavailable", "storage_problem"]
+__all__ = ["DAMAGED", "CacheDamagedError", "StorageHealth", "StorageUnavailable", "storage_problem"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,8 @@ _SQLITE_FULL = 13
 FULL = "the disk is full"
 READ_ONLY = "the data folder is read-only"
 IO_ERROR = "the data folder cannot be written (disk error)"
+#: The cache file itself is damaged (engine/cache_damage.py): it lasts until a rebuild.
+DAMAGED = "the cache is damaged"
 
 
 class StorageUnavailable(OSError):
@@ -51,6 +53,15 @@ class StorageUnavailable(OSError):
 
     def __str__(self) -> str:
         return self.problem
+
+
+class CacheDamagedError(StorageUnavailable):
+    """A store operation found the cache damaged (or was refused because it is)."""
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__(DAMAGED)
+        #: What SQLite said.
+        self.reason = reason
 
 
 def storage_problem(error: BaseException) -> str | None:
@@ -109,7 +120,7 @@ class StorageHealth:
 
     def report(self, problem: str) -> None:
         """A write failed for ``problem`` (called on the event loop)."""
-        if self.problem == problem:
+        if self.problem in (problem, DAMAGED):
             return
         first = self.problem is None
         self.problem = problem
@@ -118,6 +129,16 @@ class StorageHealth:
         self._publish(StorageChanged(problem))
         if first and (self._prober is None or self._prober.done()):
             self._prober = asyncio.ensure_future(self._probe_until_writable())
+
+    def damaged(self) -> None:
+        """The cache file is damaged: nothing is written to it again (no probe ends this;
+        a rebuild opens a new cache and a new client)."""
+        if self.problem == DAMAGED:
+            return
+        self.problem = DAMAGED
+        self.writable.clear()
+        self.stop()
+        self._publish(StorageChanged(DAMAGED))
 
     async def wait_writable(self, wake: asyncio.Event | None = None) -> None:
         """Until the cache can be written again (or ``wake`` is set, cleared first)."""
@@ -133,7 +154,7 @@ class StorageHealth:
                 wait.cancel()
 
     async def _probe_until_writable(self) -> None:
-        while self.problem is not None:
+        while self.problem is not None and self.problem != DAMAGED:
             await asyncio.sleep(self.interval)
             try:
                 await self._run(self._probe)
@@ -142,6 +163,8 @@ class StorageHealth:
             except Exception:
                 log.exception("the storage probe failed")
                 continue
+            if self.problem == DAMAGED:
+                return
             log.info("the cache can be written again")
             self.problem = None
             self.writable.set()

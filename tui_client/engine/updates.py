@@ -94,6 +94,14 @@ class StorageChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class CacheDamageFound:
+    """The cache file was found damaged while running (engine/cache_damage.py): nothing
+    more is written to it; the UI offers the rebuild (``reason``: SQLite's words)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class RoomListChanged:
     """Some rooms changed; ``rooms`` is the whole current list (any order)."""
 
@@ -456,4 +464,5 @@ Update = (
     | ThreadUnreadChanged
     | UploadProgress
     | StorageChanged
+    | CacheDamageFound
 )

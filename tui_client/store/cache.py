@@ -100,6 +100,8 @@ class Cache(TimelineStore):
         # 38 MB less peak RSS through a 1,000-room first sync (bench/memory.py).
         self._db.execute("PRAGMA cache_size=-8192")
         self.schema_found = migrate(self._db)
+        #: Whether every page was checked at this open (store/repair.py).
+        self.fully_checked = False
         self.own_user_id = own_user_id or (self.get_meta("user_id") or "")
 
     def crypto_store(self) -> SqliteCryptoStore:
@@ -136,6 +138,15 @@ class Cache(TimelineStore):
             except BaseException:
                 self.rollback()
                 raise
+
+    def stop_writing(self) -> None:
+        """Never write to this file again (it is damaged): a transaction left open is
+        abandoned and every later write refused by SQLite."""
+        try:
+            self.rollback()
+        except Exception:  # the damage may refuse even that; SQLite has rolled back then
+            pass
+        self._db.execute("PRAGMA query_only = 1")
 
     def close(self) -> None:
         """Close the connection (checkpointing the WAL), noting that it closed cleanly

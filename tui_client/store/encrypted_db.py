@@ -97,13 +97,18 @@ def is_plain_sqlite(path: Path) -> bool:
         return False
 
 
-def connect(path: Path | str, key: bytes | None) -> sqlite3.Connection:
+def connect(path: Path | str, key: bytes | None, *, salvage: bool = False) -> sqlite3.Connection:
     """A connection in autocommit mode; encrypted with ``key``, or plain SQLite when it is ``None``.
 
+    ``salvage``: to read what is left of a damaged file (store/repair.py): a file cut
+    short then opens with the pages it still has (``writable_schema``; never written).
     Raises :class:`CacheKeyError` when the file exists and does not open with ``key``.
     """
     if key is None:
-        return sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        plain = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        if salvage:
+            plain.execute("PRAGMA writable_schema = ON")
+        return plain
     if len(key) != KEY_BYTES:
         raise ValueError(f"the cache key must be {KEY_BYTES} bytes")
     from sqlcipher3 import dbapi2
@@ -121,6 +126,8 @@ def connect(path: Path | str, key: bytes | None) -> sqlite3.Connection:
             db.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
             for pragma in settings:
                 db.execute(pragma)
+            if salvage:
+                db.execute("PRAGMA writable_schema = ON")
             # The key is only checked when the first page is read.
             db.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except dbapi2.DatabaseError as refused:

@@ -1,8 +1,14 @@
-"""A damaged cache, found at open and rebuilt around what can be saved.
+"""A damaged cache, found at open, at run time or by a check after start, and rebuilt
+around what can be saved.
 
 :func:`open_checked` opens the cache and, unless the last run closed it cleanly, runs
-``PRAGMA quick_check``; a cache that
-fails it, that SQLite cannot read (a truncated file, a page of zeros), or whose schema
+``PRAGMA quick_check``. After a clean close it only compares the file's size with the
+pages SQLite counts (a file cut short or grown by a backup tool: microseconds); the full
+check then runs after start, in the background on a connection of its own
+(:func:`check_file`, engine/cache_damage.py), and damage found there or by any store
+operation at run time (:func:`is_corruption`) leaves a mark beside the file
+(:func:`mark_damaged`) so that the next open rebuilds it. A cache that
+fails a check, that is marked, that SQLite cannot read (a truncated file, a page of zeros), or whose schema
 comes from a newer release is rebuilt: a new file with the current schema receives,
 table by table, what still reads from the old one and cannot be fetched again (the
 crypto store: this device's identity, Olm and Megolm sessions, cross-signing and backup
@@ -28,7 +34,14 @@ from .cache import CLEAN_CLOSE, Cache
 from .encrypted_db import CacheDamaged, CacheKeyError, connect
 from .schema import SchemaTooNew, migrate
 
-__all__ = ["RepairReport", "open_checked"]
+__all__ = [
+    "RepairReport",
+    "check_file",
+    "damage_mark",
+    "is_corruption",
+    "mark_damaged",
+    "open_checked",
+]
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +97,80 @@ def _cannot_write(error: BaseException) -> bool:
     return any(words in text for words in ("disk is full", "readonly database", "disk i/o error"))
 
 
-def _problem(cache: Cache) -> str | None:
+# SQLite's primary result codes for a damaged file.
+_SQLITE_CORRUPT = 11
+_SQLITE_NOTADB = 26
+
+
+def is_corruption(error: BaseException) -> bool:
+    """Whether ``error`` says the file is damaged (SQLITE_CORRUPT, SQLITE_NOTADB: "database
+    disk image is malformed", "file is not a database"), from sqlite3 or sqlcipher3."""
+    if isinstance(error, CacheDamaged):
+        return True
+    if type(error).__name__ not in ("DatabaseError", "OperationalError", "IntegrityError"):
+        return False
+    code = getattr(error, "sqlite_errorcode", None)
+    if isinstance(code, int) and code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+        return True
+    text = str(error).lower()
+    return any(
+        words in text
+        for words in ("malformed", "file is not a database", "vtable constructor failed")
+    )
+
+
+def damage_mark(path: Path) -> Path:
+    """The file beside the cache that says it is damaged (its text: why)."""
+    return path.with_name(path.name + ".damaged")
+
+
+def mark_damaged(path: Path, reason: str) -> None:
+    """Note that the cache at ``path`` is damaged: the next :func:`open_checked` rebuilds it
+    (even if the damage is where its checks do not look)."""
+    try:
+        damage_mark(path).write_text(reason[:500], encoding="utf-8")
+    except OSError as error:  # the folder cannot be written: the checks find it again
+        log.error("cannot mark the cache as damaged: %s", error)
+
+
+def _problem(db: sqlite3.Connection) -> str | None:
     """``PRAGMA quick_check``'s first complaint, or None for a sound file."""
-    rows = cache._db.execute("PRAGMA quick_check(5)").fetchall()
+    rows = db.execute("PRAGMA quick_check(5)").fetchall()
     found = [str(r[0]) for r in rows]
     return None if found == ["ok"] else "; ".join(found)[:200]
+
+
+def _size_problem(path: Path, db: sqlite3.Connection) -> str | None:
+    """The cheap check after a clean close: the file holds exactly the pages SQLite counts
+    (a clean close leaves no WAL to add to them)."""
+    wal = Path(f"{path}-wal")
+    if str(path) == ":memory:" or (wal.exists() and wal.stat().st_size > 0):
+        return None
+    pages = int(db.execute("PRAGMA page_count").fetchone()[0])
+    page_size = int(db.execute("PRAGMA page_size").fetchone()[0])
+    size = path.stat().st_size
+    if size < pages * page_size or size % page_size:
+        return f"the file is {size} bytes, its {pages} pages make {pages * page_size}"
+    if size > pages * page_size:  # pages SQLite does not use: harmless; check_file looks
+        log.warning("the cache file has %d bytes past its last page", size - pages * page_size)
+    return None
+
+
+def check_file(path: Path, key: bytes | None) -> str | None:
+    """The full check of the cache at ``path`` on a connection of its own (read only, in a
+    thread of its own: the client's connection goes on meanwhile): what is wrong, or None.
+    A disk that cannot be read raises."""
+    db = connect(path, key)
+    try:
+        db.execute("PRAGMA query_only = 1")
+        return _problem(db)
+    except Exception as error:
+        if is_corruption(error) or (key is not None and "disk i/o error" in str(error).lower()):
+            # SQLCipher says a page whose HMAC fails is an I/O error when it reads it.
+            return f"SQLite: {error}"
+        raise
+    finally:
+        db.close()
 
 
 def open_checked(
@@ -100,7 +182,13 @@ def open_checked(
     (the key may be wrong: engine/cache_key.py sets such a file aside, untouched).
     """
     reason: str | None = None
+    clean = False
+    mark = damage_mark(path)
+    if mark.exists() and not path.exists():
+        mark.unlink()
     try:
+        if mark.exists():
+            raise CacheDamaged(mark.read_text(encoding="utf-8", errors="replace").strip())
         cache = Cache(path, own_user_id=own_user_id, key=key)
     except CacheKeyError:
         raise
@@ -113,20 +201,24 @@ def open_checked(
             "DatabaseError",
             "OperationalError",
             "IntegrityError",
-        ) or _cannot_write(error):
+        ) or (_cannot_write(error) and not _unreadable(path, key, error)):
             raise
         reason = f"SQLite: {error}"
     else:
         try:
             # The full check reads every page (~7 ms a MB encrypted): only after a run that
             # did not end cleanly (a crash, a kill, a power cut), where damage comes from.
-            reason = None if cache.get_meta(CLEAN_CLOSE) == "1" else _problem(cache)
+            # After a clean close the file is only measured; check_file looks at every
+            # page after start.
+            clean = cache.get_meta(CLEAN_CLOSE) == "1"
+            reason = _size_problem(path, cache._db) if clean else _problem(cache._db)
         except Exception as error:
-            if _cannot_write(error):
+            if _cannot_write(error) and not _unreadable(path, key, error):
                 cache._db.close()
                 raise
             reason = f"SQLite: {error}"
         if reason is None:
+            cache.fully_checked = not clean
             try:
                 cache.set_meta(CLEAN_CLOSE, "0")
             except Exception:  # a full disk: the storage check says so once the client runs
@@ -135,7 +227,21 @@ def open_checked(
         cache._db.close()
     log.error("the cache at %s is damaged (%s): rebuilding it", path, reason)
     report = _rebuild(path, key, reason)
-    return Cache(path, own_user_id=own_user_id, key=key), report
+    mark.unlink(missing_ok=True)
+    cache = Cache(path, own_user_id=own_user_id, key=key)
+    cache.fully_checked = True  # a new file, just written
+    return cache, report
+
+
+def _unreadable(path: Path, key: bytes | None, error: BaseException) -> bool:
+    """A "disk I/O error" from SQLCipher reading a page whose HMAC fails is damage, not the
+    disk: told apart by the full check on a connection of its own."""
+    if key is None or "disk i/o error" not in str(error).lower():
+        return False
+    try:
+        return check_file(path, key) is not None
+    except Exception:
+        return False
 
 
 def _rebuild(path: Path, key: bytes | None, reason: str) -> RepairReport:
@@ -197,7 +303,8 @@ def _copy(
     copied: list[str] = []
     failed: list[str] = []
     try:
-        old = connect(path, key)
+        old = connect(path, key, salvage=True)
+        old.execute("PRAGMA query_only = 1")
     except Exception as error:
         log.error("the damaged cache does not open for reading: %s", error)
         return copied, list(tables)
