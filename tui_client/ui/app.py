@@ -26,12 +26,19 @@ from ..engine.opener import HandlerError, open_with_handler
 from ..engine.paths import profile_dir
 from ..engine.settings import account_values, apply_config
 from ..engine.storage import StorageUnavailable
-from ..engine.updates import CryptoStoreUpgrade, RoomListChanged, SessionEnded, SyncStatus, Update
+from ..engine.updates import (
+    CacheDamageFound,
+    CryptoStoreUpgrade,
+    RoomListChanged,
+    SessionEnded,
+    SyncStatus,
+    Update,
+)
 from ..net.http import configure_http2
 from ..protocol.directory import PublicRoom
 from ..protocol.ids import InvalidIdentifier
 from ..protocol.sanitize import clean_line
-from . import notification_commands, notify
+from . import cache_damage, notification_commands, notify
 from .accounts import AccountManager
 from .app_interface import ClientApp
 from .bindings import APP_BINDINGS
@@ -144,6 +151,7 @@ class TuiClientApp(ClientApp):
             UpdateRoutes()
             .on(RoomListChanged, lambda _update: self.accounts.refresh())
             .on(SessionEnded, self._session_ended)
+            .on(CacheDamageFound, partial(cache_damage.offer_rebuild, self))
         )
         if self.no_color:
             honour_no_color(self._filters)
@@ -326,6 +334,7 @@ class TuiClientApp(ClientApp):
         # The room list and the screens are long-lived: out of the collector's sight.
         self.call_after_refresh(gc_policy.settle)
         self.security.attach(chat)
+        cache_damage.after_open(self, client)
         if self.start_sync:
             client.start()
 
@@ -640,6 +649,7 @@ class TuiClientApp(ClientApp):
             self.action_toggle_presence,
         )
         yield from media_commands(self, chat.client)
+        yield from cache_damage.commands(self, chat.client)
         yield from url_preview_commands(self, chat.client)
         yield SystemCommand("Help", "Keys and commands (F1)", chat.action_help)
         yield SystemCommand(

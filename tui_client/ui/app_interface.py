@@ -63,6 +63,21 @@ class ClientApp(App[None]):
     #: Stops the front account's updates reaching the app (the account manager swaps it).
     _unsubscribe: Any
 
+    #: The accounts of this window (ui/accounts.py's AccountManager).
+    accounts: Any
+
+    async def _drop_client(self, message: str) -> None:
+        """Close the front account (``message``: why, for the login screen; empty: quietly)."""
+        raise NotImplementedError
+
+    def _show_login(self, message: str = "", user_id: str = "") -> None:
+        """The login screen."""
+        raise NotImplementedError
+
+    def action_logout(self) -> None:
+        """Log out, once confirmed."""
+        raise NotImplementedError
+
     async def _start(self, client: MatrixClient) -> None:
         """Show ``client``'s chat screen and start it (the account manager starts added accounts)."""
         raise NotImplementedError

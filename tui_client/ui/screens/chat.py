@@ -19,7 +19,7 @@ from ...engine.attachments import AttachmentError, MediaError
 from ...engine.client import MatrixClient
 from ...engine.formatting import Pill, pills_of, place_pills
 from ...engine.room_view import RoomView
-from ...engine.storage import StorageUnavailable
+from ...engine.storage import CacheDamagedError, StorageUnavailable
 from ...engine.uploads import size_text
 from ...protocol.commands import COMMANDS, MESSAGE_COMMANDS, CommandError, parse_command
 from ...protocol.errors import MatrixError, NetworkError
@@ -205,7 +205,13 @@ class ChatScreen(ChatUpdates):
 
     @work(group="open-room", exclusive=True, exit_on_error=False)
     async def _load_room(self, room_id: str) -> None:
-        view = await self.client.open_room(room_id)
+        try:
+            view = await self.client.open_room(room_id)
+        except CacheDamagedError:  # said in the status line and a dialog (ui/cache_damage.py)
+            timeline = self.query_one(TimelineView)
+            timeline.empty_text = "This room does not read back from the damaged cache."
+            timeline.set_items([])
+            return
         self.post_message(RoomOpened(view))
         await self.client.remember_room(room_id)
 

@@ -25,6 +25,7 @@ from textual.widgets.option_list import Option
 
 from ...engine.client import MatrixClient
 from ...engine.search import IndexProgress, ResultContext, SearchResult, SearchResults
+from ...engine.storage import StorageUnavailable
 from ...protocol.errors import MatrixError, NetworkError
 from ...protocol.sanitize import clean_line
 from ...protocol.search import highlight_spans
@@ -218,7 +219,7 @@ class SearchScreen(Screen[SearchHistory | None]):
     async def _search(self, text: str, room_id: str | None) -> None:
         try:
             results = await self.client.search.search(text, room_id=room_id)
-        except (MatrixError, NetworkError) as error:
+        except (MatrixError, NetworkError, StorageUnavailable) as error:
             self.post_message(self._Done(None, str(error), False))
             return
         self.post_message(self._Done(results, None, False))
@@ -227,7 +228,7 @@ class SearchScreen(Screen[SearchHistory | None]):
     async def _more(self, previous: SearchResults) -> None:
         try:
             results = await self.client.search.more(previous)
-        except (MatrixError, NetworkError) as error:
+        except (MatrixError, NetworkError, StorageUnavailable) as error:
             self.post_message(self._Done(None, str(error), True))
             return
         self.post_message(self._Done(results, None, True))
@@ -324,7 +325,7 @@ class SearchScreen(Screen[SearchHistory | None]):
     async def _fetch_context(self, result: SearchResult) -> None:
         try:
             around = await self.client.search.around(result)
-        except (MatrixError, NetworkError) as error:
+        except (MatrixError, NetworkError, StorageUnavailable) as error:
             self.post_message(self._Context(result.event_id, None, str(error)))
             return
         self.post_message(self._Context(result.event_id, around, None))
