@@ -13,13 +13,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any, Generic, TypeVar
 
+from ..protocol import json_text
 from ..protocol.room_state import RoomSummary
 from ..protocol.sync import SyncBatch
 
 # Room between the last cached event and the first event after a `limited` sync:
 # back-filled events of the gap take the positions just below the later event.
 GAP_SPACE = 1 << 32
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
+# Compact JSON text of what is stored (orjson when installed: see protocol.json_text).
+_dumps = json_text.dumps
 # What valid JSON can carry but SQLite cannot store: a string with a lone surrogate
 # (from a ``\ud800`` escape) is not UTF-8, an integer beyond 64 bits does not fit.
 _UNSTORABLE = (UnicodeEncodeError, OverflowError)
