@@ -384,3 +384,20 @@ def test_migrating_a_version_10_cache_keeps_its_pending_messages_and_drops_row_t
         assert _ids(account, "later") == ["$2"]
     finally:
         account.close()
+
+
+def test_an_edit_of_a_message_indexed_early_while_pending_indexes_it_again(
+    account: Account,
+) -> None:
+    account.ingest(
+        batch(
+            "s1",
+            join={ROOM: joined_room([message("$1", "original"), _edit("$e1", "$1", "first")])},
+        )
+    )
+    # Redacting the edit re-indexes its message at once (a trigger), still pending.
+    account.ingest(batch("s2", join={ROOM: joined_room([_redaction("$r", "$e1")])}))
+    assert _count(account, "fts_pending") == 1 and _count(account, "message_fts") == 1
+    account.ingest(batch("s3", join={ROOM: joined_room([_edit("$e2", "$1", "second")])}))
+    assert _ids(account, "second") == ["$1"]
+    assert _ids(account, "original") == [] and _ids(account, "first") == []

@@ -41,7 +41,8 @@ class TimelineStore:
         """The search index's part of inserting the events after ``since`` (schema 11, once
         for a whole batch of rows, before its redactions are applied): new messages are noted
         for :meth:`~.cache.Cache.index_pending`; a message an edit replaces is indexed again
-        with its current text (the edit's row now counts)."""
+        with its current text (the edit's row now counts), unless it waits in ``fts_pending``
+        unindexed (a first sync's edited messages): the catch-up indexes its text then."""
         db = self._db
         db.execute(
             "INSERT OR IGNORE INTO fts_pending (seq) SELECT seq FROM events WHERE seq > ? "
@@ -49,12 +50,16 @@ class TimelineStore:
             "AND rel_type IS NOT 'm.replace' AND redacted_by IS NULL",
             (since,),
         )
+        # (No DISTINCT: with it SQLite walks all of events_by_relation, not the new rows.)
         targets = db.execute(
-            "SELECT DISTINCT relates_to FROM events WHERE seq > ? AND rel_type = 'm.replace' "
-            f"AND state_key IS NULL AND type IN {_MESSAGE_TYPES}",
+            "SELECT e.relates_to FROM events e JOIN events t ON t.event_id = e.relates_to "
+            "WHERE e.seq > ? AND e.rel_type = 'm.replace' AND e.state_key IS NULL "
+            f"AND e.type IN {_MESSAGE_TYPES} "
+            "AND (NOT EXISTS (SELECT 1 FROM fts_pending p WHERE p.seq = t.seq) "
+            "OR EXISTS (SELECT 1 FROM message_fts f WHERE f.rowid = t.seq))",
             (since,),
         ).fetchall()
-        for (target,) in targets:
+        for target in dict.fromkeys(target for (target,) in targets):
             db.execute(
                 "DELETE FROM message_fts WHERE rowid = (SELECT seq FROM events WHERE event_id = ?)",
                 (target,),
