@@ -665,3 +665,28 @@ def test_a_forgotten_room_stays_forgotten_until_joined_again(account: Account) -
     # Joining again makes it a room like any other.
     account.ingest(batch("s3", join={ROOM: joined_room([message("$m3", "back")])}))
     assert account.cache.count_timeline(ROOM) == 1
+
+
+def test_events_are_stored_as_json_text_whichever_encoder_wrote_them(account: Account) -> None:
+    # orjson's text, and the stdlib's for what orjson refuses (a lone surrogate, which SQLite
+    # then refuses: the batch is stored again repaired). Both must be TEXT: SQLite's JSON
+    # functions (the search index) refuse a BLOB.
+    account.ingest(
+        batch(
+            "s1",
+            join={
+                ROOM: joined_room(
+                    [message("$a", "é 🐈 \u2028"), message("$b", "lone \ud800")], prev_batch="p0"
+                )
+            },
+        )
+    )
+    account.cache.fill_gap(Gap(ROOM, 0, "p0"), [message("$old", "back-filled")], None, "10")
+    rows = account.cache.execute_readonly(
+        "SELECT event_id, typeof(json), json_extract(json, '$.content.body') FROM events ORDER BY seq"
+    )
+    assert rows == [
+        ("$a", "text", "é 🐈 \u2028"),
+        ("$b", "text", "lone \ufffd"),
+        ("$old", "text", "back-filled"),
+    ]

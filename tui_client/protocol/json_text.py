@@ -33,6 +33,7 @@ stdlib_dumps: Callable[[Any], str] = json.JSONEncoder(
 
 def _orjson_dumps(value: Any) -> str:
     try:
+        # A str, not orjson's bytes bound through CAST(? AS TEXT): measured faster to insert.
         return orjson.dumps(value).decode()
     except TypeError:  # orjson.JSONEncodeError: see the module documentation
         return stdlib_dumps(value)

@@ -15,7 +15,16 @@ from typing import Any
 from ..protocol.events import index_event
 from ..protocol.room_state import RoomSummary
 from ..protocol.sync import InvitedRoom, JoinedRoom, LeftRoom, SyncBatch
-from .records import GAP_SPACE, Event, IngestResult, StoredEvent, _chunks, _dumps, write_summaries
+from .records import (
+    GAP_SPACE,
+    INSERT_EVENT,
+    Event,
+    IngestResult,
+    StoredEvent,
+    _chunks,
+    _dumps,
+    write_summaries,
+)
 from .timeline import TimelineStore, _apply_redaction_row
 
 
@@ -70,13 +79,7 @@ class Ingest:
     def flush(self) -> None:
         db = self.db
         if self.rows:
-            db.executemany(
-                "INSERT INTO events (event_id, room_id, pos, type, sender, ts, state_key, rel_type, relates_to, "
-                "rel_key, txn_id, json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT(event_id) DO UPDATE SET pos = excluded.pos "
-                "WHERE events.pos IS NULL AND excluded.pos IS NOT NULL",
-                self.rows,
-            )
+            db.executemany(INSERT_EVENT, self.rows)
         self.cache._events_added(self.since)
         if self.state_rows:
             db.executemany(

@@ -22,6 +22,13 @@ from ..protocol.sync import SyncBatch
 GAP_SPACE = 1 << 32
 # Compact JSON text of what is stored (orjson when installed: see protocol.json_text).
 _dumps = json_text.dumps
+# Every writer of an event row (a sync batch's rows, single back-filled or fetched events).
+INSERT_EVENT = (
+    "INSERT INTO events (event_id, room_id, pos, type, sender, ts, state_key, rel_type, relates_to, "
+    "rel_key, txn_id, json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT(event_id) DO UPDATE SET pos = excluded.pos "
+    "WHERE events.pos IS NULL AND excluded.pos IS NOT NULL"
+)
 # What valid JSON can carry but SQLite cannot store: a string with a lone surrogate
 # (from a ``\ud800`` escape) is not UTF-8, an integer beyond 64 bits does not fit.
 _UNSTORABLE = (UnicodeEncodeError, OverflowError)

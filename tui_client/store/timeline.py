@@ -17,7 +17,16 @@ from typing import Any
 from ..protocol.events import index_event
 from ..protocol.room_state import PowerLevels, same_server
 from ..protocol.room_versions import redact, rules_for
-from .records import _UNSTORABLE, Event, Gap, StoredEvent, _chunks, _dumps, _storable
+from .records import (
+    _UNSTORABLE,
+    INSERT_EVENT,
+    Event,
+    Gap,
+    StoredEvent,
+    _chunks,
+    _dumps,
+    _storable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -265,12 +274,7 @@ class TimelineStore:
     def _insert_event(
         self, room_id: str, pos: int | None, event: Event, index: tuple[Any, ...]
     ) -> bool:
-        cursor = self._db.execute(
-            "INSERT INTO events (event_id, room_id, pos, type, sender, ts, state_key, rel_type, relates_to, "
-            "rel_key, txn_id, json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT(event_id) DO UPDATE SET pos = excluded.pos WHERE events.pos IS NULL AND excluded.pos IS NOT NULL",
-            (index[0], room_id, pos, *index[1:], _dumps(event)),
-        )
+        cursor = self._db.execute(INSERT_EVENT, (index[0], room_id, pos, *index[1:], _dumps(event)))
         return cursor.rowcount > 0
 
     # -- back-fill -----------------------------------------------------------------
