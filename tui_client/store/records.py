@@ -13,14 +13,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any, Generic, TypeVar
 
-from ..protocol import json_text
 from ..protocol.room_state import RoomSummary
 from ..protocol.sync import SyncBatch
+from . import json_text
 
 # Room between the last cached event and the first event after a `limited` sync:
 # back-filled events of the gap take the positions just below the later event.
 GAP_SPACE = 1 << 32
-# Compact JSON text of what is stored (orjson when installed: see protocol.json_text).
+# Compact JSON text of what is stored (orjson when installed: see store.json_text).
 _dumps = json_text.dumps
 # Every writer of an event row (a sync batch's rows, single back-filled or fetched events).
 INSERT_EVENT = (

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tui_client.protocol import json_text
+from tui_client.store import json_text
 
 SAMPLES: list[Any] = [
     {
