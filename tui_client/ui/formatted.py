@@ -19,13 +19,13 @@ import io
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Protocol
+from typing import Any, Protocol
 
 from rich.cells import cell_len, chop_cells
 from rich.console import Console
 from rich.segment import Segment
 from rich.style import Style
-from rich.syntax import Syntax
+from rich.syntax import Syntax, SyntaxTheme
 
 from ..protocol.html import (
     Block,
@@ -378,11 +378,25 @@ _console = Console(
 )
 
 
+@lru_cache(maxsize=64)
+def _lexer(language: str) -> Any:  # (a Pygments ``Lexer``: Pygments has no type stubs)
+    """The Pygments lexer of a language name, made once (finding one by name scans every
+    lexer: 1-2 ms a code block), as Rich's ``Syntax`` finds it (plain text for a name
+    Pygments does not know)."""
+    syntax = Syntax("", language)
+    return syntax.lexer or syntax.default_lexer
+
+
+@lru_cache(maxsize=1)
+def _code_theme() -> SyntaxTheme:
+    return Syntax.get_theme(CODE_THEME)
+
+
 def _code_lines(block: CodeBlock, width: int) -> list[Line]:
     """A code block: highlighted by Pygments (through Rich), on its own background."""
     code = block.text
-    lexer = block.language if block.language and len(code) <= MAX_HIGHLIGHT else "text"
-    syntax = Syntax(code, lexer, theme=CODE_THEME, word_wrap=False)
+    language = block.language if block.language and len(code) <= MAX_HIGHLIGHT else "text"
+    syntax = Syntax(code, _lexer(language), theme=_code_theme(), word_wrap=False)
     highlighted = syntax.highlight(code)
     background = (
         Style(bgcolor=highlighted.style.bgcolor)
