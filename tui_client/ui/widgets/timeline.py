@@ -8,20 +8,24 @@ new messages keep it there, otherwise the view stays on what the user is reading
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import gc
+import time
+from collections import deque
 from collections.abc import Callable, Sequence
 
 from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
-from textual import events
+from textual import events, on
 from textual.binding import Binding
 from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.widget import Widget
 
 from ...engine.devices import UserTrust
 from ...engine.images import MODE_OFF, ImageService, Picture, placeholder_rows
@@ -31,6 +35,14 @@ from ..pictures import box_for, image_service, picture_lines, placeholder_lines
 from ..render import TIME_WIDTH, Palette, name_column_width, render_item
 from ..url_previews import preview_line, preview_service, preview_url_of
 from ..wrap import Line
+from .line_cache import (
+    RENDER_AHEAD_MIN,
+    RENDER_SLICE_SECONDS,
+    Entry,
+    LineCache,
+    RenderedAhead,
+    after_diffs,
+)
 
 LOAD_MORE_THRESHOLD = 8
 
@@ -137,7 +149,12 @@ class TimelineView(ScrollView, can_focus=True):
         self._unloaded: dict[str, tuple[ImageRef, int, int]] = {}
         self._requested: set[tuple[ImageRef, int, int]] = set()
         self._ready: set[str] = set()
-        self._cache: dict[str, tuple[int, bool, list[Strip]]] = {}
+        self._cache = LineCache()
+        #: Diff batches waiting for their lines (rendered ahead), oldest first.
+        self._pending: deque[list[Diff]] = deque()
+        self._rendering_ahead = False
+        #: Bumped by :meth:`set_items`: lines rendered ahead for an older list are dropped.
+        self._generation = 0
         self._offsets: list[int] = [0]
         self._layout_width = 0
         self._stick_to_bottom = True
@@ -151,6 +168,7 @@ class TimelineView(ScrollView, can_focus=True):
         self._last_visible: str | None = None
         #: Where the scroll after the next refresh goes (see :meth:`_relayout`).
         self._after_layout_anchor: tuple[str, int] | None = None
+        self._relayout_soon = False
 
     # -- data -----------------------------------------------------------------------
 
@@ -165,33 +183,114 @@ class TimelineView(ScrollView, can_focus=True):
         self.revealed.clear()
         self.read_by = read_by or {}
         self.new_after = new_after
-        self._cache.clear()
+        self._drop_pending()
+        self._forget_all()
         self._stick_to_bottom = True
         self.selected_key = None
         self._relayout(anchor=None)
         self.scroll_end(animate=False, immediate=True)
 
     def apply_diffs(self, diffs: Sequence[Diff]) -> None:
-        """Apply the engine's diffs, keeping the reader's place."""
+        """Apply the engine's diffs, keeping the reader's place.
+
+        A batch with many messages to render waits while its lines are rendered ahead
+        (:meth:`_render_ahead`); later batches queue behind it, so the order holds.
+        """
         if not diffs:
             return
+        self._pending.append(list(diffs))
+        if not self._rendering_ahead:
+            self._next_pending()
+
+    def _next_pending(self) -> None:
+        width = self._layout_width
+        while self._pending:
+            diffs = self._pending[0]
+            after, stale = after_diffs(self.items, diffs)
+            todo = [
+                (item, after[n - 1] if n else None)
+                for n, item in enumerate(after)
+                if item.key in stale or not self._cache.has(item.key, width)
+            ]
+            if len(todo) <= RENDER_AHEAD_MIN or not width or not self.is_attached:
+                self._pending.popleft()
+                self._apply(diffs, {})
+                continue
+            self._rendering_ahead = True
+            since = self._cache.track()
+            # (not ``@work``: it would describe the worker with a repr of every item)
+            self.run_worker(
+                self._render_ahead(self._generation, since, todo, width),
+                name="render ahead",
+                group="timeline-render-ahead",
+                description=f"render {len(todo)} messages ahead",
+                exit_on_error=False,
+            )
+            return
+        self._cache.stop_tracking()
+
+    async def _render_ahead(
+        self,
+        generation: int,
+        since: int,
+        todo: list[tuple[TimelineItem, TimelineItem | None]],
+        width: int,
+    ) -> None:
+        """Render a queued batch's messages in slices of :data:`RENDER_SLICE_SECONDS`,
+        letting frames and keys through between slices; the handler applies the batch."""
+        rendered: dict[str, Entry] = {}
+        began = time.thread_time()
+        for item, previous in todo:
+            if generation != self._generation:
+                return
+            selected = item.key == self.selected_key
+            rendered[item.key] = (
+                width,
+                selected,
+                self._render_lines(item, previous, width, selected),
+            )
+            if time.thread_time() - began > RENDER_SLICE_SECONDS:
+                await asyncio.sleep(0)
+                began = time.thread_time()
+        self.post_message(RenderedAhead(generation, since, rendered))
+
+    @on(RenderedAhead)
+    def _rendered_ahead(self, message: RenderedAhead) -> None:
+        if message.generation != self._generation or not self._pending:
+            return
+        self._rendering_ahead = False
+        self._apply(
+            self._pending.popleft(), self._cache.still_good(message.rendered, message.since)
+        )
+        self._next_pending()
+
+    def _drop_pending(self) -> None:
+        """Forget the queued batches (a new item list replaces what they would change)."""
+        self._generation += 1
+        self._rendering_ahead = False
+        self._pending.clear()
+        self._cache.stop_tracking()
+
+    def _apply(self, diffs: Sequence[Diff], ahead: dict[str, Entry]) -> None:
+        """Apply one batch, with the lines of its messages rendered ahead (if any)."""
         anchor = None if self._stick_to_bottom else self._anchor()
         for diff in diffs:
             if diff.op == "reset":
                 self.items = list(diff.items)
-                self._cache.clear()
+                self._forget_all()
             elif diff.op == "insert" and diff.item is not None:
                 self.items.insert(diff.index, diff.item)
                 self._invalidate_after(diff.index)
             elif diff.op == "update" and diff.item is not None:
                 old = self.items[diff.index]
-                self._cache.pop(old.key, None)
+                self._forget(old.key)
                 self.items[diff.index] = diff.item
                 self._invalidate_after(diff.index)
             elif diff.op == "remove":
                 removed = self.items.pop(diff.index)
-                self._cache.pop(removed.key, None)
+                self._forget(removed.key)
                 self._invalidate_after(diff.index - 1)
+        self._cache.keep(ahead)
         if self.selected_key is not None and not any(
             i.key == self.selected_key for i in self.items
         ):
@@ -200,11 +299,28 @@ class TimelineView(ScrollView, can_focus=True):
         self._requested_newer = False
         self._relayout(anchor)
 
+    def _forget(self, key: str) -> None:
+        self._cache.forget(key)
+
+    def _known_items(self) -> list[TimelineItem]:
+        """The items shown and those in batches waiting to be applied (their lines may be
+        rendered ahead already, so a change must forget them too)."""
+        known = list(self.items)
+        for diffs in self._pending:
+            for diff in diffs:
+                known.extend(diff.items)
+                if diff.item is not None:
+                    known.append(diff.item)
+        return known
+
+    def _forget_all(self) -> None:
+        self._cache.forget_all()
+
     def _invalidate_after(self, index: int) -> None:
         # The item after a change may gain or lose its day separator or sender name.
         for neighbour in (index, index + 1):
             if 0 <= neighbour < len(self.items):
-                self._cache.pop(self.items[neighbour].key, None)
+                self._forget(self.items[neighbour].key)
 
     def set_read_by(self, read_by: dict[str, tuple[str, ...]]) -> None:
         """Who has read up to which message (shown under it); re-renders what changed."""
@@ -214,9 +330,9 @@ class TimelineView(ScrollView, can_focus=True):
             e for e in set(read_by) | set(self.read_by) if read_by.get(e) != self.read_by.get(e)
         }
         self.read_by = read_by
-        for item in self.items:
+        for item in self._known_items():
             if item.event_id in changed:
-                self._cache.pop(item.key, None)
+                self._forget(item.key)
         self._relayout(None if self._stick_to_bottom else self._anchor())
 
     def set_thread_unread(self, roots: frozenset[str]) -> None:
@@ -225,9 +341,9 @@ class TimelineView(ScrollView, can_focus=True):
             return
         changed = roots ^ self.thread_unread
         self.thread_unread = roots
-        for item in self.items:
+        for item in self._known_items():
             if item.event_id in changed:
-                self._cache.pop(item.key, None)
+                self._forget(item.key)
         self._relayout(None if self._stick_to_bottom else self._anchor())
 
     def set_bridges(self, bridges: object, is_bridged: Callable[[str], bool]) -> None:
@@ -240,7 +356,7 @@ class TimelineView(ScrollView, can_focus=True):
 
     def refresh_names(self) -> None:
         """Display names changed: re-render everything."""
-        self._cache.clear()
+        self._forget_all()
         self._relayout(None if self._stick_to_bottom else self._anchor())
 
     # -- layout ---------------------------------------------------------------------
@@ -248,10 +364,19 @@ class TimelineView(ScrollView, can_focus=True):
     def _strips_for(self, index: int, width: int) -> list[Strip]:
         item = self.items[index]
         selected = item.key == self.selected_key
-        cached = self._cache.get(item.key)
-        if cached is not None and cached[0] == width and cached[1] == selected:
-            return cached[2]
-        previous = self.items[index - 1] if index > 0 else None
+        cached = self._cache.get(item.key, width, selected)
+        if cached is not None:
+            return cached
+        strips = self._render_lines(
+            item, self.items[index - 1] if index > 0 else None, width, selected
+        )
+        self._cache.put(item.key, (width, selected, strips))
+        return strips
+
+    def _render_lines(
+        self, item: TimelineItem, previous: TimelineItem | None, width: int, selected: bool
+    ) -> list[Strip]:
+        """One message's lines, each exactly ``width`` cells."""
         trust = self.trust_of(item.sender) if item.encrypted and item.sender else None
         readers = self.read_by.get(item.event_id, ()) if item.event_id else ()
         lines = render_item(
@@ -283,7 +408,6 @@ class TimelineView(ScrollView, can_focus=True):
                 strips.append(Strip(line, width))
             else:
                 strips.append(Strip(line, used).crop(0, width))
-        self._cache[item.key] = (width, selected, strips)
         return strips
 
     def image_source(self) -> ImageService | None:
@@ -339,9 +463,9 @@ class TimelineView(ScrollView, can_focus=True):
         ready, self._ready = self._ready, set()
         self._requested = {wanted for wanted in self._requested if wanted[0].key not in ready}
         changed = False
-        for item in self.items:
+        for item in self._known_items():
             if item.image is not None and item.image.key in ready:
-                self._cache.pop(item.key, None)
+                self._forget(item.key)
                 self._unloaded.pop(item.key, None)
                 changed = True
         if changed and self.is_attached:
@@ -381,9 +505,19 @@ class TimelineView(ScrollView, can_focus=True):
 
     def _preview_ready(self, url: str) -> None:
         keys = self._preview_keys.pop(url, set())
+        client = getattr(self.app, "client", None)
+        if client is not None and preview_service(client).peek(url) is None:
+            return  # no preview: the messages are drawn as they were
         for key in keys:
-            self._cache.pop(key, None)
-        if keys and self.is_attached:
+            self._forget(key)
+        if keys and self.is_attached and not self._relayout_soon:
+            # Previews arriving together are laid out once.
+            self._relayout_soon = True
+            self.call_later(self._relayout_after_news)
+
+    def _relayout_after_news(self) -> None:
+        self._relayout_soon = False
+        if self.is_attached:
             self._relayout(None if self._stick_to_bottom else self._anchor())
 
     def refresh_pictures(self) -> None:
@@ -401,7 +535,12 @@ class TimelineView(ScrollView, can_focus=True):
             total += len(self._strips_for(index, width))
             offsets.append(total)
         self._offsets = offsets
-        self.virtual_size = Size(width, max(total, 1))
+        virtual = Size(width, max(total, 1))
+        if virtual != self.virtual_size:
+            # Not through the reactive: that lays out the whole screen (5-7 ms a page),
+            # and nothing outside this widget depends on its content's height.
+            self.set_reactive(Widget.virtual_size, virtual)
+            self._scroll_update(virtual)
         target: int | None = None
         if self._stick_to_bottom:
             target = max(0, total - self.scrollable_content_region.height)
@@ -553,8 +692,8 @@ class TimelineView(ScrollView, can_focus=True):
         old = self.selected_key
         self.selected_key = self.items[index].key
         if old is not None:
-            self._cache.pop(old, None)
-        self._cache.pop(self.selected_key, None)
+            self._forget(old)
+        self._forget(self.selected_key)
         self._relayout(self._anchor() if not self._stick_to_bottom else None)
         top, bottom = self._offsets[index], self._offsets[index + 1]
         view_top = round(self.scroll_y)
@@ -614,7 +753,7 @@ class TimelineView(ScrollView, can_focus=True):
         old = self.selected_key
         self.selected_key = None
         if old is not None:
-            self._cache.pop(old, None)
+            self._forget(old)
             self._relayout(self._anchor() if not self._stick_to_bottom else None)
 
     def on_click(self, event: events.Click) -> None:
@@ -676,7 +815,7 @@ class TimelineView(ScrollView, can_focus=True):
         if item is None or item.formatted is None:
             return
         self.revealed.symmetric_difference_update({item.key})
-        self._cache.pop(item.key, None)
+        self._forget(item.key)
         self._relayout(self._anchor() if not self._stick_to_bottom else None)
 
     def action_view_image(self) -> None:
