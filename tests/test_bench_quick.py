@@ -53,6 +53,7 @@ def test_every_benchmark_runs_once_in_quick_mode() -> None:
         "upload 20 keys (olm)",
         "cold start to first painted room list, 20 cached rooms",
         "timeline: 1,000-event room vs 100-event room, 3 PageUps each",
+        "first sync frames: 20-room first /sync",
         "directory: 300 public rooms vs 100",
         "memory: peak RSS of a new process, 20 rooms",
         "first login: 30 joined rooms, /login to the first room list of 20 rooms",
