@@ -98,3 +98,20 @@ def test_held_full_collections_still_run_past_the_cap(monkeypatch: pytest.Monkey
         survivors = [[] for _ in range(300_000)]
     assert meter.passes[2] >= 1  # memory stays bounded without any idle moment
     assert survivors
+
+
+def test_no_idle_collection_before_full_collections_are_held() -> None:
+    """Before :func:`settle` (the start, still importing and mounting) the idle timer
+    never runs a full pass: CPython's own thresholds are in force then."""
+    gc_policy.reset()
+    gc_policy.configure()
+    survivors = [[] for _ in range(300_000)]
+    gc.collect(1)
+    assert gc.get_count()[2] > 0
+    with gc_policy.PauseMeter() as meter:
+        assert gc_policy.collect_when_idle(10 * gc_policy.IDLE_SECONDS) is False
+    assert meter.passes[2] == 0
+    gc_policy.settle(compact=False)
+    gc.collect(1)
+    assert gc_policy.collect_when_idle(10 * gc_policy.IDLE_SECONDS) is True
+    assert survivors

@@ -83,13 +83,25 @@ def _hold_full_collections() -> None:
     gc.set_threshold(gen0, gen1, HELD_GEN2_THRESHOLD)
 
 
+def _held() -> bool:
+    return gc.get_threshold()[2] == HELD_GEN2_THRESHOLD
+
+
 def collect_when_idle(idle_for: float) -> bool:
     """Run the full collection that was held back, if the user has been idle long enough.
 
     ``idle_for`` is the seconds since the last input event. Returns True if it collected.
-    Nothing to do when no generation-1 pass ran since the last full collection.
+    Nothing to do when no generation-1 pass ran since the last full collection, nor before
+    :func:`settle` held full collections back: until then CPython runs them itself, and a
+    start still importing and mounting (the room list not painted yet) is not idle: full
+    passes there cost ~50 ms each and delayed the first paint.
     """
-    if idle_for < IDLE_SECONDS or gc.get_count()[2] == 0 or not gc.isenabled():
+    if (
+        idle_for < IDLE_SECONDS
+        or not _held()
+        or gc.get_count()[2] == 0
+        or not gc.isenabled()
+    ):
         return False
     with _lock:
         gc.collect(2)
