@@ -96,12 +96,7 @@ def collect_when_idle(idle_for: float) -> bool:
     start still importing and mounting (the room list not painted yet) is not idle: full
     passes there cost ~50 ms each and delayed the first paint.
     """
-    if (
-        idle_for < IDLE_SECONDS
-        or not _held()
-        or gc.get_count()[2] == 0
-        or not gc.isenabled()
-    ):
+    if idle_for < IDLE_SECONDS or not _held() or gc.get_count()[2] == 0 or not gc.isenabled():
         return False
     with _lock:
         gc.collect(2)
