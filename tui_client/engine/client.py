@@ -37,7 +37,7 @@ from .paths import profile_dir
 from .room_commands import RoomCommands
 from .room_view import RoomView
 from .secrets import SecretStore
-from .send_queue import NotReady, Refused, SendQueue
+from .send_queue import SendQueue
 from .server_clock import ServerClock
 from .services import ClientServices
 from .session import (
@@ -85,14 +85,6 @@ SYNC_MODE_SETTING = "sync_mode"
 #: The cache's meta key of the server's last answer on sliding sync (``1``/``0``).
 SLIDING_OFFERED = "sliding_sync_offered"
 Listener = Callable[[Update], None]
-
-
-class NotJoined(Refused):
-    """A message for a room we are not joined to (never sent)."""
-
-
-class EncryptionUnavailable(Refused):
-    """A message for an encrypted room cannot be encrypted (and is never sent in clear)."""
 
 
 class MatrixClient(ClientServices, RoomCommands):
@@ -182,6 +174,8 @@ class MatrixClient(ClientServices, RoomCommands):
         #: hours off does not upset verification or key rotation (engine/server_clock.py).
         self.server_clock = ServerClock()
         self._indexing: asyncio.Future[None] | None = None
+        #: :meth:`open_services` done (then :meth:`start` may run), and :meth:`start` called.
+        self._services_open, self._started = False, asyncio.Event()
         self._make_services(crypto_backend)
         self.ended: SessionEnded | None = None
         self.connection.on_rate_limited = self._on_rate_limited
@@ -302,8 +296,15 @@ class MatrixClient(ClientServices, RoomCommands):
     # -- lifecycle ------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Load the room list from the cache and publish it (before any network I/O); a
-        damaged cache gives what reads back (engine/cache_damage.py)."""
+        """:meth:`open_cache` then :meth:`open_services` (the UI paints in between); no network
+        I/O. A damaged cache gives what reads back (engine/cache_damage.py)."""
+        await self.open_cache()
+        await self.open_services()
+
+    async def open_cache(self) -> None:
+        """What the first painted room list needs: the summaries, published, and how the list
+        shows them. Sending and decrypting wait for the machine (:meth:`Encryption.ready`)."""
+        self.encryption.expect_open()
         await self.damage.survive(self._open_cache())
 
     async def _open_cache(self) -> None:
@@ -318,21 +319,28 @@ class MatrixClient(ClientServices, RoomCommands):
                 "warning" if self.cache_repair.crypto_intact else "error",
                 self.cache_repair.describe(),
             )
+        await self._load_services()
+
+    async def open_services(self) -> None:
+        """The crypto machine, devices, the sync source and its token: what :meth:`start` needs."""
+        await self.damage.survive(self._open_services())
+        self._services_open = True
+
+    async def _open_services(self) -> None:
         await self.encryption.open()
         await self.devices.open()
-        await self.typing.load()
-        await self.presence.load()
-        await self.receipts.load()
-        await self.threads.load()
-        await self.notifications.load()
         if self._source_factory is None:
             await self._choose_sync_source(ask=False)
         self.sync_token = await self.db.run(self._source.load_token, self.cache.get_meta)
 
     def start(self) -> None:
-        """Start the sync loop and the send queue in the running event loop."""
+        """Start the sync loop and the send queue (after :meth:`open_services`: a batch ingested
+        without the crypto machine would drop its room keys)."""
         if self._tasks:
             return
+        if not self._services_open:
+            raise RuntimeError("MatrixClient.start() before open_services()")
+        self._started.set()
         self.sync_loop = SyncLoop(
             self._source,
             self._commit_batch,
@@ -418,10 +426,14 @@ class MatrixClient(ClientServices, RoomCommands):
         self.db.shutdown()
 
     async def wait_synced(self, timeout: float = 30.0) -> None:
-        """Wait until the first sync batch after start is committed."""
-        if self.sync_loop is None:
-            raise RuntimeError("sync is not running")
-        await asyncio.wait_for(self.sync_loop.first_batch_done.wait(), timeout)
+        """Wait until the first sync batch after start (which the UI calls after the first paint) is committed."""
+        async with asyncio.timeout(timeout):
+            if self.sync_loop is None:
+                if not self.encryption.open_expected:
+                    raise RuntimeError("sync is not running (the client was not opened)")
+                await self._started.wait()
+            assert self.sync_loop is not None
+            await self.sync_loop.first_batch_done.wait()
 
     async def logout(self) -> None:
         """Invalidate the token on the server, then remove local secrets and the cache."""
@@ -739,27 +751,6 @@ class MatrixClient(ClientServices, RoomCommands):
         view = self.views.pop(room_id, None)
         if view is not None:
             view.close()
-
-    # -- sending --------------------------------------------------------------------
-
-    async def _prepare_send(self, entry: OutboxEntry) -> tuple[str, dict[str, Any]]:
-        summary = self.rooms.get(entry.room_id)
-        if summary is None:
-            # A room we have not synced yet (just created or joined) may be encrypted:
-            # wait for its state rather than risk sending in clear.
-            raise NotReady("waiting for the room to sync")
-        if summary.membership != "join":
-            raise NotJoined(f"you are not in this room ({summary.membership})")
-        if summary.encrypted:
-            # Never send to an encrypted room in clear: encrypt, or fail visibly.
-            if not self.encryption.available:
-                raise EncryptionUnavailable(
-                    self.encryption.error or "end-to-end encryption is not available"
-                )
-            content = await self.encryption.encrypt(entry.room_id, entry.event_type, entry.content)
-            self.backup.wake()  # a room key of our own may have been made
-            return "m.room.encrypted", content
-        return entry.event_type, entry.content
 
     async def fetch_members(self, room_id: str) -> list[dict[str, Any]]:
         """The room's full member list from the server (lazy loading gives only those who spoke)."""

@@ -170,6 +170,8 @@ class DeviceService:
         self.encryption.only_verified = value == "1"
         self.encryption.outcome_listeners.append(self._on_outcome)
         if self.encryption.available:
+            if self._pending:
+                self._schedule(())
             await self.check_warnings()
 
     def stop(self) -> None:
@@ -201,8 +203,13 @@ class DeviceService:
         """The cached trust of ``user_id``; ``None`` the first time (computed in the background,
         then :class:`TrustChanged` is published)."""
         known = self._trust.get(user_id)
-        if known is None and self.encryption.available and is_user_id(user_id):
-            self._schedule([user_id])
+        if known is None and is_user_id(user_id):
+            if self.encryption.available:
+                self._schedule([user_id])
+            elif self.encryption.error is None:
+                # Asked before the machine opened (the first paint comes first): computed,
+                # and TrustChanged published, once it is (:meth:`open`).
+                self._pending.add(user_id)
         return known
 
     def _schedule(self, user_ids: Iterable[str]) -> None:

@@ -206,6 +206,11 @@ class Encryption:
         self.claim_wait = 60.0
         self._room_locks: dict[str, asyncio.Lock] = {}
         self._members_fetched: set[str] = set()
+        #: Set once :meth:`open` ended (machine open, or encryption off with :attr:`error`).
+        self._opened = asyncio.Event()
+        #: The client opens the machine after the first paint (:meth:`expect_open`): until
+        #: then :meth:`ready` waits rather than answer "not available".
+        self._open_expected = False
 
     # -- transactions on the database thread ------------------------------------------
 
@@ -226,6 +231,31 @@ class Encryption:
     async def call(self, work: Callable[[], T]) -> T:
         """Run ``work`` (machine calls) on the database thread, in a transaction of its own."""
         return await self._run(work)
+
+    def expect_open(self) -> None:
+        """The machine will be opened soon (after the room list is painted): :meth:`ready` waits."""
+        self._open_expected = True
+
+    @property
+    def open_expected(self) -> bool:
+        """Whether the client said it will open the machine (:meth:`expect_open`)."""
+        return self._open_expected
+
+    async def ready(self) -> None:
+        """Wait until :meth:`open` ended, if it is expected; at once otherwise.
+
+        Sending to an encrypted room and decrypting fetched history wait here, so a
+        message typed in the moment between the first paint and the machine's opening
+        is encrypted, never refused or sent in clear."""
+        if self._open_expected and not self._opened.is_set():
+            await self._opened.wait()
+
+    @property
+    def stored_forms_readable(self) -> bool:
+        """Whether the decrypted forms stored in the cache may be shown (:meth:`shown_forms`
+        needs only the store): the machine is open, or not yet opened (the first paint
+        comes before it) and no error turned encryption off."""
+        return self.machine is not None or self.error is None
 
     @property
     def available(self) -> bool:
@@ -258,6 +288,12 @@ class Encryption:
 
     async def open(self) -> None:
         """Create or unlock the machine; track the members of encrypted rooms."""
+        try:
+            await self._open()
+        finally:
+            self._opened.set()
+
+    async def _open(self) -> None:
         try:
             key = self._pickle_key()
             backend = load_backend(self.backend_name)

@@ -124,7 +124,7 @@ class RoomView:
 
     def _clear(self, events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         encryption = self.encryption
-        return encryption.shown_forms(events) if encryption.available else {}
+        return encryption.shown_forms(events) if encryption.stored_forms_readable else {}
 
     def _read_before(self, before: int | None, count: int) -> tuple[list[StoredEvent], Gap | None]:
         stored, gap = self.core.cache.load_before(self.room_id, before, count)
@@ -444,6 +444,8 @@ class RoomView:
         # Back-filled encrypted messages are decrypted as they are stored (so they are
         # shown, and indexed for search, like synced ones).
         encrypted = [s.event for s in stored if s.event.get("type") == "m.room.encrypted"]
+        if encrypted:
+            await self.encryption.ready()  # the machine may still be opening (first paint)
         if encrypted and self.encryption.available:
             await self.core.db.run(self.encryption.fetched_forms, self.room_id, encrypted)
         return True

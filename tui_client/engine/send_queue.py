@@ -24,13 +24,28 @@ from ..store.cache import Cache, OutboxEntry
 from .dbthread import DatabaseThread
 from .storage import StorageHealth, StorageUnavailable
 
-__all__ = ["NotReady", "Refused", "SendQueue", "new_transaction_id"]
+__all__ = [
+    "EncryptionUnavailable",
+    "NotJoined",
+    "NotReady",
+    "Refused",
+    "SendQueue",
+    "new_transaction_id",
+]
 
 log = logging.getLogger(__name__)
 
 
 class Refused(Exception):
     """Preparing refuses to send this message; the text says why (shown to the user)."""
+
+
+class NotJoined(Refused):
+    """A message for a room we are not joined to (never sent)."""
+
+
+class EncryptionUnavailable(Refused):
+    """A message for an encrypted room cannot be encrypted (and is never sent in clear)."""
 
 
 class NotReady(Exception):

@@ -8,30 +8,24 @@ the client stops only those it made. :class:`ClientServices` is a base class of
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..net.http import HomeserverConnection
 from ..protocol.room_state import PowerLevels, RoomSummary
 from ..store.cache import Cache, OutboxEntry
-from .backup import KeyBackup
 from .core import Core, Lazy
-from .cross_signing import CrossSigningService
 from .dbthread import DatabaseThread
 from .devices import DeviceService
-from .directory import DirectoryBrowser
 from .encryption import Encryption
-from .identity import GetMeta, IdentityService, SetMeta
 from .joins import JoinQueue
 from .notifications import NotificationService
 from .presence import PresenceService
 from .read_receipts import ReadReceipts
-from .recovery import Recovery
 from .room_admin import RoomAdmin
 from .room_view import RoomView
-from .search import SearchService
 from .secrets import SecretStore
-from .send_queue import SendQueue
+from .send_queue import EncryptionUnavailable, NotJoined, NotReady, SendQueue
 from .server_clock import ServerClock
 from .spaces import SpaceService
 from .storage import StorageHealth
@@ -41,7 +35,16 @@ from .typing_notices import TypingNotices
 from .uia import ApprovalPrompt, PasswordPrompt
 from .updates import RoomListChanged, Update
 from .uploads import UploadService
-from .verification import VerificationService
+
+if TYPE_CHECKING:
+    # Imported when first made (issue 13: the first painted room list needs none of them).
+    from .backup import KeyBackup
+    from .cross_signing import CrossSigningService
+    from .directory import DirectoryBrowser
+    from .identity import GetMeta, IdentityService, SetMeta
+    from .recovery import Recovery
+    from .search import SearchService
+    from .verification import VerificationService
 
 __all__ = ["ClientServices"]
 
@@ -107,27 +110,9 @@ class ClientServices:
         cross_signing_changed = lambda: self.cross_signing.refresh_soon()  # noqa: E731
         self._spaces = Lazy(lambda: SpaceService(core))
         self._joins = Lazy(lambda: JoinQueue(core, self.spaces, note_joined=self.note_joined))
-        self._identity = Lazy(lambda: IdentityService(core.connection, core.user_id, *_meta(core)))
-        self._backup = Lazy(
-            lambda: KeyBackup(
-                core,
-                self.encryption,
-                self.devices,
-                sync_loop=lambda: self.sync_loop,
-                suggest_recovery=lambda: self.recovery.suggest(),
-            )
-        )
-        self._recovery = Lazy(
-            lambda: Recovery(
-                core,
-                self.encryption,
-                self.backup,
-                self.devices,
-                self.cross_signing,
-                self.secrets,
-                show_decrypted=self._show_decrypted,
-            )
-        )
+        self._identity = Lazy(lambda: _identity_service(core))
+        self._backup = Lazy(self._new_backup)
+        self._recovery = Lazy(self._new_recovery)
         self._devices = Lazy(
             lambda: DeviceService(
                 core,
@@ -137,37 +122,9 @@ class ClientServices:
                 trust_changed=self._backup_trust_changed,
             )
         )
-        self._verification = Lazy(
-            lambda: VerificationService(
-                core,
-                self.encryption,
-                self.devices,
-                cross_signing_changed=cross_signing_changed,
-                create_dm=lambda user_id: self.admin.create_dm(user_id),
-                wait_for_room=lambda room_id, timeout: self.joins.wait_for_room(room_id, timeout),
-            )
-        )
-        self._cross_signing = Lazy(
-            lambda: CrossSigningService(
-                core,
-                self.encryption,
-                self.devices,
-                password_prompt=password,
-                approve_prompt=lambda: self.approve_in_browser,
-                verify_own_devices=lambda: self.verification.verify_own_devices(),
-                trust_changed=self._backup_trust_changed,
-            )
-        )
-        self._search = Lazy(
-            lambda: SearchService(
-                core.cache,
-                core.db,
-                core.connection,
-                rooms=lambda: self.rooms,
-                decrypt=self.encryption.fetched_forms,
-                ignored=lambda: self.notifications.ignored,
-            )
-        )
+        self._verification = Lazy(lambda: self._new_verification(cross_signing_changed))
+        self._cross_signing = Lazy(lambda: self._new_cross_signing(password))
+        self._search = Lazy(self._new_search)
         self._receipts = Lazy(
             lambda: ReadReceipts(
                 core.connection,
@@ -211,6 +168,79 @@ class ClientServices:
                 finish=self._finish_upload,
                 notify=self.notify,
             )
+        )
+
+    async def _load_services(self) -> None:
+        """What the room list shows besides the summaries (unread, muted, typing, presence)."""
+        await self.typing.load()
+        await self.presence.load()
+        await self.receipts.load()
+        await self.threads.load()
+        await self.notifications.load()
+
+    # The services below are imported when first made, not at start.
+
+    def _new_backup(self) -> KeyBackup:
+        from .backup import KeyBackup
+
+        return KeyBackup(
+            self.core,
+            self.encryption,
+            self.devices,
+            sync_loop=lambda: self.sync_loop,
+            suggest_recovery=lambda: self.recovery.suggest(),
+        )
+
+    def _new_recovery(self) -> Recovery:
+        from .recovery import Recovery
+
+        return Recovery(
+            self.core,
+            self.encryption,
+            self.backup,
+            self.devices,
+            self.cross_signing,
+            self.secrets,
+            show_decrypted=self._show_decrypted,
+        )
+
+    def _new_verification(self, cross_signing_changed: Callable[[], None]) -> VerificationService:
+        from .verification import VerificationService
+
+        return VerificationService(
+            self.core,
+            self.encryption,
+            self.devices,
+            cross_signing_changed=cross_signing_changed,
+            create_dm=lambda user_id: self.admin.create_dm(user_id),
+            wait_for_room=lambda room_id, timeout: self.joins.wait_for_room(room_id, timeout),
+        )
+
+    def _new_cross_signing(
+        self, password: Callable[[], PasswordPrompt | None]
+    ) -> CrossSigningService:
+        from .cross_signing import CrossSigningService
+
+        return CrossSigningService(
+            self.core,
+            self.encryption,
+            self.devices,
+            password_prompt=password,
+            approve_prompt=lambda: self.approve_in_browser,
+            verify_own_devices=lambda: self.verification.verify_own_devices(),
+            trust_changed=self._backup_trust_changed,
+        )
+
+    def _new_search(self) -> SearchService:
+        from .search import SearchService
+
+        return SearchService(
+            self.cache,
+            self.db,
+            self.connection,
+            rooms=lambda: self.rooms,
+            decrypt=self.encryption.fetched_forms,
+            ignored=lambda: self.notifications.ignored,
         )
 
     def _new_notifications(self) -> NotificationService:
@@ -337,6 +367,27 @@ class ClientServices:
         """Files streamed to the server with progress, resumed after a restart (engine/uploads.py)."""
         return self._uploads.get()
 
+    async def _prepare_send(self, entry: OutboxEntry) -> tuple[str, dict[str, Any]]:
+        """What the send queue sends for ``entry``: encrypted for an encrypted room, never in clear."""
+        summary = self.rooms.get(entry.room_id)
+        if summary is None:
+            # A room we have not synced yet (just created or joined) may be encrypted:
+            # wait for its state rather than risk sending in clear.
+            raise NotReady("waiting for the room to sync")
+        if summary.membership != "join":
+            raise NotJoined(f"you are not in this room ({summary.membership})")
+        if summary.encrypted:
+            # Never send to an encrypted room in clear: encrypt, or fail visibly.
+            await self.encryption.ready()
+            if not self.encryption.available:
+                raise EncryptionUnavailable(
+                    self.encryption.error or "end-to-end encryption is not available"
+                )
+            content = await self.encryption.encrypt(entry.room_id, entry.event_type, entry.content)
+            self.backup.wake()  # a room key of our own may have been made
+            return "m.room.encrypted", content
+        return entry.event_type, entry.content
+
     async def _finish_upload(
         self, upload_id: str, room_id: str, content: dict[str, Any]
     ) -> OutboxEntry | None:
@@ -365,6 +416,8 @@ class ClientServices:
         self, servers: Sequence[str | None] = (), search: str = "", **options: Any
     ) -> DirectoryBrowser:
         """A browser over the published room directories of ``servers`` (``None``: ours, the default)."""
+        from .directory import DirectoryBrowser
+
         return DirectoryBrowser(self, servers, search=search, **options)
 
     async def _stop_services(self) -> None:
@@ -384,6 +437,12 @@ class ClientServices:
         ):
             if lazy.made is not None:
                 lazy.made.stop()
+
+
+def _identity_service(core: Core) -> IdentityService:
+    from .identity import IdentityService
+
+    return IdentityService(core.connection, core.user_id, *_meta(core))
 
 
 def _meta(core: Core) -> tuple[GetMeta, SetMeta]:

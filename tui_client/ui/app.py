@@ -20,7 +20,6 @@ from ..config import Config, themes_dir, write_setting
 from ..engine import gc_policy
 from ..engine.cache_key import CacheKeyError, set_aside_unreadable_cache
 from ..engine.client import CACHE_FILE, SESSION_FILE, MatrixClient
-from ..engine.directory import parse_server_list
 from ..engine.encryption import configure_backend
 from ..engine.opener import HandlerError, open_with_handler
 from ..engine.paths import profile_dir
@@ -310,8 +309,7 @@ class TuiClientApp(ClientApp):
     async def _start(self, client: MatrixClient) -> None:
         self.client = client
 
-        # Told while the account opens, before the chat screen: the app's own queue waits
-        # for open() to return, so these are handled as they come.
+        # Handled as they come, not queued (the machine's store upgrade, over the chat screen).
         opening = UpdateRoutes().on(CryptoStoreUpgrade, partial(show_upgrade, self))
 
         def forward(update: Update) -> None:
@@ -319,10 +317,8 @@ class TuiClientApp(ClientApp):
                 self.post_message(EngineUpdate(update, client))
 
         self._unsubscribe = client.subscribe(forward)
-        await client.open()
-        # The config file is the source of truth for the settings it names.
-        await apply_config(client, self.config)
-        self._saved_settings.update(account_values(client))
+        # The room list from the cache first; the machine after the first paint (issue 13).
+        await client.open_cache()
         chat = ChatScreen(client)
         await self.push_screen(chat)
         self.accounts.started(client, chat, self._unsubscribe)
@@ -331,9 +327,20 @@ class TuiClientApp(ClientApp):
             if self.config.names(setting):
                 for widget in chat.query(selector):
                     widget.styles.width = getattr(self.config, setting)
+        self.security.attach(chat)
         # The room list and the screens are long-lived: out of the collector's sight.
         self.call_after_refresh(gc_policy.settle)
-        self.security.attach(chat)
+        self.call_after_refresh(
+            lambda: self.run_worker(self._open_services(client), exit_on_error=False)
+        )
+
+    async def _open_services(self, client: MatrixClient) -> None:
+        """After the first paint: the machine, the config's account settings (the file is the
+        source of truth for those it names), sync."""
+        await client.open_services()
+        await apply_config(client, self.config)
+        self._saved_settings.update(account_values(client))
+        self.security.refresh_bar()
         cache_damage.after_open(self, client)
         if self.start_sync:
             client.start()
@@ -468,6 +475,8 @@ class TuiClientApp(ClientApp):
         """The room directory (of ``servers``, comma-separated; ours by default)."""
         if self.client is None:
             return
+        from ..engine.directory import parse_server_list
+
         try:
             parse_server_list(servers)
         except InvalidIdentifier as error:

@@ -1,10 +1,10 @@
 """ "Upgrading encryption store…": shown while a python-olm store moves to vodozemac.
 
-The move happens when the account opens, before the chat screen exists, and can take
-seconds on a big store; the engine says so with :class:`CryptoStoreUpgrade` once it has
-run over a moment. The app's own message queue waits for the open to finish, so the
-update is handled as it is published (:func:`show_upgrade`): this screen is pushed and
-its count kept current, then popped when the move is done, with a toast saying so.
+The move happens when the crypto machine opens, just after the room list is first painted
+from the cache, and can take seconds on a big store; the engine says so with
+:class:`CryptoStoreUpgrade` once it has run over a moment. The update is handled as it is
+published (:func:`show_upgrade`): this screen is pushed over the chat and its count kept
+current, then popped when the move is done, with a toast saying so.
 """
 
 from __future__ import annotations

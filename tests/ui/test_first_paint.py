@@ -1,0 +1,122 @@
+"""The room list is painted from the cache before the crypto machine opens (issue 13), and
+nothing waits on it meanwhile: a message typed to an encrypted room in that moment is
+encrypted once the machine is open, never refused or sent in clear."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tui_client.engine.client import MatrixClient
+from tui_client.store.records import OutboxEntry
+from tui_client.ui.app import TuiClientApp
+from tui_client.ui.screens.chat import ChatScreen
+from tui_client.ui.widgets.room_list import RoomList
+
+from ..support.waiting import pilot_until
+from .fake_world import FakeHomeserver
+
+SECRET = "!secretplans0000000000000000000000000000000003"
+
+
+def _screen_text(app: Any) -> str:
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+async def test_the_room_list_is_painted_before_the_machine_opens(
+    fake_profile: Path, fake_server: FakeHomeserver
+) -> None:
+    client = MatrixClient.restore(base_dir=fake_profile, transport=fake_server.transport())
+    assert client is not None
+    app = TuiClientApp(client=client, start_sync=True)
+    release = asyncio.Event()
+    painted_at_open: list[str] = []
+    opening = client.encryption.open
+
+    async def held_open() -> None:
+        # What the terminal shows the moment the machine starts opening.
+        painted_at_open.append(_screen_text(app) if isinstance(app.screen, ChatScreen) else "")
+        # Bounded: an app that waits for the machine before its first paint goes on (and fails below).
+        try:
+            await asyncio.wait_for(release.wait(), 5)
+        except TimeoutError:
+            pass
+        await opening()
+
+    client.encryption.open = held_open  # type: ignore[method-assign]
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot_until(pilot, lambda: bool(painted_at_open), "the machine starting to open", 10)
+        chat = app.screen
+        assert isinstance(chat, ChatScreen)
+        assert chat.query_one(RoomList).option_count > 0
+        # Painted, not only mounted: the room names are on the screen already.
+        assert "Secret plans" in painted_at_open[0]
+        assert "General" in painted_at_open[0]
+        assert client.encryption.machine is None
+        assert client.sync_loop is None  # no batch may be ingested without the machine
+
+        # Typed now, to the encrypted room: it waits for the machine.
+        entry = OutboxEntry(
+            1, "early-txn", SECRET, "m.room.message", {"body": "early", "msgtype": "m.text"},
+            "pending", None, None, 0, 0,
+        )  # fmt: skip
+        sending = asyncio.ensure_future(client._prepare_send(entry))
+        await pilot.pause(0.1)
+        assert not sending.done()
+
+        release.set()
+        event_type, content = await asyncio.wait_for(sending, 10)
+        assert event_type == "m.room.encrypted"
+        assert content["algorithm"] == "m.megolm.v1.aes-sha2"
+        assert "early" not in str(content)
+        assert client.encryption.machine is not None
+        await pilot_until(pilot, lambda: client.sync_loop is not None, "sync started", 10)
+
+
+async def test_decrypted_forms_in_the_cache_show_before_the_machine_opens(
+    fake_profile: Path, fake_server: FakeHomeserver
+) -> None:
+    client = MatrixClient.restore(base_dir=fake_profile, transport=fake_server.transport())
+    assert client is not None
+    await client.open_cache()
+    assert client.encryption.machine is None
+    assert client.encryption.stored_forms_readable
+    ready = asyncio.ensure_future(client.encryption.ready())
+    await asyncio.sleep(0.05)
+    assert not ready.done()  # waits for the machine the client said it would open
+    await client.open_services()
+    await asyncio.wait_for(ready, 5)
+    assert client.encryption.available
+    await client.close()
+
+
+async def test_a_machine_that_cannot_open_ends_the_wait(
+    fake_profile: Path, fake_server: FakeHomeserver
+) -> None:
+    client = MatrixClient.restore(
+        base_dir=fake_profile, transport=fake_server.transport(), crypto_backend="no-such"
+    )
+    assert client is not None
+    await client.open_cache()
+    ready = asyncio.ensure_future(client.encryption.ready())
+    await client.open_services()
+    await asyncio.wait_for(ready, 5)
+    assert not client.encryption.available
+    assert client.encryption.error is not None
+    assert not client.encryption.stored_forms_readable
+    await client.close()
+
+
+async def test_sync_never_starts_before_the_machine_is_open(
+    fake_profile: Path, fake_server: FakeHomeserver
+) -> None:
+    client = MatrixClient.restore(base_dir=fake_profile, transport=fake_server.transport())
+    assert client is not None
+    await client.open_cache()
+    with pytest.raises(RuntimeError, match="open_services"):
+        client.start()
+    assert client.sync_loop is None
+    await client.close()
