@@ -56,3 +56,29 @@ def test_the_machine_loads_when_first_named() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == list(MACHINE)
+
+
+# Issue 13: made when first used (engine/services.py), drawn when first shown (the OAuth QR code).
+SERVICES = (
+    "tui_client.engine.verification",
+    "tui_client.engine.cross_signing",
+    "segno",
+)
+
+
+def test_importing_the_app_leaves_verification_cross_signing_and_qr_codes_for_later() -> None:
+    code = f"import sys, tui_client.ui.app\nprint(' '.join(m for m in {SERVICES!r} if m in sys.modules))\n"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == []
+
+
+def test_the_qr_encoder_loads_when_a_code_is_drawn() -> None:
+    code = (
+        "import sys\n"
+        "from tui_client.ui.widgets.qr_code import qr_matrix\n"
+        "assert 'segno' not in sys.modules\n"
+        "assert len(qr_matrix('https://example.org')) > 20\n"
+        "print('segno' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True"]

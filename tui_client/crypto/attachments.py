@@ -9,8 +9,6 @@ import hmac
 import secrets
 from typing import Any
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
 from ..protocol.media import EncryptedFile
 from .encoding import b64encode
 
@@ -28,6 +26,9 @@ def decrypt_attachment(ciphertext: bytes, file: EncryptedFile) -> bytes:
         raise AttachmentError(
             "the downloaded file does not match its hash: it was damaged or replaced"
         )
+    # Imported here: start-up (the first painted room list) needs no cipher (issue 13).
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
     decryptor = Cipher(algorithms.AES(file.key), modes.CTR(file.iv)).decryptor()
     return decryptor.update(ciphertext) + decryptor.finalize()
 
@@ -49,6 +50,8 @@ class AttachmentEncryptor:
         self._key = secrets.token_bytes(32)
         # The spec: the low 64 bits (the counter) start at zero.
         self._iv = secrets.token_bytes(8) + bytes(8)
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
         self._encryptor = Cipher(algorithms.AES(self._key), modes.CTR(self._iv)).encryptor()
         self._hash = hashlib.sha256()
 

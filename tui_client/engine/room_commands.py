@@ -28,8 +28,11 @@ from .room_admin import RoomAdmin, split_user_and_reason
 from .room_view import RoomView
 from .send_queue import SendQueue
 from .updates import RoomListChanged, Update
-from .uploads import UploadService
-from .verification import VerificationService
+
+if TYPE_CHECKING:
+    # Made on first use (engine/services.py); start-up imports neither (issue 13).
+    from .uploads import UploadService
+    from .verification import VerificationService
 
 __all__ = ["RoomCommands"]
 

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..crypto.cross_signing import CrossSigningStatus, UserIdentity
-from ..crypto.verification import Verification
 from ..protocol.room_state import RoomSummary
 from ..protocol.spaces import SpaceGraph
 from ..protocol.timeline import Diff
+
+if TYPE_CHECKING:
+    # Named in annotations only: start-up need not import cross-signing or verification.
+    from ..crypto.cross_signing import CrossSigningStatus, UserIdentity
+    from ..crypto.verification import Verification
 
 __all__ = [
     "BackupStatus",

@@ -11,7 +11,6 @@ quiet zone, which fits 80x24).
 
 from __future__ import annotations
 
-import segno
 from rich.segment import Segment
 from rich.style import Style
 from textual.geometry import Size
@@ -33,6 +32,8 @@ _STYLES = {
 
 def qr_matrix(data: bytes | str) -> list[list[bool]]:
     """The code's modules (``True`` is dark), without a quiet zone."""
+    import segno  # imported when a code is first drawn: start-up needs none (issue 13)
+
     code = segno.make(data, error="l", micro=False, boost_error=False)
     return [[bool(module) for module in row] for row in code.matrix]
 
