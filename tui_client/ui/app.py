@@ -20,6 +20,7 @@ from ..config import Config, themes_dir, write_setting
 from ..engine import gc_policy
 from ..engine.cache_key import CacheKeyError, set_aside_unreadable_cache
 from ..engine.client import CACHE_FILE, SESSION_FILE, MatrixClient
+from ..engine.directory import parse_server_list
 from ..engine.encryption import configure_backend
 from ..engine.opener import HandlerError, open_with_handler
 from ..engine.paths import profile_dir
@@ -308,7 +309,6 @@ class TuiClientApp(ClientApp):
 
     async def _start(self, client: MatrixClient) -> None:
         self.client = client
-
         # Handled as they come, not queued (the machine's store upgrade, over the chat screen).
         opening = UpdateRoutes().on(CryptoStoreUpgrade, partial(show_upgrade, self))
 
@@ -475,8 +475,6 @@ class TuiClientApp(ClientApp):
         """The room directory (of ``servers``, comma-separated; ours by default)."""
         if self.client is None:
             return
-        from ..engine.directory import parse_server_list
-
         try:
             parse_server_list(servers)
         except InvalidIdentifier as error:
