@@ -1,6 +1,6 @@
-"""The real app with Pilot against Synapse: the status line names sliding sync while it
-runs, and the palette's "Sliding sync" entry switches to /sync v2 and back, live,
-with messages still arriving."""
+"""The real app with Pilot against Synapse: the status line names the sync that runs
+(sliding sync, or sync v2), and the palette's "Sliding sync" entry switches to /sync v2
+and back, live, with messages still arriving."""
 
 from __future__ import annotations
 
@@ -49,10 +49,11 @@ async def test_status_line_names_the_sync_and_the_palette_toggles_it(
         )
         await until(
             pilot,
-            lambda: "sliding sync" not in _status(app),
-            "the status line without sliding sync",
+            lambda: "sliding sync" not in _status(app) and "sync v2" in _status(app),
+            "the status line naming sync v2",
         )
         assert "connected" in _status(app) or "syncing" in _status(app), _status(app)
+        await until(pilot, lambda: "connected · sync v2" in _status(app), "connected over v2")
         # /sync v2 runs: a new message arrives, and the choice is kept.
         await server(lambda: say(synapse, bob, room, "over v2", "t1"))
         await until(
@@ -62,6 +63,7 @@ async def test_status_line_names_the_sync_and_the_palette_toggles_it(
 
         await _palette(pilot, app, "Sliding sync")
         await until(pilot, lambda: "sliding sync" in _status(app), "sliding sync named again")
+        assert "sync v2" not in _status(app)
         assert app.client.sync_mode == "sliding sync"
         await server(lambda: say(synapse, bob, room, "over sliding sync again", "t2"))
         await until(

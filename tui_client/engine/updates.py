@@ -70,7 +70,7 @@ class SyncState:
     detail: str = ""
     retry_at: float | None = None
     last_success: float | None = None
-    #: Which sync runs (``sync v2``, ``sliding sync``); the status bar names sliding sync.
+    #: Which sync runs (``sync v2``, ``sliding sync``); the status bar names it.
     mode: str = ""
 
     def describe(self, now: float) -> str:
@@ -83,8 +83,8 @@ class SyncState:
                 if self.status is SyncStatus.OFFLINE
                 else f"retrying in {seconds}s"
             )
-        if self.mode == "sliding sync":
-            text = f"{text} · sliding sync"
+        if self.mode:
+            text = f"{text} · {self.mode}"
         return text
 
 
