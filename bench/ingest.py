@@ -149,7 +149,7 @@ def ours_case(raw: bytes, expected_events: int, *, index: bool = False) -> Case:
             engine = _Engine(source, cache, {})
             open_encryption(engine)
         with watch.part("parse + ingest_sync"):
-            result = MatrixClient._ingest_raw(cast(MatrixClient, engine), raw)
+            result = MatrixClient._ingest_raw(cast(MatrixClient, engine), raw, True)
         with watch.part("room list"):
             engine.rooms.update(result.changed_rooms)
             listed = MatrixClient.room_list(cast(MatrixClient, engine))
@@ -302,7 +302,7 @@ def profile_ingest(raw: bytes, folder: Path, top: int = 18) -> str:
     engine = _Engine(source, cache, {})
     open_encryption(engine)
     profiler.enable()
-    result = MatrixClient._ingest_raw(cast(MatrixClient, engine), raw)
+    result = MatrixClient._ingest_raw(cast(MatrixClient, engine), raw, True)
     engine.rooms.update(result.changed_rooms)
     MatrixClient.room_list(cast(MatrixClient, engine))
     profiler.disable()

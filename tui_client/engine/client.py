@@ -56,6 +56,7 @@ from .session import (
 from .sliding_sync import SlidingSyncSource, server_offers_sliding_sync
 from .storage import StorageHealth, StorageUnavailable, storage_problem
 from .sync import SyncLoop, SyncSource, SyncV2Source
+from .sync_ingest import ingest_response
 from .uia import ApprovalPrompt, PasswordPrompt
 from .updates import (
     BatchCommitted,
@@ -577,14 +578,20 @@ class MatrixClient(ClientServices, RoomCommands):
     def _on_rate_limited(self, seconds: float) -> None:
         self.notify("warning", f"Rate limited by the server; retrying in {seconds:.0f}s")
 
-    def _ingest_raw(self, raw: bytes) -> IngestResult[CryptoResult]:
+    def _ingest_raw(self, raw: bytes, initial: bool = False) -> IngestResult[CryptoResult]:
         # Decoding and storing a batch allocates hundreds of thousands of objects,
         # none of them cyclic garbage; letting the collector walk the growing heap
         # meanwhile costs ~20% of the time. It runs again once the batch is done.
         with gc_paused():
-            batch = self._source.parse(raw)
-            self.server_clock.observe(event for room in batch.joined for event in room.timeline)
-            result = self.cache.ingest_sync(batch, self.rooms, hook=self.encryption.ingest_hook)
+            result, batch = ingest_response(
+                self._source,
+                raw,
+                self.cache,
+                self.rooms,
+                self.encryption,
+                self.server_clock,
+                initial=initial,
+            )
             self.presence.receive(batch.presence)
         crypto = result.hook_result or CryptoResult()
         # Push rules over the decrypted events: encrypted rooms get counts the server cannot make.
@@ -599,7 +606,7 @@ class MatrixClient(ClientServices, RoomCommands):
 
     async def _commit_batch(self, raw: bytes) -> None:
         first = self.sync_loop is not None and self.sync_loop.batches == 0
-        result = await self.db.run(self._ingest_raw, raw)
+        result = await self.db.run(self._ingest_raw, raw, self.sync_token is None)
         self._after_commit(result)
         self.presence.flush()
         if result.new_events and (self._indexing is None or self._indexing.done()):
@@ -661,7 +668,7 @@ class MatrixClient(ClientServices, RoomCommands):
         for room_id, view in list(self.views.items()):
             if room_id in result.state_rooms:
                 self._spawn(view.reload_state())
-            if room_id in result.limited_rooms:
+            if room_id in result.limited_rooms or room_id in result.trimmed_rooms:
                 # A window in the middle of history (a search result, far scroll-back) stays
                 # where the user put it (sliding sync fills history above an open room's
                 # events as its subscription grows: reading the newest window again yanked

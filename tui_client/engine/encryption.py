@@ -389,23 +389,37 @@ class Encryption:
 
     # -- the sync hook (database thread, inside the batch's transaction) ---------------
 
-    def ingest_hook(self, batch: SyncBatch) -> CryptoResult:
-        """Feed a sync batch to the machine and decrypt its events (same transaction)."""
+    def ingest_hook(
+        self, batch: SyncBatch, into: CryptoResult | None = None, *, head: bool = True
+    ) -> CryptoResult:
+        """Feed a sync batch to the machine and decrypt its events (same transaction).
+
+        A response ingested in slices (:meth:`slice_hook`) feeds the machine with its
+        first slice only (``head``: to-device events, device lists, key counts, the
+        older events the new keys open); every slice decrypts its own rooms' events, all
+        gathered ``into`` one result.
+        """
         machine = self.machine
-        result = CryptoResult()
+        result = CryptoResult() if into is None else into
         if machine is None:
             return result
-        changes = machine.receive_sync_changes(
-            batch.to_device,
-            batch.device_lists_changed,
-            batch.device_lists_left,
-            batch.one_time_keys_count or None,
-            batch.unused_fallback_key_types,
-        )
-        result.to_device = list(changes.to_device_events)
-        result.secrets = list(changes.secrets)
-        result.verifications = list(changes.verifications)
-        result.room_keys = len(changes.room_keys)
+        sessions: list[tuple[str, str]] = []
+        if head:
+            changes = machine.receive_sync_changes(
+                batch.to_device,
+                batch.device_lists_changed,
+                batch.device_lists_left,
+                batch.one_time_keys_count or None,
+                batch.unused_fallback_key_types,
+            )
+            result.to_device.extend(changes.to_device_events)
+            result.secrets.extend(changes.secrets)
+            result.verifications.extend(changes.verifications)
+            result.room_keys += len(changes.room_keys)
+            sessions = [(key.room_id, key.session_id) for key in changes.room_keys]
+            sessions += [
+                (w.room_id, w.session_id) for w in changes.withheld if w.room_id and w.session_id
+            ]
         for room in batch.joined:
             self._room_membership(
                 machine, room.room_id, [*room.state, *room.timeline], room.limited
@@ -415,19 +429,38 @@ class Encryption:
                     shown = self._decrypt_and_store(machine, event, room.room_id)
                     if shown is not None:
                         result.clear.setdefault(room.room_id, {})[event["event_id"]] = shown
-        sessions = [(key.room_id, key.session_id) for key in changes.room_keys]
-        sessions += [
-            (w.room_id, w.session_id) for w in changes.withheld if w.room_id and w.session_id
-        ]
+        redecrypted: dict[str, dict[str, Event]] = {}
         for event_id, room_id, data in self.store.undecrypted_for_sessions(sessions):
             shown = self._decrypt_and_store(machine, json.loads(data), room_id)
             if shown is not None:
-                result.redecrypted.setdefault(room_id, {})[event_id] = shown
-        self._feed_verifications(machine, batch, result)
+                redecrypted.setdefault(room_id, {})[event_id] = shown
+        for room_id, events in redecrypted.items():
+            result.redecrypted.setdefault(room_id, {}).update(events)
+        self._feed_verifications(machine, batch, redecrypted, result)
         return result
 
+    def slice_hook(self) -> Callable[[SyncBatch], CryptoResult]:
+        """The hook of one response ingested in slices (``Cache.ingest_slices``): the
+        first slice (everything but the joined rooms) feeds the machine, each slice
+        decrypts its rooms, one result gathers it all."""
+        gathered = CryptoResult()
+        first = True
+
+        def hook(batch: SyncBatch) -> CryptoResult:
+            nonlocal first
+            self.ingest_hook(batch, gathered, head=first)
+            first = False
+            return gathered
+
+        return hook
+
     @staticmethod
-    def _feed_verifications(machine: OlmMachine, batch: SyncBatch, result: CryptoResult) -> None:
+    def _feed_verifications(
+        machine: OlmMachine,
+        batch: SyncBatch,
+        redecrypted: dict[str, dict[str, Event]],
+        result: CryptoResult,
+    ) -> None:
         """In-room verification events (decrypted forms, our own echoes too) to the machine."""
         for room in batch.joined:
             shown = result.clear.get(room.room_id, {})
@@ -438,7 +471,7 @@ class Encryption:
                     result.verifications.extend(
                         machine.receive_room_verification_event(room.room_id, event)
                     )
-        for room_id, events in result.redecrypted.items():
+        for room_id, events in redecrypted.items():
             for event in events.values():
                 if is_verification_event(event):
                     result.verifications.extend(

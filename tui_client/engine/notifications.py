@@ -264,7 +264,11 @@ class NotificationService:
         # nothing): ingest gave them the server's counts.
         count_all = self._count_all()
         candidates = (
-            set(result.changed_rooms) | set(result.new_events) | set(result.receipts) | redecrypted
+            set(result.changed_rooms)
+            | set(result.new_events)
+            | set(result.receipts)
+            | redecrypted
+            | result.trimmed_rooms
         )
         if rules_changed or IGNORED_USERS in changed_settings:
             candidates |= {r for r, s in previous.items() if s.encrypted or count_all}
@@ -284,6 +288,7 @@ class NotificationService:
                 or own_receipt
                 or room_id in redecrypted
                 or room_id in result.limited_rooms
+                or room_id in result.trimmed_rooms  # its events were not kept: the cache has them
             )
             try:
                 unread = self._count_room(
@@ -325,7 +330,7 @@ class NotificationService:
         found = []
         for room_id, stored in result.new_events.items():
             summary = result.changed_rooms.get(room_id) or previous.get(room_id)
-            if summary is None or summary.membership != "join":
+            if summary is None or summary.membership != "join" or room_id in result.trimmed_rooms:
                 continue
             shown = decrypted.get(room_id, {})
             events = [shown.get(s.event.get("event_id", ""), s.event) for s in stored]

@@ -20,6 +20,7 @@ __all__ = [
     "LeftRoom",
     "MalformedResponse",
     "SyncBatch",
+    "joined_room",
     "parse_sync",
 ]
 
@@ -118,7 +119,8 @@ def _str_list(value: object) -> list[str]:
     return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
-def _joined(room_id: str, data: dict[str, Any]) -> JoinedRoom:
+def joined_room(room_id: str, data: dict[str, Any]) -> JoinedRoom:
+    """One joined room of a response, normalised (sections of the wrong shape: empty)."""
     timeline = _dict(data.get("timeline"))
     summary = _dict(data.get("summary"))
     counts = _dict(data.get("unread_notifications"))
@@ -183,7 +185,7 @@ def parse_sync(data: object) -> SyncBatch:
     batch = SyncBatch(next_batch=next_batch)
     for room_id, room in _dict(rooms.get("join")).items():
         if isinstance(room, dict):
-            batch.joined.append(_joined(room_id, room))
+            batch.joined.append(joined_room(room_id, room))
     for room_id, room in _dict(rooms.get("invite")).items():
         if isinstance(room, dict):
             batch.invited.append(InvitedRoom(room_id, _events(room.get("invite_state"))))

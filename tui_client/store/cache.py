@@ -15,12 +15,12 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ..protocol.room_state import RoomSummary
-from ..protocol.sync import SyncBatch
+from ..protocol.sync import MalformedResponse, SyncBatch
 from .crypto_store import SqliteCryptoStore
 from .encrypted_db import connect, encrypt_in_place, finish_interrupted_migration, is_plain_sqlite
 from .ingest import Ingest
@@ -249,31 +249,78 @@ class Cache(TimelineStore):
         summaries come back as copies in the result, for the caller to adopt once the
         batch is committed (a failed batch changes nothing).
         """
-        result: IngestResult[R] = IngestResult(next_batch=batch.next_batch)
+        return self.ingest_slices(
+            lambda: (batch,), summaries, hook=None if hook is None else lambda: hook
+        )
+
+    def ingest_slices(
+        self,
+        slices: Callable[[], Iterable[SyncBatch]],
+        summaries: dict[str, RoomSummary],
+        *,
+        hook: Callable[[], IngestHook[R]] | None = None,
+        on_slice: Callable[[IngestResult[R], SyncBatch], None] | None = None,
+    ) -> IngestResult[R]:
+        """Store a response handed over in slices (``net.sync_stream``) in ONE
+        transaction, as a whole batch is: each slice's rows, then the hook over that
+        slice (``hook()`` makes it for the response; each call returns what it gathered
+        so far), then ``on_slice``; after the last slice the changed summaries, the first
+        slice's tokens, and COMMIT. Killed or failed anywhere, nothing of it is stored
+        and the token stays. ``slices()`` is called again from the start (the copies
+        repaired) if a write failed on a lone surrogate or a huge integer.
+        """
         db = self._db
         db.execute("BEGIN")
         try:
             try:
-                Ingest(self, summaries, result).run(batch)
+                result = self._ingest_slices(slices(), summaries, hook, on_slice, repair=False)
             except _UNSTORABLE:
                 # Rare: some event holds a lone surrogate or a huge integer. Start the
-                # batch again from a repaired copy rather than refuse it forever.
+                # response again from repaired copies rather than refuse it forever.
                 db.execute("ROLLBACK")
                 db.execute("BEGIN")
-                result = IngestResult(next_batch=batch.next_batch)
-                Ingest(self, summaries, result).run(_storable(batch))
-            if hook is not None:
-                result.hook_result = hook(batch)
-            tokens = batch.tokens if batch.tokens is not None else {"next_batch": batch.next_batch}
-            db.executemany(
-                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                tokens.items(),
-            )
+                result = self._ingest_slices(slices(), summaries, hook, on_slice, repair=True)
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:  # a full disk can end the transaction itself
                 db.execute("ROLLBACK")
             raise
+        return result
+
+    def _ingest_slices(
+        self,
+        slices: Iterable[SyncBatch],
+        summaries: dict[str, RoomSummary],
+        hook: Callable[[], IngestHook[R]] | None,
+        on_slice: Callable[[IngestResult[R], SyncBatch], None] | None,
+        *,
+        repair: bool,
+    ) -> IngestResult[R]:
+        result: IngestResult[R] | None = None
+        ingest: Ingest | None = None
+        tokens: dict[str, str] = {}
+        run_hook = None if hook is None else hook()
+        for batch in slices:
+            if repair:
+                batch = _storable(batch)
+            if result is None or ingest is None:
+                result = IngestResult(next_batch=batch.next_batch)
+                ingest = Ingest(self, summaries, result)
+                tokens = (
+                    batch.tokens if batch.tokens is not None else {"next_batch": batch.next_batch}
+                )
+            ingest.add(batch)
+            if run_hook is not None:
+                result.hook_result = run_hook(batch)
+            if on_slice is not None:
+                on_slice(result, batch)
+        if result is None or ingest is None:
+            raise MalformedResponse("sync response has no batch")
+        ingest.finish()
+        self._db.executemany(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            tokens.items(),
+        )
         return result
 
     def account_data(self, event_type: str, room_id: str = "") -> dict[str, Any] | None:

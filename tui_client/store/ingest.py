@@ -61,6 +61,11 @@ class Ingest:
         return copy
 
     def run(self, batch: SyncBatch) -> None:
+        self.add(batch)
+        self.finish()
+
+    def add(self, batch: SyncBatch) -> None:
+        """Write one batch, or one slice of a response (``Cache.ingest_slices``)."""
         for event in batch.account_data:
             self.global_account_data(event)
         for joined in batch.joined:
@@ -70,6 +75,9 @@ class Ingest:
         for left in batch.left:
             self.left(left)
         self.flush()
+
+    def finish(self) -> None:
+        """After the last slice: direct rooms, names, and the changed summaries."""
         if self.dm_rooms is not None:
             self.apply_direct()
         for summary in self.result.changed_rooms.values():
@@ -81,6 +89,8 @@ class Ingest:
         if self.rows:
             db.executemany(INSERT_EVENT, self.rows)
         self.cache._events_added(self.since)
+        if self.rows:  # the next slice of a sliced response indexes only its own rows
+            self.since = self.cache._newest_seq()
         if self.state_rows:
             db.executemany(
                 "INSERT INTO room_state (room_id, type, state_key, event_id) VALUES (?, ?, ?, ?) "
@@ -92,6 +102,8 @@ class Ingest:
         if self.echoed_txn:
             db.executemany("DELETE FROM outbox WHERE txn_id = ?", [(t,) for t in self.echoed_txn])
             self.result.echoed_txn_ids.update(self.echoed_txn)
+        # Written: a sliced response's next slice starts afresh (its rows are not kept).
+        self.rows, self.state_rows, self.redactions, self.echoed_txn = [], [], [], []
 
     def add_state(self, room_id: str, summary: RoomSummary, events: list[Event]) -> None:
         if events:

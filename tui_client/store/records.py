@@ -82,6 +82,9 @@ class IngestResult(Generic[H]):
     hook_result: H | None = None
     # Unread counts per thread of the joined rooms in the batch: room -> root -> counts.
     thread_counts: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict)
+    # Rooms of a first sync stored in slices whose events were not kept in ``new_events``
+    # (only their state events): read them from the cache (engine/sync_ingest.py).
+    trimmed_rooms: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,64 @@
+"""A large first ``/sync`` v2 response is stored in slices: the engine's own
+``MatrixClient._ingest_raw`` (parse, store, the encryption hook, unread counts) on the
+benchmark's synthetic account, with the traced peak of Python memory measured against
+the same response stored whole, in the same run (a ratio, not a timing)."""
+
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+from typing import Any, cast
+
+from bench.ingest import CACHE_FILE, OWN_USER_ID, _Engine, open_encryption
+from bench.synthetic import initial_sync
+from tui_client.engine.client import MatrixClient
+from tui_client.engine.encryption import CryptoResult
+from tui_client.engine.sync import SyncV2Source
+from tui_client.store.cache import Cache, IngestResult
+
+ROOMS = 80
+
+
+def _first_sync(
+    raw: bytes, folder: Path, *, sliced: bool
+) -> tuple[int, IngestResult[CryptoResult], dict[str, int]]:
+    """Traced peak of the ingest, its result, and what the cache then holds."""
+    source = SyncV2Source(cast(Any, None))
+    source.slice_bytes = 0 if sliced else len(raw) + 1
+    source.slice_events = 200
+    cache = Cache(folder / CACHE_FILE, own_user_id=OWN_USER_ID)
+    engine = _Engine(source, cache, {})
+    open_encryption(engine)
+    tracemalloc.start()
+    try:
+        result = MatrixClient._ingest_raw(cast(MatrixClient, engine), raw, True)
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    stats = cache.stats()
+    cache.close()
+    return peak, result, stats
+
+
+def test_a_first_sync_in_slices_holds_a_fraction_of_the_whole(tmp_path: Path) -> None:
+    raw = initial_sync(rooms=ROOMS)
+    (tmp_path / "whole").mkdir()
+    (tmp_path / "sliced").mkdir()
+    whole_peak, whole, whole_stats = _first_sync(raw, tmp_path / "whole", sliced=False)
+    peak, result, stats = _first_sync(raw, tmp_path / "sliced", sliced=True)
+
+    # The same cache and room list either way.
+    assert stats == whole_stats and stats["events"] > 3_000
+    assert result.next_batch == whole.next_batch
+    assert result.changed_rooms == whole.changed_rooms and len(result.changed_rooms) == ROOMS
+    # The slices' events were not kept for the engine to publish (views read the cache);
+    # only the state events in timelines stay.
+    assert result.trimmed_rooms == set(whole.new_events) and len(result.trimmed_rooms) == ROOMS
+    assert all("state_key" in s.event for events in result.new_events.values() for s in events)
+    assert sum(map(len, result.new_events.values())) < sum(map(len, whole.new_events.values())) / 4
+
+    # Decoded whole, the response's objects are ~8x its bytes, all alive at once; in
+    # slices, a few slices' worth on top of what every room needs kept (its summary).
+    print(f"traced peak: whole {whole_peak / len(raw):.2f}x, sliced {peak / len(raw):.2f}x")
+    assert whole_peak > 5 * len(raw)
+    assert peak < 0.4 * whole_peak

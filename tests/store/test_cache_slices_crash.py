@@ -1,0 +1,201 @@
+"""A response stored in slices (``Cache.ingest_slices``) is committed whole or not at all.
+
+As tests/store/test_cache_crash.py for a whole batch: a child process stores the second
+batch of that file in slices of one room each and dies between slices (in the hook,
+with earlier slices' rows written) or at a random SQLite VM step; the parent reopens the
+file, finds the cache exactly as before the batch (token included), stores the batch
+again, and finds exactly what a whole, undisturbed ingest stores: nothing lost, nothing
+twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tui_client.net.sync_stream import sync_slices
+from tui_client.protocol.sync import parse_sync
+from tui_client.store.cache import Cache
+
+from .cache_batches import OWN, Account
+from .test_cache_crash import (
+    PROGRESS_STEP,
+    _assert_batch_two_exactly_once,
+    _copy_of_base,
+    _dump,
+    prepared,
+)
+
+__all__ = ["prepared"]  # the module-scoped fixture, shared with test_cache_crash
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CHILD = r"""
+import os, signal, sys
+from tui_client.net.sync_stream import sync_slices
+from tui_client.protocol.sync import parse_sync
+from tui_client.store.cache import Cache
+
+path, batch_path, own, mode = sys.argv[1:5]
+raw = open(batch_path, "rb").read()
+cache = Cache(path, own_user_id=own)
+rooms = cache.load_summaries()
+slices = 0
+
+def make_hook():
+    def hook(batch):
+        global slices
+        slices += 1
+        if mode.startswith("slice") and slices == int(mode[5:]):
+            # Earlier slices' rows are in the database (uncommitted) when we die.
+            written = cache._db.execute("SELECT COUNT(*) FROM events WHERE event_id LIKE '$b2-%'").fetchone()[0]
+            print(f"written={written}", flush=True)
+            os._exit(9)
+        return slices
+    return hook
+
+if not mode.startswith("slice"):
+    kill_at = int(mode)
+    calls = 0
+    def handler():
+        global calls
+        calls += 1
+        if calls >= kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return 0
+    cache._db.set_progress_handler(handler, PROGRESS_STEP)
+result = cache.ingest_slices(lambda: sync_slices(raw, slice_events=1), rooms, hook=make_hook)
+print(f"committed slices={result.hook_result}", flush=True)
+os._exit(0)
+""".replace("PROGRESS_STEP", str(PROGRESS_STEP))
+
+
+def _run_child(path: Path, batch_path: Path, mode: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-c", CHILD, str(path), str(batch_path), OWN, mode],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=60,
+    )
+
+
+def _ingest_sliced(path: Path, batch_path: Path, count: Any = None) -> int:
+    """Store the batch in slices of one room; return how many slices there were."""
+    account = Account(path)
+    raw = batch_path.read_bytes()
+    seen = 0
+
+    def hook(batch: object) -> int:
+        nonlocal seen
+        seen += 1
+        return seen
+
+    if count is not None:
+        account.cache._db.set_progress_handler(count, PROGRESS_STEP)
+    try:
+        result = account.cache.ingest_slices(
+            lambda: sync_slices(raw, slice_events=1), account.rooms, hook=lambda: hook
+        )
+    finally:
+        account.cache._db.set_progress_handler(None, PROGRESS_STEP)
+        account.close()
+    assert result.next_batch == "s2"
+    return seen
+
+
+def _pending(path: Path) -> list[str]:
+    db = sqlite3.connect(path)
+    try:
+        rows = db.execute(
+            "SELECT e.event_id FROM fts_pending p JOIN events e ON e.seq = p.seq ORDER BY 1"
+        )
+        return [r[0] for r in rows]
+    finally:
+        db.close()
+
+
+def test_stored_in_slices_it_is_what_the_whole_batch_stores(
+    prepared: dict[str, Any], tmp_path: Path
+) -> None:
+    path = _copy_of_base(prepared, tmp_path, "sliced.sqlite3")
+    # The outline, then one slice a joined room (three of them).
+    assert _ingest_sliced(path, prepared["batch"]) == 4
+    assert _dump(path) == prepared["after"]
+    _assert_batch_two_exactly_once(path)
+    # Every new message waits for the search index once, as after a whole batch.
+    whole = _copy_of_base(prepared, tmp_path, "whole.sqlite3")
+    account = Account(whole)
+    account.ingest(parse_sync(json.loads(prepared["batch"].read_text())))
+    account.close()
+    assert _pending(path) == _pending(whole) and len(_pending(path)) >= 60 + 30
+
+
+@pytest.mark.parametrize("slice_no", [2, 3, 4])
+def test_killed_between_slices_leaves_the_previous_state(
+    prepared: dict[str, Any], tmp_path: Path, slice_no: int
+) -> None:
+    path = _copy_of_base(prepared, tmp_path, f"slice{slice_no}.sqlite3")
+    child = _run_child(path, prepared["batch"], f"slice{slice_no}")
+    assert child.returncode == 9, child.stderr
+    # The child had written the rooms of the slices before (slice 2: the first room).
+    written = int(child.stdout.split("written=")[1].split()[0])
+    assert written >= 60 * (slice_no >= 2) + 31 * (slice_no >= 3)
+
+    cache = Cache(path, own_user_id=OWN)
+    try:
+        assert cache.sync_token == "s1"
+        assert cache.load_events(["$b2-msg-0", "$b2-other-0"]) == {}
+    finally:
+        cache.close()
+    assert _dump(path) == prepared["before"]
+
+    _ingest_sliced(path, prepared["batch"])
+    assert _dump(path) == prepared["after"]
+    _assert_batch_two_exactly_once(path)
+
+
+def test_killed_at_random_points_of_a_sliced_ingest_is_all_or_nothing(
+    prepared: dict[str, Any], tmp_path: Path
+) -> None:
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    _ingest_sliced(_copy_of_base(prepared, tmp_path, "count.sqlite3"), prepared["batch"], count)
+    assert steps > 20, "the batch is too small to aim kills inside it"
+    rng = random.Random(20261207)
+    kill_points = sorted(
+        {1, steps // 2, steps, *(rng.randint(1, steps) for _ in range(7)), steps + 10}
+    )
+    outcomes = []
+    for kill_at in kill_points:
+        path = _copy_of_base(prepared, tmp_path, f"kill-{kill_at}.sqlite3")
+        child = _run_child(path, prepared["batch"], str(kill_at))
+        assert child.returncode in (0, -9), child.stderr
+        dump = _dump(path)
+        if dump == prepared["before"]:
+            outcomes.append("nothing")
+            _ingest_sliced(path, prepared["batch"])
+            dump = _dump(path)
+        else:
+            outcomes.append("all")
+        assert dump == prepared["after"], (
+            f"killed at step {kill_at}: the cache holds part of the response"
+        )
+        _assert_batch_two_exactly_once(path)
+    assert "nothing" in outcomes
+    assert outcomes[-1] == "all"
