@@ -97,6 +97,11 @@ class _Engine:
     presence: PresenceService | None = None
     server_clock: ServerClock = field(default_factory=ServerClock)
 
+    @property
+    def core(self) -> _Engine:
+        """The engine's :class:`Core` (what it reads of one: the cache, the room list)."""
+        return self
+
 
 async def _no_members(room_id: str) -> None:
     raise AssertionError("the ingest benchmark fetches no members")

@@ -584,13 +584,7 @@ class MatrixClient(ClientServices, RoomCommands):
         # meanwhile costs ~20% of the time. It runs again once the batch is done.
         with gc_paused():
             result, batch = ingest_response(
-                self._source,
-                raw,
-                self.cache,
-                self.rooms,
-                self.encryption,
-                self.server_clock,
-                initial=initial,
+                self._source, raw, self.core, self.encryption, self.server_clock, initial
             )
             self.presence.receive(batch.presence)
         crypto = result.hook_result or CryptoResult()

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..protocol.room_state import RoomSummary
 from ..protocol.sync import SyncBatch
-from ..store.cache import Cache, IngestResult
+from ..store.cache import IngestResult
+from .core import Core
 from .encryption import CryptoResult, Encryption
 from .server_clock import ServerClock
 from .sync import SyncSource
@@ -62,15 +62,15 @@ class _Sliced:
 def ingest_response(
     source: SyncSource,
     raw: bytes,
-    cache: Cache,
-    rooms: dict[str, RoomSummary],
+    core: Core,
     encryption: Encryption,
     clock: ServerClock,
-    *,
     initial: bool,
 ) -> tuple[IngestResult[CryptoResult], SyncBatch]:
-    """Store one response in one transaction; return what changed and its first batch
-    (the one with the account data, presence and to-device events)."""
+    """Store one response in one transaction (the cache's, the engine's room list only
+    read); return what changed and its first batch (the one with the account data,
+    presence and to-device events). ``initial``: the account's first sync."""
+    cache, rooms = core.cache, core.rooms
     if source.parse_slices(raw) is None:
         batch = source.parse(raw)
         clock.observe(event for room in batch.joined for event in room.timeline)
