@@ -5,7 +5,8 @@ proxy's URL) and forwards each request and its answer byte for byte, unless its 
 says otherwise. The policy is asked twice per exchange: before the request is forwarded
 (``phase="request"``: the server never sees it if the fault is a drop or a reset) and
 once the server's whole answer is in hand (``phase="response"``: the server has done
-the work, the client does not learn it). Faults:
+the work, the client does not learn it; :attr:`Exchange.client_gone` says whether the
+client is still there to meet the fault). Faults:
 
 - ``PASS``: forward as is; ``Fault.delay(s)``: forward after ``s`` seconds;
 - ``HOLD``: never answer (the connection stays open until the client gives up or dies);
@@ -71,6 +72,9 @@ class Exchange:
     faults: list[str] = field(default_factory=list)
     #: ``"HTTP/1.1"``, or ``"h2"`` for a stream of an HTTP/2 connection.
     protocol: str = "HTTP/1.1"
+    #: Set before the response phase: the client had closed its end (it gave up on the
+    #: request: a timeout, or a long-poll it cancelled), so no fault reaches it.
+    client_gone: bool = False
 
     @property
     def is_send(self) -> bool:
@@ -249,6 +253,7 @@ class FaultProxy:
                 if upstream is not None and b"connection: close" in answer_head.lower():
                     upstream[1].close()
                     upstream = None
+                exchange.client_gone = reader.at_eof()
                 fault = self.decide(exchange, "response")
                 if fault.kind == "delay":
                     await asyncio.sleep(fault.seconds)
