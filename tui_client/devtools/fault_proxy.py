@@ -85,6 +85,11 @@ class Exchange:
         return self.method == "GET" and self.path.split("?", 1)[0].endswith("/sync")
 
     @property
+    def is_sync_request(self) -> bool:
+        """``/sync`` v2 or sliding sync (``POST .../simplified_msc3575/sync``)."""
+        return self.path.split("?", 1)[0].endswith("/sync")
+
+    @property
     def txn_id(self) -> str | None:
         """The transaction ID of a send (the last path segment)."""
         return self.path.split("?", 1)[0].rsplit("/", 1)[-1] if self.is_send else None
