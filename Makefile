@@ -44,8 +44,8 @@ test-olm: $(STAMP)
 	TUI_CLIENT_CRYPTO_BACKEND=olm $(BIN)/python -m pytest -q $(OLM_TESTS)
 
 # The long forms of the real-world tests (issue 19; tests/resilience): 50 kills while
-# sending, 10 minutes of a flaky network, a 2-hour soak (bench/soak.py); about 2.5 hours
-# in all. `make test` runs each in a short form.
+# sending, 10 minutes of a flaky network over sliding sync and 10 over /sync v2, a 2-hour
+# soak (bench/soak.py); about 2.7 hours in all. `make test` runs each in a short form.
 soak: $(STAMP)
 	TUI_CLIENT_SOAK=1 $(BIN)/python -m pytest -q -s tests/resilience
 
