@@ -394,7 +394,7 @@ class Encryption:
     ) -> CryptoResult:
         """Feed a sync batch to the machine and decrypt its events (same transaction).
 
-        A response ingested in slices (:meth:`slice_hook`) feeds the machine with its
+        A response ingested in slices (engine/sync_ingest.py) feeds the machine with its
         first slice only (``head``: to-device events, device lists, key counts, the
         older events the new keys open); every slice decrypts its own rooms' events, all
         gathered ``into`` one result.
@@ -438,21 +438,6 @@ class Encryption:
             result.redecrypted.setdefault(room_id, {}).update(events)
         self._feed_verifications(machine, batch, redecrypted, result)
         return result
-
-    def slice_hook(self) -> Callable[[SyncBatch], CryptoResult]:
-        """The hook of one response ingested in slices (``Cache.ingest_slices``): the
-        first slice (everything but the joined rooms) feeds the machine, each slice
-        decrypts its rooms, one result gathers it all."""
-        gathered = CryptoResult()
-        first = True
-
-        def hook(batch: SyncBatch) -> CryptoResult:
-            nonlocal first
-            self.ingest_hook(batch, gathered, head=first)
-            first = False
-            return gathered
-
-        return hook
 
     @staticmethod
     def _feed_verifications(

@@ -15,7 +15,7 @@ them back from the cache. The state events among them stay (spaces look for thei
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from ..protocol.sync import SyncBatch
 from ..store.cache import IngestResult
@@ -59,6 +59,22 @@ class _Sliced:
                 result.new_events[room_id] = state
 
 
+def _slice_hook(encryption: Encryption) -> Callable[[SyncBatch], CryptoResult]:
+    """The crypto hook of one response ingested in slices: the first slice (everything
+    but the joined rooms) feeds the machine, each slice decrypts its rooms, one result
+    gathers it all."""
+    gathered = CryptoResult()
+    first = True
+
+    def hook(batch: SyncBatch) -> CryptoResult:
+        nonlocal first
+        encryption.ingest_hook(batch, gathered, head=first)
+        first = False
+        return gathered
+
+    return hook
+
+
 def ingest_response(
     source: SyncSource,
     raw: bytes,
@@ -77,7 +93,7 @@ def ingest_response(
         return cache.ingest_sync(batch, rooms, hook=encryption.ingest_hook), batch
     sliced = _Sliced(source, raw, clock, trim=initial)
     result = cache.ingest_slices(
-        sliced.slices, rooms, hook=encryption.slice_hook, on_slice=sliced.on_slice
+        sliced.slices, rooms, hook=lambda: _slice_hook(encryption), on_slice=sliced.on_slice
     )
     assert sliced.head is not None  # ingest_slices refuses a response without a batch
     return result, sliced.head
