@@ -238,3 +238,35 @@ async def test_a_connection_reset_says_retrying_and_recovers(
     assert [(e.protocol, e.faults) for e in reset] == [
         ("h2" if http2 else "HTTP/1.1", ["request:reset"])
     ]
+
+
+async def test_a_graceful_goaway_is_ridden_out(
+    tls_world: TlsWorld, trust_ca: Path, tmp_path: Path
+) -> None:
+    """nginx ends an HTTP/2 connection after ``keepalive_requests`` (1,000) requests with a
+    GOAWAY and answers the streams it had taken; the client carries on on a new connection
+    without a failure the user would see (here every 5 requests, the long-poll pending).
+    A request cut off that way is sent again if it may be (GET, PUT, the sync POST); a
+    POST that may not (``/createRoom``) fails as on any lost connection."""
+    user = tls_world.synapse.register_user("goaway", "pw-goaway")
+    front = tls_world.proxy
+    client = await _client(user.user_id, "pw-goaway", tls_world.url, tmp_path / "c")
+    states: list[SyncState] = []
+    client.subscribe(lambda u: states.append(u) if isinstance(u, SyncState) else None)
+    room = await client.create_room({"name": "go away", "preset": "private_chat"})
+    connections, before = front.connections, len(front.history())
+    front.h2_max_requests = 5
+    try:
+        for n in range(12):
+            await client.send_message(room, f"message {n}")
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(2)  # long-polls come and go meanwhile
+        failed = [s for s in states if s.status is not SyncStatus.CONNECTED]
+        assert client.sync_state.status is SyncStatus.CONNECTED
+    finally:
+        front.h2_max_requests = None
+        await client.close()
+    assert failed == []
+    assert front.connections - connections >= 3
+    sent = {e.txn_id for e in front.history()[before:] if e.is_send and e.status == 200}
+    assert len(sent) == 12

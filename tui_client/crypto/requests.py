@@ -81,7 +81,13 @@ class KeysQueryRequest:
     def to_http(self) -> Request:
         """The request for ``net`` (the server may wait ``timeout`` ms on federation)."""
         timeout = self.body.get("timeout", 0)
-        return Request(self.method, self.path, body=self.body, timeout=float(timeout) / 1000.0)
+        return Request(
+            self.method,
+            self.path,
+            body=self.body,
+            timeout=float(timeout) / 1000.0,
+            idempotent=True,  # a read
+        )
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -103,7 +109,13 @@ class KeysClaimRequest:
     def to_http(self) -> Request:
         """The request for ``net``."""
         timeout = self.body.get("timeout", 0)
-        return Request(self.method, self.path, body=self.body, timeout=float(timeout) / 1000.0)
+        return Request(
+            self.method,
+            self.path,
+            body=self.body,
+            timeout=float(timeout) / 1000.0,
+            idempotent=True,  # a read
+        )
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -118,6 +118,7 @@ class FaultProxy:
         ssl_context: ssl.SSLContext | None = None,
         port: int = 0,
         http2: bool = False,
+        h2_max_requests: int | None = None,
     ) -> None:
         if http2:
             if ssl_context is None:
@@ -126,6 +127,11 @@ class FaultProxy:
         host, _, port_text = upstream.rpartition(":")
         self._upstream = (host.removeprefix("http://") or "127.0.0.1", int(port_text.rstrip("/")))
         self.policy: Policy = policy or _pass
+        #: HTTP/2: after this many requests on one connection, a graceful GOAWAY (nginx's
+        #: ``keepalive_requests``); ``None``: never.
+        self.h2_max_requests = h2_max_requests
+        #: Client connections accepted so far.
+        self.connections = 0
         self._ssl = ssl_context
         self._wanted_port = port
         self.port = 0
@@ -218,6 +224,7 @@ class FaultProxy:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
+        self.connections += 1
         upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         try:
             tls = writer.get_extra_info("ssl_object")

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import h2.config
 import h2.connection
+import h2.errors
 import h2.events
 import h2.exceptions
 
@@ -67,6 +68,9 @@ class _H2Connection:
         self.idle: list[_Upstream] = []
         self.window = asyncio.Event()
         self.closed = False
+        self.streams = 0
+        #: The last stream a GOAWAY promised to answer (``None``: none sent).
+        self.going_away: int | None = None
 
     def flush(self) -> None:
         data = self.conn.data_to_send()
@@ -101,17 +105,29 @@ class _H2Connection:
 
     def on_event(self, event: h2.events.Event) -> None:
         if isinstance(event, h2.events.RequestReceived):
+            if self.going_away is not None and event.stream_id > self.going_away:
+                # Sent after our GOAWAY: refused, never processed (the client may retry it).
+                self.conn.reset_stream(event.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+                return
             headers = [(str(k), str(v)) for k, v in event.headers or []]
             self.requests[event.stream_id] = (headers, bytearray())
+            self.streams += 1
+            limit = self.proxy.h2_max_requests
+            if limit is not None and self.going_away is None and self.streams >= limit:
+                self.go_away(event.stream_id)
         elif isinstance(event, h2.events.DataReceived):
+            if event.stream_id not in self.requests:  # a refused stream
+                return
             self.requests[event.stream_id][1].extend(event.data or b"")
             self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
         elif isinstance(event, h2.events.StreamEnded):
+            if event.stream_id not in self.requests:  # a refused stream
+                return
             headers, body = self.requests.pop(event.stream_id)
             stream_id = event.stream_id
             task = asyncio.ensure_future(self.stream(stream_id, headers, bytes(body)))
             self.tasks[stream_id] = task
-            task.add_done_callback(lambda _: self.tasks.pop(stream_id, None))
+            task.add_done_callback(lambda _: self.stream_done(stream_id))
         elif isinstance(event, h2.events.StreamReset):
             self.requests.pop(event.stream_id, None)
             cancelled = self.tasks.pop(event.stream_id, None)
@@ -122,6 +138,26 @@ class _H2Connection:
             self.window = asyncio.Event()
         elif isinstance(event, h2.events.ConnectionTerminated):
             self.closed = True
+
+    def go_away(self, last_stream_id: int) -> None:
+        """A graceful GOAWAY, as nginx sends after ``keepalive_requests`` (1,000) requests on
+        one connection: the streams up to ``last_stream_id`` are still answered, later ones
+        refused, and the connection closed once they are done. (Written as a raw frame: the
+        h2 library closes its side at once on a GOAWAY it sends.)"""
+        from hyperframe.frame import GoAwayFrame
+
+        frame = GoAwayFrame(0)
+        frame.last_stream_id = last_stream_id
+        frame.error_code = 0
+        self.going_away = last_stream_id
+        self.flush()
+        self.writer.write(frame.serialize())
+
+    def stream_done(self, stream_id: int) -> None:
+        self.tasks.pop(stream_id, None)
+        if self.going_away is not None and not self.tasks and not self.requests:
+            self.closed = True
+            self.writer.close()
 
     def abort(self, fault: Fault) -> None:
         from .fault_proxy import reset_connection

@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import socket
 import ssl
 from collections.abc import AsyncIterable, Awaitable, Callable
@@ -321,18 +322,22 @@ class HomeserverConnection:
             if not self.access_token:
                 raise MatrixError(401, "M_MISSING_TOKEN", "not logged in")
             headers["Authorization"] = f"Bearer {self.access_token}"
-        try:
-            response = await self._client.request(
-                request.method,
-                request.path,
-                params=list(request.query) or None,
-                content=content,
-                headers=headers,
-                timeout=timeout,
-            )
-            body = await response.aread()
-        except (httpx.HTTPError, OSError) as error:
-            raise map_transport_error(error, self.base_url) from error
+        for attempt in range(2):
+            try:
+                response = await self._client.request(
+                    request.method,
+                    request.path,
+                    params=list(request.query) or None,
+                    content=content,
+                    headers=headers,
+                    timeout=timeout,
+                )
+                body = await response.aread()
+                break
+            except (httpx.HTTPError, OSError) as error:
+                if not attempt and _answer_lost_to_goaway(error, request, content):
+                    continue  # once more, on a new connection
+                raise map_transport_error(error, self.base_url) from error
         if 200 <= response.status_code < 300:
             return body
         raise _error_from(response.status_code, body, response.headers.get("Retry-After"))
@@ -377,6 +382,24 @@ class HomeserverConnection:
             return response.status_code, await response.aread()
         except (httpx.HTTPError, OSError) as error:
             raise map_transport_error(error, url) from error
+
+
+_GOAWAY = re.compile(r"ConnectionTerminated error_code:(0|ErrorCodes\.NO_ERROR)\b")
+
+
+def _answer_lost_to_goaway(
+    error: Exception, request: Request, content: bytes | AsyncIterable[bytes] | None
+) -> bool:
+    """Whether ``error`` is an HTTP/2 connection's graceful close (GOAWAY without an error,
+    as nginx sends after ``keepalive_requests``) cutting off a request that may be sent
+    again: httpcore drops every stream still open on it, even those the server would
+    have answered. A streamed body (an upload from disk) cannot be sent again."""
+    return (
+        isinstance(error, httpx.RemoteProtocolError)
+        and _GOAWAY.search(str(error)) is not None
+        and request.repeatable
+        and not (content is not None and not isinstance(content, bytes))
+    )
 
 
 def decode_json(body: bytes, base_url: str) -> Any:

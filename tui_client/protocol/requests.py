@@ -35,6 +35,17 @@ class Request:
     #: Raw bytes to send instead of a JSON ``body`` (an upload), with their media type.
     content: bytes | None = None
     content_type: str = "application/octet-stream"
+    #: Whether sending it twice does no more than once (``None``: by the method: GET, PUT
+    #: and DELETE are, a POST is not unless marked). The transport may repeat such a request
+    #: whose answer a closing connection lost (an HTTP/2 GOAWAY).
+    idempotent: bool | None = None
+
+    @property
+    def repeatable(self) -> bool:
+        """Whether it may be sent again when its answer was lost (see ``idempotent``)."""
+        if self.idempotent is not None:
+            return self.idempotent
+        return self.method in ("GET", "HEAD", "PUT", "DELETE", "OPTIONS")
 
 
 def _seg(value: str) -> str:

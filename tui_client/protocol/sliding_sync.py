@@ -94,7 +94,10 @@ def sliding_sync(*, pos: str | None, timeout_ms: int, body: dict[str, Any]) -> R
     if pos is not None:
         query.append(("pos", pos))
     query.append(("timeout", str(timeout_ms)))
-    return Request("POST", PATH, query=tuple(query), body=body, timeout=timeout_ms / 1000.0)
+    # A read (the position is only moved on by the next request): repeatable.
+    return Request(
+        "POST", PATH, query=tuple(query), body=body, timeout=timeout_ms / 1000.0, idempotent=True
+    )
 
 
 def sliding_sync_body(
