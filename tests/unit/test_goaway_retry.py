@@ -16,6 +16,7 @@ from tui_client.protocol.sliding_sync import sliding_sync
 
 GOAWAY = "<ConnectionTerminated error_code:0, last_stream_id:9, additional_data:None>"
 BROKEN = "<ConnectionTerminated error_code:1, last_stream_id:9, additional_data:None>"
+REFUSED = "<StreamReset stream_id:11, error_code:7, remote_reset:True>"
 
 
 def _connection(failures: list[str], seen: list[str]) -> HomeserverConnection:
@@ -52,6 +53,13 @@ async def test_a_post_that_is_not_repeatable_fails_as_on_a_lost_connection() -> 
         with pytest.raises(NetworkError, match="RemoteProtocolError"):
             await connection.send(api.create_room({"name": "once"}))
     assert seen == ["POST /_matrix/client/v3/createRoom"]
+
+
+async def test_a_refused_stream_was_not_processed_so_any_request_is_sent_again() -> None:
+    seen: list[str] = []
+    async with _connection([REFUSED], seen) as connection:
+        assert await connection.send(api.create_room({"name": "once"})) == {"ok": True}
+    assert seen == ["POST /_matrix/client/v3/createRoom"] * 2
 
 
 async def test_only_once_and_only_for_a_graceful_close() -> None:

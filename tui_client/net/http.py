@@ -385,20 +385,28 @@ class HomeserverConnection:
 
 
 _GOAWAY = re.compile(r"ConnectionTerminated error_code:(0|ErrorCodes\.NO_ERROR)\b")
+_REFUSED = re.compile(r"StreamReset stream_id:\d+, error_code:(7|ErrorCodes\.REFUSED_STREAM)\b")
 
 
 def _answer_lost_to_goaway(
     error: Exception, request: Request, content: bytes | AsyncIterable[bytes] | None
 ) -> bool:
-    """Whether ``error`` is an HTTP/2 connection's graceful close (GOAWAY without an error,
-    as nginx sends after ``keepalive_requests``) cutting off a request that may be sent
-    again: httpcore drops every stream still open on it, even those the server would
-    have answered. A streamed body (an upload from disk) cannot be sent again."""
-    return (
-        isinstance(error, httpx.RemoteProtocolError)
-        and _GOAWAY.search(str(error)) is not None
-        and request.repeatable
-        and not (content is not None and not isinstance(content, bytes))
+    """Whether ``error`` cut off a request that may be sent again on a new connection.
+
+    An HTTP/2 connection's graceful close (GOAWAY without an error, as nginx sends after
+    ``keepalive_requests``): httpcore drops every stream still open on it, even those the
+    server would have answered, so a request that may be sent twice (``repeatable``) is.
+    A stream the server refused (``REFUSED_STREAM``, one opened after its GOAWAY) was not
+    processed at all (RFC 9113 8.7): any request is. A streamed body (an upload read from
+    disk) cannot be sent again.
+    """
+    if not isinstance(error, httpx.RemoteProtocolError):
+        return False
+    if content is not None and not isinstance(content, bytes):
+        return False
+    text = str(error)
+    return _REFUSED.search(text) is not None or (
+        _GOAWAY.search(text) is not None and request.repeatable
     )
 
 
