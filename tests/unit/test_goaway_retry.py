@@ -62,12 +62,12 @@ async def test_a_refused_stream_was_not_processed_so_any_request_is_sent_again()
     assert seen == ["POST /_matrix/client/v3/createRoom"] * 2
 
 
-async def test_only_once_and_only_for_a_graceful_close() -> None:
+async def test_three_tries_and_only_for_a_graceful_close() -> None:
     seen: list[str] = []
-    async with _connection([GOAWAY, GOAWAY], seen) as connection:
+    async with _connection([GOAWAY, REFUSED, GOAWAY], seen) as connection:
         with pytest.raises(NetworkError):
             await connection.send(api.whoami())
-    assert len(seen) == 2
+    assert len(seen) == 3
     seen.clear()
     async with _connection([BROKEN], seen) as connection:
         with pytest.raises(NetworkError):

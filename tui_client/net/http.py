@@ -322,7 +322,7 @@ class HomeserverConnection:
             if not self.access_token:
                 raise MatrixError(401, "M_MISSING_TOKEN", "not logged in")
             headers["Authorization"] = f"Bearer {self.access_token}"
-        for attempt in range(2):
+        for attempt in range(_CLOSED_CONNECTION_TRIES):
             try:
                 response = await self._client.request(
                     request.method,
@@ -335,8 +335,9 @@ class HomeserverConnection:
                 body = await response.aread()
                 break
             except (httpx.HTTPError, OSError) as error:
-                if not attempt and _answer_lost_to_goaway(error, request, content):
-                    continue  # once more, on a new connection
+                last = attempt == _CLOSED_CONNECTION_TRIES - 1
+                if not last and _answer_lost_to_goaway(error, request, content):
+                    continue  # again, on a new connection
                 raise map_transport_error(error, self.base_url) from error
         if 200 <= response.status_code < 300:
             return body
@@ -384,6 +385,8 @@ class HomeserverConnection:
             raise map_transport_error(error, url) from error
 
 
+# Tries of a request cut off by connections closing gracefully (the new one may close too).
+_CLOSED_CONNECTION_TRIES = 3
 _GOAWAY = re.compile(r"ConnectionTerminated error_code:(0|ErrorCodes\.NO_ERROR)\b")
 _REFUSED = re.compile(r"StreamReset stream_id:\d+, error_code:(7|ErrorCodes\.REFUSED_STREAM)\b")
 
