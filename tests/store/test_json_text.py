@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict
 from typing import Any
 
 import pytest
 
+from tui_client.protocol.room_state import RoomSummary
 from tui_client.store import json_text
 
 SAMPLES: list[Any] = [
@@ -62,3 +64,17 @@ def test_a_nan_is_written_as_null_not_invalid_json() -> None:
 def test_with_unencodable_types_both_refuse() -> None:
     with pytest.raises(TypeError):
         json_text.dumps({"s": {1, 2}})
+
+
+def test_a_room_summary_is_written_as_asdict_would_be() -> None:
+    summary = RoomSummary(
+        "!r:x",
+        name="Room é",
+        heroes=["@a:x"],
+        hero_names={"@a:x": None},
+        tags=["m.favourite"],
+        bridges={"m.bridge|x": {"protocol": "irc", "network": None}},
+    )
+    assert json_text.dumps_fields(summary) == json_text.stdlib_dumps(asdict(summary))
+    summary.name = "lone \ud800"  # orjson refuses it: the stdlib writes asdict's text
+    assert json_text.dumps_fields(summary) == json_text.stdlib_dumps(asdict(summary))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 try:
@@ -23,7 +24,7 @@ try:
 except ImportError:  # pragma: no cover - the standard library alone: the same text, slower
     orjson = None  # type: ignore[assignment]
 
-__all__ = ["dumps", "stdlib_dumps"]
+__all__ = ["dumps", "dumps_fields", "stdlib_dumps"]
 
 #: The standard library's encoder with the same settings (what ``dumps`` falls back to).
 stdlib_dumps: Callable[[Any], str] = json.JSONEncoder(
@@ -41,3 +42,21 @@ def _orjson_dumps(value: Any) -> str:
 
 #: ``value`` as compact JSON text (see the module documentation).
 dumps: Callable[[Any], str] = stdlib_dumps if orjson is None else _orjson_dumps
+
+
+def _stdlib_dumps_fields(value: Any) -> str:
+    return stdlib_dumps(asdict(value))
+
+
+def _orjson_dumps_fields(value: Any) -> str:
+    try:
+        # orjson reads a dataclass's fields itself: no asdict() copy first.
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return _stdlib_dumps_fields(value)
+
+
+#: A dataclass instance as the JSON object of its fields: the text of ``dumps(asdict(value))``.
+dumps_fields: Callable[[Any], str] = (
+    _stdlib_dumps_fields if orjson is None else _orjson_dumps_fields
+)

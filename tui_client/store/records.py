@@ -10,7 +10,7 @@ import json
 import re
 import sqlite3
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any, Generic, TypeVar
 
 from ..protocol.room_state import RoomSummary
@@ -151,10 +151,6 @@ def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
         yield items[start : start + size]
 
 
-def _summary_to_json(summary: RoomSummary) -> dict[str, Any]:
-    return asdict(summary)
-
-
 def _summary_from_json(room_id: str, data: str) -> RoomSummary:
     fields = json.loads(data)
     known = RoomSummary.__dataclass_fields__
@@ -168,5 +164,5 @@ def write_summaries(db: sqlite3.Connection, summaries: Iterable[RoomSummary]) ->
     db.executemany(
         "INSERT INTO rooms (room_id, summary, last_ts) VALUES (?, ?, ?) "
         "ON CONFLICT(room_id) DO UPDATE SET summary = excluded.summary, last_ts = excluded.last_ts",
-        [(s.room_id, _dumps(_summary_to_json(s)), s.last_ts) for s in summaries],
+        [(s.room_id, json_text.dumps_fields(s), s.last_ts) for s in summaries],
     )
