@@ -105,6 +105,8 @@ def test_the_server_clock_learns_from_ages_and_ignores_nonsense() -> None:
         [
             {"origin_server_ts": "x", "unsigned": {"age": 1}},
             {"origin_server_ts": 5, "unsigned": {"age": -3}},
+            {"origin_server_ts": 5, "unsigned": {"age": True}},
+            {"origin_server_ts": True, "unsigned": {"age": 2}},
             {"unsigned": True},
         ]
     )
