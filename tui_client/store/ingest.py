@@ -43,6 +43,10 @@ class Ingest:
         self.state_rows: list[tuple[str, str, str, str]] = []
         self.redactions: list[tuple[str, Event, str | None]] = []
         self.echoed_txn: list[str] = []
+        # Rows written with one statement each per batch rather than one per room or event.
+        self.unforgotten: list[tuple[str]] = []
+        self.receipt_rows: list[tuple[str, str, str, str, str, int]] = []
+        self.account_rows: list[tuple[str, str, str]] = []
         self.dm_rooms: dict[str, str] | None = None
         # Rows are written at the end: a room's timeline seen twice in one batch (a
         # malformed response) continues from here, not from the database.
@@ -72,6 +76,9 @@ class Ingest:
             self.joined(joined)
         for invited in batch.invited:
             self.invited(invited)
+        # Before the left rooms: a room joined and left in one batch is not forgotten.
+        if self.unforgotten:
+            self.db.executemany("DELETE FROM meta WHERE key = ?", self.unforgotten)
         for left in batch.left:
             self.left(left)
         self.flush()
@@ -99,6 +106,18 @@ class Ingest:
             )
         for room_id, redaction, version in self.redactions:
             _apply_redaction_row(db, room_id, redaction, version)
+        if self.receipt_rows:
+            db.executemany(
+                "INSERT INTO receipts (room_id, receipt_type, thread_id, user_id, event_id, ts) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(room_id, receipt_type, thread_id, user_id) DO UPDATE SET event_id = excluded.event_id, "
+                "ts = excluded.ts WHERE excluded.ts >= receipts.ts",
+                self.receipt_rows,
+            )
+        if self.account_rows:
+            db.executemany(
+                "INSERT OR REPLACE INTO account_data (room_id, type, content) VALUES (?, ?, ?)",
+                self.account_rows,
+            )
         if self.echoed_txn:
             db.executemany("DELETE FROM outbox WHERE txn_id = ?", [(t,) for t in self.echoed_txn])
             self.result.echoed_txn_ids.update(self.echoed_txn)
@@ -246,7 +265,7 @@ class Ingest:
         self.result.limited_rooms.add(room_id)
 
     def joined(self, room: JoinedRoom) -> None:
-        self.db.execute("DELETE FROM meta WHERE key = ?", (f"forgotten:{room.room_id}",))
+        self.unforgotten.append((f"forgotten:{room.room_id}",))
         summary = self.summary(room.room_id)
         if summary.membership != "join":
             summary.membership = "join"
@@ -268,10 +287,11 @@ class Ingest:
             # The room's counts came: those of its threads are all there (none: none left).
             self.result.thread_counts[room.room_id] = dict(room.thread_counts)
             self.db.execute("DELETE FROM thread_unread WHERE room_id = ?", (room.room_id,))
-            self.db.executemany(
-                "INSERT INTO thread_unread (room_id, root_id, notifications, highlights) VALUES (?, ?, ?, ?)",
-                [(room.room_id, root, n, h) for root, (n, h) in room.thread_counts.items()],
-            )
+            if room.thread_counts:
+                self.db.executemany(
+                    "INSERT INTO thread_unread (room_id, root_id, notifications, highlights) VALUES (?, ?, ?, ?)",
+                    [(room.room_id, root, n, h) for root, (n, h) in room.thread_counts.items()],
+                )
         self.add_state(room.room_id, summary, room.state)
         self.add_timeline(room.room_id, summary, room.timeline, room.limited, room.prev_batch)
         for event in room.ephemeral:
@@ -296,7 +316,7 @@ class Ingest:
                 summary.hero_names[user_id] = name if isinstance(name, str) and name else None
 
     def invited(self, room: InvitedRoom) -> None:
-        self.db.execute("DELETE FROM meta WHERE key = ?", (f"forgotten:{room.room_id}",))
+        self.unforgotten.append((f"forgotten:{room.room_id}",))
         summary = self.summary(room.room_id)
         summary.membership = "invite"
         members = 0
@@ -371,7 +391,7 @@ class Ingest:
             if isinstance(users, list):
                 self.result.typing[room_id] = [u for u in users if isinstance(u, str)]
         elif event_type == "m.receipt":
-            rows = []
+            rows = self.receipt_rows
             for event_id, by_type in content.items():
                 if not isinstance(by_type, dict):
                     continue
@@ -393,21 +413,12 @@ class Ingest:
                             )
                         )
                         self.result.receipts.setdefault(room_id, []).append((user_id, event_id))
-            self.db.executemany(
-                "INSERT INTO receipts (room_id, receipt_type, thread_id, user_id, event_id, ts) VALUES (?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT(room_id, receipt_type, thread_id, user_id) DO UPDATE SET event_id = excluded.event_id, "
-                "ts = excluded.ts WHERE excluded.ts >= receipts.ts",
-                rows,
-            )
 
     def room_account_data(self, room_id: str, summary: RoomSummary, event: Event) -> None:
         event_type, content = event.get("type"), event.get("content")
         if not isinstance(event_type, str) or not isinstance(content, dict):
             return
-        self.db.execute(
-            "INSERT OR REPLACE INTO account_data (room_id, type, content) VALUES (?, ?, ?)",
-            (room_id, event_type, _dumps(content)),
-        )
+        self.account_rows.append((room_id, event_type, _dumps(content)))
         if event_type == "m.tag":
             tags = content.get("tags")
             summary.tags = (
@@ -418,10 +429,7 @@ class Ingest:
         event_type, content = event.get("type"), event.get("content")
         if not isinstance(event_type, str) or not isinstance(content, dict):
             return
-        self.db.execute(
-            "INSERT OR REPLACE INTO account_data (room_id, type, content) VALUES ('', ?, ?)",
-            (event_type, _dumps(content)),
-        )
+        self.account_rows.append(("", event_type, _dumps(content)))
         if event_type == "m.direct":
             self.dm_rooms = {}
             for user_id, rooms in content.items():
