@@ -72,7 +72,8 @@ OURS = "ours"
 OURS_INDEXED = "ours + index"
 FLOOR = "floor"
 NIO = "matrix-nio"
-TARGET_RATIO = 2.0
+#: Issue 13: ours at most 1.5x the floor (both under the same collector settings).
+TARGET_RATIO = 1.5
 
 
 BENCH_DEVICE_ID = "BENCHDEVICE"
@@ -421,9 +422,13 @@ def print_report(report: IngestReport) -> None:
         print(f"  {result.name}: {parts}")
     ours = report.results[OURS]
     mb = report.payload_bytes / 1e6
+    verdict = {
+        kind: f"{ratio:.2f} ({'met' if ratio <= TARGET_RATIO else 'NOT met'})"
+        for kind, ratio in (("CPU", ours.cpu_ratio), ("wall", ours.wall_ratio))
+    }
     print(
         f"ours: {report.payload_events / ours.wall_median:,.0f} events/s, {mb / ours.wall_median:.1f} MB/s; "
-        f"ratio to floor {report.ratio:.2f} (target <= {TARGET_RATIO:.1f}: {'met' if report.ratio <= TARGET_RATIO else 'NOT met'})"
+        f"ratio to floor (target <= {TARGET_RATIO:.1f}): CPU {verdict['CPU']}, wall {verdict['wall']}"
     )
     if report.nio_over_ours is not None:
         print(
