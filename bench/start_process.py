@@ -6,6 +6,13 @@ tool that times one command against another over several runs)::
     python -m bench.start_process prepare DIR   # once: a warm profile of 1,000 rooms in DIR
     python -m bench.start_process ours DIR      # TuiClientApp restores it, paints the room list, exits
     python -m bench.start_process bare DIR      # a bare Textual app paints the same names, exits
+    python -m bench.start_process pair DIR [N]  # N (7) pairs in turn: the first-paint marks, ratios
+
+Each mode prints ``painted cpu=S wall=S``: the process's CPU time (all threads, interpreter
+start included) and the seconds since the process started, at the first frame Textual
+writes with the room list filled. The whole process goes on until the app is idle (what
+ours does after the first paint: the crypto machine, sync start) and exits; an outside
+timer sees that too, the mark does not.
 
 The bare mode imports only Textual and the cache's SQLCipher connection (the names
 are read from the same encrypted cache, with the key ``prepare`` wrote to
@@ -16,8 +23,49 @@ screens cost on top of starting Textual. Both run headless (Textual's test drive
 from __future__ import annotations
 
 import asyncio
+import os
+import statistics
+import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+#: The first frame written with the room list filled: (CPU seconds, seconds since start).
+_painted: list[tuple[float, float]] = []
+
+
+def _since_start() -> float:
+    """Seconds since this process started (Linux: /proc; elsewhere since this module loaded)."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")
+        return time.clock_gettime(time.CLOCK_BOOTTIME) - started
+    except (OSError, ValueError, IndexError, AttributeError):
+        return time.monotonic() - _LOADED
+
+
+_LOADED = time.monotonic()
+
+
+def _mark_first_paint(filled: Callable[[Any], bool]) -> None:
+    """Note the first frame Textual writes once ``filled(app)`` holds."""
+    from textual.app import App
+
+    display = App._display
+
+    def marked(app: Any, screen: Any, renderable: Any) -> None:
+        display(app, screen, renderable)
+        if renderable is not None and not _painted and filled(app):
+            _painted.append((time.process_time(), _since_start()))
+
+    App._display = marked  # type: ignore[method-assign]
+
+
+def _report() -> None:
+    cpu, wall = _painted[0] if _painted else (float("nan"), float("nan"))
+    print(f"painted cpu={cpu:.4f} wall={wall:.4f}", flush=True)
 
 
 def _prepare(folder: Path) -> None:
@@ -42,6 +90,11 @@ async def _ours(folder: Path) -> None:
         await asyncio.sleep(3600)
         return httpx.Response(500)
 
+    def filled(app: Any) -> bool:
+        chat = app.chat_screen
+        return chat is not None and app.screen is chat and chat.query_one(RoomList).option_count > 0
+
+    _mark_first_paint(filled)
     profile = Path((folder / "profile.txt").read_text())
     app = TuiClientApp(
         profile=profile.name, base_dir=profile.parent, transport=httpx.MockTransport(never)
@@ -77,6 +130,7 @@ async def _bare(folder: Path) -> None:
             db.close()
             yield OptionList(*[Option(Text(name)) for name in names], markup=False)
 
+    _mark_first_paint(lambda app: app.query_one(OptionList).option_count > 0)
     app = Bare()
     async with app.run_test(size=(120, 40)) as pilot:
         while app.query_one(OptionList).option_count == 0:
@@ -84,17 +138,51 @@ async def _bare(folder: Path) -> None:
         await pilot.pause()
 
 
+def _run(mode: str, folder: Path) -> tuple[float, float]:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.start_process", mode, str(folder)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    line = [ln for ln in done.stdout.splitlines() if ln.startswith("painted ")][-1]
+    cpu, wall = (float(part.split("=")[1]) for part in line.split()[1:])
+    return cpu, wall
+
+
+def _pair(folder: Path, runs: int) -> None:
+    """``runs`` pairs in turn (a warm-up first): each mode's marks and the ratio, pair by pair."""
+    _run("ours", folder), _run("bare", folder)
+    ours, bare = [], []
+    for _ in range(runs):
+        ours.append(_run("ours", folder))
+        bare.append(_run("bare", folder))
+    for index, name in ((0, "CPU"), (1, "wall")):
+        ratios = [o[index] / b[index] for o, b in zip(ours, bare, strict=True)]
+        print(
+            f"first paint, {name}: ours {statistics.median(o[index] for o in ours):.3f} s, "
+            f"bare {statistics.median(b[index] for b in bare):.3f} s; ratio median "
+            f"{statistics.median(ratios):.2f}x (min {min(ratios):.2f}, max {max(ratios):.2f}, "
+            f"{runs} pairs)"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``prepare|ours|bare DIR``."""
-    mode, folder = (argv if argv is not None else sys.argv[1:])[:2]
+    """``prepare|ours|bare DIR``, ``pair DIR [RUNS]``."""
+    args = argv if argv is not None else sys.argv[1:]
+    mode, folder = args[:2]
     path = Path(folder)
     if mode == "prepare":
         path.mkdir(parents=True, exist_ok=True)
         _prepare(path)
     elif mode == "ours":
         asyncio.run(_ours(path))
+        _report()
     elif mode == "bare":
         asyncio.run(_bare(path))
+        _report()
+    elif mode == "pair":
+        _pair(path, int(args[2]) if len(args) > 2 else 7)
     else:
         raise SystemExit(f"unknown mode {mode!r}")
     return 0
