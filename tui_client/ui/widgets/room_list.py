@@ -26,6 +26,7 @@ from ...protocol.bridges import bridge_short_label
 from ...protocol.room_state import RoomSummary
 from ...protocol.sanitize import clean_line
 from ..pictures import image_service, picture_lines
+from .scrolling import set_virtual_size
 
 GROUPS = (
     ("invites", "Invites"),
@@ -251,7 +252,7 @@ class RoomList(ScrollView, can_focus=True):
             rows.append(_Row("IN THIS SPACE, NOT JOINED"))
             rows.extend(_Row(name, None, room_id) for room_id, name in unjoined)
         self._rows = rows
-        self.virtual_size = Size(self.size.width, len(rows))
+        set_virtual_size(self, Size(self.size.width, len(rows)))
         target = keep or self.current_room
         self.highlighted = self._index_of(target) if target is not None else None
         self.refresh()
@@ -385,4 +386,4 @@ class RoomList(ScrollView, can_focus=True):
             self.action_choose()
 
     def on_resize(self, event: events.Resize) -> None:
-        self.virtual_size = Size(self.size.width, len(self._rows))
+        set_virtual_size(self, Size(self.size.width, len(self._rows)))

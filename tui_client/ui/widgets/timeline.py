@@ -25,7 +25,6 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
-from textual.widget import Widget
 
 from ...engine.devices import UserTrust
 from ...engine.images import MODE_OFF, ImageService, Picture, placeholder_rows
@@ -43,6 +42,7 @@ from .line_cache import (
     RenderedAhead,
     after_diffs,
 )
+from .scrolling import set_virtual_size
 
 LOAD_MORE_THRESHOLD = 8
 
@@ -535,12 +535,7 @@ class TimelineView(ScrollView, can_focus=True):
             total += len(self._strips_for(index, width))
             offsets.append(total)
         self._offsets = offsets
-        virtual = Size(width, max(total, 1))
-        if virtual != self.virtual_size:
-            # Not through the reactive: that lays out the whole screen (5-7 ms a page),
-            # and nothing outside this widget depends on its content's height.
-            self.set_reactive(Widget.virtual_size, virtual)
-            self._scroll_update(virtual)
+        set_virtual_size(self, Size(width, max(total, 1)))
         target: int | None = None
         if self._stick_to_bottom:
             target = max(0, total - self.scrollable_content_region.height)
