@@ -19,7 +19,7 @@ from tui_client.engine.storage import DAMAGED, CacheDamagedError, StorageHealth
 from tui_client.engine.updates import CacheDamageFound, StorageChanged, Update
 from tui_client.store.cache import Cache
 from tui_client.store.encrypted_db import new_key
-from tui_client.store.repair import check_file, damage_mark, open_checked
+from tui_client.store.repair import check_file, damage_mark, mark_damaged, open_checked
 
 ROWS = 3000
 
@@ -159,3 +159,57 @@ def test_the_open_of_a_clean_cache_costs_no_full_check(tmp_path: Path) -> None:
     assert check_file(path, key) is None
     checked = time.perf_counter() - started
     print(f"clean open {opened * 1000:.1f} ms, full check {checked * 1000:.1f} ms")
+
+
+@pytest.mark.parametrize("table", ["crypto_inbound_sessions", "meta"])
+def test_a_damaged_page_of_a_kept_table_loses_only_its_own_rows(
+    tmp_path: Path, key: bytes | None, table: str
+) -> None:
+    """Room keys and settings (WITHOUT ROWID tables) over many pages, one zeroed: the
+    rebuild keeps the rows of every other page (read from both ends up to the damage),
+    and says what was lost."""
+    count = 800
+    path = tmp_path / "cache.db"
+    cache = Cache(path, key=key)
+    db = cache._db
+    before = int(db.execute("PRAGMA page_count").fetchone()[0])
+    db.execute("BEGIN")
+    if table == "meta":
+        rows = [(f"setting{i:05}", "v" * 400) for i in range(count)]
+        db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", rows)
+    else:
+        keys = [(f"!room{i % 7}:x", f"session{i:05}", 1, "k" * 400) for i in range(count)]
+        db.executemany("INSERT INTO crypto_inbound_sessions VALUES (?, ?, ?, ?)", keys)
+    db.execute("COMMIT")
+    after = int(db.execute("PRAGMA page_count").fetchone()[0])
+    page_size = int(db.execute("PRAGMA page_size").fetchone()[0])
+    # A leaf in the middle of the table (SQLCipher has no dbstat: there, the middle page,
+    # a leaf or an interior page whose whole subtree goes).
+    page = (before + after) // 2
+    leaf_only = key is None
+    if leaf_only:
+        leaves = [
+            int(r[0])
+            for r in db.execute(
+                "SELECT pageno FROM dbstat WHERE name = ? AND pagetype = 'leaf' ORDER BY pageno",
+                (table,),
+            )
+        ]
+        page = leaves[len(leaves) // 2]
+    cache.close()
+    _zero_page(path, page, page_size)
+    mark_damaged(path, "found by the check")
+    cache, report = open_checked(path, key=key)
+    try:
+        assert report is not None
+        if table == "meta":
+            query = "SELECT count(*) FROM meta WHERE key LIKE 'setting%'"
+            assert "some settings" in report.lost and "meta" not in report.kept
+        else:
+            query = "SELECT count(*) FROM crypto_inbound_sessions"
+            assert not report.crypto_intact and "some encryption keys" in report.lost
+        kept = int(cache._db.execute(query).fetchone()[0])
+        # One leaf's rows (about 8) are gone, the rest are kept.
+        assert (count - 12 if leaf_only else 0) < kept < count, kept
+    finally:
+        cache.close()

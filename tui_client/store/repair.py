@@ -29,6 +29,7 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .cache import CLEAN_CLOSE, Cache
 from .encrypted_db import CacheDamaged, CacheKeyError, connect
@@ -295,6 +296,39 @@ def _rebuild(path: Path, key: bytes | None, reason: str) -> RepairReport:
     return report
 
 
+def _readable_rows(old: sqlite3.Connection, table: str, names: str) -> tuple[list[Any], bool]:
+    """The rows of ``table`` that read back, and whether that is all of them. A damaged page
+    stops a scan where it lies: the table is then read from both ends in key order (the
+    b-tree's own order), up to the damage each way, so only the rows on damaged pages go."""
+    try:
+        return old.execute(f'SELECT {names} FROM "{table}"').fetchall(), True
+    except Exception as error:
+        if not is_corruption(error) and "disk i/o error" not in str(error).lower():
+            raise
+    info = old.execute(f'PRAGMA table_info("{table}")').fetchall()
+    keys = [f'"{r[1]}"' for r in sorted(info, key=lambda r: int(r[5])) if int(r[5]) > 0]
+    rowid = not old.execute(
+        "SELECT 1 FROM sqlite_master WHERE name = ? AND sql LIKE '%WITHOUT ROWID%'", (table,)
+    ).fetchone()
+    order = ["rowid"] if rowid else keys
+    if not order:
+        return [], False
+    width = len(order)
+    # Forward up to the damage, then backward up to it: in the table's own order.
+    ends: list[dict[tuple[Any, ...], tuple[Any, ...]]] = [{}, {}]
+    for found, direction in zip(ends, ("ASC", "DESC"), strict=True):
+        by = ", ".join(f"{column} {direction}" for column in order)
+        query = f'SELECT {", ".join(order)}, {names} FROM "{table}" ORDER BY {by}'
+        try:
+            for row in old.execute(query):
+                found[tuple(row[:width])] = tuple(row[width:])
+        except Exception as error:
+            log.warning("reading %s stopped at the damage (%s)", table, error)
+    first, last = ends
+    rest = [row for key, row in last.items() if key not in first]
+    return [*first.values(), *reversed(rest)], False
+
+
 def _copy(
     path: Path, key: bytes | None, new: sqlite3.Connection, tables: list[str]
 ) -> tuple[list[str], list[str]]:
@@ -321,7 +355,7 @@ def _copy(
                     failed.append(table)
                     continue
                 names = ", ".join(f'"{c}"' for c in columns)
-                rows = old.execute(f'SELECT {names} FROM "{table}"').fetchall()
+                rows, whole = _readable_rows(old, table, names)
                 if table == "meta":
                     rows = (
                         [r for r in rows if r[columns.index("key")] not in _SYNC_POSITION_KEYS]
@@ -335,7 +369,11 @@ def _copy(
                     f'INSERT OR REPLACE INTO "{table}" ({names}) VALUES ({marks})', rows
                 )
                 new.execute("COMMIT")
-                copied.append(table)
+                if whole:
+                    copied.append(table)
+                else:  # the rows that read back are kept; the table counts as damaged
+                    log.error("%s read back in part: %d rows", table, len(rows))
+                    failed.append(table)
             except Exception as error:
                 if new.in_transaction:
                     new.execute("ROLLBACK")
