@@ -23,6 +23,7 @@ import httpx
 
 from ..protocol.errors import MatrixError, NetworkError
 from ..protocol.requests import Request
+from .cancel import guarded
 
 __all__ = [
     "HomeserverConnection",
@@ -322,17 +323,22 @@ class HomeserverConnection:
             if not self.access_token:
                 raise MatrixError(401, "M_MISSING_TOKEN", "not logged in")
             headers["Authorization"] = f"Bearer {self.access_token}"
+        client = self._client
+
+        async def exchange() -> tuple[httpx.Response, bytes]:
+            response = await client.request(
+                request.method,
+                request.path,
+                params=list(request.query) or None,
+                content=content,
+                headers=headers,
+                timeout=timeout,
+            )
+            return response, await response.aread()
+
         for attempt in range(_CLOSED_CONNECTION_TRIES):
             try:
-                response = await self._client.request(
-                    request.method,
-                    request.path,
-                    params=list(request.query) or None,
-                    content=content,
-                    headers=headers,
-                    timeout=timeout,
-                )
-                body = await response.aread()
+                response, body = await guarded(client, exchange)
                 break
             except (httpx.HTTPError, OSError) as error:
                 last = attempt == _CLOSED_CONNECTION_TRIES - 1
@@ -378,9 +384,14 @@ class HomeserverConnection:
 
     async def get_url(self, url: str) -> tuple[int, bytes]:
         """GET an absolute URL without authentication (``.well-known`` discovery)."""
-        try:
-            response = await self._client.get(url, follow_redirects=True)
+        client = self._client
+
+        async def exchange() -> tuple[int, bytes]:
+            response = await client.get(url, follow_redirects=True)
             return response.status_code, await response.aread()
+
+        try:
+            return await guarded(client, exchange)
         except (httpx.HTTPError, OSError) as error:
             raise map_transport_error(error, url) from error
 
