@@ -515,7 +515,8 @@ class SynapseServer:
                 raw: bytes = response.read()
         except urllib.error.HTTPError as err:
             status = err.code
-            raw = err.read()
+            with err:  # its socket, which a traceback cycle would keep open until a gc pass
+                raw = err.read()
         text = raw.decode("utf-8", errors="replace")
         if not text:
             return status, {}
