@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import os
 import random
+import sys
 import tempfile
 import threading
 import time
@@ -24,7 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.fds import fd_kinds
+
 ROOMS = 50
+#: httpx's keep-alive expiry of an idle connection, in seconds.
+KEEPALIVE = 5.0
 
 
 @dataclass
@@ -36,6 +41,22 @@ class Sample:
     views: int
     workers: int
     loop_lag_ms: float
+    fd_kinds: dict[str, int] = field(default_factory=dict)
+
+    def line(self) -> str:
+        """One line: time, RSS, descriptors by kind, timeline, views, workers, lag."""
+        kinds = " ".join(f"{kind}={n}" for kind, n in sorted(self.fd_kinds.items()))
+        return (
+            f"{self.t:8.0f} s  rss {self.rss_mb:6.1f} MB  fds {self.fds} ({kinds})  "
+            f"held {self.held_items}  views {self.views}  workers {self.workers}  "
+            f"lag {self.loop_lag_ms:.1f} ms"
+        )
+
+    def value(self, name: str) -> float:
+        """A measure by name; ``fds:<kind>`` is the count of one kind of descriptor."""
+        if name.startswith("fds:"):
+            return float(self.fd_kinds.get(name[4:], 0))
+        return float(getattr(self, name))
 
 
 @dataclass
@@ -46,6 +67,16 @@ class SoakReport:
     pages: int
     samples: list[Sample] = field(default_factory=list)
     stuck_workers: list[str] = field(default_factory=list)
+    #: Descriptors by kind with the app at rest (no bot, no switching, idle connections
+    #: expired), before the run and after it: what a leak leaves behind.
+    settled_before: dict[str, int] = field(default_factory=dict)
+    settled_after: dict[str, int] = field(default_factory=dict)
+
+    def settled_growth(self) -> dict[str, int]:
+        """Kinds of descriptor more numerous at rest after the run than before it."""
+        kinds = set(self.settled_before) | set(self.settled_after)
+        growth = {k: self.settled_after.get(k, 0) - self.settled_before.get(k, 0) for k in kinds}
+        return {kind: n for kind, n in sorted(growth.items()) if n > 0}
 
     def after_warm_up(self) -> list[Sample]:
         start = (
@@ -55,7 +86,7 @@ class SoakReport:
 
     def slope_per_hour(self, name: str) -> float:
         """Least-squares slope of ``name`` after the warm-up, per hour."""
-        points = [(s.t, float(getattr(s, name))) for s in self.after_warm_up()]
+        points = [(s.t, s.value(name)) for s in self.after_warm_up()]
         if len(points) < 3:
             return 0.0
         mean_t = sum(t for t, _ in points) / len(points)
@@ -64,6 +95,12 @@ class SoakReport:
         if var == 0:
             return 0.0
         return sum((t - mean_t) * (v - mean_v) for t, v in points) / var * 3600
+
+    def fd_kinds(self) -> list[str]:
+        """Every kind of descriptor seen, most numerous (at the end) first."""
+        kinds = {kind for s in self.samples for kind in s.fd_kinds}
+        last = self.samples[-1].fd_kinds if self.samples else {}
+        return sorted(kinds, key=lambda kind: (-last.get(kind, 0), kind))
 
     def table(self) -> str:
         warm = self.after_warm_up()
@@ -75,16 +112,22 @@ class SoakReport:
         for name, unit in (
             ("rss_mb", "MB"),
             ("fds", ""),
+            *((f"fds:{kind}", "") for kind in self.fd_kinds()),
             ("held_items", ""),
             ("views", ""),
             ("workers", ""),
             ("loop_lag_ms", "ms"),
         ):
-            values = [float(getattr(s, name)) for s in warm] or [0.0]
+            values = [s.value(name) for s in warm] or [0.0]
             lines.append(
                 f"{name + (' (' + unit + ')' if unit else ''):24}{values[0]:>16.1f}{values[-1]:>10.1f}"
                 f"{max(values):>10.1f}{self.slope_per_hour(name):>14.2f}"
             )
+        at_rest = ", ".join(
+            f"{kind} {self.settled_before.get(kind, 0)}->{self.settled_after.get(kind, 0)}"
+            for kind in sorted(set(self.settled_before) | set(self.settled_after))
+        )
+        lines.append(f"fds at rest, before->after: {at_rest}")
         lines.append(f"stuck workers: {', '.join(self.stuck_workers) or 'none'}")
         return "\n".join(lines)
 
@@ -97,8 +140,22 @@ def _rss_mb() -> float:
     return 0.0
 
 
-def _fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
+async def _at_rest(client: Any, pilot: Any, ports: dict[int, str]) -> dict[str, int]:
+    """Descriptors by kind once the app is at rest: a few seconds without input, then a
+    request, which makes the pool close the connections idle past their keep-alive. The
+    least of three such samples 2 s apart: a request that happens to be in flight is gone
+    in one of them, a leaked descriptor is in all."""
+    from tui_client.protocol import requests as api
+
+    await pilot.pause(KEEPALIVE + 1)
+    samples = []
+    for _ in range(3):
+        await client.connection.send(api.versions())
+        await pilot.pause(0.5)
+        samples.append(fd_kinds(ports=ports))
+        await pilot.pause(2)
+    kinds = {kind for sample in samples for kind in sample}
+    return {kind: min(sample.get(kind, 0) for sample in samples) for kind in sorted(kinds)}
 
 
 def _bot(
@@ -130,13 +187,21 @@ def _bot(
 
 
 async def run_soak(
-    synapse: Any, folder: Path, seconds: float, *, rate: float = 5.0, sample_every: float = 5.0
+    synapse: Any,
+    folder: Path,
+    seconds: float,
+    *,
+    rate: float = 5.0,
+    sample_every: float = 5.0,
+    trace: Any = None,
 ) -> SoakReport:
-    """The soak against a running ``synapse`` (a SynapseServer); the app's data under ``folder``."""
+    """The soak against a running ``synapse`` (a SynapseServer); the app's data under ``folder``.
+    ``trace``: a text stream that gets each sample as it is taken (a long run can be watched)."""
     from tui_client.engine.client import MatrixClient
     from tui_client.ui.app import TuiClientApp
     from tui_client.ui.widgets.timeline import TimelineView
 
+    ports = {urllib.parse.urlsplit(synapse.base_url).port or 80: "synapse"}
     suffix = f"{os.getpid()}{random.randrange(10**6)}"
     reader = synapse.register_user(f"soakreader{suffix}", "pw")
     bot = synapse.register_user(f"soakbot{suffix}", "pw")
@@ -181,6 +246,7 @@ async def run_soak(
             assert app.chat_screen is not None and app.client is not None, (
                 "the app did not reach the rooms"
             )
+            report.settled_before = await _at_rest(app.client, pilot, ports)
             bot_thread.start()
             start = time.monotonic()
             next_sample = start
@@ -210,17 +276,24 @@ async def run_soak(
                             and worker.name not in report.stuck_workers
                         ):
                             report.stuck_workers.append(f"{worker.group}/{worker.name}")
+                    kinds = fd_kinds(ports=ports)
                     report.samples.append(
                         Sample(
                             now - start,
                             _rss_mb(),
-                            _fds(),
+                            sum(kinds.values()),
                             len(timeline.items),
                             len(app.client.views),
                             len(running),
                             lag,
+                            kinds,
                         )
                     )
+                    if trace is not None:
+                        print(report.samples[-1].line(), file=trace, flush=True)
+            stop.set()
+            bot_thread.join(30)
+            report.settled_after = await _at_rest(app.client, pilot, ports)
     finally:
         stop.set()
         if bot_thread.is_alive():
@@ -233,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=300)
     parser.add_argument("--rate", type=float, default=5.0, help="bot messages per second")
+    parser.add_argument("--trace", action="store_true", help="print each sample to stderr")
     args = parser.parse_args(argv)
     from tui_client.devtools.synapse import SynapseServer
 
@@ -242,7 +316,13 @@ def main(argv: list[str] | None = None) -> int:
         server.start()
         try:
             report = asyncio.run(
-                run_soak(server, Path(tmp) / "client", args.seconds, rate=args.rate)
+                run_soak(
+                    server,
+                    Path(tmp) / "client",
+                    args.seconds,
+                    rate=args.rate,
+                    trace=sys.stderr if args.trace else None,
+                )
             )
         finally:
             server.stop()
