@@ -21,6 +21,7 @@ the response is decoded whole, as one batch.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 from collections.abc import Iterator
 from functools import cache
@@ -33,6 +34,8 @@ __all__ = ["SLICE_EVENTS", "sliced_decoding", "sync_slices"]
 #: About this many state and timeline events a slice (a few hundred KB of JSON).
 SLICE_EVENTS = 2_000
 _JOIN = "rooms.join"
+# True for an ijson token (prefix, event, value) at or under ``rooms.join`` once inside it.
+_IN_JOIN = (_JOIN,).__le__
 
 
 @cache
@@ -51,10 +54,17 @@ def _outline(raw: bytes) -> Any:
 
     builder = ObjectBuilder()
     event = builder.event
-    for prefix, kind, value in ijson.parse(io.BytesIO(raw), use_float=True):
-        # ``rooms.join`` and everything under it: the second pass reads the rooms.
+    tokens = ijson.parse(io.BytesIO(raw), use_float=True)
+    for prefix, kind, value in tokens:
         if prefix.startswith(_JOIN):
-            continue
+            # ``rooms.join`` and everything under it (the second pass reads the rooms),
+            # skipped in C: every token of it sorts at or after ``(_JOIN,)``, the first
+            # one after it (a key of ``rooms``, or its end) before. Most of a first sync's
+            # tokens are there; a Python loop over them was most of this pass.
+            following = next(itertools.dropwhile(_IN_JOIN, tokens), None)
+            if following is None:
+                break
+            prefix, kind, value = following
         event(kind, value)
     return getattr(builder, "value", None)
 
