@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.widgets import OptionList
 
 from tui_client.devtools.synapse import RegisteredUser, SynapseServer
 from tui_client.engine.client import MatrixClient
@@ -19,7 +20,8 @@ from tui_client.engine.storage import DAMAGED, StorageUnavailable
 from tui_client.engine.updates import CacheDamageFound, Notice
 from tui_client.store.repair import damage_mark
 from tui_client.ui.app import TuiClientApp
-from tui_client.ui.screens.dialogs import ConfirmDialog
+from tui_client.ui.screens.dialogs import ChoiceDialog, ConfirmDialog
+from tui_client.ui.screens.recovery import RestoreDialog
 from tui_client.ui.widgets.composer import Composer
 from tui_client.ui.widgets.status_bar import StatusBar
 
@@ -198,3 +200,46 @@ async def test_corruption_while_running_is_said_on_screen_and_rebuilt_at_once(
         assert bodies(new_chat.view).count("queued before the damage") == 1  # type: ignore[arg-type]
         status = new_chat.query_one(StatusBar)
         assert "damaged" not in str(status.render())
+
+
+async def test_room_keys_that_do_not_read_back_are_said_and_restore_is_offered(
+    synapse: SynapseServer, make_user: Any, tmp_path: Path
+) -> None:
+    """The room keys' table damaged (found by the open after a crash): the rebuild says
+    plainly that keys were lost and offers restore from the recovery key or a key file."""
+    alice, _room, _bob = await _prepared(synapse, make_user, tmp_path)
+    db = alice.cache._db
+    path = alice.cache.path
+
+    def layout() -> tuple[int, int]:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        root = db.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'crypto_inbound_sessions'"
+        ).fetchone()
+        return int(root[0]), int(db.execute("PRAGMA page_size").fetchone()[0])
+
+    root, page_size = await alice.db.run(layout)
+    copy = path.read_bytes()  # as a crash leaves it: not closed cleanly
+    await alice.close()
+    for ending in ("-wal", "-shm"):
+        Path(f"{path}{ending}").unlink(missing_ok=True)
+    path.write_bytes(copy)
+    _zero_page(path, root, page_size)
+    app = TuiClientApp(base_dir=tmp_path / "alice")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ui_until(pilot, lambda: isinstance(app.screen, ChoiceDialog), "the offer")
+        words = " ".join(str(label.render()) for label in app.screen.query("Label"))
+        assert "encryption keys did not read back" in words, words
+        options = app.screen.query_one(OptionList)
+        labels = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+        assert labels[:2] == ["Restore from recovery key", "Import a key file"], labels
+        assert any(
+            "could not be read back" in n.message and "recovery key" in n.message
+            for n in app._notifications
+        ), [n.message for n in app._notifications]
+        options.focus()
+        await pilot.press("enter")  # the first choice
+        await ui_until(pilot, lambda: isinstance(app.screen, RestoreDialog), "the restore")
+        client = app.client
+        assert client is not None and client.cache_repair is not None
+        assert not client.cache_repair.crypto_intact and client.cache_repair.unsent == 1

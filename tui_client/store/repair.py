@@ -137,8 +137,13 @@ def mark_damaged(path: Path, reason: str) -> None:
 def _problem(db: sqlite3.Connection) -> str | None:
     """``PRAGMA quick_check``'s first complaint, or None for a sound file."""
     rows = db.execute("PRAGMA quick_check(5)").fetchall()
-    found = [str(r[0]) for r in rows]
-    return None if found == ["ok"] else "; ".join(found)[:200]
+    found = [
+        line for r in rows for line in str(r[0]).splitlines() if line and not line.startswith("***")
+    ]
+    if found == ["ok"]:
+        return None
+    more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+    return f"integrity check: {found[0][:150] if found else 'failed'}{more}"
 
 
 def _size_problem(path: Path, db: sqlite3.Connection) -> str | None:
@@ -296,20 +301,46 @@ def _rebuild(path: Path, key: bytes | None, reason: str) -> RepairReport:
     return report
 
 
-def _readable_rows(old: sqlite3.Connection, table: str, names: str) -> tuple[list[Any], bool]:
+class _Salvage:
+    """Read connections to the damaged file, a fresh one after each failure: once a page
+    failed its check, SQLCipher may refuse later reads on that connection too."""
+
+    def __init__(self, path: Path, key: bytes | None) -> None:
+        self._path = path
+        self._key = key
+        self._db: sqlite3.Connection | None = None
+
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            self._db = connect(self._path, self._key, salvage=True)
+            self._db.execute("PRAGMA query_only = 1")
+        return self._db
+
+    def failed(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+def _readable_rows(old: _Salvage, table: str, names: str) -> tuple[list[Any], bool]:
     """The rows of ``table`` that read back, and whether that is all of them. A damaged page
     stops a scan where it lies: the table is then read from both ends in key order (the
     b-tree's own order), up to the damage each way, so only the rows on damaged pages go."""
     try:
-        return old.execute(f'SELECT {names} FROM "{table}"').fetchall(), True
+        return old.db().execute(f'SELECT {names} FROM "{table}"').fetchall(), True
     except Exception as error:
+        old.failed()
         if not is_corruption(error) and "disk i/o error" not in str(error).lower():
             raise
-    info = old.execute(f'PRAGMA table_info("{table}")').fetchall()
+    info = old.db().execute(f'PRAGMA table_info("{table}")').fetchall()
     keys = [f'"{r[1]}"' for r in sorted(info, key=lambda r: int(r[5])) if int(r[5]) > 0]
-    rowid = not old.execute(
-        "SELECT 1 FROM sqlite_master WHERE name = ? AND sql LIKE '%WITHOUT ROWID%'", (table,)
-    ).fetchone()
+    rowid = (
+        not old.db()
+        .execute(
+            "SELECT 1 FROM sqlite_master WHERE name = ? AND sql LIKE '%WITHOUT ROWID%'", (table,)
+        )
+        .fetchone()
+    )
     order = ["rowid"] if rowid else keys
     if not order:
         return [], False
@@ -320,9 +351,10 @@ def _readable_rows(old: sqlite3.Connection, table: str, names: str) -> tuple[lis
         by = ", ".join(f"{column} {direction}" for column in order)
         query = f'SELECT {", ".join(order)}, {names} FROM "{table}" ORDER BY {by}'
         try:
-            for row in old.execute(query):
+            for row in old.db().execute(query):
                 found[tuple(row[:width])] = tuple(row[width:])
         except Exception as error:
+            old.failed()
             log.warning("reading %s stopped at the damage (%s)", table, error)
     first, last = ends
     rest = [row for key, row in last.items() if key not in first]
@@ -333,19 +365,19 @@ def _copy(
     path: Path, key: bytes | None, new: sqlite3.Connection, tables: list[str]
 ) -> tuple[list[str], list[str]]:
     """Copy each table's readable rows (the columns both schemas have); the tables copied
-    whole and those that failed."""
+    whole and those that failed (their readable rows copied all the same)."""
     copied: list[str] = []
     failed: list[str] = []
+    old = _Salvage(path, key)
     try:
-        old = connect(path, key, salvage=True)
-        old.execute("PRAGMA query_only = 1")
+        old.db()
     except Exception as error:
         log.error("the damaged cache does not open for reading: %s", error)
         return copied, list(tables)
     try:
         for table in tables:
             try:
-                old_columns = {r[1] for r in old.execute(f'PRAGMA table_info("{table}")')}
+                old_columns = {r[1] for r in old.db().execute(f'PRAGMA table_info("{table}")')}
                 columns = [
                     r[1]
                     for r in new.execute(f'PRAGMA table_info("{table}")')
@@ -375,10 +407,11 @@ def _copy(
                     log.error("%s read back in part: %d rows", table, len(rows))
                     failed.append(table)
             except Exception as error:
+                old.failed()
                 if new.in_transaction:
                     new.execute("ROLLBACK")
                 log.error("cannot read %s back from the damaged cache: %s", table, error)
                 failed.append(table)
     finally:
-        old.close()
+        old.failed()
     return copied, failed
