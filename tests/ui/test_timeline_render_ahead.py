@@ -15,6 +15,7 @@ from textual.pilot import Pilot
 
 from tui_client.protocol.html import parse_html
 from tui_client.protocol.timeline import Diff, TimelineItem
+from tui_client.ui.render import palette_from
 from tui_client.ui.widgets import timeline as timeline_module
 from tui_client.ui.widgets.line_cache import RENDER_AHEAD_MIN
 from tui_client.ui.widgets.timeline import TimelineView
@@ -215,3 +216,33 @@ async def test_code_blocks_keep_their_highlighting() -> None:
         assert defs[0] is not None and defs[1] is not None
         assert defs[0].color is not None
         assert defs[0].color != defs[1].color
+
+
+async def test_a_theme_change_redraws_the_messages_in_its_colours() -> None:
+    """The lines cached in the old theme's colours are dropped: a notice takes the new
+    theme's colour (it kept the old one until the client restarted)."""
+    notice = replace(_item(1, "the build is green"), kind="notice")
+    app = _Room()
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.theme = "textual-dark"
+        await pilot.pause()
+        timeline = app.query_one(TimelineView)
+        timeline.palette = palette_from(app)  # as the chat screen does on mount
+        timeline.set_items([notice])
+        await pilot.pause()
+
+        def colour() -> str | None:
+            for y in range(timeline.size.height):
+                for segment in timeline.render_line(y):
+                    if "the build is green" in segment.text and segment.style is not None:
+                        colour = segment.style.color
+                        return colour.name if colour is not None else None
+            return None
+
+        dark = app.current_theme.secondary
+        assert dark is not None and colour() == dark.lower()
+        app.theme = "textual-light"
+        await pilot.pause()
+        light = app.current_theme.secondary
+        assert light is not None and light.lower() != dark.lower()
+        assert colour() == light.lower()

@@ -54,6 +54,28 @@ class Palette:
     notice: str = "#56b6c2"
 
 
+def palette_from(app: object) -> Palette:
+    """The timeline's colours from an app's current Textual theme (the defaults without one)."""
+    theme = getattr(app, "current_theme", None)
+    if theme is None:
+        return Palette()
+
+    def colour(value: object, fallback: str) -> str:
+        return value if isinstance(value, str) and value.startswith("#") else fallback
+
+    base = Palette()
+    return Palette(
+        foreground=colour(theme.foreground, base.foreground),
+        muted=base.muted,
+        accent=colour(theme.accent, base.accent),
+        warning=colour(theme.warning, base.warning),
+        error=colour(theme.error, base.error),
+        success=colour(theme.success, base.success),
+        selection=colour(theme.panel, base.selection),
+        notice=colour(theme.secondary, base.notice),
+    )
+
+
 _colour_cache: dict[str, str] = {}
 
 

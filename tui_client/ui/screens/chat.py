@@ -37,7 +37,7 @@ from ..completion import (
 )
 from ..formatted import known_room_name
 from ..messages import ActionFailed, ComposerSubmitted, RoomOpened
-from ..render import Palette
+from ..render import palette_from
 from ..seen import SeenTracker
 from ..vim_keys import list_key
 from ..widgets.account_bar import AccountBar
@@ -121,7 +121,7 @@ class ChatScreen(ChatUpdates):
         status = self.query_one(StatusBar)
         status.account = self.client.user_id
         status.state = self.client.sync_state
-        self.query_one(TimelineView).palette = _palette_from(self.app)
+        self.query_one(TimelineView).palette = palette_from(self.app)
         self.query_one("#members").display = False
         self.query_one("#invite-bar").display = False
         self.query_one("#mode-banner").display = False
@@ -773,27 +773,6 @@ class ChatScreen(ChatUpdates):
     def now(self) -> float:
         """The clock (tests freeze it)."""
         return time.time()
-
-
-def _palette_from(app: object) -> Palette:
-    theme = getattr(app, "current_theme", None)
-    if theme is None:
-        return Palette()
-
-    def colour(value: object, fallback: str) -> str:
-        return value if isinstance(value, str) and value.startswith("#") else fallback
-
-    base = Palette()
-    return Palette(
-        foreground=colour(theme.foreground, base.foreground),
-        muted=base.muted,
-        accent=colour(theme.accent, base.accent),
-        warning=colour(theme.warning, base.warning),
-        error=colour(theme.error, base.error),
-        success=colour(theme.success, base.success),
-        selection=colour(theme.panel, base.selection),
-        notice=colour(theme.secondary, base.notice),
-    )
 
 
 from textual.message import Message  # noqa: E402

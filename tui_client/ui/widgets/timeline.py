@@ -31,7 +31,7 @@ from ...engine.images import MODE_OFF, ImageService, Picture, placeholder_rows
 from ...protocol.media import ImageRef
 from ...protocol.timeline import Diff, TimelineItem
 from ..pictures import box_for, image_service, picture_lines, placeholder_lines
-from ..render import TIME_WIDTH, Palette, name_column_width, render_item
+from ..render import TIME_WIDTH, Palette, name_column_width, palette_from, render_item
 from ..url_previews import preview_line, preview_service, preview_url_of
 from ..wrap import Line
 from .line_cache import (
@@ -353,6 +353,18 @@ class TimelineView(ScrollView, can_focus=True):
         self._bridges = bridges
         self.is_bridged = is_bridged
         self.refresh_names()
+
+    def on_mount(self) -> None:
+        # A theme picked while the app runs: the lines drawn in the old colours go.
+        self.app.theme_changed_signal.subscribe(
+            self, lambda _theme: self.set_palette(palette_from(self.app))
+        )
+
+    def set_palette(self, palette: Palette) -> None:
+        """New colours (a theme change): every message is drawn again in them."""
+        if palette != self.palette:
+            self.palette = palette
+            self.refresh_names()
 
     def refresh_names(self) -> None:
         """Display names changed: re-render everything."""
