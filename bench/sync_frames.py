@@ -40,7 +40,7 @@ from tui_client.engine.secrets import SecretStore
 
 from ._harness import sized
 from .synthetic import OWN_USER_ID, initial_sync
-from .timeline import FrameMonitor, frame_figures
+from .timeline import FrameMonitor, frame_figures, print_frames
 
 ROOMS = sized(1000, 20)
 SMALL_ROOMS = sized(20, 5)
@@ -187,19 +187,7 @@ def main() -> None:
     print(
         f"  worst frame (loop stall)      {figures['worst_ms'][0]:8.1f} ms   vs {figures['worst_ms'][1]:8.1f} ms"
     )
-    print(
-        f"  worst frame, UI thread CPU    {figures['worst_frame_cpu_ms'][0]:8.1f} ms   vs {figures['worst_frame_cpu_ms'][1]:8.1f} ms"
-    )
-    print(
-        f"  frame p99 (loop turns)        {figures['p99_ms'][0]:8.1f} ms   vs {figures['p99_ms'][1]:8.1f} ms"
-    )
-    print(
-        f"  most CPU in one frame         {figures['worst_cpu_ms'][0]:8.1f} ms   vs {figures['worst_cpu_ms'][1]:8.1f} ms"
-        f"   (p99 {figures['p99_cpu_ms'][0]:.1f} vs {figures['p99_cpu_ms'][1]:.1f} ms)"
-    )
-    print(
-        f"  frames over 16.7 ms, wall/CPU {figures['over_16_7'][0]:5.0f}/{figures['cpu_over_16_7'][0]:<3.0f}     vs {figures['over_16_7'][1]:5.0f}/{figures['cpu_over_16_7'][1]:.0f}"
-    )
+    print_frames(figures)
     (big_passes, small_passes), (big_gc, small_gc) = (
         report["gc_passes"],
         report["gc_worst_pass_ms"],

@@ -195,6 +195,23 @@ def frame_figures(frames: list[tuple[float, float]]) -> dict[str, float]:
     }
 
 
+def print_frames(figures: dict[str, tuple[float, float]]) -> None:
+    """The frame lines of a report (:func:`frame_figures`, ours vs the baseline)."""
+    print(
+        f"  worst frame, UI thread CPU    {figures['worst_frame_cpu_ms'][0]:8.1f} ms   vs {figures['worst_frame_cpu_ms'][1]:8.1f} ms"
+    )
+    print(
+        f"  frame p99 (loop turns)        {figures['p99_ms'][0]:8.1f} ms   vs {figures['p99_ms'][1]:8.1f} ms"
+    )
+    print(
+        f"  most CPU in one frame         {figures['worst_cpu_ms'][0]:8.1f} ms   vs {figures['worst_cpu_ms'][1]:8.1f} ms"
+        f"   (p99 {figures['p99_cpu_ms'][0]:.1f} vs {figures['p99_cpu_ms'][1]:.1f} ms)"
+    )
+    print(
+        f"  frames over 16.7 ms, wall/CPU {figures['over_16_7'][0]:5.0f}/{figures['cpu_over_16_7'][0]:<3.0f}     vs {figures['over_16_7'][1]:5.0f}/{figures['cpu_over_16_7'][1]:.0f}"
+    )
+
+
 def _rss_mb() -> float:
     with open("/proc/self/statm") as handle:
         pages = int(handle.read().split()[1])
@@ -344,20 +361,7 @@ def main() -> None:
     print(
         f"  worst frame (loop stall)      {big:8.1f} ms   vs {small:8.1f} ms   ratio {report['worst_frame_ratio']:.2f}"
     )
-    figures = report["frames"]
-    print(
-        f"  worst frame, UI thread CPU    {figures['worst_frame_cpu_ms'][0]:8.1f} ms   vs {figures['worst_frame_cpu_ms'][1]:8.1f} ms"
-    )
-    print(
-        f"  frame p99 (loop turns)        {figures['p99_ms'][0]:8.1f} ms   vs {figures['p99_ms'][1]:8.1f} ms"
-    )
-    print(
-        f"  most CPU in one frame         {figures['worst_cpu_ms'][0]:8.1f} ms   vs {figures['worst_cpu_ms'][1]:8.1f} ms"
-        f"   (p99 {figures['p99_cpu_ms'][0]:.1f} vs {figures['p99_cpu_ms'][1]:.1f} ms)"
-    )
-    print(
-        f"  frames over 16.7 ms, wall/CPU {figures['over_16_7'][0]:5.0f}/{figures['cpu_over_16_7'][0]:<3.0f}     vs {figures['over_16_7'][1]:5.0f}/{figures['cpu_over_16_7'][1]:.0f}"
-    )
+    print_frames(report["frames"])
     print(
         f"  key to settled, median        {report['key_median_ms'][0]:8.1f} ms   vs {report['key_median_ms'][1]:8.1f} ms"
     )
