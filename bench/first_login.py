@@ -8,6 +8,7 @@ in afresh for each case, each in a new interpreter so no case sees another's hea
 | --- | --- |
 | ``sync v2`` (baseline) | ``MatrixClient.login``, ``open()``, ``start()`` with ``/sync`` v2 forced |
 | ``sliding sync`` | the same with the default source (``/versions`` offers simplified sliding sync) |
+| ``sync v2 whole`` | ``/sync`` v2 with every response decoded whole (``json.loads``), as before the sliced ingest |
 
 Each child reports the time from ``login()`` returning to the engine's first
 ``RoomListChanged`` holding at least :data:`FIRST_LIST` rooms (what the room list
@@ -38,7 +39,10 @@ ROUNDS = sized(2, 1)
 #: Rooms the first painted room list needs (a screenful).
 FIRST_LIST = 20
 V2, SLIDING = "sync v2", "sliding sync"
-CASES = (V2, SLIDING)
+#: v2 with its response decoded whole (json.loads), as before the sliced ingest: the
+#: same-run baseline of v2's peak RSS.
+V2_WHOLE = "sync v2 whole"
+CASES = (V2, SLIDING, V2_WHOLE)
 
 _CHILD = """
 import asyncio, json, sys, time
@@ -54,7 +58,10 @@ def peak_mb():
     return int(line.split()[1]) / 1024
 
 async def go(base_url, user_id, password, folder, mode, want, total):
-    options = {'sync_source': SyncV2Source} if mode == 'sync v2' else {}
+    class Whole(SyncV2Source):
+        mode = 'sync v2 whole'
+        slice_bytes = 1 << 62
+    options = {'sync_source': {'sync v2': SyncV2Source, 'sync v2 whole': Whole}[mode]} if mode != 'sliding sync' else {}
     client = await MatrixClient.login(user_id, password, homeserver=base_url, base_dir=Path(folder), **options)
     t0 = time.perf_counter()
     first, done = asyncio.Event(), asyncio.Event()
@@ -181,7 +188,7 @@ def print_report(
 
     for case in CASES:
         print(
-            f"  {case:<13} first list {med(case, 'first') * 1000:8.0f} ms  all {rooms} rooms {med(case, 'all') * 1000:8.0f} ms"
+            f"  {case:<14} first list {med(case, 'first') * 1000:8.0f} ms  all {rooms} rooms {med(case, 'all') * 1000:8.0f} ms"
             f"  peak RSS at first list {med(case, 'peak_first'):6.1f} MB, at the end {med(case, 'peak'):6.1f} MB"
         )
     ratios = [
@@ -195,6 +202,14 @@ def print_report(
     print(
         f"  sliding / v2: first list x{statistics.median(ratios):.2f} (per round {', '.join(f'{r:.2f}' for r in ratios)}),"
         f" whole list x{statistics.median(all_ratios):.2f}"
+    )
+    peaks = [
+        float(v["peak"]) / float(w["peak"])
+        for v, w in zip(results[V2], results[V2_WHOLE], strict=True)
+    ]
+    print(
+        f"  v2 in slices / v2 decoded whole: peak RSS x{statistics.median(peaks):.2f}"
+        f" (per round {', '.join(f'{r:.2f}' for r in peaks)})"
     )
 
 
