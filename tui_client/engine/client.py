@@ -603,7 +603,9 @@ class MatrixClient(ClientServices, RoomCommands):
         result = await self.db.run(self._ingest_raw, raw, self.sync_token is None)
         self._after_commit(result)
         self.presence.flush()
-        if result.new_events and (self._indexing is None or self._indexing.done()):
+        if (result.new_events or result.trimmed_rooms) and (
+            self._indexing is None or self._indexing.done()
+        ):
             self._indexing = asyncio.ensure_future(self._index_messages())
         self.publish(
             BatchCommitted(
