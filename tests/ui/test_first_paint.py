@@ -22,6 +22,14 @@ from .fake_world import FakeHomeserver
 SECRET = "!secretplans0000000000000000000000000000000003"
 
 
+async def _opened_cache(folder: Path, server: FakeHomeserver, **options: Any) -> MatrixClient:
+    """The profile's client with its room list loaded (open_cache), the machine not yet open."""
+    client = MatrixClient.restore(base_dir=folder, transport=server.transport(), **options)
+    assert client is not None
+    await client.open_cache()
+    return client
+
+
 def _screen_text(app: Any) -> str:
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
 
@@ -79,9 +87,7 @@ async def test_the_room_list_is_painted_before_the_machine_opens(
 async def test_decrypted_forms_in_the_cache_show_before_the_machine_opens(
     fake_profile: Path, fake_server: FakeHomeserver
 ) -> None:
-    client = MatrixClient.restore(base_dir=fake_profile, transport=fake_server.transport())
-    assert client is not None
-    await client.open_cache()
+    client = await _opened_cache(fake_profile, fake_server)
     assert client.encryption.machine is None
     assert client.encryption.stored_forms_readable
     ready = asyncio.ensure_future(client.encryption.ready())
@@ -96,11 +102,7 @@ async def test_decrypted_forms_in_the_cache_show_before_the_machine_opens(
 async def test_a_machine_that_cannot_open_ends_the_wait(
     fake_profile: Path, fake_server: FakeHomeserver
 ) -> None:
-    client = MatrixClient.restore(
-        base_dir=fake_profile, transport=fake_server.transport(), crypto_backend="no-such"
-    )
-    assert client is not None
-    await client.open_cache()
+    client = await _opened_cache(fake_profile, fake_server, crypto_backend="no-such")
     ready = asyncio.ensure_future(client.encryption.ready())
     await client.open_services()
     await asyncio.wait_for(ready, 5)
@@ -113,9 +115,7 @@ async def test_a_machine_that_cannot_open_ends_the_wait(
 async def test_sync_never_starts_before_the_machine_is_open(
     fake_profile: Path, fake_server: FakeHomeserver
 ) -> None:
-    client = MatrixClient.restore(base_dir=fake_profile, transport=fake_server.transport())
-    assert client is not None
-    await client.open_cache()
+    client = await _opened_cache(fake_profile, fake_server)
     with pytest.raises(RuntimeError, match="open_services"):
         client.start()
     assert client.sync_loop is None
