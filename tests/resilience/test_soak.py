@@ -22,7 +22,9 @@ async def test_long_run_stays_flat(synapse: SynapseServer, tmp_path: Path) -> No
     print(report.table())
     warm = report.after_warm_up()
     assert report.sent > SECONDS, "the bot hardly sent anything"
-    assert report.switches > SECONDS / 2
+    # The UI kept switching: a switch takes 0.5-1 s, 2-3 s when the 2 cores are shared
+    # by many (21-31 switches in 60 s seen then); a stalled UI makes none.
+    assert report.switches > SECONDS / 6, report.table()
     assert not report.stuck_workers, report.stuck_workers
     # Flat after warm-up: a few descriptors of slack (connections opening), a bounded timeline.
     assert max(s.fds for s in warm) - warm[0].fds <= 8, report.table()
