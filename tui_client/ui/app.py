@@ -11,9 +11,6 @@ from typing import Any
 
 from textual import events
 from textual.app import App, SystemCommand
-from textual.command import DiscoveryHit, Hit, Hits, Provider
-from textual.content import Content
-from textual.fuzzy import Matcher
 from textual.screen import Screen
 
 from ..config import Config, themes_dir, write_setting
@@ -46,8 +43,9 @@ from .graphics import detect, graphics, set_graphics
 from .join_flow import JoinFlow
 from .keymap import KeySettings, load_key_settings
 from .messages import EngineUpdate
+from .palette import RoomsProvider, room_commands
 from .pictures import media_commands
-from .screens import recovery, security
+from .screens import recovery
 from .screens.chat import ChatScreen, chat_screen_of
 from .screens.dialogs import ConfirmDialog, PromptDialog
 from .screens.directory import DirectoryScreen
@@ -61,54 +59,8 @@ from .update_routes import UpdateRoutes
 from .url_previews import url_preview_commands
 from .when import TimeStyle, set_time_style
 from .widgets.account_bar import AccountBar
-from .widgets.room_list import visible_rooms
 
 log = logging.getLogger(__name__)
-
-
-class RoomsProvider(Provider):
-    """Command palette: jump to any room by name."""
-
-    async def search(self, query: str) -> Hits:
-        app = self.app
-        if not isinstance(app, TuiClientApp) or app.client is None:
-            return
-        matcher = self.matcher(query)
-        for room in visible_rooms(
-            app.client.rooms.values(), hidden=app.client.notifications.hides_room
-        ):
-            name = clean_line(room.display_name, 200)
-            score = matcher.match(name)
-            if score > 0:
-                yield Hit(
-                    score,
-                    plain_highlight(matcher, name),
-                    partial(app.open_room, room.room_id),
-                    help="Open room",
-                )
-
-    async def discover(self) -> Hits:
-        app = self.app
-        if not isinstance(app, TuiClientApp) or app.client is None:
-            return
-        rooms = visible_rooms(app.client.rooms.values(), hidden=app.client.notifications.hides_room)
-        for room in sorted(rooms, key=lambda r: -r.last_ts)[:10]:
-            yield DiscoveryHit(
-                Content(clean_line(room.display_name, 200)),
-                partial(app.open_room, room.room_id),
-                help="Open room",
-            )
-
-
-def plain_highlight(matcher: Matcher, text: str) -> Content:
-    """``matcher.highlight`` without reading ``text`` as markup (room names are untrusted)."""
-    content = Content(text)
-    score, offsets = matcher.fuzzy_search.match(matcher.query, text)
-    if score:
-        for offset in offsets:
-            if not text[offset].isspace():
-                content = content.stylize(matcher.match_style, offset, offset + 1)
-    return content
 
 
 class TuiClientApp(ClientApp):
@@ -526,97 +478,7 @@ class TuiClientApp(ClientApp):
         if self.chat_screen is None:
             return
         chat = self.chat_screen
-        yield SystemCommand("Switch room", "Fuzzy-find a room (Ctrl+K)", chat.action_switch_room)
-        yield SystemCommand(
-            "Join room", "Join by alias, ID, matrix.to link or matrix: URI", chat.action_join_dialog
-        )
-        yield SystemCommand(
-            "Search messages",
-            "In every room, encrypted ones included (Ctrl+F; / in a room)",
-            chat.action_search,
-        )
-        if chat.current_room is not None:
-            room = chat.current_room
-            yield SystemCommand(
-                "Search this room",
-                "Only the current room's messages (/ in its timeline)",
-                partial(chat.action_search, room),
-            )
-            yield SystemCommand(
-                "Index older messages of this room",
-                "Fetch its history from the server so search finds it",
-                partial(chat.action_search, room, True),
-            )
-        yield SystemCommand(
-            "Explore public rooms",
-            "The room directory: search, preview, join (F3)",
-            chat.action_directory,
-        )
-        yield SystemCommand(
-            "Space view",
-            "All rooms of the selected space, joined or not (F4)",
-            chat.action_space_view,
-        )
-        yield SystemCommand(
-            "Create room", "A new room, public or private (Ctrl+N)", chat.action_create_room
-        )
-        yield SystemCommand("Create space", "A new space to group rooms", chat.action_create_space)
-        yield SystemCommand(
-            "Start direct chat",
-            "A private, encrypted chat with one person (user ID or email)",
-            chat.action_create_dm,
-        )
-        yield SystemCommand(
-            "Link my email address",
-            "So people who know it find you (identity server)",
-            chat.action_link_email,
-        )
-        yield SystemCommand(
-            "Unlink my email address",
-            "Remove it from the identity server",
-            chat.action_unlink_email,
-        )
-        yield SystemCommand(
-            "Start direct chat with a bridged user",
-            "Someone on a network the server bridges (IRC…)",
-            chat.action_create_bridged_dm,
-        )
-        if chat.may("invite"):
-            yield SystemCommand(
-                "Invite to room",
-                "Invite someone to the current room (user ID or email)",
-                chat.action_invite,
-            )
-        if chat.may("topic"):
-            yield SystemCommand(
-                "Set room topic", "Change the current room's topic", chat.action_set_topic
-            )
-        if chat.may("name"):
-            yield SystemCommand(
-                "Rename room", "Change the current room's name", chat.action_rename_room
-            )
-        yield SystemCommand("Leave room", "Leave the current room", chat.action_leave_room)
-        yield SystemCommand(
-            "Leave and forget room",
-            "Leave the current room and remove it from this device",
-            chat.action_leave_and_forget,
-        )
-        if security.can_enable_encryption(chat):
-            yield SystemCommand(
-                "Enable encryption",
-                "Turn on end-to-end encryption in this room (cannot be undone)",
-                partial(security.enable_encryption, chat),
-            )
-        yield SystemCommand(
-            "Export room keys",
-            "Save your room keys to a passphrase-protected file",
-            partial(security.export_keys, chat),
-        )
-        yield SystemCommand(
-            "Import room keys",
-            "Read room keys from an export file (e.g. from Element)",
-            partial(security.import_keys, chat),
-        )
+        yield from room_commands(chat)
         yield from self.security.commands()
         yield from recovery.commands(self, chat.client)
         yield from notification_commands.commands(self, chat.client, chat.current_room)
