@@ -15,6 +15,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -270,9 +271,24 @@ def test_killed_after_events_before_token_leaves_previous_state(
 def test_killed_at_random_points_is_all_or_nothing(
     prepared: dict[str, Any], tmp_path: Path
 ) -> None:
-    steps = prepared["steps"]
+    check_kills_are_all_or_nothing(
+        prepared, tmp_path, prepared["steps"], 20240611, _run_child, _ingest_normally
+    )
+
+
+def check_kills_are_all_or_nothing(
+    prepared: dict[str, Any],
+    tmp_path: Path,
+    steps: int,
+    seed: int,
+    run_child: Callable[[Path, Path, str], subprocess.CompletedProcess[str]],
+    ingest: Callable[[Path, Path], object],
+) -> None:
+    """Kill a child ingesting ``prepared``'s batch at ten of its ``steps`` (SQLite progress
+    calls): each cache holds the batch whole or not at all, and ``ingest`` then stores it once.
+    """
     assert steps > 20, "the batch is too small to aim kills inside it"
-    rng = random.Random(20240611)
+    rng = random.Random(seed)
     # The last point is past the end of the ingest: that child commits and exits normally.
     kill_points = sorted(
         {1, steps // 2, steps, *(rng.randint(1, steps) for _ in range(7)), steps + 10}
@@ -280,12 +296,12 @@ def test_killed_at_random_points_is_all_or_nothing(
     outcomes = []
     for kill_at in kill_points:
         path = _copy_of_base(prepared, tmp_path, f"kill-{kill_at}.sqlite3")
-        child = _run_child(path, prepared["batch"], str(kill_at))
+        child = run_child(path, prepared["batch"], str(kill_at))
         assert child.returncode in (0, -9), child.stderr
         dump = _dump(path)
         if dump == prepared["before"]:
             outcomes.append("nothing")
-            _ingest_normally(path, prepared["batch"])
+            ingest(path, prepared["batch"])
             dump = _dump(path)
         else:
             outcomes.append("all")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import sqlite3
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from .test_cache_crash import (
     _assert_batch_two_exactly_once,
     _copy_of_base,
     _dump,
+    check_kills_are_all_or_nothing,
     prepared,
 )
 
@@ -176,26 +176,4 @@ def test_killed_at_random_points_of_a_sliced_ingest_is_all_or_nothing(
         return 0
 
     _ingest_sliced(_copy_of_base(prepared, tmp_path, "count.sqlite3"), prepared["batch"], count)
-    assert steps > 20, "the batch is too small to aim kills inside it"
-    rng = random.Random(20261207)
-    kill_points = sorted(
-        {1, steps // 2, steps, *(rng.randint(1, steps) for _ in range(7)), steps + 10}
-    )
-    outcomes = []
-    for kill_at in kill_points:
-        path = _copy_of_base(prepared, tmp_path, f"kill-{kill_at}.sqlite3")
-        child = _run_child(path, prepared["batch"], str(kill_at))
-        assert child.returncode in (0, -9), child.stderr
-        dump = _dump(path)
-        if dump == prepared["before"]:
-            outcomes.append("nothing")
-            _ingest_sliced(path, prepared["batch"])
-            dump = _dump(path)
-        else:
-            outcomes.append("all")
-        assert dump == prepared["after"], (
-            f"killed at step {kill_at}: the cache holds part of the response"
-        )
-        _assert_batch_two_exactly_once(path)
-    assert "nothing" in outcomes
-    assert outcomes[-1] == "all"
+    check_kills_are_all_or_nothing(prepared, tmp_path, steps, 20261207, _run_child, _ingest_sliced)

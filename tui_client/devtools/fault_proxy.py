@@ -33,6 +33,8 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .loop_server import close_connections
+
 __all__ = ["DROP", "HOLD", "PASS", "RESET", "TRUNCATE", "Exchange", "Fault", "FaultProxy", "Policy"]
 
 
@@ -198,15 +200,7 @@ class FaultProxy:
             # Closing the connections ends their tasks (cancelling them would leave a
             # request still waiting on the server, a long-poll, to be reported at exit).
             self.closing = True
-            for writer in [*self._writers, *self._upstreams]:
-                writer.transport.abort()
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            if tasks:
-                _, stuck = await asyncio.wait(tasks, timeout=5)
-                for task in stuck:
-                    task.cancel()
-                if stuck:
-                    await asyncio.wait(stuck, timeout=1)
+            await close_connections([*self._writers, *self._upstreams])
 
         asyncio.run_coroutine_threadsafe(shut(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)

@@ -7,9 +7,24 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Iterable
 from typing import Self
 
-__all__ = ["LoopbackServer"]
+__all__ = ["LoopbackServer", "close_connections"]
+
+
+async def close_connections(writers: Iterable[asyncio.StreamWriter]) -> None:
+    """Abort ``writers``' connections, which ends their handlers; then wait up to 5 s for
+    every other task of the running loop, and cancel what is still stuck."""
+    for writer in list(writers):
+        writer.transport.abort()
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    if tasks:
+        _, stuck = await asyncio.wait(tasks, timeout=5)
+        for task in stuck:
+            task.cancel()
+        if stuck:
+            await asyncio.wait(stuck, timeout=1)
 
 
 class LoopbackServer:
@@ -52,15 +67,7 @@ class LoopbackServer:
         async def shut() -> None:
             assert self._server is not None
             self._server.close()
-            for writer in self._writers:
-                writer.transport.abort()
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            if tasks:
-                _, stuck = await asyncio.wait(tasks, timeout=5)
-                for task in stuck:
-                    task.cancel()
-                if stuck:
-                    await asyncio.wait(stuck, timeout=1)
+            await close_connections(self._writers)
 
         asyncio.run_coroutine_threadsafe(shut(), self._loop).result(15)
         self._loop.call_soon_threadsafe(self._loop.stop)
