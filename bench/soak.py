@@ -21,11 +21,13 @@ import tempfile
 import threading
 import time
 import urllib.parse
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.fds import fd_kinds
+from bench.heap import growers, malloc_mb, py_blocks_k, pymalloc_mb, sqlite_mb, type_counts
 
 ROOMS = 50
 #: httpx's keep-alive expiry of an idle connection, in seconds.
@@ -42,12 +44,24 @@ class Sample:
     workers: int
     loop_lag_ms: float
     fd_kinds: dict[str, int] = field(default_factory=dict)
+    #: Where the RSS is (bench/heap.py): Python's small-object blocks (thousands),
+    #: SQLite's allocations (page cache included), malloc's bytes in use and free-but-held.
+    py_kblocks: float = 0.0
+    #: pymalloc: bytes of its blocks in use, and its arenas (mapped outside malloc).
+    py_used_mb: float = 0.0
+    py_arenas_mb: float = 0.0
+    sqlite_mb: float = 0.0
+    malloc_used_mb: float = 0.0
+    malloc_free_mb: float = 0.0
 
     def line(self) -> str:
-        """One line: time, RSS, descriptors by kind, timeline, views, workers, lag."""
+        """One line: time, RSS and its parts, descriptors by kind, timeline, views, workers, lag."""
         kinds = " ".join(f"{kind}={n}" for kind, n in sorted(self.fd_kinds.items()))
         return (
-            f"{self.t:8.0f} s  rss {self.rss_mb:6.1f} MB  fds {self.fds} ({kinds})  "
+            f"{self.t:8.0f} s  rss {self.rss_mb:6.1f} MB  py {self.py_kblocks:.0f}k blocks "
+            f"{self.py_used_mb:.1f} MB in {self.py_arenas_mb:.0f} MB arenas  "
+            f"sqlite {self.sqlite_mb:.1f} MB  malloc {self.malloc_used_mb:.1f}+"
+            f"{self.malloc_free_mb:.1f} free MB  fds {self.fds} ({kinds})  "
             f"held {self.held_items}  views {self.views}  workers {self.workers}  "
             f"lag {self.loop_lag_ms:.1f} ms"
         )
@@ -71,6 +85,12 @@ class SoakReport:
     #: expired), before the run and after it: what a leak leaves behind.
     settled_before: dict[str, int] = field(default_factory=dict)
     settled_after: dict[str, int] = field(default_factory=dict)
+    #: Live objects by type (gc census) at the end of the warm-up and at the end of the run.
+    census_warm: dict[str, int] = field(default_factory=dict)
+    census_end: dict[str, int] = field(default_factory=dict)
+    #: ``PRAGMA cache_size`` of the cache's connection, and its pages (page_count).
+    sqlite_cache_size: int = 0
+    sqlite_pages: int = 0
 
     def settled_growth(self) -> dict[str, int]:
         """Kinds of descriptor more numerous at rest after the run than before it."""
@@ -102,6 +122,26 @@ class SoakReport:
         last = self.samples[-1].fd_kinds if self.samples else {}
         return sorted(kinds, key=lambda kind: (-last.get(kind, 0), kind))
 
+    def attribution(self) -> list[str]:
+        """What grew between the end of the warm-up and the end: object types (gc census),
+        and the cache connection's page-cache bound."""
+        before, after = Counter(self.census_warm), Counter(self.census_end)
+        lines = [
+            f"gc objects: {sum(before.values())} after warm-up -> {sum(after.values())} at the end"
+        ]
+        grown = growers(before, after)
+        lines.append("top growers: " + (", ".join(f"{name} +{n}" for name, n in grown) or "none"))
+        if self.sqlite_cache_size:
+            bound = (
+                f"{-self.sqlite_cache_size / 1024:.0f} MiB"
+                if self.sqlite_cache_size < 0
+                else f"{self.sqlite_cache_size} pages"
+            )
+            lines.append(
+                f"cache connection: cache_size {bound}, database {self.sqlite_pages} pages"
+            )
+        return lines
+
     def table(self) -> str:
         warm = self.after_warm_up()
         lines = [
@@ -111,6 +151,12 @@ class SoakReport:
         ]
         for name, unit in (
             ("rss_mb", "MB"),
+            ("py_kblocks", "k"),
+            ("py_used_mb", "MB"),
+            ("py_arenas_mb", "MB"),
+            ("sqlite_mb", "MB"),
+            ("malloc_used_mb", "MB"),
+            ("malloc_free_mb", "MB"),
             ("fds", ""),
             *((f"fds:{kind}", "") for kind in self.fd_kinds()),
             ("held_items", ""),
@@ -128,6 +174,7 @@ class SoakReport:
             for kind in sorted(set(self.settled_before) | set(self.settled_after))
         )
         lines.append(f"fds at rest, before->after: {at_rest}")
+        lines.extend(self.attribution())
         lines.append(f"stuck workers: {', '.join(self.stuck_workers) or 'none'}")
         return "\n".join(lines)
 
@@ -138,6 +185,14 @@ def _rss_mb() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return 0.0
+
+
+def _cache_pages(cache: Any) -> tuple[int, int]:
+    """``PRAGMA cache_size`` and ``page_count`` of the cache's connection (its thread)."""
+    db = cache._db
+    return db.execute("PRAGMA cache_size").fetchone()[0], db.execute(
+        "PRAGMA page_count"
+    ).fetchone()[0]
 
 
 async def _at_rest(client: Any, pilot: Any, ports: dict[int, str]) -> dict[str, int]:
@@ -194,9 +249,12 @@ async def run_soak(
     rate: float = 5.0,
     sample_every: float = 5.0,
     trace: Any = None,
+    cache_kib: int = 0,
 ) -> SoakReport:
     """The soak against a running ``synapse`` (a SynapseServer); the app's data under ``folder``.
-    ``trace``: a text stream that gets each sample as it is taken (a long run can be watched)."""
+    ``trace``: a text stream that gets each sample as it is taken (a long run can be watched).
+    ``cache_kib``: the cache connection's page-cache bound for this run (0: the app's own),
+    to tell SQLite's page cache filling up from other growth."""
     from tui_client.engine.client import MatrixClient
     from tui_client.ui.app import TuiClientApp
     from tui_client.ui.widgets.timeline import TimelineView
@@ -246,6 +304,11 @@ async def run_soak(
             assert app.chat_screen is not None and app.client is not None, (
                 "the app did not reach the rooms"
             )
+            if cache_kib:
+                cache = app.client.cache
+                await app.client.db.run(
+                    lambda: cache._db.execute(f"PRAGMA cache_size=-{cache_kib}")
+                )
             report.settled_before = await _at_rest(app.client, pilot, ports)
             bot_thread.start()
             start = time.monotonic()
@@ -287,12 +350,22 @@ async def run_soak(
                             len(running),
                             lag,
                             kinds,
+                            py_blocks_k(),
+                            *pymalloc_mb(),
+                            sqlite_mb(),
+                            *malloc_mb(),
                         )
                     )
+                    if not report.census_warm and now - start >= seconds / 3:
+                        report.census_warm = dict(type_counts())
                     if trace is not None:
                         print(report.samples[-1].line(), file=trace, flush=True)
             stop.set()
             bot_thread.join(30)
+            report.census_end = dict(type_counts())
+            report.sqlite_cache_size, report.sqlite_pages = await app.client.db.run(
+                _cache_pages, app.client.cache
+            )
             report.settled_after = await _at_rest(app.client, pilot, ports)
     finally:
         stop.set()
@@ -306,6 +379,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=300)
     parser.add_argument("--rate", type=float, default=5.0, help="bot messages per second")
+    parser.add_argument(
+        "--cache-kib", type=int, default=0, help="the cache's page-cache bound (KiB) for this run"
+    )
     parser.add_argument("--trace", action="store_true", help="print each sample to stderr")
     args = parser.parse_args(argv)
     from tui_client.devtools.synapse import SynapseServer
@@ -322,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.seconds,
                     rate=args.rate,
                     trace=sys.stderr if args.trace else None,
+                    cache_kib=args.cache_kib,
                 )
             )
         finally:

@@ -1,0 +1,137 @@
+"""Where a process's memory is, cheaply enough to sample in a long run (bench/soak.py).
+
+RSS is the sum of: Python objects (pymalloc's blocks, :func:`sys.getallocatedblocks`;
+big objects go to malloc), SQLite's own allocations (its page cache included; counted by
+``sqlite3_memory_used`` of each SQLite library loaded: the system one under :mod:`sqlite3`,
+the one built into sqlcipher3), and whatever else malloc holds (glibc's ``mallinfo2``:
+bytes in use, and bytes free but kept by the allocator: fragmentation). A Python leak
+shows as allocated blocks and some object type growing; the page cache as SQLite's memory
+rising to its ``cache_size`` bound and stopping; fragmentation as malloc's free bytes
+growing while what is in use stays flat.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import importlib.util
+import os
+import re
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
+def _libc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallinfo2.restype = _MallInfo2
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+_LIBC = _libc()
+
+
+def malloc_mb() -> tuple[float, float]:
+    """glibc malloc's (in use, free but held) in MB; (0, 0) without ``mallinfo2``."""
+    if _LIBC is None:
+        return 0.0, 0.0
+    info = _LIBC.mallinfo2()
+    in_use = info.uordblks + info.hblkhd
+    return in_use / 2**20, info.fordblks / 2**20
+
+
+def _sqlite_libraries() -> list[ctypes.CDLL]:
+    """Each SQLite library the process has loaded that exports ``sqlite3_memory_used``:
+    the extension modules themselves (sqlcipher3 links SQLCipher in; the standard
+    module's symbols resolve to the system libsqlite3)."""
+    found: list[ctypes.CDLL] = []
+    for module in ("_sqlite3", "sqlcipher3._sqlite3"):
+        if module not in sys.modules:
+            continue
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None or not Path(spec.origin).exists():
+            continue
+        try:
+            lib = ctypes.CDLL(spec.origin)
+            lib.sqlite3_memory_used.restype = ctypes.c_int64
+        except (OSError, AttributeError):
+            continue
+        found.append(lib)
+    return found
+
+
+def sqlite_mb() -> float:
+    """Bytes SQLite has allocated (page caches included), all loaded libraries, in MB.
+    A library that shares its symbols with another is counted once."""
+    seen: set[int] = set()
+    total = 0
+    for lib in _sqlite_libraries():
+        address = ctypes.cast(lib.sqlite3_memory_used, ctypes.c_void_p).value or 0
+        if address in seen:
+            continue
+        seen.add(address)
+        total += lib.sqlite3_memory_used()
+    return total / 2**20
+
+
+def py_blocks_k() -> float:
+    """Python's allocated small-object blocks, in thousands."""
+    return sys.getallocatedblocks() / 1000
+
+
+def pymalloc_mb() -> tuple[float, float]:
+    """The bytes of pymalloc's blocks in use and its arenas (mapped, outside malloc), in
+    MB, from :func:`sys._debugmallocstats` (C stderr, caught on a temporary file)."""
+    with tempfile.TemporaryFile() as out:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            os.dup2(out.fileno(), 2)
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        out.seek(0)
+        text = out.read().decode("ascii", "replace")
+    arenas = re.search(r"(\d+) arenas \* (\d+) bytes/arena", text)
+    used = re.search(r"# bytes in allocated blocks\s*=\s*([\d,]+)", text)
+    return (
+        int(used[1].replace(",", "")) / 2**20 if used else 0.0,
+        int(arenas[1]) * int(arenas[2]) / 2**20 if arenas else 0.0,
+    )
+
+
+def type_counts() -> Counter[str]:
+    """Live objects the garbage collector tracks, by type (a census: tens of ms)."""
+    return Counter(
+        f"{type(o).__module__}.{type(o).__qualname__}".removeprefix("builtins.")
+        for o in gc.get_objects()
+    )
+
+
+def growers(before: Counter[str], after: Counter[str], top: int = 12) -> list[tuple[str, int]]:
+    """The types whose count grew most between two censuses."""
+    grown = Counter({name: after[name] - before.get(name, 0) for name in after})
+    return [(name, n) for name, n in grown.most_common(top) if n > 0]
