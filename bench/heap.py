@@ -101,6 +101,18 @@ def py_blocks_k() -> float:
     return sys.getallocatedblocks() / 1000
 
 
+def rss_parts_mb() -> tuple[float, float]:
+    """This process's RSS in anonymous memory (heaps, arenas) and in file-backed pages
+    (code of the libraries as it is first run, mapped files) plus shared memory, in MB."""
+    parts: dict[str, float] = {}
+    with open("/proc/self/status") as status:
+        for line in status:
+            name, _, value = line.partition(":")
+            if name in ("RssAnon", "RssFile", "RssShmem"):
+                parts[name] = int(value.split()[0]) / 1024
+    return parts.get("RssAnon", 0.0), parts.get("RssFile", 0.0) + parts.get("RssShmem", 0.0)
+
+
 def pymalloc_mb() -> tuple[float, float]:
     """The bytes of pymalloc's blocks in use and its arenas (mapped, outside malloc), in
     MB, from :func:`sys._debugmallocstats` (C stderr, caught on a temporary file)."""

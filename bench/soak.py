@@ -27,7 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from bench.fds import fd_kinds
-from bench.heap import growers, malloc_mb, py_blocks_k, pymalloc_mb, sqlite_mb, type_counts
+from bench.heap import (
+    growers,
+    malloc_mb,
+    py_blocks_k,
+    pymalloc_mb,
+    rss_parts_mb,
+    sqlite_mb,
+    type_counts,
+)
 
 ROOMS = 50
 #: httpx's keep-alive expiry of an idle connection, in seconds.
@@ -46,6 +54,8 @@ class Sample:
     fd_kinds: dict[str, int] = field(default_factory=dict)
     #: Where the RSS is (bench/heap.py): Python's small-object blocks (thousands),
     #: SQLite's allocations (page cache included), malloc's bytes in use and free-but-held.
+    rss_anon_mb: float = 0.0
+    rss_file_mb: float = 0.0
     py_kblocks: float = 0.0
     #: pymalloc: bytes of its blocks in use, and its arenas (mapped outside malloc).
     py_used_mb: float = 0.0
@@ -58,7 +68,8 @@ class Sample:
         """One line: time, RSS and its parts, descriptors by kind, timeline, views, workers, lag."""
         kinds = " ".join(f"{kind}={n}" for kind, n in sorted(self.fd_kinds.items()))
         return (
-            f"{self.t:8.0f} s  rss {self.rss_mb:6.1f} MB  py {self.py_kblocks:.0f}k blocks "
+            f"{self.t:8.0f} s  rss {self.rss_mb:6.1f} MB (anon {self.rss_anon_mb:.1f} "
+            f"file {self.rss_file_mb:.1f})  py {self.py_kblocks:.0f}k blocks "
             f"{self.py_used_mb:.1f} MB in {self.py_arenas_mb:.0f} MB arenas  "
             f"sqlite {self.sqlite_mb:.1f} MB  malloc {self.malloc_used_mb:.1f}+"
             f"{self.malloc_free_mb:.1f} free MB  fds {self.fds} ({kinds})  "
@@ -151,6 +162,8 @@ class SoakReport:
         ]
         for name, unit in (
             ("rss_mb", "MB"),
+            ("rss_anon_mb", "MB"),
+            ("rss_file_mb", "MB"),
             ("py_kblocks", "k"),
             ("py_used_mb", "MB"),
             ("py_arenas_mb", "MB"),
@@ -350,6 +363,7 @@ async def run_soak(
                             len(running),
                             lag,
                             kinds,
+                            *rss_parts_mb(),
                             py_blocks_k(),
                             *pymalloc_mb(),
                             sqlite_mb(),

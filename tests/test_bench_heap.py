@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from collections import Counter
 
-from bench.heap import growers, malloc_mb, py_blocks_k, pymalloc_mb, sqlite_mb, type_counts
+from bench.heap import (
+    growers,
+    malloc_mb,
+    py_blocks_k,
+    pymalloc_mb,
+    rss_parts_mb,
+    sqlite_mb,
+    type_counts,
+)
 
 
 class _Grower:
@@ -32,6 +40,8 @@ def test_python_heap_measures_and_census() -> None:
     assert py_blocks_k() > 0
     in_use, _free = malloc_mb()
     assert in_use > 0
+    anon, file = rss_parts_mb()
+    assert anon > arenas and file > 0
     before = type_counts()
     kept = [_Grower() for _ in range(500)]
     after = type_counts()
