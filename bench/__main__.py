@@ -151,7 +151,9 @@ def _run_apart(name: str, timeout: float) -> str:
     """A UI benchmark in its own process (own interpreter, a time limit): its report."""
     try:
         done = subprocess.run(
-            [sys.executable, "-m", f"bench.{name}"],
+            # -X faulthandler: a crash in native code (a segfault, glibc abort) prints
+            # the Python stack of every thread instead of dying silently.
+            [sys.executable, "-X", "faulthandler", "-m", f"bench.{name}"],
             capture_output=True,
             text=True,
             timeout=timeout,
