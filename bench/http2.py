@@ -73,7 +73,11 @@ class LatencyRelay(LoopbackServer):
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
         self.track(up_writer)
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+        try:
+            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+        finally:
+            self.untrack(up_writer)
+            up_writer.close()
 
     async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
         loop = asyncio.get_running_loop()
@@ -299,7 +303,7 @@ def run(rounds: int = ROUNDS) -> Figures:
         base = Path(tmp)
         ca = TestCA(base / "ca")
         os.environ["SSL_CERT_FILE"] = str(ca.ca_file)
-        net_http._trust = None  # built again, with the test CA
+        net_http._trust.clear()  # built again, with the test CA
         with (
             SynapseServer(base / "synapse") as server,
             FaultProxy(

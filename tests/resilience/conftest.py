@@ -79,4 +79,4 @@ def trust_ca(tls_world: TlsWorld, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
 def fresh_trust_store(monkeypatch: pytest.MonkeyPatch) -> None:
     """The process's trust context is built once; a test that changes the environment gets
     a new one (and the next test too)."""
-    monkeypatch.setattr(net_http, "_trust", None)
+    monkeypatch.setattr(net_http, "_trust", {})

@@ -33,7 +33,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .loop_server import close_connections
+from .loop_server import close_connections, stop_loop_thread
 
 __all__ = ["DROP", "HOLD", "PASS", "RESET", "TRUNCATE", "Exchange", "Fault", "FaultProxy", "Policy"]
 
@@ -202,11 +202,11 @@ class FaultProxy:
             self.closing = True
             await close_connections([*self._writers, *self._upstreams])
 
-        asyncio.run_coroutine_threadsafe(shut(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
-        self._loop = self._thread = None
+        try:
+            asyncio.run_coroutine_threadsafe(shut(), loop).result(15)
+        finally:
+            stop_loop_thread(loop, thread)
+            self._loop = self._thread = None
 
     def __enter__(self) -> FaultProxy:
         return self.start()

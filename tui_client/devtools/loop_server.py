@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterable
 from typing import Self
 
-__all__ = ["LoopbackServer", "close_connections"]
+__all__ = ["LoopbackServer", "close_connections", "stop_loop_thread"]
 
 
 async def close_connections(writers: Iterable[asyncio.StreamWriter]) -> None:
@@ -25,6 +25,22 @@ async def close_connections(writers: Iterable[asyncio.StreamWriter]) -> None:
             task.cancel()
         if stuck:
             await asyncio.wait(stuck, timeout=1)
+
+
+def stop_loop_thread(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
+    """Stop ``loop`` (run by ``thread``), wait for the thread to end, then close the loop.
+
+    Called from any other thread. Only the loop's own thread may touch its transports
+    (their SSL objects are not thread-safe); so the loop is closed, and its transports
+    released, only once that thread has ended; a thread still running after the wait is
+    an error, never a loop closed under it."""
+    if loop.is_closed():
+        return
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(30)
+    if thread.is_alive():
+        raise RuntimeError(f"{thread.name}: its event loop did not stop in 30 s")
+    loop.close()
 
 
 class LoopbackServer:
@@ -45,6 +61,9 @@ class LoopbackServer:
     def track(self, writer: asyncio.StreamWriter) -> None:
         """Close ``writer``'s connection too when the server stops."""
         self._writers.add(writer)
+
+    def untrack(self, writer: asyncio.StreamWriter) -> None:
+        self._writers.discard(writer)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.track(writer)
@@ -69,6 +88,7 @@ class LoopbackServer:
             self._server.close()
             await close_connections(self._writers)
 
-        asyncio.run_coroutine_threadsafe(shut(), self._loop).result(15)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+        try:
+            asyncio.run_coroutine_threadsafe(shut(), self._loop).result(15)
+        finally:
+            stop_loop_thread(self._loop, self._thread)

@@ -149,7 +149,8 @@ class TokenSource(Protocol):
         ...
 
 
-_trust: ssl.SSLContext | None = None
+#: (thread, offers HTTP/2) -> context; see :func:`trust_context`.
+_trust: dict[tuple[int, bool], ssl.SSLContext] = {}
 
 HTTP2_ENV = "TUI_CLIENT_HTTP2"
 _configured_http2: bool | None = None
@@ -187,19 +188,25 @@ def _h2_available() -> bool:
     return importlib.util.find_spec("h2") is not None
 
 
-def trust_context() -> ssl.SSLContext:
+def trust_context(http2: bool = False) -> ssl.SSLContext:
     """The TLS context of every connection: the system's trust store (through truststore).
 
     On Linux that is OpenSSL's default locations, so ``SSL_CERT_FILE`` and
     ``SSL_CERT_DIR`` replace them as they do for curl; on macOS and Windows the
-    system's own verifier. One per process (building it reads the CA bundle).
+    system's own verifier. Built once (it reads the CA bundle) per thread and per
+    ``http2``: httpcore sets the context's ALPN protocols on every connect and
+    truststore reloads its verify paths on every wrap, so a context shared by two
+    threads, or by clients offering different protocols, is changed under a handshake.
     """
-    global _trust
-    if _trust is None:
+    import threading
+
+    key = (threading.get_ident(), http2)
+    context = _trust.get(key)
+    if context is None:
         import truststore
 
-        _trust = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    return _trust
+        context = _trust[key] = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    return context
 
 
 class HomeserverConnection:
@@ -245,11 +252,12 @@ class HomeserverConnection:
         # Made on first use: its TLS context (loading the CA bundle) costs ~50 ms,
         # which a cold start should not spend before the room list is painted.
         if self._client_instance is None:
+            http2 = self.http2 and _h2_available() and self.base_url.startswith("https://")
             self._client_instance = httpx.AsyncClient(
                 base_url=self.base_url,
-                http2=self.http2 and _h2_available() and self.base_url.startswith("https://"),
+                http2=http2,
                 transport=self._transport,
-                verify=trust_context(),
+                verify=trust_context(http2),
                 timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
                 headers={"User-Agent": USER_AGENT},
                 follow_redirects=False,
