@@ -135,6 +135,22 @@ def pymalloc_mb() -> tuple[float, float]:
     )
 
 
+def frozen_k() -> float:
+    """Objects in the collector's permanent generation (engine/gc_policy.py freezes what
+    is alive after a load), in thousands: still freed by reference counting, but a cycle
+    among them is kept until the next compaction."""
+    return gc.get_freeze_count() / 1000
+
+
+def collect_frozen() -> tuple[int, float]:
+    """Unfreeze and run a full collection: (objects it found unreachable, MB of pymalloc
+    blocks it freed). What the permanent generation held as garbage."""
+    used = pymalloc_mb()[0]
+    gc.unfreeze()
+    found = gc.collect()
+    return found, used - pymalloc_mb()[0]
+
+
 def type_counts() -> Counter[str]:
     """Live objects the garbage collector tracks, by type (a census: tens of ms)."""
     return Counter(

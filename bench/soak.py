@@ -28,6 +28,8 @@ from typing import Any
 
 from bench.fds import fd_kinds
 from bench.heap import (
+    collect_frozen,
+    frozen_k,
     growers,
     malloc_mb,
     py_blocks_k,
@@ -57,6 +59,8 @@ class Sample:
     rss_anon_mb: float = 0.0
     rss_file_mb: float = 0.0
     py_kblocks: float = 0.0
+    #: Objects frozen out of the collector's sight (thousands; engine/gc_policy.py).
+    frozen_k: float = 0.0
     #: pymalloc: bytes of its blocks in use, and its arenas (mapped outside malloc).
     py_used_mb: float = 0.0
     py_arenas_mb: float = 0.0
@@ -70,6 +74,7 @@ class Sample:
         return (
             f"{self.t:8.0f} s  rss {self.rss_mb:6.1f} MB (anon {self.rss_anon_mb:.1f} "
             f"file {self.rss_file_mb:.1f})  py {self.py_kblocks:.0f}k blocks "
+            f"({self.frozen_k:.0f}k frozen objects) "
             f"{self.py_used_mb:.1f} MB in {self.py_arenas_mb:.0f} MB arenas  "
             f"sqlite {self.sqlite_mb:.1f} MB  malloc {self.malloc_used_mb:.1f}+"
             f"{self.malloc_free_mb:.1f} free MB  fds {self.fds} ({kinds})  "
@@ -102,6 +107,10 @@ class SoakReport:
     #: ``PRAGMA cache_size`` of the cache's connection, and its pages (page_count).
     sqlite_cache_size: int = 0
     sqlite_pages: int = 0
+    #: At the end: what one full collection with nothing frozen found unreachable
+    #: (objects, MB of pymalloc blocks freed), and the RSS before and after it.
+    frozen_garbage: tuple[int, float] = (0, 0.0)
+    rss_before_after_collect: tuple[float, float] = (0.0, 0.0)
 
     def settled_growth(self) -> dict[str, int]:
         """Kinds of descriptor more numerous at rest after the run than before it."""
@@ -142,6 +151,12 @@ class SoakReport:
         ]
         grown = growers(before, after)
         lines.append("top growers: " + (", ".join(f"{name} +{n}" for name, n in grown) or "none"))
+        found, freed = self.frozen_garbage
+        before_mb, after_mb = self.rss_before_after_collect
+        lines.append(
+            f"full collection at the end (nothing frozen): {found} unreachable objects, "
+            f"{freed:.1f} MB of Python blocks freed; RSS {before_mb:.1f} -> {after_mb:.1f} MB"
+        )
         if self.sqlite_cache_size:
             bound = (
                 f"{-self.sqlite_cache_size / 1024:.0f} MiB"
@@ -165,6 +180,7 @@ class SoakReport:
             ("rss_anon_mb", "MB"),
             ("rss_file_mb", "MB"),
             ("py_kblocks", "k"),
+            ("frozen_k", "k"),
             ("py_used_mb", "MB"),
             ("py_arenas_mb", "MB"),
             ("sqlite_mb", "MB"),
@@ -365,6 +381,7 @@ async def run_soak(
                             kinds,
                             *rss_parts_mb(),
                             py_blocks_k(),
+                            frozen_k(),
                             *pymalloc_mb(),
                             sqlite_mb(),
                             *malloc_mb(),
@@ -380,6 +397,9 @@ async def run_soak(
             report.sqlite_cache_size, report.sqlite_pages = await app.client.db.run(
                 _cache_pages, app.client.cache
             )
+            rss = _rss_mb()
+            report.frozen_garbage = collect_frozen()
+            report.rss_before_after_collect = (rss, _rss_mb())
             report.settled_after = await _at_rest(app.client, pilot, ports)
     finally:
         stop.set()

@@ -69,6 +69,22 @@ def test_compaction_frees_cycles_that_were_frozen(monkeypatch: pytest.MonkeyPatc
     assert filler
 
 
+def test_a_sweeping_settle_frees_old_cycles_instead_of_freezing_them() -> None:
+    """A room switch: what the previous room made is garbage by then, some of it old
+    enough to have left the youngest generation. Frozen, it stayed until a compaction."""
+    gc_policy.settle(compact=False)
+    kept = [Node() for _ in range(50)]
+    dropped = Node()
+    ref = weakref.ref(dropped)
+    gc.collect(1)  # survived young collections: in the oldest generation now
+    del dropped
+    frozen = gc.get_freeze_count()
+    assert gc_policy.settle(compact=False, sweep=True) is False
+    assert ref() is None
+    assert gc.get_freeze_count() - frozen >= 50  # what is alive is frozen still
+    assert kept
+
+
 def test_full_collections_wait_until_the_user_is_idle() -> None:
     gc_policy.configure()
     gc_policy.settle(compact=False)

@@ -233,8 +233,9 @@ class ChatScreen(ChatUpdates):
         if self.query_one("#members").display:
             self._load_members()
         self._schedule_read()
-        # A room's window and its rendered lines live as long as it is open (gc_policy).
-        self.call_after_refresh(gc_policy.settle)
+        # A room's window and its rendered lines live as long as it is open (gc_policy);
+        # the previous room's are garbage now: swept, not frozen.
+        self.call_after_refresh(gc_policy.settle, sweep=True)
 
     def _schedule_read(self) -> None:
         room = self.current_room
