@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Self
 
-__all__ = ["LoopbackServer", "close_connections", "stop_loop_thread"]
+__all__ = ["LoopbackServer", "close_connections", "stop_loop_thread", "wait_os_thread_gone"]
 
 
 async def close_connections(writers: Iterable[asyncio.StreamWriter]) -> None:
@@ -41,6 +43,23 @@ def stop_loop_thread(loop: asyncio.AbstractEventLoop, thread: threading.Thread) 
     if thread.is_alive():
         raise RuntimeError(f"{thread.name}: its event loop did not stop in 30 s")
     loop.close()
+    wait_os_thread_gone(thread)
+
+
+def wait_os_thread_gone(thread: threading.Thread, timeout: float = 10.0) -> None:
+    """Wait until ``thread`` (joined) has really ended in the OS (Linux; elsewhere: return).
+
+    ``Thread.join`` returns before the OS thread runs its thread-local destructors, and
+    OpenSSL frees its per-thread state in one. A process that exits meanwhile runs
+    OpenSSL's atexit clean-up in the main thread at the same moment: a double free
+    (glibc's ``double free or corruption``), seen on a busy machine at the end of
+    ``bench.http2`` (openssl/openssl#6214, pyca/cryptography#10368)."""
+    if thread.native_id is None or not Path("/proc/self/task").is_dir():
+        return
+    task = Path(f"/proc/self/task/{thread.native_id}")
+    deadline = time.monotonic() + timeout
+    while task.exists() and time.monotonic() < deadline:
+        time.sleep(0.002)
 
 
 class LoopbackServer:
