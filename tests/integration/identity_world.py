@@ -38,8 +38,10 @@ def identity_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Identit
     mail = MailCatcher()
     sydent = SydentServer(base / "sydent", mail)
     sydent.start()
-    # The client trusts the test CA that signed Sydent's certificate (loopback only).
-    trust_context().load_verify_locations(cafile=str(sydent.ca_file))
+    # The client trusts the test CA that signed Sydent's certificate (loopback only), in
+    # the contexts of this thread's connections, those offering HTTP/2 and those not.
+    for http2 in (False, True):
+        trust_context(http2).load_verify_locations(cafile=str(sydent.ca_file))
     port = _free_port()
     synapse = SynapseServer(
         base / "synapse",
