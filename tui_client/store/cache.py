@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -71,6 +72,29 @@ def _secure_create(path: Path) -> None:
 
 #: The meta key set when the cache was closed cleanly, cleared while it is open.
 CLEAN_CLOSE = "closed_cleanly"
+
+
+def outbox_insert(
+    db: sqlite3.Connection, txn_id: str, room_id: str, event_type: str, content: dict[str, Any]
+) -> OutboxEntry:
+    """Write a pending outbox row inside the caller's transaction, and return its entry."""
+    now = int(time.time() * 1000)
+    cursor = db.execute(
+        "INSERT INTO outbox (txn_id, room_id, event_type, content, created_ts) VALUES (?, ?, ?, ?, ?)",
+        (txn_id, room_id, event_type, _dumps(content), now),
+    )
+    return OutboxEntry(
+        int(cursor.lastrowid or 0),
+        txn_id,
+        room_id,
+        event_type,
+        content,
+        "pending",
+        None,
+        None,
+        0,
+        now,
+    )
 
 
 class Cache(TimelineStore):
@@ -374,25 +398,9 @@ class Cache(TimelineStore):
         self, txn_id: str, room_id: str, event_type: str, content: dict[str, Any]
     ) -> OutboxEntry:
         """Queue a message; the transaction ID is durable before anything is sent."""
-        now = int(time.time() * 1000)
         with self._db:
             self._db.execute("BEGIN")
-            cursor = self._db.execute(
-                "INSERT INTO outbox (txn_id, room_id, event_type, content, created_ts) VALUES (?, ?, ?, ?, ?)",
-                (txn_id, room_id, event_type, _dumps(content), now),
-            )
-        return OutboxEntry(
-            int(cursor.lastrowid or 0),
-            txn_id,
-            room_id,
-            event_type,
-            content,
-            "pending",
-            None,
-            None,
-            0,
-            now,
-        )
+            return outbox_insert(self._db, txn_id, room_id, event_type, content)
 
     def outbox(
         self, room_id: str | None = None, states: Sequence[str] = ("pending", "sent", "failed")

@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .cache import Cache
-from .records import OutboxEntry, _dumps
+from .cache import Cache, outbox_insert
+from .records import OutboxEntry
 
 __all__ = ["PendingUpload", "uploads_add", "uploads_finish", "uploads_pending", "uploads_remove"]
 
@@ -74,7 +74,6 @@ def uploads_finish(
 
     ``None`` if the upload was no longer queued (cancelled meanwhile): nothing is sent.
     """
-    now = int(time.time() * 1000)
     db = cache._db
     with db:
         db.execute("BEGIN")
@@ -83,19 +82,4 @@ def uploads_finish(
             == 0
         ):
             return None
-        cursor = db.execute(
-            "INSERT INTO outbox (txn_id, room_id, event_type, content, created_ts) VALUES (?, ?, ?, ?, ?)",
-            (txn_id, room_id, event_type, _dumps(content), now),
-        )
-    return OutboxEntry(
-        int(cursor.lastrowid or 0),
-        txn_id,
-        room_id,
-        event_type,
-        content,
-        "pending",
-        None,
-        None,
-        0,
-        now,
-    )
+        return outbox_insert(db, txn_id, room_id, event_type, content)
