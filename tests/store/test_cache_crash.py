@@ -211,16 +211,24 @@ def _copy_of_base(prepared: dict[str, Any], tmp_path: Path, name: str) -> Path:
     return path
 
 
-def _run_child(path: Path, batch_path: Path, mode: str) -> subprocess.CompletedProcess[str]:
+def run_child(
+    code: str, path: Path, batch_path: Path, mode: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the child program ``code`` on the cache at ``path`` (it stores the batch at
+    ``batch_path``, dying as ``mode`` says)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, "-c", CHILD, str(path), str(batch_path), OWN, mode],
+        [sys.executable, "-c", code, str(path), str(batch_path), OWN, mode],
         capture_output=True,
         text=True,
         cwd=ROOT,
         env=env,
         timeout=60,
     )
+
+
+def _run_child(path: Path, batch_path: Path, mode: str) -> subprocess.CompletedProcess[str]:
+    return run_child(CHILD, path, batch_path, mode)
 
 
 def _ingest_normally(path: Path, batch_path: Path) -> None:
@@ -251,19 +259,33 @@ def test_killed_after_events_before_token_leaves_previous_state(
     # The child really had written the batch's events when it died.
     assert "written=1" in child.stdout
 
-    cache = Cache(path, own_user_id=OWN)
-    try:
-        assert cache.sync_token == "s1"
+    def untouched(cache: Cache) -> None:
         assert cache.load_events(["$b2-msg-0", "$b2-other-0", "$b2-redaction"]) == {}
         assert (
             cache.load_events(["$b1-target"])["$b1-target"]["content"]["body"] == "to be redacted"
         )
         assert [e.txn_id for e in cache.outbox()] == ["txn-1"]
+
+    check_untouched_then_stored_once(prepared, path, untouched, _ingest_normally)
+
+
+def check_untouched_then_stored_once(
+    prepared: dict[str, Any],
+    path: Path,
+    untouched: Callable[[Cache], None],
+    ingest: Callable[[Path, Path], object],
+) -> None:
+    """The cache at ``path`` (its writer killed mid-batch) is as before the batch, token
+    included (and as ``untouched`` checks); ``ingest`` then stores the batch exactly once."""
+    cache = Cache(path, own_user_id=OWN)
+    try:
+        assert cache.sync_token == "s1"
+        untouched(cache)
     finally:
         cache.close()
     assert _dump(path) == prepared["before"]
 
-    _ingest_normally(path, prepared["batch"])
+    ingest(path, prepared["batch"])
     assert _dump(path) == prepared["after"]
     _assert_batch_two_exactly_once(path)
 

@@ -11,10 +11,8 @@ twice.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +22,16 @@ from tui_client.net.sync_stream import sync_slices
 from tui_client.protocol.sync import parse_sync
 from tui_client.store.cache import Cache
 
-from .cache_batches import OWN, Account
+from .cache_batches import Account
 from .test_cache_crash import (
     PROGRESS_STEP,
     _assert_batch_two_exactly_once,
     _copy_of_base,
     _dump,
     check_kills_are_all_or_nothing,
+    check_untouched_then_stored_once,
     prepared,
+    run_child,
 )
 
 __all__ = ["prepared"]  # the module-scoped fixture, shared with test_cache_crash
@@ -79,15 +79,7 @@ os._exit(0)
 
 
 def _run_child(path: Path, batch_path: Path, mode: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-c", CHILD, str(path), str(batch_path), OWN, mode],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=60,
-    )
+    return run_child(CHILD, path, batch_path, mode)
 
 
 def _ingest_sliced(path: Path, batch_path: Path, count: Any = None) -> int:
@@ -152,17 +144,10 @@ def test_killed_between_slices_leaves_the_previous_state(
     written = int(child.stdout.split("written=")[1].split()[0])
     assert written >= 60 * (slice_no >= 2) + 31 * (slice_no >= 3)
 
-    cache = Cache(path, own_user_id=OWN)
-    try:
-        assert cache.sync_token == "s1"
+    def untouched(cache: Cache) -> None:
         assert cache.load_events(["$b2-msg-0", "$b2-other-0"]) == {}
-    finally:
-        cache.close()
-    assert _dump(path) == prepared["before"]
 
-    _ingest_sliced(path, prepared["batch"])
-    assert _dump(path) == prepared["after"]
-    _assert_batch_two_exactly_once(path)
+    check_untouched_then_stored_once(prepared, path, untouched, _ingest_sliced)
 
 
 def test_killed_at_random_points_of_a_sliced_ingest_is_all_or_nothing(
