@@ -26,23 +26,8 @@ from ._harness import QUICK_ENV, fmt_ms, print_table
 # once the mode is known (see main).
 DEFAULT_SEED = 20250101
 
-BENCHMARKS = (
-    "ingest",
-    "cold_start",
-    "encrypted_cache",
-    "formatted",
-    "search",
-    "crypto",
-    "backup",
-    "ui_start",
-    "timeline",
-    "sync_frames",
-    "directory",
-    "memory",
-    "first_login",
-    "images",
-    "http2",
-)
+# These run in this process and add rows to the table.
+IN_PROCESS_BENCHMARKS = ("ingest", "cold_start", "encrypted_cache", "formatted", "search")
 # These run in their own process and print their own report (the UI ones drive the whole app).
 UI_BENCHMARKS = (
     "crypto",
@@ -56,6 +41,7 @@ UI_BENCHMARKS = (
     "images",
     "http2",
 )
+BENCHMARKS = IN_PROCESS_BENCHMARKS + UI_BENCHMARKS
 Row = list[str]
 
 
