@@ -24,28 +24,23 @@ from tui_client.protocol.errors import NetworkError
 from tui_client.protocol.requests import Request
 from tui_client.ui.screens.verification import VerificationDialog
 
+from ..support.verification import verification
+
 ALICE, BOB = "@alice:x", "@bob:y"
 
 
 def _flow(**changes: Any) -> Verification:
-    flow = Verification(
-        id="flow-1",
-        flow_id="$request",
-        room_id="!dm:x",
-        other_user_id=BOB,
-        other_device_id="B1",
-        we_requested=True,
-        state=VerificationState.READY,
-        created_ms=0,
-        expires_ms=600_000,
-        methods=("m.sas.v1",),
-        emoji=None,
-        decimals=None,
-        keys={},
-        verified_keys=(),
-        cancellation=None,
+    return verification(
+        **{
+            "id": "flow-1",
+            "flow_id": "$request",
+            "room_id": "!dm:x",
+            "other_user_id": BOB,
+            "other_device_id": "B1",
+            "state": VerificationState.READY,
+            **changes,
+        }
     )
-    return replace(flow, **changes)
 
 
 class _Machine:

@@ -23,6 +23,7 @@ from tui_client.ui.app import TuiClientApp
 from tui_client.ui.screens.devices import DevicesScreen
 from tui_client.ui.screens.verification import VerificationDialog
 
+from ..support.verification import verification
 from .conftest import save_screenshot
 from .fake_world import BASE_TS, DEVICES, ME, FakeHomeserver
 from .test_snapshots import SIZE, _settle, wait_for
@@ -32,24 +33,22 @@ DM = "!dmwithbob000000000000000000000000000000000002"
 
 
 def _flow(**changes: Any) -> Verification:
-    flow = Verification(
-        id="flow-1",
-        flow_id="$request",
-        room_id=DM,
-        other_user_id=BOB,
-        other_device_id="BOBPHONE",
-        we_requested=True,
-        state=VerificationState.KEYS_EXCHANGED,
-        created_ms=BASE_TS,
-        expires_ms=BASE_TS + 600_000,
-        methods=("m.sas.v1",),
-        emoji=tuple(EMOJI[n] for n in (0, 13, 21, 29, 41, 50, 63)),
-        decimals=(1234, 5678, 9012),
-        keys={"ed25519:BOBPHONE": "key"},
-        verified_keys=(),
-        cancellation=None,
+    return verification(
+        **{
+            "id": "flow-1",
+            "flow_id": "$request",
+            "room_id": DM,
+            "other_user_id": BOB,
+            "other_device_id": "BOBPHONE",
+            "state": VerificationState.KEYS_EXCHANGED,
+            "created_ms": BASE_TS,
+            "expires_ms": BASE_TS + 600_000,
+            "emoji": tuple(EMOJI[n] for n in (0, 13, 21, 29, 41, 50, 63)),
+            "decimals": (1234, 5678, 9012),
+            "keys": {"ed25519:BOBPHONE": "key"},
+            **changes,
+        }
     )
-    return Verification(**{**{f: getattr(flow, f) for f in flow.__slots__}, **changes})  # type: ignore[attr-defined]
 
 
 def _dialog(app: TuiClientApp, flow: Verification) -> VerificationDialog:

@@ -8,13 +8,15 @@ import dataclasses
 from rich.segment import Segment
 
 from tui_client.crypto.cross_signing import UserIdentity
-from tui_client.crypto.verification import Verification, VerificationState
+from tui_client.crypto.verification import VerificationState
 from tui_client.engine.devices import IdentityState, UserTrust, identity_state
 from tui_client.protocol.timeline import TimelineItem
 from tui_client.ui.render import Palette, render_item, sender_marker
 from tui_client.ui.screens.devices import fingerprint
 from tui_client.ui.screens.verification import describe_other, time_left
 from tui_client.ui.widgets.room_header import _trust_text
+
+from ..support.verification import verification
 
 BOB = "@bob:x"
 
@@ -113,25 +115,7 @@ def test_dm_header_words() -> None:
     assert _trust_text(UserTrust(BOB, IdentityState.NONE)).plain == "  no cross-signing"
 
 
-def _flow(**changes: object) -> Verification:
-    flow = Verification(
-        id="v",
-        flow_id="t",
-        room_id=None,
-        other_user_id=BOB,
-        other_device_id="BOB1",
-        we_requested=True,
-        state=VerificationState.REQUESTED,
-        created_ms=0,
-        expires_ms=600_000,
-        methods=("m.sas.v1",),
-        emoji=None,
-        decimals=None,
-        keys={},
-        verified_keys=(),
-        cancellation=None,
-    )
-    return dataclasses.replace(flow, **changes)  # type: ignore[arg-type]
+_flow = verification
 
 
 def test_whom_a_flow_verifies_in_words() -> None:
