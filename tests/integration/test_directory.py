@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import httpx
 import pytest
 
 from tui_client.devtools.synapse import SynapseServer
+from tui_client.engine.client import MatrixClient
 from tui_client.engine.directory import parse_server_list, preview_room
 from tui_client.protocol.ids import InvalidIdentifier
 
@@ -25,7 +27,29 @@ from ..engine.support import (
     room_path,
     send_text,
 )
+from ..support.users import MakeUser
 from .directory_world import DIRECTORY_SIZE, DirectoryWorld
+
+LogIn = Callable[..., Awaitable[MatrixClient]]
+
+
+@pytest.fixture
+def log_in(
+    synapse: SynapseServer,
+    make_user: MakeUser,
+    directory_world: DirectoryWorld,
+    wire: Wire,
+    pool: ClientPool,
+    tmp_path: Path,
+) -> LogIn:
+    """``await log_in(name, start=False)``: a new user's client, through ``wire``, once the
+    directory is seeded (not syncing unless ``start``)."""
+    directory_world.wait()
+
+    async def log_in(name: str, *, start: bool = False) -> MatrixClient:
+        return pool.add(await login(synapse, make_user(name), tmp_path, wire=wire, start=start))
+
+    return log_in
 
 
 def _directory_requests(wire: Wire) -> list[tuple[str | None, dict[str, Any]]]:
@@ -37,15 +61,12 @@ def _directory_requests(wire: Wire) -> list[tuple[str | None, dict[str, Any]]]:
 
 
 async def test_pages_through_every_seeded_room(
+    log_in: LogIn,
     synapse: SynapseServer,
-    make_user: Any,
     directory_world: DirectoryWorld,
     wire: Wire,
-    pool: ClientPool,
-    tmp_path: Path,
 ) -> None:
-    directory_world.wait()
-    client = pool.add(await login(synapse, make_user("browser"), tmp_path, wire=wire, start=False))
+    client = await log_in("browser")
     browser = client.browse_directory(search=directory_world.token, page_size=40)
     batches = []
     while not browser.done:
@@ -74,14 +95,10 @@ async def test_pages_through_every_seeded_room(
 
 
 async def test_whole_directory_without_a_search_has_no_duplicates(
-    synapse: SynapseServer,
-    make_user: Any,
+    log_in: LogIn,
     directory_world: DirectoryWorld,
-    pool: ClientPool,
-    tmp_path: Path,
 ) -> None:
-    directory_world.wait()
-    client = pool.add(await login(synapse, make_user("browser"), tmp_path, start=False))
+    client = await log_in("browser")
     browser = client.browse_directory(page_size=100)
     while not browser.done:
         await browser.load_more()
@@ -91,15 +108,11 @@ async def test_whole_directory_without_a_search_has_no_duplicates(
 
 
 async def test_search_happens_on_the_server(
-    synapse: SynapseServer,
-    make_user: Any,
+    log_in: LogIn,
     directory_world: DirectoryWorld,
     wire: Wire,
-    pool: ClientPool,
-    tmp_path: Path,
 ) -> None:
-    directory_world.wait()
-    client = pool.add(await login(synapse, make_user("searcher"), tmp_path, wire=wire, start=False))
+    client = await log_in("searcher")
     # By name: "<token> 12" matches 120-129.
     browser = client.browse_directory(search=f"{directory_world.token} 12")
     await browser.load_until(1000)
@@ -126,17 +139,12 @@ async def test_search_happens_on_the_server(
 
 
 async def test_another_servers_directory_side_by_side_merged(
+    log_in: LogIn,
     synapse: SynapseServer,
-    make_user: Any,
     directory_world: DirectoryWorld,
     wire: Wire,
-    pool: ClientPool,
-    tmp_path: Path,
 ) -> None:
-    directory_world.wait()
-    client = pool.add(
-        await login(synapse, make_user("federated"), tmp_path, wire=wire, start=False)
-    )
+    client = await log_in("federated")
     own = synapse.server_name
     # Our own list, and the same server asked by name (`server=`): the same rooms,
     # listed once.
@@ -187,15 +195,11 @@ async def test_another_servers_directory_side_by_side_merged(
 
 
 async def test_a_down_or_slow_directory_server_times_out_without_blocking_others(
-    synapse: SynapseServer,
-    make_user: Any,
+    log_in: LogIn,
     directory_world: DirectoryWorld,
     wire: Wire,
-    pool: ClientPool,
-    tmp_path: Path,
 ) -> None:
-    directory_world.wait()
-    client = pool.add(await login(synapse, make_user("patient"), tmp_path, wire=wire))
+    client = await log_in("patient", start=True)
 
     async def hang(request: httpx.Request) -> httpx.Response:
         await asyncio.sleep(60)
