@@ -120,15 +120,10 @@ class World:
 Case = Callable[[Any, World], Awaitable[None]]
 
 
-def _request(method: str, path: str, body: Any = None, **query: object) -> Any:
-    from tui_client.protocol.requests import Request
+def _keys_query(world: World) -> Any:
+    from tui_client.crypto.requests import KeysQueryRequest
 
-    return Request(
-        method,
-        path,
-        query=tuple((k, str(v)) for k, v in query.items()),
-        body=body,
-    )
+    return KeysQueryRequest("q", (world.bob,), {"device_keys": {world.bob: []}}).to_http()
 
 
 async def _long_poll(conn: Any) -> None:
@@ -151,9 +146,7 @@ async def _cold_start(conn: Any, world: World) -> None:
         conn.send(r.whoami()),
         conn.send(r.push_rules()),
         conn.send(r.sync(since=None, timeout_ms=0, filter_json=_SILENT_FILTER)),
-        conn.send(
-            _request("POST", "/_matrix/client/v3/keys/query", {"device_keys": {world.bob: []}})
-        ),
+        conn.send(_keys_query(world)),
         conn.send(r.get_profile(world.bob)),
     )
 
@@ -175,24 +168,17 @@ def _thumbnails(limit: int | None) -> Case:
 
 
 async def _e2ee_burst(conn: Any, world: World) -> None:
+    from tui_client.crypto.requests import KeysClaimRequest, ToDeviceKind, ToDeviceRequest
+
     txn = f"b{time.monotonic_ns()}"
+    claim = {world.bob: {world.bob_device: "signed_curve25519"}}
     await asyncio.gather(
+        conn.send(_keys_query(world)),
+        conn.send(KeysClaimRequest("c", claim, {"one_time_keys": claim}).to_http()),
         conn.send(
-            _request("POST", "/_matrix/client/v3/keys/query", {"device_keys": {world.bob: []}})
-        ),
-        conn.send(
-            _request(
-                "POST",
-                "/_matrix/client/v3/keys/claim",
-                {"one_time_keys": {world.bob: {world.bob_device: "signed_curve25519"}}},
-            )
-        ),
-        conn.send(
-            _request(
-                "PUT",
-                f"/_matrix/client/v3/sendToDevice/m.bench.ping/{txn}",
-                {"messages": {world.bob: {world.bob_device: {"n": 1}}}},
-            )
+            ToDeviceRequest(
+                txn, "m.bench.ping", ToDeviceKind.DUMMY, {world.bob: {world.bob_device: {"n": 1}}}
+            ).to_http()
         ),
     )
 
