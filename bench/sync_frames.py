@@ -40,7 +40,7 @@ from tui_client.engine.secrets import SecretStore
 
 from ._harness import sized
 from .synthetic import OWN_USER_ID, initial_sync
-from .timeline import FrameMonitor, frame_figures, print_frames
+from .timeline import FrameMonitor, compare_runs, frame_figures, print_frames, print_gc
 
 ROOMS = sized(1000, 20)
 SMALL_ROOMS = sized(20, 5)
@@ -144,26 +144,12 @@ def run(rounds: int = ROUNDS) -> dict[str, Any]:
                 build_profile(base)
                 results[rooms].append(asyncio.run(measure(base, payloads[rooms], rooms)))
     big, small = results[ROOMS], results[SMALL_ROOMS]
-
-    def median(runs: list[SyncRun], name: str) -> float:
-        return statistics.median(frame_figures(r.frames)[name] for r in runs)
-
     return {
         "bytes": (len(payloads[ROOMS]), len(payloads[SMALL_ROOMS])),
-        "frames": {
-            name: (median(big, name), median(small, name)) for name in frame_figures(big[0].frames)
-        },
+        **compare_runs(big, small),
         "settle_ms": (
             statistics.median(r.settle_ms for r in big),
             statistics.median(r.settle_ms for r in small),
-        ),
-        "gc_passes": (
-            [max(r.gc_passes[g] for r in big) for g in range(3)],
-            [max(r.gc_passes[g] for r in small) for g in range(3)],
-        ),
-        "gc_worst_pass_ms": (
-            max(max(r.gc_worst_ms) for r in big),
-            max(max(r.gc_worst_ms) for r in small),
         ),
         "worst_each_ms": (
             [frame_figures(r.frames)["worst_ms"] for r in big],
@@ -188,14 +174,7 @@ def main() -> None:
         f"  worst frame (loop stall)      {figures['worst_ms'][0]:8.1f} ms   vs {figures['worst_ms'][1]:8.1f} ms"
     )
     print_frames(figures)
-    (big_passes, small_passes), (big_gc, small_gc) = (
-        report["gc_passes"],
-        report["gc_worst_pass_ms"],
-    )
-    print(
-        f"  GC passes gen0/1/2            {'/'.join(map(str, big_passes)):>10} vs {'/'.join(map(str, small_passes)):>10}"
-        f"   longest pass {big_gc:.1f} ms vs {small_gc:.1f} ms"
-    )
+    print_gc(report, "GC passes gen0/1/2")
 
 
 if __name__ == "__main__":

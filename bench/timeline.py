@@ -26,9 +26,10 @@ import random
 import statistics
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 os.environ.setdefault("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
 
@@ -145,7 +146,6 @@ class Run:
 
     events: int
     open_ms: float
-    worst_stall_ms: float
     #: Every loop turn while paging (wall ms, the UI thread's CPU ms), see :class:`FrameMonitor`.
     frames: list[tuple[float, float]]
     key_ms: list[float]
@@ -193,6 +193,45 @@ def frame_figures(frames: list[tuple[float, float]]) -> dict[str, float]:
         "over_16_7": sum(1 for wall in walls if wall > 16.7),
         "cpu_over_16_7": sum(1 for cpu in cpus if cpu > 16.7),
     }
+
+
+class FrameRun(Protocol):
+    """What a frame benchmark keeps of one run: its frames and the collector's passes."""
+
+    frames: list[tuple[float, float]]
+    gc_passes: list[int]
+    gc_worst_ms: list[float]
+
+
+def compare_runs(big: Sequence[FrameRun], small: Sequence[FrameRun]) -> dict[str, Any]:
+    """Big against small: each :func:`frame_figures` figure (median over runs), the GC
+    passes per generation (most in one run) and the longest GC pass."""
+
+    def median(runs: Sequence[FrameRun], name: str) -> float:
+        return statistics.median(frame_figures(r.frames)[name] for r in runs)
+
+    return {
+        "frames": {
+            name: (median(big, name), median(small, name)) for name in frame_figures(big[0].frames)
+        },
+        "gc_passes": (
+            [max(r.gc_passes[g] for r in big) for g in range(3)],
+            [max(r.gc_passes[g] for r in small) for g in range(3)],
+        ),
+        "gc_worst_pass_ms": (
+            max(max(r.gc_worst_ms) for r in big),
+            max(max(r.gc_worst_ms) for r in small),
+        ),
+    }
+
+
+def print_gc(report: dict[str, Any], label: str) -> None:
+    """The GC line of a report (:func:`compare_runs`)."""
+    (big_passes, small_passes), (big_gc, small_gc) = report["gc_passes"], report["gc_worst_pass_ms"]
+    print(
+        f"  {label + ' ':<30}{'/'.join(map(str, big_passes)):>10} vs {'/'.join(map(str, small_passes)):>10}"
+        f"   longest pass {big_gc:.1f} ms vs {small_gc:.1f} ms"
+    )
 
 
 def print_frames(figures: dict[str, tuple[float, float]]) -> None:
@@ -275,7 +314,6 @@ async def measure(base_dir: Path, events: int) -> Run:
     return Run(
         events,
         opened,
-        max(wall for wall, _cpu in monitor.frames),
         monitor.frames,
         keys,
         items_max,
@@ -303,20 +341,15 @@ def run(rounds: int = ROUNDS) -> dict[str, Any]:
             for events, folder in order:
                 results[events].append(asyncio.run(measure(folder, events)))
     big, small = results[BIG], results[SMALL]
-    worst_big = statistics.median(r.worst_stall_ms for r in big)
-    worst_small = statistics.median(r.worst_stall_ms for r in small)
+    compared = compare_runs(big, small)
+    worst_big, worst_small = compared["frames"]["worst_ms"]
 
     def p95(runs: list[Run]) -> float:
         return statistics.median(sorted(r.key_ms)[int(0.95 * (len(r.key_ms) - 1))] for r in runs)
 
-    def frames(runs: list[Run], name: str) -> float:
-        return statistics.median(frame_figures(r.frames)[name] for r in runs)
-
     report = {
         "build_s": build_s,
-        "frames": {
-            name: (frames(big, name), frames(small, name)) for name in frame_figures(big[0].frames)
-        },
+        **compared,
         "open_ms": (
             statistics.median(r.open_ms for r in big),
             statistics.median(r.open_ms for r in small),
@@ -329,14 +362,6 @@ def run(rounds: int = ROUNDS) -> dict[str, Any]:
             statistics.median(statistics.median(r.key_ms) for r in small),
         ),
         "items_max": (max(r.items_max for r in big), max(r.items_max for r in small)),
-        "gc_passes_while_paging": (
-            [max(r.gc_passes[g] for r in big) for g in range(3)],
-            [max(r.gc_passes[g] for r in small) for g in range(3)],
-        ),
-        "gc_worst_pass_ms": (
-            max(max(r.gc_worst_ms) for r in big),
-            max(max(r.gc_worst_ms) for r in small),
-        ),
         "rss_growth_mb": (
             statistics.median(r.rss_growth_mb for r in big),
             statistics.median(r.rss_growth_mb for r in small),
@@ -374,14 +399,7 @@ def main() -> None:
     print(
         f"  RSS growth while paging       {report['rss_growth_mb'][0]:8.1f} MB   vs {report['rss_growth_mb'][1]:8.1f} MB"
     )
-    (big_passes, small_passes), (big_gc, small_gc) = (
-        report["gc_passes_while_paging"],
-        report["gc_worst_pass_ms"],
-    )
-    print(
-        f"  GC passes gen0/1/2 while paging {'/'.join(map(str, big_passes)):>10} vs {'/'.join(map(str, small_passes)):>10}"
-        f"   longest pass {big_gc:.1f} ms vs {small_gc:.1f} ms"
-    )
+    print_gc(report, "GC passes gen0/1/2 while paging")
 
 
 if __name__ == "__main__":
