@@ -107,6 +107,13 @@ def _text(clock: Clock, room: str, sender: str, body: str, **content: Any) -> di
     )
 
 
+def _reaction(
+    clock: Clock, room: str, sender: str, target: dict[str, Any], key: str
+) -> dict[str, Any]:
+    relates = {"rel_type": "m.annotation", "event_id": target["event_id"], "key": key}
+    return clock.event(room, sender, "m.reaction", {"m.relates_to": relates})
+
+
 def build_sync(extra_rooms: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The fixed initial sync: a busy group room, a DM, an encrypted room, an invite, a space."""
     clock = Clock()
@@ -186,48 +193,9 @@ def build_sync(extra_rooms: dict[str, dict[str, Any]] | None = None) -> dict[str
         "It did. Changelog is in the usual place, and the benchmarks look good.",
     )
     timeline.append(release)
-    timeline.append(
-        clock.event(
-            general,
-            "@carol:example.org",
-            "m.reaction",
-            {
-                "m.relates_to": {
-                    "rel_type": "m.annotation",
-                    "event_id": release["event_id"],
-                    "key": "🎉",
-                }
-            },
-        )
-    )
-    timeline.append(
-        clock.event(
-            general,
-            ME,
-            "m.reaction",
-            {
-                "m.relates_to": {
-                    "rel_type": "m.annotation",
-                    "event_id": release["event_id"],
-                    "key": "🎉",
-                }
-            },
-        )
-    )
-    timeline.append(
-        clock.event(
-            general,
-            "@bob:example.org",
-            "m.reaction",
-            {
-                "m.relates_to": {
-                    "rel_type": "m.annotation",
-                    "event_id": release["event_id"],
-                    "key": "👍",
-                }
-            },
-        )
-    )
+    timeline.append(_reaction(clock, general, "@carol:example.org", release, "🎉"))
+    timeline.append(_reaction(clock, general, ME, release, "🎉"))
+    timeline.append(_reaction(clock, general, "@bob:example.org", release, "👍"))
     question = _text(
         clock, general, "@carol:example.org", "Can someone review my patch for the sync loop?"
     )
