@@ -108,12 +108,14 @@ class RenderedAhead(Message, bubble=False):
 
 def after_diffs(
     items: Sequence[TimelineItem], diffs: Sequence[Diff]
-) -> tuple[list[TimelineItem], set[str]]:
+) -> tuple[list[TimelineItem], set[str] | None]:
     """The item list once ``diffs`` are applied, and the keys whose lines they make stale
-    (the changed items and the item after each change, which may gain or lose its day
-    separator or sender name), without touching the widget."""
+    (the changed and removed items and the item after each change, which may gain or lose
+    its day separator or sender name; ``None`` after a reset: every line), without
+    touching the widget."""
     after = list(items)
     stale: set[str] = set()
+    reset = False
 
     def neighbours(index: int) -> None:
         for n in (index, index + 1):
@@ -123,7 +125,7 @@ def after_diffs(
     for diff in diffs:
         if diff.op == "reset":
             after = list(diff.items)
-            stale.update(item.key for item in after)
+            reset = True
         elif diff.op == "insert" and diff.item is not None:
             after.insert(diff.index, diff.item)
             neighbours(diff.index)
@@ -132,6 +134,6 @@ def after_diffs(
             after[diff.index] = diff.item
             neighbours(diff.index)
         elif diff.op == "remove":
-            after.pop(diff.index)
+            stale.add(after.pop(diff.index).key)
             neighbours(diff.index - 1)
-    return after, stale
+    return after, None if reset else stale

@@ -184,7 +184,7 @@ class TimelineView(ScrollView, can_focus=True):
         self.read_by = read_by or {}
         self.new_after = new_after
         self._drop_pending()
-        self._forget_all()
+        self._cache.forget_all()
         self._stick_to_bottom = True
         self.selected_key = None
         self._relayout(anchor=None)
@@ -210,11 +210,11 @@ class TimelineView(ScrollView, can_focus=True):
             todo = [
                 (item, after[n - 1] if n else None)
                 for n, item in enumerate(after)
-                if item.key in stale or not self._cache.has(item.key, width)
+                if stale is None or item.key in stale or not self._cache.has(item.key, width)
             ]
             if len(todo) <= RENDER_AHEAD_MIN or not width or not self.is_attached:
                 self._pending.popleft()
-                self._apply(diffs, {})
+                self._apply(after, stale, {})
                 continue
             self._rendering_ahead = True
             since = self._cache.track()
@@ -259,9 +259,8 @@ class TimelineView(ScrollView, can_focus=True):
         if message.generation != self._generation or not self._pending:
             return
         self._rendering_ahead = False
-        self._apply(
-            self._pending.popleft(), self._cache.still_good(message.rendered, message.since)
-        )
+        ahead = self._cache.still_good(message.rendered, message.since)
+        self._apply(*after_diffs(self.items, self._pending.popleft()), ahead)
         self._next_pending()
 
     def _drop_pending(self) -> None:
@@ -271,25 +270,18 @@ class TimelineView(ScrollView, can_focus=True):
         self._pending.clear()
         self._cache.stop_tracking()
 
-    def _apply(self, diffs: Sequence[Diff], ahead: dict[str, Entry]) -> None:
-        """Apply one batch, with the lines of its messages rendered ahead (if any)."""
+    def _apply(
+        self, after: list[TimelineItem], stale: set[str] | None, ahead: dict[str, Entry]
+    ) -> None:
+        """Show one batch's items (:func:`after_diffs`): the stale lines go, and the lines
+        of its messages rendered ahead (if any) come in."""
         anchor = None if self._stick_to_bottom else self._anchor()
-        for diff in diffs:
-            if diff.op == "reset":
-                self.items = list(diff.items)
-                self._forget_all()
-            elif diff.op == "insert" and diff.item is not None:
-                self.items.insert(diff.index, diff.item)
-                self._invalidate_after(diff.index)
-            elif diff.op == "update" and diff.item is not None:
-                old = self.items[diff.index]
-                self._forget(old.key)
-                self.items[diff.index] = diff.item
-                self._invalidate_after(diff.index)
-            elif diff.op == "remove":
-                removed = self.items.pop(diff.index)
-                self._forget(removed.key)
-                self._invalidate_after(diff.index - 1)
+        self.items = after
+        if stale is None:
+            self._cache.forget_all()
+        else:
+            for key in stale:
+                self._cache.forget(key)
         self._cache.keep(ahead)
         if self.selected_key is not None and not any(
             i.key == self.selected_key for i in self.items
@@ -298,9 +290,6 @@ class TimelineView(ScrollView, can_focus=True):
         self._requested_older = False
         self._requested_newer = False
         self._relayout(anchor)
-
-    def _forget(self, key: str) -> None:
-        self._cache.forget(key)
 
     def _known_items(self) -> list[TimelineItem]:
         """The items shown and those in batches waiting to be applied (their lines may be
@@ -313,15 +302,6 @@ class TimelineView(ScrollView, can_focus=True):
                     known.append(diff.item)
         return known
 
-    def _forget_all(self) -> None:
-        self._cache.forget_all()
-
-    def _invalidate_after(self, index: int) -> None:
-        # The item after a change may gain or lose its day separator or sender name.
-        for neighbour in (index, index + 1):
-            if 0 <= neighbour < len(self.items):
-                self._forget(self.items[neighbour].key)
-
     def set_read_by(self, read_by: dict[str, tuple[str, ...]]) -> None:
         """Who has read up to which message (shown under it); re-renders what changed."""
         if read_by == self.read_by:
@@ -332,7 +312,7 @@ class TimelineView(ScrollView, can_focus=True):
         self.read_by = read_by
         for item in self._known_items():
             if item.event_id in changed:
-                self._forget(item.key)
+                self._cache.forget(item.key)
         self._relayout(None if self._stick_to_bottom else self._anchor())
 
     def set_thread_unread(self, roots: frozenset[str]) -> None:
@@ -343,7 +323,7 @@ class TimelineView(ScrollView, can_focus=True):
         self.thread_unread = roots
         for item in self._known_items():
             if item.event_id in changed:
-                self._forget(item.key)
+                self._cache.forget(item.key)
         self._relayout(None if self._stick_to_bottom else self._anchor())
 
     def set_bridges(self, bridges: object, is_bridged: Callable[[str], bool]) -> None:
@@ -368,7 +348,7 @@ class TimelineView(ScrollView, can_focus=True):
 
     def refresh_names(self) -> None:
         """Display names changed: re-render everything."""
-        self._forget_all()
+        self._cache.forget_all()
         self._relayout(None if self._stick_to_bottom else self._anchor())
 
     # -- layout ---------------------------------------------------------------------
@@ -477,7 +457,7 @@ class TimelineView(ScrollView, can_focus=True):
         changed = False
         for item in self._known_items():
             if item.image is not None and item.image.key in ready:
-                self._forget(item.key)
+                self._cache.forget(item.key)
                 self._unloaded.pop(item.key, None)
                 changed = True
         if changed and self.is_attached:
@@ -521,7 +501,7 @@ class TimelineView(ScrollView, can_focus=True):
         if client is not None and preview_service(client).peek(url) is None:
             return  # no preview: the messages are drawn as they were
         for key in keys:
-            self._forget(key)
+            self._cache.forget(key)
         if keys and self.is_attached and not self._relayout_soon:
             # Previews arriving together are laid out once.
             self._relayout_soon = True
@@ -699,8 +679,8 @@ class TimelineView(ScrollView, can_focus=True):
         old = self.selected_key
         self.selected_key = self.items[index].key
         if old is not None:
-            self._forget(old)
-        self._forget(self.selected_key)
+            self._cache.forget(old)
+        self._cache.forget(self.selected_key)
         self._relayout(self._anchor() if not self._stick_to_bottom else None)
         top, bottom = self._offsets[index], self._offsets[index + 1]
         view_top = round(self.scroll_y)
@@ -760,7 +740,7 @@ class TimelineView(ScrollView, can_focus=True):
         old = self.selected_key
         self.selected_key = None
         if old is not None:
-            self._forget(old)
+            self._cache.forget(old)
             self._relayout(self._anchor() if not self._stick_to_bottom else None)
 
     def on_click(self, event: events.Click) -> None:
@@ -822,7 +802,7 @@ class TimelineView(ScrollView, can_focus=True):
         if item is None or item.formatted is None:
             return
         self.revealed.symmetric_difference_update({item.key})
-        self._forget(item.key)
+        self._cache.forget(item.key)
         self._relayout(self._anchor() if not self._stick_to_bottom else None)
 
     def action_view_image(self) -> None:
