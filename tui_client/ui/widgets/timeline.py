@@ -13,7 +13,7 @@ import bisect
 import gc
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from rich.cells import cell_len
 from rich.segment import Segment
@@ -291,16 +291,15 @@ class TimelineView(ScrollView, can_focus=True):
         self._requested_newer = False
         self._relayout(anchor)
 
-    def _known_items(self) -> list[TimelineItem]:
+    def _known_items(self) -> Iterator[TimelineItem]:
         """The items shown and those in batches waiting to be applied (their lines may be
         rendered ahead already, so a change must forget them too)."""
-        known = list(self.items)
+        yield from self.items
         for diffs in self._pending:
             for diff in diffs:
-                known.extend(diff.items)
+                yield from diff.items
                 if diff.item is not None:
-                    known.append(diff.item)
-        return known
+                    yield diff.item
 
     def set_read_by(self, read_by: dict[str, tuple[str, ...]]) -> None:
         """Who has read up to which message (shown under it); re-renders what changed."""
