@@ -313,8 +313,8 @@ class NotificationService:
                 updated.notification_count, updated.highlight_count = counts
                 result.changed_rooms[room_id] = updated
                 touched.append(updated)
-        for updated in touched:
-            self._cache.save_summary(updated)
+        if touched:
+            self._cache.save_summaries(touched)
         if self._live:
             for notification in self._live_notifications(result, previous, decrypted):
                 self._deliver(notification)

@@ -231,9 +231,13 @@ class Cache(TimelineStore):
 
     def save_summary(self, summary: RoomSummary) -> None:
         """Write one summary outside a sync batch (after a local change)."""
+        self.save_summaries([summary])
+
+    def save_summaries(self, summaries: Iterable[RoomSummary]) -> None:
+        """Write summaries outside a sync batch, in one transaction."""
         with self._db:
             self._db.execute("BEGIN")
-            self._write_summaries([summary])
+            self._write_summaries(summaries)
 
     def _write_summaries(self, summaries: Iterable[RoomSummary]) -> None:
         write_summaries(self._db, summaries)
