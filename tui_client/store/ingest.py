@@ -96,8 +96,9 @@ class Ingest:
         if self.rows:
             db.executemany(INSERT_EVENT, self.rows)
         self.cache._events_added(self.since)
-        if self.rows:  # the next slice of a sliced response indexes only its own rows
-            self.since = self.cache._newest_seq()
+        # The next slice of a sliced response indexes only its own rows (those _fill_above
+        # wrote for this one included: they are indexed now).
+        self.since = self.cache._newest_seq()
         if self.state_rows:
             db.executemany(
                 "INSERT INTO room_state (room_id, type, state_key, event_id) VALUES (?, ?, ?, ?) "
