@@ -31,6 +31,7 @@ from textual.strip import Strip
 
 from ...protocol.directory import PublicRoom, join_rule_label
 from ...protocol.sanitize import clean_line
+from .scrolling import set_virtual_size
 
 NEAR_END = 15
 CACHED_STRIPS = 400
@@ -236,7 +237,7 @@ class DirectoryList(ScrollView, can_focus=True):
         self._resize()
 
     def _resize(self) -> None:
-        self.virtual_size = Size(self._width(), self._offsets[-1])
+        set_virtual_size(self, Size(self._width(), self._offsets[-1]))
         self.refresh()
 
     def on_resize(self, _event: events.Resize) -> None:
