@@ -162,3 +162,27 @@ def test_killed_at_random_points_of_a_sliced_ingest_is_all_or_nothing(
 
     _ingest_sliced(_copy_of_base(prepared, tmp_path, "count.sqlite3"), prepared["batch"], count)
     check_kills_are_all_or_nothing(prepared, tmp_path, steps, 20261207, _run_child, _ingest_sliced)
+
+
+def test_each_slice_writes_only_its_own_receipts_and_account_data(
+    prepared: dict[str, Any], tmp_path: Path
+) -> None:
+    # Rows gathered for one statement a slice are written once, not again with every
+    # later slice (which made a first sync's writes grow with the square of its rooms).
+    account = Account(_copy_of_base(prepared, tmp_path, "once.sqlite3"))
+    raw = prepared["batch"].read_bytes()
+    statements: list[str] = []
+    account.cache._db.set_trace_callback(statements.append)
+    try:
+        account.cache.ingest_slices(lambda: sync_slices(raw, slice_events=1), account.rooms)
+    finally:
+        account.cache._db.set_trace_callback(None)
+        account.close()
+    kinds = {
+        "INSERT INTO receipts": "receipt",
+        "INSERT OR REPLACE INTO account_data": "account data",
+        "DELETE FROM meta WHERE key = 'forgotten:": "unforgotten",
+    }
+    written = sorted(k for s in statements for p, k in kinds.items() if s.startswith(p))
+    # !main's receipt; !main's tag and the m.direct; the three joined rooms.
+    assert written == ["account data"] * 2 + ["receipt"] + ["unforgotten"] * 3, written

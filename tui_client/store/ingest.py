@@ -79,6 +79,7 @@ class Ingest:
         # Before the left rooms: a room joined and left in one batch is not forgotten.
         if self.unforgotten:
             self.db.executemany("DELETE FROM meta WHERE key = ?", self.unforgotten)
+            self.unforgotten = []
         for left in batch.left:
             self.left(left)
         self.flush()
@@ -124,6 +125,7 @@ class Ingest:
             self.result.echoed_txn_ids.update(self.echoed_txn)
         # Written: a sliced response's next slice starts afresh (its rows are not kept).
         self.rows, self.state_rows, self.redactions, self.echoed_txn = [], [], [], []
+        self.receipt_rows, self.account_rows = [], []
 
     def add_state(self, room_id: str, summary: RoomSummary, events: list[Event]) -> None:
         if events:
