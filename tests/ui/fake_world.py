@@ -462,6 +462,20 @@ GENERAL_ID = "!general0000000000000000000000000000000000001"
 RANDOM_ID = "!random00000000000000000000000000000000000004"
 
 
+def _child_state(room_id: str, order: str, suggested: bool = False) -> dict[str, Any]:
+    """An ``m.space.child`` state event of a /hierarchy chunk."""
+    content: dict[str, Any] = {"via": ["example.org"], "order": order}
+    if suggested:
+        content["suggested"] = True
+    return {
+        "type": "m.space.child",
+        "state_key": room_id,
+        "content": content,
+        "sender": ME,
+        "origin_server_ts": BASE_TS,
+    }
+
+
 def _chunk(
     room_id: str, name: str | None, members: int, topic: str | None = None, **extra: Any
 ) -> dict[str, Any]:
@@ -583,41 +597,11 @@ HIERARCHY: list[dict[str, Any]] = [
         "Everything about building the terminal client",
         room_type="m.space",
         children_state=[
-            {
-                "type": "m.space.child",
-                "state_key": GENERAL_ID,
-                "content": {"via": ["example.org"], "order": "10", "suggested": True},
-                "sender": ME,
-                "origin_server_ts": BASE_TS,
-            },
-            {
-                "type": "m.space.child",
-                "state_key": RANDOM_ID,
-                "content": {"via": ["example.org"], "order": "20"},
-                "sender": ME,
-                "origin_server_ts": BASE_TS,
-            },
-            {
-                "type": "m.space.child",
-                "state_key": DESIGN,
-                "content": {"via": ["example.org"], "order": "25", "suggested": True},
-                "sender": ME,
-                "origin_server_ts": BASE_TS,
-            },
-            {
-                "type": "m.space.child",
-                "state_key": TEAM_SPACE,
-                "content": {"via": ["example.org"], "order": "30"},
-                "sender": ME,
-                "origin_server_ts": BASE_TS,
-            },
-            {
-                "type": "m.space.child",
-                "state_key": HIDDEN,
-                "content": {"via": ["example.org"], "order": "40"},
-                "sender": ME,
-                "origin_server_ts": BASE_TS,
-            },
+            _child_state(GENERAL_ID, "10", suggested=True),
+            _child_state(RANDOM_ID, "20"),
+            _child_state(DESIGN, "25", suggested=True),
+            _child_state(TEAM_SPACE, "30"),
+            _child_state(HIDDEN, "40"),
         ],
     ),
     _chunk(
@@ -645,13 +629,7 @@ HIERARCHY: list[dict[str, Any]] = [
         room_type="m.space",
         join_rule="public",
         children_state=[
-            {
-                "type": "m.space.child",
-                "state_key": STANDUP,
-                "content": {"via": ["example.org"], "order": "10"},
-                "sender": ME,
-                "origin_server_ts": BASE_TS,
-            },
+            _child_state(STANDUP, "10"),
         ],
     ),
     _chunk(
