@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import sqlite3
 import time
 from pathlib import Path
 
@@ -15,7 +16,12 @@ import pytest
 
 from tui_client.engine.cache_damage import CacheDamage
 from tui_client.engine.dbthread import DatabaseThread
-from tui_client.engine.storage import DAMAGED, CacheDamagedError, StorageHealth
+from tui_client.engine.storage import (
+    DAMAGED,
+    CacheDamagedError,
+    StorageHealth,
+    StorageUnavailable,
+)
 from tui_client.engine.updates import CacheDamageFound, StorageChanged, Update
 from tui_client.store.cache import Cache
 from tui_client.store.encrypted_db import new_key
@@ -213,3 +219,32 @@ def test_a_damaged_page_of_a_kept_table_loses_only_its_own_rows(
         assert (count - 12 if leaf_only else 0) < kept < count, kept
     finally:
         cache.close()
+
+
+async def test_a_failing_disk_is_checked_whole_once_not_at_every_failed_call() -> None:
+    # A disk I/O error may be a page of a SQLCipher file failing its check: the full check
+    # tells. While the disk keeps failing (the storage probe every few seconds, sync's
+    # retries) it is not run again at each call; after a call succeeds, it is.
+    db = DatabaseThread()
+    checks: list[None] = []
+
+    async def verify() -> str | None:
+        checks.append(None)
+        return None
+
+    db.verify = verify
+
+    def failing() -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    try:
+        for _ in range(3):
+            with pytest.raises(StorageUnavailable):
+                await db.run(failing)
+        assert len(checks) == 1
+        await db.run(lambda: None)
+        with pytest.raises(StorageUnavailable):
+            await db.run(failing)
+        assert len(checks) == 2
+    finally:
+        db.shutdown()

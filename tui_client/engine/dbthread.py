@@ -36,6 +36,10 @@ class DatabaseThread:
         self.verify: Callable[[], Awaitable[str | None]] | None = None
         #: Set once the cache was found damaged: every failure to write says so from then on.
         self.damaged = False
+        # The full check found a disk I/O error not to be the file's damage, and no call
+        # succeeded since: the same disk's next errors (the storage probe every few
+        # seconds, sync's retries) are not checked again, page by page, each time.
+        self._io_checked = False
 
     async def run(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``function(*args, **kwargs)`` on the database thread and await its result.
@@ -47,7 +51,7 @@ class DatabaseThread:
         """
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, lambda: function(*args, **kwargs))
+            result = await loop.run_in_executor(self._executor, lambda: function(*args, **kwargs))
         except CacheDamagedError:
             raise
         except StorageUnavailable as error:
@@ -62,13 +66,16 @@ class DatabaseThread:
                 raise CacheDamagedError(str(error)) from error
             if problem is None:
                 raise
-            if problem == IO_ERROR and self.verify is not None:
+            if problem == IO_ERROR and self.verify is not None and not self._io_checked:
                 found = await self.verify()
                 if found is not None:
                     self._damage(found)
                     raise CacheDamagedError(found) from error
+                self._io_checked = True
             self._report(problem)
             raise StorageUnavailable(problem) from error
+        self._io_checked = False
+        return result
 
     def _damage(self, reason: str) -> None:
         self.damaged = True
