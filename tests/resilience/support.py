@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
+from tui_client.devtools.fault_proxy import PASS, RESET, Exchange, Fault, Policy
 from tui_client.engine.client import MatrixClient
+from tui_client.ui.app import TuiClientApp
+from tui_client.ui.widgets.status_bar import StatusBar
+
+from ..ui.test_login_errors import screen_text
 
 
 def pin_session(base: Path, homeserver: str) -> None:
@@ -25,3 +31,22 @@ async def saved_login(user_id: str, password: str, base: Path, homeserver: str) 
     await client.close()
     pin_session(base, homeserver)
     return token
+
+
+def reset_next_sync(armed: threading.Event) -> Policy:
+    """A fault policy: once ``armed`` is set, the next ``/sync`` request's connection is
+    reset (and ``armed`` cleared); everything else passes."""
+
+    def policy(exchange: Exchange, phase: str) -> Fault:
+        if phase == "request" and "/sync" in exchange.path and armed.is_set():
+            armed.clear()
+            return RESET
+        return PASS
+
+    return policy
+
+
+def status_line(app: TuiClientApp) -> str:
+    """The status line as the terminal shows it ("" until the status bar is on screen)."""
+    lines = [line for line in screen_text(app).splitlines() if " ● " in line]
+    return lines[-1] if lines and app.screen.query(StatusBar) else ""

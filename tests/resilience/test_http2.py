@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tui_client.devtools.fault_proxy import PASS, RESET, Exchange, Fault, FaultProxy
+from tui_client.devtools.fault_proxy import PASS, Exchange, Fault, FaultProxy
 from tui_client.engine.client import MatrixClient
 from tui_client.engine.updates import SyncState, SyncStatus
 from tui_client.net import http as net_http
@@ -31,6 +31,7 @@ from ..engine.support import wait_until
 from ..integration.e2ee_support import shown
 from ..integration.test_attachments import media_item
 from .conftest import TlsWorld
+from .support import reset_next_sync
 from .tls_support import server_context
 
 
@@ -199,17 +200,10 @@ async def test_a_connection_reset_says_retrying_and_recovers(
 ) -> None:
     monkeypatch.setenv(net_http.HTTP2_ENV, "1" if http2 else "0")
     armed = threading.Event()
-
-    def reset_next_sync(exchange: Exchange, phase: str) -> Fault:
-        if phase == "request" and "/sync" in exchange.path and armed.is_set():
-            armed.clear()
-            return RESET
-        return PASS
-
     user = tls_world.synapse.register_user(f"reset-{int(http2)}", "pw-reset")
     front = tls_world.proxy
     before = len(front.history())
-    front.policy = reset_next_sync
+    front.policy = reset_next_sync(armed)
     try:
         client = await _client(user.user_id, "pw-reset", tls_world.url, tmp_path / "c")
         states: list[SyncState] = []

@@ -5,18 +5,17 @@ itself. (The engine side, both protocols: tests/resilience/test_http2.py.)"""
 from __future__ import annotations
 
 import threading
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from tui_client.devtools.fault_proxy import PASS, RESET, Exchange, Fault, FaultProxy
+from tui_client.devtools.fault_proxy import FaultProxy
 from tui_client.ui.app import TuiClientApp
-from tui_client.ui.widgets.status_bar import StatusBar
 
 from ..ui.synapse_login import until
-from ..ui.test_login_errors import screen_text
 from .conftest import TlsWorld
-from .support import saved_login
+from .support import reset_next_sync, saved_login, status_line
 from .tls_support import server_context
 
 
@@ -25,27 +24,16 @@ async def test_a_reset_over_http2_says_retrying_in_the_status_line(
     tls_world: TlsWorld, trust_ca: Path, tmp_path: Path, size: tuple[int, int]
 ) -> None:
     armed = threading.Event()
-
-    def reset_next_sync(exchange: Exchange, phase: str) -> Fault:
-        if phase == "request" and "/sync" in exchange.path and armed.is_set():
-            armed.clear()
-            return RESET
-        return PASS
-
     user = tls_world.synapse.register_user(f"h2status{size[0]}", "pw")
     cert = server_context(tls_world.ca.leaf(f"h2-status-{size[0]}"))
     endpoint = FaultProxy(
-        tls_world.synapse.base_url, reset_next_sync, ssl_context=cert, http2=True
+        tls_world.synapse.base_url, reset_next_sync(armed), ssl_context=cert, http2=True
     ).start()
     try:
         await saved_login(user.user_id, "pw", tmp_path, f"https://localhost:{endpoint.port}")
         app = TuiClientApp(base_dir=tmp_path)
         async with app.run_test(size=size) as pilot:
-
-            def last_line() -> str:
-                lines = [line for line in screen_text(app).splitlines() if " ● " in line]
-                return lines[-1] if lines and app.screen.query(StatusBar) else ""
-
+            last_line = partial(status_line, app)
             await until(
                 pilot, lambda: "connected" in last_line(), "connected", on_timeout=last_line
             )

@@ -6,18 +6,18 @@ endpoints in front of Synapse (tests/resilience/conftest.py), driven with Pilot.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from tui_client.devtools.fault_proxy import FaultProxy
 from tui_client.ui.app import TuiClientApp
-from tui_client.ui.widgets.status_bar import StatusBar
 
 from ..ui.synapse_login import until
 from ..ui.test_login_errors import assert_failed_login, attempt, screen_text
 from .conftest import TlsWorld, fresh_trust_store
-from .support import saved_login
+from .support import saved_login, status_line
 from .tls_support import server_context
 
 CASES = {
@@ -89,12 +89,7 @@ async def test_certificate_gone_bad_is_said_in_the_status_line(
     app = TuiClientApp(base_dir=tmp_path)
     try:
         async with app.run_test(size=size) as pilot:
-
-            def last_line() -> str:
-                """The status line as the terminal shows it."""
-                lines = [line for line in screen_text(app).splitlines() if " ● " in line]
-                return lines[-1] if lines and app.screen.query(StatusBar) else ""
-
+            last_line = partial(status_line, app)
             await until(
                 pilot, lambda: "connected" in last_line(), "connected", on_timeout=last_line
             )
