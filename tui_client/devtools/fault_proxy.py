@@ -99,6 +99,8 @@ class Exchange:
 
 # (exchange, phase) -> fault; called on the proxy's thread.
 Policy = Callable[[Exchange, str], Fault]
+#: A plain-HTTP connection to the server behind the proxy.
+Upstream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 def _pass(exchange: Exchange, phase: str) -> Fault:
@@ -155,11 +157,42 @@ class FaultProxy:
         with self._lock:
             self.exchanges.append(exchange)
 
-    async def open_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def open_upstream(self) -> Upstream:
         """A new plain-HTTP connection to the server behind the proxy."""
         connection = await asyncio.open_connection(*self._upstream, limit=1 << 20)
         self._upstreams.add(connection[1])
         return connection
+
+    async def forward(
+        self, message: bytes, method: str, upstream: Upstream | None
+    ) -> tuple[Upstream | None, bytes, bytes]:
+        """Send one HTTP/1.1 request (head and body) to the server behind the proxy on
+        ``upstream`` (``None``: a new connection) and read its answer; once more on a new
+        connection if a kept-alive one turns out closed (not while the proxy stops).
+        Returns the connection to keep for the next request (``None``: the server closes
+        it), the answer's head and its raw body; raises :class:`Closed`,
+        ``ConnectionError`` or ``IncompleteReadError`` when there is no answer."""
+        for attempt in range(2):
+            if upstream is None:
+                upstream = await self.open_upstream()
+            try:
+                upstream[1].write(message)
+                await upstream[1].drain()
+                head, body = await read_message(upstream[0], request=False, method=method)
+            except (Closed, ConnectionError, asyncio.IncompleteReadError):
+                upstream[1].close()  # a kept-alive connection the server had closed
+                upstream = None
+                if attempt or self.closing:
+                    raise
+                continue
+            except BaseException:
+                upstream[1].close()  # cancelled mid-request: the connection is spent
+                raise
+            if b"connection: close" in head.lower():
+                upstream[1].close()
+                upstream = None
+            return upstream, head, body
+        raise AssertionError("unreachable")
 
     def history(self) -> list[Exchange]:
         with self._lock:
@@ -219,7 +252,7 @@ class FaultProxy:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
         self.connections += 1
-        upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        upstream: Upstream | None = None
         try:
             tls = writer.get_extra_info("ssl_object")
             if tls is not None and tls.selected_alpn_protocol() == "h2":
@@ -238,27 +271,14 @@ class FaultProxy:
                 fault = self.decide(exchange, "request")
                 if not await self._apply_early(fault, writer, reader):
                     return
-                for attempt in range(2):
-                    if upstream is None:
-                        upstream = await self.open_upstream()
-                    upstream[1].write(head + body)
-                    try:
-                        await upstream[1].drain()
-                        answer_head, answer_body = await read_message(
-                            upstream[0], request=False, method=method
-                        )
-                        break
-                    except (Closed, ConnectionError, asyncio.IncompleteReadError):
-                        # A kept-alive upstream connection the server had closed: once more.
-                        upstream[1].close()
-                        upstream = None
-                        if attempt or self.closing:
-                            return
+                try:
+                    upstream, answer_head, answer_body = await self.forward(
+                        head + body, method, upstream
+                    )
+                except (Closed, ConnectionError, asyncio.IncompleteReadError):
+                    return
                 exchange.status = _status(answer_head)
                 exchange.response_body = answer_body
-                if upstream is not None and b"connection: close" in answer_head.lower():
-                    upstream[1].close()
-                    upstream = None
                 exchange.client_gone = reader.at_eof()
                 fault = self.decide(exchange, "response")
                 if fault.kind == "delay":

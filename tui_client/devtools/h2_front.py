@@ -24,7 +24,7 @@ import h2.events
 import h2.exceptions
 
 if TYPE_CHECKING:
-    from .fault_proxy import Exchange, Fault, FaultProxy
+    from .fault_proxy import Exchange, Fault, FaultProxy, Upstream
 
 __all__ = ["serve_h2"]
 
@@ -39,7 +39,6 @@ _HOP_BY_HOP = {
     "host",
     "content-length",
 }
-_Upstream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 class _Abort(Exception):
@@ -65,7 +64,7 @@ class _H2Connection:
         )
         self.requests: dict[int, tuple[list[tuple[str, str]], bytearray]] = {}
         self.tasks: dict[int, asyncio.Future[None]] = {}
-        self.idle: list[_Upstream] = []
+        self.idle: list[Upstream] = []
         self.window = asyncio.Event()
         self.closed = False
         self.streams = 0
@@ -218,30 +217,16 @@ class _H2Connection:
         self, exchange: Exchange, authority: str, headers: dict[str, str]
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         """The request on an upstream HTTP/1.1 connection; the answer's status, headers, body."""
-        from .fault_proxy import Closed, read_message
-
         lines = [f"{exchange.method} {exchange.path} HTTP/1.1", f"Host: {authority}"]
         lines += [f"{k}: {v}" for k, v in headers.items() if k not in _HOP_BY_HOP]
         if exchange.request_body or exchange.method in ("POST", "PUT", "PATCH"):
             lines.append(f"Content-Length: {len(exchange.request_body)}")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + exchange.request_body
-        for attempt in range(2):
-            upstream = self.idle.pop() if self.idle else await self.proxy.open_upstream()
-            try:
-                upstream[1].write(head)
-                await upstream[1].drain()
-                answer_head, answer = await read_message(
-                    upstream[0], request=False, method=exchange.method
-                )
-            except (Closed, ConnectionError, asyncio.IncompleteReadError):
-                upstream[1].close()  # a kept-alive connection the server had closed
-                if attempt or self.proxy.closing:
-                    raise
-                continue
-            except BaseException:
-                upstream[1].close()  # cancelled mid-request: the connection is spent
-                raise
-            break
+        upstream, answer_head, answer = await self.proxy.forward(
+            head, exchange.method, self.idle.pop() if self.idle else None
+        )
+        if upstream is not None:
+            self.idle.append(upstream)
         status_line, *header_lines = answer_head.decode("latin-1").split("\r\n")
         status = int(status_line.split(" ", 2)[1])
         answer_headers: list[tuple[str, str]] = []
@@ -255,10 +240,6 @@ class _H2Connection:
                 chunked = True
             if name not in _HOP_BY_HOP:
                 answer_headers.append((name, value))
-        if "connection: close" in answer_head.decode("latin-1").lower():
-            upstream[1].close()
-        else:
-            self.idle.append(upstream)
         return status, answer_headers, _dechunk(answer) if chunked else answer
 
     async def send_body(self, stream_id: int, body: bytes, *, end: bool) -> None:
