@@ -18,6 +18,7 @@ from tui_client.ui.widgets.room_list import RoomList
 
 from ..support.waiting import pilot_until
 from .fake_world import FakeHomeserver
+from .test_first_minutes import toast_texts
 
 SECRET = "!secretplans0000000000000000000000000000000003"
 
@@ -120,3 +121,28 @@ async def test_sync_never_starts_before_the_machine_is_open(
         client.start()
     assert client.sync_loop is None
     await client.close()
+
+
+async def test_a_machine_that_cannot_open_is_said_on_an_80x24_screen(
+    fake_profile: Path, fake_server: FakeHomeserver
+) -> None:
+    # A misspelt $TUI_CLIENT_CRYPTO_BACKEND: the room list is painted from the cache, the
+    # machine then fails to open, and the screen says why and what to do.
+    client = MatrixClient.restore(
+        base_dir=fake_profile, transport=fake_server.transport(), crypto_backend="no-such"
+    )
+    assert client is not None
+    app = TuiClientApp(client=client, start_sync=True)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+
+        def said() -> str:
+            return " ".join(toast_texts(pilot))
+
+        await pilot_until(pilot, lambda: "unset it" in said(), "the failure said in full", 10)
+        assert said() == (
+            "End-to-end encryption is off: unknown crypto backend 'no-such' (choose from olm, "
+            "vodozemac). Set TUI_CLIENT_CRYPTO_BACKEND to vodozemac or olm, or unset it."
+        ), said()
+        shown = _screen_text(app)
+        assert "Secret plans" in shown and "General" in shown, shown
+        assert client.encryption.machine is None
