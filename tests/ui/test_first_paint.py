@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tui_client.engine.client import MatrixClient
+from tui_client.engine.storage import StorageUnavailable
 from tui_client.store.records import OutboxEntry
 from tui_client.ui.app import TuiClientApp
 from tui_client.ui.screens.chat import ChatScreen
@@ -146,3 +147,27 @@ async def test_a_machine_that_cannot_open_is_said_on_an_80x24_screen(
         shown = _screen_text(app)
         assert "Secret plans" in shown and "General" in shown, shown
         assert client.encryption.machine is None
+
+
+async def test_an_account_that_cannot_finish_opening_says_so(
+    fake_profile: Path, fake_server: FakeHomeserver
+) -> None:
+    """The machine, devices and sync token are read after the first paint: a disk that
+    fails then is said on the screen (it was swallowed by the worker: no sync, no word)."""
+    client = MatrixClient.restore(base_dir=fake_profile, transport=fake_server.transport())
+    assert client is not None
+    app = TuiClientApp(client=client, start_sync=True)
+
+    async def failing_open() -> None:
+        raise StorageUnavailable("disk I/O error")
+
+    client.devices.open = failing_open  # type: ignore[method-assign]
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+
+        def said() -> str:
+            return " ".join(toast_texts(pilot))
+
+        await pilot_until(pilot, lambda: "start tui_client again" in said(), "the failure", 10)
+        assert "Could not finish opening the account: disk I/O error" in said(), said()
+        assert "Secret plans" in _screen_text(app)  # the room list stays
+        assert client.sync_loop is None

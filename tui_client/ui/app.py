@@ -289,7 +289,18 @@ class TuiClientApp(ClientApp):
     async def _open_services(self, client: MatrixClient) -> None:
         """After the first paint: the machine, the config's account settings (the file is the
         source of truth for those it names), sync."""
-        await client.open_services()
+        try:
+            await client.open_services()
+        except Exception as error:  # in a worker: unsaid, the client would just never sync
+            log.exception("the account could not finish opening")
+            self.notify(
+                f"Could not finish opening the account: {clean_line(str(error), 300)}. "
+                "Messages are not synced or sent; start tui_client again.",
+                severity="error",
+                timeout=30,
+                markup=False,
+            )
+            return
         await apply_config(client, self.config)
         self._saved_settings.update(account_values(client))
         self.security.refresh_bar()
