@@ -4,11 +4,13 @@ gives for the whole, the outline first, and refuses a broken response before any
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import pytest
 
-from tui_client.net.sync_stream import sliced_decoding, sync_slices
+from tui_client.net import sync_stream
+from tui_client.net.sync_stream import READ_SIZE, sliced_decoding, sync_slices
 from tui_client.protocol.sync import MalformedResponse, SyncBatch, parse_sync
 
 from .spec_examples import sync_response_example
@@ -117,3 +119,27 @@ def test_ijson_has_its_c_backend() -> None:
     # Without it the client decodes large responses whole (the pure-Python backend is
     # ~20x slower than json.loads): the memory goal of issue 13 would be missed.
     assert sliced_decoding()
+
+
+def test_decoding_returns_to_the_interpreter_every_read() -> None:
+    # Another thread (the UI's) can take the GIL only when this one runs Python code. Read
+    # from a C file (io.BytesIO), the outline's skip over rooms.join was one C call that
+    # held the GIL for 0.3-0.6 s in a first sync of 1,000 rooms (the worst frame of issue
+    # 13); the bytes must reach the decoder through a Python ``read``, a buffer at a time.
+    raw = json.dumps(_response(rooms=400, events=20)).encode()
+    assert len(raw) > 20 * READ_SIZE
+    reads: list[int] = []
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        if event == "return" and frame.f_code.co_name == "read" and isinstance(arg, bytes):
+            reads.append(len(arg))
+
+    for decode in (lambda: sync_stream._outline(raw), lambda: list(sync_slices(raw))):
+        reads.clear()
+        sys.setprofile(profile)
+        try:
+            decode()
+        finally:
+            sys.setprofile(None)
+        assert sum(reads) >= len(raw)
+        assert max(reads) <= READ_SIZE

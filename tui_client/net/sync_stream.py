@@ -16,11 +16,15 @@ holds joined rooms only and the same ``next_batch``. The caller stores them all 
 transaction (``Cache.ingest_slices``). Where ijson's C backend is missing, or ijson
 refuses something ``json.loads`` accepts (``NaN``, integers beyond 64 bits, a BOM),
 the response is decoded whole, as one batch.
+
+The bytes are handed to ijson through :class:`_Chunks`, whose ``read`` is Python code: the
+C decoder returns to the interpreter every :data:`READ_SIZE` bytes, where another thread
+(the UI's) can take the GIL. Read from ``io.BytesIO`` (C), skipping ``rooms.join`` was one
+C call that held the GIL for 0.3-0.6 s: the UI's worst frame of a first sync (issue 13).
 """
 
 from __future__ import annotations
 
-import io
 import itertools
 import json
 from collections.abc import Iterator
@@ -29,10 +33,12 @@ from typing import Any
 
 from ..protocol.sync import JoinedRoom, MalformedResponse, SyncBatch, joined_room, parse_sync
 
-__all__ = ["SLICE_EVENTS", "sliced_decoding", "sync_slices"]
+__all__ = ["READ_SIZE", "SLICE_EVENTS", "sliced_decoding", "sync_slices"]
 
 #: About this many state and timeline events a slice (a few hundred KB of JSON).
 SLICE_EVENTS = 2_000
+#: ijson's C decoder reads this much at a time (its default buffer), ~1 ms of decoding.
+READ_SIZE = 64 * 1024
 _JOIN = "rooms.join"
 # True for an ijson token (prefix, event, value) at or under ``rooms.join`` once inside it.
 _IN_JOIN = (_JOIN,).__le__
@@ -47,6 +53,22 @@ def sliced_decoding() -> bool:
     return bool(ijson.backend_name == "yajl2_c")
 
 
+class _Chunks:
+    """``raw`` as a file whose ``read`` runs in the interpreter (see the module's notes)."""
+
+    __slots__ = ("_view", "position")
+
+    def __init__(self, raw: bytes) -> None:
+        self._view = memoryview(raw)
+        self.position = 0
+
+    def read(self, size: int = -1) -> bytes:
+        start = self.position
+        end = len(self._view) if size < 0 else min(len(self._view), start + size)
+        self.position = end
+        return self._view[start:end].tobytes()
+
+
 def _outline(raw: bytes) -> Any:
     """The decoded response without ``rooms.join``'s rooms (the whole document is read)."""
     import ijson
@@ -54,7 +76,7 @@ def _outline(raw: bytes) -> Any:
 
     builder = ObjectBuilder()
     event = builder.event
-    tokens = ijson.parse(io.BytesIO(raw), use_float=True)
+    tokens = ijson.parse(_Chunks(raw), buf_size=READ_SIZE, use_float=True)
     for prefix, kind, value in tokens:
         if prefix.startswith(_JOIN):
             # ``rooms.join`` and everything under it (the second pass reads the rooms),
@@ -82,7 +104,7 @@ def _joined_slices(raw: bytes, next_batch: str, slice_events: int) -> Iterator[S
 
     rooms: list[JoinedRoom] = []
     events = 0
-    for room_id, room in ijson.kvitems(io.BytesIO(raw), _JOIN, use_float=True):
+    for room_id, room in ijson.kvitems(_Chunks(raw), _JOIN, buf_size=READ_SIZE, use_float=True):
         if not isinstance(room, dict):
             continue
         joined = joined_room(room_id, room)
