@@ -10,15 +10,20 @@ from typing import Any
 
 import pytest
 
-from tui_client.engine.client import MatrixClient
+from tui_client.engine.client import CACHE_FILE, MatrixClient
+from tui_client.engine.paths import profile_dir
 from tui_client.engine.storage import StorageUnavailable
+from tui_client.protocol.events import ENCRYPTION_INFO
+from tui_client.store.cache import Cache
 from tui_client.store.records import OutboxEntry
 from tui_client.ui.app import TuiClientApp
 from tui_client.ui.screens.chat import ChatScreen
+from tui_client.ui.screens.threads import ThreadScreen
 from tui_client.ui.widgets.room_list import RoomList
+from tui_client.ui.widgets.timeline import TimelineView
 
 from ..support.waiting import pilot_until
-from .fake_world import FakeHomeserver
+from .fake_world import ME, FakeHomeserver
 from .test_first_minutes import toast_texts
 
 SECRET = "!secretplans0000000000000000000000000000000003"
@@ -86,19 +91,86 @@ async def test_the_room_list_is_painted_before_the_machine_opens(
         await pilot_until(pilot, lambda: client.sync_loop is not None, "sync started", 10)
 
 
+def _store_clear_form(base_dir: Path, body: str) -> str:
+    """Keep a decrypted form of the encrypted room's message in the profile's cache (as a
+    sync with the machine open would have); its event ID."""
+    cache = Cache(profile_dir("default", base_dir) / CACHE_FILE, own_user_id=ME)
+    stored, _gap = cache.load_before(SECRET, None, 20)
+    event = next(s.event for s in stored if s.event.get("type") == "m.room.encrypted")
+    info = {"trust": "unverified", "session_id": "s", "device_id": "D"}
+    clear = {
+        **event,
+        "type": "m.room.message",
+        "content": {"msgtype": "m.text", "body": body},
+        "unsigned": {ENCRYPTION_INFO: info},
+    }
+    cache.begin()
+    cache.crypto_store().save_decrypted(event["event_id"], SECRET, "s", clear, info)
+    cache.commit()
+    cache.close()
+    return str(event["event_id"])
+
+
 async def test_decrypted_forms_in_the_cache_show_before_the_machine_opens(
     fake_profile: Path, fake_server: FakeHomeserver
 ) -> None:
-    client = await _opened_cache(fake_profile, fake_server)
-    assert client.encryption.machine is None
-    assert client.encryption.stored_forms_readable
-    ready = asyncio.ensure_future(client.encryption.ready())
-    await asyncio.sleep(0.05)
-    assert not ready.done()  # waits for the machine the client said it would open
-    await client.open_services()
-    await asyncio.wait_for(ready, 5)
-    assert client.encryption.available
-    await client.close()
+    """The encrypted room's messages decrypted in an earlier run are read on the screen
+    (its timeline, and a thread opened from one) while the machine is still opening."""
+    event_id = _store_clear_form(fake_profile, "the plan is in the drawer")
+    client = MatrixClient.restore(base_dir=fake_profile, transport=fake_server.transport())
+    assert client is not None
+    app = TuiClientApp(client=client, start_sync=True)
+    release = asyncio.Event()
+    opening = client.encryption.open
+    started: list[bool] = []
+
+    async def held_open() -> None:
+        started.append(True)
+        await release.wait()
+        await opening()
+
+    client.encryption.open = held_open  # type: ignore[method-assign]
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot_until(pilot, lambda: bool(started), "the machine starting to open", 10)
+        chat = app.screen
+        assert isinstance(chat, ChatScreen)
+        ready = asyncio.ensure_future(client.encryption.ready())
+        chat.open_room(SECRET)
+        timeline = chat.query_one("#timeline", TimelineView)
+        await pilot_until(
+            pilot,
+            lambda: any(i.event_id == event_id for i in timeline.items),
+            "the encrypted room's message",
+            10,
+            describe=lambda: _screen_text(app),
+        )
+        shown = _screen_text(app)
+        assert "the plan is in the drawer" in shown, shown
+        assert "encrypted message" not in shown, shown
+
+        # A thread opened from it shows it too (its root is read from the cache).
+        timeline.focus()
+        for _ in range(10):
+            if timeline.selected_item is not None and timeline.selected_item.event_id == event_id:
+                break
+            await pilot.press("up")
+        await pilot.press("t")
+        await pilot_until(
+            pilot,
+            lambda: isinstance(app.screen, ThreadScreen) and app.screen.panel.view is not None,
+            "the thread",
+            10,
+        )
+        await pilot.pause()
+        shown = _screen_text(app)
+        assert "Thread" in shown and "the plan is in the drawer" in shown, shown
+        assert "encrypted message" not in shown, shown
+        assert client.encryption.machine is None
+        assert not ready.done()  # the machine the client said it would open is waited for
+
+        release.set()
+        await asyncio.wait_for(ready, 10)
+        assert client.encryption.available
 
 
 async def test_a_machine_that_cannot_open_ends_the_wait(

@@ -550,10 +550,12 @@ class Encryption:
         Those that failed before are tried again: their key may have come while the event
         was not in the cache (sliding sync sends a room's older events again, and the ones
         the cache cannot place yet are decrypted but not stored), and a key is retried
-        only over stored events, so nothing else would mend them."""
+        only over stored events, so nothing else would mend them.
+
+        Before the machine is open (the first paint): the forms stored in the cache."""
         machine = self.machine
         if machine is None:
-            return {}
+            return self.shown_forms(events) if self.stored_forms_readable else {}
         shown = self.shown_forms(events)
         failed = self.store.undecrypted(list(shown))
         missing = [

@@ -113,12 +113,15 @@ class SearchService:
         rooms: Callable[[], Mapping[str, RoomSummary]],
         decrypt: Callable[[str, list[Event]], dict[str, Event]] | None = None,
         ignored: Callable[[], Collection[str]] = frozenset,
+        ready: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._cache = cache
         self._db = db
         self._connection = connection
         self._rooms = rooms
         self._decrypt = decrypt
+        #: Waits until the crypto machine is open (it opens after the first paint).
+        self._ready = ready
         #: The users we ignore (``m.ignored_user_list``): never found, never shown around a result.
         self._ignored = ignored
 
@@ -383,6 +386,8 @@ class SearchService:
             if self._decrypt is not None:
                 encrypted = [s.event for s in stored if s.event.get("type") == "m.room.encrypted"]
                 if encrypted:
+                    if self._ready is not None:
+                        await self._ready()  # else they would stay undecrypted, unindexed
                     await self._db.run(self._decrypt, room_id, encrypted)
             await report(False)
         return await report(True)

@@ -154,6 +154,7 @@ class ClientServices:
                     room_id, event_id, thread_id=thread_id
                 ),
                 hidden_sender=self.notifications.is_ignored,
+                ready=lambda: self.encryption.ready(),
             )
         )
         self._notifications = Lazy(self._new_notifications)
@@ -241,6 +242,7 @@ class ClientServices:
             rooms=lambda: self.rooms,
             decrypt=self.encryption.fetched_forms,
             ignored=lambda: self.notifications.ignored,
+            ready=lambda: self.encryption.ready(),
         )
 
     def _new_notifications(self) -> NotificationService:

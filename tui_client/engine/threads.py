@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 Event = dict[str, Any]
 #: Shown forms of fetched events of a room (decrypted where we can); database thread.
 Decrypt = Callable[[str, list[Event]], dict[str, Event]]
+#: Waits until the crypto machine is open (``Encryption.ready``: it opens after the first paint).
+Ready = Callable[[], Awaitable[None]]
 Enqueue = Callable[[str, str, dict[str, Any]], Awaitable[OutboxEntry]]
 MarkRead = Callable[[str, str, str], Awaitable[None]]
 
@@ -85,6 +87,23 @@ def is_thread_reply(content: object, root_id: str | None = None) -> bool:
     )
 
 
+async def _at_once() -> None:
+    return None
+
+
+async def fetched_forms(
+    db: DatabaseThread, decrypt: Decrypt, ready: Ready, room_id: str, raw: list[Event]
+) -> dict[str, Event]:
+    """The shown forms of events fetched from the server: encrypted ones wait for the
+    crypto machine (a thread opened before it is open would show them undecrypted, and
+    nothing would mend them: their keys are not late, only the machine was)."""
+    if not raw:
+        return {}
+    if any(e.get("type") == "m.room.encrypted" for e in raw):
+        await ready()
+    return await db.run(decrypt, room_id, raw)
+
+
 class ThreadView:
     """One open thread: the root and its replies as timeline items (see the module)."""
 
@@ -100,6 +119,7 @@ class ThreadView:
         root_id: str,
         decrypt: Decrypt,
         enqueue: Enqueue,
+        ready: Ready = _at_once,
         name_of: Callable[[str], str] | None = None,
         may_redact_others: Callable[[str], bool] | None = None,
         may_mention_room: Callable[[], bool] = lambda: False,
@@ -110,6 +130,7 @@ class ThreadView:
         self._cache = cache
         self._publish_update = publish
         self._decrypt = decrypt
+        self._ready = ready
         self._enqueue = enqueue
         self._may_mention_room = may_mention_room
         self.user_id = user_id
@@ -238,7 +259,7 @@ class ThreadView:
                 except (MatrixError, NetworkError) as error:
                     log.info("thread root not loaded: %s", error)
                     self.root_missing = True
-            forms = await self._db.run(self._decrypt, self.room_id, raw) if raw else {}
+            forms = await fetched_forms(self._db, self._decrypt, self._ready, self.room_id, raw)
             self._keep(self._parse(forms.get(e.get("event_id", ""), e) for e in raw))
             self.next_batch = token if isinstance(token, str) else None
             self.reached_start = self.next_batch is None
@@ -404,12 +425,14 @@ class ThreadService:
         enqueue: Enqueue,
         mark_read: MarkRead,
         hidden_sender: Callable[[str], bool] | None = None,
+        ready: Ready = _at_once,
     ) -> None:
         self._connection = connection
         self._db = db
         self._cache = cache
         self._publish = publish
         self._decrypt = decrypt
+        self._ready = ready
         self._enqueue = enqueue
         self._mark_read = mark_read
         self._hidden_sender = hidden_sender
@@ -442,6 +465,7 @@ class ThreadService:
                 root_id=root_id,
                 decrypt=self._decrypt,
                 enqueue=self._enqueue,
+                ready=self._ready,
                 name_of=name_of,
                 may_redact_others=may_redact_others,
                 may_mention_room=may_mention_room,
@@ -566,7 +590,7 @@ class ThreadService:
             if isinstance(t.get("latest_event"), dict)
         ]
         raw = roots + latest
-        forms = await self._db.run(self._decrypt, room_id, raw) if raw else {}
+        forms = await fetched_forms(self._db, self._decrypt, self._ready, room_id, raw)
         ours = await self._db.run(self._roots_we_answered, [r.get("event_id", "") for r in roots])
         summaries: list[ThreadSummary] = []
         for root_raw in roots:
