@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tui_client.engine.updates import PresenceChanged, TypingChanged
 from tui_client.ui.app import TuiClientApp
-from tui_client.ui.messages import EngineUpdate
+from tui_client.ui.messages import UpdateBatch
 
 from .fake_world import FakeHomeserver
 from .test_snapshots import GENERAL, _app, _settle
@@ -24,6 +24,8 @@ async def test_updates_queued_at_exit_do_not_crash_the_app(
         app.open_room(GENERAL)
         await _settle(pilot, GENERAL)
 
+        batch = UpdateBatch(app, None)
+
         async def publish() -> None:
             # As a running sync does: updates keep coming while the app shuts down.
             n = 0
@@ -34,7 +36,7 @@ async def test_updates_queued_at_exit_do_not_crash_the_app(
                     if n % 2
                     else PresenceChanged(frozenset({f"@u{n}:example.org"}))
                 )
-                app.post_message(EngineUpdate(update))
+                batch(update)
                 await asyncio.sleep(0)
 
         publisher = asyncio.ensure_future(publish())

@@ -42,7 +42,7 @@ from .bindings import APP_BINDINGS
 from .graphics import detect, graphics, set_graphics
 from .join_flow import JoinFlow
 from .keymap import KeySettings, load_key_settings
-from .messages import EngineUpdate
+from .messages import EngineUpdates, UpdateBatch
 from .palette import RoomsProvider, room_commands
 from .pictures import media_commands
 from .screens import recovery
@@ -55,7 +55,7 @@ from .screens.space import SpaceScreen
 from .screens.store_upgrade import show_upgrade
 from .security_flow import SecurityFlow
 from .themes import DEFAULT_THEME, builtin_themes, honour_no_color, load_themes
-from .update_routes import UpdateRoutes
+from .update_routes import UpdateRoutes, coalesce
 from .url_previews import url_preview_commands
 from .when import TimeStyle, set_time_style
 from .widgets.account_bar import AccountBar
@@ -264,9 +264,11 @@ class TuiClientApp(ClientApp):
         # Handled as they come, not queued (the machine's store upgrade, over the chat screen).
         opening = UpdateRoutes().on(CryptoStoreUpgrade, partial(show_upgrade, self))
 
+        batch = UpdateBatch(self, client)
+
         def forward(update: Update) -> None:
             if not opening.dispatch(update):
-                self.post_message(EngineUpdate(update, client))
+                batch(update)
 
         self._unsubscribe = client.subscribe(forward)
         # The room list from the cache first; the machine after the first paint (issue 13).
@@ -312,15 +314,20 @@ class TuiClientApp(ClientApp):
         await self.pop_screen()
         await self._start(message.client)
 
-    def on_engine_update(self, message: EngineUpdate) -> None:
+    def on_engine_updates(self, message: EngineUpdates) -> None:
+        """What the engine published since the last frame, superseded updates dropped."""
+        source = message.batch.source
+        for update in coalesce(message.batch.take()):
+            self._apply_update(update, source)
+
+    def _apply_update(self, update: Update, source: object) -> None:
         if not self.is_running:
             return  # shutting down: the screens are being taken apart
-        update = message.update
-        account = self.accounts.of(message.source)
-        if account is not None and message.source is not self.client:
+        account = self.accounts.of(source)
+        if account is not None and source is not self.client:
             self.accounts.background_update(account, update)
             return
-        if message.source is not None and account is None and message.source is not self.client:
+        if source is not None and account is None and source is not self.client:
             return  # a closed account's last words
         screen = self.chat_screen
         # A chat screen not mounted yet reads the client's state when it mounts.

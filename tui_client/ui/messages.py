@@ -3,33 +3,52 @@
 from __future__ import annotations
 
 from textual.message import Message
+from textual.message_pump import MessagePump
 
 from ..engine.formatting import Pill
 from ..engine.room_view import RoomView
-from ..engine.updates import RoomListChanged, SyncState, Update
+from ..engine.updates import Update
 
 
-class EngineUpdate(Message):
-    """An update from the engine. Status and room-list updates coalesce (latest wins).
+class EngineUpdates(Message):
+    """Updates of one account published since the last frame took them (:class:`UpdateBatch`).
 
-    ``source`` is the client (the account) it came from: with several accounts in the
-    window, the app hands it to that account's screens only, and only updates of the
-    same account coalesce.
+    ``batch.source`` is the client (the account) they came from: with several accounts in
+    the window, the app hands them to that account's screens only.
+
+    One message however many updates the engine published meanwhile: a first sync of
+    1,000 rooms published over a thousand in one go, each a Textual message with its
+    dispatch, the room list rebuilt for each room list update.
     """
 
-    def __init__(self, update: Update, source: object = None) -> None:
+    def __init__(self, batch: UpdateBatch) -> None:
         super().__init__()
-        self.update = update
-        self.source = source
+        self.batch = batch
 
-    def can_replace(self, message: Message) -> bool:
-        """A newer room list or sync status makes an older queued one pointless."""
-        if not isinstance(message, EngineUpdate) or message.source is not self.source:
-            return False
-        for kind in (SyncState, RoomListChanged):
-            if isinstance(self.update, kind) and isinstance(message.update, kind):
-                return True
-        return False
+
+class UpdateBatch:
+    """The engine's updates of one account, gathered until the UI loop takes them.
+
+    The engine publishes on the UI's event loop (the thread this is called on); the first
+    update after a :meth:`take` posts one :class:`EngineUpdates` to ``app``.
+    """
+
+    __slots__ = ("_app", "_pending", "source")
+
+    def __init__(self, app: MessagePump, source: object) -> None:
+        self._app = app
+        self.source = source
+        self._pending: list[Update] = []
+
+    def __call__(self, update: Update) -> None:
+        self._pending.append(update)
+        if len(self._pending) == 1:
+            self._app.post_message(EngineUpdates(self))
+
+    def take(self) -> list[Update]:
+        """The updates gathered so far, oldest first; a new message is posted for the next."""
+        taken, self._pending = self._pending, []
+        return taken
 
 
 class RoomOpened(Message):
