@@ -31,6 +31,7 @@ IN_PROCESS_BENCHMARKS = ("ingest", "cold_start", "encrypted_cache", "formatted",
 # These run in their own process and print their own report (the UI ones drive the whole app).
 UI_BENCHMARKS = (
     "crypto",
+    "sync_decrypt",
     "backup",
     "ui_start",
     "timeline",

@@ -49,6 +49,7 @@ def test_every_benchmark_runs_once_in_quick_mode() -> None:
         "search: median query over 2,000",
         "decrypt 50 events (olm)",
         "share to 5 devices (vodozemac)",
+        "sync of 10 encrypted events (vodozemac)",
         "restore 20 keys (vodozemac)",
         "upload 20 keys (olm)",
         "cold start to first painted room list, 20 cached rooms",

@@ -397,8 +397,13 @@ class Encryption:
         A response ingested in slices (engine/sync_ingest.py) feeds the machine with its
         first slice only (``head``: to-device events, device lists, key counts, the
         older events the new keys open); every slice decrypts its own rooms' events, all
-        gathered ``into`` one result.
+        gathered ``into`` one result. The clear forms are written together at the end
+        (``batched_forms``), still in the batch's transaction.
         """
+        with self.store.batched_forms():
+            return self._ingest(batch, into, head)
+
+    def _ingest(self, batch: SyncBatch, into: CryptoResult | None, head: bool) -> CryptoResult:
         machine = self.machine
         result = CryptoResult() if into is None else into
         if machine is None:
@@ -569,10 +574,11 @@ class Encryption:
 
             def work() -> dict[str, Event]:
                 found: dict[str, Event] = {}
-                for event in missing:
-                    form = self._decrypt_and_store(machine, event, room_id)
-                    if form is not None:
-                        found[event["event_id"]] = form
+                with self.store.batched_forms():
+                    for event in missing:
+                        form = self._decrypt_and_store(machine, event, room_id)
+                        if form is not None:
+                            found[event["event_id"]] = form
                 return found
 
             shown.update(self._transaction(work))
@@ -809,10 +815,11 @@ class Encryption:
         """
         machine = self._machine()
         redecrypted: dict[str, dict[str, Event]] = {}
-        for event_id, room_id, data in self.store.undecrypted_for_sessions(list(sessions)):
-            shown = self._decrypt_and_store(machine, json.loads(data), room_id)
-            if shown is not None:
-                redecrypted.setdefault(room_id, {})[event_id] = shown
+        with self.store.batched_forms():
+            for event_id, room_id, data in self.store.undecrypted_for_sessions(list(sessions)):
+                shown = self._decrypt_and_store(machine, json.loads(data), room_id)
+                if shown is not None:
+                    redecrypted.setdefault(room_id, {})[event_id] = shown
         return redecrypted
 
 

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 __all__ = ["SqliteCryptoStore"]
 
 Record = dict[str, Any]
+_Row = tuple[str, str, str, str, str]
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
@@ -33,6 +35,8 @@ class SqliteCryptoStore:
 
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._db = connection
+        #: Forms saved inside :meth:`batched_forms`, not written yet: (decrypted, undecrypted).
+        self._pending: tuple[list[_Row], list[_Row]] | None = None
 
     def _one(self, sql: str, params: Sequence[Any]) -> Any | None:
         row = self._db.execute(sql, params).fetchone()
@@ -437,29 +441,76 @@ class SqliteCryptoStore:
 
     # -- decrypted and undecryptable events (the engine's, not the machine's) ---------------
 
+    @contextmanager
+    def batched_forms(self) -> Iterator[None]:
+        """Keep the forms saved inside (:meth:`save_decrypted`, :meth:`save_undecrypted`)
+        and write them together on leaving, one statement each for the whole batch rather
+        than per event. Still inside the caller's transaction: nothing commits here, and a
+        batch that fails writes none of them (its transaction rolls back). Reads of the
+        forms inside see them (they are written first)."""
+        if self._pending is not None:
+            yield  # nested: the outer batch writes them
+            return
+        self._pending = ([], [])
+        try:
+            yield
+            self._write_pending()
+        finally:
+            self._pending = None
+
+    def _write_pending(self) -> None:
+        pending = self._pending
+        if pending is None or not (pending[0] or pending[1]):
+            return
+        clear, failed = pending
+        self._pending = ([], [])
+        if failed:
+            self._db.executemany(
+                "INSERT INTO undecrypted_events (event_id, room_id, session_id, code, reason) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(event_id) DO UPDATE SET code = excluded.code, reason = excluded.reason",
+                failed,
+            )
+        if clear:
+            self._db.executemany(
+                "INSERT INTO decrypted_events (event_id, room_id, session_id, clear, info) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(event_id) DO UPDATE SET clear = excluded.clear, info = excluded.info",
+                clear,
+            )
+            self._db.executemany(
+                "DELETE FROM undecrypted_events WHERE event_id = ?", [(row[0],) for row in clear]
+            )
+
     def save_decrypted(
         self, event_id: str, room_id: str, session_id: str, clear: Record, info: Record
     ) -> None:
         """Keep the clear form of an event we decrypted (and forget why it failed before)."""
-        self._db.execute(
-            "INSERT INTO decrypted_events (event_id, room_id, session_id, clear, info) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT(event_id) DO UPDATE SET clear = excluded.clear, info = excluded.info",
-            (event_id, room_id, session_id, _dumps(clear), _dumps(info)),
-        )
-        self._db.execute("DELETE FROM undecrypted_events WHERE event_id = ?", (event_id,))
+        row = (event_id, room_id, session_id, _dumps(clear), _dumps(info))
+        if self._pending is None:
+            self._pending = ([row], [])
+            try:
+                self._write_pending()
+            finally:
+                self._pending = None
+        else:
+            self._pending[0].append(row)
 
     def save_undecrypted(
         self, event_id: str, room_id: str, session_id: str, code: str, reason: str
     ) -> None:
         """Note why an event could not be decrypted (it is retried when its key arrives)."""
-        self._db.execute(
-            "INSERT INTO undecrypted_events (event_id, room_id, session_id, code, reason) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT(event_id) DO UPDATE SET code = excluded.code, reason = excluded.reason",
-            (event_id, room_id, session_id, code, reason),
-        )
+        row = (event_id, room_id, session_id, code, reason)
+        if self._pending is None:
+            self._pending = ([], [row])
+            try:
+                self._write_pending()
+            finally:
+                self._pending = None
+        else:
+            self._pending[1].append(row)
 
     def decrypted(self, event_ids: Sequence[str]) -> dict[str, tuple[Record, Record]]:
         """Clear forms we hold: event ID -> (clear event, encryption info)."""
+        self._write_pending()
         found: dict[str, tuple[Record, Record]] = {}
         for start in range(0, len(event_ids), 500):
             chunk = list(event_ids[start : start + 500])
@@ -473,6 +524,7 @@ class SqliteCryptoStore:
 
     def undecrypted(self, event_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
         """Why events could not be decrypted: event ID -> (code, reason)."""
+        self._write_pending()
         found: dict[str, tuple[str, str]] = {}
         for start in range(0, len(event_ids), 500):
             chunk = list(event_ids[start : start + 500])
@@ -488,6 +540,7 @@ class SqliteCryptoStore:
         self, sessions: Iterable[tuple[str, str]]
     ) -> list[tuple[str, str, str]]:
         """Events waiting for any of these ``(room_id, session_id)`` keys: (event_id, room_id, json)."""
+        self._write_pending()
         waiting: list[tuple[str, str, str]] = []
         for room_id, session_id in sessions:
             rows = self._db.execute(
