@@ -82,3 +82,31 @@ def test_the_qr_encoder_loads_when_a_code_is_drawn() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["True"]
+
+
+# Issue 13 (start-up): what the first painted room list does not need is imported when first
+# used: key backup and recovery (and `cryptography` under them), the room directory, the
+# login, verification and device screens.
+NOT_FOR_THE_FIRST_PAINT = (
+    "cryptography",
+    "tui_client.crypto.backup",
+    "tui_client.crypto.secret_storage",
+    "tui_client.engine.backup",
+    "tui_client.engine.recovery",
+    "tui_client.engine.directory",
+    "tui_client.ui.screens.directory",
+    "tui_client.ui.screens.login",
+    "tui_client.ui.screens.devices",
+    "tui_client.ui.screens.verification",
+    "tui_client.ui.screens.recovery",
+    "tui_client.ui.screens.security",
+)
+
+
+def test_importing_the_app_leaves_backup_media_directory_and_screens_for_later() -> None:
+    code = (
+        "import sys, tui_client.ui.app\n"
+        f"print(' '.join(m for m in {NOT_FOR_THE_FIRST_PAINT!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == []

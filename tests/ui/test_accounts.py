@@ -16,8 +16,9 @@ from textual.widgets import Input
 
 from tui_client.devtools.synapse import RegisteredUser, SynapseServer
 from tui_client.engine.accounts import ACCOUNTS_FILE
-from tui_client.ui.accounts import AccountBar, AccountSwitcher, AddAccountScreen
+from tui_client.ui.accounts import AccountBar, AccountSwitcher
 from tui_client.ui.app import TuiClientApp
+from tui_client.ui.screens.add_account import AddAccountScreen
 from tui_client.ui.screens.chat import ChatScreen
 from tui_client.ui.screens.dialogs import ConfirmDialog
 from tui_client.ui.widgets.timeline import TimelineView

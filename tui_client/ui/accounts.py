@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from rich.style import Style
 from rich.text import Text
@@ -33,14 +33,12 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
-from ..crypto.verification import VerificationState
 from ..engine.accounts import MAIN, AccountList, load_accounts, save_accounts, slot_location
 from ..engine.client import MatrixClient
 from ..engine.paths import profile_dir
 from ..engine.updates import Notice, SessionEnded, Update, VerificationChanged
 from ..protocol.sanitize import clean_line
 from . import notify
-from .screens.login import LoginProblem, LoginScreen, _LoginFailed
 from .update_routes import UpdateRoutes
 from .widgets.account_bar import AccountBar, AccountEntry, account_row
 from .widgets.room_list import visible_rooms
@@ -141,38 +139,6 @@ class AccountSwitcher(ModalScreen[str | None]):
 
     def action_cancel(self) -> None:
         """Close."""
-        self.dismiss(None)
-
-
-class AddAccountScreen(LoginScreen):
-    """The login screen for one more account: Escape goes back to the accounts open."""
-
-    BINDINGS = [Binding("escape", "cancel", "Back", id="dialogs.cancel")]
-
-    def __init__(self, *, open_ids: Iterable[str], **options: Any) -> None:
-        super().__init__(**options)
-        self._open_ids = frozenset(open_ids)
-
-    def on_mount(self) -> None:
-        self.query_one("#login-subtitle", Label).update(
-            "Add an account (Escape goes back): it runs beside the others"
-        )
-
-    def _login(self, user_id: str, password: str, homeserver: str) -> None:  # type: ignore[override]
-        if user_id in self._open_ids:
-            problem = LoginProblem(
-                f"{user_id} is already open in this window (F9 switches to it).", "user-id"
-            )
-            self.post_message(_LoginFailed(problem))
-            return
-        super()._login(user_id, password, homeserver)
-
-    def on_login_screen_logged_in(self, message: LoginScreen.LoggedIn) -> None:
-        message.stop()
-        self.dismiss(message.client)  # type: ignore[arg-type]
-
-    def action_cancel(self) -> None:
-        """Back to the accounts open, nothing changed."""
         self.dismiss(None)
 
 
@@ -357,6 +323,8 @@ class AccountManager:
 
     def show_switcher(self) -> None:
         """F9: the account switcher (once an account is logged in; not over a login)."""
+        from .screens.login import LoginScreen
+
         if not self.accounts or isinstance(self.app.screen, LoginScreen | AccountSwitcher):
             return
 
@@ -370,6 +338,8 @@ class AccountManager:
 
     def add_account(self) -> None:
         """The login screen for one more account; a failure keeps the accounts open."""
+        from .screens.add_account import AddAccountScreen
+
         app = self.app
         used = {a.slot for a in self.accounts}
         slot = self.listing.free_slot(app.profile, used)
@@ -437,6 +407,8 @@ class AccountManager:
             )
 
     def _background_verification(self, account: Account, update: VerificationChanged) -> None:
+        from ..crypto.verification import VerificationState
+
         if update.verification.state is VerificationState.INCOMING:
             self.app.notify(
                 "A verification request: F9 switches to this account to answer it.",

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import events
 from textual.app import App, SystemCommand
@@ -17,25 +17,25 @@ from ..config import Config, themes_dir, write_setting
 from ..engine import gc_policy
 from ..engine.cache_key import CacheKeyError, set_aside_unreadable_cache
 from ..engine.client import CACHE_FILE, SESSION_FILE, MatrixClient
-from ..engine.directory import parse_server_list
 from ..engine.encryption import configure_backend
-from ..engine.opener import HandlerError, open_with_handler
 from ..engine.paths import profile_dir
 from ..engine.settings import account_values, apply_config
 from ..engine.storage import StorageUnavailable
 from ..engine.updates import (
+    BackupStatus,
     CacheDamageFound,
     CryptoStoreUpgrade,
+    KeyRestoreProgress,
+    RecoverySuggested,
     RoomListChanged,
     SessionEnded,
     SyncStatus,
     Update,
 )
 from ..net.http import configure_http2
-from ..protocol.directory import PublicRoom
 from ..protocol.ids import InvalidIdentifier
 from ..protocol.sanitize import clean_line
-from . import cache_damage, notification_commands, notify
+from . import notify
 from .accounts import AccountManager
 from .app_interface import ClientApp
 from .bindings import APP_BINDINGS
@@ -44,21 +44,18 @@ from .join_flow import JoinFlow
 from .keymap import KeySettings, load_key_settings
 from .messages import EngineUpdates, UpdateBatch
 from .palette import RoomsProvider, room_commands
-from .pictures import media_commands
-from .screens import recovery
 from .screens.chat import ChatScreen, chat_screen_of
 from .screens.dialogs import ConfirmDialog, PromptDialog
-from .screens.directory import DirectoryScreen
-from .screens.login import LoginScreen, explain_login_failure
-from .screens.room_preview import RoomPreviewScreen
-from .screens.space import SpaceScreen
-from .screens.store_upgrade import show_upgrade
+from .screens.follows import FollowsUpdates
 from .security_flow import SecurityFlow
 from .themes import DEFAULT_THEME, builtin_themes, honour_no_color, load_themes
 from .update_routes import UpdateRoutes, coalesce
-from .url_previews import url_preview_commands
 from .when import TimeStyle, set_time_style
 from .widgets.account_bar import AccountBar
+
+if TYPE_CHECKING:
+    from ..protocol.directory import PublicRoom
+    from .screens.login import LoginScreen
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +100,7 @@ class TuiClientApp(ClientApp):
             UpdateRoutes()
             .on(RoomListChanged, lambda _update: self.accounts.refresh())
             .on(SessionEnded, self._session_ended)
-            .on(CacheDamageFound, partial(cache_damage.offer_rebuild, self))
+            .on(CacheDamageFound, self._offer_rebuild)
         )
         if self.no_color:
             honour_no_color(self._filters)
@@ -247,6 +244,8 @@ class TuiClientApp(ClientApp):
         self.push_screen(ConfirmDialog(question, "Log in again"), answer)
 
     def _show_login(self, message: str = "", user_id: str = "") -> None:
+        from .screens.login import LoginScreen
+
         saved = MatrixClient.saved_session(self.profile, self.base_dir)
         self.push_screen(
             LoginScreen(
@@ -262,7 +261,7 @@ class TuiClientApp(ClientApp):
     async def _start(self, client: MatrixClient) -> None:
         self.client = client
         # Handled as they come, not queued (the machine's store upgrade, over the chat screen).
-        opening = UpdateRoutes().on(CryptoStoreUpgrade, partial(show_upgrade, self))
+        opening = UpdateRoutes().on(CryptoStoreUpgrade, self._show_upgrade)
 
         batch = UpdateBatch(self, client)
 
@@ -306,9 +305,21 @@ class TuiClientApp(ClientApp):
         await apply_config(client, self.config)
         self._saved_settings.update(account_values(client))
         self.security.refresh_bar()
+        from . import cache_damage
+
         cache_damage.after_open(self, client)
         if self.start_sync:
             client.start()
+
+    def _offer_rebuild(self, update: CacheDamageFound) -> None:
+        from . import cache_damage
+
+        cache_damage.offer_rebuild(self, update)
+
+    def _show_upgrade(self, update: CryptoStoreUpgrade) -> None:
+        from .screens.store_upgrade import show_upgrade
+
+        show_upgrade(self, update)
 
     async def on_login_screen_logged_in(self, message: LoginScreen.LoggedIn) -> None:
         await self.pop_screen()
@@ -335,11 +346,14 @@ class TuiClientApp(ClientApp):
             screen.handle_update(update)
         # The directory and space views follow memberships and join progress too.
         for other in self.screen_stack:
-            if isinstance(other, DirectoryScreen | SpaceScreen) and other.is_mounted:
+            if isinstance(other, FollowsUpdates) and other.is_mounted:
                 other.handle_update(update)
         self.security.handle(update)
         (account.notifier if account is not None else self.notifier).handle(update)
-        recovery.handle_update(self, self.client, update)
+        if isinstance(update, KeyRestoreProgress | BackupStatus | RecoverySuggested):
+            from .screens import recovery
+
+            recovery.handle_update(self, self.client, update)
         self._app_routes.dispatch(update)
 
     def account_count(self) -> int:
@@ -384,6 +398,8 @@ class TuiClientApp(ClientApp):
                     transport=self.transport,
                 )
             except Exception as error:
+                from .screens.login import explain_login_failure
+
                 problem = explain_login_failure(
                     error, user_id=client.user_id, homeserver=client.info.homeserver
                 )
@@ -445,6 +461,9 @@ class TuiClientApp(ClientApp):
         """The room directory (of ``servers``, comma-separated; ours by default)."""
         if self.client is None:
             return
+        from ..engine.directory import parse_server_list
+        from .screens.directory import DirectoryScreen
+
         try:
             parse_server_list(servers)
         except InvalidIdentifier as error:
@@ -454,6 +473,8 @@ class TuiClientApp(ClientApp):
 
     def show_space(self, space_id: str, via: Sequence[str] = ()) -> None:
         """The space view of ``space_id`` (joined or not)."""
+        from .screens.space import SpaceScreen
+
         if self.client is not None:
             self.push_screen(SpaceScreen(self.client, space_id, via=via))
 
@@ -479,6 +500,8 @@ class TuiClientApp(ClientApp):
             elif choice == "knock":
                 self.run_worker(self._knock(target, tuple(via)), exit_on_error=False)
 
+        from .screens.room_preview import RoomPreviewScreen
+
         self.push_screen(RoomPreviewScreen(client, target, via, known), chosen)
 
     async def _knock(self, target: str, via: tuple[str, ...]) -> None:
@@ -492,6 +515,11 @@ class TuiClientApp(ClientApp):
         self.notify("Asked to join; you will be invited if someone lets you in.", markup=False)
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        from . import cache_damage, notification_commands
+        from .pictures import media_commands
+        from .screens import recovery
+        from .url_previews import url_preview_commands
+
         yield from super().get_system_commands(screen)
         if self.chat_screen is None:
             return
@@ -573,6 +601,8 @@ class TuiClientApp(ClientApp):
         url = self.client.account_page(action) if self.client is not None else None
         if url is None:
             return
+        from ..engine.opener import HandlerError, open_with_handler
+
         try:
             await open_with_handler(url)
         except HandlerError as error:
@@ -641,6 +671,8 @@ class TuiClientApp(ClientApp):
     def action_encryption_health(self) -> None:
         """F7: encryption health, recovery and the key backup."""
         if self.client is not None and self.chat_screen is not None:
+            from .screens import recovery
+
             recovery.show_health(self, self.client)
 
     def action_devices(self) -> None:

@@ -15,7 +15,6 @@ from textual.fuzzy import Matcher
 
 from ..protocol.sanitize import clean_line
 from .app_interface import ClientApp
-from .screens import security
 from .screens.chat import ChatScreen
 from .widgets.room_list import visible_rooms
 
@@ -69,6 +68,8 @@ def plain_highlight(matcher: Matcher, text: str) -> Content:
 
 def room_commands(chat: ChatScreen) -> Iterator[SystemCommand]:
     """Rooms, search, creation and the room in front's commands, as the palette lists them."""
+    from .screens import security
+
     yield SystemCommand("Switch room", "Fuzzy-find a room (Ctrl+K)", chat.action_switch_room)
     yield SystemCommand(
         "Join room", "Join by alias, ID, matrix.to link or matrix: URI", chat.action_join_dialog

@@ -23,8 +23,6 @@ from rich.text import Text
 from textual.app import SystemCommand
 from textual.markup import escape as escape_markup
 
-from ..crypto.verification import Verification, VerificationState
-from ..engine.opener import HandlerError, open_with_handler
 from ..engine.updates import (
     CrossSigningChanged,
     IdentityWarnings,
@@ -34,9 +32,8 @@ from ..engine.updates import (
 )
 from ..protocol.sanitize import clean_line
 from .screens.chat import ChatScreen, chat_screen_of
-from .screens.devices import DevicesScreen
 from .screens.dialogs import ConfirmDialog, PromptDialog
-from .screens.verification import VerificationDialog, describe_other, trust_note
+from .screens.follows import DevicesView
 from .update_routes import UpdateRoutes
 from .widgets.member_list import MemberList
 from .widgets.room_header import RoomHeader
@@ -44,11 +41,17 @@ from .widgets.security_bar import BarItem, SecurityBar
 from .widgets.timeline import TimelineView
 
 if TYPE_CHECKING:
+    from ..crypto.verification import Verification, VerificationState
     from ..engine.client import MatrixClient
     from .app_interface import ClientApp
+    from .screens.verification import VerificationDialog
 
-# States where the user must answer: the dialog opens again even if they hid it.
-_ASK_STATES = frozenset({VerificationState.KEYS_EXCHANGED, VerificationState.QR_SCANNED})
+
+def _ask_states() -> frozenset[VerificationState]:
+    """States where the user must answer: the dialog opens again even if they hid it."""
+    from ..crypto.verification import VerificationState
+
+    return frozenset({VerificationState.KEYS_EXCHANGED, VerificationState.QR_SCANNED})
 
 
 class SecurityFlow:
@@ -104,6 +107,8 @@ class SecurityFlow:
     async def approve_in_browser(self, url: str, purpose: str) -> bool:
         """Open the account page where the server wants ``purpose`` approved, and wait for
         the user to say it is done (True) or give up (False)."""
+        from ..engine.opener import HandlerError, open_with_handler
+
         try:
             await open_with_handler(url)
             opened = "It is open in your browser"
@@ -129,7 +134,7 @@ class SecurityFlow:
         """Apply one engine update (called by the app for every update)."""
         self._routes.dispatch(update)
         for screen in self.app.screen_stack:
-            if isinstance(screen, DevicesScreen) and screen.is_mounted:
+            if isinstance(screen, DevicesView) and screen.is_mounted:
                 screen.handle_update(update)
 
     def _on_trust_changed(self, update: TrustChanged) -> None:
@@ -137,22 +142,28 @@ class SecurityFlow:
         self.refresh_bar()
 
     def _dialog(self, verification_id: str) -> VerificationDialog | None:
+        from .screens.verification import VerificationDialog
+
         for screen in self.app.screen_stack:
             if isinstance(screen, VerificationDialog) and screen.verification_id == verification_id:
                 return screen
         return None
 
     def _flow_changed(self, flow: Verification) -> None:
+        from ..crypto.verification import VerificationState
+        from .screens.verification import describe_other
+
+        ask_states = _ask_states()
         dialog = self._dialog(flow.id)
         if dialog is not None:
             dialog.update_flow(flow)
         elif (flow.we_requested and not flow.is_final and flow.id not in self._opened) or (
-            flow.state in _ASK_STATES and f"{flow.id}:{flow.state.value}" not in self._opened
+            flow.state in ask_states and f"{flow.id}:{flow.state.value}" not in self._opened
         ):
             # Ours: show it at once. Any: when the user must answer (even if hidden before):
             # the emoji to compare, or whether the other device says it scanned our code.
             self.show_dialog(flow)
-        if flow.state in _ASK_STATES:
+        if flow.state in ask_states:
             self._opened.add(f"{flow.id}:{flow.state.value}")
         self.refresh_bar()
         if flow.state is VerificationState.INCOMING and flow.id not in self._notified:
@@ -191,6 +202,8 @@ class SecurityFlow:
         client = self.client
         if client is None or self._dialog(flow.id) is not None:
             return
+        from .screens.verification import VerificationDialog
+
         self._opened.add(flow.id)
         self.app.push_screen(VerificationDialog(client, flow, focus=focus))
 
@@ -202,6 +215,8 @@ class SecurityFlow:
         client = self.client
         if client is None or not client.encryption.available:
             return None
+        from .screens.verification import describe_other, trust_note
+
         waiting = client.verification.incoming()
         if waiting:
             flow = waiting[0]
@@ -258,6 +273,9 @@ class SecurityFlow:
         return self._flow_in_progress(client)
 
     def _flow_in_progress(self, client: MatrixClient) -> BarItem | None:
+        from ..crypto.verification import VerificationState
+        from .screens.verification import describe_other
+
         for flow in client.verification.active():
             if self._dialog(flow.id) is None and flow.state is not VerificationState.INCOMING:
                 text = Text(
@@ -274,7 +292,7 @@ class SecurityFlow:
         """Show the current most urgent item in the bars of the chat and devices screens."""
         chat = chat_screen_of(self.app)
         for screen in self.app.screen_stack:
-            devices = isinstance(screen, DevicesScreen)
+            devices = isinstance(screen, DevicesView)
             if not screen.is_mounted or not (devices or screen is chat):
                 continue
             item = self.bar_item(verifications_only=devices)
@@ -366,6 +384,8 @@ class SecurityFlow:
         client = self.client
         if client is None:
             return
+        from .screens.devices import DevicesScreen
+
         if isinstance(self.app.screen, DevicesScreen) and self.app.screen.user_id == (
             user_id or client.user_id
         ):

@@ -9,17 +9,15 @@ it keeps these concerns out of the screen's message and timeline handling.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import OptionList
 
-from ...crypto.attachments import AttachmentError
 from ...engine.client import MatrixClient
-from ...engine.directory import bridged_protocols
 from ...engine.identity import IdentityError
-from ...engine.opener import fetch_to_private_file, open_with_handler
 from ...engine.room_view import RoomView
 from ...engine.updates import JoinProgress, Reminder, RoomListChanged, SpacesChanged, Update
 from ...protocol.commands import CommandError, parse_command
@@ -27,10 +25,8 @@ from ...protocol.errors import MatrixError, NetworkError
 from ...protocol.ids import MatrixLink, server_name_of
 from ...protocol.links import document_links, find_room_links, has_spoiler
 from ...protocol.media import MediaError
-from ...protocol.room_create import RoomCreateOptions
 from ...protocol.room_state import RoomSummary
 from ...protocol.sanitize import clean_line
-from ...protocol.thirdparty import ThirdPartyLocation, ThirdPartyProtocol
 from ...protocol.timeline import TimelineItem
 from ...protocol.web_links import web_links
 from .. import identity_flow
@@ -42,9 +38,11 @@ from ..widgets.room_list import RoomList, visible_rooms
 from ..widgets.space_bar import HOME, PEOPLE, SpaceBar
 from ..widgets.status_bar import StatusBar
 from ..widgets.timeline import TimelineView
-from .bridge_join import BridgeJoinDialog
-from .create_room import CreateRoomDialog
 from .dialogs import ChoiceDialog, ConfirmDialog, PromptDialog
+
+if TYPE_CHECKING:
+    from ...protocol.room_create import RoomCreateOptions
+    from ...protocol.thirdparty import ThirdPartyLocation, ThirdPartyProtocol
 
 
 class RoomActions(Screen[None]):
@@ -283,6 +281,9 @@ class RoomActions(Screen[None]):
 
     @work(group="open-external", exit_on_error=False)
     async def _open_externally(self, url: str | None, event_id: str | None) -> None:
+        from ...crypto.attachments import AttachmentError
+        from ...engine.opener import fetch_to_private_file, open_with_handler
+
         try:
             if event_id is not None:
                 self.notify("Downloading…", markup=False, timeout=3)
@@ -385,6 +386,8 @@ class RoomActions(Screen[None]):
         self._create(space=True)
 
     def _create(self, *, space: bool) -> None:
+        from .create_room import CreateRoomDialog
+
         dialog = CreateRoomDialog(
             server_name=server_name_of(self.client.user_id),
             space=space,
@@ -463,6 +466,9 @@ class RoomActions(Screen[None]):
     async def action_create_bridged_dm(self) -> None:
         """Start a direct chat with a bridged network's user, found by the fields its
         bridge asks for (``/thirdparty/user``: network and nickname, say)."""
+        from ...engine.directory import bridged_protocols
+        from .bridge_join import BridgeJoinDialog
+
         try:
             protocols = [p for p in await bridged_protocols(self.client) if p.user_fields]
         except (MatrixError, NetworkError, TimeoutError) as error:

@@ -29,6 +29,7 @@ from ...protocol.sanitize import clean_line
 from ..app_interface import client_app
 from ..widgets.security_bar import SecurityBar
 from .dialogs import ConfirmDialog, PromptDialog
+from .follows import DevicesView
 
 if TYPE_CHECKING:
     from ...engine.client import MatrixClient
@@ -64,7 +65,7 @@ def last_seen(ts: int | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts / 1000))
 
 
-class DevicesScreen(Screen[None]):
+class DevicesScreen(DevicesView, Screen[None]):
     """Sessions and devices (see the module documentation)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [

@@ -38,11 +38,12 @@ from ..update_routes import UpdateRoutes
 from ..widgets.directory_list import DirectoryList
 from .bridge_join import BridgeJoinDialog
 from .dialogs import ChoiceDialog
+from .follows import FollowsUpdates
 
 SEARCH_DEBOUNCE = 0.35
 
 
-class DirectoryScreen(Screen[None]):
+class DirectoryScreen(FollowsUpdates, Screen[None]):
     """Browse, search and join public rooms."""
 
     # How long one directory server may take to answer a page.

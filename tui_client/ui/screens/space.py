@@ -20,12 +20,13 @@ from ...protocol.sanitize import clean_line, clean_text
 from ..app_interface import client_app
 from ..update_routes import UpdateRoutes
 from ..widgets.space_tree import SpaceTree
+from .follows import FollowsUpdates
 
 DEPTHS: tuple[int | None, ...] = (None, 1, 2, 3)
 AUTO_PAGES = 10
 
 
-class SpaceScreen(Screen[None]):
+class SpaceScreen(FollowsUpdates, Screen[None]):
     """The space view (``/hierarchy``)."""
 
     BINDINGS = [
