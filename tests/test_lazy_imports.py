@@ -85,10 +85,12 @@ def test_the_qr_encoder_loads_when_a_code_is_drawn() -> None:
 
 
 # Issue 13 (start-up): what the first painted room list does not need is imported when first
-# used: key backup and recovery (and `cryptography` under them), the room directory, the
-# login, verification and device screens.
+# used: key backup and recovery (and `cryptography` under them), pictures (Pillow, blurhash),
+# the room directory, the login, verification and device screens.
 NOT_FOR_THE_FIRST_PAINT = (
     "cryptography",
+    "PIL",
+    "blurhash",
     "tui_client.crypto.backup",
     "tui_client.crypto.secret_storage",
     "tui_client.engine.backup",
@@ -110,3 +112,21 @@ def test_importing_the_app_leaves_backup_media_directory_and_screens_for_later()
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == []
+
+
+def test_pillow_loads_when_the_first_picture_is_decoded() -> None:
+    code = (
+        "import io, sys\n"
+        "from tui_client.engine.images import blurhash_picture, decode_picture\n"
+        "from tui_client.engine.image_decode import MAX_IMAGE_PIXELS\n"
+        "assert 'PIL' not in sys.modules\n"
+        "from PIL import Image\n"
+        "out = io.BytesIO(); Image.new('RGB', (8, 4), (200, 10, 10)).save(out, 'PNG')\n"
+        "picture = decode_picture(out.getvalue(), 4, 2)\n"
+        "assert (picture.width, picture.height) == (4, 2), picture\n"
+        "assert Image.MAX_IMAGE_PIXELS == MAX_IMAGE_PIXELS\n"
+        "assert blurhash_picture('LEHV6nWB2yk8pyo0adR*.7kCMdnj', 4, 2) is not None\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["ok"]

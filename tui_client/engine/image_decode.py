@@ -18,9 +18,10 @@ from __future__ import annotations
 import io
 import warnings
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from PIL import Image, ImageFile, UnidentifiedImageError
+if TYPE_CHECKING:
+    from PIL import Image
 
 __all__ = [
     "MAX_IMAGE_BYTES",
@@ -38,9 +39,6 @@ MAX_IMAGE_BYTES = 50 * 1024 * 1024
 MAX_IMAGE_PIXELS = 40_000_000
 #: The formats we let Pillow sniff for: raster formats with well-trodden decoders.
 ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP")
-
-# Pillow's own guard (a warning above this, an error above twice this) as a second line.
-Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 
 
 class ImageDecodeError(ValueError):
@@ -78,6 +76,11 @@ def image_header(
             head = start.read(4096)
     if is_svg(head, mimetype):
         raise ImageDecodeError("SVG image: not shown (open it with o)")
+    # Pillow is imported when the first image is read (issue 13: not at start-up).
+    from PIL import Image, UnidentifiedImageError
+
+    # Pillow's own guard (a warning above this, an error above twice this) as a second line.
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
     if size > max_bytes:
         raise ImageDecodeError(f"image too large to show ({size:,} bytes; at most {max_bytes:,})")
     try:
@@ -121,6 +124,8 @@ def decode_image(
         raise ImageDecodeError("damaged image (no pixels)")
     if width * height > max_pixels:
         raise ImageDecodeError(f"image too large to decode ({width:,} x {height:,} pixels)")
+    from PIL import Image, ImageFile, UnidentifiedImageError  # imported by image_header
+
     bound = max_side
     if original_size is not None and original_size[0] > 0 and original_size[1] > 0:
         bound = min(bound, max(original_size))

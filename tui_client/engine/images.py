@@ -24,9 +24,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-import blurhash as _blurhash  # type: ignore[import-untyped]
-from PIL import Image
-
 from ..crypto.attachments import AttachmentError, decrypt_attachment
 from ..protocol import requests as api
 from ..protocol.errors import MatrixError, NetworkError
@@ -34,6 +31,8 @@ from ..protocol.media import Attachment, ImageRef, MediaError, parse_mxc
 from .image_decode import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, ImageDecodeError, decode_image
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from .client import MatrixClient
 
 __all__ = [
@@ -132,6 +131,8 @@ def decode_picture(
     refused, the header's pixel count) and the first frame are
     :func:`.image_decode.decode_image`'s. Raises :class:`ImageDecodeError`.
     """
+    from PIL import Image  # Pillow and blurhash: when the first picture is drawn (issue 13)
+
     side = max(max_cols, max_rows * 2)
     if detail is not None:
         side = max(max_cols * detail[0], max_rows * detail[1])
@@ -150,6 +151,8 @@ def decode_picture(
 
 
 def _detailed_png(image: Image.Image, max_width: int, max_height: int) -> bytes:
+    from PIL import Image
+
     scale = min(max_width / image.width, max_height / image.height, 1.0)
     size = max(1, round(image.width * scale)), max(1, round(image.height * scale))
     if size != image.size:
@@ -171,6 +174,9 @@ def blurhash_picture(blurhash: str, cols: int, rows: int) -> Picture | None:
     scaled to the box. Cached: the timeline asks again on every layout."""
     if len(blurhash) < 6 or len(blurhash) > 200 or any(c not in _BASE83 for c in blurhash):
         return None
+    import blurhash as _blurhash  # type: ignore[import-untyped]
+    from PIL import Image
+
     cols, rows = max(1, cols), max(1, rows)
     small = min(cols, 16), min(rows * 2, 12)
     try:
@@ -521,6 +527,8 @@ class ImageService:
 
 
 def _square(picture: Picture, width: int, height: int) -> Picture:
+    from PIL import Image
+
     image = Image.frombytes("RGBA", (picture.width, picture.height), picture.rgba)
     image = image.resize((width, height), Image.Resampling.BOX)
     return Picture(width, height, image.tobytes())

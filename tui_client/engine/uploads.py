@@ -23,9 +23,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..crypto.attachments import AttachmentEncryptor
 from ..net.http import HomeserverConnection, backoff_delay
 from ..protocol import requests as api
 from ..protocol.errors import MatrixError, NetworkError
@@ -39,8 +38,10 @@ from ..store.uploads import (
     uploads_remove,
 )
 from .dbthread import DatabaseThread
-from .image_decode import ImageDecodeError, decode_image, image_header
 from .updates import UploadProgress
+
+if TYPE_CHECKING:
+    from ..crypto.attachments import AttachmentEncryptor
 
 __all__ = [
     "THUMBNAIL_SIDE",
@@ -101,6 +102,8 @@ def image_details(path: Path, size: int) -> ImageDetails:
     """Size, true mimetype, thumbnail (for a big image, and only when smaller than the
     file) and blurhash of an image file. Blocking (decodes the image): run it in a thread.
     Raises :class:`ImageDecodeError` when the file is not an image we can decode."""
+    from .image_decode import decode_image, image_header  # Pillow: when first needed
+
     fmt, width, height = image_header(path)
     mimetype = _FORMAT_MIMETYPES.get(fmt, "application/octet-stream")
     small = decode_image(path, max_side=THUMBNAIL_SIDE)
@@ -389,6 +392,9 @@ class UploadService:
 
     async def _upload(self, job: UploadJob) -> dict[str, Any]:
         """Upload the file (and its thumbnail); the message content to send."""
+        from ..crypto.attachments import AttachmentEncryptor
+        from .image_decode import ImageDecodeError
+
         p = job.pending
         path = Path(p.path)
         summary = self._rooms().get(p.room_id)
@@ -480,6 +486,8 @@ class UploadService:
         if not encrypted:
             answer = await self._connection.send(api.upload_media(data, None, mimetype))
             return _content_uri(answer)
+        from ..crypto.attachments import AttachmentEncryptor
+
         encryptor = AttachmentEncryptor()
         ciphertext = encryptor.update(data)
         answer = await self._connection.send(

@@ -38,7 +38,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from PIL import Image
 from rich.color import Color, ColorType
 from rich.color_triplet import ColorTriplet
 from rich.segment import Segment
@@ -277,6 +276,8 @@ def sixel_sequence(png: bytes) -> str:
 
     Each band of six pixel rows is written colour by colour; a colour's six rows are
     combined as big integers of 0/1 bytes (no per-pixel Python loop)."""
+    from PIL import Image  # when the first sixel picture is drawn (issue 13)
+
     with Image.open(io.BytesIO(png)) as opened:
         image = opened.convert("RGBA")
     width, height = image.size
