@@ -5,6 +5,7 @@ the same response stored whole, in the same run (a ratio, not a timing)."""
 
 from __future__ import annotations
 
+import json
 import tracemalloc
 from pathlib import Path
 from typing import Any, cast
@@ -12,8 +13,10 @@ from typing import Any, cast
 from bench.ingest import CACHE_FILE, OWN_USER_ID, _Engine, open_encryption
 from bench.synthetic import initial_sync
 from tui_client.engine.client import MatrixClient
+from tui_client.engine.core import Core
 from tui_client.engine.encryption import CryptoResult
 from tui_client.engine.sync import SyncV2Source
+from tui_client.engine.sync_ingest import ingest_response
 from tui_client.store.cache import Cache, IngestResult
 
 ROOMS = 80
@@ -62,3 +65,33 @@ def test_a_first_sync_in_slices_holds_a_fraction_of_the_whole(tmp_path: Path) ->
     print(f"traced peak: whole {whole_peak / len(raw):.2f}x, sliced {peak / len(raw):.2f}x")
     assert whole_peak > 5 * len(raw)
     assert peak < 0.4 * whole_peak
+
+
+def test_account_data_and_presence_after_the_rooms_reach_the_engine(tmp_path: Path) -> None:
+    # A server that writes them after rooms.join: read in one pass, they come in the last
+    # batch, stored with the rest; the engine reads them (presence, the account data
+    # types its notifications look at) from the head it is handed, as if written first.
+    body = json.loads(initial_sync(rooms=5))
+    body["presence"] = {
+        "events": [{"type": "m.presence", "sender": "@zed:x", "content": {"presence": "online"}}]
+    }
+    for key in ("account_data", "presence"):
+        body[key] = body.pop(key)  # after "rooms" now
+    raw = json.dumps(body).encode()
+    assert raw.index(b'"rooms"') < raw.index(b'"account_data"')
+    source = SyncV2Source(cast(Any, None))
+    source.slice_bytes = 0
+    cache = Cache(tmp_path / CACHE_FILE, own_user_id=OWN_USER_ID)
+    engine = _Engine(source, cache, {})
+    open_encryption(engine)
+    assert engine.encryption is not None
+    result, head = ingest_response(
+        source, raw, cast(Core, engine), engine.encryption, engine.server_clock, True
+    )
+    assert len(result.changed_rooms) == 5
+    assert [e["type"] for e in head.account_data] == [
+        e["type"] for e in body["account_data"]["events"]
+    ]
+    assert head.presence == body["presence"]["events"]
+    assert cache.account_data("m.direct") == body["account_data"]["events"][0]["content"]
+    cache.close()

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tui_client.net.sync_stream import sync_slices
-from tui_client.protocol.sync import parse_sync
+from tui_client.protocol.sync import MalformedResponse, parse_sync
 from tui_client.store.cache import Cache
 
 from .cache_batches import Account
@@ -117,12 +117,34 @@ def _pending(path: Path) -> list[str]:
         db.close()
 
 
+def _laid_out(batch_path: Path, layout: str, folder: Path) -> Path:
+    """The batch with its sections in another order (as servers write them)."""
+    body = json.loads(batch_path.read_text())
+    rooms = body.pop("rooms")
+    if layout == "synapse":  # rooms last, as Synapse writes it
+        body["rooms"] = rooms
+    elif layout == "to-device after rooms":  # as ruma-based servers write it
+        body = {"next_batch": body.pop("next_batch"), "rooms": rooms, **body}
+        body["to_device"] = {"events": []}
+    else:  # as written: the global account data after the rooms
+        body["rooms"] = rooms
+        body["account_data"] = body.pop("account_data")
+    path = folder / f"{layout}.json"
+    path.write_text(json.dumps(body))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("layout", "batches"),
+    [("synapse", 4), ("account data after rooms", 5), ("to-device after rooms", 4)],
+)
 def test_stored_in_slices_it_is_what_the_whole_batch_stores(
-    prepared: dict[str, Any], tmp_path: Path
+    prepared: dict[str, Any], tmp_path: Path, layout: str, batches: int
 ) -> None:
     path = _copy_of_base(prepared, tmp_path, "sliced.sqlite3")
-    # The outline, then one slice a joined room (three of them).
-    assert _ingest_sliced(path, prepared["batch"]) == 4
+    # The head, then one slice a joined room (three of them), then (when the global
+    # account data follows the rooms) a last batch with it.
+    assert _ingest_sliced(path, _laid_out(prepared["batch"], layout, tmp_path)) == batches
     assert _dump(path) == prepared["after"]
     _assert_batch_two_exactly_once(path)
     # Every new message waits for the search index once, as after a whole batch.
@@ -131,6 +153,42 @@ def test_stored_in_slices_it_is_what_the_whole_batch_stores(
     account.ingest(parse_sync(json.loads(prepared["batch"].read_text())))
     account.close()
     assert _pending(path) == _pending(whole) and len(_pending(path)) >= 60 + 30
+
+
+@pytest.mark.parametrize("broken", ["truncated", "broken room"])
+def test_a_response_broken_part_way_stores_nothing(
+    prepared: dict[str, Any], tmp_path: Path, broken: str
+) -> None:
+    # Read in one pass, a response is found broken in its last room after the head
+    # and the first rooms were written: the error says so and all of it is rolled back.
+    path = _copy_of_base(prepared, tmp_path, "broken.sqlite3")
+    raw = _laid_out(prepared["batch"], "synapse", tmp_path).read_bytes()
+    rooms = [raw.index(b'"%s": {' % room) for room in (b"!main:x", b"!other:x", b"!inv:x")]
+    assert rooms == sorted(rooms)
+    if broken == "truncated":
+        raw = raw[: rooms[2] + 30]
+    else:
+        raw = raw.replace(b'"!inv:x": {', b'"!inv:x": {,')
+    account = Account(path)
+    written: list[int] = []
+
+    def hook(batch: object) -> None:
+        written.append(
+            account.cache._db.execute(
+                "SELECT COUNT(*) FROM events WHERE event_id LIKE '$b2-%'"
+            ).fetchone()[0]
+        )
+
+    with pytest.raises(MalformedResponse, match="sync response is not JSON"):
+        account.cache.ingest_slices(
+            lambda: sync_slices(raw, slice_events=1), account.rooms, hook=lambda: hook
+        )
+    account.close()
+    # The head and the two rooms before the broken one had been written.
+    assert written == [0, 62, 62 + 31]
+    check_untouched_then_stored_once(
+        prepared, path, lambda cache: None, lambda path, batch: _ingest_sliced(path, batch)
+    )
 
 
 @pytest.mark.parametrize("slice_no", [2, 3, 4])

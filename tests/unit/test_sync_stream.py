@@ -1,16 +1,16 @@
-"""sync_slices: a large ``/sync`` response decoded room by room gives what parse_sync
-gives for the whole, the outline first, and refuses a broken response before any slice."""
+"""sync_slices: a large ``/sync`` response decoded room by room, in one pass, gives what
+parse_sync gives for the whole (the head first, whatever the server's order of sections),
+and a broken response raises MalformedResponse where it breaks."""
 
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import pytest
 
 from tui_client.net import sync_stream
-from tui_client.net.sync_stream import READ_SIZE, sliced_decoding, sync_slices
+from tui_client.net.sync_stream import sync_slices
 from tui_client.protocol.sync import MalformedResponse, SyncBatch, parse_sync
 
 from .spec_examples import sync_response_example
@@ -47,6 +47,8 @@ def _room(index: int, events: int) -> dict[str, Any]:
 
 
 def _response(rooms: int = 40, events: int = 6) -> dict[str, Any]:
+    """The spec's example with more rooms; to-device events, device lists and key counts
+    after ``rooms`` (the order of ruma-based servers)."""
     example = sync_response_example()
     example["rooms"]["join"].update({f"!room{i}:x": _room(i, events) for i in range(rooms)})
     example["to_device"] = {"events": [{"type": "m.dummy", "sender": "@b:x", "content": {}}]}
@@ -55,91 +57,212 @@ def _response(rooms: int = 40, events: int = 6) -> dict[str, Any]:
     return example
 
 
+def _synapse_order(response: dict[str, Any]) -> dict[str, Any]:
+    """The same sections in Synapse's order: ``rooms`` last, ``join`` its first member."""
+    ordered = {k: v for k, v in response.items() if k != "rooms"}
+    rooms = response["rooms"]
+    ordered["rooms"] = {"join": rooms["join"], **{k: v for k, v in rooms.items() if k != "join"}}
+    return ordered
+
+
+def _rooms_first(response: dict[str, Any]) -> dict[str, Any]:
+    """``rooms`` before every other section, ``next_batch`` included."""
+    return {"rooms": response["rooms"], **{k: v for k, v in response.items() if k != "rooms"}}
+
+
+LAYOUTS = {"spec example": lambda r: r, "synapse": _synapse_order, "rooms first": _rooms_first}
+
+
 def _flatten(batches: list[SyncBatch]) -> SyncBatch:
-    head, *rest = batches
+    """The batches as one: the head's fields, every batch's rooms and sections."""
+    head = batches[0]
     whole = SyncBatch(**{name: getattr(head, name) for name in SyncBatch.__dataclass_fields__})
-    whole.joined = [room for batch in rest for room in batch.joined]
+    for name in ("joined", "invited", "left", "knocked", "account_data", "presence"):
+        setattr(whole, name, [item for batch in batches for item in getattr(batch, name)])
     return whole
 
 
-def test_the_slices_hold_what_parse_sync_gives_for_the_whole() -> None:
-    response = _response()
+def _scans(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the standard library scanner's runs over a room (the values of rooms.join)."""
+    calls: list[int] = []
+    scan = sync_stream._scan
+
+    def counted(text: str, start: int) -> Any:
+        value, end = scan(text, start)
+        if isinstance(value, dict) and "timeline" in value:
+            calls.append(start)
+        return value, end
+
+    monkeypatch.setattr(sync_stream, "_scan", counted)
+    return calls
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_the_slices_hold_what_parse_sync_gives_for_the_whole(layout: str) -> None:
+    response = LAYOUTS[layout](_response())
     raw = json.dumps(response, ensure_ascii=False).encode()
     batches = list(sync_slices(raw, slice_events=20))
-    head, *rest = batches
-    # The outline first: everything but the joined rooms.
+    head = batches[0]
+    # The head first: the token and what the crypto machine reads before any room.
     assert head.joined == [] and head.next_batch == response["next_batch"]
     assert head.to_device and head.device_lists_changed == ["@b:x"]
-    assert head.invited and head.knocked and head.presence and head.account_data
+    assert head.one_time_keys_count == {"signed_curve25519": 20}
     # Then the joined rooms, a few at a time, each slice with the same token.
-    assert len(rest) > 5
-    assert all(b.next_batch == head.next_batch and b.joined for b in rest)
-    assert all(not (b.invited or b.to_device or b.account_data or b.presence) for b in rest)
+    joined = [b for b in batches if b.joined]
+    assert len(joined) > 5 and batches[1 : len(joined) + 1] == joined
+    assert all(b.next_batch == head.next_batch for b in batches)
+    assert all(not (b.invited or b.to_device or b.account_data or b.presence) for b in joined)
     assert _flatten(batches) == parse_sync(json.loads(raw))
 
 
+def test_in_synapse_order_the_rooms_are_read_once_and_invites_come_last(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    scans = _scans(monkeypatch)
+    response = _synapse_order(_response(rooms=40))
+    batches = list(sync_slices(json.dumps(response).encode(), slice_events=20))
+    head, *_joined, tail = batches
+    assert head.to_device and head.account_data and head.presence and not head.invited
+    # invite, knock and leave follow rooms.join: a last batch holds them.
+    assert tail.invited and tail.knocked and not tail.joined
+    assert len(scans) == 41  # the spec example's room and ours: each decoded once
+
+
+def test_with_a_head_section_after_the_rooms_they_are_read_twice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # to_device after rooms.join: the rooms are skipped to reach it, then read again.
+    scans = _scans(monkeypatch)
+    batches = list(sync_slices(json.dumps(_rooms_first(_response(rooms=40))).encode()))
+    assert batches[0].to_device and len(scans) == 2 * 41
+
+
 def test_a_slice_holds_about_the_events_asked_for() -> None:
-    raw = json.dumps(_response(rooms=60, events=9)).encode()
-    slices = list(sync_slices(raw, slice_events=50))[1:]
+    raw = json.dumps(_synapse_order(_response(rooms=60, events=9))).encode()
+    slices = [b for b in sync_slices(raw, slice_events=50) if b.joined]
     # A slice closes on the room that reaches 50 (a room counts 11: 9, its state, 1).
     sizes = [sum(len(r.state) + len(r.timeline) + 1 for r in b.joined) for b in slices]
     assert all(size < 50 + 11 for size in sizes) and all(size >= 50 for size in sizes[:-1])
     assert sum(len(b.joined) for b in slices) == 61  # and the spec example's room
 
 
+def test_rooms_cut_by_the_decoding_window_decode_as_the_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A window of a few bytes: every room, key, number and multi-byte character (an
+    # emoji, a lone surrogate escaped or in UTF-8) is cut somewhere and scanned again.
+    monkeypatch.setattr(sync_stream, "_AHEAD", 7)
+    monkeypatch.setattr(sync_stream, "_CHUNK", 5)
+    response = _synapse_order(_response(rooms=6, events=3))
+    response["rooms"]["join"]["!room2:x"]["timeline"]["events"][0]["content"].update(
+        {"body": "😀 ✓ ESC ☃ RAW", "n": 12345678901234567890, "neg": -1.25e-3, "t": True}
+    )
+    text = json.dumps(response, ensure_ascii=False, indent=1).encode()
+    text = text.replace(b"ESC", b"\\ud800").replace(
+        b"RAW", "\ud800".encode("utf-8", "surrogatepass")
+    )
+    raw = b"\xef\xbb\xbf \n" + text + b" \n"
+    assert _flatten(list(sync_slices(raw, slice_events=3))) == parse_sync(json.loads(raw))
+
+
+def test_what_only_json_loads_reads_is_read_in_slices_too() -> None:
+    # NaN and integers beyond 64 bits: json.loads takes them, and so does each slice.
+    response = _synapse_order(_response(rooms=3))
+    raw = json.dumps(response).encode().replace(b'"f": 1.5', b'"f": NaN', 1)
+    raw = raw.replace(b'"m.joined_member_count": 2', b'"m.joined_member_count": 1' + b"0" * 30)
+    batches = list(sync_slices(raw, slice_events=1))
+    assert len(batches) == 6  # head, four rooms, the invites and leaves
+    big = [r.joined_count for b in batches for r in b.joined if (r.joined_count or 0) > 1 << 64]
+    assert len(big) == 4
+    nan = batches[2].joined[0].timeline[0]["content"]["f"]
+    assert nan != nan  # NaN
+    assert repr(_flatten(batches)) == repr(parse_sync(json.loads(raw)))
+
+
 @pytest.mark.parametrize(
     "raw",
     [
-        b'{"next_batch": "s1", "rooms": {"join": {"!a:x": {"timeline": {"events": [',
-        b'{"next_batch": "s1"} trailing',
         b'{"rooms": {"join": {}}}',
         b"[1, 2]",
         b"",
-        b'{"next_batch": "s1", "x": "\xff"}',
+        b'{"next_batch": "s1", "x": "\xff", "rooms": {"join": {"!a:x": {}}}}',
+        b'{"next_batch": "s1"} trailing',
+        b'{"next_batch": "s1", "account_data": {"events": [}, "rooms": {"join": {"!a:x": {}}}}',
     ],
-    ids=["truncated", "trailing", "no next_batch", "not an object", "empty", "bad utf-8"],
+    ids=["no next_batch", "not an object", "empty", "bad utf-8", "trailing", "broken head"],
 )
-def test_a_broken_response_is_refused_before_any_slice(raw: bytes) -> None:
+def test_a_response_with_a_broken_head_is_refused_before_any_slice(raw: bytes) -> None:
     slices = sync_slices(raw)
     with pytest.raises(MalformedResponse):
         next(slices)
 
 
-def test_what_only_json_loads_reads_is_decoded_whole() -> None:
-    # yajl refuses NaN and integers beyond 64 bits; json.loads takes them: one batch.
-    response = _response(rooms=3)
-    raw = json.dumps(response).encode().replace(b'"f": 1.5', b'"f": NaN', 1)
-    raw = raw.replace(b'"m.joined_member_count": 2', b'"m.joined_member_count": 1' + b"0" * 30)
-    (whole,) = sync_slices(raw, slice_events=1)
-    assert len(whole.joined) == 4
-    assert whole.joined[1].joined_count is not None and whole.joined[1].joined_count > 1 << 64
+_BROKEN_ROOMS = {
+    "truncated": lambda raw: raw[: len(raw) * 2 // 3],
+    "bad utf-8": lambda raw: raw.replace(b"room 3 message 2", b"room 3 \xff 2"),
+    "broken room": lambda raw: raw.replace(b'"!room3:x": {', b'"!room3:x": {,'),
+    "missing comma": lambda raw: raw.replace(b'}, "!room3:x"', b'} "!room3:x"'),
+    "control character": lambda raw: raw.replace(b"room 3 message 2", b"room 3\nmessage 2"),
+    "trailing": lambda raw: raw + b" {}",
+}
 
 
-def test_ijson_has_its_c_backend() -> None:
-    # Without it the client decodes large responses whole (the pure-Python backend is
-    # ~20x slower than json.loads): the memory goal of issue 13 would be missed.
-    assert sliced_decoding()
+@pytest.mark.parametrize("broken", _BROKEN_ROOMS)
+def test_a_response_broken_part_way_raises_where_it_breaks(
+    broken: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A small window, so that a break is met where it is (bad UTF-8 when decoded).
+    monkeypatch.setattr(sync_stream, "_AHEAD", 64)
+    monkeypatch.setattr(sync_stream, "_CHUNK", 64)
+    raw = json.dumps(_synapse_order(_response(rooms=6))).encode()
+    raw = _BROKEN_ROOMS[broken](raw)
+    with pytest.raises(ValueError):
+        json.loads(raw)  # the whole response is refused as well
+    slices = sync_slices(raw, slice_events=1)
+    head = next(slices)
+    assert head.next_batch and head.to_device  # handed out before the rooms
+    with pytest.raises(MalformedResponse, match="sync response is not"):
+        for _batch in slices:
+            pass
 
 
-def test_decoding_returns_to_the_interpreter_every_read() -> None:
-    # Another thread (the UI's) can take the GIL only when this one runs Python code. Read
-    # from a C file (io.BytesIO), the outline's skip over rooms.join was one C call that
-    # held the GIL for 0.3-0.6 s in a first sync of 1,000 rooms (the worst frame of issue
-    # 13); the bytes must reach the decoder through a Python ``read``, a buffer at a time.
-    raw = json.dumps(_response(rooms=400, events=20)).encode()
-    assert len(raw) > 20 * READ_SIZE
-    reads: list[int] = []
+def test_each_call_into_c_handles_a_room_or_a_bounded_piece(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Another thread (the UI's) can take the GIL only when this one runs Python code: no
+    # call into C may cover the response (ijson's skip of rooms.join held the GIL for
+    # 0.3-0.6 s in a first sync of 1,000 rooms, the worst frame of issue 13). The
+    # scanner decodes one room a call, the UTF-8 decoder and the search a piece at a time.
+    monkeypatch.setattr(sync_stream, "SEARCH_SIZE", 64 * 1024)
+    response = _synapse_order(_response(rooms=400, events=20))
+    del response["to_device"]  # the bytes after rooms.join are searched for it
+    raw = json.dumps(response).encode()
+    decoded: list[int] = []
+    searched: list[int] = []
+    scanned: list[int] = []
 
-    def profile(frame: Any, event: str, arg: Any) -> None:
-        if event == "return" and frame.f_code.co_name == "read" and isinstance(arg, bytes):
-            reads.append(len(arg))
+    class Raw(bytes):
+        def __getitem__(self, key: Any) -> Any:
+            if isinstance(key, slice):
+                decoded.append(len(range(*key.indices(len(self)))))
+            return bytes.__getitem__(self, key)
 
-    for decode in (lambda: sync_stream._outline(raw), lambda: list(sync_slices(raw))):
-        reads.clear()
-        sys.setprofile(profile)
-        try:
-            decode()
-        finally:
-            sys.setprofile(None)
-        assert sum(reads) >= len(raw)
-        assert max(reads) <= READ_SIZE
+        def find(self, sub: Any, start: Any = None, end: Any = None) -> int:
+            searched.append(min(end, len(self)) - start)
+            return bytes.find(self, sub, start, end)
+
+    scan = sync_stream._scan
+
+    def counted(text: str, start: int) -> Any:
+        value, end = scan(text, start)
+        scanned.append(end - start)
+        return value, end
+
+    monkeypatch.setattr(sync_stream, "_scan", counted)
+    batches = list(sync_slices(Raw(raw)))
+    assert sum(len(b.joined) for b in batches) == 401
+    assert len(raw) > 10 * sync_stream._CHUNK
+    assert sum(decoded) >= len(raw) and max(decoded) <= sync_stream._CHUNK
+    assert sum(searched) > len(raw) * 0.9 and max(searched) < 64 * 1024 + 40
+    largest_room = max(len(json.dumps(room)) for room in response["rooms"]["join"].values())
+    assert len(scanned) > 401 and max(scanned) <= largest_room

@@ -20,7 +20,7 @@ from dataclasses import replace
 from typing import Protocol
 
 from ..net.http import HomeserverConnection, backoff_delay
-from ..net.sync_stream import SLICE_EVENTS, sliced_decoding, sync_slices
+from ..net.sync_stream import SLICE_EVENTS, sync_slices
 from ..protocol import requests as api
 from ..protocol.errors import MatrixError, NetworkError
 from ..protocol.sync import MalformedResponse, SyncBatch, parse_sync
@@ -101,7 +101,7 @@ class SyncV2Source:
 
     def parse_slices(self, raw: bytes) -> Iterator[SyncBatch] | None:
         """Slices of a response of :attr:`slice_bytes` or more (``net.sync_stream``)."""
-        if len(raw) < self.slice_bytes or not sliced_decoding():
+        if len(raw) < self.slice_bytes:
             return None
         return sync_slices(raw, slice_events=self.slice_events)
 

@@ -16,6 +16,7 @@ them back from the cache. The state events among them stay (spaces look for thei
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 from ..protocol.sync import SyncBatch
 from ..store.cache import IngestResult
@@ -42,6 +43,14 @@ class _Sliced:
         for batch in self._source.parse_slices(self._raw) or ():
             if self.head is None:
                 self.head = batch
+            elif batch.account_data or batch.presence:
+                # Written after the joined rooms (net.sync_stream's last batch): what the
+                # engine reads of the head once the response is stored.
+                self.head = replace(
+                    self.head,
+                    account_data=[*self.head.account_data, *batch.account_data],
+                    presence=[*self.head.presence, *batch.presence],
+                )
             self._clock.observe(event for room in batch.joined for event in room.timeline)
             yield batch
 
@@ -84,8 +93,9 @@ def ingest_response(
     initial: bool,
 ) -> tuple[IngestResult[CryptoResult], SyncBatch]:
     """Store one response in one transaction (the cache's, the engine's room list only
-    read); return what changed and its first batch (the one with the account data,
-    presence and to-device events). ``initial``: the account's first sync."""
+    read); return what changed and its first batch (the one with the to-device events,
+    and the account data and presence of the whole response, ``_Sliced.slices``).
+    ``initial``: the account's first sync."""
     cache, rooms = core.cache, core.rooms
     if source.parse_slices(raw) is None:
         batch = source.parse(raw)
