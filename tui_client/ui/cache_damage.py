@@ -122,30 +122,28 @@ def after_open(app: ClientApp, client: MatrixClient) -> None:
         return
 
     def said() -> None:
-        text = report.describe()
-        if not any(clean_line(text) == n.message for n in app._notifications):
-            app.notify(
-                clean_line(text),
-                severity="warning" if report.crypto_intact else "error",
-                timeout=30,
-                markup=False,
-            )
+        text = clean_line(report.describe())
+        toasts = [n for n in app._notifications if n.message == text]
         if report.crypto_intact or app.client is not client:
+            if not toasts:
+                app.notify(
+                    text,
+                    severity="warning" if report.crypto_intact else "error",
+                    timeout=30,
+                    markup=False,
+                )
             return
+        # A dialog follows: the report is said in it, not in a toast drawn over it (an
+        # 80x24 terminal has no room for both; the status line keeps the engine's notice).
+        for toast in toasts:
+            app._unnotify(toast)
+        # The report says what was lost and what to do (it is the dialog's question).
         if report.account_lost:
-            question = (
-                "This device's encryption identity did not read back from the damaged cache. "
-                "Log out and log in again, then restore your keys from your recovery key."
-            )
             app.push_screen(
-                ChoiceDialog(question, [("logout", "Log out…"), ("later", "Later")]),
+                ChoiceDialog(text, [("logout", "Log out…"), ("later", "Later")], uncovered=True),
                 lambda choice: app.action_logout() if choice == "logout" else None,
             )
             return
-        question = (
-            "Some of this device's encryption keys did not read back from the damaged cache: "
-            "messages they opened stay unreadable until you restore them."
-        )
 
         def chosen(choice: str | None) -> None:
             chat = chat_screen_of(app)
@@ -156,12 +154,13 @@ def after_open(app: ClientApp, client: MatrixClient) -> None:
 
         app.push_screen(
             ChoiceDialog(
-                question,
+                text,
                 [
                     ("key", "Restore from recovery key"),
                     ("file", "Import a key file"),
                     ("later", "Later"),
                 ],
+                uncovered=True,
             ),
             chosen,
         )

@@ -84,13 +84,23 @@ class ConfirmDialog(ModalScreen[bool]):
         self.dismiss(False)
 
 
+#: The class of a dialog that says everything itself: no toast is drawn over it while it is
+#: up (app.tcss hides its toast rack; the toasts come back when it closes).
+UNCOVERED = "-uncovered"
+
+
 class ChoiceDialog(ModalScreen[str | None]):
-    """Pick one of a few choices (``(key, label)``); dismisses with the key, or None."""
+    """Pick one of a few choices (``(key, label)``); dismisses with the key, or None.
+
+    ``uncovered``: no toast over it while it is up (a long question on a small terminal
+    fills the middle of it, where the toasts of an error are drawn)."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="dialogs.cancel")]
 
-    def __init__(self, question: str, choices: list[tuple[str, str]]) -> None:
-        super().__init__()
+    def __init__(
+        self, question: str, choices: list[tuple[str, str]], *, uncovered: bool = False
+    ) -> None:
+        super().__init__(classes=UNCOVERED if uncovered else None)
         self._question = question
         self._choices = choices
 
