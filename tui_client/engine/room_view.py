@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -61,11 +62,24 @@ class RoomView:
         self.room_id = room_id
         self.members = RoomMembers()
         self.power_levels = PowerLevels(None)
+        # The model's callbacks hold the view weakly: a closed view (a room switch) is
+        # then freed by reference counting, not left as a cycle for the collector
+        # (which may have frozen it: engine/gc_policy.py).
+        this = weakref.ref(self)
+
+        def may_redact_others(user_id: str) -> bool:
+            view = this()
+            return view is None or view.power_levels.can(user_id, "redact")
+
+        def room_name(room_id: str) -> str | None:
+            summary = core.rooms.get(room_id)
+            return summary.display_name if summary is not None else None
+
         self.model = TimelineModel(
             core.user_id,
             self.members.display_name,
-            may_redact_others=lambda user_id: self.power_levels.can(user_id, "redact"),
-            room_name=self._room_name,
+            may_redact_others=may_redact_others,
+            room_name=room_name,
             hidden_sender=hidden_sender,
         )
         self.first_pos: int | None = None
@@ -89,11 +103,6 @@ class RoomView:
         self._window_at_live_end = True  # what the window being reset is (see _reset_to)
         self._lock = asyncio.Lock()
         self._background: set[asyncio.Task[Any]] = set()
-
-    def _room_name(self, room_id: str) -> str | None:
-        """A room's name from the client's room summaries (for state lines), if known."""
-        summary = self.core.rooms.get(room_id)
-        return summary.display_name if summary is not None else None
 
     # -- publishing -----------------------------------------------------------------
 

@@ -35,7 +35,7 @@ from ..engine.updates import (
 from ..net.http import configure_http2
 from ..protocol.ids import InvalidIdentifier
 from ..protocol.sanitize import clean_line
-from . import notify
+from . import notify, strip_cycles
 from .accounts import AccountManager
 from .app_interface import ClientApp
 from .bindings import APP_BINDINGS
@@ -83,6 +83,7 @@ class TuiClientApp(ClientApp):
         config: Config | None = None,
     ) -> None:
         super().__init__()
+        strip_cycles.install()
         self.profile = profile
         self.base_dir = base_dir
         self.client = client
