@@ -55,18 +55,41 @@ def test_a_big_paused_block_freezes_its_survivors_and_a_small_one_does_not() -> 
 
 
 def test_compaction_frees_cycles_that_were_frozen(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(gc_policy, "COMPACT_MIN", 100)
-    dropped = Node()
-    ref = weakref.ref(dropped)
+    monkeypatch.setattr(gc_policy, "COMPACT_STEP", 100)
     filler = [Node() for _ in range(200)]
-    gc_policy.settle(compact=False)
+    assert gc_policy.settle() is False  # the first settle: nothing to compare with yet
+    dropped = [Node() for _ in range(150)]
+    ref = weakref.ref(dropped[0])
+    assert gc_policy.settle() is False
     del dropped
     gc.collect()
     assert ref() is not None  # frozen: a full collection does not see it
-    assert gc_policy.settle() is True
+    assert gc_policy.settle() is True  # 150 frozen cycles: past the step
     assert ref() is None
-    assert gc_policy.settle() is False  # the frozen set has not doubled since
+    assert gc_policy.settle() is False  # no new frozen garbage since
     assert filler
+
+
+def test_frozen_garbage_stays_within_a_fixed_step_of_a_large_heap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Room after room, something alive at the freeze dies in a cycle afterwards. The
+    garbage frozen that way is bounded by the step, not by the heap's size (the rule was
+    "when the frozen set doubled": a heap of 2,000 objects could hold 2,000 more of it)."""
+    monkeypatch.setattr(gc_policy, "COMPACT_STEP", 300)
+    heap = [Node() for _ in range(2000)]
+    gc_policy.settle()
+    dead: list[weakref.ref[Node]] = []
+    compactions = 0
+    for _ in range(40):
+        in_flight = [Node() for _ in range(50)]  # alive at the room switch, then dropped
+        dead.extend(weakref.ref(node) for node in in_flight)
+        compactions += gc_policy.settle(sweep=True)
+        del in_flight
+        kept = sum(ref() is not None for ref in dead)  # dropped, frozen, not freed yet
+        assert kept <= 300 + 50, kept
+    assert compactions >= 4
+    assert heap
 
 
 def test_a_sweeping_settle_frees_old_cycles_instead_of_freezing_them() -> None:

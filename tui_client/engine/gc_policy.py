@@ -12,9 +12,13 @@ objects in it are still freed by reference counting, only cycles among them wait
   generation-1 pass over up to ten times as many objects (one took 148 ms while
   paging the 100,000-event room), worse than many short passes.
 - :func:`settle` after start and after a big load (a room opened, a large sync
-  batch): freezes what is alive. Now and then (when the frozen set has doubled since
-  the last time) it first unfreezes and runs one full collection, so cycles frozen
-  along the way are not kept for ever; that happens at a load, never while paging.
+  batch): freezes what is alive. Now and then it first unfreezes and runs one full
+  collection (a compaction), so cycles frozen along the way are not kept for ever; that
+  happens at a load, never while paging. What was frozen alive and died in a cycle since
+  is bounded by a fixed number of objects (:data:`COMPACT_STEP`), not by the size of the
+  heap: with a rule of "when the frozen set doubled", a long run (bench/soak.py) swung
+  between 120k and 250k frozen objects, 12 MB of garbage at its peaks, and since pymalloc
+  gives an arena back only once it is empty, the RSS kept each higher peak.
 - :func:`paused` for a block that allocates a lot and makes no cyclic garbage (the
   ingest of a sync batch): the collector is off meanwhile, and a large batch's
   survivors are frozen at the end instead of being walked by the next collection.
@@ -39,9 +43,13 @@ from contextlib import contextmanager
 GEN0_THRESHOLD = 700
 #: A paused block that leaves more new objects than this freezes them at its end.
 BIG_LOAD = 50_000
-#: Compact (unfreeze, one full collection, freeze) when the frozen set grew past
-#: twice its size at the last compaction, and past this many objects.
-COMPACT_MIN = 200_000
+#: Compact (unfreeze, one full collection, freeze) when the frozen set grew by this
+#: many objects over its low point since the last compaction. Frozen garbage is what was
+#: alive at a freeze and then died in a cycle (a Textual worker, a cancelled request's
+#: connection: about 100 objects a room switch once the screen's lines and closed room
+#: views were no longer cycles); a room's window (600 items at most) is ~15k objects, so
+#: switching between a small and a big room does not compact each time.
+COMPACT_STEP = 50_000
 #: Generation-2 threshold once settled: generation-1 passes before a full collection
 #: runs regardless of idleness (CPython's default is 10; see :func:`collect_when_idle`).
 HELD_GEN2_THRESHOLD = 100
@@ -51,7 +59,8 @@ IDLE_SECONDS = 0.5
 _DEFAULT_THRESHOLD = gc.get_threshold()
 
 _lock = threading.Lock()
-_frozen_at_compaction = 0
+#: The frozen set's size after the last compaction, or lower since (None: no settle yet).
+_frozen_low: int | None = None
 
 
 def configure() -> None:
@@ -69,19 +78,23 @@ def settle(*, compact: bool = True, sweep: bool = False) -> bool:
     at every switch and kept until a compaction: the frozen set swung between 120k and
     240k objects in a long run (bench/soak.py), 12 MB of Python heap, and the arenas'
     high-water mark (the RSS) crept up with each swing."""
-    global _frozen_at_compaction
+    global _frozen_low
     with _lock:
         frozen = gc.get_freeze_count()
-        if compact and frozen > COMPACT_MIN and frozen > 2 * _frozen_at_compaction:
+        if compact and _frozen_low is not None and frozen > _frozen_low + COMPACT_STEP:
             gc.unfreeze()
             gc.collect()
             gc.freeze()
-            _frozen_at_compaction = gc.get_freeze_count()
+            _frozen_low = gc.get_freeze_count()
             _hold_full_collections()
             return True
         # The youngest only (at most GEN0_THRESHOLD objects), or everything not frozen.
         gc.collect(2 if sweep else 0)
         gc.freeze()
+        # Frozen objects freed by reference counting leave the set: its low point is
+        # what is alive plus the frozen garbage at that moment.
+        frozen = gc.get_freeze_count()
+        _frozen_low = frozen if _frozen_low is None else min(_frozen_low, frozen)
         _hold_full_collections()
         return False
 
@@ -128,12 +141,12 @@ def paused() -> Iterator[None]:
 
 def reset() -> None:
     """Undo :func:`configure` and every freeze (benchmarks between rounds, tests)."""
-    global _frozen_at_compaction
+    global _frozen_low
     with _lock:
         gc.unfreeze()
         gc.collect()
         gc.set_threshold(*_DEFAULT_THRESHOLD)
-        _frozen_at_compaction = 0
+        _frozen_low = None
 
 
 class PauseMeter:
