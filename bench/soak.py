@@ -110,6 +110,9 @@ class SoakReport:
     #: At the end: what one full collection with nothing frozen found unreachable
     #: (objects, MB of pymalloc blocks freed), and the RSS before and after it.
     frozen_garbage: tuple[int, float] = (0, 0.0)
+    #: SQLite's memory (MB) at the end, and after ``PRAGMA shrink_memory`` on the cache's
+    #: connection (which gives back its page cache): the difference is that page cache.
+    sqlite_before_after_shrink: tuple[float, float] = (0.0, 0.0)
     rss_before_after_collect: tuple[float, float] = (0.0, 0.0)
 
     def settled_growth(self) -> dict[str, int]:
@@ -163,8 +166,11 @@ class SoakReport:
                 if self.sqlite_cache_size < 0
                 else f"{self.sqlite_cache_size} pages"
             )
+            held, rest = self.sqlite_before_after_shrink
             lines.append(
-                f"cache connection: cache_size {bound}, database {self.sqlite_pages} pages"
+                f"cache connection: cache_size {bound}, database {self.sqlite_pages} pages; "
+                f"SQLite {held:.1f} MB, {rest:.1f} MB once its page cache is given back "
+                "(PRAGMA shrink_memory)"
             )
         return lines
 
@@ -222,6 +228,11 @@ def _cache_pages(cache: Any) -> tuple[int, int]:
     return db.execute("PRAGMA cache_size").fetchone()[0], db.execute(
         "PRAGMA page_count"
     ).fetchone()[0]
+
+
+def _shrink(cache: Any) -> None:
+    """Give back the cache connection's page cache (its thread)."""
+    cache._db.execute("PRAGMA shrink_memory")
 
 
 async def _at_rest(client: Any, pilot: Any, ports: dict[int, str]) -> dict[str, int]:
@@ -397,6 +408,9 @@ async def run_soak(
             report.sqlite_cache_size, report.sqlite_pages = await app.client.db.run(
                 _cache_pages, app.client.cache
             )
+            held = sqlite_mb()
+            await app.client.db.run(_shrink, app.client.cache)
+            report.sqlite_before_after_shrink = (held, sqlite_mb())
             rss = _rss_mb()
             report.frozen_garbage = collect_frozen()
             report.rss_before_after_collect = (rss, _rss_mb())
