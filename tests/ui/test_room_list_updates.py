@@ -1,16 +1,21 @@
 """The room list follows the engine at the cost of what changed (issue 13): the updates
 published in one go reach the screen as one batch, the room list is refreshed once for
-them, and a superseded room list update loses none of the rooms it named. At 80x24."""
+them, a superseded room list update loses none of the rooms it named, and a room that
+changed is moved alone, as a full layout would place it. At 80x24."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.app import App, ComposeResult
 
 from tui_client.engine.updates import RoomListChanged, TypingChanged
+from tui_client.protocol.room_state import RoomSummary
 from tui_client.ui.app import TuiClientApp
+from tui_client.ui.widgets import room_list as room_list_module
 from tui_client.ui.widgets.room_header import RoomHeader
 from tui_client.ui.widgets.room_list import RoomList
 
@@ -33,14 +38,15 @@ async def test_updates_published_together_refresh_the_room_list_once(
         chat, client = app.chat_screen, app.client
         assert chat is not None and client is not None
         room_list = chat.query_one(RoomList)
-        shown: list[int] = []
-        show_rooms = room_list.show_rooms
+        shown: list[str] = []
+        for method in ("show_rooms", "update_rooms"):
+            real = getattr(room_list, method)
 
-        def counted(*args: Any, **kwargs: Any) -> None:
-            shown.append(1)
-            show_rooms(*args, **kwargs)
+            def counted(*args: Any, _real: Any = real, _name: str = method, **kwargs: Any) -> Any:
+                shown.append(_name)
+                return _real(*args, **kwargs)
 
-        monkeypatch.setattr(room_list, "show_rooms", counted)
+            monkeypatch.setattr(room_list, method, counted)
 
         def rename(room_id: str, name: str) -> None:
             summary = client.rooms[room_id].copy()
@@ -63,3 +69,95 @@ async def test_updates_published_together_refresh_the_room_list_once(
         assert header.room is not None and header.room.display_name == "General renamed"
         assert "General renamed" in screen
         assert "user39" in screen  # the last typist of the room on screen
+
+
+async def test_a_new_message_moves_one_row_and_builds_no_other(
+    fake_profile: Path, fake_server: FakeHomeserver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = TuiClientApp(base_dir=fake_profile, transport=fake_server.transport())
+    async with app.run_test(size=SIZE) as pilot:
+        await _settle(pilot, None)
+        app.open_room(GENERAL)
+        await _settle(pilot, GENERAL)
+        chat, client = app.chat_screen, app.client
+        assert chat is not None and client is not None
+        room_list = chat.query_one(RoomList)
+        rooms = [r for r in room_list.room_ids if client.rooms[r].membership == "join"]
+        last = rooms[-1]  # the least recent room of the bottom group
+        assert len(room_list.room_ids) >= 4 and last != GENERAL
+
+        built: list[str] = []
+
+        class Counted(room_list_module._Row):
+            __slots__ = ()
+
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                built.append(self.title)
+
+        monkeypatch.setattr(room_list_module, "_Row", Counted)
+        summary = client.rooms[last].copy()
+        summary.last_ts = max(r.last_ts for r in client.rooms.values()) + 1000
+        client.rooms[last] = summary
+        client.publish(RoomListChanged(tuple(client.rooms.values()), frozenset({last})))
+        await pilot.pause(0.2)
+
+        assert built == [summary.display_name]  # one row (the whole list was rebuilt)
+        group = room_list_module.group_of(summary)
+        in_group = [
+            r for r in room_list.room_ids if room_list_module.group_of(client.rooms[r]) == group
+        ]
+        assert in_group[0] == last  # now first of its group
+        assert chat.current_room == GENERAL
+        assert room_list._rows[room_list.highlighted or 0].room_id == GENERAL
+        # What the screen shows is what a full layout of the same rooms shows.
+        screen = screen_text(app)
+        moved = room_list.room_ids
+        room_list.show_rooms(chat.filtered_rooms(), chat.current_room)
+        assert room_list.room_ids == moved
+        await pilot.pause(0.1)
+        assert screen_text(app) == screen
+
+
+def _summary(n: int, rng: random.Random) -> RoomSummary:
+    room = RoomSummary(room_id=f"!r{n:03d}:x")
+    room.name = room.display_name = f"Room {rng.randint(0, 40)}"
+    room.last_ts = rng.randint(0, 50) * 1000
+    room.is_dm = rng.random() < 0.3
+    room.tags = ["m.favourite"] if rng.random() < 0.1 else []
+    room.membership = "invite" if rng.random() < 0.05 else "join"
+    room.notification_count = rng.randint(0, 2)
+    return room
+
+
+class _ListApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield RoomList()
+
+
+@pytest.mark.parametrize("seed", range(6))
+async def test_moving_rooms_one_by_one_gives_the_full_layout(seed: int) -> None:
+    rng = random.Random(seed)
+    rooms = {r.room_id: r for r in (_summary(n, rng) for n in range(120))}
+    async with _ListApp().run_test(size=SIZE) as pilot:
+        room_list = pilot.app.query_one(RoomList)
+        room_list.show_rooms(rooms.values(), current="!r007:x")
+        for _ in range(40):
+            changed: dict[str, RoomSummary | None] = {}
+            for room_id in rng.sample(sorted(rooms), rng.randint(1, 5)):
+                if rng.random() < 0.1:
+                    rooms.pop(room_id)
+                    changed[room_id] = None
+                    continue
+                room = rooms[room_id].copy()
+                room.last_ts = rng.randint(0, 60) * 1000
+                room.is_dm = rng.random() < 0.3 if rng.random() < 0.2 else room.is_dm
+                room.display_name = room.display_name if rng.random() < 0.8 else "Renamed"
+                rooms[room_id] = changed[room_id] = room
+            if not room_list.update_rooms(changed):  # a heading would come or go
+                room_list.show_rooms(rooms.values())
+            moved = [(row.title, row.room) for row in room_list._rows]
+            room_list.show_rooms(list(rooms.values())[::-1])
+            assert moved == [(row.title, row.room) for row in room_list._rows]
+        await pilot.pause()
+

@@ -95,7 +95,8 @@ class RoomActions(Screen[None]):
 
     def _on_spaces(self, update: SpacesChanged) -> None:
         self.refresh_spaces()
-        self._refresh_rooms()
+        if self.space_filter not in (HOME, PEOPLE):  # (all rooms and People are not by space)
+            self._refresh_rooms()
 
     def _on_join_progress(self, update: JoinProgress) -> None:
         self.query_one(StatusBar).message = update.describe(time.time())
@@ -141,6 +142,14 @@ class RoomActions(Screen[None]):
             return [r for r in rooms if r.is_dm]
         inside = self.client.spaces.rooms_in(self.space_filter)
         return [r for r in rooms if r.room_id in inside]
+
+    def shows_room(self, room: RoomSummary) -> bool:
+        """Whether the room list shows ``room`` under all rooms or People (as
+        :meth:`filtered_rooms` would)."""
+        hides = self.client.notifications.hides_room
+        return bool(visible_rooms((room,), hidden=hides)) and (
+            self.space_filter != PEOPLE or room.is_dm
+        )
 
     def unjoined_rows(self) -> list[tuple[str, str]]:
         """Rooms of the selected space the user has not joined: ``(room ID, name)``."""

@@ -32,6 +32,7 @@ from ..widgets.composer import Composer
 from ..widgets.member_list import MemberList
 from ..widgets.room_header import RoomHeader
 from ..widgets.room_list import RoomList, ordered
+from ..widgets.space_bar import HOME, PEOPLE
 from ..widgets.status_bar import StatusBar
 from ..widgets.timeline import TimelineView
 from ..widgets.upload_bar import UploadBar
@@ -39,6 +40,10 @@ from .chat_rooms import RoomActions
 from .threads import forward_thread_update
 
 __all__ = ["ChatUpdates"]
+
+#: Up to this many changed rooms are moved in the room list one by one (bisection each);
+#: more (a first sync) lay the list out again.
+MOVED_ROOMS = 64
 
 
 class ChatUpdates(RoomActions):
@@ -68,16 +73,22 @@ class ChatUpdates(RoomActions):
         Only live: what the first sync after a start brings (missed while away) is shown
         by the unread counts alone.
         """
-        counts = {r.room_id: (r.notification_count, r.highlight_count) for r in update.rooms}
         if self._counts is not None:
-            for room in update.rooms:
-                # (room list updates coalesce: compare counts, not the ``changed`` sets)
+            rooms = self.client.rooms
+            # (the rooms a superseded update named are in the newest one's, update_routes.coalesce)
+            for room_id in update.changed:
+                room = rooms.get(room_id)
+                if room is None:
+                    self._counts.pop(room_id, None)
+                    continue
+                before = self._counts.get(room_id, (0, 0))
+                self._counts[room_id] = (room.notification_count, room.highlight_count)
                 if (
-                    room.room_id == self.current_room
-                    or self.client.notifications.room_level(room.room_id) == LEVEL_MUTE
+                    room_id == self.current_room
+                    or self.client.notifications.room_level(room_id) == LEVEL_MUTE
                 ):
                     continue
-                notifications, highlights = self._counts.get(room.room_id, (0, 0))
+                notifications, highlights = before
                 name = clean_line(room.display_name, 60)
                 if room.highlight_count > highlights:
                     message = f"You were mentioned in {name}"
@@ -87,7 +98,6 @@ class ChatUpdates(RoomActions):
                     continue
                 if not self.background:
                     self.notify(message + " (Ctrl+K to go there)", markup=False, timeout=6)
-            self._counts = counts
 
     def _arm_alerts(self) -> None:
         """After the first sync batch: what it brought is the baseline, later changes alert."""
@@ -131,7 +141,8 @@ class ChatUpdates(RoomActions):
 
     def _on_room_list(self, update: RoomListChanged) -> None:
         self._alert_new(update)
-        self._refresh_rooms()
+        if not self._move_rooms(update.changed):
+            self._refresh_rooms()
         if self.current_room in update.changed:
             self._refresh_header()
         if self.current_room is None:
@@ -196,6 +207,21 @@ class ChatUpdates(RoomActions):
 
     def _ordered_rooms(self) -> list[RoomSummary]:
         return [room for _key, rooms in ordered(self.filtered_rooms()) for room in rooms]
+
+    def _move_rooms(self, changed: frozenset[str]) -> bool:
+        """Move only the changed rooms in the room list (a few, under all rooms or People);
+        False where the list must be laid out again."""
+        if not changed or len(changed) > MOVED_ROOMS or self.space_filter not in (HOME, PEOPLE):
+            return False
+        rooms = self.client.rooms
+        room_list = self.query_one(RoomList)
+        return room_list.option_count > 0 and room_list.update_rooms(
+            {
+                room_id: room if room is not None and self.shows_room(room) else None
+                for room_id in changed
+                for room in (rooms.get(room_id),)
+            }
+        )
 
     def _refresh_rooms(self) -> None:
         self.query_one(RoomList).show_rooms(

@@ -4,11 +4,17 @@ A line-API widget (``ScrollView`` + ``render_line``): one row per room or headin
 and only the rows on screen are rendered, so an account with thousands of rooms
 costs nothing more to show. Room names are untrusted: they become the text of
 segments, never markup.
+
+:meth:`RoomList.show_rooms` lays out every row (a filter chosen, a first sync);
+:meth:`RoomList.update_rooms` moves, adds or drops only the rooms a sync batch changed,
+each found and placed by bisection in its group (issue 13: a live message in one room of
+a thousand re-sorted and rebuilt every row).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from rich.cells import cell_len, chop_cells
@@ -66,6 +72,12 @@ def visible_rooms(
     ]
 
 
+def sort_key(room: RoomSummary) -> tuple[int, str, str]:
+    """Where a room goes in its group: recent activity, then name (then ID: ties are rare,
+    but bisection needs every key to be different)."""
+    return (-room.last_ts, room.display_name.casefold(), room.room_id)
+
+
 def ordered(rooms: Iterable[RoomSummary]) -> list[tuple[str, list[RoomSummary]]]:
     """Rooms by group, each group by recent activity then name."""
     by_group: dict[str, list[RoomSummary]] = {key: [] for key, _ in GROUPS}
@@ -73,7 +85,7 @@ def ordered(rooms: Iterable[RoomSummary]) -> list[tuple[str, list[RoomSummary]]]
         by_group[group_of(room)].append(room)
     result = []
     for key, _title in GROUPS:
-        members = sorted(by_group[key], key=lambda r: (-r.last_ts, r.display_name.casefold()))
+        members = sorted(by_group[key], key=sort_key)
         if members:
             result.append((key, members))
     return result
@@ -121,6 +133,8 @@ class _Row:
     title: str
     room: RoomSummary | None = None
     unjoined: str | None = None
+    #: A room's :func:`sort_key` (the order within its group).
+    key: tuple[int, str, str] = (0, "", "")
 
     @property
     def room_id(self) -> str | None:
@@ -129,6 +143,10 @@ class _Row:
     @property
     def selectable(self) -> bool:
         return self.room is not None or self.unjoined is not None
+
+
+def _row_key(row: _Row) -> tuple[int, str, str]:
+    return row.key
 
 
 class RoomList(ScrollView, can_focus=True):
@@ -175,6 +193,10 @@ class RoomList(ScrollView, can_focus=True):
         self._rows: list[_Row] = []
         self._signature: tuple[object, ...] = ()
         self._listening = False
+        #: The groups shown (with a heading), in order, and how many rooms each has.
+        self._sizes: dict[str, int] = {}
+        #: Each listed room's group and sort key (to find its row by bisection).
+        self._placed: dict[str, tuple[str, tuple[int, str, str]]] = {}
 
     @property
     def current_room(self) -> str | None:
@@ -238,28 +260,83 @@ class RoomList(ScrollView, can_focus=True):
         if signature == self._signature:
             return
         self._signature = signature
-        keep = (
-            self._rows[self.highlighted].room_id
-            if self.highlighted is not None and self.highlighted < len(self._rows)
-            else None
-        )
+        keep = self._highlighted_room()
         titles = dict(GROUPS)
         rows: list[_Row] = []
+        self._sizes, self._placed = {}, {}
         for key, members in groups:
             rows.append(_Row(titles[key].upper()))
-            rows.extend(_Row(room.display_name, room) for room in members)
+            for room in members:
+                order = sort_key(room)
+                rows.append(_Row(room.display_name, room, key=order))
+                self._placed[room.room_id] = (key, order)
+            self._sizes[key] = len(members)
         if unjoined:
             rows.append(_Row("IN THIS SPACE, NOT JOINED"))
             rows.extend(_Row(name, None, room_id) for room_id, name in unjoined)
         self._rows = rows
-        set_virtual_size(self, Size(self.size.width, len(rows)))
+        self._relayout(keep)
+
+    def update_rooms(self, rooms: Mapping[str, RoomSummary | None]) -> bool:
+        """Move, add or drop only these rooms (``None``: no longer listed); every other row
+        stays as it is. False, having changed nothing, where a heading would come or go:
+        then :meth:`show_rooms` lays the list out."""
+        sizes = dict(self._sizes)
+        for room_id, room in rooms.items():
+            old = self._placed.get(room_id)
+            if old is not None:
+                sizes[old[0]] -= 1
+            if room is not None:
+                group = group_of(room)
+                if group not in sizes:
+                    return False
+                sizes[group] += 1
+        if not all(sizes.values()):
+            return False
+        keep = self._highlighted_room()
+        for room_id, room in rooms.items():
+            old = self._placed.pop(room_id, None)
+            if old is not None:
+                del self._rows[self._find(*old)]
+                self._sizes[old[0]] -= 1
+            if room is not None:
+                group, order = group_of(room), sort_key(room)
+                self._rows.insert(
+                    self._find(group, order), _Row(room.display_name, room, key=order)
+                )
+                self._sizes[group] += 1
+                self._placed[room_id] = (group, order)
+        self._signature = ()  # (the next show_rooms lays it all out again)
+        self._relayout(keep)
+        return True
+
+    def _highlighted_room(self) -> str | None:
+        if self.highlighted is None or self.highlighted >= len(self._rows):
+            return None
+        return self._rows[self.highlighted].room_id
+
+    def _relayout(self, keep: str | None) -> None:
+        set_virtual_size(self, Size(self.size.width, len(self._rows)))
         target = keep or self.current_room
         self.highlighted = self._index_of(target) if target is not None else None
         self.refresh()
 
+    def _find(self, group: str, order: tuple[int, str, str]) -> int:
+        """The row of ``order`` in ``group`` (or where it goes), by bisection."""
+        start = 0
+        for key, size in self._sizes.items():
+            start += 1  # (the heading)
+            if key == group:
+                return bisect_left(self._rows, order, start, start + size, key=_row_key)
+            start += size
+        raise KeyError(group)
+
     def _index_of(self, room_id: str) -> int | None:
-        for index, row in enumerate(self._rows):
-            if row.room_id == room_id or row.unjoined == room_id:
+        placed = self._placed.get(room_id)
+        if placed is not None:
+            return self._find(*placed)
+        for index in range(sum(self._sizes.values()) + len(self._sizes), len(self._rows)):
+            if self._rows[index].unjoined == room_id:
                 return index
         return None
 
