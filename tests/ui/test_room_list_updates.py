@@ -11,8 +11,15 @@ from typing import Any
 
 import pytest
 from textual.app import App, ComposeResult
+from textual.dom import DOMNode
+from textual.screen import Screen
 
-from tui_client.engine.updates import RoomListChanged, TypingChanged
+from tui_client.engine.updates import (
+    RoomListChanged,
+    ThreadUnreadChanged,
+    ThreadUpdated,
+    TypingChanged,
+)
 from tui_client.protocol.room_state import RoomSummary
 from tui_client.ui.app import TuiClientApp
 from tui_client.ui.widgets import room_list as room_list_module
@@ -21,7 +28,7 @@ from tui_client.ui.widgets.room_list import RoomList
 
 from .fake_world import FakeHomeserver
 from .test_login_errors import screen_text
-from .test_snapshots import GENERAL, _settle
+from .test_snapshots import GENERAL, _open_thread, _settle
 
 RANDOM = "!random00000000000000000000000000000000000004"
 SIZE = (80, 24)
@@ -161,3 +168,30 @@ async def test_moving_rooms_one_by_one_gives_the_full_layout(seed: int) -> None:
             assert moved == [(row.title, row.room) for row in room_list._rows]
         await pilot.pause()
 
+
+async def test_thread_updates_reach_the_open_panel_without_searching_the_screens(
+    fake_profile: Path, fake_server: FakeHomeserver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = TuiClientApp(base_dir=fake_profile, transport=fake_server.transport())
+    async with app.run_test(size=SIZE) as pilot:
+        panel = await _open_thread(pilot, app)
+        client = app.client
+        assert client is not None
+        searched: list[object] = []
+        query = DOMNode.query
+
+        def counted(self: DOMNode, *args: Any, **kwargs: Any) -> Any:
+            searched.append(self)
+            return query(self, *args, **kwargs)
+
+        monkeypatch.setattr(DOMNode, "query", counted)
+        # A first sync: a ThreadUnreadChanged for every room with unread threads.
+        for n in range(50):
+            client.publish(ThreadUnreadChanged(f"!room{n}:example.org", ()))
+        version = panel._version + 7
+        client.publish(ThreadUpdated(panel.room_id, panel.root_id, (), version))
+        await pilot.pause(0.2)
+        monkeypatch.undo()
+        assert panel._version == version  # the panel took its update
+        assert not [node for node in searched if isinstance(node, Screen)]
+        assert "Thread" in screen_text(app)
