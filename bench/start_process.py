@@ -77,18 +77,30 @@ def _prepare(folder: Path) -> None:
     (folder / "profile.txt").write_text(str(profile))
 
 
+class _NeverAnswers:
+    """A transport whose requests never end (the fake homeserver), without importing httpx:
+    as on a real start, httpx is imported when the first request is made, after the first
+    paint (httpx takes any object with these methods as its transport)."""
+
+    async def handle_async_request(self, request: Any) -> Any:
+        await asyncio.sleep(3600)
+
+    async def aclose(self) -> None:
+        return None
+
+    async def __aenter__(self) -> _NeverAnswers:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
 async def _ours(folder: Path) -> None:
     import os
 
     os.environ.setdefault("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
-    import httpx
-
     from tui_client.ui.app import TuiClientApp
     from tui_client.ui.widgets.room_list import RoomList
-
-    async def never(request: httpx.Request) -> httpx.Response:
-        await asyncio.sleep(3600)
-        return httpx.Response(500)
 
     def filled(app: Any) -> bool:
         chat = app.chat_screen
@@ -96,9 +108,7 @@ async def _ours(folder: Path) -> None:
 
     _mark_first_paint(filled)
     profile = Path((folder / "profile.txt").read_text())
-    app = TuiClientApp(
-        profile=profile.name, base_dir=profile.parent, transport=httpx.MockTransport(never)
-    )
+    app = TuiClientApp(profile=profile.name, base_dir=profile.parent, transport=_NeverAnswers())
     async with app.run_test(size=(120, 40)) as pilot:
         while True:
             chat = app.chat_screen

@@ -24,11 +24,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import anyio
-import httpcore
-import httpx
+if TYPE_CHECKING:
+    import httpcore
+    import httpx
 
 __all__ = ["guarded", "reclaim_orphans"]
 
@@ -41,6 +41,8 @@ _unwinding: set[asyncio.Task[Any]] = set()
 async def guarded(client: httpx.AsyncClient, call: Callable[[], Awaitable[T]]) -> T:
     """Await ``call()`` (one exchange on ``client``); if the caller is cancelled, cancel
     the exchange the way httpcore expects, then close the connections it orphaned."""
+    import anyio  # with httpx, when the first request is sent (issue 13: not at start-up)
+
     scope = anyio.CancelScope()
 
     async def run() -> T:
@@ -63,6 +65,8 @@ async def guarded(client: httpx.AsyncClient, call: Callable[[], Awaitable[T]]) -
 
 
 def _pools(client: httpx.AsyncClient) -> list[httpcore.AsyncConnectionPool]:
+    import httpcore
+
     transports = [client._transport, *client._mounts.values()]
     return [
         pool

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import httpx
 
 from ..protocol import requests as api
 from ..protocol.errors import MatrixError, NetworkError
 from ..protocol.ids import InvalidIdentifier, server_name_of
 from .http import HomeserverConnection
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["DiscoveryError", "Homeserver", "discover_homeserver", "validate_homeserver"]
 

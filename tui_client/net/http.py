@@ -17,13 +17,16 @@ import re
 import socket
 import ssl
 from collections.abc import AsyncIterable, Awaitable, Callable
-from typing import Any, Protocol
-
-import httpx
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..protocol.errors import MatrixError, NetworkError
 from ..protocol.requests import Request
 from .cancel import guarded
+
+if TYPE_CHECKING:
+    # Imported when the first request is made (``HomeserverConnection._client``): a cold
+    # start paints its room list from the cache before that (issue 13).
+    import httpx
 
 __all__ = [
     "HomeserverConnection",
@@ -52,6 +55,8 @@ def backoff_delay(attempt: int, *, base: float = 1.0, cap: float = 60.0) -> floa
 
 def map_transport_error(error: Exception, base_url: str) -> NetworkError:
     """Turn an httpx (or socket) exception into a :class:`NetworkError` with a plain message."""
+    import httpx
+
     host = httpx.URL(base_url).host or base_url
     if isinstance(error, httpx.TimeoutException):
         return NetworkError("timeout", f"{host} did not answer in time")
@@ -253,6 +258,8 @@ class HomeserverConnection:
         # Made on first use: the first client imports httpcore (~30-50 ms), which a
         # cold start should not spend before the room list is painted.
         if self._client_instance is None:
+            import httpx
+
             http2 = self.http2 and _h2_available() and self.base_url.startswith("https://")
             self._client_instance = httpx.AsyncClient(
                 base_url=self.base_url,
@@ -286,6 +293,8 @@ class HomeserverConnection:
         elif request.body is not None:
             content = json.dumps(request.body, ensure_ascii=False).encode()
             headers["Content-Type"] = "application/json"
+        import httpx
+
         timeout = httpx.Timeout(
             self.timeout + (request.timeout + LONG_POLL_GRACE if request.timeout else 0.0),
             connect=min(self.timeout, 10.0),
@@ -316,6 +325,8 @@ class HomeserverConnection:
         headers = {"Content-Type": request.content_type, "Content-Length": str(length)}
         if request.authenticated:
             await self._current_token()
+        import httpx
+
         timeout = httpx.Timeout(self.timeout + request.timeout, connect=min(self.timeout, 10.0))
         return decode_json(await self._exchange(request, chunks, headers, timeout), self.base_url)
 
@@ -333,6 +344,7 @@ class HomeserverConnection:
                 raise MatrixError(401, "M_MISSING_TOKEN", "not logged in")
             headers["Authorization"] = f"Bearer {self.access_token}"
         client = self._client
+        import httpx
 
         async def exchange() -> tuple[httpx.Response, bytes]:
             response = await client.request(
@@ -394,6 +406,7 @@ class HomeserverConnection:
     async def get_url(self, url: str) -> tuple[int, bytes]:
         """GET an absolute URL without authentication (``.well-known`` discovery)."""
         client = self._client
+        import httpx
 
         async def exchange() -> tuple[int, bytes]:
             response = await client.get(url, follow_redirects=True)
@@ -423,6 +436,8 @@ def _answer_lost_to_goaway(
     processed at all (RFC 9113 8.7): any request is. A streamed body (an upload read from
     disk) cannot be sent again.
     """
+    import httpx
+
     if not isinstance(error, httpx.RemoteProtocolError):
         return False
     if content is not None and not isinstance(content, bytes):
