@@ -16,11 +16,15 @@ from tui_client.engine.paths import profile_dir
 from tui_client.engine.secrets import SecretStore
 from tui_client.protocol.sync import parse_sync
 from tui_client.store.cache import Cache
+from tui_client.store.repair import damage_mark
+from tui_client.ui.accounts import AccountSwitcher
 from tui_client.ui.app import TuiClientApp
 from tui_client.ui.screens.chat import ChatScreen
-from tui_client.ui.screens.dialogs import PromptDialog
+from tui_client.ui.screens.dialogs import ConfirmDialog, PromptDialog
 
+from ..support.waiting import pilot_until
 from .fake_world import ME, FakeHomeserver, make_profile
+from .test_first_minutes import screen_lines, toast_texts
 from .test_snapshots import wait_for
 
 BOB = "@bob:other.example"
@@ -161,3 +165,90 @@ async def test_two_homeservers_restored_and_a_soft_logout_behind_asks_its_own_pa
         await wait_for(
             pilot, lambda: app.screen is alice.chat and app.client is alice.client, "alice in front"
         )
+
+
+async def test_damage_in_an_account_behind_is_said_and_rebuilt_when_it_comes_in_front(
+    tmp_path: Path, memory_keyring: None
+) -> None:
+    """Bob's cache is found damaged while alice is in front (80x24): a toast naming bob says
+    so, F9 marks him, the palette offers his rebuild, and bringing him to the front offers
+    it; taking it rebuilds bob's cache and leaves alice as she was."""
+    _two_accounts(tmp_path)
+    fake = FakeHomeserver()
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        bobs = request.headers.get("authorization") == "Bearer bob-token"
+        if bobs and request.url.path.endswith("/sync"):
+            return httpx.Response(200, json={"next_batch": "b2"})
+        return await fake.handle(request)
+
+    app = TuiClientApp(base_dir=tmp_path, transport=httpx.MockTransport(handle))
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await wait_for(pilot, lambda: len(app.accounts.accounts) == 2, "both accounts")
+        alice, bob = app.accounts.accounts
+        await wait_for(pilot, lambda: bob.client.sync_loop is not None, "bob syncing")
+        assert app.client is alice.client and app.screen is alice.chat
+        damaged = bob.client
+        damaged.damage.found("database disk image is malformed")
+
+        def toasts() -> str:
+            return " ".join(toast_texts(pilot))
+
+        await wait_for(pilot, lambda: "F9 switches to it" in toasts(), "the toast naming bob")
+        said = toasts()
+        assert BOB in said and "cache is damaged (database disk image is malformed)" in said
+        assert app.screen is alice.chat and app.client is alice.client  # nothing over alice
+        commands = {c.title: c for c in app.get_system_commands(app.screen)}
+        assert f"Rebuild the damaged cache of {BOB}" in commands
+        assert "Rebuild the damaged cache" not in commands  # alice's is sound
+        app.clear_notifications()
+
+        await pilot.press("f9")
+        await wait_for(pilot, lambda: isinstance(app.screen, AccountSwitcher), "the switcher")
+        listed = [line for line in screen_lines(pilot) if BOB in line]
+        assert listed and "cache damaged" in listed[0], listed
+        await pilot.press("2")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the rebuild offer")
+        assert app.client is damaged
+        shown = " ".join(" ".join(screen_lines(pilot)).split())
+        assert "The local cache is damaged (database disk image is malformed)" in shown, shown
+        assert "Rebuild now" in shown and "Cancel" in shown, shown
+
+        await pilot.press("enter")  # Rebuild now
+        # (Not wait_for: the rebuild's worker goes on waiting for bob's room to sync again.)
+        await pilot_until(
+            pilot,
+            lambda: any(
+                a.client.user_id == BOB and a.client is not damaged for a in app.accounts.accounts
+            ),
+            "bob opened again",
+            15,
+        )
+        again = next(a for a in app.accounts.accounts if a.client.user_id == BOB)
+        assert app.client is again.client and again.client.damage.reason is None
+        assert again.client.cache_repair is not None  # rebuilt from the marked file
+        assert not damage_mark(again.client.cache.path).exists()
+        assert any(a.client is alice.client for a in app.accounts.accounts)
+        assert alice.client.damage.reason is None
+
+        # Behind again and damaged again: the palette's entry rebuilds it, no question asked.
+        commands = {c.title: c for c in app.get_system_commands(app.screen)}
+        commands[f"Switch to {ME}"].callback()
+        await pilot_until(pilot, lambda: app.client is alice.client, "alice in front", 10)
+        await pilot_until(pilot, lambda: again.client.sync_loop is not None, "bob syncing", 10)
+        again.client.damage.found("database disk image is malformed")
+        await pilot_until(pilot, lambda: "F9 switches to it" in toasts(), "said again", 10)
+        commands = {c.title: c for c in app.get_system_commands(app.screen)}
+        commands[f"Rebuild the damaged cache of {BOB}"].callback()
+        await pilot_until(
+            pilot,
+            lambda: any(
+                a.client.user_id == BOB and a.client not in (damaged, again.client)
+                for a in app.accounts.accounts
+            ),
+            "bob rebuilt from the palette",
+            15,
+        )
+        assert app.client is not None and app.client.user_id == BOB
+        assert app.client.damage.reason is None and app.client.cache_repair is not None
+        assert not isinstance(app.screen, ConfirmDialog)

@@ -36,7 +36,7 @@ from textual.widgets.option_list import Option
 from ..engine.accounts import MAIN, AccountList, load_accounts, save_accounts, slot_location
 from ..engine.client import MatrixClient
 from ..engine.paths import profile_dir
-from ..engine.updates import Notice, SessionEnded, Update, VerificationChanged
+from ..engine.updates import CacheDamageFound, Notice, SessionEnded, Update, VerificationChanged
 from ..protocol.sanitize import clean_line
 from . import notify
 from .update_routes import UpdateRoutes
@@ -76,6 +76,9 @@ class Account:
     unsubscribe: Callable[[], None]
     notifier: notify.Notifier
     chat: ChatScreen | None = None
+    #: Damage found in its cache while it was behind: the rebuild is offered when it is
+    #: brought to the front (once).
+    damage_offer: CacheDamageFound | None = None
 
     def entry(self, active: bool) -> AccountEntry:
         """As listed."""
@@ -87,6 +90,7 @@ class Account:
             notifications,
             highlights,
             active,
+            damaged=self.client.damage.reason is not None,
         )
 
 
@@ -113,6 +117,8 @@ class AccountSwitcher(ModalScreen[str | None]):
         options = []
         for n, entry in enumerate(self._entries, 1):
             row = account_row(n, entry, 40)
+            if entry.damaged:  # before the homeserver: a narrow terminal cuts the end
+                row.append("  cache damaged", style=Style(color="red"))
             row.append(f"  {clean_line(entry.homeserver, 60)}", style=Style(dim=True))
             if entry.active:
                 row.append("  (shown)", style=Style(italic=True))
@@ -292,6 +298,11 @@ class AccountManager:
         app.security.refresh_bar()
         self._save(self.listing.in_front(account.slot))
         self.refresh()
+        offer, account.damage_offer = account.damage_offer, None
+        if offer is not None and account.client.damage.reason is not None:
+            from . import cache_damage
+
+            cache_damage.offer_rebuild(app, offer)
 
     def switch_slot(self, slot: str) -> None:
         """Bring the account in ``slot`` to the front (from the switcher or the sidebar)."""
@@ -393,8 +404,24 @@ class AccountManager:
         account.notifier.handle(update)
         UpdateRoutes().on(Notice, partial(self._background_notice, account)).on(
             VerificationChanged, partial(self._background_verification, account)
-        ).on(SessionEnded, partial(self._background_session_ended, account)).dispatch(update)
+        ).on(SessionEnded, partial(self._background_session_ended, account)).on(
+            CacheDamageFound, partial(self._background_damage, account)
+        ).dispatch(update)
         self.refresh()
+
+    def _background_damage(self, account: Account, update: CacheDamageFound) -> None:
+        """Damage in the cache of an account behind: said naming it; the rebuild is offered
+        when it comes to the front (F9), or from the palette."""
+        account.damage_offer = update
+        self.app.notify(
+            f"This account's cache is damaged ({clean_line(update.reason, 160)}): nothing new "
+            "is saved to it. F9 switches to it to rebuild it (or the palette: Rebuild the "
+            "damaged cache of …).",
+            title=clean_line(account.client.user_id, 100),
+            severity="error",
+            timeout=30,
+            markup=False,
+        )
 
     def _background_notice(self, account: Account, update: Notice) -> None:
         if update.level in ("warning", "error"):
@@ -460,3 +487,23 @@ class AccountManager:
                     f"Show this account (F9{unread})",
                     partial(self.switch_slot, entry.slot),
                 )
+            if entry.damaged and not entry.active:
+                yield SystemCommand(
+                    f"Rebuild the damaged cache of {clean_line(entry.user_id, 100)}",
+                    "Show this account and rebuild its cache (keys and unsent messages kept)",
+                    partial(self._rebuild_behind, entry.slot),
+                )
+
+    def _rebuild_behind(self, slot: str) -> None:
+        account = next((a for a in self.accounts if a.slot == slot), None)
+        if account is None:
+            return
+
+        async def run() -> None:
+            from . import cache_damage
+
+            account.damage_offer = None  # rebuilt now: no offer when it comes to the front
+            await self.switch_to(account)
+            await cache_damage.rebuild(self.app, account.client)
+
+        self.app.run_worker(run(), group="rebuild-cache", exit_on_error=False)

@@ -27,6 +27,8 @@ class AccountEntry:
     notifications: int
     highlights: int
     active: bool
+    #: Its cache was found damaged (nothing new is saved until it is rebuilt).
+    damaged: bool = False
 
 
 def account_row(number: int, entry: AccountEntry, width: int) -> Text:
