@@ -36,22 +36,21 @@ from ..crypto import (
     CryptoStore,
     CryptoStoreMismatch,
     DecryptedEvent,
-    DecryptionFailure,
     EncryptionError,
     EncryptionSettings,
-    FailureReason,
     KeysClaimRequest,
     OutgoingRequest,
     ToDeviceRequest,
     load_backend,
 )
 from ..crypto.migration import PickleFormatError, prepare_store
-from ..crypto.types import MachineConfig, RequestOutcome, SenderTrust
+from ..crypto.types import MachineConfig, RequestOutcome
 from ..crypto.verification import REQUEST_MSGTYPE, VERIFICATION_EVENT_TYPES
 from ..protocol.errors import MatrixError, NetworkError
-from ..protocol.events import DECRYPTION_FAILURE, ENCRYPTION_INFO
+from ..protocol.events import ENCRYPTION_INFO
 from ..protocol.sync import SyncBatch
 from ..store.crypto_store import SqliteCryptoStore
+from .decryption_forms import TRUST_LABELS, failure_text, with_failure
 from .storage import StorageHealth, StorageUnavailable
 from .updates import CryptoStoreUpgrade, Notice
 
@@ -74,20 +73,6 @@ T = TypeVar("T")
 Event = dict[str, Any]
 
 MEGOLM = "m.megolm.v1.aes-sha2"
-_WITHHELD = {
-    "m.unverified": "the sender does not share keys with unverified devices like this one",
-    "m.blacklisted": "the sender has blocked this device",
-    "m.unauthorised": "you were not allowed to read this message",
-    "m.unavailable": "the key is not available",
-    "m.no_olm": "the sender could not set up a secure channel to this device",
-}
-TRUST_LABELS = {
-    SenderTrust.VERIFIED: "verified",
-    SenderTrust.UNVERIFIED: "unverified",
-    SenderTrust.BLOCKED: "blocked",
-    SenderTrust.UNKNOWN_DEVICE: "unknown device",
-    SenderTrust.UNAUTHENTICATED: "unauthenticated",
-}
 
 
 #: How long moving a python-olm store to vodozemac may take before the user is told
@@ -114,34 +99,6 @@ def chosen_backend(explicit: str | None = None) -> str:
     machine opens (:meth:`Encryption.open`), rather than failing the whole client.
     """
     return explicit or os.environ.get(BACKEND_ENV, "").strip() or _configured_backend or "vodozemac"
-
-
-def failure_text(failure: DecryptionFailure) -> str:
-    """What to tell the user about a message that cannot be decrypted."""
-    reason = failure.reason
-    if reason is FailureReason.MISSING_ROOM_KEY:
-        return "the key for this message has not arrived yet (it may still come, or be in a key backup)"
-    if reason is FailureReason.UNKNOWN_MESSAGE_INDEX:
-        return "sent before you joined, or before this device could receive the key"
-    if reason is FailureReason.WITHHELD:
-        code = failure.withheld_code or ""
-        text = _WITHHELD.get(code, f"the sender withheld the key ({code or 'no reason given'})")
-        return text + (
-            f": {failure.withheld_reason}"
-            if failure.withheld_reason and code not in _WITHHELD
-            else ""
-        )
-    if reason is FailureReason.DECRYPTION_ERROR:
-        return "the message is damaged or was not encrypted for this key"
-    if reason in (FailureReason.MISMATCHED_ROOM, FailureReason.MISMATCHED_SENDER):
-        return "the message failed a security check and is not shown"
-    if reason is FailureReason.REPLAY:
-        return "this message repeats an earlier one (a replay) and is not shown"
-    if reason is FailureReason.UNKNOWN_DEVICE:
-        return "sent from a device that is not in the sender's device list"
-    if reason is FailureReason.UNSUPPORTED_ALGORITHM:
-        return "encrypted with an algorithm this client does not support"
-    return "the encrypted message is malformed"
 
 
 @dataclass(slots=True)
@@ -830,15 +787,6 @@ def is_verification_event(event: Event) -> bool:
         content = event.get("content")
         return isinstance(content, dict) and content.get("msgtype") == REQUEST_MSGTYPE
     return event_type in VERIFICATION_EVENT_TYPES
-
-
-def with_failure(event: Event, code: str, reason: str) -> Event:
-    """The event as shown when it cannot be decrypted: why, in ``unsigned``."""
-    shown = dict(event)
-    unsigned = dict(event.get("unsigned") or {})
-    unsigned[DECRYPTION_FAILURE] = {"code": code, "reason": reason}
-    shown["unsigned"] = unsigned
-    return shown
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -1,0 +1,66 @@
+"""How an encrypted event is shown: the trust of a decrypted one, and why one could not
+be decrypted (engine/encryption.py stores both with the event)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..crypto import DecryptionFailure, FailureReason
+from ..crypto.types import SenderTrust
+from ..protocol.events import DECRYPTION_FAILURE
+
+__all__ = ["TRUST_LABELS", "failure_text", "with_failure"]
+
+Event = dict[str, Any]
+
+_WITHHELD = {
+    "m.unverified": "the sender does not share keys with unverified devices like this one",
+    "m.blacklisted": "the sender has blocked this device",
+    "m.unauthorised": "you were not allowed to read this message",
+    "m.unavailable": "the key is not available",
+    "m.no_olm": "the sender could not set up a secure channel to this device",
+}
+TRUST_LABELS = {
+    SenderTrust.VERIFIED: "verified",
+    SenderTrust.UNVERIFIED: "unverified",
+    SenderTrust.BLOCKED: "blocked",
+    SenderTrust.UNKNOWN_DEVICE: "unknown device",
+    SenderTrust.UNAUTHENTICATED: "unauthenticated",
+}
+
+
+def failure_text(failure: DecryptionFailure) -> str:
+    """What to tell the user about a message that cannot be decrypted."""
+    reason = failure.reason
+    if reason is FailureReason.MISSING_ROOM_KEY:
+        return "the key for this message has not arrived yet (it may still come, or be in a key backup)"
+    if reason is FailureReason.UNKNOWN_MESSAGE_INDEX:
+        return "sent before you joined, or before this device could receive the key"
+    if reason is FailureReason.WITHHELD:
+        code = failure.withheld_code or ""
+        text = _WITHHELD.get(code, f"the sender withheld the key ({code or 'no reason given'})")
+        return text + (
+            f": {failure.withheld_reason}"
+            if failure.withheld_reason and code not in _WITHHELD
+            else ""
+        )
+    if reason is FailureReason.DECRYPTION_ERROR:
+        return "the message is damaged or was not encrypted for this key"
+    if reason in (FailureReason.MISMATCHED_ROOM, FailureReason.MISMATCHED_SENDER):
+        return "the message failed a security check and is not shown"
+    if reason is FailureReason.REPLAY:
+        return "this message repeats an earlier one (a replay) and is not shown"
+    if reason is FailureReason.UNKNOWN_DEVICE:
+        return "sent from a device that is not in the sender's device list"
+    if reason is FailureReason.UNSUPPORTED_ALGORITHM:
+        return "encrypted with an algorithm this client does not support"
+    return "the encrypted message is malformed"
+
+
+def with_failure(event: Event, code: str, reason: str) -> Event:
+    """The event as shown when it cannot be decrypted: why, in ``unsigned``."""
+    shown = dict(event)
+    unsigned = dict(event.get("unsigned") or {})
+    unsigned[DECRYPTION_FAILURE] = {"code": code, "reason": reason}
+    shown["unsigned"] = unsigned
+    return shown
