@@ -54,6 +54,14 @@ class Ingest:
         self.timeline_ids: dict[str, set[str]] = {}
         # The batch's events (those _fill_above writes early too) are the rows after this.
         self.since = cache._newest_seq()
+        # A cache holding no event (a first sync) has no timeline position to look up
+        # (last_pos: only the batch's own), and without thread counts only the rooms the
+        # batch gives some have any to replace: no statement a room for either.
+        self.positions_held = self.since != 0
+        self.threads_held = (
+            self.db.execute("SELECT 1 FROM thread_unread LIMIT 1").fetchone() is not None
+        )
+        self.thread_rooms: set[str] = set()
 
     def summary(self, room_id: str) -> RoomSummary:
         existing = self.result.changed_rooms.get(room_id)
@@ -152,7 +160,10 @@ class Ingest:
         limited: bool,
         prev_batch: str | None,
     ) -> None:
-        last = self.last_pos[room_id] if room_id in self.last_pos else self.cache.last_pos(room_id)
+        if room_id in self.last_pos:
+            last: int | None = self.last_pos[room_id]
+        else:
+            last = self.cache.last_pos(room_id) if self.positions_held else None
         # An event already in the timeline (sent again, or twice in one batch) keeps
         # its place and is not reported as new.
         seen = self.timeline_ids.setdefault(room_id, set())
@@ -289,8 +300,10 @@ class Ingest:
         if room.notification_count is not None or room.thread_counts:
             # The room's counts came: those of its threads are all there (none: none left).
             self.result.thread_counts[room.room_id] = dict(room.thread_counts)
-            self.db.execute("DELETE FROM thread_unread WHERE room_id = ?", (room.room_id,))
+            if self.threads_held or room.room_id in self.thread_rooms:
+                self.db.execute("DELETE FROM thread_unread WHERE room_id = ?", (room.room_id,))
             if room.thread_counts:
+                self.thread_rooms.add(room.room_id)
                 self.db.executemany(
                     "INSERT INTO thread_unread (room_id, root_id, notifications, highlights) VALUES (?, ?, ?, ?)",
                     [(room.room_id, root, n, h) for root, (n, h) in room.thread_counts.items()],
