@@ -14,7 +14,9 @@ from textual.app import App, ComposeResult
 from textual.dom import DOMNode
 from textual.screen import Screen
 
+from tui_client.engine import gc_policy
 from tui_client.engine.updates import (
+    BatchCommitted,
     RoomListChanged,
     ThreadUnreadChanged,
     ThreadUpdated,
@@ -195,3 +197,37 @@ async def test_thread_updates_reach_the_open_panel_without_searching_the_screens
         assert panel._version == version  # the panel took its update
         assert not [node for node in searched if isinstance(node, Screen)]
         assert "Thread" in screen_text(app)
+
+
+async def test_a_first_sync_and_the_first_room_freeze_without_a_full_collection(
+    fake_profile: Path, fake_server: FakeHomeserver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A first sync's rooms are alive and stay: the first room opened after them froze them
+    # after a full collection over all of them (10-50 ms on 1,000 rooms, a frame's worth),
+    # and until then every full collection held for idleness walked them; only a room
+    # switch leaves garbage (the previous room's lines) worth sweeping.
+    sweeps: list[bool] = []
+    settle = gc_policy.settle
+
+    def recorded(*, compact: bool = True, sweep: bool = False) -> bool:
+        sweeps.append(sweep)
+        return settle(compact=compact, sweep=sweep)
+
+    monkeypatch.setattr(gc_policy, "settle", recorded)
+    app = TuiClientApp(base_dir=fake_profile, transport=fake_server.transport())
+    async with app.run_test(size=SIZE) as pilot:
+        await _settle(pilot, None)
+        chat = app.chat_screen
+        assert chat is not None and chat.current_room is not None
+        # The app's settle after its first paint, the first room's: neither sweeps.
+        assert sweeps and not any(sweeps)
+        sweeps.clear()
+        chat.handle_update(BatchCommitted({}, first=True))
+        await pilot.pause(0.1)
+        assert sweeps == [False]  # the first batch's rooms frozen once drawn, no sweep
+        sweeps.clear()
+        other = GENERAL if chat.current_room != GENERAL else RANDOM
+        app.open_room(other)
+        await _settle(pilot, other)
+        assert "▌" in screen_text(app)
+    assert sweeps.count(True) == 1  # the switch swept the first room's lines

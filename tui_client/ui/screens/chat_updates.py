@@ -7,6 +7,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.widgets import Static
 
+from ...engine import gc_policy
 from ...engine.updates import (
     BatchCommitted,
     MembersChanged,
@@ -138,6 +139,10 @@ class ChatUpdates(RoomActions):
     def _on_batch(self, update: BatchCommitted) -> None:
         if update.first:
             self._arm_alerts()
+            # What the first sync brought (a first start: every room, the room list's rows)
+            # is long-lived: out of the collector's sight once drawn (engine/gc_policy.py).
+            # Left young, each full collection held until idle walked it: 10-50 ms each.
+            self.call_after_refresh(gc_policy.settle)
 
     def _on_room_list(self, update: RoomListChanged) -> None:
         self._alert_new(update)
