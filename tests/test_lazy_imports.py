@@ -87,13 +87,15 @@ def test_the_qr_encoder_loads_when_a_code_is_drawn() -> None:
 # Issue 13 (start-up): what the first painted room list does not need is imported when first
 # used: key backup and recovery (and `cryptography` under them), pictures (Pillow, blurhash),
 # HTTP (httpx, httpcore, anyio: the room list is painted from the cache before the first
-# request), the room directory, the login, verification and device screens.
+# request), code highlighting (Pygments), the room directory, the login, verification and
+# device screens.
 NOT_FOR_THE_FIRST_PAINT = (
     "cryptography",
     "PIL",
     "httpx",
     "httpcore",
     "anyio",
+    "pygments",
     "blurhash",
     "tui_client.crypto.backup",
     "tui_client.crypto.secret_storage",

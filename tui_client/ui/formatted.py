@@ -19,13 +19,12 @@ import io
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rich.cells import cell_len, chop_cells
 from rich.console import Console
 from rich.segment import Segment
 from rich.style import Style
-from rich.syntax import Syntax, SyntaxTheme
 
 from ..protocol.html import (
     Block,
@@ -51,6 +50,11 @@ from ..protocol.html import (
 )
 from ..protocol.sanitize import clean_line
 from .wrap import styled_lines
+
+if TYPE_CHECKING:
+    # Rich's Syntax (and Pygments under it) is imported with the first code block drawn
+    # (issue 13: the first painted room list has none).
+    from rich.syntax import SyntaxTheme
 
 Line = list[Segment]
 Span = tuple[str, Style]
@@ -383,12 +387,16 @@ def _lexer(language: str) -> Any:  # (a Pygments ``Lexer``: Pygments has no type
     """The Pygments lexer of a language name, made once (finding one by name scans every
     lexer: 1-2 ms a code block), as Rich's ``Syntax`` finds it (plain text for a name
     Pygments does not know)."""
+    from rich.syntax import Syntax
+
     syntax = Syntax("", language)
     return syntax.lexer or syntax.default_lexer
 
 
 @lru_cache(maxsize=1)
 def _code_theme() -> SyntaxTheme:
+    from rich.syntax import Syntax
+
     return Syntax.get_theme(CODE_THEME)
 
 
@@ -396,6 +404,8 @@ def _code_lines(block: CodeBlock, width: int) -> list[Line]:
     """A code block: highlighted by Pygments (through Rich), on its own background."""
     code = block.text
     language = block.language if block.language and len(code) <= MAX_HIGHLIGHT else "text"
+    from rich.syntax import Syntax
+
     syntax = Syntax(code, _lexer(language), theme=_code_theme(), word_wrap=False)
     highlighted = syntax.highlight(code)
     background = (
