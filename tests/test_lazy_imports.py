@@ -85,12 +85,16 @@ def test_the_qr_encoder_loads_when_a_code_is_drawn() -> None:
 
 
 # Issue 13 (start-up): what the first painted room list does not need is imported when first
-# used: key backup and recovery (and `cryptography` under them), pictures (Pillow, blurhash),
+# used: key backup and recovery (and `cryptography` under them), the crypto package's types,
+# cross-signing and verification flows, pictures (Pillow, blurhash),
 # HTTP (httpx, httpcore, anyio: the room list is painted from the cache before the first
 # request), code highlighting (Pygments), the room directory, the login, verification and
 # device screens.
 NOT_FOR_THE_FIRST_PAINT = (
     "cryptography",
+    "tui_client.crypto.types",
+    "tui_client.crypto.verification",
+    "tui_client.crypto.cross_signing",
     "PIL",
     "httpx",
     "httpcore",
@@ -136,3 +140,21 @@ def test_pillow_loads_when_the_first_picture_is_decoded() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["ok"]
+
+
+def test_every_name_of_the_crypto_package_is_there_when_named() -> None:
+    code = (
+        "import importlib, sys, tui_client.crypto as crypto\n"
+        "assert 'tui_client.crypto.types' not in sys.modules\n"
+        "for name in crypto.__all__:\n"
+        "    value = getattr(crypto, name)\n"
+        "    if isinstance(value, type):\n"
+        "        home = importlib.import_module(value.__module__)\n"
+        "        assert getattr(home, name) is value, name\n"
+        "from tui_client.crypto import DecryptedEvent, EncryptionError\n"
+        "from tui_client.crypto.types import DecryptedEvent as Direct\n"
+        "assert DecryptedEvent is Direct\n"
+        "print(len(crypto.__all__))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert int(done.stdout) >= 17

@@ -12,26 +12,29 @@
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import TYPE_CHECKING
 
-from .backend import CryptoBackend
-from .errors import CryptoStoreMismatch, EncryptionError
-from .requests import (
-    KeysClaimRequest,
-    KeysQueryRequest,
-    KeysUploadRequest,
-    OutgoingRequest,
-    ToDeviceRequest,
-)
-from .store_api import CryptoStore
-from .types import (
-    DecryptedEvent,
-    DecryptionFailure,
-    EncryptionSettings,
-    FailureReason,
-    MachineConfig,
-    SyncChanges,
-)
+if TYPE_CHECKING:
+    from .backend import CryptoBackend
+    from .errors import CryptoStoreMismatch, EncryptionError
+    from .machine import OlmMachine
+    from .requests import (
+        KeysClaimRequest,
+        KeysQueryRequest,
+        KeysUploadRequest,
+        OutgoingRequest,
+        ToDeviceRequest,
+    )
+    from .store_api import CryptoStore
+    from .types import (
+        DecryptedEvent,
+        DecryptionFailure,
+        EncryptionSettings,
+        FailureReason,
+        MachineConfig,
+        SyncChanges,
+    )
 
 __all__ = [
     "BACKENDS",
@@ -56,18 +59,37 @@ __all__ = [
 
 BACKENDS = ("olm", "vodozemac")
 
-if TYPE_CHECKING:
-    from .machine import OlmMachine
+# Where each name lives. Importing the package (as ``crypto.attachments`` or
+# ``crypto.errors`` do) imports none of them: each is imported when first named (issue 13:
+# the machine, the crypto types and the verification flows are not needed to paint the
+# room list).
+_LAZY = {
+    "CryptoBackend": "backend",
+    "CryptoStoreMismatch": "errors",
+    "EncryptionError": "errors",
+    "OlmMachine": "machine",
+    "KeysClaimRequest": "requests",
+    "KeysQueryRequest": "requests",
+    "KeysUploadRequest": "requests",
+    "OutgoingRequest": "requests",
+    "ToDeviceRequest": "requests",
+    "CryptoStore": "store_api",
+    "DecryptedEvent": "types",
+    "DecryptionFailure": "types",
+    "EncryptionSettings": "types",
+    "FailureReason": "types",
+    "MachineConfig": "types",
+    "SyncChanges": "types",
+}
 
 
 def __getattr__(name: str) -> object:
-    # The machine (Olm, Megolm, gossip, verification host) is imported when first
-    # used, not by everything that names a crypto type: start-up does not need it.
-    if name == "OlmMachine":
-        from .machine import OlmMachine
-
-        return OlmMachine
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
 
 
 def load_backend(name: str = "vodozemac") -> CryptoBackend:

@@ -3,11 +3,13 @@ be decrypted (engine/encryption.py stores both with the event)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..crypto import DecryptionFailure, FailureReason
-from ..crypto.types import SenderTrust
 from ..protocol.events import DECRYPTION_FAILURE
+
+if TYPE_CHECKING:
+    # Imported where used (issue 13: the first painted room list needs no crypto types).
+    from ..crypto.types import DecryptionFailure
 
 __all__ = ["TRUST_LABELS", "failure_text", "with_failure"]
 
@@ -20,17 +22,20 @@ _WITHHELD = {
     "m.unavailable": "the key is not available",
     "m.no_olm": "the sender could not set up a secure channel to this device",
 }
+#: By :class:`~tui_client.crypto.types.SenderTrust` (a ``StrEnum``: its values are the keys).
 TRUST_LABELS = {
-    SenderTrust.VERIFIED: "verified",
-    SenderTrust.UNVERIFIED: "unverified",
-    SenderTrust.BLOCKED: "blocked",
-    SenderTrust.UNKNOWN_DEVICE: "unknown device",
-    SenderTrust.UNAUTHENTICATED: "unauthenticated",
+    "verified": "verified",
+    "unverified": "unverified",
+    "blocked": "blocked",
+    "unknown_device": "unknown device",
+    "unauthenticated": "unauthenticated",
 }
 
 
 def failure_text(failure: DecryptionFailure) -> str:
     """What to tell the user about a message that cannot be decrypted."""
+    from ..crypto.types import FailureReason
+
     reason = failure.reason
     if reason is FailureReason.MISSING_ROOM_KEY:
         return "the key for this message has not arrived yet (it may still come, or be in a key backup)"

@@ -27,17 +27,17 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from ..crypto import OutgoingRequest
-from ..crypto.cross_signing import UserIdentity
-from ..crypto.requests import KeysQueryRequest, SignatureUploadRequest
-from ..crypto.types import Device, DeviceTrust, RequestOutcome
 from ..protocol import requests as api
 from ..protocol.ids import is_user_id
 from .uia import UserInteractiveAuth
 from .updates import IdentityWarnings, TrustChanged
 
 if TYPE_CHECKING:
-    from ..crypto import OlmMachine
+    # Imported where first used (issue 13: the trust cache the first painted room list
+    # asks is empty until the machine is open).
+    from ..crypto import OlmMachine, OutgoingRequest
+    from ..crypto.cross_signing import UserIdentity
+    from ..crypto.types import Device, DeviceTrust, RequestOutcome
     from .core import Core
     from .encryption import Encryption
     from .uia import PasswordPrompt
@@ -128,11 +128,8 @@ def identity_state(identity: UserIdentity | None) -> IdentityState:
     return IdentityState.UNVERIFIED
 
 
-_TRUST_LABEL = {
-    DeviceTrust.VERIFIED: "verified",
-    DeviceTrust.UNVERIFIED: "unverified",
-    DeviceTrust.BLOCKED: "blocked",
-}
+#: By :class:`~tui_client.crypto.types.DeviceTrust` (a ``StrEnum``: its values are the keys).
+_TRUST_LABEL = {"verified": "verified", "unverified": "unverified", "blocked": "blocked"}
 
 
 class DeviceService:
@@ -249,6 +246,8 @@ class DeviceService:
 
     @staticmethod
     def _user_trust(machine: OlmMachine, user_id: str) -> UserTrust:
+        from ..crypto.types import DeviceTrust
+
         identity = machine.user_identity(user_id)
         devices = machine.get_user_devices(user_id)
         verified = frozenset(
@@ -265,6 +264,8 @@ class DeviceService:
 
     def _on_outcome(self, request: OutgoingRequest, outcome: RequestOutcome) -> None:
         """A key query or a signature upload may change what we think of some users."""
+        from ..crypto.requests import KeysQueryRequest, SignatureUploadRequest
+
         users: set[str] = set(outcome.users_updated)
         if isinstance(request, SignatureUploadRequest):
             users.update(request.body)

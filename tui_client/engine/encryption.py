@@ -31,21 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from ..crypto import (
-    BACKENDS,
-    CryptoStore,
-    CryptoStoreMismatch,
-    DecryptedEvent,
-    EncryptionError,
-    EncryptionSettings,
-    KeysClaimRequest,
-    OutgoingRequest,
-    ToDeviceRequest,
-    load_backend,
-)
-from ..crypto.migration import PickleFormatError, prepare_store
-from ..crypto.types import MachineConfig, RequestOutcome
-from ..crypto.verification import REQUEST_MSGTYPE, VERIFICATION_EVENT_TYPES
+from ..crypto import BACKENDS, load_backend
+from ..crypto.errors import CryptoStoreMismatch, EncryptionError
 from ..protocol.errors import MatrixError, NetworkError
 from ..protocol.events import ENCRYPTION_INFO
 from ..protocol.sync import SyncBatch
@@ -55,7 +42,16 @@ from .storage import StorageHealth, StorageUnavailable
 from .updates import CryptoStoreUpgrade, Notice
 
 if TYPE_CHECKING:
-    from ..crypto import OlmMachine
+    # The crypto types, requests and verification constants are imported where first used
+    # (issue 13: the first painted room list needs none of them).
+    from ..crypto import (
+        CryptoStore,
+        DecryptedEvent,
+        EncryptionSettings,
+        OlmMachine,
+        OutgoingRequest,
+    )
+    from ..crypto.types import MachineConfig, RequestOutcome
     from .core import Core
     from .secrets import SecretStore
 
@@ -251,13 +247,15 @@ class Encryption:
             self._opened.set()
 
     async def _open(self) -> None:
+        from ..crypto.migration import PickleFormatError, prepare_store
+
         try:
             key = self._pickle_key()
             backend = load_backend(self.backend_name)
             core = self.core
             # The SQLite store returns plain dicts of the records' shape; the store
             # conformance suite (tests/store/test_crypto_store.py) is what holds it to that.
-            store = cast(CryptoStore, self.store)
+            store = cast("CryptoStore", self.store)
 
             migrated: list[int] = []
 
@@ -457,6 +455,8 @@ class Encryption:
         unsigned = event.get("unsigned")
         if isinstance(unsigned, dict) and "redacted_because" in unsigned:
             return None
+        from ..crypto.types import DecryptedEvent
+
         outcome = machine.decrypt_room_event(event, room_id)
         session_id = outcome.session_id or ""
         if isinstance(outcome, DecryptedEvent):
@@ -596,6 +596,8 @@ class Encryption:
                 await self._send(request)
 
     async def _send(self, request: OutgoingRequest) -> None:
+        from ..crypto.requests import KeysClaimRequest, ToDeviceRequest
+
         machine = self._machine()
         self._in_flight.add(request.request_id)
         try:
@@ -638,6 +640,8 @@ class Encryption:
         return self._room_locks.setdefault(room_id, asyncio.Lock())
 
     async def _recipients(self, room_id: str) -> tuple[list[str], EncryptionSettings]:
+        from ..crypto.types import EncryptionSettings
+
         if room_id not in self._members_fetched:
             await self._fetch_members(room_id)
             self._members_fetched.add(room_id)
@@ -782,6 +786,8 @@ class Encryption:
 
 def is_verification_event(event: Event) -> bool:
     """An ``m.key.verification.*`` room event, or an in-room verification request."""
+    from ..crypto.verification.model import REQUEST_MSGTYPE, VERIFICATION_EVENT_TYPES
+
     event_type = event.get("type")
     if event_type == "m.room.message":
         content = event.get("content")
