@@ -99,6 +99,9 @@ async def _ours(folder: Path) -> None:
     import os
 
     os.environ.setdefault("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    from tui_client.engine import gc_policy
+
+    gc_policy.starting()  # as ``python -m tui_client`` does before importing the app
     from tui_client.ui.app import TuiClientApp
     from tui_client.ui.widgets.room_list import RoomList
 

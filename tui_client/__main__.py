@@ -104,6 +104,10 @@ def main(argv: list[str] | None = None) -> None:
     base = args.data_dir or data_dir()
     log_path = args.log or (base / args.profile / "client.log")
     configure_logging(log_path, debug=bool(os.environ.get("TUI_CLIENT_DEBUG")))
+    from .engine import gc_policy
+
+    # Few young collections while the app's modules load (ended when the app mounts).
+    gc_policy.starting()
     from .engine.opener import remove_stale_folders
     from .ui.app import run_app
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import weakref
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -173,3 +174,26 @@ def test_a_settle_counts_the_frozen_set_once(monkeypatch: pytest.MonkeyPatch) ->
     gc_policy.settle(sweep=True)
     assert len(counted) == 2  # once each (was twice)
     assert keep
+
+
+def test_starting_holds_young_collections_until_the_app_configures_them() -> None:
+    gc_policy.starting()
+    assert gc.get_threshold()[0] == gc_policy.START_GEN0_THRESHOLD
+    gc_policy.configure()
+    assert gc.get_threshold()[0] == gc_policy.GEN0_THRESHOLD
+
+
+def test_the_client_starts_holding_young_collections_before_importing_the_app(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import tui_client.__main__ as entry
+    import tui_client.engine.opener as opener
+    import tui_client.ui.app as app
+
+    seen: list[int] = []
+    monkeypatch.setattr(app, "run_app", lambda **_options: seen.append(gc.get_threshold()[0]))
+    monkeypatch.setenv("TUI_CLIENT_CONFIG", str(tmp_path / "config.toml"))
+    monkeypatch.setattr(entry, "configure_logging", lambda *_args, **_kw: None)
+    monkeypatch.setattr(opener, "remove_stale_folders", lambda: None)
+    entry.main(["--data-dir", str(tmp_path)])
+    assert seen == [gc_policy.START_GEN0_THRESHOLD]
