@@ -143,3 +143,20 @@ def test_time_left() -> None:
 def test_fingerprints_are_grouped() -> None:
     assert fingerprint("abcdefghij") == "abcd efgh ij"
     assert fingerprint(None) == "—"
+
+
+def test_every_trust_level_has_its_words() -> None:
+    # The tables are keyed by the enums' string values (importing the enums' module is
+    # left for when a message is decrypted, issue 13): each member must be found by it.
+    from tui_client.crypto.types import DeviceTrust, SenderTrust
+    from tui_client.engine.decryption_forms import TRUST_LABELS
+    from tui_client.engine.devices import _TRUST_LABEL
+
+    assert {TRUST_LABELS[t] for t in SenderTrust} == {
+        "verified",
+        "unverified",
+        "blocked",
+        "unknown device",
+        "unauthenticated",
+    }
+    assert [_TRUST_LABEL[t] for t in DeviceTrust] == ["verified", "unverified", "blocked"]
