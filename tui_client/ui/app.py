@@ -373,7 +373,12 @@ class TuiClientApp(ClientApp):
         # An OAuth session has no password to ask for: its login screen signs in again.
         if update.soft and client.oauth is None:
             self.push_screen(
-                PromptDialog(f"{update.message} Password for {client.user_id}:", password=True),
+                # No toast over it: an error said meanwhile would hide its buttons at 80x24.
+                PromptDialog(
+                    f"{update.message} Password for {client.user_id}:",
+                    password=True,
+                    uncovered=True,
+                ),
                 self._relogin,
             )
         else:

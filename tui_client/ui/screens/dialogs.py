@@ -13,16 +13,27 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
+#: The class of a dialog that says everything itself: no toast is drawn over it while it is
+#: up (app.tcss hides the toasts on it; they come back when it closes).
+UNCOVERED = "-uncovered"
+
 
 class PromptDialog(ModalScreen[str | None]):
-    """Ask for one line of text; dismisses with it, or None on Escape."""
+    """Ask for one line of text; dismisses with it, or None on Escape (``uncovered``: no
+    toast drawn over it, see :class:`ChoiceDialog`)."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="dialogs.cancel")]
 
     def __init__(
-        self, title: str, placeholder: str = "", value: str = "", *, password: bool = False
+        self,
+        title: str,
+        placeholder: str = "",
+        value: str = "",
+        *,
+        password: bool = False,
+        uncovered: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(classes=UNCOVERED if uncovered else None)
         self._title = title
         self._placeholder = placeholder
         self._value = value
@@ -82,11 +93,6 @@ class ConfirmDialog(ModalScreen[bool]):
     def action_no(self) -> None:
         """Decline."""
         self.dismiss(False)
-
-
-#: The class of a dialog that says everything itself: no toast is drawn over it while it is
-#: up (app.tcss hides its toast rack; the toasts come back when it closes).
-UNCOVERED = "-uncovered"
 
 
 class ChoiceDialog(ModalScreen[str | None]):
