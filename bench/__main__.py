@@ -34,6 +34,7 @@ UI_BENCHMARKS = (
     "sync_decrypt",
     "backup",
     "ui_start",
+    "start_process",
     "timeline",
     "sync_frames",
     "directory",
