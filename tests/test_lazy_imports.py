@@ -88,8 +88,9 @@ def test_the_qr_encoder_loads_when_a_code_is_drawn() -> None:
 # used: key backup and recovery (and `cryptography` under them), the crypto package's types,
 # cross-signing and verification flows, pictures (Pillow, blurhash),
 # HTTP (httpx, httpcore, anyio: the room list is painted from the cache before the first
-# request), code highlighting (Pygments), the room directory, the login, verification and
-# device screens.
+# request), the sync sources and the ingest of a batch (chosen and run after the first
+# paint), code highlighting (Pygments), search, the room directory, the login, verification
+# and device screens.
 NOT_FOR_THE_FIRST_PAINT = (
     "cryptography",
     "tui_client.crypto.types",
@@ -104,6 +105,10 @@ NOT_FOR_THE_FIRST_PAINT = (
     "tui_client.crypto.backup",
     "tui_client.crypto.secret_storage",
     "tui_client.engine.backup",
+    "tui_client.engine.sliding_sync",
+    "tui_client.engine.sync_ingest",
+    "tui_client.engine.search",
+    "tui_client.ui.screens.search",
     "tui_client.engine.recovery",
     "tui_client.engine.directory",
     "tui_client.ui.screens.directory",

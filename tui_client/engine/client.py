@@ -53,10 +53,8 @@ from .session import (
     wipe_profile,
     write_private_json,
 )
-from .sliding_sync import SlidingSyncSource, server_offers_sliding_sync
 from .storage import StorageHealth, StorageUnavailable, storage_problem
 from .sync import SyncLoop, SyncSource, SyncV2Source
-from .sync_ingest import ingest_response
 from .uia import ApprovalPrompt, PasswordPrompt
 from .updates import (
     BatchCommitted,
@@ -484,6 +482,8 @@ class MatrixClient(ClientServices, RoomCommands):
         ``ask=False`` (at open: no network before the cached room list is up, and an
         offline start keeps its source) takes the server's last answer when there is one;
         :meth:`_recheck_sliding_sync` asks again once sync runs."""
+        from .sliding_sync import SlidingSyncSource, server_offers_sliding_sync
+
         self._sliding_allowed = await self.db.run(self.cache.get_meta, SYNC_MODE_SETTING) != "v2"
         offered = False
         if self._sliding_allowed:
@@ -514,6 +514,8 @@ class MatrixClient(ClientServices, RoomCommands):
 
     async def _recheck_sliding_sync(self) -> None:
         """Ask ``/versions`` again once sync runs; switch if the server's offer changed."""
+        from .sliding_sync import SlidingSyncSource, server_offers_sliding_sync
+
         if not self._sliding_allowed or self._source_factory is not None:
             return
         try:
@@ -582,6 +584,8 @@ class MatrixClient(ClientServices, RoomCommands):
         # Decoding and storing a batch allocates hundreds of thousands of objects,
         # none of them cyclic garbage; letting the collector walk the growing heap
         # meanwhile costs ~20% of the time. It runs again once the batch is done.
+        from .sync_ingest import ingest_response
+
         with gc_paused():
             result, batch = ingest_response(
                 self._source, raw, self.core, self.encryption, self.server_clock, initial
@@ -727,6 +731,8 @@ class MatrixClient(ClientServices, RoomCommands):
         if view is None:
             view = self.new_view(room_id)
             self.views[room_id] = view
+            from .sliding_sync import SlidingSyncSource
+
             if isinstance(self._source, SlidingSyncSource):
                 self._source.resubscribe()  # its longer timeline now, not after the long-poll
             await view.load()

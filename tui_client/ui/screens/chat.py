@@ -54,12 +54,11 @@ from ..widgets.upload_bar import UploadBar
 from .chat_updates import ChatUpdates
 from .dialogs import ConfirmDialog, PromptDialog, ReactionDialog
 from .help import HelpScreen
-from .search import SearchHistory, SearchScreen
 from .switcher import RoomSwitcher
 from .threads import ThreadListScreen, ThreadPanel, open_thread
 
 if TYPE_CHECKING:
-    pass
+    from .search import SearchHistory
 
 
 def chat_screen_of(app: App[Any]) -> ChatScreen | None:
@@ -634,6 +633,8 @@ class ChatScreen(ChatUpdates):
 
     def action_search(self, room_id: str | None = None, index_older: bool = False) -> None:
         """The search screen: every room, or one (``/`` in its timeline)."""
+        from .search import SearchScreen  # (and the engine's search) when first opened
+
         screen = SearchScreen(
             self.client, room_id, home_room=self.current_room, index_older=index_older
         )
