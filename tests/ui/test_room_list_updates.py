@@ -24,6 +24,7 @@ from tui_client.engine.updates import (
 )
 from tui_client.protocol.room_state import RoomSummary
 from tui_client.ui.app import TuiClientApp
+from tui_client.ui.screens import chat_updates
 from tui_client.ui.widgets import room_list as room_list_module
 from tui_client.ui.widgets.room_header import RoomHeader
 from tui_client.ui.widgets.room_list import RoomList
@@ -57,6 +58,15 @@ async def test_updates_published_together_refresh_the_room_list_once(
 
             monkeypatch.setattr(room_list, method, counted)
 
+        lookups: list[object] = []
+        account_of = app.accounts.of
+
+        def counted_lookup(client: object) -> Any:
+            lookups.append(client)
+            return account_of(client)
+
+        monkeypatch.setattr(app.accounts, "of", counted_lookup)
+
         def rename(room_id: str, name: str) -> None:
             summary = client.rooms[room_id].copy()
             summary.name = summary.display_name = name
@@ -71,6 +81,7 @@ async def test_updates_published_together_refresh_the_room_list_once(
         await pilot.pause(0.2)
 
         assert len(shown) == 1  # once for the 41 room lists (was once each)
+        assert len(lookups) == 1  # the batch's account, looked up once (was once an update)
         screen = screen_text(app)
         assert "Random 39" in screen and "Random 38" not in screen
         # The room on screen was renamed by the first update only: its header follows.
@@ -231,3 +242,26 @@ async def test_a_first_sync_and_the_first_room_freeze_without_a_full_collection(
         await _settle(pilot, other)
         assert "▌" in screen_text(app)
     assert sweeps.count(True) == 1  # the switch swept the first room's lines
+
+
+async def test_the_first_room_is_the_room_lists_first_without_sorting_again(
+    fake_profile: Path, fake_server: FakeHomeserver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = TuiClientApp(base_dir=fake_profile, transport=fake_server.transport())
+    async with app.run_test(size=SIZE) as pilot:
+        await _settle(pilot, None)
+        chat, client = app.chat_screen, app.client
+        assert chat is not None and client is not None
+        room_list = chat.query_one(RoomList)
+        first_joined = next(r for r in room_list.room_ids if client.rooms[r].membership == "join")
+
+        def no_sort(rooms: Any) -> Any:
+            raise AssertionError("the rooms were sorted again")
+
+        monkeypatch.setattr(chat_updates, "ordered", no_sort)
+        monkeypatch.setattr(client, "last_room", None)
+        chat.current_room = None
+        chat._open_initial_room()
+        await _settle(pilot, first_joined)
+        assert chat.current_room == first_joined
+        assert "▌" in screen_text(app)

@@ -36,7 +36,7 @@ from ..net.http import configure_http2
 from ..protocol.ids import InvalidIdentifier
 from ..protocol.sanitize import clean_line
 from . import notify, strip_cycles
-from .accounts import AccountManager
+from .accounts import Account, AccountManager
 from .app_interface import ClientApp
 from .bindings import APP_BINDINGS
 from .graphics import detect, graphics, set_graphics
@@ -329,18 +329,20 @@ class TuiClientApp(ClientApp):
     def on_engine_updates(self, message: EngineUpdates) -> None:
         """What the engine published since the last frame, superseded updates dropped."""
         source = message.batch.source
+        account = self.accounts.of(source)  # (once a batch: a first sync brings 1,000+)
         for update in coalesce(message.batch.take()):
-            self._apply_update(update, source)
+            self._apply_update(update, source, account)
 
-    def _apply_update(self, update: Update, source: object) -> None:
+    def _apply_update(self, update: Update, source: object, account: Account | None) -> None:
         if not self.is_running:
             return  # shutting down: the screens are being taken apart
-        account = self.accounts.of(source)
-        if account is not None and source is not self.client:
-            self.accounts.background_update(account, update)
-            return
-        if source is not None and account is None and source is not self.client:
-            return  # a closed account's last words
+        if source is not self.client:  # (or no longer: an update of the batch ended it)
+            account = self.accounts.of(source)
+            if account is not None:
+                self.accounts.background_update(account, update)
+                return
+            if source is not None:
+                return  # a closed account's last words
         screen = self.chat_screen
         # A chat screen not mounted yet reads the client's state when it mounts.
         if screen is not None and screen.is_mounted:

@@ -172,7 +172,8 @@ class ChatScreen(ChatUpdates):
         """Open the room used last, else the first joined one (once there is any)."""
         if self.current_room is not None:
             return
-        rooms = self._ordered_rooms()
+        known = self.client.rooms  # (in the room list's order: sorted once, there)
+        rooms = [known[r] for r in self.query_one(RoomList).room_ids if r in known]
         joined = [r for r in rooms if r.membership == "join"]
         last = self.client.last_room
         first = last if last is not None and any(r.room_id == last for r in rooms) else None
