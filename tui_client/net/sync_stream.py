@@ -145,10 +145,14 @@ class _Text:
                 if cut and self._grow(start):
                     start = self.pos
                     continue
+                what = "nested too deep"
+                if isinstance(error, json.JSONDecodeError):  # json's words, shorter
+                    what = error.msg.removesuffix(" at").replace("Expecting", "expected")
+                    what = what.replace("property name enclosed in double quotes", "a key")
                 if isinstance(error, StopIteration):
-                    self.pos = at
-                    raise _not_json(f"expected a value at byte {self.offset()}") from error
-                raise _not_json(error) from error
+                    what = "expected a value"
+                self.pos = max(at, self.pos)
+                raise _not_json(f"{what} at byte {self.offset()}") from error
             if end >= len(self.text) and self._grow(start):  # a number cut short
                 start = self.pos
                 continue
