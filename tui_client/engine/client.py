@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Self
 
@@ -175,6 +174,9 @@ class MatrixClient(ClientServices, RoomCommands):
         self._indexing: asyncio.Future[None] | None = None
         #: :meth:`open_services` done (then :meth:`start` may run), and :meth:`start` called.
         self._services_open, self._started = False, asyncio.Event()
+        #: :meth:`close` or :meth:`logout` began: the database thread is (being) shut down,
+        #: so an open still under way ends quietly and :meth:`start` starts nothing.
+        self.closed = False
         self._make_services(crypto_backend)
         self.ended: SessionEnded | None = None
         self.connection.on_rate_limited = self._on_rate_limited
@@ -304,7 +306,7 @@ class MatrixClient(ClientServices, RoomCommands):
         """What the first painted room list needs: the summaries, published, and how the list
         shows them. Sending and decrypting wait for the machine (:meth:`Encryption.ready`)."""
         self.encryption.expect_open()
-        await self.damage.survive(self._open_cache())
+        await self._until_closed(self.damage.survive(self._open_cache()))
 
     async def _open_cache(self) -> None:
         self.rooms = await self.db.run(self.cache.load_summaries)
@@ -322,8 +324,19 @@ class MatrixClient(ClientServices, RoomCommands):
 
     async def open_services(self) -> None:
         """The crypto machine, devices, the sync source and its token: what :meth:`start` needs."""
-        await self.damage.survive(self._open_services())
-        self._services_open = True
+        await self._until_closed(self.damage.survive(self._open_services()))
+        self._services_open = not self.closed
+
+    async def _until_closed(self, work: Awaitable[None]) -> None:
+        """Await a step of the open; one that fails because the client was closed meanwhile
+        (a rebuild of the damaged cache asked for from the dialog while the account was
+        still opening: the database thread is gone) ends quietly."""
+        try:
+            await work
+        except Exception:
+            if not self.closed:
+                raise
+            log.info("the client was closed while it opened", exc_info=True)
 
     async def _open_services(self) -> None:
         await self.encryption.open()
@@ -337,18 +350,13 @@ class MatrixClient(ClientServices, RoomCommands):
         without the crypto machine would drop its room keys)."""
         if self._tasks:
             return
+        if self.closed:  # closed while it opened: its database thread is gone
+            log.info("not starting a closed client")
+            return
         if not self._services_open:
             raise RuntimeError("MatrixClient.start() before open_services()")
         self._started.set()
-        self.sync_loop = SyncLoop(
-            self._source,
-            self._commit_batch,
-            get_token=lambda: self.sync_token,
-            on_state=self._on_sync_state,
-            on_unknown_token=self._on_unknown_token,
-            long_poll_ms=self._long_poll_ms,
-            storage=self.storage,
-        )
+        self.sync_loop = self._new_sync_loop()
         self._tasks = [
             asyncio.ensure_future(self.sync_loop.run()),
             asyncio.ensure_future(self.send_queue.run()),
@@ -418,6 +426,7 @@ class MatrixClient(ClientServices, RoomCommands):
 
     async def close(self) -> None:
         """Stop and release everything (the cache stays on disk)."""
+        self.closed = True
         await self.stop()
         await self._stop_services()
         await self.connection.aclose()
@@ -436,6 +445,7 @@ class MatrixClient(ClientServices, RoomCommands):
 
     async def logout(self) -> None:
         """Invalidate the token on the server, then remove local secrets and the cache."""
+        self.closed = True
         await self.stop()
         await self._stop_services()
         if self.oauth is not None:
@@ -542,16 +552,19 @@ class MatrixClient(ClientServices, RoomCommands):
         await self._choose_sync_source()
         self.sync_token = await self.db.run(self._source.load_token, self.cache.get_meta)
         if running:
-            self.sync_loop = SyncLoop(
-                self._source,
-                self._commit_batch,
-                get_token=lambda: self.sync_token,
-                on_state=self._on_sync_state,
-                on_unknown_token=self._on_unknown_token,
-                long_poll_ms=self._long_poll_ms,
-                storage=self.storage,
-            )
+            self.sync_loop = self._new_sync_loop()
             self._tasks[0] = asyncio.ensure_future(self.sync_loop.run())
+
+    def _new_sync_loop(self) -> SyncLoop:
+        return SyncLoop(
+            self._source,
+            self._commit_batch,
+            get_token=lambda: self.sync_token,
+            on_state=self._on_sync_state,
+            on_unknown_token=self._on_unknown_token,
+            long_poll_ms=self._long_poll_ms,
+            storage=self.storage,
+        )
 
     @property
     def sync_mode(self) -> str:
@@ -586,7 +599,7 @@ class MatrixClient(ClientServices, RoomCommands):
         # meanwhile costs ~20% of the time. It runs again once the batch is done.
         from .sync_ingest import ingest_response
 
-        with gc_paused():
+        with gc_policy.paused():  # (it is process-wide; engine/gc_policy.py)
             result, batch = ingest_response(
                 self._source, raw, self.core, self.encryption, self.server_clock, initial
             )
@@ -839,11 +852,3 @@ class MatrixClient(ClientServices, RoomCommands):
         view = self.views.get(room_id)
         newest = view is not None and view.model.last_event_id() == event_id
         await self.receipts.mark_read(room_id, event_id, thread_id=thread_id, newest=newest)
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Turn off the cyclic garbage collector for a block (it is process-wide); a big
-    block's survivors are frozen at its end (engine/gc_policy.py)."""
-    with gc_policy.paused():
-        yield

@@ -293,7 +293,11 @@ class TuiClientApp(ClientApp):
         source of truth for those it names), sync."""
         try:
             await client.open_services()
+            if not client.closed:
+                await apply_config(client, self.config)
         except Exception as error:  # in a worker: unsaid, the client would just never sync
+            if client.closed:
+                return  # closed meanwhile (a rebuild from the damage dialog): a new one took over
             log.exception("the account could not finish opening")
             self.notify(
                 f"Could not finish opening the account: {clean_line(str(error), 300)}. "
@@ -303,7 +307,8 @@ class TuiClientApp(ClientApp):
                 markup=False,
             )
             return
-        await apply_config(client, self.config)
+        if client.closed:  # rebuilt or logged out while it opened: a new client took over
+            return
         self._saved_settings.update(account_values(client))
         self.security.refresh_bar()
         from . import cache_damage
