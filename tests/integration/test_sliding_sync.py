@@ -250,3 +250,30 @@ async def test_switching_v2_sliding_v2_keeps_the_cache(
     ]
     # The setting is kept: a restart with sliding sync allowed uses it again.
     assert client.sliding_sync_allowed
+
+
+async def test_a_switch_under_way_when_the_client_closes_leaves_no_sync_running(
+    synapse: SynapseServer, make_user: MakeUser, tmp_path: Path
+) -> None:
+    """The switch of sync source at start (``/versions`` answered otherwise than last time)
+    runs as one of the client's tasks; a close while it waits for the old loop to end
+    cancels it. It used to swallow its own cancellation with the old loop's, start the new
+    loop, and leave it running over the closed database thread ("cannot schedule new
+    futures after shutdown" every few seconds, as after a rebuild of a damaged cache)."""
+    client = await login(
+        synapse, make_user("alice"), tmp_path / "alice", long_poll_ms=500, sliding=True
+    )
+    await client.wait_synced()
+    old = client.sync_loop
+    assert old is not None and client.sync_mode == "sliding sync"
+    client._spawn(client.set_sliding_sync(False))  # as _recheck_sliding_sync does
+    for _ in range(1_000_000):  # each turn of the event loop: caught while it waits
+        if old._stopping:
+            break
+        await asyncio.sleep(0)
+    assert old._stopping, "the switch did not begin"
+    await client.close()
+    await asyncio.sleep(1)
+    left = [t for t in asyncio.all_tasks() if "SyncLoop.run" in repr(t.get_coro())]
+    assert not left, left
+    assert client.sync_loop is old

@@ -545,13 +545,11 @@ class MatrixClient(ClientServices, RoomCommands):
         if running and self.sync_loop is not None:
             self.sync_loop.stop()
             self._tasks[0].cancel()
-            try:
-                await self._tasks[0]
-            except (asyncio.CancelledError, Exception):
-                pass
+            # Its end, however it ended; a cancellation of this switch (a close) goes on up.
+            await asyncio.wait([self._tasks[0]])
         await self._choose_sync_source()
         self.sync_token = await self.db.run(self._source.load_token, self.cache.get_meta)
-        if running:
+        if running and not self.closed and self._tasks:
             self.sync_loop = self._new_sync_loop()
             self._tasks[0] = asyncio.ensure_future(self.sync_loop.run())
 
