@@ -174,8 +174,7 @@ class MatrixClient(ClientServices, RoomCommands):
         self._indexing: asyncio.Future[None] | None = None
         #: :meth:`open_services` done (then :meth:`start` may run), and :meth:`start` called.
         self._services_open, self._started = False, asyncio.Event()
-        #: :meth:`close` or :meth:`logout` began: the database thread is (being) shut down,
-        #: so an open still under way ends quietly and :meth:`start` starts nothing.
+        #: :meth:`close`/:meth:`logout` began: an open under way ends quietly, no :meth:`start`.
         self.closed = False
         self._make_services(crypto_backend)
         self.ended: SessionEnded | None = None
@@ -329,8 +328,7 @@ class MatrixClient(ClientServices, RoomCommands):
 
     async def _until_closed(self, work: Awaitable[None]) -> None:
         """Await a step of the open; one that fails because the client was closed meanwhile
-        (a rebuild of the damaged cache asked for from the dialog while the account was
-        still opening: the database thread is gone) ends quietly."""
+        (a rebuild asked for while it opened: no database thread) ends quietly."""
         try:
             await work
         except Exception:
@@ -351,7 +349,6 @@ class MatrixClient(ClientServices, RoomCommands):
         if self._tasks:
             return
         if self.closed:  # closed while it opened: its database thread is gone
-            log.info("not starting a closed client")
             return
         if not self._services_open:
             raise RuntimeError("MatrixClient.start() before open_services()")
