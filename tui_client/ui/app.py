@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -311,6 +313,9 @@ class TuiClientApp(ClientApp):
             return
         self._saved_settings.update(account_values(client))
         self.security.refresh_bar()
+        # Loaded on a thread (the damage and recovery dialogs: ~45 ms of imports): on the
+        # UI loop it was the longest frame of a first start, with the first sync streaming in.
+        await asyncio.to_thread(importlib.import_module, f"{__package__}.cache_damage")
         from . import cache_damage
 
         cache_damage.after_open(self, client)
