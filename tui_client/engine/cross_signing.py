@@ -35,6 +35,7 @@ from ..crypto.cross_signing import CrossSigningError, CrossSigningStatus, OwnKey
 from ..crypto.verification import Verification
 from ..net.http import backoff_delay
 from ..protocol.errors import MatrixError, NetworkError
+from .storage import StorageUnavailable
 from .uia import AuthCancelled, AuthFailed, AuthUnsupported, UserInteractiveAuth
 from .updates import CrossSigningChanged
 
@@ -120,8 +121,11 @@ class CrossSigningService:
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("cross-signing work failed", exc_info=task.exception())
+        error = None if task.cancelled() else task.exception()
+        if isinstance(error, StorageUnavailable):  # a full disk, a damaged cache: said already
+            log.warning("cross-signing work stopped: %s", error)
+        elif error is not None:
+            log.error("cross-signing work failed", exc_info=error)
 
     def start(self) -> None:
         """Check (and if need be set up) cross-signing once our own keys are fetched."""

@@ -29,6 +29,7 @@ from ..protocol import requests as api
 from ..protocol.errors import MatrixError, NetworkError
 from ..protocol.media import Attachment, ImageRef, MediaError, parse_mxc
 from .image_decode import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, ImageDecodeError, decode_image
+from .storage import StorageUnavailable
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -274,9 +275,12 @@ class ImageService:
         """Read the images setting (thumbnails when unset)."""
         if self.client is None:
             return
-        mode = await self.client.db.run(self.client.cache.get_meta, IMAGE_MODE_SETTING)
-        copy = await self.client.db.run(self.client.cache.get_meta, COPY_SETTING)
-        avatars = await self.client.db.run(self.client.cache.get_meta, AVATAR_SETTING)
+        try:
+            mode = await self.client.db.run(self.client.cache.get_meta, IMAGE_MODE_SETTING)
+            copy = await self.client.db.run(self.client.cache.get_meta, COPY_SETTING)
+            avatars = await self.client.db.run(self.client.cache.get_meta, AVATAR_SETTING)
+        except StorageUnavailable:  # a damaged cache (the status line says it): the defaults
+            return
         before = self.mode, self.avatars
         self.mode = mode if mode in IMAGE_MODES else MODE_THUMBNAILS
         self.copy_links = copy != "off"

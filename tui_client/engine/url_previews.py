@@ -20,6 +20,7 @@ from ..protocol.room_state import RoomSummary
 from ..protocol.url_preview import UrlPreview, parse_preview
 from ..store.cache import Cache
 from .dbthread import DatabaseThread
+from .storage import StorageUnavailable
 
 __all__ = ["ENCRYPTED_SETTING", "PLAIN_SETTING", "UrlPreviewService"]
 
@@ -58,9 +59,12 @@ class UrlPreviewService:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def load_settings(self) -> None:
-        """Read the two settings from the cache."""
-        plain = await self._db.run(self._cache.get_meta, PLAIN_SETTING)
-        encrypted = await self._db.run(self._cache.get_meta, ENCRYPTED_SETTING)
+        """Read the two settings from the cache (a damaged cache's unread: the defaults)."""
+        try:
+            plain = await self._db.run(self._cache.get_meta, PLAIN_SETTING)
+            encrypted = await self._db.run(self._cache.get_meta, ENCRYPTED_SETTING)
+        except StorageUnavailable:
+            return
         self.plain = plain != "off"
         self.encrypted = encrypted == "on"
 
