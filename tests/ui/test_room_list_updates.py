@@ -31,7 +31,7 @@ from tui_client.ui.widgets.room_list import RoomList
 
 from .fake_world import FakeHomeserver
 from .test_login_errors import screen_text
-from .test_snapshots import GENERAL, _open_thread, _settle
+from .test_snapshots import GENERAL, _open_thread, _settle, wait_for
 
 RANDOM = "!random00000000000000000000000000000000000004"
 SIZE = (80, 24)
@@ -234,7 +234,7 @@ async def test_a_first_sync_and_the_first_room_freeze_without_a_full_collection(
         assert sweeps and not any(sweeps)
         sweeps.clear()
         chat.handle_update(BatchCommitted({}, first=True))
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: bool(sweeps), "the settle after the first batch")
         assert sweeps == [False]  # the first batch's rooms frozen once drawn, no sweep
         sweeps.clear()
         other = GENERAL if chat.current_room != GENERAL else RANDOM
