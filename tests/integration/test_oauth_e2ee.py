@@ -19,7 +19,7 @@ from tui_client.engine.client import MatrixClient
 from tui_client.engine.oauth import OAuthLogin
 from tui_client.engine.uia import AuthCancelled, AuthFailed, AuthUnsupported
 
-from .e2ee_support import encrypted_room, join, shown
+from .e2ee_support import encrypted_room, join, shown, until
 from .verification_support import cross_signing_complete
 
 Homeserver = tuple[SynapseServer, AuthServer]
@@ -141,6 +141,14 @@ async def test_a_session_ended_elsewhere_ends_here(
     _, auth = oauth_homeserver
     client = await oauth_client(oauth_homeserver, tmp_path / "dave", f"dave-{secrets.token_hex(3)}")
     try:
+        # The session ends once the client's start-up encryption requests are answered. A
+        # key upload Synapse authenticated before the device was deleted and handled after
+        # registers the device again (handlers/e2e_keys.py: check_device_registered), and
+        # Synapse's token introspection cache (2 minutes) then keeps the revoked token
+        # working: until it expires, the client has nothing to notice (1 run in ~20 under
+        # load failed so, the client syncing happily for the test's 20 s).
+        await cross_signing_complete(client)
+        await until(lambda: not client.encryption._in_flight, "the key uploads answered")
         await asyncio.to_thread(auth.end_session, client.device_id)
         for _ in range(400):
             if client.ended is not None:
