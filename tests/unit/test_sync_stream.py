@@ -271,3 +271,23 @@ def test_each_call_into_c_handles_a_room_or_a_bounded_piece(
     assert sum(searched) > len(raw) * 0.9 and max(searched) < 64 * 1024 + 40
     largest_room = max(len(json.dumps(room)) for room in response["rooms"]["join"].values())
     assert len(scanned) > 401 and max(scanned) <= largest_room
+
+
+@pytest.mark.parametrize("where", ["head", "room"])
+def test_an_integer_too_long_for_python_is_refused_as_not_json(where: str) -> None:
+    # Over Python's 4,300 digits int() raises a plain ValueError; decoded whole it is a
+    # MalformedResponse ('sync response is not JSON'), and so it must be in slices (it
+    # was 'internal error: ValueError' with a traceback in the log).
+    response = _synapse_order(_response(rooms=3))
+    raw = json.dumps(response).encode()
+    huge = b"1" + b"0" * 5000
+    if where == "head":
+        raw = raw.replace(b'"signed_curve25519": 20', b'"signed_curve25519": ' + huge)
+    else:
+        raw = raw.replace(b'"f": 1.5', b'"f": ' + huge, 1)
+    with pytest.raises(ValueError):
+        json.loads(raw)
+    with pytest.raises(MalformedResponse) as refused:
+        for _batch in sync_slices(raw, slice_events=1):
+            pass
+    assert re.fullmatch(r"sync response is not JSON \([^()]+ at byte \d+\)", str(refused.value))

@@ -135,8 +135,10 @@ class _Text:
         while True:
             try:
                 value, end = scan(self.text, start)
-            except (StopIteration, json.JSONDecodeError, RecursionError) as error:
-                at = 0  # RecursionError: nested too deep, wherever the window ends
+            except (StopIteration, ValueError, RecursionError) as error:
+                # RecursionError: nested too deep; a bare ValueError: an integer over
+                # Python's 4,300 digits (json.loads refuses both as well).
+                at = 0
                 if isinstance(error, json.JSONDecodeError):
                     at = error.pos
                 elif isinstance(error, StopIteration):  # no value starts here (maybe nested)
@@ -145,7 +147,7 @@ class _Text:
                 if cut and self._grow(start):
                     start = self.pos
                     continue
-                what = "nested too deep"
+                what = "nested too deep" if isinstance(error, RecursionError) else "number too long"
                 if isinstance(error, json.JSONDecodeError):  # json's words, shorter
                     what = error.msg.removesuffix(" at").replace("Expecting", "expected")
                     what = what.replace("property name enclosed in double quotes", "a key")
