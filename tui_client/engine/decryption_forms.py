@@ -3,6 +3,7 @@ be decrypted (engine/encryption.py stores both with the event)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ..protocol.events import DECRYPTION_FAILURE
@@ -10,10 +11,23 @@ from ..protocol.events import DECRYPTION_FAILURE
 if TYPE_CHECKING:
     # Imported where used (issue 13: the first painted room list needs no crypto types).
     from ..crypto.types import DecryptionFailure
+    from .dbthread import DatabaseThread
 
-__all__ = ["TRUST_LABELS", "failure_text", "with_failure"]
+__all__ = [
+    "TRUST_LABELS",
+    "Decrypt",
+    "Ready",
+    "at_once",
+    "failure_text",
+    "fetched_forms",
+    "with_failure",
+]
 
 Event = dict[str, Any]
+#: Shown forms of fetched events of a room (decrypted where we can); database thread.
+Decrypt = Callable[[str, list[Event]], dict[str, Event]]
+#: Waits until the crypto machine is open (``Encryption.ready``: it opens after the first paint).
+Ready = Callable[[], Awaitable[None]]
 
 _WITHHELD = {
     "m.unverified": "the sender does not share keys with unverified devices like this one",
@@ -69,3 +83,22 @@ def with_failure(event: Event, code: str, reason: str) -> Event:
     unsigned[DECRYPTION_FAILURE] = {"code": code, "reason": reason}
     shown["unsigned"] = unsigned
     return shown
+
+
+async def at_once() -> None:
+    """A :data:`Ready` with nothing to wait for (no crypto machine expected)."""
+    return None
+
+
+async def fetched_forms(
+    db: DatabaseThread, decrypt: Decrypt, ready: Ready, room_id: str, raw: list[Event]
+) -> dict[str, Event]:
+    """The shown forms of events fetched from the server (a thread, search's back-fill):
+    encrypted ones wait for the crypto machine (fetched before it is open, they would
+    show undecrypted, and nothing would mend them: their keys are not late, only the
+    machine was)."""
+    if not raw:
+        return {}
+    if any(e.get("type") == "m.room.encrypted" for e in raw):
+        await ready()
+    return await db.run(decrypt, room_id, raw)

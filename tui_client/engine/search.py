@@ -30,6 +30,7 @@ from ..protocol.search import (
 )
 from ..store.cache import Cache, SearchHit
 from .dbthread import DatabaseThread
+from .decryption_forms import Decrypt, Ready, at_once, fetched_forms
 
 __all__ = ["IndexProgress", "ResultContext", "SearchResult", "SearchResults", "SearchService"]
 
@@ -111,9 +112,9 @@ class SearchService:
         connection: Connection,
         *,
         rooms: Callable[[], Mapping[str, RoomSummary]],
-        decrypt: Callable[[str, list[Event]], dict[str, Event]] | None = None,
+        decrypt: Decrypt | None = None,
         ignored: Callable[[], Collection[str]] = frozenset,
-        ready: Callable[[], Awaitable[None]] | None = None,
+        ready: Ready = at_once,
     ) -> None:
         self._cache = cache
         self._db = db
@@ -385,10 +386,7 @@ class SearchService:
             fetched += len(stored)
             if self._decrypt is not None:
                 encrypted = [s.event for s in stored if s.event.get("type") == "m.room.encrypted"]
-                if encrypted:
-                    if self._ready is not None:
-                        await self._ready()  # else they would stay undecrypted, unindexed
-                    await self._db.run(self._decrypt, room_id, encrypted)
+                await fetched_forms(self._db, self._decrypt, self._ready, room_id, encrypted)
             await report(False)
         return await report(True)
 

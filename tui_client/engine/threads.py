@@ -28,6 +28,7 @@ from ..protocol.render import describe
 from ..protocol.timeline import Diff, SendState, TimelineModel
 from ..store.cache import Cache, IngestResult, OutboxEntry, StoredEvent
 from .dbthread import DatabaseThread
+from .decryption_forms import Decrypt, Ready, at_once, fetched_forms
 from .formatting import Pill, edit_content, message_content, pills_in
 from .send_queue import new_transaction_id
 from .updates import ThreadUnreadChanged, ThreadUpdated, Update
@@ -44,10 +45,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Event = dict[str, Any]
-#: Shown forms of fetched events of a room (decrypted where we can); database thread.
-Decrypt = Callable[[str, list[Event]], dict[str, Event]]
-#: Waits until the crypto machine is open (``Encryption.ready``: it opens after the first paint).
-Ready = Callable[[], Awaitable[None]]
 Enqueue = Callable[[str, str, dict[str, Any]], Awaitable[OutboxEntry]]
 MarkRead = Callable[[str, str, str], Awaitable[None]]
 
@@ -87,23 +84,6 @@ def is_thread_reply(content: object, root_id: str | None = None) -> bool:
     )
 
 
-async def _at_once() -> None:
-    return None
-
-
-async def fetched_forms(
-    db: DatabaseThread, decrypt: Decrypt, ready: Ready, room_id: str, raw: list[Event]
-) -> dict[str, Event]:
-    """The shown forms of events fetched from the server: encrypted ones wait for the
-    crypto machine (a thread opened before it is open would show them undecrypted, and
-    nothing would mend them: their keys are not late, only the machine was)."""
-    if not raw:
-        return {}
-    if any(e.get("type") == "m.room.encrypted" for e in raw):
-        await ready()
-    return await db.run(decrypt, room_id, raw)
-
-
 class ThreadView:
     """One open thread: the root and its replies as timeline items (see the module)."""
 
@@ -119,7 +99,7 @@ class ThreadView:
         root_id: str,
         decrypt: Decrypt,
         enqueue: Enqueue,
-        ready: Ready = _at_once,
+        ready: Ready = at_once,
         name_of: Callable[[str], str] | None = None,
         may_redact_others: Callable[[str], bool] | None = None,
         may_mention_room: Callable[[], bool] = lambda: False,
@@ -425,7 +405,7 @@ class ThreadService:
         enqueue: Enqueue,
         mark_read: MarkRead,
         hidden_sender: Callable[[str], bool] | None = None,
-        ready: Ready = _at_once,
+        ready: Ready = at_once,
     ) -> None:
         self._connection = connection
         self._db = db
