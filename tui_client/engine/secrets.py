@@ -3,6 +3,11 @@
 Headless machines (CI, servers, containers) have no keyring backend. There the
 secrets go to ``secrets.json`` in the profile folder, readable by the user only,
 and :attr:`SecretStore.warning` says so in plain words for the UI to show.
+
+A profile whose secrets are in that file keeps them there: the next start reads the
+file without asking the keyring again (importing ``keyring`` and probing its backends
+costs ~30-40 ms of start-up, issue 13; a keyring that became usable later would not
+hold the secrets anyway). The file remembers why there was no keyring, for the warning.
 """
 
 from __future__ import annotations
@@ -15,6 +20,10 @@ from pathlib import Path
 __all__ = ["SecretStore", "keyring_status"]
 
 SERVICE = "tui_client"
+#: The secret (in the file only) saying why the keyring was not used when the file was made.
+NO_KEYRING_NOTE = "no_keyring"
+#: The warning's reason for a file made without that note (the keyring forced off).
+KEPT_IN_FILE = "this profile's secrets are kept in its own file"
 
 
 def keyring_status() -> tuple[bool, str]:
@@ -41,8 +50,14 @@ class SecretStore:
         # Keyed by profile and account: two profiles of the same user keep separate secrets.
         self.account = f"{profile_dir.name}/{account}"
         self.fallback_path = profile_dir / "secrets.json"
+        self._note: str | None = None  # why there is no keyring: written with the file
         if use_keyring is None:
-            use_keyring, detail = keyring_status()
+            kept = self._kept_in_file()
+            if kept is not None:
+                use_keyring, detail = False, kept
+            else:
+                use_keyring, detail = keyring_status()
+                self._note = None if use_keyring else detail
         else:
             detail = "keyring forced off" if not use_keyring else "keyring forced on"
         self.uses_keyring = use_keyring
@@ -55,6 +70,19 @@ class SecretStore:
 
     def _key(self, name: str) -> str:
         return f"{self.account}:{name}"
+
+    def _kept_in_file(self) -> str | None:
+        """Why there was no keyring, if this account's secrets are already in the file."""
+        if not self.fallback_path.exists():
+            return None
+        try:
+            data = self._read_file()
+        except RuntimeError:
+            return None  # unreadable: the keyring is asked, as for a new profile
+        prefix = self._key("")
+        if not any(key.startswith(prefix) for key in data):
+            return None
+        return data.get(self._key(NO_KEYRING_NOTE)) or KEPT_IN_FILE
 
     def get(self, name: str) -> str | None:
         """A secret, or None if it was never stored."""
@@ -74,6 +102,8 @@ class SecretStore:
             return
         data = self._read_file()
         data[self._key(name)] = value
+        if self._note is not None:
+            data.setdefault(self._key(NO_KEYRING_NOTE), self._note)
         self._write_file(data)
 
     def delete(self, name: str) -> None:
@@ -95,8 +125,10 @@ class SecretStore:
         """Forget several secrets; removes the fallback file once it is empty."""
         for name in names:
             self.delete(name)
-        if not self.uses_keyring and self.fallback_path.exists() and not self._read_file():
-            self.fallback_path.unlink()
+        if not self.uses_keyring and self.fallback_path.exists():
+            note = self._key(NO_KEYRING_NOTE)
+            if not [key for key in self._read_file() if key != note]:
+                self.fallback_path.unlink()
 
     def _read_file(self) -> dict[str, str]:
         try:
