@@ -117,6 +117,12 @@ NOT_FOR_THE_FIRST_PAINT = (
     "tui_client.ui.screens.verification",
     "tui_client.ui.screens.recovery",
     "tui_client.ui.screens.security",
+    # The timeline's HTML stack: parsed and drawn once a room opens, after the first paint.
+    "tui_client.protocol.html",
+    "tui_client.protocol.html_tree",
+    "tui_client.protocol.links",
+    "tui_client.protocol.web_links",
+    "tui_client.ui.formatted",
 )
 
 
@@ -163,3 +169,21 @@ def test_every_name_of_the_crypto_package_is_there_when_named() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert int(done.stdout) >= 17
+
+
+HTML_STACK = ("tui_client.protocol.html", "tui_client.protocol.html_tree")
+
+
+def test_the_html_parser_loads_with_the_first_formatted_body() -> None:
+    code = (
+        "import sys\n"
+        "from tui_client.protocol.render import formatted_document\n"
+        f"assert not [m for m in {HTML_STACK!r} if m in sys.modules]\n"
+        "assert formatted_document({'body': 'hi'}) is None\n"
+        f"assert not [m for m in {HTML_STACK!r} if m in sys.modules]\n"
+        "doc = formatted_document({'format': 'org.matrix.custom.html', 'formatted_body': '<b>hi</b>'})\n"
+        "assert doc is not None\n"
+        f"print(' '.join(m for m in {HTML_STACK!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == list(HTML_STACK)

@@ -15,7 +15,6 @@ from ..net.http import HomeserverConnection
 from ..protocol import requests as api
 from ..protocol.commands import Command, CommandError, parse_command, unescape_message
 from ..protocol.errors import MatrixError
-from ..protocol.html import sanitize_html
 from ..protocol.ids import InvalidIdentifier, is_user_id, parse_link
 from ..protocol.room_state import RoomSummary
 from ..store.cache import Cache, OutboxEntry
@@ -316,6 +315,8 @@ class RoomCommands:
         elif name == "plain":
             await self.send_text(room_id, argument, reply_to=reply_to, markdown=False)
         elif name == "html":
+            from ..protocol.html import sanitize_html
+
             formatted = sanitize_html(argument)
             body = html_to_plain(formatted)
             if not body.strip():

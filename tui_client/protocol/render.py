@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .events import RoomEvent, UnknownEvent
-from .html import Document, parse_html
 from .sanitize import clean_line, clean_text
+
+if TYPE_CHECKING:  # the HTML parser is imported with the first formatted body (issue 13)
+    from .html import Document
 
 __all__ = [
     "HTML_FORMAT",
@@ -54,6 +56,8 @@ def formatted_document(content: Mapping[str, Any]) -> Document | None:
     html = content.get("formatted_body")
     if not isinstance(html, str) or not html.strip():
         return None
+    from .html import parse_html
+
     try:
         document = parse_html(html)
     except Exception:  # a parser bug must never hide the message: its plain body is shown

@@ -18,14 +18,16 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .events import RoomEvent, UnknownEvent, relation_of
-from .html import Document
 from .media import ImageRef, parse_image
 from .render import Rendered, describe, message_body
 from .room_state import redaction_applies
 from .sanitize import clean_line
+
+if TYPE_CHECKING:  # parsed by .render when a formatted body is first met (issue 13)
+    from .html import Document
 
 __all__ = [
     "HIDDEN_QUOTE",

@@ -21,7 +21,6 @@ from rich.style import Style
 from ..engine.devices import UserTrust
 from ..protocol.sanitize import clean_line
 from ..protocol.timeline import SendState, TimelineItem
-from .formatted import Look, render_document
 from .when import clock_text, day_label, time_width
 from .wrap import Line, Span, styled_lines
 from .wrap import truncate as _truncate
@@ -334,6 +333,8 @@ def _formatted_body(
 ) -> list[Line]:
     """An HTML message's document, with the same lead and tail as its plain text."""
     assert item.formatted is not None
+    from .formatted import Look, render_document  # with the first formatted body (issue 13)
+
     look = Look(
         foreground=palette.foreground,
         muted=palette.muted,

@@ -17,10 +17,8 @@ from textual.app import App, SystemCommand
 
 from ..engine.client import MatrixClient
 from ..engine.url_previews import UrlPreviewService
-from ..protocol.links import has_spoiler
 from ..protocol.timeline import TimelineItem
 from ..protocol.url_preview import UrlPreview
-from ..protocol.web_links import web_links
 
 __all__ = ["preview_line", "preview_service", "preview_url_of", "url_preview_commands"]
 
@@ -49,6 +47,9 @@ def preview_url_of(item: TimelineItem) -> str | None:
     (a message with a spoiler gets no preview: its plain body holds the hidden text)."""
     if item.kind not in PREVIEWED_KINDS or item.is_local_echo:
         return None
+    from ..protocol.links import has_spoiler  # with the HTML parser, after the first paint
+    from ..protocol.web_links import web_links
+
     if item.formatted is not None and has_spoiler(item.formatted):
         return None
     urls = web_links(item.body, item.formatted, spoilers=False, limit=1)

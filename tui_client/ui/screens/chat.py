@@ -35,7 +35,6 @@ from ..completion import (
     complete_member,
     complete_room,
 )
-from ..formatted import known_room_name
 from ..messages import ActionFailed, ComposerSubmitted, RoomOpened
 from ..render import palette_from
 from ..seen import SeenTracker
@@ -225,6 +224,8 @@ class ChatScreen(ChatUpdates):
         timeline = self.query_one(TimelineView)
         timeline.name_of = view.display_name
         timeline.room_id = view.room_id
+        from ..formatted import known_room_name  # the timeline's renderer (issue 13)
+
         timeline.room_name_of = lambda target: known_room_name(self.client.rooms, target)
         timeline.empty_text = "No messages yet. Say hello!"
         timeline.set_items(view.model.items, view.read_by(), view.new_messages_after())

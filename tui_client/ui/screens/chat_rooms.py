@@ -23,12 +23,10 @@ from ...engine.updates import JoinProgress, Reminder, RoomListChanged, SpacesCha
 from ...protocol.commands import CommandError, parse_command
 from ...protocol.errors import MatrixError, NetworkError
 from ...protocol.ids import MatrixLink, server_name_of
-from ...protocol.links import document_links, find_room_links, has_spoiler
 from ...protocol.media import MediaError
 from ...protocol.room_state import RoomSummary
 from ...protocol.sanitize import clean_line
 from ...protocol.timeline import TimelineItem
-from ...protocol.web_links import web_links
 from .. import identity_flow
 from ..app_interface import client_app
 from ..messages import ActionFailed
@@ -241,6 +239,9 @@ class RoomActions(Screen[None]):
         """Open what a message points at: its file (in the system's handler, through a
         private temporary file), its web links (in the handler), the rooms it links to (or
         offer to join them), the users it mentions (their actions). A choice when several."""
+        from ...protocol.links import document_links, find_room_links, has_spoiler
+        from ...protocol.web_links import web_links
+
         revealed = self._spoilers_shown(item)
         links = (
             document_links(item.formatted, spoilers=revealed) if item.formatted is not None else []
@@ -314,6 +315,9 @@ class RoomActions(Screen[None]):
                 markup=False,
             )
             return
+        from ...protocol.links import has_spoiler
+        from ...protocol.web_links import web_links
+
         shows_all = (
             item.formatted is None or self._spoilers_shown(item) or not has_spoiler(item.formatted)
         )
