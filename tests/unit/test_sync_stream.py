@@ -5,6 +5,7 @@ and a broken response raises MalformedResponse where it breaks."""
 from __future__ import annotations
 
 import json
+import random
 import re
 from typing import Any
 
@@ -291,3 +292,124 @@ def test_an_integer_too_long_for_python_is_refused_as_not_json(where: str) -> No
         for _batch in sync_slices(raw, slice_events=1):
             pass
     assert re.fullmatch(r"sync response is not JSON \([^()]+ at byte \d+\)", str(refused.value))
+
+
+# Pieces of strings that look like JSON's own syntax, escapes, multi-byte and astral
+# characters, lone surrogates, control characters and the names the scanner looks for.
+_NASTY = [
+    *'{}[]",:\\', '\\"', '"}', '{"', '":', "\u00e9", "\u2603", "\U0001f600", "\ud800", "\udfff",
+    "\n", "\x00", "\x1f", "next_batch", '"to_device"', '"rooms"', '"join"', " ", "null", "1e5",
+]  # fmt: skip
+
+
+def _nasty(rng: random.Random, longest: int = 12) -> str:
+    return "".join(rng.choice(_NASTY) for _ in range(rng.randint(0, longest)))
+
+
+def _value(rng: random.Random, depth: int = 0) -> Any:
+    kind = rng.randint(0, 9 if depth < 3 else 5)
+    if kind == 0:
+        return rng.randint(-(10**25), 10**25)
+    if kind == 1:
+        return rng.choice([1.5, -0.0, 1e-300, 12345.678e10, 0.1])
+    if kind == 2:
+        return rng.choice([True, False, None])
+    if kind <= 5:
+        return _nasty(rng, 40)
+    if kind <= 7:
+        return [_value(rng, depth + 1) for _ in range(rng.randint(0, 4))]
+    return {_nasty(rng): _value(rng, depth + 1) for _ in range(rng.randint(0, 4))}
+
+
+def _random_event(rng: random.Random, index: int) -> dict[str, Any]:
+    event = {
+        "type": rng.choice(["m.room.message", _nasty(rng)]),
+        "event_id": f"$e{index}{_nasty(rng)}",
+        "sender": "@a:x",
+        "origin_server_ts": rng.randint(0, 10**13),
+        "content": {_nasty(rng): _value(rng) for _ in range(rng.randint(0, 4))},
+    }
+    if rng.random() < 0.3:
+        event["state_key"] = _nasty(rng)
+    return event
+
+
+def _random_room(rng: random.Random) -> dict[str, Any]:
+    events = [_random_event(rng, n) for n in range(rng.randint(0, 5))]
+    return {
+        "timeline": {"events": events, "limited": rng.random() < 0.5, "prev_batch": _nasty(rng)},
+        "state": {"events": [_random_event(rng, n) for n in range(rng.randint(0, 3))]},
+        "unread_notifications": {"notification_count": rng.randint(0, 9)},
+        _nasty(rng): _value(rng),
+    }
+
+
+def _random_response(rng: random.Random) -> bytes:
+    """A response of random sections in a random order, full of nasty strings, laid out
+    one of several ways (escaped or raw UTF-8, indented or not)."""
+    rooms: dict[str, Any] = {
+        "join": {
+            f"!r{_nasty(rng)}{n}": _random_room(rng) if rng.random() < 0.9 else _value(rng)
+            for n in range(rng.randint(0, 8))
+        },
+        "invite": {"!i:x": {"invite_state": {"events": [_random_event(rng, 0)]}}},
+        "leave": {"!l:x": _random_room(rng)},
+    }
+    response: dict[str, Any] = {
+        "next_batch": f"s{_nasty(rng)}",
+        "rooms": dict(rng.sample(sorted(rooms.items()), rng.randint(1, 3))),
+        "account_data": {"events": [_random_event(rng, 1)]},
+        "presence": {"events": [_random_event(rng, 2)]},
+        "to_device": {"events": [_random_event(rng, 3)]},
+        "device_lists": {"changed": [_nasty(rng)]},
+        "device_one_time_keys_count": {"signed_curve25519": rng.randint(0, 50)},
+        f"x{_nasty(rng)}": _value(rng),  # not ours: a number, a string, a list...
+    }
+    names = [n for n in response if n in ("next_batch", "rooms") or rng.random() < 0.8]
+    rng.shuffle(names)
+    text = json.dumps(
+        {name: response[name] for name in names},
+        ensure_ascii=rng.random() < 0.5,
+        indent=rng.choice([None, 0, 1, "\t"]),
+    )
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _damaged(rng: random.Random, raw: bytes) -> bytes:
+    at = rng.randrange(len(raw))
+    byte = bytes([rng.choice(b'{}[]",:\\ 0-eE.nt\xff\xc3')])
+    return rng.choice([raw[:at], raw[:at] + byte + raw[at + 1 :], raw[:at] + byte + raw[at:]])
+
+
+def _whole_or_refused(raw: bytes) -> SyncBatch | None:
+    try:
+        return parse_sync(json.loads(raw))
+    except (ValueError, MalformedResponse):
+        return None
+
+
+def _sliced_or_refused(raw: bytes, slice_events: int) -> SyncBatch | None:
+    try:
+        return _flatten(list(sync_slices(raw, slice_events=slice_events)))
+    except MalformedResponse:
+        return None
+
+
+@pytest.mark.parametrize("damage", [False, True], ids=["whole", "damaged"])
+def test_random_responses_decode_in_slices_as_json_loads_decodes_them(
+    damage: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Any window may cut a string, an escape, a character or a number: each room, key and
+    # section is the same as json.loads of the whole gives, whatever the layout, and a
+    # damaged response is refused (MalformedResponse, nothing else) exactly when json.loads
+    # refuses it. (A window shorter than a \uXXXX escape, 6, would not be: the real one is 64 KiB.)
+    rng = random.Random(13)
+    for _case in range(150):
+        raw = _random_response(rng)
+        if damage:
+            raw = _damaged(rng, raw)
+        monkeypatch.setattr(sync_stream, "_AHEAD", rng.randint(6, 40))
+        monkeypatch.setattr(sync_stream, "_CHUNK", rng.randint(1, 40))
+        got = _sliced_or_refused(raw, rng.randint(1, 10))
+        assert repr(got) == repr(_whole_or_refused(raw)), raw
+
