@@ -413,3 +413,20 @@ def test_random_responses_decode_in_slices_as_json_loads_decodes_them(
         got = _sliced_or_refused(raw, rng.randint(1, 10))
         assert repr(got) == repr(_whole_or_refused(raw)), raw
 
+
+@pytest.mark.parametrize("number", ["1234567.5", "1234567e5", "123456e+5", "123456E-5"])
+@pytest.mark.parametrize("where", ["section", "room"])
+def test_a_number_cut_after_its_point_or_exponent_is_read_whole(
+    number: str, where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A value longer than the text decoded ahead of it, cut by the window right after its
+    # '.', 'e' or 'e+': the scanner reads '1234567' there, a whole number that ends
+    # before the window does, and the '.5' left after it broke a valid response.
+    section, room = (number, "{}") if where == "section" else ("{}", number)
+    raw = (
+        f'{{"x": {section}, "next_batch": "s", "rooms": {{"join": {{"!a:x": {room}, "!b:x": {{}}}}}}}}'
+    ).encode()
+    monkeypatch.setattr(sync_stream, "_CHUNK", 1)
+    for ahead in range(6, 12):  # the window's end at each character of the number
+        monkeypatch.setattr(sync_stream, "_AHEAD", ahead)
+        assert _flatten(list(sync_slices(raw))) == parse_sync(json.loads(raw)), ahead

@@ -155,7 +155,9 @@ class _Text:
                     what = "expected a value"
                 self.pos = max(at, self.pos)
                 raise _not_json(f"{what} at byte {self.offset()}") from error
-            if end >= len(self.text) and self._grow(start):  # a number cut short
+            # A number cut short: '12' of '123', or '1' of '1.5', '1e5', '1e+5' (cut after
+            # its '.', 'e' or sign, the scanner ends the number before them).
+            if end >= len(self.text) - 2 and self._grow(start):
                 start = self.pos
                 continue
             self.pos = end
