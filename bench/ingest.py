@@ -73,7 +73,7 @@ __all__ = [
 OURS = "ours"
 #: Ours and then the search index the engine builds after the batch.
 OURS_INDEXED = "ours + index"
-#: Ours with the response decoded whole (json.loads), not in slices of rooms (ijson).
+#: Ours with the response decoded whole (json.loads), not in slices of rooms (net.sync_stream).
 OURS_WHOLE = "ours, decoded whole"
 FLOOR = "floor"
 NIO = "matrix-nio"
