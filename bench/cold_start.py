@@ -53,7 +53,6 @@ from tui_client.engine.cache_key import CACHE_KEY
 from tui_client.engine.client import (
     CACHE_FILE,
     SESSION_FILE,
-    SLIDING_OFFERED,
     MatrixClient,
     SessionInfo,
     write_private_json,
@@ -61,6 +60,7 @@ from tui_client.engine.client import (
 from tui_client.engine.paths import profile_dir
 from tui_client.engine.secrets import SecretStore
 from tui_client.engine.sync import SyncV2Source
+from tui_client.engine.sync_choice import SLIDING_OFFERED
 from tui_client.store.cache import Cache
 from tui_client.store.encrypted_db import connect, new_key
 

@@ -54,6 +54,7 @@ from .session import (
 )
 from .storage import StorageHealth, StorageUnavailable, storage_problem
 from .sync import SyncLoop, SyncSource, SyncV2Source
+from .sync_choice import SyncSourceChoice
 from .uia import ApprovalPrompt, PasswordPrompt
 from .updates import (
     BatchCommitted,
@@ -78,14 +79,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: The cache's meta key of the sync setting: ``v2`` forces ``/sync`` v2.
-SYNC_MODE_SETTING = "sync_mode"
-#: The cache's meta key of the server's last answer on sliding sync (``1``/``0``).
-SLIDING_OFFERED = "sliding_sync_offered"
 Listener = Callable[[Update], None]
 
 
-class MatrixClient(ClientServices, RoomCommands):
+class MatrixClient(ClientServices, RoomCommands, SyncSourceChoice):
     """A logged-in account: cache, sync, send queue, open rooms."""
 
     def __init__(
@@ -468,88 +465,6 @@ class MatrixClient(ClientServices, RoomCommands):
 
     # -- sync -----------------------------------------------------------------------
 
-    def _v2_source(self, connection: HomeserverConnection) -> SyncV2Source:
-        source = SyncV2Source(connection)
-        source.presence = lambda: self.presence.sync_value
-        return source
-
-    @property
-    def sliding_sync_allowed(self) -> bool:
-        """Whether the user lets sliding sync run where offered (``False``: always v2)."""
-        return self._sliding_allowed
-
-    async def _choose_sync_source(self, *, ask: bool = True) -> None:
-        """Sliding sync where the server offers it (unless the user forced v2), v2 otherwise.
-
-        Synapse's sliding sync sends no unread counts, no per-thread counts and no
-        presence: the client counts from the push rules over its cache
-        (:class:`~.notifications.NotificationService`, threads included) and reads presence
-        apart (:meth:`~.presence.PresenceService.keep_alive`).
-
-        ``ask=False`` (at open: no network before the cached room list is up, and an
-        offline start keeps its source) takes the server's last answer when there is one;
-        :meth:`_recheck_sliding_sync` asks again once sync runs."""
-        from .sliding_sync import SlidingSyncSource, server_offers_sliding_sync
-
-        self._sliding_allowed = await self.db.run(self.cache.get_meta, SYNC_MODE_SETTING) != "v2"
-        offered = False
-        if self._sliding_allowed:
-            remembered = await self.db.run(self.cache.get_meta, SLIDING_OFFERED)
-            if remembered is not None and not ask:
-                offered = remembered == "1"
-            elif not ask and await self.db.run(self.cache.get_meta, "next_batch") is not None:
-                # A cache that synced with v2 before the server was ever asked: go on with v2
-                # without waiting on the network (an offline start must not hang here);
-                # _recheck_sliding_sync switches once sync runs.
-                offered = False
-            else:
-                try:
-                    offered = await server_offers_sliding_sync(self.connection)
-                    await self.db.run(self.cache.set_meta, SLIDING_OFFERED, "1" if offered else "0")
-                except (MatrixError, NetworkError) as error:
-                    log.info("no /versions answer (%s): using /sync v2", error)
-                    offered = remembered == "1"
-        if offered:
-            self._source = SlidingSyncSource(
-                self.connection,
-                self.user_id,
-                subscriptions=lambda: self.views,
-                known_rooms=lambda: len(self.rooms),
-            )
-        else:
-            self._source = self._v2_source(self.connection)
-
-    async def _recheck_sliding_sync(self) -> None:
-        """Ask ``/versions`` again once sync runs; switch if the server's offer changed."""
-        from .sliding_sync import SlidingSyncSource, server_offers_sliding_sync
-
-        if not self._sliding_allowed or self._source_factory is not None:
-            return
-        try:
-            offered = await server_offers_sliding_sync(self.connection)
-        except (MatrixError, NetworkError) as error:
-            log.info("no /versions answer (%s): the sync source stays %s", error, self.sync_mode)
-            return
-        await self.db.run(self.cache.set_meta, SLIDING_OFFERED, "1" if offered else "0")
-        if offered != isinstance(self._source, SlidingSyncSource):
-            await self.set_sliding_sync(True)
-
-    async def set_sliding_sync(self, allowed: bool) -> None:
-        """Allow sliding sync (where offered) or force ``/sync`` v2; kept in the cache. A
-        running sync loop switches at once; the cache is kept either way."""
-        await self.db.run(self.cache.set_meta, SYNC_MODE_SETTING, "auto" if allowed else "v2")
-        running = self.sync_loop is not None and bool(self._tasks)
-        if running and self.sync_loop is not None:
-            self.sync_loop.stop()
-            self._tasks[0].cancel()
-            # Its end, however it ended; a cancellation of this switch (a close) goes on up.
-            await asyncio.wait([self._tasks[0]])
-        await self._choose_sync_source()
-        self.sync_token = await self.db.run(self._source.load_token, self.cache.get_meta)
-        if running and not self.closed and self._tasks:
-            self.sync_loop = self._new_sync_loop()
-            self._tasks[0] = asyncio.ensure_future(self.sync_loop.run())
-
     def _new_sync_loop(self) -> SyncLoop:
         return SyncLoop(
             self._source,
@@ -560,11 +475,6 @@ class MatrixClient(ClientServices, RoomCommands):
             long_poll_ms=self._long_poll_ms,
             storage=self.storage,
         )
-
-    @property
-    def sync_mode(self) -> str:
-        """Which sync runs: ``sync v2`` or ``sliding sync``."""
-        return self._source.mode
 
     def _on_sync_state(self, state: SyncState) -> None:
         previous = self.sync_state.status
