@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any, Self
 
@@ -140,6 +140,8 @@ class MatrixClient(ClientServices, RoomCommands, SyncSourceChoice):
         self.last_room: str | None = None
         self._unfinished_joins: list[PendingJoin] = []
         self.views: dict[str, RoomView] = {}
+        #: Who types in each room where someone does (as last published, the ignored left out).
+        self.typing_in: dict[str, tuple[str, ...]] = {}
         self.sync_state = SyncState(SyncStatus.STARTING)
         self._listeners: list[Listener] = []
         self._tasks: list[asyncio.Task[Any]] = []
@@ -599,10 +601,9 @@ class MatrixClient(ClientServices, RoomCommands, SyncSourceChoice):
             if room_id in self.views:
                 self._spawn(self.views[room_id].apply_receipts(pairs))
         for room_id, users in result.typing.items():
-            users = [u for u in users if not self.notifications.is_ignored(u)]
-            if room_id in self.views:
-                self.views[room_id].typing = tuple(users)
-            self.publish(TypingChanged(room_id, tuple(users)))
+            self._set_typing(room_id, (u for u in users if not self.notifications.is_ignored(u)))
+        for room_id in result.removed_rooms:
+            self.typing_in.pop(room_id, None)
         self._show_decrypted(crypto.redecrypted)
         self.notifications.check_ignored()
         self.notifications.after_commit()
@@ -612,12 +613,25 @@ class MatrixClient(ClientServices, RoomCommands, SyncSourceChoice):
         threads are shown again from the cache, invites re-listed, typing re-said."""
         for view in list(self.views.values()):
             self._spawn(view.refilter())
-            if view.typing:
-                view.typing = tuple(u for u in view.typing if not self.notifications.is_ignored(u))
-                self.publish(TypingChanged(view.room_id, view.typing))
+        for room_id, users in list(self.typing_in.items()):
+            self._set_typing(room_id, (u for u in users if not self.notifications.is_ignored(u)))
         if self._threads.made is not None:
             self._threads.made.refilter()
         self.publish(RoomListChanged(tuple(self.rooms.values()), frozenset(self.rooms)))
+
+    def _set_typing(self, room_id: str, users: Iterable[str]) -> None:
+        """Who types in a room, published only when it changed: a sync names rooms where
+        nobody types (a first v2 sync, every room), no news if nobody was."""
+        now = tuple(users)
+        if now == self.typing_in.get(room_id, ()):
+            return
+        if now:
+            self.typing_in[room_id] = now
+        else:
+            self.typing_in.pop(room_id, None)
+        if room_id in self.views:
+            self.views[room_id].typing = now
+        self.publish(TypingChanged(room_id, now))
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.ensure_future(coroutine)
@@ -648,6 +662,7 @@ class MatrixClient(ClientServices, RoomCommands, SyncSourceChoice):
         view = self.views.get(room_id)
         if view is None:
             view = self.new_view(room_id)
+            view.typing = self.typing_in.get(room_id, ())
             self.views[room_id] = view
             from .sliding_sync import SlidingSyncSource
 
