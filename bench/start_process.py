@@ -102,9 +102,10 @@ async def _ours(folder: Path) -> None:
     import os
 
     os.environ.setdefault("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
-    from tui_client.engine import gc_policy
+    from tui_client.engine import gc_policy, method_cache
 
     gc_policy.starting()  # as ``python -m tui_client`` does before importing the app
+    method_cache.install(folder / "dataclass-methods.bin")  # (the bench's own table)
     from tui_client.ui.app import TuiClientApp
     from tui_client.ui.widgets.room_list import RoomList
 

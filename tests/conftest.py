@@ -38,6 +38,8 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TUI_CLIENT_DATA_DIR", str(data_dir))
         mp.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+        # The compiled dataclass methods a started client keeps (engine/method_cache.py).
+        mp.setenv("TUI_CLIENT_CODE_CACHE", str(data_dir / "dataclass-methods.bin"))
         yield data_dir
 
 

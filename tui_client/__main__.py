@@ -104,10 +104,12 @@ def main(argv: list[str] | None = None) -> None:
     base = args.data_dir or data_dir()
     log_path = args.log or (base / args.profile / "client.log")
     configure_logging(log_path, debug=bool(os.environ.get("TUI_CLIENT_DEBUG")))
-    from .engine import gc_policy
+    from .engine import gc_policy, method_cache
 
-    # Few young collections while the app's modules load (ended when the app mounts).
+    # Few young collections while the app's modules load (ended when the app mounts), and
+    # the methods of their dataclasses compiled by an earlier start, not again.
     gc_policy.starting()
+    method_cache.install()
     from .engine.opener import remove_stale_folders
     from .ui.app import run_app
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tui_client.engine import gc_policy
+from tui_client.engine import gc_policy, method_cache
 
 
 class Node:
@@ -195,5 +195,6 @@ def test_the_client_starts_holding_young_collections_before_importing_the_app(
     monkeypatch.setenv("TUI_CLIENT_CONFIG", str(tmp_path / "config.toml"))
     monkeypatch.setattr(entry, "configure_logging", lambda *_args, **_kw: None)
     monkeypatch.setattr(opener, "remove_stale_folders", lambda: None)
+    monkeypatch.setattr(method_cache, "install", lambda: None)  # (not in the test process)
     entry.main(["--data-dir", str(tmp_path)])
     assert seen == [gc_policy.START_GEN0_THRESHOLD]
