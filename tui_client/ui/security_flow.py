@@ -191,7 +191,7 @@ class SecurityFlow:
         chat = chat_screen_of(self.app)
         if chat is None or not chat.is_mounted:
             return
-        chat.query_one(TimelineView).refresh_names()
+        chat.query_one(TimelineView).refresh_trust(frozenset(user_ids))
         members = chat.query_one(MemberList)
         if members.display and chat.view is not None:
             members.show_members(chat.view.members, chat.view.power_levels)

@@ -13,7 +13,7 @@ import bisect
 import gc
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 
 from rich.cells import cell_len
 from rich.segment import Segment
@@ -344,6 +344,15 @@ class TimelineView(ScrollView, can_focus=True):
         if palette != self.palette:
             self.palette = palette
             self.refresh_names()
+
+    def refresh_trust(self, user_ids: Collection[str]) -> None:
+        """These users' trust changed: re-render only their encrypted messages (the mark
+        beside them), not every line (trust is computed as senders are first drawn)."""
+        stale = [i.key for i in self._known_items() if i.encrypted and i.sender in user_ids]
+        for key in stale:
+            self._cache.forget(key)
+        if stale:
+            self._relayout(None if self._stick_to_bottom else self._anchor())
 
     def refresh_names(self) -> None:
         """Display names changed: re-render everything."""
