@@ -47,3 +47,29 @@ async def test_the_dialogs_after_opening_are_imported_off_the_ui_loop(
         assert MODULE in sys.modules
         assert "General" in screen_text(app)
     assert spy.threads and threading.main_thread() not in spy.threads
+
+
+async def test_an_empty_security_bar_imports_no_verification_screen(
+    fake_profile: Path, fake_server: FakeHomeserver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bar is refreshed at each identity and cross-signing update of a first sync;
+    with nothing to show it needs none of the verification screen (~5 ms to import, then
+    on the UI loop, in a first sync's frame)."""
+    screen = "tui_client.ui.screens.verification"
+    app = TuiClientApp(base_dir=fake_profile, transport=fake_server.transport())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _settle(pilot, None)
+        client = app.client
+        assert client is not None and client.encryption.available
+        assert not client.verification.incoming() and not client.devices.warnings
+        asked: list[str] = []
+
+        class Spy:
+            def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+                asked.append(name)
+
+        monkeypatch.setattr(sys, "meta_path", [Spy(), *sys.meta_path])
+        monkeypatch.delitem(sys.modules, screen, raising=False)
+        app.security.refresh_bar()
+        assert screen not in asked
+        assert "General" in screen_text(app)

@@ -215,10 +215,11 @@ class SecurityFlow:
         client = self.client
         if client is None or not client.encryption.available:
             return None
-        from .screens.verification import describe_other, trust_note
-
         waiting = client.verification.incoming()
         if waiting:
+            # (imported when needed: a few ms on the UI loop, in a first sync's frame)
+            from .screens.verification import describe_other, trust_note
+
             flow = waiting[0]
             who = describe_other(client.user_id, flow)
             text = Text("🔐 ", style=Style(bold=True))
@@ -274,10 +275,11 @@ class SecurityFlow:
 
     def _flow_in_progress(self, client: MatrixClient) -> BarItem | None:
         from ..crypto.verification import VerificationState
-        from .screens.verification import describe_other
 
         for flow in client.verification.active():
             if self._dialog(flow.id) is None and flow.state is not VerificationState.INCOMING:
+                from .screens.verification import describe_other
+
                 text = Text(
                     f"Verification with {describe_other(client.user_id, flow)} in progress."
                 )
