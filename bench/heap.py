@@ -142,21 +142,40 @@ def frozen_k() -> float:
     return gc.get_freeze_count() / 1000
 
 
-def collect_frozen() -> tuple[int, float]:
+def collect_frozen() -> tuple[int, float, Counter[str]]:
     """Unfreeze and run a full collection: (objects it found unreachable, MB of pymalloc
-    blocks it freed). What the permanent generation held as garbage."""
+    blocks it freed, those objects by type). What the permanent generation held as
+    garbage (and the young garbage of the moment)."""
     used = pymalloc_mb()[0]
     gc.unfreeze()
-    found = gc.collect()
-    return found, used - pymalloc_mb()[0]
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        found = gc.collect()
+        kinds = Counter(_type_name(o) for o in gc.garbage)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    gc.collect()  # what DEBUG_SAVEALL kept is unreachable again: freed now
+    return found, used - pymalloc_mb()[0], kinds
+
+
+def _type_name(o: object) -> str:
+    return f"{type(o).__module__}.{type(o).__qualname__}".removeprefix("builtins.")
 
 
 def type_counts() -> Counter[str]:
-    """Live objects the garbage collector tracks, by type (a census: tens of ms)."""
-    return Counter(
-        f"{type(o).__module__}.{type(o).__qualname__}".removeprefix("builtins.")
-        for o in gc.get_objects()
-    )
+    """Live objects the garbage collector tracks, by type (a census: tens of ms), frozen
+    ones included (:func:`gc.get_objects` leaves out the permanent generation, where
+    engine/gc_policy.py keeps what lives long: they are unfrozen to be counted, then
+    frozen again with whatever else is alive, as a room switch would)."""
+    frozen = gc.get_freeze_count()
+    if frozen:
+        gc.unfreeze()
+    try:
+        return Counter(_type_name(o) for o in gc.get_objects())
+    finally:
+        if frozen:
+            gc.freeze()
 
 
 def growers(before: Counter[str], after: Counter[str], top: int = 12) -> list[tuple[str, int]]:

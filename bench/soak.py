@@ -110,6 +110,8 @@ class SoakReport:
     #: At the end: what one full collection with nothing frozen found unreachable
     #: (objects, MB of pymalloc blocks freed), and the RSS before and after it.
     frozen_garbage: tuple[int, float] = (0, 0.0)
+    #: Those unreachable objects by type, most numerous first.
+    frozen_garbage_kinds: dict[str, int] = field(default_factory=dict)
     #: SQLite's memory (MB) at the end, and after ``PRAGMA shrink_memory`` on the cache's
     #: connection (which gives back its page cache): the difference is that page cache.
     sqlite_before_after_shrink: tuple[float, float] = (0.0, 0.0)
@@ -159,6 +161,10 @@ class SoakReport:
         lines.append(
             f"full collection at the end (nothing frozen): {found} unreachable objects, "
             f"{freed:.1f} MB of Python blocks freed; RSS {before_mb:.1f} -> {after_mb:.1f} MB"
+        )
+        lines.append(
+            "of which: "
+            + (", ".join(f"{name} {n}" for name, n in self.frozen_garbage_kinds.items()) or "none")
         )
         if self.sqlite_cache_size:
             bound = (
@@ -412,7 +418,9 @@ async def run_soak(
             await app.client.db.run(_shrink, app.client.cache)
             report.sqlite_before_after_shrink = (held, sqlite_mb())
             rss = _rss_mb()
-            report.frozen_garbage = collect_frozen()
+            found, freed, kinds = collect_frozen()
+            report.frozen_garbage = (found, freed)
+            report.frozen_garbage_kinds = dict(kinds.most_common(12))
             report.rss_before_after_collect = (rss, _rss_mb())
             report.settled_after = await _at_rest(app.client, pilot, ports)
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from bench.heap import (
+    collect_frozen,
     growers,
     malloc_mb,
     py_blocks_k,
@@ -49,3 +50,28 @@ def test_python_heap_measures_and_census() -> None:
     assert grown[f"{__name__}._Grower"] == 500
     assert len(kept) == 500
     assert growers(Counter({"a": 3}), Counter({"a": 2})) == []
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_census_counts_frozen_objects_and_the_frozen_garbage_by_type() -> None:
+    import gc
+
+    kept = [_Grower() for _ in range(300)]
+    dropped = [_Cycle() for _ in range(200)]
+    gc.freeze()
+    try:
+        census = type_counts()
+        assert census[f"{__name__}._Grower"] >= 300  # frozen, and still counted
+        assert gc.get_freeze_count() > 0  # frozen again afterwards
+        del dropped
+        found, _freed, kinds = collect_frozen()
+        assert found >= 200
+        assert kinds[f"{__name__}._Cycle"] == 200
+        assert not gc.garbage
+    finally:
+        gc.unfreeze()
+    assert len(kept) == 300
