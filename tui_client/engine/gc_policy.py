@@ -51,11 +51,13 @@ START_GEN0_THRESHOLD = 50_000
 BIG_LOAD = 50_000
 #: Compact (unfreeze, one full collection, freeze) when the frozen set grew by this
 #: many objects over its low point since the last compaction. Frozen garbage is what was
-#: alive at a freeze and then died in a cycle (a Textual worker, a cancelled request's
-#: connection: about 100 objects a room switch once the screen's lines and closed room
-#: views were no longer cycles); a room's window (600 items at most) is ~15k objects, so
-#: switching between a small and a big room does not compact each time.
-COMPACT_STEP = 50_000
+#: alive at a freeze and then died in a cycle (Textual's workers, a cancelled request's
+#: connection, widgets: ~20 objects a room switch in the soak once the screen's lines and
+#: the closed room views were no longer cycles; ~165 bytes an object there, so the bound
+#: is about 4 MB). A room's window (600 items at most) is well under it, so switching
+#: between a small and a big room does not compact each time; a compaction is one full
+#: collection (tens of ms) at a room switch, every ~15 min in the soak's 2 switches/s.
+COMPACT_STEP = 25_000
 #: Generation-2 threshold once settled: generation-1 passes before a full collection
 #: runs regardless of idleness (CPython's default is 10; see :func:`collect_when_idle`).
 HELD_GEN2_THRESHOLD = 100
