@@ -232,6 +232,8 @@ class ChatScreen(ChatUpdates):
         timeline.set_thread_unread(frozenset(self.client.threads.unread_in(view.room_id)))
         self._sync_view_flags()
         self.query_one(RoomHeader).member_count = len(view.members.joined())
+        # Who already types (the engine keeps it: Synapse says it again only on a change).
+        self._show_typing(view.typing)
         if self.query_one("#members").display:
             self._load_members()
         self._schedule_read()
