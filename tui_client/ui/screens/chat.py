@@ -103,10 +103,7 @@ class ChatScreen(ChatUpdates):
             yield RoomList(id="rooms")
             with Vertical(id="center"):
                 yield TimelineView(id="timeline")
-                with Horizontal(id="invite-bar"):
-                    yield Static(id="invite-text")
-                    yield Button("Accept", variant="primary", id="accept-invite")
-                    yield Button("Reject", variant="error", id="reject-invite")
+                # (#invite-bar here, mounted when an invite is first opened: invite_bar())
                 yield Static(id="typing")
                 yield UploadBar(id="uploads")
                 yield Static(id="mode-banner")
@@ -122,7 +119,6 @@ class ChatScreen(ChatUpdates):
         status.state = self.client.sync_state
         self.query_one(TimelineView).palette = palette_from(self.app)
         self.query_one("#members").display = False
-        self.query_one("#invite-bar").display = False
         self.query_one("#mode-banner").display = False
         self.mount_spaces()
         self._refresh_rooms()

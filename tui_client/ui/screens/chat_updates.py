@@ -30,6 +30,7 @@ from ...protocol.room_state import RoomSummary
 from ...protocol.sanitize import clean_line
 from ..update_routes import UpdateRoutes
 from ..widgets.composer import Composer
+from ..widgets.invite_bar import InviteBar
 from ..widgets.member_list import MemberList
 from ..widgets.room_header import RoomHeader
 from ..widgets.room_list import RoomList, ordered
@@ -247,14 +248,27 @@ class ChatUpdates(RoomActions):
             tuple(bridges), lambda user_id: is_bridged_user(user_id, bridges)
         )
         invite = room is not None and room.membership == "invite"
-        bar = self.query_one("#invite-bar")
-        bar.display = invite
-        if invite and room is not None:
+        bar = self.invite_bar(mount=invite)
+        if bar is not None:
+            bar.display = invite
+        if bar is not None and invite and room is not None:
             inviter = clean_line(room.inviter or "someone")
-            self.query_one("#invite-text", Static).update(
-                Text(f"{inviter} invited you to {clean_line(room.display_name)}")
-            )
+            bar.show(Text(f"{inviter} invited you to {clean_line(room.display_name)}"))
         self.query_one(Composer).disabled = invite
+
+    def invite_bar(self, *, mount: bool) -> InviteBar | None:
+        """The invite bar; mounted above the typing line the first time ``mount`` asks for it.
+
+        None while no invite has been opened (and ``mount`` is False): the bar and its
+        Buttons are not in the DOM before, so the first paint does not style them."""
+        bars = self.query(InviteBar)
+        if bars:
+            return bars.first()
+        if not mount:
+            return None
+        bar = InviteBar()
+        self.query_one("#center").mount(bar, before="#typing")
+        return bar
 
     def _show_typing(self, users: tuple[str, ...]) -> None:
         others = [u for u in users if u != self.client.user_id]
