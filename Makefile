@@ -27,9 +27,14 @@ sydent: $(STAMP)
 
 # The suite runs on vodozemac, the default crypto backend (tests/crypto runs both);
 # then the E2EE integration tests again on python-olm (about a minute).
+# If pytest's own process dies (a C abort, a segfault), tests/support/crash_report.py
+# prints the stacks and, on the last line, the test that was running.
+CRASH_DIR := .tmp/pytest-crash
 test: $(STAMP) sydent
-	$(BIN)/python -m pytest -q
-	TUI_CLIENT_CRYPTO_BACKEND=olm $(BIN)/python -m pytest -q $(OLM_QUICK)
+	TUI_CLIENT_CRASH_DIR=$(CRASH_DIR) $(BIN)/python -m pytest -q \
+	  || { rc=$$?; $(BIN)/python -m tests.support.crash_report $(CRASH_DIR); exit $$rc; }
+	TUI_CLIENT_CRASH_DIR=$(CRASH_DIR)-olm TUI_CLIENT_CRYPTO_BACKEND=olm $(BIN)/python -m pytest -q $(OLM_QUICK) \
+	  || { rc=$$?; $(BIN)/python -m tests.support.crash_report $(CRASH_DIR)-olm; exit $$rc; }
 
 # Every test where the crypto backend matters, on python-olm (113 tests, 5-6 minutes on 2 cores).
 OLM_QUICK := tests/integration/test_e2ee.py tests/engine/test_crypto_backend_choice.py

@@ -22,6 +22,7 @@ from tui_client.devtools.synapse import RegisteredUser, SynapseServer
 # The directory tests' 155 public rooms are seeded from the start of the session, in
 # the background, while the tests before them run (see tests/integration/directory_world.py).
 from .integration.directory_world import _seed_directory_early, directory_world
+from .support import crash_log
 from .support.synapse import own_synapse
 from .support.users import MakeUser
 
@@ -90,3 +91,32 @@ def oauth_homeserver(
     finally:
         server.stop()
         auth.stop()
+
+
+# With TUI_CLIENT_CRASH_DIR set (make test), the running test's id and a crash's stacks
+# are kept in that folder (tests/support/crash_log.py).
+_crash_log: list[crash_log.CrashLog] = []
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """After pytest's own faulthandler plugin, so the dump goes to our file."""
+    log = crash_log.from_environment()
+    if log is not None:
+        _crash_log.append(log)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    while _crash_log:
+        _crash_log.pop().close()
+
+
+def pytest_runtest_logstart(nodeid: str, location: object) -> None:
+    for log in _crash_log:
+        log.entering(nodeid, "running")
+
+
+def pytest_runtest_logfinish(nodeid: str, location: object) -> None:
+    for log in _crash_log:
+        log.entering(nodeid, "finished; the next test had not started")
