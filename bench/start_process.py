@@ -105,7 +105,10 @@ async def _ours(folder: Path) -> None:
     from tui_client.engine import gc_policy, method_cache
 
     gc_policy.starting()  # as ``python -m tui_client`` does before importing the app
-    method_cache.install(folder / "dataclass-methods.bin")  # (the bench's own table)
+    method_cache.install(folder / "dataclass-methods.bin")  # (the bench's own tables)
+    from tui_client.ui import css_cache
+
+    css_cache.install(folder / "css-rules.bin")
     from tui_client.ui.app import TuiClientApp
     from tui_client.ui.widgets.room_list import RoomList
 

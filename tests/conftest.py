@@ -41,6 +41,8 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         mp.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
         # The compiled dataclass methods a started client keeps (engine/method_cache.py).
         mp.setenv("TUI_CLIENT_CODE_CACHE", str(data_dir / "dataclass-methods.bin"))
+        # And the parsed stylesheet rules (ui/css_cache.py).
+        mp.setenv("TUI_CLIENT_CSS_CACHE", str(data_dir / "css-rules.bin"))
         yield data_dir
 
 

@@ -107,9 +107,13 @@ def main(argv: list[str] | None = None) -> None:
     from .engine import gc_policy, method_cache
 
     # Few young collections while the app's modules load (ended when the app mounts), and
-    # the methods of their dataclasses compiled by an earlier start, not again.
+    # the methods of their dataclasses compiled by an earlier start, not again; nor
+    # Textual's stylesheets parsed again (ui/css_cache.py).
     gc_policy.starting()
     method_cache.install()
+    from .ui import css_cache
+
+    css_cache.install()
     from .engine.opener import remove_stale_folders
     from .ui.app import run_app
 

@@ -189,6 +189,7 @@ def test_the_client_starts_holding_young_collections_before_importing_the_app(
     import tui_client.__main__ as entry
     import tui_client.engine.opener as opener
     import tui_client.ui.app as app
+    from tui_client.ui import css_cache
 
     seen: list[int] = []
     monkeypatch.setattr(app, "run_app", lambda **_options: seen.append(gc.get_threshold()[0]))
@@ -196,5 +197,6 @@ def test_the_client_starts_holding_young_collections_before_importing_the_app(
     monkeypatch.setattr(entry, "configure_logging", lambda *_args, **_kw: None)
     monkeypatch.setattr(opener, "remove_stale_folders", lambda: None)
     monkeypatch.setattr(method_cache, "install", lambda: None)  # (not in the test process)
+    monkeypatch.setattr(css_cache, "install", lambda: None)
     entry.main(["--data-dir", str(tmp_path)])
     assert seen == [gc_policy.START_GEN0_THRESHOLD]

@@ -110,13 +110,16 @@ def test_the_client_reads_the_table_before_importing_the_app(
     import tui_client.engine.opener as opener
     import tui_client.ui.app as app
     from tui_client.engine import gc_policy, method_cache
+    from tui_client.ui import css_cache
 
     order: list[str] = []
     monkeypatch.setattr(method_cache, "install", lambda: order.append("install"))
+    monkeypatch.setattr(css_cache, "install", lambda: order.append("css rules"))
     monkeypatch.setattr(app, "run_app", lambda **_options: order.append("run_app"))
     monkeypatch.setenv("TUI_CLIENT_CONFIG", str(tmp_path / "config.toml"))
     monkeypatch.setattr(entry, "configure_logging", lambda *_args, **_kw: None)
     monkeypatch.setattr(opener, "remove_stale_folders", lambda: None)
     entry.main(["--data-dir", str(tmp_path)])
     gc_policy.configure()  # (main held young collections back for the app)
-    assert order == ["install", "run_app"]
+    # And Textual's parsed stylesheets, before the app's classes are made (ui/css_cache.py).
+    assert order == ["install", "css rules", "run_app"]

@@ -23,11 +23,12 @@ import importlib.util
 import marshal
 import os
 import sys
-import tempfile
 import threading
 from pathlib import Path
 from types import CodeType
 from typing import Any
+
+from .table_file import read_table, write_table
 
 __all__ = ["cache_path", "install", "save", "stats", "uninstall"]
 
@@ -86,28 +87,12 @@ def _code(stored: bytes) -> CodeType | None:
     return code if isinstance(code, CodeType) else None
 
 
-def _load(path: Path) -> dict[bytes, bytes]:
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return {}
-    if not data.startswith(_HEADER):
-        return {}
-    try:
-        table = marshal.loads(data[len(_HEADER) :])
-    except (EOFError, ValueError, TypeError):
-        return {}
-    if not isinstance(table, dict):
-        return {}
-    return {k: v for k, v in table.items() if isinstance(k, bytes) and isinstance(v, bytes)}
-
-
 def install(path: Path | None = None, *, save_at_exit: bool = True) -> None:
     """Read the table (``path``, else :func:`cache_path`) and route ``dataclasses``' exec
     through it; with ``save_at_exit``, :func:`save` runs when the process ends."""
     global _path
     _path = path if path is not None else cache_path()
-    _table.update(_load(_path))
+    _table.update(read_table(_path, _HEADER))
     setattr(dataclasses, "exec", _exec)  # noqa: B010 - a module global that shadows the builtin
     if save_at_exit:
         atexit.register(save)
@@ -138,19 +123,7 @@ def save() -> bool:
         table = dict(_table)
         if len(table) > MAX_ENTRIES:
             table = {digest: table[digest] for digest in _used if digest in table}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(prefix=".methods.", dir=path.parent)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(_HEADER + marshal.dumps(table))
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-    except OSError:
+    if not write_table(path, _HEADER, table, ".methods."):
         return False  # a read-only or full disk: the next start compiles again
     _state["added"] = 0
     return True

@@ -1,0 +1,194 @@
+"""Textual's parsed stylesheet rules, kept between starts (issue 13).
+
+Textual parses the same CSS at every start: the ``DEFAULT_CSS`` of each widget class the
+first screen mounts and our ``app.tcss``, ~84 rule sets and ~20 ms of CPU before the first
+painted room list (and some of it twice: a theme set in ``App.__init__`` re-parses into a
+new ``Stylesheet`` whose own cache is empty). :func:`install` wraps
+``Stylesheet._parse_rules`` so that a text parsed by an earlier start is read back from a
+table instead (the pickled ``RuleSet`` list, in a 0600 file under the user's cache folder
+or ``$TUI_CLIENT_CSS_CACHE``, each entry unpickled when first used: ~8x faster than the
+parse); :func:`save` (at exit) writes the table when something was added.
+
+An entry is keyed by a digest of everything the parse reads: the CSS text, where it was
+read from, ``is_default_rules``, the tie breaker, the scope and the CSS variables (the
+theme's colours: a theme switched at run time parses anew under a new key), salted with
+Textual's version; the file's header names Textual's and Python's versions too, and a file
+from other versions, damaged, or not the user's own is ignored and written anew. An entry
+that does not unpickle to a list of rule sets is parsed again. Each use gets new objects,
+as a parse gives; rules with errors are never kept (Textual reports them as it always did).
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import os
+import pickle
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import textual
+from textual.css.model import RuleSet
+from textual.css.stylesheet import Stylesheet
+
+from ..engine.table_file import read_table, write_table
+
+__all__ = ["cache_path", "install", "save", "stats", "uninstall"]
+
+_VERSIONS = f"textual {textual.__version__}; {sys.implementation.cache_tag}; pickle 5"
+#: The file's first bytes: the table's format and what the pickles depend on.
+_HEADER = f"tui-css-rules-1; {_VERSIONS}\n".encode()
+#: A table grown past this (texts of older versions, themes tried once) keeps only this
+#: run's entries, the most recently used first.
+MAX_ENTRIES = 600
+
+_lock = threading.Lock()
+#: Digest of a parse's inputs -> the pickled list of rule sets it gave.
+_table: dict[bytes, bytes] = {}
+#: This run's digests, in the order last used.
+_used: dict[bytes, None] = {}
+_state = {"hits": 0, "misses": 0, "added": 0}
+_path: Path | None = None
+_loaded = False
+_real_parse_rules = Stylesheet._parse_rules
+#: The arguments of the ``_parse_rules`` this wraps (Textual 8).
+_ARGUMENTS = ("self", "css", "read_from", "is_default_rules", "tie_breaker", "scope")
+#: The digest of each set of variables seen (a theme's), keyed by its items.
+_variables_digests: dict[tuple[tuple[str, str], ...], bytes] = {}
+
+
+def cache_path() -> Path:
+    """``$TUI_CLIENT_CSS_CACHE`` if set, else a file in the user's cache folder."""
+    override = os.environ.get("TUI_CLIENT_CSS_CACHE")
+    if override:
+        return Path(override)
+    import platformdirs
+
+    tag = sys.implementation.cache_tag or "python"
+    return Path(platformdirs.user_cache_dir("tui_client")) / f"css-rules.{tag}.bin"
+
+
+def _variables_digest(variables: dict[str, str]) -> bytes:
+    items = tuple(variables.items())
+    digest = _variables_digests.get(items)
+    if digest is None:
+        text = repr(sorted(items)).encode("utf-8", "surrogatepass")
+        digest = hashlib.blake2b(text, digest_size=20).digest()
+        if len(_variables_digests) > 32:
+            _variables_digests.clear()
+        _variables_digests[items] = digest
+    return digest
+
+
+def _digest(key: tuple[Any, ...], variables: dict[str, str]) -> bytes:
+    hasher = hashlib.blake2b(_VERSIONS.encode(), digest_size=20)
+    hasher.update(_variables_digest(variables))
+    hasher.update(repr(key).encode("utf-8", "surrogatepass"))
+    return hasher.digest()
+
+
+def _stored(digest: bytes) -> list[RuleSet] | None:
+    """The rule sets kept under ``digest``, new objects; None if none or unreadable."""
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        if _path is not None:
+            _table.update(read_table(_path, _HEADER))
+    stored = _table.get(digest)
+    if stored is None:
+        return None
+    try:
+        rules = pickle.loads(stored)
+    except Exception:  # a damaged entry: parsed again and replaced
+        rules = None
+    if type(rules) is list and all(type(rule) is RuleSet for rule in rules):
+        return rules
+    with _lock:
+        _table.pop(digest, None)
+    return None
+
+
+def _keep(digest: bytes, rules: list[RuleSet]) -> None:
+    if any(rule.errors for rule in rules):
+        return  # Textual reports them at every parse, as it does without the table
+    try:
+        stored = pickle.dumps(rules, protocol=5)
+    except Exception:  # something in a future Textual's rules that does not pickle
+        return
+    with _lock:
+        _table[digest] = stored
+        _state["added"] += 1
+
+
+def _parse_rules(
+    self: Stylesheet,
+    css: str,
+    read_from: tuple[str, str],
+    is_default_rules: bool = False,
+    tie_breaker: int = 0,
+    scope: str = "",
+) -> list[RuleSet]:
+    """``Stylesheet._parse_rules``, reading back what an earlier start parsed."""
+    key = (css, read_from, is_default_rules, tie_breaker, scope)
+    rules = self._parse_cache.get(key)
+    if rules is not None:
+        return rules
+    digest = _digest(key, self._variables)
+    rules = _stored(digest)
+    if rules is None:
+        _state["misses"] += 1
+        rules = _real_parse_rules(self, css, read_from, is_default_rules, tie_breaker, scope)
+        _keep(digest, rules)
+    else:
+        _state["hits"] += 1
+        self._parse_cache[key] = rules
+    _used.pop(digest, None)
+    _used[digest] = None
+    return rules
+
+
+def install(path: Path | None = None, *, save_at_exit: bool = True) -> None:
+    """Parse Textual's stylesheets through the table in ``path`` (else :func:`cache_path`),
+    read when first needed; with ``save_at_exit``, :func:`save` runs when the process ends."""
+    global _path, _loaded
+    if _real_parse_rules.__code__.co_varnames[:6] != _ARGUMENTS:
+        return  # another Textual's parse: left as it is
+    _path = path if path is not None else cache_path()
+    _loaded = False
+    setattr(Stylesheet, "_parse_rules", _parse_rules)  # noqa: B010 - a method replaced
+    if save_at_exit:
+        atexit.register(save)
+
+
+def uninstall() -> None:
+    """Textual's own ``_parse_rules`` back; the table forgotten (tests)."""
+    global _path, _loaded
+    setattr(Stylesheet, "_parse_rules", _real_parse_rules)  # noqa: B010 - a method restored
+    _path = None
+    _loaded = False
+    _table.clear()
+    _used.clear()
+    _state.update(hits=0, misses=0, added=0)
+
+
+def stats() -> dict[str, int]:
+    """Texts read back from the table, parsed anew, and the table's size."""
+    return {**_state, "entries": len(_table)}
+
+
+def save() -> bool:
+    """Write the table if this run added to it (0600, replaced whole). True if written."""
+    path = _path
+    if path is None or not _state["added"]:
+        return False
+    with _lock:
+        table = dict(_table)
+        if len(table) > MAX_ENTRIES:
+            recent = [digest for digest in reversed(_used) if digest in table][:MAX_ENTRIES]
+            table = {digest: table[digest] for digest in recent}
+    if not write_table(path, _HEADER, table, ".css-rules."):
+        return False  # a read-only or full disk: the next start parses again
+    _state["added"] = 0
+    return True
