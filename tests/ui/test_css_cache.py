@@ -21,8 +21,8 @@ from tui_client.ui.app import TuiClientApp
 from tui_client.ui.widgets.room_list import RoomList
 from tui_client.ui.widgets.status_bar import StatusBar
 
-from .fake_world import FakeHomeserver
-from .test_snapshots import _settle, wait_for
+from .fake_world import FakeHomeserver, make_profile
+from .test_snapshots import show_general, wait_for
 
 #: A parse's arguments (``Stylesheet._parse_rules``) and the variables it was made with.
 Source = tuple[str, tuple[str, str], bool, int, str, tuple[tuple[str, str], ...]]
@@ -93,14 +93,23 @@ def _styles(app: Any) -> list[Any]:
     return out
 
 
-async def _start(
-    folder: Path, server: FakeHomeserver, sources: list[Source] | None = None
-) -> dict[str, Any]:
-    """The app at 80x24 on its chat screen, then in the light theme: what each showed."""
+def _difference(expected: Any, got: Any) -> Any:
+    """The first row of the screen that differs, else the styles."""
+    for row, (want, have) in enumerate(zip(expected[0], got[0], strict=True)):
+        if want != have:
+            return row, want, have
+    return expected[1:], got[1:]
+
+
+async def _start(folder: Path, sources: list[Source] | None = None) -> dict[str, Any]:
+    """The app at 80x24 on a new copy of the test account (nothing read or changed by an
+    earlier run), on its chat screen, then in the light theme: what each showed."""
+    make_profile(folder)
+    server = FakeHomeserver()
     seen: dict[str, Any] = {}
     app = TuiClientApp(base_dir=folder, transport=server.transport())
     async with app.run_test(size=(80, 24)) as pilot:
-        await _settle(pilot)
+        await show_general(pilot)
         seen["dark"] = (_screen(app), _styles(app), app.theme)
         variables = {"dark": dict(app.stylesheet._variables)}
         app.theme = "tui-light"
@@ -123,15 +132,15 @@ async def _start(
 
 
 async def test_a_warm_start_parses_nothing_and_paints_the_same(
-    fake_profile: Path, fake_server: FakeHomeserver, table: Path
+    tmp_path: Path, memory_keyring: None, table: Path
 ) -> None:
     # Textual's own parse, no table.
     css_cache.uninstall()
-    plain = await _start(fake_profile, fake_server)
+    plain = await _start(tmp_path / "plain")
 
     # The first start with the table: everything parsed (and kept), written at exit.
     css_cache.install(table, save_at_exit=False)
-    cold = await _start(fake_profile, fake_server)
+    cold = await _start(tmp_path / "cold")
     assert css_cache.stats()["misses"] > 20
     assert css_cache.save()
     assert stat.S_IMODE(table.stat().st_mode) == 0o600
@@ -141,11 +150,17 @@ async def test_a_warm_start_parses_nothing_and_paints_the_same(
     css_cache.uninstall()
     css_cache.install(table, save_at_exit=False)
     sources: list[Source] = []
-    warm = await _start(fake_profile, fake_server, sources)
+    warm = await _start(tmp_path / "warm", sources)
     stats = css_cache.stats()
     assert stats["misses"] == 0 and stats["hits"] > 20, stats
     assert not css_cache.save()  # nothing new: the file is not written again
-    assert warm == plain == cold
+    for theme in ("dark", "light"):
+        for name, seen in (("cold", cold), ("warm", warm)):
+            assert seen[theme] == plain[theme], (
+                name,
+                theme,
+                _difference(plain[theme], seen[theme]),
+            )
 
     # Every one of the app's stylesheets, under either theme: the rules read back are those
     # Textual parses, rule set by rule set.
