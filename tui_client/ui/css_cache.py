@@ -11,10 +11,12 @@ parse); :func:`save` (at exit) writes the table when something was added.
 
 An entry is keyed by a digest of everything the parse reads: the CSS text, where it was
 read from, ``is_default_rules``, the tie breaker, the scope and the CSS variables (the
-theme's colours: a theme switched at run time parses anew under a new key), salted with
-Textual's version; the file's header names Textual's and Python's versions too, and a file
-from other versions, damaged, or not the user's own is ignored and written anew. An entry
-that does not unpickle to a list of rule sets is parsed again. Each use gets new objects,
+theme's colours: a theme switched at run time parses anew under a new key), salted with the
+file's header, which names Python's version and the size and time of each Textual and Rich
+file that makes or reads the rule sets (an install or upgrade changes them; Textual's
+version string would cost ~7 ms of ``importlib.metadata`` at each start). A file of another
+header, damaged, or not the user's own is ignored and written anew; an entry that does not
+unpickle to a list of rule sets is parsed again. Each use gets new objects,
 as a parse gives; rules with errors are never kept (Textual reports them as it always did).
 """
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import importlib
 import os
 import pickle
 import sys
@@ -29,7 +32,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import textual
 from textual.css.model import RuleSet
 from textual.css.stylesheet import Stylesheet
 
@@ -37,9 +39,22 @@ from ..engine.table_file import read_table, write_table
 
 __all__ = ["cache_path", "install", "save", "stats", "uninstall"]
 
-_VERSIONS = f"textual {textual.__version__}; {sys.implementation.cache_tag}; pickle 5"
-#: The file's first bytes: the table's format and what the pickles depend on.
-_HEADER = f"tui-css-rules-1; {_VERSIONS}\n".encode()
+#: The modules whose code makes and reads the rule sets: a table kept by other files of
+#: theirs (another Textual or Rich, an upgrade) is not read. (Not ``textual.__version__``:
+#: it is read with ``importlib.metadata``, ~7 ms of imports at every start.)
+_MODULES = (
+    "textual",
+    "textual.color",
+    "textual.css._styles_builder",
+    "textual.css.model",
+    "textual.css.parse",
+    "textual.css.scalar",
+    "textual.css.styles",
+    "textual.css.stylesheet",
+    "textual.css.tokenize",
+    "textual.geometry",
+    "rich.style",
+)
 #: A table grown past this (texts of older versions, themes tried once) keeps only this
 #: run's entries, the most recently used first.
 MAX_ENTRIES = 600
@@ -53,6 +68,8 @@ _state = {"hits": 0, "misses": 0, "added": 0}
 _path: Path | None = None
 _loaded = False
 _real_parse_rules = Stylesheet._parse_rules
+#: What the file's first line must be (:func:`_versions`), set by :func:`install`.
+_header = b""
 #: The arguments of the ``_parse_rules`` this wraps (Textual 8).
 _ARGUMENTS = ("self", "css", "read_from", "is_default_rules", "tie_breaker", "scope")
 #: The digest of each set of variables seen (a theme's), keyed by its items.
@@ -70,6 +87,19 @@ def cache_path() -> Path:
     return Path(platformdirs.user_cache_dir("tui_client")) / f"css-rules.{tag}.bin"
 
 
+def _versions() -> str:
+    """This Python, and the size and time of each file of :data:`_MODULES`."""
+    parts = [sys.implementation.cache_tag or "python", "pickle 5"]
+    for name in _MODULES:
+        path = getattr(importlib.import_module(name), "__file__", None)  # (all loaded by now)
+        try:
+            info = os.stat(path) if path else None
+        except OSError:
+            info = None
+        parts.append(f"{name} {info.st_size} {info.st_mtime_ns}" if info else f"{name} -")
+    return "; ".join(parts)
+
+
 def _variables_digest(variables: dict[str, str]) -> bytes:
     items = tuple(variables.items())
     digest = _variables_digests.get(items)
@@ -83,7 +113,7 @@ def _variables_digest(variables: dict[str, str]) -> bytes:
 
 
 def _digest(key: tuple[Any, ...], variables: dict[str, str]) -> bytes:
-    hasher = hashlib.blake2b(_VERSIONS.encode(), digest_size=20)
+    hasher = hashlib.blake2b(_header, digest_size=20)
     hasher.update(_variables_digest(variables))
     hasher.update(repr(key).encode("utf-8", "surrogatepass"))
     return hasher.digest()
@@ -95,7 +125,7 @@ def _stored(digest: bytes) -> list[RuleSet] | None:
     if not _loaded:
         _loaded = True
         if _path is not None:
-            _table.update(read_table(_path, _HEADER))
+            _table.update(read_table(_path, _header))
     stored = _table.get(digest)
     if stored is None:
         return None
@@ -152,9 +182,10 @@ def _parse_rules(
 def install(path: Path | None = None, *, save_at_exit: bool = True) -> None:
     """Parse Textual's stylesheets through the table in ``path`` (else :func:`cache_path`),
     read when first needed; with ``save_at_exit``, :func:`save` runs when the process ends."""
-    global _path, _loaded
+    global _path, _loaded, _header
     if _real_parse_rules.__code__.co_varnames[:6] != _ARGUMENTS:
         return  # another Textual's parse: left as it is
+    _header = f"tui-css-rules-2; {_versions()}\n".encode()
     _path = path if path is not None else cache_path()
     _loaded = False
     setattr(Stylesheet, "_parse_rules", _parse_rules)  # noqa: B010 - a method replaced
@@ -188,7 +219,7 @@ def save() -> bool:
         if len(table) > MAX_ENTRIES:
             recent = [digest for digest in reversed(_used) if digest in table][:MAX_ENTRIES]
             table = {digest: table[digest] for digest in recent}
-    if not write_table(path, _HEADER, table, ".css-rules."):
+    if not write_table(path, _header, table, ".css-rules."):
         return False  # a read-only or full disk: the next start parses again
     _state["added"] = 0
     return True
