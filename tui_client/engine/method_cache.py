@@ -21,14 +21,11 @@ import dataclasses
 import hashlib
 import importlib.util
 import marshal
-import os
-import sys
-import threading
 from pathlib import Path
 from types import CodeType
 from typing import Any
 
-from .table_file import read_table, write_table
+from .table_file import KeptTable, cache_file
 
 __all__ = ["cache_path", "install", "save", "stats", "uninstall"]
 
@@ -37,25 +34,15 @@ _HEADER = importlib.util.MAGIC_NUMBER + b"tui-dataclass-methods-2\n"
 #: A table grown past this (stale texts of older versions) keeps only this run's texts.
 MAX_ENTRIES = 4000
 
-_lock = threading.Lock()
 #: The table as read and written: a digest of each text -> its code, marshalled (each one
 #: read back when first used: reading all of them was ~10 ms).
-_table: dict[bytes, bytes] = {}
-_used: set[bytes] = set()
-_state = {"hits": 0, "misses": 0, "added": 0}
-_path: Path | None = None
+_kept = KeptTable(".methods.", MAX_ENTRIES)
 _real_exec = builtins.exec
 
 
 def cache_path() -> Path:
     """``$TUI_CLIENT_CODE_CACHE`` if set, else a file in the user's cache folder."""
-    override = os.environ.get("TUI_CLIENT_CODE_CACHE")
-    if override:
-        return Path(override)
-    import platformdirs
-
-    tag = sys.implementation.cache_tag or "python"
-    return Path(platformdirs.user_cache_dir("tui_client")) / f"dataclass-methods.{tag}.bin"
+    return cache_file("TUI_CLIENT_CODE_CACHE", "dataclass-methods")
 
 
 def _exec(source: Any, globals: Any = None, locals: Any = None, /) -> None:
@@ -64,18 +51,13 @@ def _exec(source: Any, globals: Any = None, locals: Any = None, /) -> None:
         _real_exec(source, globals, locals)
         return
     digest = hashlib.blake2b(source.encode(), digest_size=20).digest()
-    stored = _table.get(digest)
+    stored = _kept.entries.get(digest)
     code = _code(stored) if stored is not None else None
+    _kept.use(digest, hit=code is not None)
     if code is None:
         # As exec compiles it from dataclasses' own frame: no __future__ flags.
         code = compile(source, "<string>", "exec", dont_inherit=True)
-        with _lock:
-            _table[digest] = marshal.dumps(code)
-            _state["misses"] += 1
-            _state["added"] += 1
-    else:
-        _state["hits"] += 1
-    _used.add(digest)
+        _kept.add(digest, marshal.dumps(code))
     _real_exec(code, globals, locals)
 
 
@@ -90,9 +72,8 @@ def _code(stored: bytes) -> CodeType | None:
 def install(path: Path | None = None, *, save_at_exit: bool = True) -> None:
     """Read the table (``path``, else :func:`cache_path`) and route ``dataclasses``' exec
     through it; with ``save_at_exit``, :func:`save` runs when the process ends."""
-    global _path
-    _path = path if path is not None else cache_path()
-    _table.update(read_table(_path, _HEADER))
+    _kept.open(path if path is not None else cache_path(), _HEADER)
+    _kept.read()
     setattr(dataclasses, "exec", _exec)  # noqa: B010 - a module global that shadows the builtin
     if save_at_exit:
         atexit.register(save)
@@ -100,30 +81,16 @@ def install(path: Path | None = None, *, save_at_exit: bool = True) -> None:
 
 def uninstall() -> None:
     """``dataclasses`` back to the builtin ``exec``; the table forgotten (tests)."""
-    global _path
     if getattr(dataclasses, "exec", None) is _exec:
         delattr(dataclasses, "exec")
-    _path = None
-    _table.clear()
-    _used.clear()
-    _state.update(hits=0, misses=0, added=0)
+    _kept.clear()
 
 
 def stats() -> dict[str, int]:
     """Texts found in the table, compiled anew, and the table's size."""
-    return {**_state, "entries": len(_table)}
+    return _kept.stats()
 
 
 def save() -> bool:
     """Write the table if this run added to it (0600, replaced whole). True if written."""
-    path = _path
-    if path is None or not _state["added"]:
-        return False
-    with _lock:
-        table = dict(_table)
-        if len(table) > MAX_ENTRIES:
-            table = {digest: table[digest] for digest in _used if digest in table}
-    if not write_table(path, _HEADER, table, ".methods."):
-        return False  # a read-only or full disk: the next start compiles again
-    _state["added"] = 0
-    return True
+    return _kept.save()

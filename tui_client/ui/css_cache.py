@@ -28,14 +28,13 @@ import importlib
 import os
 import pickle
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
 from textual.css.model import RuleSet
 from textual.css.stylesheet import Stylesheet
 
-from ..engine.table_file import read_table, write_table
+from ..engine.table_file import KeptTable, cache_file
 
 __all__ = ["cache_path", "install", "save", "stats", "uninstall"]
 
@@ -59,17 +58,10 @@ _MODULES = (
 #: run's entries, the most recently used first.
 MAX_ENTRIES = 600
 
-_lock = threading.Lock()
 #: Digest of a parse's inputs -> the pickled list of rule sets it gave.
-_table: dict[bytes, bytes] = {}
-#: This run's digests, in the order last used.
-_used: dict[bytes, None] = {}
-_state = {"hits": 0, "misses": 0, "added": 0}
-_path: Path | None = None
+_kept = KeptTable(".css-rules.", MAX_ENTRIES)
 _loaded = False
 _real_parse_rules = Stylesheet._parse_rules
-#: What the file's first line must be (:func:`_versions`), set by :func:`install`.
-_header = b""
 #: The arguments of the ``_parse_rules`` this wraps (Textual 8).
 _ARGUMENTS = ("self", "css", "read_from", "is_default_rules", "tie_breaker", "scope")
 #: The digest of each set of variables seen (a theme's), keyed by its items.
@@ -78,13 +70,7 @@ _variables_digests: dict[tuple[tuple[str, str], ...], bytes] = {}
 
 def cache_path() -> Path:
     """``$TUI_CLIENT_CSS_CACHE`` if set, else a file in the user's cache folder."""
-    override = os.environ.get("TUI_CLIENT_CSS_CACHE")
-    if override:
-        return Path(override)
-    import platformdirs
-
-    tag = sys.implementation.cache_tag or "python"
-    return Path(platformdirs.user_cache_dir("tui_client")) / f"css-rules.{tag}.bin"
+    return cache_file("TUI_CLIENT_CSS_CACHE", "css-rules")
 
 
 def _versions() -> str:
@@ -113,7 +99,7 @@ def _variables_digest(variables: dict[str, str]) -> bytes:
 
 
 def _digest(key: tuple[Any, ...], variables: dict[str, str]) -> bytes:
-    hasher = hashlib.blake2b(_header, digest_size=20)
+    hasher = hashlib.blake2b(_kept.header, digest_size=20)
     hasher.update(_variables_digest(variables))
     hasher.update(repr(key).encode("utf-8", "surrogatepass"))
     return hasher.digest()
@@ -124,9 +110,8 @@ def _stored(digest: bytes) -> list[RuleSet] | None:
     global _loaded
     if not _loaded:
         _loaded = True
-        if _path is not None:
-            _table.update(read_table(_path, _header))
-    stored = _table.get(digest)
+        _kept.read()
+    stored = _kept.entries.get(digest)
     if stored is None:
         return None
     try:
@@ -135,8 +120,7 @@ def _stored(digest: bytes) -> list[RuleSet] | None:
         rules = None
     if type(rules) is list and all(type(rule) is RuleSet for rule in rules):
         return rules
-    with _lock:
-        _table.pop(digest, None)
+    _kept.drop(digest)
     return None
 
 
@@ -147,9 +131,7 @@ def _keep(digest: bytes, rules: list[RuleSet]) -> None:
         stored = pickle.dumps(rules, protocol=5)
     except Exception:  # something in a future Textual's rules that does not pickle
         return
-    with _lock:
-        _table[digest] = stored
-        _state["added"] += 1
+    _kept.add(digest, stored)
 
 
 def _parse_rules(
@@ -167,26 +149,23 @@ def _parse_rules(
         return rules
     digest = _digest(key, self._variables)
     rules = _stored(digest)
+    _kept.use(digest, hit=rules is not None)
     if rules is None:
-        _state["misses"] += 1
         rules = _real_parse_rules(self, css, read_from, is_default_rules, tie_breaker, scope)
         _keep(digest, rules)
     else:
-        _state["hits"] += 1
         self._parse_cache[key] = rules
-    _used.pop(digest, None)
-    _used[digest] = None
     return rules
 
 
 def install(path: Path | None = None, *, save_at_exit: bool = True) -> None:
     """Parse Textual's stylesheets through the table in ``path`` (else :func:`cache_path`),
     read when first needed; with ``save_at_exit``, :func:`save` runs when the process ends."""
-    global _path, _loaded, _header
+    global _loaded
     if _real_parse_rules.__code__.co_varnames[:6] != _ARGUMENTS:
         return  # another Textual's parse: left as it is
-    _header = f"tui-css-rules-2; {_versions()}\n".encode()
-    _path = path if path is not None else cache_path()
+    header = f"tui-css-rules-2; {_versions()}\n".encode()
+    _kept.open(path if path is not None else cache_path(), header)
     _loaded = False
     setattr(Stylesheet, "_parse_rules", _parse_rules)  # noqa: B010 - a method replaced
     if save_at_exit:
@@ -195,31 +174,17 @@ def install(path: Path | None = None, *, save_at_exit: bool = True) -> None:
 
 def uninstall() -> None:
     """Textual's own ``_parse_rules`` back; the table forgotten (tests)."""
-    global _path, _loaded
+    global _loaded
     setattr(Stylesheet, "_parse_rules", _real_parse_rules)  # noqa: B010 - a method restored
-    _path = None
+    _kept.clear()
     _loaded = False
-    _table.clear()
-    _used.clear()
-    _state.update(hits=0, misses=0, added=0)
 
 
 def stats() -> dict[str, int]:
     """Texts read back from the table, parsed anew, and the table's size."""
-    return {**_state, "entries": len(_table)}
+    return _kept.stats()
 
 
 def save() -> bool:
     """Write the table if this run added to it (0600, replaced whole). True if written."""
-    path = _path
-    if path is None or not _state["added"]:
-        return False
-    with _lock:
-        table = dict(_table)
-        if len(table) > MAX_ENTRIES:
-            recent = [digest for digest in reversed(_used) if digest in table][:MAX_ENTRIES]
-            table = {digest: table[digest] for digest in recent}
-    if not write_table(path, _header, table, ".css-rules."):
-        return False  # a read-only or full disk: the next start parses again
-    _state["added"] = 0
-    return True
+    return _kept.save()
