@@ -16,6 +16,18 @@ import pytest
 
 import tui_client.ui.app
 from tui_client.__main__ import configure_logging, main
+from tui_client.engine import gc_policy, method_cache
+from tui_client.ui import css_cache
+
+
+@pytest.fixture(autouse=True)
+def _process_wide_switches_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``main`` would hold back the collector and patch ``dataclasses`` and Textual's
+    stylesheet parser for the rest of the pytest process (tests/engine/test_gc_policy.py
+    checks it does): not here, where only the log is looked at."""
+    monkeypatch.setattr(gc_policy, "starting", lambda: None)
+    monkeypatch.setattr(method_cache, "install", lambda: None)
+    monkeypatch.setattr(css_cache, "install", lambda: None)
 
 
 @pytest.fixture

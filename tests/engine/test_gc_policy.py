@@ -198,5 +198,8 @@ def test_the_client_starts_holding_young_collections_before_importing_the_app(
     monkeypatch.setattr(opener, "remove_stale_folders", lambda: None)
     monkeypatch.setattr(method_cache, "install", lambda: None)  # (not in the test process)
     monkeypatch.setattr(css_cache, "install", lambda: None)
-    entry.main(["--data-dir", str(tmp_path)])
+    try:
+        entry.main(["--data-dir", str(tmp_path)])
+    finally:
+        gc_policy.configure()  # (the app that would have ended the hold is stubbed)
     assert seen == [gc_policy.START_GEN0_THRESHOLD]
