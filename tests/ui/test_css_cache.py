@@ -14,10 +14,10 @@ import pytest
 from textual.css.model import RuleSet
 from textual.css.stylesheet import Stylesheet
 from textual.layout import Layout
-from textual.widgets import Footer
 
 from tui_client.ui import css_cache
 from tui_client.ui.app import TuiClientApp
+from tui_client.ui.widgets.key_footer import KeyFooter
 from tui_client.ui.widgets.room_list import RoomList
 from tui_client.ui.widgets.status_bar import StatusBar
 
@@ -78,7 +78,7 @@ def _screen(app: Any) -> list[list[tuple[str, str]]]:
 def _styles(app: Any) -> list[Any]:
     chat = app.chat_screen
     out = []
-    for widget in (chat.query_one(RoomList), chat.query_one(StatusBar), chat.query_one(Footer)):
+    for widget in (chat.query_one(RoomList), chat.query_one(StatusBar), chat.query_one(KeyFooter)):
         styles = widget.styles
         out.append(
             (

@@ -25,12 +25,13 @@ import httpx
 import pytest
 from textual.pilot import Pilot
 from textual.widget import Widget
-from textual.widgets import Button, Footer, Input, Static
+from textual.widgets import Button, Input, Static
 
 from tui_client.devtools.synapse import SynapseServer
 from tui_client.ui.app import TuiClientApp
 from tui_client.ui.screens.chat import ChatScreen
 from tui_client.ui.screens.login import LoginScreen
+from tui_client.ui.widgets.key_footer import KeyFooter
 
 from ..support.synapse import own_synapse
 from ..support.users import MakeUser
@@ -79,7 +80,7 @@ def assert_fully_visible(app: Any, widget: Widget) -> None:
     assert clip.contains_region(region), (
         f"{widget!r} at {region} is clipped to {clip}:\n{screen_text(app)}"
     )
-    footer = screen.query_one(Footer).region
+    footer = screen.query_one(KeyFooter).region
     assert not region.overlaps(footer), f"{widget!r} at {region} is under the footer"
 
 

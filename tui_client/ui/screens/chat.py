@@ -12,7 +12,7 @@ from rich.text import Text
 from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, Footer, Static, TextArea
+from textual.widgets import Button, Static, TextArea
 
 from ...engine import gc_policy
 from ...engine.attachments import AttachmentError, MediaError
@@ -42,6 +42,7 @@ from ..vim_keys import list_key
 from ..widgets.account_bar import AccountBar
 from ..widgets.completion_list import CompletionList
 from ..widgets.composer import Composer
+from ..widgets.key_footer import KeyFooter
 from ..widgets.member_list import MemberList
 from ..widgets.room_header import RoomHeader
 from ..widgets.room_list import RoomList, visible_rooms
@@ -111,7 +112,7 @@ class ChatScreen(ChatUpdates):
                 yield Composer(id="composer", completions=self._completions)
             yield MemberList(id="members")
         yield StatusBar(id="status")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         status = self.query_one(StatusBar)

@@ -20,13 +20,14 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from ...engine.devices import DeviceInfo, IdentityState, UserTrust
 from ...engine.updates import CrossSigningChanged, TrustChanged, Update
 from ...protocol.errors import MatrixError, NetworkError
 from ...protocol.sanitize import clean_line
 from ..app_interface import client_app
+from ..widgets.key_footer import KeyFooter
 from ..widgets.security_bar import SecurityBar
 from .dialogs import ConfirmDialog, PromptDialog
 from .follows import DevicesView
@@ -117,7 +118,7 @@ class DevicesScreen(DevicesView, Screen[None]):
         table: DataTable[Text] = DataTable(id="device-table", cursor_type="row", zebra_stripes=True)
         yield table
         yield Static(id="devices-status")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from ...engine.client import MatrixClient
 from ...engine.directory import (
@@ -36,6 +36,7 @@ from ...protocol.thirdparty import (
 from ..app_interface import client_app
 from ..update_routes import UpdateRoutes
 from ..widgets.directory_list import DirectoryList
+from ..widgets.key_footer import KeyFooter
 from .bridge_join import BridgeJoinDialog
 from .dialogs import ChoiceDialog
 from .follows import FollowsUpdates
@@ -96,7 +97,7 @@ class DirectoryScreen(FollowsUpdates, Screen[None]):
             )
         yield Static(id="directory-status")
         yield DirectoryList(id="directory-results")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self._restart()

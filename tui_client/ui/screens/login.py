@@ -25,7 +25,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Input, Label, Static
+from textual.widgets import Button, Input, Label, Static
 
 from ...engine.client import LoginError, MatrixClient
 from ...engine.oauth import LoginOptions, OAuthLogin
@@ -34,6 +34,7 @@ from ...net.http import certificate_problem
 from ...protocol.errors import MatrixError, NetworkError
 from ...protocol.ids import InvalidIdentifier, is_user_id, server_name_of
 from ...protocol.sanitize import clean_line
+from ..widgets.key_footer import KeyFooter
 from .oauth_login import OAuthLoginScreen
 
 BUSY = "Logging in…"
@@ -228,7 +229,7 @@ class LoginScreen(Screen[None]):
             yield Static(id="login-error", markup=False)
             yield Button("Log in", variant="primary", id="login")
             yield Button("Sign in with a code (OAuth)", id="login-oauth")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self._show_status(self._message, error=True)

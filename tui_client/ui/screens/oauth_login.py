@@ -22,7 +22,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Label, Static
+from textual.widgets import Button, Label, Static
 
 from ...engine.client import LoginError, MatrixClient
 from ...engine.oauth import OAuthLogin, OAuthLoginError
@@ -30,6 +30,7 @@ from ...engine.opener import HandlerError, open_with_handler
 from ...protocol.errors import MatrixError, NetworkError
 from ...protocol.oauth import DeviceAuthorization, TokenResponse
 from ...protocol.sanitize import clean_line
+from ..widgets.key_footer import KeyFooter
 from ..widgets.qr_code import QrCodeView
 
 __all__ = ["OAuthLoginScreen"]
@@ -62,7 +63,7 @@ class OAuthLoginScreen(Screen[MatrixClient | None]):
                 yield Button("New code", id="oauth-restart", variant="primary")
                 yield Button("Use a browser here", id="oauth-browser")
                 yield Button("Cancel", id="oauth-cancel")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#oauth-restart").display = False

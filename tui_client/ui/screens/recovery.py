@@ -32,7 +32,7 @@ from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, Footer, Input, Label, ProgressBar, Static
+from textual.widgets import Button, Input, Label, ProgressBar, Static
 
 from ...crypto import EncryptionError
 from ...crypto.backup import BackupError
@@ -48,6 +48,7 @@ from ...engine.updates import BackupStatus, KeyRestoreProgress, RecoverySuggeste
 from ...protocol.errors import MatrixError, NetworkError
 from ...protocol.sanitize import clean_line
 from ..update_routes import UpdateRoutes
+from ..widgets.key_footer import KeyFooter
 from .dialogs import ChoiceDialog, ConfirmDialog, PromptDialog
 from .health_report import BAD, DIM, GOOD, health_text
 
@@ -375,7 +376,7 @@ class EncryptionHealthScreen(Screen[None]):
         yield Static(title, id="health-title")
         with VerticalScroll(id="health-body"):
             yield Static(Text("Checking…", style=DIM), id="health-report")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.reload()

@@ -20,7 +20,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Input, OptionList, Static
+from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ...engine.client import MatrixClient
@@ -29,6 +29,7 @@ from ...engine.storage import StorageUnavailable
 from ...protocol.errors import MatrixError, NetworkError
 from ...protocol.sanitize import clean_line
 from ...protocol.search import highlight_spans
+from ..widgets.key_footer import KeyFooter
 
 __all__ = ["SearchHistory", "SearchScreen", "grouped"]
 
@@ -172,7 +173,7 @@ class SearchScreen(Screen[SearchHistory | None]):
             yield OptionList(markup=False, id="search-results")
             yield Static(id="search-context")
             yield Static(id="search-status")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self._show_scope()

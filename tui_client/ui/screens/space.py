@@ -11,7 +11,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from ...engine.client import MatrixClient
 from ...engine.spaces import HierarchyBrowser, HierarchyError
@@ -19,6 +19,7 @@ from ...engine.updates import JoinProgress, RoomListChanged, Update
 from ...protocol.sanitize import clean_line, clean_text
 from ..app_interface import client_app
 from ..update_routes import UpdateRoutes
+from ..widgets.key_footer import KeyFooter
 from ..widgets.space_tree import SpaceTree
 from .follows import FollowsUpdates
 
@@ -62,7 +63,7 @@ class SpaceScreen(FollowsUpdates, Screen[None]):
         yield Static(id="space-title")
         yield Static(id="space-status")
         yield SpaceTree(id="space-rows")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self._restart()

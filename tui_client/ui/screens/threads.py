@@ -22,7 +22,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widget import Widget
-from textual.widgets import Footer, OptionList, Static
+from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from ...engine.attachments import AttachmentError, MediaError
@@ -40,6 +40,7 @@ from ..messages import ComposerSubmitted
 from ..render import Palette
 from ..seen import SeenTracker
 from ..widgets.composer import Composer
+from ..widgets.key_footer import KeyFooter
 from ..widgets.timeline import TimelineView
 from .dialogs import ConfirmDialog, ReactionDialog
 
@@ -422,7 +423,7 @@ class ThreadScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield self.panel
-        yield Footer()
+        yield KeyFooter()
 
     @on(ThreadPanel.Closed)
     def _panel_closed(self) -> None:
@@ -529,7 +530,7 @@ class ThreadListScreen(ModalScreen[str | None]):
         with Vertical():
             yield Static(id="threads-title")
             yield OptionList(id="threads")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self._title()
