@@ -203,3 +203,30 @@ def test_the_client_starts_holding_young_collections_before_importing_the_app(
     finally:
         gc_policy.configure()  # (the app that would have ended the hold is stubbed)
     assert seen == [gc_policy.START_GEN0_THRESHOLD]
+
+
+def test_a_settle_after_a_big_load_that_stays_does_not_compact(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A first sync's rooms: the frozen set grows by live data past the step. Compacting
+    then is a full collection of the whole heap for nothing; the low point moves up instead,
+    and frozen garbage made after it is compacted as before."""
+    monkeypatch.setattr(gc_policy, "COMPACT_STEP", 100)
+    heap = [Node() for _ in range(200)]
+    gc_policy.settle()
+    with gc_policy.paused():  # the batch's ingest
+        rooms = [Node() for _ in range(500)]
+    gc.freeze()  # (what paused() does past BIG_LOAD)
+    meter = gc_policy.PauseMeter()
+    with meter:
+        assert gc_policy.settle(loaded=True) is False
+        assert gc_policy.settle() is False  # the first room opened: no compaction either
+    assert meter.passes[2] == 0
+    # Garbage frozen after the load is still bounded by the step.
+    dropped = [Node() for _ in range(150)]
+    ref = weakref.ref(dropped[0])
+    gc_policy.settle()
+    del dropped
+    assert gc_policy.settle() is True
+    assert ref() is None
+    assert heap and rooms

@@ -45,6 +45,12 @@ __all__ = ["ChatUpdates"]
 
 #: Seconds after the first sync batch is drawn that what it brought is frozen.
 SETTLE_AFTER_BATCH = 0.05
+
+
+def _settle_loaded() -> None:
+    gc_policy.settle(loaded=True)
+
+
 #: Up to this many changed rooms are moved in the room list one by one (bisection each);
 #: more (a first sync) lay the list out again.
 MOVED_ROOMS = 64
@@ -147,7 +153,8 @@ class ChatUpdates(RoomActions):
             # Left young, each full collection held until idle walked it: 10-50 ms each.
             # (A frame later than the drawing: a settle is ~8 ms, the first paint of 1,000
             # rooms ~16 ms of the same frame.)
-            self.set_timer(SETTLE_AFTER_BATCH, gc_policy.settle, name="settle after sync")
+            # Live data, not garbage: no compaction for it (a full collection, 60-100 ms).
+            self.set_timer(SETTLE_AFTER_BATCH, _settle_loaded, name="settle after sync")
 
     def _on_room_list(self, update: RoomListChanged) -> None:
         self._alert_new(update)
