@@ -268,3 +268,8 @@ def test_a_textual_whose_parse_takes_other_arguments_is_left_alone(
     monkeypatch.setattr(css_cache, "_real_parse_rules", other)
     css_cache.install(table, save_at_exit=False)
     assert Stylesheet._parse_rules is own
+    # And forgetting the table leaves Textual's own parse, whatever the teardown order
+    # (it once put back ``other`` for every later test of the session).
+    css_cache.uninstall()
+    assert Stylesheet._parse_rules is own
+    assert Stylesheet(variables={})._parse_rules("Screen { color: red; }", ("t", ""))

@@ -62,6 +62,8 @@ MAX_ENTRIES = 600
 _kept = KeptTable(".css-rules.", MAX_ENTRIES)
 _loaded = False
 _real_parse_rules = Stylesheet._parse_rules
+#: What :func:`uninstall` puts back (``_real_parse_rules`` is what the wrapper calls).
+_TEXTUAL_PARSE_RULES = Stylesheet._parse_rules
 #: The arguments of the ``_parse_rules`` this wraps (Textual 8).
 _ARGUMENTS = ("self", "css", "read_from", "is_default_rules", "tie_breaker", "scope")
 #: The digest of each set of variables seen (a theme's), keyed by its items.
@@ -173,9 +175,11 @@ def install(path: Path | None = None, *, save_at_exit: bool = True) -> None:
 
 
 def uninstall() -> None:
-    """Textual's own ``_parse_rules`` back; the table forgotten (tests)."""
+    """Textual's own ``_parse_rules`` back, if ours was installed; the table forgotten
+    (tests)."""
     global _loaded
-    setattr(Stylesheet, "_parse_rules", _real_parse_rules)  # noqa: B010 - a method restored
+    if Stylesheet._parse_rules is _parse_rules:
+        setattr(Stylesheet, "_parse_rules", _TEXTUAL_PARSE_RULES)  # noqa: B010 - restored
     _kept.clear()
     _loaded = False
 
