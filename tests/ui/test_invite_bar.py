@@ -64,5 +64,8 @@ async def test_the_invite_bar_is_mounted_when_an_invite_is_first_opened(
             ),
             "the joined room",
         )
+        # The focus goes to the composer: left to Textual, the hidden Accept handed it to
+        # its hidden sibling, and the next Enter pressed Reject (left the room just joined).
+        assert app.focused is chat.query_one(Composer)
         # Opening another room asks for no second bar.
         assert len(chat.query("#invite-bar")) == 1

@@ -256,12 +256,18 @@ class ChatUpdates(RoomActions):
         )
         invite = room is not None and room.membership == "invite"
         bar = self.invite_bar(mount=invite)
+        composer = self.query_one(Composer)
+        composer.disabled = invite
+        if bar is not None and not invite and bar.display and self.focused in bar.children:
+            # Accepted (or refused): the composer takes the focus. Left on the bar, Textual
+            # would hand it, as the button is hidden, to its hidden sibling: the next Enter
+            # would press Reject (leave the room just joined) or Accept.
+            self.set_focus(composer)
         if bar is not None:
             bar.display = invite
         if bar is not None and invite and room is not None:
             inviter = clean_line(room.inviter or "someone")
             bar.show(Text(f"{inviter} invited you to {clean_line(room.display_name)}"))
-        self.query_one(Composer).disabled = invite
 
     def invite_bar(self, *, mount: bool) -> InviteBar | None:
         """The invite bar; mounted above the typing line the first time ``mount`` asks for it.
