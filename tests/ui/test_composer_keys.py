@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from textual import events, on
 from textual.app import App, ComposeResult
+from textual.widgets import Button
 
 from tui_client.ui.widgets.composer import Composer
 
@@ -89,3 +90,38 @@ async def test_restored_text_puts_the_cursor_after_it_and_keeps_a_new_draft() ->
         composer.restore("/invite @x:y")
         await pilot.press("!")
         assert composer.text == "/invite @x:y\nhi!"
+
+
+class ButtonAndComposerApp(ComposerApp):
+    """A button before the composer, recording its presses."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pressed = 0
+
+    def compose(self) -> ComposeResult:
+        yield Button("Go", id="go")
+        yield Composer(id="composer")
+
+    @on(Button.Pressed)
+    def _pressed(self) -> None:
+        self.pressed += 1
+
+
+async def test_keys_typed_behind_a_tab_that_moves_the_focus_go_where_it_went() -> None:
+    """Shift+Tab then Enter in one burst: the app hands Enter to the composer before the
+    Shift+Tab is handled; the composer moves the focus and hands Enter on, to the button
+    (not sending the draft)."""
+    app = ButtonAndComposerApp()
+    async with app.run_test() as pilot:
+        await _burst(app, "draft")
+        app.post_message(events.Key("shift+tab", None))
+        app.post_message(events.Key("enter", "\r"))
+        for _ in range(50):
+            await pilot.pause(0.02)
+            if app.pressed or app.sent:
+                break
+        await pilot.pause(0.1)
+        assert (app.pressed, app.sent) == (1, [])
+        assert app.query_one(Composer).text == "draft"
+        assert app.focused is app.query_one(Button)

@@ -14,7 +14,10 @@ commands) from a provider the screen passes in, in the same step as the key, so 
 keeps its place among the keys typed around it. When there is more than one candidate
 the composer says so with :class:`Composer.Completing` (the screen lists them above it):
 Tab and Shift+Tab move through them, Enter or Space accepts the one put in, Escape puts
-the word back, and any other key accepts it and does what it always does.
+the word back, and any other key accepts it and does what it always does. With nothing to
+complete, Tab and Shift+Tab move the focus in the same step, and the keys the app had
+already queued here behind them are handed on to the widget focused then (as bindings
+elsewhere would see them), not typed or sent here.
 A completed member or room is remembered as a mention: its text, its target and where it
 is. Edits before it move it along, an edit inside it forgets it, and it travels with the
 text in :class:`Composer.Submitted` as a pill at that place, so the same name typed
@@ -154,6 +157,8 @@ class Composer(TextArea):
         self.key_actions: dict[str, str] = dict(DEFAULT_KEYS)
         #: The vim mode's state, when it is on.
         self.vim: VimMachine | None = None
+        #: A Tab here moved the focus away: keys queued here behind it go where it went.
+        self._focus_moved = False
 
     def on_mount(self) -> None:
         settings = getattr(self.app, "key_settings", None)
@@ -171,6 +176,14 @@ class Composer(TextArea):
 
     async def _on_key(self, event: events.Key) -> None:
         key = event.key
+        focused = self.screen.focused
+        if self._focus_moved and focused is not None and focused is not self:
+            # Typed behind a Tab that moved the focus (the app handed it here before this
+            # queue reached the Tab): the widget now focused has it, in the order typed.
+            event.stop()
+            event.prevent_default()
+            focused._forward_event(events.Key(key, event.character))
+            return
         action_name = self.key_actions.get(key)
         vim = self.vim
         if (
@@ -194,6 +207,17 @@ class Composer(TextArea):
             self._end_completion()
         if action_name != "complete":
             self._end_completion()
+        if key in ("tab", "shift+tab") and action_name in (None, "complete", "complete_previous"):
+            # Nothing to complete: the focus moves in this step, not when the key has
+            # bubbled up to the app, after the keys typed behind it came here.
+            event.stop()
+            event.prevent_default()
+            self._focus_moved = True
+            if key == "tab":
+                self.screen.focus_next()
+            else:
+                self.screen.focus_previous()
+            return
         if action_name == "send":
             action = self.action_submit
         elif action_name == "newline":
@@ -202,8 +226,6 @@ class Composer(TextArea):
             action = self.action_cancel
         elif action_name == "edit_last" and not self.text:
             action = self.action_history_or_up
-        elif key in ("tab", "shift+tab") and action_name is None:
-            return  # (rebound away from completion) moves the focus as usual
         else:
             await super()._on_key(event)
             return
@@ -408,6 +430,9 @@ class Composer(TextArea):
 
     def on_blur(self, _event: events.Blur) -> None:
         self._end_completion()
+
+    def on_focus(self, _event: events.Focus) -> None:
+        self._focus_moved = False
 
     def action_newline(self) -> None:
         """Insert a line break."""
