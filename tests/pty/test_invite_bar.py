@@ -35,6 +35,17 @@ def _invite(synapse: SynapseServer, owner: RegisteredUser, name: str, guest: Reg
     return str(body["room_id"])
 
 
+def _alice_invited(
+    synapse: SynapseServer, make_user: Callable[..., RegisteredUser]
+) -> tuple[RegisteredUser, RegisteredUser, str]:
+    """Alice, in a room with Bob ("Lobby", opened at the start), and invited by him to
+    "Book club" (its ID returned)."""
+    alice = make_user("alice", displayname="Alice")
+    bob = make_user("bob", displayname="Bob")
+    make_room(synapse, bob, "Lobby", alice)
+    return alice, bob, _invite(synapse, bob, "Book club", alice)
+
+
 def _membership(synapse: SynapseServer, viewer: RegisteredUser, room_id: str, user_id: str) -> str:
     """The user's membership in the room, as the server tells a member (``viewer``)."""
     path = (
@@ -119,10 +130,7 @@ def test_an_invite_accepted_with_keys_in_one_burst(
     tmp_path: Path,
     size: tuple[int, int],
 ) -> None:
-    alice = make_user("alice", displayname="Alice")
-    bob = make_user("bob", displayname="Bob")
-    make_room(synapse, bob, "Lobby", alice)
-    book = _invite(synapse, bob, "Book club", alice)
+    alice, bob, book = _alice_invited(synapse, make_user)
     with PtyApp.for_account(tmp_path / "data", synapse.base_url, alice.user_id, size=size) as app:
         log_in_on_pty(app, alice, "Lobby")
         _open_the_invite(app, bob)
@@ -156,10 +164,7 @@ def test_an_invite_accepted_with_keys_in_one_burst(
 def test_an_invite_rejected_with_keys_in_one_burst(
     synapse: SynapseServer, make_user: Callable[..., RegisteredUser], tmp_path: Path
 ) -> None:
-    alice = make_user("alice", displayname="Alice")
-    bob = make_user("bob", displayname="Bob")
-    make_room(synapse, bob, "Lobby", alice)
-    book = _invite(synapse, bob, "Book club", alice)
+    alice, bob, book = _alice_invited(synapse, make_user)
     with PtyApp.for_account(tmp_path / "data", synapse.base_url, alice.user_id) as app:
         log_in_on_pty(app, alice, "Lobby")
         _open_the_invite(app, bob)
