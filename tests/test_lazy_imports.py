@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 LAZY = ("markdown_it", "emoji")
 
@@ -187,3 +188,114 @@ def test_the_html_parser_loads_with_the_first_formatted_body() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == list(HTML_STACK)
+
+
+# Issue 13, round six: the first painted screen needs none of these. Reading an HTML body we
+# sent (`html.parser`, `html`), an HTTP-date Retry-After (`email`), the server clock's
+# median (`statistics`), and the help, room switcher and thread screens (opened by a key).
+ROUND_SIX = (
+    "html",
+    "html.parser",
+    "email.utils",
+    "statistics",
+    "tui_client.engine.html_text",
+    "tui_client.ui.screens.help",
+    "tui_client.ui.screens.switcher",
+    "tui_client.ui.screens.threads",
+)
+
+
+def test_importing_the_app_leaves_html_email_statistics_and_the_key_screens_for_later() -> None:
+    code = f"import sys, tui_client.ui.app\nprint(' '.join(m for m in {ROUND_SIX!r} if m in sys.modules))\n"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == []
+
+
+def test_html_email_and_statistics_load_when_first_used() -> None:
+    code = (
+        "import sys\n"
+        "import tui_client.ui.app\n"
+        "from tui_client.engine.formatting import html_to_plain, mentioned_user_ids, pills_of\n"
+        "from tui_client.engine.server_clock import ServerClock\n"
+        "from tui_client.protocol.errors import parse_retry_after\n"
+        "def loaded(*names): return [m for m in names if m in sys.modules]\n"
+        "assert parse_retry_after('120') == 120.0 and not loaded('email.utils')\n"
+        "assert parse_retry_after('Wed, 21 Oct 2015 07:28:00 GMT', now=1445412470.0) == 10.0\n"
+        "body = '<p>hi <a href=\"https://matrix.to/#/%40bob%3Ahs\">Bob</a></p><br>x'\n"
+        "assert html_to_plain(body) == 'hi Bob\\n\\nx', html_to_plain(body)\n"
+        "assert mentioned_user_ids(body) == ['@bob:hs']\n"
+        "assert [(p.text, p.target) for p in pills_of(body)] == [('Bob', '@bob:hs')]\n"
+        "clock = ServerClock(lambda: 1000.0)\n"
+        "assert not loaded('statistics')\n"
+        "clock.observe([{'origin_server_ts': 999_000, 'unsigned': {'age': 500}}], received_ms=1_000_000)\n"
+        "assert clock.offset_ms == -500, clock.offset_ms\n"
+        "print(' '.join(loaded('html', 'html.parser', 'email.utils', 'statistics', 'tui_client.engine.html_text')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == [
+        "html",
+        "html.parser",
+        "email.utils",
+        "statistics",
+        "tui_client.engine.html_text",
+    ]
+
+
+_SCREENS_BY_KEY = """
+import asyncio, sys, tempfile
+from pathlib import Path
+
+from tests.ui.fake_world import FakeHomeserver, make_profile, use_memory_keyring
+from tui_client.ui.app import TuiClientApp
+
+SCREENS = ("help", "switcher", "threads")
+
+
+def loaded() -> list[str]:
+    return [s for s in SCREENS if "tui_client.ui.screens." + s in sys.modules]
+
+
+async def wait_for(pilot, ready, what: str) -> None:  # (tests.ui's imports every screen)
+    for _ in range(600):
+        if ready():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("timed out waiting for " + what)
+
+
+async def main() -> None:
+    use_memory_keyring()
+    base = Path(tempfile.mkdtemp())
+    make_profile(base)
+    server = FakeHomeserver()
+    app = TuiClientApp(base_dir=base, transport=server.transport())
+    async with app.run_test(size=(80, 24)) as pilot:
+        chat = lambda: app.chat_screen
+        await wait_for(pilot, lambda: chat() is not None and chat().view is not None, "a room")
+        await pilot.pause(0.3)
+        print("painted:", *loaded())
+        for key, name in (("f1", "HelpScreen"), ("ctrl+k", "RoomSwitcher"), ("ctrl+t", "ThreadListScreen")):
+            await pilot.press(key)
+            await wait_for(pilot, lambda: type(app.screen).__name__ == name, name)
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: app.screen is app.chat_screen, "the chat screen")
+        print("opened:", *loaded())
+
+
+asyncio.run(main())
+"""
+
+
+def test_the_help_switcher_and_thread_screens_load_when_their_key_is_pressed() -> None:
+    """At 80x24, the chat screen painted and synced: none of the three screens' modules is
+    loaded; F1, Ctrl+K and Ctrl+T each open theirs."""
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-c", _SCREENS_BY_KEY],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines()[-2:] == ["painted:", "opened: help switcher threads"]

@@ -11,14 +11,12 @@ mentioned), as ``mentions.md`` recommends.
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from ..protocol.sanitize import clean_text, is_clean
 
@@ -95,6 +93,8 @@ def _render_image(
     self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
 ) -> str:
     """Matrix shows only ``mxc://`` images; any other image becomes a link to it."""
+    import html  # (with markdown-it, at the first message formatted)
+
     token = tokens[idx]
     src = str(token.attrGet("src") or "")
     alt = self.renderInlineAsText(token.children or [], options, env)
@@ -109,6 +109,8 @@ def markdown_to_html(text: str, pills: Sequence[Pill] = ()) -> str | None:
     Each pill becomes a link to its target at its own place in the text, unless markdown
     puts that place inside code or inside another link: there it stays the text it was.
     """
+    import html  # (with markdown-it, at the first message formatted: not at start-up)
+
     marked = _mark_pills(text, pills)
     md = _markdown()
     env: EnvType = {}
@@ -209,6 +211,8 @@ def _unwrap_paragraph(rendered: str) -> str:
 def _is_plain(rendered: str, text: str) -> bool:
     """True when the HTML is only the text again: escaped characters, line breaks and
     paragraphs, nothing a plain-text reader would miss."""
+    import html
+
     inner = rendered.replace("</p>\n<p>", "\n\n").replace("<br />\n", "\n")
     if inner.startswith("<p>") and inner.endswith("</p>"):
         inner = inner[3:-4]
@@ -217,39 +221,11 @@ def _is_plain(rendered: str, text: str) -> bool:
     return html.unescape(inner) == "\n".join(line.strip() for line in text.strip().splitlines())
 
 
-class _Anchors(HTMLParser):
-    """Collects the targets of ``https://matrix.to`` links, with their text."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.targets: list[str] = []
-        self.texts: list[str] = []
-        self._inside = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag != "a":
-            return
-        for name, value in attrs:
-            if name == "href" and value and value.startswith(MATRIX_TO):
-                target = unquote(value[len(MATRIX_TO) :].split("?", 1)[0])
-                self.targets.append(target)
-                self.texts.append("")
-                self._inside = True
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "a":
-            self._inside = False
-
-    def handle_data(self, data: str) -> None:
-        if self._inside:
-            self.texts[-1] += data
-
-
 def mentioned_user_ids(formatted_body: str, own_user_id: str | None = None) -> list[str]:
     """The users a formatted body links to (in order, once each, never ourselves)."""
-    parser = _Anchors()
-    parser.feed(formatted_body)
-    parser.close()
+    from .html_text import Anchors  # (html.parser: imported with the first formatted body)
+
+    parser = Anchors.read(formatted_body)
     found: list[str] = []
     for target in parser.targets:
         if (
@@ -264,9 +240,9 @@ def mentioned_user_ids(formatted_body: str, own_user_id: str | None = None) -> l
 
 def pills_of(formatted_body: str) -> list[Pill]:
     """The pills of a message we sent (to keep them when it is edited)."""
-    parser = _Anchors()
-    parser.feed(formatted_body)
-    parser.close()
+    from .html_text import Anchors
+
+    parser = Anchors.read(formatted_body)
     return [
         Pill(text, target)
         for text, target in zip(parser.texts, parser.targets, strict=True)
@@ -287,60 +263,11 @@ def place_pills(text: str, pills: Iterable[Pill]) -> list[Pill]:
     return placed
 
 
-class _Text(HTMLParser):
-    """The text of an HTML body: block ends and ``<br>`` become line breaks."""
-
-    _BLOCKS = frozenset(
-        {
-            "p",
-            "div",
-            "li",
-            "tr",
-            "pre",
-            "blockquote",
-            "h1",
-            "h2",
-            "h3",
-            "h4",
-            "h5",
-            "h6",
-            "table",
-            "ul",
-            "ol",
-            "hr",
-        }
-    )
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skip = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "br":
-            self.parts.append("\n")
-        elif tag == "mx-reply":
-            self._skip += 1
-        elif tag == "li":
-            self.parts.append("- ")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "mx-reply":
-            self._skip = max(0, self._skip - 1)
-        elif tag in self._BLOCKS:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._skip:
-            self.parts.append(data)
-
-
 def html_to_plain(formatted_body: str) -> str:
     """A plain ``body`` for HTML sent as is (``/html``)."""
-    parser = _Text()
-    parser.feed(formatted_body)
-    parser.close()
-    text = re.sub(r"[ \t]*\n[ \t]*", "\n", "".join(parser.parts))
+    from .html_text import html_text
+
+    text = re.sub(r"[ \t]*\n[ \t]*", "\n", html_text(formatted_body))
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 

@@ -12,7 +12,6 @@ rotation are judged against the server's time, not a wrong local one.
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -57,5 +56,7 @@ class ServerClock:
             best = age
             sample = ts + age - received
         if best is not None:
+            import statistics  # (with the first sample, not at start-up)
+
             self._samples.append(sample)
             self.offset_ms = int(statistics.median(self._samples))

@@ -1,15 +1,15 @@
-"""The key bindings of the app, the chat screen and the help screen, as data.
+"""The key bindings of the app, the chat screen, the help and the room switcher, as data.
 
 They live here, apart from their classes, so that :mod:`.keymap` (which lists every named
 action for the config's ``[keys]`` and the help) reads them without importing the classes
-that import it.
+that import it (nor, for the help and the switcher, before they are first opened: issue 13).
 """
 
 from __future__ import annotations
 
 from textual.binding import Binding, BindingType
 
-__all__ = ["APP_BINDINGS", "CHAT_BINDINGS", "HELP_BINDINGS"]
+__all__ = ["APP_BINDINGS", "CHAT_BINDINGS", "HELP_BINDINGS", "SWITCHER_BINDINGS"]
 
 APP_BINDINGS: list[BindingType] = [
     # In every footer: how to leave should never be a question.
@@ -49,3 +49,9 @@ CHAT_BINDINGS: list[BindingType] = [
 ]
 
 HELP_BINDINGS: list[BindingType] = [Binding("escape,f1,q", "close", "Close", id="dialogs.close")]
+
+SWITCHER_BINDINGS: list[BindingType] = [
+    Binding("escape", "cancel", "Close", id="dialogs.cancel"),
+    Binding("down", "move(1)", "Next", show=False),
+    Binding("up", "move(-1)", "Previous", show=False),
+]

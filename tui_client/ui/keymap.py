@@ -29,7 +29,7 @@ from textual.binding import Binding, BindingType
 from textual.keys import _character_to_key, format_key
 
 from ..config import Config, config_path, load_config
-from .bindings import APP_BINDINGS, CHAT_BINDINGS, HELP_BINDINGS
+from .bindings import APP_BINDINGS, CHAT_BINDINGS, HELP_BINDINGS, SWITCHER_BINDINGS
 
 __all__ = [
     "CONTEXTS",
@@ -86,7 +86,6 @@ def _binding_owners() -> list[tuple[str, Iterable[BindingType]]]:
     screens import widgets that import this module's callers)."""
     from .screens.chat_rooms import RoomActions
     from .screens.dialogs import ChoiceDialog, ConfirmDialog, PromptDialog, ReactionDialog
-    from .screens.switcher import RoomSwitcher
     from .widgets.room_list import RoomList
     from .widgets.timeline import TimelineView
 
@@ -98,7 +97,7 @@ def _binding_owners() -> list[tuple[str, Iterable[BindingType]]]:
     return [
         ("TuiClientApp", APP_BINDINGS), of(RoomActions), ("ChatScreen", CHAT_BINDINGS), of(RoomList),
         of(TimelineView), of(PromptDialog), of(ConfirmDialog), of(ChoiceDialog), of(ReactionDialog),
-        ("HelpScreen", HELP_BINDINGS), of(RoomSwitcher),
+        ("HelpScreen", HELP_BINDINGS), ("RoomSwitcher", SWITCHER_BINDINGS),
     ]  # fmt: skip
 
 

@@ -20,7 +20,6 @@ as anything but text. Escapes are written through Textual's driver, never ``prin
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
 import os
 import re
@@ -173,6 +172,8 @@ def desktop_text(update: PushNotification, show_text: bool) -> tuple[str, str]:
 def send_dbus_notification(title: str, body: str, *, urgent: bool, sound: bool) -> None:
     """(blocking; a worker thread) ``org.freedesktop.Notifications.Notify`` on the session
     bus. The body is XML-escaped: servers may read it as markup."""
+    import html
+
     from jeepney import DBusAddress, MessageType, new_method_call
     from jeepney.io.blocking import open_dbus_connection
 

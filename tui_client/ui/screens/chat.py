@@ -53,12 +53,16 @@ from ..widgets.timeline import TimelineView
 from ..widgets.upload_bar import UploadBar
 from .chat_updates import ChatUpdates
 from .dialogs import ConfirmDialog, PromptDialog, ReactionDialog
-from .help import HelpScreen
-from .switcher import RoomSwitcher
-from .threads import ThreadListScreen, ThreadPanel, open_thread
 
 if TYPE_CHECKING:
+    from textual.css.query import DOMQuery
+
     from .search import SearchHistory
+    from .threads import ThreadPanel
+
+# The help, the switcher and the threads' screens are imported when first opened (issue 13:
+# the first painted screen needs none of them); thread panels are found by their type name.
+_THREAD_PANELS = "ThreadPanel"
 
 
 def chat_screen_of(app: App[Any]) -> ChatScreen | None:
@@ -161,7 +165,7 @@ class ChatScreen(ChatUpdates):
 
     def on_screen_resume(self) -> None:
         self._schedule_read()
-        for panel in self.query(ThreadPanel):
+        for panel in self._thread_panels():
             panel.mark_read()
 
     def _open_initial_room(self) -> None:
@@ -189,7 +193,7 @@ class ChatScreen(ChatUpdates):
             self.client.typing.stopped()
         self.current_room = room_id
         self.view = None
-        for panel in self.query(ThreadPanel):
+        for panel in self._thread_panels():
             panel.close()
         self.query_one(RoomList).current_room = room_id
         self._refresh_header()
@@ -541,6 +545,8 @@ class ChatScreen(ChatUpdates):
             and not item.is_local_echo
             and self.view is not None
         ):
+            from .threads import open_thread
+
             open_thread(
                 self.app,
                 self.query_one("#body", Horizontal),
@@ -615,6 +621,8 @@ class ChatScreen(ChatUpdates):
         rooms = visible_rooms(
             self.client.rooms.values(), hidden=self.client.notifications.hides_room
         )
+        from .switcher import RoomSwitcher
+
         self.app.push_screen(RoomSwitcher(rooms), self._switch_to)
 
     def _switch_to(self, room_id: str | None) -> None:
@@ -693,6 +701,8 @@ class ChatScreen(ChatUpdates):
         view = self.view
         if view is None:
             return
+        from .threads import ThreadListScreen, open_thread
+
         self.app.push_screen(
             ThreadListScreen(self.client, view.room_id, view.display_name),
             lambda root: (
@@ -710,14 +720,18 @@ class ChatScreen(ChatUpdates):
             ),
         )
 
-    @on(ThreadPanel.Closed)
-    def _thread_closed(self, event: ThreadPanel.Closed) -> None:
-        for panel in self.query(ThreadPanel):
+    def _thread_panels(self) -> DOMQuery[ThreadPanel]:
+        return self.query(_THREAD_PANELS)  # type: ignore[return-value]
+
+    def on_thread_panel_closed(self, event: ThreadPanel.Closed) -> None:
+        for panel in self._thread_panels():
             panel.remove()
         self.query_one(Composer).focus()
 
     def action_help(self) -> None:
         """Key bindings and commands."""
+        from .help import HelpScreen
+
         self.app.push_screen(HelpScreen())
 
     def action_toggle_members(self) -> None:

@@ -19,6 +19,7 @@ from ...engine.updates import (
     StorageChanged,
     SyncState,
     ThreadUnreadChanged,
+    ThreadUpdated,
     TimelineUpdated,
     TypingChanged,
     Update,
@@ -39,7 +40,6 @@ from ..widgets.status_bar import StatusBar
 from ..widgets.timeline import TimelineView
 from ..widgets.upload_bar import UploadBar
 from .chat_rooms import RoomActions
-from .threads import forward_thread_update
 
 __all__ = ["ChatUpdates"]
 
@@ -121,7 +121,10 @@ class ChatUpdates(RoomActions):
         """Apply one engine update (called by the app's message handler)."""
         self._chat_routes.dispatch(update)
         self.handle_room_update(update)
-        if not self.background:  # (the screens in front are another account's)
+        if not self.background and isinstance(update, ThreadUpdated | ThreadUnreadChanged):
+            # (the screens in front are another account's when in the background)
+            from .threads import forward_thread_update  # (the thread screens: first needed here)
+
             forward_thread_update(self.app, update)
 
     def _routes(self) -> UpdateRoutes:

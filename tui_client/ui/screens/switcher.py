@@ -5,7 +5,6 @@ from __future__ import annotations
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical
 from textual.fuzzy import Matcher
 from textual.screen import ModalScreen
@@ -13,17 +12,14 @@ from textual.widgets import Input, OptionList
 from textual.widgets.option_list import Option
 
 from ...protocol.room_state import RoomSummary
+from ..bindings import SWITCHER_BINDINGS
 from ..widgets.room_list import room_segments
 
 
 class RoomSwitcher(ModalScreen[str | None]):
     """Type part of a room's name; Enter opens the best match."""
 
-    BINDINGS = [
-        Binding("escape", "cancel", "Close", id="dialogs.cancel"),
-        Binding("down", "move(1)", "Next", show=False),
-        Binding("up", "move(-1)", "Previous", show=False),
-    ]
+    BINDINGS = SWITCHER_BINDINGS
 
     def __init__(self, rooms: list[RoomSummary]) -> None:
         super().__init__()
