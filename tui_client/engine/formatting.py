@@ -225,7 +225,7 @@ def mentioned_user_ids(formatted_body: str, own_user_id: str | None = None) -> l
     """The users a formatted body links to (in order, once each, never ourselves)."""
     from .html_text import Anchors  # (html.parser: imported with the first formatted body)
 
-    parser = Anchors.read(formatted_body)
+    parser = Anchors.read(formatted_body, MATRIX_TO)
     found: list[str] = []
     for target in parser.targets:
         if (
@@ -242,7 +242,7 @@ def pills_of(formatted_body: str) -> list[Pill]:
     """The pills of a message we sent (to keep them when it is edited)."""
     from .html_text import Anchors
 
-    parser = Anchors.read(formatted_body)
+    parser = Anchors.read(formatted_body, MATRIX_TO)
     return [
         Pill(text, target)
         for text, target in zip(parser.texts, parser.targets, strict=True)

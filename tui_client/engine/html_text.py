@@ -7,23 +7,24 @@ from __future__ import annotations
 from html.parser import HTMLParser
 from urllib.parse import unquote
 
-from .formatting import MATRIX_TO
-
 __all__ = ["Anchors", "html_text"]
 
 
 class Anchors(HTMLParser):
-    """Collects the targets of ``https://matrix.to`` links, with their text."""
+    """Collects the targets of the links starting with ``prefix`` (``https://matrix.to/#/``),
+    with their text."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str) -> None:
         super().__init__(convert_charrefs=True)
+        self.prefix = prefix
         self.targets: list[str] = []
         self.texts: list[str] = []
         self._inside = False
 
     @classmethod
-    def read(cls, formatted_body: str) -> Anchors:
-        parser = cls()
+    def read(cls, formatted_body: str, prefix: str) -> Anchors:
+        """The links of a whole body."""
+        parser = cls(prefix)
         parser.feed(formatted_body)
         parser.close()
         return parser
@@ -32,8 +33,8 @@ class Anchors(HTMLParser):
         if tag != "a":
             return
         for name, value in attrs:
-            if name == "href" and value and value.startswith(MATRIX_TO):
-                target = unquote(value[len(MATRIX_TO) :].split("?", 1)[0])
+            if name == "href" and value and value.startswith(self.prefix):
+                target = unquote(value[len(self.prefix) :].split("?", 1)[0])
                 self.targets.append(target)
                 self.texts.append("")
                 self._inside = True
