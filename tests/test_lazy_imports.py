@@ -192,7 +192,7 @@ def test_the_html_parser_loads_with_the_first_formatted_body() -> None:
 
 # Issue 13, round six: the first painted screen needs none of these. Reading an HTML body we
 # sent (`html.parser`, `html`), an HTTP-date Retry-After (`email`), the server clock's
-# median (`statistics`), and the help, room switcher and thread screens (opened by a key).
+# median (`statistics`), and the help, room switcher, thread and dialog screens (opened by a key).
 ROUND_SIX = (
     "html",
     "html.parser",
@@ -202,6 +202,7 @@ ROUND_SIX = (
     "tui_client.ui.screens.help",
     "tui_client.ui.screens.switcher",
     "tui_client.ui.screens.threads",
+    "tui_client.ui.screens.dialogs",
 )
 
 
@@ -247,8 +248,9 @@ from pathlib import Path
 
 from tests.ui.fake_world import FakeHomeserver, make_profile, use_memory_keyring
 from tui_client.ui.app import TuiClientApp
+from tui_client.ui.widgets.room_list import RoomList
 
-SCREENS = ("help", "switcher", "threads")
+SCREENS = ("help", "switcher", "threads", "dialogs")
 
 
 def loaded() -> list[str]:
@@ -263,6 +265,21 @@ async def wait_for(pilot, ready, what: str) -> None:  # (tests.ui's imports ever
     raise AssertionError("timed out waiting for " + what)
 
 
+at_paint: list[list[str]] = []
+display = TuiClientApp._display
+
+
+def marked(app, screen, renderable) -> None:  # (as bench.start_process marks the first paint)
+    display(app, screen, renderable)
+    chat = app.chat_screen
+    if not at_paint and chat is not None and app.screen is chat:
+        if chat.query_one(RoomList).option_count:
+            at_paint.append(loaded())
+
+
+TuiClientApp._display = marked
+
+
 async def main() -> None:
     use_memory_keyring()
     base = Path(tempfile.mkdtemp())
@@ -272,9 +289,14 @@ async def main() -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         chat = lambda: app.chat_screen
         await wait_for(pilot, lambda: chat() is not None and chat().view is not None, "a room")
-        await pilot.pause(0.3)
-        print("painted:", *loaded())
-        for key, name in (("f1", "HelpScreen"), ("ctrl+k", "RoomSwitcher"), ("ctrl+t", "ThreadListScreen")):
+        print("painted:", *at_paint[0])
+        keys = (
+            ("f1", "HelpScreen"),
+            ("ctrl+k", "RoomSwitcher"),
+            ("ctrl+t", "ThreadListScreen"),
+            ("ctrl+o", "PromptDialog"),
+        )
+        for key, name in keys:
             await pilot.press(key)
             await wait_for(pilot, lambda: type(app.screen).__name__ == name, name)
             await pilot.press("escape")
@@ -286,9 +308,10 @@ asyncio.run(main())
 """
 
 
-def test_the_help_switcher_and_thread_screens_load_when_their_key_is_pressed() -> None:
-    """At 80x24, the chat screen painted and synced: none of the three screens' modules is
-    loaded; F1, Ctrl+K and Ctrl+T each open theirs."""
+def test_the_help_switcher_thread_and_dialog_screens_load_when_their_key_is_pressed() -> None:
+    """At 80x24, at the first paint of the room list: none of these screens' modules is
+    loaded (the dialogs are, later: the account's opening loads them on a thread); then
+    F1, Ctrl+K, Ctrl+T and Ctrl+O (join: a prompt) each open theirs."""
     root = Path(__file__).resolve().parent.parent
     done = subprocess.run(
         [sys.executable, "-c", _SCREENS_BY_KEY],
@@ -298,4 +321,4 @@ def test_the_help_switcher_and_thread_screens_load_when_their_key_is_pressed() -
         timeout=120,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.splitlines()[-2:] == ["painted:", "opened: help switcher threads"]
+    assert done.stdout.splitlines()[-2:] == ["painted:", "opened: help switcher threads dialogs"]

@@ -47,7 +47,6 @@ from .keymap import KeySettings, load_key_settings
 from .messages import EngineUpdates, UpdateBatch
 from .palette import RoomsProvider, room_commands
 from .screens.chat import ChatScreen, chat_screen_of
-from .screens.dialogs import ConfirmDialog, PromptDialog
 from .screens.follows import FollowsUpdates
 from .security_flow import SecurityFlow
 from .themes import DEFAULT_THEME, builtin_themes, honour_no_color, load_themes
@@ -221,6 +220,8 @@ class TuiClientApp(ClientApp):
 
     def _offer_fresh_login(self, reason: str) -> None:
         """The cache does not open with this device's key: offer a fresh login, or quit untouched."""
+        from .screens.dialogs import ConfirmDialog
+
         saved = MatrixClient.saved_session(self.profile, self.base_dir)
         reason = clean_line(reason, 200)
         question = (
@@ -379,6 +380,8 @@ class TuiClientApp(ClientApp):
         return chat_screen_of(self)
 
     def _session_ended(self, update: SessionEnded) -> None:
+        from .screens.dialogs import PromptDialog
+
         client = self.client
         if client is None or update.by_user:
             return  # a logout asked for here already shows the login screen
@@ -704,6 +707,8 @@ class TuiClientApp(ClientApp):
 
     def action_logout(self) -> None:
         """Log out after confirmation."""
+
+        from .screens.dialogs import ConfirmDialog
 
         def confirmed(yes: bool | None) -> None:
             if yes:

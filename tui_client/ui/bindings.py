@@ -1,4 +1,5 @@
-"""The key bindings of the app, the chat screen, the help and the room switcher, as data.
+"""The key bindings of the app, the chat screen, the help, the room switcher and the dialogs,
+as data.
 
 They live here, apart from their classes, so that :mod:`.keymap` (which lists every named
 action for the config's ``[keys]`` and the help) reads them without importing the classes
@@ -9,7 +10,16 @@ from __future__ import annotations
 
 from textual.binding import Binding, BindingType
 
-__all__ = ["APP_BINDINGS", "CHAT_BINDINGS", "HELP_BINDINGS", "SWITCHER_BINDINGS"]
+__all__ = [
+    "APP_BINDINGS",
+    "CHAT_BINDINGS",
+    "CHOICE_BINDINGS",
+    "CONFIRM_BINDINGS",
+    "HELP_BINDINGS",
+    "PROMPT_BINDINGS",
+    "REACTION_BINDINGS",
+    "SWITCHER_BINDINGS",
+]
 
 APP_BINDINGS: list[BindingType] = [
     # In every footer: how to leave should never be a question.
@@ -49,6 +59,15 @@ CHAT_BINDINGS: list[BindingType] = [
 ]
 
 HELP_BINDINGS: list[BindingType] = [Binding("escape,f1,q", "close", "Close", id="dialogs.close")]
+
+# The dialogs' (screens/dialogs.py; the reaction dialog adds its unnamed 1-8 keys).
+PROMPT_BINDINGS: list[BindingType] = [Binding("escape", "cancel", "Cancel", id="dialogs.cancel")]
+CONFIRM_BINDINGS: list[BindingType] = [
+    Binding("escape", "no", "No", id="dialogs.no"),
+    Binding("y", "yes", "Yes", id="dialogs.yes"),
+]
+CHOICE_BINDINGS: list[BindingType] = [Binding("escape", "cancel", "Cancel", id="dialogs.cancel")]
+REACTION_BINDINGS: list[BindingType] = [Binding("escape", "cancel", "Cancel", id="dialogs.cancel")]
 
 SWITCHER_BINDINGS: list[BindingType] = [
     Binding("escape", "cancel", "Close", id="dialogs.cancel"),

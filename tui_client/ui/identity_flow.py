@@ -17,7 +17,6 @@ from ..protocol.errors import MatrixError, NetworkError
 from ..protocol.identity import is_email
 from ..protocol.sanitize import clean_line
 from .messages import ActionFailed
-from .screens.dialogs import ConfirmDialog
 
 __all__ = ["bind_email", "find_by_email", "invite_by_email", "is_email", "with_identity"]
 
@@ -28,6 +27,8 @@ async def with_identity(
     screen: Screen[Any], identity: IdentityService, step: Callable[[], Awaitable[T]]
 ) -> T | None:
     """Run ``step``, asking for consent and the terms' acceptance when the server needs them."""
+    from .screens.dialogs import ConfirmDialog
+
     for _ in range(4):
         try:
             return await step()
@@ -127,6 +128,8 @@ async def _invite(
 async def bind_email(screen: Screen[Any], identity: IdentityService, address: str) -> bool:
     """Link ``address`` to this account: the server mails a link, the user follows it and
     comes back to confirm here."""
+    from .screens.dialogs import ConfirmDialog
+
     validation = await with_identity(
         screen, identity, lambda: identity.request_email_validation(address)
     )

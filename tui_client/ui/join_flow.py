@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 from ..engine.joins import JoinFailed, JoinJob, RequiredSpace
 from ..protocol.commands import CommandError
 from ..protocol.sanitize import clean_line
-from .screens.dialogs import ChoiceDialog, ConfirmDialog
 
 if TYPE_CHECKING:
     from .app_interface import ClientApp
@@ -92,6 +91,8 @@ class JoinFlow:
     def _offer_space(
         self, job: JoinJob, via: tuple[str, ...], failure: JoinFailed, open_after: bool
     ) -> None:
+        from .screens.dialogs import ChoiceDialog, ConfirmDialog
+
         spaces = {space.room_id: space for space in failure.required}
 
         def chosen(space_id: str | None) -> None:

@@ -29,7 +29,16 @@ from textual.binding import Binding, BindingType
 from textual.keys import _character_to_key, format_key
 
 from ..config import Config, config_path, load_config
-from .bindings import APP_BINDINGS, CHAT_BINDINGS, HELP_BINDINGS, SWITCHER_BINDINGS
+from .bindings import (
+    APP_BINDINGS,
+    CHAT_BINDINGS,
+    CHOICE_BINDINGS,
+    CONFIRM_BINDINGS,
+    HELP_BINDINGS,
+    PROMPT_BINDINGS,
+    REACTION_BINDINGS,
+    SWITCHER_BINDINGS,
+)
 
 __all__ = [
     "CONTEXTS",
@@ -85,7 +94,6 @@ def _binding_owners() -> list[tuple[str, Iterable[BindingType]]]:
     """The classes whose bindings have ids, with their own BINDINGS (imported late: the
     screens import widgets that import this module's callers)."""
     from .screens.chat_rooms import RoomActions
-    from .screens.dialogs import ChoiceDialog, ConfirmDialog, PromptDialog, ReactionDialog
     from .widgets.room_list import RoomList
     from .widgets.timeline import TimelineView
 
@@ -96,7 +104,8 @@ def _binding_owners() -> list[tuple[str, Iterable[BindingType]]]:
     # this module); the composer's are COMPOSER_ACTIONS.
     return [
         ("TuiClientApp", APP_BINDINGS), of(RoomActions), ("ChatScreen", CHAT_BINDINGS), of(RoomList),
-        of(TimelineView), of(PromptDialog), of(ConfirmDialog), of(ChoiceDialog), of(ReactionDialog),
+        of(TimelineView), ("PromptDialog", PROMPT_BINDINGS), ("ConfirmDialog", CONFIRM_BINDINGS),
+        ("ChoiceDialog", CHOICE_BINDINGS), ("ReactionDialog", REACTION_BINDINGS),
         ("HelpScreen", HELP_BINDINGS), ("RoomSwitcher", SWITCHER_BINDINGS),
     ]  # fmt: skip
 

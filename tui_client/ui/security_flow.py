@@ -32,7 +32,6 @@ from ..engine.updates import (
 )
 from ..protocol.sanitize import clean_line
 from .screens.chat import ChatScreen, chat_screen_of
-from .screens.dialogs import ConfirmDialog, PromptDialog
 from .screens.follows import DevicesView
 from .update_routes import UpdateRoutes
 from .widgets.member_list import MemberList
@@ -94,6 +93,8 @@ class SecurityFlow:
 
     async def ask_password(self, prompt: str) -> str | None:
         """Show ``prompt`` with a password field; the answer, or ``None`` if cancelled."""
+        from .screens.dialogs import PromptDialog
+
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[str | None] = loop.create_future()
 
@@ -108,6 +109,7 @@ class SecurityFlow:
         """Open the account page where the server wants ``purpose`` approved, and wait for
         the user to say it is done (True) or give up (False)."""
         from ..engine.opener import HandlerError, open_with_handler
+        from .screens.dialogs import ConfirmDialog
 
         try:
             await open_with_handler(url)
@@ -396,6 +398,8 @@ class SecurityFlow:
 
     def ask_and_verify_user(self) -> None:
         """Ask whom to verify, then verify them."""
+        from .screens.dialogs import PromptDialog
+
         self.app.push_screen(
             PromptDialog("Verify a user", "@name:server"),
             lambda user: self.verify_user(user) if user else None,

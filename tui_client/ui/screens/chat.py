@@ -52,7 +52,6 @@ from ..widgets.status_bar import StatusBar
 from ..widgets.timeline import TimelineView
 from ..widgets.upload_bar import UploadBar
 from .chat_updates import ChatUpdates
-from .dialogs import ConfirmDialog, PromptDialog, ReactionDialog
 
 if TYPE_CHECKING:
     from textual.css.query import DOMQuery
@@ -413,6 +412,8 @@ class ChatScreen(ChatUpdates):
     @on(Composer.FilePasted)
     def _file_pasted(self, event: Composer.FilePasted) -> None:
         """A pasted file path: offer to upload it; if not, the text goes in after all."""
+        from .dialogs import ConfirmDialog
+
         room_id, path, text = self.current_room, event.path, event.text
         composer = self.query_one(Composer)
         if room_id is None:
@@ -511,6 +512,8 @@ class ChatScreen(ChatUpdates):
 
     @on(TimelineView.ItemAction)
     def _item_action(self, event: TimelineView.ItemAction) -> None:
+        from .dialogs import ConfirmDialog, ReactionDialog
+
         item, action = event.item, event.action
         room = self.current_room
         if room is None:
@@ -752,6 +755,8 @@ class ChatScreen(ChatUpdates):
 
     def action_join_dialog(self) -> None:
         """Ask for a room to join."""
+        from .dialogs import PromptDialog
+
         self.app.push_screen(
             PromptDialog("Join a room", "#alias:server, !roomid, matrix.to link or matrix: URI"),
             lambda target: self._join(target) if target else None,
@@ -762,6 +767,8 @@ class ChatScreen(ChatUpdates):
 
     def action_leave_room(self) -> None:
         """Leave the current room, after confirmation."""
+        from .dialogs import ConfirmDialog
+
         room = self.current_room
         if room is None:
             return

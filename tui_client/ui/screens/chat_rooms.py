@@ -36,7 +36,6 @@ from ..widgets.room_list import RoomList, visible_rooms
 from ..widgets.space_bar import HOME, PEOPLE, SpaceBar
 from ..widgets.status_bar import StatusBar
 from ..widgets.timeline import TimelineView
-from .dialogs import ChoiceDialog, ConfirmDialog, PromptDialog
 
 if TYPE_CHECKING:
     from ...protocol.room_create import RoomCreateOptions
@@ -241,6 +240,7 @@ class RoomActions(Screen[None]):
         offer to join them), the users it mentions (their actions). A choice when several."""
         from ...protocol.links import document_links, find_room_links, has_spoiler
         from ...protocol.web_links import web_links
+        from .dialogs import ChoiceDialog
 
         revealed = self._spoilers_shown(item)
         links = (
@@ -308,6 +308,8 @@ class RoomActions(Screen[None]):
 
     def copy_link(self, item: TimelineItem) -> None:
         """Copy a message's web link to the clipboard (OSC 52), choosing when several."""
+        from .dialogs import ChoiceDialog
+
         if not self.client_copy_allowed():
             self.notify(
                 "Copying to the clipboard is turned off (see the palette).",
@@ -428,6 +430,8 @@ class RoomActions(Screen[None]):
 
     def action_create_dm(self) -> None:
         """Start a direct chat (the existing one with that person, if any)."""
+        from .dialogs import PromptDialog
+
         self.app.push_screen(
             PromptDialog("Start a direct chat with", "@name:server or email"), self._dm_chosen
         )
@@ -447,6 +451,8 @@ class RoomActions(Screen[None]):
     def action_link_email(self) -> None:
         """Link an email address to this account on the identity server (a mailed link confirms it)."""
 
+        from .dialogs import PromptDialog
+
         def chosen(address: str | None) -> None:
             if address:
                 self._link_email(address.strip())
@@ -459,6 +465,8 @@ class RoomActions(Screen[None]):
 
     def action_unlink_email(self) -> None:
         """Remove an email address's link to this account from the identity server."""
+
+        from .dialogs import PromptDialog
 
         def chosen(address: str | None) -> None:
             if address:
@@ -481,6 +489,7 @@ class RoomActions(Screen[None]):
         bridge asks for (``/thirdparty/user``: network and nickname, say)."""
         from ...engine.directory import bridged_protocols
         from .bridge_join import BridgeJoinDialog
+        from .dialogs import ChoiceDialog
 
         try:
             protocols = [p for p in await bridged_protocols(self.client) if p.user_fields]
@@ -542,6 +551,8 @@ class RoomActions(Screen[None]):
 
     def action_set_topic(self) -> None:
         """Change the topic of the open room."""
+        from .dialogs import PromptDialog
+
         room = self.current_room
         if room is None or not self.may("topic"):
             return
@@ -555,6 +566,8 @@ class RoomActions(Screen[None]):
 
     def action_rename_room(self) -> None:
         """Rename the open room."""
+        from .dialogs import PromptDialog
+
         room = self.current_room
         if room is None or not self.may("name"):
             return
@@ -566,6 +579,8 @@ class RoomActions(Screen[None]):
 
     def action_invite(self) -> None:
         """Invite someone to the open room."""
+        from .dialogs import PromptDialog
+
         room = self.current_room
         if room is None or not self.may("invite"):
             return
@@ -586,6 +601,8 @@ class RoomActions(Screen[None]):
 
     def action_leave_and_forget(self) -> None:
         """Leave the open room and forget it (its history leaves this device too)."""
+        from .dialogs import ConfirmDialog
+
         room = self.current_room
         if room is None:
             return
@@ -607,6 +624,8 @@ class RoomActions(Screen[None]):
     def show_member(self, user_id: str) -> None:
         """What can be done with a member of the open room, or a user a message names:
         a direct message, moderation where our power allows, verification, devices."""
+        from .dialogs import ChoiceDialog
+
         room, view = self.current_room, self.view
         if room is None or view is None:
             return
@@ -635,6 +654,8 @@ class RoomActions(Screen[None]):
         name = view.display_name(user_id)
 
         def chosen(action: str | None) -> None:
+            from .dialogs import ConfirmDialog, PromptDialog
+
             if action == "dm":
                 self._run_dm(user_id)
             elif action == "verify":

@@ -13,6 +13,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
+from ..bindings import CHOICE_BINDINGS, CONFIRM_BINDINGS, PROMPT_BINDINGS, REACTION_BINDINGS
+
 #: The class of a dialog that says everything itself: no toast is drawn over it while it is
 #: up (app.tcss hides the toasts on it; they come back when it closes).
 UNCOVERED = "-uncovered"
@@ -22,7 +24,7 @@ class PromptDialog(ModalScreen[str | None]):
     """Ask for one line of text; dismisses with it, or None on Escape (``uncovered``: no
     toast drawn over it, see :class:`ChoiceDialog`)."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel", id="dialogs.cancel")]
+    BINDINGS = PROMPT_BINDINGS
 
     def __init__(
         self,
@@ -66,10 +68,7 @@ class PromptDialog(ModalScreen[str | None]):
 class ConfirmDialog(ModalScreen[bool]):
     """Yes or no."""
 
-    BINDINGS = [
-        Binding("escape", "no", "No", id="dialogs.no"),
-        Binding("y", "yes", "Yes", id="dialogs.yes"),
-    ]
+    BINDINGS = CONFIRM_BINDINGS
 
     def __init__(self, question: str, yes: str = "Yes", *, danger: bool = False) -> None:
         super().__init__()
@@ -101,7 +100,7 @@ class ChoiceDialog(ModalScreen[str | None]):
     ``uncovered``: no toast over it while it is up (a long question on a small terminal
     fills the middle of it, where the toasts of an error are drawn)."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel", id="dialogs.cancel")]
+    BINDINGS = CHOICE_BINDINGS
 
     def __init__(
         self, question: str, choices: list[tuple[str, str]], *, uncovered: bool = False
@@ -135,7 +134,7 @@ class ReactionDialog(ModalScreen[str | None]):
     """Pick a reaction: a quick one with 1-8, or type any text."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel", id="dialogs.cancel"),
+        *REACTION_BINDINGS,
         *(
             Binding(str(n + 1), f"quick({n})", key, show=False)
             for n, key in enumerate(QUICK_REACTIONS)
