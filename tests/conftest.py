@@ -9,6 +9,7 @@ fixture raises and the tests error loudly; nothing is skipped.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import secrets
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ import pytest
 
 from tui_client.devtools.oauth_server import AuthServer
 from tui_client.devtools.synapse import RegisteredUser, SynapseServer
+from tui_client.engine import gc_policy
 
 # The directory tests' 155 public rooms are seeded from the start of the session, in
 # the background, while the tests before them run (see tests/integration/directory_world.py).
@@ -44,6 +46,21 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         # And the parsed stylesheet rules (ui/css_cache.py).
         mp.setenv("TUI_CLIENT_CSS_CACHE", str(data_dir / "css-rules.bin"))
         yield data_dir
+
+
+@pytest.fixture(autouse=True)
+def _leftovers_collected_at_teardown() -> Iterator[None]:
+    """An app's test leaves its client, database threads, tasks and connections in cycles,
+    and the app's collector policy (engine/gc_policy.py) freezes what is alive and holds
+    full collections back: left alone, that garbage is collected at some random moment of
+    a LATER test, in whatever thread allocates then, its coroutines' ``finally`` blocks and
+    connections' closes running among that test's work (a test whose sync never paused was
+    seen; finalization in a foreign thread is how native code gets torn down under its
+    user). So after a test that froze anything, the policy is undone and the garbage
+    collected here, in the main thread, between tests."""
+    yield
+    if gc.get_threshold()[2] == gc_policy.HELD_GEN2_THRESHOLD or gc.get_freeze_count():
+        gc_policy.reset()
 
 
 @pytest.fixture(scope="session")
