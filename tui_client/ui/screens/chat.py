@@ -626,12 +626,11 @@ class ChatScreen(ChatUpdates):
         )
         from .switcher import RoomSwitcher
 
-        self.app.push_screen(RoomSwitcher(rooms), self._switch_to)
+        self.app.push_screen(RoomSwitcher(rooms, self._switch_to))
 
-    def _switch_to(self, room_id: str | None) -> None:
-        if room_id:
-            self.open_room(room_id)
-            self.query_one(Composer).focus()
+    def _switch_to(self, room_id: str) -> None:
+        self.open_room(room_id)  # (in the switcher's step: the keys typed next go here)
+        self.set_focus(self.query_one(Composer))
 
     def action_room_step(self, step: int) -> None:
         """Previous/next room in list order."""

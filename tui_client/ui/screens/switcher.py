@@ -1,13 +1,23 @@
-"""The fuzzy room switcher (Ctrl+K)."""
+"""The fuzzy room switcher (Ctrl+K).
+
+Keys typed in one burst with the Enter (or Escape) that closes it, as a terminal delivers
+them typed quickly ("Ctrl+K book Enter hi Enter"), are not typed into its input: the app
+hands them to the input before the Enter's action has run. The input holds them; once the
+room is open (opened in the same step, not by a callback run later) they go, in the order
+typed, to the widget focused then (the room's composer), and later ones follow them there.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.fuzzy import Matcher
 from textual.screen import ModalScreen
+from textual.widget import Widget
 from textual.widgets import Input, OptionList
 from textual.widgets.option_list import Option
 
@@ -15,19 +25,47 @@ from ...protocol.room_state import RoomSummary
 from ..bindings import SWITCHER_BINDINGS
 from ..widgets.room_list import room_segments
 
+#: The keys that close the switcher (its input's Enter, its Escape).
+_CLOSING_KEYS = ("enter", "escape")
+
+
+class _SwitcherInput(Input):
+    """The switcher's input: keys that reach it behind the Enter or Escape closing the
+    switcher go to the screen, which hands them on."""
+
+    async def _on_key(self, event: events.Key) -> None:
+        screen = self.screen
+        if isinstance(screen, RoomSwitcher) and screen.closing:
+            event.stop()
+            event.prevent_default()
+            screen.hand_on(events.Key(event.key, event.character))
+            return
+        if isinstance(screen, RoomSwitcher) and event.key in _CLOSING_KEYS:
+            screen.closing = True
+        await super()._on_key(event)
+
 
 class RoomSwitcher(ModalScreen[str | None]):
-    """Type part of a room's name; Enter opens the best match."""
+    """Type part of a room's name; Enter opens the best match (``on_choice`` called with
+    its ID before the switcher closes)."""
 
     BINDINGS = SWITCHER_BINDINGS
 
-    def __init__(self, rooms: list[RoomSummary]) -> None:
+    def __init__(
+        self, rooms: list[RoomSummary], on_choice: Callable[[str], None] | None = None
+    ) -> None:
         super().__init__()
         self._rooms = rooms
+        self._on_choice = on_choice
+        #: Enter or Escape reached the input: the keys behind it are not for it.
+        self.closing = False
+        self._held: list[events.Key] = []
+        #: Where the keys behind the closing key go, once the switcher has closed.
+        self._target: Widget | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog switcher"):
-            yield Input(placeholder="Jump to room…", id="switcher-input")
+            yield _SwitcherInput(placeholder="Jump to room…", id="switcher-input")
             yield OptionList(markup=False, id="switcher-results")
 
     def on_mount(self) -> None:
@@ -68,12 +106,31 @@ class RoomSwitcher(ModalScreen[str | None]):
     def _submit(self) -> None:
         results = self.query_one("#switcher-results", OptionList)
         option = results.highlighted_option
-        self.dismiss(option.id if option and not option.disabled else None)
+        self._close(option.id if option and not option.disabled else None)
 
     @on(OptionList.OptionSelected)
     def _selected(self, event: OptionList.OptionSelected) -> None:
-        self.dismiss(event.option.id)
+        self._close(event.option.id)
 
     def action_cancel(self) -> None:
         """Close."""
-        self.dismiss(None)
+        self._close(None)
+
+    def _close(self, room_id: str | None) -> None:
+        """Open the room (in this step), close, and hand the held keys on."""
+        if self._target is not None:
+            return  # closed already (a second Enter)
+        if room_id and self._on_choice is not None:
+            self._on_choice(room_id)
+        self.dismiss(room_id)
+        self._target = self.app.focused or self.app.screen
+        held, self._held = self._held, []
+        for key in held:
+            self._target._forward_event(key)
+
+    def hand_on(self, key: events.Key) -> None:
+        """A key typed behind the closing one: to the widget focused once closed, in order."""
+        if self._target is None:
+            self._held.append(key)
+        else:
+            self._target._forward_event(key)
