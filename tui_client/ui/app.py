@@ -39,6 +39,7 @@ from ..protocol.ids import InvalidIdentifier
 from ..protocol.sanitize import clean_line
 from . import notify, strip_cycles
 from .accounts import Account, AccountManager
+from .after_paint import after_paint
 from .app_interface import ClientApp
 from .bindings import APP_BINDINGS
 from .graphics import detect, graphics, set_graphics
@@ -286,10 +287,9 @@ class TuiClientApp(ClientApp):
                     widget.styles.width = getattr(self.config, setting)
         self.security.attach(chat)
         # The room list and the screens are long-lived: out of the collector's sight.
-        self.call_after_refresh(gc_policy.settle)
-        self.call_after_refresh(
-            lambda: self.run_worker(self._open_services(client), exit_on_error=False)
-        )
+        # (after_paint: the damage offer may come and go before the first refresh.)
+        after_paint(chat, gc_policy.settle)
+        after_paint(chat, lambda: self.run_worker(self._open_services(client), exit_on_error=False))
 
     async def _open_services(self, client: MatrixClient) -> None:
         """After the first paint: the machine, the config's account settings (the file is the
