@@ -95,6 +95,21 @@ def _in_timeline(screen: str, text: str) -> bool:
     return any(text in line for line in lines[:top])
 
 
+def _bar_words(lines: list[str], buttons: list[int]) -> str:
+    """The bar's left column (who invited, and "invited you") joined across its rows: at
+    80x24 a long user ID wraps inside it ("@bob222-24f4" over "62:localhost")."""
+    if len(buttons) != 1:
+        return ""
+    row = buttons[0]
+    cells = []
+    for line in lines[max(0, row - 1) : row + 2]:
+        cell = line.rsplit("│", 1)[-1]
+        for edge in ("▔", "▁", "Accept"):
+            cell = cell.split(edge)[0]
+        cells.append(cell.strip())
+    return "".join(cells)
+
+
 def _bar_shown(screen: str, inviter: RegisteredUser) -> bool:
     """The invite is open: its name in the header, the bar between the timeline and the
     composer saying who invited, with Accept then Reject on one row."""
@@ -105,7 +120,7 @@ def _bar_shown(screen: str, inviter: RegisteredUser) -> bool:
         "Book club" in lines[0]
         and "(invited)" in lines[0]
         and "invited you" in screen
-        and inviter.user_id.split(":")[0] in screen.replace("\n", " ")
+        and inviter.user_id.split(":")[0] in _bar_words(lines, buttons)
         and len(buttons) == 1
         and lines[buttons[0]].index("Accept") < lines[buttons[0]].index("Reject")
         and len(composer) == 1
