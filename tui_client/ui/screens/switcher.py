@@ -25,8 +25,8 @@ from ...protocol.room_state import RoomSummary
 from ..bindings import SWITCHER_BINDINGS
 from ..widgets.room_list import room_segments
 
-#: The keys that close the switcher (its input's Enter, its Escape).
-_CLOSING_KEYS = ("enter", "escape")
+#: The input's key that submits (Textual's ``Input`` binds it; no keymap id).
+_SUBMIT_KEY = "enter"
 
 
 class _SwitcherInput(Input):
@@ -40,7 +40,7 @@ class _SwitcherInput(Input):
             event.prevent_default()
             screen.hand_on(events.Key(event.key, event.character))
             return
-        if isinstance(screen, RoomSwitcher) and event.key in _CLOSING_KEYS:
+        if isinstance(screen, RoomSwitcher) and screen.closes(event.key):
             screen.closing = True
         await super()._on_key(event)
 
@@ -70,6 +70,16 @@ class RoomSwitcher(ModalScreen[str | None]):
 
     def on_mount(self) -> None:
         self._filter("")
+
+    def closes(self, key: str) -> bool:
+        """Whether ``key`` closes the switcher: the input's Enter, or the key bound to its
+        cancel action now (``dialogs.cancel``, which ``[keys]`` may rebind: named by what
+        it does, not by "escape", or a rebound Escape would hold every key after it and
+        the switcher would never close)."""
+        if key == _SUBMIT_KEY:
+            return True
+        bound = self.active_bindings.get(key)
+        return bound is not None and bound.binding.action == "cancel"
 
     @on(Input.Changed)
     def _changed(self, event: Input.Changed) -> None:
