@@ -5,6 +5,7 @@ closes it go to the composer, after the room has changed, in order."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual import events
@@ -27,11 +28,7 @@ async def test_keys_typed_behind_the_key_closing_the_switcher_reach_the_composer
 ) -> None:
     app = TuiClientApp(base_dir=fake_profile, transport=FakeHomeserver().transport())
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(
-            pilot,
-            lambda: app.chat_screen is not None and app.chat_screen.view is not None,
-            "a room",
-        )
+        await _a_room_open(pilot, app)
         chat = app.chat_screen
         assert chat is not None
         start = chat.current_room
@@ -60,11 +57,7 @@ async def test_a_rebound_cancel_key_closes_it_and_escape_holds_nothing(fake_prof
     (held by its name, every key after it was kept and the switcher never closed)."""
     app = TuiClientApp(base_dir=fake_profile, transport=FakeHomeserver().transport())
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(
-            pilot,
-            lambda: app.chat_screen is not None and app.chat_screen.view is not None,
-            "a room",
-        )
+        await _a_room_open(pilot, app)
         app.set_keymap({"dialogs.cancel": "ctrl+g"})
         chat = app.chat_screen
         assert chat is not None
@@ -82,3 +75,11 @@ async def test_a_rebound_cancel_key_closes_it_and_escape_holds_nothing(fake_prof
         )
         assert chat.current_room == start
         assert app.focused is composer
+
+
+async def _a_room_open(pilot: Any, app: TuiClientApp) -> None:
+    await wait_for(
+        pilot,
+        lambda: app.chat_screen is not None and app.chat_screen.view is not None,
+        "a room",
+    )

@@ -108,10 +108,12 @@ class KeptTable:
             self.entries.pop(key, None)
 
     def use(self, key: bytes, *, hit: bool) -> None:
-        """Count ``key`` as found (``hit``) or made anew, and as used last."""
-        self.counts["hits" if hit else "misses"] += 1
-        self.used.pop(key, None)
-        self.used[key] = None
+        """Count ``key`` as found (``hit``) or made anew, and as used last (under the lock:
+        :meth:`save` at exit reads ``used`` while a thread may still be importing)."""
+        with self.lock:
+            self.counts["hits" if hit else "misses"] += 1
+            self.used.pop(key, None)
+            self.used[key] = None
 
     def clear(self) -> None:
         """Forgotten, file and all (tests)."""
